@@ -1,0 +1,142 @@
+"""The event base, its envelope, and the value types events are made of.
+
+Every event is a frozen, keyword-only msgspec Struct tagged by a permanent dotted name
+(``incident.reported``). The envelope fields live on :class:`Event`: ``event_id`` (chosen by
+the publisher, the idempotency key), ``source`` (the publishing feed), ``schema_version``
+and the optional ``expected_version`` precondition. The log position and ``recorded_at``
+are assigned by the store and travel beside the event in :class:`Recorded`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Annotated, ClassVar, Literal, NewType
+
+import msgspec
+from msgspec import Meta
+
+# --- identifiers ---------------------------------------------------------------------------
+
+ID_PATTERN = r"^[A-Za-z0-9._:-]{1,128}$"
+EntityId = Annotated[str, Meta(pattern=ID_PATTERN, description="1-128 chars of A-Za-z0-9._:-")]
+FeedName = Annotated[
+    str,
+    Meta(pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$", description="the publishing feed's name"),
+]
+Country = Annotated[str, Meta(pattern=r"^[A-Z]{3}$", description="ISO 3166-1 alpha-3")]
+Slug = Annotated[str, Meta(pattern=r"^[a-z0-9][a-z0-9-]{0,127}$", description="lowercase slug")]
+ShortText = Annotated[str, Meta(min_length=1, max_length=200)]
+Reason = Annotated[str, Meta(min_length=1, max_length=2000)]
+Url = Annotated[str, Meta(pattern=r"^https?://\S+$", max_length=2000)]
+Count = Annotated[int, Meta(ge=0, le=100_000_000, description="a non-negative head count")]
+AwareDatetime = Annotated[dt.datetime, Meta(tz=True, description="ISO 8601 with a zone")]
+
+Position = NewType("Position", str)
+"""A log position: the Redis stream entry id ``<milliseconds>-<sequence>``."""
+
+Qualifier = Literal["exact", "at_least", "approximately", "range"]
+VictimStatus = Literal["civilian", "combatant", "unknown"]
+Grading = Literal["confirmed", "fair", "weak", "contested", "discounted"]
+"""Airwars grading, strongest first."""
+GRADING_ORDER: tuple[Grading, ...] = ("confirmed", "fair", "weak", "contested", "discounted")
+
+# --- value objects -------------------------------------------------------------------------
+
+
+class Value(
+    msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, omit_defaults=True
+):
+    """Base of the value objects inside events: frozen, keyword-only, strict."""
+
+
+class Estimate(Value, frozen=True):
+    """A UCDP-style count: ``best`` with reliable ``low`` and ``high`` bounds."""
+
+    low: Count
+    best: Count
+    high: Count
+
+
+class Fatalities(Estimate, frozen=True):
+    """Deaths of one incident, with how the source phrased the number."""
+
+    qualifier: Qualifier = "exact"
+
+
+class VictimLine(Estimate, frozen=True):
+    """The dead of one community and status within one incident (counts only, no names)."""
+
+    community: Slug
+    status: VictimStatus = "unknown"
+
+
+class Place(Value, frozen=True):
+    """Where an incident happened, down to the precision ``geo_precision`` states."""
+
+    adm1: ShortText
+    adm2: ShortText | None = None
+    name: ShortText | None = None
+    lat: Annotated[float, Meta(ge=-90, le=90)] | None = None
+    lon: Annotated[float, Meta(ge=-180, le=180)] | None = None
+
+
+class Source(Value, frozen=True):
+    """A published source a report or statement rests on."""
+
+    publisher: ShortText
+    url: Url | None = None
+    published_at: AwareDatetime | None = None
+
+
+# --- the event base ------------------------------------------------------------------------
+
+
+class Event(
+    msgspec.Struct,
+    frozen=True,
+    kw_only=True,
+    tag_field="type",
+    forbid_unknown_fields=True,
+    omit_defaults=True,
+):
+    """Base of every event. Subclasses set a permanent ``tag`` and ``SCHEMA_VERSION``."""
+
+    SCHEMA_VERSION: ClassVar[int] = 1
+
+    event_id: uuid.UUID
+    source: FeedName
+    schema_version: int = 0
+    """Optional on input; 0 means "the current version" and is normalised on ingest."""
+    expected_version: Annotated[int, Meta(ge=0, le=2**53)] | None = None
+    """Optional precondition: the entity's version the publisher saw. Never stored."""
+
+    @property
+    def entity(self) -> str:
+        """The key of the entity this event belongs to (``incident:<id>``, ``statement:<id>``)."""
+        raise NotImplementedError
+
+    @property
+    def type(self) -> str:
+        """The permanent tag of the event's class."""
+        return str(self.__struct_config__.tag)
+
+
+class Recorded(msgspec.Struct, frozen=True):
+    """An event as the log holds it: the event plus where and when it was recorded."""
+
+    position: Position
+    recorded_at: dt.datetime
+    event: Event
+
+
+def recorded_at_of(position: str) -> dt.datetime:
+    """The UTC time a log position was assigned (its millisecond part)."""
+    millis = int(position.split("-", 1)[0])
+    return dt.datetime.fromtimestamp(millis / 1000, tz=dt.UTC)
+
+
+def position_key(position: str) -> tuple[int, int]:
+    """A sortable key for a log position (``"0-0"`` sorts first)."""
+    ms, _, seq = position.partition("-")
+    return int(ms), int(seq or 0)

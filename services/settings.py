@@ -1,0 +1,145 @@
+"""Settings, read once from the environment into one frozen Struct.
+
+| variable | meaning | default |
+|---|---|---|
+| ``LEDGER_REDIS_URL`` | the Redis to use; unset: start an embedded one | unset |
+| ``LEDGER_HTTP_HOST`` / ``LEDGER_HTTP_PORT`` | where the HTTP API listens | 127.0.0.1 / 8000 |
+| ``LEDGER_DATA_DIR`` | embedded Redis data, generated tokens | ``./var`` |
+| ``LEDGER_TOKENS`` | ``role[:feed]=token,…`` (roles feed, reader, operator) | generated |
+| ``LEDGER_FSYNC`` | embedded Redis AOF fsync: ``everysec`` or ``always`` | everysec |
+| ``LEDGER_KEY_PREFIX`` | prefix of every Redis key the service owns | ``ledger`` |
+| ``LEDGER_PARTITIONS`` | log partitions (hash-tagged key groups) | 1 |
+| ``LEDGER_INBOX_FEEDS`` | feeds allowed to submit via the Redis inbox | the feed tokens' feeds |
+| ``LEDGER_PROJECTORS`` | run projectors inside ``ledger serve`` (``0`` turns off) | 1 |
+| ``LEDGER_CLAIM_IDLE_MS`` | idle time after which a pending entry is reclaimed | 30000 |
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Literal
+
+import msgspec
+
+from .errors import SettingsError
+
+Role = Literal["feed", "reader", "operator"]
+ROLES: tuple[Role, ...] = ("feed", "reader", "operator")
+_FEED = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
+
+
+class Token(msgspec.Struct, frozen=True):
+    """One bearer token and what it may do. ``feed`` is set for role ``feed`` only."""
+
+    role: Role
+    secret: str
+    feed: str | None = None
+
+    @property
+    def name(self) -> str:
+        """How the token is named in logs and audits (never the secret)."""
+        return f"{self.role}:{self.feed}" if self.feed else self.role
+
+    def __repr__(self) -> str:  # keep secrets out of tracebacks and logs
+        return f"Token(role={self.role!r}, feed={self.feed!r}, secret=<hidden>)"
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    """Everything the service reads from its environment."""
+
+    redis_url: str | None = None
+    http_host: str = "127.0.0.1"
+    http_port: int = 8000
+    data_dir: Path = Path("var")
+    tokens: tuple[Token, ...] = ()
+    fsync: Literal["everysec", "always"] = "everysec"
+    key_prefix: str = "ledger"
+    partitions: int = 1
+    inbox_feeds: tuple[str, ...] = ()
+    projectors: bool = True
+    claim_idle_ms: int = 30_000
+
+    @property
+    def embedded(self) -> bool:
+        """Whether the service starts its own Redis."""
+        return self.redis_url is None
+
+
+def parse_tokens(text: str, variable: str = "LEDGER_TOKENS") -> tuple[Token, ...]:
+    """Parse ``role[:feed]=token,…``; a bad entry names its place, never its secret."""
+    tokens: list[Token] = []
+    for i, entry in enumerate(filter(None, (e.strip() for e in text.split(",")))):
+        who, sep, secret = entry.partition("=")
+        role, _, feed = who.strip().partition(":")
+        where = f"{variable}: entry {i + 1}"
+        if not sep or not secret.strip():
+            raise SettingsError(f"{where} must look like role[:feed]=token")
+        if role not in ROLES:
+            raise SettingsError(f"{where}: role must be one of {', '.join(ROLES)}")
+        if role == "feed" and not _FEED.match(feed):
+            raise SettingsError(f"{where}: a feed token needs a feed name, as feed:NAME=token")
+        if role != "feed" and feed:
+            raise SettingsError(f"{where}: only feed tokens name a feed")
+        if len(secret.strip()) < 16:
+            raise SettingsError(f"{where}: a token must be at least 16 characters")
+        tokens.append(Token(role=role, secret=secret.strip(), feed=feed or None))
+    secrets = [t.secret for t in tokens]
+    if len(set(secrets)) != len(secrets):
+        raise SettingsError(f"{variable}: two entries share one token")
+    return tuple(tokens)
+
+
+def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a whole number, got {raw!r}") from None
+    if not low <= value <= high:
+        raise SettingsError(f"{name} must be between {low} and {high}, got {value}")
+    return value
+
+
+def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
+    value = env.get(name) or default
+    if value not in choices:
+        raise SettingsError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+    return value
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Read the settings from ``env`` (default: the process environment).
+
+    Raises :class:`SettingsError` naming the variable at fault.
+    """
+    env = os.environ if env is None else env
+    url = env.get("LEDGER_REDIS_URL") or None
+    if url is not None and not re.match(r"^(redis|rediss|unix)://", url):
+        raise SettingsError("LEDGER_REDIS_URL must start with redis://, rediss:// or unix://")
+    tokens = parse_tokens(env.get("LEDGER_TOKENS", ""))
+    prefix = env.get("LEDGER_KEY_PREFIX") or "ledger"
+    if not re.match(r"^[A-Za-z0-9_.:-]{1,64}$", prefix) or "{" in prefix:
+        raise SettingsError("LEDGER_KEY_PREFIX must be 1-64 chars of A-Za-z0-9_.:-")
+    inbox = tuple(f.strip() for f in env.get("LEDGER_INBOX_FEEDS", "").split(",") if f.strip())
+    for feed in inbox:
+        if not _FEED.match(feed):
+            raise SettingsError(f"LEDGER_INBOX_FEEDS: {feed!r} is not a feed name")
+    projectors = _choice(env, "LEDGER_PROJECTORS", "1", ("0", "1", "true", "false"))
+    return Settings(
+        redis_url=url,
+        http_host=env.get("LEDGER_HTTP_HOST") or "127.0.0.1",
+        http_port=_int(env, "LEDGER_HTTP_PORT", 8000, 0, 65535),
+        data_dir=Path(env.get("LEDGER_DATA_DIR") or "var"),
+        tokens=tokens,
+        fsync=_choice(env, "LEDGER_FSYNC", "everysec", ("everysec", "always")),  # type: ignore[arg-type]
+        key_prefix=prefix,
+        partitions=_int(env, "LEDGER_PARTITIONS", 1, 1, 1024),
+        inbox_feeds=inbox or tuple(t.feed for t in tokens if t.feed),
+        projectors=projectors in ("1", "true"),
+        claim_idle_ms=_int(env, "LEDGER_CLAIM_IDLE_MS", 30_000, 100, 86_400_000),
+    )
