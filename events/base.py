@@ -18,17 +18,21 @@ from msgspec import Meta
 
 # --- identifiers ---------------------------------------------------------------------------
 
-ID_PATTERN = r"^[A-Za-z0-9._:-]{1,128}$"
+# Patterns end in ``$(?!\n)``: a bare ``$`` also matches before a final newline, which would
+# let ``"syr-1\n"`` through as an id; the lookahead keeps the pattern valid in JSON Schema.
+ID_PATTERN = r"^[A-Za-z0-9._:-]{1,128}$(?!\n)"
 EntityId = Annotated[str, Meta(pattern=ID_PATTERN, description="1-128 chars of A-Za-z0-9._:-")]
 FeedName = Annotated[
     str,
-    Meta(pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$", description="the publishing feed's name"),
+    Meta(pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$(?!\n)", description="the publishing feed's name"),
 ]
-Country = Annotated[str, Meta(pattern=r"^[A-Z]{3}$", description="ISO 3166-1 alpha-3")]
-Slug = Annotated[str, Meta(pattern=r"^[a-z0-9][a-z0-9-]{0,127}$", description="lowercase slug")]
+Country = Annotated[str, Meta(pattern=r"^[A-Z]{3}$(?!\n)", description="ISO 3166-1 alpha-3")]
+Slug = Annotated[
+    str, Meta(pattern=r"^[a-z0-9][a-z0-9-]{0,127}$(?!\n)", description="lowercase slug")
+]
 ShortText = Annotated[str, Meta(min_length=1, max_length=200)]
 Reason = Annotated[str, Meta(min_length=1, max_length=2000)]
-Url = Annotated[str, Meta(pattern=r"^https?://\S+$", max_length=2000)]
+Url = Annotated[str, Meta(pattern=r"^https?://\S+$(?!\n)", max_length=2000)]
 Count = Annotated[int, Meta(ge=0, le=100_000_000, description="a non-negative head count")]
 AwareDatetime = Annotated[dt.datetime, Meta(tz=True, description="ISO 8601 with a zone")]
 
@@ -106,7 +110,7 @@ class Event(
 
     event_id: uuid.UUID
     source: FeedName
-    schema_version: int = 0
+    schema_version: Annotated[int, Meta(ge=0)] = 0
     """Optional on input; 0 means "the current version" and is normalised on ingest."""
     expected_version: Annotated[int, Meta(ge=0, le=2**53)] | None = None
     """Optional precondition: the entity's version the publisher saw. Never stored."""

@@ -54,11 +54,12 @@ class StatementIssued(StatementEvent, frozen=True, kw_only=True, tag="statement.
     speakers: Annotated[list[Speaker], Meta(min_length=1, max_length=50)]
     target: Target = Target()
     venue: (
-        Annotated[str, Meta(pattern=r"^[A-Z0-9]{2,12}$", description="CAMEO actor code")] | None
+        Annotated[str, Meta(pattern=r"^[A-Z0-9]{2,12}$(?!\n)", description="CAMEO actor code")]
+        | None
     ) = None
     subject: Slug
     incident_ids: Annotated[list[EntityId], Meta(max_length=500)] = []
-    cameo_code: Annotated[str, Meta(pattern=r"^[0-9]{2,4}$", description="CAMEO event code")]
+    cameo_code: Annotated[str, Meta(pattern=r"^[0-9]{2,4}$(?!\n)", description="CAMEO event code")]
     goldstein: Annotated[float, Meta(ge=-10, le=10)] | None = None
     stance: Stance
     sources: Annotated[list[Source], Meta(min_length=1, max_length=100)]

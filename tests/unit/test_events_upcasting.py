@@ -1,0 +1,450 @@
+"""Schema versions: golden payloads of every version, and the upcasters between versions.
+
+``tests/golden/<type>.v<N>.json`` holds one stored payload per event type and schema version.
+They are written once and never edited: whatever the code becomes, an entry written by an
+older version must still decode into the current-version event given here.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import json
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import events
+from events import (
+    CasualtiesRevised,
+    CodecError,
+    Estimate,
+    Event,
+    Fatalities,
+    IncidentMerged,
+    IncidentReported,
+    IncidentRetracted,
+    InvalidEventError,
+    Place,
+    Source,
+    Speaker,
+    StatementIssued,
+    StatementRetracted,
+    Target,
+    VictimLine,
+)
+from events.codec import UPCASTERS
+
+GOLDEN = Path(__file__).resolve().parent.parent / "golden"
+
+
+def _golden_name(tag: str, version: int) -> str:
+    return f"{tag}.v{version}.json"
+
+
+def _tag_and_version(path: Path) -> tuple[str, int]:
+    tag, _, version = path.name.removesuffix(".json").rpartition(".v")
+    return tag, int(version)
+
+
+# What each golden payload decodes into, in the current version of its type.
+EXPECTED: dict[str, Event] = {
+    "incident.reported.v2.json": IncidentReported(
+        event_id=uuid.UUID("5b1f3f0e-8f3a-4c55-9a57-0d6a1c2b3e01"),
+        source="acled",
+        schema_version=2,
+        incident_id="syr-golden-0001",
+        occurred_start=dt.date(2025, 3, 6),
+        occurred_end=dt.date(2025, 3, 8),
+        date_precision=2,
+        country="SYR",
+        place=Place(
+            adm1="Example Governorate",
+            adm2="Example District",
+            name="Village A",
+            lat=35.1822,
+            lon=35.9403,
+        ),
+        geo_precision=2,
+        violence_type="one_sided",
+        event_type="Violence against civilians",
+        sub_event_type="Attack",
+        perpetrators=["Armed group A"],
+        civilian_targeting=True,
+        fatalities=Fatalities(low=90, best=120, high=160, qualifier="approximately"),
+        victims=[
+            VictimLine(low=80, best=105, high=140, community="community-a", status="civilian"),
+            VictimLine(low=2, best=5, high=10, community="community-b"),
+        ],
+        injured=Estimate(low=30, best=45, high=60),
+        sources=[
+            Source(
+                publisher="Example Monitor",
+                url="https://monitor.example.org/reports/0001",
+                published_at=dt.datetime(
+                    2025, 3, 9, 8, 15, tzinfo=dt.timezone(dt.timedelta(hours=2))
+                ),
+            ),
+            Source(publisher="Local reporter network"),
+        ],
+        grading="fair",
+        notes="Counts from two independent lists; figures cover three days.",
+    ),
+    "incident.reported.v1.json": IncidentReported(
+        event_id=uuid.UUID("5b1f3f0e-8f3a-4c55-9a57-0d6a1c2b3e02"),
+        source="ucdp-ged",
+        schema_version=2,
+        incident_id="syr-golden-0002",
+        occurred_start=dt.date(2024, 11, 20),
+        country="SYR",
+        place=Place(adm1="Example Governorate"),
+        geo_precision=4,
+        violence_type="state_based",
+        event_type="Explosions/Remote violence",
+        civilian_targeting=False,
+        fatalities=Fatalities(low=42, best=42, high=42, qualifier="at_least"),
+        sources=[Source(publisher="Example Wire", url="http://wire.example.com/item/42")],
+        grading="weak",
+    ),
+    "incident.casualties_revised.v1.json": CasualtiesRevised(
+        event_id=uuid.UUID("5b1f3f0e-8f3a-4c55-9a57-0d6a1c2b3e03"),
+        source="acled",
+        schema_version=1,
+        incident_id="syr-golden-0001",
+        fatalities=Fatalities(low=100, best=131, high=170, qualifier="range"),
+        victims=[
+            VictimLine(low=95, best=118, high=150, community="community-a", status="civilian")
+        ],
+        injured=Estimate(low=40, best=52, high=70),
+        sources=[
+            Source(
+                publisher="Example Monitor",
+                published_at=dt.datetime(2025, 3, 15, 12, tzinfo=dt.UTC),
+            )
+        ],
+        reason="Second list of names reconciled with the first.",
+    ),
+    "incident.retracted.v1.json": IncidentRetracted(
+        event_id=uuid.UUID("5b1f3f0e-8f3a-4c55-9a57-0d6a1c2b3e04"),
+        source="acled",
+        schema_version=1,
+        incident_id="syr-golden-0003",
+        reason="The source withdrew the report.",
+    ),
+    "incident.merged.v1.json": IncidentMerged(
+        event_id=uuid.UUID("5b1f3f0e-8f3a-4c55-9a57-0d6a1c2b3e05"),
+        source="ucdp-ged",
+        schema_version=1,
+        incident_id="syr-golden-0004",
+        into="syr-golden-0001",
+        reason="Same attack reported by two feeds.",
+    ),
+    "statement.issued.v2.json": StatementIssued(
+        event_id=uuid.UUID("5b1f3f0e-8f3a-4c55-9a57-0d6a1c2b3e06"),
+        source="mofa-watch",
+        schema_version=2,
+        statement_id="stmt-golden-0001",
+        issued_at=dt.datetime(2025, 3, 10, 14, 30, tzinfo=dt.timezone(dt.timedelta(hours=1))),
+        speakers=[
+            Speaker(
+                country="FRA", name="Ministry for Europe and Foreign Affairs", role="spokesperson"
+            ),
+            Speaker(country="DEU", name="Federal Foreign Office"),
+        ],
+        target=Target(country="SYR", actor="Transitional authorities"),
+        venue="IGOUNO",
+        subject="coastal-violence-2025",
+        incident_ids=["syr-golden-0001", "syr-golden-0002"],
+        cameo_code="111",
+        goldstein=-2.0,
+        stance="condemn",
+        sources=[
+            Source(
+                publisher="Example Foreign Ministry",
+                url="https://mfa.example.org/statements/0001",
+                published_at=dt.datetime(
+                    2025, 3, 10, 14, 45, tzinfo=dt.timezone(dt.timedelta(hours=1))
+                ),
+            )
+        ],
+    ),
+    "statement.issued.v1.json": StatementIssued(
+        event_id=uuid.UUID("5b1f3f0e-8f3a-4c55-9a57-0d6a1c2b3e07"),
+        source="mofa-watch",
+        schema_version=2,
+        statement_id="stmt-golden-0002",
+        issued_at=dt.datetime(2024, 12, 2, 9, tzinfo=dt.UTC),
+        speakers=[Speaker(country="NOR", name="Ministry of Foreign Affairs")],
+        subject="ceasefire-talks",
+        cameo_code="026",
+        goldstein=4.0,
+        stance="call_for_meeting",
+        sources=[Source(publisher="Example Press Agency")],
+    ),
+    "statement.retracted.v1.json": StatementRetracted(
+        event_id=uuid.UUID("5b1f3f0e-8f3a-4c55-9a57-0d6a1c2b3e08"),
+        source="mofa-watch",
+        schema_version=1,
+        statement_id="stmt-golden-0003",
+        reason="Misattributed: the quoted official never made the statement.",
+    ),
+}
+
+GOLDEN_FILES = [pytest.param(p, id=p.name) for p in sorted(GOLDEN.glob("*.json"))]
+ALL_VERSIONS = [
+    (tag, version)
+    for tag, cls in sorted(events.EVENT_TYPES.items())
+    for version in range(1, cls.SCHEMA_VERSION + 1)
+]
+OLDER_VERSIONS = [(t, v) for t, v in ALL_VERSIONS if v < events.current_version(t)]
+CURRENT_FILES = [
+    pytest.param(GOLDEN / _golden_name(tag, cls.SCHEMA_VERSION), id=tag)
+    for tag, cls in sorted(events.EVENT_TYPES.items())
+]
+
+
+def _entry(path: Path, *, as_bytes: bool = False) -> dict[Any, Any]:
+    """The stream entry an older version of the code would have written for a golden file."""
+    data = path.read_bytes()
+    tag, version = _tag_and_version(path)
+    fields = {
+        "type": tag,
+        "event_id": json.loads(data)["event_id"],
+        "v": str(version),
+        "data": data,
+    }
+    if as_bytes:
+        return {k.encode(): v if isinstance(v, bytes) else v.encode() for k, v in fields.items()}
+    return fields
+
+
+def _v1_reported() -> dict[str, Any]:
+    return dict(json.loads((GOLDEN / "incident.reported.v1.json").read_bytes()))
+
+
+def _v1_issued() -> dict[str, Any]:
+    return dict(json.loads((GOLDEN / "statement.issued.v1.json").read_bytes()))
+
+
+class TestGoldenCoverage:
+    """The golden directory keeps pace with the schema versions."""
+
+    @pytest.mark.parametrize(("tag", "version"), ALL_VERSIONS)
+    def test_every_type_and_version_has_a_golden_payload(self, tag: str, version: int) -> None:
+        """A schema version bump without a golden payload of the new version fails here."""
+        assert (GOLDEN / _golden_name(tag, version)).is_file()
+
+    @pytest.mark.parametrize("path", GOLDEN_FILES)
+    def test_every_golden_payload_is_a_known_type_and_version(self, path: Path) -> None:
+        """Each file names a registered type and a version no newer than its current one."""
+        tag, version = _tag_and_version(path)
+        assert tag in events.EVENT_TYPES
+        assert 1 <= version <= events.current_version(tag)
+
+    @pytest.mark.parametrize("path", GOLDEN_FILES)
+    def test_every_golden_payload_has_an_expected_event(self, path: Path) -> None:
+        """Each file has its expected current-version event in this module."""
+        assert path.name in EXPECTED
+
+    @pytest.mark.parametrize("path", GOLDEN_FILES)
+    def test_golden_payload_states_its_own_version(self, path: Path) -> None:
+        """The ``schema_version`` inside the JSON agrees with the file name."""
+        tag, version = _tag_and_version(path)
+        document = json.loads(path.read_bytes())
+        assert document["type"] == tag
+        assert document["schema_version"] == version
+
+    def test_expected_events_are_current_version(self) -> None:
+        """Every expectation is in the current version of its type, whatever the file's."""
+        for event in EXPECTED.values():
+            assert event.schema_version == events.current_version(event.type)
+
+
+class TestGoldenDecoding:
+    """Every golden payload decodes, by every path, into its expected event."""
+
+    @pytest.mark.parametrize("path", GOLDEN_FILES)
+    def test_from_fields_decodes_golden_payload(self, path: Path) -> None:
+        """A stored entry of that version (``v`` from the file name) decodes and upcasts."""
+        assert events.from_fields(_entry(path)) == EXPECTED[path.name]
+
+    @pytest.mark.parametrize("path", GOLDEN_FILES)
+    def test_from_fields_decodes_golden_payload_as_redis_returns_it(self, path: Path) -> None:
+        """The same entry with bytes keys and values decodes the same."""
+        assert events.from_fields(_entry(path, as_bytes=True)) == EXPECTED[path.name]
+
+    @pytest.mark.parametrize("path", GOLDEN_FILES)
+    def test_parse_submission_accepts_golden_payload(self, path: Path) -> None:
+        """A feed may still submit that version; it is stored in the current version."""
+        assert events.parse_submission(path.read_bytes()) == EXPECTED[path.name]
+
+    @pytest.mark.parametrize("path", GOLDEN_FILES)
+    def test_golden_payload_reencodes_as_current_version(self, path: Path) -> None:
+        """Decoding then writing again gives an entry tagged with the current version."""
+        event = events.from_fields(_entry(path))
+        fields = events.to_fields(event)
+        assert fields["v"] == str(events.current_version(event.type))
+        assert events.from_fields(fields) == EXPECTED[path.name]
+
+
+class TestUpcasterRegistry:
+    """The chain of upcasters reaches every current version from version 1."""
+
+    @pytest.mark.parametrize(("tag", "version"), OLDER_VERSIONS)
+    def test_every_older_version_has_an_upcaster(self, tag: str, version: int) -> None:
+        """Each version below the current one has a step to the next."""
+        assert (tag, version) in UPCASTERS
+
+    def test_there_are_older_versions_to_upcast(self) -> None:
+        """At least incident.reported v1 and statement.issued v1 exist, so the chain is used."""
+        assert ("incident.reported", 1) in OLDER_VERSIONS
+        assert ("statement.issued", 1) in OLDER_VERSIONS
+
+    def test_no_upcaster_names_an_unknown_type_or_version(self) -> None:
+        """Every registered upcaster starts from a version below its type's current one."""
+        for tag, version in UPCASTERS:
+            assert tag in events.EVENT_TYPES
+            assert 1 <= version < events.current_version(tag)
+
+
+class TestIncidentReportedV1:
+    """v1 of incident.reported: a bare integer ``fatalities`` and ``fatalities_qualifier``."""
+
+    def test_bare_count_becomes_equal_low_best_high(self) -> None:
+        """The single v1 number becomes low = best = high with the v1 qualifier."""
+        raw = events.upcast(_v1_reported(), "incident.reported", 1)
+        assert raw["fatalities"] == {"low": 42, "best": 42, "high": 42, "qualifier": "at_least"}
+        assert "fatalities_qualifier" not in raw
+        assert raw["schema_version"] == 2
+
+    def test_missing_qualifier_means_exact(self) -> None:
+        """A v1 payload without ``fatalities_qualifier`` upcasts to qualifier ``exact``."""
+        payload = _v1_reported()
+        del payload["fatalities_qualifier"]
+        event = events.parse_submission(json.dumps(payload).encode())
+        assert isinstance(event, IncidentReported)
+        assert event.fatalities == Fatalities(low=42, best=42, high=42, qualifier="exact")
+
+    def test_upcast_leaves_other_fields_unchanged(self) -> None:
+        """Only the fields the version changed are touched by the upcaster."""
+        before = _v1_reported()
+        after = events.upcast(copy.deepcopy(before), "incident.reported", 1)
+        changed = {"fatalities", "fatalities_qualifier", "schema_version"}
+        assert {k: v for k, v in after.items() if k not in changed} == {
+            k: v for k, v in before.items() if k not in changed
+        }
+
+    def test_v1_without_fatalities_names_the_field(self) -> None:
+        """A v1 submission missing ``fatalities`` is invalid at ``fatalities``."""
+        payload = _v1_reported()
+        del payload["fatalities"]
+        with pytest.raises(InvalidEventError) as info:
+            events.parse_submission(json.dumps(payload).encode())
+        assert [p.field for p in info.value.problems] == ["fatalities"]
+
+    def test_v1_with_non_integer_fatalities_is_invalid(self) -> None:
+        """A v1 ``fatalities`` that is not a number is rejected under ``fatalities``."""
+        payload = {**_v1_reported(), "fatalities": "many"}
+        with pytest.raises(InvalidEventError) as info:
+            events.parse_submission(json.dumps(payload).encode())
+        assert [p.field for p in info.value.problems] == ["fatalities.low"]
+
+    def test_v1_with_negative_fatalities_is_invalid(self) -> None:
+        """The upcast value is validated like any v2 count."""
+        payload = {**_v1_reported(), "fatalities": -3}
+        with pytest.raises(InvalidEventError) as info:
+            events.parse_submission(json.dumps(payload).encode())
+        assert [p.field for p in info.value.problems] == ["fatalities.low"]
+
+    def test_v1_entry_without_fatalities_is_a_codec_error_on_read(self) -> None:
+        """A stored v1 entry missing what its upcaster needs cannot be read."""
+        payload = _v1_reported()
+        del payload["fatalities"]
+        fields = {"type": "incident.reported", "v": "1", "data": json.dumps(payload)}
+        with pytest.raises(CodecError, match=r"incident\.reported v1"):
+            events.from_fields(fields)
+
+    def test_v2_shape_labelled_v1_is_refused(self) -> None:
+        """A v2 payload that claims to be v1 does not slip through the upcaster."""
+        payload = json.loads((GOLDEN / "incident.reported.v2.json").read_bytes())
+        payload["schema_version"] = 1
+        with pytest.raises(InvalidEventError) as info:
+            events.parse_submission(json.dumps(payload).encode())
+        assert [p.field for p in info.value.problems] == ["fatalities.low"]
+
+
+class TestStatementIssuedV1:
+    """v1 of statement.issued: a single ``speaker`` instead of ``speakers``."""
+
+    def test_single_speaker_becomes_a_list_of_one(self) -> None:
+        """The v1 speaker is the only speaker of the upcast statement."""
+        raw = events.upcast(_v1_issued(), "statement.issued", 1)
+        assert raw["speakers"] == [{"country": "NOR", "name": "Ministry of Foreign Affairs"}]
+        assert "speaker" not in raw
+        assert raw["schema_version"] == 2
+
+    def test_v1_without_speaker_names_the_field(self) -> None:
+        """A v1 submission missing ``speaker`` is invalid at ``speaker``."""
+        payload = _v1_issued()
+        del payload["speaker"]
+        with pytest.raises(InvalidEventError) as info:
+            events.parse_submission(json.dumps(payload).encode())
+        assert [p.field for p in info.value.problems] == ["speaker"]
+
+    def test_v1_speaker_of_unknown_country_is_invalid(self) -> None:
+        """Rules run on the upcast event: the v1 speaker's country must exist."""
+        payload = {**_v1_issued(), "speaker": {"country": "XXX", "name": "Nobody"}}
+        with pytest.raises(InvalidEventError) as info:
+            events.parse_submission(json.dumps(payload).encode())
+        assert [p.field for p in info.value.problems] == ["speakers[0].country"]
+
+    def test_v1_without_goldstein_is_filled_on_submission(self) -> None:
+        """A v1 submission without ``goldstein`` gets the table's score for its code."""
+        payload = _v1_issued()
+        del payload["goldstein"]
+        event = events.parse_submission(json.dumps(payload).encode())
+        assert isinstance(event, StatementIssued)
+        assert event.goldstein == 4.0
+
+
+class TestVersionBounds:
+    """Versions outside 1..current are refused on both paths."""
+
+    @pytest.mark.parametrize("tag", sorted(events.EVENT_TYPES))
+    def test_upcast_of_a_newer_version_raises_codec_error(self, tag: str) -> None:
+        """The code cannot turn a future version into the current one."""
+        with pytest.raises(CodecError, match="newer"):
+            events.upcast({}, tag, events.current_version(tag) + 1)
+
+    @pytest.mark.parametrize("tag", sorted(events.EVENT_TYPES))
+    def test_upcast_of_the_current_version_only_stamps_it(self, tag: str) -> None:
+        """A current-version dict passes through with its version set."""
+        assert events.upcast({"a": 1}, tag, events.current_version(tag)) == {
+            "a": 1,
+            "schema_version": events.current_version(tag),
+        }
+
+    def test_upcast_of_version_zero_raises_codec_error(self) -> None:
+        """Version 0 was never written, so no upcaster starts there."""
+        with pytest.raises(CodecError, match="no upcaster"):
+            events.upcast({}, "incident.reported", 0)
+
+    @pytest.mark.parametrize("path", GOLDEN_FILES)
+    def test_submission_newer_than_current_is_refused(self, path: Path) -> None:
+        """A payload claiming a version above the current one is invalid at schema_version."""
+        payload = json.loads(path.read_bytes())
+        payload["schema_version"] = events.current_version(payload["type"]) + 1
+        with pytest.raises(InvalidEventError) as info:
+            events.parse_submission(json.dumps(payload).encode())
+        assert [p.field for p in info.value.problems] == ["schema_version"]
+
+    @pytest.mark.parametrize("path", CURRENT_FILES)
+    def test_submission_of_version_zero_means_current(self, path: Path) -> None:
+        """``schema_version`` 0 (or absent) on a current-shape payload means the current one."""
+        payload = json.loads(path.read_bytes())
+        payload["schema_version"] = 0
+        assert events.parse_submission(json.dumps(payload).encode()) == EXPECTED[path.name]
+        del payload["schema_version"]
+        assert events.parse_submission(json.dumps(payload).encode()) == EXPECTED[path.name]
