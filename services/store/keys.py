@@ -1,0 +1,135 @@
+"""The names of every Redis key the ledger owns, in one place.
+
+Everything lives under one prefix (default ``ledger``). The log is split into partitions;
+the keys of one partition share the hash tag ``{p<N>}`` so that a Lua script touching one
+partition stays on one cluster slot:
+
+| key | type | holds |
+|---|---|---|
+| ``<prefix>:{p0}:log`` | stream | the events (fields ``type``, ``event_id``, ``v``, ``data``) |
+| ``<prefix>:{p0}:ids`` | hash | event_id → position (the idempotency index) |
+| ``<prefix>:{p0}:entities`` | hash | entity → ``version|status[|into]`` |
+| ``<prefix>:{p0}:history`` | hash | entity → space-separated positions of its events |
+| ``<prefix>:inbox`` | stream | raw submissions of Redis-native feeds |
+| ``<prefix>:inbox:rejected`` | stream | invalid submissions with their problems |
+| ``<prefix>:dlq`` | stream | entries the projectors could not apply |
+| ``<prefix>:{view:<name>:v<version>}:<kind>`` | hash | document id → JSON document |
+| ``<prefix>:{view:<name>:v<version>}:meta`` | hash | ``position`` = the view's checkpoint |
+| ``<prefix>:lease:<name>:v<version>`` | string | the projector holding a view's lease |
+
+Only one partition is served end to end for now; the layout is ready for more.
+"""
+
+from __future__ import annotations
+
+import zlib
+
+import msgspec
+
+
+class Keys(msgspec.Struct, frozen=True):
+    """The key names for one prefix and partition count."""
+
+    prefix: str = "ledger"
+    partitions: int = 1
+
+    def __post_init__(self) -> None:
+        if not self.prefix or "{" in self.prefix or "}" in self.prefix:
+            raise ValueError(f"a key prefix must be non-empty and free of braces: {self.prefix!r}")
+        if self.partitions < 1:
+            raise ValueError(f"partitions must be at least 1, got {self.partitions}")
+
+    # --- the log, per partition ----------------------------------------------------------
+
+    def partition_of(self, entity: str) -> int:
+        """The partition holding ``entity`` (``incident:<id>``); stable across processes.
+
+        An event goes with its own entity: a merge goes with the duplicate's id.
+        """
+        return zlib.crc32(entity.encode()) % self.partitions
+
+    def tag(self, partition: int) -> str:
+        """The hash tag shared by one partition's keys."""
+        if not 0 <= partition < self.partitions:
+            raise ValueError(f"partition {partition} is not in 0..{self.partitions - 1}")
+        return f"{{p{partition}}}"
+
+    def log_of(self, partition: int) -> str:
+        """The event stream of ``partition``."""
+        return f"{self.prefix}:{self.tag(partition)}:log"
+
+    def ids_of(self, partition: int) -> str:
+        """The hash event_id → position of ``partition``."""
+        return f"{self.prefix}:{self.tag(partition)}:ids"
+
+    def entities_of(self, partition: int) -> str:
+        """The hash entity → ``version|status[|into]`` of ``partition``."""
+        return f"{self.prefix}:{self.tag(partition)}:entities"
+
+    def history_of(self, partition: int) -> str:
+        """The hash entity → space-separated positions of ``partition``."""
+        return f"{self.prefix}:{self.tag(partition)}:history"
+
+    @property
+    def log(self) -> str:
+        """The event stream of partition 0 (the whole log while there is one partition)."""
+        return self.log_of(0)
+
+    @property
+    def ids(self) -> str:
+        """The idempotency hash of partition 0."""
+        return self.ids_of(0)
+
+    @property
+    def entities(self) -> str:
+        """The entity-state hash of partition 0."""
+        return self.entities_of(0)
+
+    @property
+    def history(self) -> str:
+        """The entity-history hash of partition 0."""
+        return self.history_of(0)
+
+    @property
+    def logs(self) -> tuple[str, ...]:
+        """Every partition's event stream, in partition order."""
+        return tuple(self.log_of(p) for p in range(self.partitions))
+
+    # --- the inbox and the dead letters ----------------------------------------------------
+
+    @property
+    def inbox(self) -> str:
+        """The stream of raw submissions from Redis-native feeds."""
+        return f"{self.prefix}:inbox"
+
+    @property
+    def inbox_rejected(self) -> str:
+        """The stream of invalid inbox submissions with their problems."""
+        return f"{self.prefix}:inbox:rejected"
+
+    @property
+    def dlq(self) -> str:
+        """The dead-letter stream of the projectors."""
+        return f"{self.prefix}:dlq"
+
+    # --- views -------------------------------------------------------------------------------
+
+    def view_tag(self, name: str, version: int) -> str:
+        """The hash tag shared by every key of one view version."""
+        return f"{{view:{name}:v{version}}}"
+
+    def view(self, name: str, version: int, kind: str) -> str:
+        """The hash of one document kind of a view: id → JSON document."""
+        return f"{self.prefix}:{self.view_tag(name, version)}:{kind}"
+
+    def view_meta(self, name: str, version: int) -> str:
+        """The meta hash of a view (field ``position`` is its checkpoint)."""
+        return f"{self.prefix}:{self.view_tag(name, version)}:meta"
+
+    def view_pattern(self, name: str, version: int) -> str:
+        """A SCAN MATCH pattern for every key of one view version."""
+        return f"{self.prefix}:{self.view_tag(name, version)}:*"
+
+    def lease(self, name: str, version: int) -> str:
+        """The lease key of one view version's projector."""
+        return f"{self.prefix}:lease:{name}:v{version}"

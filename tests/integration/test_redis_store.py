@@ -1,0 +1,198 @@
+"""The Redis event store against a real Redis: wire format, key layout, failures, races."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+
+import pytest
+import redis.asyncio as aioredis
+
+from events import MAX_BATCH, CodecError, Position
+from services.redis_server import free_port
+from services.store.base import (
+    Appended,
+    ConflictError,
+    EntityState,
+    StoreError,
+    StoreUnavailableError,
+)
+from services.store.keys import Keys
+from services.store.redis import RedisEventStore, connect
+from tests.factories import merged, reported, revised
+
+
+class TestWireFormat:
+    """What the store writes is plain Redis data any client can read."""
+
+    async def test_log_entries_are_plain_fields(
+        self, redis_store: RedisEventStore, redis_client: aioredis.Redis, key_prefix: str
+    ) -> None:
+        """A raw XRANGE shows type, event_id, v and data (the event as JSON)."""
+        event = reported("i-1", best=7)
+        (appended,) = await redis_store.append([event])
+        entries = await redis_client.xrange(Keys(key_prefix).log)
+        assert len(entries) == 1
+        entry_id, fields = entries[0]
+        assert entry_id.decode() == appended.position
+        assert set(fields) == {b"type", b"event_id", b"v", b"data"}
+        assert fields[b"type"] == b"incident.reported"
+        assert fields[b"event_id"].decode() == str(event.event_id)
+        assert fields[b"v"] == b"2"
+        data = json.loads(fields[b"data"])
+        assert data["type"] == "incident.reported"
+        assert data["incident_id"] == "i-1"
+        assert data["fatalities"]["best"] == 7
+        assert "expected_version" not in data
+
+    async def test_index_hashes_follow_the_documented_layout(
+        self, redis_store: RedisEventStore, redis_client: aioredis.Redis, key_prefix: str
+    ) -> None:
+        """ids, entities and history hold position, ``version|status[|into]`` and positions."""
+        one, two, merge = reported("i-1"), reported("i-2"), merged("i-2", "i-1")
+        answers = await redis_store.append([one, two, merge])
+        keys = Keys(key_prefix)
+        assert keys.log == f"{key_prefix}:{{p0}}:log"
+        ids = await redis_client.hgetall(keys.ids)
+        assert {k.decode(): v.decode() for k, v in ids.items()} == {
+            a.event_id: a.position for a in answers
+        }
+        entities = await redis_client.hgetall(keys.entities)
+        assert entities == {b"incident:i-1": b"1|live", b"incident:i-2": b"2|merged|i-1"}
+        history = await redis_client.hget(keys.history, "incident:i-1")
+        assert history is not None
+        assert history.decode().split() == [answers[0].position, answers[2].position]
+
+    async def test_store_works_on_a_client_that_decodes_responses(
+        self, redis_url: str, key_prefix: str
+    ) -> None:
+        """A client made with decode_responses=True reads and appends the same."""
+        client = aioredis.Redis.from_url(redis_url, decode_responses=True)
+        try:
+            store = RedisEventStore(client, prefix=key_prefix)
+            event = reported("i-1")
+            answers = await store.append([event, revised("i-1")])
+            log = await store.read()
+            assert [r.position for r in log] == [a.position for a in answers]
+            assert await store.read_entity("incident:i-1") == log
+            assert await store.entity("incident:i-1") == EntityState(2, "live")
+            assert await store.head() == answers[-1].position
+            (again,) = await store.append([event])
+            assert (again.status, again.position) == ("duplicate", answers[0].position)
+        finally:
+            await client.aclose()
+
+    async def test_undecodable_entry_raises_codec_error_naming_its_position(
+        self, redis_store: RedisEventStore, redis_client: aioredis.Redis, key_prefix: str
+    ) -> None:
+        """A foreign entry in the log is reported as a CodecError with its position."""
+        raw = await redis_client.xadd(
+            Keys(key_prefix).log, {"type": "incident.reported", "v": "2", "data": "{not json"}
+        )
+        with pytest.raises(CodecError, match=raw.decode()):
+            await redis_store.read()
+
+    async def test_a_full_batch_is_one_call_within_the_service_timeouts(
+        self, redis_url: str, key_prefix: str
+    ) -> None:
+        """MAX_BATCH events append in one script call on a client with 1 s timeouts."""
+        client = connect(redis_url)
+        try:
+            store = RedisEventStore(client, prefix=key_prefix)
+            batch = [reported(f"i-{n}") for n in range(MAX_BATCH)]
+            answers = await store.append(batch)
+            assert len(answers) == MAX_BATCH
+            assert await store.length() == MAX_BATCH
+            last = await store.read(answers[-2].position)
+            assert [r.event.event_id for r in last] == [batch[-1].event_id]
+        finally:
+            await client.aclose()
+
+
+class TestConstruction:
+    """The store refuses what it cannot serve yet."""
+
+    def test_more_than_one_partition_is_refused(self, redis_client: aioredis.Redis) -> None:
+        """Asking for 4 partitions raises StoreError rather than splitting the log silently."""
+        with pytest.raises(StoreError, match="partition"):
+            RedisEventStore(redis_client, prefix="unused", partitions=4)
+
+
+class TestUnavailable:
+    """An unreachable Redis is a StoreUnavailableError, promptly."""
+
+    @pytest.mark.timeout(10)
+    async def test_every_operation_fails_fast_on_a_closed_port(self) -> None:
+        """Each store call against a port nobody listens on raises StoreUnavailableError."""
+        client = connect(f"redis://127.0.0.1:{free_port()}/0")
+        store = RedisEventStore(client, prefix=f"t-{uuid.uuid4().hex[:16]}")
+        try:
+            with pytest.raises(StoreUnavailableError):
+                await store.append([reported("i-1")])
+            with pytest.raises(StoreUnavailableError):
+                await store.read()
+            with pytest.raises(StoreUnavailableError):
+                await store.read_entity("incident:i-1")
+            with pytest.raises(StoreUnavailableError):
+                await store.entity("incident:i-1")
+            with pytest.raises(StoreUnavailableError):
+                await store.head()
+            with pytest.raises(StoreUnavailableError):
+                await store.length()
+        finally:
+            await client.aclose()
+
+    @pytest.mark.timeout(10)
+    async def test_unavailable_error_keeps_the_redis_cause(self) -> None:
+        """The StoreUnavailableError chains the redis error that caused it."""
+        client = connect(f"redis://127.0.0.1:{free_port()}/0")
+        try:
+            with pytest.raises(StoreUnavailableError) as caught:
+                await RedisEventStore(client, prefix="t-unused").length()
+            assert caught.value.__cause__ is not None
+        finally:
+            await client.aclose()
+
+
+class TestConcurrency:
+    """Concurrent appends are serialised by the script: preconditions hold under races."""
+
+    async def test_one_of_eight_racing_appends_with_the_same_version_wins(
+        self, redis_store: RedisEventStore
+    ) -> None:
+        """Eight revisions expecting version 1 at once: one appends, seven conflict."""
+        await redis_store.append([reported("i-1")])
+        results = await asyncio.gather(
+            *(redis_store.append([revised("i-1", best=n, expected_version=1)]) for n in range(8)),
+            return_exceptions=True,
+        )
+        winners = [r for r in results if isinstance(r, list)]
+        losers = [r for r in results if isinstance(r, ConflictError)]
+        assert len(winners) == 1
+        assert len(losers) == 7
+        assert all(isinstance(a, Appended) for a in winners[0])
+        assert {e.current for e in losers} == {2}
+        assert await redis_store.length() == 2
+
+    async def test_racing_copies_of_one_event_append_it_once(
+        self, redis_store: RedisEventStore
+    ) -> None:
+        """Eight concurrent sends of one event write it once; all answer the same position."""
+        event = reported("i-1")
+        results = await asyncio.gather(*(redis_store.append([event]) for _ in range(8)))
+        statuses = sorted(r[0].status for r in results)
+        assert statuses == ["appended"] + ["duplicate"] * 7
+        assert len({r[0].position for r in results}) == 1
+        assert await redis_store.length() == 1
+
+    async def test_two_stores_on_one_prefix_share_one_log(
+        self, redis_store: RedisEventStore, redis_client: aioredis.Redis, key_prefix: str
+    ) -> None:
+        """A second store object on the same prefix sees the first one's events."""
+        other = RedisEventStore(redis_client, prefix=key_prefix)
+        await redis_store.append([reported("i-1")])
+        await other.append([revised("i-1", expected_version=1)])
+        assert await redis_store.length() == 2
+        assert await redis_store.head() == await other.head()
+        assert await other.read(Position("0-0"), 1) == await redis_store.read(Position("0-0"), 1)
