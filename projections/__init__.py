@@ -1,0 +1,119 @@
+"""The read models: pure folds of the event log into documents.
+
+Each projection module names itself (``NAME``, ``VERSION``), lists its document types by
+kind (``DOC_TYPES``) and folds with ``initial()`` and ``apply(state, recorded)``; its query
+functions read a fold's :class:`Docs` or the stored documents by kind. Folds never touch
+Redis, HTTP, the clock or randomness: the runner in ``services`` does the I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from typing import Final, Protocol
+
+import msgspec
+
+from events import Recorded
+
+from . import alignment, community_victims, country_stance, incidents
+from .common import Readable, State
+from .docs import Docs
+from .errors import InconsistentStateError, InvalidQueryError, ProjectionError
+
+
+class Projection(msgspec.Struct, frozen=True, kw_only=True):
+    """A projection as the runner and the read side see it."""
+
+    name: str
+    version: int
+    doc_types: Mapping[str, type[msgspec.Struct]]
+    initial: Callable[[], State]
+    apply: Callable[[State, Recorded], State]
+
+    @property
+    def view(self) -> str:
+        """The name of its stored view: ``<name>:v<version>``."""
+        return f"{self.name}:v{self.version}"
+
+    def encode(self, doc: msgspec.Struct) -> bytes:
+        """One document as the stored view holds it (JSON)."""
+        return _encoder.encode(doc)
+
+    def decode(self, kind: str, data: bytes | str) -> msgspec.Struct:
+        """One stored document of ``kind`` back as its Struct."""
+        doc: msgspec.Struct = _decoder(self.doc_types[kind]).decode(data)
+        return doc
+
+    def load(self, stored: Mapping[str, Mapping[str, bytes | str]]) -> State:
+        """A state from stored documents (JSON) by kind and id; no change is pending on it."""
+        return Docs(
+            {
+                kind: {ident: self.decode(kind, data) for ident, data in docs.items()}
+                for kind, docs in stored.items()
+            }
+        )
+
+
+_encoder: Final = msgspec.json.Encoder()
+_decoders: dict[type[msgspec.Struct], msgspec.json.Decoder[msgspec.Struct]] = {}
+
+
+def _decoder(doc_type: type[msgspec.Struct]) -> msgspec.json.Decoder[msgspec.Struct]:
+    decoder = _decoders.get(doc_type)
+    if decoder is None:
+        decoder = _decoders[doc_type] = msgspec.json.Decoder(doc_type)
+    return decoder
+
+
+class _Module(Protocol):
+    """What a projection module exposes."""
+
+    @property
+    def NAME(self) -> str: ...  # noqa: N802  # module constants
+    @property
+    def VERSION(self) -> int: ...  # noqa: N802
+    @property
+    def DOC_TYPES(self) -> Mapping[str, type[msgspec.Struct]]: ...  # noqa: N802
+    def initial(self) -> State: ...
+    def apply(self, state: State, recorded: Recorded, /) -> State: ...
+
+
+def _projection(module: _Module) -> Projection:
+    return Projection(
+        name=module.NAME,
+        version=module.VERSION,
+        doc_types=module.DOC_TYPES,
+        initial=module.initial,
+        apply=module.apply,
+    )
+
+
+PROJECTIONS: Final[dict[str, Projection]] = {
+    p.name: p for p in map(_projection, (community_victims, country_stance, alignment, incidents))
+}
+"""Every projection, by name."""
+
+
+def fold(projection: Projection, recorded: Iterable[Recorded]) -> State:
+    """Fold events, in the order given, into a fresh state of ``projection``."""
+    state = projection.initial()
+    for one in recorded:
+        state = projection.apply(state, one)
+    return state
+
+
+__all__ = [
+    "PROJECTIONS",
+    "Docs",
+    "InconsistentStateError",
+    "InvalidQueryError",
+    "Projection",
+    "ProjectionError",
+    "Readable",
+    "State",
+    "alignment",
+    "community_victims",
+    "country_stance",
+    "fold",
+    "incidents",
+]

@@ -1,0 +1,24 @@
+"""Errors of the projections package. All derive from :class:`ProjectionError`."""
+
+from __future__ import annotations
+
+
+class ProjectionError(Exception):
+    """Root of every error raised by the ``projections`` package."""
+
+
+class InvalidQueryError(ProjectionError, ValueError):
+    """Raised when a query function is given a filter it cannot use.
+
+    An ISO week that is not ``YYYY-Www`` or does not exist, an unknown grading or victim
+    status, a page or limit below 1: the message names the parameter at fault.
+    """
+
+
+class InconsistentStateError(ProjectionError):
+    """Raised when a projection's state contradicts itself while an event is applied.
+
+    A count would fall below zero, or a document has the wrong type for its kind: the state
+    was not built by this projection's fold (or by another version of it). ``apply`` raises
+    it before writing anything, so the state stays as it was.
+    """

@@ -1,0 +1,267 @@
+"""Properties of every fold over random valid histories.
+
+(a) Folding in one go equals folding in random batches the way the runner does: after each
+batch only the changed documents are written (as JSON), and the next batch starts from the
+documents loaded back. (b) Retracting every incident leaves zero totals; retracting every
+statement leaves no stance and no pair. (c) The community-victims query equals a direct
+count over the same events. (d) A retracted statement leaves the stance and alignment states
+exactly as if it had never been issued.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+from collections.abc import Sequence
+from typing import Any
+
+import hypothesis.strategies as st
+from hypothesis import HealthCheck, given, settings
+
+from events import (
+    CasualtiesRevised,
+    Event,
+    IncidentMerged,
+    IncidentReported,
+    IncidentRetracted,
+    Recorded,
+    VictimLine,
+)
+from projections import PROJECTIONS, Projection, State, fold
+from projections.alignment import pairs
+from projections.community_victims import Figures, query
+from projections.country_stance import stances
+
+from ._builders import (
+    Log,
+    fatalities,
+    merged,
+    reported,
+    retracted,
+    revised,
+    statement,
+    statement_retracted,
+)
+
+INCIDENT_IDS = [f"i-{n}" for n in range(6)]
+PLACES = [("SYR", "Latakia"), ("SYR", "Tartus"), ("LBN", "North")]
+GRADINGS = ["confirmed", "fair", "weak", "contested", "discounted"]
+COMMUNITIES = ["alawite", "christian", "druze"]
+STATUSES = ["civilian", "combatant", "unknown"]
+COUNTRIES = ["USA", "RUS", "FRA", "CHN"]
+SUBJECTS = ["syria-coast", "gaza"]
+CAMEO = {"condemn": "111", "support": "051", "neutral": "010", "call_for_meeting": "026"}
+ACTIONS = ["report", "revise", "retract", "merge", "state", "unstate"]
+
+
+@st.composite
+def figures(draw: st.DrawFn) -> dict[str, Any]:
+    """Valid figures: victim lines and fatalities at least their sums, low ≤ best ≤ high."""
+    keys = draw(
+        st.lists(
+            st.tuples(st.sampled_from(COMMUNITIES), st.sampled_from(STATUSES)),
+            unique=True,
+            max_size=4,
+        )
+    )
+    lines = []
+    for community, status in keys:
+        best = draw(st.integers(0, 50))
+        low, high = best - draw(st.integers(0, best)), best + draw(st.integers(0, 9))
+        lines.append(
+            VictimLine(community=community, status=status, low=low, best=best, high=high)  # type: ignore[arg-type]
+        )
+    extra = [draw(st.integers(0, 20)) for _ in range(3)]
+    low = sum(v.low for v in lines) + extra[0]
+    best = max(sum(v.best for v in lines), low) + extra[1]
+    high = max(sum(v.high for v in lines), best) + extra[2]
+    return {"victims": lines, "fatalities": fatalities(best, low=low, high=high)}
+
+
+@st.composite
+def histories(draw: st.DrawFn) -> list[Event]:
+    """A history a store would accept (merges may name a canonical reported later)."""
+    status: dict[str, str] = {}  # incident -> live / retracted / merged
+    reported_ids: set[str] = set()
+    live_statements: list[str] = []
+    events: list[Event] = []
+    for n in range(draw(st.integers(1, 40))):
+        action = draw(st.sampled_from(ACTIONS))
+        live = sorted(i for i in reported_ids if status.get(i) == "live")
+        if action == "report":
+            fresh = [i for i in INCIDENT_IDS if i not in reported_ids]
+            if not fresh:
+                continue
+            ident = draw(st.sampled_from(fresh))
+            country, adm1 = draw(st.sampled_from(PLACES))
+            events.append(
+                reported(
+                    ident,
+                    country=country,
+                    adm1=adm1,
+                    occurred_start=dt.date(2025, 3, 1)
+                    + dt.timedelta(days=draw(st.integers(0, 20))),
+                    grading=draw(st.sampled_from(GRADINGS)),
+                    **draw(figures()),
+                )
+            )
+            reported_ids.add(ident)
+            status.setdefault(ident, "live")
+        elif action in ("revise", "retract", "merge") and live:
+            ident = draw(st.sampled_from(live))
+            if action == "revise":
+                events.append(revised(ident, **draw(figures())))
+            elif action == "retract":
+                events.append(retracted(ident))
+                status[ident] = "retracted"
+            else:
+                targets = [
+                    i for i in INCIDENT_IDS if i != ident and status.get(i, "live") == "live"
+                ]
+                if not targets:
+                    continue
+                events.append(merged(ident, draw(st.sampled_from(targets))))
+                status[ident] = "merged"
+        elif action == "state":
+            stance = draw(st.sampled_from(sorted(CAMEO)))
+            speakers = draw(
+                st.lists(st.sampled_from(COUNTRIES), min_size=1, max_size=3, unique=True)
+            )
+            events.append(
+                statement(
+                    f"s-{n}",
+                    *speakers,
+                    subject=draw(st.sampled_from(SUBJECTS)),
+                    stance=stance,
+                    cameo_code=CAMEO[stance],
+                    issued_at=dt.datetime(2025, 3, 7, tzinfo=dt.UTC)
+                    + dt.timedelta(hours=draw(st.integers(0, 6))),
+                    incident_ids=draw(
+                        st.lists(st.sampled_from(INCIDENT_IDS), max_size=2, unique=True)
+                    ),
+                )
+            )
+            live_statements.append(f"s-{n}")
+        elif action == "unstate" and live_statements:
+            gone = draw(st.sampled_from(live_statements))
+            live_statements.remove(gone)
+            events.append(statement_retracted(gone))
+    return events
+
+
+def runner_fold(projection: Projection, records: Sequence[Recorded], cuts: Sequence[int]) -> State:
+    """Fold in batches, keeping only the changed documents as JSON between batches."""
+    stored: dict[str, dict[str, bytes]] = {}
+    bounds = [0, *sorted(set(cuts)), len(records)]
+    for start, end in itertools.pairwise(bounds):
+        state = projection.load(stored)
+        for one in records[start:end]:
+            state = projection.apply(state, one)
+        for (kind, ident), doc in state.take_changes().items():
+            if doc is None:
+                stored.get(kind, {}).pop(ident, None)
+            else:
+                stored.setdefault(kind, {})[ident] = projection.encode(doc)
+    return projection.load(stored)
+
+
+def closing(events: Sequence[Event]) -> list[Event]:
+    """Retractions of every incident still live and every statement not yet retracted."""
+    live: dict[str, bool] = {}
+    statements: dict[str, bool] = {}
+    for event in events:
+        if isinstance(event, IncidentReported):
+            live.setdefault(event.incident_id, True)
+        elif isinstance(event, IncidentRetracted | IncidentMerged):
+            live[event.incident_id] = False
+        elif event.type == "statement.issued":
+            statements[event.statement_id] = True  # type: ignore[attr-defined]
+        elif event.type == "statement.retracted":
+            statements[event.statement_id] = False  # type: ignore[attr-defined]
+    return [retracted(i) for i, on in live.items() if on] + [
+        statement_retracted(s) for s, on in statements.items() if on
+    ]
+
+
+def direct_count(events: Sequence[Event]) -> tuple[Figures, dict[str, tuple[int, int]]]:
+    """Total and (best, incidents) per community over live, reported, undiscounted incidents."""
+    current: dict[str, IncidentReported | CasualtiesRevised] = {}
+    grading: dict[str, str] = {}
+    gone: set[str] = set()
+    for event in events:
+        if isinstance(event, IncidentReported):
+            grading[event.incident_id] = event.grading
+            current[event.incident_id] = event
+        elif isinstance(event, CasualtiesRevised):
+            current[event.incident_id] = event
+        elif isinstance(event, IncidentRetracted | IncidentMerged):
+            gone.add(event.incident_id)
+    total = Figures()
+    communities: dict[str, tuple[int, int]] = {}
+    for ident, figures_now in current.items():
+        if ident in gone or ident not in grading or grading[ident] == "discounted":
+            continue
+        f = figures_now.fatalities
+        total = total.plus(Figures(f.low, f.best, f.high))
+        mine: dict[str, int] = {}
+        for v in figures_now.victims:
+            mine[v.community] = mine.get(v.community, 0) + v.best
+        for community, best in mine.items():
+            so_far, count = communities.get(community, (0, 0))
+            communities[community] = (so_far + best, count + 1)
+    return total, communities
+
+
+PROPERTY = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+class TestFoldProperties:
+    @PROPERTY
+    @given(events=histories(), data=st.data())
+    def test_batched_fold_through_json_equals_one_fold(
+        self, events: list[Event], data: st.DataObject
+    ) -> None:
+        """Random batches, stored as JSON between them, fold to the same state as one go."""
+        records = Log().records(events)
+        cuts = data.draw(st.lists(st.integers(0, len(records)), max_size=6))
+        for projection in PROJECTIONS.values():
+            assert runner_fold(projection, records, cuts) == fold(projection, records), (
+                projection.name
+            )
+
+    @PROPERTY
+    @given(events=histories())
+    def test_retracting_everything_leaves_zero(self, events: list[Event]) -> None:
+        """After every incident and statement is retracted no total, stance or pair is left."""
+        records = Log().records([*events, *closing(events)])
+        victims = fold(PROJECTIONS["community-victims"], records)
+        answer = query(victims, min_grading="discounted")
+        assert answer.total == Figures()
+        assert answer.communities == []
+        assert not any(victims.kind(kind) for kind in ("line", "community", "total"))
+        assert stances(fold(PROJECTIONS["country-stance"], records)) == []
+        assert pairs(fold(PROJECTIONS["alignment"], records)) == []
+
+    @PROPERTY
+    @given(events=histories())
+    def test_victims_query_equals_a_direct_count(self, events: list[Event]) -> None:
+        """The summed cells give what counting the live incidents' current figures gives."""
+        total, communities = direct_count(events)
+        answer = query(fold(PROJECTIONS["community-victims"], Log().records(events)))
+        assert answer.total == total
+        assert {r.community: (r.best, r.incidents) for r in answer.communities} == communities
+
+    @PROPERTY
+    @given(events=histories())
+    def test_retracted_statements_are_as_if_never_issued(self, events: list[Event]) -> None:
+        """Dropping each retracted statement and its retraction from the log changes nothing."""
+        records = Log().records(events)
+        retracted_ids = {
+            r.event.statement_id  # type: ignore[attr-defined]
+            for r in records
+            if r.event.type == "statement.retracted"
+        }
+        kept = [r for r in records if getattr(r.event, "statement_id", None) not in retracted_ids]
+        for name in ("country-stance", "alignment"):
+            projection = PROJECTIONS[name]
+            assert fold(projection, records) == fold(projection, kept), name
