@@ -1,0 +1,210 @@
+"""Bearer tokens: who may do what, and the tokens of the embedded default.
+
+Roles (``Settings.tokens``, from ``LEDGER_TOKENS=role[:feed]=token,…``):
+
+- ``feed:<name>`` publishes events whose ``source`` is ``<name>``, and nothing else;
+- ``reader`` reads (views, metrics); it never publishes;
+- ``operator`` runs the service (metrics, operational endpoints); it does not publish either:
+  every event in the log is attributable to exactly one feed's token, so an operator who
+  needs to publish is given a feed token of its own.
+
+:class:`Authenticator` resolves an ``Authorization: Bearer …`` header in constant time: the
+presented token is hashed and compared with :func:`hmac.compare_digest` against the hash of
+every configured token, always all of them, so neither the position of a match nor its
+absence shows in the timing.
+
+:func:`ensure_tokens` gives the embedded default (no ``LEDGER_REDIS_URL``) its tokens when
+``LEDGER_TOKENS`` is unset: one per role (feed ``local``) plus one per feed of the reference
+scenario (so ``ledger seed reference`` can publish each event with its own feed's token),
+generated once with :func:`secrets.token_urlsafe` into ``<data_dir>/tokens`` (mode 0600, the
+``LEDGER_TOKENS`` syntax one entry a line) and reused on every later start. With an external
+Redis (``LEDGER_REDIS_URL``) tokens must be given: the service refuses to start without them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import secrets
+import stat
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Final
+
+import msgspec
+import structlog
+
+from .errors import LedgerError, SettingsError
+from .settings import Settings, Token, parse_tokens
+
+log = structlog.get_logger(__name__)
+
+LOCAL_FEED: Final = "local"
+"""The feed of the generated feed token on the embedded default."""
+TOKENS_FILE: Final = "tokens"
+
+
+class AuthError(LedgerError):
+    """Root of the errors of authentication and authorisation."""
+
+
+class AuthenticationError(AuthError):
+    """Raised when a request carries no bearer token, a malformed one, or an unknown one.
+
+    Answered with 401 and ``WWW-Authenticate: Bearer``. The message never holds the token.
+    """
+
+
+class PermissionDeniedError(AuthError):
+    """Raised when a known token asks for something its role may not do.
+
+    A reader or operator token publishing, or a feed token publishing an event of another
+    feed (``index`` is then the event's place in the batch). Answered with 403.
+    """
+
+    def __init__(self, message: str, index: int | None = None) -> None:
+        self.index = index
+        super().__init__(message)
+
+
+def _digest(secret: str) -> bytes:
+    return hashlib.sha256(secret.encode()).digest()
+
+
+class Authenticator:
+    """Resolves bearer tokens to the :class:`~services.settings.Token` they belong to."""
+
+    def __init__(self, tokens: Iterable[Token]) -> None:
+        self._tokens: tuple[tuple[bytes, Token], ...] = tuple(
+            (_digest(t.secret), t) for t in tokens
+        )
+
+    @property
+    def tokens(self) -> tuple[Token, ...]:
+        """Every token this authenticator knows."""
+        return tuple(t for _, t in self._tokens)
+
+    def resolve(self, presented: str | None) -> Token | None:
+        """The token whose secret is ``presented``, or ``None``; constant time over all tokens."""
+        if not presented:
+            return None
+        digest = _digest(presented)
+        found: Token | None = None
+        for known, token in self._tokens:  # no early exit: every token is compared
+            if hmac.compare_digest(digest, known):
+                found = token
+        return found
+
+    def authenticate(self, authorization: str | None) -> Token:
+        """The token of an ``Authorization`` header value; :class:`AuthenticationError` if none."""
+        if not authorization:
+            raise AuthenticationError("an Authorization: Bearer <token> header is required")
+        scheme, _, presented = authorization.strip().partition(" ")
+        if scheme.lower() != "bearer" or not presented.strip():
+            raise AuthenticationError("the Authorization header must be Bearer <token>")
+        token = self.resolve(presented.strip())
+        if token is None:
+            raise AuthenticationError("the bearer token is not valid")
+        return token
+
+
+def authorize_publish(token: Token, sources: Iterable[str]) -> None:
+    """Check that ``token`` may publish events with these ``source`` feeds, in batch order.
+
+    Raises :class:`PermissionDeniedError` naming the first event of another feed.
+    """
+    if token.role != "feed":
+        raise PermissionDeniedError(f"a {token.role} token may not publish; use a feed token")
+    for index, source in enumerate(sources):
+        if source != token.feed:
+            raise PermissionDeniedError(
+                f"event {index} has source {source!r}; this token publishes for feed "
+                f"{token.feed!r} only",
+                index=index,
+            )
+
+
+def reference_feeds() -> tuple[str, ...]:
+    """The feeds of the reference scenario (none while that module is absent)."""
+    try:
+        from .reference import REFERENCE_FEEDS  # noqa: PLC0415  # optional sibling module
+    except ImportError:  # pragma: no cover - only while the scenario is not installed
+        return ()
+    return tuple(REFERENCE_FEEDS)
+
+
+def tokens_path(data_dir: Path) -> Path:
+    """Where the embedded default keeps its generated tokens."""
+    return data_dir / TOKENS_FILE
+
+
+def wanted_names(feeds: Iterable[str] = ()) -> list[str]:
+    """The token names the embedded default generates: every role, feed ``local`` and ``feeds``."""
+    names = [f"feed:{LOCAL_FEED}", "reader", "operator"]
+    names += [f"feed:{f}" for f in feeds if f"feed:{f}" not in names]
+    return names
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` readable by the owner only (mode 0600 from creation on)."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    tmp.replace(path)
+
+
+def read_private(path: Path) -> str:
+    """Read a file :func:`write_private` wrote; tighten its mode to 0600 if it was looser."""
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077:
+        log.warning("file.mode_tightened", path=str(path), mode=oct(mode))
+        path.chmod(0o600)
+    return path.read_text(encoding="utf-8")
+
+
+def load_tokens_file(path: Path) -> tuple[Token, ...]:
+    """The tokens of a tokens file (one ``role[:feed]=token`` a line)."""
+    text = read_private(path)
+    return parse_tokens(",".join(text.splitlines()), variable=str(path))
+
+
+def ensure_tokens(settings: Settings, *, feeds: Iterable[str] | None = None) -> Settings:
+    """``settings`` with tokens: the given ones, or the embedded default's generated ones.
+
+    ``feeds`` (default: the reference scenario's feeds) get feed tokens too. Raises
+    :class:`SettingsError` when an external Redis is configured without ``LEDGER_TOKENS``.
+    """
+    if settings.tokens:
+        return settings
+    if not settings.embedded:
+        raise SettingsError(
+            "LEDGER_TOKENS must be set when LEDGER_REDIS_URL is set "
+            "(role[:feed]=token,…; tokens are only generated for the embedded default)"
+        )
+    path = tokens_path(settings.data_dir)
+    existing = load_tokens_file(path) if path.exists() else ()
+    have = {t.name for t in existing}
+    wanted = wanted_names(reference_feeds() if feeds is None else feeds)
+    missing = [n for n in wanted if n not in have]
+    tokens = list(existing)
+    for name in missing:
+        role, _, feed = name.partition(":")
+        tokens.append(Token(role=role, secret=secrets.token_urlsafe(32), feed=feed or None))  # type: ignore[arg-type]
+    if missing:
+        write_private(path, "".join(f"{t.name}={t.secret}\n" for t in tokens))
+        log.info("tokens.generated", path=str(path), names=missing)
+    else:
+        log.info("tokens.loaded", path=str(path))
+    inbox = settings.inbox_feeds or tuple(t.feed for t in tokens if t.feed)
+    return msgspec.structs.replace(settings, tokens=tuple(tokens), inbox_feeds=inbox)
+
+
+def feed_tokens(tokens: Iterable[Token]) -> dict[str, str]:
+    """Secret per feed name, of the feed tokens among ``tokens``."""
+    return {t.feed: t.secret for t in tokens if t.role == "feed" and t.feed}

@@ -1,0 +1,57 @@
+"""Prometheus metrics of the ingest path, in a registry of their own per app.
+
+A registry per :class:`IngestMetrics` (not the process-global default) lets tests and
+several apps in one process count independently. ``GET /metrics`` renders it.
+
+- ``ledger_events_ingested_total{type, result}``: events by type and what became of them
+  (``appended``, ``duplicate``, ``invalid``, ``forbidden``, ``rejected``, ``conflict``,
+  ``unavailable``); events that did not decode count under type ``unknown``.
+- ``ledger_submissions_total{status}``: ``POST /v1/events`` answers by HTTP status.
+- ``ledger_append_seconds``: latency of the store's append, per batch.
+"""
+
+from __future__ import annotations
+
+from collections import Counter as Tally
+from collections.abc import Iterable
+from typing import Final
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
+from prometheus_client.exposition import generate_latest
+
+CONTENT_TYPE: Final = CONTENT_TYPE_LATEST
+_LATENCY_BUCKETS: Final = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+
+class IngestMetrics:
+    """The counters and histogram of the ingest path."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        self.events = Counter(
+            "ledger_events_ingested",
+            "Submitted events by type and result",
+            ("type", "result"),
+            registry=self.registry,
+        )
+        self.submissions = Counter(
+            "ledger_submissions",
+            "Answers of POST /v1/events by HTTP status",
+            ("status",),
+            registry=self.registry,
+        )
+        self.append_seconds = Histogram(
+            "ledger_append_seconds",
+            "Latency of one batch append to the event store",
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+
+    def count(self, types: Iterable[str], result: str) -> None:
+        """Count events of these ``types`` (one entry per event) under ``result``."""
+        for event_type, n in Tally(types).items():
+            self.events.labels(event_type, result).inc(n)
+
+    def render(self) -> bytes:
+        """The registry in the Prometheus text format."""
+        return bytes(generate_latest(self.registry))

@@ -1,0 +1,1 @@
+"""Security tests: authentication, authorisation, and secrets kept out of logs."""

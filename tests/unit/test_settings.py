@@ -1,0 +1,97 @@
+"""Settings from the environment: defaults, parsing, and errors naming the variable."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from services.cli import main
+from services.errors import SettingsError
+from services.settings import Settings, load_settings
+
+FEED = "feed-sohr-secret-0123456789abcdef"
+EVERYWHERE = "0.0.0.0"  # noqa: S104  # a setting under test, nothing binds it
+
+
+class TestDefaults:
+    def test_empty_environment_gives_the_embedded_default(self) -> None:
+        """No variables: embedded Redis, loopback on 8000, ./var, no tokens yet."""
+        settings = load_settings({})
+        assert settings == Settings()
+        assert settings.embedded
+        assert (settings.http_host, settings.http_port) == ("127.0.0.1", 8000)
+        assert settings.data_dir == Path("var")
+
+    def test_every_variable_is_read(self) -> None:
+        """Each documented variable lands in its field."""
+        settings = load_settings(
+            {
+                "LEDGER_REDIS_URL": "redis://example:6379/1",
+                "LEDGER_HTTP_HOST": EVERYWHERE,
+                "LEDGER_HTTP_PORT": "9000",
+                "LEDGER_DATA_DIR": "/srv/ledger",
+                "LEDGER_TOKENS": f"feed:sohr={FEED}",
+                "LEDGER_FSYNC": "always",
+                "LEDGER_KEY_PREFIX": "prod",
+                "LEDGER_PARTITIONS": "4",
+                "LEDGER_PROJECTORS": "0",
+                "LEDGER_CLAIM_IDLE_MS": "5000",
+            }
+        )
+        assert not settings.embedded
+        assert (settings.http_host, settings.http_port) == (EVERYWHERE, 9000)
+        assert settings.data_dir == Path("/srv/ledger")
+        assert [t.name for t in settings.tokens] == ["feed:sohr"]
+        assert (settings.fsync, settings.key_prefix, settings.partitions) == ("always", "prod", 4)
+        assert settings.projectors is False
+        assert settings.claim_idle_ms == 5000
+
+    def test_inbox_feeds_default_to_the_feed_tokens_feeds(self) -> None:
+        """Without LEDGER_INBOX_FEEDS the feeds with tokens may use the inbox."""
+        settings = load_settings({"LEDGER_TOKENS": f"feed:sohr={FEED}"})
+        assert settings.inbox_feeds == ("sohr",)
+        given = load_settings({"LEDGER_TOKENS": f"feed:sohr={FEED}", "LEDGER_INBOX_FEEDS": "a,b"})
+        assert given.inbox_feeds == ("a", "b")
+
+
+class TestErrors:
+    @pytest.mark.parametrize(
+        ("variable", "value"),
+        [
+            ("LEDGER_REDIS_URL", "http://localhost:6379"),
+            ("LEDGER_HTTP_PORT", "eighty"),
+            ("LEDGER_HTTP_PORT", "70000"),
+            ("LEDGER_FSYNC", "sometimes"),
+            ("LEDGER_KEY_PREFIX", "{bad}"),
+            ("LEDGER_KEY_PREFIX", "has space"),
+            ("LEDGER_PARTITIONS", "0"),
+            ("LEDGER_INBOX_FEEDS", "Not A Feed"),
+            ("LEDGER_PROJECTORS", "maybe"),
+            ("LEDGER_CLAIM_IDLE_MS", "5"),
+            ("LEDGER_TOKENS", "reader=short"),
+        ],
+    )
+    def test_bad_value_names_its_variable(self, variable: str, value: str) -> None:
+        """The error message starts from the variable at fault."""
+        with pytest.raises(SettingsError) as caught:
+            load_settings({variable: value})
+        assert variable in str(caught.value)
+
+    def test_cli_reports_a_settings_error_with_exit_status_2(self) -> None:
+        """``ledger`` prints the message on stderr and exits 2, without a traceback."""
+        result = CliRunner().invoke(main, ["seed", "reference"], env={"LEDGER_HTTP_PORT": "eighty"})
+        assert result.exit_code == 2
+        assert "LEDGER_HTTP_PORT" in result.stderr
+        assert "Traceback" not in result.output
+
+    def test_cli_without_any_token_to_seed_with_exits_2(self, tmp_path: Path) -> None:
+        """Seeding with no token given and no tokens file names LEDGER_SEED_TOKEN."""
+        result = CliRunner().invoke(
+            main,
+            ["seed", "reference"],
+            env={"LEDGER_DATA_DIR": str(tmp_path), "LEDGER_SEED_TOKEN": "", "LEDGER_TOKENS": ""},
+        )
+        assert result.exit_code == 2
+        assert "LEDGER_SEED_TOKEN" in result.stderr
