@@ -1,0 +1,888 @@
+"""The projection runner: folds the log into stored views, exactly once, surviving crashes.
+
+One :class:`ProjectorPool` per process runs one worker task per projection. A worker reads
+the log through its projection's consumer group ``projector:<name>:v<version>`` (created
+by us at id ``0`` so an existing history is delivered too), applies each batch in memory to
+the projection's :class:`~projections.docs.Docs`, and then commits.
+
+**The commit is one Lua script** (:data:`COMMIT_SCRIPT`) that writes the documents the batch
+changed (``HSET``/``HDEL`` on the view's kind hashes), any dead letters (``XADD`` to
+``<prefix>:dlq``) and the new checkpoint (field ``position`` of the view's meta hash), and
+only does so when (a) the lease is still the worker's and (b) the stored checkpoint is still
+the one the worker's state was built on. The entries are ``XACK``-ed after the commit. An
+entry at or below the checkpoint changes nothing and is only acked, so a redelivery (a crash
+between commit and ack, a reclaim, a restart) never counts an event twice; an entry is acked
+only once the checkpoint covers it, so a crash never loses one.
+
+**Order.** The checkpoint is a single position, so entries must be applied in log order with
+no gap: an entry left pending below a newer applied one would later look "at or below the
+checkpoint" and be skipped. A worker therefore reads its own pending entries first
+(``XREADGROUP`` at id ``0``), then reclaims entries idle for ``claim_idle_ms`` on dead
+consumers (``XAUTOCLAIM``), then new ones (``>``). Before it applies any batch it checks the
+group's pending summary: an entry above the checkpoint still pending on *another* consumer
+was delivered to an earlier lease holder (one that crashed, or paused until its lease
+expired) and precedes what was just read. The worker takes such entries over at once
+(``XCLAIM … JUSTID``, whatever their idle time: their consumer can no longer commit) and
+re-reads its own pending entries from ``0`` in log order; entries at or below the checkpoint
+pending elsewhere are simply acked.
+
+**How work is shared.** A projection is applied by one process at a time: the holder of its
+lease ``<prefix>:lease:<name>:v<version>`` (``SET NX PX``, value = the consumer name, renewed
+by a compare-and-``PEXPIRE`` script every third of its time, checked before each read).
+Several processes can run pools over the same prefix; for each projection the first to take
+the lease works and the others wait and retry, taking over within one lease time when the
+holder dies or stops (``stop()`` releases the lease at once). Different projections may be
+held by different processes. A holder that paused past its lease may still try to commit:
+the lease check in the commit script refuses it (and the checkpoint check would refuse it
+even if it did not), so it cannot apply anything twice; it then drops its state and competes
+again. While idle, the holder also settles entries earlier holders left pending.
+
+**Poison entries.** ``apply`` may update the state in place, so when it raises (or the entry
+does not decode) the worker undoes exactly what that one entry touched: every key the failed
+``apply`` changed goes back to its value after the batch's earlier entries (which the worker
+keeps, per key, for the commit anyway) or, for keys the batch had not changed, to the
+committed value read back from the view. This costs a lookup of a few keys, never a copy of
+the state. The entry is then redelivered to the same worker (``XCLAIM``, which counts a
+delivery) and applied again; once ``XPENDING`` counts 3 deliveries it goes to the dead-letter
+stream with its error, the projection's name and its original fields, in the same commit that
+moves the checkpoint past it, and the worker goes on with later events.
+
+**Redis unreachable.** A connection error or timeout ends the worker's term: it logs, waits
+(0.1 s doubling to 5 s), reloads its view and resumes; the loop never dies of it.
+
+The commit script touches the lease and the dead-letter stream besides the view's own keys
+(which share the hash tag ``{view:<name>:v<version>}``); that is fine on one Redis server.
+On a Redis Cluster those two keys would have to move under the view's hash tag.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import secrets
+import signal
+import socket
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from typing import Any, Final, Literal
+
+import msgspec
+import redis.asyncio as aioredis
+import redis.exceptions as rexc
+import structlog
+
+from events import Position, Recorded, from_fields, position_key, recorded_at_of
+from projections import PROJECTIONS, Projection
+from projections.docs import Docs, Key
+
+from .errors import LedgerError
+from .logging import configure_logging
+from .settings import load_settings
+from .store.keys import Keys
+from .store.redis import connect
+from .views import CHECKPOINT_FIELD, ViewKeys, decode_doc, encode_doc, load_view, view_keys
+
+__all__ = [
+    "COMMIT_SCRIPT",
+    "MAX_DELIVERIES",
+    "CheckpointMovedError",
+    "LeaseLostError",
+    "ProjectionStatus",
+    "ProjectorFailedError",
+    "ProjectorPool",
+    "RunnerError",
+    "Step",
+    "StepHook",
+    "main",
+]
+
+MAX_DELIVERIES: Final = 3
+"""Deliveries after which an entry that cannot be applied goes to the dead-letter stream."""
+
+BACKOFF_START: Final = 0.1
+BACKOFF_MAX: Final = 5.0
+
+Step = Literal["before_commit", "after_commit"]
+"""Points of a batch a :data:`StepHook` is called at (``after_commit`` comes before the ack)."""
+
+StepHook = Callable[[str, Step], Awaitable[None]]
+"""Called with the projection's name at each :data:`Step`; fault tests raise from it."""
+
+_REDIS_DOWN: Final = (rexc.ConnectionError, rexc.TimeoutError, OSError)
+
+_log = structlog.get_logger()
+
+
+class RunnerError(LedgerError):
+    """Root of the projection runner's errors."""
+
+
+class LeaseLostError(RunnerError):
+    """Raised inside a worker when its lease turns out to be another's (or gone).
+
+    The lease expired while the worker was paused or cut off and another process took it.
+    The worker drops its state and competes for the lease again; nothing was committed.
+    """
+
+
+class CheckpointMovedError(RunnerError):
+    """Raised inside a worker when the stored checkpoint is not the one its state is built on.
+
+    Something else committed to the view since the worker loaded it; the worker reloads.
+    """
+
+
+class ProjectorFailedError(RunnerError):
+    """Raised by :meth:`ProjectorPool.run_until_caught_up` when a worker stopped on an error.
+
+    The error is not one of Redis being unreachable (those are retried): a stored view that
+    no longer decodes, or a fault injected by a test. The cause is chained.
+    """
+
+
+class ProjectionStatus(msgspec.Struct, frozen=True, kw_only=True):
+    """Where one projection's stored view stands."""
+
+    name: str
+    version: int
+    position: Position | None
+    """The view's checkpoint: the last log position it includes."""
+    lag: int
+    """Log entries after the checkpoint, not yet in the view."""
+    pending: int
+    """Entries delivered to the projection's consumer group and not yet acked."""
+    holder: str | None
+    """The consumer holding the projection's lease, if any."""
+    state: Literal["idle", "waiting", "running", "stopped", "failed"]
+    """This pool's worker for the projection: waiting for the lease, running, …."""
+
+
+# --- Lua ------------------------------------------------------------------------------------
+
+COMMIT_SCRIPT: Final = """
+-- KEYS: lease, meta, dlq, then the view's kind hashes this commit writes.
+-- ARGV: owner, expected checkpoint ('' for none), new checkpoint, number of dead letters D,
+--   then per kind hash: puts P, deletes R, P pairs (id, json), R ids,
+--   then per dead letter: pairs F, F pairs (field, value).
+-- Returns 1 when committed, 0 when the lease is not the owner's, -1 when the checkpoint moved.
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+local current = redis.call('HGET', KEYS[2], 'position')
+if (current or '') ~= ARGV[2] then return -1 end
+local i = 5
+for k = 4, #KEYS do
+  local puts, dels = tonumber(ARGV[i]), tonumber(ARGV[i + 1])
+  i = i + 2
+  for _ = 1, puts do
+    redis.call('HSET', KEYS[k], ARGV[i], ARGV[i + 1])
+    i = i + 2
+  end
+  for _ = 1, dels do
+    redis.call('HDEL', KEYS[k], ARGV[i])
+    i = i + 1
+  end
+end
+for _ = 1, tonumber(ARGV[4]) do
+  local npairs = tonumber(ARGV[i])
+  local fields = {}
+  for j = 1, 2 * npairs do fields[j] = ARGV[i + j] end
+  i = i + 1 + 2 * npairs
+  redis.call('XADD', KEYS[3], '*', unpack(fields))
+end
+redis.call('HSET', KEYS[2], 'position', ARGV[3])
+return 1
+"""
+
+RENEW_SCRIPT: Final = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"""
+
+RELEASE_SCRIPT: Final = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+# --- small helpers ----------------------------------------------------------------------------
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _entries(reply: Any) -> list[tuple[str, Mapping[Any, Any]]]:
+    """The entries of a one-stream ``XREADGROUP`` reply, whatever RESP shape it came in."""
+    if not reply:
+        return []
+    streams = reply.values() if isinstance(reply, Mapping) else (r[1] for r in reply)
+    found: list[tuple[str, Mapping[Any, Any]]] = []
+    for entries in streams:
+        for entry in entries:
+            # RESP3 nests a stream's entries one level deeper.
+            items = entry if entry and isinstance(entry[0], list | tuple) else [entry]
+            found.extend((_text(ident), fields or {}) for ident, fields in items)
+    return found
+
+
+def _above(position: str, checkpoint: Position | None) -> bool:
+    return checkpoint is None or position_key(position) > position_key(checkpoint)
+
+
+def _default_consumer() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+
+
+class _Batch:
+    """What one batch leaves to commit: changed documents, dead letters, entries to ack."""
+
+    __slots__ = ("acks", "changes", "dead", "last")
+
+    def __init__(self, changes: dict[Key, msgspec.Struct | None], last: Position | None) -> None:
+        self.changes = changes
+        self.dead: list[list[bytes | str]] = []
+        self.acks: list[str] = []
+        self.last = last
+
+
+# --- one projection's worker ----------------------------------------------------------------
+
+
+class _Worker:
+    """Applies one projection while holding its lease (see the module docstring)."""
+
+    def __init__(self, pool: ProjectorPool, projection: Projection) -> None:
+        self.pool = pool
+        self.client = pool.client
+        self.projection = projection
+        self.name = projection.name
+        self.keys: ViewKeys = view_keys(pool.prefix, projection)
+        self.log_key = Keys(pool.prefix).log
+        self.dlq_key = Keys(pool.prefix).dlq
+        self.log = _log.bind(projection=projection.name, version=projection.version)
+        self.state: Literal["idle", "waiting", "running", "stopped", "failed"] = "idle"
+        self.error: BaseException | None = None
+        self.docs: Docs[msgspec.Struct] | None = None
+        self.checkpoint: Position | None = None
+        self.applied = 0
+        self.dead_lettered = 0
+        self._own_cursor: str | None = "0"
+        self._claim_cursor: str | None = "0-0"
+        self._renewed_at = 0.0
+        self._backoff = BACKOFF_START
+        self._commit = self.client.register_script(COMMIT_SCRIPT)
+        self._renew = self.client.register_script(RENEW_SCRIPT)
+        self._release = self.client.register_script(RELEASE_SCRIPT)
+
+    # --- the loop -------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Compete for the lease and work while holding it, until the pool stops."""
+        pool = self.pool
+        try:
+            while not pool.stopping:
+                try:
+                    if not await self._acquire():
+                        self.state = "waiting"
+                        await pool.pause(pool.lease_retry)
+                        continue
+                    self.state = "running"
+                    await self._term()
+                except (LeaseLostError, CheckpointMovedError) as exc:
+                    self.log.info("projector.lease_lost", reason=type(exc).__name__)
+                    self._forget()
+                except _REDIS_DOWN as exc:
+                    self.log.warning(
+                        "projector.redis_unreachable", error=str(exc), retry_in=self._backoff
+                    )
+                    self._forget()
+                    await pool.pause(self._backoff)
+                    self._backoff = min(self._backoff * 2, BACKOFF_MAX)
+                except rexc.RedisError as exc:  # e.g. OOM, NOGROUP after a group was deleted
+                    self.log.warning(
+                        "projector.redis_error", error=str(exc), retry_in=self._backoff
+                    )
+                    self._forget()
+                    await pool.pause(self._backoff)
+                    self._backoff = min(self._backoff * 2, BACKOFF_MAX)
+        except asyncio.CancelledError:
+            self.state = "stopped"
+            raise
+        except Exception as exc:
+            self.state = "failed"
+            self.error = exc
+            self.log.exception("projector.failed")
+            raise
+        await self._give_up_lease()
+        self.state = "stopped"
+
+    def _forget(self) -> None:
+        """Drop the in-memory state: the next term reloads it from the stored view."""
+        self.docs, self.checkpoint = None, None
+
+    async def _term(self) -> None:
+        """One stretch of work under the lease: load, catch up, follow the log."""
+        docs, checkpoint = await load_view(self.client, self.pool.prefix, self.projection)
+        if (
+            checkpoint is None
+        ):  # a new view: its initial documents are written with the first commit
+            for kind, by_id in list(docs.kinds().items()):
+                for ident, doc in list(by_id.items()):
+                    docs.put(kind, ident, doc)
+        self.docs, self.checkpoint = docs, checkpoint
+        await self._ensure_group()
+        await self._forget_idle_consumers()
+        self._own_cursor, self._claim_cursor = "0", "0-0"
+        self.log.info("projector.term_started", checkpoint=checkpoint, consumer=self.pool.consumer)
+        while not self.pool.stopping:
+            await self._renew_if_due()
+            entries = await self._next_entries()
+            self._backoff = BACKOFF_START
+            if entries:
+                await self._process(docs, entries)
+            else:  # idle: settle what earlier holders left pending
+                await self._take_over_stragglers()
+
+    # --- the lease --------------------------------------------------------------------------
+
+    async def _acquire(self) -> bool:
+        owner, ttl = self.pool.consumer, self.pool.lease_ms
+        taken = await self.client.set(self.keys.lease, owner, nx=True, px=ttl)
+        if not taken:  # ours already (a restart under the same consumer name)?
+            taken = bool(await self._renew(keys=[self.keys.lease], args=[owner, ttl]))
+        if taken:
+            self._renewed_at = time.monotonic()
+            self.log.info("projector.lease_acquired", owner=owner)
+        return bool(taken)
+
+    async def _renew_if_due(self) -> None:
+        if time.monotonic() - self._renewed_at < self.pool.lease_ms / 3000:
+            return
+        renewed = await self._renew(
+            keys=[self.keys.lease], args=[self.pool.consumer, self.pool.lease_ms]
+        )
+        if not renewed:
+            raise LeaseLostError(self.keys.lease)
+        self._renewed_at = time.monotonic()
+
+    async def _give_up_lease(self) -> None:
+        with contextlib.suppress(*_REDIS_DOWN, rexc.RedisError):
+            await self._release(keys=[self.keys.lease], args=[self.pool.consumer])
+
+    # --- reading ------------------------------------------------------------------------------
+
+    async def _ensure_group(self) -> None:
+        try:
+            await self.client.xgroup_create(
+                self.log_key, self.keys.group, id="0", mkstream=True, entries_read=0
+            )
+        except rexc.ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    async def _forget_idle_consumers(self) -> None:
+        """Delete other consumers of the group with nothing pending and idle past the threshold."""
+        for info in await self.client.xinfo_consumers(self.log_key, self.keys.group):
+            name = _text(info["name"])
+            idle = int(info.get("inactive", info.get("idle", 0)) or 0)
+            if (
+                name != self.pool.consumer
+                and not info["pending"]
+                and idle > self.pool.claim_idle_ms
+            ):
+                await self.client.xgroup_delconsumer(self.log_key, self.keys.group, name)
+
+    async def _next_entries(self) -> list[tuple[str, Mapping[Any, Any]]]:
+        """Own pending entries first, then reclaimed ones, then new ones (blocking briefly)."""
+        pool = self.pool
+        if self._own_cursor is not None:
+            reply = await self.client.xreadgroup(
+                self.keys.group,
+                pool.consumer,
+                {self.log_key: self._own_cursor},
+                count=pool.batch_size,
+            )
+            entries = _entries(reply)
+            if entries:
+                self._own_cursor = entries[-1][0]
+                return entries
+            self._own_cursor = None
+        while self._claim_cursor is not None:
+            cursor, claimed, *_ = await self.client.xautoclaim(
+                self.log_key,
+                self.keys.group,
+                pool.consumer,
+                pool.claim_idle_ms,
+                start_id=self._claim_cursor,
+                count=pool.batch_size,
+            )
+            cursor = _text(cursor)
+            self._claim_cursor = None if cursor == "0-0" else cursor
+            found = [(_text(i), f or {}) for i, f in claimed if i is not None]
+            if found:
+                self.log.info("projector.reclaimed", entries=len(found))
+                return found
+        reply = await self.client.xreadgroup(
+            self.keys.group,
+            pool.consumer,
+            {self.log_key: ">"},
+            count=pool.batch_size,
+            block=pool.block_ms,
+        )
+        return _entries(reply)
+
+    async def _take_over_stragglers(self) -> bool:
+        """Take over entries above the checkpoint pending on other consumers (see the docstring).
+
+        Returns whether any were taken: the batch in hand is then left pending and the own
+        pending entries are read again from ``0``, in log order.
+        """
+        summary = await self.client.xpending(self.log_key, self.keys.group)
+        others = [
+            _text(c["name"])
+            for c in summary.get("consumers") or []
+            if _text(c["name"]) != self.pool.consumer and int(c["pending"])
+        ]
+        taken = 0
+        for consumer in others:
+            pending = await self.client.xpending_range(
+                self.log_key, self.keys.group, "-", "+", self.pool.batch_size, consumer
+            )
+            ids = [_text(p["message_id"]) for p in pending]
+            done = [i for i in ids if not _above(i, self.checkpoint)]
+            ahead: list[Any] = [i for i in ids if _above(i, self.checkpoint)]
+            if done:
+                await self.client.xack(self.log_key, self.keys.group, *done)
+            if ahead:
+                await self.client.xclaim(
+                    self.log_key, self.keys.group, self.pool.consumer, 0, ahead, justid=True
+                )
+                taken += len(ahead)
+                self.log.info("projector.took_over", consumer=consumer, entries=len(ahead))
+        if taken:
+            self._own_cursor = "0"
+        return taken > 0
+
+    # --- applying -------------------------------------------------------------------------------
+
+    async def _process(
+        self, docs: Docs[msgspec.Struct], entries: Sequence[tuple[str, Mapping[Any, Any]]]
+    ) -> None:
+        """Apply one batch, then commit it and ack it (see the module docstring)."""
+        if await self._take_over_stragglers():
+            return
+        batch = _Batch(docs.take_changes(), self.checkpoint)
+        for ident, fields in entries:
+            position = Position(ident)
+            if not fields or not _above(position, batch.last):
+                batch.acks.append(ident)  # already in the view, or deleted from the log
+                continue
+            await self._apply_entry(docs, batch, position, fields)
+        if batch.last is not None and (
+            batch.last != self.checkpoint or batch.changes or batch.dead
+        ):
+            await self._commit_batch(batch, batch.last)
+        if batch.acks:
+            await self.client.xack(self.log_key, self.keys.group, *batch.acks)
+        self.log.debug(
+            "projector.batch",
+            entries=len(entries),
+            acked=len(batch.acks),
+            dead=len(batch.dead),
+            checkpoint=self.checkpoint,
+        )
+
+    async def _apply_entry(
+        self,
+        docs: Docs[msgspec.Struct],
+        batch: _Batch,
+        position: Position,
+        fields: Mapping[Any, Any],
+    ) -> None:
+        """Apply one entry; on failure undo it, redeliver it, and dead-letter it at the limit."""
+        while True:
+            try:
+                event = from_fields(fields)
+                self.projection.apply(docs, Recorded(position, recorded_at_of(position), event))
+            except Exception as exc:  # a poison entry: whatever apply raised, isolate it
+                await self._undo(docs, batch.changes)
+                deliveries = await self._deliveries(position)
+                if deliveries >= MAX_DELIVERIES:
+                    batch.dead.append(self._dead_letter(position, fields, exc, deliveries))
+                    self.dead_lettered += 1
+                    self.log.warning(
+                        "projector.dead_lettered",
+                        position=position,
+                        error_type=type(exc).__name__,
+                        error=str(exc)[:500],
+                        deliveries=deliveries,
+                    )
+                    break
+                self.log.info(
+                    "projector.entry_failed",
+                    position=position,
+                    error_type=type(exc).__name__,
+                    deliveries=deliveries,
+                )
+                redelivered: list[Any] = await self.client.xclaim(
+                    self.log_key, self.keys.group, self.pool.consumer, 0, [position]
+                )
+                again = [(i, f) for i, f in redelivered if i is not None and f]
+                if not again:  # deleted from the log meanwhile: nothing left to apply
+                    break
+                fields = again[0][1]
+            else:
+                batch.changes.update(docs.take_changes())
+                self.applied += 1
+                break
+        batch.last = position
+        batch.acks.append(position)
+
+    async def _undo(
+        self, docs: Docs[msgspec.Struct], changes: Mapping[Key, msgspec.Struct | None]
+    ) -> None:
+        """Put back every document a failed ``apply`` touched (see the module docstring)."""
+        touched = docs.take_changes()
+        unknown = [key for key in touched if key not in changes]
+        committed: dict[Key, msgspec.Struct | None] = {}
+        if unknown:
+            async with self.client.pipeline(transaction=False) as pipe:
+                for kind, ident in unknown:
+                    pipe.hget(self.keys.kinds[kind], ident)
+                replies = await pipe.execute()
+            for (kind, ident), raw in zip(unknown, replies, strict=True):
+                committed[(kind, ident)] = (
+                    None if raw is None else decode_doc(self.projection, kind, raw)
+                )
+        for key in touched:
+            before = changes[key] if key in changes else committed[key]
+            if before is None:
+                docs.delete(*key)
+            else:
+                docs.put(*key, before)
+        docs.take_changes()
+
+    async def _deliveries(self, position: Position) -> int:
+        pending = await self.client.xpending_range(
+            self.log_key, self.keys.group, position, position, 1
+        )
+        return int(pending[0]["times_delivered"]) if pending else MAX_DELIVERIES
+
+    def _dead_letter(
+        self, position: Position, fields: Mapping[Any, Any], exc: Exception, deliveries: int
+    ) -> list[bytes | str]:
+        letter: list[bytes | str] = [
+            "projection", self.name,
+            "version", str(self.projection.version),
+            "position", position,
+            "error_type", type(exc).__name__,
+            "error", str(exc)[:2000],
+            "deliveries", str(deliveries),
+            "consumer", self.pool.consumer,
+        ]  # fmt: skip
+        for name, value in fields.items():
+            letter += [f"entry.{_text(name)}", value]
+        return letter
+
+    async def _commit_batch(self, batch: _Batch, last: Position) -> None:
+        """Write the batch's documents, dead letters and checkpoint ``last`` in one step."""
+        hook = self.pool.hook
+        if hook is not None:
+            await hook(self.name, "before_commit")
+        per_kind: dict[str, tuple[list[bytes | str], list[str]]] = {}
+        for (kind, ident), doc in batch.changes.items():
+            puts, dels = per_kind.setdefault(kind, ([], []))
+            if doc is None:
+                dels.append(ident)
+            else:
+                puts += [ident, encode_doc(doc)]
+        keys = [self.keys.lease, self.keys.meta, self.dlq_key]
+        args: list[bytes | str | int] = [
+            self.pool.consumer,
+            self.checkpoint or "",
+            last,
+            len(batch.dead),
+        ]
+        for kind, (puts, dels) in per_kind.items():
+            keys.append(self.keys.kinds[kind])
+            args += [len(puts) // 2, len(dels), *puts, *dels]
+        for letter in batch.dead:
+            args += [len(letter) // 2, *letter]
+        result = await self._commit(keys=keys, args=args)
+        if result == 0:
+            raise LeaseLostError(self.keys.lease)
+        if result != 1:
+            raise CheckpointMovedError(f"{self.keys.meta} is not at {self.checkpoint}")
+        self.checkpoint = last
+        self.pool.progress.set()
+        if hook is not None:
+            await hook(self.name, "after_commit")
+
+
+# --- the pool -------------------------------------------------------------------------------
+
+
+class ProjectorPool:
+    """One worker per projection, each applying the log to its stored view.
+
+    ``consumer`` names this process in the consumer groups and as the lease owner (default:
+    host, pid and a random suffix). ``hook`` is for fault tests: it is awaited before and after
+    each commit and may raise to simulate a crash there.
+    """
+
+    def __init__(
+        self,
+        redis_client: aioredis.Redis,
+        *,
+        prefix: str = "ledger",
+        projections: Iterable[Projection] | None = None,
+        claim_idle_ms: int = 30_000,
+        batch_size: int = 1000,
+        consumer: str | None = None,
+        lease_ms: int = 10_000,
+        block_ms: int = 1000,
+        hook: StepHook | None = None,
+    ) -> None:
+        self.client = redis_client
+        self.prefix = prefix
+        self.claim_idle_ms = claim_idle_ms
+        self.batch_size = batch_size
+        self.consumer = consumer or _default_consumer()
+        self.lease_ms = lease_ms
+        self.lease_retry = min(max(lease_ms / 4000, 0.05), 2.0)
+        self.block_ms = self._block_ms(redis_client, block_ms)
+        self.hook = hook
+        self.progress = asyncio.Event()
+        self._stop = asyncio.Event()
+        chosen = PROJECTIONS.values() if projections is None else projections
+        self._workers = [_Worker(self, p) for p in chosen]
+        self._tasks: list[asyncio.Task[None]] = []
+
+    @staticmethod
+    def _block_ms(client: aioredis.Redis, wanted: int) -> int:
+        """The read block time, kept well under the client's socket timeout."""
+        timeout = client.connection_pool.connection_kwargs.get("socket_timeout")
+        if timeout:
+            return max(10, min(wanted, int(timeout * 1000) // 2))
+        return wanted
+
+    @property
+    def stopping(self) -> bool:
+        """Whether :meth:`stop` was called."""
+        return self._stop.is_set()
+
+    @property
+    def running(self) -> bool:
+        """Whether workers were started and have not all ended."""
+        return any(not t.done() for t in self._tasks)
+
+    async def pause(self, seconds: float) -> None:
+        """Wait ``seconds``, or less if the pool is stopped meanwhile."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop.wait(), seconds)
+
+    async def start(self) -> None:
+        """Start one worker task per projection (they compete for their leases)."""
+        if self._tasks:
+            return
+        self._stop.clear()
+        self._tasks = [
+            asyncio.create_task(w.run(), name=f"projector:{w.name}") for w in self._workers
+        ]
+
+    async def stop(self) -> None:
+        """Finish the batches in flight, release the leases, and end the workers."""
+        self._stop.set()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+
+    async def abort(self) -> None:
+        """End every worker at once, as a crash would: no batch finished, no lease released.
+
+        The Redis client can absorb a cancellation that lands while it writes a command, so
+        the cancellation is repeated until every task has ended.
+        """
+        pending = {t for t in self._tasks if not t.done()}
+        while pending:
+            for task in pending:
+                task.cancel()
+            _, pending = await asyncio.wait(pending, timeout=0.1)
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+
+    def failure(self) -> BaseException | None:
+        """The error a worker stopped on, if one did."""
+        return next((w.error for w in self._workers if w.error is not None), None)
+
+    async def _head(self) -> Position | None:
+        last = await self.client.xrevrange(Keys(self.prefix).log, "+", "-", count=1) or []
+        return Position(_text(last[0][0])) if last else None
+
+    async def run_until_caught_up(self) -> None:
+        """Apply until every view's checkpoint reaches the log's head as it is now.
+
+        Caught up also means nothing is left pending in the projections' groups (entries
+        redelivered after a crash are settled). Starts the workers when they are not running
+        (and stops them again afterwards). The view may be advanced by another pool holding
+        the lease; that counts too. Bound the wait with ``asyncio.timeout``;
+        :class:`ProjectorFailedError` when a worker failed.
+        """
+        started_here = not self.running
+        if started_here:
+            await self.start()
+        try:
+            head = await self._head()
+            if head is None:
+                return
+            while not await self._caught_up(head):
+                error = self.failure()
+                if error is not None:
+                    raise ProjectorFailedError(str(error)) from error
+                self.progress.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.progress.wait(), 0.05)
+        finally:
+            if started_here:
+                await self.stop()
+
+    async def _caught_up(self, head: Position) -> bool:
+        pending = {
+            _text(g["name"]): int(g["pending"])
+            for g in await self.client.xinfo_groups(Keys(self.prefix).log)
+        }
+        for worker in self._workers:
+            if pending.get(worker.keys.group, 1):
+                return False
+            if _above(head, await self._stored_checkpoint(worker.keys)):
+                return False
+        return True
+
+    async def _stored_checkpoint(self, keys: ViewKeys) -> Position | None:
+        raw = await self.client.hget(keys.meta, CHECKPOINT_FIELD)
+        return None if raw is None else Position(_text(raw))
+
+    async def status(self) -> list[ProjectionStatus]:
+        """Checkpoint, lag, pending count and lease holder of every projection of the pool.
+
+        The lag is the group's ``lag`` (entries never delivered, from ``XINFO GROUPS``) plus
+        the pending entries above the checkpoint; it is counted with ``XRANGE`` only when the
+        group cannot tell (no group yet, or a log with deleted entries).
+        """
+        log = Keys(self.prefix).log
+        groups: dict[str, Any] = {}
+        with contextlib.suppress(rexc.ResponseError):  # no log yet
+            for group in await self.client.xinfo_groups(log):
+                groups[_text(group["name"])] = group
+        rows = []
+        for worker in self._workers:
+            keys = worker.keys
+            checkpoint = await self._stored_checkpoint(keys)
+            holder = await self.client.get(keys.lease)
+            info = groups.get(keys.group)
+            pending = int(info["pending"]) if info else 0
+            lag = await self._lag(log, keys, info, checkpoint, pending)
+            rows.append(
+                ProjectionStatus(
+                    name=worker.name,
+                    version=worker.projection.version,
+                    position=checkpoint,
+                    lag=lag,
+                    pending=pending,
+                    holder=None if holder is None else _text(holder),
+                    state=worker.state,
+                )
+            )
+        return rows
+
+    async def _lag(
+        self,
+        log: str,
+        keys: ViewKeys,
+        info: Mapping[str, Any] | None,
+        checkpoint: Position | None,
+        pending: int,
+    ) -> int:
+        undelivered = None if info is None else info.get("lag")
+        if undelivered is not None:
+            settled = 0  # pending entries the checkpoint already covers (committed, ack due)
+            if pending and checkpoint is not None:
+                covered = await self.client.xpending_range(
+                    log, keys.group, "-", checkpoint, pending
+                )
+                settled = len(covered)
+            return int(undelivered) + pending - settled
+        count, start = 0, "-" if checkpoint is None else f"({checkpoint}"
+        while True:
+            page = await self.client.xrange(log, start, "+", count=10_000) or []
+            count += len(page)
+            if len(page) < 10_000:
+                return count
+            start = f"({_text(page[-1][0])}"
+
+
+# --- the projector process --------------------------------------------------------------------
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m services.runner",
+        description="Run the projectors: fold the log into the stored views until stopped.",
+    )
+    parser.add_argument("--redis-url", default=os.environ.get("LEDGER_REDIS_URL"), required=False)
+    parser.add_argument("--prefix", default=os.environ.get("LEDGER_KEY_PREFIX") or "ledger")
+    parser.add_argument(
+        "--projection",
+        action="append",
+        choices=sorted(PROJECTIONS),
+        help="a projection to run (repeatable; default: every one)",
+    )
+    parser.add_argument("--claim-idle-ms", type=int, default=None)
+    parser.add_argument("--lease-ms", type=int, default=10_000)
+    parser.add_argument("--batch-size", type=int, default=1000)
+    parser.add_argument("--consumer", default=None)
+    parser.add_argument("--log-level", default="INFO")
+    return parser
+
+
+async def _serve(args: argparse.Namespace) -> None:
+    settings = load_settings()
+    url = args.redis_url or settings.redis_url
+    if url is None:
+        raise SystemExit("--redis-url (or LEDGER_REDIS_URL) is required")
+    client = connect(url)
+    chosen = [PROJECTIONS[n] for n in args.projection] if args.projection else None
+    pool = ProjectorPool(
+        client,
+        prefix=args.prefix,
+        projections=chosen,
+        claim_idle_ms=args.claim_idle_ms or settings.claim_idle_ms,
+        batch_size=args.batch_size,
+        consumer=args.consumer,
+        lease_ms=args.lease_ms,
+    )
+    stopped = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stopped.set)
+    await pool.start()
+    _log.info("projector.started", consumer=pool.consumer, prefix=args.prefix)
+    try:
+        await stopped.wait()
+    finally:
+        await pool.stop()
+        await client.aclose()
+    _log.info("projector.stopped", consumer=pool.consumer)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point of ``python -m services.runner``: run the projectors until SIGTERM/SIGINT."""
+    args = _parser().parse_args(argv)
+    configure_logging(level=args.log_level)
+    asyncio.run(_serve(args))
+
+
+if __name__ == "__main__":
+    main()

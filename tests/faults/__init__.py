@@ -1,0 +1,1 @@
+"""Fault tests: processes killed with ``kill -9`` and restarted, Redis going away."""
