@@ -26,8 +26,17 @@ typecheck: $(STAMP)
 test: lint typecheck
 	$(BIN)/pytest
 
+# The benchmarks (BENCHMARKS.md): the full run (1M events, ~15 min) and the CI smoke run.
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks.bench --out var/bench-result.json
+
+bench-smoke: $(STAMP)
+	$(BIN)/python -m benchmarks.bench --events 5000 --peer-events 1000 --http-events 4000 \
+		--e2e-events 4000 --live-seconds 3 --timeout 120
+
+# The fault tests (and the generated-request run) at soak sizes: 15 Redis kills, 10 min load.
 soak: $(STAMP)
-	LEDGER_SOAK=1 $(BIN)/pytest tests/faults
+	LEDGER_SOAK=1 $(BIN)/pytest tests/faults tests/security/test_schemathesis.py -s
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -37,17 +37,28 @@ from .incidents import (
     CasualtiesRevised,
     IncidentEvent,
     IncidentMerged,
+    IncidentRedacted,
     IncidentReported,
     IncidentRetracted,
 )
+from .private import ERASED, SEALED, masked, private_fields, private_paths, with_private
 from .rules import normalise, problems
-from .statements import Speaker, StatementEvent, StatementIssued, StatementRetracted, Target
+from .statements import (
+    Speaker,
+    StatementEvent,
+    StatementIssued,
+    StatementRedacted,
+    StatementRetracted,
+    Target,
+)
 from .tables import goldstein, goldstein_table, iso3_countries
 
 __all__ = [
+    "ERASED",
     "EVENT_TYPES",
     "GRADING_ORDER",
     "MAX_BATCH",
+    "SEALED",
     "AnyEvent",
     "BatchProblem",
     "CasualtiesRevised",
@@ -59,6 +70,7 @@ __all__ = [
     "Grading",
     "IncidentEvent",
     "IncidentMerged",
+    "IncidentRedacted",
     "IncidentReported",
     "IncidentRetracted",
     "InvalidBatchError",
@@ -71,6 +83,7 @@ __all__ = [
     "Speaker",
     "StatementEvent",
     "StatementIssued",
+    "StatementRedacted",
     "StatementRetracted",
     "Target",
     "VictimLine",
@@ -81,12 +94,16 @@ __all__ = [
     "goldstein",
     "goldstein_table",
     "iso3_countries",
+    "masked",
     "normalise",
     "parse_batch",
     "parse_submission",
     "position_key",
+    "private_fields",
+    "private_paths",
     "problems",
     "recorded_at_of",
     "to_fields",
     "upcast",
+    "with_private",
 ]

@@ -127,11 +127,16 @@ class Event(
 
 
 class Recorded(msgspec.Struct, frozen=True):
-    """An event as the log holds it: the event plus where and when it was recorded."""
+    """An event as the log holds it: the event plus where and when it was recorded.
+
+    ``sealed`` is the entry's sealed private text (the ``sealed`` field of the log entry,
+    see ``services.sealing``), ``None`` when the event carries none.
+    """
 
     position: Position
     recorded_at: dt.datetime
     event: Event
+    sealed: str | None = None
 
 
 def recorded_at_of(position: str) -> dt.datetime:

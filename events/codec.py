@@ -23,11 +23,12 @@ from .incidents import (
     CasualtiesRevised,
     IncidentEvents,
     IncidentMerged,
+    IncidentRedacted,
     IncidentReported,
     IncidentRetracted,
 )
 from .rules import normalise, problems
-from .statements import StatementEvents, StatementIssued, StatementRetracted
+from .statements import StatementEvents, StatementIssued, StatementRedacted, StatementRetracted
 
 AnyEvent = IncidentEvents | StatementEvents
 """Every event type the log can hold."""
@@ -41,6 +42,8 @@ EVENT_TYPES: Final[dict[str, type[Event]]] = {
         IncidentMerged,
         StatementIssued,
         StatementRetracted,
+        IncidentRedacted,
+        StatementRedacted,
     )
 }
 
@@ -160,6 +163,7 @@ def from_fields(fields: Mapping[bytes, bytes] | Mapping[str, Any]) -> AnyEvent:
 
 # --- submissions: validation with every field at fault named --------------------------------
 
+_TOO_DEEP: Final = "malformed JSON: nested too deeply"
 _FIELD_IN_MSG = re.compile(r"(?:missing required field|unknown field) `(?P<name>[^`]+)`")
 
 
@@ -193,6 +197,8 @@ def _parse_one(raw: msgspec.Raw | bytes) -> AnyEvent:
             event = _decoder.decode(raw)
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         raise InvalidEventError([_problem_of(exc)]) from exc
+    except RecursionError as exc:  # msgspec's answer to JSON nested deeper than it decodes
+        raise InvalidEventError([Problem("body", _TOO_DEEP)]) from exc
     except CodecError as exc:
         raise InvalidEventError([Problem("schema_version", str(exc))]) from exc
     except KeyError as exc:  # an old-version payload missing what its upcaster needs
@@ -255,6 +261,8 @@ def parse_batch(body: bytes) -> tuple[list[AnyEvent], bool]:
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         problem = _problem_of(exc)
         raise InvalidBatchError([BatchProblem(0, problem.field, problem.message)]) from exc
+    except RecursionError as exc:
+        raise InvalidBatchError([BatchProblem(0, "body", _TOO_DEEP)]) from exc
     if not raws:
         raise InvalidBatchError([BatchProblem(0, "body", "an empty array carries no event")])
     if len(raws) > MAX_BATCH:

@@ -108,4 +108,19 @@ class IncidentMerged(IncidentEvent, frozen=True, kw_only=True, tag="incident.mer
         return f"incident:{self.into}"
 
 
-IncidentEvents = IncidentReported | CasualtiesRevised | IncidentRetracted | IncidentMerged
+class IncidentRedacted(IncidentEvent, frozen=True, kw_only=True, tag="incident.redacted"):
+    """An operator erased the incident's private text (notes, source urls).
+
+    Appended by ``ledger erase incident``, which then destroys the incident's data key: the
+    sealed text of every earlier event of the incident becomes unreadable for good. The
+    incident keeps its status, figures and place in the log; only the text is gone.
+    """
+
+    SCHEMA_VERSION: ClassVar[int] = 1
+
+    reason: Reason
+
+
+IncidentEvents = (
+    IncidentReported | CasualtiesRevised | IncidentRetracted | IncidentMerged | IncidentRedacted
+)

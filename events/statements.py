@@ -73,4 +73,16 @@ class StatementRetracted(StatementEvent, frozen=True, kw_only=True, tag="stateme
     reason: Reason
 
 
-StatementEvents = StatementIssued | StatementRetracted
+class StatementRedacted(StatementEvent, frozen=True, kw_only=True, tag="statement.redacted"):
+    """An operator erased the statement's private text (speaker names, source urls).
+
+    Appended by ``ledger erase statement``, which then destroys the statement's data key.
+    The statement keeps counting; only its private text is gone.
+    """
+
+    SCHEMA_VERSION: ClassVar[int] = 1
+
+    reason: Reason
+
+
+StatementEvents = StatementIssued | StatementRetracted | StatementRedacted

@@ -1,8 +1,9 @@
 """The wiring of the ``ledger serve`` process: the one place where the parts meet.
 
 :func:`build_app` makes every part from the settings without connecting anywhere: the Redis
-client (1 s timeouts), the event store, the HTTP app, the Redis inbox consumer and the
-projector pool. :func:`serve` runs them: the embedded Redis first (when no
+client (1 s timeouts), the event store, the HTTP app (with its read side), the Redis inbox
+consumer, the projector pool and, beside the projectors, the as-of snapshotter
+(:mod:`services.asof`). :func:`serve` runs them: the embedded Redis first (when no
 ``LEDGER_REDIS_URL`` is set), then the inbox and the projectors, then uvicorn; on SIGINT or
 SIGTERM it stops in the reverse order, uvicorn first (in-flight requests finish) and the
 embedded Redis last.
@@ -22,10 +23,14 @@ import structlog
 import uvicorn
 from litestar import Litestar
 
+from .asof import Snapshotter
 from .auth import Authenticator, ensure_tokens
+from .checks import check_redis
 from .embedded import EmbeddedRedis
 from .errors import SettingsError
 from .http import build_http_app
+from .http.admin import AdminDeps
+from .http.read import ReadSide, projector_state_of
 from .logging import configure_logging, redactor
 from .metrics import IngestMetrics
 from .settings import Settings
@@ -145,12 +150,27 @@ def build_app(
         pool = _projectors(settings, client)
         if pool is not None:
             components["projectors"] = pool
+        if settings.snapshot_every > 0:  # as-of snapshots, written where the projectors run
+            components["snapshots"] = Snapshotter(
+                client,
+                prefix=settings.key_prefix,
+                every=settings.snapshot_every,
+                keep=settings.snapshot_keep,
+            )
+    running = components.get("projectors")
+    read = ReadSide(
+        client,
+        settings.key_prefix,
+        projector_state=None if running is None else projector_state_of(running),
+    )
     http = build_http_app(
         store=store,
         auth=Authenticator(settings.tokens),
         metrics=IngestMetrics(),
         ping=client.ping,
         asyncapi=_asyncapi(inbox),
+        read=read,
+        admin=AdminDeps(client, settings.key_prefix),
     )
     return Service(settings=settings, client=client, store=store, http=http, components=components)
 
@@ -178,6 +198,8 @@ class _Stopper:
     def __init__(self) -> None:
         self.requested = asyncio.Event()
         self.server: _Server | None = None
+        self.on_stop: list[Callable[[], None]] = []
+        """Called at the first signal (e.g. to end open live streams at once)."""
 
     def __call__(self, sig: signal.Signals) -> None:
         log.info("service.stopping", signal=sig.name)
@@ -185,6 +207,8 @@ class _Stopper:
             if self.server.should_exit and sig == signal.SIGINT:
                 self.server.force_exit = True
             self.server.should_exit = True
+        for hook in self.on_stop:
+            hook()
         self.requested.set()
 
     @contextlib.contextmanager
@@ -242,7 +266,11 @@ async def serve(
                 return
             service = build_app(settings, redis_url=redis_url, projectors=projectors)
             service.embedded = embedded
+            read = service.http.state.get("read")
+            if read is not None:
+                stopper.on_stop.append(read.live.close)
             try:
+                await check_redis(service.client)
                 await service.start()
                 sock = bind(settings.http_host, settings.http_port)
                 service.address = sock.getsockname()[:2]

@@ -30,10 +30,13 @@ import secrets
 import stat
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
+from urllib.parse import parse_qsl, urlencode
 
 import msgspec
 import structlog
+from litestar.enums import ScopeType
+from litestar.types import ASGIApp, Receive, Scope, Send
 
 from .errors import LedgerError, SettingsError
 from .settings import Settings, Token, parse_tokens
@@ -123,6 +126,52 @@ def authorize_publish(token: Token, sources: Iterable[str]) -> None:
                 f"{token.feed!r} only",
                 index=index,
             )
+
+
+LIVE_PATH_PREFIX: Final = "/v1/live/"
+"""The only paths whose bearer token may come as a query parameter (Server-Sent Events)."""
+LIVE_QUERY_PARAMETER: Final = "access_token"
+
+
+def live_query_token(app: ASGIApp) -> ASGIApp:
+    """Middleware: ``GET /v1/live/…?access_token=<token>`` counts as ``Authorization: Bearer``.
+
+    A browser's ``EventSource`` cannot send headers, so the live streams also take the token
+    as ``access_token``. Only a ``GET`` under :data:`LIVE_PATH_PREFIX` is touched, and only
+    when it has no ``Authorization`` header; the parameter is taken out of the query string
+    so nothing downstream sees or logs it. Every other request keeps its query string as is:
+    elsewhere a token in the URL authenticates nothing.
+    """
+
+    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] == ScopeType.HTTP
+            and scope.get("method") == "GET"
+            and scope["path"].startswith(LIVE_PATH_PREFIX)
+        ):
+            scope = _token_from_query(scope)
+        await app(scope, receive, send)
+
+    return middleware
+
+
+def _token_from_query(scope: Scope) -> Scope:
+    raw: bytes = scope.get("query_string", b"")
+    pairs = parse_qsl(raw.decode("latin-1"), keep_blank_values=True)
+    given = [value for key, value in pairs if key == LIVE_QUERY_PARAMETER]
+    if not given:
+        return scope
+    rest = [(key, value) for key, value in pairs if key != LIVE_QUERY_PARAMETER]
+    headers = list(scope["headers"])
+    if not any(name == b"authorization" for name, _ in headers):
+        bearer = f"Bearer {given[0]}".encode("latin-1", errors="replace")
+        headers.append((b"authorization", bearer))
+    changed: dict[str, Any] = {
+        **scope,
+        "headers": headers,
+        "query_string": urlencode(rest).encode(),
+    }
+    return changed  # type: ignore[return-value]
 
 
 def reference_feeds() -> tuple[str, ...]:

@@ -3,6 +3,11 @@
 - ``ledger serve [--no-projectors]`` runs the service (see :mod:`services.app`).
 - ``ledger seed reference [--url URL] [--token TOKEN]`` publishes the reference scenario
   through the public HTTP API, as any feed would.
+- ``ledger project`` runs the projectors only (the projector containers of the deployment).
+- Operator commands talk to Redis directly (``LEDGER_REDIS_URL``, or the embedded Redis a
+  ``ledger serve`` on the same data directory runs): ``replay <projection>|all [--until]``,
+  ``status [--json] [--max-lag N]``, ``verify <projection>|all``, ``dlq list|show|retry|drop``,
+  ``export --out FILE``, ``import FILE`` / ``import --acled FILE.csv --feed NAME``.
 
 Seeding and feed tokens: a feed token publishes only its own feed's events, and the
 reference scenario has events of several feeds. ``seed`` therefore picks a token per event
@@ -23,8 +28,10 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
-from collections.abc import Sequence
-from typing import Annotated
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -48,6 +55,7 @@ seed = typer.Typer(help="Publish a known data set through the HTTP API.", no_arg
 main.add_typer(seed, name="seed")
 
 _err = Console(stderr=True)
+_R = TypeVar("_R")
 
 
 def _fail(exc: LedgerError, code: int) -> typer.Exit:
@@ -186,6 +194,425 @@ def seed_reference(
         f"{appended} appended, {len(events) - appended} already there",
         soft_wrap=True,
     )
+
+
+# --- operator commands: they talk to Redis directly -------------------------------------------
+
+dlq_app = typer.Typer(
+    help="Dead letters of the projectors: list, show, retry, drop.", no_args_is_help=True
+)
+main.add_typer(dlq_app, name="dlq")
+
+_out = Console()
+
+
+def redis_url_for(settings: Settings) -> str:
+    """The Redis the operator commands use: LEDGER_REDIS_URL, else the running embedded one."""
+    if settings.redis_url:
+        return settings.redis_url
+    from .embedded import port_path, running_url  # noqa: PLC0415  # keep `ledger --help` light
+
+    url = running_url(settings.data_dir)
+    if url is None:
+        raise LedgerError(
+            f"the embedded Redis is not running (no {port_path(settings.data_dir)}): start "
+            f"`ledger serve` with LEDGER_DATA_DIR={settings.data_dir}, or set LEDGER_REDIS_URL"
+        )
+    return url
+
+
+def _run_ops(work: Callable[[Any, Settings], Awaitable[_R]]) -> _R:
+    """Run ``work(client, settings)`` on a Redis client for the configured Redis."""
+    import redis.exceptions as rexc  # noqa: PLC0415
+
+    from .store.redis import connect  # noqa: PLC0415
+
+    settings = _settings()
+    try:
+        url = redis_url_for(settings)
+    except LedgerError as exc:
+        raise _fail(exc, 1) from None
+
+    async def go() -> _R:
+        client = connect(url, socket_timeout=60)
+        try:
+            try:
+                await client.ping()
+            except (rexc.ConnectionError, rexc.TimeoutError, OSError) as exc:
+                where = client.connection_pool.connection_kwargs
+                raise LedgerError(
+                    f"cannot reach Redis at {where.get('host')}:{where.get('port')}: {exc}"
+                ) from None
+            return await work(client, settings)
+        finally:
+            await client.aclose()
+
+    try:
+        return asyncio.run(go())
+    except LedgerError as exc:
+        raise _fail(exc, 1) from None
+
+
+@main.command()
+def project(
+    projection: Annotated[
+        list[str] | None,
+        typer.Option("--projection", "-p", help="A projection to run (repeatable; default: all)."),
+    ] = None,
+    batch_size: Annotated[int, typer.Option(help="Entries per batch.")] = 1000,
+    lease_ms: Annotated[int, typer.Option(help="Lease time of a projection, ms.")] = 10_000,
+    consumer: Annotated[
+        str | None, typer.Option(help="Consumer name (default: host-pid-random).")
+    ] = None,
+    json_logs: Annotated[
+        bool | None,
+        typer.Option("--json-logs/--console-logs", help="Log format (default: JSON unless a TTY)."),
+    ] = None,
+) -> None:
+    """Run the projectors only, until SIGTERM/SIGINT (refuses a Redis that may evict keys)."""
+    import argparse  # noqa: PLC0415
+
+    from .logging import configure_logging  # noqa: PLC0415
+    from .runner import serve_projectors  # noqa: PLC0415
+
+    settings = _settings()
+    try:
+        url = redis_url_for(settings)
+        for name in projection or []:
+            projections_named(name)
+    except LedgerError as exc:
+        raise _fail(exc, 2) from None
+    configure_logging(json=json_logs)
+    args = argparse.Namespace(
+        redis_url=url,
+        prefix=settings.key_prefix,
+        projection=projection or None,
+        claim_idle_ms=settings.claim_idle_ms,
+        lease_ms=lease_ms,
+        batch_size=batch_size,
+        consumer=consumer,
+    )
+    try:
+        asyncio.run(serve_projectors(args))
+    except LedgerError as exc:
+        raise _fail(exc, 1) from None
+
+
+def projections_named(name: str) -> list[Any]:
+    """The projection ``name`` or every one for ``all`` (:class:`LedgerError` otherwise)."""
+    from .replay import projections_named as named  # noqa: PLC0415
+
+    return named(name)
+
+
+@main.command()
+def replay(
+    projection: Annotated[str, typer.Argument(help="A projection's name, or all.")],
+    until: Annotated[
+        str | None,
+        typer.Option(help="Build the view as it stood at a log position or ISO datetime."),
+    ] = None,
+    batch_size: Annotated[int, typer.Option(help="Events per batch.")] = 1000,
+) -> None:
+    """Rebuild a view beside the live one and swap it in (resumes an interrupted rebuild)."""
+    from .ops import progress_display  # noqa: PLC0415
+    from .replay import Replay, parse_until  # noqa: PLC0415
+    from .views import view_keys  # noqa: PLC0415
+
+    try:
+        chosen = projections_named(projection)
+        bound = None if until is None else parse_until(until)
+    except LedgerError as exc:
+        raise _fail(exc, 2) from None
+
+    async def work(client: Any, settings: Settings) -> None:
+        for one in chosen:
+            with progress_display(f"{one.name} v{one.version}", stream=sys.stderr) as progress:
+                job = Replay(
+                    client,
+                    one,
+                    prefix=settings.key_prefix,
+                    batch_size=batch_size,
+                    progress=progress,
+                )
+                if bound is None:
+                    record = await job.run()
+                    _err.print(
+                        f"{one.name} v{one.version}: generation {record.generation} is live "
+                        f"at {record.checkpoint or 'the empty log'} ({record.done} events)",
+                        soft_wrap=True,
+                    )
+                    continue
+                name, checkpoint = await job.build_until(bound)
+            keys = view_keys(settings.key_prefix, one, name)
+            _out.print(
+                f"{one.name} v{one.version} as of {checkpoint or 'the empty log'} is built "
+                f"under generation {name}:\n"
+                + "".join(f"  {kind}: HGETALL {key}\n" for kind, key in keys.kinds.items())
+                + f"  checkpoint: HGET {keys.meta} position\n"
+                + f"  in Python: services.views.load_view(client, {settings.key_prefix!r}, "
+                f"PROJECTIONS[{one.name!r}], generation={name!r})",
+                soft_wrap=True,
+                highlight=False,
+            )
+
+    _run_ops(work)
+
+
+@main.command()
+def status(
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    max_lag: Annotated[
+        int | None, typer.Option(help="Exit with status 2 when any view lags more than this.")
+    ] = None,
+) -> None:
+    """Views (generation, checkpoint, lag, pending, consumers, dead letters), log and Redis."""
+    import msgspec  # noqa: PLC0415
+    from rich.table import Table  # noqa: PLC0415
+
+    from .ops import ledger_status  # noqa: PLC0415
+
+    found = _run_ops(lambda client, settings: ledger_status(client, settings.key_prefix))
+    if as_json:
+        sys.stdout.write(msgspec.json.encode(found).decode() + "\n")
+    else:
+        table = Table(
+            "projection",
+            "version",
+            "gen",
+            "position",
+            "lag",
+            "pending",
+            "consumers",
+            "dead",
+            "rebuild",
+        )
+        for row in found.projections:
+            table.add_row(
+                row.name,
+                str(row.version),
+                str(row.generation),
+                row.position or "-",
+                str(row.lag),
+                str(row.pending),
+                str(len(row.consumers)),
+                str(row.dead_letters),
+                row.rebuild or "-",
+            )
+        _out.print(table)
+        log, redis_ = found.log, found.redis
+        _out.print(
+            f"log: {log.length} events, first {log.first or '-'}, last {log.last or '-'}\n"
+            f"redis: used_memory {redis_.used_memory}, maxmemory {redis_.maxmemory}, "
+            f"policy {redis_.maxmemory_policy}, appendonly {redis_.appendonly}, "
+            f"appendfsync {redis_.appendfsync}, save {redis_.save!r}",
+            highlight=False,
+            soft_wrap=True,
+        )
+    if max_lag is not None and found.max_lag() > max_lag:
+        _err.print(f"lag {found.max_lag()} exceeds --max-lag {max_lag}")
+        raise typer.Exit(2)
+
+
+@main.command()
+def verify(
+    projection: Annotated[str, typer.Argument(help="A projection's name, or all.")],
+) -> None:
+    """Compare stored views with the pure fold of the log to their checkpoints; 1 if any differ."""
+    from .ops import verify as verify_view  # noqa: PLC0415
+
+    try:
+        chosen = projections_named(projection)
+    except LedgerError as exc:
+        raise _fail(exc, 2) from None
+
+    async def work(client: Any, settings: Settings) -> list[Any]:
+        return [await verify_view(client, settings.key_prefix, one) for one in chosen]
+
+    results = _run_ops(work)
+    bad = 0
+    for result in results:
+        head = (
+            f"{result.projection} v{result.version} (generation {result.generation}) at "
+            f"{result.checkpoint or '-'}: {result.events} events"
+        )
+        if result.unapplied:
+            head += f", {len(result.unapplied)} not applicable (dead letters)"
+        if result.ok:
+            _out.print(f"{head}: ok", highlight=False, soft_wrap=True)
+            continue
+        bad += 1
+        _out.print(
+            f"{head}: {len(result.differences)} differences", highlight=False, soft_wrap=True
+        )
+        for diff in result.differences:
+            _out.print(
+                f"  {diff.kind}/{diff.id}\n    stored:   {diff.stored}\n"
+                f"    expected: {diff.expected}",
+                highlight=False,
+                soft_wrap=True,
+            )
+    if bad:
+        raise typer.Exit(1)
+
+
+@dlq_app.command("list")
+def dlq_list_command(
+    limit: Annotated[int, typer.Option(help="How many, oldest first.")] = 100,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """List dead letters, oldest first."""
+    import msgspec  # noqa: PLC0415
+
+    from .ops import dlq_list  # noqa: PLC0415
+
+    letters = _run_ops(lambda client, settings: dlq_list(client, settings.key_prefix, count=limit))
+    if as_json:
+        sys.stdout.write(msgspec.json.encode(letters).decode() + "\n")
+        return
+    for letter in letters:
+        _out.print(
+            f"{letter.id}  {letter.projection} v{letter.version}  at {letter.position}  "
+            f"{letter.error_type}: {letter.error[:120]}",
+            highlight=False,
+            soft_wrap=True,
+        )
+    if not letters:
+        _err.print("no dead letters")
+
+
+@dlq_app.command("show")
+def dlq_show_command(ident: Annotated[str, typer.Argument(help="The dead letter's id.")]) -> None:
+    """Show one dead letter with its entry."""
+    import msgspec  # noqa: PLC0415
+
+    from .ops import dlq_show  # noqa: PLC0415
+
+    letter = _run_ops(lambda client, settings: dlq_show(client, settings.key_prefix, ident))
+    sys.stdout.write(msgspec.json.format(msgspec.json.encode(letter)).decode() + "\n")
+
+
+@dlq_app.command("retry")
+def dlq_retry_command(ident: Annotated[str, typer.Argument(help="The dead letter's id.")]) -> None:
+    """Apply a dead letter to the live view (after a fix) and remove it; the retry is logged."""
+    from .ops import dlq_retry  # noqa: PLC0415
+
+    letter = _run_ops(
+        lambda client, settings: dlq_retry(client, settings.key_prefix, ident, by="cli")
+    )
+    _err.print(f"retried {letter.id}: {letter.projection} now includes {letter.position}")
+
+
+@dlq_app.command("drop")
+def dlq_drop_command(
+    ident: Annotated[str, typer.Argument(help="The dead letter's id.")],
+    reason: Annotated[str, typer.Option(help="Why it is dropped (recorded in the dlq log).")],
+) -> None:
+    """Drop a dead letter, recording it and the reason in the dead-letter log."""
+    from .ops import dlq_drop  # noqa: PLC0415
+
+    letter = _run_ops(
+        lambda client, settings: dlq_drop(
+            client, settings.key_prefix, ident, reason=reason, by="cli"
+        )
+    )
+    _err.print(f"dropped {letter.id} ({letter.projection} at {letter.position}): {reason}")
+
+
+@main.command()
+def export(
+    out: Annotated[Path, typer.Option("--out", help="The JSON-lines file to write.")],
+    start: Annotated[str | None, typer.Option("--from", help="First position (included).")] = None,
+    end: Annotated[str | None, typer.Option("--to", help="Last position (included).")] = None,
+) -> None:
+    """Export the log as JSON lines (position, recorded_at, type, v, event)."""
+    from .ops import progress_display  # noqa: PLC0415
+    from .transfer import export_events  # noqa: PLC0415
+
+    async def work(client: Any, settings: Settings) -> int:
+        with out.open("wb") as handle, progress_display("export", stream=sys.stderr) as progress:
+            return await export_events(
+                client, settings.key_prefix, handle, start=start, end=end, progress=progress
+            )
+
+    written = _run_ops(work)
+    _err.print(f"exported {written} events to {out}")
+
+
+@main.command("import")
+def import_command(
+    path: Annotated[
+        Path | None, typer.Argument(help="A JSON-lines file (from `ledger export`).")
+    ] = None,
+    acled: Annotated[
+        Path | None, typer.Option(help="An ACLED CSV export to import instead.")
+    ] = None,
+    feed: Annotated[str | None, typer.Option(help="The feed ACLED rows are published as.")] = None,
+    on_error: Annotated[
+        str, typer.Option(help="stop: write nothing after a bad line; skip: leave it out.")
+    ] = "stop",
+    batch_size: Annotated[int, typer.Option(help="Events per append.")] = 500,
+) -> None:
+    """Append events from a file through the validated, idempotent path; re-imports add nothing."""
+    from .ops import progress_display  # noqa: PLC0415
+    from .store.redis import RedisEventStore  # noqa: PLC0415
+    from .transfer import (  # noqa: PLC0415
+        OnError,
+        acled_rows,
+        count_lines,
+        import_acled,
+        import_lines,
+    )
+
+    if on_error not in ("stop", "skip"):
+        raise _fail(SettingsError("--on-error must be stop or skip"), 2)
+    if (path is None) == (acled is None):
+        raise _fail(SettingsError("give a JSON-lines file or --acled FILE.csv (one of them)"), 2)
+    if acled is not None and not feed:
+        raise _fail(
+            SettingsError("--acled needs --feed NAME (the feed the rows are published as)"), 2
+        )
+
+    mode: OnError = "skip" if on_error == "skip" else "stop"
+
+    async def work(client: Any, settings: Settings) -> Any:
+        store = RedisEventStore(client, prefix=settings.key_prefix)
+        with progress_display("import", stream=sys.stderr) as progress:
+            if acled is not None:
+                with acled.open(encoding="utf-8", newline="") as handle:
+                    rows = list(acled_rows(handle))
+                return await import_acled(
+                    store,
+                    rows,
+                    feed or "",
+                    on_error=mode,
+                    batch_size=batch_size,
+                    progress=progress,
+                )
+            assert path is not None  # noqa: S101  # checked above
+            with path.open("rb") as handle:
+                total = count_lines(handle)
+                return await import_lines(
+                    store,
+                    handle,
+                    on_error=mode,
+                    batch_size=batch_size,
+                    progress=progress,
+                    total=total,
+                )
+
+    report = _run_ops(work)
+    for problem in report.problems:
+        _err.print(f"line {problem.line}: {problem.message}", soft_wrap=True, highlight=False)
+    _err.print(
+        f"imported {report.lines} lines: {report.appended} appended, "
+        f"{report.duplicates} already there"
+        + (f", {len(report.problems)} not imported" if report.problems else "")
+        + (f"; stopped at line {report.stopped_at}" if report.stopped_at is not None else ""),
+        soft_wrap=True,
+    )
+    if report.problems:
+        raise typer.Exit(1)
 
 
 if __name__ == "__main__":  # python -m services.cli

@@ -8,6 +8,14 @@ several apps in one process count independently. ``GET /metrics`` renders it.
   ``unavailable``); events that did not decode count under type ``unknown``.
 - ``ledger_submissions_total{status}``: ``POST /v1/events`` answers by HTTP status.
 - ``ledger_append_seconds``: latency of the store's append, per batch.
+
+The read side (:class:`ReadMetrics`, same registry, refreshed on each scrape):
+
+- ``ledger_projection_lag{projection}``: log entries not yet applied to the view;
+- ``ledger_projection_position_seconds{projection}``: when the view's checkpoint was
+  recorded (Unix seconds; absent until the view has one);
+- ``ledger_dead_letters``: entries in the projectors' dead-letter stream;
+- ``ledger_sse_clients``: connected ``/v1/live`` clients.
 """
 
 from __future__ import annotations
@@ -16,7 +24,7 @@ from collections import Counter as Tally
 from collections.abc import Iterable
 from typing import Final
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import generate_latest
 
 CONTENT_TYPE: Final = CONTENT_TYPE_LATEST
@@ -55,3 +63,31 @@ class IngestMetrics:
     def render(self) -> bytes:
         """The registry in the Prometheus text format."""
         return bytes(generate_latest(self.registry))
+
+
+class ReadMetrics:
+    """The gauges of the read side, in the registry of the ingest metrics."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.lag = Gauge(
+            "ledger_projection_lag",
+            "Log entries not yet applied to the projection's view",
+            ("projection",),
+            registry=registry,
+        )
+        self.position = Gauge(
+            "ledger_projection_position_seconds",
+            "When the view's checkpoint was recorded (Unix seconds)",
+            ("projection",),
+            registry=registry,
+        )
+        self.dead_letters = Gauge(
+            "ledger_dead_letters",
+            "Entries in the projectors' dead-letter stream",
+            registry=registry,
+        )
+        self.sse_clients = Gauge(
+            "ledger_sse_clients",
+            "Connected Server-Sent Events clients of /v1/live",
+            registry=registry,
+        )

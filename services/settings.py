@@ -12,6 +12,8 @@
 | ``LEDGER_INBOX_FEEDS`` | feeds allowed to submit via the Redis inbox | the feed tokens' feeds |
 | ``LEDGER_PROJECTORS`` | run projectors inside ``ledger serve`` (``0`` turns off) | 1 |
 | ``LEDGER_CLAIM_IDLE_MS`` | idle time after which a pending entry is reclaimed | 30000 |
+| ``LEDGER_SNAPSHOT_EVERY`` | log entries between two as-of snapshots (``0`` turns off) | 20000 |
+| ``LEDGER_SNAPSHOT_KEEP`` | as-of snapshots kept per projection | 16 |
 """
 
 from __future__ import annotations
@@ -61,6 +63,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     inbox_feeds: tuple[str, ...] = ()
     projectors: bool = True
     claim_idle_ms: int = 30_000
+    snapshot_every: int = 20_000
+    snapshot_keep: int = 16
 
     @property
     def embedded(self) -> bool:
@@ -142,4 +146,6 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         inbox_feeds=inbox or tuple(t.feed for t in tokens if t.feed),
         projectors=projectors in ("1", "true"),
         claim_idle_ms=_int(env, "LEDGER_CLAIM_IDLE_MS", 30_000, 100, 86_400_000),
+        snapshot_every=_int(env, "LEDGER_SNAPSHOT_EVERY", 20_000, 0, 100_000_000),
+        snapshot_keep=_int(env, "LEDGER_SNAPSHOT_KEEP", 16, 1, 10_000),
     )

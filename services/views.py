@@ -9,13 +9,22 @@ changed documents and the checkpoint in one atomic step, so whatever a reader lo
 
 Bumping a projection's version gives it new keys (and a new consumer group): the new version
 is rebuilt from the start of the log while the old one keeps serving.
+
+**Generations.** ``ledger replay`` rebuilds a view beside the live one (blue/green): the
+string ``<prefix>:viewptr:<name>:v<version>`` names the active generation, whose keys carry
+``:g<N>`` inside the hash tag (``<prefix>:{view:<name>:v<version>:g<N>}:<kind>``). A view
+without a pointer is generation 0 and keeps the keys above, so installations from before
+generations read on unchanged. The loaders resolve the pointer and then read the pointer
+again inside the ``MULTI`` with the hashes; when it moved in between they read again, so a
+reader never mixes two generations. Views built ``--until`` a position live under the
+generation ``until-<position>`` and are only read when asked for by name.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from functools import cache
-from typing import Any
+from typing import Any, Final
 
 import msgspec
 import redis.asyncio as aioredis
@@ -30,14 +39,20 @@ from .store.keys import Keys
 __all__ = [
     "CHECKPOINT_FIELD",
     "CorruptViewError",
+    "Generation",
     "UnknownKindError",
     "ViewError",
     "ViewKeys",
+    "active_generation",
+    "current_view_keys",
     "decode_doc",
     "encode_doc",
+    "generation_suffix",
     "load_checkpoint",
     "load_kind",
+    "load_raw",
     "load_view",
+    "parse_generation",
     "view_keys",
 ]
 
@@ -61,8 +76,15 @@ class CorruptViewError(ViewError):
     """
 
 
+Generation = int | str
+"""A view generation: a number (0 = the keys without a generation part), or the name of a
+view built up to a position (``until-<position>``)."""
+
+_POINTER_RETRIES: Final = 50
+
+
 class ViewKeys(msgspec.Struct, frozen=True):
-    """The Redis names that belong to one projection version."""
+    """The Redis names that belong to one projection version (and one of its generations)."""
 
     name: str
     version: int
@@ -74,20 +96,95 @@ class ViewKeys(msgspec.Struct, frozen=True):
     """The lease key of the projector working on this view."""
     group: str
     """The consumer group on the log that feeds this view."""
+    generation: Generation = 0
+    """The generation these document and meta keys belong to."""
+    pointer: str = ""
+    """The string naming the view's active generation."""
 
 
-def view_keys(prefix: str, projection: Projection) -> ViewKeys:
-    """The keys and the consumer group of ``projection``'s stored view under ``prefix``."""
+def generation_suffix(generation: Generation) -> str:
+    """The part a generation adds inside the hash tag (empty for generation 0)."""
+    if isinstance(generation, str):
+        if not generation or "{" in generation or "}" in generation:
+            raise ValueError(f"not a generation name: {generation!r}")
+        return generation
+    if generation < 0:
+        raise ValueError(f"a generation is not negative, got {generation}")
+    return "" if generation == 0 else f"g{generation}"
+
+
+def view_keys(prefix: str, projection: Projection, generation: Generation = 0) -> ViewKeys:
+    """The keys and the consumer group of ``projection``'s stored view under ``prefix``.
+
+    ``generation`` picks the document and meta keys (default: generation 0, the keys of a
+    view that was never rebuilt); :func:`current_view_keys` resolves the active one.
+    """
     keys = Keys(prefix)
     name, version = projection.name, projection.version
+    gen = generation_suffix(generation)
     return ViewKeys(
         name=name,
         version=version,
-        kinds={kind: keys.view(name, version, kind) for kind in projection.doc_types},
-        meta=keys.view_meta(name, version),
+        kinds={kind: keys.view(name, version, kind, gen) for kind in projection.doc_types},
+        meta=keys.view_meta(name, version, gen),
         lease=keys.lease(name, version),
         group=f"projector:{name}:v{version}",
+        generation=generation,
+        pointer=keys.view_pointer(name, version),
     )
+
+
+def parse_generation(raw: bytes | str | None) -> int:
+    """The generation a pointer's value names (no pointer: 0)."""
+    if raw is None:
+        return 0
+    text = _text(raw)
+    try:
+        return int(text)
+    except ValueError:
+        raise CorruptViewError(f"a view pointer holds {text!r}, not a generation") from None
+
+
+async def active_generation(client: aioredis.Redis, prefix: str, projection: Projection) -> int:
+    """The generation of ``projection``'s view that readers and the runner use now."""
+    pointer = Keys(prefix).view_pointer(projection.name, projection.version)
+    return parse_generation(await client.get(pointer))
+
+
+async def current_view_keys(
+    client: aioredis.Redis, prefix: str, projection: Projection
+) -> ViewKeys:
+    """The keys of the active generation of ``projection``'s view."""
+    generation = await active_generation(client, prefix, projection)
+    return view_keys(prefix, projection, generation)
+
+
+async def _snapshot(
+    client: aioredis.Redis,
+    prefix: str,
+    projection: Projection,
+    generation: Generation | None,
+    commands: Any,
+) -> tuple[ViewKeys, list[Any]]:
+    """Run ``commands(pipe, keys)`` in one MULTI on the active (or the given) generation.
+
+    With no ``generation`` given the pointer is read inside the same MULTI; when it moved
+    since it was resolved the snapshot is taken again on the new generation.
+    """
+    for _ in range(_POINTER_RETRIES):
+        resolved = (
+            await active_generation(client, prefix, projection)
+            if generation is None
+            else generation
+        )
+        keys = view_keys(prefix, projection, resolved)
+        async with client.pipeline(transaction=True) as pipe:
+            pipe.get(keys.pointer)
+            commands(pipe, keys)
+            replies = await pipe.execute()
+        if generation is not None or parse_generation(replies[0]) == resolved:
+            return keys, replies[1:]
+    raise ViewError(f"the view pointer of {projection.name} v{projection.version} keeps moving")
 
 
 _encoder = msgspec.json.Encoder()
@@ -130,19 +227,25 @@ def _decode_kind(
 
 
 async def load_view(
-    client: aioredis.Redis, prefix: str, projection: Projection
+    client: aioredis.Redis,
+    prefix: str,
+    projection: Projection,
+    *,
+    generation: Generation | None = None,
 ) -> tuple[Docs[msgspec.Struct], Position | None]:
     """Every document of the stored view and its checkpoint, read as one atomic snapshot.
 
-    A view never written answers the projection's initial state and ``None``.
+    Reads the active generation unless ``generation`` names one. A view never written
+    answers the projection's initial state and ``None``.
     """
-    keys = view_keys(prefix, projection)
-    kinds = list(keys.kinds)
-    async with client.pipeline(transaction=True) as pipe:
+    kinds = list(projection.doc_types)
+
+    def commands(pipe: Any, keys: ViewKeys) -> None:
         for kind in kinds:
             pipe.hgetall(keys.kinds[kind])
         pipe.hget(keys.meta, CHECKPOINT_FIELD)
-        replies = await pipe.execute()
+
+    _, replies = await _snapshot(client, prefix, projection, generation, commands)
     checkpoint = _checkpoint(replies[-1])
     if checkpoint is None:
         return projection.initial(), None
@@ -154,19 +257,65 @@ async def load_view(
 
 
 async def load_kind(
-    client: aioredis.Redis, prefix: str, projection: Projection, kind: str
+    client: aioredis.Redis,
+    prefix: str,
+    projection: Projection,
+    kind: str,
+    *,
+    generation: Generation | None = None,
 ) -> dict[str, msgspec.Struct]:
     """Every stored document of one ``kind``, by id (empty when the view was never written)."""
-    keys = view_keys(prefix, projection)
-    if kind not in keys.kinds:
+    if kind not in projection.doc_types:
         raise UnknownKindError(f"{projection.name} has no document kind {kind!r}")
-    stored = await client.hgetall(keys.kinds[kind])
-    return _decode_kind(projection, kind, stored)
+    _, replies = await _snapshot(
+        client, prefix, projection, generation, lambda pipe, keys: pipe.hgetall(keys.kinds[kind])
+    )
+    return _decode_kind(projection, kind, replies[0])
 
 
 async def load_checkpoint(
-    client: aioredis.Redis, prefix: str, projection: Projection
+    client: aioredis.Redis,
+    prefix: str,
+    projection: Projection,
+    *,
+    generation: Generation | None = None,
 ) -> Position | None:
     """The stored view's checkpoint: the last log position it includes (``None``: none yet)."""
-    raw = await client.hget(view_keys(prefix, projection).meta, CHECKPOINT_FIELD)
-    return _checkpoint(raw)
+    _, replies = await _snapshot(
+        client,
+        prefix,
+        projection,
+        generation,
+        lambda pipe, keys: pipe.hget(keys.meta, CHECKPOINT_FIELD),
+    )
+    return _checkpoint(replies[0])
+
+
+async def load_raw(
+    client: aioredis.Redis,
+    prefix: str,
+    projection: Projection,
+    *,
+    generation: Generation | None = None,
+) -> tuple[ViewKeys, dict[str, dict[str, bytes]], Position | None]:
+    """The stored view undecoded: its keys, JSON documents by kind and id, and checkpoint.
+
+    One atomic snapshot of the active (or the given) generation, as :func:`load_view`;
+    for tools that must see a document even when it no longer decodes.
+    """
+    kinds = list(projection.doc_types)
+
+    def commands(pipe: Any, keys: ViewKeys) -> None:
+        for kind in kinds:
+            pipe.hgetall(keys.kinds[kind])
+        pipe.hget(keys.meta, CHECKPOINT_FIELD)
+
+    keys, replies = await _snapshot(client, prefix, projection, generation, commands)
+    stored = {
+        kind: {
+            _text(ident): raw if isinstance(raw, bytes) else raw.encode()
+            for ident, raw in reply.items()
+        }
+        for kind, reply in zip(kinds, replies[:-1], strict=True)
+    }
+    return keys, stored, _checkpoint(replies[-1])

@@ -24,6 +24,13 @@ Redis answers PING within a second, else 503. ``GET /metrics`` (reader or operat
 renders the Prometheus metrics. ``GET /openapi.json`` is the OpenAPI document, with the
 request body schema of ``POST /v1/events`` taken from the event Structs (the interactive
 docs at ``/schema`` show the same API without that body schema).
+
+The read side's query API (``/v1/projections/…``, ``/v1/incidents``, ``/v1/live/…``) is in
+:mod:`services.http.read`; ``/readyz`` also names the state of this process's projectors
+when it runs them, and ``/metrics`` refreshes the read side's gauges before rendering.
+
+``GET /`` is the analysts' dashboard page, its assets under ``/static/`` (see
+:mod:`services.http.dashboard`); the page's data calls go to the read endpoints with a token.
 """
 
 from __future__ import annotations
@@ -47,10 +54,16 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 import events
 from events import AnyEvent, InvalidBatchError
 
-from ..auth import AuthenticationError, Authenticator, PermissionDeniedError, authorize_publish
+from ..auth import (
+    AuthenticationError,
+    Authenticator,
+    PermissionDeniedError,
+    authorize_publish,
+    live_query_token,
+)
 from ..errors import LedgerError
 from ..logging import bind_event_ids, bind_request
-from ..metrics import CONTENT_TYPE, IngestMetrics
+from ..metrics import CONTENT_TYPE, IngestMetrics, ReadMetrics
 from ..store.base import (
     Appended,
     AppendRejectedError,
@@ -58,6 +71,10 @@ from ..store.base import (
     EventStore,
     StoreUnavailableError,
 )
+from ..store.redis import RedisEventStore
+from .admin import ADMIN_ROUTES, AdminDeps
+from .dashboard import dashboard_routes
+from .read import ReadSide, read_router, refresh_quietly
 
 log = structlog.get_logger(__name__)
 
@@ -116,10 +133,15 @@ class ErrorBody(msgspec.Struct, frozen=True, omit_defaults=True):
     index: int | None = None
 
 
-class Health(msgspec.Struct, frozen=True):
-    """The answer of the health and readiness probes."""
+class Health(msgspec.Struct, frozen=True, omit_defaults=True):
+    """The answer of the health and readiness probes.
+
+    ``projectors`` (readiness only, when this process runs them): ``running``, ``stopped``
+    or ``failed``.
+    """
 
     status: str
+    projectors: str | None = None
 
 
 # --- what the handlers need ------------------------------------------------------------------
@@ -255,14 +277,16 @@ async def healthz() -> Health:
 async def readyz(request: Request[Any, Any, Any]) -> Response[Health]:
     """200 when the store's Redis answers PING within a second, else 503."""
     deps = _deps(request)
+    read: ReadSide | None = request.app.state.get("read")
+    projectors = None if read is None or read.projector_state is None else read.projector_state()
     if deps.ping is None:
-        return _json(200, Health("ready"))
+        return _json(200, Health("ready", projectors))
     try:
         await asyncio.wait_for(deps.ping(), 1.0)
     except Exception as exc:  # any failure to answer means not ready
         log.warning("readyz.unavailable", error=type(exc).__name__)
-        return _json(503, Health("unavailable"), headers={"Retry-After": "1"})
-    return _json(200, Health("ready"))
+        return _json(503, Health("unavailable", projectors), headers={"Retry-After": "1"})
+    return _json(200, Health("ready", projectors))
 
 
 @get("/metrics", summary="Prometheus metrics", tags=["operations"], media_type=CONTENT_TYPE)
@@ -272,6 +296,9 @@ async def metrics_endpoint(request: Request[Any, Any, Any]) -> Response[bytes]:
     token = deps.auth.authenticate(request.headers.get("authorization"))
     if token.role == "feed":
         raise PermissionDeniedError("metrics need a reader or operator token")
+    read: ReadSide | None = request.app.state.get("read")
+    if read is not None:
+        await refresh_quietly(read)
     return Response(deps.metrics.render(), media_type=CONTENT_TYPE)
 
 
@@ -411,13 +438,19 @@ def build_http_app(
     append_timeout: float = APPEND_TIMEOUT,
     max_body_size: int = MAX_BODY_BYTES,
     asyncapi: Callable[[], Mapping[str, Any]] | None = None,
+    read: ReadSide | None = None,
+    admin: AdminDeps | None = None,
     debug: bool = False,
 ) -> Litestar:
     """The Litestar app of the API over ``store``, authenticating with ``auth``.
 
     ``ping`` is awaited by ``/readyz`` (e.g. the Redis client's ``ping``); without it the
-    service is always ready. ``asyncapi`` renders the inbox's AsyncAPI document.
+    service is always ready. ``asyncapi`` renders the inbox's AsyncAPI document. ``read`` is
+    the read side (:mod:`services.http.read`); without it, a Redis store's client and prefix
+    serve the read endpoints. ``admin`` adds the operator routes (:mod:`services.http.admin`).
     """
+    if read is None and isinstance(store, RedisEventStore):
+        read = ReadSide(store.client, store.keys.prefix)
     deps = HttpDeps(
         store=store,
         auth=auth,
@@ -426,6 +459,8 @@ def build_http_app(
         append_timeout=append_timeout,
         asyncapi=asyncapi,
     )
+    if read is not None:
+        read.attach_metrics(ReadMetrics(deps.metrics.registry))
     return Litestar(
         route_handlers=[
             submit_events,
@@ -434,9 +469,12 @@ def build_http_app(
             metrics_endpoint,
             openapi_json,
             asyncapi_json,
+            *dashboard_routes(),
+            read_router(),
+            *(ADMIN_ROUTES if admin is not None else []),
         ],
-        state=State({"ledger": deps}),
-        middleware=[request_context],
+        state=State({"ledger": deps, "read": read, "ledger_admin": admin}),
+        middleware=[request_context, live_query_token],
         exception_handlers={
             AuthenticationError: _on_authentication,
             PermissionDeniedError: _on_permission,

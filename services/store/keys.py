@@ -16,6 +16,13 @@ partition stays on one cluster slot:
 | ``<prefix>:{view:<name>:v<version>}:<kind>`` | hash | document id → JSON document |
 | ``<prefix>:{view:<name>:v<version>}:meta`` | hash | ``position`` = the view's checkpoint |
 | ``<prefix>:lease:<name>:v<version>`` | string | the projector holding a view's lease |
+| ``<prefix>:viewptr:<name>:v<version>`` | string | the active generation of a view (absent: 0) |
+| ``<prefix>:{view:<name>:v<version>:<gen>}:<kind>`` | hash | a view generation's documents |
+| ``<prefix>:replay:<name>:v<version>`` | hash | the record of a view's latest rebuild |
+| ``<prefix>:dlq:log`` | stream | what operators did with dead letters (retry, drop) |
+
+Generation 0 of a view keeps the keys without a generation part; a rebuilt generation ``g``
+has ``:g<g>`` inside the hash tag, a view built up to a position ``:until-<position>``.
 
 Only one partition is served end to end for now; the layout is ready for more.
 """
@@ -114,21 +121,42 @@ class Keys(msgspec.Struct, frozen=True):
 
     # --- views -------------------------------------------------------------------------------
 
-    def view_tag(self, name: str, version: int) -> str:
-        """The hash tag shared by every key of one view version."""
-        return f"{{view:{name}:v{version}}}"
+    def view_tag(self, name: str, version: int, generation: str = "") -> str:
+        """The hash tag shared by every key of one view version (and generation).
 
-    def view(self, name: str, version: int, kind: str) -> str:
+        ``generation`` is empty for generation 0, else ``g<N>`` or ``until-<position>``.
+        """
+        gen = f":{generation}" if generation else ""
+        return f"{{view:{name}:v{version}{gen}}}"
+
+    def view(self, name: str, version: int, kind: str, generation: str = "") -> str:
         """The hash of one document kind of a view: id → JSON document."""
-        return f"{self.prefix}:{self.view_tag(name, version)}:{kind}"
+        return f"{self.prefix}:{self.view_tag(name, version, generation)}:{kind}"
 
-    def view_meta(self, name: str, version: int) -> str:
+    def view_meta(self, name: str, version: int, generation: str = "") -> str:
         """The meta hash of a view (field ``position`` is its checkpoint)."""
-        return f"{self.prefix}:{self.view_tag(name, version)}:meta"
+        return f"{self.prefix}:{self.view_tag(name, version, generation)}:meta"
 
-    def view_pattern(self, name: str, version: int) -> str:
-        """A SCAN MATCH pattern for every key of one view version."""
-        return f"{self.prefix}:{self.view_tag(name, version)}:*"
+    def view_pattern(self, name: str, version: int, generation: str = "") -> str:
+        """A SCAN MATCH pattern for every key of one view version (and generation)."""
+        return f"{self.prefix}:{self.view_tag(name, version, generation)}:*"
+
+    def view_pointer(self, name: str, version: int) -> str:
+        """The string naming the active generation of a view (absent: generation 0)."""
+        return f"{self.prefix}:viewptr:{name}:v{version}"
+
+    def replay(self, name: str, version: int) -> str:
+        """The hash recording the latest rebuild of a view (see :mod:`services.replay`)."""
+        return f"{self.prefix}:replay:{name}:v{version}"
+
+    def replay_lock(self, name: str, version: int) -> str:
+        """The lock held by the one process rebuilding a view."""
+        return f"{self.prefix}:replay-lock:{name}:v{version}"
+
+    @property
+    def dlq_log(self) -> str:
+        """The stream recording every retry and drop of a dead letter."""
+        return f"{self.prefix}:dlq:log"
 
     def lease(self, name: str, version: int) -> str:
         """The lease key of one view version's projector."""

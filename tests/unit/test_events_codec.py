@@ -18,12 +18,14 @@ from events import (
     Event,
     Fatalities,
     IncidentMerged,
+    IncidentRedacted,
     IncidentReported,
     IncidentRetracted,
     Place,
     Source,
     Speaker,
     StatementIssued,
+    StatementRedacted,
     StatementRetracted,
     Target,
     VictimLine,
@@ -125,6 +127,22 @@ FULL: dict[str, Event] = {
         statement_id="stmt-1",
         reason="Misattributed",
     ),
+    "incident.redacted": IncidentRedacted(
+        event_id=uuid.UUID("00000000-0000-4000-8000-000000000007"),
+        source="ledger-operator",
+        schema_version=1,
+        expected_version=3,
+        incident_id="syr-1",
+        reason="Erasure request",
+    ),
+    "statement.redacted": StatementRedacted(
+        event_id=uuid.UUID("00000000-0000-4000-8000-000000000008"),
+        source="ledger-operator",
+        schema_version=1,
+        expected_version=2,
+        statement_id="stmt-1",
+        reason="Erasure request",
+    ),
 }
 
 MINIMAL: dict[str, Event] = {
@@ -176,6 +194,18 @@ MINIMAL: dict[str, Event] = {
     ),
     "statement.retracted": StatementRetracted(
         event_id=uuid.UUID("00000000-0000-4000-8000-000000000016"),
+        source="a",
+        statement_id="s",
+        reason="r",
+    ),
+    "incident.redacted": IncidentRedacted(
+        event_id=uuid.UUID("00000000-0000-4000-8000-000000000017"),
+        source="a",
+        incident_id="x",
+        reason="r",
+    ),
+    "statement.redacted": StatementRedacted(
+        event_id=uuid.UUID("00000000-0000-4000-8000-000000000018"),
         source="a",
         statement_id="s",
         reason="r",
@@ -405,6 +435,8 @@ class TestEventProperties:
             ("incident.merged", "incident:syr-2"),
             ("statement.issued", "statement:stmt-1"),
             ("statement.retracted", "statement:stmt-1"),
+            ("incident.redacted", "incident:syr-1"),
+            ("statement.redacted", "statement:stmt-1"),
         ],
     )
     def test_entity_is_kind_and_id(self, tag: str, entity: str) -> None:

@@ -19,6 +19,7 @@ from events import (
     Event,
     Fatalities,
     IncidentMerged,
+    IncidentRedacted,
     IncidentReported,
     IncidentRetracted,
     InvalidBatchError,
@@ -27,6 +28,7 @@ from events import (
     Source,
     Speaker,
     StatementIssued,
+    StatementRedacted,
     StatementRetracted,
     Target,
     VictimLine,
@@ -233,6 +235,13 @@ statements_retracted = st.builds(
     StatementRetracted, **_envelope(StatementRetracted), statement_id=entity_ids, reason=reasons
 )
 
+incidents_redacted = st.builds(
+    IncidentRedacted, **_envelope(IncidentRedacted), incident_id=entity_ids, reason=reasons
+)
+statements_redacted = st.builds(
+    StatementRedacted, **_envelope(StatementRedacted), statement_id=entity_ids, reason=reasons
+)
+
 STRATEGIES: dict[str, st.SearchStrategy[Any]] = {
     "incident.reported": incidents_reported(),
     "incident.casualties_revised": casualties_revised(),
@@ -240,6 +249,8 @@ STRATEGIES: dict[str, st.SearchStrategy[Any]] = {
     "incident.merged": incidents_merged,
     "statement.issued": statements_issued,
     "statement.retracted": statements_retracted,
+    "incident.redacted": incidents_redacted,
+    "statement.redacted": statements_redacted,
 }
 any_event = st.one_of(*STRATEGIES.values())
 

@@ -24,6 +24,7 @@ from events import (
     Event,
     Fatalities,
     IncidentMerged,
+    IncidentRedacted,
     IncidentReported,
     IncidentRetracted,
     InvalidEventError,
@@ -31,6 +32,7 @@ from events import (
     Source,
     Speaker,
     StatementIssued,
+    StatementRedacted,
     StatementRetracted,
     Target,
     VictimLine,
@@ -189,6 +191,20 @@ EXPECTED: dict[str, Event] = {
         schema_version=1,
         statement_id="stmt-golden-0003",
         reason="Misattributed: the quoted official never made the statement.",
+    ),
+    "incident.redacted.v1.json": IncidentRedacted(
+        event_id=uuid.UUID("5b1f3f0e-8f3a-4c55-9a57-0d6a1c2b3e09"),
+        source="ledger-operator",
+        schema_version=1,
+        incident_id="syr-golden-0001",
+        reason="Erasure request: the notes named a private person.",
+    ),
+    "statement.redacted.v1.json": StatementRedacted(
+        event_id=uuid.UUID("5b1f3f0e-8f3a-4c55-9a57-0d6a1c2b3e0a"),
+        source="ledger-operator",
+        schema_version=1,
+        statement_id="stmt-golden-0001",
+        reason="Erasure request from the named speaker.",
     ),
 }
 

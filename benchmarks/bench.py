@@ -1,0 +1,807 @@
+"""The ledger against the physical limit (raw Redis) and a naive FastStream peer, in one run.
+
+``python -m benchmarks.bench`` (``make bench``; ``make bench-smoke`` for the small CI run)
+starts its own redis-server (AOF everysec, fresh data directory, free port), generates a
+realistic event stream (:mod:`benchmarks.workload`) and measures, side by side:
+
+- **limit**: pipelined raw ``XADD`` of the encoded entries; raw ``XRANGE`` + decode;
+- **naive peer**: FastStream publishing and consuming one message at a time;
+- **ours**: the store's batch append, HTTP batch ingest (one and several clients), the
+  projection catch-up of the whole log, live latency publish → visible, end-to-end
+  throughput publish → projected, Redis memory per event, and ``as_of`` queries.
+
+It prints one Markdown table (and writes it, with the raw numbers, to ``--out``). A stage
+that fails is reported and makes the exit status non-zero; timings are never asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import cProfile
+import io
+import json
+import os
+import platform
+import pstats
+import secrets
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import msgspec
+import redis.asyncio as aioredis
+
+from events import AnyEvent, Position, from_fields, position_key, recorded_at_of, to_fields
+from projections import PROJECTIONS
+from services.client import LedgerClient
+from services.logging import configure_logging
+from services.redis_server import RedisProcess, free_port
+from services.runner import ProjectorPool
+from services.store.keys import Keys
+from services.store.redis import RedisEventStore, connect
+from services.views import load_checkpoint
+
+from .workload import FEED, Workload, check
+
+ROOT = Path(__file__).resolve().parent.parent
+BATCH = 1000
+QUERY_PATH = "/v1/projections/community-victims"
+
+
+# --- results ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Results:
+    """Every measured number, by name, plus what failed."""
+
+    values: dict[str, Any] = field(default_factory=dict)
+    failures: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    profiles: dict[str, str] = field(default_factory=dict)
+
+    def get(self, name: str) -> Any:
+        return self.values.get(name)
+
+
+async def stage(results: Results, name: str, body: Callable[[], Awaitable[None]]) -> None:
+    """Run one stage; a failure is recorded (and printed) instead of ending the run."""
+    print(f"[bench] {name} …", file=sys.stderr, flush=True)
+    started = time.perf_counter()
+    try:
+        await body()
+    except Exception as exc:  # a stage failing must not hide the others' numbers
+        results.failures[name] = f"{type(exc).__name__}: {exc}"
+        traceback.print_exc()
+    print(f"[bench] {name} done in {time.perf_counter() - started:.1f} s", file=sys.stderr)
+
+
+class Profiled:
+    """cProfile around a block when profiling is on; keeps the top lines by own time."""
+
+    def __init__(self, results: Results, name: str, enabled: bool, lines: int = 25) -> None:
+        self.results, self.name, self.enabled, self.lines = results, name, enabled, lines
+        self.profile = cProfile.Profile() if enabled else None
+
+    def __enter__(self) -> Profiled:
+        if self.profile is not None:
+            self.profile.enable()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.profile is not None:
+            self.profile.disable()
+            self.results.profiles[self.name] = top_lines(pstats.Stats(self.profile), self.lines)
+
+
+def top_lines(stats: pstats.Stats, lines: int) -> str:
+    """The ``lines`` functions with the most own time, as pstats prints them."""
+    out = io.StringIO()
+    stats.stream = out  # type: ignore[attr-defined]
+    stats.sort_stats("tottime").print_stats(lines)
+    text = out.getvalue()
+    start = text.find("   ncalls")
+    return text[start:] if start >= 0 else text
+
+
+def rate(n: int, seconds: float) -> float:
+    return n / seconds if seconds > 0 else float("inf")
+
+
+# --- the limit ----------------------------------------------------------------------------------
+
+
+async def limit_write(client: aioredis.Redis, entries: Sequence[Any], key: str) -> float:
+    """Raw pipelined XADD of pre-encoded entries, ``BATCH`` per round trip; seconds taken."""
+    started = time.perf_counter()
+    for start in range(0, len(entries), BATCH):
+        pipe = client.pipeline(transaction=False)
+        for fields in entries[start : start + BATCH]:
+            pipe.xadd(key, fields)
+        await pipe.execute()
+    return time.perf_counter() - started
+
+
+async def limit_read(client: aioredis.Redis, key: str) -> tuple[int, float]:
+    """Raw XRANGE in batches of ``BATCH`` plus the typed decode of every entry."""
+    started = time.perf_counter()
+    n, after = 0, "-"
+    while True:
+        entries: Any = await client.xrange(key, after, "+", count=BATCH)
+        for _, fields in entries:
+            from_fields(fields)
+        n += len(entries)
+        if len(entries) < BATCH:
+            break
+        after = "(" + entries[-1][0].decode()
+    return n, time.perf_counter() - started
+
+
+# --- the naive peer -------------------------------------------------------------------------------
+
+
+async def naive_peer(url: str, events: Sequence[AnyEvent], stream: str) -> float:
+    """FastStream: publish one message at a time, consume one at a time; seconds end to end.
+
+    The consumer gets the body FastStream decoded, converts it to the typed event and folds
+    it into a dict of deaths per community.
+    """
+    from faststream.redis import RedisBroker, StreamSub
+
+    n = len(events)
+    bodies = [msgspec.json.encode(e) for e in events]
+    deaths: dict[str, int] = {}
+    seen = 0
+    done = asyncio.Event()
+    broker = RedisBroker(url, logger=None)  # type: ignore[arg-type]  # quiet, as ours
+
+    @broker.subscriber(stream=StreamSub(stream, polling_interval=10, last_id="0"))
+    async def handle(body: dict[str, Any]) -> None:  # FastStream decodes the JSON itself
+        nonlocal seen
+        event: Any = msgspec.convert(body, AnyEvent)
+        for line in getattr(event, "victims", ()):
+            deaths[line.community] = deaths.get(line.community, 0) + line.best
+        seen += 1
+        if seen == n:
+            done.set()
+
+    await broker.start()
+    try:
+        started = time.perf_counter()
+        for body in bodies:
+            await broker.publish(body, stream=stream)
+        await asyncio.wait_for(done.wait(), timeout=max(60.0, n / 200))
+        return time.perf_counter() - started
+    finally:
+        await broker.stop()
+
+
+# --- the HTTP service in a subprocess -------------------------------------------------------------
+
+
+class Server:
+    """``ledger serve`` (the real wiring) in a child process on a free port."""
+
+    def __init__(
+        self,
+        redis_url: str,
+        *,
+        prefix: str,
+        projectors: bool,
+        workdir: Path,
+        profile: Path | None = None,
+    ) -> None:
+        self.port = free_port()
+        self.feed_token = secrets.token_urlsafe(24)
+        self.reader_token = secrets.token_urlsafe(24)
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = workdir / f"serve-{prefix}.log"
+        self.env = {
+            **os.environ,
+            "LEDGER_REDIS_URL": redis_url,
+            "LEDGER_HTTP_PORT": str(self.port),
+            "LEDGER_KEY_PREFIX": prefix,
+            "LEDGER_PROJECTORS": "1" if projectors else "0",
+            "LEDGER_DATA_DIR": str(workdir / f"serve-{prefix}"),
+            "LEDGER_TOKENS": f"feed:{FEED}={self.feed_token},reader={self.reader_token}",
+            "LEDGER_INBOX_FEEDS": FEED,
+        }
+        self.profile = profile
+        self.process: subprocess.Popen[bytes] | None = None
+
+    async def __aenter__(self) -> Server:
+        command = [sys.executable]
+        if self.profile is not None:
+            command += ["-m", "cProfile", "-o", str(self.profile)]
+        command += ["-m", "services.cli", "serve"]
+        with self.log_path.open("wb") as log:
+            self.process = subprocess.Popen(  # noqa: ASYNC220  # starting it does not block
+                command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
+            )
+        deadline = time.monotonic() + 180
+        async with httpx.AsyncClient(base_url=self.url) as http:
+            while time.monotonic() < deadline:
+                if self.process.poll() is not None:
+                    raise RuntimeError(f"ledger serve exited: {self.log_path.read_text()[-2000:]}")
+                with contextlib.suppress(httpx.TransportError):
+                    if (await http.get("/readyz")).status_code == 200:
+                        return self
+                await asyncio.sleep(0.05)
+        raise RuntimeError("ledger serve did not become ready within 180 s")
+
+    async def __aexit__(self, *exc: object) -> None:
+        process = self.process
+        if process is None or process.poll() is not None:
+            return
+        process.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.to_thread(process.wait, 60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            await asyncio.to_thread(process.wait)
+
+    def client(self) -> LedgerClient:
+        return LedgerClient(self.url, self.feed_token, timeout=60.0)
+
+
+async def publish_all(server: Server, workloads: Sequence[Sequence[AnyEvent]]) -> float:
+    """Each workload by its own client, all at once, batches of ``BATCH``; seconds taken."""
+
+    async def one(events: Sequence[AnyEvent]) -> None:
+        async with server.client() as ledger:
+            # a batch retried after a timeout answers "duplicate" for what the first try
+            # wrote: that is the idempotent contract, so only the count is checked
+            results = await ledger.publish(events, batch_size=BATCH)
+            if len(results) != len(events):
+                raise RuntimeError(f"{len(results)} results for {len(events)} events")
+
+    started = time.perf_counter()
+    await asyncio.gather(*(one(events) for events in workloads))
+    return time.perf_counter() - started
+
+
+# --- visibility: the query API, or the stored checkpoint ----------------------------------
+
+
+class Visibility:
+    """Where the community-victims view stands: through the query API when it exists."""
+
+    def __init__(self, client: aioredis.Redis, server: Server, prefix: str) -> None:
+        self.client, self.prefix = client, prefix
+        self.http = httpx.AsyncClient(
+            base_url=server.url, headers={"Authorization": f"Bearer {server.reader_token}"}
+        )
+        self.via_api = False
+
+    async def probe(self) -> str:
+        response = await self.http.get(QUERY_PATH)
+        if response.status_code == 200 and "position" in response.json():
+            self.via_api = True
+            return f"GET {QUERY_PATH} (its `position`)"
+        return (
+            f"the stored view's checkpoint (GET {QUERY_PATH} answered "
+            f"{response.status_code}: the query API is not there yet)"
+        )
+
+    async def position(self) -> Position | None:
+        if self.via_api:
+            try:
+                response = await self.http.get(QUERY_PATH)
+            except httpx.TransportError:
+                return None  # not seen this time; the watcher asks again
+            raw = response.json().get("position") if response.status_code == 200 else None
+            return None if raw is None else Position(raw)
+        return await load_checkpoint(self.client, self.prefix, PROJECTIONS["community-victims"])
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+
+async def all_caught_up(client: aioredis.Redis, prefix: str, head: Position) -> bool:
+    """Whether every projection's stored checkpoint has reached ``head``."""
+    for projection in PROJECTIONS.values():
+        checkpoint = await load_checkpoint(client, prefix, projection)
+        if checkpoint is None or position_key(checkpoint) < position_key(head):
+            return False
+    return True
+
+
+async def wait_caught_up(
+    client: aioredis.Redis, prefix: str, head: Position, limit_s: float
+) -> float:
+    """Poll (every 2 ms) until every view includes ``head``; the time it happened."""
+    deadline = time.monotonic() + limit_s
+    while not await all_caught_up(client, prefix, head):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the views did not reach {head} within {limit_s:.0f} s")
+        await asyncio.sleep(0.002)
+    return time.perf_counter()
+
+
+async def live_latency(
+    server: Server,
+    visibility: Visibility,
+    workload: Workload,
+    *,
+    rate_per_s: int,
+    seconds: float,
+    tick: float = 0.01,
+) -> tuple[list[float], float, int]:
+    """Offer ``rate_per_s`` events/s (a batch due every ``tick``, open loop) for ``seconds``.
+
+    A batch counts from the moment it is due, so a slow answer delays the batches behind it
+    and that delay is measured too (no coordinated omission). One publisher sends in log
+    order; batches that queued up while a request was out go together in the next request,
+    as a feed's client would. Returns every batch's latency publish → visible (seconds), the
+    worst lag seen (the age of the oldest published batch not yet visible) and the events
+    offered. Every batch becomes visible in the end, so the worst lag is the worst latency.
+    """
+    per_tick = max(1, round(rate_per_s * tick))
+    ticks = round(seconds / tick)
+    queue: asyncio.Queue[tuple[float, list[AnyEvent]] | None] = asyncio.Queue()
+    sent: list[tuple[float, Position]] = []  # (due time, last position of the batch)
+    latencies: list[float] = []
+    finished = False
+
+    async def publisher(ledger: LedgerClient) -> None:
+        nonlocal finished
+        while True:
+            items = [await queue.get()]
+            while not queue.empty():
+                items.append(queue.get_nowait())
+            batches = [item for item in items if item is not None]
+            if batches:
+                events = [e for _, batch in batches for e in batch]
+                results = await ledger.publish(events, batch_size=BATCH)
+                end = 0
+                for due, batch in batches:
+                    end += len(batch)
+                    sent.append((due, results[end - 1].position))
+            if None in items:
+                finished = True
+                return
+
+    async def watch() -> None:
+        while not finished or sent:
+            seen = await visibility.position()
+            now = time.perf_counter()
+            while sent and seen is not None and position_key(sent[0][1]) <= position_key(seen):
+                latencies.append(now - sent.pop(0)[0])
+            if sent and now - sent[0][0] > 120:
+                raise TimeoutError("a live batch was not visible after 120 s")
+            await asyncio.sleep(0.002)
+
+    async with server.client() as ledger:
+        sending = asyncio.create_task(publisher(ledger))
+        watcher = asyncio.create_task(watch())
+        started = time.perf_counter()
+        for i in range(ticks):
+            due = started + i * tick
+            delay = due - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            queue.put_nowait((due, workload.take(per_tick)))
+        queue.put_nowait(None)
+        await sending
+        await watcher
+    if len(latencies) != ticks:
+        raise RuntimeError(f"{len(latencies)} of {ticks} live batches were seen")
+    return latencies, max(latencies), ticks * per_tick
+
+
+async def head_of(client: aioredis.Redis, key: str) -> Position:
+    """The last position of a stream that is not empty."""
+    last: Any = await client.xrevrange(key, count=1)
+    if not last:
+        raise RuntimeError(f"{key} is empty")
+    return Position(last[0][0].decode())
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
+
+
+# --- the run -------------------------------------------------------------------------------------
+
+
+async def run(args: argparse.Namespace) -> Results:
+    results = Results()
+    n = args.events
+    work = Path(tempfile.mkdtemp(prefix="ledger-bench-"))
+    redis_dir = work / "redis"
+    redis_dir.mkdir()
+    profile_on = args.profile
+    with RedisProcess(data_dir=redis_dir, fsync="everysec") as redis_proc:
+        url = redis_proc.url
+        client = connect(url, socket_timeout=120, socket_connect_timeout=5)
+        info = await client.info("server")
+        results.values["redis_version"] = info["redis_version"]
+
+        print(f"[bench] generating {n:,} events …", file=sys.stderr, flush=True)
+        t = time.perf_counter()
+        main_workload = Workload(seed=args.seed)
+        events = main_workload.take(n)
+        check(events[: min(n, 20_000)])
+        results.values["generate_s"] = time.perf_counter() - t
+        results.values["mix"] = dict(main_workload.counts)
+        mean_json = statistics.mean(len(to_fields(e)["data"]) for e in events[:10_000])
+        results.values["mean_event_json_bytes"] = mean_json
+
+        # --- limit: raw write, raw read + decode
+        async def raw() -> None:
+            entries = [to_fields(e) for e in events]
+            seconds = await limit_write(client, entries, "raw:log")
+            results.values["limit_xadd"] = rate(n, seconds)
+            stream_bytes = int(await client.memory_usage("raw:log", samples=0) or 0)
+            results.values["limit_bytes_per_event"] = stream_bytes / n
+            read, seconds = await limit_read(client, "raw:log")
+            if read != n:
+                raise RuntimeError(f"read back {read} of {n} entries")
+            results.values["limit_read_decode"] = rate(n, seconds)
+            await client.delete("raw:log")
+
+        await stage(results, "limit", raw)
+
+        # --- naive peer
+        async def peer() -> None:
+            peer_events = Workload(seed=args.seed + 1, namespace="peer-").take(args.peer_events)
+            seconds = await naive_peer(url, peer_events, "peer:stream")
+            results.values["peer_e2e"] = rate(len(peer_events), seconds)
+            await client.delete("peer:stream")
+
+        await stage(results, "naive peer", peer)
+
+        # --- ours: the store's batch append builds the big log
+        prefix = "ledger"
+        keys = Keys(prefix)
+
+        async def store_append() -> None:
+            store = RedisEventStore(client, prefix=prefix)
+            started = time.perf_counter()
+            with Profiled(results, "store append", profile_on):
+                for start in range(0, n, BATCH):
+                    await store.append(events[start : start + BATCH])
+            results.values["store_append"] = rate(n, time.perf_counter() - started)
+            length = await store.length()
+            if length != n:
+                raise RuntimeError(f"the log holds {length} events, not {n}")
+            per_key = {}
+            for name, key in (
+                ("log", keys.log),
+                ("ids", keys.ids),
+                ("entities", keys.entities),
+                ("history", keys.history),
+            ):
+                per_key[name] = int(await client.memory_usage(key, samples=0) or 0) / n
+            results.values["bytes_per_event"] = per_key
+
+        await stage(results, "store append", store_append)
+
+        # --- ours: catch-up of the whole log by every projection
+        async def catch_up() -> None:
+            # a longer socket timeout than the service's 1 s: on a big log one view's load
+            # (HGETALL) or commit can take longer (see BENCHMARKS.md)
+            pool_client = connect(url, socket_timeout=60)
+            try:
+                pool = ProjectorPool(pool_client, prefix=prefix, consumer="bench-catch-up")
+                started = time.perf_counter()
+                with Profiled(results, "catch-up", profile_on):
+                    await asyncio.wait_for(pool.run_until_caught_up(), timeout=args.timeout)
+                results.values["catch_up"] = rate(n, time.perf_counter() - started)
+                view_bytes = 0
+                async for key in client.scan_iter(match=f"{prefix}:{{view:*", count=1000):
+                    view_bytes += int(await client.memory_usage(key, samples=0) or 0)
+                results.values["view_bytes_per_event"] = view_bytes / n
+            finally:
+                await pool_client.aclose()
+
+        await stage(results, "catch-up", catch_up)
+
+        # --- ours: HTTP ingest (1 client, then several), projectors off
+        async def http_ingest() -> None:
+            ingest_profile = work / "serve-ingest.prof" if profile_on else None
+            async with Server(
+                url, prefix="ingest", projectors=False, workdir=work, profile=ingest_profile
+            ) as server:
+                one = Workload(seed=args.seed + 2, namespace="h-").take(args.http_events)
+                seconds = await publish_all(server, [one])
+                results.values["client_ingest"] = rate(len(one), seconds)
+                per_client = args.http_events // args.clients
+                many = [
+                    Workload(seed=args.seed + 10 + c, namespace=f"k{c}-").take(per_client)
+                    for c in range(args.clients)
+                ]
+                seconds = await publish_all(server, many)
+                results.values["http_ingest"] = rate(per_client * args.clients, seconds)
+            if ingest_profile is not None and ingest_profile.exists():
+                results.profiles["ledger serve (HTTP ingest)"] = top_lines(
+                    pstats.Stats(str(ingest_profile)), 30
+                )
+
+        await stage(results, "HTTP ingest", http_ingest)
+
+        # --- ours: the service with its projectors over the big log
+        async def service() -> None:
+            async with Server(url, prefix=prefix, projectors=True, workdir=work) as server:
+                head = await head_of(client, keys.log)
+                await wait_caught_up(client, prefix, head, args.timeout)
+                visibility = Visibility(client, server, prefix)
+                try:
+                    results.values["visibility"] = await visibility.probe()
+                    latencies, lag, sent = await live_latency(
+                        server,
+                        visibility,
+                        Workload(seed=args.seed + 3, namespace="live-"),
+                        rate_per_s=args.live_rate,
+                        seconds=args.live_seconds,
+                    )
+                    results.values["live_p50_ms"] = percentile(latencies, 0.50) * 1000
+                    results.values["live_p99_ms"] = percentile(latencies, 0.99) * 1000
+                    results.values["live_max_ms"] = max(latencies) * 1000
+                    results.values["live_lag_s"] = lag
+                    results.values["live_events"] = sent
+
+                    # end to end at full speed: publish → every view includes it
+                    e2e = [
+                        Workload(seed=args.seed + 20 + c, namespace=f"e{c}-").take(
+                            args.e2e_events // args.clients
+                        )
+                        for c in range(args.clients)
+                    ]
+                    total = sum(map(len, e2e))
+                    started = time.perf_counter()
+                    await publish_all(server, e2e)
+                    head = await head_of(client, keys.log)
+                    visible_at = await wait_caught_up(client, prefix, head, args.timeout)
+                    results.values["ours_e2e"] = rate(total, visible_at - started)
+
+                    await as_of(results, visibility, client, keys)
+                finally:
+                    await visibility.aclose()
+
+        await stage(results, "service (live, end to end, as_of)", service)
+        await client.aclose()
+    results.values["workdir"] = str(work)
+    return results
+
+
+async def as_of(
+    results: Results, visibility: Visibility, client: aioredis.Redis, keys: Keys
+) -> None:
+    """``as_of`` the middle of the big log (by time), through the query API when it exists.
+
+    The position is tried first, then the ISO time of that position.
+    """
+    if not visibility.via_api:
+        results.values["as_of_s"] = None
+        return
+    first: Any = await client.xrange(keys.log, count=1)
+    last = await head_of(client, keys.log)
+    middle_ms = (int(first[0][0].decode().split("-")[0]) + int(last.split("-")[0])) // 2
+    candidates = [f"{middle_ms}-0", recorded_at_of(f"{middle_ms}-0").isoformat()]
+    for value in candidates:
+        timings = []
+        for _ in range(5):
+            started = time.perf_counter()
+            response = await visibility.http.get(QUERY_PATH, params={"as_of": value})
+            timings.append(time.perf_counter() - started)
+            if response.status_code != 200:
+                break
+        else:
+            results.values["as_of_s"] = statistics.median(timings)
+            results.values["as_of_max_s"] = max(timings)
+            results.values["as_of_param"] = value
+            return
+    raise RuntimeError(f"as_of answered {response.status_code}: {response.text[:300]}")
+
+
+# --- the table ------------------------------------------------------------------------------
+
+
+def fmt_rate(value: float | None) -> str:
+    return "—" if value is None else f"{value:,.0f} ev/s"
+
+
+def fmt_ratio(ours: float | None, other: float | None) -> str:
+    if ours is None or other is None or other == 0:
+        return "—"
+    return f"{ours / other:.2f}x"
+
+
+def verdict(ok: bool | None) -> str:
+    return "n/a" if ok is None else ("met" if ok else "**not met**")
+
+
+def table(results: Results, args: argparse.Namespace) -> str:
+    v = results.values
+    xadd, read = v.get("limit_xadd"), v.get("limit_read_decode")
+    peer = v.get("peer_e2e")
+    rows: list[tuple[str, str, str, str, str, str, str, str]] = []
+
+    def add_rate(
+        name: str, limit: float | None, ours: float | None, target: str, ok: bool | None
+    ) -> None:
+        rows.append(
+            (name, fmt_rate(limit), "—", fmt_rate(ours), fmt_ratio(ours, limit), "—", target,
+             verdict(ok))
+        )  # fmt: skip
+
+    store = v.get("store_append")
+    add_rate("store append, batches of 1,000 (direct)", xadd, store, "—", None)
+    client = v.get("client_ingest")
+    add_rate(
+        "client batch ingest, 1 client (HTTP)",
+        xadd,
+        client,
+        "≥ 0.6x limit",
+        None if client is None or xadd is None else client >= 0.6 * xadd,
+    )
+    http = v.get("http_ingest")
+    add_rate(
+        f"HTTP batch ingest, {args.clients} clients",
+        xadd,
+        http,
+        "≥ 30,000 ev/s",
+        None if http is None else http >= 30_000,
+    )
+    catch = v.get("catch_up")
+    add_rate(
+        f"catch-up, {len(PROJECTIONS)} projections, {args.events:,}-event log",
+        read,
+        catch,
+        "≥ 150,000 ev/s and ≥ 0.25x limit",
+        None if catch is None or read is None else catch >= 150_000 and catch >= 0.25 * read,
+    )
+    e2e = v.get("ours_e2e")
+    rows.append(
+        (
+            "end to end: publish → in every view",
+            "—",
+            fmt_rate(peer),
+            fmt_rate(e2e),
+            "—",
+            fmt_ratio(e2e, peer),
+            "≥ 20x peer",
+            verdict(None if e2e is None or peer is None else e2e >= 20 * peer),
+        )
+    )
+    p50, p99 = v.get("live_p50_ms"), v.get("live_p99_ms")
+    lag: float = v.get("live_lag_s") or 0.0
+    live = (
+        "—" if p99 is None else f"p50 {p50:.1f} ms, p99 {p99:.1f} ms, max lag {lag * 1000:.0f} ms"
+    )
+    rows.append(
+        (
+            f"live publish → visible at {args.live_rate:,} ev/s for {args.live_seconds:g} s",
+            "—",
+            "—",
+            live,
+            "—",
+            "—",
+            "p99 ≤ 50 ms, lag ≤ 1 s",
+            verdict(None if p99 is None else p99 <= 50 and lag <= 1),
+        )
+    )
+    per = v.get("bytes_per_event")
+    limit_bytes = v.get("limit_bytes_per_event")
+    total = None if per is None else sum(per.values())
+    detail = (
+        "—"
+        if per is None
+        else f"{total:.0f} B (log {per['log']:.0f}, ids {per['ids']:.0f}, "
+        f"entities {per['entities']:.0f}, history {per['history']:.0f})"
+    )
+    rows.append(
+        (
+            "Redis memory per event, all indexes",
+            "—" if limit_bytes is None else f"{limit_bytes:.0f} B (bare stream)",
+            "—",
+            detail,
+            fmt_ratio(total, limit_bytes),
+            "—",
+            "≤ 300 B",
+            verdict(None if total is None else total <= 300),
+        )
+    )
+    asof = v.get("as_of_s")
+    rows.append(
+        (
+            f"as_of query over {args.events:,} events",
+            "—",
+            "—",
+            "n/a yet (no query API)" if asof is None else f"{asof * 1000:.0f} ms (median of 5)",
+            "—",
+            "—",
+            "≤ 1 s",
+            verdict(None if asof is None else asof <= 1),
+        )
+    )
+    header = ("measure", "limit", "naive peer", "ours", "ours/limit", "ours/peer", "target", "")
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def report(results: Results, args: argparse.Namespace, elapsed: float) -> str:
+    v = results.values
+    cpu = os.cpu_count()
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    parts = [
+        f"Run {time.strftime('%Y-%m-%d %H:%M %Z')} on {platform.node()}: {cpu} cores, "
+        f"{mem:.0f} GiB, Python {platform.python_version()}, Redis {v.get('redis_version')} "
+        f"(AOF everysec), {elapsed:.0f} s.",
+        f"Command: `python -m benchmarks.bench {' '.join(sys.argv[1:])}`",
+        f"Events: {args.events:,} (mix {v.get('mix')}; mean event JSON "
+        f"{v.get('mean_event_json_bytes', 0):.0f} B); peer {args.peer_events:,}; HTTP "
+        f"{args.http_events:,}; end to end {args.e2e_events:,}.",
+        f"Visible measured through: {v.get('visibility', 'n/a')}.",
+        "",
+        table(results, args),
+        "",
+    ]
+    if v.get("view_bytes_per_event") is not None:
+        parts.append(
+            f"Views after catch-up: {v['view_bytes_per_event']:.0f} B of Redis per log event."
+        )
+    if results.failures:
+        parts.append("Failed stages:")
+        parts += [f"- {name}: {error}" for name, error in results.failures.items()]
+    return "\n".join(parts)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.bench", description=__doc__)
+    p.add_argument("--events", type=int, default=1_000_000, help="events of the big log")
+    p.add_argument("--peer-events", type=int, default=20_000, help="events through the peer")
+    p.add_argument("--http-events", type=int, default=100_000, help="events per HTTP stage")
+    p.add_argument("--e2e-events", type=int, default=40_000, help="events end to end")
+    p.add_argument("--clients", type=int, default=4, help="concurrent HTTP clients")
+    p.add_argument("--live-rate", type=int, default=2000, help="events/s offered live")
+    p.add_argument("--live-seconds", type=float, default=30.0, help="length of the live stage")
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--timeout", type=float, default=900.0, help="limit of each wait, seconds")
+    p.add_argument("--profile", action="store_true", help="cProfile the in-process stages")
+    p.add_argument("--out", type=Path, help="write the report and raw numbers here (JSON)")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    configure_logging(level="WARNING")
+    started = time.perf_counter()
+    results = asyncio.run(run(args))
+    text = report(results, args, time.perf_counter() - started)
+    print(text)
+    for name, lines in results.profiles.items():
+        print(f"\n## profile: {name}\n```\n{lines}```")
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(
+            json.dumps(
+                {
+                    "report": text,
+                    "values": results.values,
+                    "failures": results.failures,
+                    "profiles": results.profiles,
+                },
+                indent=2,
+                default=str,
+            )
+        )
+    return 1 if results.failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,723 @@
+"""The query API of the read side: the stored views, their freshness, and as-of answers.
+
+Every endpoint needs a ``reader`` or ``operator`` bearer token (401 without one, 403 for a
+feed token) and answers JSON:
+
+=========================================================== ==================================
+``GET /v1/projections/community-victims``                    the dead by community
+``GET /v1/projections/country-stance``                       stances per (country, subject)
+``GET /v1/projections/country-stance/{country}/timeline``    a country's live statements
+``GET /v1/projections/alignment``                            pairs of countries' agreement
+``GET /v1/incidents``                                        incidents, paged (ACLED-like)
+``GET /v1/incidents/{incident_id}``                          one incident with its history
+``GET /v1/live/{projection}``                                Server-Sent Events (``live.py``)
+=========================================================== ==================================
+
+**Freshness.** Every answer carries ``position``, the checkpoint of the view it was read
+from (``null`` while the view has none), and ``lag``, the log entries not yet applied to that
+view (:mod:`services.freshness`). Documents and checkpoint are read consistently: the
+checkpoint is read before and after the documents and the read is repeated when a commit
+moved it in between (after three tries the view is read in one ``MULTI``). Decoded documents
+are cached per view and kind until the checkpoint moves, so a quiet view is decoded once.
+Views are only ever read through :mod:`services.views`.
+
+**As of.** The projection endpoints take ``as_of``, an ISO 8601 date-time with a zone: the
+answer is then the pure fold of the events recorded at or before it (:mod:`services.asof`),
+``position`` the last log position at or before it, ``lag`` 0 and ``as_of`` echoes it
+(``null`` otherwise). Date filters (``week``, ``from``, ``to``) act on when incidents
+occurred; ``as_of`` on when the ledger learnt of them.
+
+**Errors.** A bad query parameter answers 422 ``{"error": "invalid", "errors": [{"field",
+"message"}]}`` naming the parameter; an unknown incident or projection 404; Redis not
+answering 503 with ``Retry-After``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import re
+from collections.abc import Callable, Mapping, Sequence
+from typing import Annotated, Any, Final, Literal
+
+import msgspec
+import redis.asyncio as aioredis
+import redis.exceptions as rexc
+import structlog
+from litestar import MediaType, Request, Response, Router, get
+from litestar.connection import ASGIConnection
+from litestar.exceptions import NotFoundException, ValidationException
+from litestar.handlers.base import BaseRouteHandler
+from litestar.openapi import ResponseSpec
+from litestar.params import PathParameter, QueryParameter
+from litestar.response import ServerSentEvent
+
+from events import Grading, Position, recorded_at_of
+from projections import PROJECTIONS, InvalidQueryError, Projection, Readable
+from projections import alignment as alignment_projection
+from projections import community_victims as victims_projection
+from projections import country_stance as stance_projection
+from projections import incidents as incidents_projection
+from projections.community_victims import CommunityRow, Figures
+from projections.country_stance import TimelineEntry
+from projections.incidents import IncidentRow, IncidentView
+
+from ..asof import AsOfReader, InvalidAsOfError, parse_as_of
+from ..auth import PermissionDeniedError
+from ..freshness import lag_after
+from ..metrics import ReadMetrics
+from ..store.keys import Keys
+from ..views import load_checkpoint, load_kind, load_view
+from .live import LiveHub
+
+__all__ = ["MAX_LIMIT", "ReadSide", "ViewReader", "read_router"]
+
+log = structlog.get_logger(__name__)
+
+MAX_LIMIT: Final = 5000
+"""Most incidents one page of ``GET /v1/incidents`` holds."""
+DEFAULT_LIMIT: Final = 50
+_ISO3: Final = r"^[A-Z]{3}$"
+_CONSISTENT_TRIES: Final = 3
+
+ProjectorState = Callable[[], str]
+"""Tells ``/readyz`` how the projectors of this process are doing (``running``, …)."""
+
+
+# --- reading views consistently ---------------------------------------------------------------
+
+
+class ViewReader:
+    """Reads document kinds of stored views with their checkpoint, cached per checkpoint."""
+
+    def __init__(self, client: aioredis.Redis, prefix: str) -> None:
+        self.client = client
+        self.prefix = prefix
+        self._cache: dict[tuple[str, str], tuple[Position, Mapping[str, msgspec.Struct]]] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    def _cached(
+        self, projection: Projection, kinds: Sequence[str], checkpoint: Position
+    ) -> dict[str, Mapping[str, msgspec.Struct]] | None:
+        found: dict[str, Mapping[str, msgspec.Struct]] = {}
+        for kind in kinds:
+            hit = self._cache.get((projection.view, kind))
+            if hit is None or hit[0] != checkpoint:
+                return None
+            found[kind] = hit[1]
+        return found
+
+    async def read(
+        self, projection: Projection, kinds: Sequence[str]
+    ) -> tuple[dict[str, Mapping[str, msgspec.Struct]], Position | None]:
+        """The documents of ``kinds`` and the checkpoint they are the fold up to."""
+        lock = self._locks.setdefault(projection.view, asyncio.Lock())
+        async with lock:  # one load per view at a time; the others find it cached
+            for _ in range(_CONSISTENT_TRIES):
+                before = await load_checkpoint(self.client, self.prefix, projection)
+                if before is None:
+                    return {kind: {} for kind in kinds}, None
+                hit = self._cached(projection, kinds, before)
+                if hit is not None:
+                    return hit, before
+                loaded = await asyncio.gather(
+                    *(load_kind(self.client, self.prefix, projection, kind) for kind in kinds)
+                )
+                after = await load_checkpoint(self.client, self.prefix, projection)
+                if after == before:
+                    return self._keep(projection, kinds, loaded, before), before
+            docs, checkpoint = await load_view(self.client, self.prefix, projection)
+            if checkpoint is None:
+                return {kind: {} for kind in kinds}, None
+            loaded = [dict(docs.kind(kind)) for kind in kinds]
+            return self._keep(projection, kinds, loaded, checkpoint), checkpoint
+
+    def _keep(
+        self,
+        projection: Projection,
+        kinds: Sequence[str],
+        loaded: Sequence[Mapping[str, msgspec.Struct]],
+        checkpoint: Position,
+    ) -> dict[str, Mapping[str, msgspec.Struct]]:
+        for kind, docs in zip(kinds, loaded, strict=True):
+            self._cache[(projection.view, kind)] = (checkpoint, docs)
+        return dict(zip(kinds, loaded, strict=True))
+
+
+# --- what the handlers share ------------------------------------------------------------------
+
+
+class ReadSide:
+    """Everything the read endpoints use, kept in ``app.state.read``.
+
+    ``projector_state`` tells ``/readyz`` whether this process's projectors run (``None``:
+    the process does not run them).
+    """
+
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        prefix: str = "ledger",
+        *,
+        projector_state: ProjectorState | None = None,
+        live: LiveHub | None = None,
+    ) -> None:
+        self.client = client
+        self.prefix = prefix
+        self.keys = Keys(prefix)
+        self.views = ViewReader(client, prefix)
+        self.asof = AsOfReader(client, prefix)
+        self.projector_state = projector_state
+        self.metrics: ReadMetrics | None = None
+        self.live = live or LiveHub(client, prefix, PROJECTIONS.values())
+        self.live.on_clients = self._on_clients
+
+    def attach_metrics(self, metrics: ReadMetrics) -> None:
+        """Report into ``metrics`` (the app's registry)."""
+        self.metrics = metrics
+        metrics.sse_clients.set(self.live.clients)
+
+    def _on_clients(self, count: int) -> None:
+        if self.metrics is not None:
+            self.metrics.sse_clients.set(count)
+
+    async def refresh_metrics(self) -> None:
+        """Read every projection's lag and position and the dead letters into the gauges."""
+        metrics = self.metrics
+        if metrics is None:
+            return
+        for projection in PROJECTIONS.values():
+            checkpoint = await load_checkpoint(self.client, self.prefix, projection)
+            lag = await lag_after(self.client, self.prefix, projection, checkpoint)
+            metrics.lag.labels(projection.name).set(lag)
+            if checkpoint is not None:
+                metrics.position.labels(projection.name).set(recorded_at_of(checkpoint).timestamp())
+        metrics.dead_letters.set(int(await self.client.xlen(self.keys.dlq)))
+
+    async def current(
+        self, projection: Projection, kinds: Sequence[str]
+    ) -> tuple[Readable, Position | None, int]:
+        """The stored documents of ``kinds``, the view's checkpoint and its lag."""
+        docs, checkpoint = await self.views.read(projection, kinds)
+        return docs, checkpoint, await lag_after(self.client, self.prefix, projection, checkpoint)
+
+    async def answer_state(
+        self, projection: Projection, kinds: Sequence[str], as_of: str | None
+    ) -> tuple[Readable, Position | None, int, dt.datetime | None]:
+        """What a projection endpoint reads: the view now, or the fold as of ``as_of``."""
+        if as_of is None:
+            docs, position, lag = await self.current(projection, kinds)
+            return docs, position, lag, None
+        at = parse_as_of(as_of)
+        state, position = await self.asof.state_at(projection, at)
+        return state, position, 0, at
+
+
+def _side(request: Request[Any, Any, Any]) -> ReadSide:
+    side: ReadSide | None = request.app.state.get("read")
+    if side is None:
+        raise NotFoundException("the read side does not run in this process")
+    return side
+
+
+def require_reader(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """Guard: a reader or operator bearer token (401 without a valid one, 403 for a feed)."""
+    token = connection.app.state.ledger.auth.authenticate(connection.headers.get("authorization"))
+    if token.role not in ("reader", "operator"):
+        raise PermissionDeniedError(f"a {token.role} token may not read; use a reader token")
+
+
+# --- answer bodies ------------------------------------------------------------------------------
+
+
+class FieldError(msgspec.Struct, frozen=True):
+    """One query parameter at fault and what is wrong with it."""
+
+    field: str
+    message: str
+
+
+class InvalidQuery(msgspec.Struct, frozen=True):
+    """422: a query parameter is invalid."""
+
+    errors: list[FieldError]
+    error: Literal["invalid"] = "invalid"
+
+
+class NotFound(msgspec.Struct, frozen=True):
+    """404: no such incident, projection or route."""
+
+    error: str
+    message: str
+
+
+class VictimsBody(msgspec.Struct, frozen=True, kw_only=True):
+    """The dead by community under the filters, by ``best`` descending."""
+
+    position: str | None
+    lag: int
+    as_of: dt.datetime | None
+    total: Figures
+    unattributed: Figures
+    incidents: int
+    communities: list[CommunityRow]
+
+
+class StanceItem(msgspec.Struct, frozen=True, kw_only=True):
+    """Where one country stands on one subject."""
+
+    country: str
+    subject: str
+    stance: str
+    statements: int
+    goldstein_mean: float | None
+    first_statement_at: dt.datetime
+    latest_statement_at: dt.datetime
+    reaction_latency_hours: float | None
+    latest_statement_id: str
+
+
+class StanceBody(msgspec.Struct, frozen=True, kw_only=True):
+    """Every (country, subject) under the filters, by (country, subject)."""
+
+    position: str | None
+    lag: int
+    as_of: dt.datetime | None
+    countries: list[StanceItem]
+
+
+class TimelineBody(msgspec.Struct, frozen=True, kw_only=True):
+    """A country's live statements, by (issued_at, position)."""
+
+    position: str | None
+    lag: int
+    as_of: dt.datetime | None
+    country: str
+    subject: str | None
+    entries: list[TimelineEntry]
+
+
+class PairItem(msgspec.Struct, frozen=True, kw_only=True):
+    """A pair of countries (``a`` < ``b``): their mean agreement over shared subjects."""
+
+    a: str
+    b: str
+    score: float
+    shared_subjects: int
+
+
+class AlignmentBody(msgspec.Struct, frozen=True, kw_only=True):
+    """Every pair with a shared subject (or sharing ``subject``), by (a, b)."""
+
+    position: str | None
+    lag: int
+    as_of: dt.datetime | None
+    pairs: list[PairItem]
+
+
+class IncidentsPage(msgspec.Struct, frozen=True, kw_only=True):
+    """One page of incidents: ``count`` on this page, ``total_count`` under the filters."""
+
+    position: str | None
+    lag: int
+    page: int
+    limit: int
+    count: int
+    total_count: int
+    data: list[IncidentRow]
+
+
+class IncidentBody(msgspec.Struct, frozen=True, kw_only=True):
+    """One incident as it stands, with its history."""
+
+    position: str | None
+    lag: int
+    incident: IncidentView
+
+
+_ERRORS: Final = {
+    401: ResponseSpec(NotFound, description="missing or unknown bearer token"),
+    403: ResponseSpec(NotFound, description="a feed token may not read"),
+    422: ResponseSpec(InvalidQuery, description="a query parameter is invalid"),
+    503: ResponseSpec(NotFound, description="Redis does not answer; retry (Retry-After)"),
+}
+_ERRORS_404: Final = {
+    **_ERRORS,
+    404: ResponseSpec(NotFound, description="no such incident or projection"),
+}
+
+AsOf = Annotated[
+    str | None,
+    QueryParameter(
+        description=(
+            "Answer as the ledger knew it at this moment: an ISO 8601 date-time with a zone, "
+            "e.g. 2025-03-09T12:00:00Z"
+        ),
+    ),
+]
+Country = Annotated[
+    str | None, QueryParameter(pattern=_ISO3, description="ISO 3166-1 alpha-3 country code")
+]
+DateFrom = Annotated[
+    dt.date | None,
+    QueryParameter(name="from", description="occurred on or after this date (YYYY-MM-DD)"),
+]
+DateTo = Annotated[
+    dt.date | None,
+    QueryParameter(name="to", description="occurred on or before this date (YYYY-MM-DD)"),
+]
+
+
+def _iso(position: Position | None) -> str | None:
+    return None if position is None else str(position)
+
+
+# --- handlers ---------------------------------------------------------------------------------
+
+
+@get(
+    "/v1/projections/community-victims",
+    summary="Victims by community",
+    description=(
+        "The dead of the live incidents under the filters, by community (low/best/high), "
+        "with the total and the part no community line accounts for."
+    ),
+    responses=_ERRORS,
+    tags=["read"],
+)
+async def community_victims(
+    request: Request[Any, Any, Any],
+    *,
+    country: Country = None,
+    adm1: Annotated[str | None, QueryParameter(description="first-order division")] = None,
+    week: Annotated[str | None, QueryParameter(description="ISO week, e.g. 2025-W10")] = None,
+    date_from: DateFrom = None,
+    date_to: DateTo = None,
+    status: Annotated[
+        Literal["civilian", "combatant", "unknown"] | None,
+        QueryParameter(description="only the community lines of this victim status"),
+    ] = None,
+    min_grading: Annotated[
+        Grading | None,
+        QueryParameter(description="weakest Airwars grading counted (default: all but discounted)"),
+    ] = None,
+    as_of: AsOf = None,
+) -> VictimsBody:
+    """The dead by community, sorted by ``best`` descending."""
+    side = _side(request)
+    kind = "community" if status is None else "line"
+    state, position, lag, at = await side.answer_state(
+        PROJECTIONS[victims_projection.NAME], ("total", kind), as_of
+    )
+    answer = victims_projection.query(
+        state,
+        country=country,
+        adm1=adm1,
+        week=week,
+        date_from=date_from,
+        date_to=date_to,
+        status=status,
+        min_grading=min_grading,
+    )
+    return VictimsBody(
+        position=_iso(position),
+        lag=lag,
+        as_of=at,
+        total=answer.total,
+        unattributed=answer.unattributed,
+        incidents=answer.incidents,
+        communities=answer.communities,
+    )
+
+
+@get(
+    "/v1/projections/country-stance",
+    summary="Country stances",
+    description="Per (country, subject): latest stance, statement count, mean Goldstein "
+    "score, first and latest statement, and reaction latency in hours.",
+    responses=_ERRORS,
+    tags=["read"],
+)
+async def country_stance(
+    request: Request[Any, Any, Any],
+    subject: Annotated[str | None, QueryParameter(description="the subject slug")] = None,
+    country: Country = None,
+    as_of: AsOf = None,
+) -> StanceBody:
+    """Every (country, subject) stance under the filters."""
+    side = _side(request)
+    state, position, lag, at = await side.answer_state(
+        PROJECTIONS[stance_projection.NAME], ("stance",), as_of
+    )
+    rows = stance_projection.stances(state, subject=subject, country=country)
+    return StanceBody(
+        position=_iso(position),
+        lag=lag,
+        as_of=at,
+        countries=[
+            StanceItem(
+                country=row.country,
+                subject=row.subject,
+                stance=row.stance,
+                statements=row.statements,
+                goldstein_mean=row.mean_goldstein,
+                first_statement_at=row.first_at,
+                latest_statement_at=row.latest_at,
+                reaction_latency_hours=row.latency_hours,
+                latest_statement_id=row.latest_statement_id,
+            )
+            for row in rows
+        ],
+    )
+
+
+@get(
+    "/v1/projections/country-stance/{country:str}/timeline",
+    summary="A country's statements",
+    description="The country's live statements (on one subject, or all), in order.",
+    responses=_ERRORS,
+    tags=["read"],
+)
+async def country_timeline(
+    request: Request[Any, Any, Any],
+    country: Annotated[str, PathParameter(description="ISO 3166-1 alpha-3 country code")],
+    subject: Annotated[str | None, QueryParameter(description="the subject slug")] = None,
+    as_of: AsOf = None,
+) -> TimelineBody:
+    """A country's live statements by (issued_at, position)."""
+    if not re.match(_ISO3, country):
+        raise _InvalidParameterError(
+            "country", f"must be an ISO 3166-1 alpha-3 code, got {country!r}"
+        )
+    side = _side(request)
+    state, position, lag, at = await side.answer_state(
+        PROJECTIONS[stance_projection.NAME], ("timeline",), as_of
+    )
+    entries = stance_projection.timeline(state, country, subject=subject)
+    return TimelineBody(
+        position=_iso(position),
+        lag=lag,
+        as_of=at,
+        country=country,
+        subject=subject,
+        entries=entries,
+    )
+
+
+@get(
+    "/v1/projections/alignment",
+    summary="Alignment of countries",
+    description="Pairs of countries (a < b) and how alike they speak: 1 for the same latest "
+    "stance or a joint statement, 0.5 when one is neutral, else 0, averaged over the "
+    "subjects both spoke on.",
+    responses=_ERRORS,
+    tags=["read"],
+)
+async def alignment(
+    request: Request[Any, Any, Any],
+    subject: Annotated[str | None, QueryParameter(description="only this subject")] = None,
+    as_of: AsOf = None,
+) -> AlignmentBody:
+    """Every pair with a shared subject, sorted by (a, b)."""
+    side = _side(request)
+    state, position, lag, at = await side.answer_state(
+        PROJECTIONS[alignment_projection.NAME], ("pair",), as_of
+    )
+    rows = alignment_projection.pairs(state, subject=subject)
+    return AlignmentBody(
+        position=_iso(position),
+        lag=lag,
+        as_of=at,
+        pairs=[
+            PairItem(a=r.a, b=r.b, score=r.score, shared_subjects=r.shared_subjects) for r in rows
+        ],
+    )
+
+
+@get(
+    "/v1/incidents",
+    summary="Incidents",
+    description="The reported incidents under the filters, newest occurrence first, paged "
+    "like ACLED's API: `page` from 1, `limit` up to 5,000.",
+    responses=_ERRORS,
+    tags=["read"],
+)
+async def list_incidents(
+    request: Request[Any, Any, Any],
+    *,
+    country: Country = None,
+    adm1: Annotated[str | None, QueryParameter(description="first-order division")] = None,
+    date_from: DateFrom = None,
+    date_to: DateTo = None,
+    status: Annotated[
+        Literal["live", "retracted", "merged"] | None, QueryParameter(description="incident status")
+    ] = None,
+    page: Annotated[int, QueryParameter(ge=1, description="page number, from 1")] = 1,
+    limit: Annotated[
+        int, QueryParameter(ge=1, le=MAX_LIMIT, description="incidents per page (at most 5000)")
+    ] = DEFAULT_LIMIT,
+) -> IncidentsPage:
+    """One page of incidents and how many match in all."""
+    side = _side(request)
+    state, position, lag = await side.current(PROJECTIONS[incidents_projection.NAME], ("incident",))
+    rows, total = incidents_projection.listing(
+        state,
+        country=country,
+        adm1=adm1,
+        date_from=date_from,
+        date_to=date_to,
+        status=status,
+        page=page,
+        limit=limit,
+    )
+    return IncidentsPage(
+        position=_iso(position),
+        lag=lag,
+        page=page,
+        limit=limit,
+        count=len(rows),
+        total_count=total,
+        data=rows,
+    )
+
+
+@get(
+    "/v1/incidents/{incident_id:str}",
+    summary="One incident",
+    description="The incident as it stands, with every event that touched it.",
+    responses=_ERRORS_404,
+    tags=["read"],
+)
+async def get_incident(
+    request: Request[Any, Any, Any],
+    incident_id: Annotated[str, PathParameter(description="the incident's id")],
+) -> IncidentBody:
+    """The incident and its history; 404 when no event named it."""
+    side = _side(request)
+    state, position, lag = await side.current(PROJECTIONS[incidents_projection.NAME], ("incident",))
+    view = incidents_projection.get(state, incident_id)
+    if view is None:
+        raise NotFoundException(f"no incident {incident_id!r}")
+    return IncidentBody(position=_iso(position), lag=lag, incident=view)
+
+
+@get(
+    "/v1/live/{projection:str}",
+    summary="Live view updates (Server-Sent Events)",
+    description=(
+        "A `view` event (`id` = the new position, data `{projection, position}`) whenever the "
+        "view's checkpoint moves, at most about 4 per second. Reconnect with `Last-Event-ID` "
+        "to get one event at once if the view moved since."
+    ),
+    responses=_ERRORS_404,
+    tags=["read"],
+    media_type="text/event-stream",
+)
+async def live(
+    request: Request[Any, Any, Any],
+    projection: Annotated[str, PathParameter(description="a projection's name")],
+) -> ServerSentEvent:
+    """The stream of a view's checkpoint moves."""
+    side = _side(request)
+    if projection not in side.live.projections:
+        raise NotFoundException(f"no projection {projection!r}")
+    last = request.headers.get("last-event-id")
+    return ServerSentEvent(side.live.stream(projection, last))
+
+
+# --- errors -------------------------------------------------------------------------------------
+
+
+class _InvalidParameterError(InvalidQueryError):
+    """Raised by a handler for a parameter the framework cannot check (named explicitly)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        self.field = field
+        super().__init__(f"{field} {message}")
+
+
+_FIELD: Final = re.compile(r"^(?P<field>[a-z_]+)\b")
+_FIELDS: Final = frozenset({"week", "status", "min_grading", "page", "limit", "country", "as_of"})
+
+
+def _invalid(field: str, message: str) -> Response[Any]:
+    body = InvalidQuery(errors=[FieldError(field, message)])
+    return Response(body, status_code=422, media_type=MediaType.JSON)
+
+
+def _on_invalid_query(_: Request[Any, Any, Any], exc: InvalidQueryError) -> Response[Any]:
+    field = getattr(exc, "field", None)
+    if field is None:
+        match = _FIELD.match(str(exc))
+        field = match["field"] if match and match["field"] in _FIELDS else "query"
+    return _invalid(field, str(exc))
+
+
+def _on_invalid_as_of(_: Request[Any, Any, Any], exc: InvalidAsOfError) -> Response[Any]:
+    return _invalid("as_of", str(exc))
+
+
+_QUERY_NAMES: Final = {"date_from": "from", "date_to": "to"}
+"""Handler argument → the query parameter's name, where the two differ."""
+
+
+def _on_bad_parameter(_: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:
+    extra = exc.extra if isinstance(exc.extra, list) else []
+    errors = [
+        FieldError(
+            _QUERY_NAMES.get(str(e.get("key")), str(e.get("key", "query"))),
+            str(e.get("message", exc.detail)),
+        )
+        for e in extra
+        if isinstance(e, dict)
+    ] or [FieldError("query", exc.detail)]
+    return Response(InvalidQuery(errors=errors), status_code=422, media_type=MediaType.JSON)
+
+
+def _on_redis_down(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    log.warning("read.unavailable", error=str(exc))
+    body = NotFound("unavailable", "the ledger's Redis does not answer; retry")
+    return Response(body, status_code=503, media_type=MediaType.JSON, headers={"Retry-After": "1"})
+
+
+def read_router() -> Router:
+    """The router of the read endpoints (guarded: reader or operator token)."""
+    return Router(
+        path="/",
+        route_handlers=[
+            community_victims,
+            country_stance,
+            country_timeline,
+            alignment,
+            list_incidents,
+            get_incident,
+            live,
+        ],
+        guards=[require_reader],
+        exception_handlers={
+            InvalidQueryError: _on_invalid_query,
+            InvalidAsOfError: _on_invalid_as_of,
+            ValidationException: _on_bad_parameter,
+            rexc.ConnectionError: _on_redis_down,
+            rexc.TimeoutError: _on_redis_down,
+            TimeoutError: _on_redis_down,
+        },
+    )
+
+
+def projector_state_of(pool: Any) -> ProjectorState:
+    """A ``/readyz`` reporter for a :class:`~services.runner.ProjectorPool`."""
+
+    def state() -> str:
+        if pool.failure() is not None:
+            return "failed"
+        return "running" if pool.running else "stopped"
+
+    return state
+
+
+async def refresh_quietly(side: ReadSide, seconds: float = 1.0) -> None:
+    """Refresh the read gauges, giving up (and keeping the old values) when Redis is slow."""
+    with contextlib.suppress(rexc.RedisError, OSError, TimeoutError):
+        await asyncio.wait_for(side.refresh_metrics(), seconds)

@@ -1,0 +1,360 @@
+"""As-of reads over a real Redis: snapshots, retention, and answers equal to the pure fold.
+
+Every as-of answer is compared with ``projections.fold`` over exactly the events recorded at
+or before the asked time, before and after a revision, a retraction, a merge and a statement
+retraction, with no snapshot, with snapshots, and after retention dropped the early ones.
+Events are appended so that each gets its own millisecond (the test waits for the Redis
+server's clock to move on, polling ``TIME``), so a time can fall between any two of them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import itertools
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import httpx
+import pytest
+import redis.asyncio as aioredis
+
+from events import AnyEvent, Place, Position, Recorded, Speaker, recorded_at_of
+from projections import PROJECTIONS, alignment, country_stance, fold
+from projections import community_victims as victims
+from services.asof import (
+    ASOF_PROJECTIONS,
+    AsOfReader,
+    CorruptSnapshotError,
+    InvalidAsOfError,
+    SnapshotRef,
+    SnapshotStore,
+    Snapshotter,
+    decode_snapshot,
+    encode_snapshot,
+    millis_of,
+    parse_as_of,
+    snapshot_keys,
+    to_drop,
+)
+from services.auth import Authenticator
+from services.http import build_http_app
+from services.runner import ProjectorPool
+from services.settings import Token
+from services.store.redis import RedisEventStore
+from tests import factories as f
+
+READER = "reader-token-0123456789abcdef01"
+DEADLINE = 10.0
+
+
+def history() -> list[AnyEvent]:
+    """Reports, a revision, a merge, a retraction, statements and a statement retraction."""
+    return [
+        f.reported("i-1", best=10, occurred_start=dt.date(2024, 3, 1)),
+        f.reported("i-2", best=4, place=Place(adm1="Aleppo")),
+        f.statement("s-1", incident_ids=["i-1"]),
+        f.revised("i-1", best=25),
+        f.statement(
+            "s-2",
+            speakers=[Speaker(country="DEU", name="Auswärtiges Amt")],
+            stance="support",
+            cameo_code="051",
+        ),
+        f.merged("i-2", into="i-1"),
+        f.reported("i-3", best=7),
+        f.statement_retracted("s-1"),
+        f.retracted("i-3"),
+        f.statement(
+            "s-3",
+            speakers=[Speaker(country="TUR", name="MFA")],
+            stance="neutral",
+            cameo_code="020",
+        ),
+    ]
+
+
+async def until(condition: Callable[[], Awaitable[bool]], what: str) -> None:
+    """Poll ``condition`` until it holds; fail after :data:`DEADLINE` seconds."""
+    deadline = time.monotonic() + DEADLINE
+    while not await condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        await asyncio.sleep(0.001)
+
+
+async def server_millis(client: aioredis.Redis) -> int:
+    seconds, micros = await client.time()
+    return int(seconds) * 1000 + int(micros) // 1000
+
+
+async def append_apart(
+    store: RedisEventStore, client: aioredis.Redis, events: list[AnyEvent]
+) -> list[Recorded]:
+    """Append events one by one, each in a millisecond of its own; their recorded form."""
+    last = -1
+    for event in events:
+
+        async def clock_moved(after: int = last) -> bool:
+            return await server_millis(client) > after
+
+        await until(clock_moved, "the server clock to pass the last position")
+        await store.append([event])
+        last = millis_of(recorded_at_of((await store.head()) or "0-0"))
+    recorded = await store.read(count=len(events) + 1)
+    assert len(recorded) == len(events)
+    return recorded
+
+
+def times(recorded: list[Recorded]) -> list[dt.datetime]:
+    """A time before everything, each event's recording time, and a time after everything."""
+    first = recorded[0].recorded_at
+    return [
+        first - dt.timedelta(seconds=1),
+        *(r.recorded_at for r in recorded),
+        recorded[-1].recorded_at + dt.timedelta(days=1),
+    ]
+
+
+def known_at(recorded: list[Recorded], at: dt.datetime) -> list[Recorded]:
+    return [r for r in recorded if millis_of(r.recorded_at) <= millis_of(at)]
+
+
+@pytest.fixture
+async def recorded(redis_store: RedisEventStore, redis_client: aioredis.Redis) -> list[Recorded]:
+    """The history, appended with a millisecond of its own per event."""
+    return await append_apart(redis_store, redis_client, history())
+
+
+class TestParseAsOf:
+    @pytest.mark.parametrize(
+        ("text", "expected"),
+        [
+            ("2025-03-09T12:00:00Z", dt.datetime(2025, 3, 9, 12, tzinfo=dt.UTC)),
+            ("2025-03-09T14:00:00+02:00", dt.datetime(2025, 3, 9, 12, tzinfo=dt.UTC)),
+            ("2025-03-09T14:00:00 02:00", dt.datetime(2025, 3, 9, 12, tzinfo=dt.UTC)),
+            ("2025-03-09T12:00:00.250Z", dt.datetime(2025, 3, 9, 12, 0, 0, 250_000, dt.UTC)),
+        ],
+    )
+    def test_accepts_datetimes_with_a_zone(self, text: str, expected: dt.datetime) -> None:
+        """ISO 8601 with Z or an offset (a ``+`` decoded to a space included) parses."""
+        assert parse_as_of(text) == expected
+
+    @pytest.mark.parametrize("text", ["2025-03-09T12:00:00", "2025-03-09", "yesterday", ""])
+    def test_refuses_anything_without_a_zone(self, text: str) -> None:
+        """A naive date-time, a bare date or a word is refused."""
+        with pytest.raises(InvalidAsOfError):
+            parse_as_of(text)
+
+
+class TestRetention:
+    def test_keeps_at_most_keep_and_always_the_newest(self) -> None:
+        """Retention never drops the newest snapshot and leaves ``keep`` of them."""
+        refs = [SnapshotRef(Position(f"{i}-0"), i * 10) for i in range(1, 21)]
+        dropped = to_drop(refs, 5)
+        kept = [r for r in refs if r not in dropped]
+        assert len(kept) == 5
+        assert kept[-1] == refs[-1]
+
+    def test_kept_snapshots_stay_spread_over_the_history(self) -> None:
+        """Thinning keeps the largest gap within about twice an even spacing."""
+        refs: list[SnapshotRef] = []
+        for i in range(1, 101):  # written one by one, thinned after each
+            refs.append(SnapshotRef(Position(f"{i}-0"), i * 10))
+            refs = [r for r in refs if r not in to_drop(refs, 8)]
+        ordinals = [0, *(r.ordinal for r in refs)]
+        gaps = [b - a for a, b in itertools.pairwise(ordinals)]
+        assert len(refs) == 8
+        assert max(gaps) <= 2 * 1000 / 8 + 10
+
+
+class TestAsOfEqualsThePureFold:
+    @pytest.mark.parametrize("name", ASOF_PROJECTIONS)
+    async def test_without_snapshots(
+        self, redis_client: aioredis.Redis, key_prefix: str, recorded: list[Recorded], name: str
+    ) -> None:
+        """With no snapshot, each as-of state is the fold of the events known by then."""
+        projection = PROJECTIONS[name]
+        reader = AsOfReader(redis_client, key_prefix)
+        for at in times(recorded):
+            state, position = await reader.state_at(projection, at)
+            known = known_at(recorded, at)
+            assert state == fold(projection, known), at
+            assert position == (known[-1].position if known else None)
+
+    @pytest.mark.parametrize("name", ASOF_PROJECTIONS)
+    async def test_with_snapshots_and_after_retention(
+        self, redis_client: aioredis.Redis, key_prefix: str, recorded: list[Recorded], name: str
+    ) -> None:
+        """From snapshots every 3 entries (the earliest dropped), answers stay the fold's."""
+        projection = PROJECTIONS[name]
+        snapshotter = Snapshotter(
+            redis_client, prefix=key_prefix, every=3, keep=2, projections=[projection]
+        )
+        assert await snapshotter.run_once() == 3
+        refs = await SnapshotStore(redis_client, key_prefix).refs(projection)
+        assert [r.ordinal for r in refs] == [6, 9]  # the one at 3 gave way (keep=2)
+        assert [r.position for r in refs] == [recorded[5].position, recorded[8].position]
+        reader = AsOfReader(redis_client, key_prefix)
+        for at in times(recorded):
+            state, _ = await reader.state_at(projection, at)
+            assert state == fold(projection, known_at(recorded, at)), at
+
+    async def test_answers_change_across_revision_merge_and_retraction(
+        self, redis_client: aioredis.Redis, key_prefix: str, recorded: list[Recorded]
+    ) -> None:
+        """The victims total follows the log: 10, 14, 29 after the revision, 25, 32, 25."""
+        projection = PROJECTIONS[victims.NAME]
+        reader = AsOfReader(redis_client, key_prefix)
+        totals = []
+        for r in recorded:
+            state, _ = await reader.state_at(projection, r.recorded_at)
+            totals.append(victims.query(state).total.best)
+        assert totals == [10, 14, 14, 29, 29, 25, 32, 32, 25, 25]
+
+
+class TestSnapshots:
+    async def test_snapshot_round_trips_a_state(
+        self, redis_client: aioredis.Redis, key_prefix: str, recorded: list[Recorded]
+    ) -> None:
+        """A stored snapshot reads back, by position, as the state it was written from."""
+        projection = PROJECTIONS["country-stance"]
+        state = fold(projection, recorded[:5])
+        store = SnapshotStore(redis_client, key_prefix)
+        await store.save(projection, state, recorded[4].position, 5)
+        assert await store.load(projection, recorded[4].position) == state
+        assert await store.load(projection, recorded[3].position) is None
+
+    def test_corrupt_blob_is_refused(self) -> None:
+        """Bytes that are no snapshot raise :class:`CorruptSnapshotError`."""
+        projection = PROJECTIONS["alignment"]
+        with pytest.raises(CorruptSnapshotError):
+            decode_snapshot(projection, b"not a snapshot")
+        blob = encode_snapshot(fold(PROJECTIONS["incidents"], []), Position("1-0"), 1)
+        assert decode_snapshot(projection, blob) == projection.initial()
+
+    async def test_nothing_is_written_before_every_entries_exist(
+        self, redis_client: aioredis.Redis, key_prefix: str, recorded: list[Recorded]
+    ) -> None:
+        """With fewer log entries than ``every`` no snapshot is due."""
+        snapshotter = Snapshotter(redis_client, prefix=key_prefix, every=len(recorded) + 1)
+        assert await snapshotter.run_once() == 0
+        for name in ASOF_PROJECTIONS:
+            assert await SnapshotStore(redis_client, key_prefix).refs(PROJECTIONS[name]) == []
+
+    async def test_snapshotter_waits_while_another_holds_the_lease(
+        self, redis_client: aioredis.Redis, key_prefix: str, recorded: list[Recorded]
+    ) -> None:
+        """While another process holds a projection's lease nothing is written; stop releases."""
+        projection = PROJECTIONS["alignment"]
+        lease = snapshot_keys(key_prefix, projection).lease
+        await redis_client.set(lease, "another-process", px=60_000)
+        snapshotter = Snapshotter(
+            redis_client, prefix=key_prefix, every=2, projections=[projection], owner="me"
+        )
+        assert await snapshotter.run_once() == 0
+        await redis_client.delete(lease)
+        assert await snapshotter.run_once() == 5
+        assert await redis_client.get(lease) == b"me"
+        await snapshotter.stop()
+        assert await redis_client.exists(lease) == 0
+        refs = await SnapshotStore(redis_client, key_prefix).refs(projection)
+        assert [r.ordinal for r in refs] == [2, 4, 6, 8, 10]
+
+    async def test_service_task_writes_snapshots_in_the_background(
+        self, redis_client: aioredis.Redis, key_prefix: str, recorded: list[Recorded]
+    ) -> None:
+        """Started as a component, the snapshotter catches up without being asked."""
+        snapshotter = Snapshotter(redis_client, prefix=key_prefix, every=4, interval=0.05)
+        await snapshotter.start()
+        store = SnapshotStore(redis_client, key_prefix)
+
+        async def two_written() -> bool:
+            refs = [await store.refs(PROJECTIONS[name]) for name in ASOF_PROJECTIONS]
+            return all(len(r) >= 2 for r in refs)
+
+        try:
+            await until(two_written, "two snapshots of each projection")
+        finally:
+            await snapshotter.stop()
+        assert [r.ordinal for r in await store.refs(PROJECTIONS["alignment"])] == [4, 8]
+
+
+class TestAsOfOverHttp:
+    @pytest.fixture
+    async def client(
+        self, redis_store: RedisEventStore, redis_client: aioredis.Redis
+    ) -> AsyncIterator[httpx.AsyncClient]:
+        """A reader's client of the API."""
+        app = build_http_app(
+            store=redis_store,
+            auth=Authenticator((Token(role="reader", secret=READER),)),
+            ping=redis_client.ping,
+        )
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app),
+            base_url="http://ledger",
+            headers={"authorization": f"Bearer {READER}"},
+        ) as http:
+            yield http
+
+    async def test_answer_echoes_as_of_with_its_position_and_no_lag(
+        self, client: httpx.AsyncClient, recorded: list[Recorded]
+    ) -> None:
+        """``position`` is the last one at or before the time, ``lag`` 0, ``as_of`` echoed."""
+        at = recorded[3].recorded_at
+        response = await client.get(
+            "/v1/projections/community-victims", params={"as_of": at.isoformat()}
+        )
+        answer = response.json()
+        assert answer["position"] == recorded[3].position
+        assert answer["lag"] == 0
+        assert parse_as_of(answer["as_of"]) == at
+        assert answer["total"]["best"] == 29
+
+    async def test_as_of_answers_the_log_even_while_the_view_lags(
+        self,
+        client: httpx.AsyncClient,
+        redis_client: aioredis.Redis,
+        key_prefix: str,
+        recorded: list[Recorded],
+    ) -> None:
+        """With half the log applied, as-of still answers from the whole log."""
+        later = recorded[-1].recorded_at
+        views: dict[str, Any] = {}
+        for url, query in {
+            "/v1/projections/country-stance": {"subject": "syria-civilians"},
+            "/v1/projections/alignment": {},
+        }.items():
+            views[url] = (
+                await client.get(url, params={**query, "as_of": later.isoformat()})
+            ).json()
+        stance = PROJECTIONS["country-stance"]
+        expected = fold(stance, recorded)
+        rows = country_stance.stances(expected, subject="syria-civilians")
+        assert [r["country"] for r in views["/v1/projections/country-stance"]["countries"]] == [
+            r.country for r in rows
+        ]
+        pairs = alignment.pairs(fold(PROJECTIONS["alignment"], recorded))
+        assert [
+            (p["a"], p["b"], p["score"]) for p in views["/v1/projections/alignment"]["pairs"]
+        ] == [(p.a, p.b, p.score) for p in pairs]
+        current = (await client.get("/v1/projections/alignment")).json()
+        assert (current["position"], current["lag"]) == (None, len(recorded))
+        async with asyncio.timeout(DEADLINE):
+            await ProjectorPool(redis_client, prefix=key_prefix, block_ms=50).run_until_caught_up()
+        caught_up = (await client.get("/v1/projections/alignment")).json()
+        assert caught_up["pairs"] == views["/v1/projections/alignment"]["pairs"]
+
+    async def test_time_before_the_log_answers_nothing(
+        self, client: httpx.AsyncClient, recorded: list[Recorded]
+    ) -> None:
+        """Before the first event the answer is empty with no position."""
+        early = recorded[0].recorded_at - dt.timedelta(days=1)
+        answer = (
+            await client.get(
+                "/v1/projections/community-victims", params={"as_of": early.isoformat()}
+            )
+        ).json()
+        assert (answer["position"], answer["total"]["best"], answer["communities"]) == (None, 0, [])

@@ -1,0 +1,374 @@
+"""Operator tools against a real Redis: status, verify, dead letters, over the CLI and HTTP.
+
+Each test works under its own key prefix; the CLI is run in a worker thread (it runs its own
+event loop) with the test's Redis URL and prefix in its environment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+import redis.asyncio as aioredis
+from typer.testing import CliRunner, Result
+
+from events import Position, Recorded, from_fields, recorded_at_of, to_fields
+from projections import PROJECTIONS, fold
+from services.auth import Authenticator
+from services.http import build_http_app
+from services.http.admin import AdminDeps
+from services.ops import (
+    DeadLetterError,
+    DeadLetterNotFoundError,
+    DeadLetterStillFailsError,
+    dlq_drop,
+    dlq_list,
+    dlq_retry,
+    dlq_show,
+    ledger_status,
+    verify,
+)
+from services.runner import ProjectorPool
+from services.settings import Token
+from services.store.keys import Keys
+from services.store.redis import RedisEventStore
+from services.views import load_view, view_keys
+from tests import factories as f
+
+DEADLINE = 30.0
+FAST = {"claim_idle_ms": 200, "lease_ms": 1000, "block_ms": 50}
+INCIDENTS = PROJECTIONS["incidents"]
+OPERATOR = "operator-token-0123456789"
+READER = "reader-token-0123456789ab"
+
+
+async def read_log(client: aioredis.Redis, prefix: str) -> list[Recorded]:
+    """Every event of the log, in order."""
+    found = []
+    for ident, fields in await client.xrange(Keys(prefix).log):
+        position = Position(ident.decode())
+        found.append(Recorded(position, recorded_at_of(position), from_fields(fields)))
+    return found
+
+
+async def caught_up(client: aioredis.Redis, prefix: str) -> None:
+    """Run the incidents projector until its view reaches the log's head."""
+    pool = ProjectorPool(client, prefix=prefix, projections=[INCIDENTS], **FAST)
+    async with asyncio.timeout(DEADLINE):
+        await pool.run_until_caught_up()
+
+
+async def skipped_letter(
+    client: aioredis.Redis, store: RedisEventStore, prefix: str, incident: str
+) -> str:
+    """Append a report the incidents view then skips, as the runner does with a dead letter.
+
+    The view's checkpoint moves past the entry and a letter with the entry's fields is
+    written to the dead-letter stream; returns the letter's id.
+    """
+    event = f.reported(incident, 4)
+    (appended,) = await store.append([event])
+    keys = view_keys(prefix, INCIDENTS)
+    await client.hset(keys.meta, "position", appended.position)
+    letter: dict[str, Any] = {
+        "projection": INCIDENTS.name,
+        "version": str(INCIDENTS.version),
+        "position": appended.position,
+        "error_type": "InconsistentStateError",
+        "error": "a count would fall below zero",
+        "deliveries": "3",
+        "consumer": "host-1-abc",
+    }
+    for name, value in to_fields(event).items():
+        letter[f"entry.{name}"] = value
+    ident = await client.xadd(Keys(prefix).dlq, letter)
+    return str(ident.decode())
+
+
+def cli(redis_url: str, prefix: str, *args: str) -> Result:
+    """Run ``ledger <args>`` against the test's Redis and prefix."""
+    from services.cli import main
+
+    env = {"LEDGER_REDIS_URL": redis_url, "LEDGER_KEY_PREFIX": prefix, "LEDGER_TOKENS": ""}
+    return CliRunner().invoke(main, list(args), env=env)
+
+
+class TestStatus:
+    """``ledger status`` tells where every view, the log and Redis stand."""
+
+    async def test_status_reports_views_log_and_redis(
+        self, redis_client: aioredis.Redis, redis_store: RedisEventStore, key_prefix: str
+    ) -> None:
+        """After a catch-up every view's lag is 0 and the log's ends are its first and last."""
+        await redis_store.append([f.reported("i-1"), f.reported("i-2"), f.revised("i-1")])
+        await caught_up(redis_client, key_prefix)
+        status = await ledger_status(redis_client, key_prefix, [INCIDENTS])
+        log = await read_log(redis_client, key_prefix)
+        (row,) = status.projections
+        assert (row.name, row.generation, row.position, row.lag, row.pending) == (
+            "incidents",
+            0,
+            log[-1].position,
+            0,
+            0,
+        )
+        assert len(row.consumers) == 1
+        assert (status.log.length, status.log.first, status.log.last) == (
+            3,
+            log[0].position,
+            log[-1].position,
+        )
+        assert status.redis.maxmemory_policy == "noeviction"
+        assert status.redis.used_memory
+
+    async def test_status_json_exits_2_when_a_lag_exceeds_max_lag(
+        self, redis_url: str, redis_store: RedisEventStore, key_prefix: str
+    ) -> None:
+        """With events and no projector the lag is the log's length: --max-lag 1 exits 2."""
+        await redis_store.append([f.reported("i-1"), f.reported("i-2"), f.reported("i-3")])
+        result = await asyncio.to_thread(
+            cli, redis_url, key_prefix, "status", "--json", "--max-lag", "1"
+        )
+        assert result.exit_code == 2, result.output
+        document = json.loads(result.stdout.splitlines()[0])
+        lags = {p["name"]: p["lag"] for p in document["projections"]}
+        assert lags == dict.fromkeys(PROJECTIONS, 3)
+        assert document["log"]["length"] == 3
+        ok = await asyncio.to_thread(cli, redis_url, key_prefix, "status", "--max-lag", "3")
+        assert ok.exit_code == 0, ok.output
+
+
+class TestVerify:
+    """``ledger verify`` compares a stored view with the pure fold up to its checkpoint."""
+
+    async def test_verify_passes_on_a_view_the_runner_wrote(
+        self, redis_client: aioredis.Redis, redis_store: RedisEventStore, key_prefix: str
+    ) -> None:
+        """A runner-built view equals the fold: no differences."""
+        await redis_store.append([f.reported("i-1"), f.reported("i-2"), f.merged("i-2", "i-1")])
+        await caught_up(redis_client, key_prefix)
+        result = await verify(redis_client, key_prefix, INCIDENTS)
+        assert result.ok
+        assert result.events == 3
+
+    async def test_verify_catches_a_tampered_view_and_the_cli_exits_1(
+        self,
+        redis_url: str,
+        redis_client: aioredis.Redis,
+        redis_store: RedisEventStore,
+        key_prefix: str,
+    ) -> None:
+        """A document changed by hand is named with its stored and expected JSON."""
+        await redis_store.append([f.reported("i-1", 10), f.reported("i-2", 3)])
+        await caught_up(redis_client, key_prefix)
+        kind_key = view_keys(key_prefix, INCIDENTS).kinds["incident"]
+        stored = json.loads(await redis_client.hget(kind_key, "i-1"))
+        tampered = json.dumps({**stored, "notes": "edited by hand"})
+        await redis_client.hset(kind_key, "i-1", tampered)
+
+        result = await verify(redis_client, key_prefix, INCIDENTS)
+        assert [(d.kind, d.id, d.stored) for d in result.differences] == [
+            ("incident", "i-1", tampered)
+        ]
+        assert result.differences[0].expected is not None
+        assert "edited by hand" not in result.differences[0].expected
+
+        run = await asyncio.to_thread(cli, redis_url, key_prefix, "verify", "incidents")
+        assert run.exit_code == 1, run.output
+        assert "incident/i-1" in run.stdout
+
+    async def test_verify_catches_a_deleted_document(
+        self, redis_client: aioredis.Redis, redis_store: RedisEventStore, key_prefix: str
+    ) -> None:
+        """A document missing from the view is a difference with nothing stored."""
+        await redis_store.append([f.reported("i-1")])
+        await caught_up(redis_client, key_prefix)
+        await redis_client.hdel(view_keys(key_prefix, INCIDENTS).kinds["incident"], "i-1")
+        result = await verify(redis_client, key_prefix, INCIDENTS)
+        assert [(d.id, d.stored) for d in result.differences] == [("i-1", None)]
+
+
+class TestDeadLetters:
+    """Dead letters are listed, retried into the live view, or dropped with a record."""
+
+    async def test_retry_applies_the_entry_to_the_live_view_and_logs_it(
+        self, redis_client: aioredis.Redis, redis_store: RedisEventStore, key_prefix: str
+    ) -> None:
+        """While the projector runs, a retry adds the skipped event; later events still apply."""
+        await redis_store.append([f.reported("i-1"), f.reported("i-2")])
+        await caught_up(redis_client, key_prefix)
+        ident = await skipped_letter(redis_client, redis_store, key_prefix, "i-late")
+        assert [letter.id for letter in await dlq_list(redis_client, key_prefix)] == [ident]
+        assert not (await verify(redis_client, key_prefix, INCIDENTS)).ok
+
+        pool = ProjectorPool(redis_client, prefix=key_prefix, projections=[INCIDENTS], **FAST)
+        await pool.start()
+        try:
+            letter = await dlq_retry(redis_client, key_prefix, ident, by="test")
+            assert letter.position
+            await redis_store.append([f.reported("i-3"), f.revised("i-late", 9)])
+            async with asyncio.timeout(DEADLINE):
+                await pool.run_until_caught_up()
+        finally:
+            await pool.stop()
+
+        assert await dlq_list(redis_client, key_prefix) == []
+        (logged,) = await redis_client.xrange(Keys(key_prefix).dlq_log)
+        fields = {k.decode(): v.decode() for k, v in logged[1].items()}
+        assert (fields["action"], fields["dlq_id"], fields["by"]) == ("retry", ident, "test")
+        docs, _ = await load_view(redis_client, key_prefix, INCIDENTS)
+        assert docs == fold(INCIDENTS, await read_log(redis_client, key_prefix))
+        assert (await verify(redis_client, key_prefix, INCIDENTS)).ok
+
+    async def test_retry_of_an_entry_that_still_fails_changes_nothing(
+        self, redis_client: aioredis.Redis, key_prefix: str
+    ) -> None:
+        """An entry that does not decode stays a dead letter, and the view stays as it was."""
+        ident = await redis_client.xadd(
+            Keys(key_prefix).dlq,
+            {
+                "projection": INCIDENTS.name,
+                "version": str(INCIDENTS.version),
+                "position": "1-0",
+                "error_type": "CodecError",
+                "error": "garbage",
+                "deliveries": "3",
+                "consumer": "c",
+                "entry.type": "incident.reported",
+                "entry.data": "{not json",
+            },
+        )
+        with pytest.raises(DeadLetterStillFailsError):
+            await dlq_retry(redis_client, key_prefix, ident.decode())
+        assert len(await dlq_list(redis_client, key_prefix)) == 1
+        assert not await redis_client.exists(Keys(key_prefix).dlq_log)
+
+    async def test_drop_records_the_reason_and_removes_the_letter(
+        self, redis_client: aioredis.Redis, redis_store: RedisEventStore, key_prefix: str
+    ) -> None:
+        """A drop leaves a record with its reason and the entry; the letter is gone."""
+        ident = await skipped_letter(redis_client, redis_store, key_prefix, "i-9")
+        with pytest.raises(DeadLetterError):
+            await dlq_drop(redis_client, key_prefix, ident, reason="  ")
+        dropped = await dlq_drop(redis_client, key_prefix, ident, reason="duplicate of i-1")
+        assert dropped.id == ident
+        with pytest.raises(DeadLetterNotFoundError):
+            await dlq_show(redis_client, key_prefix, ident)
+        (logged,) = await redis_client.xrange(Keys(key_prefix).dlq_log)
+        fields = {k.decode(): v.decode() for k, v in logged[1].items()}
+        assert (fields["action"], fields["reason"], fields["position"]) == (
+            "drop",
+            "duplicate of i-1",
+            dropped.position,
+        )
+        assert "entry.data" in fields
+
+    async def test_cli_lists_shows_and_drops(
+        self,
+        redis_url: str,
+        redis_client: aioredis.Redis,
+        redis_store: RedisEventStore,
+        key_prefix: str,
+    ) -> None:
+        """``ledger dlq list/show/drop`` work on the letters; an unknown id exits 1."""
+        ident = await skipped_letter(redis_client, redis_store, key_prefix, "i-5")
+        listed = await asyncio.to_thread(cli, redis_url, key_prefix, "dlq", "list", "--json")
+        assert [d["id"] for d in json.loads(listed.stdout)] == [ident]
+        shown = await asyncio.to_thread(cli, redis_url, key_prefix, "dlq", "show", ident)
+        assert json.loads(shown.stdout)["entry"]["type"] == "incident.reported"
+        dropped = await asyncio.to_thread(
+            cli, redis_url, key_prefix, "dlq", "drop", ident, "--reason", "test data"
+        )
+        assert dropped.exit_code == 0, dropped.output
+        missing = await asyncio.to_thread(cli, redis_url, key_prefix, "dlq", "retry", ident)
+        assert missing.exit_code == 1
+
+
+# --- HTTP --------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def admin_http(
+    redis_client: aioredis.Redis, redis_store: RedisEventStore, key_prefix: str
+) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client of an app with the operator routes, on the test's prefix."""
+    tokens = (Token(role="operator", secret=OPERATOR), Token(role="reader", secret=READER))
+    app = build_http_app(
+        store=redis_store, auth=Authenticator(tokens), admin=AdminDeps(redis_client, key_prefix)
+    )
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://ledger"
+    ) as client:
+        yield client
+
+
+def _as(token: str) -> dict[str, str]:
+    return {"authorization": f"Bearer {token}"}
+
+
+class TestAdminHttp:
+    """The operator routes answer operators only."""
+
+    async def test_reader_token_is_refused(self, admin_http: httpx.AsyncClient) -> None:
+        """A reader token gets 403 on an operator route; no token 401."""
+        assert (await admin_http.get("/v1/admin/status", headers=_as(READER))).status_code == 403
+        assert (await admin_http.get("/v1/admin/status")).status_code == 401
+
+    async def test_status_and_background_replay(
+        self,
+        admin_http: httpx.AsyncClient,
+        redis_client: aioredis.Redis,
+        redis_store: RedisEventStore,
+        key_prefix: str,
+    ) -> None:
+        """POST replay answers 202 and the rebuild ends done; status shows the new generation."""
+        await redis_store.append([f.reported("i-1"), f.reported("i-2")])
+        started = await admin_http.post("/v1/admin/replay/incidents", headers=_as(OPERATOR))
+        assert started.status_code == 202, started.text
+        deadline = time.monotonic() + DEADLINE
+        while True:
+            answer = await admin_http.get("/v1/admin/replay/incidents", headers=_as(OPERATOR))
+            (row,) = answer.json()["replays"]
+            if row["status"] == "done":
+                break
+            assert time.monotonic() < deadline, row
+            await asyncio.sleep(0.01)
+        assert row["record"]["generation"] == 1
+        status = (await admin_http.get("/v1/admin/status", headers=_as(OPERATOR))).json()
+        generations = {p["name"]: p["generation"] for p in status["projections"]}
+        assert generations["incidents"] == 1
+        unknown = await admin_http.post("/v1/admin/replay/nope", headers=_as(OPERATOR))
+        assert unknown.status_code == 404
+
+    async def test_dead_letters_over_http(
+        self,
+        admin_http: httpx.AsyncClient,
+        redis_client: aioredis.Redis,
+        redis_store: RedisEventStore,
+        key_prefix: str,
+    ) -> None:
+        """List, retry, then drop (with and without a reason) dead letters over HTTP."""
+        await redis_store.append([f.reported("i-1")])
+        await caught_up(redis_client, key_prefix)
+        first = await skipped_letter(redis_client, redis_store, key_prefix, "i-7")
+        second = await skipped_letter(redis_client, redis_store, key_prefix, "i-8")
+        listed = (await admin_http.get("/v1/admin/dlq", headers=_as(OPERATOR))).json()
+        assert [d["id"] for d in listed["dead_letters"]] == [first, second]
+        retried = await admin_http.post(f"/v1/admin/dlq/{first}/retry", headers=_as(OPERATOR))
+        assert retried.status_code == 200, retried.text
+        no_reason = await admin_http.post(
+            f"/v1/admin/dlq/{second}/drop", headers=_as(OPERATOR), content=b"{}"
+        )
+        assert no_reason.status_code == 422
+        dropped = await admin_http.post(
+            f"/v1/admin/dlq/{second}/drop", headers=_as(OPERATOR), json={"reason": "test"}
+        )
+        assert dropped.status_code == 200, dropped.text
+        gone = await admin_http.post(f"/v1/admin/dlq/{first}/retry", headers=_as(OPERATOR))
+        assert gone.status_code == 404
+        assert await dlq_list(redis_client, key_prefix) == []

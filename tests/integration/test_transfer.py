@@ -1,0 +1,222 @@
+"""Export and import of the log, and ACLED imports, against a real Redis.
+
+The copy of a log is imported under ``<key_prefix>:copy``, which the ``key_prefix`` fixture
+cleans up with the test's own keys.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import json
+from pathlib import Path
+
+import msgspec
+import redis.asyncio as aioredis
+
+from events import IncidentReported, Place, Recorded, Speaker, VictimLine
+from projections import PROJECTIONS, fold
+from services.runner import ProjectorPool
+from services.store.keys import Keys
+from services.store.redis import RedisEventStore
+from services.transfer import acled_rows, export_events, import_acled, import_lines
+from services.views import load_view
+from tests import factories as f
+
+DEADLINE = 30.0
+FAST = {"claim_idle_ms": 200, "lease_ms": 1000, "block_ms": 50}
+SAMPLE = Path(__file__).parent.parent / "data" / "acled_sample.csv"
+
+
+async def history(store: RedisEventStore) -> None:
+    """Events touching every projection: reports, revisions, merges, statements, retractions."""
+    alawite = VictimLine(low=4, best=6, high=6, community="alawite", status="civilian")
+    await store.append(
+        [
+            f.reported("i-1", 10, victims=[alawite]),
+            f.reported("i-2", 7),
+            f.reported("i-3", 3, country="LBN", place=Place(adm1="Beirut")),
+            f.statement("s-1", incident_ids=["i-1"]),
+            f.statement(
+                "s-2",
+                speakers=[
+                    Speaker(country="FRA", name="Foreign ministry"),
+                    Speaker(country="DEU", name="Federal Foreign Office"),
+                ],
+            ),
+        ]
+    )
+    await store.append(
+        [
+            f.revised("i-1", 14, victims=[alawite]),
+            f.merged("i-2", "i-1"),
+            f.retracted("i-3"),
+            f.statement_retracted("s-2"),
+        ]
+    )
+
+
+async def export_bytes(client: aioredis.Redis, prefix: str) -> bytes:
+    """The whole log of ``prefix`` exported as JSON lines."""
+    out = io.BytesIO()
+    await export_events(client, prefix, out)
+    return out.getvalue()
+
+
+async def views_of(client: aioredis.Redis, prefix: str) -> dict[str, object]:
+    """Every projection's view after the projectors caught up, by name (without checkpoints)."""
+    pool = ProjectorPool(client, prefix=prefix, **FAST)
+    async with asyncio.timeout(DEADLINE):
+        await pool.run_until_caught_up()
+    return {name: (await load_view(client, prefix, p))[0] for name, p in PROJECTIONS.items()}
+
+
+class TestExportImport:
+    """The log goes out as JSON lines and comes back in through the validated path."""
+
+    async def test_export_writes_one_line_per_event_in_log_order(
+        self, redis_client: aioredis.Redis, redis_store: RedisEventStore, key_prefix: str
+    ) -> None:
+        """Each line has position, recorded_at, type, v and the event as stored."""
+        await history(redis_store)
+        lines = (await export_bytes(redis_client, key_prefix)).splitlines()
+        log = await redis_client.xrange(Keys(key_prefix).log)
+        assert [json.loads(line)["position"] for line in lines] == [i.decode() for i, _ in log]
+        first = json.loads(lines[0])
+        assert set(first) == {"position", "recorded_at", "type", "v", "event"}
+        assert (first["type"], first["v"]) == ("incident.reported", IncidentReported.SCHEMA_VERSION)
+        assert first["event"]["incident_id"] == "i-1"
+
+    async def test_export_range_is_inclusive(
+        self, redis_client: aioredis.Redis, redis_store: RedisEventStore, key_prefix: str
+    ) -> None:
+        """``--from``/``--to`` bound the export, both ends included."""
+        await history(redis_store)
+        log = [i.decode() for i, _ in await redis_client.xrange(Keys(key_prefix).log)]
+        out = io.BytesIO()
+        written = await export_events(redis_client, key_prefix, out, start=log[2], end=log[5])
+        assert written == 4
+        assert [json.loads(x)["position"] for x in out.getvalue().splitlines()] == log[2:6]
+
+    async def test_export_then_import_into_an_empty_prefix_gives_identical_views(
+        self, redis_client: aioredis.Redis, redis_store: RedisEventStore, key_prefix: str
+    ) -> None:
+        """The copy holds the same events in the same order, and its views are their fold.
+
+        An import appends at new positions, so the documents' positions and times are the
+        copy's own: the copy's views equal the fold of the original events at those positions.
+        """
+        await history(redis_store)
+        exported = await export_bytes(redis_client, key_prefix)
+        copy = f"{key_prefix}:copy"
+        target = RedisEventStore(redis_client, prefix=copy)
+        report = await import_lines(target, exported.splitlines(), batch_size=3)
+        assert (report.appended, report.duplicates, report.problems) == (9, 0, [])
+        original = await redis_store.read(count=100)
+        copied = await target.read(count=100)
+        assert [r.event for r in copied] == [r.event for r in original]
+        assert await export_bytes(redis_client, copy) != exported  # new positions
+        at_copy = [
+            Recorded(c.position, c.recorded_at, o.event)
+            for c, o in zip(copied, original, strict=True)
+        ]
+        views = await views_of(redis_client, copy)
+        assert views == {name: fold(p, at_copy) for name, p in PROJECTIONS.items()}
+
+        again = await import_lines(target, exported.splitlines())
+        assert (again.appended, again.duplicates) == (0, 9)
+        assert await redis_client.xlen(Keys(copy).log) == 9
+
+    async def test_a_bad_line_stops_the_import_with_its_line_number(
+        self, redis_client: aioredis.Redis, redis_store: RedisEventStore, key_prefix: str
+    ) -> None:
+        """With on_error=stop the lines before the bad one are written, none after it."""
+        good = [msgspec.json.encode(f.reported(f"i-{n}")) for n in range(4)]
+        lines = [good[0], good[1], b'{"type": "incident.reported"}', good[2], good[3]]
+        report = await import_lines(redis_store, lines)
+        assert report.stopped_at == 3
+        assert [p.line for p in report.problems] == [3]
+        assert report.appended == 2
+        assert await redis_client.xlen(Keys(key_prefix).log) == 2
+
+    async def test_skip_leaves_bad_lines_out_and_goes_on(
+        self, redis_client: aioredis.Redis, redis_store: RedisEventStore, key_prefix: str
+    ) -> None:
+        """With on_error=skip every good line is written, around a store rejection too."""
+        lines = [
+            msgspec.json.encode(f.reported("i-1")),
+            b"not json",
+            msgspec.json.encode(f.revised("i-missing")),
+            msgspec.json.encode(f.reported("i-2")),
+        ]
+        report = await import_lines(redis_store, lines, on_error="skip")
+        assert report.stopped_at is None
+        assert [p.line for p in report.problems] == [2, 3]
+        assert report.appended == 2
+        assert await redis_client.xlen(Keys(key_prefix).log) == 2
+
+
+class TestAcledImport:
+    """ACLED rows become incident events; re-imports write nothing; changed rows revise."""
+
+    async def test_sample_imports_every_row_and_a_reimport_writes_nothing(
+        self, redis_client: aioredis.Redis, redis_store: RedisEventStore, key_prefix: str
+    ) -> None:
+        """Twelve rows, twelve reports; the same file again: twelve duplicates."""
+        with SAMPLE.open(encoding="utf-8", newline="") as handle:
+            rows = list(acled_rows(handle))
+        report = await import_acled(redis_store, rows, "acled", batch_size=5)
+        assert (report.lines, report.appended, report.problems) == (12, 12, [])
+        again = await import_acled(redis_store, rows, "acled")
+        assert (again.appended, again.duplicates) == (0, 12)
+        assert await redis_client.xlen(Keys(key_prefix).log) == 12
+        state = await redis_store.entity("incident:acled:SYR900002")
+        assert state is not None
+        assert state.version == 1
+
+    async def test_a_changed_row_becomes_a_casualties_revision(
+        self, redis_client: aioredis.Redis, redis_store: RedisEventStore, key_prefix: str
+    ) -> None:
+        """Same event_id_cnty with a newer timestamp and new fatalities revises the incident."""
+        with SAMPLE.open(encoding="utf-8", newline="") as handle:
+            rows = list(acled_rows(handle))
+        await import_acled(redis_store, rows, "acled")
+        _, row = rows[1]
+        changed = {**row, "fatalities": "25", "timestamp": str(int(row["timestamp"]) + 86_400)}
+        report = await import_acled(redis_store, [*rows, (99, changed)], "acled")
+        assert (report.appended, report.duplicates) == (1, 12)
+        (revision,) = await redis_store.read(
+            (await redis_store.read(count=12))[-1].position, count=10
+        )
+        assert revision.event.type == "incident.casualties_revised"
+        assert revision.event.entity == "incident:acled:SYR900002"
+        assert revision.event.fatalities.best == 25  # type: ignore[attr-defined]
+        again = await import_acled(redis_store, [*rows, (99, changed)], "acled")
+        assert again.appended == 0
+
+    async def test_the_cli_imports_an_acled_file(
+        self, redis_url: str, redis_client: aioredis.Redis, key_prefix: str, tmp_path: Path
+    ) -> None:
+        """``ledger import --acled FILE --feed NAME`` imports and reports a bad row's line."""
+        from typer.testing import CliRunner
+
+        from services.cli import main
+
+        with SAMPLE.open(encoding="utf-8", newline="") as handle:
+            reader = csv.reader(handle)
+            header, *body = list(reader)
+        broken = tmp_path / "broken.csv"
+        with broken.open("w", encoding="utf-8", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(header)
+            writer.writerows(body[:3])
+            writer.writerow([*body[3][:17], "Atlantis", *body[3][18:]])
+            writer.writerows(body[4:])
+        env = {"LEDGER_REDIS_URL": redis_url, "LEDGER_KEY_PREFIX": key_prefix, "LEDGER_TOKENS": ""}
+        args = ["import", "--acled", str(broken), "--feed", "acled", "--on-error", "skip"]
+        result = await asyncio.to_thread(CliRunner().invoke, main, args, env=env)
+        assert result.exit_code == 1, result.output
+        assert "line 5" in result.output
+        assert "Atlantis" in result.output
+        assert await redis_client.xlen(Keys(key_prefix).log) == 11
