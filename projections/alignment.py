@@ -9,14 +9,21 @@ never been issued.
 Documents, by kind:
 
 - ``statement``: a :class:`StatementRef` per live statement (subject, speakers);
-- ``voice``: a :class:`Voice` per ``<country>|<subject>``: its live statements in order;
+- ``voice``: a :class:`Voice` per ``<country>|<subject>``: its live statements in order,
+  and the countries it co-signed with;
 - ``speakers``: a :class:`Speakers` per subject: the countries with a voice on it;
-- ``pair``: a :class:`Pair` per ``<a>|<b>`` (a < b) with one :class:`SubjectScore` per
-  shared subject; a pair with no shared subject has no document.
+- ``pair``: a :class:`PairScore` per ``<a>|<b>|<subject>`` (a < b) for each subject both
+  countries spoke on.
+
+Each statement costs a constant amount of work per pair it touches (the voices keep the
+latest stance and the co-signers, so a score never rescans a history); a retraction
+recomputes only the voices of the retracted statement, from their own statements. Documents
+are stored as JSON arrays (``array_like``).
 """
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 from collections.abc import Iterable, Mapping
 from typing import Final
@@ -29,17 +36,17 @@ from .common import Readable, State, docs_of, get_doc
 from .docs import Docs
 
 NAME: Final = "alignment"
-VERSION: Final = 1
+VERSION: Final = 2
 
 
-class StatementRef(msgspec.Struct, frozen=True, kw_only=True):
+class StatementRef(msgspec.Struct, frozen=True, kw_only=True, array_like=True):
     """A live statement: its subject and its speaker countries."""
 
     subject: str
     countries: tuple[str, ...]
 
 
-class Said(msgspec.Struct, frozen=True, kw_only=True):
+class Said(msgspec.Struct, frozen=True, kw_only=True, array_like=True):
     """One live statement in a country's voice on a subject."""
 
     statement_id: str
@@ -50,15 +57,20 @@ class Said(msgspec.Struct, frozen=True, kw_only=True):
     """Every speaker of the statement (this country included)."""
 
 
-class Voice(msgspec.Struct, frozen=True, kw_only=True):
-    """A country's live statements on one subject, by (issued_at, position)."""
+class Voice(msgspec.Struct, frozen=True, kw_only=True, array_like=True):
+    """A country's live statements on one subject, by (issued_at, position).
+
+    ``cosigners`` (sorted) are the other countries of its live joint statements: with the
+    latest stance (``said[-1]``) they score a pair in constant time.
+    """
 
     country: str
     subject: str
     said: tuple[Said, ...]
+    cosigners: tuple[str, ...] = ()
 
 
-class Speakers(msgspec.Struct, frozen=True, kw_only=True):
+class Speakers(msgspec.Struct, frozen=True, kw_only=True, array_like=True):
     """The countries with at least one live statement on a subject."""
 
     countries: tuple[str, ...]
@@ -72,12 +84,14 @@ class SubjectScore(msgspec.Struct, frozen=True, kw_only=True):
     cosigned: bool
 
 
-class Pair(msgspec.Struct, frozen=True, kw_only=True):
-    """A pair of countries (a < b) and their scores on the subjects they share."""
+class PairScore(msgspec.Struct, frozen=True, kw_only=True, array_like=True):
+    """A pair of countries (a < b) and their agreement on one subject both spoke on."""
 
     a: str
     b: str
-    subjects: tuple[SubjectScore, ...]
+    subject: str
+    score: float
+    cosigned: bool
 
 
 class PairRow(msgspec.Struct, frozen=True, kw_only=True):
@@ -93,7 +107,7 @@ DOC_TYPES: Final[Mapping[str, type[msgspec.Struct]]] = {
     "statement": StatementRef,
     "voice": Voice,
     "speakers": Speakers,
-    "pair": Pair,
+    "pair": PairScore,
 }
 
 
@@ -106,13 +120,31 @@ def _voice_id(country: str, subject: str) -> str:
     return f"{country}|{subject}"
 
 
+def _pair_id(a: str, b: str, subject: str) -> str:
+    return f"{a}|{b}|{subject}"
+
+
 def _order(said: Said) -> tuple[dt.datetime, tuple[int, int]]:
     return said.issued_at, position_key(said.position)
 
 
+def _inserted(said: tuple[Said, ...], new: Said) -> tuple[Said, ...]:
+    """``said`` with ``new`` in its place by (issued_at, position); at the end, usually."""
+    if not said or _order(said[-1]) < _order(new):
+        return (*said, new)
+    ordered = list(said)
+    bisect.insort(ordered, new, key=_order)
+    return tuple(ordered)
+
+
+def _cosigners(country: str, said: Iterable[Said]) -> tuple[str, ...]:
+    """The other countries of ``said``'s statements, sorted."""
+    return tuple(sorted({c for s in said for c in s.countries if c != country}))
+
+
 def score(mine: Voice, theirs: Voice) -> SubjectScore:
-    """The agreement of two countries' voices on the same subject."""
-    cosigned = any(theirs.country in s.countries for s in mine.said)
+    """The agreement of two countries' voices on the same subject (constant time)."""
+    cosigned = theirs.country in mine.cosigners
     a, b = mine.said[-1].stance, theirs.said[-1].stance
     if cosigned or a == b:
         value = 1.0
@@ -124,32 +156,37 @@ def score(mine: Voice, theirs: Voice) -> SubjectScore:
 
 
 def _rescore(state: State, subject: str, changed: Iterable[str]) -> None:
-    """Recompute every pair that involves a country whose voice on ``subject`` changed."""
+    """Recompute every pair that involves a country whose voice on ``subject`` changed.
+
+    Only the changed countries' pairs on this one subject are touched: each costs constant
+    time, whatever the length of the voices' histories.
+    """
     old = get_doc(state, "speakers", subject, Speakers)
-    known = set(old.countries if old else ())
+    known = old.countries if old else ()
     changed = set(changed)
+    candidates = sorted(changed.union(known))
     voices = {
         country: voice
-        for country in sorted(known | changed)
+        for country in candidates
         if (voice := get_doc(state, "voice", _voice_id(country, subject), Voice)) is not None
     }
-    if voices:
-        state.put("speakers", subject, Speakers(countries=tuple(voices)))
-    else:
-        state.delete("speakers", subject)
+    speaking = tuple(voices)
+    if speaking != known:
+        if speaking:
+            state.put("speakers", subject, Speakers(countries=speaking))
+        else:
+            state.delete("speakers", subject)
     for country in sorted(changed):
-        for other in sorted(known | changed):
+        for other in candidates:
             if other == country or (other in changed and other < country):
                 continue  # each pair once
-            a, b = sorted((country, other))
-            ident = f"{a}|{b}"
-            pair = get_doc(state, "pair", ident, Pair)
-            rest = [s for s in (pair.subjects if pair else ()) if s.subject != subject]
+            a, b = (country, other) if country < other else (other, country)
+            ident = _pair_id(a, b, subject)
             if a in voices and b in voices:
-                rest.append(score(voices[a], voices[b]))
-            if rest:
-                subjects = tuple(sorted(rest, key=lambda s: s.subject))
-                state.put("pair", ident, Pair(a=a, b=b, subjects=subjects))
+                one = score(voices[a], voices[b])
+                doc = PairScore(a=a, b=b, subject=subject, score=one.score, cosigned=one.cosigned)
+                if get_doc(state, "pair", ident, PairScore) != doc:
+                    state.put("pair", ident, doc)
             else:
                 state.delete("pair", ident)
 
@@ -165,15 +202,28 @@ def _issued(state: State, recorded: Recorded, event: StatementIssued) -> None:
         stance=event.stance,
         countries=countries,
     )
+    subject = event.subject
     for country in countries:
-        ident = _voice_id(country, event.subject)
+        ident = _voice_id(country, subject)
         voice = get_doc(state, "voice", ident, Voice)
-        ordered = tuple(sorted([*(voice.said if voice else ()), said], key=_order))
-        state.put("voice", ident, Voice(country=country, subject=event.subject, said=ordered))
-    state.put(
-        "statement", event.statement_id, StatementRef(subject=event.subject, countries=countries)
-    )
-    _rescore(state, event.subject, countries)
+        others = [c for c in countries if c != country]
+        if voice is None:
+            new = Voice(
+                country=country, subject=subject, said=(said,), cosigners=tuple(sorted(others))
+            )
+        else:
+            cosigners = voice.cosigners
+            if others and not set(others).issubset(cosigners):
+                cosigners = tuple(sorted(set(cosigners).union(others)))
+            new = Voice(
+                country=country,
+                subject=subject,
+                said=_inserted(voice.said, said),
+                cosigners=cosigners,
+            )
+        state.put("voice", ident, new)
+    state.put("statement", event.statement_id, StatementRef(subject=subject, countries=countries))
+    _rescore(state, subject, countries)
 
 
 def _retracted(state: State, statement_id: str) -> None:
@@ -187,7 +237,11 @@ def _retracted(state: State, statement_id: str) -> None:
             continue
         kept = tuple(s for s in voice.said if s.statement_id != statement_id)
         if kept:
-            state.put("voice", ident, msgspec.structs.replace(voice, said=kept))
+            state.put(
+                "voice",
+                ident,
+                msgspec.structs.replace(voice, said=kept, cosigners=_cosigners(country, kept)),
+            )
         else:
             state.delete("voice", ident)
     state.delete("statement", statement_id)
@@ -209,13 +263,14 @@ def apply(state: State, recorded: Recorded) -> State:
 
 def pairs(state: Readable, *, subject: str | None = None) -> list[PairRow]:
     """Every pair with a shared subject (or sharing ``subject``), sorted by (a, b)."""
-    rows: list[PairRow] = []
-    for pair in docs_of(state, "pair", Pair).values():
-        scores = [s.score for s in pair.subjects if subject is None or s.subject == subject]
-        if scores:
-            rows.append(
-                PairRow(
-                    a=pair.a, b=pair.b, score=sum(scores) / len(scores), shared_subjects=len(scores)
-                )
-            )
+    sums: dict[tuple[str, str], tuple[float, int]] = {}
+    for one in docs_of(state, "pair", PairScore).values():
+        if subject is None or one.subject == subject:
+            key = (one.a, one.b)
+            total, count = sums.get(key, (0.0, 0))
+            sums[key] = (total + one.score, count + 1)
+    rows = [
+        PairRow(a=a, b=b, score=total / count, shared_subjects=count)
+        for (a, b), (total, count) in sums.items()
+    ]
     return sorted(rows, key=lambda row: (row.a, row.b))

@@ -39,7 +39,7 @@ def docs_of(state: Readable, kind: str, cls: type[T]) -> Mapping[str, T]:
 
 def get_doc(state: Readable, kind: str, ident: str, cls: type[T]) -> T | None:
     """The document ``ident`` of ``kind`` as a ``cls``, or ``None`` when there is none."""
-    doc = kinds_of(state).get(kind, {}).get(ident)
+    doc = state.get(kind, ident) if isinstance(state, Docs) else state.get(kind, {}).get(ident)
     if doc is None:
         return None
     if not isinstance(doc, cls):

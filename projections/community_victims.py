@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Final, Literal
 
 import msgspec
@@ -47,12 +47,12 @@ from events import (
     Recorded,
 )
 
-from .common import Readable, State, docs_of, get_doc
+from .common import Readable, State, docs_of
 from .docs import Docs
 from .errors import InconsistentStateError, InvalidQueryError
 
 NAME: Final = "community-victims"
-VERSION: Final = 1
+VERSION: Final = 2
 
 VictimStatus = Literal["civilian", "combatant", "unknown"]
 VICTIM_STATUSES: Final[tuple[VictimStatus, ...]] = ("civilian", "combatant", "unknown")
@@ -84,15 +84,17 @@ class Figures(msgspec.Struct, frozen=True):
 ZERO: Final = Figures()
 
 
-class Line(msgspec.Struct, frozen=True, kw_only=True):
+class Line(msgspec.Struct, frozen=True, array_like=True):
     """One victim line of an incident's current figures."""
 
     community: str
     status: VictimStatus
-    figures: Figures
+    low: int
+    best: int
+    high: int
 
 
-class Contribution(msgspec.Struct, frozen=True, kw_only=True):
+class Contribution(msgspec.Struct, frozen=True, kw_only=True, array_like=True):
     """What one incident adds to the cells now, and what is needed to undo it."""
 
     incident_id: str
@@ -103,7 +105,8 @@ class Contribution(msgspec.Struct, frozen=True, kw_only=True):
     adm1: str | None = None
     occurred_start: dt.date | None = None
     grading: Grading | None = None
-    total: Figures = ZERO
+    total: tuple[int, int, int] = (0, 0, 0)
+    """The incident's fatalities: (low, best, high)."""
     lines: tuple[Line, ...] = ()
 
     @property
@@ -112,25 +115,40 @@ class Contribution(msgspec.Struct, frozen=True, kw_only=True):
         return self.status == "live" and self.reported
 
 
-class Cell(msgspec.Struct, frozen=True, kw_only=True):
-    """Sums over the incidents of one cell; ``community``/``status`` set by kind."""
+class Cell(msgspec.Struct, frozen=True, array_like=True):
+    """Sums over the live incidents of one (country, adm1, occurred_start, grading).
+
+    ``low``/``best``/``high`` are the incidents' fatalities and ``incidents`` their number;
+    ``communities`` holds ``(low, best, high, incidents)`` per community (over every victim
+    status, so distinct incidents per community are exact) and ``lines`` the same per
+    ``<community>|<status>``. Entries whose incident count reaches zero are dropped.
+    """
 
     country: str
     adm1: str
     occurred_start: dt.date
     grading: Grading
-    community: str | None = None
-    status: VictimStatus | None = None
-    figures: Figures = ZERO
+    low: int = 0
+    best: int = 0
+    high: int = 0
     incidents: int = 0
+    communities: dict[str, tuple[int, int, int, int]] = {}
+    lines: dict[str, tuple[int, int, int, int]] = {}
+
+    @property
+    def figures(self) -> Figures:
+        """The cell's summed fatalities."""
+        return Figures(self.low, self.best, self.high)
 
 
 DOC_TYPES: Final[Mapping[str, type[msgspec.Struct]]] = {
     "incident": Contribution,
-    "line": Cell,
-    "community": Cell,
     "total": Cell,
+    "community": Cell,
+    "line": Cell,
 }
+"""``community`` and ``line`` hold no documents since version 2 (a ``total`` cell carries its
+communities and lines); they stay declared so that readers asking for them get nothing."""
 
 
 class CommunityRow(msgspec.Struct, frozen=True, kw_only=True):
@@ -159,88 +177,133 @@ def initial() -> State:
 
 # --- the fold ------------------------------------------------------------------------------
 
-_Dims = tuple[str, str, dt.date, str, str | None, str | None]
-"""(country, adm1, occurred_start, grading, community, status) of a cell."""
+_DAYS: dict[dt.date, str] = {}
+"""ISO texts of the dates seen, so each date is formatted once (a pure memo)."""
+_MAX_DAYS: Final = 100_000
 
 
-def _cell_id(dims: _Dims) -> str:
-    country, adm1, day, grading, community, status = dims
-    parts = [country, day.isoformat(), grading, *(p for p in (community, status) if p)]
-    return "|".join([*parts, adm1])  # adm1 last: it is free text and may hold a '|'
+def _day(day: dt.date) -> str:
+    text = _DAYS.get(day)
+    if text is None:
+        if len(_DAYS) >= _MAX_DAYS:
+            _DAYS.clear()
+        text = _DAYS[day] = day.isoformat()
+    return text
 
 
-def _shares(contribution: Contribution) -> dict[tuple[str, str], tuple[_Dims, Figures]]:
-    """Every cell the incident counts in, with what it adds there."""
-    c = contribution
-    if not c.counts or c.country is None or c.adm1 is None or c.occurred_start is None:
-        return {}
-    base = (c.country, c.adm1, c.occurred_start, c.grading or "weak")
-    total_dims: _Dims = (*base, None, None)
-    shares = {("total", _cell_id(total_dims)): (total_dims, contribution.total)}
-    communities: dict[str, Figures] = {}
-    for line in contribution.lines:
-        dims: _Dims = (*base, line.community, line.status)
-        shares["line", _cell_id(dims)] = (dims, line.figures)
-        communities[line.community] = communities.get(line.community, ZERO).plus(line.figures)
-    for community, figures in communities.items():
-        dims = (*base, community, None)
-        shares["community", _cell_id(dims)] = (dims, figures)
-    return shares
+def _cell_id(c: Contribution) -> str:
+    """``country|date|grading|adm1`` (adm1 last: it is free text and may hold a ``|``)."""
+    return f"{c.country}|{_day(c.occurred_start)}|{c.grading or 'weak'}|{c.adm1}"  # type: ignore[arg-type]  # set on a counting contribution
+
+
+def _counting(c: Contribution | None) -> bool:
+    return (
+        c is not None
+        and c.counts
+        and c.country is not None
+        and c.adm1 is not None
+        and c.occurred_start is not None
+    )
+
+
+def _bump(
+    sums: dict[str, tuple[int, int, int, int]], key: str, add: tuple[int, int, int, int]
+) -> None:
+    """Add ``(low, best, high, incidents)`` to one entry; drop it when no incident is left."""
+    low, best, high, n = add
+    was = sums.get(key)
+    if was is not None:
+        low, best, high, n = was[0] + low, was[1] + best, was[2] + high, was[3] + n
+    if n < 0 or low < 0 or best < 0 or high < 0:
+        raise InconsistentStateError(f"{key!r} would fall below zero")
+    if n == 0:
+        sums.pop(key, None)
+    else:
+        sums[key] = (low, best, high, n)
+
+
+def _updated(ident: str, cell: Cell | None, changes: list[tuple[Contribution, int]]) -> Cell | None:
+    """``cell`` with each contribution added (sign 1) or taken away (sign -1)."""
+    first = changes[0][0]
+    if cell is None:
+        low = best = high = incidents = 0
+        communities: dict[str, tuple[int, int, int, int]] = {}
+        lines: dict[str, tuple[int, int, int, int]] = {}
+    else:
+        low, best, high, incidents = cell.low, cell.best, cell.high, cell.incidents
+        communities, lines = dict(cell.communities), dict(cell.lines)
+    try:
+        for c, sign in changes:
+            t_low, t_best, t_high = c.total
+            low, best, high = low + sign * t_low, best + sign * t_best, high + sign * t_high
+            incidents += sign
+            mine: dict[str, list[int]] = {}
+            for line in c.lines:
+                community = line.community
+                _bump(
+                    lines,
+                    f"{community}|{line.status}",
+                    (sign * line.low, sign * line.best, sign * line.high, sign),
+                )
+                sums = mine.get(community)
+                if sums is None:
+                    mine[community] = [line.low, line.best, line.high]
+                else:
+                    sums[0] += line.low
+                    sums[1] += line.best
+                    sums[2] += line.high
+            for community, (l_low, l_best, l_high) in mine.items():
+                _bump(communities, community, (sign * l_low, sign * l_best, sign * l_high, sign))
+    except InconsistentStateError as exc:
+        raise InconsistentStateError(f"total cell {ident!r}: {exc}") from None
+    if incidents < 0 or low < 0 or best < 0 or high < 0:
+        raise InconsistentStateError(f"total cell {ident!r} would fall below zero")
+    if incidents == 0:
+        if communities or lines:
+            raise InconsistentStateError(f"total cell {ident!r} keeps lines of no incident")
+        return None
+    return Cell(
+        first.country,  # type: ignore[arg-type]  # set on a counting contribution
+        first.adm1,  # type: ignore[arg-type]
+        first.occurred_start,  # type: ignore[arg-type]
+        first.grading or "weak",
+        low,
+        best,
+        high,
+        incidents,
+        communities,
+        lines,
+    )
 
 
 def _replace(state: State, old: Contribution | None, new: Contribution) -> None:
-    """Swap an incident's contribution: undo ``old``'s cells, add ``new``'s, store ``new``.
+    """Swap an incident's contribution: undo ``old``'s cell share, add ``new``'s, store ``new``.
 
     Every new cell is computed (and checked) before anything is written.
     """
-    changes: dict[tuple[str, str], tuple[_Dims, Figures, int]] = {}
-    for sign, contribution in ((-1, old), (1, new)):
-        if contribution is None:
-            continue
-        for key, (dims, figures) in _shares(contribution).items():
-            _, sum_so_far, count = changes.get(key, (dims, ZERO, 0))
-            changes[key] = (dims, sum_so_far.plus(figures, sign), count + sign)
-    writes: list[tuple[str, str, Cell | None]] = []
-    for (kind, ident), (dims, delta, count) in changes.items():
-        cell = get_doc(state, kind, ident, Cell)
-        if cell is None:
-            country, adm1, day, grading, community, status = dims
-            cell = Cell(
-                country=country,
-                adm1=adm1,
-                occurred_start=day,
-                grading=grading,  # type: ignore[arg-type]  # taken from a Grading
-                community=community,
-                status=status,  # type: ignore[arg-type]  # taken from a VictimStatus
-            )
-        figures, incidents = cell.figures.plus(delta), cell.incidents + count
-        if incidents < 0 or figures.negative:
-            raise InconsistentStateError(f"{kind} cell {ident!r} would fall below zero")
-        if incidents == 0:
-            writes.append((kind, ident, None))
-        elif delta != ZERO or count:
-            writes.append(
-                (kind, ident, msgspec.structs.replace(cell, figures=figures, incidents=incidents))
-            )
-    for kind, ident, doc in writes:
+    by_cell: dict[str, list[tuple[Contribution, int]]] = {}
+    if old is not None and _counting(old):
+        by_cell[_cell_id(old)] = [(old, -1)]
+    if _counting(new):
+        by_cell.setdefault(_cell_id(new), []).append((new, 1))
+    writes: list[tuple[str, Cell | None]] = []
+    for ident, changes in by_cell.items():
+        cell = state.get("total", ident)
+        if cell is not None and not isinstance(cell, Cell):
+            raise InconsistentStateError(f"total {ident!r} is a {type(cell).__name__}")
+        if cell is None and changes[0][1] < 0:
+            raise InconsistentStateError(f"total cell {ident!r} would fall below zero")
+        writes.append((ident, _updated(ident, cell, changes)))
+    for ident, doc in writes:
         if doc is None:
-            state.delete(kind, ident)
+            state.delete("total", ident)
         else:
-            state.put(kind, ident, doc)
+            state.put("total", ident, doc)
     state.put("incident", new.incident_id, new)
 
 
-def _figures(event: IncidentReported | CasualtiesRevised) -> tuple[Figures, tuple[Line, ...]]:
-    f = event.fatalities
-    lines = tuple(
-        Line(
-            community=v.community,
-            status=v.status,
-            figures=Figures(v.low, v.best, v.high),
-        )
-        for v in event.victims
-    )
-    return Figures(f.low, f.best, f.high), lines
+def _lines(event: IncidentReported | CasualtiesRevised) -> tuple[Line, ...]:
+    return tuple(Line(v.community, v.status, v.low, v.best, v.high) for v in event.victims)
 
 
 def apply(state: State, recorded: Recorded) -> State:
@@ -251,29 +314,36 @@ def apply(state: State, recorded: Recorded) -> State:
     ):
         return state
     ident = event.incident_id
-    old = get_doc(state, "incident", ident, Contribution)
-    current = old or Contribution(incident_id=ident)
+    old = state.get("incident", ident)
+    if old is not None and not isinstance(old, Contribution):
+        raise InconsistentStateError(f"incident {ident!r} is a {type(old).__name__}")
     if isinstance(event, IncidentReported):
-        total, lines = _figures(event)
-        new = msgspec.structs.replace(
-            current,
+        f = event.fatalities
+        new = Contribution(
+            incident_id=ident,
+            status=old.status if old else "live",
+            merged_into=old.merged_into if old else None,
             reported=True,
             country=event.country,
             adm1=event.place.adm1,
             occurred_start=event.occurred_start,
             grading=event.grading,
-            total=total,
-            lines=lines,
+            total=(f.low, f.best, f.high),
+            lines=_lines(event),
         )
-    elif isinstance(event, CasualtiesRevised):
-        total, lines = _figures(event)
-        new = msgspec.structs.replace(current, total=total, lines=lines)
-    elif isinstance(event, IncidentRetracted):
-        new = msgspec.structs.replace(current, status="retracted")
     else:
-        if current.status == "retracted":
-            return state  # a retracted incident stays retracted
-        new = msgspec.structs.replace(current, status="merged", merged_into=event.into)
+        current = old or Contribution(incident_id=ident)
+        if isinstance(event, CasualtiesRevised):
+            f = event.fatalities
+            new = msgspec.structs.replace(
+                current, total=(f.low, f.best, f.high), lines=_lines(event)
+            )
+        elif isinstance(event, IncidentRetracted):
+            new = msgspec.structs.replace(current, status="retracted")
+        else:
+            if current.status == "retracted":
+                return state  # a retracted incident stays retracted
+            new = msgspec.structs.replace(current, status="merged", merged_into=event.into)
     _replace(state, old, new)
     return state
 
@@ -348,29 +418,41 @@ def query(
             and cell.grading in gradings
         )
 
-    total, incidents = ZERO, 0
+    t_low = t_best = t_high = incidents = 0
+    sums: dict[str, list[int]] = {}
     for cell in docs_of(state, "total", Cell).values():
-        if keep(cell):
-            total, incidents = total.plus(cell.figures), incidents + cell.incidents
-    sums: dict[str, tuple[Figures, int]] = {}
-    kind = "community" if status is None else "line"
-    for cell in docs_of(state, kind, Cell).values():
-        if keep(cell) and (status is None or cell.status == status):
-            name = cell.community or ""  # set on every line and community cell
-            figures, count = sums.get(name, (ZERO, 0))
-            sums[name] = (figures.plus(cell.figures), count + cell.incidents)
-    shown = ZERO
-    for figures, _ in sums.values():
-        shown = shown.plus(figures)
+        if not keep(cell):
+            continue
+        t_low, t_best, t_high = t_low + cell.low, t_best + cell.best, t_high + cell.high
+        incidents += cell.incidents
+        parts: Iterable[tuple[str, tuple[int, int, int, int]]]
+        if status is None:
+            parts = cell.communities.items()
+        else:
+            parts = (
+                (community, one)
+                for key, one in cell.lines.items()
+                for community, _, line_status in (key.rpartition("|"),)
+                if line_status == status
+            )
+        for community, (c_low, c_best, c_high, count) in parts:
+            so_far = sums.get(community)
+            if so_far is None:
+                sums[community] = [c_low, c_best, c_high, count]
+            else:
+                so_far[0] += c_low
+                so_far[1] += c_best
+                so_far[2] += c_high
+                so_far[3] += count
+    total = Figures(t_low, t_best, t_high)
+    shown = Figures(
+        sum(one[0] for one in sums.values()),
+        sum(one[1] for one in sums.values()),
+        sum(one[2] for one in sums.values()),
+    )
     rows = [
-        CommunityRow(
-            community=community,
-            low=figures.low,
-            best=figures.best,
-            high=figures.high,
-            incidents=count,
-        )
-        for community, (figures, count) in sums.items()
+        CommunityRow(community=community, low=c_low, best=c_best, high=c_high, incidents=count)
+        for community, (c_low, c_best, c_high, count) in sums.items()
     ]
     rows.sort(key=lambda row: (-row.best, row.community))
     return VictimsAnswer(

@@ -17,15 +17,23 @@ Documents, by kind (``<pair>`` is ``<country>|<subject>``):
 
 - ``timeline``: a :class:`Timeline` per pair, its live statements in order;
 - ``stance``: the :class:`StanceRow` per pair, derived from its timeline;
-- ``subject``: a :class:`Subject` per subject: countries that spoke, incidents named;
+- ``subject``: a :class:`Subject` per subject: countries that spoke, incidents named (with
+  the number of live statements naming each) and the earliest date among them;
 - ``statement``: a :class:`StatementRef` per live statement, to find its entries again;
 - ``incident``: an :class:`IncidentDate` per reported, unretracted incident;
 - ``mention``: a :class:`Mention` per incident named: the subjects naming it, so a late
   report or a retraction of the incident recomputes exactly the rows it dates.
+
+A statement costs constant work per speaker (the timelines keep running Goldstein sums and
+the subject its named incidents and earliest date), plus one row per speaking country when
+the subject's earliest incident moves; a retraction recomputes only the timelines of the
+retracted statement, from their own entries. Internal documents are stored as JSON arrays
+(``array_like``); ``stance`` rows and timeline entries keep their field names.
 """
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 from collections.abc import Iterable, Mapping
 from typing import Final
@@ -33,10 +41,12 @@ from typing import Final
 import msgspec
 
 from events import (
+    ERASED,
     IncidentReported,
     IncidentRetracted,
     Recorded,
     StatementIssued,
+    StatementRedacted,
     StatementRetracted,
     Target,
     position_key,
@@ -46,7 +56,7 @@ from .common import Readable, State, docs_of, get_doc
 from .docs import Docs
 
 NAME: Final = "country-stance"
-VERSION: Final = 1
+VERSION: Final = 2
 
 
 class TimelineEntry(msgspec.Struct, frozen=True, kw_only=True):
@@ -59,21 +69,30 @@ class TimelineEntry(msgspec.Struct, frozen=True, kw_only=True):
     cameo_code: str
     goldstein: float | None
     speaker: str
-    """The name of this country's speaker."""
+    """The name of this country's speaker: ``"[sealed]"`` as stored (the read API restores
+    it), ``"[erased]"`` once the statement's private text was erased."""
     co_speakers: tuple[str, ...]
     """The other countries of a joint statement."""
     venue: str | None
     target: Target
     incident_ids: tuple[str, ...]
     position: str
+    erased: bool = False
+    """An operator erased the statement's private text (``statement.redacted``)."""
 
 
-class Timeline(msgspec.Struct, frozen=True, kw_only=True):
-    """The live statements of one country on one subject, by (issued_at, position)."""
+class Timeline(msgspec.Struct, frozen=True, kw_only=True, array_like=True):
+    """The live statements of one country on one subject, by (issued_at, position).
+
+    ``goldstein_sum`` (added left to right in timeline order) and ``goldstein_n`` are the
+    running aggregates of the entries' Goldstein scores, so a row never rescans them.
+    """
 
     country: str
     subject: str
     entries: tuple[TimelineEntry, ...]
+    goldstein_sum: float = 0.0
+    goldstein_n: int = 0
 
 
 class StanceRow(msgspec.Struct, frozen=True, kw_only=True):
@@ -90,27 +109,31 @@ class StanceRow(msgspec.Struct, frozen=True, kw_only=True):
     latency_hours: float | None
 
 
-class Subject(msgspec.Struct, frozen=True, kw_only=True):
+class Subject(msgspec.Struct, frozen=True, kw_only=True, array_like=True):
     """The countries that spoke on a subject and the incidents its statements name."""
 
     countries: tuple[str, ...]
-    incident_ids: tuple[str, ...]
+    """Sorted."""
+    named: dict[str, int]
+    """Each incident named, with the number of live statements naming it."""
+    earliest: dt.date | None = None
+    """The earliest ``occurred_start`` of the named incidents that are reported and live."""
 
 
-class StatementRef(msgspec.Struct, frozen=True, kw_only=True):
+class StatementRef(msgspec.Struct, frozen=True, kw_only=True, array_like=True):
     """Where a live statement's entries are: its subject and speaker countries."""
 
     subject: str
     countries: tuple[str, ...]
 
 
-class IncidentDate(msgspec.Struct, frozen=True, kw_only=True):
+class IncidentDate(msgspec.Struct, frozen=True, kw_only=True, array_like=True):
     """When a reported, unretracted incident started."""
 
     occurred_start: dt.date
 
 
-class Mention(msgspec.Struct, frozen=True, kw_only=True):
+class Mention(msgspec.Struct, frozen=True, kw_only=True, array_like=True):
     """The subjects whose live statements name an incident."""
 
     subjects: tuple[str, ...]
@@ -146,6 +169,7 @@ def _order(entry: TimelineEntry) -> tuple[dt.datetime, tuple[int, int]]:
 def _entries(recorded: Recorded, event: StatementIssued) -> dict[str, TimelineEntry]:
     """The timeline entry of a statement for each of its speakers, by country."""
     countries = [s.country for s in event.speakers]
+    incident_ids = tuple(event.incident_ids)
     return {
         speaker.country: TimelineEntry(
             statement_id=event.statement_id,
@@ -158,27 +182,56 @@ def _entries(recorded: Recorded, event: StatementIssued) -> dict[str, TimelineEn
             co_speakers=tuple(c for c in countries if c != speaker.country),
             venue=event.venue,
             target=event.target,
-            incident_ids=tuple(event.incident_ids),
+            incident_ids=incident_ids,
             position=recorded.position,
         )
         for speaker in event.speakers
     }
 
 
-def _latency(state: State, subject: Subject, first_at: dt.datetime) -> float | None:
-    starts = [
-        doc.occurred_start
-        for ident in subject.incident_ids
-        if (doc := get_doc(state, "incident", ident, IncidentDate)) is not None
-    ]
-    if not starts:
-        return None
-    midnight = dt.datetime.combine(min(starts), dt.time(), tzinfo=dt.UTC)
-    return (first_at - midnight).total_seconds() / 3600
+def _summed(entries: Iterable[TimelineEntry]) -> tuple[float, int]:
+    """The Goldstein scores of ``entries`` added left to right, and how many there are."""
+    total, count = 0.0, 0
+    for entry in entries:
+        if entry.goldstein is not None:
+            total += entry.goldstein
+            count += 1
+    return total, count
+
+
+def _timeline(country: str, subject: str, entries: tuple[TimelineEntry, ...]) -> Timeline:
+    """A timeline with its aggregates computed from ``entries`` (already in order)."""
+    total, count = _summed(entries)
+    return Timeline(
+        country=country, subject=subject, entries=entries, goldstein_sum=total, goldstein_n=count
+    )
+
+
+def _appended(timeline: Timeline | None, country: str, entry: TimelineEntry) -> Timeline:
+    """``timeline`` with ``entry`` in its place; the aggregates grow in constant time when it
+    goes last (the usual case), else they are recomputed from the key's own entries."""
+    if timeline is None or not timeline.entries:
+        return _timeline(country, entry.subject, (entry,))
+    entries = timeline.entries
+    if _order(entries[-1]) < _order(entry):
+        total, count = timeline.goldstein_sum, timeline.goldstein_n
+        if entry.goldstein is not None:
+            total += entry.goldstein
+            count += 1
+        return Timeline(
+            country=country,
+            subject=entry.subject,
+            entries=(*entries, entry),
+            goldstein_sum=total,
+            goldstein_n=count,
+        )
+    ordered = list(entries)
+    bisect.insort(ordered, entry, key=_order)
+    return _timeline(country, entry.subject, tuple(ordered))
 
 
 def _restance(state: State, country: str, subject_name: str) -> None:
-    """Recompute one (country, subject) row from its timeline and the subject's incidents."""
+    """Recompute one (country, subject) row from its timeline's aggregates and the subject."""
     ident = pair_id(country, subject_name)
     timeline = get_doc(state, "timeline", ident, Timeline)
     subject = get_doc(state, "subject", subject_name, Subject)
@@ -186,62 +239,105 @@ def _restance(state: State, country: str, subject_name: str) -> None:
         state.delete("stance", ident)
         return
     entries = timeline.entries
-    scores = [e.goldstein for e in entries if e.goldstein is not None]
+    first, latest = entries[0], entries[-1]
+    if subject.earliest is None:
+        latency = None
+    else:
+        midnight = dt.datetime.combine(subject.earliest, dt.time(), tzinfo=dt.UTC)
+        latency = (first.issued_at - midnight).total_seconds() / 3600
+    n = timeline.goldstein_n
     state.put(
         "stance",
         ident,
         StanceRow(
             country=country,
             subject=subject_name,
-            stance=entries[-1].stance,
-            latest_statement_id=entries[-1].statement_id,
+            stance=latest.stance,
+            latest_statement_id=latest.statement_id,
             statements=len(entries),
-            mean_goldstein=sum(scores) / len(scores) if scores else None,
-            first_at=entries[0].issued_at,
-            latest_at=entries[-1].issued_at,
-            latency_hours=_latency(state, subject, entries[0].issued_at),
+            mean_goldstein=timeline.goldstein_sum / n if n else None,
+            first_at=first.issued_at,
+            latest_at=latest.issued_at,
+            latency_hours=latency,
         ),
     )
 
 
-def _resubject(state: State, subject_name: str, countries: Iterable[str]) -> None:
-    """Recompute a subject's countries and named incidents, and the incidents' mentions.
+def _earliest(state: State, named: Iterable[str]) -> dt.date | None:
+    """The earliest start among the dated incidents of ``named``."""
+    starts = [
+        doc.occurred_start
+        for ident in named
+        if (doc := get_doc(state, "incident", ident, IncidentDate)) is not None
+    ]
+    return min(starts) if starts else None
 
-    ``countries`` are those whose timelines on the subject just changed (plus the known ones).
+
+def _mentioned(state: State, incident_id: str, subject_name: str, *, named: bool) -> None:
+    """Add ``subject_name`` to (or remove it from) the subjects naming ``incident_id``."""
+    mention = get_doc(state, "mention", incident_id, Mention)
+    subjects = set(mention.subjects if mention else ())
+    if named:
+        subjects.add(subject_name)
+    else:
+        subjects.discard(subject_name)
+    if subjects:
+        state.put("mention", incident_id, Mention(subjects=tuple(sorted(subjects))))
+    else:
+        state.delete("mention", incident_id)
+
+
+def _resubject(
+    state: State,
+    subject_name: str,
+    *,
+    speaking: Mapping[str, bool],
+    named: Iterable[str] = (),
+    unnamed: Iterable[str] = (),
+) -> None:
+    """Update a subject after one statement changed, and recompute the rows it affects.
+
+    ``speaking`` maps each speaker country of the statement to whether it still has a live
+    statement on the subject; ``named``/``unnamed`` are the incidents the statement names,
+    counted up or down. Only those countries' rows are recomputed, unless the subject's
+    earliest incident moved (then every speaking country's latency changed).
     """
-    countries = set(countries)
     old = get_doc(state, "subject", subject_name, Subject)
-    candidates = countries | set(old.countries if old else ())
-    speaking: list[str] = []
-    named: set[str] = set()
-    for country in sorted(candidates):
-        timeline = get_doc(state, "timeline", pair_id(country, subject_name), Timeline)
-        if timeline is not None and timeline.entries:
-            speaking.append(country)
-            for entry in timeline.entries:
-                named.update(entry.incident_ids)
-    before = set(old.incident_ids if old else ())
-    for incident in sorted(before | named):
-        mention = get_doc(state, "mention", incident, Mention)
-        subjects = set(mention.subjects if mention else ())
-        if incident in named:
-            subjects.add(subject_name)
+    countries = set(old.countries) if old else set()
+    counts = dict(old.named) if old else {}
+    earliest = old.earliest if old else None
+    for country, live in speaking.items():
+        if live:
+            countries.add(country)
         else:
-            subjects.discard(subject_name)
-        if subjects:
-            state.put("mention", incident, Mention(subjects=tuple(sorted(subjects))))
-        else:
-            state.delete("mention", incident)
-    if speaking:
-        state.put(
-            "subject",
-            subject_name,
-            Subject(countries=tuple(speaking), incident_ids=tuple(sorted(named))),
-        )
+            countries.discard(country)
+    recompute = False
+    for incident in named:
+        counts[incident] = counts.get(incident, 0) + 1
+        if counts[incident] == 1:
+            _mentioned(state, incident, subject_name, named=True)
+            dated = get_doc(state, "incident", incident, IncidentDate)
+            if dated is not None and (earliest is None or dated.occurred_start < earliest):
+                earliest = dated.occurred_start
+    for incident in unnamed:
+        left = counts.get(incident, 0) - 1
+        if left > 0:
+            counts[incident] = left
+            continue
+        counts.pop(incident, None)
+        _mentioned(state, incident, subject_name, named=False)
+        dated = get_doc(state, "incident", incident, IncidentDate)
+        recompute = recompute or (dated is not None and dated.occurred_start == earliest)
+    if recompute:
+        earliest = _earliest(state, counts)
+    if countries:
+        new = Subject(countries=tuple(sorted(countries)), named=counts, earliest=earliest)
+        if new != old:
+            state.put("subject", subject_name, new)
     else:
         state.delete("subject", subject_name)
-    # the others' latency changes only when the subject's incidents do
-    for country in sorted(candidates if named != before else set(countries)):
+    moved = earliest != (old.earliest if old else None)
+    for country in sorted(countries.union(speaking) if moved else speaking):
         _restance(state, country, subject_name)
 
 
@@ -252,43 +348,88 @@ def _statement_issued(state: State, recorded: Recorded, event: StatementIssued) 
     for country, entry in entries.items():
         ident = pair_id(country, event.subject)
         timeline = get_doc(state, "timeline", ident, Timeline)
-        ordered = tuple(sorted([*(timeline.entries if timeline else ()), entry], key=_order))
-        state.put(
-            "timeline", ident, Timeline(country=country, subject=event.subject, entries=ordered)
-        )
+        state.put("timeline", ident, _appended(timeline, country, entry))
     state.put(
         "statement",
         event.statement_id,
         StatementRef(subject=event.subject, countries=tuple(entries)),
     )
-    _resubject(state, event.subject, entries)
+    _resubject(
+        state,
+        event.subject,
+        speaking=dict.fromkeys(entries, True),
+        named=dict.fromkeys(event.incident_ids),
+    )
 
 
 def _statement_retracted(state: State, statement_id: str) -> None:
     ref = get_doc(state, "statement", statement_id, StatementRef)
     if ref is None:
         return
+    speaking: dict[str, bool] = {}
+    unnamed: tuple[str, ...] = ()
     for country in ref.countries:
         ident = pair_id(country, ref.subject)
         timeline = get_doc(state, "timeline", ident, Timeline)
         if timeline is None:
             continue
+        gone = [e for e in timeline.entries if e.statement_id == statement_id]
+        if gone:
+            unnamed = gone[0].incident_ids
         kept = tuple(e for e in timeline.entries if e.statement_id != statement_id)
+        speaking[country] = bool(kept)
         if kept:
-            state.put("timeline", ident, msgspec.structs.replace(timeline, entries=kept))
+            state.put("timeline", ident, _timeline(country, ref.subject, kept))
         else:
             state.delete("timeline", ident)
     state.delete("statement", statement_id)
-    _resubject(state, ref.subject, ref.countries)
+    _resubject(state, ref.subject, speaking=speaking, unnamed=dict.fromkeys(unnamed))
 
 
-def _incident_dated(state: State, incident_id: str) -> None:
-    """Recompute every row whose latency an incident's date can change."""
+def _statement_redacted(state: State, statement_id: str) -> None:
+    """Mark a live statement's entries erased; its stance, counts and scores stay."""
+    ref = get_doc(state, "statement", statement_id, StatementRef)
+    if ref is None:  # retracted already: nothing of it is shown
+        return
+    for country in ref.countries:
+        ident = pair_id(country, ref.subject)
+        timeline = get_doc(state, "timeline", ident, Timeline)
+        if timeline is None:
+            continue
+        entries = tuple(
+            msgspec.structs.replace(e, speaker=ERASED, erased=True)
+            if e.statement_id == statement_id
+            else e
+            for e in timeline.entries
+        )
+        state.put("timeline", ident, msgspec.structs.replace(timeline, entries=entries))
+
+
+def _incident_dated(state: State, incident_id: str, before: dt.date | None) -> None:
+    """Recompute the rows whose latency an incident's (new, changed or removed) date moves."""
     mention = get_doc(state, "mention", incident_id, Mention)
-    for subject_name in mention.subjects if mention else ():
+    if mention is None:
+        return
+    now = get_doc(state, "incident", incident_id, IncidentDate)
+    after = now.occurred_start if now else None
+    for subject_name in mention.subjects:
         subject = get_doc(state, "subject", subject_name, Subject)
-        for country in subject.countries if subject else ():
-            _restance(state, country, subject_name)
+        if subject is None:
+            continue
+        earliest = subject.earliest
+        if after is not None and (earliest is None or after < earliest):
+            earliest = after
+        elif before is not None and before == earliest and after != before:
+            earliest = _earliest(state, subject.named)
+        if earliest != subject.earliest:
+            state.put("subject", subject_name, msgspec.structs.replace(subject, earliest=earliest))
+            for country in subject.countries:
+                _restance(state, country, subject_name)
+
+
+def _incident_date(state: State, incident_id: str) -> dt.date | None:
+    doc = get_doc(state, "incident", incident_id, IncidentDate)
+    return doc.occurred_start if doc else None
 
 
 def apply(state: State, recorded: Recorded) -> State:
@@ -298,12 +439,16 @@ def apply(state: State, recorded: Recorded) -> State:
         _statement_issued(state, recorded, event)
     elif isinstance(event, StatementRetracted):
         _statement_retracted(state, event.statement_id)
+    elif isinstance(event, StatementRedacted):
+        _statement_redacted(state, event.statement_id)
     elif isinstance(event, IncidentReported):
+        before = _incident_date(state, event.incident_id)
         state.put("incident", event.incident_id, IncidentDate(occurred_start=event.occurred_start))
-        _incident_dated(state, event.incident_id)
+        _incident_dated(state, event.incident_id, before)
     elif isinstance(event, IncidentRetracted):
+        before = _incident_date(state, event.incident_id)
         state.delete("incident", event.incident_id)
-        _incident_dated(state, event.incident_id)
+        _incident_dated(state, event.incident_id, before)
     return state
 
 

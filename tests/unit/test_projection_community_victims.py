@@ -146,8 +146,9 @@ class TestRevision:
             revised("a", 10, victims=[line("alawite", 7)]),
         )
         assert best_by_community(query(state)) == {"alawite": 7}
-        lines = docs_of(state, "line", Cell).values()
-        assert sorted(cell.community or "" for cell in lines) == ["alawite"]
+        (cell,) = docs_of(state, "total", Cell).values()
+        assert sorted(cell.lines) == ["alawite|civilian"]
+        assert sorted(cell.communities) == ["alawite"]
 
     def test_revision_of_one_incident_leaves_the_others(self) -> None:
         """Revising one incident changes only its own contribution."""
