@@ -53,6 +53,26 @@ it whenever it starts a term (after taking the lease, after any error) and write
 generation only: the commit script also checks that the pointer still names it, and refuses
 (:class:`GenerationMovedError`, the worker reloads) once a rebuild swapped another in.
 
+**Catching up.** A backlog of at least one batch is not read through the group: the pool's
+shared reader (:class:`_Reader`) ``XRANGE``s the log once in pages and decodes each entry
+once for every worker, and each worker applies the pages after its checkpoint and commits
+every ``catch_up_entries`` entries (10,000) or ``catch_up_seconds`` (0.25 s), whichever
+comes first. Those commits also move the group's last-delivered id to the new checkpoint
+(``XGROUP SETID`` with the entries-read count, in the same script), which leaves the group
+exactly as delivering and acking the entries would have: nothing pending, ``lag`` right.
+It is only done while nothing is pending in the group; an entry that fails is left to the
+classic path above (the uncommitted step is undone from the stored view and redelivered
+through the group, so deliveries are counted and the dead-letter rule holds). Following the
+live log uses the classic path with its small batches (latency).
+
+**Big views.** A term starts by loading the view in ``HSCAN`` pages
+(:func:`services.views.load_view_paged`), each well inside the service's 1 s socket timeout;
+that load is not one snapshot, which is safe because only the lease holder writes the view.
+The worker keeps the whole view in memory while it holds the lease, measured at about
+2.5 kB per incidents document, 0.9 kB per community-victims document, 0.5 kB per
+alignment document and 0.2 kB per country-stance document (so about 2 GB for the incidents
+view of a 1M-event log).
+
 **Redis unreachable.** A connection error or timeout ends the worker's term: it logs, waits
 (0.1 s doubling to 5 s), reloads its view and resumes; the loop never dies of it.
 
@@ -65,6 +85,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import bisect
 import contextlib
 import os
 import secrets
@@ -79,7 +100,7 @@ import redis.asyncio as aioredis
 import redis.exceptions as rexc
 import structlog
 
-from events import Position, Recorded, from_fields, position_key, recorded_at_of
+from events import AnyEvent, Position, Recorded, from_fields, position_key, recorded_at_of
 from projections import PROJECTIONS, Projection
 from projections.docs import Docs, Key
 
@@ -91,11 +112,13 @@ from .store.keys import Keys
 from .store.redis import connect
 from .views import (
     CHECKPOINT_FIELD,
+    VIEW_PAGE,
+    ViewChangedError,
     ViewKeys,
     current_view_keys,
     decode_doc,
     encode_doc,
-    load_view,
+    load_view_paged,
     view_keys,
 )
 
@@ -190,39 +213,58 @@ class ProjectionStatus(msgspec.Struct, frozen=True, kw_only=True):
 # --- Lua ------------------------------------------------------------------------------------
 
 COMMIT_SCRIPT: Final = """
--- KEYS: lease, meta, dlq, view pointer, then the view's kind hashes this commit writes.
--- ARGV: owner, expected checkpoint ('' for none), new checkpoint, number of dead letters D,
---   the generation the worker writes to,
---   then per kind hash: puts P, deletes R, P pairs (id, json), R ids,
---   then per dead letter: pairs F, F pairs (field, value).
--- Returns 1 when committed, 0 when the lease is not the owner's, -1 when the checkpoint
--- moved, -2 when the generation is no longer the active one.
+-- KEYS: lease, meta, dlq, view pointer, log, then the view's kind hashes this commit writes.
+-- ARGV: owner, expected checkpoint ('' for none), new checkpoint, the generation the worker
+--   writes to, the consumer group to move ('' to leave it alone), the group's expected
+--   last-delivered id and its entries-read count at the new checkpoint ('' when unknown),
+--   the number of dead letters D, then per kind hash two msgpack arrays: puts (id, json,
+--   id, json, ...) and deleted ids, then per dead letter: pairs F, F pairs (field, value).
+-- Returns 1 when committed, 2 when committed but the group was left where it was (entries
+-- are pending in it, or it is already past the new checkpoint), 0 when the lease is not
+-- the owner's, -1 when the checkpoint moved, -2 when the generation is no longer active.
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-if (redis.call('GET', KEYS[4]) or '0') ~= ARGV[5] then return -2 end
+if (redis.call('GET', KEYS[4]) or '0') ~= ARGV[4] then return -2 end
 local current = redis.call('HGET', KEYS[2], 'position')
 if (current or '') ~= ARGV[2] then return -1 end
-local i = 6
-for k = 5, #KEYS do
-  local puts, dels = tonumber(ARGV[i]), tonumber(ARGV[i + 1])
-  i = i + 2
-  for _ = 1, puts do
-    redis.call('HSET', KEYS[k], ARGV[i], ARGV[i + 1])
-    i = i + 2
-  end
-  for _ = 1, dels do
-    redis.call('HDEL', KEYS[k], ARGV[i])
-    i = i + 1
+local function in_slices(command, key, items)
+  for s = 1, #items, 1000 do
+    redis.call(command, key, unpack(items, s, math.min(s + 999, #items)))
   end
 end
-for _ = 1, tonumber(ARGV[4]) do
+for k = 6, #KEYS do
+  local j = 9 + 2 * (k - 6)
+  in_slices('HSET', KEYS[k], cmsgpack.unpack(ARGV[j]))
+  in_slices('HDEL', KEYS[k], cmsgpack.unpack(ARGV[j + 1]))
+end
+local i = 9 + 2 * (#KEYS - 5)
+for _ = 1, tonumber(ARGV[8]) do
   local npairs = tonumber(ARGV[i])
-  local fields = {}
-  for j = 1, 2 * npairs do fields[j] = ARGV[i + j] end
+  redis.call('XADD', KEYS[3], '*', unpack(ARGV, i + 1, i + 2 * npairs))
   i = i + 1 + 2 * npairs
-  redis.call('XADD', KEYS[3], '*', unpack(fields))
 end
 redis.call('HSET', KEYS[2], 'position', ARGV[3])
-return 1
+if ARGV[5] == '' then return 1 end
+local function newer(a, b)
+  local am, as = string.match(a, '^(%d+)-(%d+)$')
+  local bm, bs = string.match(b, '^(%d+)-(%d+)$')
+  am, as, bm, bs = tonumber(am), tonumber(as), tonumber(bm), tonumber(bs)
+  return am > bm or (am == bm and as > bs)
+end
+for _, group in ipairs(redis.call('XINFO', 'GROUPS', KEYS[5])) do
+  local info = {}
+  for x = 1, #group, 2 do info[group[x]] = group[x + 1] end
+  if info['name'] == ARGV[5] then
+    local last = info['last-delivered-id']
+    if info['pending'] ~= 0 or not newer(ARGV[3], last) then return 2 end
+    if ARGV[7] ~= '' and last == ARGV[6] then
+      redis.call('XGROUP', 'SETID', KEYS[5], ARGV[5], ARGV[3], 'ENTRIESREAD', ARGV[7])
+    else
+      redis.call('XGROUP', 'SETID', KEYS[5], ARGV[5], ARGV[3])
+    end
+    return 1
+  end
+end
+return 2
 """
 
 RENEW_SCRIPT: Final = """
@@ -279,6 +321,89 @@ class _Batch:
         self.last = last
 
 
+_Entry = tuple[Position, Recorded | None, Exception | None]
+"""A log entry as the shared reader hands it out: position, decoded event or the decode error."""
+
+_START: Final = (-1, -1)
+"""Sorts before every position: the place before the first entry of the log."""
+
+
+class _Chunk:
+    """Consecutive log entries: every entry after ``after_key`` up to ``last_key``."""
+
+    __slots__ = ("after_key", "entries", "full", "keys", "last_key")
+
+    def __init__(self, after_key: tuple[int, int], entries: list[_Entry], full: bool) -> None:
+        self.after_key = after_key
+        self.entries = entries
+        self.full = full
+        """Whether the read filled its page (the log may go on after it)."""
+        self.keys = [position_key(position) for position, _, _ in entries]
+        self.last_key = self.keys[-1]
+
+
+class _Reader:
+    """Reads the log once for every worker of a pool while they catch up.
+
+    ``XRANGE`` pages of ``size`` entries, each entry decoded once (position key, event and
+    ``Recorded`` included), are kept for the ``keep`` most recently used pages; a worker
+    asking for the entries after a position inside a kept page gets the rest of that page
+    without a read. The log is append-only, so a page never goes stale: entries after its
+    last one are simply on the next page. The workers run at different speeds, so a page
+    is kept until every one of them has likely passed it; a worker that falls further
+    behind reads its pages again. Memory: ``size * keep`` decoded events at most.
+    """
+
+    def __init__(self, client: aioredis.Redis, log_key: str, size: int, keep: int) -> None:
+        self.client = client
+        self.log_key = log_key
+        self.size = size
+        self.keep = keep
+        self._chunks: list[_Chunk] = []
+        self._lock = asyncio.Lock()
+
+    def _cached(self, key: tuple[int, int]) -> tuple[list[_Entry], bool] | None:
+        for index, chunk in enumerate(self._chunks):
+            if chunk.after_key <= key < chunk.last_key:
+                if index != len(self._chunks) - 1:  # most recently used last
+                    self._chunks.append(self._chunks.pop(index))
+                return chunk.entries[bisect.bisect_right(chunk.keys, key) :], chunk.full
+        return None
+
+    async def after(self, position: Position | None) -> tuple[list[_Entry], bool]:
+        """Up to ``size`` entries after ``position`` (``None``: from the start), in log order.
+
+        The flag says whether more may follow at once (the read that found them was full);
+        when it is false the entries reach what was the head of the log.
+        """
+        key = _START if position is None else position_key(position)
+        found = self._cached(key)
+        if found is not None:
+            return found
+        async with self._lock:  # a worker at the same place waits, then finds the page
+            found = self._cached(key)
+            if found is not None:
+                return found
+            start = "-" if position is None else f"({position}"
+            page = await self.client.xrange(self.log_key, start, "+", count=self.size)
+            if not page:
+                return [], False
+            entries = [_decoded(ident, fields or {}) for ident, fields in page]
+            chunk = _Chunk(key, entries, len(entries) >= self.size)
+            self._chunks.append(chunk)
+            del self._chunks[: -self.keep]
+            return chunk.entries, chunk.full
+
+
+def _decoded(ident: Any, fields: Mapping[Any, Any]) -> _Entry:
+    position = Position(_text(ident))
+    try:
+        event: AnyEvent = from_fields(fields)
+    except Exception as exc:  # applied as a poison entry by the worker's classic path
+        return position, None, exc
+    return position, Recorded(position, recorded_at_of(position), event), None
+
+
 # --- one projection's worker ----------------------------------------------------------------
 
 
@@ -302,6 +427,8 @@ class _Worker:
         self.dead_lettered = 0
         self._own_cursor: str | None = "0"
         self._claim_cursor: str | None = "0-0"
+        self._fast_due = True
+        self._poison_at: Position | None = None
         self._renewed_at = 0.0
         self._backoff = BACKOFF_START
         self._commit = self.client.register_script(COMMIT_SCRIPT)
@@ -357,9 +484,16 @@ class _Worker:
     async def _term(self) -> None:
         """One stretch of work under the lease: load, catch up, follow the log."""
         self.keys = await current_view_keys(self.client, self.pool.prefix, self.projection)
-        docs, checkpoint = await load_view(
-            self.client, self.pool.prefix, self.projection, generation=self.keys.generation
-        )
+        try:
+            docs, checkpoint = await load_view_paged(
+                self.pool.load_client,
+                self.pool.prefix,
+                self.projection,
+                generation=self.keys.generation,
+                page=self.pool.load_page,
+            )
+        except ViewChangedError as exc:
+            raise CheckpointMovedError(str(exc)) from exc
         if (
             checkpoint is None
         ):  # a new view: its initial documents are written with the first commit
@@ -370,6 +504,7 @@ class _Worker:
         await self._ensure_group()
         await self._forget_idle_consumers()
         self._own_cursor, self._claim_cursor = "0", "0-0"
+        self._fast_due = True
         self.log.info(
             "projector.term_started",
             checkpoint=checkpoint,
@@ -378,11 +513,13 @@ class _Worker:
         )
         while not self.pool.stopping:
             await self._renew_if_due()
-            entries = await self._next_entries()
+            entries = await self._next_entries(docs)
             self._backoff = BACKOFF_START
             if entries:
+                if len(entries) >= self.pool.batch_size:
+                    self._fast_due = True  # a backlog: catch up through the shared reader
                 await self._process(docs, entries)
-            else:  # idle: settle what earlier holders left pending
+            elif entries is not None:  # idle: settle what earlier holders left pending
                 await self._take_over_stragglers()
 
     # --- the lease --------------------------------------------------------------------------
@@ -434,8 +571,14 @@ class _Worker:
             ):
                 await self.client.xgroup_delconsumer(self.log_key, self.keys.group, name)
 
-    async def _next_entries(self) -> list[tuple[str, Mapping[Any, Any]]]:
-        """Own pending entries first, then reclaimed ones, then new ones (blocking briefly)."""
+    async def _next_entries(
+        self, docs: Docs[msgspec.Struct]
+    ) -> list[tuple[str, Mapping[Any, Any]]] | None:
+        """Own pending entries first, then reclaimed ones, then new ones (blocking briefly).
+
+        Before new ones, when a backlog is likely, the worker catches up through the
+        pool's shared reader (:meth:`_catch_up`); ``None`` then says it did.
+        """
         pool = self.pool
         if self._own_cursor is not None:
             reply = await self.client.xreadgroup(
@@ -464,6 +607,10 @@ class _Worker:
             if found:
                 self.log.info("projector.reclaimed", entries=len(found))
                 return found
+        if self._fast_due:
+            self._fast_due = False
+            if await self._catch_up(docs):
+                return None
         reply = await self.client.xreadgroup(
             self.keys.group,
             pool.consumer,
@@ -504,6 +651,142 @@ class _Worker:
         if taken:
             self._own_cursor = "0"
         return taken > 0
+
+    # --- catching up ----------------------------------------------------------------------------
+
+    async def _group_info(self) -> Mapping[str, Any] | None:
+        for group in await self.client.xinfo_groups(self.log_key):
+            if _text(group["name"]) == self.keys.group:
+                return dict(group)
+        return None
+
+    async def _catch_up(self, docs: Docs[msgspec.Struct]) -> bool:
+        """Apply a backlog through the pool's shared reader; whether anything was committed.
+
+        Only with nothing pending in the group (the classic path settles pending entries
+        first, in order) and a backlog of at least ``batch_size`` entries (a shorter one is
+        the classic path's, which keeps a live follower's batches small). Entries come from
+        ``XRANGE`` after the checkpoint, decoded once for every worker of the pool
+        (:class:`_Reader`), and are never delivered to the group: each commit instead
+        moves the group's last-delivered id to the new checkpoint (``XGROUP SETID``, inside
+        the commit script, so the view, its checkpoint and the group move together), which is
+        what delivering and acking them would have left. A commit happens every
+        ``catch_up_entries`` entries or ``catch_up_seconds``, whichever comes first, and at
+        the end of the backlog. An entry that fails (does not decode, or ``apply`` raises)
+        is not handled here: the uncommitted entries are undone and the worker goes back to
+        the classic path, which redelivers them through the group and counts the failing
+        entry's deliveries up to the dead-letter stream.
+        """
+        if self._poison_at is not None:
+            if _above(self._poison_at, self.checkpoint):
+                return False
+            self._poison_at = None
+        summary = await self.client.xpending(self.log_key, self.keys.group)
+        if int(summary["pending"]):
+            return False
+        info = await self._group_info()
+        if info is None:
+            return False
+        last_delivered = _text(info["last-delivered-id"])
+        entries_read = info.get("entries-read")
+        counted: int | None = (
+            int(entries_read)
+            if entries_read is not None and last_delivered == (self.checkpoint or "0-0")
+            else None
+        )
+        pool, apply = self.pool, self.projection.apply
+        position = self.checkpoint
+        uncommitted, committed, since = 0, False, time.monotonic()
+        while not pool.stopping:
+            await self._renew_if_due()
+            entries, more = await pool.reader.after(position)
+            if not entries or (
+                not committed and not uncommitted and len(entries) < pool.batch_size
+            ):
+                break  # no backlog (any more): the classic path follows the log
+            for at, recorded, decode_error in entries:
+                failure: Exception | None = decode_error
+                if recorded is not None:
+                    try:
+                        apply(docs, recorded)
+                        continue
+                    except Exception as exc:  # a poison entry: the classic path takes it
+                        failure = exc
+                self.log.info(
+                    "projector.catch_up_failed",
+                    position=at,
+                    error_type=type(failure).__name__,
+                    undone=uncommitted,
+                )
+                await self._rollback(docs)
+                self._poison_at = at
+                return committed
+            position = entries[-1][0]
+            uncommitted += len(entries)
+            self.applied += len(entries)
+            at_end = not more
+            if (
+                at_end
+                or uncommitted >= pool.catch_up_entries
+                or time.monotonic() - since >= pool.catch_up_seconds
+            ):
+                if counted is not None:
+                    counted += uncommitted
+                moved = await self._commit_catch_up(docs, position, last_delivered, counted)
+                committed, uncommitted, since = True, 0, time.monotonic()
+                if not moved:  # something is pending in the group: the classic path settles it
+                    return True
+                last_delivered = position
+            if at_end:
+                break
+            await asyncio.sleep(0)  # let the other workers and the service run
+        if uncommitted and position is not None:
+            if counted is not None:
+                counted += uncommitted
+            await self._commit_catch_up(docs, position, last_delivered, counted)
+            committed = True
+        return committed
+
+    async def _commit_catch_up(
+        self,
+        docs: Docs[msgspec.Struct],
+        last: Position,
+        last_delivered: str,
+        entries_read: int | None,
+    ) -> bool:
+        """Commit what the catch-up applied, moving the group; whether the group moved."""
+        batch = _Batch(docs.take_changes(), last)
+        group = (self.keys.group, last_delivered, "" if entries_read is None else str(entries_read))
+        result = await self._commit_batch(batch, last, group=group)
+        self.log.debug("projector.caught_up_to", checkpoint=last, moved=result == 1)
+        return result == 1
+
+    async def _rollback(self, docs: Docs[msgspec.Struct]) -> None:
+        """Put every document changed since the last commit back to its committed value."""
+        touched = list(docs.take_changes())
+        committed = await self._committed(touched)
+        for key in touched:
+            before = committed[key]
+            if before is None:
+                docs.delete(*key)
+            else:
+                docs.put(*key, before)
+        docs.take_changes()
+
+    async def _committed(self, keys: Sequence[Key]) -> dict[Key, msgspec.Struct | None]:
+        """The committed documents of ``keys`` (``None``: not in the view), read in pages."""
+        found: dict[Key, msgspec.Struct | None] = {}
+        for start in range(0, len(keys), 1000):
+            page = keys[start : start + 1000]
+            async with self.client.pipeline(transaction=False) as pipe:
+                for kind, ident in page:
+                    pipe.hget(self.keys.kinds[kind], ident)
+                replies = await pipe.execute()
+            for (kind, ident), raw in zip(page, replies, strict=True):
+                found[(kind, ident)] = (
+                    None if raw is None else decode_doc(self.projection, kind, raw)
+                )
+        return found
 
     # --- applying -------------------------------------------------------------------------------
 
@@ -585,17 +868,7 @@ class _Worker:
     ) -> None:
         """Put back every document a failed ``apply`` touched (see the module docstring)."""
         touched = docs.take_changes()
-        unknown = [key for key in touched if key not in changes]
-        committed: dict[Key, msgspec.Struct | None] = {}
-        if unknown:
-            async with self.client.pipeline(transaction=False) as pipe:
-                for kind, ident in unknown:
-                    pipe.hget(self.keys.kinds[kind], ident)
-                replies = await pipe.execute()
-            for (kind, ident), raw in zip(unknown, replies, strict=True):
-                committed[(kind, ident)] = (
-                    None if raw is None else decode_doc(self.projection, kind, raw)
-                )
+        committed = await self._committed([key for key in touched if key not in changes])
         for key in touched:
             before = changes[key] if key in changes else committed[key]
             if before is None:
@@ -626,31 +899,42 @@ class _Worker:
             letter += [f"entry.{_text(name)}", value]
         return letter
 
-    async def _commit_batch(self, batch: _Batch, last: Position) -> None:
-        """Write the batch's documents, dead letters and checkpoint ``last`` in one step."""
+    async def _commit_batch(
+        self, batch: _Batch, last: Position, *, group: tuple[str, str, str] | None = None
+    ) -> int:
+        """Write the batch's documents, dead letters and checkpoint ``last`` in one step.
+
+        ``group`` (name, expected last-delivered id, entries read or ``''``) also moves the
+        consumer group to ``last`` (see :meth:`_catch_up`). Returns the script's answer
+        (1, or 2 when the group was to move and did not).
+        """
         hook = self.pool.hook
         if hook is not None:
             await hook(self.name, "before_commit")
-        per_kind: dict[str, tuple[list[bytes | str], list[str]]] = {}
+        per_kind: dict[str, tuple[list[str], list[str]]] = {}
         for (kind, ident), doc in batch.changes.items():
             puts, dels = per_kind.setdefault(kind, ([], []))
             if doc is None:
                 dels.append(ident)
             else:
-                puts += [ident, encode_doc(doc)]
-        keys = [self.keys.lease, self.keys.meta, self.dlq_key, self.keys.pointer]
-        args: list[bytes | str | int] = [
+                puts += [ident, encode_doc(doc).decode()]
+        keys = [self.keys.lease, self.keys.meta, self.dlq_key, self.keys.pointer, self.log_key]
+        name, expected, entries_read = group or ("", "", "")
+        args: list[bytes | str] = [
             self.pool.consumer,
             self.checkpoint or "",
             last,
-            len(batch.dead),
             str(self.keys.generation),
+            name,
+            expected,
+            entries_read,
+            str(len(batch.dead)),
         ]
         for kind, (puts, dels) in per_kind.items():
             keys.append(self.keys.kinds[kind])
-            args += [len(puts) // 2, len(dels), *puts, *dels]
+            args += [_pack(puts), _pack(dels)]
         for letter in batch.dead:
-            args += [len(letter) // 2, *letter]
+            args += [str(len(letter) // 2), *letter]
         result = await self._commit(keys=keys, args=args)
         if result == 0:
             raise LeaseLostError(self.keys.lease)
@@ -658,12 +942,16 @@ class _Worker:
             raise GenerationMovedError(
                 f"{self.keys.pointer} no longer names {self.keys.generation}"
             )
-        if result != 1:
+        if result not in (1, 2):
             raise CheckpointMovedError(f"{self.keys.meta} is not at {self.checkpoint}")
         self.checkpoint = last
         self.pool.progress.set()
         if hook is not None:
             await hook(self.name, "after_commit")
+        return int(result)
+
+
+_pack = msgspec.msgpack.Encoder().encode
 
 
 # --- the pool -------------------------------------------------------------------------------
@@ -689,6 +977,11 @@ class ProjectorPool:
         lease_ms: int = 10_000,
         block_ms: int = 1000,
         hook: StepHook | None = None,
+        catch_up_entries: int = 10_000,
+        catch_up_seconds: float = 0.25,
+        read_size: int = 2000,
+        read_keep: int = 8,
+        load_page: int = VIEW_PAGE,
     ) -> None:
         self.client = redis_client
         self.prefix = prefix
@@ -699,6 +992,11 @@ class ProjectorPool:
         self.lease_retry = min(max(lease_ms / 4000, 0.05), 2.0)
         self.block_ms = self._block_ms(redis_client, block_ms)
         self.hook = hook
+        self.catch_up_entries = catch_up_entries
+        self.catch_up_seconds = catch_up_seconds
+        self.load_page = load_page
+        self.load_client = redis_client
+        self.reader = _Reader(redis_client, Keys(prefix).log, read_size, read_keep)
         self.progress = asyncio.Event()
         self._stop = asyncio.Event()
         chosen = PROJECTIONS.values() if projections is None else projections

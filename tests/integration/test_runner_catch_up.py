@@ -1,0 +1,333 @@
+"""The runner on big views and long backlogs: paged view loads and the shared catch-up reader.
+
+A backlog of at least one batch is applied through the pool's shared reader (one ``XRANGE``
+and one decode per entry for every projection), committed in large steps that also move
+the projection's consumer group; views are loaded in ``HSCAN`` pages. These tests use tiny
+pages and batches so that a few hundred events cross many of them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any
+
+import msgspec
+import pytest
+import redis.asyncio as aioredis
+
+from events import AnyEvent, Recorded, from_fields, recorded_at_of
+from events.errors import CodecError
+from projections import PROJECTIONS, Projection, State, fold
+from projections.docs import Docs
+from services.runner import MAX_DELIVERIES, ProjectorPool, Step
+from services.store.keys import Keys
+from services.store.redis import RedisEventStore
+from services.views import load_view, load_view_paged, view_keys
+from tests import factories as f
+
+DEADLINE = 30.0
+SMALL = {
+    "claim_idle_ms": 200,
+    "lease_ms": 1000,
+    "block_ms": 50,
+    "batch_size": 10,
+    "read_size": 25,
+    "catch_up_entries": 60,
+    "load_page": 7,
+}
+"""Pool settings that send a few hundred events through many reads, commits and pages."""
+
+
+class Seen(msgspec.Struct, frozen=True):
+    """How many times one log position was applied."""
+
+    times: int
+
+
+class PoisonedError(Exception):
+    """Raised by the counting projection for events from the feed ``poison``."""
+
+
+def _count_apply(state: State, recorded: Recorded) -> State:
+    seen = state.get("seen", recorded.position)
+    assert seen is None or isinstance(seen, Seen)
+    state.put("seen", recorded.position, Seen(1 if seen is None else seen.times + 1))
+    if recorded.event.source == "poison":  # written first, so the undo is exercised too
+        raise PoisonedError(f"cannot apply {recorded.event.event_id}")
+    return state
+
+
+COUNTING = Projection(
+    name="test-catch-up-counting",
+    version=1,
+    doc_types={"seen": Seen},
+    initial=Docs,
+    apply=_count_apply,
+)
+"""Records how many times each position was applied; refuses ``poison`` events."""
+
+EVERY = (*PROJECTIONS.values(), COUNTING)
+
+
+def feed(count: int, poison_at: int | None = None) -> list[AnyEvent]:
+    """``count`` events: reports, revisions of them and statements; one ``poison`` if asked."""
+    events: list[AnyEvent] = [f.reported("i-0", 3)]
+    last = "i-0"
+    for n in range(1, count):
+        if n == poison_at:
+            events.append(f.revised(last, 99, source="poison"))
+        elif n % 7 == 3:
+            events.append(f.revised(last, n % 40))
+        elif n % 11 == 5:
+            events.append(f.statement(f"s-{n}", subject=f"subject-{n % 4}"))
+        else:
+            last = f"i-{n}"
+            events.append(f.reported(last, n % 30))
+    return events
+
+
+async def append(store: RedisEventStore, events: Sequence[AnyEvent]) -> None:
+    """Append ``events`` in batches of 50."""
+    for start in range(0, len(events), 50):
+        await store.append(events[start : start + 50])
+
+
+async def read_log(client: aioredis.Redis, prefix: str) -> list[Recorded]:
+    """Every decodable event of the log, in order."""
+    recorded: list[Recorded] = []
+    entries: Any = await client.xrange(Keys(prefix).log)
+    for ident, fields in entries:
+        position = ident.decode()
+        try:
+            event = from_fields(fields)
+        except CodecError:
+            continue
+        recorded.append(Recorded(position, recorded_at_of(position), event))
+    return recorded
+
+
+async def assert_views_match_fold(
+    client: aioredis.Redis, prefix: str, projections: Sequence[Projection] = EVERY
+) -> None:
+    """Every stored view equals the pure fold of the log."""
+    log = await read_log(client, prefix)
+    for projection in projections:
+        docs, checkpoint = await load_view(client, prefix, projection)
+        assert docs == fold(projection, log), projection.name
+        assert checkpoint == log[-1].position, projection.name
+
+
+async def assert_applied_once(client: aioredis.Redis, prefix: str) -> None:
+    """Every position the counting projection holds was applied exactly once."""
+    docs, _ = await load_view(client, prefix, COUNTING)
+    seen = docs.kind("seen")
+    assert seen
+    assert {doc.times for doc in seen.values()} == {1}  # type: ignore[attr-defined]
+
+
+async def group_info(client: aioredis.Redis, prefix: str, projection: Projection) -> Any:
+    """``XINFO GROUPS`` of the projection's consumer group."""
+    group = view_keys(prefix, projection).group
+    for info in await client.xinfo_groups(Keys(prefix).log):
+        if info["name"].decode() == group:
+            return info
+    raise AssertionError(f"no group {group}")
+
+
+async def until(condition: Callable[[], Awaitable[bool]], what: str) -> None:
+    """Poll ``condition`` until it holds; fail after the deadline."""
+    deadline = time.monotonic() + DEADLINE
+    while not await condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        await asyncio.sleep(0.01)
+
+
+class SimulatedCrashError(Exception):
+    """Raised by a step hook to simulate the process dying at that point."""
+
+
+def crash_at(step: Step, nth: int) -> Any:
+    """A step hook raising :class:`SimulatedCrashError` at the ``nth`` ``step`` of COUNTING."""
+    seen = 0
+
+    async def hook(name: str, at: Step) -> None:
+        nonlocal seen
+        if name == COUNTING.name and at == step:
+            seen += 1
+            if seen == nth:
+                raise SimulatedCrashError(f"{step} #{nth}")
+
+    return hook
+
+
+@pytest.fixture
+async def pools(redis_client: aioredis.Redis, key_prefix: str) -> AsyncIterator[Any]:
+    """Make pools on this test's prefix (small settings); every one is ended afterwards."""
+    made: list[ProjectorPool] = []
+
+    def make(**options: Any) -> ProjectorPool:
+        pool = ProjectorPool(
+            redis_client, prefix=key_prefix, **{"projections": EVERY, **SMALL, **options}
+        )
+        made.append(pool)
+        return pool
+
+    yield make
+    for pool in made:
+        await pool.abort()
+
+
+class TestPagedLoad:
+    """Views bigger than one page load whole, and the runner resumes on them."""
+
+    async def test_a_view_of_many_pages_loads_as_the_atomic_snapshot_does(
+        self,
+        redis_client: aioredis.Redis,
+        redis_store: RedisEventStore,
+        key_prefix: str,
+        pools: Any,
+    ) -> None:
+        """HSCAN pages of 7 give the same documents and checkpoint as the one-MULTI load."""
+        await append(redis_store, feed(150))
+        await pools().run_until_caught_up()
+        incidents = PROJECTIONS["incidents"]
+        paged, checkpoint = await load_view_paged(
+            redis_client, key_prefix, incidents, generation=0, page=7
+        )
+        whole, whole_checkpoint = await load_view(redis_client, key_prefix, incidents)
+        assert len(paged) > 10 * 7
+        assert paged == whole
+        assert checkpoint == whole_checkpoint == await redis_store.head()
+
+    async def test_a_restarted_pool_goes_on_from_a_view_of_many_pages(
+        self,
+        redis_client: aioredis.Redis,
+        redis_store: RedisEventStore,
+        key_prefix: str,
+        pools: Any,
+    ) -> None:
+        """A new term loads every page of the stored view and applies nothing twice."""
+        events = feed(300)
+        await append(redis_store, events[:150])
+        await pools(consumer="first").run_until_caught_up()
+        await append(redis_store, events[150:])
+        await pools(consumer="second").run_until_caught_up()
+        await assert_views_match_fold(redis_client, key_prefix)
+        await assert_applied_once(redis_client, key_prefix)
+
+
+class TestSharedCatchUp:
+    """A backlog goes through the shared reader and leaves the groups as acking would."""
+
+    async def test_a_backlog_leaves_every_group_at_the_head_with_nothing_pending(
+        self,
+        redis_client: aioredis.Redis,
+        redis_store: RedisEventStore,
+        key_prefix: str,
+        pools: Any,
+    ) -> None:
+        """After the catch-up each group has delivered up to the head, holds nothing, lags 0."""
+        await append(redis_store, feed(400))
+        pool = pools(consumer="catch-up")
+        await pool.run_until_caught_up()
+        await assert_views_match_fold(redis_client, key_prefix)
+        await assert_applied_once(redis_client, key_prefix)
+        head = await redis_store.head()
+        for projection in EVERY:
+            info = await group_info(redis_client, key_prefix, projection)
+            assert info["last-delivered-id"].decode() == head, projection.name
+            assert info["pending"] == 0, projection.name
+            assert info["lag"] == 0, projection.name
+        assert {(s.position, s.lag, s.pending) for s in await pool.status()} == {(head, 0, 0)}
+
+    async def test_events_appended_after_the_catch_up_are_followed_live(
+        self,
+        redis_client: aioredis.Redis,
+        redis_store: RedisEventStore,
+        key_prefix: str,
+        pools: Any,
+    ) -> None:
+        """A running pool switches from the backlog to following the log, then back."""
+        events = feed(500)
+        await append(redis_store, events[:200])
+        pool = pools()
+        await pool.start()
+        await pool.run_until_caught_up()
+        await redis_store.append(events[200:203])  # a live trickle
+        await pool.run_until_caught_up()
+        await append(redis_store, events[203:])  # a new backlog
+        await pool.run_until_caught_up()
+        await pool.stop()
+        await assert_views_match_fold(redis_client, key_prefix)
+        await assert_applied_once(redis_client, key_prefix)
+
+    async def test_a_crash_after_a_catch_up_commit_applies_nothing_twice(
+        self,
+        redis_client: aioredis.Redis,
+        redis_store: RedisEventStore,
+        key_prefix: str,
+        pools: Any,
+    ) -> None:
+        """Committed catch-up steps are not applied again by the next holder."""
+        await append(redis_store, feed(300))
+        crashed = pools(consumer="c-1", hook=crash_at("after_commit", 2))
+        await crashed.start()
+        await until(lambda: _failed(crashed), "the simulated crash")
+        await crashed.abort()
+        await pools(consumer="c-2", lease_ms=300).run_until_caught_up()
+        await assert_views_match_fold(redis_client, key_prefix)
+        await assert_applied_once(redis_client, key_prefix)
+
+    async def test_a_crash_before_a_catch_up_commit_loses_nothing(
+        self,
+        redis_client: aioredis.Redis,
+        redis_store: RedisEventStore,
+        key_prefix: str,
+        pools: Any,
+    ) -> None:
+        """Entries applied in memory and never committed are applied after the restart."""
+        await append(redis_store, feed(300))
+        crashed = pools(consumer="c-1", hook=crash_at("before_commit", 3))
+        await crashed.start()
+        await until(lambda: _failed(crashed), "the simulated crash")
+        await crashed.abort()
+        await pools(consumer="c-1").run_until_caught_up()
+        await assert_views_match_fold(redis_client, key_prefix)
+        await assert_applied_once(redis_client, key_prefix)
+
+
+class TestPoisonInABacklog:
+    """A poison entry inside a backlog still takes three deliveries to the dead-letter stream."""
+
+    async def test_a_poison_entry_is_dead_lettered_once_and_the_rest_applied_once(
+        self,
+        redis_client: aioredis.Redis,
+        redis_store: RedisEventStore,
+        key_prefix: str,
+        pools: Any,
+    ) -> None:
+        """The catch-up undoes its step, the classic path counts deliveries, the rest goes on."""
+        await append(redis_store, feed(300, poison_at=137))
+        await pools().run_until_caught_up()
+        stored: Any = await redis_client.xrange(Keys(key_prefix).dlq)
+        letters = [fields for _, fields in stored]
+        assert [(x[b"projection"], x[b"deliveries"]) for x in letters] == [
+            (COUNTING.name.encode(), str(MAX_DELIVERIES).encode())
+        ]
+        assert letters[0][b"error_type"] == b"PoisonedError"
+        await assert_views_match_fold(redis_client, key_prefix, list(PROJECTIONS.values()))
+        docs, checkpoint = await load_view(redis_client, key_prefix, COUNTING)
+        poison = letters[0][b"position"].decode()
+        assert docs.get("seen", poison) is None  # its half-applied write was undone
+        assert {doc.times for doc in docs.kind("seen").values()} == {1}  # type: ignore[attr-defined]
+        assert len(docs.kind("seen")) == 299
+        assert checkpoint == await redis_store.head()
+        info = await group_info(redis_client, key_prefix, COUNTING)
+        assert info["pending"] == 0
+
+
+async def _failed(pool: ProjectorPool) -> bool:
+    return pool.failure() is not None
