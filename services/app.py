@@ -33,6 +33,7 @@ from .http.admin import AdminDeps
 from .http.read import ReadSide, projector_state_of
 from .logging import configure_logging, redactor
 from .metrics import IngestMetrics
+from .sealing import SealingStore, keyring_for
 from .settings import Settings
 from .store.base import EventStore
 from .store.redis import RedisEventStore, connect
@@ -141,7 +142,10 @@ def build_app(
     if not settings.tokens:
         raise SettingsError("LEDGER_TOKENS is empty: no one could publish or read")
     client = connect(url)
-    store = RedisEventStore(client, prefix=settings.key_prefix, partitions=settings.partitions)
+    store = SealingStore(
+        RedisEventStore(client, prefix=settings.key_prefix, partitions=settings.partitions),
+        keyring_for(settings.keyring, client, settings.key_prefix),
+    )
     components: dict[str, Component] = {}
     inbox = _inbox(settings, store, url)
     if inbox is not None:
@@ -162,6 +166,7 @@ def build_app(
         client,
         settings.key_prefix,
         projector_state=None if running is None else projector_state_of(running),
+        suppression_k=settings.suppression_k,
     )
     http = build_http_app(
         store=store,

@@ -3,10 +3,14 @@
 Roles (``Settings.tokens``, from ``LEDGER_TOKENS=role[:feed]=token,…``):
 
 - ``feed:<name>`` publishes events whose ``source`` is ``<name>``, and nothing else;
-- ``reader`` reads (views, metrics); it never publishes;
+- ``reader`` reads (views, metrics); it never publishes, and gets community figures with
+  small counts withheld (:mod:`projections.suppression`);
+- ``analyst`` reads like a reader but is cleared for exact community figures; every answer
+  that carries them to it is audited (:mod:`services.audit`);
 - ``operator`` runs the service (metrics, operational endpoints); it does not publish either:
   every event in the log is attributable to exactly one feed's token, so an operator who
-  needs to publish is given a feed token of its own.
+  needs to publish is given a feed token of its own. It sees exact community figures,
+  audited like an analyst's.
 
 :class:`Authenticator` resolves an ``Authorization: Bearer …`` header in constant time: the
 presented token is hashed and compared with :func:`hmac.compare_digest` against the hash of
@@ -42,6 +46,11 @@ from .errors import LedgerError, SettingsError
 from .settings import Settings, Token, parse_tokens
 
 log = structlog.get_logger(__name__)
+
+READ_ROLES: Final = frozenset({"reader", "analyst", "operator"})
+"""The roles that may read: the query API, the live streams, the metrics."""
+EXACT_ROLES: Final = frozenset({"analyst", "operator"})
+"""The roles cleared for exact community figures (each such answer is audited)."""
 
 LOCAL_FEED: Final = "local"
 """The feed of the generated feed token on the embedded default."""
@@ -110,6 +119,11 @@ class Authenticator:
         if token is None:
             raise AuthenticationError("the bearer token is not valid")
         return token
+
+
+def sees_exact(token: Token) -> bool:
+    """Whether ``token`` is cleared for exact community figures."""
+    return token.role in EXACT_ROLES
 
 
 def authorize_publish(token: Token, sources: Iterable[str]) -> None:
@@ -190,7 +204,7 @@ def tokens_path(data_dir: Path) -> Path:
 
 def wanted_names(feeds: Iterable[str] = ()) -> list[str]:
     """The token names the embedded default generates: every role, feed ``local`` and ``feeds``."""
-    names = [f"feed:{LOCAL_FEED}", "reader", "operator"]
+    names = [f"feed:{LOCAL_FEED}", "reader", "analyst", "operator"]
     names += [f"feed:{f}" for f in feeds if f"feed:{f}" not in names]
     return names
 

@@ -7,7 +7,8 @@
 - Operator commands talk to Redis directly (``LEDGER_REDIS_URL``, or the embedded Redis a
   ``ledger serve`` on the same data directory runs): ``replay <projection>|all [--until]``,
   ``status [--json] [--max-lag N]``, ``verify <projection>|all``, ``dlq list|show|retry|drop``,
-  ``export --out FILE``, ``import FILE`` / ``import --acled FILE.csv --feed NAME``.
+  ``export --out FILE``, ``import FILE`` / ``import --acled FILE.csv --feed NAME``,
+  ``audit [--since ISO|position] [--json]`` (who read exact community figures).
 
 Seeding and feed tokens: a feed token publishes only its own feed's events, and the
 reference scenario has events of several feeds. ``seed`` therefore picks a token per event
@@ -527,12 +528,20 @@ def export(
 ) -> None:
     """Export the log as JSON lines (position, recorded_at, type, v, event)."""
     from .ops import progress_display  # noqa: PLC0415
+    from .sealing import keyring_for  # noqa: PLC0415
     from .transfer import export_events  # noqa: PLC0415
 
     async def work(client: Any, settings: Settings) -> int:
+        keyring = keyring_for(settings.keyring, client, settings.key_prefix)
         with out.open("wb") as handle, progress_display("export", stream=sys.stderr) as progress:
             return await export_events(
-                client, settings.key_prefix, handle, start=start, end=end, progress=progress
+                client,
+                settings.key_prefix,
+                handle,
+                start=start,
+                end=end,
+                progress=progress,
+                keyring=keyring,
             )
 
     written = _run_ops(work)
@@ -575,8 +584,13 @@ def import_command(
 
     mode: OnError = "skip" if on_error == "skip" else "stop"
 
+    from .sealing import SealingStore, keyring_for  # noqa: PLC0415
+
     async def work(client: Any, settings: Settings) -> Any:
-        store = RedisEventStore(client, prefix=settings.key_prefix)
+        store = SealingStore(
+            RedisEventStore(client, prefix=settings.key_prefix),
+            keyring_for(settings.keyring, client, settings.key_prefix),
+        )
         with progress_display("import", stream=sys.stderr) as progress:
             if acled is not None:
                 with acled.open(encoding="utf-8", newline="") as handle:
@@ -613,6 +627,83 @@ def import_command(
     )
     if report.problems:
         raise typer.Exit(1)
+
+
+@main.command()
+def erase(
+    kind: Annotated[str, typer.Argument(help="incident or statement")],
+    ident: Annotated[str, typer.Argument(help="The incident's or statement's id.")],
+    reason: Annotated[
+        str, typer.Option(help="Why (recorded in the redaction event; not the text itself).")
+    ],
+) -> None:
+    """Erase an incident's or statement's private text: notes, source urls, speaker names.
+
+    Appends incident.redacted / statement.redacted (feed ledger-operator) and destroys the
+    data key: the text reads "[erased]" in the API, exports and replays from then on.
+    """
+    from events import InvalidEventError  # noqa: PLC0415
+
+    from .sealing import SealingStore, keyring_for  # noqa: PLC0415
+    from .sealing import erase as erase_text  # noqa: PLC0415
+    from .store.base import AppendRejectedError  # noqa: PLC0415
+    from .store.redis import RedisEventStore  # noqa: PLC0415
+
+    if kind not in ("incident", "statement"):
+        raise _fail(SettingsError(f"KIND must be incident or statement, got {kind!r}"), 2)
+
+    async def work(client: Any, settings: Settings) -> Any:
+        store = SealingStore(
+            RedisEventStore(client, prefix=settings.key_prefix),
+            keyring_for(settings.keyring, client, settings.key_prefix),
+        )
+        try:
+            return await erase_text(store, kind, ident, reason)  # type: ignore[arg-type]
+        except (InvalidEventError, AppendRejectedError) as exc:
+            raise LedgerError(str(exc)) from None
+
+    done = _run_ops(work)
+    _err.print(
+        f"erased {done.entity}: redaction {done.event_id} at {done.position}; "
+        + ("data key destroyed" if done.key_destroyed else "no data key was left to destroy"),
+        soft_wrap=True,
+    )
+
+
+@main.command()
+def audit(
+    since: Annotated[
+        str | None,
+        typer.Option(help="From this ISO 8601 date-time (UTC if no zone) or stream position."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object a line.")] = False,
+) -> None:
+    """Who read exact community figures: token, endpoint, filters, when (oldest first)."""
+    import msgspec  # noqa: PLC0415
+
+    from .audit import parse_since, read_audit  # noqa: PLC0415
+
+    if since is not None:
+        try:
+            parse_since(since)
+        except LedgerError as exc:
+            raise _fail(exc, 2) from None
+    entries = _run_ops(
+        lambda client, settings: read_audit(client, settings.key_prefix, since=since)
+    )
+    if as_json:
+        sys.stdout.write("".join(msgspec.json.encode(e).decode() + "\n" for e in entries))
+        return
+    for e in entries:  # one line per entry, so the trail greps
+        filters = " ".join(f"{k}={v}" for k, v in sorted(e.filters.items())) or "-"
+        _out.print(
+            f"{e.id}  {e.at:%Y-%m-%dT%H:%M:%S}Z  {e.token}  {e.endpoint}  {filters}  "
+            f"position={e.position or '-'}  lines={e.lines}",
+            highlight=False,
+            soft_wrap=True,
+            markup=False,
+        )
+    _err.print(f"{len(entries)} audit entries")
 
 
 if __name__ == "__main__":  # python -m services.cli

@@ -29,6 +29,13 @@ or pending.
 
 The group is created at id ``0`` with ``MKSTREAM`` before the broker starts, so entries
 written before the first start are consumed too (FastStream would create it at ``$``).
+
+**Private text.** A submission holds its private text (notes, urls, speaker names) in the
+clear, so an entry is deleted (``XDEL``, with its ``XACK``) once it is appended or rejected:
+the text rests sealed in the log only (:mod:`services.sealing`). The rejected stream keeps
+invalid submissions as they came, text included, for the feed's operators to read: it is
+capped (``XADD MAXLEN ~ settings.inbox_rejected_maxlen``, ``LEDGER_INBOX_REJECTED_MAXLEN``)
+and erasure does not reach it; its entries age out as new ones arrive.
 """
 
 from __future__ import annotations
@@ -165,6 +172,7 @@ class Inbox:
         self.store = store
         self.consumer = consumer
         self.allowed = frozenset(settings.inbox_feeds)
+        self.rejected_maxlen = settings.inbox_rejected_maxlen
         self.stats = InboxStats()
         self._stopping = False
         self._client = connect(redis_url)
@@ -360,7 +368,12 @@ class Inbox:
         for name, value in fields.items():
             record[b"orig." + name] = value
         try:
-            await self._client.xadd(self.keys.inbox_rejected, record)  # type: ignore[arg-type]
+            await self._client.xadd(
+                self.keys.inbox_rejected,
+                record,  # type: ignore[arg-type]
+                maxlen=self.rejected_maxlen,
+                approximate=True,
+            )
         except rexc.RedisError as exc:
             self.stats.deferred += 1
             _log.warning("inbox rejected-write failed", inbox_id=entry_id, error=str(exc))
@@ -375,8 +388,12 @@ class Inbox:
         await self._ack([entry_id])
 
     async def _ack(self, entry_ids: list[bytes]) -> None:
+        """Acknowledge the entries and delete them: their raw text must not rest here."""
         try:
-            await self._client.xack(self.keys.inbox, GROUP, *entry_ids)
+            async with self._client.pipeline(transaction=True) as pipe:
+                pipe.xack(self.keys.inbox, GROUP, *entry_ids)
+                pipe.xdel(self.keys.inbox, *entry_ids)
+                await pipe.execute()
         except rexc.RedisError as exc:
             # The work is done and idempotent: a reclaim appends duplicates or rejects again.
             _log.warning("inbox ack failed", entries=len(entry_ids), error=str(exc))

@@ -5,7 +5,7 @@
 | ``LEDGER_REDIS_URL`` | the Redis to use; unset: start an embedded one | unset |
 | ``LEDGER_HTTP_HOST`` / ``LEDGER_HTTP_PORT`` | where the HTTP API listens | 127.0.0.1 / 8000 |
 | ``LEDGER_DATA_DIR`` | embedded Redis data, generated tokens | ``./var`` |
-| ``LEDGER_TOKENS`` | ``role[:feed]=token,…`` (roles feed, reader, operator) | generated |
+| ``LEDGER_TOKENS`` | ``role[:feed]=token,…`` (roles feed, reader, analyst, operator) | generated |
 | ``LEDGER_FSYNC`` | embedded Redis AOF fsync: ``everysec`` or ``always`` | everysec |
 | ``LEDGER_KEY_PREFIX`` | prefix of every Redis key the service owns | ``ledger`` |
 | ``LEDGER_PARTITIONS`` | log partitions (hash-tagged key groups) | 1 |
@@ -14,6 +14,9 @@
 | ``LEDGER_CLAIM_IDLE_MS`` | idle time after which a pending entry is reclaimed | 30000 |
 | ``LEDGER_SNAPSHOT_EVERY`` | log entries between two as-of snapshots (``0`` turns off) | 20000 |
 | ``LEDGER_SNAPSHOT_KEEP`` | as-of snapshots kept per projection | 16 |
+| ``LEDGER_KEYRING`` | data keys of private text: ``redis`` or ``file:<dir>`` | ``redis`` |
+| ``LEDGER_INBOX_REJECTED_MAXLEN`` | about how many entries the rejected stream keeps | 10000 |
+| ``LEDGER_SUPPRESSION_K`` | community lines below it are withheld from readers (1-1000) | 5 |
 """
 
 from __future__ import annotations
@@ -28,8 +31,8 @@ import msgspec
 
 from .errors import SettingsError
 
-Role = Literal["feed", "reader", "operator"]
-ROLES: tuple[Role, ...] = ("feed", "reader", "operator")
+Role = Literal["feed", "reader", "analyst", "operator"]
+ROLES: tuple[Role, ...] = ("feed", "reader", "analyst", "operator")
 _FEED = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 
 
@@ -65,6 +68,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     claim_idle_ms: int = 30_000
     snapshot_every: int = 20_000
     snapshot_keep: int = 16
+    keyring: str = "redis"
+    inbox_rejected_maxlen: int = 10_000
+    suppression_k: int = 5
 
     @property
     def embedded(self) -> bool:
@@ -116,6 +122,13 @@ def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str,
     return value
 
 
+def _keyring(env: Mapping[str, str]) -> str:
+    value = env.get("LEDGER_KEYRING") or "redis"
+    if value != "redis" and not (value.startswith("file:") and len(value) > len("file:")):
+        raise SettingsError(f"LEDGER_KEYRING must be redis or file:<dir>, got {value!r}")
+    return value
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Read the settings from ``env`` (default: the process environment).
 
@@ -148,4 +161,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         claim_idle_ms=_int(env, "LEDGER_CLAIM_IDLE_MS", 30_000, 100, 86_400_000),
         snapshot_every=_int(env, "LEDGER_SNAPSHOT_EVERY", 20_000, 0, 100_000_000),
         snapshot_keep=_int(env, "LEDGER_SNAPSHOT_KEEP", 16, 1, 10_000),
+        keyring=_keyring(env),
+        inbox_rejected_maxlen=_int(env, "LEDGER_INBOX_REJECTED_MAXLEN", 10_000, 1, 100_000_000),
+        suppression_k=_int(env, "LEDGER_SUPPRESSION_K", 5, 1, 1000),
     )

@@ -65,7 +65,11 @@ from events import (
     AnyEvent,
     CodecError,
     InvalidEventError,
+    Position,
     Problem,
+    Recorded,
+    encode,
+    from_fields,
     iso3_countries,
     parse_submission,
     recorded_at_of,
@@ -73,6 +77,7 @@ from events import (
 
 from .errors import LedgerError
 from .replay import ProgressCallback
+from .sealing import Keyring, open_records
 from .store.base import AppendRejectedError, ConflictError, EventStore
 from .store.keys import Keys
 
@@ -162,8 +167,14 @@ async def export_events(
     start: str | None = None,
     end: str | None = None,
     progress: ProgressCallback | None = None,
+    keyring: Keyring | None = None,
 ) -> int:
-    """Write the log (positions ``start``..``end``, both included) as JSON lines; the count."""
+    """Write the log (positions ``start``..``end``, both included) as JSON lines; the count.
+
+    With ``keyring`` the private text of sealed events is restored (``"[erased]"`` where an
+    operator erased it, see :mod:`services.sealing`); without, events are written as stored,
+    with placeholders, and an import of the file would not bring the text back.
+    """
     log = Keys(prefix).log
     total = int(await client.xlen(log))
     written = 0
@@ -176,6 +187,9 @@ async def export_events(
             if data is None:
                 continue
             position = _text(ident)
+            blob = fields.get("sealed")
+            if keyring is not None and blob is not None:
+                data = await _unsealed_data(keyring, position, fields, _text(blob))
             line = _Line(
                 position=position,
                 recorded_at=recorded_at_of(position),
@@ -190,6 +204,19 @@ async def export_events(
         if len(page) < _PAGE:
             return written
         low = f"({_text(page[-1][0])}"
+
+
+async def _unsealed_data(
+    keyring: Keyring, position: str, fields: Mapping[str, Any], blob: str
+) -> bytes:
+    """The event JSON of a sealed entry with its private text restored."""
+    try:
+        event = from_fields(fields)
+    except CodecError as exc:
+        raise CodecError(f"log entry {position}: {exc}") from exc
+    recorded = Recorded(Position(position), recorded_at_of(position), event, blob)
+    (opened,) = await open_records(keyring, [recorded])
+    return encode(opened.recorded.event)
 
 
 # --- import ------------------------------------------------------------------------------------

@@ -74,6 +74,7 @@ from ..store.base import (
 from ..store.redis import RedisEventStore
 from .admin import ADMIN_ROUTES, AdminDeps
 from .dashboard import dashboard_routes
+from .erase import ERASE_ROUTES
 from .read import ReadSide, read_router, refresh_quietly
 
 log = structlog.get_logger(__name__)
@@ -472,6 +473,7 @@ def build_http_app(
             *dashboard_routes(),
             read_router(),
             *(ADMIN_ROUTES if admin is not None else []),
+            *(ERASE_ROUTES if admin is not None else []),
         ],
         state=State({"ledger": deps, "read": read, "ledger_admin": admin}),
         middleware=[request_context, live_query_token],

@@ -1,7 +1,7 @@
 """The query API of the read side: the stored views, their freshness, and as-of answers.
 
-Every endpoint needs a ``reader`` or ``operator`` bearer token (401 without one, 403 for a
-feed token) and answers JSON:
+Every endpoint needs a ``reader``, ``analyst`` or ``operator`` bearer token (401 without one,
+403 for a feed token) and answers JSON:
 
 =========================================================== ==================================
 ``GET /v1/projections/community-victims``                    the dead by community
@@ -26,6 +26,17 @@ answer is then the pure fold of the events recorded at or before it (:mod:`servi
 ``position`` the last log position at or before it, ``lag`` 0 and ``as_of`` echoes it
 (``null`` otherwise). Date filters (``week``, ``from``, ``to``) act on when incidents
 occurred; ``as_of`` on when the ledger learnt of them.
+
+**Data protection.** Community figures are special-category data. A ``reader`` gets every
+community-victims answer (as-of included) through :func:`projections.suppression.protected_query`:
+lines that could single out a small group come back with ``low``/``best``/``high``/
+``incidents`` null and ``suppressed: true``, and ``unattributed`` null with
+``unattributed_suppressed: true`` whenever a line is withheld; ``suppression_k`` says the
+threshold applied. A reader's ``GET /v1/incidents/{id}`` leaves out the incident's own
+community lines (``victims`` empty, every history entry's ``victims`` null,
+``victims_suppressed: true``). An ``analyst`` or ``operator`` gets exact figures
+(``suppression_k`` null), and each such answer holding community lines is first recorded in
+the audit stream (:mod:`services.audit`); if that write fails, the request fails.
 
 **Errors.** A bad query parameter answers 422 ``{"error": "invalid", "errors": [{"field",
 "message"}]}`` naming the parameter; an unknown incident or projection 404; Redis not
@@ -59,14 +70,18 @@ from projections import alignment as alignment_projection
 from projections import community_victims as victims_projection
 from projections import country_stance as stance_projection
 from projections import incidents as incidents_projection
-from projections.community_victims import CommunityRow, Figures
+from projections.community_victims import Figures
 from projections.country_stance import TimelineEntry
 from projections.incidents import IncidentRow, IncidentView
+from projections.suppression import DEFAULT_K, ProtectedAnswer, ShownRow, exact, protected_query
 
 from ..asof import AsOfReader, InvalidAsOfError, parse_as_of
-from ..auth import PermissionDeniedError
+from ..audit import record_read
+from ..auth import READ_ROLES, PermissionDeniedError, sees_exact
 from ..freshness import lag_after
 from ..metrics import ReadMetrics
+from ..reveal import reveal_incident, reveal_timeline
+from ..settings import Token
 from ..store.keys import Keys
 from ..views import load_checkpoint, load_kind, load_view
 from .live import LiveHub
@@ -152,7 +167,8 @@ class ReadSide:
     """Everything the read endpoints use, kept in ``app.state.read``.
 
     ``projector_state`` tells ``/readyz`` whether this process's projectors run (``None``:
-    the process does not run them).
+    the process does not run them). ``suppression_k`` is the threshold of the community
+    figures readers get (``LEDGER_SUPPRESSION_K``).
     """
 
     def __init__(
@@ -162,9 +178,13 @@ class ReadSide:
         *,
         projector_state: ProjectorState | None = None,
         live: LiveHub | None = None,
+        suppression_k: int = DEFAULT_K,
     ) -> None:
+        if suppression_k < 1:
+            raise ValueError(f"suppression_k must be at least 1, got {suppression_k}")
         self.client = client
         self.prefix = prefix
+        self.suppression_k = suppression_k
         self.keys = Keys(prefix)
         self.views = ViewReader(client, prefix)
         self.asof = AsOfReader(client, prefix)
@@ -222,10 +242,18 @@ def _side(request: Request[Any, Any, Any]) -> ReadSide:
 
 
 def require_reader(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-    """Guard: a reader or operator bearer token (401 without a valid one, 403 for a feed)."""
-    token = connection.app.state.ledger.auth.authenticate(connection.headers.get("authorization"))
-    if token.role not in ("reader", "operator"):
+    """Guard: a reader, analyst or operator token (401 without a valid one, 403 for a feed)."""
+    _token(connection)
+
+
+def _token(connection: ASGIConnection[Any, Any, Any, Any]) -> Token:
+    """The caller's token, checked to be one that may read."""
+    token: Token = connection.app.state.ledger.auth.authenticate(
+        connection.headers.get("authorization")
+    )
+    if token.role not in READ_ROLES:
         raise PermissionDeniedError(f"a {token.role} token may not read; use a reader token")
+    return token
 
 
 # --- answer bodies ------------------------------------------------------------------------------
@@ -253,15 +281,23 @@ class NotFound(msgspec.Struct, frozen=True):
 
 
 class VictimsBody(msgspec.Struct, frozen=True, kw_only=True):
-    """The dead by community under the filters, by ``best`` descending."""
+    """The dead by community under the filters, by ``best`` descending.
+
+    For a reader, lines that could single out a small group are withheld (numbers null,
+    ``suppressed`` true, listed last by name), and ``unattributed`` is null with
+    ``unattributed_suppressed`` true whenever a line is; ``suppression_k`` is the threshold
+    applied (null: the figures are exact).
+    """
 
     position: str | None
     lag: int
     as_of: dt.datetime | None
     total: Figures
-    unattributed: Figures
+    unattributed: Figures | None
+    unattributed_suppressed: bool
     incidents: int
-    communities: list[CommunityRow]
+    communities: list[ShownRow]
+    suppression_k: int | None
 
 
 class StanceItem(msgspec.Struct, frozen=True, kw_only=True):
@@ -329,11 +365,16 @@ class IncidentsPage(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class IncidentBody(msgspec.Struct, frozen=True, kw_only=True):
-    """One incident as it stands, with its history."""
+    """One incident as it stands, with its history.
+
+    ``victims_suppressed`` is true when the incident's community lines were left out (for a
+    reader: ``victims`` empty and every history entry's ``victims`` null).
+    """
 
     position: str | None
     lag: int
     incident: IncidentView
+    victims_suppressed: bool = False
 
 
 _ERRORS: Final = {
@@ -404,31 +445,73 @@ async def community_victims(
     ] = None,
     as_of: AsOf = None,
 ) -> VictimsBody:
-    """The dead by community, sorted by ``best`` descending."""
+    """The dead by community, sorted by ``best`` descending (suppressed for readers)."""
     side = _side(request)
+    token = _token(request)
+    cleared = sees_exact(token)
     kind = "community" if status is None else "line"
     state, position, lag, at = await side.answer_state(
         PROJECTIONS[victims_projection.NAME], ("total", kind), as_of
     )
-    answer = victims_projection.query(
-        state,
-        country=country,
-        adm1=adm1,
-        week=week,
-        date_from=date_from,
-        date_to=date_to,
-        status=status,
-        min_grading=min_grading,
-    )
+    filters: dict[str, Any] = {
+        "country": country,
+        "adm1": adm1,
+        "week": week,
+        "date_from": date_from,
+        "date_to": date_to,
+        "status": status,
+        "min_grading": min_grading,
+    }
+    answer: ProtectedAnswer
+    if cleared:
+        answer = exact(victims_projection.query(state, **filters))
+        if answer.communities:
+            await _audit(
+                side,
+                token,
+                "GET /v1/projections/community-victims",
+                {**{_QUERY_NAMES.get(n, n): v for n, v in filters.items()}, "as_of": as_of},
+                position=position,
+                as_of=as_of,
+                lines=len(answer.communities),
+            )
+    else:
+        answer = protected_query(state, side.suppression_k, **filters)
     return VictimsBody(
         position=_iso(position),
         lag=lag,
         as_of=at,
         total=answer.total,
         unattributed=answer.unattributed,
+        unattributed_suppressed=answer.unattributed_suppressed,
         incidents=answer.incidents,
         communities=answer.communities,
+        suppression_k=None if cleared else side.suppression_k,
     )
+
+
+async def _audit(
+    side: ReadSide,
+    token: Token,
+    endpoint: str,
+    filters: Mapping[str, object],
+    *,
+    position: Position | None,
+    as_of: str | None,
+    lines: int,
+) -> None:
+    """Record an answer with exact community figures before it is sent."""
+    ident = await record_read(
+        side.client,
+        side.prefix,
+        token=token,
+        endpoint=endpoint,
+        filters=filters,
+        position=_iso(position),
+        as_of=as_of,
+        lines=lines,
+    )
+    log.info("read.audited", audit_id=ident, principal=token.name, endpoint=endpoint)
 
 
 @get(
@@ -495,6 +578,7 @@ async def country_timeline(
         PROJECTIONS[stance_projection.NAME], ("timeline",), as_of
     )
     entries = stance_projection.timeline(state, country, subject=subject)
+    entries = await reveal_timeline(request.app.state.ledger.store, country, entries)
     return TimelineBody(
         position=_iso(position),
         lag=lag,
@@ -593,12 +677,37 @@ async def get_incident(
     request: Request[Any, Any, Any],
     incident_id: Annotated[str, PathParameter(description="the incident's id")],
 ) -> IncidentBody:
-    """The incident and its history; 404 when no event named it."""
+    """The incident and its history; 404 when no event named it.
+
+    A reader gets it without the incident's community lines.
+    """
     side = _side(request)
+    token = _token(request)
     state, position, lag = await side.current(PROJECTIONS[incidents_projection.NAME], ("incident",))
     view = incidents_projection.get(state, incident_id)
     if view is None:
         raise NotFoundException(f"no incident {incident_id!r}")
+    view = await reveal_incident(request.app.state.ledger.store, view)
+    lines = len(view.victims) + sum(len(h.victims or ()) for h in view.history)
+    if not sees_exact(token):
+        history = tuple(
+            msgspec.structs.replace(h, victims=None) if h.victims is not None else h
+            for h in view.history
+        )
+        view = msgspec.structs.replace(view, victims=(), history=history)
+        return IncidentBody(
+            position=_iso(position), lag=lag, incident=view, victims_suppressed=True
+        )
+    if lines:
+        await _audit(
+            side,
+            token,
+            "GET /v1/incidents/{incident_id}",
+            {"incident_id": incident_id},
+            position=position,
+            as_of=None,
+            lines=lines,
+        )
     return IncidentBody(position=_iso(position), lag=lag, incident=view)
 
 

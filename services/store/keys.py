@@ -6,13 +6,15 @@ partition stays on one cluster slot:
 
 | key | type | holds |
 |---|---|---|
-| ``<prefix>:{p0}:log`` | stream | the events (fields ``type``, ``event_id``, ``v``, ``data``) |
+| ``<prefix>:{p0}:log`` | stream | events: ``type``, ``event_id``, ``v``, ``data`` [, ``sealed``] |
 | ``<prefix>:{p0}:ids`` | hash | event_id → position (the idempotency index) |
 | ``<prefix>:{p0}:entities`` | hash | entity → ``version|status[|into]`` |
 | ``<prefix>:{p0}:history`` | hash | entity → space-separated positions of its events |
 | ``<prefix>:inbox`` | stream | raw submissions of Redis-native feeds |
 | ``<prefix>:inbox:rejected`` | stream | invalid submissions with their problems |
 | ``<prefix>:dlq`` | stream | entries the projectors could not apply |
+| ``<prefix>:audit`` | stream | who read exact community figures, where, when (never trimmed) |
+| ``<prefix>:keys`` | hash | entity → data key (``LEDGER_KEYRING=redis``; ``services.sealing``) |
 | ``<prefix>:{view:<name>:v<version>}:<kind>`` | hash | document id → JSON document |
 | ``<prefix>:{view:<name>:v<version>}:meta`` | hash | ``position`` = the view's checkpoint |
 | ``<prefix>:lease:<name>:v<version>`` | string | the projector holding a view's lease |
@@ -118,6 +120,16 @@ class Keys(msgspec.Struct, frozen=True):
     def dlq(self) -> str:
         """The dead-letter stream of the projectors."""
         return f"{self.prefix}:dlq"
+
+    @property
+    def audit(self) -> str:
+        """The audit stream of exact community figures read (never trimmed by the service)."""
+        return f"{self.prefix}:audit"
+
+    @property
+    def keyring(self) -> str:
+        """The hash entity → data key of the Redis keyring (kept apart from the log)."""
+        return f"{self.prefix}:keys"
 
     # --- views -------------------------------------------------------------------------------
 

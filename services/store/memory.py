@@ -17,14 +17,18 @@ import time
 from collections.abc import Sequence
 from typing import Literal, cast
 
+import msgspec
+
 from events import (
     AnyEvent,
     IncidentMerged,
+    IncidentRedacted,
     IncidentReported,
     IncidentRetracted,
     Position,
     Recorded,
     StatementIssued,
+    StatementRedacted,
     StatementRetracted,
     from_fields,
     normalise,
@@ -40,8 +44,9 @@ __all__ = ["START", "InMemoryEventStore", "Op", "conflict", "op_of", "rejection"
 START = Position("0-0")
 """The position before the first event."""
 
-Op = Literal["create", "revise", "retract", "merge"]
-"""What an event does to its entity: create it, revise it, retract it, merge it away."""
+Op = Literal["create", "revise", "retract", "merge", "redact"]
+"""What an event does to its entity: create it, revise it, retract it, merge it away, or
+redact its private text (allowed whatever the entity's status, which it keeps)."""
 
 
 def op_of(event: AnyEvent) -> Op:
@@ -52,6 +57,8 @@ def op_of(event: AnyEvent) -> Op:
         return "retract"
     if isinstance(event, IncidentMerged):
         return "merge"
+    if isinstance(event, IncidentRedacted | StatementRedacted):
+        return "redact"
     return "revise"
 
 
@@ -164,6 +171,10 @@ class InMemoryEventStore:
                 changed[event.entity] = EntityState(1, "live")
                 plan.append(None)
                 continue
+            if op == "redact" and state is not None:  # erasure reaches every status
+                changed[event.entity] = msgspec.structs.replace(state, version=version + 1)
+                plan.append(None)
+                continue
             if state is None or state.status != "live":
                 status = "missing" if state is None else state.status
                 into = None if state is None else state.merged_into
@@ -184,11 +195,20 @@ class InMemoryEventStore:
             plan.append(None)
         return plan, changed
 
-    async def append(self, events: Sequence[AnyEvent]) -> list[Appended]:
-        """Append a batch atomically (see :class:`~services.store.base.EventStore`)."""
+    async def append(
+        self, events: Sequence[AnyEvent], *, sealed: Sequence[str | None] | None = None
+    ) -> list[Appended]:
+        """Append a batch atomically (see :class:`~services.store.base.EventStore`).
+
+        ``sealed`` gives per event the sealed private text its entry keeps beside it (see
+        :mod:`services.sealing`); ``None`` for none.
+        """
+        if sealed is not None and len(sealed) != len(events):
+            raise ValueError(f"{len(sealed)} sealed blobs for {len(events)} events")
         plan, changed = self._check(events)
         answers: list[Appended] = []
-        for event, step in zip(events, plan, strict=True):
+        blobs = sealed if sealed is not None else [None] * len(events)
+        for event, step, blob in zip(events, plan, blobs, strict=True):
             event_id = str(event.event_id)
             if isinstance(step, int):
                 answers.append(Appended(event_id, answers[step].position, "duplicate"))
@@ -198,7 +218,7 @@ class InMemoryEventStore:
                 continue
             position = self._next_position()
             stored = from_fields(to_fields(stored_form(event)))
-            self._log.append(Recorded(position, recorded_at_of(position), stored))
+            self._log.append(Recorded(position, recorded_at_of(position), stored, blob or None))
             self._keys.append(position_key(position))
             self._ids[event_id] = position
             at = len(self._log) - 1

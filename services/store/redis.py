@@ -45,18 +45,19 @@ __all__ = ["APPEND_SCRIPT", "RedisEventStore", "connect"]
 SOCKET_TIMEOUT = 1.0
 """Seconds a command or a connection attempt may take before the store gives up."""
 
-_ARGS_PER_EVENT = 9
+_ARGS_PER_EVENT = 10
 
 APPEND_SCRIPT = """
 -- KEYS: log, ids, entities, history of one partition.
--- ARGV, 9 per event: type, event_id, v, data, entity, expected_version ('' for none),
---   op (create|revise|retract|merge), into entity ('' unless a merge), into id.
+-- ARGV, 10 per event: type, event_id, v, data, entity, expected_version ('' for none),
+--   op (create|revise|retract|merge|redact), into entity ('' unless a merge), into id,
+--   sealed (the sealed private text, '' for none: the entry then has no sealed field).
 -- Returns {'ok', flags, pos1, pos2, ...} with flags one letter per event (a: appended,
 -- d: duplicate), or the first problem with nothing written:
 --   {'conflict', index, entity, current_version, 'version'|'exists'}
 --   {'rejected', index, 'self'|'into', status, merged_into}
 local log, ids, entities, history = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local W = 9
+local W = 10
 local n = #ARGV / W
 local states = {}
 
@@ -105,6 +106,8 @@ for i = 1, n do
           return {'conflict', i - 1, entity, s[1], 'exists'}
         end
         s[2] = 'live'
+      elseif op == 'redact' and s[2] ~= 'missing' then
+        -- erasure reaches an incident whatever its status, and keeps the status
       else
         if s[2] ~= 'live' then
           return {'rejected', i - 1, 'self', s[2], s[3]}
@@ -150,8 +153,13 @@ for i = 1, n do
   local d = dup[i]
   local pos
   if d == nil then
-    pos = redis.call('XADD', log, '*', 'type', ARGV[b + 1], 'event_id', ARGV[b + 2],
-      'v', ARGV[b + 3], 'data', ARGV[b + 4])
+    if ARGV[b + 10] == '' then
+      pos = redis.call('XADD', log, '*', 'type', ARGV[b + 1], 'event_id', ARGV[b + 2],
+        'v', ARGV[b + 3], 'data', ARGV[b + 4])
+    else
+      pos = redis.call('XADD', log, '*', 'type', ARGV[b + 1], 'event_id', ARGV[b + 2],
+        'v', ARGV[b + 3], 'data', ARGV[b + 4], 'sealed', ARGV[b + 10])
+    end
     redis.call('HSET', ids, ARGV[b + 2], pos)
     remember(ARGV[b + 5], pos)
     if ARGV[b + 7] == 'merge' then
@@ -248,9 +256,12 @@ class RedisEventStore:
     # --- append ------------------------------------------------------------------------
 
     @staticmethod
-    def _args(events: Sequence[AnyEvent]) -> list[str | bytes]:
+    def _args(
+        events: Sequence[AnyEvent], sealed: Sequence[str | None] | None = None
+    ) -> list[str | bytes]:
         args: list[str | bytes] = []
-        for event in events:
+        blobs = sealed if sealed is not None else [None] * len(events)
+        for event, blob in zip(events, blobs, strict=True):
             fields = to_fields(stored_form(event))
             expected = event.expected_version
             if isinstance(event, IncidentMerged):
@@ -267,18 +278,27 @@ class RedisEventStore:
                 op_of(event),
                 into_entity,
                 into,
+                blob or "",
             ]
         return args
 
-    async def append(self, events: Sequence[AnyEvent]) -> list[Appended]:
-        """Append a batch atomically, in one script call (see the module docstring)."""
+    async def append(
+        self, events: Sequence[AnyEvent], *, sealed: Sequence[str | None] | None = None
+    ) -> list[Appended]:
+        """Append a batch atomically, in one script call (see the module docstring).
+
+        ``sealed`` gives per event the sealed private text its entry keeps in the field
+        ``sealed`` (see :mod:`services.sealing`); ``None`` for none.
+        """
+        if sealed is not None and len(sealed) != len(events):
+            raise ValueError(f"{len(sealed)} sealed blobs for {len(events)} events")
         if not events:
             return []
         keys = self.keys
         reply = await self._call(
             self._append,
             keys=[keys.log, keys.ids, keys.entities, keys.history],
-            args=self._args(events),
+            args=self._args(events, sealed),
         )
         head = _str(reply[0])
         if head == "ok":
@@ -306,11 +326,13 @@ class RedisEventStore:
     def _recorded(entry: Any) -> Recorded:
         """Decode one ``(id, fields)`` stream entry."""
         position = Position(_str(entry[0]))
+        fields = entry[1]
         try:
-            event = from_fields(entry[1])
+            event = from_fields(fields)
         except CodecError as exc:
             raise CodecError(f"log entry {position}: {exc}") from exc
-        return Recorded(position, recorded_at_of(position), event)
+        blob = fields.get(b"sealed") or fields.get("sealed")
+        return Recorded(position, recorded_at_of(position), event, _str(blob) if blob else None)
 
     async def read(self, after: Position = START, count: int = 1000) -> list[Recorded]:
         """Up to ``count`` events strictly after ``after``, in log order."""

@@ -3,12 +3,12 @@
 The routes are enumerated from the Litestar app that :func:`services.app.build_app` wires,
 so a route added without an entry in :data:`POLICY` fails :class:`TestPolicyCoversEveryRoute`.
 Each (route, method) is then called with no token, an unknown token, a feed token, a reader
-token and an operator token, and must answer what its policy says:
+token, an analyst token and an operator token, and must answer what its policy says:
 
 - ``public``: never 401/403, whoever asks;
-- ``publish``: feed tokens only (reader and operator 403, no or unknown token 401);
-- ``read``: reader or operator (feed 403, no or unknown token 401);
-- ``operator``: operator only (feed and reader 403, no or unknown token 401).
+- ``publish``: feed tokens only (reader, analyst and operator 403, no or unknown token 401);
+- ``read``: reader, analyst or operator (feed 403, no or unknown token 401);
+- ``operator``: operator only (feed, reader and analyst 403, no or unknown token 401).
 
 Allowed callers must not get 401/403 (the handler may still answer 404 for an unknown id or
 422 for a missing query parameter: that is past authorisation). Refused callers must get
@@ -39,13 +39,14 @@ from services.settings import Settings, Token
 from tests.factories import reported
 
 Access = Literal["public", "publish", "read", "operator"]
-Caller = Literal["none", "wrong", "feed", "reader", "operator"]
-CALLERS: tuple[Caller, ...] = ("none", "wrong", "feed", "reader", "operator")
+Caller = Literal["none", "wrong", "feed", "reader", "analyst", "operator"]
+CALLERS: tuple[Caller, ...] = ("none", "wrong", "feed", "reader", "analyst", "operator")
 
 SECRETS: dict[Caller, str] = {
     "wrong": "wrong-token-0123456789abcdefghij",
     "feed": "feed-sohr-token-0123456789abcdef",
     "reader": "reader-token-0123456789abcdef012",
+    "analyst": "analyst-token-0123456789abcdef01",
     "operator": "operator-token-0123456789abcdef0",
 }
 OTHER_FEED = "feed-acled-token-0123456789abcde"
@@ -53,6 +54,7 @@ TOKENS = (
     Token(role="feed", secret=SECRETS["feed"], feed="sohr"),
     Token(role="feed", secret=OTHER_FEED, feed="acled"),
     Token(role="reader", secret=SECRETS["reader"]),
+    Token(role="analyst", secret=SECRETS["analyst"]),
     Token(role="operator", secret=SECRETS["operator"]),
 )
 
@@ -72,7 +74,7 @@ POLICY: list[tuple[str, str, Access]] = [
 ALLOWED: dict[Access, set[Caller]] = {
     "public": set(CALLERS),
     "publish": {"feed"},
-    "read": {"reader", "operator"},
+    "read": {"reader", "analyst", "operator"},
     "operator": {"operator"},
 }
 
@@ -246,7 +248,7 @@ class TestPublishing:
         assert response.json()["index"] == 1
         assert await service.store.length() == 0
 
-    @pytest.mark.parametrize("caller", ["reader", "operator"])
+    @pytest.mark.parametrize("caller", ["reader", "analyst", "operator"])
     async def test_reader_and_operator_cannot_publish_even_valid_events(
         self, http: httpx.AsyncClient, service: Service, caller: Caller
     ) -> None:

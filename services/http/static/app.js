@@ -249,36 +249,71 @@
   async function loadVictims() {
     const answer = await api("/v1/projections/community-victims", victimFilters());
     const total = answer.total || { low: 0, best: 0, high: 0 };
+    const withheldRest = Boolean(answer.unattributed_suppressed);
     const unattributed = answer.unattributed || { low: 0, best: 0, high: 0 };
     const communities = answer.communities || [];
+    const k = answer.suppression_k;
     $("victims-total").textContent = fmt(total.best);
     $("victims-total-range").textContent = range(total);
-    $("victims-unattributed").textContent = fmt(unattributed.best);
-    $("victims-unattributed-range").textContent = range(unattributed);
+    $("victims-unattributed").textContent = withheldRest ? SUPPRESSED : fmt(unattributed.best);
+    $("victims-unattributed-range").textContent = withheldRest ? "" : range(unattributed);
     $("victims-communities").textContent = fmt(communities.length);
 
     const rows = communities.map((c) => ({ label: words(c.community), ...c }));
-    if (unattributed.best || unattributed.high || unattributed.low) {
+    if (withheldRest) {
+      rows.push({ label: "not attributed", suppressed: true, unattributed: true });
+    } else if (unattributed.best || unattributed.high || unattributed.low) {
       rows.push({ label: "not attributed", ...unattributed, incidents: null, unattributed: true });
     }
-    drawRangeChart("victims", "victims-chart", rows, { horizontal: true });
+    // Withheld lines have no numbers to draw: the chart shows the exact ones, the table all.
+    drawRangeChart("victims", "victims-chart", rows.filter((r) => !r.suppressed), { horizontal: true });
+    const why = suppressedWhy(k);
     fillBody(
       $("victims-table"),
       rows.map((r) =>
         el(
           "tr",
-          { "data-community": r.unattributed ? "" : r.community },
+          {
+            "data-community": r.unattributed ? "" : r.community,
+            ...(r.suppressed ? { "data-suppressed": "true", class: "suppressed" } : {}),
+          },
           el("th", { scope: "row", text: r.label }),
-          numCell(r.low),
-          numCell(r.best),
-          numCell(r.high),
-          el("td", { class: "num", text: r.incidents === null ? "–" : fmt(r.incidents) }),
+          ...(r.suppressed
+            ? [el("td", { class: "num suppressed-cell", colspan: 4, title: why, text: `${SUPPRESSED} (< ${fmt(k)})` })]
+            : [
+                numCell(r.low),
+                numCell(r.best),
+                numCell(r.high),
+                el("td", { class: "num", text: r.incidents === null ? "–" : fmt(r.incidents) }),
+              ]),
         ),
       ),
       "No victims under these filters.",
       5,
     );
+    setSuppressionNote(rows.some((r) => r.suppressed) ? why : "");
     setFreshness("panel-victims", answer);
+  }
+
+  const SUPPRESSED = "suppressed";
+
+  // Why a line is withheld from this token (readers get small counts suppressed).
+  function suppressedWhy(k) {
+    return (
+      `Withheld to protect small groups: the line includes a count below ${fmt(k)} ` +
+      "(one community and status, in one place, day and grading), or would let one be " +
+      "recomputed. An analyst token shows exact figures."
+    );
+  }
+
+  function setSuppressionNote(text) {
+    let note = $("victims-suppression-note");
+    if (!note) {
+      note = el("p", { id: "victims-suppression-note", class: "meta suppression-note", role: "note" });
+      $("victims-table").after(note);
+    }
+    note.textContent = text;
+    note.hidden = !text;
   }
 
   // --- weekly series ----------------------------------------------------------------------

@@ -1,0 +1,154 @@
+"""The audit trail of exact community figures: who read them, through which endpoint, when.
+
+Exact counts of the dead by community are special-category data (GDPR Art. 9). Every answer
+that carries them to a cleared role (``analyst`` or ``operator``; readers get them
+suppressed, see :mod:`projections.suppression`) is recorded in the stream
+``<prefix>:audit`` (:attr:`~services.store.keys.Keys.audit`) *before* the answer is sent: when
+the record cannot be written the request fails (503, like any Redis outage) and nothing is
+disclosed unrecorded.
+
+The service only ever appends to the stream: no ``MAXLEN``, no ``XTRIM``, no ``XDEL``. Keeping
+or archiving it is the data controller's decision, not the service's.
+
+An entry's fields (all strings): ``token`` (the token's name, e.g. ``analyst``; never its
+secret), ``role``, ``endpoint`` (``GET`` and the route's path template), ``filters`` (a JSON
+object of the query and path parameters that were given), ``position`` (the log position
+answered from, empty when none), ``as_of`` (empty unless asked) and ``lines`` (how many
+exact community lines the answer held). The entry id gives the time to the millisecond.
+
+``ledger audit [--since ISO|position] [--json]`` lists the trail (:func:`read_audit`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Mapping
+from typing import Final
+
+import msgspec
+import redis.asyncio as aioredis
+
+from events import recorded_at_of
+
+from .errors import LedgerError
+from .settings import Token
+from .store.keys import Keys
+
+__all__ = ["AuditEntry", "InvalidSinceError", "parse_since", "read_audit", "record_read"]
+
+PAGE: Final = 1000
+"""Entries read per ``XRANGE`` call."""
+_POSITION: Final = re.compile(r"^\d{1,20}(-\d{1,20})?$")
+
+
+class InvalidSinceError(LedgerError):
+    """Raised when ``--since`` is neither an ISO 8601 date-time nor a stream position."""
+
+
+class AuditEntry(msgspec.Struct, frozen=True, kw_only=True):
+    """One answer that carried exact community figures."""
+
+    id: str
+    at: dt.datetime
+    token: str
+    role: str
+    endpoint: str
+    filters: dict[str, str]
+    position: str | None
+    as_of: str | None
+    lines: int
+
+
+async def record_read(
+    client: aioredis.Redis,
+    prefix: str,
+    *,
+    token: Token,
+    endpoint: str,
+    filters: Mapping[str, object],
+    position: str | None,
+    as_of: str | None = None,
+    lines: int,
+) -> str:
+    """Append the record of one answer with exact figures; its entry id."""
+    given = {name: str(value) for name, value in filters.items() if value is not None}
+    fields = {
+        "token": token.name,
+        "role": token.role,
+        "endpoint": endpoint,
+        "filters": msgspec.json.encode(given).decode(),
+        "position": position or "",
+        "as_of": as_of or "",
+        "lines": str(lines),
+    }
+    ident = await client.xadd(Keys(prefix).audit, fields)  # type: ignore[arg-type]
+    return ident.decode() if isinstance(ident, bytes) else str(ident)
+
+
+def parse_since(text: str) -> str:
+    """The first stream id at or after ``text``: a position (``ms[-seq]``) or ISO date-time.
+
+    A date-time without a zone is taken as UTC. Raises :class:`InvalidSinceError`.
+    """
+    text = text.strip()
+    if _POSITION.match(text):
+        return text if "-" in text else f"{text}-0"
+    try:
+        moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidSinceError(
+            f"--since must be an ISO 8601 date-time or a stream position, got {text!r}"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    millis = int(moment.timestamp() * 1000)
+    return f"{max(millis, 0)}-0"
+
+
+def _text(fields: Mapping[bytes | str, bytes | str], name: str) -> str:
+    value = fields.get(name.encode(), fields.get(name, b""))
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _entry(ident: bytes | str, fields: Mapping[bytes | str, bytes | str]) -> AuditEntry:
+    position = ident.decode() if isinstance(ident, bytes) else str(ident)
+    raw_filters = _text(fields, "filters") or "{}"
+    try:
+        filters = msgspec.json.decode(raw_filters, type=dict[str, str])
+    except msgspec.ValidationError:  # written by this module, so never; shown as is otherwise
+        filters = {"raw": raw_filters}
+    lines = _text(fields, "lines")
+    return AuditEntry(
+        id=position,
+        at=recorded_at_of(position),
+        token=_text(fields, "token"),
+        role=_text(fields, "role"),
+        endpoint=_text(fields, "endpoint"),
+        filters=filters,
+        position=_text(fields, "position") or None,
+        as_of=_text(fields, "as_of") or None,
+        lines=int(lines) if lines.isdigit() else 0,
+    )
+
+
+async def read_audit(
+    client: aioredis.Redis, prefix: str, *, since: str | None = None, limit: int | None = None
+) -> list[AuditEntry]:
+    """The audit entries from ``since`` on (see :func:`parse_since`; default: all), oldest
+    first, at most ``limit``."""
+    start = "-" if since is None else parse_since(since)
+    key = Keys(prefix).audit
+    found: list[AuditEntry] = []
+    while limit is None or len(found) < limit:
+        page = PAGE if limit is None else min(PAGE, limit - len(found))
+        batch = await client.xrange(key, min=start, max="+", count=page)
+        if not batch:
+            break
+        found += [_entry(ident, fields) for ident, fields in batch if ident and fields]
+        last = found[-1].id
+        ms, _, seq = last.partition("-")
+        start = f"{ms}-{int(seq) + 1}"
+        if len(batch) < page:
+            break
+    return found

@@ -1,0 +1,74 @@
+"""The dashboard shows a reader's withheld community lines as suppressed, never as zeros.
+
+Same service and browser as ``test_dashboard.py`` (its fixtures are reused): the reference
+scenario with its revision naming alawite (1,000) and christian (25) civilians, plus one small
+incident in Tartus naming 2 druze civilians. The reader's victims
+panel must list druze as "suppressed (< 5)", with the "not attributed" line withheld too and
+a note saying why, while the large lines stay exact.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING
+
+from events import Place, VictimLine
+from services.reference import MONITOR_FEED, scenario
+from tests import factories as f
+from tests.e2e.test_dashboard import (  # noqa: F401  # fixtures, used by name
+    DEADLINE_MS,
+    READER,
+    browser,
+    chromium,
+    one_more_revision,
+    open_dashboard,
+    publish,
+    service,
+    sign_in,
+)
+
+if TYPE_CHECKING:
+    from playwright.async_api import Browser
+
+SMALL = f.reported(
+    "e2e-small-1",
+    best=3,
+    source=MONITOR_FEED,
+    occurred_start=dt.date(2025, 3, 7),
+    place=Place(adm1="Tartus"),
+    victims=[VictimLine(community="druze", status="civilian", low=2, best=2, high=2)],
+)
+
+
+class TestSuppressedCellsInTheBrowser:
+    async def test_reader_sees_a_small_community_line_as_suppressed(
+        self,
+        service: str,  # noqa: F811
+        browser: Browser,  # noqa: F811
+    ) -> None:
+        """Druze (2) reads "suppressed (< 5)"; alawite stays exact; unattributed withheld."""
+        from playwright.async_api import expect
+
+        page, watch = await open_dashboard(browser, service)
+        await sign_in(page, READER)
+        await expect(page.locator("#live-status")).to_have_attribute(
+            "data-state", "live", timeout=DEADLINE_MS
+        )
+        await publish(service, [*scenario(), one_more_revision(), SMALL])
+
+        await expect(page.locator("#victims-total")).to_have_text("1,523", timeout=DEADLINE_MS)
+        druze = page.locator("#victims-table tr[data-community='druze']")
+        await expect(druze).to_have_attribute("data-suppressed", "true", timeout=DEADLINE_MS)
+        await expect(druze.locator("td")).to_have_text(["suppressed (< 5)"])
+        alawite = page.locator("#victims-table tr[data-community='alawite'] td")
+        await expect(alawite.nth(1)).to_have_text("1,000")
+        await expect(page.locator("#victims-unattributed")).to_have_text("suppressed")
+        rest = page.locator("#victims-table tr[data-community=''] td")
+        await expect(rest).to_have_text(["suppressed (< 5)"])
+        await expect(page.locator("#victims-suppression-note")).to_contain_text("below 5")
+        assert "druze" not in str(
+            await page.evaluate(
+                "Chart.getChart(document.getElementById('victims-chart')).data.labels"
+            )
+        )
+        assert watch.errors == []

@@ -1,0 +1,299 @@
+"""Private text: listing and replacing it, sealing round trips, tampering, erasure in memory.
+
+The sealing store runs over the in-memory event store and keyring here; the same store over
+Redis is tested end to end in ``tests/integration/test_erasure.py``.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+
+import msgspec
+import pytest
+
+from events import (
+    ERASED,
+    SEALED,
+    CodecError,
+    IncidentRedacted,
+    IncidentReported,
+    Recorded,
+    Source,
+    Speaker,
+    StatementIssued,
+    StatementRedacted,
+    masked,
+    private_fields,
+    recorded_at_of,
+    with_private,
+)
+from projections import PROJECTIONS, fold
+from projections import community_victims as victims_projection
+from projections import country_stance as stance_projection
+from projections import incidents as incidents_projection
+from services.sealing import (
+    OPERATOR_FEED,
+    DataKey,
+    MemoryKeyring,
+    SealingStore,
+    TamperedError,
+    erase,
+    seal,
+    unseal,
+)
+from services.store.base import AppendRejectedError
+from services.store.memory import InMemoryEventStore
+from tests import factories as f
+
+NOTES = "Witness Jane Roe-Example saw the strike"
+URL = "https://example.org/people/jane-roe-example"
+NAME = "Envoy Pierre Exemple"
+
+
+def _report(incident_id: str = "i-1") -> IncidentReported:
+    return f.reported(
+        incident_id,
+        notes=NOTES,
+        sources=[Source(publisher="SOHR", url=URL), Source(publisher="Local radio")],
+    )
+
+
+def _statement(statement_id: str = "s-1") -> StatementIssued:
+    return f.statement(
+        statement_id,
+        speakers=[Speaker(country="FRA", name=NAME), Speaker(country="DEU", name="Office")],
+        sources=[Source(publisher="France Diplomatie", url=URL)],
+    )
+
+
+def _redacted(incident_id: str = "i-1") -> IncidentRedacted:
+    return IncidentRedacted(
+        event_id=uuid.uuid4(),
+        source=OPERATOR_FEED,
+        schema_version=1,
+        incident_id=incident_id,
+        reason="erasure request",
+    )
+
+
+@pytest.fixture
+def sealing() -> SealingStore:
+    return SealingStore(InMemoryEventStore(), MemoryKeyring())
+
+
+class TestPrivateFields:
+    """Which fields are private, and rebuilding events with them replaced."""
+
+    def test_lists_notes_urls_and_speaker_names_by_path(self) -> None:
+        """Notes, each source url that is set, and every speaker name, by path."""
+        assert private_fields(_report()) == {"notes": NOTES, "sources[0].url": URL}
+        assert private_fields(_statement()) == {
+            "speakers[0].name": NAME,
+            "speakers[1].name": "Office",
+            "sources[0].url": URL,
+        }
+
+    def test_events_without_text_have_no_private_fields(self) -> None:
+        """Retractions, merges and reports without notes or urls list nothing."""
+        assert private_fields(f.retracted()) == {}
+        assert private_fields(f.merged()) == {}
+        assert private_fields(f.reported(sources=[Source(publisher="P")])) == {}
+
+    def test_with_private_puts_each_value_at_its_path(self) -> None:
+        """Replacing by the listed paths restores exactly the original event."""
+        event = _statement()
+        hidden = with_private(event, masked(private_fields(event), SEALED))
+        assert [s.name for s in hidden.speakers] == [SEALED, SEALED]
+        assert hidden.sources[0].url is None
+        assert with_private(hidden, private_fields(event)) == event
+
+    @pytest.mark.parametrize("path", ["notes", "sources[3].url", "speakers[0].role", "x"])
+    def test_a_path_the_event_lacks_is_a_codec_error(self, path: str) -> None:
+        """A path that does not fit the event is refused, not ignored."""
+        with pytest.raises(CodecError):
+            with_private(_statement(), {path: "text"})
+
+
+class TestSealRoundTrip:
+    """seal/unseal: the text comes back, and any alteration is an error, never garbage."""
+
+    def test_unseal_returns_what_was_sealed(self) -> None:
+        """A blob opens under its key and event id to the original map."""
+        key, event_id = DataKey.new(), uuid.uuid4()
+        fields = {"notes": NOTES, "sources[0].url": URL}
+        blob = seal(key, event_id, fields)
+        assert NOTES not in blob
+        assert URL not in blob
+        assert unseal(key, event_id, blob) == fields
+
+    def test_two_seals_of_one_text_differ(self) -> None:
+        """Random nonces: the same text never seals to the same bytes."""
+        key, event_id = DataKey.new(), uuid.uuid4()
+        assert seal(key, event_id, {"notes": NOTES}) != seal(key, event_id, {"notes": NOTES})
+
+    def test_a_flipped_ciphertext_byte_is_tampering(self) -> None:
+        """One bit changed in the ciphertext fails authentication."""
+        key, event_id = DataKey.new(), uuid.uuid4()
+        document = json.loads(seal(key, event_id, {"notes": NOTES}))
+        raw = bytearray(base64.b64decode(document["c"]))
+        raw[-1] ^= 1
+        document["c"] = base64.b64encode(bytes(raw)).decode()
+        with pytest.raises(TamperedError):
+            unseal(key, event_id, json.dumps(document))
+
+    def test_a_blob_moved_to_another_event_is_tampering(self) -> None:
+        """The event id is associated data: the blob does not open for another event."""
+        key = DataKey.new()
+        blob = seal(key, uuid.uuid4(), {"notes": NOTES})
+        with pytest.raises(TamperedError):
+            unseal(key, uuid.uuid4(), blob)
+
+    def test_altered_paths_are_tampering(self) -> None:
+        """The readable path list is authenticated too."""
+        key, event_id = DataKey.new(), uuid.uuid4()
+        document = json.loads(seal(key, event_id, {"notes": NOTES}))
+        document["p"] = ["sources[0].url"]
+        with pytest.raises(TamperedError):
+            unseal(key, event_id, json.dumps(document))
+
+    @pytest.mark.parametrize("blob", ["", "{}", "not json", '{"k": "a", "p": [], "c": "!!"}'])
+    def test_a_malformed_blob_is_tampering(self, blob: str) -> None:
+        """A blob that is not a sealed blob at all is refused."""
+        with pytest.raises(TamperedError):
+            unseal(DataKey.new(), uuid.uuid4(), blob)
+
+
+class TestSealingStore:
+    """The store edge: placeholders rest in the log, reads restore the text."""
+
+    async def test_the_inner_log_holds_placeholders_and_a_blob(self, sealing: SealingStore) -> None:
+        """What the inner store keeps has no plaintext; reads through sealing restore it."""
+        event = _report()
+        await sealing.append([event])
+        (stored,) = await sealing.inner.read()
+        assert isinstance(stored.event, IncidentReported)
+        assert stored.event.notes == SEALED
+        assert stored.event.sources[0].url is None
+        assert stored.sealed is not None
+        assert NOTES not in stored.sealed
+        assert URL not in stored.sealed
+        (restored,) = await sealing.read()
+        assert restored.event == event
+        assert await sealing.read_entity("incident:i-1") == [restored]
+
+    async def test_erasure_makes_the_text_read_erased(self, sealing: SealingStore) -> None:
+        """After erase, notes and names read [erased] and urls are gone, listed as erased."""
+        await sealing.append([_report(), _statement()])
+        done = await erase(sealing, "incident", "i-1", "erasure request")
+        await erase(sealing, "statement", "s-1", "erasure request")
+        assert done.key_destroyed
+        (report, _redaction) = await sealing.open_entity("incident:i-1")
+        assert isinstance(report.recorded.event, IncidentReported)
+        assert report.recorded.event.notes == ERASED
+        assert report.recorded.event.sources[0].url is None
+        assert set(report.erased) == {"notes", "sources[0].url"}
+        (issued, _) = await sealing.read_entity("statement:s-1")
+        assert isinstance(issued, Recorded)
+        assert isinstance(issued.event, StatementIssued)
+        assert [s.name for s in issued.event.speakers] == [ERASED, ERASED]
+        assert await sealing.length() == 4
+
+    async def test_erasing_an_unknown_incident_is_rejected(self, sealing: SealingStore) -> None:
+        """Nothing is appended for an incident that was never reported."""
+        with pytest.raises(AppendRejectedError, match="never reported"):
+            await erase(sealing, "incident", "nope", "erasure request")
+        assert await sealing.length() == 0
+
+    async def test_a_retracted_incident_can_be_erased_and_stays_retracted(
+        self, sealing: SealingStore
+    ) -> None:
+        """Erasure reaches every status and keeps it; the version counts the redaction."""
+        await sealing.append([_report(), f.retracted()])
+        await erase(sealing, "incident", "i-1", "erasure request")
+        state = await sealing.entity("incident:i-1")
+        assert state is not None
+        assert (state.status, state.version) == ("retracted", 3)
+
+    async def test_a_feed_cannot_append_a_redaction(self, sealing: SealingStore) -> None:
+        """A redaction from a feed would show text erased that is not: refused."""
+        await sealing.append([_report()])
+        forged = msgspec.structs.replace(_redacted(), source="sohr")
+        with pytest.raises(AppendRejectedError, match="operators only"):
+            await sealing.append([forged])
+        assert await sealing.length() == 1
+
+    async def test_text_sent_after_an_erasure_is_sealed_anew_and_readable(
+        self, sealing: SealingStore
+    ) -> None:
+        """A later revision's url gets a new key; the erased report stays erased."""
+        await sealing.append([_report()])
+        await erase(sealing, "incident", "i-1", "erasure request")
+        later = "https://example.org/r/after"
+        await sealing.append([f.revised(sources=[Source(publisher="SOHR", url=later)])])
+        report, _, revision = await sealing.open_entity("incident:i-1")
+        assert report.erased
+        assert revision.erased == ()
+        assert revision.recorded.event.sources[0].url == later  # type: ignore[attr-defined]
+
+    async def test_a_tampered_log_entry_fails_the_read(self, sealing: SealingStore) -> None:
+        """A blob swapped onto another event of the same entity is refused on read."""
+        await sealing.append([_report(), f.revised(sources=[Source(publisher="P", url=URL)])])
+        first, second = await sealing.inner.read()
+        swapped = Recorded(second.position, recorded_at_of(second.position), second.event)
+        forged = msgspec.structs.replace(swapped, sealed=first.sealed)
+        with pytest.raises(TamperedError):
+            await sealing.open_all([forged])
+
+
+class TestProjectionsOfRedactions:
+    """The folds record redactions; counts stay."""
+
+    def _log(self) -> list[Recorded]:
+        events = [
+            f.reported(notes=SEALED),
+            _statement(),
+            _redacted(),
+            StatementRedacted(
+                event_id=uuid.uuid4(),
+                source=OPERATOR_FEED,
+                schema_version=1,
+                statement_id="s-1",
+                reason="erasure request",
+            ),
+        ]
+        return [
+            Recorded(f"{1700000000000 + i}-0", recorded_at_of(f"{1700000000000 + i}-0"), e)  # type: ignore[arg-type]
+            for i, e in enumerate(events)
+        ]
+
+    def test_incidents_marks_the_incident_erased_in_its_history(self) -> None:
+        """erased is set, notes read [erased], the redaction is in the history."""
+        state = fold(PROJECTIONS[incidents_projection.NAME], self._log())
+        view = incidents_projection.get(state, "i-1")
+        assert view is not None
+        assert view.erased
+        assert view.notes == ERASED
+        assert view.status == "live"
+        assert view.version == 2
+        assert [h.type for h in view.history] == ["incident.reported", "incident.redacted"]
+        assert view.history[-1].reason == "erasure request"
+
+    def test_country_stance_marks_the_timeline_entries_erased(self) -> None:
+        """Each speaker's entry shows [erased]; the stance row still counts the statement."""
+        state = fold(PROJECTIONS[stance_projection.NAME], self._log())
+        for country in ("FRA", "DEU"):
+            (entry,) = stance_projection.timeline(state, country)
+            assert entry.erased
+            assert entry.speaker == ERASED
+        rows = stance_projection.stances(state, country="FRA")
+        assert [r.statements for r in rows] == [1]
+
+    def test_community_victims_ignores_redactions(self) -> None:
+        """The counts with and without the redactions are the same."""
+        log = self._log()
+        projection = PROJECTIONS[victims_projection.NAME]
+        with_redactions = fold(projection, log)
+        without = fold(projection, [r for r in log if "redacted" not in r.event.type])
+        assert victims_projection.query(with_redactions) == victims_projection.query(without)
