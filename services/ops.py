@@ -49,7 +49,7 @@ from projections import PROJECTIONS, Projection
 from .checks import redis_setup
 from .errors import LedgerError
 from .replay import FoldRun, ProgressCallback, replay_status
-from .runner import ProjectorPool
+from .runner import RELEASE_SCRIPT, ProjectorPool
 from .store.keys import Keys
 from .views import (
     CorruptViewError,
@@ -423,11 +423,6 @@ end
 return 1
 """
 
-_RELEASE: Final = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
-
 
 async def dlq_drop(
     client: aioredis.Redis, prefix: str, ident: str, *, reason: str, by: str = "operator"
@@ -506,7 +501,7 @@ async def dlq_retry(
                 f"the view of {projection.view} changed under the retry ({result}); try again"
             )
     finally:
-        await client.register_script(_RELEASE)(keys=[keys.lease], args=[owner])
+        await client.register_script(RELEASE_SCRIPT)(keys=[keys.lease], args=[owner])
     return letter
 
 

@@ -51,6 +51,7 @@ from projections import PROJECTIONS, Projection
 from projections.docs import Docs, Key
 
 from .errors import LedgerError
+from .runner import RELEASE_SCRIPT, RENEW_SCRIPT
 from .store.keys import Keys
 from .views import (
     Generation,
@@ -338,18 +339,6 @@ redis.call('HSET', KEYS[6], 'state', 'done', 'finished_at', ARGV[5], 'error', ''
 return 1
 """
 
-_RENEW: Final = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
-end
-return 0
-"""
-
-_RELEASE: Final = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
-
 
 # --- the rebuild -----------------------------------------------------------------------------
 
@@ -387,8 +376,8 @@ class Replay:
         self.log = log.bind(projection=name, version=version)
         self._build = client.register_script(BUILD_SCRIPT)
         self._swap = client.register_script(SWAP_SCRIPT)
-        self._renew = client.register_script(_RENEW)
-        self._release = client.register_script(_RELEASE)
+        self._renew = client.register_script(RENEW_SCRIPT)
+        self._release = client.register_script(RELEASE_SCRIPT)
         self._known_dead: set[str] | None = None
         self._lease: str | None = None
         self.done = 0

@@ -22,7 +22,7 @@ generation ``until-<position>`` and are only read when asked for by name.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from functools import cache
 from typing import Any, Final
 
@@ -51,6 +51,7 @@ __all__ = [
     "generation_suffix",
     "load_checkpoint",
     "load_kind",
+    "load_kinds_raw",
     "load_raw",
     "load_view",
     "load_view_paged",
@@ -284,6 +285,33 @@ async def load_kind(
         client, prefix, projection, generation, lambda pipe, keys: pipe.hgetall(keys.kinds[kind])
     )
     return _decode_kind(projection, kind, replies[0])
+
+
+async def load_kinds_raw(
+    client: aioredis.Redis,
+    prefix: str,
+    projection: Projection,
+    kinds: Sequence[str],
+    *,
+    generation: Generation | None = None,
+) -> tuple[list[dict[bytes | str, bytes | str]], Position | None]:
+    """The stored documents of ``kinds`` as stored (id → JSON, not decoded) and the view's
+    checkpoint, read as one atomic snapshot.
+
+    For readers that keep decoded documents and decode again only those whose stored JSON
+    changed (:func:`decode_doc`).
+    """
+    for kind in kinds:
+        if kind not in projection.doc_types:
+            raise UnknownKindError(f"{projection.name} has no document kind {kind!r}")
+
+    def commands(pipe: Any, keys: ViewKeys) -> None:
+        for kind in kinds:
+            pipe.hgetall(keys.kinds[kind])
+        pipe.hget(keys.meta, CHECKPOINT_FIELD)
+
+    _, replies = await _snapshot(client, prefix, projection, generation, commands)
+    return list(replies[:-1]), _checkpoint(replies[-1])
 
 
 async def load_checkpoint(

@@ -15,10 +15,11 @@ Every endpoint needs a ``reader``, ``analyst`` or ``operator`` bearer token (401
 
 **Freshness.** Every answer carries ``position``, the checkpoint of the view it was read
 from (``null`` while the view has none), and ``lag``, the log entries not yet applied to that
-view (:mod:`services.freshness`). Documents and checkpoint are read consistently: the
-checkpoint is read before and after the documents and the read is repeated when a commit
-moved it in between (after three tries the view is read in one ``MULTI``). Decoded documents
-are cached per view and kind until the checkpoint moves, so a quiet view is decoded once.
+view (:mod:`services.freshness`). Documents and checkpoint are read consistently, in one
+``MULTI``. Decoded documents are cached per view and kind; when the checkpoint moved, a kind
+is read again as stored and only the documents whose stored JSON changed are decoded again.
+A community-victims answer moves with the changed cells alone (:class:`VictimsSums`), and a
+projection answer is computed once per checkpoint and query, however often it is asked.
 Views are only ever read through :mod:`services.views`.
 
 **As of.** The projection endpoints take ``as_of``, an ISO 8601 date-time with a zone: the
@@ -70,10 +71,19 @@ from projections import alignment as alignment_projection
 from projections import community_victims as victims_projection
 from projections import country_stance as stance_projection
 from projections import incidents as incidents_projection
-from projections.community_victims import Figures
+from projections.common import docs_of
+from projections.community_victims import Cell, CommunityRow, Figures, VictimsAnswer
 from projections.country_stance import TimelineEntry
 from projections.incidents import IncidentRow, IncidentView
-from projections.suppression import DEFAULT_K, ProtectedAnswer, ShownRow, exact, protected_query
+from projections.suppression import (
+    DEFAULT_K,
+    ProtectedAnswer,
+    ShownRow,
+    exact,
+    protected_query,
+    small_communities,
+    suppress,
+)
 
 from ..asof import AsOfReader, InvalidAsOfError, parse_as_of
 from ..audit import record_read
@@ -83,7 +93,7 @@ from ..metrics import ReadMetrics
 from ..reveal import reveal_incident, reveal_timeline
 from ..settings import Token
 from ..store.keys import Keys
-from ..views import load_checkpoint, load_kind, load_view
+from ..views import decode_doc, load_checkpoint, load_kinds_raw
 from .live import LiveHub
 
 __all__ = ["MAX_LIMIT", "ReadSide", "ViewReader", "read_router"]
@@ -94,7 +104,8 @@ MAX_LIMIT: Final = 5000
 """Most incidents one page of ``GET /v1/incidents`` holds."""
 DEFAULT_LIMIT: Final = 50
 _ISO3: Final = r"^[A-Z]{3}$"
-_CONSISTENT_TRIES: Final = 3
+_ANSWERS_PER_VIEW: Final = 256
+"""Most distinct queries whose answers one view keeps (per checkpoint)."""
 
 ProjectorState = Callable[[], str]
 """Tells ``/readyz`` how the projectors of this process are doing (``running``, …)."""
@@ -103,14 +114,42 @@ ProjectorState = Callable[[], str]
 # --- reading views consistently ---------------------------------------------------------------
 
 
+class _Kind:
+    """One kind's documents as last read: the checkpoint, the stored JSON and the decoded."""
+
+    __slots__ = ("changed", "checkpoint", "docs", "previous", "raw")
+
+    def __init__(
+        self,
+        checkpoint: Position,
+        raw: Mapping[bytes | str, bytes | str],
+        docs: Mapping[str, msgspec.Struct],
+        previous: Position | None = None,
+        changed: Mapping[str, tuple[msgspec.Struct | None, msgspec.Struct | None]] | None = None,
+    ) -> None:
+        self.checkpoint, self.raw, self.docs = checkpoint, raw, docs
+        self.previous = previous
+        """The checkpoint read before this one, when ``changed`` is the difference from it."""
+        self.changed = changed
+        """id → (document before, document now) of the documents that changed since
+        ``previous`` (``None`` when unknown)."""
+
+
 class ViewReader:
-    """Reads document kinds of stored views with their checkpoint, cached per checkpoint."""
+    """Reads document kinds of stored views with their checkpoint, cached per checkpoint.
+
+    When the checkpoint moved, a kind is read again as stored (one ``HGETALL``) but only the
+    documents whose stored JSON changed are decoded again; the others are the objects
+    already decoded. ``answers`` holds what handlers computed from the documents at the
+    cached checkpoint (:meth:`answer`), dropped when the view moves.
+    """
 
     def __init__(self, client: aioredis.Redis, prefix: str) -> None:
         self.client = client
         self.prefix = prefix
-        self._cache: dict[tuple[str, str], tuple[Position, Mapping[str, msgspec.Struct]]] = {}
+        self._cache: dict[tuple[str, str], _Kind] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        self._answers: dict[str, tuple[Position, dict[Any, Any]]] = {}
 
     def _cached(
         self, projection: Projection, kinds: Sequence[str], checkpoint: Position
@@ -118,9 +157,9 @@ class ViewReader:
         found: dict[str, Mapping[str, msgspec.Struct]] = {}
         for kind in kinds:
             hit = self._cache.get((projection.view, kind))
-            if hit is None or hit[0] != checkpoint:
+            if hit is None or hit.checkpoint != checkpoint:
                 return None
-            found[kind] = hit[1]
+            found[kind] = hit.docs
         return found
 
     async def read(
@@ -129,35 +168,179 @@ class ViewReader:
         """The documents of ``kinds`` and the checkpoint they are the fold up to."""
         lock = self._locks.setdefault(projection.view, asyncio.Lock())
         async with lock:  # one load per view at a time; the others find it cached
-            for _ in range(_CONSISTENT_TRIES):
-                before = await load_checkpoint(self.client, self.prefix, projection)
-                if before is None:
-                    return {kind: {} for kind in kinds}, None
-                hit = self._cached(projection, kinds, before)
-                if hit is not None:
-                    return hit, before
-                loaded = await asyncio.gather(
-                    *(load_kind(self.client, self.prefix, projection, kind) for kind in kinds)
-                )
-                after = await load_checkpoint(self.client, self.prefix, projection)
-                if after == before:
-                    return self._keep(projection, kinds, loaded, before), before
-            docs, checkpoint = await load_view(self.client, self.prefix, projection)
+            before = await load_checkpoint(self.client, self.prefix, projection)
+            if before is None:
+                return {kind: {} for kind in kinds}, None
+            hit = self._cached(projection, kinds, before)
+            if hit is not None:
+                return hit, before
+            stored, checkpoint = await load_kinds_raw(self.client, self.prefix, projection, kinds)
             if checkpoint is None:
                 return {kind: {} for kind in kinds}, None
-            loaded = [dict(docs.kind(kind)) for kind in kinds]
-            return self._keep(projection, kinds, loaded, checkpoint), checkpoint
+            return self._refresh(projection, kinds, stored, checkpoint), checkpoint
 
-    def _keep(
+    def _refresh(
         self,
         projection: Projection,
         kinds: Sequence[str],
-        loaded: Sequence[Mapping[str, msgspec.Struct]],
+        stored: Sequence[Mapping[bytes | str, bytes | str]],
         checkpoint: Position,
     ) -> dict[str, Mapping[str, msgspec.Struct]]:
-        for kind, docs in zip(kinds, loaded, strict=True):
-            self._cache[(projection.view, kind)] = (checkpoint, docs)
-        return dict(zip(kinds, loaded, strict=True))
+        """Cache ``stored`` at ``checkpoint``, decoding only the documents that changed."""
+        found: dict[str, Mapping[str, msgspec.Struct]] = {}
+        for kind, raw in zip(kinds, stored, strict=True):
+            old = self._cache.get((projection.view, kind))
+            old_raw = {} if old is None else old.raw
+            old_docs = {} if old is None else old.docs
+            docs: dict[str, msgspec.Struct] = {}
+            changed: dict[str, tuple[msgspec.Struct | None, msgspec.Struct | None]] = {}
+            for ident, text in raw.items():
+                key = ident.decode() if isinstance(ident, bytes) else ident
+                doc = old_docs.get(key) if old_raw.get(ident) == text else None
+                if doc is None:
+                    doc = decode_doc(projection, kind, text)
+                    changed[key] = (old_docs.get(key), doc)
+                docs[key] = doc
+            if len(docs) - len(changed) < len(old_docs):  # some were deleted
+                for key, gone in old_docs.items():
+                    if key not in docs:
+                        changed[key] = (gone, None)
+            known = old is not None
+            self._cache[(projection.view, kind)] = _Kind(
+                checkpoint,
+                raw,
+                docs,
+                previous=None if old is None else old.checkpoint,
+                changed=changed if known else None,
+            )
+            found[kind] = docs
+        return found
+
+    def changes(
+        self, projection: Projection, kind: str, since: Position, checkpoint: Position
+    ) -> Mapping[str, tuple[msgspec.Struct | None, msgspec.Struct | None]] | None:
+        """The documents of ``kind`` that changed from ``since`` to ``checkpoint`` (the
+        cached one), or ``None`` when the cache cannot tell."""
+        hit = self._cache.get((projection.view, kind))
+        if hit is None or hit.checkpoint != checkpoint or hit.previous != since:
+            return None
+        return hit.changed
+
+    def answer(
+        self,
+        projection: Projection,
+        checkpoint: Position | None,
+        key: Any,
+        compute: Callable[[], Any],
+    ) -> Any:
+        """``compute()`` for the documents at ``checkpoint``, remembered under ``key`` until the
+        view moves (a query's answer is a pure function of the documents and its ``key``)."""
+        if checkpoint is None:
+            return compute()
+        held = self._answers.get(projection.view)
+        if held is None or held[0] != checkpoint:
+            held = (checkpoint, {})
+            self._answers[projection.view] = held
+        answers = held[1]
+        if key not in answers:
+            if len(answers) >= _ANSWERS_PER_VIEW:
+                answers.clear()
+            answers[key] = compute()
+        return answers[key]
+
+
+class VictimsSums:
+    """A community-victims query's sums over the ``total`` cells, kept up to date by cell.
+
+    Every part of :func:`projections.community_victims.query`'s answer is a sum over the
+    cells the filters keep (totals, incidents, per-community figures), and the communities
+    :func:`projections.suppression.small_communities` withholds are a union over those cells;
+    so when cells change, the answer moves by the difference of the changed cells alone
+    (each computed by those same functions over a one-cell state), instead of a pass over
+    every cell per checkpoint.
+    """
+
+    def __init__(self, k: int, filters: Mapping[str, Any]) -> None:
+        self.k, self.filters = k, dict(filters)
+        self.checkpoint: Position | None = None
+        self.total = [0, 0, 0]
+        self.incidents = 0
+        self.sums: dict[str, list[int]] = {}
+        self.small: dict[str, int] = {}
+        """community → how many kept cells make it small."""
+
+    def rebuild(self, cells: Mapping[str, msgspec.Struct], checkpoint: Position) -> None:
+        """Sum every cell afresh (:meth:`move` keeps the sums after that)."""
+        self.total, self.incidents, self.sums, self.small = [0, 0, 0], 0, {}, {}
+        whole = victims_projection.query({"total": cells}, **self.filters)
+        self.total = [whole.total.low, whole.total.best, whole.total.high]
+        self.incidents = whole.incidents
+        for row in whole.communities:
+            self.sums[row.community] = [row.low, row.best, row.high, row.incidents]
+        for ident, cell in cells.items():
+            self._small(ident, cell, 1)
+        self.checkpoint = checkpoint
+
+    def move(
+        self,
+        changed: Mapping[str, tuple[msgspec.Struct | None, msgspec.Struct | None]],
+        checkpoint: Position,
+    ) -> None:
+        """Take the sums from the previous checkpoint to ``checkpoint`` by the changed cells."""
+        for ident, (before, now) in changed.items():
+            if before is not None:
+                self._add(ident, before, -1)
+            if now is not None:
+                self._add(ident, now, 1)
+        self.checkpoint = checkpoint
+
+    def _add(self, ident: str, cell: msgspec.Struct, sign: int) -> None:
+        part = victims_projection.query({"total": {ident: cell}}, **self.filters)
+        self.total[0] += sign * part.total.low
+        self.total[1] += sign * part.total.best
+        self.total[2] += sign * part.total.high
+        self.incidents += sign * part.incidents
+        for row in part.communities:
+            held = self.sums.setdefault(row.community, [0, 0, 0, 0])
+            held[0] += sign * row.low
+            held[1] += sign * row.best
+            held[2] += sign * row.high
+            held[3] += sign * row.incidents
+            if held[3] == 0:  # no kept cell has the community any more
+                del self.sums[row.community]
+        self._small(ident, cell, sign)
+
+    def _small(self, ident: str, cell: msgspec.Struct, sign: int) -> None:
+        if not isinstance(cell, Cell) or not any(one[1] < self.k for one in cell.lines.values()):
+            return
+        for community in small_communities({"total": {ident: cell}}, self.k, **self.filters):
+            count = self.small.get(community, 0) + sign
+            if count:
+                self.small[community] = count
+            else:
+                del self.small[community]
+
+    def answer(self) -> VictimsAnswer:
+        """The query's answer at :attr:`checkpoint`."""
+        total = Figures(*self.total)
+        rows = [
+            CommunityRow(community=name, low=low, best=best, high=high, incidents=count)
+            for name, (low, best, high, count) in self.sums.items()
+        ]
+        rows.sort(key=lambda row: (-row.best, row.community))
+        shown = Figures(
+            sum(r.low for r in rows), sum(r.best for r in rows), sum(r.high for r in rows)
+        )
+        return VictimsAnswer(
+            total=total,
+            unattributed=total.plus(shown, -1),
+            incidents=self.incidents,
+            communities=rows,
+        )
+
+    def protected(self) -> ProtectedAnswer:
+        """The answer a reader gets (:func:`projections.suppression.protected_query`'s)."""
+        return suppress(self.answer(), self.k, frozenset(self.small))
 
 
 # --- what the handlers share ------------------------------------------------------------------
@@ -187,6 +370,8 @@ class ReadSide:
         self.suppression_k = suppression_k
         self.keys = Keys(prefix)
         self.views = ViewReader(client, prefix)
+        self.victims_sums: dict[tuple[Any, ...], VictimsSums] = {}
+        """Kept sums of the community-victims queries asked of the view now, by filters."""
         self.asof = AsOfReader(client, prefix)
         self.projector_state = projector_state
         self.metrics: ReadMetrics | None = None
@@ -214,6 +399,33 @@ class ReadSide:
             if checkpoint is not None:
                 metrics.position.labels(projection.name).set(recorded_at_of(checkpoint).timestamp())
         metrics.dead_letters.set(int(await self.client.xlen(self.keys.dlq)))
+
+    def kept_sums(
+        self,
+        projection: Projection,
+        state: Readable,
+        checkpoint: Position,
+        filters: Mapping[str, Any],
+    ) -> VictimsSums:
+        """The :class:`VictimsSums` of ``filters`` at ``checkpoint`` (moved or rebuilt)."""
+        key = tuple(filters.items())
+        sums = self.victims_sums.get(key)
+        if sums is None:
+            if len(self.victims_sums) >= _ANSWERS_PER_VIEW:
+                self.victims_sums.clear()
+            sums = self.victims_sums[key] = VictimsSums(self.suppression_k, filters)
+        if sums.checkpoint == checkpoint:
+            return sums
+        changed = (
+            None
+            if sums.checkpoint is None
+            else self.views.changes(projection, "total", sums.checkpoint, checkpoint)
+        )
+        if changed is None:
+            sums.rebuild(docs_of(state, "total", Cell), checkpoint)
+        else:
+            sums.move(changed, checkpoint)
+        return sums
 
     async def current(
         self, projection: Projection, kinds: Sequence[str]
@@ -449,10 +661,8 @@ async def community_victims(
     side = _side(request)
     token = _token(request)
     cleared = sees_exact(token)
-    kind = "community" if status is None else "line"
-    state, position, lag, at = await side.answer_state(
-        PROJECTIONS[victims_projection.NAME], ("total", kind), as_of
-    )
+    projection = PROJECTIONS[victims_projection.NAME]
+    state, position, lag, at = await side.answer_state(projection, ("total",), as_of)
     filters: dict[str, Any] = {
         "country": country,
         "adm1": adm1,
@@ -463,20 +673,30 @@ async def community_victims(
         "min_grading": min_grading,
     }
     answer: ProtectedAnswer
-    if cleared:
-        answer = exact(victims_projection.query(state, **filters))
-        if answer.communities:
-            await _audit(
-                side,
-                token,
-                "GET /v1/projections/community-victims",
-                {**{_QUERY_NAMES.get(n, n): v for n, v in filters.items()}, "as_of": as_of},
-                position=position,
-                as_of=as_of,
-                lines=len(answer.communities),
-            )
+
+    def compute() -> ProtectedAnswer:
+        if at is None and position is not None:
+            sums = side.kept_sums(projection, state, position, filters)
+            return exact(sums.answer()) if cleared else sums.protected()
+        if cleared:
+            return exact(victims_projection.query(state, **filters))
+        return protected_query(state, side.suppression_k, **filters)
+
+    if at is None:  # the view now: the same answer for every poll until the view moves
+        key = (cleared, side.suppression_k, *filters.values())
+        answer = side.views.answer(projection, position, key, compute)
     else:
-        answer = protected_query(state, side.suppression_k, **filters)
+        answer = compute()
+    if cleared and answer.communities:
+        await _audit(
+            side,
+            token,
+            "GET /v1/projections/community-victims",
+            {**{_QUERY_NAMES.get(n, n): v for n, v in filters.items()}, "as_of": as_of},
+            position=position,
+            as_of=as_of,
+            lines=len(answer.communities),
+        )
     return VictimsBody(
         position=_iso(position),
         lag=lag,

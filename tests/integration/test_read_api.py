@@ -15,8 +15,11 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 
+from benchmarks.workload import Workload
 from events import AnyEvent, Place, Speaker, VictimLine
 from projections import PROJECTIONS
+from projections import community_victims as cv
+from projections.suppression import exact, protected_query
 from services.auth import Authenticator
 from services.http import build_http_app
 from services.http.read import ReadSide
@@ -508,3 +511,40 @@ class TestOperations:
             ) as http:
                 answer = (await http.get("/readyz")).json()
             assert answer == {"status": "ready", "projectors": state}
+
+
+class TestIncrementalVictimsAnswer:
+    """The community-victims answer kept up to date by changed cells equals a full query."""
+
+    @pytest.mark.parametrize(
+        "filters",
+        [
+            {},
+            {"status": "civilian"},
+            {"min_grading": "fair"},
+            {"date_from": dt.date(2025, 3, 1), "status": "unknown"},
+        ],
+    )
+    async def test_moved_sums_equal_a_full_query_after_each_batch(
+        self,
+        redis_client: aioredis.Redis,
+        key_prefix: str,
+        filters: dict[str, Any],
+    ) -> None:
+        """Revisions, retractions and merges moved in by diff answer what a full query does."""
+        store = RedisEventStore(redis_client, prefix=key_prefix)
+        side = ReadSide(redis_client, key_prefix, suppression_k=5)
+        projection = PROJECTIONS[cv.NAME]
+        workload = Workload(seed=7, namespace="inc-")
+        moved = 0
+        for _ in range(6):
+            await store.append(workload.take(400))
+            await ProjectorPool(redis_client, prefix=key_prefix, block_ms=50).run_until_caught_up()
+            state, checkpoint = await side.views.read(projection, ("total",))
+            assert checkpoint is not None
+            before = next(iter(side.victims_sums.values()), None)
+            moved += before is not None and before.checkpoint is not None
+            sums = side.kept_sums(projection, state, checkpoint, filters)
+            assert exact(sums.answer()) == exact(cv.query(state, **filters))
+            assert sums.protected() == protected_query(state, 5, **filters)
+        assert moved == 5  # every batch after the first was applied as a difference
