@@ -21,7 +21,7 @@ The read side (:class:`ReadMetrics`, same registry, refreshed on each scrape):
 from __future__ import annotations
 
 from collections import Counter as Tally
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Final
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
@@ -59,6 +59,20 @@ class IngestMetrics:
         """Count events of these ``types`` (one entry per event) under ``result``."""
         for event_type, n in Tally(types).items():
             self.events.labels(event_type, result).inc(n)
+
+    def count_results(self, types: Sequence[str], statuses: Sequence[str]) -> int:
+        """Count an accepted batch: event ``i`` of type ``types[i]`` became ``statuses[i]``.
+
+        One counter increment per (type, status) pair of the batch; returns how many events
+        were ``appended``.
+        """
+        tally = Tally(zip(types, statuses, strict=True))
+        appended = 0
+        for (event_type, status), n in tally.items():
+            self.events.labels(event_type, status).inc(n)
+            if status == "appended":
+                appended += n
+        return appended
 
     def render(self) -> bytes:
         """The registry in the Prometheus text format."""

@@ -144,6 +144,18 @@ class DataKey(msgspec.Struct, frozen=True):
         """A fresh random key."""
         return cls(secrets.token_hex(_KEY_ID_BYTES), secrets.token_bytes(KEY_BYTES))
 
+    @classmethod
+    def new_many(cls, entities: Sequence[str]) -> dict[str, DataKey]:
+        """A fresh random key per entity, from one read of the system's random source."""
+        size = _KEY_ID_BYTES + KEY_BYTES
+        pool = secrets.token_bytes(size * len(entities))
+        keys: dict[str, DataKey] = {}
+        for i, entity in enumerate(entities):
+            at = i * size
+            key_id = pool[at : at + _KEY_ID_BYTES].hex()
+            keys[entity] = cls(key_id, pool[at + _KEY_ID_BYTES : at + size])
+        return keys
+
     def dump(self) -> str:
         """The key as one line of text: ``<id>:<base64 secret>``."""
         return f"{self.key_id}:{base64.b64encode(self.secret).decode()}"
@@ -214,6 +226,40 @@ class MemoryKeyring:
         return {e: await self.get_or_create(e) for e in entities}
 
 
+GET_OR_CREATE_SCRIPT: Final = """
+-- KEYS[1]: the keyring hash. ARGV[1]: a MessagePack array entity, candidate, entity, ...
+-- Returns each entity's stored key, storing its candidate first where it has none
+-- (one HMGET and one HSET per 1,000 entities: unpack has a stack limit).
+local offered = cmsgpack.unpack(ARGV[1])
+local found = {}
+local CHUNK = 1000
+for first = 1, #offered, 2 * CHUNK do
+  local last = math.min(first + 2 * CHUNK - 1, #offered)
+  local names = {}
+  for i = first, last, 2 do
+    names[#names + 1] = offered[i]
+  end
+  local values = redis.call('HMGET', KEYS[1], unpack(names))
+  local missing = {}
+  for j = 1, #names do
+    local value = values[j]
+    if not value then
+      value = offered[first + 2 * j - 1]
+      missing[#missing + 1] = names[j]
+      missing[#missing + 1] = value
+    end
+    found[#found + 1] = value
+  end
+  if #missing > 0 then
+    redis.call('HSET', KEYS[1], unpack(missing))
+  end
+end
+return found
+"""
+
+_pack: Final = msgspec.msgpack.Encoder().encode
+
+
 class RedisKeyring:
     """A :class:`Keyring` on the Redis hash ``<prefix>:keys`` (entity → ``<id>:<base64>``).
 
@@ -226,6 +272,7 @@ class RedisKeyring:
     def __init__(self, client: aioredis.Redis, prefix: str = "ledger") -> None:
         self.client = client
         self.key = Keys(prefix).keyring
+        self._get_or_create = client.register_script(GET_OR_CREATE_SCRIPT)
 
     async def get(self, entity: str) -> DataKey | None:
         """The entity's key, or ``None``."""
@@ -268,23 +315,27 @@ class RedisKeyring:
         return {e: DataKey.load(v) for e, v in zip(wanted, values, strict=True) if v is not None}
 
     async def get_or_create_many(self, entities: Sequence[str]) -> dict[str, DataKey]:
-        """Every entity's key: one ``HMGET``, then one pipeline of ``HSETNX`` + ``HMGET``."""
-        found = await self.get_many(entities)
-        missing = [e for e in dict.fromkeys(entities) if e not in found]
-        if not missing:
-            return found
+        """Every entity's key in one script call (:data:`GET_OR_CREATE_SCRIPT`).
+
+        Each entity comes with a fresh candidate key, stored only where the entity has none:
+        concurrent creators agree on one key, as with ``HSETNX``.
+        """
+        wanted = list(dict.fromkeys(entities))
+        if not wanted:
+            return {}
+        candidates = DataKey.new_many(wanted)
+        dumps = {entity: key.dump() for entity, key in candidates.items()}
+        offered: list[str] = []
+        for entity, dump in dumps.items():
+            offered += (entity, dump)
         try:
-            pipe = self.client.pipeline(transaction=False)
-            for entity in missing:
-                pipe.hsetnx(self.key, entity, DataKey.new().dump())
-            pipe.hmget(self.key, missing)
-            *_, values = await pipe.execute()
+            values = await self._get_or_create(keys=[self.key], args=[_pack(offered)])
         except rexc.RedisError as exc:
             raise StoreUnavailableError(f"redis keyring: {exc}") from exc
-        for entity, value in zip(missing, values, strict=True):
-            if value is None:
-                raise KeyringError(f"the key of {entity} was destroyed while it was created")
-            found[entity] = DataKey.load(value)
+        found: dict[str, DataKey] = {}
+        for entity, value in zip(wanted, values, strict=True):
+            stored = value.decode() if isinstance(value, bytes) else value
+            found[entity] = candidates[entity] if stored == dumps[entity] else DataKey.load(stored)
         return found
 
 

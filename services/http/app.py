@@ -255,10 +255,8 @@ async def _append(
         raise StoreUnavailableError(f"the event store is unavailable: {reason}") from exc
     finally:
         deps.metrics.append_seconds.observe(time.perf_counter() - started)
-    for result, event_type in zip(results, types, strict=True):
-        deps.metrics.events.labels(event_type, result.status).inc()
+    appended = deps.metrics.count_results(types, [r.status for r in results])
     deps.metrics.submissions.labels("202").inc()
-    appended = sum(r.status == "appended" for r in results)
     log.info("submission.accepted", appended=appended, duplicates=len(results) - appended)
     return _json(202, SubmitResult(results=results))
 

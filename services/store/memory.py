@@ -49,8 +49,22 @@ Op = Literal["create", "revise", "retract", "merge", "redact"]
 redact its private text (allowed whatever the entity's status, which it keeps)."""
 
 
+_OPS: dict[type, Op] = {
+    IncidentReported: "create",
+    StatementIssued: "create",
+    IncidentRetracted: "retract",
+    StatementRetracted: "retract",
+    IncidentMerged: "merge",
+    IncidentRedacted: "redact",
+    StatementRedacted: "redact",
+}
+
+
 def op_of(event: AnyEvent) -> Op:
     """What ``event`` does to its entity."""
+    op = _OPS.get(type(event))
+    if op is not None:
+        return op
     if isinstance(event, IncidentReported | StatementIssued):
         return "create"
     if isinstance(event, IncidentRetracted | StatementRetracted):
