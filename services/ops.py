@@ -52,9 +52,11 @@ from .replay import FoldRun, ProgressCallback, replay_status
 from .runner import RELEASE_SCRIPT, ProjectorPool
 from .store.keys import Keys
 from .views import (
+    LUA_WRITE_DOCS,
     CorruptViewError,
     current_view_keys,
     decode_doc,
+    doc_change_args,
     encode_doc,
     load_raw,
     load_view,
@@ -394,7 +396,9 @@ redis.call('XADD', KEYS[2], '*', unpack(fields))
 return 1
 """
 
-RETRY_SCRIPT: Final = """
+RETRY_SCRIPT: Final = (
+    LUA_WRITE_DOCS
+    + """
 -- KEYS: lease, meta, view pointer, dlq, dlq log, then the kind hashes written.
 -- ARGV: lease owner, expected checkpoint, generation, letter id, log field count N,
 --   N pairs, then per kind hash: puts P, deletes R, P pairs, R ids.
@@ -407,21 +411,10 @@ local n = tonumber(ARGV[5])
 local fields = {}
 for j = 1, 2 * n do fields[j] = ARGV[5 + j] end
 redis.call('XADD', KEYS[5], '*', unpack(fields))
-local i = 6 + 2 * n
-for k = 6, #KEYS do
-  local puts, dels = tonumber(ARGV[i]), tonumber(ARGV[i + 1])
-  i = i + 2
-  for _ = 1, puts do
-    redis.call('HSET', KEYS[k], ARGV[i], ARGV[i + 1])
-    i = i + 2
-  end
-  for _ = 1, dels do
-    redis.call('HDEL', KEYS[k], ARGV[i])
-    i = i + 1
-  end
-end
+write_docs(6, 6 + 2 * n)
 return 1
 """
+)
 
 
 async def dlq_drop(
@@ -473,13 +466,7 @@ async def dlq_retry(
                 f"{projection.name} still cannot apply {letter.position}: "
                 f"{type(exc).__name__}: {exc}"
             )
-        per_kind: dict[str, tuple[list[bytes | str], list[str]]] = {}
-        for (kind, doc_id), doc in fold.take().items():
-            puts, dels = per_kind.setdefault(kind, ([], []))
-            if doc is None:
-                dels.append(doc_id)
-            else:
-                puts += [doc_id, encode_doc(doc)]
+        doc_keys, doc_args = doc_change_args(fold.take(), keys.kinds)
         record = _log_fields(letter, "retry", by=by)
         script_keys = [keys.lease, keys.meta, keys.pointer, Keys(prefix).dlq, Keys(prefix).dlq_log]
         args: list[bytes | str | int] = [
@@ -489,10 +476,9 @@ async def dlq_retry(
             letter.id,
             len(record) // 2,
             *record,
+            *doc_args,
         ]
-        for kind, (puts, dels) in per_kind.items():
-            script_keys.append(keys.kinds[kind])
-            args += [len(puts) // 2, len(dels), *puts, *dels]
+        script_keys += doc_keys
         result = await client.register_script(RETRY_SCRIPT)(keys=script_keys, args=args)
         if result == -3:
             raise DeadLetterNotFoundError(f"dead letter {ident!r} was removed meanwhile")

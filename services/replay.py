@@ -54,10 +54,11 @@ from .errors import LedgerError
 from .runner import RELEASE_SCRIPT, RENEW_SCRIPT
 from .store.keys import Keys
 from .views import (
+    LUA_WRITE_DOCS,
     Generation,
     ViewKeys,
     active_generation,
-    encode_doc,
+    doc_change_args,
     load_view,
     parse_generation,
     view_keys,
@@ -279,7 +280,9 @@ def _dead_letter(
 
 # --- Lua -------------------------------------------------------------------------------------
 
-BUILD_SCRIPT: Final = """
+BUILD_SCRIPT: Final = (
+    LUA_WRITE_DOCS
+    + """
 -- KEYS: lock, meta (of the generation being built), dlq, record ('' ok), then kind hashes.
 -- ARGV: lock owner, expected checkpoint ('' none), new checkpoint, dead letters D,
 --   record fields N, then N pairs (field, value), then per kind hash: puts P, deletes R,
@@ -294,18 +297,7 @@ for _ = 1, nrec do
   redis.call('HSET', KEYS[4], ARGV[i], ARGV[i + 1])
   i = i + 2
 end
-for k = 5, #KEYS do
-  local puts, dels = tonumber(ARGV[i]), tonumber(ARGV[i + 1])
-  i = i + 2
-  for _ = 1, puts do
-    redis.call('HSET', KEYS[k], ARGV[i], ARGV[i + 1])
-    i = i + 2
-  end
-  for _ = 1, dels do
-    redis.call('HDEL', KEYS[k], ARGV[i])
-    i = i + 1
-  end
-end
+i = write_docs(5, i)
 for _ = 1, tonumber(ARGV[4]) do
   local npairs = tonumber(ARGV[i])
   local fields = {}
@@ -316,6 +308,7 @@ end
 if ARGV[3] ~= '' then redis.call('HSET', KEYS[2], 'position', ARGV[3]) end
 return 1
 """
+)
 
 SWAP_SCRIPT: Final = """
 -- KEYS: view pointer, live lease, live meta, new meta, log, record.
@@ -600,13 +593,7 @@ class Replay:
         record_progress: bool,
     ) -> None:
         dead = await self._letters(fold)
-        per_kind: dict[str, tuple[list[bytes | str], list[str]]] = {}
-        for (kind, ident), doc in fold.take().items():
-            puts, dels = per_kind.setdefault(kind, ([], []))
-            if doc is None:
-                dels.append(ident)
-            else:
-                puts += [ident, encode_doc(doc)]
+        doc_keys, doc_args = doc_change_args(fold.take(), keys.kinds)
         record: list[str] = []
         if record_progress:
             record = [
@@ -622,10 +609,9 @@ class Replay:
             len(dead),
             len(record) // 2,
             *record,
+            *doc_args,
         ]
-        for kind, (puts, dels) in per_kind.items():
-            script_keys.append(keys.kinds[kind])
-            args += [len(puts) // 2, len(dels), *puts, *dels]
+        script_keys += doc_keys
         for letter in dead:
             args += [len(letter) // 2, *letter]
         result = await self._build(keys=script_keys, args=args)

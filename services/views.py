@@ -38,6 +38,7 @@ from .store.keys import Keys
 
 __all__ = [
     "CHECKPOINT_FIELD",
+    "LUA_WRITE_DOCS",
     "CorruptViewError",
     "Generation",
     "UnknownKindError",
@@ -47,6 +48,7 @@ __all__ = [
     "active_generation",
     "current_view_keys",
     "decode_doc",
+    "doc_change_args",
     "encode_doc",
     "generation_suffix",
     "load_checkpoint",
@@ -207,6 +209,47 @@ _encoder = msgspec.json.Encoder()
 def encode_doc(doc: msgspec.Struct) -> bytes:
     """A document as the view stores it (JSON)."""
     return _encoder.encode(doc)
+
+
+LUA_WRITE_DOCS: Final = """
+-- write_docs(first_key, i): for each kind hash KEYS[first_key..], ARGV from i holds
+-- puts P, deletes R, P (id, document) pairs, R ids. Returns the index after them.
+local function write_docs(first_key, i)
+  for k = first_key, #KEYS do
+    local puts, dels = tonumber(ARGV[i]), tonumber(ARGV[i + 1])
+    i = i + 2
+    for _ = 1, puts do
+      redis.call('HSET', KEYS[k], ARGV[i], ARGV[i + 1])
+      i = i + 2
+    end
+    for _ = 1, dels do
+      redis.call('HDEL', KEYS[k], ARGV[i])
+      i = i + 1
+    end
+  end
+  return i
+end
+"""
+"""A Lua function, prepended to the scripts that write view documents (rebuilds, retries)."""
+
+
+def doc_change_args(
+    changes: Mapping[tuple[str, str], msgspec.Struct | None], kind_keys: Mapping[str, str]
+) -> tuple[list[str], list[bytes | str | int]]:
+    """The kind-hash keys and the arguments :data:`LUA_WRITE_DOCS` reads for ``changes``."""
+    per_kind: dict[str, tuple[list[bytes | str], list[str]]] = {}
+    for (kind, ident), doc in changes.items():
+        puts, dels = per_kind.setdefault(kind, ([], []))
+        if doc is None:
+            dels.append(ident)
+        else:
+            puts += [ident, encode_doc(doc)]
+    keys: list[str] = []
+    args: list[bytes | str | int] = []
+    for kind, (puts, dels) in per_kind.items():
+        keys.append(kind_keys[kind])
+        args += [len(puts) // 2, len(dels), *puts, *dels]
+    return keys, args
 
 
 @cache
