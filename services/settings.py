@@ -9,6 +9,9 @@
 | ``LEDGER_FSYNC`` | embedded Redis AOF fsync: ``everysec`` or ``always`` | everysec |
 | ``LEDGER_KEY_PREFIX`` | prefix of every Redis key the service owns | ``ledger`` |
 | ``LEDGER_PARTITIONS`` | log partitions (hash-tagged key groups) | 1 |
+| ``LEDGER_REDIS_CLUSTER`` | ``1``: ``LEDGER_REDIS_URL`` names a node of a Redis Cluster | 0 |
+| ``LEDGER_WAIT_REPLICAS`` | strict mode: appends are acknowledged once on this many replicas | 0 |
+| ``LEDGER_WAIT_TIMEOUT_MS`` | how long strict mode waits for the replicas (under 1 s) | 500 |
 | ``LEDGER_INBOX_FEEDS`` | feeds allowed to submit via the Redis inbox | the feed tokens' feeds |
 | ``LEDGER_PROJECTORS`` | run projectors inside ``ledger serve`` (``0`` turns off) | 1 |
 | ``LEDGER_CLAIM_IDLE_MS`` | idle time after which a pending entry is reclaimed | 30000 |
@@ -30,6 +33,7 @@ from typing import Literal
 import msgspec
 
 from .errors import SettingsError
+from .store.keys import Keys
 
 Role = Literal["feed", "reader", "analyst", "operator"]
 ROLES: tuple[Role, ...] = ("feed", "reader", "analyst", "operator")
@@ -63,6 +67,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     fsync: Literal["everysec", "always"] = "everysec"
     key_prefix: str = "ledger"
     partitions: int = 1
+    cluster: bool = False
+    wait_replicas: int = 0
+    wait_timeout_ms: int = 500
     inbox_feeds: tuple[str, ...] = ()
     projectors: bool = True
     claim_idle_ms: int = 30_000
@@ -71,6 +78,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     keyring: str = "redis"
     inbox_rejected_maxlen: int = 10_000
     suppression_k: int = 5
+
+    @property
+    def keys(self) -> Keys:
+        """The key names of this deployment (prefix, partitions, one node or a cluster)."""
+        return Keys(self.key_prefix, self.partitions, self.cluster)
 
     @property
     def embedded(self) -> bool:
@@ -147,6 +159,12 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         if not _FEED.match(feed):
             raise SettingsError(f"LEDGER_INBOX_FEEDS: {feed!r} is not a feed name")
     projectors = _choice(env, "LEDGER_PROJECTORS", "1", ("0", "1", "true", "false"))
+    cluster = _choice(env, "LEDGER_REDIS_CLUSTER", "0", ("0", "1", "true", "false")) in (
+        "1",
+        "true",
+    )
+    if cluster and url is None:
+        raise SettingsError("LEDGER_REDIS_CLUSTER=1 needs LEDGER_REDIS_URL naming a cluster node")
     return Settings(
         redis_url=url,
         http_host=env.get("LEDGER_HTTP_HOST") or "127.0.0.1",
@@ -156,6 +174,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         fsync=_choice(env, "LEDGER_FSYNC", "everysec", ("everysec", "always")),  # type: ignore[arg-type]
         key_prefix=prefix,
         partitions=_int(env, "LEDGER_PARTITIONS", 1, 1, 1024),
+        cluster=cluster,
+        wait_replicas=_int(env, "LEDGER_WAIT_REPLICAS", 0, 0, 16),
+        wait_timeout_ms=_int(env, "LEDGER_WAIT_TIMEOUT_MS", 500, 1, 800),
         inbox_feeds=inbox or tuple(t.feed for t in tokens if t.feed),
         projectors=projectors in ("1", "true"),
         claim_idle_ms=_int(env, "LEDGER_CLAIM_IDLE_MS", 30_000, 100, 86_400_000),

@@ -15,12 +15,17 @@ from events import AnyEvent, Position, Recorded
 from ..errors import LedgerError
 
 
-class Appended(msgspec.Struct, frozen=True):
-    """What became of one event of an append: its position, and whether it was a duplicate."""
+class Appended(msgspec.Struct, frozen=True, omit_defaults=True):
+    """What became of one event of an append: its position, and whether it was a duplicate.
+
+    ``position`` is the entry id in the event's log partition, ``partition`` (omitted when 0)
+    which partition that is.
+    """
 
     event_id: str
     position: Position
     status: Literal["appended", "duplicate"]
+    partition: int = 0
 
 
 class EntityState(msgspec.Struct, frozen=True):
@@ -35,13 +40,24 @@ class StoreError(LedgerError):
     """Root of the event store's errors."""
 
 
-class AppendRejectedError(StoreError):
+class BatchError(StoreError):
+    """Root of the errors that refuse an event of a batch.
+
+    ``written`` lists the events that were appended all the same: empty on one partition
+    (a batch is all-or-nothing), and on several partitions the parts written before another
+    part was refused by a concurrent change (see :mod:`services.store.redis`).
+    """
+
+    written: tuple[Appended, ...] = ()
+
+
+class AppendRejectedError(BatchError):
     """Raised when an event of a batch breaks a rule that depends on the log's state.
 
     A revision, retraction or merge of an incident that does not exist (or was retracted,
     or was merged away), a merge into a missing, retracted or merged incident, a
     retraction of an unknown statement. ``index`` is the event's place in the batch and
-    ``field`` the field at fault. Nothing of the batch was written.
+    ``field`` the field at fault. Nothing of the batch was written (but see ``written``).
     """
 
     def __init__(self, index: int, field: str, message: str) -> None:
@@ -49,12 +65,12 @@ class AppendRejectedError(StoreError):
         super().__init__(f"[{index}].{field}: {message}")
 
 
-class ConflictError(StoreError):
+class ConflictError(BatchError):
     """Raised when an event conflicts with the entity's current version.
 
     Either ``expected_version`` differs from the entity's version, or the event would
     create an entity that exists already (a second ``incident.reported``). ``current``
-    is the entity's version now. Nothing of the batch was written.
+    is the entity's version now. Nothing of the batch was written (but see ``written``).
     """
 
     def __init__(self, index: int, entity: str, current: int, message: str) -> None:

@@ -26,7 +26,22 @@ partition stays on one cluster slot:
 Generation 0 of a view keeps the keys without a generation part; a rebuilt generation ``g``
 has ``:g<g>`` inside the hash tag, a view built up to a position ``:until-<position>``.
 
-Only one partition is served end to end for now; the layout is ready for more.
+**Partitioned layout.** With more than one partition, or on a Redis Cluster, every view is
+kept per partition (a fold of that partition's events, merged on read; see
+:mod:`services.views`) and *everything a projector touches in one step* lives under its
+partition's hash tag, so a commit script stays on one cluster slot with the log it reads:
+
+| key | holds |
+|---|---|
+| ``<prefix>:{p<N>}:view:<name>:v<version>:<gen>:<kind>`` | a partition view's documents |
+| ``<prefix>:{p<N>}:view:<name>:v<version>:<gen>:meta`` | its checkpoint in that partition |
+| ``<prefix>:{p<N>}:lease:<name>:v<version>`` | the lease of that (projection, partition) |
+| ``<prefix>:{p<N>}:viewptr:<name>:v<version>`` | the partition view's active generation |
+| ``<prefix>:{p<N>}:dlq`` | the dead letters of the partition |
+| ``<prefix>:{p<N>}:replay:<name>:v<version>`` (and ``replay-lock``) | its rebuild record and lock |
+
+``<gen>`` is ``g0`` for generation 0. The single-node, one-partition layout above is
+unchanged, so existing installations read on.
 """
 
 from __future__ import annotations
@@ -37,16 +52,28 @@ import msgspec
 
 
 class Keys(msgspec.Struct, frozen=True):
-    """The key names for one prefix and partition count."""
+    """The key names for one prefix, partition count and deployment (one node or a cluster)."""
 
     prefix: str = "ledger"
     partitions: int = 1
+    cluster: bool = False
+    """On a Redis Cluster: the partitioned layout even with one partition."""
 
     def __post_init__(self) -> None:
         if not self.prefix or "{" in self.prefix or "}" in self.prefix:
             raise ValueError(f"a key prefix must be non-empty and free of braces: {self.prefix!r}")
         if self.partitions < 1:
             raise ValueError(f"partitions must be at least 1, got {self.partitions}")
+
+    @classmethod
+    def of(cls, keys: Keys | str) -> Keys:
+        """``keys`` itself, or the one-partition, one-node keys of the prefix ``keys``."""
+        return keys if isinstance(keys, Keys) else cls(keys)
+
+    @property
+    def partitioned(self) -> bool:
+        """Whether views are kept per partition under the partitions' hash tags."""
+        return self.cluster or self.partitions > 1
 
     # --- the log, per partition ----------------------------------------------------------
 
@@ -118,8 +145,21 @@ class Keys(msgspec.Struct, frozen=True):
 
     @property
     def dlq(self) -> str:
-        """The dead-letter stream of the projectors."""
+        """The dead-letter stream of the projectors (of partition 0 when partitioned)."""
+        return self.dlq_of(0)
+
+    def dlq_of(self, partition: int) -> str:
+        """The dead-letter stream of the projectors of ``partition``."""
+        if self.partitioned:
+            return f"{self.prefix}:{self.tag(partition)}:dlq"
         return f"{self.prefix}:dlq"
+
+    @property
+    def dlqs(self) -> tuple[str, ...]:
+        """Every dead-letter stream (one, or one per partition)."""
+        if self.partitioned:
+            return tuple(self.dlq_of(p) for p in range(self.partitions))
+        return (self.dlq,)
 
     @property
     def audit(self) -> str:
@@ -133,43 +173,59 @@ class Keys(msgspec.Struct, frozen=True):
 
     # --- views -------------------------------------------------------------------------------
 
-    def view_tag(self, name: str, version: int, generation: str = "") -> str:
+    def view_tag(self, name: str, version: int, generation: str = "", partition: int = 0) -> str:
         """The hash tag shared by every key of one view version (and generation).
 
-        ``generation`` is empty for generation 0, else ``g<N>`` or ``until-<position>``.
+        ``generation`` is empty for generation 0, else ``g<N>`` or ``until-<position>``. In
+        the partitioned layout it is the partition's tag.
         """
+        if self.partitioned:
+            return self.tag(partition)
         gen = f":{generation}" if generation else ""
         return f"{{view:{name}:v{version}{gen}}}"
 
-    def view(self, name: str, version: int, kind: str, generation: str = "") -> str:
+    def _view_base(self, name: str, version: int, generation: str, partition: int) -> str:
+        if self.partitioned:
+            gen = generation or "g0"
+            return f"{self.prefix}:{self.tag(partition)}:view:{name}:v{version}:{gen}"
+        return f"{self.prefix}:{self.view_tag(name, version, generation)}"
+
+    def _partition_part(self, partition: int) -> str:
+        return f"{self.tag(partition)}:" if self.partitioned else ""
+
+    def view(
+        self, name: str, version: int, kind: str, generation: str = "", partition: int = 0
+    ) -> str:
         """The hash of one document kind of a view: id → JSON document."""
-        return f"{self.prefix}:{self.view_tag(name, version, generation)}:{kind}"
+        return f"{self._view_base(name, version, generation, partition)}:{kind}"
 
-    def view_meta(self, name: str, version: int, generation: str = "") -> str:
+    def view_meta(self, name: str, version: int, generation: str = "", partition: int = 0) -> str:
         """The meta hash of a view (field ``position`` is its checkpoint)."""
-        return f"{self.prefix}:{self.view_tag(name, version, generation)}:meta"
+        return f"{self._view_base(name, version, generation, partition)}:meta"
 
-    def view_pattern(self, name: str, version: int, generation: str = "") -> str:
+    def view_pattern(
+        self, name: str, version: int, generation: str = "", partition: int = 0
+    ) -> str:
         """A SCAN MATCH pattern for every key of one view version (and generation)."""
-        return f"{self.prefix}:{self.view_tag(name, version, generation)}:*"
+        return f"{self._view_base(name, version, generation, partition)}:*"
 
-    def view_pointer(self, name: str, version: int) -> str:
+    def view_pointer(self, name: str, version: int, partition: int = 0) -> str:
         """The string naming the active generation of a view (absent: generation 0)."""
-        return f"{self.prefix}:viewptr:{name}:v{version}"
+        return f"{self.prefix}:{self._partition_part(partition)}viewptr:{name}:v{version}"
 
-    def replay(self, name: str, version: int) -> str:
+    def replay(self, name: str, version: int, partition: int = 0) -> str:
         """The hash recording the latest rebuild of a view (see :mod:`services.replay`)."""
-        return f"{self.prefix}:replay:{name}:v{version}"
+        return f"{self.prefix}:{self._partition_part(partition)}replay:{name}:v{version}"
 
-    def replay_lock(self, name: str, version: int) -> str:
+    def replay_lock(self, name: str, version: int, partition: int = 0) -> str:
         """The lock held by the one process rebuilding a view."""
-        return f"{self.prefix}:replay-lock:{name}:v{version}"
+        return f"{self.prefix}:{self._partition_part(partition)}replay-lock:{name}:v{version}"
 
     @property
     def dlq_log(self) -> str:
         """The stream recording every retry and drop of a dead letter."""
         return f"{self.prefix}:dlq:log"
 
-    def lease(self, name: str, version: int) -> str:
-        """The lease key of one view version's projector."""
-        return f"{self.prefix}:lease:{name}:v{version}"
+    def lease(self, name: str, version: int, partition: int = 0) -> str:
+        """The lease key of one view version's projector (of one partition)."""
+        return f"{self.prefix}:{self._partition_part(partition)}lease:{name}:v{version}"

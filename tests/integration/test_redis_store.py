@@ -15,7 +15,6 @@ from services.store.base import (
     Appended,
     ConflictError,
     EntityState,
-    StoreError,
     StoreUnavailableError,
 )
 from services.store.keys import Keys
@@ -108,15 +107,6 @@ class TestWireFormat:
             assert [r.event.event_id for r in last] == [batch[-1].event_id]
         finally:
             await client.aclose()
-
-
-class TestConstruction:
-    """The store refuses what it cannot serve yet."""
-
-    def test_more_than_one_partition_is_refused(self, redis_client: aioredis.Redis) -> None:
-        """Asking for 4 partitions raises StoreError rather than splitting the log silently."""
-        with pytest.raises(StoreError, match="partition"):
-            RedisEventStore(redis_client, prefix="unused", partitions=4)
 
 
 class TestUnavailable:
