@@ -4,11 +4,17 @@ Each projection module names itself (``NAME``, ``VERSION``), lists its document 
 kind (``DOC_TYPES``) and folds with ``initial()`` and ``apply(state, recorded)``; its query
 functions read a fold's :class:`Docs` or the stored documents by kind. Folds never touch
 Redis, HTTP, the clock or randomness: the runner in ``services`` does the I/O.
+
+The log may be split into partitions (one entity's events all in one partition, in order;
+no order between partitions). Each partition is folded on its own, and ``merge(parts)``
+turns the partitions' states into the state of the whole log, which the query functions
+read: for events recorded at increasing positions across partitions, merging the folds of
+the partitions equals folding the whole log in order.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Final, Protocol
 
 import msgspec
@@ -16,9 +22,14 @@ import msgspec
 from events import Recorded
 
 from . import alignment, community_victims, country_stance, incidents
-from .common import Readable, State
+from .common import Readable, State, merge_disjoint
 from .docs import Docs
-from .errors import InconsistentStateError, InvalidQueryError, ProjectionError
+from .errors import (
+    InconsistentStateError,
+    InvalidQueryError,
+    MergeConflictError,
+    ProjectionError,
+)
 
 
 class Projection(msgspec.Struct, frozen=True, kw_only=True):
@@ -29,6 +40,10 @@ class Projection(msgspec.Struct, frozen=True, kw_only=True):
     doc_types: Mapping[str, type[msgspec.Struct]]
     initial: Callable[[], State]
     apply: Callable[[State, Recorded], State]
+    merge: Callable[[Sequence[Readable]], State] = merge_disjoint
+    """The state of the whole log from the states of its partitions (each a fold of one
+    partition's events): order of the parts free, parts left unchanged, no change pending on
+    the result. The default suits a projection whose every document belongs to one entity."""
 
     @property
     def view(self) -> str:
@@ -76,6 +91,7 @@ class _Module(Protocol):
     def DOC_TYPES(self) -> Mapping[str, type[msgspec.Struct]]: ...  # noqa: N802
     def initial(self) -> State: ...
     def apply(self, state: State, recorded: Recorded, /) -> State: ...
+    def merge(self, parts: Sequence[Readable], /) -> State: ...
 
 
 def _projection(module: _Module) -> Projection:
@@ -85,6 +101,7 @@ def _projection(module: _Module) -> Projection:
         doc_types=module.DOC_TYPES,
         initial=module.initial,
         apply=module.apply,
+        merge=module.merge,
     )
 
 
@@ -107,6 +124,7 @@ __all__ = [
     "Docs",
     "InconsistentStateError",
     "InvalidQueryError",
+    "MergeConflictError",
     "Projection",
     "ProjectionError",
     "Readable",

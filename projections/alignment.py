@@ -19,21 +19,29 @@ Each statement costs a constant amount of work per pair it touches (the voices k
 latest stance and the co-signers, so a score never rescans a history); a retraction
 recomputes only the voices of the retracted statement, from their own statements. Documents
 are stored as JSON arrays (``array_like``).
+
+Partitions: a statement's events are in its own partition, so the state of one partition
+holds the voices of that partition's statements, and pair scores that see only those.
+:func:`merge` interleaves the voices of one key (by ``issued_at``, position, then statement
+id, so that equal positions of two partitions order the same way every time), joins their
+co-signers and each subject's speakers, gathers the statements, then re-derives every pair
+score from the merged voices.
 """
 
 from __future__ import annotations
 
 import bisect
 import datetime as dt
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Final
 
 import msgspec
 
 from events import Recorded, StatementIssued, StatementRetracted, position_key
 
-from .common import Readable, State, docs_of, get_doc
+from .common import Readable, State, docs_of, get_doc, grouped, union
 from .docs import Docs
+from .errors import InconsistentStateError
 
 NAME: Final = "alignment"
 VERSION: Final = 2
@@ -124,8 +132,10 @@ def _pair_id(a: str, b: str, subject: str) -> str:
     return f"{a}|{b}|{subject}"
 
 
-def _order(said: Said) -> tuple[dt.datetime, tuple[int, int]]:
-    return said.issued_at, position_key(said.position)
+def _order(said: Said) -> tuple[dt.datetime, tuple[int, int], str]:
+    """Voice order: ``issued_at``, then log position, then statement id (the last only
+    matters between partitions, whose positions may be equal)."""
+    return said.issued_at, position_key(said.position), said.statement_id
 
 
 def _inserted(said: tuple[Said, ...], new: Said) -> tuple[Said, ...]:
@@ -256,6 +266,56 @@ def apply(state: State, recorded: Recorded) -> State:
     elif isinstance(event, StatementRetracted):
         _retracted(state, event.statement_id)
     return state
+
+
+# --- merging partitions --------------------------------------------------------------------
+
+
+def _merged_voice(group: Sequence[Voice]) -> Voice:
+    """One key's voices from several parts as one: statements in :func:`_order`, co-signers
+    joined."""
+    first = group[0]
+    said = tuple(sorted((s for one in group for s in one.said), key=_order))
+    cosigners = tuple(sorted({c for one in group for c in one.cosigners}))
+    return Voice(country=first.country, subject=first.subject, said=said, cosigners=cosigners)
+
+
+def merge(parts: Sequence[Readable]) -> State:
+    """The state of a whole log from the states of its partitions, each folded on its own.
+
+    See the module docstring. A statement is in one part only
+    (:class:`~projections.errors.MergeConflictError` otherwise). The parts are left as they
+    are; the result is new, with no change pending, and the same whatever the order of
+    ``parts``.
+    """
+    statements = union(parts, "statement", StatementRef)
+    voices: dict[str, Voice] = {}
+    single, shared = grouped(parts, "voice", Voice)
+    voices.update(single)
+    for ident, group in shared.items():
+        voices[ident] = _merged_voice(group)
+    speakers: dict[str, Speakers] = {}
+    single_s, shared_s = grouped(parts, "speakers", Speakers)
+    speakers.update(single_s)
+    for subject, group_s in shared_s.items():
+        countries = sorted({c for one in group_s for c in one.countries})
+        speakers[subject] = Speakers(countries=tuple(countries))
+    scores: dict[str, PairScore] = {}
+    for subject, spoken in speakers.items():
+        heard = []
+        for country in spoken.countries:
+            voice = voices.get(_voice_id(country, subject))
+            if voice is None:
+                raise InconsistentStateError(f"{country} speaks on {subject!r} without a voice")
+            heard.append(voice)
+        for i, mine in enumerate(heard):
+            for theirs in heard[i + 1 :]:
+                one = score(mine, theirs)
+                a, b = mine.country, theirs.country
+                scores[_pair_id(a, b, subject)] = PairScore(
+                    a=a, b=b, subject=subject, score=one.score, cosigned=one.cosigned
+                )
+    return Docs({"statement": statements, "voice": voices, "speakers": speakers, "pair": scores})
 
 
 # --- queries -------------------------------------------------------------------------------

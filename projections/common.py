@@ -2,17 +2,19 @@
 
 A query function reads either the live :class:`~projections.docs.Docs` of a fold or the
 documents the read side loaded from a stored view, kind by kind; :data:`Readable` is both.
+The merge helpers gather the documents of several partition states by id (:func:`grouped`,
+:func:`union`), for the modules' ``merge`` functions.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TypeAlias, TypeVar
 
 import msgspec
 
 from .docs import Docs
-from .errors import InconsistentStateError
+from .errors import InconsistentStateError, MergeConflictError
 
 T = TypeVar("T", bound=msgspec.Struct)
 
@@ -45,3 +47,53 @@ def get_doc(state: Readable, kind: str, ident: str, cls: type[T]) -> T | None:
     if not isinstance(doc, cls):
         raise InconsistentStateError(f"{kind} {ident!r} is a {type(doc).__name__}")
     return doc
+
+
+# --- merging the states of partitions -------------------------------------------------------
+
+
+def grouped(
+    parts: Sequence[Readable], kind: str, cls: type[T]
+) -> tuple[dict[str, T], dict[str, list[T]]]:
+    """The documents of ``kind`` over every part: those only one part holds, by id, and those
+    several parts hold, by id with every part's document (in the order of ``parts``).
+
+    The two dicts have no id in common. Nothing of ``parts`` is changed.
+    """
+    single: dict[str, T] = {}
+    shared: dict[str, list[T]] = {}
+    for part in parts:
+        docs = docs_of(part, kind, cls)
+        for ident in single.keys() & docs.keys():
+            group = shared.get(ident)
+            if group is None:
+                shared[ident] = [single[ident], docs[ident]]
+            else:
+                group.append(docs[ident])
+        single.update(docs)
+    for ident in shared:
+        del single[ident]
+    return single, shared
+
+
+def union(parts: Sequence[Readable], kind: str, cls: type[T]) -> dict[str, T]:
+    """The documents of ``kind`` over every part, which must hold distinct ids.
+
+    For kinds built from one entity's own events only; :class:`MergeConflictError` when two
+    parts hold the same id.
+    """
+    found: dict[str, T] = {}
+    for part in parts:
+        docs = docs_of(part, kind, cls)
+        both = found.keys() & docs.keys()
+        if both:
+            raise MergeConflictError(f"{kind} {min(both)!r} is held by more than one part")
+        found.update(docs)
+    return found
+
+
+def merge_disjoint(parts: Sequence[Readable]) -> State:
+    """The merge of a projection whose every document belongs to one partition: the union
+    of the parts' documents, kind by kind (:class:`MergeConflictError` on a shared id)."""
+    kinds = sorted({kind for part in parts for kind, docs in kinds_of(part).items() if docs})
+    return Docs({kind: union(parts, kind, msgspec.Struct) for kind in kinds})

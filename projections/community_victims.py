@@ -21,6 +21,12 @@ Documents, by kind:
 Each cell counts the incidents behind it and disappears when that count reaches zero, so a
 query sums cells and never walks incidents.
 
+Partitions: an incident's contribution depends on its own events only (a merge changes the
+duplicate, never the canonical's figures), so the state of one partition holds the
+contributions of that partition's incidents and cells summing exactly those. :func:`merge`
+takes the contributions of every part (each in one part only) and sums the cells of equal
+id, key by key.
+
 Query semantics (:func:`query`): ``total`` is the fatalities of the incidents matching the
 place, date and grading filters; ``communities`` are the community lines of those incidents,
 restricted to one victim ``status`` when asked; ``unattributed`` is ``total`` minus the shown
@@ -32,7 +38,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Final, Literal
 
 import msgspec
@@ -47,7 +53,7 @@ from events import (
     Recorded,
 )
 
-from .common import Readable, State, docs_of
+from .common import Readable, State, docs_of, grouped, union
 from .docs import Docs
 from .errors import InconsistentStateError, InvalidQueryError
 
@@ -346,6 +352,66 @@ def apply(state: State, recorded: Recorded) -> State:
             new = msgspec.structs.replace(current, status="merged", merged_into=event.into)
     _replace(state, old, new)
     return state
+
+
+# --- merging partitions --------------------------------------------------------------------
+
+
+def _add_sums(
+    into: dict[str, tuple[int, int, int, int]], sums: Mapping[str, tuple[int, int, int, int]]
+) -> None:
+    for key, (low, best, high, n) in sums.items():
+        was = into.get(key)
+        into[key] = (
+            (low, best, high, n)
+            if was is None
+            else (was[0] + low, was[1] + best, was[2] + high, was[3] + n)
+        )
+
+
+def _sum_cells(cells: Sequence[Cell]) -> Cell:
+    """One cell summing cells of the same id (of disjoint sets of incidents)."""
+    first = cells[0]
+    low = best = high = incidents = 0
+    communities: dict[str, tuple[int, int, int, int]] = {}
+    lines: dict[str, tuple[int, int, int, int]] = {}
+    for cell in cells:
+        low, best, high = low + cell.low, best + cell.best, high + cell.high
+        incidents += cell.incidents
+        _add_sums(communities, cell.communities)
+        _add_sums(lines, cell.lines)
+    return Cell(
+        first.country,
+        first.adm1,
+        first.occurred_start,
+        first.grading,
+        low,
+        best,
+        high,
+        incidents,
+        communities,
+        lines,
+    )
+
+
+def merge(parts: Sequence[Readable]) -> State:
+    """The state of a whole log from the states of its partitions, each folded on its own.
+
+    Contributions are gathered (an incident is in one part only; :class:`MergeConflictError`
+    otherwise) and cells of the same id summed. The parts are left as they are; the result
+    is new, with no change pending. Integer sums: the order of ``parts`` does not matter.
+    """
+    kinds: dict[str, Mapping[str, msgspec.Struct]] = {
+        "incident": union(parts, "incident", Contribution)
+    }
+    for kind in ("total", "community", "line"):
+        cells: dict[str, Cell] = {}
+        single, shared = grouped(parts, kind, Cell)
+        cells.update(single)
+        for ident, group in shared.items():
+            cells[ident] = _sum_cells(group)
+        kinds[kind] = cells
+    return Docs(kinds)
 
 
 # --- the query -----------------------------------------------------------------------------

@@ -29,13 +29,22 @@ the subject its named incidents and earliest date), plus one row per speaking co
 the subject's earliest incident moves; a retraction recomputes only the timelines of the
 retracted statement, from their own entries. Internal documents are stored as JSON arrays
 (``array_like``); ``stance`` rows and timeline entries keep their field names.
+
+Partitions: a statement's entries, reference and named incidents come from its own events,
+an incident's date from the incident's, so the state of one partition holds the timelines,
+subjects and mentions of that partition's statements and the dates of its incidents; its
+``earliest`` dates and ``stance`` rows see only those. :func:`merge` interleaves timelines
+of one key (by ``issued_at``, position, then statement id, so that equal positions of two
+partitions order the same way every time), joins the subjects (countries, named counts)
+and mentions, gathers statements and incident dates, then re-derives every subject's
+``earliest`` and every ``stance`` row from the merged documents.
 """
 
 from __future__ import annotations
 
 import bisect
 import datetime as dt
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Final
 
 import msgspec
@@ -52,7 +61,7 @@ from events import (
     position_key,
 )
 
-from .common import Readable, State, docs_of, get_doc
+from .common import Readable, State, docs_of, get_doc, grouped, union
 from .docs import Docs
 
 NAME: Final = "country-stance"
@@ -159,8 +168,10 @@ def pair_id(country: str, subject: str) -> str:
     return f"{country}|{subject}"
 
 
-def _order(entry: TimelineEntry) -> tuple[dt.datetime, tuple[int, int]]:
-    return entry.issued_at, position_key(entry.position)
+def _order(entry: TimelineEntry) -> tuple[dt.datetime, tuple[int, int], str]:
+    """Timeline order: ``issued_at``, then log position, then statement id (the last only
+    matters between partitions, whose positions may be equal)."""
+    return entry.issued_at, position_key(entry.position), entry.statement_id
 
 
 # --- the fold ------------------------------------------------------------------------------
@@ -230,14 +241,10 @@ def _appended(timeline: Timeline | None, country: str, entry: TimelineEntry) -> 
     return _timeline(country, entry.subject, tuple(ordered))
 
 
-def _restance(state: State, country: str, subject_name: str) -> None:
-    """Recompute one (country, subject) row from its timeline's aggregates and the subject."""
-    ident = pair_id(country, subject_name)
-    timeline = get_doc(state, "timeline", ident, Timeline)
-    subject = get_doc(state, "subject", subject_name, Subject)
+def _row(timeline: Timeline | None, subject: Subject | None) -> StanceRow | None:
+    """The row of a (country, subject) from its timeline's aggregates and the subject."""
     if timeline is None or not timeline.entries or subject is None:
-        state.delete("stance", ident)
-        return
+        return None
     entries = timeline.entries
     first, latest = entries[0], entries[-1]
     if subject.earliest is None:
@@ -246,21 +253,30 @@ def _restance(state: State, country: str, subject_name: str) -> None:
         midnight = dt.datetime.combine(subject.earliest, dt.time(), tzinfo=dt.UTC)
         latency = (first.issued_at - midnight).total_seconds() / 3600
     n = timeline.goldstein_n
-    state.put(
-        "stance",
-        ident,
-        StanceRow(
-            country=country,
-            subject=subject_name,
-            stance=latest.stance,
-            latest_statement_id=latest.statement_id,
-            statements=len(entries),
-            mean_goldstein=timeline.goldstein_sum / n if n else None,
-            first_at=first.issued_at,
-            latest_at=latest.issued_at,
-            latency_hours=latency,
-        ),
+    return StanceRow(
+        country=timeline.country,
+        subject=timeline.subject,
+        stance=latest.stance,
+        latest_statement_id=latest.statement_id,
+        statements=len(entries),
+        mean_goldstein=timeline.goldstein_sum / n if n else None,
+        first_at=first.issued_at,
+        latest_at=latest.issued_at,
+        latency_hours=latency,
     )
+
+
+def _restance(state: State, country: str, subject_name: str) -> None:
+    """Recompute one (country, subject) row from its timeline and the subject."""
+    ident = pair_id(country, subject_name)
+    row = _row(
+        get_doc(state, "timeline", ident, Timeline),
+        get_doc(state, "subject", subject_name, Subject),
+    )
+    if row is None:
+        state.delete("stance", ident)
+    else:
+        state.put("stance", ident, row)
 
 
 def _earliest(state: State, named: Iterable[str]) -> dt.date | None:
@@ -450,6 +466,79 @@ def apply(state: State, recorded: Recorded) -> State:
         state.delete("incident", event.incident_id)
         _incident_dated(state, event.incident_id, before)
     return state
+
+
+# --- merging partitions --------------------------------------------------------------------
+
+
+def _merged_timeline(group: Sequence[Timeline]) -> Timeline:
+    """One key's timelines from several parts as one, entries in :func:`_order`."""
+    first = group[0]
+    entries = tuple(sorted((e for one in group for e in one.entries), key=_order))
+    return _timeline(first.country, first.subject, entries)
+
+
+def _merged_subject(group: Sequence[Subject]) -> Subject:
+    """One subject's documents from several parts: countries joined, named counts summed
+    (``earliest`` is re-derived by the caller)."""
+    countries: set[str] = set()
+    named: dict[str, int] = {}
+    for one in group:
+        countries.update(one.countries)
+        for incident, count in one.named.items():
+            named[incident] = named.get(incident, 0) + count
+    return Subject(countries=tuple(sorted(countries)), named=named)
+
+
+def merge(parts: Sequence[Readable]) -> State:
+    """The state of a whole log from the states of its partitions, each folded on its own.
+
+    See the module docstring. Statements and incident dates are each in one part only
+    (:class:`~projections.errors.MergeConflictError` otherwise). The parts are left as they
+    are; the result is new, with no change pending, and the same whatever the order of
+    ``parts``.
+    """
+    statements = union(parts, "statement", StatementRef)
+    dates = union(parts, "incident", IncidentDate)
+    timelines: dict[str, Timeline] = {}
+    single, shared = grouped(parts, "timeline", Timeline)
+    timelines.update(single)
+    for ident, group in shared.items():
+        timelines[ident] = _merged_timeline(group)
+    mentions: dict[str, Mention] = {}
+    single_m, shared_m = grouped(parts, "mention", Mention)
+    mentions.update(single_m)
+    for ident, group_m in shared_m.items():
+        subjects = sorted({s for one in group_m for s in one.subjects})
+        mentions[ident] = Mention(subjects=tuple(subjects))
+    single_s, shared_s = grouped(parts, "subject", Subject)
+    joined = dict(single_s)
+    for name, group_s in shared_s.items():
+        joined[name] = _merged_subject(group_s)
+    subjects_by_name: dict[str, Subject] = {}
+    for name, subject in joined.items():
+        starts = [dates[i].occurred_start for i in subject.named if i in dates]
+        earliest = min(starts) if starts else None
+        subjects_by_name[name] = (
+            subject
+            if earliest == subject.earliest
+            else msgspec.structs.replace(subject, earliest=earliest)
+        )
+    rows: dict[str, StanceRow] = {}
+    for ident, one in timelines.items():
+        row = _row(one, subjects_by_name.get(one.subject))
+        if row is not None:
+            rows[ident] = row
+    return Docs(
+        {
+            "timeline": timelines,
+            "stance": rows,
+            "subject": subjects_by_name,
+            "statement": statements,
+            "incident": dates,
+            "mention": mentions,
+        }
+    )
 
 
 # --- queries -------------------------------------------------------------------------------

@@ -22,3 +22,14 @@ class InconsistentStateError(ProjectionError):
     was not built by this projection's fold (or by another version of it). ``apply`` raises
     it before writing anything, so the state stays as it was.
     """
+
+
+class MergeConflictError(ProjectionError):
+    """Raised by a projection's ``merge`` when two partition states both hold a document that
+    only one partition can hold.
+
+    Each entity's events live in one partition, so documents built from one entity's own
+    events (an incident's contribution, a statement's reference) appear in one part only:
+    two parts holding one means they are not folds of distinct partitions of one log (the
+    same partition twice, or a partition function that changed without a rebuild).
+    """

@@ -14,13 +14,21 @@ A merge may name a canonical incident whose report is folded later (the incident
 different partitions): the canonical's document then exists with ``reported`` false, holding
 the duplicate and the merge, until its report fills it in. Such unreported documents are
 left out of :func:`listing`.
+
+Partitions: every event of an incident is in its own partition, and a merge in the
+duplicate's. The state of one partition therefore holds, for a canonical incident of
+another partition, a *stub*: a document with version 0, not reported, holding only the
+merges into it (their history entries and duplicates). :func:`merge` combines the documents
+that several parts hold under one id: the incident's own document (version 1 or more; at
+most one part has it) with the stubs, histories interleaved by log position (ties by event
+id), duplicates in the order of their merges, ``updated_at`` from the last entry.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Final, Literal
 
 import msgspec
@@ -39,11 +47,12 @@ from events import (
     Recorded,
     Source,
     VictimLine,
+    position_key,
 )
 
-from .common import Readable, State, docs_of, get_doc
+from .common import Readable, State, docs_of, get_doc, grouped
 from .docs import Docs
-from .errors import InvalidQueryError
+from .errors import InvalidQueryError, MergeConflictError
 
 NAME: Final = "incidents"
 VERSION: Final = 1
@@ -257,6 +266,47 @@ def apply(state: State, recorded: Recorded) -> State:
             _add_duplicate(state, recorded, entry, event.into, ident)
     state.put("incident", ident, new)
     return state
+
+
+# --- merging partitions --------------------------------------------------------------------
+
+
+def _entry_order(entry: HistoryEntry) -> tuple[tuple[int, int], str]:
+    return position_key(entry.position), entry.event_id
+
+
+def _combined(ident: str, views: Sequence[IncidentView]) -> IncidentView:
+    """One incident's documents from several parts as one (see the module docstring)."""
+    own = [view for view in views if view.version > 0 or view.reported]
+    if len(own) > 1:
+        raise MergeConflictError(f"incident {ident!r} has its own events in {len(own)} parts")
+    base = own[0] if own else IncidentView(incident_id=ident)
+    history = tuple(sorted((e for view in views for e in view.history), key=_entry_order))
+    duplicates = tuple(
+        dict.fromkeys(e.duplicate for e in history if e.into == ident and e.duplicate)
+    )
+    return msgspec.structs.replace(
+        base,
+        history=history,
+        duplicates=duplicates,
+        updated_at=history[-1].recorded_at if history else base.updated_at,
+    )
+
+
+def merge(parts: Sequence[Readable]) -> State:
+    """The state of a whole log from the states of its partitions, each folded on its own.
+
+    An id held by one part keeps its document; an id held by several is combined (see the
+    module docstring; :class:`MergeConflictError` when two parts hold its own events). The
+    parts are left as they are; the result is new, with no change pending, and the same
+    whatever the order of ``parts``.
+    """
+    views: dict[str, IncidentView] = {}
+    single, shared = grouped(parts, "incident", IncidentView)
+    views.update(single)
+    for ident, group in shared.items():
+        views[ident] = _combined(ident, group)
+    return Docs({"incident": views})
 
 
 # --- queries -------------------------------------------------------------------------------
