@@ -36,7 +36,7 @@ from .metrics import IngestMetrics
 from .sealing import SealingStore, keyring_for
 from .settings import Settings
 from .store.base import EventStore
-from .store.redis import RedisEventStore, connect
+from .store.redis import RedisEventStore, connect, learn_slots
 
 log = structlog.get_logger(__name__)
 
@@ -74,7 +74,13 @@ class Service:
         """The embedded Redis :func:`serve` started for this service, if any."""
 
     async def start(self) -> None:
-        """Start the background components (inbox, projectors), in order."""
+        """Start the background components (inbox, projectors), in order.
+
+        On a cluster the client learns the slot map first: commands sent before it go to one
+        node, and a burst of MOVED replies under concurrency makes redis-py resend commands.
+        """
+        if self.settings.cluster:
+            await learn_slots(self.client)
         for name, component in self.components.items():
             await component.start()
             self._started.append(name)
@@ -94,7 +100,13 @@ class Service:
 
 
 def _inbox(settings: Settings, store: EventStore, redis_url: str) -> Component | None:
-    """The Redis inbox consumer, when ``services.inbox`` is installed."""
+    """The Redis inbox consumer, when ``services.inbox`` is installed (not on a cluster)."""
+    if settings.cluster:
+        log.warning(
+            "inbox.off",
+            reason="FastStream's Redis broker has no cluster client: feeds publish over HTTP",
+        )
+        return None
     try:
         from .inbox import build_inbox  # noqa: PLC0415  # optional until the inbox lands
     except ImportError:
@@ -123,7 +135,7 @@ def _projectors(settings: Settings, client: aioredis.Redis) -> Component | None:
         log.warning("projectors.unavailable", reason="services.runner is not installed")
         return None
     pool: Component = ProjectorPool(
-        client, prefix=settings.key_prefix, claim_idle_ms=settings.claim_idle_ms
+        client, prefix=settings.keys, claim_idle_ms=settings.claim_idle_ms
     )
     return pool
 
@@ -141,9 +153,16 @@ def build_app(
         raise SettingsError("LEDGER_REDIS_URL is unset and no embedded Redis was started")
     if not settings.tokens:
         raise SettingsError("LEDGER_TOKENS is empty: no one could publish or read")
-    client = connect(url)
+    client = connect(url, cluster=settings.cluster)
     store = SealingStore(
-        RedisEventStore(client, prefix=settings.key_prefix, partitions=settings.partitions),
+        RedisEventStore(
+            client,
+            prefix=settings.key_prefix,
+            partitions=settings.partitions,
+            cluster=settings.cluster,
+            wait_replicas=settings.wait_replicas,
+            wait_timeout_ms=settings.wait_timeout_ms,
+        ),
         keyring_for(settings.keyring, client, settings.key_prefix),
     )
     components: dict[str, Component] = {}
@@ -154,7 +173,8 @@ def build_app(
         pool = _projectors(settings, client)
         if pool is not None:
             components["projectors"] = pool
-        if settings.snapshot_every > 0:  # as-of snapshots, written where the projectors run
+        if settings.snapshot_every > 0 and not settings.keys.partitioned:
+            # as-of snapshots, written where the projectors run (one partition only, yet)
             components["snapshots"] = Snapshotter(
                 client,
                 prefix=settings.key_prefix,
@@ -164,7 +184,7 @@ def build_app(
     running = components.get("projectors")
     read = ReadSide(
         client,
-        settings.key_prefix,
+        settings.keys,
         projector_state=None if running is None else projector_state_of(running),
         suppression_k=settings.suppression_k,
     )

@@ -23,7 +23,7 @@ from events import Position, position_key
 from projections import Projection
 
 from .store.keys import Keys
-from .views import load_checkpoint, view_keys
+from .views import load_checkpoint, split, view_keys
 
 __all__ = ["Freshness", "count_after", "freshness", "lag_after"]
 
@@ -64,13 +64,26 @@ async def _group(client: aioredis.Redis, log_key: str, name: str) -> Mapping[str
 
 
 async def lag_after(
-    client: aioredis.Redis, prefix: str, projection: Projection, checkpoint: Position | None
+    client: aioredis.Redis, prefix: Keys | str, projection: Projection, checkpoint: Position | None
 ) -> int:
-    """The log entries after ``checkpoint`` (see the module docstring for how)."""
-    log_key = Keys(prefix).log
+    """The log entries after ``checkpoint`` (see the module docstring for how).
+
+    On several partitions ``checkpoint`` is one per partition (:func:`services.views.joined`)
+    and the lag is the sum of the partitions' lags.
+    """
+    keys = Keys.of(prefix)
+    group_name = view_keys(keys, projection).group
+    total = 0
+    for partition, mine in enumerate(split(checkpoint, keys.partitions)):
+        total += await _lag_of(client, keys.log_of(partition), group_name, mine)
+    return total
+
+
+async def _lag_of(
+    client: aioredis.Redis, log_key: str, group_name: str, checkpoint: Position | None
+) -> int:
     if checkpoint is None:
         return await count_after(client, log_key, None)
-    group_name = view_keys(prefix, projection).group
     info = await _group(client, log_key, group_name)
     undelivered = None if info is None else info.get("lag")
     delivered = None if info is None else info.get("last-delivered-id")
@@ -89,7 +102,9 @@ async def lag_after(
     return int(undelivered) + above
 
 
-async def freshness(client: aioredis.Redis, prefix: str, projection: Projection) -> Freshness:
+async def freshness(
+    client: aioredis.Redis, prefix: Keys | str, projection: Projection
+) -> Freshness:
     """The view's checkpoint and lag, read now."""
     checkpoint = await load_checkpoint(client, prefix, projection)
     return Freshness(checkpoint, await lag_after(client, prefix, projection, checkpoint))

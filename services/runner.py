@@ -109,7 +109,7 @@ from .errors import LedgerError
 from .logging import configure_logging
 from .settings import load_settings
 from .store.keys import Keys
-from .store.redis import connect
+from .store.redis import connect, learn_slots
 from .views import (
     CHECKPOINT_FIELD,
     VIEW_PAGE,
@@ -183,6 +183,14 @@ class GenerationMovedError(RunnerError):
     """
 
 
+class RebalancedError(RunnerError):
+    """Raised inside a worker whose pool holds more than its fair share of the leases.
+
+    Another projector process joined: the worker gives its lease up so that process can
+    take it (see :meth:`ProjectorPool.surplus`).
+    """
+
+
 class ProjectorFailedError(RunnerError):
     """Raised by :meth:`ProjectorPool.run_until_caught_up` when a worker stopped on an error.
 
@@ -208,6 +216,8 @@ class ProjectionStatus(msgspec.Struct, frozen=True, kw_only=True):
     """This pool's worker for the projection: waiting for the lease, running, …."""
     generation: int = 0
     """The active generation of the view (see :mod:`services.views`)."""
+    partition: int = 0
+    """The log partition the view folds (0 on one partition)."""
 
 
 # --- Lua ------------------------------------------------------------------------------------
@@ -410,15 +420,21 @@ def _decoded(ident: Any, fields: Mapping[Any, Any]) -> _Entry:
 class _Worker:
     """Applies one projection while holding its lease (see the module docstring)."""
 
-    def __init__(self, pool: ProjectorPool, projection: Projection) -> None:
+    def __init__(self, pool: ProjectorPool, projection: Projection, partition: int = 0) -> None:
         self.pool = pool
         self.client = pool.client
         self.projection = projection
+        self.partition = partition
         self.name = projection.name
-        self.keys: ViewKeys = view_keys(pool.prefix, projection)
-        self.log_key = Keys(pool.prefix).log
-        self.dlq_key = Keys(pool.prefix).dlq
-        self.log = _log.bind(projection=projection.name, version=projection.version)
+        if pool.keys.partitions > 1:
+            self.name = f"{projection.name}:p{partition}"
+        self.keys: ViewKeys = view_keys(pool.keys, projection, partition=partition)
+        self.log_key = self.keys.log
+        self.dlq_key = self.keys.dlq
+        self.reader = pool.readers[partition]
+        self.log = _log.bind(
+            projection=projection.name, version=projection.version, partition=partition
+        )
         self.state: Literal["idle", "waiting", "running", "stopped", "failed"] = "idle"
         self.error: BaseException | None = None
         self.docs: Docs[msgspec.Struct] | None = None
@@ -443,7 +459,7 @@ class _Worker:
         try:
             while not pool.stopping:
                 try:
-                    if not await self._acquire():
+                    if not pool.may_take() or not await self._acquire():
                         self.state = "waiting"
                         await pool.pause(pool.lease_retry)
                         continue
@@ -452,6 +468,12 @@ class _Worker:
                 except (LeaseLostError, CheckpointMovedError, GenerationMovedError) as exc:
                     self.log.info("projector.lease_lost", reason=type(exc).__name__)
                     self._forget()
+                except RebalancedError:
+                    self.log.info("projector.lease_given_up", share=pool.share)
+                    await self._give_up_lease()
+                    self._forget()
+                    self.state = "waiting"
+                    await pool.pause(pool.lease_ms / 1000)
                 except _REDIS_DOWN as exc:
                     self.log.warning(
                         "projector.redis_unreachable", error=str(exc), retry_in=self._backoff
@@ -483,14 +505,17 @@ class _Worker:
 
     async def _term(self) -> None:
         """One stretch of work under the lease: load, catch up, follow the log."""
-        self.keys = await current_view_keys(self.client, self.pool.prefix, self.projection)
+        self.keys = await current_view_keys(
+            self.client, self.pool.keys, self.projection, partition=self.partition
+        )
         try:
             docs, checkpoint = await load_view_paged(
                 self.pool.load_client,
-                self.pool.prefix,
+                self.pool.keys,
                 self.projection,
                 generation=self.keys.generation,
                 page=self.pool.load_page,
+                partition=self.partition,
             )
         except ViewChangedError as exc:
             raise CheckpointMovedError(str(exc)) from exc
@@ -537,6 +562,8 @@ class _Worker:
     async def _renew_if_due(self) -> None:
         if time.monotonic() - self._renewed_at < self.pool.lease_ms / 3000:
             return
+        if self.pool.surplus() is self:
+            raise RebalancedError(self.keys.lease)
         renewed = await self._renew(
             keys=[self.keys.lease], args=[self.pool.consumer, self.pool.lease_ms]
         )
@@ -699,7 +726,7 @@ class _Worker:
         uncommitted, committed, since = 0, False, time.monotonic()
         while not pool.stopping:
             await self._renew_if_due()
-            entries, more = await pool.reader.after(position)
+            entries, more = await self.reader.after(position)
             if not entries or (
                 not committed and not uncommitted and len(entries) < pool.batch_size
             ):
@@ -969,7 +996,7 @@ class ProjectorPool:
         self,
         redis_client: aioredis.Redis,
         *,
-        prefix: str = "ledger",
+        prefix: Keys | str = "ledger",
         projections: Iterable[Projection] | None = None,
         claim_idle_ms: int = 30_000,
         batch_size: int = 1000,
@@ -984,7 +1011,8 @@ class ProjectorPool:
         load_page: int = VIEW_PAGE,
     ) -> None:
         self.client = redis_client
-        self.prefix = prefix
+        self.keys = Keys.of(prefix)
+        self.prefix = self.keys.prefix
         self.claim_idle_ms = claim_idle_ms
         self.batch_size = batch_size
         self.consumer = consumer or _default_consumer()
@@ -996,17 +1024,24 @@ class ProjectorPool:
         self.catch_up_seconds = catch_up_seconds
         self.load_page = load_page
         self.load_client = redis_client
-        self.reader = _Reader(redis_client, Keys(prefix).log, read_size, read_keep)
+        self.readers = [_Reader(redis_client, log, read_size, read_keep) for log in self.keys.logs]
         self.progress = asyncio.Event()
         self._stop = asyncio.Event()
         chosen = PROJECTIONS.values() if projections is None else projections
-        self._workers = [_Worker(self, p) for p in chosen]
+        self._workers = [
+            _Worker(self, p, partition) for p in chosen for partition in range(self.keys.partitions)
+        ]
+        self.share = len(self._workers)
+        """How many leases this pool may hold: all of them on one partition; on several, a
+        fair share of the workers over the live pools (:meth:`_heartbeat`)."""
         self._tasks: list[asyncio.Task[None]] = []
 
     @staticmethod
     def _block_ms(client: aioredis.Redis, wanted: int) -> int:
         """The read block time, kept well under the client's socket timeout."""
-        timeout = client.connection_pool.connection_kwargs.get("socket_timeout")
+        pool = getattr(client, "connection_pool", None)  # a cluster client has none
+        options = pool.connection_kwargs if pool is not None else client.get_connection_kwargs()  # type: ignore[no-untyped-call]
+        timeout = options.get("socket_timeout")
         if timeout:
             return max(10, min(wanted, int(timeout * 1000) // 2))
         return wanted
@@ -1026,6 +1061,36 @@ class ProjectorPool:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stop.wait(), seconds)
 
+    def may_take(self) -> bool:
+        """Whether a worker may compete for a lease: the pool holds less than its share."""
+        return sum(w.state == "running" for w in self._workers) < self.share
+
+    def surplus(self) -> _Worker | None:
+        """The worker that should give its lease up (the last running one), when the pool
+        holds more than its share; else ``None``."""
+        running = [w for w in self._workers if w.state == "running"]
+        return running[-1] if len(running) > self.share else None
+
+    async def _heartbeat(self) -> None:
+        """Keep this pool in the registry of live pools and its :attr:`share` up to date.
+
+        The registry is a sorted set ``<prefix>:projectors`` (consumer → last beat, ms);
+        members silent for a lease time are dropped, so a dead process's share returns to
+        the others as its leases expire. The share is the workers over the live pools,
+        rounded up: with two processes on 16 partitions of 4 projections each holds 32.
+        """
+        key = f"{self.prefix}:projectors"
+        while not self.stopping:
+            with contextlib.suppress(*_REDIS_DOWN, rexc.RedisError):
+                now = int(time.time() * 1000)
+                await self.client.zadd(key, {self.consumer: now})
+                await self.client.zremrangebyscore(key, 0, now - self.lease_ms)
+                live = max(1, int(await self.client.zcard(key)))
+                self.share = -(-len(self._workers) // live)
+            await self.pause(self.lease_ms / 3000)
+        with contextlib.suppress(*_REDIS_DOWN, rexc.RedisError):
+            await self.client.zrem(key, self.consumer)
+
     async def start(self) -> None:
         """Start one worker task per projection (they compete for their leases)."""
         if self._tasks:
@@ -1034,6 +1099,8 @@ class ProjectorPool:
         self._tasks = [
             asyncio.create_task(w.run(), name=f"projector:{w.name}") for w in self._workers
         ]
+        if self.keys.partitions > 1:
+            self._tasks.append(asyncio.create_task(self._heartbeat(), name="projector:beat"))
 
     async def stop(self) -> None:
         """Finish the batches in flight, release the leases, and end the workers."""
@@ -1059,8 +1126,9 @@ class ProjectorPool:
         """The error a worker stopped on, if one did."""
         return next((w.error for w in self._workers if w.error is not None), None)
 
-    async def _head(self) -> Position | None:
-        last = await self.client.xrevrange(Keys(self.prefix).log, "+", "-", count=1) or []
+    async def _head(self, partition: int = 0) -> Position | None:
+        log = self.keys.log_of(partition)
+        last = await self.client.xrevrange(log, "+", "-", count=1) or []
         return Position(_text(last[0][0])) if last else None
 
     async def run_until_caught_up(self) -> None:
@@ -1076,10 +1144,10 @@ class ProjectorPool:
         if started_here:
             await self.start()
         try:
-            head = await self._head()
-            if head is None:
+            heads = [await self._head(p) for p in range(self.keys.partitions)]
+            if all(head is None for head in heads):
                 return
-            while not await self._caught_up(head):
+            while not await self._caught_up(heads):
                 error = self.failure()
                 if error is not None:
                     raise ProjectorFailedError(str(error)) from error
@@ -1090,13 +1158,18 @@ class ProjectorPool:
             if started_here:
                 await self.stop()
 
-    async def _caught_up(self, head: Position) -> bool:
-        pending = {
-            _text(g["name"]): int(g["pending"])
-            for g in await self.client.xinfo_groups(Keys(self.prefix).log)
-        }
+    async def _caught_up(self, heads: Sequence[Position | None]) -> bool:
         for worker in self._workers:
-            keys = await current_view_keys(self.client, self.prefix, worker.projection)
+            head = heads[worker.partition]
+            if head is None:
+                continue
+            keys = await current_view_keys(
+                self.client, self.keys, worker.projection, partition=worker.partition
+            )
+            pending = {
+                _text(g["name"]): int(g["pending"])
+                for g in await self.client.xinfo_groups(keys.log)
+            }
             if pending.get(keys.group, 1):
                 return False
             if _above(head, await self._stored_checkpoint(keys)):
@@ -1114,14 +1187,16 @@ class ProjectorPool:
         the pending entries above the checkpoint; it is counted with ``XRANGE`` only when the
         group cannot tell (no group yet, or a log with deleted entries).
         """
-        log = Keys(self.prefix).log
-        groups: dict[str, Any] = {}
-        with contextlib.suppress(rexc.ResponseError):  # no log yet
-            for group in await self.client.xinfo_groups(log):
-                groups[_text(group["name"])] = group
         rows = []
         for worker in self._workers:
-            keys = await current_view_keys(self.client, self.prefix, worker.projection)
+            keys = await current_view_keys(
+                self.client, self.keys, worker.projection, partition=worker.partition
+            )
+            log = keys.log
+            groups: dict[str, Any] = {}
+            with contextlib.suppress(rexc.ResponseError):  # no log yet
+                for group in await self.client.xinfo_groups(log):
+                    groups[_text(group["name"])] = group
             checkpoint = await self._stored_checkpoint(keys)
             holder = await self.client.get(keys.lease)
             info = groups.get(keys.group)
@@ -1129,7 +1204,8 @@ class ProjectorPool:
             lag = await self._lag(log, keys, info, checkpoint, pending)
             rows.append(
                 ProjectionStatus(
-                    name=worker.name,
+                    name=worker.projection.name,
+                    partition=worker.partition,
                     version=worker.projection.version,
                     position=checkpoint,
                     lag=lag,
@@ -1205,11 +1281,12 @@ async def serve_projectors(args: argparse.Namespace) -> None:
     url = args.redis_url or settings.redis_url
     if url is None:
         raise SystemExit("--redis-url (or LEDGER_REDIS_URL) is required")
-    client = connect(url)
+    client = connect(url, cluster=settings.cluster)
+    await learn_slots(client)
     chosen = [PROJECTIONS[n] for n in args.projection] if args.projection else None
     pool = ProjectorPool(
         client,
-        prefix=args.prefix,
+        prefix=Keys(args.prefix, settings.partitions, settings.cluster),
         projections=chosen,
         claim_idle_ms=args.claim_idle_ms or settings.claim_idle_ms,
         batch_size=args.batch_size,

@@ -29,7 +29,7 @@ from typing import Any, Final
 import msgspec
 import redis.asyncio as aioredis
 
-from events import Position
+from events import Position, position_key
 from projections import Projection
 from projections.docs import Docs
 
@@ -51,13 +51,16 @@ __all__ = [
     "doc_change_args",
     "encode_doc",
     "generation_suffix",
+    "joined",
     "load_checkpoint",
     "load_kind",
     "load_kinds_raw",
     "load_raw",
     "load_view",
     "load_view_paged",
+    "newer",
     "parse_generation",
+    "split",
     "view_keys",
 ]
 
@@ -116,6 +119,12 @@ class ViewKeys(msgspec.Struct, frozen=True):
     """The generation these document and meta keys belong to."""
     pointer: str = ""
     """The string naming the view's active generation."""
+    partition: int = 0
+    """The log partition this view folds."""
+    log: str = ""
+    """The log (partition) that feeds the view."""
+    dlq: str = ""
+    """The dead-letter stream of the view's projector."""
 
 
 def generation_suffix(generation: Generation) -> str:
@@ -129,25 +138,68 @@ def generation_suffix(generation: Generation) -> str:
     return "" if generation == 0 else f"g{generation}"
 
 
-def view_keys(prefix: str, projection: Projection, generation: Generation = 0) -> ViewKeys:
+def view_keys(
+    prefix: Keys | str, projection: Projection, generation: Generation = 0, *, partition: int = 0
+) -> ViewKeys:
     """The keys and the consumer group of ``projection``'s stored view under ``prefix``.
 
     ``generation`` picks the document and meta keys (default: generation 0, the keys of a
-    view that was never rebuilt); :func:`current_view_keys` resolves the active one.
+    view that was never rebuilt); :func:`current_view_keys` resolves the active one. On
+    several partitions (or a cluster) each partition has its own view, fed by the group of
+    the same name on that partition's log; ``log`` names that log.
     """
-    keys = Keys(prefix)
+    keys = Keys.of(prefix)
     name, version = projection.name, projection.version
     gen = generation_suffix(generation)
+    p = partition
     return ViewKeys(
         name=name,
         version=version,
-        kinds={kind: keys.view(name, version, kind, gen) for kind in projection.doc_types},
-        meta=keys.view_meta(name, version, gen),
-        lease=keys.lease(name, version),
+        kinds={kind: keys.view(name, version, kind, gen, p) for kind in projection.doc_types},
+        meta=keys.view_meta(name, version, gen, p),
+        lease=keys.lease(name, version, p),
         group=f"projector:{name}:v{version}",
         generation=generation,
-        pointer=keys.view_pointer(name, version),
+        pointer=keys.view_pointer(name, version, p),
+        partition=p,
+        log=keys.log_of(p),
+        dlq=keys.dlq_of(p),
     )
+
+
+def joined(positions: Sequence[Position | None]) -> Position | None:
+    """One position for the checkpoints of every partition, in partition order.
+
+    On one partition it is that partition's position; on several, the entry ids joined by
+    commas (``0-0`` for a partition with none yet), ``None`` while no partition has one.
+    """
+    if len(positions) == 1:
+        return positions[0]
+    if all(p is None for p in positions):
+        return None
+    return Position(",".join(p or "0-0" for p in positions))
+
+
+def newer(position: Position | None, than: Position | None) -> bool:
+    """Whether ``position`` is past ``than``: on several partitions, past it in any one."""
+    if position is None:
+        return False
+    if than is None:
+        return True
+    mine, theirs = position.split(","), than.split(",")
+    if len(mine) != len(theirs):
+        return position != than
+    return any(position_key(a) > position_key(b) for a, b in zip(mine, theirs, strict=True))
+
+
+def split(position: Position | None, partitions: int) -> list[Position | None]:
+    """The per-partition positions of a :func:`joined` one (``None`` for none)."""
+    if position is None:
+        return [None] * partitions
+    parts = [None if p == "0-0" and partitions > 1 else Position(p) for p in position.split(",")]
+    if len(parts) != partitions:
+        raise ValueError(f"{position!r} does not name {partitions} partitions' positions")
+    return parts
 
 
 def parse_generation(raw: bytes | str | None) -> int:
@@ -161,26 +213,30 @@ def parse_generation(raw: bytes | str | None) -> int:
         raise CorruptViewError(f"a view pointer holds {text!r}, not a generation") from None
 
 
-async def active_generation(client: aioredis.Redis, prefix: str, projection: Projection) -> int:
+async def active_generation(
+    client: aioredis.Redis, prefix: Keys | str, projection: Projection, *, partition: int = 0
+) -> int:
     """The generation of ``projection``'s view that readers and the runner use now."""
-    pointer = Keys(prefix).view_pointer(projection.name, projection.version)
+    pointer = Keys.of(prefix).view_pointer(projection.name, projection.version, partition)
     return parse_generation(await client.get(pointer))
 
 
 async def current_view_keys(
-    client: aioredis.Redis, prefix: str, projection: Projection
+    client: aioredis.Redis, prefix: Keys | str, projection: Projection, *, partition: int = 0
 ) -> ViewKeys:
-    """The keys of the active generation of ``projection``'s view."""
-    generation = await active_generation(client, prefix, projection)
-    return view_keys(prefix, projection, generation)
+    """The keys of the active generation of ``projection``'s view (of one partition)."""
+    generation = await active_generation(client, prefix, projection, partition=partition)
+    return view_keys(prefix, projection, generation, partition=partition)
 
 
 async def _snapshot(
     client: aioredis.Redis,
-    prefix: str,
+    prefix: Keys | str,
     projection: Projection,
     generation: Generation | None,
     commands: Any,
+    *,
+    partition: int = 0,
 ) -> tuple[ViewKeys, list[Any]]:
     """Run ``commands(pipe, keys)`` in one MULTI on the active (or the given) generation.
 
@@ -189,11 +245,11 @@ async def _snapshot(
     """
     for _ in range(_POINTER_RETRIES):
         resolved = (
-            await active_generation(client, prefix, projection)
+            await active_generation(client, prefix, projection, partition=partition)
             if generation is None
             else generation
         )
-        keys = view_keys(prefix, projection, resolved)
+        keys = view_keys(prefix, projection, resolved, partition=partition)
         async with client.pipeline(transaction=True) as pipe:
             pipe.get(keys.pointer)
             commands(pipe, keys)
@@ -332,11 +388,12 @@ async def load_kind(
 
 async def load_kinds_raw(
     client: aioredis.Redis,
-    prefix: str,
+    prefix: Keys | str,
     projection: Projection,
     kinds: Sequence[str],
     *,
     generation: Generation | None = None,
+    partition: int = 0,
 ) -> tuple[list[dict[bytes | str, bytes | str]], Position | None]:
     """The stored documents of ``kinds`` as stored (id → JSON, not decoded) and the view's
     checkpoint, read as one atomic snapshot.
@@ -353,26 +410,36 @@ async def load_kinds_raw(
             pipe.hgetall(keys.kinds[kind])
         pipe.hget(keys.meta, CHECKPOINT_FIELD)
 
-    _, replies = await _snapshot(client, prefix, projection, generation, commands)
+    _, replies = await _snapshot(
+        client, prefix, projection, generation, commands, partition=partition
+    )
     return list(replies[:-1]), _checkpoint(replies[-1])
 
 
 async def load_checkpoint(
     client: aioredis.Redis,
-    prefix: str,
+    prefix: Keys | str,
     projection: Projection,
     *,
     generation: Generation | None = None,
 ) -> Position | None:
-    """The stored view's checkpoint: the last log position it includes (``None``: none yet)."""
-    _, replies = await _snapshot(
-        client,
-        prefix,
-        projection,
-        generation,
-        lambda pipe, keys: pipe.hget(keys.meta, CHECKPOINT_FIELD),
-    )
-    return _checkpoint(replies[0])
+    """The stored view's checkpoint: the last log position it includes (``None``: none yet).
+
+    On several partitions, every partition view's checkpoint, :func:`joined`.
+    """
+    keys = Keys.of(prefix)
+    found = []
+    for partition in range(keys.partitions):
+        _, replies = await _snapshot(
+            client,
+            keys,
+            projection,
+            generation,
+            lambda pipe, keys: pipe.hget(keys.meta, CHECKPOINT_FIELD),
+            partition=partition,
+        )
+        found.append(_checkpoint(replies[0]))
+    return joined(found)
 
 
 async def load_raw(
@@ -407,11 +474,12 @@ async def load_raw(
 
 async def load_view_paged(
     client: aioredis.Redis,
-    prefix: str,
+    prefix: Keys | str,
     projection: Projection,
     *,
     generation: Generation,
     page: int = VIEW_PAGE,
+    partition: int = 0,
 ) -> tuple[Docs[msgspec.Struct], Position | None]:
     """Every document of one generation of the view and its checkpoint, read in pages.
 
@@ -425,7 +493,7 @@ async def load_view_paged(
     refuse the stale state anyway, as its expected checkpoint no longer matches).
     Readers use :func:`load_view`, which stays one atomic snapshot.
     """
-    keys = view_keys(prefix, projection, generation)
+    keys = view_keys(prefix, projection, generation, partition=partition)
     before = await client.hget(keys.meta, CHECKPOINT_FIELD)
     checkpoint = _checkpoint(before)
     if checkpoint is None:

@@ -110,20 +110,24 @@ class ErrorItem(msgspec.Struct, frozen=True):
 
 
 class InvalidBody(msgspec.Struct, frozen=True):
-    """422: the submission (or a rule depending on the log) is invalid; nothing was written."""
+    """422: the submission (or a rule depending on the log) is invalid; nothing was written
+    but the events listed in ``written`` (only ever on several log partitions)."""
 
     errors: list[ErrorItem]
     error: Literal["invalid"] = "invalid"
+    written: list[Appended] | msgspec.UnsetType = msgspec.UNSET
 
 
 class ConflictBody(msgspec.Struct, frozen=True):
-    """409: an event conflicts with its entity's current version; nothing was written."""
+    """409: an event conflicts with its entity's current version; nothing was written but the
+    events listed in ``written`` (only ever on several log partitions)."""
 
     index: int
     entity: str
     current_version: int
     message: str
     error: Literal["conflict"] = "conflict"
+    written: list[Appended] | msgspec.UnsetType = msgspec.UNSET
 
 
 class ErrorBody(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -235,7 +239,13 @@ async def _append(
         deps.metrics.count(types, "rejected")
         deps.metrics.submissions.labels("422").inc()
         log.info("submission.rejected", index=exc.index, field=exc.field, principal=principal)
-        return _json(422, InvalidBody(errors=[ErrorItem(exc.index, exc.field, exc.message)]))
+        return _json(
+            422,
+            InvalidBody(
+                errors=[ErrorItem(exc.index, exc.field, exc.message)],
+                written=list(exc.written) if exc.written else msgspec.UNSET,
+            ),
+        )
     except ConflictError as exc:
         deps.metrics.count(types, "conflict")
         deps.metrics.submissions.labels("409").inc()
@@ -247,6 +257,7 @@ async def _append(
                 entity=exc.entity,
                 current_version=exc.current,
                 message=exc.message,
+                written=list(exc.written) if exc.written else msgspec.UNSET,
             ),
         )
     except (StoreUnavailableError, TimeoutError) as exc:
@@ -449,7 +460,7 @@ def build_http_app(
     serve the read endpoints. ``admin`` adds the operator routes (:mod:`services.http.admin`).
     """
     if read is None and isinstance(store, RedisEventStore):
-        read = ReadSide(store.client, store.keys.prefix)
+        read = ReadSide(store.client, store.keys)
     deps = HttpDeps(
         store=store,
         auth=auth,

@@ -37,10 +37,11 @@ import redis.exceptions as rexc
 import structlog
 from litestar.response import ServerSentEventMessage
 
-from events import Position, position_key
+from events import Position
 from projections import Projection
 
-from ..views import load_checkpoint
+from ..store.keys import Keys
+from ..views import load_checkpoint, newer
 
 __all__ = ["HEARTBEAT", "MIN_GAP", "POLL_INTERVAL", "LiveHub", "Notice"]
 
@@ -63,20 +64,21 @@ class Notice(msgspec.Struct, frozen=True):
     position: str
 
 
-def _newer(position: Position | None, than: Position | None) -> bool:
-    if position is None:
-        return False
-    return than is None or position_key(position) > position_key(than)
+_newer = newer
 
 
 def parse_last_event_id(value: str | None) -> Position | None:
-    """A ``Last-Event-ID`` header as a position; anything else counts as no position."""
+    """A ``Last-Event-ID`` header as a position (on several partitions, one per partition,
+    joined by commas); anything else counts as no position."""
     if not value:
         return None
-    ms, sep, seq = value.strip().partition("-")
-    if not sep or not ms.isdigit() or not seq.isdigit():
-        return None
-    return Position(f"{int(ms)}-{int(seq)}")
+    found = []
+    for one in value.strip().split(","):
+        ms, sep, seq = one.strip().partition("-")
+        if not sep or not ms.isdigit() or not seq.isdigit():
+            return None
+        found.append(f"{int(ms)}-{int(seq)}")
+    return Position(",".join(found))
 
 
 class LiveHub:
@@ -85,7 +87,7 @@ class LiveHub:
     def __init__(
         self,
         client: aioredis.Redis,
-        prefix: str,
+        prefix: Keys | str,
         projections: Iterable[Projection],
         *,
         interval: float = POLL_INTERVAL,

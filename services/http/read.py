@@ -71,7 +71,7 @@ from projections import alignment as alignment_projection
 from projections import community_victims as victims_projection
 from projections import country_stance as stance_projection
 from projections import incidents as incidents_projection
-from projections.common import docs_of
+from projections.common import docs_of, kinds_of
 from projections.community_victims import Cell, CommunityRow, Figures, VictimsAnswer
 from projections.country_stance import TimelineEntry
 from projections.incidents import IncidentRow, IncidentView
@@ -93,7 +93,7 @@ from ..metrics import ReadMetrics
 from ..reveal import reveal_incident, reveal_timeline
 from ..settings import Token
 from ..store.keys import Keys
-from ..views import decode_doc, load_checkpoint, load_kinds_raw
+from ..views import decode_doc, joined, load_checkpoint, load_kinds_raw
 from .live import LiveHub
 
 __all__ = ["MAX_LIMIT", "ReadSide", "ViewReader", "read_router"]
@@ -144,40 +144,84 @@ class ViewReader:
     cached checkpoint (:meth:`answer`), dropped when the view moves.
     """
 
-    def __init__(self, client: aioredis.Redis, prefix: str) -> None:
+    def __init__(self, client: aioredis.Redis, prefix: Keys | str) -> None:
         self.client = client
-        self.prefix = prefix
+        self.keys = Keys.of(prefix)
+        self.prefix = self.keys.prefix
         self._cache: dict[tuple[str, str], _Kind] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._answers: dict[str, tuple[Position, dict[Any, Any]]] = {}
+        self._merged: dict[str, tuple[Position, Readable]] = {}
 
     def _cached(
         self, projection: Projection, kinds: Sequence[str], checkpoint: Position
     ) -> dict[str, Mapping[str, msgspec.Struct]] | None:
-        found: dict[str, Mapping[str, msgspec.Struct]] = {}
-        for kind in kinds:
-            hit = self._cache.get((projection.view, kind))
-            if hit is None or hit.checkpoint != checkpoint:
-                return None
-            found[kind] = hit.docs
-        return found
+        return self._cached_slot(projection.view, kinds, checkpoint)
 
     async def read(
         self, projection: Projection, kinds: Sequence[str]
     ) -> tuple[dict[str, Mapping[str, msgspec.Struct]], Position | None]:
-        """The documents of ``kinds`` and the checkpoint they are the fold up to."""
+        """The documents of ``kinds`` and the checkpoint they are the fold up to.
+
+        On several partitions: every partition view's documents, merged by the projection
+        (:attr:`projections.Projection.merge`), at the partitions' checkpoints joined.
+        """
         lock = self._locks.setdefault(projection.view, asyncio.Lock())
         async with lock:  # one load per view at a time; the others find it cached
-            before = await load_checkpoint(self.client, self.prefix, projection)
+            if self.keys.partitions > 1:
+                return await self._read_merged(projection, kinds)
+            before = await load_checkpoint(self.client, self.keys, projection)
             if before is None:
                 return {kind: {} for kind in kinds}, None
             hit = self._cached(projection, kinds, before)
             if hit is not None:
                 return hit, before
-            stored, checkpoint = await load_kinds_raw(self.client, self.prefix, projection, kinds)
+            stored, checkpoint = await load_kinds_raw(self.client, self.keys, projection, kinds)
             if checkpoint is None:
                 return {kind: {} for kind in kinds}, None
             return self._refresh(projection, kinds, stored, checkpoint), checkpoint
+
+    async def _read_merged(
+        self, projection: Projection, kinds: Sequence[str]
+    ) -> tuple[dict[str, Mapping[str, msgspec.Struct]], Position | None]:
+        """Every partition view (read again only where its checkpoint moved), merged."""
+        every = list(projection.doc_types)
+        parts: list[Readable] = []
+        checkpoints: list[Position | None] = []
+        for partition in range(self.keys.partitions):
+            slot = f"{projection.view}@p{partition}"
+            _, checkpoint = await load_kinds_raw(
+                self.client, self.keys, projection, (), partition=partition
+            )
+            hit = None if checkpoint is None else self._cached_slot(slot, every, checkpoint)
+            if hit is None and checkpoint is not None:
+                stored, checkpoint = await load_kinds_raw(
+                    self.client, self.keys, projection, every, partition=partition
+                )
+                if checkpoint is not None:
+                    hit = self._refresh(projection, every, stored, checkpoint, slot=slot)
+            checkpoints.append(checkpoint)
+            parts.append(hit or {kind: {} for kind in every})
+        position = joined(checkpoints)
+        if position is None:
+            return {kind: {} for kind in kinds}, None
+        held = self._merged.get(projection.view)
+        if held is None or held[0] != position:
+            held = (position, projection.merge(parts))
+            self._merged[projection.view] = held
+        merged = kinds_of(held[1])
+        return {kind: merged.get(kind) or {} for kind in kinds}, position
+
+    def _cached_slot(
+        self, slot: str, kinds: Sequence[str], checkpoint: Position
+    ) -> dict[str, Mapping[str, msgspec.Struct]] | None:
+        found: dict[str, Mapping[str, msgspec.Struct]] = {}
+        for kind in kinds:
+            hit = self._cache.get((slot, kind))
+            if hit is None or hit.checkpoint != checkpoint:
+                return None
+            found[kind] = hit.docs
+        return found
 
     def _refresh(
         self,
@@ -185,11 +229,17 @@ class ViewReader:
         kinds: Sequence[str],
         stored: Sequence[Mapping[bytes | str, bytes | str]],
         checkpoint: Position,
+        *,
+        slot: str | None = None,
     ) -> dict[str, Mapping[str, msgspec.Struct]]:
-        """Cache ``stored`` at ``checkpoint``, decoding only the documents that changed."""
+        """Cache ``stored`` at ``checkpoint``, decoding only the documents that changed.
+
+        ``slot`` names the cache entry (default: the view; one per partition view).
+        """
+        slot = projection.view if slot is None else slot
         found: dict[str, Mapping[str, msgspec.Struct]] = {}
         for kind, raw in zip(kinds, stored, strict=True):
-            old = self._cache.get((projection.view, kind))
+            old = self._cache.get((slot, kind))
             old_raw = {} if old is None else old.raw
             old_docs = {} if old is None else old.docs
             docs: dict[str, msgspec.Struct] = {}
@@ -206,7 +256,7 @@ class ViewReader:
                     if key not in docs:
                         changed[key] = (gone, None)
             known = old is not None
-            self._cache[(projection.view, kind)] = _Kind(
+            self._cache[(slot, kind)] = _Kind(
                 checkpoint,
                 raw,
                 docs,
@@ -357,7 +407,7 @@ class ReadSide:
     def __init__(
         self,
         client: aioredis.Redis,
-        prefix: str = "ledger",
+        prefix: Keys | str = "ledger",
         *,
         projector_state: ProjectorState | None = None,
         live: LiveHub | None = None,
@@ -366,16 +416,16 @@ class ReadSide:
         if suppression_k < 1:
             raise ValueError(f"suppression_k must be at least 1, got {suppression_k}")
         self.client = client
-        self.prefix = prefix
+        self.keys = Keys.of(prefix)
+        self.prefix = self.keys.prefix
         self.suppression_k = suppression_k
-        self.keys = Keys(prefix)
-        self.views = ViewReader(client, prefix)
+        self.views = ViewReader(client, self.keys)
         self.victims_sums: dict[tuple[Any, ...], VictimsSums] = {}
         """Kept sums of the community-victims queries asked of the view now, by filters."""
-        self.asof = AsOfReader(client, prefix)
+        self.asof = AsOfReader(client, self.prefix)
         self.projector_state = projector_state
         self.metrics: ReadMetrics | None = None
-        self.live = live or LiveHub(client, prefix, PROJECTIONS.values())
+        self.live = live or LiveHub(client, self.keys, PROJECTIONS.values())
         self.live.on_clients = self._on_clients
 
     def attach_metrics(self, metrics: ReadMetrics) -> None:
@@ -393,12 +443,14 @@ class ReadSide:
         if metrics is None:
             return
         for projection in PROJECTIONS.values():
-            checkpoint = await load_checkpoint(self.client, self.prefix, projection)
-            lag = await lag_after(self.client, self.prefix, projection, checkpoint)
+            checkpoint = await load_checkpoint(self.client, self.keys, projection)
+            lag = await lag_after(self.client, self.keys, projection, checkpoint)
             metrics.lag.labels(projection.name).set(lag)
             if checkpoint is not None:
-                metrics.position.labels(projection.name).set(recorded_at_of(checkpoint).timestamp())
-        metrics.dead_letters.set(int(await self.client.xlen(self.keys.dlq)))
+                latest = max(recorded_at_of(one) for one in checkpoint.split(","))
+                metrics.position.labels(projection.name).set(latest.timestamp())
+        dead = [int(await self.client.xlen(dlq)) for dlq in self.keys.dlqs]
+        metrics.dead_letters.set(sum(dead))
 
     def kept_sums(
         self,
@@ -432,7 +484,7 @@ class ReadSide:
     ) -> tuple[Readable, Position | None, int]:
         """The stored documents of ``kinds``, the view's checkpoint and its lag."""
         docs, checkpoint = await self.views.read(projection, kinds)
-        return docs, checkpoint, await lag_after(self.client, self.prefix, projection, checkpoint)
+        return docs, checkpoint, await lag_after(self.client, self.keys, projection, checkpoint)
 
     async def answer_state(
         self, projection: Projection, kinds: Sequence[str], as_of: str | None
@@ -442,6 +494,8 @@ class ReadSide:
             docs, position, lag = await self.current(projection, kinds)
             return docs, position, lag, None
         at = parse_as_of(as_of)
+        if self.keys.partitions > 1:
+            raise InvalidAsOfError("as_of is not served on a log of several partitions yet")
         state, position = await self.asof.state_at(projection, at)
         return state, position, 0, at
 

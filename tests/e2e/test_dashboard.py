@@ -85,7 +85,15 @@ async def publish(base_url: str, events: list[AnyEvent]) -> None:
 
 
 @pytest.fixture
-async def service(redis_url: str, key_prefix: str) -> AsyncIterator[str]:
+def service_options() -> dict[str, Any]:
+    """Settings of the service beyond Redis, tokens and prefix (a cluster test sets more)."""
+    return {}
+
+
+@pytest.fixture
+async def service(
+    redis_url: str, key_prefix: str, service_options: dict[str, Any]
+) -> AsyncIterator[str]:
     """The real service on this test's key prefix, listening on a free port; yields its URL."""
     tokens = (
         Token(role="reader", secret=READER),
@@ -97,6 +105,7 @@ async def service(redis_url: str, key_prefix: str) -> AsyncIterator[str]:
         http_port=0,
         tokens=tokens,
         key_prefix=key_prefix,
+        **service_options,
     )
     built: Service = build_app(settings)
     await built.start()

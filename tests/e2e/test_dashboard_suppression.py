@@ -24,6 +24,7 @@ from tests.e2e.test_dashboard import (  # noqa: F401  # fixtures, used by name
     open_dashboard,
     publish,
     service,
+    service_options,
     sign_in,
 )
 

@@ -76,8 +76,11 @@ def feed(count: int, rng: random.Random) -> list[AnyEvent]:
 class Projector:
     """The projector as a child process, started and killed by the test."""
 
-    def __init__(self, url: str, prefix: str, log_dir: Path) -> None:
+    def __init__(
+        self, url: str, prefix: str, log_dir: Path, env: dict[str, str] | None = None
+    ) -> None:
         self.url, self.prefix, self.log_dir = url, prefix, log_dir
+        self.env = env or {}
         self.process: subprocess.Popen[bytes] | None = None
         self.starts = 0
 
@@ -85,7 +88,7 @@ class Projector:
         """Start a new projector process (a new consumer name each time)."""
         self.starts += 1
         log = (self.log_dir / f"projector-{self.starts}.log").open("wb")
-        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        env = {**os.environ, "PYTHONPATH": str(ROOT), **self.env}
         self.process = subprocess.Popen(
             [
                 sys.executable, "-m", "services.runner",
