@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from events import AnyEvent, Recorded
+from events import AnyEvent
 from projections import PROJECTIONS, Docs, fold
 from services.http.read import ViewReader
 from services.reference import DUPLICATE_INCIDENT, MAIN_INCIDENT, scenario
@@ -22,6 +22,7 @@ from services.store.keys import Keys
 from services.store.redis import RedisEventStore, connect
 from tests.cluster.fixtures import FAILOVER_NODE_TIMEOUT_MS, running_cluster
 from tests.e2e.test_dashboard import READER, publish, service, service_options
+from tests.faults.test_partition_rebalance import partition_logs
 from tests.faults.test_projector_kill import feed
 
 __all__ = ["service", "service_options"]
@@ -46,21 +47,6 @@ def key_prefix() -> str:
 def service_options() -> dict[str, Any]:  # noqa: F811  # overrides the e2e default
     """The service on the cluster, with its log in four partitions."""
     return {"cluster": True, "partitions": PARTITIONS}
-
-
-async def read_partitions(store: RedisEventStore) -> list[list[Recorded]]:
-    """Every partition's events, in order."""
-    logs: list[list[Recorded]] = []
-    for partition in range(store.partitions):
-        log: list[Recorded] = []
-        while page := await store.read(
-            log[-1].position if log else "0-0",  # type: ignore[arg-type]
-            5000,
-            partition=partition,
-        ):
-            log += page
-        logs.append(log)
-    return logs
 
 
 class TestServiceOnACluster:
@@ -143,7 +129,7 @@ class TestFailover:
                 acknowledged += [str(e.event_id) for e in batch]
             assert recovery is not None
             await recovery
-            logs = await read_partitions(store)
+            logs = await partition_logs(store)
             stored = [str(r.event.event_id) for log in logs for r in log]
             assert sorted(stored) == sorted(acknowledged)  # every one, once
             async with asyncio.timeout(DEADLINE):

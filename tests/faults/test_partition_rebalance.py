@@ -32,7 +32,7 @@ WAIT = 120.0
 async def partition_logs(store: RedisEventStore) -> list[list[Recorded]]:
     """Every partition's events, in order."""
     logs: list[list[Recorded]] = []
-    for partition in range(PARTITIONS):
+    for partition in range(store.partitions):
         log: list[Recorded] = []
         while page := await store.read(
             log[-1].position if log else "0-0",  # type: ignore[arg-type]
