@@ -177,7 +177,7 @@ def build_app(
             # as-of snapshots, written where the projectors run (one partition only, yet)
             components["snapshots"] = Snapshotter(
                 client,
-                prefix=settings.key_prefix,
+                prefix=settings.keys,
                 every=settings.snapshot_every,
                 keep=settings.snapshot_keep,
             )
@@ -195,7 +195,7 @@ def build_app(
         ping=client.ping,
         asyncapi=_asyncapi(inbox),
         read=read,
-        admin=AdminDeps(client, settings.key_prefix),
+        admin=AdminDeps(client, settings.keys),
     )
     return Service(settings=settings, client=client, store=store, http=http, components=components)
 

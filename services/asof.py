@@ -47,6 +47,12 @@ Sizes, to tune the two settings: on the benchmark workload a community-victims s
 about 100 bytes compressed per log entry folded (6 MB at 60,000 entries), so ``keep``
 bounds the Redis memory the snapshots take, and ``every`` (with ``keep`` once the log is
 long) bounds the tail a cold question folds.
+
+**Partitions.** On several log partitions there are no snapshots (the snapshotter does
+nothing): an as-of folds each partition's events recorded at or before ``T`` from the
+start of that partition and merges the folds with ``projection.merge`` (equal to the fold
+of the whole log up to ``T``); its position is the partitions' positions joined. The work
+per request is then the whole history up to ``T``; per-partition snapshots would bound it.
 """
 
 from __future__ import annotations
@@ -74,6 +80,7 @@ from projections.docs import Docs
 
 from .errors import LedgerError
 from .store.keys import Keys
+from .views import joined, split
 
 __all__ = [
     "ASOF_PROJECTIONS",
@@ -423,19 +430,35 @@ class AsOfReader:
 
     Decoded snapshots are kept in a small LRU cache (``cache_size`` states); each request
     folds on a shallow copy (documents are frozen), so the cached state never changes.
+
+    On several partitions (``prefix`` a :class:`~services.store.keys.Keys` with
+    ``partitions > 1``) each partition's events recorded at or before the time are folded
+    from the start of that partition, without snapshots, and the folds are merged
+    (``projection.merge``); the position answered is the partitions' last positions at or
+    before the time, joined (:func:`services.views.joined`).
     """
 
-    def __init__(self, client: aioredis.Redis, prefix: str = "ledger", cache_size: int = 3) -> None:
+    def __init__(
+        self, client: aioredis.Redis, prefix: Keys | str = "ledger", cache_size: int = 3
+    ) -> None:
         self.client = client
-        self.prefix = prefix
-        self.store = SnapshotStore(client, prefix)
-        self.log_key = Keys(prefix).log
+        self.keys = Keys.of(prefix)
+        self.prefix = self.keys.prefix
+        self.store = SnapshotStore(client, self.prefix)
+        self.log_key = self.keys.log
         self.cache_size = cache_size
         self._cache: OrderedDict[tuple[str, str], State] = OrderedDict()
 
+    @property
+    def partitions(self) -> int:
+        """How many log partitions the reader folds."""
+        return self.keys.partitions
+
     async def position_at(self, at: dt.datetime) -> Position | None:
-        """The last log position recorded at or before ``at``."""
-        return await position_at(self.client, self.log_key, at)
+        """The last log position recorded at or before ``at`` (several partitions: joined)."""
+        if self.partitions == 1:
+            return await position_at(self.client, self.log_key, at)
+        return joined([await position_at(self.client, log, at) for log in self.keys.logs])
 
     async def state_at(
         self, projection: Projection, at: dt.datetime
@@ -447,7 +470,12 @@ class AsOfReader:
         return await self.state_until(projection, target), target
 
     async def state_until(self, projection: Projection, target: Position) -> State:
-        """The state of ``projection`` folded up to and including ``target``."""
+        """The state of ``projection`` folded up to and including ``target``.
+
+        On several partitions ``target`` names every partition's position (joined).
+        """
+        if self.partitions > 1:
+            return await self._merged_until(projection, target)
         base = latest_before(await self.store.refs(projection), target)
         state: State | None = None
         if base is not None:
@@ -459,6 +487,21 @@ class AsOfReader:
             self.client, self.log_key, projection, state, after=after, until=target
         )
         return state
+
+    async def _merged_until(self, projection: Projection, target: Position) -> State:
+        try:
+            bounds = split(target, self.partitions)
+        except ValueError as exc:
+            raise InvalidAsOfError(str(exc)) from exc
+        parts: list[State] = []
+        for log_key, bound in zip(self.keys.logs, bounds, strict=True):
+            state = projection.initial()
+            if bound is not None:
+                state, _, _ = await fold_log(
+                    self.client, log_key, projection, state, after=None, until=bound
+                )
+            parts.append(state)
+        return projection.merge(parts)
 
     async def _snapshot(self, projection: Projection, position: Position) -> State | None:
         key = (projection.view, position)
@@ -498,7 +541,7 @@ class Snapshotter:
         self,
         client: aioredis.Redis,
         *,
-        prefix: str = "ledger",
+        prefix: Keys | str = "ledger",
         every: int = DEFAULT_EVERY,
         keep: int = DEFAULT_KEEP,
         projections: Iterable[Projection] | None = None,
@@ -509,11 +552,12 @@ class Snapshotter:
         if every < 1:
             raise ValueError(f"every must be at least 1, got {every}")
         self.client = client
-        self.prefix = prefix
+        self.keys = Keys.of(prefix)
+        self.prefix = self.keys.prefix
         self.every = every
         self.keep = keep
-        self.store = SnapshotStore(client, prefix)
-        self.log_key = Keys(prefix).log
+        self.store = SnapshotStore(client, self.prefix)
+        self.log_key = self.keys.log
         chosen = (PROJECTIONS[n] for n in ASOF_PROJECTIONS) if projections is None else projections
         self.projections = tuple(chosen)
         self.interval = interval
@@ -559,8 +603,13 @@ class Snapshotter:
                 await asyncio.wait_for(self._stop.wait(), backoff)
 
     async def run_once(self) -> int:
-        """Write every snapshot that is due now, for each projection; returns how many."""
+        """Write every snapshot that is due now, for each projection; returns how many.
+
+        On several partitions there is nothing to do (as-of folds without snapshots there).
+        """
         written = 0
+        if self.keys.partitions > 1:
+            return written
         for projection in self.projections:
             if self._stop.is_set():
                 break

@@ -235,14 +235,15 @@ def _run_ops(work: Callable[[Any, Settings], Awaitable[_R]]) -> _R:
         raise _fail(exc, 1) from None
 
     async def go() -> _R:
-        client = connect(url, socket_timeout=60)
+        client = connect(url, cluster=settings.cluster, socket_timeout=60)
         try:
             try:
                 await client.ping()
             except (rexc.ConnectionError, rexc.TimeoutError, OSError) as exc:
-                where = client.connection_pool.connection_kwargs
+                pool = getattr(client, "connection_pool", None)
+                where = pool.connection_kwargs if pool is not None else {}
                 raise LedgerError(
-                    f"cannot reach Redis at {where.get('host')}:{where.get('port')}: {exc}"
+                    f"cannot reach Redis at {where.get('host', url)}:{where.get('port', '')}: {exc}"
                 ) from None
             return await work(client, settings)
         finally:
@@ -317,12 +318,13 @@ def replay(
 ) -> None:
     """Rebuild a view beside the live one and swap it in (resumes an interrupted rebuild)."""
     from .ops import progress_display  # noqa: PLC0415
-    from .replay import Replay, parse_until  # noqa: PLC0415
+    from .replay import Replay, parse_until, refuse_partitioned  # noqa: PLC0415
     from .views import view_keys  # noqa: PLC0415
 
     try:
         chosen = projections_named(projection)
         bound = None if until is None else parse_until(until)
+        refuse_partitioned(_settings().keys)
     except LedgerError as exc:
         raise _fail(exc, 2) from None
 
@@ -364,7 +366,10 @@ def replay(
 def status(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
     max_lag: Annotated[
-        int | None, typer.Option(help="Exit with status 2 when any view lags more than this.")
+        int | None,
+        typer.Option(
+            help="Exit with status 2 when any view lags more than this (summed over partitions)."
+        ),
     ] = None,
 ) -> None:
     """Views (generation, checkpoint, lag, pending, consumers, dead letters), log and Redis."""
@@ -373,12 +378,13 @@ def status(
 
     from .ops import ledger_status  # noqa: PLC0415
 
-    found = _run_ops(lambda client, settings: ledger_status(client, settings.key_prefix))
+    found = _run_ops(lambda client, settings: ledger_status(client, settings.keys))
     if as_json:
         sys.stdout.write(msgspec.json.encode(found).decode() + "\n")
     else:
         table = Table(
             "projection",
+            "part",
             "version",
             "gen",
             "position",
@@ -391,6 +397,7 @@ def status(
         for row in found.projections:
             table.add_row(
                 row.name,
+                str(row.partition),
                 str(row.version),
                 str(row.generation),
                 row.position or "-",
@@ -403,7 +410,8 @@ def status(
         _out.print(table)
         log, redis_ = found.log, found.redis
         _out.print(
-            f"log: {log.length} events, first {log.first or '-'}, last {log.last or '-'}\n"
+            f"log: {log.length} events in {log.partitions} partition(s), "
+            f"first {log.first or '-'}, last {log.last or '-'}\n"
             f"redis: used_memory {redis_.used_memory}, maxmemory {redis_.maxmemory}, "
             f"policy {redis_.maxmemory_policy}, appendonly {redis_.appendonly}, "
             f"appendfsync {redis_.appendfsync}, save {redis_.save!r}",
@@ -420,7 +428,7 @@ def verify(
     projection: Annotated[str, typer.Argument(help="A projection's name, or all.")],
 ) -> None:
     """Compare stored views with the pure fold of the log to their checkpoints; 1 if any differ."""
-    from .ops import verify as verify_view  # noqa: PLC0415
+    from .ops import verify_all  # noqa: PLC0415
 
     try:
         chosen = projections_named(projection)
@@ -428,13 +436,14 @@ def verify(
         raise _fail(exc, 2) from None
 
     async def work(client: Any, settings: Settings) -> list[Any]:
-        return [await verify_view(client, settings.key_prefix, one) for one in chosen]
+        return [result for one in chosen for result in await verify_all(client, settings.keys, one)]
 
     results = _run_ops(work)
     bad = 0
     for result in results:
+        part = f" partition {result.partition}" if len(results) > len(chosen) else ""
         head = (
-            f"{result.projection} v{result.version} (generation {result.generation}) at "
+            f"{result.projection} v{result.version}{part} (generation {result.generation}) at "
             f"{result.checkpoint or '-'}: {result.events} events"
         )
         if result.unapplied:
@@ -467,7 +476,7 @@ def dlq_list_command(
 
     from .ops import dlq_list  # noqa: PLC0415
 
-    letters = _run_ops(lambda client, settings: dlq_list(client, settings.key_prefix, count=limit))
+    letters = _run_ops(lambda client, settings: dlq_list(client, settings.keys, count=limit))
     if as_json:
         sys.stdout.write(msgspec.json.encode(letters).decode() + "\n")
         return
@@ -489,7 +498,7 @@ def dlq_show_command(ident: Annotated[str, typer.Argument(help="The dead letter'
 
     from .ops import dlq_show  # noqa: PLC0415
 
-    letter = _run_ops(lambda client, settings: dlq_show(client, settings.key_prefix, ident))
+    letter = _run_ops(lambda client, settings: dlq_show(client, settings.keys, ident))
     sys.stdout.write(msgspec.json.format(msgspec.json.encode(letter)).decode() + "\n")
 
 
@@ -498,9 +507,7 @@ def dlq_retry_command(ident: Annotated[str, typer.Argument(help="The dead letter
     """Apply a dead letter to the live view (after a fix) and remove it; the retry is logged."""
     from .ops import dlq_retry  # noqa: PLC0415
 
-    letter = _run_ops(
-        lambda client, settings: dlq_retry(client, settings.key_prefix, ident, by="cli")
-    )
+    letter = _run_ops(lambda client, settings: dlq_retry(client, settings.keys, ident, by="cli"))
     _err.print(f"retried {letter.id}: {letter.projection} now includes {letter.position}")
 
 
@@ -513,9 +520,7 @@ def dlq_drop_command(
     from .ops import dlq_drop  # noqa: PLC0415
 
     letter = _run_ops(
-        lambda client, settings: dlq_drop(
-            client, settings.key_prefix, ident, reason=reason, by="cli"
-        )
+        lambda client, settings: dlq_drop(client, settings.keys, ident, reason=reason, by="cli")
     )
     _err.print(f"dropped {letter.id} ({letter.projection} at {letter.position}): {reason}")
 
@@ -523,8 +528,14 @@ def dlq_drop_command(
 @main.command()
 def export(
     out: Annotated[Path, typer.Option("--out", help="The JSON-lines file to write.")],
-    start: Annotated[str | None, typer.Option("--from", help="First position (included).")] = None,
-    end: Annotated[str | None, typer.Option("--to", help="Last position (included).")] = None,
+    start: Annotated[
+        str | None,
+        typer.Option("--from", help="First position (included; per partition: joined by ',')."),
+    ] = None,
+    end: Annotated[
+        str | None,
+        typer.Option("--to", help="Last position (included; per partition: joined by ',')."),
+    ] = None,
 ) -> None:
     """Export the log as JSON lines (position, recorded_at, type, v, event)."""
     from .ops import progress_display  # noqa: PLC0415
@@ -536,7 +547,7 @@ def export(
         with out.open("wb") as handle, progress_display("export", stream=sys.stderr) as progress:
             return await export_events(
                 client,
-                settings.key_prefix,
+                settings.keys,
                 handle,
                 start=start,
                 end=end,
@@ -588,7 +599,12 @@ def import_command(
 
     async def work(client: Any, settings: Settings) -> Any:
         store = SealingStore(
-            RedisEventStore(client, prefix=settings.key_prefix),
+            RedisEventStore(
+                client,
+                prefix=settings.key_prefix,
+                partitions=settings.partitions,
+                cluster=settings.cluster,
+            ),
             keyring_for(settings.keyring, client, settings.key_prefix),
         )
         with progress_display("import", stream=sys.stderr) as progress:
@@ -654,7 +670,12 @@ def erase(
 
     async def work(client: Any, settings: Settings) -> Any:
         store = SealingStore(
-            RedisEventStore(client, prefix=settings.key_prefix),
+            RedisEventStore(
+                client,
+                prefix=settings.key_prefix,
+                partitions=settings.partitions,
+                cluster=settings.cluster,
+            ),
             keyring_for(settings.keyring, client, settings.key_prefix),
         )
         try:

@@ -16,6 +16,15 @@
 
 A retried entry is applied on top of the view's later events: that is the operator's call,
 right for entries whose effect does not depend on what came after them.
+
+**Partitions.** On several partitions (or a cluster) every view is kept per partition:
+status has one row per (projection, partition) and ``--max-lag`` looks at each
+projection's lag summed over its partitions; :func:`verify_all` compares each partition
+view with the fold of its own partition's log; every partition has its dead-letter stream
+(``<prefix>:{p<N>}:dlq``) and a letter's id names it (``p<N>:<entry id>``). A retry writes
+the view of the letter's partition in one script whose keys all share that partition's
+hash tag; the record in the global ``<prefix>:dlq:log`` follows in a second command (so
+does a drop's). One partition on one node keeps the single-script behaviour above.
 """
 
 from __future__ import annotations
@@ -43,7 +52,7 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from events import Position
+from events import Position, position_key
 from projections import PROJECTIONS, Projection
 
 from .checks import redis_setup
@@ -54,15 +63,19 @@ from .store.keys import Keys
 from .views import (
     LUA_WRITE_DOCS,
     CorruptViewError,
+    ViewChangedError,
+    active_generation,
     current_view_keys,
     decode_doc,
     doc_change_args,
     encode_doc,
-    load_raw,
-    load_view,
+    joined,
+    load_kinds_raw,
+    load_view_paged,
 )
 
 __all__ = [
+    "RETRY_PARTITION_SCRIPT",
     "DeadLetter",
     "DeadLetterError",
     "DeadLetterNotFoundError",
@@ -79,8 +92,11 @@ __all__ = [
     "dlq_retry",
     "dlq_show",
     "ledger_status",
+    "letter_id",
+    "parse_letter_id",
     "progress_display",
     "verify",
+    "verify_all",
 ]
 
 _PAGE: Final = 1000
@@ -127,14 +143,21 @@ class ViewStatus(msgspec.Struct, frozen=True, kw_only=True):
     dead_letters: int
     rebuild: str | None
     """The state of the latest rebuild (``building``, ``swapping``, ``done``), if any."""
+    partition: int = 0
+    """The log partition the view folds (0 on one partition)."""
 
 
 class LogStatus(msgspec.Struct, frozen=True, kw_only=True):
-    """The event log: how many events and where it begins and ends."""
+    """The event log: how many events and where it begins and ends.
+
+    On several partitions ``length`` counts every partition and ``first``/``last`` are the
+    partitions' ends joined (:func:`services.views.joined`).
+    """
 
     length: int
     first: str | None
     last: str | None
+    partitions: int = 1
 
 
 class RedisStatus(msgspec.Struct, frozen=True, kw_only=True):
@@ -155,35 +178,53 @@ class LedgerStatus(msgspec.Struct, frozen=True, kw_only=True):
     log: LogStatus
     redis: RedisStatus
 
+    def lags(self) -> dict[tuple[str, int], int]:
+        """Per projection (name, version) its lag summed over the partitions."""
+        summed: dict[tuple[str, int], int] = {}
+        for row in self.projections:
+            key = (row.name, row.version)
+            summed[key] = summed.get(key, 0) + row.lag
+        return summed
+
     def max_lag(self) -> int:
-        """The largest lag of any projection."""
-        return max((p.lag for p in self.projections), default=0)
+        """The largest lag of any projection (summed over its partitions)."""
+        return max(self.lags().values(), default=0)
 
 
-async def _dead_letter_counts(client: aioredis.Redis, prefix: str) -> dict[tuple[str, str], int]:
-    counts: dict[tuple[str, str], int] = {}
+async def _dead_letter_counts(
+    client: aioredis.Redis, prefix: Keys | str
+) -> dict[tuple[str, str, int], int]:
+    counts: dict[tuple[str, str, int], int] = {}
     for letter in await dlq_list(client, prefix, count=None):
-        key = (letter.projection, str(letter.version))
+        key = (letter.projection, str(letter.version), letter.partition)
         counts[key] = counts.get(key, 0) + 1
     return counts
 
 
 async def ledger_status(
-    client: aioredis.Redis, prefix: str, projections: list[Projection] | None = None
+    client: aioredis.Redis, prefix: Keys | str, projections: list[Projection] | None = None
 ) -> LedgerStatus:
-    """Status of every projection's view, of the log and of the Redis server."""
+    """Status of every (projection, partition) view, of the log and of the Redis server."""
+    keys = Keys.of(prefix)
     chosen = list(PROJECTIONS.values()) if projections is None else projections
-    pool = ProjectorPool(client, prefix=prefix, projections=chosen)
+    by_name = {p.name: p for p in chosen}
+    pool = ProjectorPool(client, prefix=keys, projections=chosen)
     rows = await pool.status()
-    dead = await _dead_letter_counts(client, prefix)
-    log = Keys(prefix).log
+    dead = await _dead_letter_counts(client, keys)
+    rebuilds: dict[str, str | None] = {}
+    for projection in chosen:
+        rebuild = await replay_status(client, keys, projection)
+        rebuilds[projection.name] = None if rebuild is None else rebuild.state
     views = []
-    for row, projection in zip(rows, chosen, strict=True):
+    for row in rows:
+        projection = by_name[row.name]
         group = f"projector:{projection.name}:v{projection.version}"
         consumers: list[str] = []
         with contextlib.suppress(rexc.ResponseError):  # no log or no group yet
-            consumers = [_text(c["name"]) for c in await client.xinfo_consumers(log, group)]
-        rebuild = await replay_status(client, prefix, projection)
+            consumers = [
+                _text(c["name"])
+                for c in await client.xinfo_consumers(keys.log_of(row.partition), group)
+            ]
         views.append(
             ViewStatus(
                 name=row.name,
@@ -194,19 +235,28 @@ async def ledger_status(
                 pending=row.pending,
                 consumers=consumers,
                 holder=row.holder,
-                dead_letters=dead.get((row.name, str(row.version)), 0),
-                rebuild=None if rebuild is None else rebuild.state,
+                dead_letters=dead.get((row.name, str(row.version), row.partition), 0),
+                rebuild=rebuilds[row.name],
+                partition=row.partition,
             )
         )
-    first = await client.xrange(log, "-", "+", count=1) or []
-    last = await client.xrevrange(log, "+", "-", count=1) or []
+    firsts: list[Position | None] = []
+    lasts: list[Position | None] = []
+    length = 0
+    for log in keys.logs:
+        first = await client.xrange(log, "-", "+", count=1) or []
+        last = await client.xrevrange(log, "+", "-", count=1) or []
+        firsts.append(Position(_text(first[0][0])) if first else None)
+        lasts.append(Position(_text(last[0][0])) if last else None)
+        length += int(await client.xlen(log))
     setup = await redis_setup(client)
     return LedgerStatus(
         projections=views,
         log=LogStatus(
-            length=int(await client.xlen(log)),
-            first=_text(first[0][0]) if first else None,
-            last=_text(last[0][0]) if last else None,
+            length=length,
+            first=joined(firsts),
+            last=joined(lasts),
+            partitions=keys.partitions,
         ),
         redis=RedisStatus(
             used_memory=setup.used_memory,
@@ -243,6 +293,8 @@ class VerifyResult(msgspec.Struct, frozen=True, kw_only=True):
     differences: list[Difference]
     unapplied: list[str]
     """Positions the projection could not apply (dead letters, skipped by the view too)."""
+    partition: int = 0
+    """The log partition whose view was compared (0 on one partition)."""
 
     @property
     def ok(self) -> bool:
@@ -250,11 +302,28 @@ class VerifyResult(msgspec.Struct, frozen=True, kw_only=True):
         return not self.differences
 
 
-async def verify(client: aioredis.Redis, prefix: str, projection: Projection) -> VerifyResult:
-    """Fold the log up to the stored view's checkpoint and compare every document."""
-    keys, stored, checkpoint = await load_raw(client, prefix, projection)
+async def verify(
+    client: aioredis.Redis, prefix: Keys | str, projection: Projection, *, partition: int = 0
+) -> VerifyResult:
+    """Fold the partition's log up to its stored view's checkpoint and compare every document.
+
+    On one partition the partition is the whole log; see :func:`verify_all` for every one.
+    """
+    keys = Keys.of(prefix)
+    kinds = list(projection.doc_types)
+    generation = await active_generation(client, keys, projection, partition=partition)
+    replies, checkpoint = await load_kinds_raw(
+        client, keys, projection, kinds, generation=generation, partition=partition
+    )
+    stored = {
+        kind: {
+            _text(ident): raw if isinstance(raw, bytes) else raw.encode()
+            for ident, raw in reply.items()
+        }
+        for kind, reply in zip(kinds, replies, strict=True)
+    }
     fold = FoldRun(projection, projection.initial(), fresh=True)
-    log = Keys(prefix).log
+    log = keys.log_of(partition)
     events = 0
     if checkpoint is not None:
         start = "-"
@@ -290,21 +359,31 @@ async def verify(client: aioredis.Redis, prefix: str, projection: Projection) ->
     return VerifyResult(
         projection=projection.name,
         version=projection.version,
-        generation=int(keys.generation),
+        generation=generation,
         checkpoint=checkpoint,
         events=events,
         differences=differences,
         unapplied=[p for p, _, _ in fold.failures],
+        partition=partition,
     )
+
+
+async def verify_all(
+    client: aioredis.Redis, prefix: Keys | str, projection: Projection
+) -> list[VerifyResult]:
+    """:func:`verify` of every partition's view of ``projection``, in partition order."""
+    keys = Keys.of(prefix)
+    return [await verify(client, keys, projection, partition=p) for p in range(keys.partitions)]
 
 
 # --- dead letters ------------------------------------------------------------------------------
 
 
 class DeadLetter(msgspec.Struct, frozen=True, kw_only=True):
-    """One entry of the dead-letter stream."""
+    """One entry of a dead-letter stream."""
 
     id: str
+    """The letter's id: its entry id, prefixed ``p<N>:`` in the partitioned layout."""
     projection: str
     version: int
     position: str
@@ -314,9 +393,35 @@ class DeadLetter(msgspec.Struct, frozen=True, kw_only=True):
     consumer: str
     entry: dict[str, str]
     """The log entry's own fields (``type``, ``event_id``, ``v``, ``data``)."""
+    partition: int = 0
+    """The partition whose dead-letter stream holds the letter."""
+    entry_id: str = ""
+    """The letter's entry id in that stream."""
 
 
-def _letter(ident: Any, raw: Mapping[Any, Any] | None) -> DeadLetter:
+def letter_id(keys: Keys, partition: int, entry_id: str) -> str:
+    """The id operators use for a letter: ``p<N>:<entry id>`` when partitioned, else the id."""
+    return f"p{partition}:{entry_id}" if keys.partitioned else entry_id
+
+
+def parse_letter_id(keys: Keys, ident: str) -> tuple[int, str]:
+    """The partition and entry id a :func:`letter_id` names.
+
+    :class:`DeadLetterNotFoundError` when it cannot name a letter of this layout.
+    """
+    if not keys.partitioned:
+        return 0, ident
+    head, sep, entry_id = ident.partition(":")
+    if sep and head.startswith("p") and head[1:].isdigit():
+        partition = int(head[1:])
+        if partition < keys.partitions and entry_id:
+            return partition, entry_id
+    raise DeadLetterNotFoundError(
+        f"no dead letter {ident!r}: ids name their partition, p<0..{keys.partitions - 1}>:<id>"
+    )
+
+
+def _letter(keys: Keys, partition: int, ident: Any, raw: Mapping[Any, Any] | None) -> DeadLetter:
     fields = {_text(k): _text(v) for k, v in (raw or {}).items()}
     entry = {k[len("entry.") :]: v for k, v in fields.items() if k.startswith("entry.")}
 
@@ -327,7 +432,7 @@ def _letter(ident: Any, raw: Mapping[Any, Any] | None) -> DeadLetter:
             return 0
 
     return DeadLetter(
-        id=_text(ident),
+        id=letter_id(keys, partition, _text(ident)),
         projection=fields.get("projection", ""),
         version=number("version"),
         position=fields.get("position", ""),
@@ -336,35 +441,57 @@ def _letter(ident: Any, raw: Mapping[Any, Any] | None) -> DeadLetter:
         deliveries=number("deliveries"),
         consumer=fields.get("consumer", ""),
         entry=entry,
+        partition=partition,
+        entry_id=_text(ident),
     )
 
 
-async def dlq_list(
-    client: aioredis.Redis, prefix: str, *, count: int | None = 100
+async def _stream_letters(
+    client: aioredis.Redis, keys: Keys, partition: int, count: int | None
 ) -> list[DeadLetter]:
-    """The oldest ``count`` dead letters (``None``: all of them), in the order they came."""
-    dlq = Keys(prefix).dlq
+    dlq = keys.dlq_of(partition)
     found: list[DeadLetter] = []
     start = "-"
     while count is None or len(found) < count:
         want = _PAGE if count is None else min(_PAGE, count - len(found))
         page = await client.xrange(dlq, start, "+", count=want) or []
-        found += [_letter(ident, fields) for ident, fields in page]
+        found += [_letter(keys, partition, ident, fields) for ident, fields in page]
         if len(page) < want:
             break
         start = f"({_text(page[-1][0])}"
     return found
 
 
-async def dlq_show(client: aioredis.Redis, prefix: str, ident: str) -> DeadLetter:
+async def dlq_list(
+    client: aioredis.Redis, prefix: Keys | str, *, count: int | None = 100
+) -> list[DeadLetter]:
+    """The oldest ``count`` dead letters (``None``: all of them), in the order they came.
+
+    On several partitions every partition's stream is read; letters are ordered by their
+    entry id, then partition.
+    """
+    keys = Keys.of(prefix)
+    if not keys.partitioned:
+        return await _stream_letters(client, keys, 0, count)
+    found: list[DeadLetter] = []
+    for partition in range(keys.partitions):
+        found += await _stream_letters(client, keys, partition, count)
+    found.sort(key=lambda letter: (position_key(letter.entry_id), letter.partition))
+    return found if count is None else found[:count]
+
+
+async def dlq_show(client: aioredis.Redis, prefix: Keys | str, ident: str) -> DeadLetter:
     """One dead letter; :class:`DeadLetterNotFoundError` when there is none with that id."""
+    keys = Keys.of(prefix)
+    partition, entry_id = parse_letter_id(keys, ident)
+    dlq = keys.dlq_of(partition)
     try:
-        page = await client.xrange(Keys(prefix).dlq, ident, ident, count=1) or []
+        page = await client.xrange(dlq, entry_id, entry_id, count=1) or []
     except rexc.ResponseError:  # not a stream id at all
         page = []
     if not page:
-        raise DeadLetterNotFoundError(f"no dead letter {ident!r} in {Keys(prefix).dlq}")
-    return _letter(page[0][0], page[0][1])
+        raise DeadLetterNotFoundError(f"no dead letter {ident!r} in {dlq}")
+    return _letter(keys, partition, page[0][0], page[0][1])
 
 
 def _log_fields(letter: DeadLetter, action: str, **extra: str) -> list[str]:
@@ -396,18 +523,22 @@ redis.call('XADD', KEYS[2], '*', unpack(fields))
 return 1
 """
 
+_RETRY_CHECKS: Final = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+if (redis.call('GET', KEYS[3]) or '0') ~= ARGV[3] then return -2 end
+if (redis.call('HGET', KEYS[2], 'position') or '') ~= ARGV[2] then return -1 end
+if redis.call('XDEL', KEYS[4], ARGV[4]) == 0 then return -3 end
+"""
+
 RETRY_SCRIPT: Final = (
     LUA_WRITE_DOCS
     + """
 -- KEYS: lease, meta, view pointer, dlq, dlq log, then the kind hashes written.
 -- ARGV: lease owner, expected checkpoint, generation, letter id, log field count N,
 --   N pairs, then per kind hash: puts P, deletes R, P pairs, R ids.
--- Returns 1 done; 0 lease lost; -1 checkpoint moved; -2 generation moved; -3 letter gone.
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-if (redis.call('GET', KEYS[3]) or '0') ~= ARGV[3] then return -2 end
-if (redis.call('HGET', KEYS[2], 'position') or '') ~= ARGV[2] then return -1 end
-if redis.call('XDEL', KEYS[4], ARGV[4]) == 0 then return -3 end
-local n = tonumber(ARGV[5])
+-- Returns 1 done; 0 lease lost; -1 checkpoint moved; -2 generation moved; -3 letter gone."""
+    + _RETRY_CHECKS
+    + """local n = tonumber(ARGV[5])
 local fields = {}
 for j = 1, 2 * n do fields[j] = ARGV[5 + j] end
 redis.call('XADD', KEYS[5], '*', unpack(fields))
@@ -416,19 +547,44 @@ return 1
 """
 )
 
+RETRY_PARTITION_SCRIPT: Final = (
+    LUA_WRITE_DOCS
+    + """
+-- The partitioned layout: every key under the partition's hash tag (the record of the
+-- retry in the global dlq log is written by the caller afterwards).
+-- KEYS: lease, meta, view pointer, dlq, then the kind hashes written.
+-- ARGV: lease owner, expected checkpoint, generation, letter id, then per kind hash:
+--   puts P, deletes R, P pairs, R ids.
+-- Returns 1 done; 0 lease lost; -1 checkpoint moved; -2 generation moved; -3 letter gone."""
+    + _RETRY_CHECKS
+    + """write_docs(5, 5)
+return 1
+"""
+)
+
 
 async def dlq_drop(
-    client: aioredis.Redis, prefix: str, ident: str, *, reason: str, by: str = "operator"
+    client: aioredis.Redis, prefix: Keys | str, ident: str, *, reason: str, by: str = "operator"
 ) -> DeadLetter:
-    """Record the letter with ``reason`` in ``<prefix>:dlq:log`` and delete it, atomically."""
+    """Record the letter with ``reason`` in ``<prefix>:dlq:log`` and delete it.
+
+    In one script on one partition; in the partitioned layout the letter is deleted first
+    and the record follows in a second command (the two streams are on different slots).
+    """
     if not reason.strip():
         raise DeadLetterError("dropping a dead letter needs a reason")
-    letter = await dlq_show(client, prefix, ident)
-    keys = Keys(prefix)
-    done = await client.register_script(DROP_SCRIPT)(
-        keys=[keys.dlq, keys.dlq_log],
-        args=[letter.id, *_log_fields(letter, "drop", reason=reason.strip(), by=by)],
-    )
+    keys = Keys.of(prefix)
+    letter = await dlq_show(client, keys, ident)
+    record = _log_fields(letter, "drop", reason=reason.strip(), by=by)
+    dlq = keys.dlq_of(letter.partition)
+    if keys.partitioned:
+        done = await client.xdel(dlq, letter.entry_id)
+        if done:
+            await client.xadd(keys.dlq_log, dict(zip(record[::2], record[1::2], strict=True)))
+    else:
+        done = await client.register_script(DROP_SCRIPT)(
+            keys=[dlq, keys.dlq_log], args=[letter.entry_id, *record]
+        )
     if not done:
         raise DeadLetterNotFoundError(f"dead letter {ident!r} was removed meanwhile")
     return letter
@@ -436,7 +592,7 @@ async def dlq_drop(
 
 async def dlq_retry(
     client: aioredis.Redis,
-    prefix: str,
+    prefix: Keys | str,
     ident: str,
     *,
     by: str = "operator",
@@ -444,50 +600,66 @@ async def dlq_retry(
 ) -> DeadLetter:
     """Apply a dead letter's entry to the live view and remove it (see the module docstring).
 
-    Raises :class:`DeadLetterStillFailsError` (nothing changed) when the projection still
-    cannot apply it, :class:`DeadLetterError` when its projection or version is not served.
+    The view written is that of the letter's partition. Raises
+    :class:`DeadLetterStillFailsError` (nothing changed) when the projection still cannot
+    apply it, :class:`DeadLetterError` when its projection or version is not served.
     """
-    letter = await dlq_show(client, prefix, ident)
+    keys = Keys.of(prefix)
+    letter = await dlq_show(client, keys, ident)
     projection = PROJECTIONS.get(letter.projection)
     if projection is None or projection.version != letter.version:
         raise DeadLetterError(
             f"dead letter {ident} belongs to {letter.projection} v{letter.version}, which this "
             "code does not serve; drop it with a reason instead"
         )
-    keys = await current_view_keys(client, prefix, projection)
+    partition = letter.partition
+    view = await current_view_keys(client, keys, projection, partition=partition)
     owner = f"dlq-retry:{secrets.token_hex(6)}"
-    await client.set(keys.lease, owner, px=lease_ms)  # the live projector pauses
+    await client.set(view.lease, owner, px=lease_ms)  # the live projector pauses
     try:
-        docs, checkpoint = await load_view(client, prefix, projection, generation=keys.generation)
+        try:
+            docs, checkpoint = await load_view_paged(
+                client, keys, projection, generation=view.generation, partition=partition
+            )
+        except ViewChangedError as exc:
+            raise DeadLetterError(
+                f"the view of {projection.view} moved ({exc}); try again"
+            ) from exc
         fold = FoldRun(projection, docs, fresh=False)
         if not fold.apply(Position(letter.position), letter.entry):
-            _, _, exc = fold.failures[0]
+            _, _, failure = fold.failures[0]
             raise DeadLetterStillFailsError(
                 f"{projection.name} still cannot apply {letter.position}: "
-                f"{type(exc).__name__}: {exc}"
+                f"{type(failure).__name__}: {failure}"
             )
-        doc_keys, doc_args = doc_change_args(fold.take(), keys.kinds)
+        doc_keys, doc_args = doc_change_args(fold.take(), view.kinds)
         record = _log_fields(letter, "retry", by=by)
-        script_keys = [keys.lease, keys.meta, keys.pointer, Keys(prefix).dlq, Keys(prefix).dlq_log]
-        args: list[bytes | str | int] = [
+        head: list[bytes | str | int] = [
             owner,
             checkpoint or "",
-            str(keys.generation),
-            letter.id,
-            len(record) // 2,
-            *record,
-            *doc_args,
+            str(view.generation),
+            letter.entry_id,
         ]
-        script_keys += doc_keys
-        result = await client.register_script(RETRY_SCRIPT)(keys=script_keys, args=args)
+        if keys.partitioned:
+            script = RETRY_PARTITION_SCRIPT
+            script_keys = [view.lease, view.meta, view.pointer, view.dlq, *doc_keys]
+            args = [*head, *doc_args]
+        else:
+            script = RETRY_SCRIPT
+            script_keys = [view.lease, view.meta, view.pointer, view.dlq, keys.dlq_log]
+            script_keys += doc_keys
+            args = [*head, len(record) // 2, *record, *doc_args]
+        result = await client.register_script(script)(keys=script_keys, args=args)
         if result == -3:
             raise DeadLetterNotFoundError(f"dead letter {ident!r} was removed meanwhile")
         if result != 1:
             raise DeadLetterError(
                 f"the view of {projection.view} changed under the retry ({result}); try again"
             )
+        if keys.partitioned:
+            await client.xadd(keys.dlq_log, dict(zip(record[::2], record[1::2], strict=True)))
     finally:
-        await client.register_script(RELEASE_SCRIPT)(keys=[keys.lease], args=[owner])
+        await client.register_script(RELEASE_SCRIPT)(keys=[view.lease], args=[owner])
     return letter
 
 

@@ -28,6 +28,11 @@ The rebuild is **resumable**: killed half-way, the same command finds the record
 ``building`` and goes on from the new generation's own checkpoint. One rebuild per view runs
 at a time (the lock ``<prefix>:replay-lock:<name>:v<version>``, renewed per batch).
 
+**Partitions.** On a partitioned log (several partitions, or a Redis Cluster) rebuilds are
+refused (:class:`ReplayPartitionedError`): a view is kept per partition there, and swapping
+the partitions' pointers one by one is not built yet. Bumping the projection's version
+rebuilds every partition view from its partition's log instead.
+
 ``--until <position|datetime>`` builds the view as it stood at that point under the
 generation ``until-<position>`` (the last position it includes) and touches nothing else;
 it is read with ``load_view(..., generation="until-<position>")``.
@@ -71,6 +76,7 @@ __all__ = [
     "ProgressCallback",
     "Replay",
     "ReplayError",
+    "ReplayPartitionedError",
     "ReplayRecord",
     "ReplayRunningError",
     "ReplaySwapError",
@@ -78,6 +84,7 @@ __all__ = [
     "dead_letter_positions",
     "parse_until",
     "projections_named",
+    "refuse_partitioned",
     "replay_status",
 ]
 
@@ -105,6 +112,15 @@ class ReplayRunningError(ReplayError):
 
     One rebuild per view runs at a time; a rebuild whose process died leaves the lock to
     expire within its lock time, after which the same command resumes it.
+    """
+
+
+class ReplayPartitionedError(ReplayError):
+    """Raised when a rebuild is asked for on a partitioned log (several partitions, or a
+    Redis Cluster): rebuilds serve one partition on one node only, for now.
+
+    Remedy: bump the projection's version instead (the runner then builds the new version's
+    partition views from the start of each partition while the old version keeps serving).
     """
 
 
@@ -140,6 +156,17 @@ class ReplayRecord(msgspec.Struct, kw_only=True, omit_defaults=True):
 
 
 _RECORD_FIELDS: Final = ("generation", "state", "done", "total", "checkpoint", "started_at")
+
+
+def refuse_partitioned(prefix: Keys | str) -> None:
+    """:class:`ReplayPartitionedError` when ``prefix`` names a partitioned layout."""
+    keys = Keys.of(prefix)
+    if keys.partitioned:
+        where = "a Redis Cluster" if keys.cluster else f"{keys.partitions} log partitions"
+        raise ReplayPartitionedError(
+            f"rebuilding a view is not supported on {where}: each partition's view would be "
+            "swapped on its own; bump the projection's version to rebuild it instead"
+        )
 
 
 def projections_named(name: str) -> list[Projection]:
@@ -348,20 +375,21 @@ class Replay:
         client: aioredis.Redis,
         projection: Projection,
         *,
-        prefix: str = "ledger",
+        prefix: Keys | str = "ledger",
         batch_size: int = 1000,
         lock_ms: int = 15_000,
         progress: ProgressCallback | None = None,
         hook: BatchHook | None = None,
     ) -> None:
+        refuse_partitioned(prefix)
         self.client = client
         self.projection = projection
-        self.prefix = prefix
+        self.prefix = Keys.of(prefix).prefix
         self.batch_size = batch_size
         self.lock_ms = lock_ms
         self.progress = progress
         self.hook = hook
-        self.keys = Keys(prefix)
+        self.keys = Keys.of(prefix)
         name, version = projection.name, projection.version
         self.record_key = self.keys.replay(name, version)
         self.lock_key = self.keys.replay_lock(name, version)
@@ -674,13 +702,14 @@ def _record_of(projection: Projection, raw: Mapping[Any, Any]) -> ReplayRecord:
 
 
 async def replay_status(
-    client: aioredis.Redis, prefix: str, projection: Projection
+    client: aioredis.Redis, prefix: Keys | str, projection: Projection
 ) -> ReplayRecord | None:
     """The record of the view's latest rebuild, whether one runs now, and the active generation.
 
-    ``None`` when the view was never rebuilt.
+    ``None`` when the view was never rebuilt (on several partitions: partition 0's view,
+    as rebuilds are refused there).
     """
-    keys = Keys(prefix)
+    keys = Keys.of(prefix)
     name, version = projection.name, projection.version
     async with client.pipeline(transaction=True) as pipe:
         pipe.hgetall(keys.replay(name, version))

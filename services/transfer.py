@@ -1,6 +1,7 @@
 """Moving events in and out of the log: JSON-lines export and import, and ACLED imports.
 
-**Export** writes one JSON object per line and event, in log order::
+**Export** writes one JSON object per line and event, in log order (on several partitions,
+every partition's events in the order of (position, partition))::
 
     {"position": "1741600000000-0", "recorded_at": "2025-03-10T09:46:40Z",
      "type": "incident.reported", "v": 2, "event": {...the event as stored...}}
@@ -51,10 +52,11 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import heapq
 import re
 import unicodedata
 import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from functools import cache
 from typing import IO, Any, Final, Literal
 
@@ -72,6 +74,7 @@ from events import (
     from_fields,
     iso3_countries,
     parse_submission,
+    position_key,
     recorded_at_of,
 )
 
@@ -159,9 +162,59 @@ class _Line(msgspec.Struct, frozen=True):
 _line_encoder: Final = msgspec.json.Encoder()
 
 
+def _bounds(bound: str | None, partitions: int, default: str) -> list[str]:
+    """Per partition the bound ``bound`` names: one position for all, or one per partition
+    joined by commas (``-``/``+`` or ``0-0`` for none)."""
+    if bound is None:
+        return [default] * partitions
+    parts = bound.split(",")
+    if len(parts) == 1:
+        return parts * partitions
+    if len(parts) != partitions:
+        raise TransferError(f"{bound!r} does not name {partitions} partitions' positions")
+    return parts
+
+
+async def _entries(
+    client: aioredis.Redis, log: str, low: str, high: str
+) -> AsyncIterator[tuple[str, Mapping[Any, Any]]]:
+    """The entries of one stream from ``low`` to ``high`` (both included), page by page."""
+    while True:
+        page = await client.xrange(log, low, high, count=_PAGE) or []
+        for ident, raw in page:
+            yield _text(ident), raw or {}
+        if len(page) < _PAGE:
+            return
+        low = f"({_text(page[-1][0])}"
+
+
+async def _merged(
+    client: aioredis.Redis, keys: Keys, lows: Sequence[str], highs: Sequence[str]
+) -> AsyncIterator[tuple[str, Mapping[Any, Any]]]:
+    """The entries of every partition in the order of (position, partition)."""
+    streams = [
+        _entries(client, log, low, high)
+        for log, low, high in zip(keys.logs, lows, highs, strict=True)
+    ]
+    heads: list[tuple[tuple[int, int], int, str, Mapping[Any, Any]]] = []
+
+    async def take(partition: int) -> None:
+        found = await anext(streams[partition], None)
+        if found is not None:
+            ident, raw = found
+            heapq.heappush(heads, (position_key(ident), partition, ident, raw))
+
+    for partition in range(len(streams)):
+        await take(partition)
+    while heads:
+        _, partition, ident, raw = heapq.heappop(heads)
+        yield ident, raw
+        await take(partition)
+
+
 async def export_events(
     client: aioredis.Redis,
-    prefix: str,
+    prefix: Keys | str,
     out: IO[bytes],
     *,
     start: str | None = None,
@@ -174,36 +227,44 @@ async def export_events(
     With ``keyring`` the private text of sealed events is restored (``"[erased]"`` where an
     operator erased it, see :mod:`services.sealing`); without, events are written as stored,
     with placeholders, and an import of the file would not bring the text back.
+
+    On several partitions the events of every partition are written in the order of
+    (position, partition), each line as on one partition (positions are entry ids within
+    their partition). ``start`` and ``end`` are then one position bounding every partition,
+    or one per partition joined by commas (as :func:`services.views.joined` writes them).
     """
-    log = Keys(prefix).log
-    total = int(await client.xlen(log))
+    keys = Keys.of(prefix)
+    lows = _bounds(start, keys.partitions, "-")
+    highs = _bounds(end, keys.partitions, "+")
+    total = 0
+    for log in keys.logs:
+        total += int(await client.xlen(log))
     written = 0
-    low = start or "-"
-    while True:
-        page = await client.xrange(log, low, end or "+", count=_PAGE) or []
-        for ident, raw in page:
-            fields = {_text(k): v for k, v in (raw or {}).items()}
-            data = fields.get("data")
-            if data is None:
-                continue
-            position = _text(ident)
-            blob = fields.get("sealed")
-            if keyring is not None and blob is not None:
-                data = await _unsealed_data(keyring, position, fields, _text(blob))
-            line = _Line(
-                position=position,
-                recorded_at=recorded_at_of(position),
-                type=_text(fields.get("type", "")),
-                v=int(_text(fields.get("v", "0")) or 0),
-                event=msgspec.Raw(data if isinstance(data, bytes) else data.encode()),
-            )
-            out.write(_line_encoder.encode(line) + b"\n")
-            written += 1
-        if progress is not None:
+    since = 0
+    async for position, raw in _merged(client, keys, lows, highs):
+        fields = {_text(k): v for k, v in raw.items()}
+        data = fields.get("data")
+        if data is None:
+            continue
+        blob = fields.get("sealed")
+        if keyring is not None and blob is not None:
+            data = await _unsealed_data(keyring, position, fields, _text(blob))
+        line = _Line(
+            position=position,
+            recorded_at=recorded_at_of(position),
+            type=_text(fields.get("type", "")),
+            v=int(_text(fields.get("v", "0")) or 0),
+            event=msgspec.Raw(data if isinstance(data, bytes) else data.encode()),
+        )
+        out.write(_line_encoder.encode(line) + b"\n")
+        written += 1
+        since += 1
+        if progress is not None and since >= _PAGE:
+            since = 0
             progress(written, max(total, written))
-        if len(page) < _PAGE:
-            return written
-        low = f"({_text(page[-1][0])}"
+    if progress is not None:
+        progress(written, max(total, written))
+    return written
 
 
 async def _unsealed_data(

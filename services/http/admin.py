@@ -3,9 +3,12 @@
 ===================================  ===========================================================
 ``GET /v1/admin/status``             what ``ledger status --json`` shows
 ``POST /v1/admin/replay/{name}``     start rebuilding a view (or ``all``) in the background: 202;
-                                     409 when a rebuild of it runs already; 404 unknown name
+                                     409 when a rebuild of it runs already, or on a
+                                     partitioned log (rebuilds are refused there); 404
+                                     unknown name
 ``GET /v1/admin/replay/{name}``      the latest rebuild: state, generation, progress, running
-``GET /v1/admin/dlq``                the dead letters (``?limit=``, default 100)
+``GET /v1/admin/dlq``                the dead letters (``?limit=``, default 100); on a
+                                     partitioned log an id names its partition, ``p<N>:<id>``
 ``POST /v1/admin/dlq/{id}/retry``    apply a dead letter to the live view and remove it; 409
                                      when the projection still cannot apply it
 ``POST /v1/admin/dlq/{id}/drop``     body ``{"reason": "..."}``: record and remove it
@@ -35,7 +38,16 @@ from ..ops import (
     dlq_retry,
     ledger_status,
 )
-from ..replay import Replay, ReplayError, UnknownProjectionError, projections_named, replay_status
+from ..replay import (
+    Replay,
+    ReplayError,
+    ReplayPartitionedError,
+    UnknownProjectionError,
+    projections_named,
+    refuse_partitioned,
+    replay_status,
+)
+from ..store.keys import Keys
 
 log = structlog.get_logger(__name__)
 
@@ -45,8 +57,10 @@ __all__ = ["ADMIN_ROUTES", "AdminDeps"]
 class AdminDeps:
     """What the operator routes use: the Redis client, the key prefix, background rebuilds."""
 
-    def __init__(self, client: aioredis.Redis, prefix: str) -> None:
-        self.client, self.prefix = client, prefix
+    def __init__(self, client: aioredis.Redis, prefix: Keys | str) -> None:
+        self.client = client
+        self.keys = Keys.of(prefix)
+        self.prefix = self.keys.prefix
         self.tasks: dict[str, asyncio.Task[None]] = {}
 
 
@@ -133,13 +147,13 @@ def _admin(request: Request[Any, Any, Any]) -> AdminDeps:
 async def admin_status(request: Request[Any, Any, Any]) -> Response[Any]:
     """Per projection: version, generation, checkpoint, lag, pending, consumers, dead letters."""
     admin = _admin(request)
-    return _json(200, await ledger_status(admin.client, admin.prefix))
+    return _json(200, await ledger_status(admin.client, admin.keys))
 
 
 async def _rebuild(admin: AdminDeps, name: str) -> None:
     for projection in projections_named(name):
         try:
-            await Replay(admin.client, projection, prefix=admin.prefix).run()
+            await Replay(admin.client, projection, prefix=admin.keys).run()
         except ReplayError as exc:
             log.warning("replay.failed", projection=projection.name, error=str(exc))
         except Exception:
@@ -160,10 +174,14 @@ async def admin_replay_start(request: Request[Any, Any, Any], name: Name) -> Res
         chosen = projections_named(name)
     except UnknownProjectionError as exc:
         return _error(404, "not_found", str(exc))
+    try:
+        refuse_partitioned(admin.keys)
+    except ReplayPartitionedError as exc:
+        return _error(409, "partitioned", str(exc))
     task = admin.tasks.get(name)
     running = task is not None and not task.done()
     for projection in chosen:
-        record = await replay_status(admin.client, admin.prefix, projection)
+        record = await replay_status(admin.client, admin.keys, projection)
         running = running or (record is not None and record.running)
     if running:
         return _error(409, "conflict", f"a rebuild of {name} is running")
@@ -188,7 +206,7 @@ async def admin_replay_status(request: Request[Any, Any, Any], name: Name) -> Re
     here = task is not None and not task.done()
     rows: list[dict[str, Any]] = []
     for projection in chosen:
-        record = await replay_status(admin.client, admin.prefix, projection)
+        record = await replay_status(admin.client, admin.keys, projection)
         if record is None:
             rows.append({"projection": projection.name, "status": "never"})
             continue
@@ -213,7 +231,7 @@ async def admin_dlq_list(request: Request[Any, Any, Any], limit: Limit = None) -
         count = 0
     if not 1 <= count <= 10_000:
         return _error(422, "invalid", "limit must be a whole number from 1 to 10000")
-    letters = await dlq_list(admin.client, admin.prefix, count=count)
+    letters = await dlq_list(admin.client, admin.keys, count=count)
     return _json(200, {"dead_letters": letters})
 
 
@@ -228,7 +246,7 @@ async def admin_dlq_retry(request: Request[Any, Any, Any], ident: LetterId) -> R
     """Apply the letter's entry to the live view and remove it from the dead letters."""
     admin = _admin(request)
     try:
-        letter = await dlq_retry(admin.client, admin.prefix, ident, by="http:operator")
+        letter = await dlq_retry(admin.client, admin.keys, ident, by="http:operator")
     except DeadLetterNotFoundError as exc:
         return _error(404, "not_found", str(exc))
     except DeadLetterStillFailsError as exc:
@@ -254,7 +272,7 @@ async def admin_dlq_drop(request: Request[Any, Any, Any], ident: LetterId) -> Re
         return _error(422, "invalid", f'the body must be {{"reason": "..."}}: {exc}')
     try:
         letter = await dlq_drop(
-            admin.client, admin.prefix, ident, reason=body.reason, by="http:operator"
+            admin.client, admin.keys, ident, reason=body.reason, by="http:operator"
         )
     except DeadLetterNotFoundError as exc:
         return _error(404, "not_found", str(exc))
