@@ -367,6 +367,8 @@ class _Part(msgspec.Struct):
 
     partition: int
     indexes: list[int]
+    first: bool = False
+    """Whether the part creates a merge target of another part: it is written first."""
     foreign: dict[int, str] = msgspec.field(default_factory=dict)
     """Index in the part (from 1) of a merge into an incident of another partition → that
     incident's state when the merge is checked."""
@@ -386,9 +388,10 @@ class RedisEventStore:
     an incident of another partition are checked against its state read just before (with
     the batch's own earlier events applied), passed to the script. Every part is first
     checked without writing; only when all pass are they written, one atomic script each,
-    the parts holding merge targets first. A part can still be refused at write time when
-    a concurrent append changed its entities in between: the error then lists the events of
-    the parts already written (``written``); resubmitting the batch is safe.
+    concurrently (the parts creating merge targets of other parts first). A part can still
+    be refused at write time when a concurrent append changed its entities in between: the
+    error then lists the events of the parts written (``written``); resubmitting the batch
+    is safe.
     """
 
     def __init__(
@@ -497,31 +500,48 @@ class RedisEventStore:
                     for part in parts
                 ),
             )
-            refused = [
-                (part.indexes[int(reply[1])], part, reply)
-                for part, reply in zip(parts, replies, strict=True)
-                if _str(reply[0]) != "ok"
-            ]
-            if refused:  # the batch's first problem, as on one partition
-                _, part, reply = min(refused, key=lambda one: one[0])
-                self._answers(part, events, reply)  # raises
+            self._raise_first_refusal(parts, replies, events, [])
         results: list[Appended | None] = [None] * len(events)
-        for part in parts:
-            reply = await self._write(part, events, blobs)
-            try:
-                answers = self._answers(part, events, reply)
-            except BatchError as exc:
-                exc.written = tuple(r for r in results if r is not None)
-                raise
-            for index, answer in zip(part.indexes, answers, strict=True):
-                results[index] = answer
+        first = [part for part in parts if part.first]
+        for wave in (first, [part for part in parts if not part.first]):
+            replies = await asyncio.gather(*(self._write(part, events, blobs) for part in wave))
+            for part, reply in zip(wave, replies, strict=True):
+                if _str(reply[0]) == "ok":
+                    for index, answer in zip(
+                        part.indexes, self._answers(part, events, reply), strict=True
+                    ):
+                        results[index] = answer
+            self._raise_first_refusal(wave, replies, events, results)
         return [r for r in results if r is not None]
+
+    def _raise_first_refusal(
+        self,
+        parts: Sequence[_Part],
+        replies: Sequence[Any],
+        events: Sequence[AnyEvent],
+        results: Sequence[Appended | None],
+    ) -> None:
+        """Raise the refusal of the earliest event among the parts' replies, if any, with the
+        events appended so far (``results``) as its ``written``."""
+        refused = [
+            (part.indexes[int(reply[1])], part, reply)
+            for part, reply in zip(parts, replies, strict=True)
+            if _str(reply[0]) != "ok"
+        ]
+        if not refused:
+            return
+        _, part, reply = min(refused, key=lambda one: one[0])  # as on one partition
+        try:
+            self._answers(part, events, reply)
+        except BatchError as exc:
+            exc.written = tuple(r for r in results if r is not None)
+            raise
 
     async def _parts(self, events: Sequence[AnyEvent]) -> list[_Part]:
         """The batch split by partition, with the states of merge targets held elsewhere.
 
-        Parts come in the order of their first event, except that a part holding a merge
-        target created in this batch goes before the part merging into it.
+        Parts come in the order of their first event; a part creating a merge target of
+        another part is marked ``first`` (written before the others, which go at once).
         """
         by_partition: dict[int, _Part] = {}
         targets: dict[int, tuple[str, int]] = {}  # batch index of a merge → (target, its partition)
@@ -555,7 +575,8 @@ class RedisEventStore:
                 states[event.entity] = _after(before, event)
                 if before is None and states[event.entity] is not None:
                     created_in.add(self.partition_of(event))
-        parts.sort(key=lambda part: part.partition not in created_in)  # stable
+        for part in parts:
+            part.first = part.partition in created_in
         return parts
 
     def _script_call(
