@@ -360,24 +360,22 @@ def apply(state: State, recorded: Recorded) -> State:
 def _add_sums(
     into: dict[str, tuple[int, int, int, int]], sums: Mapping[str, tuple[int, int, int, int]]
 ) -> None:
-    for key, (low, best, high, n) in sums.items():
-        was = into.get(key)
+    get = into.get
+    for key, one in sums.items():
+        was = get(key)
         into[key] = (
-            (low, best, high, n)
+            one
             if was is None
-            else (was[0] + low, was[1] + best, was[2] + high, was[3] + n)
+            else (was[0] + one[0], was[1] + one[1], was[2] + one[2], was[3] + one[3])
         )
 
 
 def _sum_cells(cells: Sequence[Cell]) -> Cell:
     """One cell summing cells of the same id (of disjoint sets of incidents)."""
     first = cells[0]
-    low = best = high = incidents = 0
-    communities: dict[str, tuple[int, int, int, int]] = {}
-    lines: dict[str, tuple[int, int, int, int]] = {}
-    for cell in cells:
-        low, best, high = low + cell.low, best + cell.best, high + cell.high
-        incidents += cell.incidents
+    communities = dict(first.communities)
+    lines = dict(first.lines)
+    for cell in cells[1:]:
         _add_sums(communities, cell.communities)
         _add_sums(lines, cell.lines)
     return Cell(
@@ -385,10 +383,10 @@ def _sum_cells(cells: Sequence[Cell]) -> Cell:
         first.adm1,
         first.occurred_start,
         first.grading,
-        low,
-        best,
-        high,
-        incidents,
+        sum(cell.low for cell in cells),
+        sum(cell.best for cell in cells),
+        sum(cell.high for cell in cells),
+        sum(cell.incidents for cell in cells),
         communities,
         lines,
     )
