@@ -422,7 +422,7 @@ class ReadSide:
         self.views = ViewReader(client, self.keys)
         self.victims_sums: dict[tuple[Any, ...], VictimsSums] = {}
         """Kept sums of the community-victims queries asked of the view now, by filters."""
-        self.asof = AsOfReader(client, self.prefix)
+        self.asof = AsOfReader(client, self.keys)
         self.projector_state = projector_state
         self.metrics: ReadMetrics | None = None
         self.live = live or LiveHub(client, self.keys, PROJECTIONS.values())
@@ -494,8 +494,6 @@ class ReadSide:
             docs, position, lag = await self.current(projection, kinds)
             return docs, position, lag, None
         at = parse_as_of(as_of)
-        if self.keys.partitions > 1:
-            raise InvalidAsOfError("as_of is not served on a log of several partitions yet")
         state, position = await self.asof.state_at(projection, at)
         return state, position, 0, at
 
