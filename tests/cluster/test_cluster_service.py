@@ -22,7 +22,7 @@ from services.store.keys import Keys
 from services.store.redis import RedisEventStore, connect
 from tests.cluster.fixtures import FAILOVER_NODE_TIMEOUT_MS, running_cluster
 from tests.e2e.test_dashboard import READER, publish, service, service_options
-from tests.faults.test_partition_rebalance import partition_logs
+from tests.faults.test_partition_rebalance import kill_one_of_two, partition_logs
 from tests.faults.test_projector_kill import feed
 
 __all__ = ["service", "service_options"]
@@ -140,3 +140,16 @@ class TestFailover:
                 docs, _ = await reader.read(projection, list(projection.doc_types))
                 assert Docs(docs) == expected, projection.name
             await client.aclose()
+
+
+class TestRebalanceOnACluster:
+    """Projector processes on a cluster share and take over (projection, partition) leases."""
+
+    @pytest.mark.timeout(300)
+    async def test_survivor_takes_the_killed_process_s_partitions_and_views_equal_the_fold(
+        self, cluster_url: str, cluster_client: Any, key_prefix: str, tmp_path: Path
+    ) -> None:
+        """Two processes with LEDGER_REDIS_CLUSTER=1; one killed; the other holds all leases."""
+        keys = Keys(key_prefix, PARTITIONS, cluster=True)
+        env = {"LEDGER_REDIS_CLUSTER": "1", "LEDGER_REDIS_URL": cluster_url}
+        await kill_one_of_two(cluster_url, cluster_client, keys, tmp_path, env)

@@ -48,7 +48,7 @@ async def holders(client: aioredis.Redis, keys: Keys) -> list[str | None]:
     """Who holds each (projection, partition) lease now."""
     found: list[str | None] = []
     for projection in PROJECTIONS.values():
-        for partition in range(PARTITIONS):
+        for partition in range(keys.partitions):
             raw = await client.get(keys.lease(projection.name, projection.version, partition))
             found.append(None if raw is None else raw.decode())
     return found
@@ -65,6 +65,64 @@ async def until(condition: object, what: str, projectors: Sequence[Projector]) -
         await asyncio.sleep(0.05)
 
 
+async def kill_one_of_two(
+    url: str, client: aioredis.Redis, keys: Keys, log_dir: Path, env: dict[str, str]
+) -> None:
+    """Two projector processes share ``keys``' leases; one is killed; the survivor takes all.
+
+    Events arrive before and after the kill; at the end the merged views equal the merge of
+    the folds of every partition.
+    """
+    store = RedisEventStore(
+        client, prefix=keys.prefix, partitions=keys.partitions, cluster=keys.cluster
+    )
+    events = feed(4000, random.Random(8))
+    for start in range(0, 2000, 500):
+        await store.append(events[start : start + 500])
+    env = {"LEDGER_PARTITIONS": str(keys.partitions), **env}
+    first = Projector(url, keys.prefix, log_dir / "a", env)
+    second = Projector(url, keys.prefix, log_dir / "b", env)
+    (log_dir / "a").mkdir()
+    (log_dir / "b").mkdir()
+    first.start()
+    second.start()
+    both = [first, second]
+    reader = ViewReader(client, keys)
+    try:
+
+        async def shared() -> bool:
+            held = await holders(client, keys)
+            return None not in held and len(set(held)) == 2
+
+        await until(shared, "the two processes did not share the leases", both)
+        first.kill()
+        for start in range(2000, 4000, 500):
+            await store.append(events[start : start + 500])
+        heads = await store.heads()
+
+        async def taken_over_and_caught_up() -> bool:
+            held = await holders(client, keys)
+            if None in held or len(set(held)) != 1:
+                return False
+            for projection in PROJECTIONS.values():
+                _, position = await reader.read(projection, ())
+                if position != ",".join(str(h) for h in heads):
+                    return False
+            return True
+
+        await until(taken_over_and_caught_up, "the survivor did not take over", both)
+    finally:
+        for projector in both:
+            if projector.alive():
+                projector.kill()
+    logs = await partition_logs(store)
+    assert sum(map(len, logs)) == 4000
+    for projection in PROJECTIONS.values():
+        expected = projection.merge([fold(projection, log) for log in logs])
+        stored, _ = await reader.read(projection, list(projection.doc_types))
+        assert Docs(stored) == expected, projection.name
+
+
 class TestRebalanceAcrossProcesses:
     """Leases per (projection, partition) move between processes without double-applying."""
 
@@ -73,50 +131,4 @@ class TestRebalanceAcrossProcesses:
         self, redis_url: str, redis_client: aioredis.Redis, key_prefix: str, tmp_path: Path
     ) -> None:
         """Two processes split the 12 leases; after one is killed the other holds all 12."""
-        keys = Keys(key_prefix, PARTITIONS)
-        store = RedisEventStore(redis_client, prefix=key_prefix, partitions=PARTITIONS)
-        events = feed(4000, random.Random(8))
-        for start in range(0, 2000, 500):
-            await store.append(events[start : start + 500])
-        env = {"LEDGER_PARTITIONS": str(PARTITIONS)}
-        first = Projector(redis_url, key_prefix, tmp_path / "a", env)
-        second = Projector(redis_url, key_prefix, tmp_path / "b", env)
-        (tmp_path / "a").mkdir()
-        (tmp_path / "b").mkdir()
-        first.start()
-        second.start()
-        both = [first, second]
-        try:
-
-            async def shared() -> bool:
-                held = await holders(redis_client, keys)
-                return None not in held and len(set(held)) == 2
-
-            await until(shared, "the two processes did not share the leases", both)
-            first.kill()
-            for start in range(2000, 4000, 500):
-                await store.append(events[start : start + 500])
-            heads = await store.heads()
-            reader = ViewReader(redis_client, keys)
-
-            async def taken_over_and_caught_up() -> bool:
-                held = await holders(redis_client, keys)
-                if None in held or len(set(held)) != 1:
-                    return False
-                for projection in PROJECTIONS.values():
-                    _, position = await reader.read(projection, ())
-                    if position != ",".join(str(h) for h in heads):
-                        return False
-                return True
-
-            await until(taken_over_and_caught_up, "the survivor did not take over", both)
-        finally:
-            for projector in both:
-                if projector.alive():
-                    projector.kill()
-        logs = await partition_logs(store)
-        assert sum(map(len, logs)) == 4000
-        for projection in PROJECTIONS.values():
-            expected = projection.merge([fold(projection, log) for log in logs])
-            stored, _ = await reader.read(projection, list(projection.doc_types))
-            assert Docs(stored) == expected, projection.name
+        await kill_one_of_two(redis_url, redis_client, Keys(key_prefix, PARTITIONS), tmp_path, {})
