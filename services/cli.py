@@ -318,13 +318,14 @@ def replay(
 ) -> None:
     """Rebuild a view beside the live one and swap it in (resumes an interrupted rebuild)."""
     from .ops import progress_display  # noqa: PLC0415
-    from .replay import Replay, parse_until, refuse_partitioned  # noqa: PLC0415
+    from .replay import Replay, parse_until, refuse_until_partitioned  # noqa: PLC0415
     from .views import view_keys  # noqa: PLC0415
 
     try:
         chosen = projections_named(projection)
         bound = None if until is None else parse_until(until)
-        refuse_partitioned(_settings().keys)
+        if bound is not None:
+            refuse_until_partitioned(_settings().keys)
     except LedgerError as exc:
         raise _fail(exc, 2) from None
 
@@ -334,7 +335,7 @@ def replay(
                 job = Replay(
                     client,
                     one,
-                    prefix=settings.key_prefix,
+                    prefix=settings.keys,
                     batch_size=batch_size,
                     progress=progress,
                 )
@@ -347,7 +348,7 @@ def replay(
                     )
                     continue
                 name, checkpoint = await job.build_until(bound)
-            keys = view_keys(settings.key_prefix, one, name)
+            keys = view_keys(settings.keys, one, name)
             _out.print(
                 f"{one.name} v{one.version} as of {checkpoint or 'the empty log'} is built "
                 f"under generation {name}:\n"

@@ -28,14 +28,26 @@ The rebuild is **resumable**: killed half-way, the same command finds the record
 ``building`` and goes on from the new generation's own checkpoint. One rebuild per view runs
 at a time (the lock ``<prefix>:replay-lock:<name>:v<version>``, renewed per batch).
 
-**Partitions.** On a partitioned log (several partitions, or a Redis Cluster) rebuilds are
-refused (:class:`ReplayPartitionedError`): a view is kept per partition there, and swapping
-the partitions' pointers one by one is not built yet. Bumping the projection's version
-rebuilds every partition view from its partition's log instead.
+**Partitions.** On a partitioned log (several partitions, or a Redis Cluster) a view is
+kept per partition, each a fold of its own partition's log. A rebuild takes every
+partition's lock (``<prefix>:{p<N>}:replay-lock:<name>:v<version>``), writes every
+partition's record (``<prefix>:{p<N>}:replay:<name>:v<version>``) for the same new
+generation, then runs the steps above for partition 0, then 1, and so on: each partition
+view is built from its partition's log, that partition's lease taken over, and its pointer
+swapped by :data:`SWAP_SCRIPT`, whose keys (pointer, lease, both metas, the partition's log
+with its group, the record) all share the partition's hash tag. The N swaps are therefore
+not one atomic step, and need not be: readers merge the partition views, each of which is
+a complete fold of its partition at its own checkpoint, whichever generation holds it; so
+a reader sees for each partition either its old or its new generation, and both are the
+same fold (the new one at least as far along). A rebuild killed between partitions resumes
+with the partitions not yet swapped (their records still say ``building``); swapped ones are
+skipped. The progress callback counts the events of every partition.
 
 ``--until <position|datetime>`` builds the view as it stood at that point under the
 generation ``until-<position>`` (the last position it includes) and touches nothing else;
-it is read with ``load_view(..., generation="until-<position>")``.
+it is read with ``load_view(..., generation="until-<position>")``. On several partitions it
+is refused (:class:`ReplayPartitionedError`): a single position names no point of N logs,
+and views as of a time are what ``GET ...?as_of=`` answers there (:mod:`services.asof`).
 """
 
 from __future__ import annotations
@@ -64,7 +76,8 @@ from .views import (
     ViewKeys,
     active_generation,
     doc_change_args,
-    load_view,
+    joined,
+    load_view_paged,
     parse_generation,
     view_keys,
 )
@@ -84,7 +97,7 @@ __all__ = [
     "dead_letter_positions",
     "parse_until",
     "projections_named",
-    "refuse_partitioned",
+    "refuse_until_partitioned",
     "replay_status",
 ]
 
@@ -116,11 +129,11 @@ class ReplayRunningError(ReplayError):
 
 
 class ReplayPartitionedError(ReplayError):
-    """Raised when a rebuild is asked for on a partitioned log (several partitions, or a
-    Redis Cluster): rebuilds serve one partition on one node only, for now.
+    """Raised when ``--until`` is asked for on a log of several partitions.
 
-    Remedy: bump the projection's version instead (the runner then builds the new version's
-    partition views from the start of each partition while the old version keeps serving).
+    A view as it stood at a point is built from one log; on N partitions a position names
+    no point of them all. Remedy: read the view as of a time with ``GET ...?as_of=``
+    (:mod:`services.asof` merges the partitions' folds up to it). Plain rebuilds work.
     """
 
 
@@ -152,20 +165,24 @@ class ReplayRecord(msgspec.Struct, kw_only=True, omit_defaults=True):
     running: bool = False
     """Whether a process holds the rebuild lock now (not stored; set by :func:`replay_status`)."""
     active_generation: int = 0
-    """The view's active generation now (not stored; set by :func:`replay_status`)."""
+    """The view's active generation now (not stored; set by :func:`replay_status`; on
+    several partitions the lowest of the partitions' ones)."""
+    partitions: list[ReplayRecord] = msgspec.field(default_factory=list)
+    """On several partitions: each partition's record, in partition order (not stored);
+    the fields above combine them (sums, the joined checkpoint, ``done`` when all are)."""
 
 
 _RECORD_FIELDS: Final = ("generation", "state", "done", "total", "checkpoint", "started_at")
 
 
-def refuse_partitioned(prefix: Keys | str) -> None:
-    """:class:`ReplayPartitionedError` when ``prefix`` names a partitioned layout."""
+def refuse_until_partitioned(prefix: Keys | str) -> None:
+    """:class:`ReplayPartitionedError` when ``prefix`` has several log partitions."""
     keys = Keys.of(prefix)
-    if keys.partitioned:
-        where = "a Redis Cluster" if keys.cluster else f"{keys.partitions} log partitions"
+    if keys.partitions > 1:
         raise ReplayPartitionedError(
-            f"rebuilding a view is not supported on {where}: each partition's view would be "
-            "swapped on its own; bump the projection's version to rebuild it instead"
+            f"--until is not supported on {keys.partitions} log partitions: one position "
+            "names no point of every partition's log; read the view as of a time with "
+            "GET ...?as_of=<datetime> instead (a plain replay works)"
         )
 
 
@@ -265,12 +282,14 @@ class FoldRun:
 
 
 async def dead_letter_positions(
-    client: aioredis.Redis, prefix: str, projection: Projection
+    client: aioredis.Redis, prefix: Keys | str, projection: Projection, *, partition: int = 0
 ) -> set[str]:
-    """Positions of ``projection``'s entries in the dead-letter stream or dropped from it."""
-    keys = Keys(prefix)
+    """Positions of ``projection``'s entries of ``partition`` in its dead-letter stream or
+    dropped from it (the dead-letter log names the partition in ``dlq_id``, ``p<N>:<id>``)."""
+    keys = Keys.of(prefix)
+    mine = f"p{partition}:"
     found: set[str] = set()
-    for stream in (keys.dlq, keys.dlq_log):
+    for stream in (keys.dlq_of(partition), keys.dlq_log):
         start = "-"
         while True:
             page = await client.xrange(stream, start, "+", count=1000) or []
@@ -280,6 +299,11 @@ async def dead_letter_positions(
                     fields.get("projection") == projection.name
                     and fields.get("version") == str(projection.version)
                     and fields.get("action", "drop") != "retry"
+                    and (
+                        stream != keys.dlq_log
+                        or not keys.partitioned
+                        or fields.get("dlq_id", "").startswith(mine)
+                    )
                 ):
                     found.add(fields.get("position", ""))
             if len(page) < 1000:
@@ -364,10 +388,12 @@ return 1
 
 
 class Replay:
-    """Rebuilds one projection's view (see the module docstring).
+    """Rebuilds one projection's view, every partition view of it on a partitioned log
+    (see the module docstring).
 
-    ``progress`` is called with (done, total) after each batch; ``hook`` is awaited after
-    each flushed batch with its number (fault tests raise from it to kill a rebuild).
+    ``progress`` is called with (done, total) over every partition after each batch;
+    ``hook`` is awaited after each flushed batch with its number, counted over every
+    partition (fault tests raise from it to kill a rebuild).
     """
 
     def __init__(
@@ -381,18 +407,20 @@ class Replay:
         progress: ProgressCallback | None = None,
         hook: BatchHook | None = None,
     ) -> None:
-        refuse_partitioned(prefix)
         self.client = client
         self.projection = projection
-        self.prefix = Keys.of(prefix).prefix
+        self.keys = Keys.of(prefix)
+        self.prefix = self.keys.prefix
         self.batch_size = batch_size
         self.lock_ms = lock_ms
         self.progress = progress
         self.hook = hook
-        self.keys = Keys.of(prefix)
         name, version = projection.name, projection.version
+        self.locks = [self.keys.replay_lock(name, version, p) for p in range(self.keys.partitions)]
+        self.partition = 0
+        """The partition being rebuilt now."""
         self.record_key = self.keys.replay(name, version)
-        self.lock_key = self.keys.replay_lock(name, version)
+        self.lock_key = self.locks[0]
         self.owner = f"replay:{secrets.token_hex(6)}"
         self.log = log.bind(projection=name, version=version)
         self._build = client.register_script(BUILD_SCRIPT)
@@ -401,42 +429,97 @@ class Replay:
         self._release = client.register_script(RELEASE_SCRIPT)
         self._known_dead: set[str] | None = None
         self._lease: str | None = None
+        self._held: list[str] = []
+        self._done_by = [0] * self.keys.partitions
+        self._length_by = [0] * self.keys.partitions
         self.done = 0
+        """Events folded into the current partition's new generation."""
         self.total = 0
+        """Events in the current partition's log when the last batch was read."""
         self.batches = 0
 
-    # --- the lock and the lease ------------------------------------------------------------
+    def _select(self, partition: int) -> None:
+        """Work on ``partition`` from here on (its record, lock and dead letters)."""
+        name, version = self.projection.name, self.projection.version
+        self.partition = partition
+        self.record_key = self.keys.replay(name, version, partition)
+        self.lock_key = self.locks[partition]
+        self._known_dead = None
+        self.log = log.bind(projection=name, version=version)
+        if self.keys.partitioned:
+            self.log = self.log.bind(partition=partition)
+
+    # --- the locks and the lease -----------------------------------------------------------
 
     async def _lock(self) -> None:
-        if not await self.client.set(self.lock_key, self.owner, nx=True, px=self.lock_ms):
-            holder = await self.client.get(self.lock_key)
-            raise ReplayRunningError(
-                f"a rebuild of {self.projection.view} is running "
-                f"(held by {_text(holder) if holder else 'someone'}); wait for it, or for its "
-                f"lock to expire within {self.lock_ms / 1000:g} s if its process died"
-            )
+        """Take every partition's rebuild lock (one rebuild of the view at a time)."""
+        for lock in self.locks:
+            if not await self.client.set(lock, self.owner, nx=True, px=self.lock_ms):
+                holder = await self.client.get(lock)
+                await self._unlock()
+                raise ReplayRunningError(
+                    f"a rebuild of {self.projection.view} is running "
+                    f"(held by {_text(holder) if holder else 'someone'}); wait for it, or for "
+                    f"its lock to expire within {self.lock_ms / 1000:g} s if its process died"
+                )
+            self._held.append(lock)
 
     async def _renew_all(self) -> None:
-        if not await self._renew(keys=[self.lock_key], args=[self.owner, self.lock_ms]):
-            raise ReplayRunningError(f"the rebuild lock of {self.projection.view} was taken over")
+        for lock in self._held:
+            if not await self._renew(keys=[lock], args=[self.owner, self.lock_ms]):
+                raise ReplayRunningError(
+                    f"the rebuild lock of {self.projection.view} was taken over"
+                )
         if self._lease is not None:
             await self._renew(keys=[self._lease], args=[self.owner, self.lock_ms])
 
     async def _unlock(self) -> None:
-        await self._release(keys=[self.lock_key], args=[self.owner])
+        held, self._held = self._held, []
+        for lock in held:
+            await self._release(keys=[lock], args=[self.owner])
 
-    # --- the record ------------------------------------------------------------------------
+    # --- the records -----------------------------------------------------------------------
 
-    async def _record(self) -> ReplayRecord | None:
-        raw = await self.client.hgetall(self.record_key)
+    async def _record(self, partition: int | None = None) -> ReplayRecord | None:
+        key = self.record_key
+        if partition is not None:
+            key = self.keys.replay(self.projection.name, self.projection.version, partition)
+        raw = await self.client.hgetall(key)
         if not raw:
             return None
         return _record_of(self.projection, raw)
 
+    async def _start_record(self, partition: int, generation: int) -> ReplayRecord:
+        """A fresh record of ``partition`` building ``generation`` (leftovers dropped)."""
+        self._select(partition)
+        await self._drop_generation(generation)  # leftovers of an abandoned attempt
+        await self.client.delete(self.record_key)
+        started = _now()
+        await self.client.hset(
+            self.record_key,
+            mapping={
+                "projection": self.projection.name,
+                "version": str(self.projection.version),
+                "generation": str(generation),
+                "state": "building",
+                "done": "0",
+                "total": "0",
+                "checkpoint": "",
+                "started_at": started,
+            },
+        )
+        return ReplayRecord(
+            projection=self.projection.name,
+            version=self.projection.version,
+            generation=generation,
+            started_at=started,
+        )
+
     # --- running -----------------------------------------------------------------------------
 
     async def run(self) -> ReplayRecord:
-        """Build a new generation (or resume the one in progress), catch up, swap it in."""
+        """Build a new generation (or resume the one in progress), catch up, swap it in;
+        partition after partition on a partitioned log."""
         await self._lock()
         try:
             return await self._run()
@@ -466,50 +549,68 @@ class Replay:
 
     async def _run(self) -> ReplayRecord:
         projection = self.projection
-        live_gen = await active_generation(self.client, self.prefix, projection)
-        record = await self._record()
-        if record is not None and record.state != "done" and record.generation > live_gen:
-            generation = record.generation
+        count = self.keys.partitions
+        lives = [
+            await active_generation(self.client, self.keys, projection, partition=p)
+            for p in range(count)
+        ]
+        records = [await self._record(p) for p in range(count)]
+        pending = [
+            record.generation
+            for live, record in zip(lives, records, strict=True)
+            if record is not None and record.state != "done" and record.generation > live
+        ]
+        if pending:  # a rebuild was killed: resume the partitions it has not swapped yet
+            generation = max(pending)
+        else:  # plan every partition first, so that a kill leaves each one resumable
+            generation = max([*lives, *(r.generation for r in records if r is not None)]) + 1
+            records = [await self._start_record(p, generation) for p in range(count)]
+            self.log.info("replay.started", generation=generation, live=max(lives))
+        for p in range(count):
+            self._length_by[p] = int(await self.client.xlen(self.keys.log_of(p)))
+            record = records[p]
+            if record is not None and record.generation == generation:
+                self._done_by[p] = record.done
+        for p, live in enumerate(lives):
+            self._select(p)
+            if live >= generation:
+                self.log.info("replay.partition_swapped_already", generation=live)
+                continue
+            record = records[p]
+            if record is None or record.generation != generation or record.state == "done":
+                record = await self._start_record(p, generation)
+                self._done_by[p] = 0
+            elif pending:
+                self.log.info(
+                    "replay.resuming", generation=generation, checkpoint=record.checkpoint
+                )
             self.done = record.done
-            self.log.info("replay.resuming", generation=generation, checkpoint=record.checkpoint)
-        else:
-            generation = max(live_gen, record.generation if record else 0) + 1
-            await self._drop_generation(generation)  # leftovers of an abandoned attempt
-            await self.client.delete(self.record_key)
-            await self.client.hset(
-                self.record_key,
-                mapping={
-                    "projection": projection.name,
-                    "version": str(projection.version),
-                    "generation": str(generation),
-                    "state": "building",
-                    "done": "0",
-                    "total": "0",
-                    "checkpoint": "",
-                    "started_at": _now(),
-                },
-            )
-            self.log.info("replay.started", generation=generation, live=live_gen)
-        new = view_keys(self.prefix, projection, generation)
-        docs, checkpoint = await load_view(
-            self.client, self.prefix, projection, generation=generation
+            await self._rebuild(live, generation)
+        return await self._result()
+
+    async def _rebuild(self, live_gen: int, generation: int) -> None:
+        """Build, catch up and swap in ``generation`` of the current partition's view."""
+        projection, partition = self.projection, self.partition
+        new = view_keys(self.keys, projection, generation, partition=partition)
+        docs, checkpoint = await load_view_paged(
+            self.client, self.keys, projection, generation=generation, partition=partition
         )
         fold = FoldRun(projection, docs, fresh=checkpoint is None)
         checkpoint = await self._fold(
-            new, fold, checkpoint, upper=await self._head(), record_progress=True
+            new, fold, checkpoint, upper=await self._head(new.log), record_progress=True
         )
 
         # pause the live projector, catch up to the head as it is now, swap
-        live = view_keys(self.prefix, projection, live_gen)
+        live = view_keys(self.keys, projection, live_gen, partition=partition)
         self._lease = live.lease
         await self.client.set(live.lease, self.owner, px=self.lock_ms)
         await self.client.hset(self.record_key, "state", "swapping")
         checkpoint = await self._fold(
-            new, fold, checkpoint, upper=await self._head(), record_progress=True
+            new, fold, checkpoint, upper=await self._head(new.log), record_progress=True
         )
-        await self._ensure_group(live.group)
+        await self._ensure_group(live.log, live.group)
         result = await self._swap(
-            keys=[live.pointer, live.lease, live.meta, new.meta, self.keys.log, self.record_key],
+            keys=[live.pointer, live.lease, live.meta, new.meta, live.log, self.record_key],
             args=[self.owner, str(live_gen), str(generation), live.group, _now()],
         )
         if result == -2:  # cannot happen while the lease is ours: the live view is frozen
@@ -526,23 +627,30 @@ class Replay:
             "replay.swapped", generation=generation, previous=live_gen, checkpoint=checkpoint
         )
         await self._drop_generation(live_gen)
-        done = await self._record()
-        assert done is not None  # noqa: S101  # the swap script wrote it
-        return done
+
+    async def _result(self) -> ReplayRecord:
+        """The record of the finished rebuild (on several partitions: their combination)."""
+        parts = [await self._record(p) for p in range(self.keys.partitions)]
+        if len(parts) == 1:
+            assert parts[0] is not None  # noqa: S101  # the swap script wrote it
+            return parts[0]
+        return _combined(self.projection, parts)
 
     async def build_until(self, until: Position | dt.datetime) -> tuple[str, Position | None]:
         """Build the view as it stood at ``until`` under ``until-<position>``; touch nothing else.
 
         Returns the generation's name and its checkpoint (``None``: nothing was logged by then).
         Re-running with the same bound continues (or finds finished) the same generation.
+        :class:`ReplayPartitionedError` on several partitions.
         """
+        refuse_until_partitioned(self.keys)
         bound = await self._bound(until)
         name = f"until-{bound or '0-0'}"
         await self._lock()
         try:
-            keys = view_keys(self.prefix, self.projection, name)
-            docs, checkpoint = await load_view(
-                self.client, self.prefix, self.projection, generation=name
+            keys = view_keys(self.keys, self.projection, name)
+            docs, checkpoint = await load_view_paged(
+                self.client, self.keys, self.projection, generation=name
             )
             fold = FoldRun(self.projection, docs, fresh=checkpoint is None)
             if bound is not None:
@@ -554,8 +662,8 @@ class Replay:
         finally:
             await self._give_back()
 
-    async def _head(self) -> Position | None:
-        last = await self.client.xrevrange(self.keys.log, "+", "-", count=1) or []
+    async def _head(self, log_key: str) -> Position | None:
+        last = await self.client.xrevrange(log_key, "+", "-", count=1) or []
         return Position(_text(last[0][0])) if last else None
 
     async def _bound(self, until: Position | dt.datetime) -> Position | None:
@@ -579,13 +687,14 @@ class Replay:
         upper: Position | None = None,
         record_progress: bool,
     ) -> Position | None:
-        """Fold and flush batch after batch up to ``upper`` (the log's head as it was read).
+        """Fold and flush batch after batch of ``keys.log`` up to ``upper`` (its head as read).
 
         Bounded by a position read beforehand, so a log that keeps growing cannot keep the
         rebuild from finishing: what arrives later is folded by the next phase or, after the
         swap, by the runner.
         """
-        self.total = max(int(await self.client.xlen(self.keys.log)), self.done)
+        self.total = max(int(await self.client.xlen(keys.log)), self.done)
+        self._length_by[self.partition] = self.total
         if fold.pending and checkpoint is None:  # initial documents of a fresh view
             await self._flush(keys, fold, None, None, record_progress)
         if upper is None:  # an empty log
@@ -593,20 +702,21 @@ class Replay:
         while True:
             await self._renew_all()
             start = "-" if checkpoint is None else f"({checkpoint}"
-            page = await self.client.xrange(
-                self.keys.log, start, upper or "+", count=self.batch_size
-            )
+            page = await self.client.xrange(keys.log, start, upper or "+", count=self.batch_size)
             if not page:
                 return checkpoint
             fold.apply_all(page)
             last = Position(_text(page[-1][0]))
             self.done += len(page)
             self.total = max(self.total, self.done)
+            self._done_by[self.partition] = self.done
+            self._length_by[self.partition] = self.total
             await self._flush(keys, fold, checkpoint, last, record_progress)
             checkpoint = last
             self.batches += 1
             if self.progress is not None:
-                self.progress(self.done, self.total)
+                done = sum(self._done_by)
+                self.progress(done, max(sum(self._length_by), done))
             if self.hook is not None:
                 await self.hook(self.batches)
             if len(page) < self.batch_size or last == upper:
@@ -629,7 +739,7 @@ class Replay:
                 "total", str(self.total),
                 "checkpoint", last or "",
             ]  # fmt: skip
-        script_keys = [self.lock_key, keys.meta, self.keys.dlq, self.record_key]
+        script_keys = [self.lock_key, keys.meta, keys.dlq, self.record_key]
         args: list[bytes | str | int] = [
             self.owner,
             expected or "",
@@ -654,7 +764,7 @@ class Replay:
             return []
         if self._known_dead is None:
             self._known_dead = await dead_letter_positions(
-                self.client, self.prefix, self.projection
+                self.client, self.keys, self.projection, partition=self.partition
             )
         letters = []
         for position, fields, exc in fold.failures:
@@ -667,18 +777,17 @@ class Replay:
         fold.failures.clear()
         return letters
 
-    async def _ensure_group(self, group: str) -> None:
+    async def _ensure_group(self, log_key: str, group: str) -> None:
         try:
-            await self.client.xgroup_create(
-                self.keys.log, group, id="0", mkstream=True, entries_read=0
-            )
+            await self.client.xgroup_create(log_key, group, id="0", mkstream=True, entries_read=0)
         except rexc.ResponseError as exc:
             if "BUSYGROUP" not in str(exc):
                 raise
 
     async def _drop_generation(self, generation: Generation) -> None:
-        """UNLINK every key of one generation of the view (freed in the server's background)."""
-        keys = view_keys(self.prefix, self.projection, generation)
+        """UNLINK every key of one generation of the current partition's view (freed in the
+        server's background)."""
+        keys = view_keys(self.keys, self.projection, generation, partition=self.partition)
         names = [*keys.kinds.values(), keys.meta]
         for start in range(0, len(names), 100):
             await self.client.unlink(*names[start : start + 100])
@@ -701,24 +810,75 @@ def _record_of(projection: Projection, raw: Mapping[Any, Any]) -> ReplayRecord:
     )
 
 
+def _combined(projection: Projection, parts: list[ReplayRecord | None]) -> ReplayRecord:
+    """One record for the partitions' records (a missing one counts as never rebuilt)."""
+    found = [
+        part
+        if part is not None
+        else ReplayRecord(projection=projection.name, version=projection.version, generation=0)
+        for part in parts
+    ]
+    states = {part.state for part in found if part.generation}
+    state: Literal["building", "swapping", "done"] = "done"
+    if "swapping" in states:
+        state = "swapping"
+    elif "building" in states:
+        state = "building"
+    started = [part.started_at for part in found if part.started_at]
+    finished = [part.finished_at for part in found if part.finished_at]
+    errors = [f"p{p}: {part.error}" for p, part in enumerate(found) if part.error]
+    checkpoints = [Position(part.checkpoint) if part.checkpoint else None for part in found]
+    return ReplayRecord(
+        projection=projection.name,
+        version=projection.version,
+        generation=max(part.generation for part in found),
+        state=state,
+        done=sum(part.done for part in found),
+        total=sum(part.total for part in found),
+        checkpoint=joined(checkpoints) or "",
+        started_at=min(started, default=""),
+        finished_at=max(finished, default="") if state == "done" else "",
+        error="; ".join(errors)[:500],
+        running=any(part.running for part in found),
+        active_generation=min(part.active_generation for part in found),
+        partitions=found,
+    )
+
+
 async def replay_status(
     client: aioredis.Redis, prefix: Keys | str, projection: Projection
 ) -> ReplayRecord | None:
     """The record of the view's latest rebuild, whether one runs now, and the active generation.
 
-    ``None`` when the view was never rebuilt (on several partitions: partition 0's view,
-    as rebuilds are refused there).
+    ``None`` when the view was never rebuilt. On several partitions the partitions' records
+    combined (:attr:`ReplayRecord.partitions` holds each one).
     """
     keys = Keys.of(prefix)
     name, version = projection.name, projection.version
-    async with client.pipeline(transaction=True) as pipe:
-        pipe.hgetall(keys.replay(name, version))
-        pipe.exists(keys.replay_lock(name, version))
-        pipe.get(keys.view_pointer(name, version))
-        raw, locked, pointer = await pipe.execute()
-    if not raw:
+    parts: list[ReplayRecord | None] = []
+    pointers: list[tuple[bool, int]] = []
+    for partition in range(keys.partitions):
+        async with client.pipeline(transaction=True) as pipe:
+            pipe.hgetall(keys.replay(name, version, partition))
+            pipe.exists(keys.replay_lock(name, version, partition))
+            pipe.get(keys.view_pointer(name, version, partition))
+            raw, locked, pointer = await pipe.execute()
+        if not raw:
+            parts.append(None)
+            pointers.append((bool(locked), parse_generation(pointer)))
+            continue
+        record = _record_of(projection, raw)
+        record.running = bool(locked)
+        record.active_generation = parse_generation(pointer)
+        parts.append(record)
+        pointers.append((record.running, record.active_generation))
+    if all(part is None for part in parts):
         return None
-    record = _record_of(projection, raw)
-    record.running = bool(locked)
-    record.active_generation = parse_generation(pointer)
-    return record
+    if len(parts) == 1:
+        return parts[0]
+    combined = _combined(projection, parts)
+    for part, (running, generation) in zip(combined.partitions, pointers, strict=True):
+        part.running, part.active_generation = running, generation
+    combined.running = any(running for running, _ in pointers)
+    combined.active_generation = min(generation for _, generation in pointers)
+    return combined

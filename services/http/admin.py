@@ -2,11 +2,11 @@
 
 ===================================  ===========================================================
 ``GET /v1/admin/status``             what ``ledger status --json`` shows
-``POST /v1/admin/replay/{name}``     start rebuilding a view (or ``all``) in the background: 202;
-                                     409 when a rebuild of it runs already, or on a
-                                     partitioned log (rebuilds are refused there); 404
-                                     unknown name
+``POST /v1/admin/replay/{name}``     start rebuilding a view (or ``all``) in the background: 202
+                                     (on a partitioned log every partition view); 409 when a
+                                     rebuild of it runs already; 404 unknown name
 ``GET /v1/admin/replay/{name}``      the latest rebuild: state, generation, progress, running
+                                     (on a partitioned log combined, with each partition's)
 ``GET /v1/admin/dlq``                the dead letters (``?limit=``, default 100); on a
                                      partitioned log an id names its partition, ``p<N>:<id>``
 ``POST /v1/admin/dlq/{id}/retry``    apply a dead letter to the live view and remove it; 409
@@ -41,10 +41,8 @@ from ..ops import (
 from ..replay import (
     Replay,
     ReplayError,
-    ReplayPartitionedError,
     UnknownProjectionError,
     projections_named,
-    refuse_partitioned,
     replay_status,
 )
 from ..store.keys import Keys
@@ -174,10 +172,6 @@ async def admin_replay_start(request: Request[Any, Any, Any], name: Name) -> Res
         chosen = projections_named(name)
     except UnknownProjectionError as exc:
         return _error(404, "not_found", str(exc))
-    try:
-        refuse_partitioned(admin.keys)
-    except ReplayPartitionedError as exc:
-        return _error(409, "partitioned", str(exc))
     task = admin.tasks.get(name)
     running = task is not None and not task.done()
     for projection in chosen:

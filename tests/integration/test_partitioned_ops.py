@@ -2,7 +2,7 @@
 
 Each test writes events of several incidents and statements (they spread over the
 partitions), runs the projectors of every partition until they are caught up, and checks
-verify, status, dead letters, export/import, as-of and the refusal of rebuilds.
+verify, status, dead letters, export/import, as-of and blue/green rebuilds per partition.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from events import (
     to_fields,
 )
 from projections import PROJECTIONS, Projection, fold
+from projections.docs import Docs
 from services.asof import ASOF_PROJECTIONS, AsOfReader, Snapshotter
 from services.auth import Authenticator
 from services.http import build_http_app
@@ -44,13 +45,13 @@ from services.ops import (
     parse_letter_id,
     verify_all,
 )
-from services.replay import Replay, ReplayPartitionedError
+from services.replay import Replay, ReplayPartitionedError, ReplayRecord, replay_status
 from services.runner import ProjectorPool
 from services.settings import Token
 from services.store.keys import Keys
 from services.store.redis import RedisEventStore
 from services.transfer import export_events, import_lines
-from services.views import current_view_keys, load_view_paged
+from services.views import active_generation, current_view_keys, load_view_paged, view_keys
 from tests import factories as f
 
 PARTITIONS = 3
@@ -382,24 +383,156 @@ class TestCli:
         rows = msgspec.json.decode(shown.stdout)["projections"]
         assert len(rows) == PARTITIONS * len(PROJECTIONS)
 
-    async def test_replay_is_refused_with_exit_2(
+    async def test_replay_exits_0_and_moves_every_partition(
         self, redis_url: str, redis_client: aioredis.Redis, projected: Keys
     ) -> None:
-        """``ledger replay`` on a partitioned log exits 2 and says why."""
+        """``ledger replay`` on a partitioned log exits 0 with every partition on generation 1."""
         done = await asyncio.to_thread(cli, redis_url, projected.prefix, "replay", "incidents")
+        assert done.exit_code == 0, done.output
+        assert await generations(redis_client, projected, INCIDENTS) == [1] * PARTITIONS
+        await assert_partition_folds(redis_client, projected, INCIDENTS, 1)
+
+    async def test_replay_until_is_refused_with_exit_2(
+        self, redis_url: str, redis_client: aioredis.Redis, projected: Keys
+    ) -> None:
+        """``ledger replay --until`` on several partitions exits 2, says why, moves nothing."""
+        done = await asyncio.to_thread(
+            cli, redis_url, projected.prefix, "replay", "incidents", "--until", "2030-01-01"
+        )
         assert done.exit_code == 2
         assert "partitions" in done.output
+        assert await generations(redis_client, projected, INCIDENTS) == [0] * PARTITIONS
 
 
-class TestReplayRefused:
-    """Blue/green rebuilds are refused on a partitioned log."""
+async def generations(client: aioredis.Redis, keys: Keys, projection: Projection) -> list[int]:
+    """The active generation of every partition view of ``projection``."""
+    return [
+        await active_generation(client, keys, projection, partition=p)
+        for p in range(keys.partitions)
+    ]
 
-    async def test_replay_refuses_a_partitioned_prefix(
-        self, redis_client: aioredis.Redis, key_prefix: str
+
+async def assert_partition_folds(
+    client: aioredis.Redis, keys: Keys, projection: Projection, generation: int
+) -> None:
+    """Each partition view of ``generation`` is the fold of its partition's log, and their
+    merge is the merge of those folds."""
+    stored, folds = [], []
+    for partition in range(keys.partitions):
+        docs, checkpoint = await load_view_paged(
+            client, keys, projection, generation=generation, partition=partition
+        )
+        log = await partition_log(client, keys, partition)
+        assert checkpoint == (log[-1].position if log else None)
+        assert filled(docs) == filled(fold(projection, log))
+        stored.append(docs)
+        folds.append(fold(projection, log))
+    assert filled(projection.merge(stored)) == filled(projection.merge(folds))
+
+
+def filled(docs: Docs[msgspec.Struct]) -> dict[str, dict[str, msgspec.Struct]]:
+    """The documents by kind, without the kinds that hold none (a stored view lists them)."""
+    return {kind: dict(by_id) for kind, by_id in docs.kinds().items() if by_id}
+
+
+class TestReplay:
+    """A blue/green rebuild on three partitions rebuilds and swaps every partition view."""
+
+    async def test_replay_beside_a_running_pool_swaps_every_partition(
+        self, redis_client: aioredis.Redis, store: RedisEventStore, projected: Keys
     ) -> None:
-        """Making a rebuild on three partitions raises :class:`ReplayPartitionedError`."""
+        """Every partition view is rebuilt to generation 1 and the old generation dropped;
+        progress counts every partition's events; the running pool then folds new events
+        into the new generations."""
+        total = sum([int(await redis_client.xlen(log)) for log in projected.logs])
+        seen: list[tuple[int, int]] = []
+        pool = ProjectorPool(redis_client, prefix=projected, projections=[INCIDENTS], **FAST)
+        await pool.start()
+        try:
+            async with asyncio.timeout(DEADLINE):
+                await pool.run_until_caught_up()
+            record = await Replay(
+                redis_client,
+                INCIDENTS,
+                prefix=projected,
+                batch_size=2,
+                progress=lambda done, of: seen.append((done, of)),
+            ).run()
+            assert (record.state, record.generation, record.done) == ("done", 1, total)
+            assert [part.generation for part in record.partitions] == [1] * PARTITIONS
+            assert seen[-1] == (total, total)
+            assert await generations(redis_client, projected, INCIDENTS) == [1] * PARTITIONS
+            await assert_partition_folds(redis_client, projected, INCIDENTS, 1)
+            for partition in range(PARTITIONS):
+                old = view_keys(projected, INCIDENTS, 0, partition=partition)
+                assert not await redis_client.exists(old.meta, *old.kinds.values())
+
+            await store.append([f.reported(f"after-{n}", 3 + n) for n in range(6)])
+            await store.append([f.revised("i-2", 40), f.retracted("after-1")])
+            async with asyncio.timeout(DEADLINE):
+                await pool.run_until_caught_up()
+        finally:
+            await pool.stop()
+        assert await generations(redis_client, projected, INCIDENTS) == [1] * PARTITIONS
+        await assert_partition_folds(redis_client, projected, INCIDENTS, 1)
+        results = await verify_all(redis_client, projected, INCIDENTS)
+        assert all(r.ok for r in results), [r.differences for r in results if not r.ok]
+
+    async def test_a_rebuild_killed_after_partition_0_resumes_the_others(
+        self, redis_client: aioredis.Redis, projected: Keys
+    ) -> None:
+        """Killed at the first batch after partition 0 swapped, the rebuild shows partition 0
+        done and the rest building; run again, it folds only what was left and swaps them."""
+        lengths = [int(await redis_client.xlen(log)) for log in projected.logs]
+        assert sum(lengths[1:]) > 0
+        first = lengths[0]
+
+        async def kill_after_partition_0(batch: int) -> None:
+            if batch == first + 1:
+                raise KilledError
+
+        with pytest.raises(KilledError):
+            await Replay(
+                redis_client, INCIDENTS, prefix=projected, batch_size=1, hook=kill_after_partition_0
+            ).run()
+        status = await replay_status(redis_client, projected, INCIDENTS)
+        assert status is not None
+        assert (status.state, status.generation, status.running) == ("building", 1, False)
+        assert "KilledError" in status.error
+        assert [part.state for part in status.partitions] == ["done"] + ["building"] * (
+            PARTITIONS - 1
+        )
+        assert await generations(redis_client, projected, INCIDENTS) == [1] + [0] * (PARTITIONS - 1)
+
+        resumed = Replay(redis_client, INCIDENTS, prefix=projected, batch_size=1)
+        record: ReplayRecord = await resumed.run()
+        assert (record.state, record.generation) == ("done", 1)
+        assert resumed.batches == sum(lengths) - first - 1  # only what was left
+        assert await generations(redis_client, projected, INCIDENTS) == [1] * PARTITIONS
+        await assert_partition_folds(redis_client, projected, INCIDENTS, 1)
+
+    async def test_a_second_replay_takes_generation_2_everywhere(
+        self, redis_client: aioredis.Redis, projected: Keys
+    ) -> None:
+        """A finished rebuild is not resumed: the next one builds generation 2 of each."""
+        await Replay(redis_client, INCIDENTS, prefix=projected).run()
+        record = await Replay(redis_client, INCIDENTS, prefix=projected).run()
+        assert record.generation == 2
+        assert await generations(redis_client, projected, INCIDENTS) == [2] * PARTITIONS
+        await assert_partition_folds(redis_client, projected, INCIDENTS, 2)
+
+    async def test_until_is_refused_on_partitions(
+        self, redis_client: aioredis.Redis, projected: Keys
+    ) -> None:
+        """``build_until`` on three partitions raises :class:`ReplayPartitionedError`."""
         with pytest.raises(ReplayPartitionedError):
-            Replay(redis_client, INCIDENTS, prefix=keys_of(key_prefix))
+            await Replay(redis_client, INCIDENTS, prefix=projected).build_until(
+                dt.datetime.now(dt.UTC)
+            )
+
+
+class KilledError(Exception):
+    """Raised by the batch hook to kill a rebuild half-way."""
 
 
 @pytest.fixture
@@ -420,13 +553,24 @@ async def admin_http(
 class TestAdminHttp:
     """The operator routes on a partitioned log."""
 
-    async def test_replay_answers_409_with_the_reason(self, admin_http: httpx.AsyncClient) -> None:
-        """POST replay answers 409 ``partitioned``."""
-        answer = await admin_http.post(
-            "/v1/admin/replay/incidents", headers={"authorization": f"Bearer {OPERATOR}"}
-        )
-        assert answer.status_code == 409
-        assert answer.json()["error"] == "partitioned"
+    async def test_replay_runs_in_the_background_on_every_partition(
+        self, admin_http: httpx.AsyncClient, redis_client: aioredis.Redis, projected: Keys
+    ) -> None:
+        """POST replay answers 202; the status ends done, with a record per partition."""
+        auth = {"authorization": f"Bearer {OPERATOR}"}
+        started = await admin_http.post("/v1/admin/replay/incidents", headers=auth)
+        assert started.status_code == 202, started.text
+        deadline = time.monotonic() + DEADLINE
+        while True:
+            answer = await admin_http.get("/v1/admin/replay/incidents", headers=auth)
+            (row,) = answer.json()["replays"]
+            if row["status"] == "done":
+                break
+            assert time.monotonic() < deadline, row
+            await asyncio.sleep(0.01)
+        assert row["record"]["generation"] == 1
+        assert len(row["record"]["partitions"]) == PARTITIONS
+        assert await generations(redis_client, projected, INCIDENTS) == [1] * PARTITIONS
 
     async def test_dlq_route_lists_partition_ids(
         self,
