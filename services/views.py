@@ -22,7 +22,7 @@ generation ``until-<position>`` and are only read when asked for by name.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from functools import cache
 from typing import Any, Final
 
@@ -480,6 +480,7 @@ async def load_view_paged(
     generation: Generation,
     page: int = VIEW_PAGE,
     partition: int = 0,
+    on_page: Callable[[], Awaitable[None]] | None = None,
 ) -> tuple[Docs[msgspec.Struct], Position | None]:
     """Every document of one generation of the view and its checkpoint, read in pages.
 
@@ -491,7 +492,9 @@ async def load_view_paged(
     checkpoint is read before and after the pages as a guard: when it moved, someone else
     committed meanwhile and :class:`ViewChangedError` is raised (the holder's commit would
     refuse the stale state anyway, as its expected checkpoint no longer matches).
-    Readers use :func:`load_view`, which stays one atomic snapshot.
+    Readers use :func:`load_view`, which stays one atomic snapshot. ``on_page`` is awaited
+    after every page: the holder renews its lease there, as a big view takes longer to load
+    than a lease lasts (it may raise to end the load).
     """
     keys = view_keys(prefix, projection, generation, partition=partition)
     before = await client.hget(keys.meta, CHECKPOINT_FIELD)
@@ -513,6 +516,8 @@ async def load_view_paged(
                 raise CorruptViewError(
                     f"{projection.name} v{projection.version} {kind}: {exc}"
                 ) from exc
+            if on_page is not None:
+                await on_page()
             if not cursor:
                 break
         stored[kind] = found

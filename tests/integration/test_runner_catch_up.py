@@ -219,6 +219,48 @@ class TestPagedLoad:
         await assert_applied_once(redis_client, key_prefix)
 
 
+class SlowScans:
+    """A client whose ``HSCAN`` answers ``delay`` seconds late, as a loaded server's would."""
+
+    def __init__(self, client: aioredis.Redis, delay: float) -> None:
+        self.client, self.delay, self.scans = client, delay, 0
+
+    async def hscan(self, *args: Any, **kwargs: Any) -> Any:
+        """The real HSCAN, late."""
+        self.scans += 1
+        await asyncio.sleep(self.delay)
+        return await self.client.hscan(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.client, name)
+
+
+class TestLoadLongerThanTheLease:
+    """A view that takes longer to load than a lease lasts is loaded once, not for ever."""
+
+    @pytest.mark.timeout(60)
+    async def test_the_lease_is_renewed_between_pages_and_the_worker_goes_on(
+        self,
+        redis_client: aioredis.Redis,
+        redis_store: RedisEventStore,
+        key_prefix: str,
+        pools: Any,
+    ) -> None:
+        """Pages 25 ms apart, a 300 ms lease: the restarted pool catches up, nothing twice."""
+        events = feed(300)
+        await append(redis_store, events[:200])
+        await pools(consumer="first").run_until_caught_up()
+        await append(redis_store, events[200:])
+        slow = SlowScans(redis_client, 0.025)
+        second = pools(consumer="second", lease_ms=300, load_page=5)
+        second.load_client = slow
+        async with asyncio.timeout(45):
+            await second.run_until_caught_up()
+        assert slow.scans * slow.delay > 3 * 0.3  # each load outlasted the lease
+        await assert_views_match_fold(redis_client, key_prefix)
+        await assert_applied_once(redis_client, key_prefix)
+
+
 class TestSharedCatchUp:
     """A backlog goes through the shared reader and leaves the groups as acking would."""
 
