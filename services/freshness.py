@@ -11,6 +11,7 @@ by the whole log.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Mapping
 from typing import Any, Final
@@ -73,10 +74,13 @@ async def lag_after(
     """
     keys = Keys.of(prefix)
     group_name = view_keys(keys, projection).group
-    total = 0
-    for partition, mine in enumerate(split(checkpoint, keys.partitions)):
-        total += await _lag_of(client, keys.log_of(partition), group_name, mine)
-    return total
+    lags = await asyncio.gather(
+        *(
+            _lag_of(client, keys.log_of(partition), group_name, mine)
+            for partition, mine in enumerate(split(checkpoint, keys.partitions))
+        )
+    )
+    return sum(lags)
 
 
 async def _lag_of(

@@ -22,6 +22,7 @@ generation ``until-<position>`` and are only read when asked for by name.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from functools import cache
 from typing import Any, Final
@@ -428,8 +429,8 @@ async def load_checkpoint(
     On several partitions, every partition view's checkpoint, :func:`joined`.
     """
     keys = Keys.of(prefix)
-    found = []
-    for partition in range(keys.partitions):
+
+    async def one(partition: int) -> Position | None:
         _, replies = await _snapshot(
             client,
             keys,
@@ -438,8 +439,9 @@ async def load_checkpoint(
             lambda pipe, keys: pipe.hget(keys.meta, CHECKPOINT_FIELD),
             partition=partition,
         )
-        found.append(_checkpoint(replies[0]))
-    return joined(found)
+        return _checkpoint(replies[0])
+
+    return joined(await asyncio.gather(*(one(p) for p in range(keys.partitions))))
 
 
 async def load_raw(

@@ -184,11 +184,14 @@ class ViewReader:
     async def _read_merged(
         self, projection: Projection, kinds: Sequence[str]
     ) -> tuple[dict[str, Mapping[str, msgspec.Struct]], Position | None]:
-        """Every partition view (read again only where its checkpoint moved), merged."""
+        """Every partition view (read again only where its checkpoint moved), merged.
+
+        The partitions are read at once: their checkpoints first, then the views that moved.
+        """
         every = list(projection.doc_types)
-        parts: list[Readable] = []
-        checkpoints: list[Position | None] = []
-        for partition in range(self.keys.partitions):
+        partitions = range(self.keys.partitions)
+
+        async def part(partition: int) -> tuple[Position | None, Readable]:
             slot = f"{projection.view}@p{partition}"
             _, checkpoint = await load_kinds_raw(
                 self.client, self.keys, projection, (), partition=partition
@@ -200,8 +203,11 @@ class ViewReader:
                 )
                 if checkpoint is not None:
                     hit = self._refresh(projection, every, stored, checkpoint, slot=slot)
-            checkpoints.append(checkpoint)
-            parts.append(hit or {kind: {} for kind in every})
+            return checkpoint, hit or {kind: {} for kind in every}
+
+        found = await asyncio.gather(*(part(p) for p in partitions))
+        checkpoints = [checkpoint for checkpoint, _ in found]
+        parts = [state for _, state in found]
         position = joined(checkpoints)
         if position is None:
             return {kind: {} for kind in kinds}, None

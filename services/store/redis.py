@@ -544,7 +544,7 @@ class RedisEventStore:
         another part is marked ``first`` (written before the others, which go at once).
         """
         by_partition: dict[int, _Part] = {}
-        targets: dict[int, tuple[str, int]] = {}  # batch index of a merge → (target, its partition)
+        targets: dict[int, tuple[str, int]] = {}  # merge index → (target, place in part from 1)
         for index, event in enumerate(events):
             partition = self.partition_of(event)
             part = by_partition.get(partition)
@@ -554,7 +554,7 @@ class RedisEventStore:
             if isinstance(event, IncidentMerged):
                 held = self.keys.partition_of(event.into_entity)
                 if held != partition:
-                    targets[index] = (event.into_entity, held)
+                    targets[index] = (event.into_entity, len(part.indexes))
         parts = list(by_partition.values())
         if not targets:
             return parts
@@ -569,7 +569,7 @@ class RedisEventStore:
             target = targets.get(index)
             if target is not None:
                 part = by_partition[self.partition_of(event)]
-                part.foreign[part.indexes.index(index) + 1] = _state_text(states[target[0]])
+                part.foreign[target[1]] = _state_text(states[target[0]])
             if event.entity in states:
                 before = states[event.entity]
                 states[event.entity] = _after(before, event)
