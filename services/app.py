@@ -36,7 +36,7 @@ from .metrics import IngestMetrics
 from .sealing import SealingStore, keyring_for
 from .settings import Settings
 from .store.base import EventStore
-from .store.redis import RedisEventStore, connect, learn_slots
+from .store.redis import BULK_SOCKET_TIMEOUT, RedisEventStore, connect, learn_slots
 
 log = structlog.get_logger(__name__)
 
@@ -64,8 +64,12 @@ class Service:
         store: EventStore,
         http: Litestar,
         components: Mapping[str, Component],
+        bulk_client: aioredis.Redis | None = None,
     ) -> None:
         self.settings, self.client, self.store, self.http = settings, client, store, http
+        self.bulk_client = bulk_client
+        """A second client with a long timeout, for loading whole views (see
+        :data:`services.store.redis.BULK_SOCKET_TIMEOUT`)."""
         self.components = dict(components)
         self._started: list[str] = []
         self.address: tuple[str, int] | None = None
@@ -97,6 +101,8 @@ class Service:
             else:
                 log.info("component.stopped", component=name)
         await self.client.aclose()
+        if self.bulk_client is not None:
+            await self.bulk_client.aclose()
 
 
 def _inbox(settings: Settings, store: EventStore, redis_url: str) -> Component | None:
@@ -127,7 +133,9 @@ def _asyncapi(inbox: Component | None) -> Callable[[], Mapping[str, Any]] | None
     return lambda: asyncapi_json(inbox)  # type: ignore[arg-type]
 
 
-def _projectors(settings: Settings, client: aioredis.Redis) -> Component | None:
+def _projectors(
+    settings: Settings, client: aioredis.Redis, bulk: aioredis.Redis
+) -> Component | None:
     """The projector pool: the hook where the projection runners join the process."""
     try:
         from .runner import ProjectorPool  # noqa: PLC0415  # optional until the runner lands
@@ -135,7 +143,7 @@ def _projectors(settings: Settings, client: aioredis.Redis) -> Component | None:
         log.warning("projectors.unavailable", reason="services.runner is not installed")
         return None
     pool: Component = ProjectorPool(
-        client, prefix=settings.keys, claim_idle_ms=settings.claim_idle_ms
+        client, prefix=settings.keys, claim_idle_ms=settings.claim_idle_ms, load_client=bulk
     )
     return pool
 
@@ -154,6 +162,7 @@ def build_app(
     if not settings.tokens:
         raise SettingsError("LEDGER_TOKENS is empty: no one could publish or read")
     client = connect(url, cluster=settings.cluster)
+    bulk = connect(url, cluster=settings.cluster, socket_timeout=BULK_SOCKET_TIMEOUT)
     store = SealingStore(
         RedisEventStore(
             client,
@@ -170,7 +179,7 @@ def build_app(
     if inbox is not None:
         components["inbox"] = inbox
     if settings.projectors if projectors is None else projectors:
-        pool = _projectors(settings, client)
+        pool = _projectors(settings, client, bulk)
         if pool is not None:
             components["projectors"] = pool
         if settings.snapshot_every > 0 and not settings.keys.partitioned:
@@ -187,6 +196,7 @@ def build_app(
         settings.keys,
         projector_state=None if running is None else projector_state_of(running),
         suppression_k=settings.suppression_k,
+        bulk_client=bulk,
     )
     http = build_http_app(
         store=store,
@@ -197,7 +207,14 @@ def build_app(
         read=read,
         admin=AdminDeps(client, settings.keys),
     )
-    return Service(settings=settings, client=client, store=store, http=http, components=components)
+    return Service(
+        settings=settings,
+        client=client,
+        store=store,
+        http=http,
+        components=components,
+        bulk_client=bulk,
+    )
 
 
 class _Server(uvicorn.Server):

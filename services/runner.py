@@ -1012,6 +1012,7 @@ class ProjectorPool:
         read_size: int = 2000,
         read_keep: int = 8,
         load_page: int = VIEW_PAGE,
+        load_client: aioredis.Redis | None = None,
     ) -> None:
         self.client = redis_client
         self.keys = Keys.of(prefix)
@@ -1026,7 +1027,8 @@ class ProjectorPool:
         self.catch_up_entries = catch_up_entries
         self.catch_up_seconds = catch_up_seconds
         self.load_page = load_page
-        self.load_client = redis_client
+        self.load_client = load_client or redis_client
+        """The client loading views at the start of a term (a long timeout: big views)."""
         self.readers = [_Reader(redis_client, log, read_size, read_keep) for log in self.keys.logs]
         self.progress = asyncio.Event()
         self._stop = asyncio.Event()

@@ -52,10 +52,14 @@ from .base import Appended, BatchError, EntityState, StoreUnavailableError
 from .keys import Keys
 from .memory import START, conflict, op_of, rejection, stored_form
 
-__all__ = ["APPEND_SCRIPT", "RedisEventStore", "connect", "learn_slots"]
+__all__ = ["APPEND_SCRIPT", "BULK_SOCKET_TIMEOUT", "RedisEventStore", "connect", "learn_slots"]
 
 SOCKET_TIMEOUT = 1.0
 """Seconds a command or a connection attempt may take before the store gives up."""
+
+BULK_SOCKET_TIMEOUT = 60.0
+"""Seconds a bulk read may take (a whole view loaded in pages, a whole document kind): on a
+big log those answers run to megabytes and must not fail on the hot path's timeout."""
 
 _pack = msgspec.msgpack.Encoder().encode
 _TAGS: dict[type, str] = {cls: tag for tag, cls in EVENT_TYPES.items()}
