@@ -68,8 +68,9 @@ class Service:
     ) -> None:
         self.settings, self.client, self.store, self.http = settings, client, store, http
         self.bulk_client = bulk_client
-        """A second client with a long timeout, for loading whole views (see
-        :data:`services.store.redis.BULK_SOCKET_TIMEOUT`)."""
+        """A second client with a long timeout, for the projectors' loads of whole views
+        (see :data:`services.store.redis.BULK_SOCKET_TIMEOUT`); readers keep the 1 s one, so
+        a reader asking too much of a big view gets a prompt 503 rather than a long wait."""
         self.components = dict(components)
         self._started: list[str] = []
         self.address: tuple[str, int] | None = None
@@ -196,7 +197,6 @@ def build_app(
         settings.keys,
         projector_state=None if running is None else projector_state_of(running),
         suppression_k=settings.suppression_k,
-        bulk_client=bulk,
     )
     http = build_http_app(
         store=store,

@@ -144,12 +144,8 @@ class ViewReader:
     cached checkpoint (:meth:`answer`), dropped when the view moves.
     """
 
-    def __init__(
-        self, client: aioredis.Redis, prefix: Keys | str, bulk: aioredis.Redis | None = None
-    ) -> None:
+    def __init__(self, client: aioredis.Redis, prefix: Keys | str) -> None:
         self.client = client
-        self.bulk = bulk or client
-        """The client reading whole document kinds (a long timeout: big views)."""
         self.keys = Keys.of(prefix)
         self.prefix = self.keys.prefix
         self._cache: dict[tuple[str, str], _Kind] = {}
@@ -180,7 +176,7 @@ class ViewReader:
             hit = self._cached(projection, kinds, before)
             if hit is not None:
                 return hit, before
-            stored, checkpoint = await load_kinds_raw(self.bulk, self.keys, projection, kinds)
+            stored, checkpoint = await load_kinds_raw(self.client, self.keys, projection, kinds)
             if checkpoint is None:
                 return {kind: {} for kind in kinds}, None
             return self._refresh(projection, kinds, stored, checkpoint), checkpoint
@@ -203,7 +199,7 @@ class ViewReader:
             hit = None if checkpoint is None else self._cached_slot(slot, every, checkpoint)
             if hit is None and checkpoint is not None:
                 stored, checkpoint = await load_kinds_raw(
-                    self.bulk, self.keys, projection, every, partition=partition
+                    self.client, self.keys, projection, every, partition=partition
                 )
                 if checkpoint is not None:
                     hit = self._refresh(projection, every, stored, checkpoint, slot=slot)
@@ -422,7 +418,6 @@ class ReadSide:
         projector_state: ProjectorState | None = None,
         live: LiveHub | None = None,
         suppression_k: int = DEFAULT_K,
-        bulk_client: aioredis.Redis | None = None,
     ) -> None:
         if suppression_k < 1:
             raise ValueError(f"suppression_k must be at least 1, got {suppression_k}")
@@ -430,7 +425,7 @@ class ReadSide:
         self.keys = Keys.of(prefix)
         self.prefix = self.keys.prefix
         self.suppression_k = suppression_k
-        self.views = ViewReader(client, self.keys, bulk_client)
+        self.views = ViewReader(client, self.keys)
         self.victims_sums: dict[tuple[Any, ...], VictimsSums] = {}
         """Kept sums of the community-victims queries asked of the view now, by filters."""
         self.asof = AsOfReader(client, self.keys)

@@ -58,8 +58,8 @@ SOCKET_TIMEOUT = 1.0
 """Seconds a command or a connection attempt may take before the store gives up."""
 
 BULK_SOCKET_TIMEOUT = 60.0
-"""Seconds a bulk read may take (a whole view loaded in pages, a whole document kind): on a
-big log those answers run to megabytes and must not fail on the hot path's timeout."""
+"""Seconds a bulk read may take (a projector loading its whole view in pages): on a big log
+a page runs to megabytes and must not fail on the hot path's timeout."""
 
 _pack = msgspec.msgpack.Encoder().encode
 _TAGS: dict[type, str] = {cls: tag for tag, cls in EVENT_TYPES.items()}
