@@ -86,6 +86,8 @@ class Service:
         """
         if self.settings.cluster:
             await learn_slots(self.client)
+            if self.bulk_client is not None:
+                await learn_slots(self.bulk_client)
         for name, component in self.components.items():
             await component.start()
             self._started.append(name)
