@@ -153,11 +153,6 @@ class ViewReader:
         self._answers: dict[str, tuple[Position, dict[Any, Any]]] = {}
         self._merged: dict[str, tuple[Position, Readable]] = {}
 
-    def _cached(
-        self, projection: Projection, kinds: Sequence[str], checkpoint: Position
-    ) -> dict[str, Mapping[str, msgspec.Struct]] | None:
-        return self._cached_slot(projection.view, kinds, checkpoint)
-
     async def read(
         self, projection: Projection, kinds: Sequence[str]
     ) -> tuple[dict[str, Mapping[str, msgspec.Struct]], Position | None]:
@@ -173,7 +168,7 @@ class ViewReader:
             before = await load_checkpoint(self.client, self.keys, projection)
             if before is None:
                 return {kind: {} for kind in kinds}, None
-            hit = self._cached(projection, kinds, before)
+            hit = self._cached(projection.view, kinds, before)
             if hit is not None:
                 return hit, before
             stored, checkpoint = await load_kinds_raw(self.client, self.keys, projection, kinds)
@@ -196,7 +191,7 @@ class ViewReader:
             _, checkpoint = await load_kinds_raw(
                 self.client, self.keys, projection, (), partition=partition
             )
-            hit = None if checkpoint is None else self._cached_slot(slot, every, checkpoint)
+            hit = None if checkpoint is None else self._cached(slot, every, checkpoint)
             if hit is None and checkpoint is not None:
                 stored, checkpoint = await load_kinds_raw(
                     self.client, self.keys, projection, every, partition=partition
@@ -218,7 +213,7 @@ class ViewReader:
         merged = kinds_of(held[1])
         return {kind: merged.get(kind) or {} for kind in kinds}, position
 
-    def _cached_slot(
+    def _cached(
         self, slot: str, kinds: Sequence[str], checkpoint: Position
     ) -> dict[str, Mapping[str, msgspec.Struct]] | None:
         found: dict[str, Mapping[str, msgspec.Struct]] = {}
