@@ -49,9 +49,20 @@ GRADING_ORDER: tuple[Grading, ...] = ("confirmed", "fair", "weak", "contested", 
 
 
 class Value(
-    msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, omit_defaults=True
+    msgspec.Struct,
+    frozen=True,
+    gc=False,
+    kw_only=True,
+    forbid_unknown_fields=True,
+    omit_defaults=True,
 ):
-    """Base of the value objects inside events: frozen, keyword-only, strict."""
+    """Base of the value objects inside events: frozen, keyword-only, strict.
+
+    ``gc=False`` (here, on :class:`Event` and :class:`Recorded`): a frozen struct built
+    from its fields cannot be part of a reference cycle, so the cyclic garbage collector
+    need not track it; a catch-up holding millions of them otherwise spends about a third
+    of its time in collections (BENCHMARKS.md).
+    """
 
 
 class Estimate(Value, frozen=True):
@@ -99,6 +110,7 @@ class Source(Value, frozen=True):
 class Event(
     msgspec.Struct,
     frozen=True,
+    gc=False,
     kw_only=True,
     tag_field="type",
     forbid_unknown_fields=True,
@@ -126,7 +138,7 @@ class Event(
         return str(self.__struct_config__.tag)
 
 
-class Recorded(msgspec.Struct, frozen=True):
+class Recorded(msgspec.Struct, frozen=True, gc=False):
     """An event as the log holds it: the event plus where and when it was recorded.
 
     ``sealed`` is the entry's sealed private text (the ``sealed`` field of the log entry,

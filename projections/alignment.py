@@ -40,21 +40,21 @@ import msgspec
 from events import Recorded, StatementIssued, StatementRetracted, position_key
 
 from .common import Readable, State, docs_of, get_doc, grouped, union
-from .docs import Docs
+from .docs import Doc, Docs
 from .errors import InconsistentStateError
 
 NAME: Final = "alignment"
 VERSION: Final = 2
 
 
-class StatementRef(msgspec.Struct, frozen=True, kw_only=True, array_like=True):
+class StatementRef(Doc, frozen=True, kw_only=True, array_like=True):
     """A live statement: its subject and its speaker countries."""
 
     subject: str
     countries: tuple[str, ...]
 
 
-class Said(msgspec.Struct, frozen=True, kw_only=True, array_like=True):
+class Said(Doc, frozen=True, kw_only=True, array_like=True):
     """One live statement in a country's voice on a subject."""
 
     statement_id: str
@@ -65,7 +65,7 @@ class Said(msgspec.Struct, frozen=True, kw_only=True, array_like=True):
     """Every speaker of the statement (this country included)."""
 
 
-class Voice(msgspec.Struct, frozen=True, kw_only=True, array_like=True):
+class Voice(Doc, frozen=True, kw_only=True, array_like=True):
     """A country's live statements on one subject, by (issued_at, position).
 
     ``cosigners`` (sorted) are the other countries of its live joint statements: with the
@@ -78,13 +78,13 @@ class Voice(msgspec.Struct, frozen=True, kw_only=True, array_like=True):
     cosigners: tuple[str, ...] = ()
 
 
-class Speakers(msgspec.Struct, frozen=True, kw_only=True, array_like=True):
+class Speakers(Doc, frozen=True, kw_only=True, array_like=True):
     """The countries with at least one live statement on a subject."""
 
     countries: tuple[str, ...]
 
 
-class SubjectScore(msgspec.Struct, frozen=True, kw_only=True):
+class SubjectScore(Doc, frozen=True, kw_only=True):
     """A pair's agreement on one shared subject."""
 
     subject: str
@@ -92,7 +92,7 @@ class SubjectScore(msgspec.Struct, frozen=True, kw_only=True):
     cosigned: bool
 
 
-class PairScore(msgspec.Struct, frozen=True, kw_only=True, array_like=True):
+class PairScore(Doc, frozen=True, kw_only=True, array_like=True):
     """A pair of countries (a < b) and their agreement on one subject both spoke on."""
 
     a: str
@@ -102,7 +102,7 @@ class PairScore(msgspec.Struct, frozen=True, kw_only=True, array_like=True):
     cosigned: bool
 
 
-class PairRow(msgspec.Struct, frozen=True, kw_only=True):
+class PairRow(Doc, frozen=True, kw_only=True):
     """A pair's alignment: the mean score over its shared subjects (or on one subject)."""
 
     a: str

@@ -54,7 +54,7 @@ from events import (
 )
 
 from .common import Readable, State, docs_of, grouped, union
-from .docs import Docs
+from .docs import Doc, Docs
 from .errors import InconsistentStateError, InvalidQueryError
 
 NAME: Final = "community-victims"
@@ -66,7 +66,7 @@ DEFAULT_MIN_GRADING: Final[Grading] = "contested"
 """Without ``min_grading`` every grading but ``discounted`` counts."""
 
 
-class Figures(msgspec.Struct, frozen=True):
+class Figures(Doc, frozen=True):
     """A low/best/high triple of head counts (a sum, so not bounded like an event's)."""
 
     low: int = 0
@@ -90,7 +90,7 @@ class Figures(msgspec.Struct, frozen=True):
 ZERO: Final = Figures()
 
 
-class Line(msgspec.Struct, frozen=True, array_like=True):
+class Line(Doc, frozen=True, array_like=True):
     """One victim line of an incident's current figures."""
 
     community: str
@@ -100,7 +100,7 @@ class Line(msgspec.Struct, frozen=True, array_like=True):
     high: int
 
 
-class Contribution(msgspec.Struct, frozen=True, kw_only=True, array_like=True):
+class Contribution(Doc, frozen=True, kw_only=True, array_like=True):
     """What one incident adds to the cells now, and what is needed to undo it."""
 
     incident_id: str
@@ -121,7 +121,7 @@ class Contribution(msgspec.Struct, frozen=True, kw_only=True, array_like=True):
         return self.status == "live" and self.reported
 
 
-class Cell(msgspec.Struct, frozen=True, array_like=True):
+class Cell(Doc, frozen=True, array_like=True):
     """Sums over the live incidents of one (country, adm1, occurred_start, grading).
 
     ``low``/``best``/``high`` are the incidents' fatalities and ``incidents`` their number;
@@ -157,7 +157,7 @@ DOC_TYPES: Final[Mapping[str, type[msgspec.Struct]]] = {
 communities and lines); they stay declared so that readers asking for them get nothing."""
 
 
-class CommunityRow(msgspec.Struct, frozen=True, kw_only=True):
+class CommunityRow(Doc, frozen=True, kw_only=True):
     """One community's dead under a query's filters, and the incidents behind them."""
 
     community: str
@@ -167,7 +167,7 @@ class CommunityRow(msgspec.Struct, frozen=True, kw_only=True):
     incidents: int
 
 
-class VictimsAnswer(msgspec.Struct, frozen=True, kw_only=True):
+class VictimsAnswer(Doc, frozen=True, kw_only=True):
     """The answer of :func:`query` (see the module docstring for its meaning)."""
 
     total: Figures

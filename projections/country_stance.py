@@ -62,13 +62,13 @@ from events import (
 )
 
 from .common import Readable, State, docs_of, get_doc, grouped, union
-from .docs import Docs
+from .docs import Doc, Docs
 
 NAME: Final = "country-stance"
 VERSION: Final = 2
 
 
-class TimelineEntry(msgspec.Struct, frozen=True, kw_only=True):
+class TimelineEntry(Doc, frozen=True, kw_only=True):
     """One live statement as one of its speakers' timelines shows it."""
 
     statement_id: str
@@ -90,7 +90,7 @@ class TimelineEntry(msgspec.Struct, frozen=True, kw_only=True):
     """An operator erased the statement's private text (``statement.redacted``)."""
 
 
-class Timeline(msgspec.Struct, frozen=True, kw_only=True, array_like=True):
+class Timeline(Doc, frozen=True, kw_only=True, array_like=True):
     """The live statements of one country on one subject, by (issued_at, position).
 
     ``goldstein_sum`` (added left to right in timeline order) and ``goldstein_n`` are the
@@ -104,7 +104,7 @@ class Timeline(msgspec.Struct, frozen=True, kw_only=True, array_like=True):
     goldstein_n: int = 0
 
 
-class StanceRow(msgspec.Struct, frozen=True, kw_only=True):
+class StanceRow(Doc, frozen=True, kw_only=True):
     """Where one country stands on one subject."""
 
     country: str
@@ -118,7 +118,7 @@ class StanceRow(msgspec.Struct, frozen=True, kw_only=True):
     latency_hours: float | None
 
 
-class Subject(msgspec.Struct, frozen=True, kw_only=True, array_like=True):
+class Subject(Doc, frozen=True, kw_only=True, array_like=True):
     """The countries that spoke on a subject and the incidents its statements name."""
 
     countries: tuple[str, ...]
@@ -129,20 +129,20 @@ class Subject(msgspec.Struct, frozen=True, kw_only=True, array_like=True):
     """The earliest ``occurred_start`` of the named incidents that are reported and live."""
 
 
-class StatementRef(msgspec.Struct, frozen=True, kw_only=True, array_like=True):
+class StatementRef(Doc, frozen=True, kw_only=True, array_like=True):
     """Where a live statement's entries are: its subject and speaker countries."""
 
     subject: str
     countries: tuple[str, ...]
 
 
-class IncidentDate(msgspec.Struct, frozen=True, kw_only=True, array_like=True):
+class IncidentDate(Doc, frozen=True, kw_only=True, array_like=True):
     """When a reported, unretracted incident started."""
 
     occurred_start: dt.date
 
 
-class Mention(msgspec.Struct, frozen=True, kw_only=True, array_like=True):
+class Mention(Doc, frozen=True, kw_only=True, array_like=True):
     """The subjects whose live statements name an incident."""
 
     subjects: tuple[str, ...]

@@ -14,6 +14,15 @@ from typing import Generic, TypeVar
 
 import msgspec
 
+
+class Doc(msgspec.Struct, frozen=True, gc=False):
+    """Base of every document and answer of the projections: frozen, and not tracked by the
+    cyclic garbage collector (a frozen struct built from its fields cannot be part of a
+    cycle; a view of a million tracked documents made every full collection walk them all,
+    about a third of a catch-up's time, BENCHMARKS.md).
+    """
+
+
 D = TypeVar("D", bound=msgspec.Struct)
 
 Key = tuple[str, str]

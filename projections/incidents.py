@@ -51,7 +51,7 @@ from events import (
 )
 
 from .common import Readable, State, docs_of, get_doc, grouped
-from .docs import Docs
+from .docs import Doc, Docs
 from .errors import InvalidQueryError, MergeConflictError
 
 NAME: Final = "incidents"
@@ -60,7 +60,7 @@ VERSION: Final = 1
 Status = Literal["live", "retracted", "merged"]
 
 
-class HistoryEntry(msgspec.Struct, frozen=True, kw_only=True):
+class HistoryEntry(Doc, frozen=True, kw_only=True):
     """One event that touched an incident, as its history lists it.
 
     ``fatalities``/``victims``/``injured`` are set for reports and revisions; ``reason`` for
@@ -80,7 +80,7 @@ class HistoryEntry(msgspec.Struct, frozen=True, kw_only=True):
     into: str | None = None
 
 
-class IncidentView(msgspec.Struct, frozen=True, kw_only=True):
+class IncidentView(Doc, frozen=True, kw_only=True):
     """An incident as it stands now, with its history."""
 
     incident_id: str
@@ -116,7 +116,7 @@ class IncidentView(msgspec.Struct, frozen=True, kw_only=True):
     """An operator erased the incident's private text (``incident.redacted``)."""
 
 
-class IncidentRow(msgspec.Struct, frozen=True, kw_only=True):
+class IncidentRow(Doc, frozen=True, kw_only=True):
     """One incident in a :func:`listing`: what a list shows, without the history."""
 
     incident_id: str

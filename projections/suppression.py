@@ -74,12 +74,13 @@ import msgspec
 
 from .common import Readable, docs_of
 from .community_victims import VICTIM_STATUSES, Cell, Figures, VictimsAnswer, query
+from .docs import Doc
 
 DEFAULT_K: Final = 5
 """The default threshold: a cell with ``best`` below it is small."""
 
 
-class ShownRow(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+class ShownRow(Doc, frozen=True, kw_only=True, omit_defaults=True):
     """One community line as a reader gets it: exact, or withheld (every number ``None``).
 
     ``suppressed`` is left out of the JSON of a shown line (it defaults to false).
@@ -93,7 +94,7 @@ class ShownRow(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     suppressed: bool = False
 
 
-class ProtectedAnswer(msgspec.Struct, frozen=True, kw_only=True):
+class ProtectedAnswer(Doc, frozen=True, kw_only=True):
     """A community-victims answer after suppression (``unattributed`` ``None`` if withheld)."""
 
     total: Figures

@@ -33,6 +33,7 @@ from .http.admin import AdminDeps
 from .http.read import ReadSide, projector_state_of
 from .logging import configure_logging, redactor
 from .metrics import IngestMetrics
+from .runner import ProjectorPool, tune_collector
 from .sealing import SealingStore, keyring_for
 from .settings import Settings
 from .store.base import EventStore
@@ -136,21 +137,6 @@ def _asyncapi(inbox: Component | None) -> Callable[[], Mapping[str, Any]] | None
     return lambda: asyncapi_json(inbox)  # type: ignore[arg-type]
 
 
-def _projectors(
-    settings: Settings, client: aioredis.Redis, bulk: aioredis.Redis
-) -> Component | None:
-    """The projector pool: the hook where the projection runners join the process."""
-    try:
-        from .runner import ProjectorPool  # noqa: PLC0415  # optional until the runner lands
-    except ImportError:
-        log.warning("projectors.unavailable", reason="services.runner is not installed")
-        return None
-    pool: Component = ProjectorPool(
-        client, prefix=settings.keys, claim_idle_ms=settings.claim_idle_ms, load_client=bulk
-    )
-    return pool
-
-
 def build_app(
     settings: Settings, *, redis_url: str | None = None, projectors: bool | None = None
 ) -> Service:
@@ -182,9 +168,9 @@ def build_app(
     if inbox is not None:
         components["inbox"] = inbox
     if settings.projectors if projectors is None else projectors:
-        pool = _projectors(settings, client, bulk)
-        if pool is not None:
-            components["projectors"] = pool
+        components["projectors"] = ProjectorPool(
+            client, prefix=settings.keys, claim_idle_ms=settings.claim_idle_ms, load_client=bulk
+        )
         if settings.snapshot_every > 0 and not settings.keys.partitioned:
             # as-of snapshots, written where the projectors run (one partition only, yet)
             components["snapshots"] = Snapshotter(
@@ -365,4 +351,5 @@ def run(
 ) -> None:
     """Configure logging and run :func:`serve` in a fresh event loop until stopped."""
     configure_logging(json=json_logs, secrets=[t.secret for t in settings.tokens])
+    tune_collector()
     asyncio.run(serve(settings, projectors=projectors))

@@ -89,6 +89,7 @@ import argparse
 import asyncio
 import bisect
 import contextlib
+import gc
 import os
 import secrets
 import signal
@@ -125,6 +126,7 @@ from .views import (
 )
 
 __all__ = [
+    "COLLECTOR_THRESHOLDS",
     "COMMIT_SCRIPT",
     "MAX_DELIVERIES",
     "CheckpointMovedError",
@@ -139,6 +141,7 @@ __all__ = [
     "main",
     "parser",
     "serve_projectors",
+    "tune_collector",
 ]
 
 MAX_DELIVERIES: Final = 3
@@ -156,6 +159,20 @@ StepHook = Callable[[str, Step], Awaitable[None]]
 _REDIS_DOWN: Final = (rexc.ConnectionError, rexc.TimeoutError, OSError)
 
 _log = structlog.get_logger()
+
+COLLECTOR_THRESHOLDS: Final = (50_000, 20, 10)
+"""The cyclic garbage collector's thresholds in a process that folds (:func:`tune_collector`)."""
+
+
+def tune_collector() -> None:
+    """Run the cyclic garbage collector's young generation every 50,000 allocations, not 700.
+
+    A fold allocates many short-lived containers (decoded entries, changed keys, a document's
+    dicts) while it keeps a whole view alive: with the default thresholds the collector ran
+    so often that it cost a fifth of a catch-up, even with the documents themselves untracked
+    (``gc=False``, :class:`projections.docs.Doc`). Called once by each process's wiring.
+    """
+    gc.set_threshold(*COLLECTOR_THRESHOLDS)
 
 
 class RunnerError(LedgerError):
@@ -1282,6 +1299,7 @@ async def serve_projectors(args: argparse.Namespace) -> None:
 
     Refuses a Redis that may evict keys (:func:`services.checks.check_redis`) first.
     """
+    tune_collector()
     settings = load_settings()
     url = args.redis_url or settings.redis_url
     if url is None:
