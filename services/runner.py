@@ -115,6 +115,7 @@ from .store.keys import Keys
 from .store.redis import connect, learn_slots
 from .views import (
     CHECKPOINT_FIELD,
+    LUA_RECORD_CHANGES,
     VIEW_PAGE,
     ViewChangedError,
     ViewKeys,
@@ -241,13 +242,16 @@ class ProjectionStatus(msgspec.Struct, frozen=True, kw_only=True):
 
 # --- Lua ------------------------------------------------------------------------------------
 
-COMMIT_SCRIPT: Final = """
--- KEYS: lease, meta, dlq, view pointer, log, then the view's kind hashes this commit writes.
+COMMIT_SCRIPT: Final = (
+    LUA_RECORD_CHANGES
+    + """
+-- KEYS: lease, meta, dlq, view pointer, log, changes stream, then the view's kind hashes
+--   this commit writes.
 -- ARGV: owner, expected checkpoint ('' for none), new checkpoint, the generation the worker
 --   writes to, the consumer group to move ('' to leave it alone), the group's expected
 --   last-delivered id and its entries-read count at the new checkpoint ('' when unknown),
---   the number of dead letters D, then per kind hash two msgpack arrays: puts (id, json,
---   id, json, ...) and deleted ids, then per dead letter: pairs F, F pairs (field, value).
+--   the number of dead letters D, then per kind hash its kind and two msgpack arrays: puts
+--   (id, json, id, json, ...) and deleted ids, then per dead letter: pairs F, F pairs.
 -- Returns 1 when committed, 2 when committed but the group was left where it was (entries
 -- are pending in it, or it is already past the new checkpoint), 0 when the lease is not
 -- the owner's, -1 when the checkpoint moved, -2 when the generation is no longer active.
@@ -260,12 +264,16 @@ local function in_slices(command, key, items)
     redis.call(command, key, unpack(items, s, math.min(s + 999, #items)))
   end
 end
-for k = 6, #KEYS do
-  local j = 9 + 2 * (k - 6)
-  in_slices('HSET', KEYS[k], cmsgpack.unpack(ARGV[j]))
-  in_slices('HDEL', KEYS[k], cmsgpack.unpack(ARGV[j + 1]))
+local listed = {}
+for k = 7, #KEYS do
+  local j = 9 + 3 * (k - 7)
+  local puts, dels = cmsgpack.unpack(ARGV[j + 1]), cmsgpack.unpack(ARGV[j + 2])
+  in_slices('HSET', KEYS[k], puts)
+  in_slices('HDEL', KEYS[k], dels)
+  listed = list_changed(listed, ARGV[j], puts, dels)
 end
-local i = 9 + 2 * (#KEYS - 5)
+record_changes(KEYS[6], ARGV[2], ARGV[3], listed)
+local i = 9 + 3 * (#KEYS - 6)
 for _ = 1, tonumber(ARGV[8]) do
   local npairs = tonumber(ARGV[i])
   redis.call('XADD', KEYS[3], '*', unpack(ARGV, i + 1, i + 2 * npairs))
@@ -295,6 +303,7 @@ for _, group in ipairs(redis.call('XINFO', 'GROUPS', KEYS[5])) do
 end
 return 2
 """
+)
 
 RENEW_SCRIPT: Final = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -965,7 +974,14 @@ class _Worker:
                 dels.append(ident)
             else:
                 puts += [ident, encode_doc(doc).decode()]
-        keys = [self.keys.lease, self.keys.meta, self.dlq_key, self.keys.pointer, self.log_key]
+        keys = [
+            self.keys.lease,
+            self.keys.meta,
+            self.dlq_key,
+            self.keys.pointer,
+            self.log_key,
+            self.keys.changes,
+        ]
         name, expected, entries_read = group or ("", "", "")
         args: list[bytes | str] = [
             self.pool.consumer,
@@ -979,7 +995,7 @@ class _Worker:
         ]
         for kind, (puts, dels) in per_kind.items():
             keys.append(self.keys.kinds[kind])
-            args += [_pack(puts), _pack(dels)]
+            args += [kind, _pack(puts), _pack(dels)]
         for letter in batch.dead:
             args += [str(len(letter) // 2), *letter]
         result = await self._commit(keys=keys, args=args)

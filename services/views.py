@@ -38,10 +38,15 @@ from .errors import LedgerError
 from .store.keys import Keys
 
 __all__ = [
+    "CHANGES_FOLLOWED",
+    "CHANGES_KEPT",
+    "CHANGES_LISTED",
     "CHECKPOINT_FIELD",
+    "LUA_RECORD_CHANGES",
     "LUA_WRITE_DOCS",
     "CorruptViewError",
     "Generation",
+    "KindsRead",
     "UnknownKindError",
     "ViewChangedError",
     "ViewError",
@@ -61,6 +66,7 @@ __all__ = [
     "load_view_paged",
     "newer",
     "parse_generation",
+    "read_kinds",
     "split",
     "view_keys",
 ]
@@ -112,6 +118,8 @@ class ViewKeys(msgspec.Struct, frozen=True):
     """Document kind → the hash holding that kind's documents."""
     meta: str
     """The meta hash (field ``position`` is the checkpoint)."""
+    changes: str
+    """The stream of commits and the documents each changed (:func:`load_kinds_changed`)."""
     lease: str
     """The lease key of the projector working on this view."""
     group: str
@@ -158,6 +166,7 @@ def view_keys(
         version=version,
         kinds={kind: keys.view(name, version, kind, gen, p) for kind in projection.doc_types},
         meta=keys.view_meta(name, version, gen, p),
+        changes=keys.view_changes(name, version, gen, p),
         lease=keys.lease(name, version, p),
         group=f"projector:{name}:v{version}",
         generation=generation,
@@ -307,6 +316,167 @@ def doc_change_args(
         keys.append(kind_keys[kind])
         args += [len(puts) // 2, len(dels), *puts, *dels]
     return keys, args
+
+
+# --- the changes stream: which documents each commit changed -----------------------------
+
+CHANGES_KEPT: Final = 1000
+"""Commits a view's changes stream keeps (about: ``XADD MAXLEN ~``)."""
+CHANGES_LISTED: Final = 500
+"""Most document ids one commit lists; a bigger commit (a catch-up) is recorded as ``many``."""
+CHANGES_FOLLOWED: Final = 200
+"""Most commits a reader follows through the changes stream (further behind, or past a
+commit recorded as ``many``, it reads the kinds whole). Below :data:`CHANGES_KEPT`, so a
+reader whose last seen entry was trimmed away always finds more than this after it."""
+CHANGES_FETCHED: Final = 2000
+"""Most changed documents a reader fetches by id at once (more: it reads the kinds whole)."""
+
+LUA_RECORD_CHANGES: Final = """
+-- list_changed(listed, kind, puts, dels): add one kind's written ids (puts: id, json, ...)
+-- and deleted ids to listed (kind, msgpack array of ids, ...); nil once it holds too many.
+local function list_changed(listed, kind, puts, dels)
+  if listed == nil then return nil end
+  local ids = {}
+  for x = 1, #puts, 2 do ids[#ids + 1] = puts[x] end
+  for x = 1, #dels do ids[#ids + 1] = dels[x] end
+  listed.n = (listed.n or 0) + #ids
+  if listed.n > @LISTED@ then return nil end
+  if #ids > 0 then
+    listed[#listed + 1] = kind
+    listed[#listed + 1] = cmsgpack.pack(ids)
+  end
+  return listed
+end
+-- record_changes(key, from, to, listed): append one commit (checkpoint from -> to) to a
+-- view's changes stream, with the ids it changed per kind, or 'many' when listed is nil.
+local function record_changes(key, from, to, listed)
+  local record = {'from', from, 'to', to}
+  if listed == nil then
+    record[5], record[6] = 'many', '1'
+  else
+    for x = 1, #listed do record[#record + 1] = listed[x] end
+  end
+  redis.call('XADD', key, 'MAXLEN', '~', '@KEPT@', '*', unpack(record))
+end
+""".replace("@LISTED@", str(CHANGES_LISTED)).replace("@KEPT@", str(CHANGES_KEPT))
+"""Lua functions, prepended to every script that writes a view's documents: each commit is
+recorded in the view's changes stream (``from``, ``to``, then per kind the msgpack array of
+the ids it wrote or deleted, or ``many``), which readers follow (:func:`read_kinds`)."""
+
+_FOLLOW_SCRIPT: Final = """
+-- KEYS: view pointer, meta, changes stream, then the kind hashes asked for.
+-- ARGV: generation, the checkpoint the reader holds, the last changes entry it saw, then
+--   the kind of each kind hash.
+-- Returns {} when the reader must read the kinds whole, else {checkpoint, last entry id,
+--   then per kind: the changed ids and their documents (nil: deleted)}.
+if (redis.call('GET', KEYS[1]) or '0') ~= ARGV[1] then return {} end
+local now = redis.call('HGET', KEYS[2], 'position')
+if not now then return {} end
+local entries = redis.call('XRANGE', KEYS[3], '(' .. ARGV[3], '+', 'COUNT', @FOLLOWED@ + 1)
+if #entries > @FOLLOWED@ then return {} end
+local at, last, count = ARGV[2], ARGV[3], 0
+local wanted = {}
+for k = 4, #KEYS do wanted[ARGV[k]] = {} end
+for _, entry in ipairs(entries) do
+  local f = {}
+  for x = 1, #entry[2], 2 do f[entry[2][x]] = entry[2][x + 1] end
+  if f['from'] ~= at or f['many'] then return {} end
+  at = f['to']
+  for kind, set in pairs(wanted) do
+    if f[kind] then
+      for _, id in ipairs(cmsgpack.unpack(f[kind])) do
+        if not set[id] then set[id] = true; count = count + 1 end
+      end
+    end
+  end
+  if count > @FETCHED@ then return {} end
+  last = entry[1]
+end
+if at ~= now then return {} end
+local out = {now, last}
+for k = 4, #KEYS do
+  local ids = {}
+  for id in pairs(wanted[ARGV[k]]) do ids[#ids + 1] = id end
+  local docs = {}
+  for s = 1, #ids, 1000 do
+    local got = redis.call('HMGET', KEYS[k], unpack(ids, s, math.min(s + 999, #ids)))
+    for x = 1, #got do docs[#docs + 1] = got[x] end
+  end
+  out[#out + 1] = ids
+  out[#out + 1] = docs
+end
+return out
+""".replace("@FOLLOWED@", str(CHANGES_FOLLOWED)).replace("@FETCHED@", str(CHANGES_FETCHED))
+
+
+class KindsRead(msgspec.Struct, frozen=True, kw_only=True):
+    """What :func:`read_kinds` found: the view's documents of some kinds, whole or changed."""
+
+    checkpoint: Position | None
+    """The view's checkpoint (``None``: never written; nothing else is then set)."""
+    seen: str = "0-0"
+    """The last entry of the view's changes stream these documents include."""
+    generation: Generation = 0
+    """The generation read."""
+    whole: list[dict[bytes | str, bytes | str]] | None = None
+    """Per kind asked for, every stored document (id → JSON); ``None`` when ``changed`` is set."""
+    changed: list[dict[str, bytes | None]] | None = None
+    """Per kind asked for, the documents changed since the held state (``None``: deleted)."""
+
+
+async def read_kinds(
+    client: aioredis.Redis,
+    prefix: Keys | str,
+    projection: Projection,
+    kinds: Sequence[str],
+    *,
+    held: tuple[Position, str, Generation] | None = None,
+    partition: int = 0,
+) -> KindsRead:
+    """The stored documents of ``kinds`` and the view's checkpoint, as one atomic snapshot.
+
+    A reader that holds the documents at ``held`` (checkpoint, last changes entry seen,
+    generation) gets only the documents changed since, fetched by id in one script that
+    follows the view's changes stream (:data:`LUA_RECORD_CHANGES`); the kinds are read whole
+    when it cannot (another generation, a commit recorded as ``many``, too far behind, or a
+    checkpoint moved by a writer that records no changes).
+    """
+    for kind in kinds:
+        if kind not in projection.doc_types:
+            raise UnknownKindError(f"{projection.name} has no document kind {kind!r}")
+    if held is not None:
+        checkpoint, seen, generation = held
+        keys = view_keys(prefix, projection, generation, partition=partition)
+        reply = await client.register_script(_FOLLOW_SCRIPT)(
+            keys=[keys.pointer, keys.meta, keys.changes, *(keys.kinds[kind] for kind in kinds)],
+            args=[str(generation), checkpoint, seen, *kinds],
+        )
+        if reply:
+            changed = [
+                {_text(ident): doc for ident, doc in zip(ids, docs, strict=True)}
+                for ids, docs in zip(reply[2::2], reply[3::2], strict=True)
+            ]
+            return KindsRead(
+                checkpoint=_checkpoint(reply[0]),
+                seen=_text(reply[1]),
+                generation=generation,
+                changed=changed,
+            )
+
+    def commands(pipe: Any, keys: ViewKeys) -> None:
+        for kind in kinds:
+            pipe.hgetall(keys.kinds[kind])
+        pipe.hget(keys.meta, CHECKPOINT_FIELD)
+        pipe.xrevrange(keys.changes, count=1)
+
+    keys, replies = await _snapshot(client, prefix, projection, None, commands, partition=partition)
+    last = replies[-1]
+    return KindsRead(
+        checkpoint=_checkpoint(replies[-2]),
+        seen=_text(last[0][0]) if last else "0-0",
+        generation=keys.generation,
+        whole=list(replies[:-2]),
+    )
 
 
 @cache

@@ -93,7 +93,7 @@ from ..metrics import ReadMetrics
 from ..reveal import reveal_incident, reveal_timeline
 from ..settings import Token
 from ..store.keys import Keys
-from ..views import decode_doc, joined, load_checkpoint, load_kinds_raw
+from ..views import KindsRead, decode_doc, joined, load_checkpoint, read_kinds
 from .live import LiveHub
 
 __all__ = ["MAX_LIMIT", "ReadSide", "ViewReader", "read_router"]
@@ -115,19 +115,24 @@ ProjectorState = Callable[[], str]
 
 
 class _Kind:
-    """One kind's documents as last read: the checkpoint, the stored JSON and the decoded."""
+    """One kind's documents as last read: where the view stood, the stored JSON and the decoded."""
 
-    __slots__ = ("changed", "checkpoint", "docs", "previous", "raw")
+    __slots__ = ("changed", "checkpoint", "docs", "generation", "previous", "raw", "seen")
 
     def __init__(
         self,
-        checkpoint: Position,
-        raw: Mapping[bytes | str, bytes | str],
+        read: KindsRead,
+        raw: Mapping[bytes | str, bytes | str] | None,
         docs: Mapping[str, msgspec.Struct],
         previous: Position | None = None,
         changed: Mapping[str, tuple[msgspec.Struct | None, msgspec.Struct | None]] | None = None,
     ) -> None:
-        self.checkpoint, self.raw, self.docs = checkpoint, raw, docs
+        checkpoint = read.checkpoint
+        assert checkpoint is not None  # noqa: S101  # only a written view is cached
+        self.checkpoint, self.seen, self.generation = checkpoint, read.seen, read.generation
+        self.raw = raw
+        """The stored JSON by id, when the kind was last read whole (``None``: followed)."""
+        self.docs = docs
         self.previous = previous
         """The checkpoint read before this one, when ``changed`` is the difference from it."""
         self.changed = changed
@@ -138,9 +143,10 @@ class _Kind:
 class ViewReader:
     """Reads document kinds of stored views with their checkpoint, cached per checkpoint.
 
-    When the checkpoint moved, a kind is read again as stored (one ``HGETALL``) but only the
-    documents whose stored JSON changed are decoded again; the others are the objects
-    already decoded. ``answers`` holds what handlers computed from the documents at the
+    Once it holds a kind, a read fetches only the documents changed since, by following the
+    view's changes stream (:func:`services.views.read_kinds`); when it cannot, the kind is
+    read again whole (one ``HGETALL``) and only the documents whose stored JSON changed are
+    decoded again. ``answers`` holds what handlers computed from the documents at the
     cached checkpoint (:meth:`answer`), dropped when the view moves.
     """
 
@@ -165,107 +171,115 @@ class ViewReader:
         async with lock:  # one load per view at a time; the others find it cached
             if self.keys.partitions > 1:
                 return await self._read_merged(projection, kinds)
-            before = await load_checkpoint(self.client, self.keys, projection)
-            if before is None:
-                return {kind: {} for kind in kinds}, None
-            hit = self._cached(projection.view, kinds, before)
-            if hit is not None:
-                return hit, before
-            stored, checkpoint = await load_kinds_raw(self.client, self.keys, projection, kinds)
-            if checkpoint is None:
-                return {kind: {} for kind in kinds}, None
-            return self._refresh(projection, kinds, stored, checkpoint), checkpoint
+            return await self._read(projection, kinds, projection.view)
 
     async def _read_merged(
         self, projection: Projection, kinds: Sequence[str]
     ) -> tuple[dict[str, Mapping[str, msgspec.Struct]], Position | None]:
-        """Every partition view (read again only where its checkpoint moved), merged.
-
-        The partitions are read at once: their checkpoints first, then the views that moved.
-        """
+        """Every partition view (each read as :meth:`_read` does), merged; read at once."""
         every = list(projection.doc_types)
-        partitions = range(self.keys.partitions)
-
-        async def part(partition: int) -> tuple[Position | None, Readable]:
-            slot = f"{projection.view}@p{partition}"
-            _, checkpoint = await load_kinds_raw(
-                self.client, self.keys, projection, (), partition=partition
+        found = await asyncio.gather(
+            *(
+                self._read(projection, every, f"{projection.view}@p{p}", partition=p)
+                for p in range(self.keys.partitions)
             )
-            hit = None if checkpoint is None else self._cached(slot, every, checkpoint)
-            if hit is None and checkpoint is not None:
-                stored, checkpoint = await load_kinds_raw(
-                    self.client, self.keys, projection, every, partition=partition
-                )
-                if checkpoint is not None:
-                    hit = self._refresh(projection, every, stored, checkpoint, slot=slot)
-            return checkpoint, hit or {kind: {} for kind in every}
-
-        found = await asyncio.gather(*(part(p) for p in partitions))
-        checkpoints = [checkpoint for checkpoint, _ in found]
-        parts = [state for _, state in found]
-        position = joined(checkpoints)
+        )
+        position = joined([checkpoint for _, checkpoint in found])
         if position is None:
             return {kind: {} for kind in kinds}, None
         held = self._merged.get(projection.view)
         if held is None or held[0] != position:
-            held = (position, projection.merge(parts))
+            held = (position, projection.merge([state for state, _ in found]))
             self._merged[projection.view] = held
         merged = kinds_of(held[1])
         return {kind: merged.get(kind) or {} for kind in kinds}, position
 
-    def _cached(
-        self, slot: str, kinds: Sequence[str], checkpoint: Position
-    ) -> dict[str, Mapping[str, msgspec.Struct]] | None:
+    async def _read(
+        self, projection: Projection, kinds: Sequence[str], slot: str, *, partition: int = 0
+    ) -> tuple[dict[str, Mapping[str, msgspec.Struct]], Position | None]:
+        """One (partition) view's ``kinds``, cached under ``slot``: followed or read whole."""
+        cached = [self._cache.get((slot, kind)) for kind in kinds]
+        held = None
+        if cached and all(c is not None for c in cached):
+            first = cached[0]
+            assert first is not None  # noqa: S101  # checked just above
+            where = (first.checkpoint, first.seen, first.generation)
+            if all(c is not None and (c.checkpoint, c.seen, c.generation) == where for c in cached):
+                held = where
+        read = await read_kinds(
+            self.client, self.keys, projection, kinds, held=held, partition=partition
+        )
+        if read.checkpoint is None:
+            return {kind: {} for kind in kinds}, None
         found: dict[str, Mapping[str, msgspec.Struct]] = {}
-        for kind in kinds:
-            hit = self._cache.get((slot, kind))
-            if hit is None or hit.checkpoint != checkpoint:
-                return None
-            found[kind] = hit.docs
-        return found
-
-    def _refresh(
-        self,
-        projection: Projection,
-        kinds: Sequence[str],
-        stored: Sequence[Mapping[bytes | str, bytes | str]],
-        checkpoint: Position,
-        *,
-        slot: str | None = None,
-    ) -> dict[str, Mapping[str, msgspec.Struct]]:
-        """Cache ``stored`` at ``checkpoint``, decoding only the documents that changed.
-
-        ``slot`` names the cache entry (default: the view; one per partition view).
-        """
-        slot = projection.view if slot is None else slot
-        found: dict[str, Mapping[str, msgspec.Struct]] = {}
-        for kind, raw in zip(kinds, stored, strict=True):
+        for index, kind in enumerate(kinds):
             old = self._cache.get((slot, kind))
-            old_raw = {} if old is None else old.raw
-            old_docs = {} if old is None else old.docs
-            docs: dict[str, msgspec.Struct] = {}
-            changed: dict[str, tuple[msgspec.Struct | None, msgspec.Struct | None]] = {}
-            for ident, text in raw.items():
-                key = ident.decode() if isinstance(ident, bytes) else ident
-                doc = old_docs.get(key) if old_raw.get(ident) == text else None
-                if doc is None:
-                    doc = decode_doc(projection, kind, text)
-                    changed[key] = (old_docs.get(key), doc)
-                docs[key] = doc
-            if len(docs) - len(changed) < len(old_docs):  # some were deleted
-                for key, gone in old_docs.items():
-                    if key not in docs:
-                        changed[key] = (gone, None)
-            known = old is not None
-            self._cache[(slot, kind)] = _Kind(
-                checkpoint,
-                raw,
-                docs,
-                previous=None if old is None else old.checkpoint,
-                changed=changed if known else None,
-            )
-            found[kind] = docs
-        return found
+            if read.changed is not None and old is not None:
+                entry = self._followed(projection, kind, old, read, read.changed[index])
+            else:
+                assert read.whole is not None  # noqa: S101  # one of the two is set
+                entry = self._whole(projection, kind, old, read, read.whole[index])
+            self._cache[(slot, kind)] = entry
+            found[kind] = entry.docs
+        return found, read.checkpoint
+
+    @staticmethod
+    def _followed(
+        projection: Projection,
+        kind: str,
+        old: _Kind,
+        read: KindsRead,
+        stored: Mapping[str, bytes | None],
+    ) -> _Kind:
+        """``old`` moved by the documents that changed since (``None``: deleted)."""
+        if read.checkpoint == old.checkpoint and not stored:
+            old.seen = read.seen  # nothing of this kind moved
+            return old
+        docs = dict(old.docs)
+        changed: dict[str, tuple[msgspec.Struct | None, msgspec.Struct | None]] = {}
+        for ident, text in stored.items():
+            before = docs.get(ident)
+            if text is None:
+                if before is not None:
+                    del docs[ident]
+                    changed[ident] = (before, None)
+                continue
+            doc = decode_doc(projection, kind, text)
+            docs[ident] = doc
+            changed[ident] = (before, doc)
+        return _Kind(read, None, docs, previous=old.checkpoint, changed=changed)
+
+    @staticmethod
+    def _whole(
+        projection: Projection,
+        kind: str,
+        old: _Kind | None,
+        read: KindsRead,
+        raw: Mapping[bytes | str, bytes | str],
+    ) -> _Kind:
+        """The kind read whole, decoding only the documents whose stored JSON changed."""
+        old_raw = {} if old is None or old.raw is None else old.raw
+        old_docs = {} if old is None else old.docs
+        docs: dict[str, msgspec.Struct] = {}
+        changed: dict[str, tuple[msgspec.Struct | None, msgspec.Struct | None]] = {}
+        for ident, text in raw.items():
+            key = ident.decode() if isinstance(ident, bytes) else ident
+            doc = old_docs.get(key) if old_raw.get(ident) == text else None
+            if doc is None:
+                doc = decode_doc(projection, kind, text)
+                changed[key] = (old_docs.get(key), doc)
+            docs[key] = doc
+        if len(docs) - len(changed) < len(old_docs):  # some were deleted
+            for key, gone in old_docs.items():
+                if key not in docs:
+                    changed[key] = (gone, None)
+        return _Kind(
+            read,
+            raw,
+            docs,
+            previous=None if old is None else old.checkpoint,
+            changed=None if old is None else changed,
+        )
 
     def changes(
         self, projection: Projection, kind: str, since: Position, checkpoint: Position

@@ -203,6 +203,12 @@ class Keys(msgspec.Struct, frozen=True):
         """The meta hash of a view (field ``position`` is its checkpoint)."""
         return f"{self._view_base(name, version, generation, partition)}:meta"
 
+    def view_changes(
+        self, name: str, version: int, generation: str = "", partition: int = 0
+    ) -> str:
+        """The stream of a view's commits: which documents each one changed (readers follow it)."""
+        return f"{self._view_base(name, version, generation, partition)}:changes"
+
     def view_pattern(
         self, name: str, version: int, generation: str = "", partition: int = 0
     ) -> str:

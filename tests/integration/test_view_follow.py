@@ -1,0 +1,203 @@
+"""Readers follow a view's changes stream: after a commit they fetch only the documents it
+changed, and fall back to reading the kinds whole whenever the stream cannot tell them.
+
+Everything runs on the shared Redis under the test's own key prefix; views are written by
+the real runner (``ProjectorPool.run_until_caught_up``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+import redis.asyncio as aioredis
+
+from benchmarks.workload import Workload
+from events import Position
+from projections import PROJECTIONS
+from services.http.read import ViewReader
+from services.runner import ProjectorPool
+from services.store.redis import RedisEventStore
+from services.views import (
+    CHANGES_FOLLOWED,
+    CHANGES_LISTED,
+    KindsRead,
+    read_kinds,
+    view_keys,
+)
+from tests import factories as f
+
+DEADLINE = 20.0
+INCIDENTS = PROJECTIONS["incidents"]
+
+
+async def settle(client: aioredis.Redis, prefix: str) -> None:
+    """Apply everything appended so far to every view (the runner's real commits)."""
+    async with asyncio.timeout(DEADLINE):
+        await ProjectorPool(client, prefix=prefix, block_ms=50).run_until_caught_up()
+
+
+async def whole(client: aioredis.Redis, prefix: str) -> KindsRead:
+    read = await read_kinds(client, prefix, INCIDENTS, ["incident"])
+    assert read.whole is not None
+    return read
+
+
+def held(read: KindsRead) -> tuple[Position, str, int | str]:
+    assert read.checkpoint is not None
+    return read.checkpoint, read.seen, read.generation
+
+
+class TestFollowingTheChangesStream:
+    async def test_a_commit_is_fetched_by_the_ids_it_changed(
+        self, redis_store: RedisEventStore, redis_client: aioredis.Redis, key_prefix: str
+    ) -> None:
+        await redis_store.append([f.reported("i-1"), f.reported("i-2"), f.reported("i-3")])
+        await settle(redis_client, key_prefix)
+        first = await whole(redis_client, key_prefix)
+        await redis_store.append([f.revised("i-2", best=40)])
+        await settle(redis_client, key_prefix)
+
+        then = await read_kinds(redis_client, key_prefix, INCIDENTS, ["incident"], held=held(first))
+
+        assert then.whole is None
+        assert then.changed is not None
+        assert set(then.changed[0]) == {"i-2"}
+        assert then.checkpoint != first.checkpoint
+        fresh = await whole(redis_client, key_prefix)
+        assert then.checkpoint == fresh.checkpoint
+        assert then.seen == fresh.seen
+        assert fresh.whole is not None
+        stored = {k.decode() if isinstance(k, bytes) else k: v for k, v in fresh.whole[0].items()}
+        assert then.changed[0]["i-2"] == stored["i-2"]
+
+    async def test_a_view_that_did_not_move_answers_no_documents(
+        self, redis_store: RedisEventStore, redis_client: aioredis.Redis, key_prefix: str
+    ) -> None:
+        await redis_store.append([f.reported("i-1")])
+        await settle(redis_client, key_prefix)
+        first = await whole(redis_client, key_prefix)
+
+        again = await read_kinds(
+            redis_client, key_prefix, INCIDENTS, ["incident"], held=held(first)
+        )
+
+        assert again.changed == [{}]
+        assert again.checkpoint == first.checkpoint
+
+    async def test_a_commit_too_big_to_list_is_read_whole(
+        self, redis_store: RedisEventStore, redis_client: aioredis.Redis, key_prefix: str
+    ) -> None:
+        await redis_store.append([f.reported("i-0")])
+        await settle(redis_client, key_prefix)
+        first = await whole(redis_client, key_prefix)
+        many = [f.reported(f"i-{n}") for n in range(1, CHANGES_LISTED + 2)]
+        await redis_store.append(many)
+        await settle(redis_client, key_prefix)
+
+        then = await read_kinds(redis_client, key_prefix, INCIDENTS, ["incident"], held=held(first))
+
+        assert then.changed is None
+        assert then.whole is not None
+        assert len(then.whole[0]) == CHANGES_LISTED + 2
+
+    async def test_a_checkpoint_moved_without_a_record_is_read_whole(
+        self, redis_store: RedisEventStore, redis_client: aioredis.Redis, key_prefix: str
+    ) -> None:
+        await redis_store.append([f.reported("i-1")])
+        await settle(redis_client, key_prefix)
+        first = await whole(redis_client, key_prefix)
+        later = await redis_store.append([f.reported("i-2")])
+        keys = view_keys(key_prefix, INCIDENTS)
+        await redis_client.hset(keys.meta, "position", later[0].position)  # no changes entry
+
+        then = await read_kinds(redis_client, key_prefix, INCIDENTS, ["incident"], held=held(first))
+
+        assert then.changed is None
+        assert then.checkpoint == later[0].position
+
+    async def test_a_reader_too_far_behind_reads_whole(
+        self, redis_store: RedisEventStore, redis_client: aioredis.Redis, key_prefix: str
+    ) -> None:
+        await redis_store.append([f.reported("i-1")])
+        await settle(redis_client, key_prefix)
+        first = await whole(redis_client, key_prefix)
+        keys = view_keys(key_prefix, INCIDENTS)
+        assert first.checkpoint is not None
+        steps = {"from": first.checkpoint, "to": first.checkpoint}
+        for _ in range(CHANGES_FOLLOWED):  # commits that changed nothing: still followable
+            await redis_client.xadd(keys.changes, steps)  # type: ignore[arg-type]
+        followed = await read_kinds(
+            redis_client, key_prefix, INCIDENTS, ["incident"], held=held(first)
+        )
+        assert followed.changed == [{}]
+        await redis_client.xadd(keys.changes, steps)  # type: ignore[arg-type]
+
+        then = await read_kinds(redis_client, key_prefix, INCIDENTS, ["incident"], held=held(first))
+
+        assert then.changed is None
+        assert then.whole is not None
+
+    async def test_a_dead_letter_retry_record_makes_readers_read_whole(
+        self, redis_store: RedisEventStore, redis_client: aioredis.Redis, key_prefix: str
+    ) -> None:
+        await redis_store.append([f.reported("i-1")])
+        await settle(redis_client, key_prefix)
+        first = await whole(redis_client, key_prefix)
+        keys = view_keys(key_prefix, INCIDENTS)
+        assert first.checkpoint is not None
+        await redis_client.xadd(
+            keys.changes, {"from": first.checkpoint, "to": first.checkpoint, "many": "1"}
+        )
+
+        then = await read_kinds(redis_client, key_prefix, INCIDENTS, ["incident"], held=held(first))
+
+        assert then.changed is None
+
+    async def test_another_generation_is_read_whole(
+        self, redis_store: RedisEventStore, redis_client: aioredis.Redis, key_prefix: str
+    ) -> None:
+        await redis_store.append([f.reported("i-1")])
+        await settle(redis_client, key_prefix)
+        first = await whole(redis_client, key_prefix)
+        keys = view_keys(key_prefix, INCIDENTS)
+        await redis_client.set(keys.pointer, "7")
+
+        then = await read_kinds(redis_client, key_prefix, INCIDENTS, ["incident"], held=held(first))
+
+        assert then.changed is None
+        assert then.generation == 7
+
+
+class TestAReaderThatFollows:
+    @pytest.mark.parametrize("seed", [3, 11])
+    async def test_holds_what_a_fresh_reader_reads_after_every_commit(
+        self,
+        redis_store: RedisEventStore,
+        redis_client: aioredis.Redis,
+        key_prefix: str,
+        seed: int,
+    ) -> None:
+        workload = Workload(seed=seed, namespace=f"follow{seed}-")
+        reader = ViewReader(redis_client, key_prefix)
+        followed = 0
+        # a round is one or more commits (each chunk settled on its own), then a read; 700
+        # events in one commit list too many ids, and the reader reads whole after it
+        for chunks in ([300], [7], [40, 40], [1], [700], [25, 25, 25], [3], [90]):
+            for size in chunks:
+                await redis_store.append(workload.take(size))
+                await settle(redis_client, key_prefix)
+            for projection in PROJECTIONS.values():
+                kinds = list(projection.doc_types)
+                held_docs, checkpoint = await reader.read(projection, kinds)
+                fresh_docs, fresh_checkpoint = await ViewReader(redis_client, key_prefix).read(
+                    projection, kinds
+                )
+                assert checkpoint == fresh_checkpoint
+                assert {k: dict(v) for k, v in held_docs.items()} == {
+                    k: dict(v) for k, v in fresh_docs.items()
+                }
+                followed += sum(
+                    1 for kind in kinds if reader._cache[(projection.view, kind)].raw is None
+                )
+        assert followed > 0  # the changes stream was followed, not only read whole
