@@ -23,7 +23,7 @@ import structlog
 import uvicorn
 from litestar import Litestar
 
-from .asof import Snapshotter
+from .asof import snapshotter_for
 from .auth import Authenticator, ensure_tokens
 from .checks import check_redis
 from .embedded import EmbeddedRedis
@@ -171,14 +171,9 @@ def build_app(
         components["projectors"] = ProjectorPool(
             client, prefix=settings.keys, claim_idle_ms=settings.claim_idle_ms, load_client=bulk
         )
-        if settings.snapshot_every > 0 and not settings.keys.partitioned:
-            # as-of snapshots, written where the projectors run (one partition only, yet)
-            components["snapshots"] = Snapshotter(
-                client,
-                prefix=settings.keys,
-                every=settings.snapshot_every,
-                keep=settings.snapshot_keep,
-            )
+        snapshots = snapshotter_for(client, settings)
+        if snapshots is not None:  # as-of snapshots, written where the projectors run
+            components["snapshots"] = snapshots
     running = components.get("projectors")
     read = ReadSide(
         client,

@@ -79,6 +79,7 @@ from projections import PROJECTIONS, Projection, State
 from projections.docs import Docs
 
 from .errors import LedgerError
+from .settings import Settings
 from .store.keys import Keys
 from .views import joined, split
 
@@ -99,6 +100,7 @@ __all__ = [
     "parse_as_of",
     "position_at",
     "snapshot_keys",
+    "snapshotter_for",
     "to_drop",
 ]
 
@@ -650,3 +652,14 @@ class Snapshotter:
             if not await self._hold(projection):
                 break
         return written
+
+
+def snapshotter_for(client: aioredis.Redis, settings: Settings) -> Snapshotter | None:
+    """The snapshotter a process running projectors also runs (``None``: snapshots are off,
+    ``LEDGER_SNAPSHOT_EVERY=0``, or the log is partitioned, which snapshots do not cover yet).
+    """
+    if settings.snapshot_every <= 0 or settings.keys.partitioned:
+        return None
+    return Snapshotter(
+        client, prefix=settings.keys, every=settings.snapshot_every, keep=settings.snapshot_keep
+    )

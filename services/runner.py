@@ -107,6 +107,7 @@ from events import AnyEvent, Position, Recorded, from_fields, position_key, reco
 from projections import PROJECTIONS, Projection
 from projections.docs import Docs, Key
 
+from .asof import snapshotter_for
 from .checks import check_redis
 from .errors import LedgerError
 from .logging import configure_logging
@@ -1316,7 +1317,7 @@ async def serve_projectors(args: argparse.Namespace) -> None:
     Refuses a Redis that may evict keys (:func:`services.checks.check_redis`) first.
     """
     tune_collector()
-    settings = load_settings()
+    settings = msgspec.structs.replace(load_settings(), key_prefix=args.prefix)
     url = args.redis_url or settings.redis_url
     if url is None:
         raise SystemExit("--redis-url (or LEDGER_REDIS_URL) is required")
@@ -1325,7 +1326,7 @@ async def serve_projectors(args: argparse.Namespace) -> None:
     chosen = [PROJECTIONS[n] for n in args.projection] if args.projection else None
     pool = ProjectorPool(
         client,
-        prefix=Keys(args.prefix, settings.partitions, settings.cluster),
+        prefix=settings.keys,
         projections=chosen,
         claim_idle_ms=args.claim_idle_ms or settings.claim_idle_ms,
         batch_size=args.batch_size,
@@ -1341,11 +1342,18 @@ async def serve_projectors(args: argparse.Namespace) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stopped.set)
+    # as-of snapshots are written where the projectors run (a lease per projection keeps
+    # it to one process at a time)
+    snapshots = snapshotter_for(client, settings)
     await pool.start()
+    if snapshots is not None:
+        await snapshots.start()
     _log.info("projector.started", consumer=pool.consumer, prefix=args.prefix)
     try:
         await stopped.wait()
     finally:
+        if snapshots is not None:
+            await snapshots.stop()
         await pool.stop()
         await client.aclose()
     _log.info("projector.stopped", consumer=pool.consumer)

@@ -9,7 +9,9 @@ server's clock to move on, polling ``TIME``), so a time can fall between any two
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import contextlib
 import datetime as dt
 import itertools
 import time
@@ -40,7 +42,7 @@ from services.asof import (
 )
 from services.auth import Authenticator
 from services.http import build_http_app
-from services.runner import ProjectorPool
+from services.runner import ProjectorPool, serve_projectors
 from services.settings import Token
 from services.store.redis import RedisEventStore
 from tests import factories as f
@@ -358,3 +360,39 @@ class TestAsOfOverHttp:
             )
         ).json()
         assert (answer["position"], answer["total"]["best"], answer["communities"]) == (None, 0, [])
+
+
+class TestTheProjectorProcess:
+    async def test_ledger_project_writes_as_of_snapshots(
+        self,
+        redis_url: str,
+        redis_client: aioredis.Redis,
+        redis_store: RedisEventStore,
+        key_prefix: str,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        """The deployed shape (API without projectors, `ledger project` beside it) keeps as-of
+        answers fast: the projector process writes the snapshots."""
+        monkeypatch.setenv("LEDGER_SNAPSHOT_EVERY", "5")
+        await redis_store.append([f.reported(f"i-{n}") for n in range(12)])
+        args = argparse.Namespace(
+            redis_url=redis_url,
+            prefix=key_prefix,
+            projection=None,
+            claim_idle_ms=1000,
+            lease_ms=1000,
+            batch_size=10,
+            consumer="asof-test",
+        )
+        running = asyncio.create_task(serve_projectors(args))
+        store = SnapshotStore(redis_client, key_prefix)
+        try:
+            async with asyncio.timeout(20):
+                while not await store.refs(PROJECTIONS["community-victims"]):
+                    assert not running.done(), running.exception()
+                    await asyncio.sleep(0.05)
+        finally:
+            running.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await running
+        assert await store.refs(PROJECTIONS["country-stance"])
