@@ -213,7 +213,9 @@ class RebalancedError(RunnerError):
 
 
 class ProjectorFailedError(RunnerError):
-    """Raised by :meth:`ProjectorPool.run_until_caught_up` when a worker stopped on an error.
+    """Raised by :meth:`ProjectorPool.run_until_caught_up` and by a projector process
+    (:func:`serve_projectors`, which then exits for its supervisor to restart it) when a
+    worker stopped on an error.
 
     The error is not one of Redis being unreachable (those are retried): a stored view that
     no longer decodes, or a fault injected by a test. The cause is chained.
@@ -1165,6 +1167,12 @@ class ProjectorPool:
         """The error a worker stopped on, if one did."""
         return next((w.error for w in self._workers if w.error is not None), None)
 
+    async def wait_failure(self) -> BaseException | None:
+        """Wait until a worker stops on an error (that error) or every worker has ended."""
+        if self._tasks:
+            await asyncio.wait(self._tasks, return_when=asyncio.FIRST_EXCEPTION)
+        return self.failure()
+
     async def _head(self, partition: int = 0) -> Position | None:
         log = self.keys.log_of(partition)
         last = await self.client.xrevrange(log, "+", "-", count=1) or []
@@ -1349,13 +1357,22 @@ async def serve_projectors(args: argparse.Namespace) -> None:
     if snapshots is not None:
         await snapshots.start()
     _log.info("projector.started", consumer=pool.consumer, prefix=args.prefix)
+    failing = asyncio.create_task(pool.wait_failure())
+    stopping = asyncio.create_task(stopped.wait())
     try:
-        await stopped.wait()
+        await asyncio.wait((failing, stopping), return_when=asyncio.FIRST_COMPLETED)
     finally:
+        failing.cancel()
+        stopping.cancel()
         if snapshots is not None:
             await snapshots.stop()
         await pool.stop()
         await client.aclose()
+    failure = pool.failure()
+    if failure is not None:  # exit, for the supervisor to start the process again
+        raise ProjectorFailedError(
+            f"a projector stopped on {type(failure).__name__}: {failure}"
+        ) from failure
     _log.info("projector.stopped", consumer=pool.consumer)
 
 

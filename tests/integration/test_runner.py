@@ -7,6 +7,7 @@ a batch) or by aborting the pool, never by sleeping.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -30,7 +31,13 @@ from events.errors import CodecError
 from projections import PROJECTIONS, Projection, State, fold
 from projections.docs import Docs
 from services.redis_server import RedisProcess
-from services.runner import MAX_DELIVERIES, ProjectorPool, Step
+from services.runner import (
+    MAX_DELIVERIES,
+    ProjectorFailedError,
+    ProjectorPool,
+    Step,
+    serve_projectors,
+)
 from services.store import StoreUnavailableError
 from services.store.keys import Keys
 from services.store.redis import RedisEventStore, connect
@@ -659,3 +666,27 @@ class TestRedisOutage:
         finally:
             await client.aclose()
             server.stop()
+
+
+class TestTheProjectorProcess:
+    """``ledger project`` exits when a worker fails, for its supervisor to start it again."""
+
+    async def test_a_worker_failing_ends_the_process_with_its_error(
+        self, redis_url: str, redis_client: aioredis.Redis, key_prefix: str
+    ) -> None:
+        incidents = view_keys(key_prefix, PROJECTIONS["incidents"])
+        await redis_client.hset(incidents.kinds["incident"], "i-1", "not a document")
+        await redis_client.hset(incidents.meta, "position", "1-0")
+        args = argparse.Namespace(
+            redis_url=redis_url,
+            prefix=key_prefix,
+            projection=None,
+            claim_idle_ms=1000,
+            lease_ms=1000,
+            batch_size=10,
+            consumer="failing",
+        )
+
+        with pytest.raises(ProjectorFailedError, match="CorruptViewError"):
+            async with asyncio.timeout(DEADLINE):
+                await serve_projectors(args)
