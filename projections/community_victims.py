@@ -38,19 +38,21 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Final, Literal
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, Final, Literal
 
 import msgspec
 
 from events import (
     GRADING_ORDER,
     CasualtiesRevised,
+    Event,
     Grading,
     IncidentMerged,
     IncidentReported,
     IncidentRetracted,
     Recorded,
+    VictimLine,
 )
 
 from .common import Readable, State, docs_of, grouped, union
@@ -197,71 +199,113 @@ def _day(day: dt.date) -> str:
     return text
 
 
-def _cell_id(c: Contribution) -> str:
-    """``country|date|grading|adm1`` (adm1 last: it is free text and may hold a ``|``)."""
-    return f"{c.country}|{_day(c.occurred_start)}|{c.grading or 'weak'}|{c.adm1}"  # type: ignore[arg-type]  # set on a counting contribution
+def _cell_id(c: Contribution) -> str | None:
+    """The id of the total cell ``c`` counts in, ``country|date|grading|adm1`` (adm1 last: it is
+    free text and may hold a ``|``), or ``None`` when ``c`` counts nowhere (not reported,
+    retracted or merged, or without a place or date)."""
+    if c.status != "live" or not c.reported:
+        return None
+    country, adm1, day = c.country, c.adm1, c.occurred_start
+    if country is None or adm1 is None or day is None:
+        return None
+    return f"{country}|{_DAYS.get(day) or _day(day)}|{c.grading or 'weak'}|{adm1}"
 
 
-def _counting(c: Contribution | None) -> bool:
-    return (
-        c is not None
-        and c.counts
-        and c.country is not None
-        and c.adm1 is not None
-        and c.occurred_start is not None
-    )
+def _below(ident: str, key: str) -> InconsistentStateError:
+    return InconsistentStateError(f"total cell {ident!r}: {key!r} would fall below zero")
 
 
-def _bump(
-    sums: dict[str, tuple[int, int, int, int]], key: str, add: tuple[int, int, int, int]
-) -> None:
-    """Add ``(low, best, high, incidents)`` to one entry; drop it when no incident is left."""
-    low, best, high, n = add
-    was = sums.get(key)
-    if was is not None:
-        low, best, high, n = was[0] + low, was[1] + best, was[2] + high, was[3] + n
-    if n < 0 or low < 0 or best < 0 or high < 0:
-        raise InconsistentStateError(f"{key!r} would fall below zero")
-    if n == 0:
-        sums.pop(key, None)
+_Sums = dict[str, tuple[int, int, int, int]]
+"""``(low, best, high, incidents)`` by community, or by ``<community>|<status>``."""
+
+_SHARED: dict[tuple[int, int, int, int], tuple[int, int, int, int]] = {}
+"""One shared tuple per distinct ``(low, best, high, incidents)`` a cell holds (a pure memo).
+
+Why: the cyclic garbage collector stops tracking a tuple of ints the first time it sees it,
+and a dict whose values are all untracked is not tracked either. Cells whose dicts hold these
+shared tuples therefore stay out of every collection; with a fresh tuple per entry, each
+copy of a cell's dicts was tracked and collections walking them took about a third of the
+fold's time. A few thousand distinct sums cover a million events.
+"""
+_MAX_SHARED: Final = 50_000
+
+
+def _shift(ident: str, c: Contribution, sign: int, communities: _Sums, lines: _Sums) -> None:
+    """Add (sign 1) or take away (sign -1) the victim lines of ``c``, in place.
+
+    Each entry moves by ``(low, best, high, 1)`` times ``sign``; one whose incident count
+    reaches zero is dropped (a later addition puts it back at the end: the dicts' order is
+    the stored JSON's). :class:`InconsistentStateError` when one would fall below zero.
+    """
+    shared = _SHARED.setdefault
+    c_lines = c.lines
+    for line in c_lines:
+        key = f"{line.community}|{line.status}"
+        was = lines.get(key)
+        if was is None:
+            a, b, h, n = sign * line.low, sign * line.best, sign * line.high, sign
+        else:
+            a, b, h = was[0] + sign * line.low, was[1] + sign * line.best, was[2] + sign * line.high
+            n = was[3] + sign
+        if n < 0 or a < 0 or b < 0 or h < 0:
+            raise _below(ident, key)
+        if n == 0:
+            del lines[key]
+        else:
+            sums = (a, b, h, n)
+            lines[key] = shared(sums, sums)
+    # One community entry per community of ``c``, its lines of every status added up, in the
+    # order the communities first appear in its lines.
+    mine: Iterable[tuple[str, int, int, int]]
+    if len(c_lines) == 1:
+        line = c_lines[0]
+        mine = ((line.community, line.low, line.best, line.high),)
     else:
-        sums[key] = (low, best, high, n)
+        summed: dict[str, tuple[int, int, int]] = {}
+        for line in c_lines:
+            so_far = summed.get(line.community)
+            summed[line.community] = (
+                (line.low, line.best, line.high)
+                if so_far is None
+                else (so_far[0] + line.low, so_far[1] + line.best, so_far[2] + line.high)
+            )
+        mine = [(key, s_low, s_best, s_high) for key, (s_low, s_best, s_high) in summed.items()]
+    for key, l_low, l_best, l_high in mine:
+        was = communities.get(key)
+        if was is None:
+            a, b, h, n = sign * l_low, sign * l_best, sign * l_high, sign
+        else:
+            a, b, h = was[0] + sign * l_low, was[1] + sign * l_best, was[2] + sign * l_high
+            n = was[3] + sign
+        if n < 0 or a < 0 or b < 0 or h < 0:
+            raise _below(ident, key)
+        if n == 0:
+            del communities[key]
+        else:
+            sums = (a, b, h, n)
+            communities[key] = shared(sums, sums)
 
 
-def _updated(ident: str, cell: Cell | None, changes: list[tuple[Contribution, int]]) -> Cell | None:
-    """``cell`` with each contribution added (sign 1) or taken away (sign -1)."""
+def _updated(
+    ident: str, cell: Cell | None, changes: tuple[tuple[Contribution, int], ...]
+) -> Cell | None:
+    """``cell`` with each contribution added (sign 1) or taken away (sign -1), in order;
+    ``None`` when no incident is left in it. Nothing of ``cell`` is changed."""
     first = changes[0][0]
+    if len(_SHARED) >= _MAX_SHARED:
+        _SHARED.clear()
     if cell is None:
         low = best = high = incidents = 0
-        communities: dict[str, tuple[int, int, int, int]] = {}
-        lines: dict[str, tuple[int, int, int, int]] = {}
+        communities: _Sums = {}
+        lines: _Sums = {}
     else:
         low, best, high, incidents = cell.low, cell.best, cell.high, cell.incidents
-        communities, lines = dict(cell.communities), dict(cell.lines)
-    try:
-        for c, sign in changes:
-            t_low, t_best, t_high = c.total
-            low, best, high = low + sign * t_low, best + sign * t_best, high + sign * t_high
-            incidents += sign
-            mine: dict[str, list[int]] = {}
-            for line in c.lines:
-                community = line.community
-                _bump(
-                    lines,
-                    f"{community}|{line.status}",
-                    (sign * line.low, sign * line.best, sign * line.high, sign),
-                )
-                sums = mine.get(community)
-                if sums is None:
-                    mine[community] = [line.low, line.best, line.high]
-                else:
-                    sums[0] += line.low
-                    sums[1] += line.best
-                    sums[2] += line.high
-            for community, (l_low, l_best, l_high) in mine.items():
-                _bump(communities, community, (sign * l_low, sign * l_best, sign * l_high, sign))
-    except InconsistentStateError as exc:
-        raise InconsistentStateError(f"total cell {ident!r}: {exc}") from None
+        communities, lines = cell.communities.copy(), cell.lines.copy()
+    for c, sign in changes:
+        t_low, t_best, t_high = c.total
+        low, best, high = low + sign * t_low, best + sign * t_best, high + sign * t_high
+        incidents += sign
+        _shift(ident, c, sign, communities, lines)
     if incidents < 0 or low < 0 or best < 0 or high < 0:
         raise InconsistentStateError(f"total cell {ident!r} would fall below zero")
     if incidents == 0:
@@ -282,75 +326,136 @@ def _updated(ident: str, cell: Cell | None, changes: list[tuple[Contribution, in
     )
 
 
+def _cell(state: State, ident: str, removing: bool) -> Cell | None:
+    """The stored total cell ``ident``, checked; ``removing`` when a contribution leaves it."""
+    cell = state.get("total", ident)
+    if cell is None:
+        if removing:
+            raise InconsistentStateError(f"total cell {ident!r} would fall below zero")
+        return None
+    if not isinstance(cell, Cell):
+        raise InconsistentStateError(f"total {ident!r} is a {type(cell).__name__}")
+    return cell
+
+
+def _write(state: State, ident: str, cell: Cell | None) -> None:
+    if cell is None:
+        state.delete("total", ident)
+    else:
+        state.put("total", ident, cell)
+
+
 def _replace(state: State, old: Contribution | None, new: Contribution) -> None:
     """Swap an incident's contribution: undo ``old``'s cell share, add ``new``'s, store ``new``.
 
     Every new cell is computed (and checked) before anything is written.
     """
-    by_cell: dict[str, list[tuple[Contribution, int]]] = {}
-    if old is not None and _counting(old):
-        by_cell[_cell_id(old)] = [(old, -1)]
-    if _counting(new):
-        by_cell.setdefault(_cell_id(new), []).append((new, 1))
-    writes: list[tuple[str, Cell | None]] = []
-    for ident, changes in by_cell.items():
-        cell = state.get("total", ident)
-        if cell is not None and not isinstance(cell, Cell):
-            raise InconsistentStateError(f"total {ident!r} is a {type(cell).__name__}")
-        if cell is None and changes[0][1] < 0:
-            raise InconsistentStateError(f"total cell {ident!r} would fall below zero")
-        writes.append((ident, _updated(ident, cell, changes)))
-    for ident, doc in writes:
-        if doc is None:
-            state.delete("total", ident)
+    old_id = None if old is None else _cell_id(old)
+    new_id = _cell_id(new)
+    if old is None or old_id is None:
+        if new_id is not None:
+            _write(state, new_id, _updated(new_id, _cell(state, new_id, False), ((new, 1),)))
+    elif old_id == new_id:
+        cell = _updated(old_id, _cell(state, old_id, True), ((old, -1), (new, 1)))
+        _write(state, old_id, cell)
+    else:
+        undone = _updated(old_id, _cell(state, old_id, True), ((old, -1),))
+        if new_id is None:
+            _write(state, old_id, undone)
         else:
-            state.put("total", ident, doc)
+            added = _updated(new_id, _cell(state, new_id, False), ((new, 1),))
+            _write(state, old_id, undone)
+            _write(state, new_id, added)
     state.put("incident", new.incident_id, new)
 
 
-def _lines(event: IncidentReported | CasualtiesRevised) -> tuple[Line, ...]:
-    return tuple(Line(v.community, v.status, v.low, v.best, v.high) for v in event.victims)
+def _lines(victims: Iterable[VictimLine]) -> tuple[Line, ...]:
+    return tuple([Line(v.community, v.status, v.low, v.best, v.high) for v in victims])
 
 
-def apply(state: State, recorded: Recorded) -> State:
-    """Fold one recorded event into ``state`` (in place) and return it."""
-    event = recorded.event
-    if not isinstance(
-        event, IncidentReported | CasualtiesRevised | IncidentRetracted | IncidentMerged
-    ):
-        return state
-    ident = event.incident_id
+def _stored(state: State, ident: str) -> Contribution | None:
+    """The incident's stored contribution, checked, or ``None``."""
     old = state.get("incident", ident)
     if old is not None and not isinstance(old, Contribution):
         raise InconsistentStateError(f"incident {ident!r} is a {type(old).__name__}")
-    if isinstance(event, IncidentReported):
-        f = event.fatalities
+    return old
+
+
+def _reported(state: State, event: IncidentReported) -> None:
+    ident = event.incident_id
+    old = _stored(state, ident)
+    f = event.fatalities
+    if old is None:
         new = Contribution(
             incident_id=ident,
-            status=old.status if old else "live",
-            merged_into=old.merged_into if old else None,
             reported=True,
             country=event.country,
             adm1=event.place.adm1,
             occurred_start=event.occurred_start,
             grading=event.grading,
             total=(f.low, f.best, f.high),
-            lines=_lines(event),
+            lines=_lines(event.victims),
         )
-    else:
-        current = old or Contribution(incident_id=ident)
-        if isinstance(event, CasualtiesRevised):
-            f = event.fatalities
-            new = msgspec.structs.replace(
-                current, total=(f.low, f.best, f.high), lines=_lines(event)
-            )
-        elif isinstance(event, IncidentRetracted):
-            new = msgspec.structs.replace(current, status="retracted")
-        else:
-            if current.status == "retracted":
-                return state  # a retracted incident stays retracted
-            new = msgspec.structs.replace(current, status="merged", merged_into=event.into)
+    else:  # a merge or retraction came first: the report keeps its status
+        new = Contribution(
+            incident_id=ident,
+            status=old.status,
+            merged_into=old.merged_into,
+            reported=True,
+            country=event.country,
+            adm1=event.place.adm1,
+            occurred_start=event.occurred_start,
+            grading=event.grading,
+            total=(f.low, f.best, f.high),
+            lines=_lines(event.victims),
+        )
     _replace(state, old, new)
+
+
+def _revised(state: State, event: CasualtiesRevised) -> None:
+    ident = event.incident_id
+    old = _stored(state, ident)
+    current = old or Contribution(incident_id=ident)
+    f = event.fatalities
+    new = msgspec.structs.replace(
+        current, total=(f.low, f.best, f.high), lines=_lines(event.victims)
+    )
+    _replace(state, old, new)
+
+
+def _retracted(state: State, event: IncidentRetracted) -> None:
+    ident = event.incident_id
+    old = _stored(state, ident)
+    current = old or Contribution(incident_id=ident)
+    _replace(state, old, msgspec.structs.replace(current, status="retracted"))
+
+
+def _merged(state: State, event: IncidentMerged) -> None:
+    ident = event.incident_id
+    old = _stored(state, ident)
+    current = old or Contribution(incident_id=ident)
+    if current.status == "retracted":
+        return  # a retracted incident stays retracted
+    new = msgspec.structs.replace(current, status="merged", merged_into=event.into)
+    _replace(state, old, new)
+
+
+_FOLDS: Final[dict[type[Event], Callable[[State, Any], None]]] = {
+    IncidentReported: _reported,
+    CasualtiesRevised: _revised,
+    IncidentRetracted: _retracted,
+    IncidentMerged: _merged,
+}
+"""How each event type the projection reads changes the state, by exact type (the decoded
+events are of these classes, never subclasses)."""
+
+
+def apply(state: State, recorded: Recorded) -> State:
+    """Fold one recorded event into ``state`` (in place) and return it."""
+    event = recorded.event
+    fold = _FOLDS.get(type(event))
+    if fold is not None:
+        fold(state, event)
     return state
 
 
