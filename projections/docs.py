@@ -45,7 +45,10 @@ class Docs(Generic[D]):
 
     def put(self, kind: str, ident: str, doc: D) -> None:
         """Store ``doc`` as ``ident`` of ``kind``."""
-        self._kinds.setdefault(kind, {})[ident] = doc
+        docs = self._kinds.get(kind)
+        if docs is None:
+            docs = self._kinds[kind] = {}
+        docs[ident] = doc
         self._changed.add((kind, ident))
 
     def delete(self, kind: str, ident: str) -> None:
@@ -64,7 +67,8 @@ class Docs(Generic[D]):
 
     def take_changes(self) -> dict[Key, D | None]:
         """The keys changed since the last call, each with its document or ``None`` if deleted."""
-        changes = {key: self.get(*key) for key in self._changed}
+        kinds = self._kinds
+        changes = {key: kinds[key[0]].get(key[1]) for key in self._changed}
         self._changed = set()
         return changes
 
