@@ -78,9 +78,12 @@ from events import CodecError, Position, Recorded, from_fields, position_key, re
 from projections import PROJECTIONS, Projection, State
 from projections.docs import Docs
 
+from .checks import check_redis
 from .errors import LedgerError
 from .settings import Settings
+from .signals import stop_on_signals
 from .store.keys import Keys
+from .store.redis import BULK_SOCKET_TIMEOUT, connect, learn_slots
 from .views import joined, split
 
 __all__ = [
@@ -95,10 +98,12 @@ __all__ = [
     "SnapshotKeys",
     "SnapshotRef",
     "SnapshotStore",
+    "SnapshotsOffError",
     "Snapshotter",
     "fold_log",
     "parse_as_of",
     "position_at",
+    "serve_snapshots",
     "snapshot_keys",
     "snapshotter_for",
     "to_drop",
@@ -145,6 +150,11 @@ class AsOfError(LedgerError):
 
 class InvalidAsOfError(AsOfError, ValueError):
     """Raised when an ``as_of`` value is not an ISO 8601 date-time with a time zone."""
+
+
+class SnapshotsOffError(AsOfError):
+    """Raised by ``ledger snapshots`` when the settings turn snapshots off
+    (``LEDGER_SNAPSHOT_EVERY=0``, or a partitioned log, which snapshots do not cover yet)."""
 
 
 class CorruptSnapshotError(AsOfError):
@@ -655,11 +665,38 @@ class Snapshotter:
 
 
 def snapshotter_for(client: aioredis.Redis, settings: Settings) -> Snapshotter | None:
-    """The snapshotter a process running projectors also runs (``None``: snapshots are off,
-    ``LEDGER_SNAPSHOT_EVERY=0``, or the log is partitioned, which snapshots do not cover yet).
-    """
+    """The snapshotter of ``settings`` (``None``: snapshots are off, ``LEDGER_SNAPSHOT_EVERY=0``,
+    or the log is partitioned, which snapshots do not cover yet)."""
     if settings.snapshot_every <= 0 or settings.keys.partitioned:
         return None
     return Snapshotter(
         client, prefix=settings.keys, every=settings.snapshot_every, keep=settings.snapshot_keep
     )
+
+
+async def serve_snapshots(settings: Settings, url: str) -> None:
+    """Write the as-of snapshots until SIGTERM/SIGINT: ``ledger snapshots``.
+
+    A process of its own in a deployment: writing the first snapshots of a long log folds
+    the whole history and encodes big states, which would stall projectors or readers
+    sharing a process with it. :class:`SnapshotsOffError` when ``settings`` turn them off.
+    """
+    client = connect(url, cluster=settings.cluster, socket_timeout=BULK_SOCKET_TIMEOUT)
+    try:
+        snapshots = snapshotter_for(client, settings)
+        if snapshots is None:
+            raise SnapshotsOffError(
+                "as-of snapshots are off: LEDGER_SNAPSHOT_EVERY is 0 or the log is partitioned"
+            )
+        await learn_slots(client)
+        await check_redis(client)
+        stopped = stop_on_signals()
+        await snapshots.start()
+        log.info("snapshotter.started", prefix=settings.key_prefix, every=settings.snapshot_every)
+        try:
+            await stopped.wait()
+        finally:
+            await snapshots.stop()
+    finally:
+        await client.aclose()
+    log.info("snapshotter.stopped")

@@ -300,6 +300,31 @@ def project(
         raise _fail(exc, 1) from None
 
 
+@main.command()
+def snapshots(
+    json_logs: Annotated[
+        bool | None,
+        typer.Option("--json-logs/--console-logs", help="Log format (default: JSON unless a TTY)."),
+    ] = None,
+) -> None:
+    """Write the as-of snapshots, until SIGTERM/SIGINT (a process beside `ledger project`)."""
+    from .asof import SnapshotsOffError, serve_snapshots  # noqa: PLC0415
+    from .logging import configure_logging  # noqa: PLC0415
+
+    settings = _settings()
+    try:
+        url = redis_url_for(settings)
+    except LedgerError as exc:
+        raise _fail(exc, 2) from None
+    configure_logging(json=json_logs)
+    try:
+        asyncio.run(serve_snapshots(settings, url))
+    except SnapshotsOffError as exc:
+        raise _fail(exc, 2) from None
+    except LedgerError as exc:
+        raise _fail(exc, 1) from None
+
+
 def projections_named(name: str) -> list[Any]:
     """The projection ``name`` or every one for ``all`` (:class:`LedgerError` otherwise)."""
     from .replay import projections_named as named  # noqa: PLC0415

@@ -92,7 +92,6 @@ import contextlib
 import gc
 import os
 import secrets
-import signal
 import socket
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
@@ -107,13 +106,13 @@ from events import AnyEvent, Position, Recorded, from_fields, position_key, reco
 from projections import PROJECTIONS, Projection
 from projections.docs import Docs, Key
 
-from .asof import snapshotter_for
 from .checks import check_redis
 from .errors import LedgerError
 from .logging import configure_logging
 from .settings import load_settings
+from .signals import stop_on_signals
 from .store.keys import Keys
-from .store.redis import connect, learn_slots
+from .store.redis import BULK_SOCKET_TIMEOUT, connect, learn_slots
 from .views import (
     CHECKPOINT_FIELD,
     LUA_RECORD_CHANGES,
@@ -1330,7 +1329,9 @@ async def serve_projectors(args: argparse.Namespace) -> None:
     if url is None:
         raise SystemExit("--redis-url (or LEDGER_REDIS_URL) is required")
     client = connect(url, cluster=settings.cluster)
+    bulk = connect(url, cluster=settings.cluster, socket_timeout=BULK_SOCKET_TIMEOUT)
     await learn_slots(client)
+    await learn_slots(bulk)
     chosen = [PROJECTIONS[n] for n in args.projection] if args.projection else None
     pool = ProjectorPool(
         client,
@@ -1340,22 +1341,16 @@ async def serve_projectors(args: argparse.Namespace) -> None:
         batch_size=args.batch_size,
         consumer=args.consumer,
         lease_ms=args.lease_ms,
+        load_client=bulk,
     )
     try:
         await check_redis(client)
     except BaseException:
         await client.aclose()
+        await bulk.aclose()
         raise
-    stopped = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stopped.set)
-    # as-of snapshots are written where the projectors run (a lease per projection keeps
-    # it to one process at a time)
-    snapshots = snapshotter_for(client, settings)
+    stopped = stop_on_signals()
     await pool.start()
-    if snapshots is not None:
-        await snapshots.start()
     _log.info("projector.started", consumer=pool.consumer, prefix=args.prefix)
     failing = asyncio.create_task(pool.wait_failure())
     stopping = asyncio.create_task(stopped.wait())
@@ -1364,10 +1359,9 @@ async def serve_projectors(args: argparse.Namespace) -> None:
     finally:
         failing.cancel()
         stopping.cancel()
-        if snapshots is not None:
-            await snapshots.stop()
         await pool.stop()
         await client.aclose()
+        await bulk.aclose()
     failure = pool.failure()
     if failure is not None:  # exit, for the supervisor to start the process again
         raise ProjectorFailedError(

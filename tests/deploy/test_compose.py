@@ -43,7 +43,7 @@ class TestCompose:
     """``deploy/docker-compose.yml`` is a valid compose file."""
 
     def test_compose_config_renders_with_the_variables_set(self) -> None:
-        """``docker compose config`` succeeds and names the api, projectors and Redis."""
+        """``docker compose config`` succeeds and names the api, projectors, snapshots, Redis."""
         command = _compose()
         if command is None:
             pytest.skip("no docker compose client installed")
@@ -61,7 +61,7 @@ class TestCompose:
             check=False,
         )
         assert done.returncode == 0, done.stderr
-        for service in ("redis:", "api:", "projector-1:", "projector-2:"):
+        for service in ("redis:", "api:", "projector-1:", "projector-2:", "snapshots:"):
             assert service in done.stdout
 
     def test_compose_without_the_password_fails(self) -> None:

@@ -9,7 +9,6 @@ server's clock to move on, polling ``TIME``), so a time can fall between any two
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import datetime as dt
@@ -19,6 +18,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import httpx
+import msgspec
 import pytest
 import redis.asyncio as aioredis
 
@@ -31,19 +31,21 @@ from services.asof import (
     CorruptSnapshotError,
     InvalidAsOfError,
     SnapshotRef,
+    SnapshotsOffError,
     SnapshotStore,
     Snapshotter,
     decode_snapshot,
     encode_snapshot,
     millis_of,
     parse_as_of,
+    serve_snapshots,
     snapshot_keys,
     to_drop,
 )
 from services.auth import Authenticator
 from services.http import build_http_app
-from services.runner import ProjectorPool, serve_projectors
-from services.settings import Token
+from services.runner import ProjectorPool
+from services.settings import Token, load_settings
 from services.store.redis import RedisEventStore
 from tests import factories as f
 
@@ -362,37 +364,39 @@ class TestAsOfOverHttp:
         assert (answer["position"], answer["total"]["best"], answer["communities"]) == (None, 0, [])
 
 
-class TestTheProjectorProcess:
-    async def test_ledger_project_writes_as_of_snapshots(
+class TestTheSnapshotProcess:
+    async def test_ledger_snapshots_writes_as_of_snapshots(
         self,
         redis_url: str,
         redis_client: aioredis.Redis,
         redis_store: RedisEventStore,
         key_prefix: str,
-        monkeypatch: pytest.MonkeyPatch,
     ) -> None:
-        """The deployed shape (API without projectors, `ledger project` beside it) keeps as-of
-        answers fast: the projector process writes the snapshots."""
-        monkeypatch.setenv("LEDGER_SNAPSHOT_EVERY", "5")
-        await redis_store.append([f.reported(f"i-{n}") for n in range(12)])
-        args = argparse.Namespace(
-            redis_url=redis_url,
-            prefix=key_prefix,
-            projection=None,
-            claim_idle_ms=1000,
-            lease_ms=1000,
-            batch_size=10,
-            consumer="asof-test",
+        """The deployed shape (API and projectors without snapshots) keeps as-of answers
+        fast: the snapshot process writes them, folding the history on its own."""
+        settings = msgspec.structs.replace(
+            load_settings({}), key_prefix=key_prefix, snapshot_every=5
         )
-        running = asyncio.create_task(serve_projectors(args))
+        await redis_store.append([f.reported(f"i-{n}") for n in range(12)])
+        running = asyncio.create_task(serve_snapshots(settings, redis_url))
         store = SnapshotStore(redis_client, key_prefix)
         try:
             async with asyncio.timeout(20):
-                while not await store.refs(PROJECTIONS["community-victims"]):
+                while len(await store.refs(PROJECTIONS["country-stance"])) < 2:
                     assert not running.done(), running.exception()
                     await asyncio.sleep(0.05)
         finally:
             running.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await running
-        assert await store.refs(PROJECTIONS["country-stance"])
+        assert [ref.ordinal for ref in await store.refs(PROJECTIONS["community-victims"])] == [
+            5,
+            10,
+        ]
+
+    async def test_snapshots_turned_off_are_refused(self, redis_url: str, key_prefix: str) -> None:
+        settings = msgspec.structs.replace(
+            load_settings({}), key_prefix=key_prefix, snapshot_every=0
+        )
+        with pytest.raises(SnapshotsOffError, match="LEDGER_SNAPSHOT_EVERY"):
+            await serve_snapshots(settings, redis_url)
