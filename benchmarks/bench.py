@@ -44,10 +44,11 @@ import redis.asyncio as aioredis
 
 from events import AnyEvent, Position, from_fields, position_key, recorded_at_of, to_fields
 from projections import PROJECTIONS
+from services.asof import ASOF_PROJECTIONS, DEFAULT_EVERY, SnapshotStore
 from services.client import LedgerClient
 from services.logging import configure_logging
 from services.redis_server import RedisProcess, free_port
-from services.runner import ProjectorPool
+from services.runner import ProjectorPool, tune_collector
 from services.store.keys import Keys
 from services.store.redis import RedisEventStore, connect
 from services.views import load_checkpoint
@@ -191,7 +192,13 @@ async def naive_peer(url: str, events: Sequence[AnyEvent], stream: str) -> float
 
 
 class Server:
-    """``ledger serve`` (the real wiring) in a child process on a free port."""
+    """``ledger serve`` (the real wiring) in a child process on a free port.
+
+    With ``projector_processes`` > 0 it is the deployed shape (``deploy/docker-compose.yml``):
+    the API runs without projectors and that many ``ledger project`` children, on the same
+    settings, share the projections through their leases. Otherwise ``projectors`` says
+    whether the API process runs them itself.
+    """
 
     def __init__(
         self,
@@ -200,59 +207,111 @@ class Server:
         prefix: str,
         projectors: bool,
         workdir: Path,
+        projector_processes: int = 0,
         profile: Path | None = None,
     ) -> None:
         self.port = free_port()
         self.feed_token = secrets.token_urlsafe(24)
         self.reader_token = secrets.token_urlsafe(24)
         self.url = f"http://127.0.0.1:{self.port}"
+        self.prefix, self.workdir = prefix, workdir
         self.log_path = workdir / f"serve-{prefix}.log"
+        self.projector_processes = projector_processes
+        in_api = projectors and projector_processes == 0
         self.env = {
             **os.environ,
             "LEDGER_REDIS_URL": redis_url,
             "LEDGER_HTTP_PORT": str(self.port),
             "LEDGER_KEY_PREFIX": prefix,
-            "LEDGER_PROJECTORS": "1" if projectors else "0",
+            "LEDGER_PROJECTORS": "1" if in_api else "0",
             "LEDGER_DATA_DIR": str(workdir / f"serve-{prefix}"),
             "LEDGER_TOKENS": f"feed:{FEED}={self.feed_token},reader={self.reader_token}",
             "LEDGER_INBOX_FEEDS": FEED,
         }
         self.profile = profile
         self.process: subprocess.Popen[bytes] | None = None
+        self.projectors: list[tuple[subprocess.Popen[bytes], Path]] = []
+
+    @property
+    def shape(self) -> str:
+        """Which processes run what, for the report."""
+        return service_shape(self.env["LEDGER_PROJECTORS"] == "1", self.projector_processes)
 
     async def __aenter__(self) -> Server:
+        try:
+            await self._start()
+        except BaseException:
+            await self.__aexit__()  # no child outlives a start that failed
+            raise
+        return self
+
+    async def _start(self) -> None:
         command = [sys.executable]
         if self.profile is not None:
             command += ["-m", "cProfile", "-o", str(self.profile)]
         command += ["-m", "services.cli", "serve"]
-        with self.log_path.open("wb") as log:
-            self.process = subprocess.Popen(  # noqa: ASYNC220  # starting it does not block
-                command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
-            )
+        self.process = self._spawn(command, self.log_path)
+        for i in range(self.projector_processes):
+            log_path = self.workdir / f"project-{self.prefix}-{i + 1}.log"
+            command = [sys.executable, "-m", "services.cli", "project"]
+            self.projectors.append((self._spawn(command, log_path), log_path))
+        if self.projector_processes:  # the deployed shape writes as-of snapshots beside them
+            log_path = self.workdir / f"snapshots-{self.prefix}.log"
+            command = [sys.executable, "-m", "services.cli", "snapshots"]
+            self.projectors.append((self._spawn(command, log_path), log_path))
         deadline = time.monotonic() + 180
         async with httpx.AsyncClient(base_url=self.url) as http:
             while time.monotonic() < deadline:
-                if self.process.poll() is not None:
-                    raise RuntimeError(f"ledger serve exited: {self.log_path.read_text()[-2000:]}")
+                self.check()
                 with contextlib.suppress(httpx.TransportError):
                     if (await http.get("/readyz")).status_code == 200:
-                        return self
+                        return
                 await asyncio.sleep(0.05)
         raise RuntimeError("ledger serve did not become ready within 180 s")
 
+    def _spawn(self, command: list[str], log_path: Path) -> subprocess.Popen[bytes]:
+        with log_path.open("wb") as log:
+            return subprocess.Popen(  # starting it does not block
+                command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
+            )
+
+    def check(self) -> None:
+        """Raise if the API or a projector process has exited (with the end of its log)."""
+        children = [("ledger serve", self.process, self.log_path)]
+        children += [(path.stem, process, path) for process, path in self.projectors]
+        for name, process, path in children:
+            if process is not None and process.poll() is not None:
+                raise RuntimeError(
+                    f"{name} exited with status {process.returncode}: {path.read_text()[-2000:]}"
+                )
+
     async def __aexit__(self, *exc: object) -> None:
-        process = self.process
-        if process is None or process.poll() is not None:
-            return
-        process.send_signal(signal.SIGTERM)
-        try:
-            await asyncio.to_thread(process.wait, 60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            await asyncio.to_thread(process.wait)
+        """SIGTERM to every child still running, then wait (60 s) and kill what remains."""
+        children = [process for process, _ in self.projectors]
+        if self.process is not None:
+            children.append(self.process)
+        running = [process for process in children if process.poll() is None]
+        for process in running:
+            process.send_signal(signal.SIGTERM)
+        for process in running:
+            try:
+                await asyncio.to_thread(process.wait, 60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                await asyncio.to_thread(process.wait)
 
     def client(self) -> LedgerClient:
         return LedgerClient(self.url, self.feed_token, timeout=60.0)
+
+
+def service_shape(projectors_in_api: bool, projector_processes: int) -> str:
+    """The processes of a :class:`Server` in words: "API process + 2 projector processes"."""
+    if projector_processes:
+        plural = "es" if projector_processes > 1 else ""
+        return f"API process + {projector_processes} projector process{plural} + snapshot process"
+    if projectors_in_api:
+        return "one API process with the projectors inside"
+    return "API process, no projectors"
 
 
 async def publish_all(server: Server, workloads: Sequence[Sequence[AnyEvent]]) -> float:
@@ -318,15 +377,42 @@ async def all_caught_up(client: aioredis.Redis, prefix: str, head: Position) -> 
 
 
 async def wait_caught_up(
-    client: aioredis.Redis, prefix: str, head: Position, limit_s: float
+    client: aioredis.Redis,
+    prefix: str,
+    head: Position,
+    limit_s: float,
+    check: Callable[[], None] | None = None,
 ) -> float:
-    """Poll (every 2 ms) until every view includes ``head``; the time it happened."""
+    """Poll (every 2 ms) until every view includes ``head``; the time it happened.
+
+    ``check`` (when given) is called on every poll and raises to stop waiting, e.g. when a
+    projector process died and the views would never get there.
+    """
     deadline = time.monotonic() + limit_s
     while not await all_caught_up(client, prefix, head):
+        if check is not None:
+            check()
         if time.monotonic() > deadline:
             raise TimeoutError(f"the views did not reach {head} within {limit_s:.0f} s")
         await asyncio.sleep(0.002)
     return time.perf_counter()
+
+
+async def wait_snapshots(
+    client: aioredis.Redis, prefix: str, limit_s: float, check: Callable[[], None]
+) -> float:
+    """Poll (every 0.1 s) until no as-of snapshot is due any more; the time it happened."""
+    store = SnapshotStore(client, prefix)
+    deadline = time.monotonic() + limit_s
+    while True:
+        length = int(await client.xlen(Keys(prefix).log))
+        refs = [await store.refs(PROJECTIONS[name]) for name in ASOF_PROJECTIONS]
+        if all(length - (found[-1].ordinal if found else 0) < DEFAULT_EVERY for found in refs):
+            return time.perf_counter()
+        check()
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the as-of snapshots were not written within {limit_s:.0f} s")
+        await asyncio.sleep(0.1)
 
 
 async def live_latency(
@@ -534,9 +620,27 @@ async def run(args: argparse.Namespace) -> Results:
 
         # --- ours: the service with its projectors over the big log
         async def service() -> None:
-            async with Server(url, prefix=prefix, projectors=True, workdir=work) as server:
+            started = time.perf_counter()
+            async with Server(
+                url,
+                prefix=prefix,
+                projectors=True,
+                workdir=work,
+                projector_processes=args.projector_processes,
+            ) as server:
+                results.values["service_shape"] = server.shape
+                # The catch-up stage left every checkpoint at the head, so "caught up" alone
+                # would hold while the projectors still load their views. Ready means one
+                # fresh event is in every view: each projection is loaded and following.
+                await publish_all(server, [Workload(seed=args.seed + 4, namespace="w-").take(1)])
                 head = await head_of(client, keys.log)
-                await wait_caught_up(client, prefix, head, args.timeout)
+                ready_at = await wait_caught_up(client, prefix, head, args.timeout, server.check)
+                results.values["service_ready_s"] = ready_at - started
+                if args.projector_processes:
+                    # the first snapshots of the big log fold its whole history: the live
+                    # stage measures the steady state after them
+                    done_at = await wait_snapshots(client, prefix, args.timeout, server.check)
+                    results.values["snapshots_ready_s"] = done_at - started
                 visibility = Visibility(client, server, prefix)
                 try:
                     results.values["visibility"] = await visibility.probe()
@@ -564,10 +668,12 @@ async def run(args: argparse.Namespace) -> Results:
                     started = time.perf_counter()
                     await publish_all(server, e2e)
                     head = await head_of(client, keys.log)
-                    visible_at = await wait_caught_up(client, prefix, head, args.timeout)
+                    visible_at = await wait_caught_up(
+                        client, prefix, head, args.timeout, server.check
+                    )
                     results.values["ours_e2e"] = rate(total, visible_at - started)
 
-                    await as_of(results, visibility, client, keys)
+                    await as_of(results, visibility, client, keys, limit_s=args.timeout)
                 finally:
                     await visibility.aclose()
 
@@ -578,12 +684,21 @@ async def run(args: argparse.Namespace) -> Results:
 
 
 async def as_of(
-    results: Results, visibility: Visibility, client: aioredis.Redis, keys: Keys
+    results: Results,
+    visibility: Visibility,
+    client: aioredis.Redis,
+    keys: Keys,
+    *,
+    limit_s: float,
+    budget_s: float = 30.0,
 ) -> None:
     """``as_of`` the middle of the big log (by time), through the query API when it exists.
 
-    The position is tried first, then the ISO time of that position.
+    The position is tried first, then the ISO time of that position. Each request may take
+    up to ``limit_s``; it is asked 5 times, or fewer once the answers took ``budget_s`` in
+    all (a slow answer is still a number for the table; five of them would hold up the run).
     """
+    results.values["as_of_via_api"] = visibility.via_api
     if not visibility.via_api:
         results.values["as_of_s"] = None
         return
@@ -592,16 +707,22 @@ async def as_of(
     middle_ms = (int(first[0][0].decode().split("-")[0]) + int(last.split("-")[0])) // 2
     candidates = [f"{middle_ms}-0", recorded_at_of(f"{middle_ms}-0").isoformat()]
     for value in candidates:
-        timings = []
-        for _ in range(5):
+        timings: list[float] = []
+        while len(timings) < 5 and sum(timings) < budget_s:
             started = time.perf_counter()
-            response = await visibility.http.get(QUERY_PATH, params={"as_of": value})
+            try:
+                response = await visibility.http.get(
+                    QUERY_PATH, params={"as_of": value}, timeout=limit_s
+                )
+            except httpx.TimeoutException:
+                raise RuntimeError(f"as_of={value} did not answer within {limit_s:.0f} s") from None
             timings.append(time.perf_counter() - started)
             if response.status_code != 200:
                 break
         else:
             results.values["as_of_s"] = statistics.median(timings)
             results.values["as_of_max_s"] = max(timings)
+            results.values["as_of_runs"] = len(timings)
             results.values["as_of_param"] = value
             return
     raise RuntimeError(f"as_of answered {response.status_code}: {response.text[:300]}")
@@ -684,7 +805,8 @@ def table(results: Results, args: argparse.Namespace) -> str:
     )
     rows.append(
         (
-            f"live publish → visible at {args.live_rate:,} ev/s for {args.live_seconds:g} s",
+            f"live publish → visible at {args.live_rate:,} ev/s for {args.live_seconds:g} s "
+            f"({service_shape(True, args.projector_processes)})",
             "—",
             "—",
             live,
@@ -716,12 +838,18 @@ def table(results: Results, args: argparse.Namespace) -> str:
         )
     )
     asof = v.get("as_of_s")
+    if asof is not None:
+        asof_text = f"{asof * 1000:.0f} ms (median of {v.get('as_of_runs')})"
+    elif v.get("as_of_via_api") is False:
+        asof_text = "n/a yet (no query API)"
+    else:
+        asof_text = "— (failed, see below)"
     rows.append(
         (
             f"as_of query over {args.events:,} events",
             "—",
             "—",
-            "n/a yet (no query API)" if asof is None else f"{asof * 1000:.0f} ms (median of 5)",
+            asof_text,
             "—",
             "—",
             "≤ 1 s",
@@ -747,10 +875,29 @@ def report(results: Results, args: argparse.Namespace, elapsed: float) -> str:
         f"{v.get('mean_event_json_bytes', 0):.0f} B); peer {args.peer_events:,}; HTTP "
         f"{args.http_events:,}; end to end {args.e2e_events:,}.",
         f"Visible measured through: {v.get('visibility', 'n/a')}.",
+        "Service stages (live, end to end, as_of) ran as: "
+        f"{v.get('service_shape') or service_shape(True, args.projector_processes)} "
+        "(`ledger serve`"
+        + (
+            " with LEDGER_PROJECTORS=0, plus `ledger project` children sharing the leases"
+            " and `ledger snapshots`)."
+            if args.projector_processes
+            else " with LEDGER_PROJECTORS=1)."
+        ),
         "",
         table(results, args),
         "",
     ]
+    if v.get("service_ready_s") is not None:
+        parts.append(
+            f"Service ready (API answering, a fresh event in every view) "
+            f"{v['service_ready_s']:.1f} s after start."
+        )
+    if v.get("snapshots_ready_s") is not None:
+        parts.append(
+            f"The first as-of snapshots of the log were written {v['snapshots_ready_s']:.1f} s "
+            "after start; the live stage ran after them."
+        )
     if v.get("view_bytes_per_event") is not None:
         parts.append(
             f"Views after catch-up: {v['view_bytes_per_event']:.0f} B of Redis per log event."
@@ -772,14 +919,25 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--live-seconds", type=float, default=30.0, help="length of the live stage")
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--timeout", type=float, default=900.0, help="limit of each wait, seconds")
+    p.add_argument(
+        "--projector-processes",
+        type=int,
+        default=1,
+        help="`ledger project` processes beside the API in the service stages, as deployed "
+        "(0: the projectors inside `ledger serve`)",
+    )
     p.add_argument("--profile", action="store_true", help="cProfile the in-process stages")
     p.add_argument("--out", type=Path, help="write the report and raw numbers here (JSON)")
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    p = parser()
+    args = p.parse_args(argv)
+    if args.projector_processes < 0:
+        p.error("--projector-processes must be 0 or more")
     configure_logging(level="WARNING")
+    tune_collector()  # as every process of the service does (services.runner)
     started = time.perf_counter()
     results = asyncio.run(run(args))
     text = report(results, args, time.perf_counter() - started)
