@@ -122,7 +122,7 @@ class _Kind:
     def __init__(
         self,
         read: KindsRead,
-        raw: Mapping[bytes | str, bytes | str] | None,
+        raw: Mapping[str, bytes | str],
         docs: Mapping[str, msgspec.Struct],
         previous: Position | None = None,
         changed: Mapping[str, tuple[msgspec.Struct | None, msgspec.Struct | None]] | None = None,
@@ -131,7 +131,7 @@ class _Kind:
         assert checkpoint is not None  # noqa: S101  # only a written view is cached
         self.checkpoint, self.seen, self.generation = checkpoint, read.seen, read.generation
         self.raw = raw
-        """The stored JSON by id, when the kind was last read whole (``None``: followed)."""
+        """The stored JSON by id: a read of the whole kind decodes only what differs from it."""
         self.docs = docs
         self.previous = previous
         """The checkpoint read before this one, when ``changed`` is the difference from it."""
@@ -235,19 +235,21 @@ class ViewReader:
         if read.checkpoint == old.checkpoint and not stored:
             old.seen = read.seen  # nothing of this kind moved
             return old
-        docs = dict(old.docs)
+        # copies, not updates in place: a handler may still hold the documents it was given
+        docs, raw = dict(old.docs), dict(old.raw)
         changed: dict[str, tuple[msgspec.Struct | None, msgspec.Struct | None]] = {}
         for ident, text in stored.items():
             before = docs.get(ident)
             if text is None:
+                raw.pop(ident, None)
                 if before is not None:
                     del docs[ident]
                     changed[ident] = (before, None)
                 continue
             doc = decode_doc(projection, kind, text)
-            docs[ident] = doc
+            docs[ident], raw[ident] = doc, text
             changed[ident] = (before, doc)
-        return _Kind(read, None, docs, previous=old.checkpoint, changed=changed)
+        return _Kind(read, raw, docs, previous=old.checkpoint, changed=changed)
 
     @staticmethod
     def _whole(
@@ -258,24 +260,25 @@ class ViewReader:
         raw: Mapping[bytes | str, bytes | str],
     ) -> _Kind:
         """The kind read whole, decoding only the documents whose stored JSON changed."""
-        old_raw = {} if old is None or old.raw is None else old.raw
+        old_raw = {} if old is None else old.raw
         old_docs = {} if old is None else old.docs
         docs: dict[str, msgspec.Struct] = {}
+        texts: dict[str, bytes | str] = {}
         changed: dict[str, tuple[msgspec.Struct | None, msgspec.Struct | None]] = {}
         for ident, text in raw.items():
             key = ident.decode() if isinstance(ident, bytes) else ident
-            doc = old_docs.get(key) if old_raw.get(ident) == text else None
+            doc = old_docs.get(key) if old_raw.get(key) == text else None
             if doc is None:
                 doc = decode_doc(projection, kind, text)
                 changed[key] = (old_docs.get(key), doc)
-            docs[key] = doc
+            docs[key], texts[key] = doc, text
         if len(docs) - len(changed) < len(old_docs):  # some were deleted
             for key, gone in old_docs.items():
                 if key not in docs:
                     changed[key] = (gone, None)
         return _Kind(
             read,
-            raw,
+            texts,
             docs,
             previous=None if old is None else old.checkpoint,
             changed=None if old is None else changed,
