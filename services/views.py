@@ -320,15 +320,19 @@ def doc_change_args(
 
 # --- the changes stream: which documents each commit changed -----------------------------
 
-CHANGES_KEPT: Final = 1000
+CHANGES_KEPT: Final = 256
 """Commits a view's changes stream keeps (about: ``XADD MAXLEN ~``)."""
-CHANGES_LISTED: Final = 500
-"""Most document ids one commit lists; a bigger commit (a catch-up) is recorded as ``many``."""
+CHANGES_LISTED: Final = 5000
+"""Most document ids one commit lists; a bigger commit (a catch-up) is recorded as ``many``.
+
+A follower's batch (up to 1,000 entries) stays under it: a projector that fell behind for a
+moment must not make every reader read whole kinds (at 1M events a whole read of the
+victims cells held the API for up to a second)."""
 CHANGES_FOLLOWED: Final = 200
 """Most commits a reader follows through the changes stream (further behind, or past a
 commit recorded as ``many``, it reads the kinds whole). Below :data:`CHANGES_KEPT`, so a
 reader whose last seen entry was trimmed away always finds more than this after it."""
-CHANGES_FETCHED: Final = 2000
+CHANGES_FETCHED: Final = 10_000
 """Most changed documents a reader fetches by id at once (more: it reads the kinds whole)."""
 
 LUA_RECORD_CHANGES: Final = """
