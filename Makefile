@@ -26,7 +26,7 @@ typecheck: $(STAMP)
 test: lint typecheck
 	$(BIN)/pytest
 
-# The benchmarks (BENCHMARKS.md): the full run (1M events, ~15 min) and the CI smoke run.
+# The benchmarks (BENCHMARKS.md): the full run (1M events, ~6 min) and the CI smoke run.
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.bench --out var/bench-result.json
 

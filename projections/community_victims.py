@@ -230,60 +230,50 @@ fold's time. A few thousand distinct sums cover a million events.
 _MAX_SHARED: Final = 50_000
 
 
-def _shift(ident: str, c: Contribution, sign: int, communities: _Sums, lines: _Sums) -> None:
-    """Add (sign 1) or take away (sign -1) the victim lines of ``c``, in place.
+def _move(sums: _Sums, key: str, add: tuple[int, int, int], sign: int, ident: str) -> None:
+    """Move one entry by ``(low, best, high, 1)`` times ``sign``; drop it at no incident.
 
-    Each entry moves by ``(low, best, high, 1)`` times ``sign``; one whose incident count
-    reaches zero is dropped (a later addition puts it back at the end: the dicts' order is
-    the stored JSON's). :class:`InconsistentStateError` when one would fall below zero.
+    A dropped entry that comes back goes at the end: the dicts' order is the stored JSON's.
+    :class:`InconsistentStateError` when it would fall below zero.
     """
-    shared = _SHARED.setdefault
+    was = sums.get(key)
+    if was is None:
+        a, b, h, n = sign * add[0], sign * add[1], sign * add[2], sign
+    else:
+        a, b, h = was[0] + sign * add[0], was[1] + sign * add[1], was[2] + sign * add[2]
+        n = was[3] + sign
+    if n < 0 or a < 0 or b < 0 or h < 0:
+        raise _below(ident, key)
+    if n == 0:
+        del sums[key]
+    else:
+        moved = (a, b, h, n)
+        sums[key] = _SHARED.setdefault(moved, moved)
+
+
+def _shift(ident: str, c: Contribution, sign: int, communities: _Sums, lines: _Sums) -> None:
+    """Add (sign 1) or take away (sign -1) the victim lines of ``c``, in place: each line
+    under ``<community>|<status>``, and each community once, its lines of every status added
+    up, in the order the communities first appear in its lines."""
     c_lines = c.lines
     for line in c_lines:
-        key = f"{line.community}|{line.status}"
-        was = lines.get(key)
-        if was is None:
-            a, b, h, n = sign * line.low, sign * line.best, sign * line.high, sign
-        else:
-            a, b, h = was[0] + sign * line.low, was[1] + sign * line.best, was[2] + sign * line.high
-            n = was[3] + sign
-        if n < 0 or a < 0 or b < 0 or h < 0:
-            raise _below(ident, key)
-        if n == 0:
-            del lines[key]
-        else:
-            sums = (a, b, h, n)
-            lines[key] = shared(sums, sums)
-    # One community entry per community of ``c``, its lines of every status added up, in the
-    # order the communities first appear in its lines.
-    mine: Iterable[tuple[str, int, int, int]]
+        _move(
+            lines, f"{line.community}|{line.status}", (line.low, line.best, line.high), sign, ident
+        )
     if len(c_lines) == 1:
         line = c_lines[0]
-        mine = ((line.community, line.low, line.best, line.high),)
-    else:
-        summed: dict[str, tuple[int, int, int]] = {}
-        for line in c_lines:
-            so_far = summed.get(line.community)
-            summed[line.community] = (
-                (line.low, line.best, line.high)
-                if so_far is None
-                else (so_far[0] + line.low, so_far[1] + line.best, so_far[2] + line.high)
-            )
-        mine = [(key, s_low, s_best, s_high) for key, (s_low, s_best, s_high) in summed.items()]
-    for key, l_low, l_best, l_high in mine:
-        was = communities.get(key)
-        if was is None:
-            a, b, h, n = sign * l_low, sign * l_best, sign * l_high, sign
-        else:
-            a, b, h = was[0] + sign * l_low, was[1] + sign * l_best, was[2] + sign * l_high
-            n = was[3] + sign
-        if n < 0 or a < 0 or b < 0 or h < 0:
-            raise _below(ident, key)
-        if n == 0:
-            del communities[key]
-        else:
-            sums = (a, b, h, n)
-            communities[key] = shared(sums, sums)
+        _move(communities, line.community, (line.low, line.best, line.high), sign, ident)
+        return
+    summed: dict[str, tuple[int, int, int]] = {}
+    for line in c_lines:
+        so_far = summed.get(line.community)
+        summed[line.community] = (
+            (line.low, line.best, line.high)
+            if so_far is None
+            else (so_far[0] + line.low, so_far[1] + line.best, so_far[2] + line.high)
+        )
+    for community, figures in summed.items():
+        _move(communities, community, figures, sign, ident)
 
 
 def _updated(
