@@ -7,7 +7,8 @@ the projection's :class:`~projections.docs.Docs`, and then commits.
 
 **The commit is one Lua script** (:data:`COMMIT_SCRIPT`) that writes the documents the batch
 changed (``HSET``/``HDEL`` on the view's kind hashes), any dead letters (``XADD`` to
-``<prefix>:dlq``) and the new checkpoint (field ``position`` of the view's meta hash), and
+``<prefix>:dlq``), the new checkpoint (field ``position`` of the view's meta hash) and a
+record of which documents changed (the view's changes stream, which readers follow), and
 only does so when (a) the lease is still the worker's and (b) the stored checkpoint is still
 the one the worker's state was built on. The entries are ``XACK``-ed after the commit. An
 entry at or below the checkpoint changes nothing and is only acked, so a redelivery (a crash

@@ -10,6 +10,11 @@ changed documents and the checkpoint in one atomic step, so whatever a reader lo
 Bumping a projection's version gives it new keys (and a new consumer group): the new version
 is rebuilt from the start of the log while the old one keeps serving.
 
+**Changes.** Beside them, the stream ``…:changes`` records every commit: the checkpoint it
+moved from and to, and per kind the ids of the documents it wrote or deleted (``many`` for a
+bulk commit). A reader that holds a view follows it (:func:`read_kinds`) and fetches only
+those documents instead of whole kinds.
+
 **Generations.** ``ledger replay`` rebuilds a view beside the live one (blue/green): the
 string ``<prefix>:viewptr:<name>:v<version>`` names the active generation, whose keys carry
 ``:g<N>`` inside the hash tag (``<prefix>:{view:<name>:v<version>:g<N>}:<kind>``). A view
