@@ -69,6 +69,7 @@ from events import (
 )
 from events.errors import CodecError
 
+from .settings import OPERATOR_FEED
 from .store.base import (
     Appended,
     AppendRejectedError,
@@ -101,8 +102,6 @@ __all__ = [
     "unseal",
 ]
 
-OPERATOR_FEED: Final = "ledger-operator"
-"""The reserved feed name of events operators append (``ledger erase``); no feed may use it."""
 
 KEY_BYTES: Final = 32
 """AES-256."""

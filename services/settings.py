@@ -28,7 +28,7 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Final, Literal
 
 import msgspec
 
@@ -90,6 +90,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         return self.redis_url is None
 
 
+OPERATOR_FEED: Final = "ledger-operator"
+"""The reserved feed name of events operators append (``ledger erase``); no feed may use it:
+a feed token of that name could publish redactions, which only operators may."""
+
+
 def parse_tokens(text: str, variable: str = "LEDGER_TOKENS") -> tuple[Token, ...]:
     """Parse ``role[:feed]=token,…``; a bad entry names its place, never its secret."""
     tokens: list[Token] = []
@@ -103,6 +108,8 @@ def parse_tokens(text: str, variable: str = "LEDGER_TOKENS") -> tuple[Token, ...
             raise SettingsError(f"{where}: role must be one of {', '.join(ROLES)}")
         if role == "feed" and not _FEED.match(feed):
             raise SettingsError(f"{where}: a feed token needs a feed name, as feed:NAME=token")
+        if role == "feed" and feed == OPERATOR_FEED:
+            raise SettingsError(f"{where}: {OPERATOR_FEED} is reserved for operators' events")
         if role != "feed" and feed:
             raise SettingsError(f"{where}: only feed tokens name a feed")
         if len(secret.strip()) < 16:
@@ -158,6 +165,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     for feed in inbox:
         if not _FEED.match(feed):
             raise SettingsError(f"LEDGER_INBOX_FEEDS: {feed!r} is not a feed name")
+        if feed == OPERATOR_FEED:
+            raise SettingsError(f"LEDGER_INBOX_FEEDS: {OPERATOR_FEED} is reserved for operators")
     projectors = _choice(env, "LEDGER_PROJECTORS", "1", ("0", "1", "true", "false"))
     cluster = _choice(env, "LEDGER_REDIS_CLUSTER", "0", ("0", "1", "true", "false")) in (
         "1",

@@ -71,6 +71,8 @@ class TestErrors:
             ("LEDGER_PROJECTORS", "maybe"),
             ("LEDGER_CLAIM_IDLE_MS", "5"),
             ("LEDGER_TOKENS", "reader=short"),
+            ("LEDGER_TOKENS", "feed:ledger-operator=a-long-enough-token-1"),
+            ("LEDGER_INBOX_FEEDS", "ledger-operator"),
         ],
     )
     def test_bad_value_names_its_variable(self, variable: str, value: str) -> None:
