@@ -61,7 +61,6 @@ from .replay import FoldRun, ProgressCallback, replay_status
 from .runner import RELEASE_SCRIPT, ProjectorPool
 from .store.keys import Keys
 from .views import (
-    LUA_RECORD_CHANGES,
     LUA_WRITE_DOCS,
     CorruptViewError,
     ViewChangedError,
@@ -533,18 +532,17 @@ if redis.call('XDEL', KEYS[4], ARGV[4]) == 0 then return -3 end
 
 RETRY_SCRIPT: Final = (
     LUA_WRITE_DOCS
-    + LUA_RECORD_CHANGES
     + """
 -- KEYS: lease, meta, view pointer, dlq, dlq log, changes stream, then the kind hashes written.
 -- ARGV: lease owner, expected checkpoint, generation, letter id, log field count N,
---   N pairs, then per kind hash: puts P, deletes R, P pairs, R ids.
+--   N pairs, then per kind hash: its kind, puts P, deletes R, P pairs, R ids.
 -- Returns 1 done; 0 lease lost; -1 checkpoint moved; -2 generation moved; -3 letter gone."""
     + _RETRY_CHECKS
     + """local n = tonumber(ARGV[5])
 local fields = {}
 for j = 1, 2 * n do fields[j] = ARGV[5 + j] end
 redis.call('XADD', KEYS[5], '*', unpack(fields))
-write_docs(7, 6 + 2 * n)
+write_docs(7, 6 + 2 * n, nil)
 record_changes(KEYS[6], ARGV[2], ARGV[2], nil)
 return 1
 """
@@ -552,16 +550,15 @@ return 1
 
 RETRY_PARTITION_SCRIPT: Final = (
     LUA_WRITE_DOCS
-    + LUA_RECORD_CHANGES
     + """
 -- The partitioned layout: every key under the partition's hash tag (the record of the
 -- retry in the global dlq log is written by the caller afterwards).
 -- KEYS: lease, meta, view pointer, dlq, changes stream, then the kind hashes written.
 -- ARGV: lease owner, expected checkpoint, generation, letter id, then per kind hash:
---   puts P, deletes R, P pairs, R ids.
+--   its kind, puts P, deletes R, P pairs, R ids.
 -- Returns 1 done; 0 lease lost; -1 checkpoint moved; -2 generation moved; -3 letter gone."""
     + _RETRY_CHECKS
-    + """write_docs(6, 5)
+    + """write_docs(6, 5, nil)
 record_changes(KEYS[5], ARGV[2], ARGV[2], nil)
 return 1
 """

@@ -336,7 +336,8 @@ BUILD_SCRIPT: Final = (
     + """
 -- KEYS: lock, meta (of the generation being built), dlq, record ('' ok), then kind hashes.
 -- ARGV: lock owner, expected checkpoint ('' none), new checkpoint, dead letters D,
---   record fields N, then N pairs (field, value), then per kind hash: puts P, deletes R,
+--   record fields N, then N pairs (field, value), then per kind hash: its kind, puts P,
+--   deletes R,
 --   P pairs, R ids, then per dead letter: pairs F, F pairs.
 -- Returns 1 when flushed, 0 when the lock is not the owner's, -1 when the checkpoint moved.
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
@@ -348,7 +349,7 @@ for _ = 1, nrec do
   redis.call('HSET', KEYS[4], ARGV[i], ARGV[i + 1])
   i = i + 2
 end
-i = write_docs(5, i)
+i = write_docs(5, i, nil)
 for _ = 1, tonumber(ARGV[4]) do
   local npairs = tonumber(ARGV[i])
   local fields = {}

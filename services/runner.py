@@ -116,13 +116,13 @@ from .store.keys import Keys
 from .store.redis import BULK_SOCKET_TIMEOUT, connect, learn_slots
 from .views import (
     CHECKPOINT_FIELD,
-    LUA_RECORD_CHANGES,
+    LUA_WRITE_DOCS,
     VIEW_PAGE,
     ViewChangedError,
     ViewKeys,
     current_view_keys,
     decode_doc,
-    encode_doc,
+    doc_change_args,
     load_view_paged,
     view_keys,
 )
@@ -246,15 +246,15 @@ class ProjectionStatus(msgspec.Struct, frozen=True, kw_only=True):
 # --- Lua ------------------------------------------------------------------------------------
 
 COMMIT_SCRIPT: Final = (
-    LUA_RECORD_CHANGES
+    LUA_WRITE_DOCS
     + """
 -- KEYS: lease, meta, dlq, view pointer, log, changes stream, then the view's kind hashes
 --   this commit writes.
 -- ARGV: owner, expected checkpoint ('' for none), new checkpoint, the generation the worker
 --   writes to, the consumer group to move ('' to leave it alone), the group's expected
 --   last-delivered id and its entries-read count at the new checkpoint ('' when unknown),
---   the number of dead letters D, then per kind hash its kind and two msgpack arrays: puts
---   (id, json, id, json, ...) and deleted ids, then per dead letter: pairs F, F pairs.
+--   the number of dead letters D, then per kind hash what write_docs reads (its kind,
+--   puts P, deletes R, P (id, json) pairs, R ids), then per dead letter: pairs F, F pairs.
 -- Returns 1 when committed, 2 when committed but the group was left where it was (entries
 -- are pending in it, or it is already past the new checkpoint), 0 when the lease is not
 -- the owner's, -1 when the checkpoint moved, -2 when the generation is no longer active.
@@ -262,21 +262,8 @@ if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 if (redis.call('GET', KEYS[4]) or '0') ~= ARGV[4] then return -2 end
 local current = redis.call('HGET', KEYS[2], 'position')
 if (current or '') ~= ARGV[2] then return -1 end
-local function in_slices(command, key, items)
-  for s = 1, #items, 1000 do
-    redis.call(command, key, unpack(items, s, math.min(s + 999, #items)))
-  end
-end
-local listed = {}
-for k = 7, #KEYS do
-  local j = 9 + 3 * (k - 7)
-  local puts, dels = cmsgpack.unpack(ARGV[j + 1]), cmsgpack.unpack(ARGV[j + 2])
-  in_slices('HSET', KEYS[k], puts)
-  in_slices('HDEL', KEYS[k], dels)
-  listed = list_changed(listed, ARGV[j], puts, dels)
-end
+local i, listed = write_docs(7, 9, {})
 record_changes(KEYS[6], ARGV[2], ARGV[3], listed)
-local i = 9 + 3 * (#KEYS - 6)
 for _ = 1, tonumber(ARGV[8]) do
   local npairs = tonumber(ARGV[i])
   redis.call('XADD', KEYS[3], '*', unpack(ARGV, i + 1, i + 2 * npairs))
@@ -970,13 +957,6 @@ class _Worker:
         hook = self.pool.hook
         if hook is not None:
             await hook(self.name, "before_commit")
-        per_kind: dict[str, tuple[list[str], list[str]]] = {}
-        for (kind, ident), doc in batch.changes.items():
-            puts, dels = per_kind.setdefault(kind, ([], []))
-            if doc is None:
-                dels.append(ident)
-            else:
-                puts += [ident, encode_doc(doc).decode()]
         keys = [
             self.keys.lease,
             self.keys.meta,
@@ -986,7 +966,7 @@ class _Worker:
             self.keys.changes,
         ]
         name, expected, entries_read = group or ("", "", "")
-        args: list[bytes | str] = [
+        args: list[bytes | str | int] = [
             self.pool.consumer,
             self.checkpoint or "",
             last,
@@ -996,9 +976,9 @@ class _Worker:
             entries_read,
             str(len(batch.dead)),
         ]
-        for kind, (puts, dels) in per_kind.items():
-            keys.append(self.keys.kinds[kind])
-            args += [kind, _pack(puts), _pack(dels)]
+        doc_keys, doc_args = doc_change_args(batch.changes, self.keys.kinds)
+        keys += doc_keys
+        args += doc_args
         for letter in batch.dead:
             args += [str(len(letter) // 2), *letter]
         result = await self._commit(keys=keys, args=args)
@@ -1015,9 +995,6 @@ class _Worker:
         if hook is not None:
             await hook(self.name, "after_commit")
         return int(result)
-
-
-_pack = msgspec.msgpack.Encoder().encode
 
 
 # --- the pool -------------------------------------------------------------------------------

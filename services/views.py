@@ -47,7 +47,6 @@ __all__ = [
     "CHANGES_KEPT",
     "CHANGES_LISTED",
     "CHECKPOINT_FIELD",
-    "LUA_RECORD_CHANGES",
     "LUA_WRITE_DOCS",
     "CorruptViewError",
     "Generation",
@@ -282,47 +281,6 @@ def encode_doc(doc: msgspec.Struct) -> bytes:
     return _encoder.encode(doc)
 
 
-LUA_WRITE_DOCS: Final = """
--- write_docs(first_key, i): for each kind hash KEYS[first_key..], ARGV from i holds
--- puts P, deletes R, P (id, document) pairs, R ids. Returns the index after them.
-local function write_docs(first_key, i)
-  for k = first_key, #KEYS do
-    local puts, dels = tonumber(ARGV[i]), tonumber(ARGV[i + 1])
-    i = i + 2
-    for _ = 1, puts do
-      redis.call('HSET', KEYS[k], ARGV[i], ARGV[i + 1])
-      i = i + 2
-    end
-    for _ = 1, dels do
-      redis.call('HDEL', KEYS[k], ARGV[i])
-      i = i + 1
-    end
-  end
-  return i
-end
-"""
-"""A Lua function, prepended to the scripts that write view documents (rebuilds, retries)."""
-
-
-def doc_change_args(
-    changes: Mapping[tuple[str, str], msgspec.Struct | None], kind_keys: Mapping[str, str]
-) -> tuple[list[str], list[bytes | str | int]]:
-    """The kind-hash keys and the arguments :data:`LUA_WRITE_DOCS` reads for ``changes``."""
-    per_kind: dict[str, tuple[list[bytes | str], list[str]]] = {}
-    for (kind, ident), doc in changes.items():
-        puts, dels = per_kind.setdefault(kind, ([], []))
-        if doc is None:
-            dels.append(ident)
-        else:
-            puts += [ident, encode_doc(doc)]
-    keys: list[str] = []
-    args: list[bytes | str | int] = []
-    for kind, (puts, dels) in per_kind.items():
-        keys.append(kind_keys[kind])
-        args += [len(puts) // 2, len(dels), *puts, *dels]
-    return keys, args
-
-
 # --- the changes stream: which documents each commit changed -----------------------------
 
 CHANGES_KEPT: Final = 256
@@ -340,21 +298,37 @@ reader whose last seen entry was trimmed away always finds more than this after 
 CHANGES_FETCHED: Final = 10_000
 """Most changed documents a reader fetches by id at once (more: it reads the kinds whole)."""
 
-LUA_RECORD_CHANGES: Final = """
--- list_changed(listed, kind, puts, dels): add one kind's written ids (puts: id, json, ...)
--- and deleted ids to listed (kind, msgpack array of ids, ...); nil once it holds too many.
-local function list_changed(listed, kind, puts, dels)
-  if listed == nil then return nil end
-  local ids = {}
-  for x = 1, #puts, 2 do ids[#ids + 1] = puts[x] end
-  for x = 1, #dels do ids[#ids + 1] = dels[x] end
-  listed.n = (listed.n or 0) + #ids
-  if listed.n > @LISTED@ then return nil end
-  if #ids > 0 then
-    listed[#listed + 1] = kind
-    listed[#listed + 1] = cmsgpack.pack(ids)
+LUA_WRITE_DOCS: Final = """
+-- write_docs(first_key, i, listed): for each kind hash KEYS[first_key..], ARGV from i holds
+-- its kind, puts P, deletes R, P (id, document) pairs and R ids. Unless listed is nil, each
+-- kind's written and deleted ids are added to it (kind, msgpack array of ids, ...) until it
+-- would hold more than @LISTED@ ids, when it becomes nil. Returns the index after them and
+-- listed.
+local function write_docs(first_key, i, listed)
+  for k = first_key, #KEYS do
+    local kind, puts, dels = ARGV[i], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
+    local first_put, first_del = i + 3, i + 3 + 2 * puts
+    i = first_del + dels
+    for s = first_put, first_del - 1, 1000 do
+      redis.call('HSET', KEYS[k], unpack(ARGV, s, math.min(s + 999, first_del - 1)))
+    end
+    for s = first_del, i - 1, 1000 do
+      redis.call('HDEL', KEYS[k], unpack(ARGV, s, math.min(s + 999, i - 1)))
+    end
+    if listed ~= nil then
+      listed.n = (listed.n or 0) + puts + dels
+      if listed.n > @LISTED@ then
+        listed = nil
+      elseif puts + dels > 0 then
+        local ids = {}
+        for x = first_put, first_del - 1, 2 do ids[#ids + 1] = ARGV[x] end
+        for x = first_del, i - 1 do ids[#ids + 1] = ARGV[x] end
+        listed[#listed + 1] = kind
+        listed[#listed + 1] = cmsgpack.pack(ids)
+      end
+    end
   end
-  return listed
+  return i, listed
 end
 -- record_changes(key, from, to, listed): append one commit (checkpoint from -> to) to a
 -- view's changes stream, with the ids it changed per kind, or 'many' when listed is nil.
@@ -368,9 +342,32 @@ local function record_changes(key, from, to, listed)
   redis.call('XADD', key, 'MAXLEN', '~', '@KEPT@', '*', unpack(record))
 end
 """.replace("@LISTED@", str(CHANGES_LISTED)).replace("@KEPT@", str(CHANGES_KEPT))
-"""Lua functions, prepended to every script that writes a view's documents: each commit is
-recorded in the view's changes stream (``from``, ``to``, then per kind the msgpack array of
-the ids it wrote or deleted, or ``many``), which readers follow (:func:`read_kinds`)."""
+"""Lua functions, prepended to every script that writes a view's documents (the runner's
+commit, rebuilds, dead-letter retries): ``write_docs`` writes what :func:`doc_change_args`
+packs, and ``record_changes`` records the commit in the view's changes stream (``from``,
+``to``, then per kind the msgpack array of the ids it wrote or deleted, or ``many``), which
+readers follow (:func:`read_kinds`)."""
+
+
+def doc_change_args(
+    changes: Mapping[tuple[str, str], msgspec.Struct | None], kind_keys: Mapping[str, str]
+) -> tuple[list[str], list[bytes | str | int]]:
+    """The kind-hash keys and the arguments ``write_docs`` (:data:`LUA_WRITE_DOCS`) reads
+    for ``changes``: per kind its name, the counts, the (id, JSON) pairs and deleted ids."""
+    per_kind: dict[str, tuple[list[bytes | str], list[str]]] = {}
+    for (kind, ident), doc in changes.items():
+        puts, dels = per_kind.setdefault(kind, ([], []))
+        if doc is None:
+            dels.append(ident)
+        else:
+            puts += [ident, encode_doc(doc)]
+    keys: list[str] = []
+    args: list[bytes | str | int] = []
+    for kind, (puts, dels) in per_kind.items():
+        keys.append(kind_keys[kind])
+        args += [kind, len(puts) // 2, len(dels), *puts, *dels]
+    return keys, args
+
 
 _FOLLOW_SCRIPT: Final = """
 -- KEYS: view pointer, meta, changes stream, then the kind hashes asked for.
@@ -446,7 +443,7 @@ async def read_kinds(
 
     A reader that holds the documents at ``held`` (checkpoint, last changes entry seen,
     generation) gets only the documents changed since, fetched by id in one script that
-    follows the view's changes stream (:data:`LUA_RECORD_CHANGES`); the kinds are read whole
+    follows the view's changes stream (:data:`LUA_WRITE_DOCS`); the kinds are read whole
     when it cannot (another generation, a commit recorded as ``many``, too far behind, or a
     checkpoint moved by a writer that records no changes).
     """
