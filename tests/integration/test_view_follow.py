@@ -14,7 +14,6 @@ import pytest
 import redis.asyncio as aioredis
 
 from benchmarks.workload import Workload
-from events import Position
 from projections import PROJECTIONS
 from services.http import read as read_module
 from services.http.read import ViewReader
@@ -47,9 +46,20 @@ async def whole(client: aioredis.Redis, prefix: str) -> KindsRead:
     return read
 
 
-def held(read: KindsRead) -> tuple[Position, str, int | str]:
-    assert read.checkpoint is not None
-    return read.checkpoint, read.seen, read.generation
+async def following(client: aioredis.Redis, prefix: str, first: KindsRead) -> KindsRead:
+    """What a reader that holds ``first`` reads next."""
+    assert first.checkpoint is not None
+    held = (first.checkpoint, first.seen, first.generation)
+    return await read_kinds(client, prefix, INCIDENTS, ["incident"], held=held)
+
+
+async def one_incident_read(
+    store: RedisEventStore, client: aioredis.Redis, prefix: str
+) -> KindsRead:
+    """A view of one reported incident, read whole."""
+    await store.append([f.reported("i-1")])
+    await settle(client, prefix)
+    return await whole(client, prefix)
 
 
 class TestFollowingTheChangesStream:
@@ -62,7 +72,7 @@ class TestFollowingTheChangesStream:
         await redis_store.append([f.revised("i-2", best=40)])
         await settle(redis_client, key_prefix)
 
-        then = await read_kinds(redis_client, key_prefix, INCIDENTS, ["incident"], held=held(first))
+        then = await following(redis_client, key_prefix, first)
 
         assert then.whole is None
         assert then.changed is not None
@@ -78,13 +88,9 @@ class TestFollowingTheChangesStream:
     async def test_a_view_that_did_not_move_answers_no_documents(
         self, redis_store: RedisEventStore, redis_client: aioredis.Redis, key_prefix: str
     ) -> None:
-        await redis_store.append([f.reported("i-1")])
-        await settle(redis_client, key_prefix)
-        first = await whole(redis_client, key_prefix)
+        first = await one_incident_read(redis_store, redis_client, key_prefix)
 
-        again = await read_kinds(
-            redis_client, key_prefix, INCIDENTS, ["incident"], held=held(first)
-        )
+        again = await following(redis_client, key_prefix, first)
 
         assert again.changed == [{}]
         assert again.checkpoint == first.checkpoint
@@ -99,7 +105,7 @@ class TestFollowingTheChangesStream:
         await redis_store.append(many)
         await settle(redis_client, key_prefix)
 
-        then = await read_kinds(redis_client, key_prefix, INCIDENTS, ["incident"], held=held(first))
+        then = await following(redis_client, key_prefix, first)
 
         assert then.changed is None
         assert then.whole is not None
@@ -108,14 +114,12 @@ class TestFollowingTheChangesStream:
     async def test_a_checkpoint_moved_without_a_record_is_read_whole(
         self, redis_store: RedisEventStore, redis_client: aioredis.Redis, key_prefix: str
     ) -> None:
-        await redis_store.append([f.reported("i-1")])
-        await settle(redis_client, key_prefix)
-        first = await whole(redis_client, key_prefix)
+        first = await one_incident_read(redis_store, redis_client, key_prefix)
         later = await redis_store.append([f.reported("i-2")])
         keys = view_keys(key_prefix, INCIDENTS)
         await redis_client.hset(keys.meta, "position", later[0].position)  # no changes entry
 
-        then = await read_kinds(redis_client, key_prefix, INCIDENTS, ["incident"], held=held(first))
+        then = await following(redis_client, key_prefix, first)
 
         assert then.changed is None
         assert then.checkpoint == later[0].position
@@ -123,21 +127,17 @@ class TestFollowingTheChangesStream:
     async def test_a_reader_too_far_behind_reads_whole(
         self, redis_store: RedisEventStore, redis_client: aioredis.Redis, key_prefix: str
     ) -> None:
-        await redis_store.append([f.reported("i-1")])
-        await settle(redis_client, key_prefix)
-        first = await whole(redis_client, key_prefix)
+        first = await one_incident_read(redis_store, redis_client, key_prefix)
         keys = view_keys(key_prefix, INCIDENTS)
         assert first.checkpoint is not None
         steps = {"from": first.checkpoint, "to": first.checkpoint}
         for _ in range(CHANGES_FOLLOWED):  # commits that changed nothing: still followable
             await redis_client.xadd(keys.changes, steps)  # type: ignore[arg-type]
-        followed = await read_kinds(
-            redis_client, key_prefix, INCIDENTS, ["incident"], held=held(first)
-        )
+        followed = await following(redis_client, key_prefix, first)
         assert followed.changed == [{}]
         await redis_client.xadd(keys.changes, steps)  # type: ignore[arg-type]
 
-        then = await read_kinds(redis_client, key_prefix, INCIDENTS, ["incident"], held=held(first))
+        then = await following(redis_client, key_prefix, first)
 
         assert then.changed is None
         assert then.whole is not None
@@ -145,29 +145,25 @@ class TestFollowingTheChangesStream:
     async def test_a_dead_letter_retry_record_makes_readers_read_whole(
         self, redis_store: RedisEventStore, redis_client: aioredis.Redis, key_prefix: str
     ) -> None:
-        await redis_store.append([f.reported("i-1")])
-        await settle(redis_client, key_prefix)
-        first = await whole(redis_client, key_prefix)
+        first = await one_incident_read(redis_store, redis_client, key_prefix)
         keys = view_keys(key_prefix, INCIDENTS)
         assert first.checkpoint is not None
         await redis_client.xadd(
             keys.changes, {"from": first.checkpoint, "to": first.checkpoint, "many": "1"}
         )
 
-        then = await read_kinds(redis_client, key_prefix, INCIDENTS, ["incident"], held=held(first))
+        then = await following(redis_client, key_prefix, first)
 
         assert then.changed is None
 
     async def test_another_generation_is_read_whole(
         self, redis_store: RedisEventStore, redis_client: aioredis.Redis, key_prefix: str
     ) -> None:
-        await redis_store.append([f.reported("i-1")])
-        await settle(redis_client, key_prefix)
-        first = await whole(redis_client, key_prefix)
+        first = await one_incident_read(redis_store, redis_client, key_prefix)
         keys = view_keys(key_prefix, INCIDENTS)
         await redis_client.set(keys.pointer, "7")
 
-        then = await read_kinds(redis_client, key_prefix, INCIDENTS, ["incident"], held=held(first))
+        then = await following(redis_client, key_prefix, first)
 
         assert then.changed is None
         assert then.generation == 7
