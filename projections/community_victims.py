@@ -375,30 +375,19 @@ def _reported(state: State, event: IncidentReported) -> None:
     ident = event.incident_id
     old = _stored(state, ident)
     f = event.fatalities
-    if old is None:
-        new = Contribution(
-            incident_id=ident,
-            reported=True,
-            country=event.country,
-            adm1=event.place.adm1,
-            occurred_start=event.occurred_start,
-            grading=event.grading,
-            total=(f.low, f.best, f.high),
-            lines=_lines(event.victims),
-        )
-    else:  # a merge or retraction came first: the report keeps its status
-        new = Contribution(
-            incident_id=ident,
-            status=old.status,
-            merged_into=old.merged_into,
-            reported=True,
-            country=event.country,
-            adm1=event.place.adm1,
-            occurred_start=event.occurred_start,
-            grading=event.grading,
-            total=(f.low, f.best, f.high),
-            lines=_lines(event.victims),
-        )
+    new = Contribution(
+        incident_id=ident,
+        # a merge or retraction that came first keeps its status
+        status="live" if old is None else old.status,
+        merged_into=None if old is None else old.merged_into,
+        reported=True,
+        country=event.country,
+        adm1=event.place.adm1,
+        occurred_start=event.occurred_start,
+        grading=event.grading,
+        total=(f.low, f.best, f.high),
+        lines=_lines(event.victims),
+    )
     _replace(state, old, new)
 
 

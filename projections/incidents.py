@@ -167,6 +167,11 @@ def _view(state: State, ident: str) -> IncidentView:
     return view
 
 
+# Each fold below spells out its history entry and its replace() in full, on purpose: one
+# helper taking the fields as **kwargs (entry head, history append, version bump) halved
+# this fold's speed (183k against 367k events/s, measured side by side).
+
+
 def _reported(state: State, recorded: Recorded, event: IncidentReported) -> None:
     ident = event.incident_id
     view = _view(state, ident)
