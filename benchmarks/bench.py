@@ -44,14 +44,14 @@ import redis.asyncio as aioredis
 
 from events import AnyEvent, Position, from_fields, position_key, recorded_at_of, to_fields
 from projections import PROJECTIONS
-from services.asof import ASOF_PROJECTIONS, DEFAULT_EVERY, SnapshotStore
 from services.client import LedgerClient
 from services.logging import configure_logging
-from services.redis_server import RedisProcess, free_port
-from services.runner import ProjectorPool, tune_collector
+from services.projector.runner import ProjectorPool, tune_collector
+from services.runtime.redis_server import RedisProcess, free_port
 from services.store.keys import Keys
 from services.store.redis import RedisEventStore, connect
-from services.views import load_checkpoint
+from services.views.asof import ASOF_PROJECTIONS, DEFAULT_EVERY, SnapshotStore
+from services.views.stored import load_checkpoint
 
 from .workload import FEED, Workload, check
 
@@ -937,7 +937,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.projector_processes < 0:
         p.error("--projector-processes must be 0 or more")
     configure_logging(level="WARNING")
-    tune_collector()  # as every process of the service does (services.runner)
+    tune_collector()  # as every process of the service does (services.projector.runner)
     started = time.perf_counter()
     results = asyncio.run(run(args))
     text = report(results, args, time.perf_counter() - started)

@@ -30,8 +30,8 @@ from pathlib import Path
 
 from events import AnyEvent
 from services.logging import configure_logging
-from services.redis_server import RedisClusterProcesses, RedisProcess
-from services.runner import ProjectorPool
+from services.projector.runner import ProjectorPool
+from services.runtime.redis_server import RedisClusterProcesses, RedisProcess
 from services.store.keys import Keys
 from services.store.redis import RedisEventStore, connect, learn_slots
 

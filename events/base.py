@@ -142,7 +142,7 @@ class Recorded(msgspec.Struct, frozen=True, gc=False):
     """An event as the log holds it: the event plus where and when it was recorded.
 
     ``sealed`` is the entry's sealed private text (the ``sealed`` field of the log entry,
-    see ``services.sealing``), ``None`` when the event carries none.
+    see ``services.store.sealing``), ``None`` when the event carries none.
     """
 
     position: Position

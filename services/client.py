@@ -28,9 +28,8 @@ import httpx
 import msgspec
 
 from events import AnyEvent, encode
-
-from .errors import LedgerError
-from .store.base import Appended
+from services.errors import LedgerError
+from services.store.base import Appended
 
 DEFAULT_BATCH: Final = 1000
 """Events per request unless told otherwise (the API takes up to 5,000)."""

@@ -1,6 +1,7 @@
 """Structured logging: structlog for our code, the standard library routed through it.
 
-``configure_logging()`` is called once per process by the wiring (``services.app``). It sets up
+``configure_logging()`` is called once per process by the wiring (``services.bootstrap``).
+It sets up
 one processor chain for structlog loggers and for stdlib loggers (uvicorn, litestar,
 faststream): context variables first, then level, logger name, an ISO UTC timestamp and the
 redaction of secrets; JSON lines when stderr is not a terminal, colours on a terminal.

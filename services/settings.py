@@ -32,8 +32,8 @@ from typing import Final, Literal
 
 import msgspec
 
-from .errors import SettingsError
-from .store.keys import Keys
+from services.errors import SettingsError
+from services.store.keys import Keys
 
 Role = Literal["feed", "reader", "analyst", "operator"]
 ROLES: tuple[Role, ...] = ("feed", "reader", "analyst", "operator")

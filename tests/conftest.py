@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 
-from services.redis_server import RedisProcess
+from services.runtime.redis_server import RedisProcess
 from services.store.memory import InMemoryEventStore
 from services.store.redis import RedisEventStore
 

@@ -28,8 +28,7 @@ from litestar.handlers import HTTPRouteHandler
 from litestar.openapi import ResponseSpec
 from litestar.params import PathParameter, QueryParameter
 
-from ..auth import PermissionDeniedError
-from ..ops import (
+from services.ops.core import (
     DeadLetterError,
     DeadLetterNotFoundError,
     DeadLetterStillFailsError,
@@ -38,14 +37,15 @@ from ..ops import (
     dlq_retry,
     ledger_status,
 )
-from ..replay import (
+from services.projector.replay import (
     Replay,
     ReplayError,
     UnknownProjectionError,
     projections_named,
     replay_status,
 )
-from ..store.keys import Keys
+from services.protection.auth import PermissionDeniedError
+from services.store.keys import Keys
 
 log = structlog.get_logger(__name__)
 

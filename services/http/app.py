@@ -53,29 +53,28 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 import events
 from events import AnyEvent, InvalidBatchError
-
-from ..auth import (
+from services.errors import LedgerError
+from services.http.admin import ADMIN_ROUTES, AdminDeps
+from services.http.dashboard import dashboard_routes
+from services.http.erase import ERASE_ROUTES
+from services.http.read import ReadSide, read_router, refresh_quietly
+from services.logging import bind_event_ids, bind_request
+from services.metrics import CONTENT_TYPE, IngestMetrics, ReadMetrics
+from services.protection.auth import (
     AuthenticationError,
     Authenticator,
     PermissionDeniedError,
     authorize_publish,
     live_query_token,
 )
-from ..errors import LedgerError
-from ..logging import bind_event_ids, bind_request
-from ..metrics import CONTENT_TYPE, IngestMetrics, ReadMetrics
-from ..store.base import (
+from services.store.base import (
     Appended,
     AppendRejectedError,
     ConflictError,
     EventStore,
     StoreUnavailableError,
 )
-from ..store.redis import RedisEventStore
-from .admin import ADMIN_ROUTES, AdminDeps
-from .dashboard import dashboard_routes
-from .erase import ERASE_ROUTES
-from .read import ReadSide, read_router, refresh_quietly
+from services.store.redis import RedisEventStore
 
 log = structlog.get_logger(__name__)
 

@@ -2,7 +2,7 @@
 
 ``POST /v1/admin/erase/{kind}/{ident}`` with the body ``{"reason": "..."}`` erases an
 incident's (``kind`` ``incident``) or a statement's (``statement``) private text, as
-``ledger erase`` does (:func:`services.sealing.erase`): it appends the redaction event and
+``ledger erase`` does (:func:`services.store.sealing.erase`): it appends the redaction event and
 destroys the data key. 200 with what was done; 404 when no such incident or statement was
 recorded; 422 for an unknown kind, a malformed id or a missing reason; 409 when this
 process's store does not seal private text (nothing to erase with).
@@ -20,10 +20,9 @@ from litestar.openapi import ResponseSpec
 from litestar.params import PathParameter
 
 from events import InvalidEventError
-
-from ..auth import PermissionDeniedError
-from ..sealing import Erasure, SealingStore, erase
-from ..store.base import AppendRejectedError
+from services.protection.auth import PermissionDeniedError
+from services.store.base import AppendRejectedError
+from services.store.sealing import Erasure, SealingStore, erase
 
 __all__ = ["ERASE_ROUTES", "EraseBody"]
 

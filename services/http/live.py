@@ -17,7 +17,7 @@ sends by itself) gets one notice at once when the view has moved past that posit
 without the header the stream starts from the view's position at connection time.
 
 **One poll for everyone.** :class:`LiveHub` reads every projection's checkpoint once per
-:data:`POLL_INTERVAL` (about 250 ms), through :func:`services.views.load_checkpoint`, while
+:data:`POLL_INTERVAL` (about 250 ms), through :func:`services.views.stored.load_checkpoint`, while
 at least one client is connected, and wakes the clients whose view moved. The number of
 connected clients is the ``ledger_sse_clients`` gauge. :meth:`LiveHub.close` ends every
 stream (the service calls it when it begins to stop, so open streams do not hold up the
@@ -39,9 +39,8 @@ from litestar.response import ServerSentEventMessage
 
 from events import Position
 from projections import Projection
-
-from ..store.keys import Keys
-from ..views import load_checkpoint, newer
+from services.store.keys import Keys
+from services.views.stored import load_checkpoint, newer
 
 __all__ = ["HEARTBEAT", "MIN_GAP", "POLL_INTERVAL", "LiveHub", "Notice"]
 

@@ -15,15 +15,15 @@ Every endpoint needs a ``reader``, ``analyst`` or ``operator`` bearer token (401
 
 **Freshness.** Every answer carries ``position``, the checkpoint of the view it was read
 from (``null`` while the view has none), and ``lag``, the log entries not yet applied to that
-view (:mod:`services.freshness`). Documents and checkpoint are read consistently, in one
+view (:mod:`services.views.freshness`). Documents and checkpoint are read consistently, in one
 ``MULTI``. Decoded documents are cached per view and kind; when the checkpoint moved, a kind
 is read again as stored and only the documents whose stored JSON changed are decoded again.
 A community-victims answer moves with the changed cells alone (:class:`VictimsSums`), and a
 projection answer is computed once per checkpoint and query, however often it is asked.
-Views are only ever read through :mod:`services.views`.
+Views are only ever read through :mod:`services.views.stored`.
 
 **As of.** The projection endpoints take ``as_of``, an ISO 8601 date-time with a zone: the
-answer is then the pure fold of the events recorded at or before it (:mod:`services.asof`),
+answer is then the pure fold of the events recorded at or before it (:mod:`services.views.asof`),
 ``position`` the last log position at or before it, ``lag`` 0 and ``as_of`` echoes it
 (``null`` otherwise). Date filters (``week``, ``from``, ``to``) act on when incidents
 occurred; ``as_of`` on when the ledger learnt of them.
@@ -37,7 +37,7 @@ threshold applied. A reader's ``GET /v1/incidents/{id}`` leaves out the incident
 community lines (``victims`` empty, every history entry's ``victims`` null,
 ``victims_suppressed: true``). An ``analyst`` or ``operator`` gets exact figures
 (``suppression_k`` null), and each such answer holding community lines is first recorded in
-the audit stream (:mod:`services.audit`); if that write fails, the request fails.
+the audit stream (:mod:`services.protection.audit`); if that write fails, the request fails.
 
 **Errors.** A bad query parameter answers 422 ``{"error": "invalid", "errors": [{"field",
 "message"}]}`` naming the parameter; an unknown incident or projection 404; Redis not
@@ -84,17 +84,16 @@ from projections.suppression import (
     small_communities,
     suppress,
 )
-
-from ..asof import AsOfReader, InvalidAsOfError, parse_as_of
-from ..audit import record_read
-from ..auth import READ_ROLES, PermissionDeniedError, sees_exact
-from ..freshness import lag_after
-from ..metrics import ReadMetrics
-from ..reveal import reveal_incident, reveal_timeline
-from ..settings import Token
-from ..store.keys import Keys
-from ..views import KindsRead, decode_doc, joined, load_checkpoint, read_kinds
-from .live import LiveHub
+from services.http.live import LiveHub
+from services.metrics import ReadMetrics
+from services.protection.audit import record_read
+from services.protection.auth import READ_ROLES, PermissionDeniedError, sees_exact
+from services.protection.reveal import reveal_incident, reveal_timeline
+from services.settings import Token
+from services.store.keys import Keys
+from services.views.asof import AsOfReader, InvalidAsOfError, parse_as_of
+from services.views.freshness import lag_after
+from services.views.stored import KindsRead, decode_doc, joined, load_checkpoint, read_kinds
 
 __all__ = ["MAX_LIMIT", "ReadSide", "ViewReader", "read_router"]
 
@@ -144,7 +143,7 @@ class ViewReader:
     """Reads document kinds of stored views with their checkpoint, cached per checkpoint.
 
     Once it holds a kind, a read fetches only the documents changed since, by following the
-    view's changes stream (:func:`services.views.read_kinds`); when it cannot, the kind is
+    view's changes stream (:func:`services.views.stored.read_kinds`); when it cannot, the kind is
     read again whole (one ``HGETALL``) and only the documents whose stored JSON changed are
     decoded again. ``answers`` holds what handlers computed from the documents at the
     cached checkpoint (:meth:`answer`), dropped when the view moves.
@@ -1106,7 +1105,7 @@ def read_router() -> Router:
 
 
 def projector_state_of(pool: Any) -> ProjectorState:
-    """A ``/readyz`` reporter for a :class:`~services.runner.ProjectorPool`."""
+    """A ``/readyz`` reporter for a :class:`~services.projector.runner.ProjectorPool`."""
 
     def state() -> str:
         if pool.failure() is not None:

@@ -1,6 +1,6 @@
 """The event store: its contract, an in-memory implementation, and one on Redis Streams."""
 
-from .base import (
+from services.store.base import (
     Appended,
     AppendRejectedError,
     ConflictError,
@@ -9,9 +9,9 @@ from .base import (
     StoreError,
     StoreUnavailableError,
 )
-from .keys import Keys
-from .memory import InMemoryEventStore
-from .redis import RedisEventStore, connect
+from services.store.keys import Keys
+from services.store.memory import InMemoryEventStore
+from services.store.redis import RedisEventStore, connect
 
 __all__ = [
     "AppendRejectedError",

@@ -11,8 +11,7 @@ from typing import Literal, Protocol, runtime_checkable
 import msgspec
 
 from events import AnyEvent, Position, Recorded
-
-from ..errors import LedgerError
+from services.errors import LedgerError
 
 
 class Appended(msgspec.Struct, frozen=True, omit_defaults=True):

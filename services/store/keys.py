@@ -14,7 +14,7 @@ partition stays on one cluster slot:
 | ``<prefix>:inbox:rejected`` | stream | invalid submissions with their problems |
 | ``<prefix>:dlq`` | stream | entries the projectors could not apply |
 | ``<prefix>:audit`` | stream | who read exact community figures, where, when (never trimmed) |
-| ``<prefix>:keys`` | hash | entity → data key (``LEDGER_KEYRING=redis``; ``services.sealing``) |
+| ``<prefix>:keys`` | hash | entity → data key (``LEDGER_KEYRING=redis``; see sealing) |
 | ``<prefix>:{view:<name>:v<version>}:<kind>`` | hash | document id → JSON document |
 | ``<prefix>:{view:<name>:v<version>}:meta`` | hash | ``position`` = the view's checkpoint |
 | ``<prefix>:lease:<name>:v<version>`` | string | the projector holding a view's lease |
@@ -28,7 +28,7 @@ has ``:g<g>`` inside the hash tag, a view built up to a position ``:until-<posit
 
 **Partitioned layout.** With more than one partition, or on a Redis Cluster, every view is
 kept per partition (a fold of that partition's events, merged on read; see
-:mod:`services.views`) and *everything a projector touches in one step* lives under its
+:mod:`services.views.stored`) and *everything a projector touches in one step* lives under its
 partition's hash tag, so a commit script stays on one cluster slot with the log it reads:
 
 | key | holds |
@@ -220,7 +220,7 @@ class Keys(msgspec.Struct, frozen=True):
         return f"{self.prefix}:{self._partition_part(partition)}viewptr:{name}:v{version}"
 
     def replay(self, name: str, version: int, partition: int = 0) -> str:
-        """The hash recording the latest rebuild of a view (see :mod:`services.replay`)."""
+        """The hash recording the latest rebuild of a view (:mod:`services.projector.replay`)."""
         return f"{self.prefix}:{self._partition_part(partition)}replay:{name}:v{version}"
 
     def replay_lock(self, name: str, version: int, partition: int = 0) -> str:

@@ -36,8 +36,7 @@ from events import (
     recorded_at_of,
     to_fields,
 )
-
-from .base import Appended, AppendRejectedError, ConflictError, EntityState
+from services.store.base import Appended, AppendRejectedError, ConflictError, EntityState
 
 __all__ = ["START", "InMemoryEventStore", "Op", "conflict", "op_of", "rejection", "stored_form"]
 
@@ -215,7 +214,7 @@ class InMemoryEventStore:
         """Append a batch atomically (see :class:`~services.store.base.EventStore`).
 
         ``sealed`` gives per event the sealed private text its entry keeps beside it (see
-        :mod:`services.sealing`); ``None`` for none.
+        :mod:`services.store.sealing`); ``None`` for none.
         """
         if sealed is not None and len(sealed) != len(events):
             raise ValueError(f"{len(sealed)} sealed blobs for {len(events)} events")

@@ -47,10 +47,9 @@ from events import (
     position_key,
     recorded_at_of,
 )
-
-from .base import Appended, BatchError, EntityState, StoreUnavailableError
-from .keys import Keys
-from .memory import START, conflict, op_of, rejection, stored_form
+from services.store.base import Appended, BatchError, EntityState, StoreUnavailableError
+from services.store.keys import Keys
+from services.store.memory import START, conflict, op_of, rejection, stored_form
 
 __all__ = ["APPEND_SCRIPT", "BULK_SOCKET_TIMEOUT", "RedisEventStore", "connect", "learn_slots"]
 
@@ -483,7 +482,7 @@ class RedisEventStore:
         """Append a batch: atomically on one partition (see the class docstring for more).
 
         ``sealed`` gives per event the sealed private text its entry keeps in the field
-        ``sealed`` (see :mod:`services.sealing`); ``None`` for none.
+        ``sealed`` (see :mod:`services.store.sealing`); ``None`` for none.
         """
         if sealed is not None and len(sealed) != len(events):
             raise ValueError(f"{len(sealed)} sealed blobs for {len(events)} events")

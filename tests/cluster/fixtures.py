@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from redis.asyncio.cluster import RedisCluster
 
-from services.redis_server import (
+from services.runtime.redis_server import (
     RedisBinaryNotFoundError,
     RedisClusterProcesses,
     find_redis_server,

@@ -17,7 +17,7 @@ import redis.exceptions as rexc
 from redis.asyncio.cluster import RedisCluster
 from redis.crc import key_slot
 
-from services.redis_server import RedisClusterProcesses, RedisProcess
+from services.runtime.redis_server import RedisClusterProcesses, RedisProcess
 from tests.cluster.fixtures import running_cluster
 
 _APPEND_IN_ORDER = """

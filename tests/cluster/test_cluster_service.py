@@ -15,8 +15,8 @@ import pytest
 from events import AnyEvent
 from projections import PROJECTIONS, Docs, fold
 from services.http.read import ViewReader
+from services.projector.runner import ProjectorPool
 from services.reference import DUPLICATE_INCIDENT, MAIN_INCIDENT, scenario
-from services.runner import ProjectorPool
 from services.store.base import StoreUnavailableError
 from services.store.keys import Keys
 from services.store.redis import RedisEventStore, connect

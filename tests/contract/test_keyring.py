@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 
-from services.sealing import (
+from services.store.keys import Keys
+from services.store.sealing import (
     DataKey,
     FileKeyring,
     Keyring,
@@ -18,7 +19,6 @@ from services.sealing import (
     RedisKeyring,
     keyring_for,
 )
-from services.store.keys import Keys
 
 
 @pytest.fixture(params=["memory", "redis", "file"])

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from services.redis_server import RedisProcess, find_redis_cli
+from services.runtime.redis_server import RedisProcess, find_redis_cli
 from tests.cluster.fixtures import redis_server_or_skip
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"

@@ -1,6 +1,6 @@
 """The analysts' dashboard in a real browser, against the real service on a real Redis.
 
-The service is wired by :func:`services.app.build_app` (Redis event store, inbox, projector
+The service is wired by :func:`services.bootstrap.build_app` (Redis event store, inbox, projector
 pool) under this test's key prefix and served by uvicorn on a free port in the test's own
 event loop; the page is driven by Playwright's async API in Debian's chromium. Waiting is
 always for a condition (Playwright's ``expect``/``wait_for`` with a deadline), never a sleep.
@@ -28,11 +28,11 @@ import pytest
 import uvicorn
 
 from events import AnyEvent, CasualtiesRevised, Fatalities, Source, VictimLine
-from services.app import Service, bind, build_app
-from services.auth import Authenticator, live_query_token
+from services.bootstrap import Service, bind, build_app
 from services.client import LedgerClient
 from services.http import build_http_app
 from services.http.dashboard import STATIC_DIR
+from services.protection.auth import Authenticator, live_query_token
 from services.reference import MAIN_INCIDENT, MONITOR_FEED, REFERENCE_FEEDS, scenario
 from services.settings import Settings, Token
 from services.store.memory import InMemoryEventStore

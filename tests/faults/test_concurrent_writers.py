@@ -21,9 +21,9 @@ import redis.asyncio as aioredis
 import uvicorn
 
 from events import position_key
-from services.app import bind
-from services.auth import Authenticator
+from services.bootstrap import bind
 from services.http import build_http_app
+from services.protection.auth import Authenticator
 from services.settings import Token
 from services.store.redis import RedisEventStore
 from tests import factories as f

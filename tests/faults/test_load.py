@@ -24,8 +24,8 @@ import msgspec
 import pytest
 
 from events import AnyEvent, IncidentReported, Speaker
-from services.redis_server import RedisProcess
-from services.runner import ProjectorPool
+from services.projector.runner import ProjectorPool
+from services.runtime.redis_server import RedisProcess
 from services.store.keys import Keys
 from services.store.redis import connect
 from tests import factories as f

@@ -1,7 +1,8 @@
 """Several projector processes share the partitions; one is killed, the survivor takes over.
 
 The log has three partitions, so each of the four projections has three partition views,
-twelve leases in all. Two projector processes (``python -m services.runner``) split them by
+twelve leases in all. Two projector processes (``python -m services.projector.runner``) split
+them by
 their fair share; one is killed with SIGKILL while events keep coming, the survivor takes
 its leases once they expire, and at the end the merged views equal the merge of the folds
 of every partition: no event lost, none applied twice.

@@ -25,10 +25,10 @@ from events.errors import CodecError
 from projections import PROJECTIONS, Projection, State, fold
 from projections.docs import Docs
 from projections.errors import InconsistentStateError
-from services.runner import MAX_DELIVERIES, ProjectorPool
+from services.projector.runner import MAX_DELIVERIES, ProjectorPool
 from services.store.keys import Keys
 from services.store.redis import RedisEventStore
-from services.views import load_view, view_keys
+from services.views.stored import load_view, view_keys
 from tests import factories as f
 
 DEADLINE = 60.0

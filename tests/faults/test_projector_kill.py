@@ -1,6 +1,7 @@
 """``kill -9`` the projector process at random points while events stream in.
 
-The projector runs as its own OS process (``python -m services.runner``). Events are appended
+The projector runs as its own OS process (``python -m services.projector.runner``). Events are
+appended
 in batches while it works; at a few random moments, once the view of a random projection has
 reached a random event of the latest batch, the process is killed with SIGKILL and started
 again (a new consumer name each time, so the new process must wait out the lease and take
@@ -28,7 +29,7 @@ import redis.asyncio as aioredis
 from events import AnyEvent, Recorded, Speaker
 from projections import PROJECTIONS, fold
 from services.store.redis import RedisEventStore
-from services.views import load_checkpoint, load_view
+from services.views.stored import load_checkpoint, load_view
 from tests import factories as f
 
 SOAK = os.environ.get("LEDGER_SOAK") == "1"
@@ -91,7 +92,7 @@ class Projector:
         env = {**os.environ, "PYTHONPATH": str(ROOT), **self.env}
         self.process = subprocess.Popen(
             [
-                sys.executable, "-m", "services.runner",
+                sys.executable, "-m", "services.projector.runner",
                 "--redis-url", self.url,
                 "--prefix", self.prefix,
                 "--lease-ms", "1000",

@@ -26,15 +26,15 @@ from structlog.testing import capture_logs
 
 import events
 from projections import PROJECTIONS
-from services.auth import Authenticator
 from services.http import build_http_app
-from services.inbox import build_inbox
-from services.redis_server import RedisProcess
-from services.runner import ProjectorPool
+from services.ingest.inbox import build_inbox
+from services.projector.runner import ProjectorPool
+from services.protection.auth import Authenticator
+from services.runtime.redis_server import RedisProcess
 from services.settings import Settings, Token
 from services.store.keys import Keys
 from services.store.redis import RedisEventStore, connect
-from services.views import load_checkpoint
+from services.views.stored import load_checkpoint
 from tests import factories as f
 
 DEADLINE = 30.0

@@ -25,7 +25,12 @@ import redis.asyncio as aioredis
 from events import AnyEvent, Place, Position, Recorded, Speaker, recorded_at_of
 from projections import PROJECTIONS, alignment, country_stance, fold
 from projections import community_victims as victims
-from services.asof import (
+from services.http import build_http_app
+from services.projector.runner import ProjectorPool
+from services.protection.auth import Authenticator
+from services.settings import Token, load_settings
+from services.store.redis import RedisEventStore
+from services.views.asof import (
     ASOF_PROJECTIONS,
     AsOfReader,
     CorruptSnapshotError,
@@ -42,11 +47,6 @@ from services.asof import (
     snapshot_keys,
     to_drop,
 )
-from services.auth import Authenticator
-from services.http import build_http_app
-from services.runner import ProjectorPool
-from services.settings import Token, load_settings
-from services.store.redis import RedisEventStore
 from tests import factories as f
 
 READER = "reader-token-0123456789abcdef01"

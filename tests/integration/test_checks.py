@@ -13,9 +13,9 @@ import pytest
 import redis.asyncio as aioredis
 from structlog.testing import capture_logs
 
-from services.checks import EvictionPolicyError, check_redis, redis_setup
-from services.redis_server import RedisProcess
-from services.runner import serve_projectors
+from services.projector.runner import serve_projectors
+from services.runtime.checks import EvictionPolicyError, check_redis, redis_setup
+from services.runtime.redis_server import RedisProcess
 
 
 @pytest.fixture

@@ -15,7 +15,6 @@ import uvicorn
 from litestar import Litestar
 
 from events import AnyEvent
-from services.auth import Authenticator
 from services.client import (
     LedgerClient,
     PublishAuthError,
@@ -25,6 +24,7 @@ from services.client import (
 )
 from services.http import build_http_app
 from services.metrics import IngestMetrics
+from services.protection.auth import Authenticator
 from services.settings import Token
 from services.store.keys import Keys
 from services.store.redis import RedisEventStore

@@ -23,11 +23,11 @@ import redis.asyncio as aioredis
 from typer.testing import CliRunner, Result
 
 from events import Place, VictimLine, recorded_at_of
-from services.audit import read_audit
-from services.auth import Authenticator
 from services.http import build_http_app
 from services.http.read import ReadSide
-from services.runner import ProjectorPool
+from services.projector.runner import ProjectorPool
+from services.protection.audit import read_audit
+from services.protection.auth import Authenticator
 from services.settings import Token
 from services.store.keys import Keys
 from services.store.redis import RedisEventStore

@@ -16,11 +16,11 @@ import redis.exceptions
 from typer.testing import CliRunner
 
 import events
-from services.app import Service, serve
-from services.auth import load_tokens_file, tokens_path
+from services.bootstrap import Service, serve
 from services.cli import main
-from services.embedded import EmbeddedRedis, password_path
+from services.protection.auth import load_tokens_file, tokens_path
 from services.reference import REFERENCE_FEEDS, scenario
+from services.runtime.embedded import EmbeddedRedis, password_path
 from services.settings import Settings
 from tests.factories import reported
 

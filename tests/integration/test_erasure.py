@@ -29,18 +29,18 @@ import redis.asyncio as aioredis
 
 from events import ERASED, Source, Speaker
 from projections import PROJECTIONS
-from services.auth import Authenticator
 from services.http import build_http_app
 from services.http.admin import AdminDeps
 from services.http.read import ReadSide
-from services.inbox import build_inbox
-from services.replay import Replay
-from services.runner import ProjectorPool
-from services.sealing import RedisKeyring, SealingStore
+from services.ingest.inbox import build_inbox
+from services.ops.transfer import export_events
+from services.projector.replay import Replay
+from services.projector.runner import ProjectorPool
+from services.protection.auth import Authenticator
 from services.settings import Settings, Token
 from services.store.keys import Keys
 from services.store.redis import RedisEventStore
-from services.transfer import export_events
+from services.store.sealing import RedisKeyring, SealingStore
 from tests import factories as f
 
 READER = "reader-token-0123456789abcdef01"

@@ -15,8 +15,8 @@ from litestar import Litestar
 
 import events
 from events import AnyEvent, Position, Recorded, position_key
-from services.auth import Authenticator
 from services.http import MAX_BODY_BYTES, build_http_app
+from services.protection.auth import Authenticator
 from services.settings import Token
 from services.store.base import Appended, EntityState
 from services.store.redis import RedisEventStore, connect

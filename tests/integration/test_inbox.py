@@ -15,7 +15,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from events import Event, encode
-from services.inbox import GROUP, Inbox, asyncapi_json, build_inbox
+from services.ingest.inbox import GROUP, Inbox, asyncapi_json, build_inbox
 from services.settings import Settings
 from services.store.keys import Keys
 from services.store.redis import RedisEventStore

@@ -20,14 +20,14 @@ import redis.asyncio as aioredis
 import uvicorn
 
 from projections import PROJECTIONS
-from services.auth import Authenticator
 from services.http import build_http_app
 from services.http.live import LiveHub
 from services.http.read import ReadSide
-from services.runner import ProjectorPool
+from services.projector.runner import ProjectorPool
+from services.protection.auth import Authenticator
 from services.settings import Token
 from services.store.redis import RedisEventStore
-from services.views import load_checkpoint
+from services.views.stored import load_checkpoint
 from tests import factories as f
 
 READER = "reader-token-0123456789abcdef01"

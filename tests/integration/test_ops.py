@@ -19,10 +19,9 @@ from typer.testing import CliRunner, Result
 
 from events import Position, Recorded, from_fields, recorded_at_of, to_fields
 from projections import PROJECTIONS, fold
-from services.auth import Authenticator
 from services.http import build_http_app
 from services.http.admin import AdminDeps
-from services.ops import (
+from services.ops.core import (
     DeadLetterError,
     DeadLetterNotFoundError,
     DeadLetterStillFailsError,
@@ -33,11 +32,12 @@ from services.ops import (
     ledger_status,
     verify,
 )
-from services.runner import ProjectorPool
+from services.projector.runner import ProjectorPool
+from services.protection.auth import Authenticator
 from services.settings import Token
 from services.store.keys import Keys
 from services.store.redis import RedisEventStore
-from services.views import load_view, view_keys
+from services.views.stored import load_view, view_keys
 from tests import factories as f
 
 DEADLINE = 30.0

@@ -31,11 +31,9 @@ from events import (
 )
 from projections import PROJECTIONS, Projection, fold
 from projections.docs import Docs
-from services.asof import ASOF_PROJECTIONS, AsOfReader, Snapshotter
-from services.auth import Authenticator
 from services.http import build_http_app
 from services.http.admin import AdminDeps
-from services.ops import (
+from services.ops.core import (
     DeadLetterNotFoundError,
     dlq_drop,
     dlq_list,
@@ -45,13 +43,15 @@ from services.ops import (
     parse_letter_id,
     verify_all,
 )
-from services.replay import Replay, ReplayPartitionedError, ReplayRecord, replay_status
-from services.runner import ProjectorPool
+from services.ops.transfer import export_events, import_lines
+from services.projector.replay import Replay, ReplayPartitionedError, ReplayRecord, replay_status
+from services.projector.runner import ProjectorPool
+from services.protection.auth import Authenticator
 from services.settings import Token
 from services.store.keys import Keys
 from services.store.redis import RedisEventStore
-from services.transfer import export_events, import_lines
-from services.views import active_generation, current_view_keys, load_view_paged, view_keys
+from services.views.asof import ASOF_PROJECTIONS, AsOfReader, Snapshotter
+from services.views.stored import active_generation, current_view_keys, load_view_paged, view_keys
 from tests import factories as f
 
 PARTITIONS = 3

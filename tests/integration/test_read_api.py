@@ -20,9 +20,10 @@ from events import AnyEvent, Place, Speaker, VictimLine
 from projections import PROJECTIONS
 from projections import community_victims as cv
 from projections.suppression import exact, protected_query
-from services.auth import Authenticator
 from services.http import build_http_app
 from services.http.read import ReadSide
+from services.projector.runner import ProjectorPool
+from services.protection.auth import Authenticator
 from services.reference import (
     DUPLICATE_INCIDENT,
     MAIN_INCIDENT,
@@ -30,10 +31,9 @@ from services.reference import (
     UNVERIFIED_INCIDENT,
     scenario,
 )
-from services.runner import ProjectorPool
 from services.settings import Token
 from services.store.redis import RedisEventStore
-from services.views import load_checkpoint
+from services.views.stored import load_checkpoint
 from tests import factories as f
 
 READER = "reader-token-0123456789abcdef01"

@@ -14,8 +14,8 @@ import redis.exceptions as rexc
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from services import redis_server
-from services.redis_server import (
+from services.runtime import redis_server
+from services.runtime.redis_server import (
     MIN_VERSION,
     RedisBinaryNotFoundError,
     RedisCliNotFoundError,

@@ -10,7 +10,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from events import MAX_BATCH, CodecError, Position
-from services.redis_server import free_port
+from services.runtime.redis_server import free_port
 from services.store.base import (
     Appended,
     ConflictError,

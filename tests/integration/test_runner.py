@@ -30,18 +30,18 @@ from events import (
 from events.errors import CodecError
 from projections import PROJECTIONS, Projection, State, fold
 from projections.docs import Docs
-from services.redis_server import RedisProcess
-from services.runner import (
+from services.projector.runner import (
     MAX_DELIVERIES,
     ProjectorFailedError,
     ProjectorPool,
     Step,
     serve_projectors,
 )
+from services.runtime.redis_server import RedisProcess
 from services.store import StoreUnavailableError
 from services.store.keys import Keys
 from services.store.redis import RedisEventStore, connect
-from services.views import load_checkpoint, load_kind, load_view, view_keys
+from services.views.stored import load_checkpoint, load_kind, load_view, view_keys
 from tests import factories as f
 
 DEADLINE = 20.0

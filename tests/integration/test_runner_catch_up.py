@@ -21,10 +21,10 @@ from events import AnyEvent, Recorded, from_fields, recorded_at_of
 from events.errors import CodecError
 from projections import PROJECTIONS, Projection, State, fold
 from projections.docs import Docs
-from services.runner import MAX_DELIVERIES, ProjectorPool, Step
+from services.projector.runner import MAX_DELIVERIES, ProjectorPool, Step
 from services.store.keys import Keys
 from services.store.redis import RedisEventStore
-from services.views import load_view, load_view_paged, view_keys
+from services.views.stored import load_view, load_view_paged, view_keys
 from tests import factories as f
 
 DEADLINE = 30.0

@@ -17,11 +17,11 @@ import redis.asyncio as aioredis
 
 from events import IncidentReported, Place, Recorded, Speaker, VictimLine
 from projections import PROJECTIONS, fold
-from services.runner import ProjectorPool
+from services.ops.transfer import acled_rows, export_events, import_acled, import_lines
+from services.projector.runner import ProjectorPool
 from services.store.keys import Keys
 from services.store.redis import RedisEventStore
-from services.transfer import acled_rows, export_events, import_acled, import_lines
-from services.views import load_view
+from services.views.stored import load_view
 from tests import factories as f
 
 DEADLINE = 30.0

@@ -17,9 +17,9 @@ from benchmarks.workload import Workload
 from projections import PROJECTIONS
 from services.http import read as read_module
 from services.http.read import ViewReader
-from services.runner import ProjectorPool
+from services.projector.runner import ProjectorPool
 from services.store.redis import RedisEventStore
-from services.views import (
+from services.views.stored import (
     CHANGES_FOLLOWED,
     CHANGES_LISTED,
     KindsRead,

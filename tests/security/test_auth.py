@@ -15,9 +15,9 @@ import structlog
 from structlog.testing import capture_logs
 
 import events
-from services.auth import Authenticator
 from services.http import build_http_app
 from services.logging import configure_logging
+from services.protection.auth import Authenticator
 from services.settings import Token
 from services.store.memory import InMemoryEventStore
 from tests.factories import reported

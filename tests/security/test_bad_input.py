@@ -18,8 +18,8 @@ import redis.asyncio as aioredis
 
 import events
 from events import MAX_BATCH, AnyEvent
-from services.auth import Authenticator
 from services.http import MAX_BODY_BYTES, build_http_app
+from services.protection.auth import Authenticator
 from services.settings import Token
 from services.store.keys import Keys
 from services.store.redis import RedisEventStore

@@ -1,6 +1,6 @@
 """The authorisation matrix: every route of the wired app x every kind of caller.
 
-The routes are enumerated from the Litestar app that :func:`services.app.build_app` wires,
+The routes are enumerated from the Litestar app that :func:`services.bootstrap.build_app` wires,
 so a route added without an entry in :data:`POLICY` fails :class:`TestPolicyCoversEveryRoute`.
 Each (route, method) is then called with no token, an unknown token, a feed token, a reader
 token, an analyst token and an operator token, and must answer what its policy says:
@@ -32,9 +32,9 @@ from litestar.routes import HTTPRoute
 from structlog.testing import capture_logs
 
 import events
-from services import auth as auth_module
-from services.app import Service, build_app
-from services.auth import Authenticator
+from services.protection import auth as auth_module
+from services.bootstrap import Service, build_app
+from services.protection.auth import Authenticator
 from services.settings import Settings, Token
 from tests.factories import reported
 

@@ -1,6 +1,6 @@
 """Generated requests against the service's own OpenAPI document (schemathesis).
 
-The wired app (:func:`services.app.build_app`, on the test Redis under a prefix of its own)
+The wired app (:func:`services.bootstrap.build_app`, on the test Redis under a prefix of its own)
 runs under uvicorn in a thread; its ``/openapi.json`` is loaded with
 ``schemathesis.openapi.from_url`` and every operation is called with generated requests,
 both valid by the schema (positive) and invalid (negative), with the token its role needs:
@@ -33,7 +33,7 @@ from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance, status_code_conformance
 
-from services.app import bind, build_app
+from services.bootstrap import bind, build_app
 from services.settings import Settings, Token
 
 SOAK = os.environ.get("LEDGER_SOAK") == "1"

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-from services import auth
-from services.auth import (
+from services.protection import auth
+from services.errors import SettingsError
+from services.protection.auth import (
     AuthenticationError,
     Authenticator,
     PermissionDeniedError,
@@ -19,7 +20,6 @@ from services.auth import (
     load_tokens_file,
     tokens_path,
 )
-from services.errors import SettingsError
 from services.settings import Settings, Token, parse_tokens
 
 SOHR = "feed-sohr-secret-0123456789abcdef"

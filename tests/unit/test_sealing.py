@@ -33,7 +33,9 @@ from projections import PROJECTIONS, fold
 from projections import community_victims as victims_projection
 from projections import country_stance as stance_projection
 from projections import incidents as incidents_projection
-from services.sealing import (
+from services.store.base import AppendRejectedError
+from services.store.memory import InMemoryEventStore
+from services.store.sealing import (
     OPERATOR_FEED,
     DataKey,
     MemoryKeyring,
@@ -43,8 +45,6 @@ from services.sealing import (
     seal,
     unseal,
 )
-from services.store.base import AppendRejectedError
-from services.store.memory import InMemoryEventStore
 from tests import factories as f
 
 NOTES = "Witness Jane Roe-Example saw the strike"

@@ -44,8 +44,8 @@ from projections.suppression import (
     small_communities,
     suppress,
 )
-from services.auth import sees_exact
 from services.errors import SettingsError
+from services.protection.auth import sees_exact
 from services.settings import load_settings, parse_tokens
 from tests.unit._builders import folded, line, reported
 

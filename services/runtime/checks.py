@@ -19,7 +19,7 @@ import redis.asyncio as aioredis
 import redis.exceptions as rexc
 import structlog
 
-from .errors import LedgerError
+from services.errors import LedgerError
 
 __all__ = ["EvictionPolicyError", "RedisCheckError", "RedisSetup", "check_redis", "redis_setup"]
 

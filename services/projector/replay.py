@@ -1,7 +1,7 @@
 """Rebuilding a view beside the live one (blue/green), and views as they stood at a position.
 
 ``ledger replay <projection>`` folds the whole log into a **new generation** of the view
-(``<prefix>:{view:<name>:v<version>:g<N>}:<kind>``, see :mod:`services.views`) while the live
+(``<prefix>:{view:<name>:v<version>:g<N>}:<kind>``, see :mod:`services.views.stored`) while the live
 generation keeps serving, then swaps it in:
 
 1. **Build.** A reader of its own (``XRANGE`` in batches, no consumer group) folds the log
@@ -47,7 +47,7 @@ skipped. The progress callback counts the events of every partition.
 generation ``until-<position>`` (the last position it includes) and touches nothing else;
 it is read with ``load_view(..., generation="until-<position>")``. On several partitions it
 is refused (:class:`ReplayPartitionedError`): a single position names no point of N logs,
-and views as of a time are what ``GET ...?as_of=`` answers there (:mod:`services.asof`).
+and views as of a time are what ``GET ...?as_of=`` answers there (:mod:`services.views.asof`).
 """
 
 from __future__ import annotations
@@ -66,11 +66,10 @@ import structlog
 from events import Position, Recorded, from_fields, recorded_at_of
 from projections import PROJECTIONS, Projection
 from projections.docs import Docs, Key
-
-from .errors import LedgerError
-from .runner import RELEASE_SCRIPT, RENEW_SCRIPT
-from .store.keys import Keys
-from .views import (
+from services.errors import LedgerError
+from services.projector.runner import RELEASE_SCRIPT, RENEW_SCRIPT
+from services.store.keys import Keys
+from services.views.stored import (
     LUA_WRITE_DOCS,
     Generation,
     ViewKeys,
@@ -133,7 +132,7 @@ class ReplayPartitionedError(ReplayError):
 
     A view as it stood at a point is built from one log; on N partitions a position names
     no point of them all. Remedy: read the view as of a time with ``GET ...?as_of=``
-    (:mod:`services.asof` merges the partitions' folds up to it). Plain rebuilds work.
+    (:mod:`services.views.asof` merges the partitions' folds up to it). Plain rebuilds work.
     """
 
 

@@ -30,10 +30,9 @@ import msgspec
 import redis.asyncio as aioredis
 
 from events import recorded_at_of
-
-from .errors import LedgerError
-from .settings import Token
-from .store.keys import Keys
+from services.errors import LedgerError
+from services.settings import Token
+from services.store.keys import Keys
 
 __all__ = ["AuditEntry", "InvalidSinceError", "parse_since", "read_audit", "record_read"]
 

@@ -1,6 +1,6 @@
 """The embedded default: a private redis-server under the data directory.
 
-Without ``LEDGER_REDIS_URL`` the service starts its own Redis (``services.redis_server``):
+Without ``LEDGER_REDIS_URL`` the service starts its own Redis (``services.runtime.redis_server``):
 data and AOF under ``<data_dir>/redis`` with the configured fsync policy, bound to
 127.0.0.1 on a free port, and reachable only as the ACL user ``ledger`` with a password
 generated once into ``<data_dir>/redis.password`` (mode 0600) and reused on later starts; the
@@ -16,10 +16,10 @@ from typing import Final
 
 import structlog
 
-from .auth import read_private, write_private
-from .logging import redactor
-from .redis_server import RedisProcess
-from .settings import Settings
+from services.logging import redactor
+from services.protection.auth import read_private, write_private
+from services.runtime.redis_server import RedisProcess
+from services.settings import Settings
 
 log = structlog.get_logger(__name__)
 

@@ -54,13 +54,12 @@ from rich.text import Text
 
 from events import Position, position_key
 from projections import PROJECTIONS, Projection
-
-from .checks import redis_setup
-from .errors import LedgerError
-from .replay import FoldRun, ProgressCallback, replay_status
-from .runner import RELEASE_SCRIPT, ProjectorPool
-from .store.keys import Keys
-from .views import (
+from services.errors import LedgerError
+from services.projector.replay import FoldRun, ProgressCallback, replay_status
+from services.projector.runner import RELEASE_SCRIPT, ProjectorPool
+from services.runtime.checks import redis_setup
+from services.store.keys import Keys
+from services.views.stored import (
     LUA_WRITE_DOCS,
     CorruptViewError,
     ViewChangedError,
@@ -151,7 +150,7 @@ class LogStatus(msgspec.Struct, frozen=True, kw_only=True):
     """The event log: how many events and where it begins and ends.
 
     On several partitions ``length`` counts every partition and ``first``/``last`` are the
-    partitions' ends joined (:func:`services.views.joined`).
+    partitions' ends joined (:func:`services.views.stored.joined`).
     """
 
     length: int

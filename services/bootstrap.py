@@ -3,7 +3,7 @@
 :func:`build_app` makes every part from the settings without connecting anywhere: the Redis
 client (1 s timeouts), the event store, the HTTP app (with its read side), the Redis inbox
 consumer, the projector pool and, beside the projectors, the as-of snapshotter
-(:mod:`services.asof`). :func:`serve` runs them: the embedded Redis first (when no
+(:mod:`services.views.asof`). :func:`serve` runs them: the embedded Redis first (when no
 ``LEDGER_REDIS_URL`` is set), then the inbox and the projectors, then uvicorn; on SIGINT or
 SIGTERM it stops in the reverse order, uvicorn first (in-flight requests finish) and the
 embedded Redis last.
@@ -23,21 +23,21 @@ import structlog
 import uvicorn
 from litestar import Litestar
 
-from .asof import snapshotter_for
-from .auth import Authenticator, ensure_tokens
-from .checks import check_redis
-from .embedded import EmbeddedRedis
-from .errors import SettingsError
-from .http import build_http_app
-from .http.admin import AdminDeps
-from .http.read import ReadSide, projector_state_of
-from .logging import configure_logging, redactor
-from .metrics import IngestMetrics
-from .runner import ProjectorPool, tune_collector
-from .sealing import SealingStore, keyring_for
-from .settings import Settings
-from .store.base import EventStore
-from .store.redis import BULK_SOCKET_TIMEOUT, RedisEventStore, connect, learn_slots
+from services.errors import SettingsError
+from services.http import build_http_app
+from services.http.admin import AdminDeps
+from services.http.read import ReadSide, projector_state_of
+from services.logging import configure_logging, redactor
+from services.metrics import IngestMetrics
+from services.projector.runner import ProjectorPool, tune_collector
+from services.protection.auth import Authenticator, ensure_tokens
+from services.runtime.checks import check_redis
+from services.runtime.embedded import EmbeddedRedis
+from services.settings import Settings
+from services.store.base import EventStore
+from services.store.redis import BULK_SOCKET_TIMEOUT, RedisEventStore, connect, learn_slots
+from services.store.sealing import SealingStore, keyring_for
+from services.views.asof import snapshotter_for
 
 log = structlog.get_logger(__name__)
 
@@ -110,7 +110,7 @@ class Service:
 
 
 def _inbox(settings: Settings, store: EventStore, redis_url: str) -> Component | None:
-    """The Redis inbox consumer, when ``services.inbox`` is installed (not on a cluster)."""
+    """The Redis inbox consumer, when ``services.ingest.inbox`` is installed (not on a cluster)."""
     if settings.cluster:
         log.warning(
             "inbox.off",
@@ -118,9 +118,9 @@ def _inbox(settings: Settings, store: EventStore, redis_url: str) -> Component |
         )
         return None
     try:
-        from .inbox import build_inbox  # noqa: PLC0415  # optional until the inbox lands
+        from services.ingest.inbox import build_inbox  # noqa: PLC0415  # optional until the inbox lands
     except ImportError:
-        log.warning("inbox.unavailable", reason="services.inbox is not installed")
+        log.warning("inbox.unavailable", reason="services.ingest.inbox is not installed")
         return None
     inbox: Component = build_inbox(settings, store, redis_url)
     return inbox
@@ -131,7 +131,7 @@ def _asyncapi(inbox: Component | None) -> Callable[[], Mapping[str, Any]] | None
     if inbox is None:
         return None
     try:
-        from .inbox import asyncapi_json  # noqa: PLC0415  # optional until the inbox lands
+        from services.ingest.inbox import asyncapi_json  # noqa: PLC0415  # optional until the inbox lands
     except ImportError:
         return None
     return lambda: asyncapi_json(inbox)  # type: ignore[arg-type]

@@ -6,7 +6,7 @@ Roles (``Settings.tokens``, from ``LEDGER_TOKENS=role[:feed]=token,…``):
 - ``reader`` reads (views, metrics); it never publishes, and gets community figures with
   small counts withheld (:mod:`projections.suppression`);
 - ``analyst`` reads like a reader but is cleared for exact community figures; every answer
-  that carries them to it is audited (:mod:`services.audit`);
+  that carries them to it is audited (:mod:`services.protection.audit`);
 - ``operator`` runs the service (metrics, operational endpoints); it does not publish either:
   every event in the log is attributable to exactly one feed's token, so an operator who
   needs to publish is given a feed token of its own. It sees exact community figures,
@@ -42,8 +42,8 @@ import structlog
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Receive, Scope, Send
 
-from .errors import LedgerError, SettingsError
-from .settings import Settings, Token, parse_tokens
+from services.errors import LedgerError, SettingsError
+from services.settings import Settings, Token, parse_tokens
 
 log = structlog.get_logger(__name__)
 
@@ -191,7 +191,7 @@ def _token_from_query(scope: Scope) -> Scope:
 def reference_feeds() -> tuple[str, ...]:
     """The feeds of the reference scenario (none while that module is absent)."""
     try:
-        from .reference import REFERENCE_FEEDS  # noqa: PLC0415  # optional sibling module
+        from services.reference import REFERENCE_FEEDS  # noqa: PLC0415  # optional sibling module
     except ImportError:  # pragma: no cover - only while the scenario is not installed
         return ()
     return tuple(REFERENCE_FEEDS)

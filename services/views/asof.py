@@ -77,14 +77,13 @@ import structlog
 from events import CodecError, Position, Recorded, from_fields, position_key, recorded_at_of
 from projections import PROJECTIONS, Projection, State
 from projections.docs import Docs
-
-from .checks import check_redis
-from .errors import LedgerError
-from .settings import Settings
-from .signals import stop_on_signals
-from .store.keys import Keys
-from .store.redis import BULK_SOCKET_TIMEOUT, connect, learn_slots
-from .views import joined, split
+from services.errors import LedgerError
+from services.runtime.checks import check_redis
+from services.settings import Settings
+from services.signals import stop_on_signals
+from services.store.keys import Keys
+from services.store.redis import BULK_SOCKET_TIMEOUT, connect, learn_slots
+from services.views.stored import joined, split
 
 __all__ = [
     "ASOF_PROJECTIONS",
@@ -447,7 +446,7 @@ class AsOfReader:
     ``partitions > 1``) each partition's events recorded at or before the time are folded
     from the start of that partition, without snapshots, and the folds are merged
     (``projection.merge``); the position answered is the partitions' last positions at or
-    before the time, joined (:func:`services.views.joined`).
+    before the time, joined (:func:`services.views.stored.joined`).
     """
 
     def __init__(

@@ -32,7 +32,7 @@ written before the first start are consumed too (FastStream would create it at `
 
 **Private text.** A submission holds its private text (notes, urls, speaker names) in the
 clear, so an entry is deleted (``XDEL``, with its ``XACK``) once it is appended or rejected:
-the text rests sealed in the log only (:mod:`services.sealing`). The rejected stream keeps
+the text rests sealed in the log only (:mod:`services.store.sealing`). The rejected stream keeps
 invalid submissions as they came, text included, for the feed's operators to read: it is
 capped (``XADD MAXLEN ~ settings.inbox_rejected_maxlen``, ``LEDGER_INBOX_REJECTED_MAXLEN``)
 and erasure does not reach it; its entries age out as new ones arrive.
@@ -57,18 +57,17 @@ from faststream.specification import AsyncAPI
 from typing_extensions import TypedDict
 
 from events import AnyEvent, InvalidEventError, Problem, parse_submission
-
-from .errors import LedgerError
-from .settings import Settings
-from .store.base import (
+from services.errors import LedgerError
+from services.settings import Settings
+from services.store.base import (
     AppendRejectedError,
     ConflictError,
     EventStore,
     StoreError,
     StoreUnavailableError,
 )
-from .store.keys import Keys
-from .store.redis import connect
+from services.store.keys import Keys
+from services.store.redis import connect
 
 GROUP: Final = "ledger-inbox"
 """The consumer group every inbox process reads in."""

@@ -1,6 +1,6 @@
 """The ``ledger`` command line.
 
-- ``ledger serve [--no-projectors]`` runs the service (see :mod:`services.app`).
+- ``ledger serve [--no-projectors]`` runs the service (see :mod:`services.bootstrap`).
 - ``ledger seed reference [--url URL] [--token TOKEN]`` publishes the reference scenario
   through the public HTTP API, as any feed would.
 - ``ledger project`` runs the projectors only (the projector containers of the deployment).
@@ -40,10 +40,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.text import Text
 
 from events import AnyEvent
-
-from .auth import feed_tokens, load_tokens_file, tokens_path
-from .errors import LedgerError, SettingsError
-from .settings import Settings, load_settings
+from services.errors import LedgerError, SettingsError
+from services.protection.auth import feed_tokens, load_tokens_file, tokens_path
+from services.settings import Settings, load_settings
 
 main = typer.Typer(
     name="ledger",
@@ -87,7 +86,7 @@ def serve(
     ] = None,
 ) -> None:
     """Run the ledger: HTTP API, Redis inbox, projectors (and an embedded Redis by default)."""
-    from .app import run  # noqa: PLC0415  # keep `ledger --help` light
+    from services.bootstrap import run  # noqa: PLC0415  # keep `ledger --help` light
 
     settings = _settings()
     try:
@@ -143,7 +142,7 @@ def batches(
 
 
 async def _publish(url: str, runs: list[tuple[str, list[AnyEvent]]], progress: Progress) -> int:
-    from .client import LedgerClient  # noqa: PLC0415  # httpx only when publishing
+    from services.client import LedgerClient  # noqa: PLC0415  # httpx only when publishing
 
     task = progress.add_task("publishing", total=sum(len(r) for _, r in runs))
     appended = 0
@@ -173,7 +172,7 @@ def seed_reference(
     ] = None,
 ) -> None:
     """Publish the reference scenario (coastal Syria, March 2025) through the HTTP API."""
-    from .reference import scenario  # noqa: PLC0415  # keep `ledger --help` light
+    from services.reference import scenario  # noqa: PLC0415  # keep `ledger --help` light
 
     settings = _settings()
     events = scenario()
@@ -211,7 +210,7 @@ def redis_url_for(settings: Settings) -> str:
     """The Redis the operator commands use: LEDGER_REDIS_URL, else the running embedded one."""
     if settings.redis_url:
         return settings.redis_url
-    from .embedded import port_path, running_url  # noqa: PLC0415  # keep `ledger --help` light
+    from services.runtime.embedded import port_path, running_url  # noqa: PLC0415  # keep `ledger --help` light
 
     url = running_url(settings.data_dir)
     if url is None:
@@ -226,7 +225,7 @@ def _run_ops(work: Callable[[Any, Settings], Awaitable[_R]]) -> _R:
     """Run ``work(client, settings)`` on a Redis client for the configured Redis."""
     import redis.exceptions as rexc  # noqa: PLC0415
 
-    from .store.redis import connect  # noqa: PLC0415
+    from services.store.redis import connect  # noqa: PLC0415
 
     settings = _settings()
     try:
@@ -274,8 +273,8 @@ def project(
     """Run the projectors only, until SIGTERM/SIGINT (refuses a Redis that may evict keys)."""
     import argparse  # noqa: PLC0415
 
-    from .logging import configure_logging  # noqa: PLC0415
-    from .runner import serve_projectors  # noqa: PLC0415
+    from services.logging import configure_logging  # noqa: PLC0415
+    from services.projector.runner import serve_projectors  # noqa: PLC0415
 
     settings = _settings()
     try:
@@ -313,8 +312,8 @@ def snapshots(
     seconds of CPU, which on a shared machine should come from idle time, not from the API's
     or the projectors' (at 1M events it held live latency at seconds without).
     """
-    from .asof import SnapshotsOffError, serve_snapshots  # noqa: PLC0415
-    from .logging import configure_logging  # noqa: PLC0415
+    from services.logging import configure_logging  # noqa: PLC0415
+    from services.views.asof import SnapshotsOffError, serve_snapshots  # noqa: PLC0415
 
     os.nice(10)
     settings = _settings()
@@ -333,7 +332,7 @@ def snapshots(
 
 def projections_named(name: str) -> list[Any]:
     """The projection ``name`` or every one for ``all`` (:class:`LedgerError` otherwise)."""
-    from .replay import projections_named as named  # noqa: PLC0415
+    from services.projector.replay import projections_named as named  # noqa: PLC0415
 
     return named(name)
 
@@ -348,9 +347,9 @@ def replay(
     batch_size: Annotated[int, typer.Option(help="Events per batch.")] = 1000,
 ) -> None:
     """Rebuild a view beside the live one and swap it in (resumes an interrupted rebuild)."""
-    from .ops import progress_display  # noqa: PLC0415
-    from .replay import Replay, parse_until, refuse_until_partitioned  # noqa: PLC0415
-    from .views import view_keys  # noqa: PLC0415
+    from services.ops.core import progress_display  # noqa: PLC0415
+    from services.projector.replay import Replay, parse_until, refuse_until_partitioned  # noqa: PLC0415
+    from services.views.stored import view_keys  # noqa: PLC0415
 
     try:
         chosen = projections_named(projection)
@@ -385,7 +384,7 @@ def replay(
                 f"under generation {name}:\n"
                 + "".join(f"  {kind}: HGETALL {key}\n" for kind, key in keys.kinds.items())
                 + f"  checkpoint: HGET {keys.meta} position\n"
-                + f"  in Python: services.views.load_view(client, {settings.key_prefix!r}, "
+                + f"  in Python: services.views.stored.load_view(client, {settings.key_prefix!r}, "
                 f"PROJECTIONS[{one.name!r}], generation={name!r})",
                 soft_wrap=True,
                 highlight=False,
@@ -408,7 +407,7 @@ def status(
     import msgspec  # noqa: PLC0415
     from rich.table import Table  # noqa: PLC0415
 
-    from .ops import ledger_status  # noqa: PLC0415
+    from services.ops.core import ledger_status  # noqa: PLC0415
 
     found = _run_ops(lambda client, settings: ledger_status(client, settings.keys))
     if as_json:
@@ -460,7 +459,7 @@ def verify(
     projection: Annotated[str, typer.Argument(help="A projection's name, or all.")],
 ) -> None:
     """Compare stored views with the pure fold of the log to their checkpoints; 1 if any differ."""
-    from .ops import verify_all  # noqa: PLC0415
+    from services.ops.core import verify_all  # noqa: PLC0415
 
     try:
         chosen = projections_named(projection)
@@ -506,7 +505,7 @@ def dlq_list_command(
     """List dead letters, oldest first."""
     import msgspec  # noqa: PLC0415
 
-    from .ops import dlq_list  # noqa: PLC0415
+    from services.ops.core import dlq_list  # noqa: PLC0415
 
     letters = _run_ops(lambda client, settings: dlq_list(client, settings.keys, count=limit))
     if as_json:
@@ -528,7 +527,7 @@ def dlq_show_command(ident: Annotated[str, typer.Argument(help="The dead letter'
     """Show one dead letter with its entry."""
     import msgspec  # noqa: PLC0415
 
-    from .ops import dlq_show  # noqa: PLC0415
+    from services.ops.core import dlq_show  # noqa: PLC0415
 
     letter = _run_ops(lambda client, settings: dlq_show(client, settings.keys, ident))
     sys.stdout.write(msgspec.json.format(msgspec.json.encode(letter)).decode() + "\n")
@@ -537,7 +536,7 @@ def dlq_show_command(ident: Annotated[str, typer.Argument(help="The dead letter'
 @dlq_app.command("retry")
 def dlq_retry_command(ident: Annotated[str, typer.Argument(help="The dead letter's id.")]) -> None:
     """Apply a dead letter to the live view (after a fix) and remove it; the retry is logged."""
-    from .ops import dlq_retry  # noqa: PLC0415
+    from services.ops.core import dlq_retry  # noqa: PLC0415
 
     letter = _run_ops(lambda client, settings: dlq_retry(client, settings.keys, ident, by="cli"))
     _err.print(f"retried {letter.id}: {letter.projection} now includes {letter.position}")
@@ -549,7 +548,7 @@ def dlq_drop_command(
     reason: Annotated[str, typer.Option(help="Why it is dropped (recorded in the dlq log).")],
 ) -> None:
     """Drop a dead letter, recording it and the reason in the dead-letter log."""
-    from .ops import dlq_drop  # noqa: PLC0415
+    from services.ops.core import dlq_drop  # noqa: PLC0415
 
     letter = _run_ops(
         lambda client, settings: dlq_drop(client, settings.keys, ident, reason=reason, by="cli")
@@ -570,9 +569,9 @@ def export(
     ] = None,
 ) -> None:
     """Export the log as JSON lines (position, recorded_at, type, v, event)."""
-    from .ops import progress_display  # noqa: PLC0415
-    from .sealing import keyring_for  # noqa: PLC0415
-    from .transfer import export_events  # noqa: PLC0415
+    from services.ops.core import progress_display  # noqa: PLC0415
+    from services.ops.transfer import export_events  # noqa: PLC0415
+    from services.store.sealing import keyring_for  # noqa: PLC0415
 
     async def work(client: Any, settings: Settings) -> int:
         keyring = keyring_for(settings.keyring, client, settings.key_prefix)
@@ -606,15 +605,15 @@ def import_command(
     batch_size: Annotated[int, typer.Option(help="Events per append.")] = 500,
 ) -> None:
     """Append events from a file through the validated, idempotent path; re-imports add nothing."""
-    from .ops import progress_display  # noqa: PLC0415
-    from .store.redis import RedisEventStore  # noqa: PLC0415
-    from .transfer import (  # noqa: PLC0415
+    from services.ops.core import progress_display  # noqa: PLC0415
+    from services.ops.transfer import (  # noqa: PLC0415
         OnError,
         acled_rows,
         count_lines,
         import_acled,
         import_lines,
     )
+    from services.store.redis import RedisEventStore  # noqa: PLC0415
 
     if on_error not in ("stop", "skip"):
         raise _fail(SettingsError("--on-error must be stop or skip"), 2)
@@ -627,7 +626,7 @@ def import_command(
 
     mode: OnError = "skip" if on_error == "skip" else "stop"
 
-    from .sealing import SealingStore, keyring_for  # noqa: PLC0415
+    from services.store.sealing import SealingStore, keyring_for  # noqa: PLC0415
 
     async def work(client: Any, settings: Settings) -> Any:
         store = SealingStore(
@@ -691,11 +690,10 @@ def erase(
     data key: the text reads "[erased]" in the API, exports and replays from then on.
     """
     from events import InvalidEventError  # noqa: PLC0415
-
-    from .sealing import SealingStore, keyring_for  # noqa: PLC0415
-    from .sealing import erase as erase_text  # noqa: PLC0415
-    from .store.base import AppendRejectedError  # noqa: PLC0415
-    from .store.redis import RedisEventStore  # noqa: PLC0415
+    from services.store.base import AppendRejectedError  # noqa: PLC0415
+    from services.store.redis import RedisEventStore  # noqa: PLC0415
+    from services.store.sealing import SealingStore, keyring_for  # noqa: PLC0415
+    from services.store.sealing import erase as erase_text  # noqa: PLC0415
 
     if kind not in ("incident", "statement"):
         raise _fail(SettingsError(f"KIND must be incident or statement, got {kind!r}"), 2)
@@ -734,7 +732,7 @@ def audit(
     """Who read exact community figures: token, endpoint, filters, when (oldest first)."""
     import msgspec  # noqa: PLC0415
 
-    from .audit import parse_since, read_audit  # noqa: PLC0415
+    from services.protection.audit import parse_since, read_audit  # noqa: PLC0415
 
     if since is not None:
         try:
@@ -757,7 +755,3 @@ def audit(
             markup=False,
         )
     _err.print(f"{len(entries)} audit entries")
-
-
-if __name__ == "__main__":  # python -m services.cli
-    main()

@@ -68,9 +68,8 @@ from events import (
     with_private,
 )
 from events.errors import CodecError
-
-from .settings import OPERATOR_FEED
-from .store.base import (
+from services.settings import OPERATOR_FEED
+from services.store.base import (
     Appended,
     AppendRejectedError,
     EntityState,
@@ -78,8 +77,8 @@ from .store.base import (
     StoreError,
     StoreUnavailableError,
 )
-from .store.keys import Keys
-from .store.memory import START
+from services.store.keys import Keys
+from services.store.memory import START
 
 __all__ = [
     "OPERATOR_FEED",

@@ -77,12 +77,11 @@ from events import (
     position_key,
     recorded_at_of,
 )
-
-from .errors import LedgerError
-from .replay import ProgressCallback
-from .sealing import Keyring, open_records
-from .store.base import AppendRejectedError, ConflictError, EventStore
-from .store.keys import Keys
+from services.errors import LedgerError
+from services.projector.replay import ProgressCallback
+from services.store.base import AppendRejectedError, ConflictError, EventStore
+from services.store.keys import Keys
+from services.store.sealing import Keyring, open_records
 
 __all__ = [
     "ACLED_NAMESPACE",
@@ -225,13 +224,13 @@ async def export_events(
     """Write the log (positions ``start``..``end``, both included) as JSON lines; the count.
 
     With ``keyring`` the private text of sealed events is restored (``"[erased]"`` where an
-    operator erased it, see :mod:`services.sealing`); without, events are written as stored,
+    operator erased it, see :mod:`services.store.sealing`); without, events are written as stored,
     with placeholders, and an import of the file would not bring the text back.
 
     On several partitions the events of every partition are written in the order of
     (position, partition), each line as on one partition (positions are entry ids within
     their partition). ``start`` and ``end`` are then one position bounding every partition,
-    or one per partition joined by commas (as :func:`services.views.joined` writes them).
+    or one per partition joined by commas (as :func:`services.views.stored.joined` writes them).
     """
     keys = Keys.of(prefix)
     lows = _bounds(start, keys.partitions, "-")

@@ -3,7 +3,8 @@
 A projection ``name`` at ``version`` keeps one hash per document kind,
 ``<prefix>:{view:<name>:v<version>}:<kind>`` (document id → the document as JSON), and a meta
 hash ``<prefix>:{view:<name>:v<version>}:meta`` whose field ``position`` is the checkpoint:
-the last log position the documents include. The runner (:mod:`services.runner`) writes the
+the last log position the documents include. The runner (:mod:`services.projector.runner`)
+writes the
 changed documents and the checkpoint in one atomic step, so whatever a reader loads in one
 ``MULTI``/``EXEC`` is the fold of the log up to that checkpoint, never half a batch.
 
@@ -38,9 +39,8 @@ import redis.asyncio as aioredis
 from events import Position, position_key
 from projections import Projection
 from projections.docs import Docs
-
-from .errors import LedgerError
-from .store.keys import Keys
+from services.errors import LedgerError
+from services.store.keys import Keys
 
 __all__ = [
     "CHANGES_FOLLOWED",

@@ -22,9 +22,8 @@ import redis.exceptions as rexc
 
 from events import Position, position_key
 from projections import Projection
-
-from .store.keys import Keys
-from .views import load_checkpoint, split, view_keys
+from services.store.keys import Keys
+from services.views.stored import load_checkpoint, split, view_keys
 
 __all__ = ["Freshness", "count_after", "freshness", "lag_after"]
 
@@ -69,7 +68,7 @@ async def lag_after(
 ) -> int:
     """The log entries after ``checkpoint`` (see the module docstring for how).
 
-    On several partitions ``checkpoint`` is one per partition (:func:`services.views.joined`)
+    On several partitions ``checkpoint`` is one per partition (:func:`services.views.stored.joined`)
     and the lag is the sum of the partitions' lags.
     """
     keys = Keys.of(prefix)

@@ -48,7 +48,7 @@ delivery) and applied again; once ``XPENDING`` counts 3 deliveries it goes to th
 stream with its error, the projection's name and its original fields, in the same commit that
 moves the checkpoint past it, and the worker goes on with later events.
 
-**Generations.** A view may be rebuilt beside the live one (:mod:`services.replay`); the
+**Generations.** A view may be rebuilt beside the live one (:mod:`services.projector.replay`); the
 pointer ``<prefix>:viewptr:<name>:v<version>`` names the active generation. A worker resolves
 it whenever it starts a term (after taking the lease, after any error) and writes to that
 generation only: the commit script also checks that the pointer still names it, and refuses
@@ -67,7 +67,7 @@ through the group, so deliveries are counted and the dead-letter rule holds). Fo
 live log uses the classic path with its small batches (latency).
 
 **Big views.** A term starts by loading the view in ``HSCAN`` pages
-(:func:`services.views.load_view_paged`), each well inside the service's 1 s socket timeout;
+(:func:`services.views.stored.load_view_paged`), each well inside the service's 1 s socket timeout;
 that load is not one snapshot, which is safe because only the lease holder writes the view.
 The lease is renewed between pages: loading a big view (680,000 incidents documents on a
 1M-event log) takes longer than a lease lasts, and a lease lost at every load would reload
@@ -106,15 +106,14 @@ import structlog
 from events import AnyEvent, Position, Recorded, from_fields, position_key, recorded_at_of
 from projections import PROJECTIONS, Projection
 from projections.docs import Docs, Key
-
-from .checks import check_redis
-from .errors import LedgerError
-from .logging import configure_logging
-from .settings import load_settings
-from .signals import stop_on_signals
-from .store.keys import Keys
-from .store.redis import BULK_SOCKET_TIMEOUT, connect, learn_slots
-from .views import (
+from services.errors import LedgerError
+from services.logging import configure_logging
+from services.runtime.checks import check_redis
+from services.settings import load_settings
+from services.signals import stop_on_signals
+from services.store.keys import Keys
+from services.store.redis import BULK_SOCKET_TIMEOUT, connect, learn_slots
+from services.views.stored import (
     CHECKPOINT_FIELD,
     LUA_WRITE_DOCS,
     VIEW_PAGE,
@@ -199,7 +198,7 @@ class CheckpointMovedError(RunnerError):
 class GenerationMovedError(RunnerError):
     """Raised inside a worker when its view's active generation is no longer the one it writes.
 
-    A rebuild (:mod:`services.replay`) swapped a new generation in; the worker reloads the
+    A rebuild (:mod:`services.projector.replay`) swapped a new generation in; the worker reloads the
     new one and goes on from its checkpoint.
     """
 
@@ -238,7 +237,7 @@ class ProjectionStatus(msgspec.Struct, frozen=True, kw_only=True):
     state: Literal["idle", "waiting", "running", "stopped", "failed"]
     """This pool's worker for the projection: waiting for the lease, running, …."""
     generation: int = 0
-    """The active generation of the view (see :mod:`services.views`)."""
+    """The active generation of the view (see :mod:`services.views.stored`)."""
     partition: int = 0
     """The log partition the view folds (0 on one partition)."""
 
@@ -1271,13 +1270,13 @@ class ProjectorPool:
 
 
 def parser() -> argparse.ArgumentParser:
-    """The arguments of the projector process (``python -m services.runner``)."""
+    """The arguments of the projector process (``python -m services.projector.runner``)."""
     return _parser()
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m services.runner",
+        prog="python -m services.projector.runner",
         description="Run the projectors: fold the log into the stored views until stopped.",
     )
     parser.add_argument("--redis-url", default=os.environ.get("LEDGER_REDIS_URL"), required=False)
@@ -1299,7 +1298,7 @@ def _parser() -> argparse.ArgumentParser:
 async def serve_projectors(args: argparse.Namespace) -> None:
     """Run the projectors of ``args`` (see :func:`_parser`) until SIGTERM/SIGINT.
 
-    Refuses a Redis that may evict keys (:func:`services.checks.check_redis`) first.
+    Refuses a Redis that may evict keys (:func:`services.runtime.checks.check_redis`) first.
     """
     tune_collector()
     settings = msgspec.structs.replace(load_settings(), key_prefix=args.prefix)
@@ -1349,7 +1348,7 @@ async def serve_projectors(args: argparse.Namespace) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Entry point of ``python -m services.runner``: run the projectors until SIGTERM/SIGINT."""
+    """Entry point of ``python -m services.projector.runner``: run the projectors until stopped."""
     args = _parser().parse_args(argv)
     configure_logging(level=args.log_level)
     asyncio.run(serve_projectors(args))

@@ -1,8 +1,8 @@
 """Private text put back into view documents at request time, never stored in a view.
 
 Views hold the placeholders the log holds (``"[sealed]"`` notes and speaker names, no
-source urls; :mod:`services.sealing`). The read API shows the text by reading the entity's
-events through the :class:`~services.sealing.SealingStore` when it answers:
+source urls; :mod:`services.store.sealing`). The read API shows the text by reading the entity's
+events through the :class:`~services.store.sealing.SealingStore` when it answers:
 
 - ``GET /v1/incidents/{id}``: the incident's ``notes`` and its sources' ``url`` from its
   report; ``"[erased]"`` for each once the incident was erased (also where a url was).
@@ -24,8 +24,7 @@ import msgspec
 from events import ERASED, IncidentReported, StatementIssued
 from projections.country_stance import TimelineEntry
 from projections.incidents import IncidentView
-
-from .sealing import SealingStore, Unsealed
+from services.store.sealing import SealingStore, Unsealed
 
 __all__ = ["reveal_incident", "reveal_timeline"]
 

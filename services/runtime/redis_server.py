@@ -40,7 +40,7 @@ from redis.backoff import NoBackoff
 from redis.crc import key_slot
 from redis.retry import Retry
 
-from .errors import LedgerError
+from services.errors import LedgerError
 
 __all__ = [
     "CLUSTER_SLOTS",

@@ -1,0 +1,1 @@
+"""Ways events come in besides HTTP: the Redis inbox."""

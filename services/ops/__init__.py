@@ -1,0 +1,1 @@
+"""Operators' use cases: status, verification, dead letters, export and import."""

@@ -1,0 +1,1 @@
+"""Processes the service runs beside it: redis-server, the embedded default, start-up checks."""
