@@ -46,12 +46,14 @@ from events import AnyEvent, Position, from_fields, position_key, recorded_at_of
 from projections import PROJECTIONS
 from services.client import LedgerClient
 from services.logging import configure_logging
-from services.projector.runner import ProjectorPool, tune_collector
+from services.projector.pool import ProjectorPool, tune_collector
 from services.runtime.redis_server import RedisProcess, free_port
+from services.store.connection import connect
 from services.store.keys import Keys
-from services.store.redis import RedisEventStore, connect
-from services.views.asof import ASOF_PROJECTIONS, DEFAULT_EVERY, SnapshotStore
-from services.views.stored import load_checkpoint
+from services.store.redis import RedisEventStore
+from services.views.asof import ASOF_PROJECTIONS
+from services.views.redis import load_checkpoint
+from services.views.snapshots import DEFAULT_EVERY, SnapshotStore
 
 from .workload import FEED, Workload, check
 
@@ -937,7 +939,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.projector_processes < 0:
         p.error("--projector-processes must be 0 or more")
     configure_logging(level="WARNING")
-    tune_collector()  # as every process of the service does (services.projector.runner)
+    tune_collector()  # as every process of the service does (services.projector.pool)
     started = time.perf_counter()
     results = asyncio.run(run(args))
     text = report(results, args, time.perf_counter() - started)

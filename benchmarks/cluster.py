@@ -30,10 +30,12 @@ from pathlib import Path
 
 from events import AnyEvent
 from services.logging import configure_logging
-from services.projector.runner import ProjectorPool
-from services.runtime.redis_server import RedisClusterProcesses, RedisProcess
+from services.projector.pool import ProjectorPool
+from services.runtime.redis_cluster import RedisClusterProcesses
+from services.runtime.redis_server import RedisProcess
+from services.store.connection import connect, learn_slots
 from services.store.keys import Keys
-from services.store.redis import RedisEventStore, connect, learn_slots
+from services.store.redis import RedisEventStore
 
 from .workload import Workload
 

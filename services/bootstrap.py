@@ -1,49 +1,70 @@
-"""The wiring of the ``ledger serve`` process: the one place where the parts meet.
+"""The one place each process is wired: the API, the projectors, the snapshot writer, the tools.
 
-:func:`build_app` makes every part from the settings without connecting anywhere: the Redis
-client (1 s timeouts), the event store, the HTTP app (with its read side), the Redis inbox
-consumer, the projector pool and, beside the projectors, the as-of snapshotter
-(:mod:`services.views.asof`). :func:`serve` runs them: the embedded Redis first (when no
-``LEDGER_REDIS_URL`` is set), then the inbox and the projectors, then uvicorn; on SIGINT or
-SIGTERM it stops in the reverse order, uvicorn first (in-flight requests finish) and the
-embedded Redis last.
+One function per process makes every part from the settings, without connecting anywhere:
+
+- :func:`api` (``ledger serve``): the Redis clients (1 s timeouts, and a long one for the
+  projectors' loads of whole views), the sealing event store, the HTTP app (with its read
+  side and operator routes), the Redis inbox consumer and, unless turned off, the projector
+  pool with the as-of snapshot writer beside it;
+- :func:`projectors` (``ledger project``): the projector pool alone;
+- :func:`snapshots` (``ledger snapshots``): the snapshot writer alone;
+- :func:`ops` (the operator commands): a client with a long timeout and the sealing store.
+
+:func:`http_app` is where the HTTP app meets its parts: :func:`api` and the tests call it,
+the tests with their own store (an in-memory one, a hanging one), client or live hub. The
+processes themselves (signals, uvicorn, the embedded Redis) are run by
+:mod:`services.cli.processes`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import signal
-import socket
-from collections.abc import Awaitable, Callable, Generator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from typing import Any, Protocol
 
+import msgspec
 import redis.asyncio as aioredis
+import redis.exceptions as rexc
 import structlog
-import uvicorn
 from litestar import Litestar
 
-from services.errors import SettingsError
-from services.http import build_http_app
+from projections import Projection
+from services.errors import LedgerError, SettingsError
 from services.http.admin import AdminDeps
-from services.http.read import ReadSide, projector_state_of
-from services.logging import configure_logging, redactor
+from services.http.app import build_http_app
+from services.http.ingest import APPEND_TIMEOUT
+from services.http.live import LiveHub
+from services.http.side import ProjectorState, ReadSide, projector_state_of
+from services.ingest.inbox import asyncapi_json, build_inbox
 from services.metrics import IngestMetrics
-from services.projector.runner import ProjectorPool, tune_collector
-from services.protection.auth import Authenticator, ensure_tokens
-from services.runtime.checks import check_redis
-from services.runtime.embedded import EmbeddedRedis
+from services.projector.pool import ProjectorPool
+from services.projector.snapshots import SnapshotsOffError, snapshotter_for
+from services.protection.auth import Authenticator
+from services.runtime.checks import RedisSetup, check_redis
 from services.settings import Settings
 from services.store.base import EventStore
-from services.store.redis import BULK_SOCKET_TIMEOUT, RedisEventStore, connect, learn_slots
-from services.store.sealing import SealingStore, keyring_for
-from services.views.asof import snapshotter_for
+from services.store.connection import BULK_SOCKET_TIMEOUT, connect, learn_slots
+from services.store.keyring import Keyring, keyring_for
+from services.store.redis import RedisEventStore
+from services.store.sealing import SealingStore
+
+__all__ = [
+    "Component",
+    "Ops",
+    "Service",
+    "api",
+    "event_store",
+    "http_app",
+    "ops",
+    "projectors",
+    "snapshots",
+]
 
 log = structlog.get_logger(__name__)
 
 
 class Component(Protocol):
-    """A part of the service with a lifetime: the inbox consumer, the projector pool."""
+    """A part of a process with a lifetime: the inbox consumer, the projector pool, …."""
 
     async def start(self) -> None:
         """Start working (in the background); return once started."""
@@ -55,34 +76,53 @@ class Component(Protocol):
 
 
 class Service:
-    """Everything one ``ledger serve`` process runs, built by :func:`build_app`."""
+    """Everything one process runs, built by one of the wiring functions."""
 
     def __init__(
         self,
         *,
         settings: Settings,
         client: aioredis.Redis,
-        store: EventStore,
-        http: Litestar,
+        store: EventStore | None = None,
+        http: Litestar | None = None,
         components: Mapping[str, Component],
         bulk_client: aioredis.Redis | None = None,
     ) -> None:
-        self.settings, self.client, self.store, self.http = settings, client, store, http
+        self.settings, self.client, self.http = settings, client, http
+        self._store = store
         self.bulk_client = bulk_client
         """A second client with a long timeout, for the projectors' loads of whole views
-        (see :data:`services.store.redis.BULK_SOCKET_TIMEOUT`); readers keep the 1 s one, so
-        a reader asking too much of a big view gets a prompt 503 rather than a long wait."""
+        (see :data:`services.store.connection.BULK_SOCKET_TIMEOUT`); readers keep the 1 s one,
+        so a reader asking too much of a big view gets a prompt 503 rather than a long wait."""
         self.components = dict(components)
         self._started: list[str] = []
         self.address: tuple[str, int] | None = None
-        """Where the HTTP API listens, once :func:`serve` has bound it."""
-        self.embedded: EmbeddedRedis | None = None
-        """The embedded Redis :func:`serve` started for this service, if any."""
+        """Where the HTTP API listens, once the process has bound it."""
+        self.embedded: Any = None
+        """The embedded Redis the process started for this service, if any."""
+
+    @property
+    def store(self) -> EventStore:
+        """The event store (of a process that has one)."""
+        if self._store is None:
+            raise LedgerError("this process has no event store")
+        return self._store
+
+    @property
+    def app(self) -> Litestar:
+        """The HTTP app (of a process that serves one)."""
+        if self.http is None:
+            raise LedgerError("this process serves no HTTP API")
+        return self.http
+
+    async def check(self) -> RedisSetup:
+        """Refuse a Redis that may evict keys (:func:`services.runtime.checks.check_redis`)."""
+        return await check_redis(self.client)
 
     async def start(self) -> None:
-        """Start the background components (inbox, projectors), in order.
+        """Start the background components (inbox, projectors, …), in order.
 
-        On a cluster the client learns the slot map first: commands sent before it go to one
+        On a cluster the clients learn the slot map first: commands sent before it go to one
         node, and a burst of MOVED replies under concurrency makes redis-py resend commands.
         """
         if self.settings.cluster:
@@ -95,7 +135,7 @@ class Service:
             log.info("component.started", component=name)
 
     async def stop(self) -> None:
-        """Stop the started components in reverse order, then close the Redis client."""
+        """Stop the started components in reverse order, then close the Redis clients."""
         while self._started:
             name = self._started.pop()
             try:
@@ -109,86 +149,117 @@ class Service:
             await self.bulk_client.aclose()
 
 
-def _inbox(settings: Settings, store: EventStore, redis_url: str) -> Component | None:
-    """The Redis inbox consumer, when ``services.ingest.inbox`` is installed (not on a cluster)."""
-    if settings.cluster:
-        log.warning(
-            "inbox.off",
-            reason="FastStream's Redis broker has no cluster client: feeds publish over HTTP",
-        )
-        return None
-    try:
-        from services.ingest.inbox import build_inbox  # noqa: PLC0415  # optional until the inbox lands
-    except ImportError:
-        log.warning("inbox.unavailable", reason="services.ingest.inbox is not installed")
-        return None
-    inbox: Component = build_inbox(settings, store, redis_url)
-    return inbox
-
-
-def _asyncapi(inbox: Component | None) -> Callable[[], Mapping[str, Any]] | None:
-    """A renderer of the inbox's AsyncAPI document, when the inbox offers one."""
-    if inbox is None:
-        return None
-    try:
-        from services.ingest.inbox import asyncapi_json  # noqa: PLC0415  # optional until the inbox lands
-    except ImportError:
-        return None
-    return lambda: asyncapi_json(inbox)  # type: ignore[arg-type]
-
-
-def build_app(
-    settings: Settings, *, redis_url: str | None = None, projectors: bool | None = None
-) -> Service:
-    """Wire the service for ``settings`` (whose tokens :func:`ensure_tokens` has filled).
-
-    ``redis_url`` overrides ``settings.redis_url`` (the embedded Redis's URL); ``projectors``
-    overrides ``settings.projectors``. Nothing connects here.
-    """
+def _url(settings: Settings, redis_url: str | None) -> str:
     url = redis_url or settings.redis_url
     if url is None:
         raise SettingsError("LEDGER_REDIS_URL is unset and no embedded Redis was started")
-    if not settings.tokens:
-        raise SettingsError("LEDGER_TOKENS is empty: no one could publish or read")
-    client = connect(url, cluster=settings.cluster)
-    bulk = connect(url, cluster=settings.cluster, socket_timeout=BULK_SOCKET_TIMEOUT)
-    store = SealingStore(
+    return url
+
+
+def event_store(settings: Settings, client: aioredis.Redis, *, strict: bool = True) -> SealingStore:
+    """The event store of ``settings``: the Redis store, sealing private text on its way in.
+
+    ``strict``: acknowledge appends only once the configured replicas have them
+    (``LEDGER_WAIT_REPLICAS``); the service does, the operator tools need not.
+    """
+    keyring: Keyring = keyring_for(settings.keyring, client, settings.key_prefix)
+    return SealingStore(
         RedisEventStore(
             client,
             prefix=settings.key_prefix,
             partitions=settings.partitions,
             cluster=settings.cluster,
-            wait_replicas=settings.wait_replicas,
+            wait_replicas=settings.wait_replicas if strict else 0,
             wait_timeout_ms=settings.wait_timeout_ms,
         ),
-        keyring_for(settings.keyring, client, settings.key_prefix),
+        keyring,
     )
-    components: dict[str, Component] = {}
-    inbox = _inbox(settings, store, url)
-    if inbox is not None:
-        components["inbox"] = inbox
-    if settings.projectors if projectors is None else projectors:
-        components["projectors"] = ProjectorPool(
-            client, prefix=settings.keys, claim_idle_ms=settings.claim_idle_ms, load_client=bulk
+
+
+def http_app(
+    settings: Settings,
+    *,
+    store: EventStore,
+    client: aioredis.Redis | None = None,
+    sealing: SealingStore | None = None,
+    metrics: IngestMetrics | None = None,
+    append_timeout: float = APPEND_TIMEOUT,
+    asyncapi: Callable[[], Mapping[str, Any]] | None = None,
+    projector_state: ProjectorState | None = None,
+    live: LiveHub | None = None,
+) -> Litestar:
+    """The HTTP app of ``settings`` over ``store`` (authenticating with ``settings.tokens``).
+
+    Ingest always. With ``client``, the Redis holding the views: the read side (over the
+    keys of ``settings``, suppressing small counts below ``settings.suppression_k``),
+    ``/readyz`` asking that Redis, and the operator routes; without it those answer 404 and
+    the process is always ready. ``sealing`` is ``store`` when it seals private text
+    (erasure and the private text of read answers need it). ``projector_state`` tells
+    ``/readyz`` how this process's projectors are doing; ``live`` replaces the read side's
+    live hub (tests poll faster).
+    """
+    read = admin = None
+    if client is not None:
+        read = ReadSide(
+            client,
+            settings.keys,
+            projector_state=projector_state,
+            live=live,
+            suppression_k=settings.suppression_k,
+            sealing=sealing,
         )
-        snapshots = snapshotter_for(client, settings)
-        if snapshots is not None:  # as-of snapshots, written where the projectors run
-            components["snapshots"] = snapshots
-    running = components.get("projectors")
-    read = ReadSide(
-        client,
-        settings.keys,
-        projector_state=None if running is None else projector_state_of(running),
-        suppression_k=settings.suppression_k,
-    )
-    http = build_http_app(
+        admin = AdminDeps(client, settings.keys)
+    return build_http_app(
         store=store,
         auth=Authenticator(settings.tokens),
-        metrics=IngestMetrics(),
-        ping=client.ping,
-        asyncapi=_asyncapi(inbox),
+        metrics=metrics or IngestMetrics(),
+        ping=None if client is None else client.ping,
+        append_timeout=append_timeout,
+        asyncapi=asyncapi,
         read=read,
-        admin=AdminDeps(client, settings.keys),
+        admin=admin,
+        sealing=sealing,
+    )
+
+
+def api(
+    settings: Settings, *, redis_url: str | None = None, projectors: bool | None = None
+) -> Service:
+    """The ``ledger serve`` process for ``settings`` (whose tokens must be filled in).
+
+    ``redis_url`` overrides ``settings.redis_url`` (the embedded Redis's URL); ``projectors``
+    overrides ``settings.projectors``. Nothing connects here. The Redis inbox is off on a
+    cluster (FastStream's Redis broker has no cluster client: feeds publish over HTTP).
+    """
+    url = _url(settings, redis_url)
+    if not settings.tokens:
+        raise SettingsError("LEDGER_TOKENS is empty: no one could publish or read")
+    client = connect(url, cluster=settings.cluster)
+    bulk = connect(url, cluster=settings.cluster, socket_timeout=BULK_SOCKET_TIMEOUT)
+    store = event_store(settings, client)
+    components: dict[str, Component] = {}
+    asyncapi = None
+    if settings.cluster:
+        log.warning("inbox.off", reason="FastStream's Redis broker has no cluster client")
+    else:
+        inbox = build_inbox(settings, store, url)
+        components["inbox"] = inbox
+        asyncapi = lambda: asyncapi_json(inbox)  # noqa: E731  # one line reads best here
+    state = None
+    if settings.projectors if projectors is None else projectors:
+        pool = _pool(settings, client, bulk)
+        components["projectors"] = pool
+        state = projector_state_of(pool)
+        writer = snapshotter_for(client, settings)
+        if writer is not None:  # as-of snapshots, written where the projectors run
+            components["snapshots"] = writer
+    http = http_app(
+        settings,
+        store=store,
+        client=client,
+        sealing=store,
+        asyncapi=asyncapi,
+        projector_state=state,
     )
     return Service(
         settings=settings,
@@ -200,155 +271,91 @@ def build_app(
     )
 
 
-class _Server(uvicorn.Server):
-    """uvicorn, leaving signals to :func:`serve` (which stops the rest of the service too)."""
-
-    def __init__(self, config: uvicorn.Config) -> None:
-        super().__init__(config)
-        self.listening = asyncio.Event()
-
-    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        await super().startup(sockets)
-        if self.started:
-            self.listening.set()
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Generator[None, None, None]:
-        yield
+def _pool(
+    settings: Settings, client: aioredis.Redis, bulk: aioredis.Redis, **options: Any
+) -> ProjectorPool:
+    return ProjectorPool(
+        client,
+        prefix=settings.keys,
+        claim_idle_ms=settings.claim_idle_ms,
+        load_client=bulk,
+        **options,
+    )
 
 
-class _Stopper:
-    """Turns SIGINT/SIGTERM into a graceful stop; a second SIGINT forces uvicorn to exit."""
-
-    def __init__(self) -> None:
-        self.requested = asyncio.Event()
-        self.server: _Server | None = None
-        self.on_stop: list[Callable[[], None]] = []
-        """Called at the first signal (e.g. to end open live streams at once)."""
-
-    def __call__(self, sig: signal.Signals) -> None:
-        log.info("service.stopping", signal=sig.name)
-        if self.server is not None:
-            if self.server.should_exit and sig == signal.SIGINT:
-                self.server.force_exit = True
-            self.server.should_exit = True
-        for hook in self.on_stop:
-            hook()
-        self.requested.set()
-
-    @contextlib.contextmanager
-    def installed(self) -> Generator[None, None, None]:
-        loop = asyncio.get_running_loop()
-        signals = (signal.SIGINT, signal.SIGTERM)
-        for sig in signals:
-            loop.add_signal_handler(sig, self, sig)
-        try:
-            yield
-        finally:
-            for sig in signals:
-                loop.remove_signal_handler(sig)
-
-
-def bind(host: str, port: int) -> socket.socket:
-    """A TCP socket bound to ``host:port`` (port 0: a free one) for uvicorn to listen on.
-
-    The protocol is named (``IPPROTO_TCP``, not the default 0): asyncio sets ``TCP_NODELAY``
-    on the connections it accepts only then. Without it every answer whose head and body go
-    out in two writes waited for the client's delayed ACK: about 40 ms per request.
-
-    Raises :class:`SettingsError` naming the variables when the address cannot be bound.
-    """
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        raise SettingsError(
-            f"LEDGER_HTTP_HOST/LEDGER_HTTP_PORT: cannot listen on {host}:{port}: {exc.strerror}"
-        ) from None
-    return sock
-
-
-async def serve(
+def projectors(
     settings: Settings,
     *,
-    projectors: bool | None = None,
-    ready: Callable[[Service], Awaitable[None]] | None = None,
-) -> None:
-    """Run the service until SIGINT/SIGTERM (see the module docstring).
+    redis_url: str | None = None,
+    projections: Iterable[Projection] | None = None,
+    consumer: str | None = None,
+    lease_ms: int = 10_000,
+    batch_size: int = 1000,
+) -> Service:
+    """The ``ledger project`` process: the projector pool of ``settings`` alone (``projections``:
+    those only, default every one); its component ``projectors``."""
+    url = _url(settings, redis_url)
+    client = connect(url, cluster=settings.cluster)
+    bulk = connect(url, cluster=settings.cluster, socket_timeout=BULK_SOCKET_TIMEOUT)
+    pool = _pool(
+        settings,
+        client,
+        bulk,
+        projections=projections,
+        consumer=consumer,
+        lease_ms=lease_ms,
+        batch_size=batch_size,
+    )
+    return Service(
+        settings=settings, client=client, components={"projectors": pool}, bulk_client=bulk
+    )
 
-    ``ready`` is awaited once uvicorn listens (for tests and tools).
+
+def snapshots(settings: Settings, *, redis_url: str | None = None) -> Service:
+    """The ``ledger snapshots`` process: the as-of snapshot writer alone (its component
+    ``snapshots``); :class:`SnapshotsOffError` when ``settings`` turn snapshots off.
+
+    Its client has the long timeout: writing the first snapshots of a long log folds the
+    whole history and encodes big states.
     """
-    settings = ensure_tokens(settings)
-    redactor().add(t.secret for t in settings.tokens)
-    stopper = _Stopper()
-    embedded: EmbeddedRedis | None = None
-    with stopper.installed():
-        try:
-            redis_url = settings.redis_url
-            if settings.embedded:
-                embedded = EmbeddedRedis(settings)
-                redis_url = await asyncio.to_thread(embedded.start)
-            if stopper.requested.is_set():
-                return
-            service = build_app(settings, redis_url=redis_url, projectors=projectors)
-            service.embedded = embedded
-            read = service.http.state.get("read")
-            if read is not None:
-                stopper.on_stop.append(read.live.close)
-            try:
-                await check_redis(service.client)
-                await service.start()
-                sock = bind(settings.http_host, settings.http_port)
-                service.address = sock.getsockname()[:2]
-                log.info("http.listening", host=service.address[0], port=service.address[1])
-                server = _Server(
-                    uvicorn.Config(
-                        service.http,
-                        host=settings.http_host,
-                        port=settings.http_port,
-                        log_config=None,
-                        access_log=False,
-                        lifespan="on",
-                        timeout_graceful_shutdown=10,
-                    )
-                )
-                stopper.server = server
-                if not stopper.requested.is_set():
-                    await _serve_until_stopped(server, sock, service, ready)
-            finally:
-                await service.stop()
-        finally:
-            if embedded is not None:
-                await asyncio.to_thread(embedded.stop)
-    log.info("service.stopped")
+    url = _url(settings, redis_url)
+    client = connect(url, cluster=settings.cluster, socket_timeout=BULK_SOCKET_TIMEOUT)
+    writer = snapshotter_for(client, settings)
+    if writer is None:
+        raise SnapshotsOffError(
+            "as-of snapshots are off: LEDGER_SNAPSHOT_EVERY is 0 or the log is partitioned"
+        )
+    return Service(settings=settings, client=client, components={"snapshots": writer})
 
 
-async def _serve_until_stopped(
-    server: _Server,
-    sock: socket.socket,
-    service: Service,
-    ready: Callable[[Service], Awaitable[None]] | None,
-) -> None:
-    serving = asyncio.create_task(server.serve(sockets=[sock]))
-    if ready is not None:
-        listening = asyncio.create_task(server.listening.wait())
-        await asyncio.wait((listening, serving), return_when=asyncio.FIRST_COMPLETED)
-        listening.cancel()
-        if server.started:
-            await ready(service)
+class Ops(msgspec.Struct, frozen=True, kw_only=True):
+    """What an operator command works with: a client, the settings, the event store."""
+
+    client: aioredis.Redis
+    settings: Settings
+    store: SealingStore
+    """The event store, sealing on the way in (imports, erasures) and restoring private text
+    on the way out (exports)."""
+
+
+@contextlib.asynccontextmanager
+async def ops(settings: Settings, *, redis_url: str | None = None) -> AsyncIterator[Ops]:
+    """The operator tools' wiring: a client with a 60 s timeout (they read whole logs and
+    views), checked to answer first (:class:`LedgerError` naming where it is not), closed
+    afterwards."""
+    url = _url(settings, redis_url)
+    client = connect(url, cluster=settings.cluster, socket_timeout=60)
     try:
-        await serving
+        try:
+            await client.ping()
+        except (rexc.ConnectionError, rexc.TimeoutError, OSError) as exc:
+            pool = getattr(client, "connection_pool", None)
+            where = pool.connection_kwargs if pool is not None else {}
+            raise LedgerError(
+                f"cannot reach Redis at {where.get('host', url)}:{where.get('port', '')}: {exc}"
+            ) from None
+        yield Ops(
+            client=client, settings=settings, store=event_store(settings, client, strict=False)
+        )
     finally:
-        sock.close()
-
-
-def run(
-    settings: Settings, *, projectors: bool | None = None, json_logs: bool | None = None
-) -> None:
-    """Configure logging and run :func:`serve` in a fresh event loop until stopped."""
-    configure_logging(json=json_logs, secrets=[t.secret for t in settings.tokens])
-    tune_collector()
-    asyncio.run(serve(settings, projectors=projectors))
+        await client.aclose()

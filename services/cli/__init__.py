@@ -1,5 +1,6 @@
-"""The ``ledger`` command line."""
+"""The ``ledger`` command line: every command registered on :data:`main`."""
 
-from services.cli.commands import main
+from services.cli import operating, seeding, serving, transfer
+from services.cli.app import main
 
-__all__ = ["main"]
+__all__ = ["main", "operating", "seeding", "serving", "transfer"]

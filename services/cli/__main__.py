@@ -1,5 +1,5 @@
 """``python -m services.cli``: the ``ledger`` command line."""
 
-from services.cli.commands import main
+from services.cli import main
 
 main()

@@ -28,17 +28,18 @@ from litestar.handlers import HTTPRouteHandler
 from litestar.openapi import ResponseSpec
 from litestar.params import PathParameter, QueryParameter
 
-from services.ops.core import (
+from services.http.deps import deps_of
+from services.ops.dead_letters import (
     DeadLetterError,
     DeadLetterNotFoundError,
     DeadLetterStillFailsError,
     dlq_drop,
     dlq_list,
     dlq_retry,
-    ledger_status,
 )
-from services.projector.replay import (
-    Replay,
+from services.ops.status import ledger_status
+from services.projector.replay import Replay
+from services.projector.replay_records import (
     ReplayError,
     UnknownProjectionError,
     projections_named,
@@ -129,7 +130,7 @@ def _error(status: int, code: str, message: str) -> Response[Any]:
 
 def _admin(request: Request[Any, Any, Any]) -> AdminDeps:
     """The operator's deps, after checking the bearer token is an operator's."""
-    token = request.app.state.ledger.auth.authenticate(request.headers.get("authorization"))
+    token = deps_of(request).auth.authenticate(request.headers.get("authorization"))
     if token.role != "operator":
         raise PermissionDeniedError(f"a {token.role} token may not use the operator routes")
     admin: AdminDeps = request.app.state.ledger_admin

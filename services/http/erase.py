@@ -2,8 +2,8 @@
 
 ``POST /v1/admin/erase/{kind}/{ident}`` with the body ``{"reason": "..."}`` erases an
 incident's (``kind`` ``incident``) or a statement's (``statement``) private text, as
-``ledger erase`` does (:func:`services.store.sealing.erase`): it appends the redaction event and
-destroys the data key. 200 with what was done; 404 when no such incident or statement was
+``ledger erase`` does (:func:`services.protection.erasure.erase`): it appends the redaction
+event and destroys the data key. 200 with what was done; 404 when no such incident or statement was
 recorded; 422 for an unknown kind, a malformed id or a missing reason; 409 when this
 process's store does not seal private text (nothing to erase with).
 """
@@ -20,9 +20,10 @@ from litestar.openapi import ResponseSpec
 from litestar.params import PathParameter
 
 from events import InvalidEventError
+from services.http.deps import deps_of
 from services.protection.auth import PermissionDeniedError
+from services.protection.erasure import Erasure, erase
 from services.store.base import AppendRejectedError
-from services.store.sealing import Erasure, SealingStore, erase
 
 __all__ = ["ERASE_ROUTES", "EraseBody"]
 
@@ -77,7 +78,7 @@ async def admin_erase(
     ident: Annotated[str, PathParameter(description="the incident's or statement's id")],
 ) -> Response[Erasure]:
     """Erase the private text of one incident or statement."""
-    token = request.app.state.ledger.auth.authenticate(request.headers.get("authorization"))
+    token = deps_of(request).auth.authenticate(request.headers.get("authorization"))
     if token.role != "operator":
         raise PermissionDeniedError(f"a {token.role} token may not erase")
     if kind not in ("incident", "statement"):
@@ -86,8 +87,8 @@ async def admin_erase(
         body = msgspec.json.decode(await request.body(), type=EraseBody)
     except msgspec.DecodeError as exc:
         return _error(422, "invalid", f'the body must be {{"reason": "..."}}: {exc}')
-    store = request.app.state.ledger.store
-    if not isinstance(store, SealingStore):
+    store = deps_of(request).sealing
+    if store is None:
         return _error(409, "not_sealing", "this process's store does not seal private text")
     try:
         done = await erase(store, kind, ident, body.reason)  # type: ignore[arg-type]

@@ -17,9 +17,10 @@ sends by itself) gets one notice at once when the view has moved past that posit
 without the header the stream starts from the view's position at connection time.
 
 **One poll for everyone.** :class:`LiveHub` reads every projection's checkpoint once per
-:data:`POLL_INTERVAL` (about 250 ms), through :func:`services.views.stored.load_checkpoint`, while
-at least one client is connected, and wakes the clients whose view moved. The number of
-connected clients is the ``ledger_sse_clients`` gauge. :meth:`LiveHub.close` ends every
+:data:`POLL_INTERVAL` (about 250 ms), through the view store
+(:meth:`~services.views.store.ViewStore.checkpoint`), while at least one client is
+connected, and wakes the clients whose view moved. The number of connected clients is the
+``ledger_sse_clients`` gauge. :meth:`LiveHub.close` ends every
 stream (the service calls it when it begins to stop, so open streams do not hold up the
 shutdown).
 """
@@ -32,15 +33,14 @@ from collections.abc import AsyncIterator, Iterable
 from typing import Any, Final
 
 import msgspec
-import redis.asyncio as aioredis
 import redis.exceptions as rexc
 import structlog
 from litestar.response import ServerSentEventMessage
 
 from events import Position
 from projections import Projection
-from services.store.keys import Keys
-from services.views.stored import load_checkpoint, newer
+from services.store.positions import newer
+from services.views.store import ViewStore
 
 __all__ = ["HEARTBEAT", "MIN_GAP", "POLL_INTERVAL", "LiveHub", "Notice"]
 
@@ -85,8 +85,7 @@ class LiveHub:
 
     def __init__(
         self,
-        client: aioredis.Redis,
-        prefix: Keys | str,
+        views: ViewStore,
         projections: Iterable[Projection],
         *,
         interval: float = POLL_INTERVAL,
@@ -94,8 +93,7 @@ class LiveHub:
         heartbeat: float = HEARTBEAT,
         on_clients: Any = None,
     ) -> None:
-        self.client = client
-        self.prefix = prefix
+        self.views = views
         self.projections = {p.name: p for p in projections}
         self.interval = interval
         self.min_gap = min_gap
@@ -114,9 +112,7 @@ class LiveHub:
     async def poll_once(self) -> None:
         """Read every checkpoint once and wake the clients if one moved."""
         names = list(self.projections)
-        found = await asyncio.gather(
-            *(load_checkpoint(self.client, self.prefix, self.projections[n]) for n in names)
-        )
+        found = await asyncio.gather(*(self.views.checkpoint(self.projections[n]) for n in names))
         self.polls += 1
         moved = False
         for name, position in zip(names, found, strict=True):
@@ -160,7 +156,7 @@ class LiveHub:
         """The notices of one client for the view ``name``, until it disconnects."""
         projection = self.projections[name]
         seen = parse_last_event_id(last_event_id)
-        current = await load_checkpoint(self.client, self.prefix, projection)
+        current = await self.views.checkpoint(projection)
         if last_event_id is None:
             seen = current
         self._count(1)

@@ -1,7 +1,8 @@
 """The Redis inbox: feeds that live on Redis submit events by ``XADD`` instead of HTTP.
 
 A submission is one entry of the stream ``<prefix>:inbox`` with two fields: ``feed`` (the
-feed's name) and ``event`` (the event as JSON, exactly as ``POST /v1/events`` takes it)::
+feed's name) and ``event`` (the event as JSON, exactly as ``POST /v1/events`` takes it;
+:mod:`services.ingest.submissions`)::
 
     XADD ledger:inbox * feed sohr event '{"type":"incident.reported", ...}'
 
@@ -45,7 +46,7 @@ import logging
 import os
 import socket
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any, Final, Literal
+from typing import Any, Final
 
 import msgspec
 import redis.exceptions as rexc
@@ -54,10 +55,16 @@ from faststream import AckPolicy, Context
 from faststream.redis import RedisBroker, StreamSub
 from faststream.redis.message import RedisBatchStreamMessage
 from faststream.specification import AsyncAPI
-from typing_extensions import TypedDict
 
-from events import AnyEvent, InvalidEventError, Problem, parse_submission
+from events import AnyEvent, Problem
 from services.errors import LedgerError
+from services.ingest.submissions import (
+    InboxSubmission,
+    RejectedEntry,
+    Rejection,
+    parse,
+    validate,
+)
 from services.settings import Settings
 from services.store.base import (
     AppendRejectedError,
@@ -66,10 +73,10 @@ from services.store.base import (
     StoreError,
     StoreUnavailableError,
 )
-from services.store.keys import Keys
-from services.store.redis import connect
+from services.store.connection import connect
+from services.store.keys import INBOX_GROUP, Keys
 
-GROUP: Final = "ledger-inbox"
+GROUP: Final = INBOX_GROUP
 """The consumer group every inbox process reads in."""
 
 MAX_RECORDS: Final = 100
@@ -82,29 +89,7 @@ RETRY_FIRST: Final = 0.05
 RETRY_MAX: Final = 2.0
 """Seconds between append attempts while the store is unavailable: doubling, capped."""
 
-RejectionKind = Literal["invalid", "rejected", "conflict"]
-
 _log = structlog.get_logger("ledger.inbox")
-
-
-class InboxSubmission(TypedDict):
-    """One raw submission as a feed writes it to the inbox stream."""
-
-    feed: str
-    """The submitting feed's name; must be allowed and equal the event's ``source``."""
-    event: str
-    """The event as JSON, as ``POST /v1/events`` takes one."""
-
-
-class RejectedEntry(TypedDict):
-    """An entry of the rejected stream; ``orig.<field>`` repeats each original field."""
-
-    inbox_id: str
-    """The id of the entry in the inbox stream."""
-    kind: RejectionKind
-    """``invalid`` (failed validation), ``rejected`` or ``conflict`` (refused by the store)."""
-    errors: str
-    """JSON list of ``{"field", "message"}``, one per problem."""
 
 
 class InboxError(LedgerError):
@@ -119,12 +104,6 @@ class InboxStats(msgspec.Struct):
     rejected: int = 0
     deferred: int = 0
     """Entries whose append or rejected-write failed (counted per failed attempt)."""
-
-
-class _Rejection(Exception):  # noqa: N818  # internal control flow, never escapes
-    def __init__(self, kind: RejectionKind, problems: list[Problem]) -> None:
-        self.kind, self.problems = kind, problems
-        super().__init__(kind)
 
 
 _problems_encoder: Final = msgspec.json.Encoder()
@@ -194,7 +173,7 @@ class Inbox:
                 max_records=MAX_RECORDS,
                 polling_interval=poll_ms,
             ),
-            parser=_parse,
+            parser=parse,
             ack_policy=AckPolicy.MANUAL,
             title="inbox",
             description=(
@@ -212,7 +191,7 @@ class Inbox:
                 min_idle_time=settings.claim_idle_ms,
                 polling_interval=max(100, min(settings.claim_idle_ms // 2, 5000)),
             ),
-            parser=_parse,
+            parser=parse,
             ack_policy=AckPolicy.MANUAL,
             include_in_schema=False,
         )(handle)
@@ -270,46 +249,10 @@ class Inbox:
         valid: list[tuple[bytes, Mapping[bytes, bytes], AnyEvent]] = []
         for entry_id, fields in zip(entry_ids, entries, strict=True):
             try:
-                valid.append((entry_id, fields, self.validate(fields)))
-            except _Rejection as rejection:
+                valid.append((entry_id, fields, validate(fields, self.allowed)))
+            except Rejection as rejection:
                 await self._reject(entry_id, fields, rejection)
         await self._append(valid)
-
-    def validate(self, fields: Mapping[bytes, bytes]) -> AnyEvent:
-        """The entry's event in its stored form, or :class:`_Rejection` with every problem."""
-        problems: list[Problem] = []
-        feed_raw, data = fields.get(b"feed"), fields.get(b"event")
-        feed = ""
-        if feed_raw is None:
-            problems.append(Problem("feed", "the entry has no feed field"))
-        else:
-            try:
-                feed = feed_raw.decode()
-            except UnicodeDecodeError:
-                problems.append(Problem("feed", "the feed name is not UTF-8"))
-            else:
-                if feed not in self.allowed:
-                    problems.append(
-                        Problem("feed", f"feed {feed!r} may not submit through the inbox")
-                    )
-        event: AnyEvent | None = None
-        if data is None:
-            problems.append(Problem("event", "the entry has no event field"))
-        else:
-            try:
-                event = parse_submission(data)
-            except InvalidEventError as exc:
-                # the event field is the submission's body: name it as the entry does
-                problems += [
-                    Problem("event", p.message) if p.field == "body" else p for p in exc.problems
-                ]
-        if event is not None and feed and event.source != feed:
-            problems.append(
-                Problem("source", f"must equal the entry's feed {feed!r}, got {event.source!r}")
-            )
-        if problems or event is None:
-            raise _Rejection("invalid", problems)
-        return event
 
     async def _append(self, batch: list[tuple[bytes, Mapping[bytes, bytes], AnyEvent]]) -> None:
         """Append the valid events in order; a refused one goes to the rejected stream."""
@@ -320,7 +263,7 @@ class Inbox:
             except AppendRejectedError as exc:
                 entry_id, fields, _ = batch.pop(exc.index)
                 await self._reject(
-                    entry_id, fields, _Rejection("rejected", [Problem(exc.field, exc.message)])
+                    entry_id, fields, Rejection("rejected", [Problem(exc.field, exc.message)])
                 )
                 continue
             except ConflictError as exc:
@@ -328,7 +271,7 @@ class Inbox:
                 field = "expected_version" if event.expected_version is not None else "type"
                 message = f"{exc.message} ({exc.entity} is at version {exc.current})"
                 await self._reject(
-                    entry_id, fields, _Rejection("conflict", [Problem(field, message)])
+                    entry_id, fields, Rejection("conflict", [Problem(field, message)])
                 )
                 continue
             except StoreError as exc:
@@ -355,7 +298,7 @@ class Inbox:
             return
 
     async def _reject(
-        self, entry_id: bytes, fields: Mapping[bytes, bytes], rejection: _Rejection
+        self, entry_id: bytes, fields: Mapping[bytes, bytes], rejection: Rejection
     ) -> None:
         """Write the entry to the rejected stream, then acknowledge it."""
         errors = _problems_encoder.encode(rejection.problems)

@@ -31,6 +31,7 @@ import redis.asyncio as aioredis
 
 from events import recorded_at_of
 from services.errors import LedgerError
+from services.resp import field, text
 from services.settings import Token
 from services.store.keys import Keys
 
@@ -105,28 +106,27 @@ def parse_since(text: str) -> str:
     return f"{max(millis, 0)}-0"
 
 
-def _text(fields: Mapping[bytes | str, bytes | str], name: str) -> str:
-    value = fields.get(name.encode(), fields.get(name, b""))
-    return value.decode() if isinstance(value, bytes) else str(value)
+def _value(fields: Mapping[bytes | str, bytes | str], name: str) -> str:
+    return text(field(fields, name) or b"")
 
 
 def _entry(ident: bytes | str, fields: Mapping[bytes | str, bytes | str]) -> AuditEntry:
     position = ident.decode() if isinstance(ident, bytes) else str(ident)
-    raw_filters = _text(fields, "filters") or "{}"
+    raw_filters = _value(fields, "filters") or "{}"
     try:
         filters = msgspec.json.decode(raw_filters, type=dict[str, str])
     except msgspec.ValidationError:  # written by this module, so never; shown as is otherwise
         filters = {"raw": raw_filters}
-    lines = _text(fields, "lines")
+    lines = _value(fields, "lines")
     return AuditEntry(
         id=position,
         at=recorded_at_of(position),
-        token=_text(fields, "token"),
-        role=_text(fields, "role"),
-        endpoint=_text(fields, "endpoint"),
+        token=_value(fields, "token"),
+        role=_value(fields, "role"),
+        endpoint=_value(fields, "endpoint"),
         filters=filters,
-        position=_text(fields, "position") or None,
-        as_of=_text(fields, "as_of") or None,
+        position=_value(fields, "position") or None,
+        as_of=_value(fields, "as_of") or None,
         lines=int(lines) if lines.isdigit() else 0,
     )
 

@@ -29,20 +29,16 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 import secrets
-import stat
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Final
-from urllib.parse import parse_qsl, urlencode
+from typing import Final
 
 import msgspec
 import structlog
-from litestar.enums import ScopeType
-from litestar.types import ASGIApp, Receive, Scope, Send
 
 from services.errors import LedgerError, SettingsError
+from services.files import read_private, write_private
 from services.settings import Settings, Token, parse_tokens
 
 log = structlog.get_logger(__name__)
@@ -142,61 +138,6 @@ def authorize_publish(token: Token, sources: Iterable[str]) -> None:
             )
 
 
-LIVE_PATH_PREFIX: Final = "/v1/live/"
-"""The only paths whose bearer token may come as a query parameter (Server-Sent Events)."""
-LIVE_QUERY_PARAMETER: Final = "access_token"
-
-
-def live_query_token(app: ASGIApp) -> ASGIApp:
-    """Middleware: ``GET /v1/live/…?access_token=<token>`` counts as ``Authorization: Bearer``.
-
-    A browser's ``EventSource`` cannot send headers, so the live streams also take the token
-    as ``access_token``. Only a ``GET`` under :data:`LIVE_PATH_PREFIX` is touched, and only
-    when it has no ``Authorization`` header; the parameter is taken out of the query string
-    so nothing downstream sees or logs it. Every other request keeps its query string as is:
-    elsewhere a token in the URL authenticates nothing.
-    """
-
-    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
-        if (
-            scope["type"] == ScopeType.HTTP
-            and scope.get("method") == "GET"
-            and scope["path"].startswith(LIVE_PATH_PREFIX)
-        ):
-            scope = _token_from_query(scope)
-        await app(scope, receive, send)
-
-    return middleware
-
-
-def _token_from_query(scope: Scope) -> Scope:
-    raw: bytes = scope.get("query_string", b"")
-    pairs = parse_qsl(raw.decode("latin-1"), keep_blank_values=True)
-    given = [value for key, value in pairs if key == LIVE_QUERY_PARAMETER]
-    if not given:
-        return scope
-    rest = [(key, value) for key, value in pairs if key != LIVE_QUERY_PARAMETER]
-    headers = list(scope["headers"])
-    if not any(name == b"authorization" for name, _ in headers):
-        bearer = f"Bearer {given[0]}".encode("latin-1", errors="replace")
-        headers.append((b"authorization", bearer))
-    changed: dict[str, Any] = {
-        **scope,
-        "headers": headers,
-        "query_string": urlencode(rest).encode(),
-    }
-    return changed  # type: ignore[return-value]
-
-
-def reference_feeds() -> tuple[str, ...]:
-    """The feeds of the reference scenario (none while that module is absent)."""
-    try:
-        from services.reference import REFERENCE_FEEDS  # noqa: PLC0415  # optional sibling module
-    except ImportError:  # pragma: no cover - only while the scenario is not installed
-        return ()
-    return tuple(REFERENCE_FEEDS)
-
-
 def tokens_path(data_dir: Path) -> Path:
     """Where the embedded default keeps its generated tokens."""
     return data_dir / TOKENS_FILE
@@ -209,38 +150,16 @@ def wanted_names(feeds: Iterable[str] = ()) -> list[str]:
     return names
 
 
-def write_private(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` readable by the owner only (mode 0600 from creation on)."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.unlink(missing_ok=True)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    tmp.replace(path)
-
-
-def read_private(path: Path) -> str:
-    """Read a file :func:`write_private` wrote; tighten its mode to 0600 if it was looser."""
-    mode = stat.S_IMODE(path.stat().st_mode)
-    if mode & 0o077:
-        log.warning("file.mode_tightened", path=str(path), mode=oct(mode))
-        path.chmod(0o600)
-    return path.read_text(encoding="utf-8")
-
-
 def load_tokens_file(path: Path) -> tuple[Token, ...]:
     """The tokens of a tokens file (one ``role[:feed]=token`` a line)."""
     text = read_private(path)
     return parse_tokens(",".join(text.splitlines()), variable=str(path))
 
 
-def ensure_tokens(settings: Settings, *, feeds: Iterable[str] | None = None) -> Settings:
+def ensure_tokens(settings: Settings, *, feeds: Iterable[str] = ()) -> Settings:
     """``settings`` with tokens: the given ones, or the embedded default's generated ones.
 
-    ``feeds`` (default: the reference scenario's feeds) get feed tokens too. Raises
+    ``feeds`` (the wiring passes the reference scenario's) get feed tokens too. Raises
     :class:`SettingsError` when an external Redis is configured without ``LEDGER_TOKENS``.
     """
     if settings.tokens:
@@ -253,7 +172,7 @@ def ensure_tokens(settings: Settings, *, feeds: Iterable[str] | None = None) -> 
     path = tokens_path(settings.data_dir)
     existing = load_tokens_file(path) if path.exists() else ()
     have = {t.name for t in existing}
-    wanted = wanted_names(reference_feeds() if feeds is None else feeds)
+    wanted = wanted_names(feeds)
     missing = [n for n in wanted if n not in have]
     tokens = list(existing)
     for name in missing:

@@ -10,7 +10,8 @@ events through the :class:`~services.store.sealing.SealingStore` when it answers
   name the statement (the issue at the entry's position) gives for that country. The
   statements are read concurrently, a bounded number at a time.
 
-When the process's store does not seal (a store without keys), documents are shown as stored.
+When the process's store does not seal (``None``: a store without keys), documents are
+shown as stored.
 """
 
 from __future__ import annotations
@@ -36,9 +37,9 @@ def _url_erased(unsealed: Unsealed, index: int) -> bool:
     return f"sources[{index}].url" in unsealed.erased
 
 
-async def reveal_incident(store: object, view: IncidentView) -> IncidentView:
+async def reveal_incident(store: SealingStore | None, view: IncidentView) -> IncidentView:
     """``view`` with the notes and source urls of its report restored (or ``"[erased]"``)."""
-    if not isinstance(store, SealingStore) or not view.reported:
+    if store is None or not view.reported:
         return view
     opened = await store.open_entity(f"incident:{view.incident_id}")
     reports = [
@@ -70,10 +71,10 @@ async def _speakers(store: SealingStore, statement_id: str) -> dict[str, dict[st
 
 
 async def reveal_timeline(
-    store: object, country: str, entries: Sequence[TimelineEntry]
+    store: SealingStore | None, country: str, entries: Sequence[TimelineEntry]
 ) -> list[TimelineEntry]:
     """``entries`` of ``country``'s timeline with each speaker's name restored."""
-    if not isinstance(store, SealingStore):
+    if store is None:
         return list(entries)
     wanted = sorted({e.statement_id for e in entries if not e.erased})
     gate = asyncio.Semaphore(CONCURRENT_READS)

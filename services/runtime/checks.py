@@ -20,6 +20,7 @@ import redis.exceptions as rexc
 import structlog
 
 from services.errors import LedgerError
+from services.resp import text
 
 __all__ = ["EvictionPolicyError", "RedisCheckError", "RedisSetup", "check_redis", "redis_setup"]
 
@@ -64,15 +65,11 @@ class RedisSetup(msgspec.Struct, frozen=True, kw_only=True):
         return bool(self.save.strip())
 
 
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
 def _config(reply: Any) -> dict[str, str]:
     if isinstance(reply, dict):
-        return {_text(k): _text(v) for k, v in reply.items()}
+        return {text(k): text(v) for k, v in reply.items()}
     items = list(reply or ())
-    return {_text(k): _text(v) for k, v in zip(items[::2], items[1::2], strict=True)}
+    return {text(k): text(v) for k, v in zip(items[::2], items[1::2], strict=True)}
 
 
 def _int(value: Any) -> int | None:
@@ -94,7 +91,7 @@ async def redis_setup(client: aioredis.Redis) -> RedisSetup:
         policy = memory.get("maxmemory_policy")
         aof = persistence.get("aof_enabled")
         return RedisSetup(
-            maxmemory_policy=None if policy is None else _text(policy),
+            maxmemory_policy=None if policy is None else text(policy),
             maxmemory=_int(memory.get("maxmemory")),
             used_memory=_int(memory.get("used_memory")),
             appendonly=None if aof is None else bool(_int(aof)),

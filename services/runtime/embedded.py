@@ -16,8 +16,8 @@ from typing import Final
 
 import structlog
 
+from services.files import read_private, write_private
 from services.logging import redactor
-from services.protection.auth import read_private, write_private
 from services.runtime.redis_server import RedisProcess
 from services.settings import Settings
 

@@ -9,9 +9,10 @@ from services.store.base import (
     StoreError,
     StoreUnavailableError,
 )
+from services.store.connection import connect
 from services.store.keys import Keys
 from services.store.memory import InMemoryEventStore
-from services.store.redis import RedisEventStore, connect
+from services.store.redis import RedisEventStore
 
 __all__ = [
     "AppendRejectedError",

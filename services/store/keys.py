@@ -17,18 +17,27 @@ partition stays on one cluster slot:
 | ``<prefix>:keys`` | hash | entity → data key (``LEDGER_KEYRING=redis``; see sealing) |
 | ``<prefix>:{view:<name>:v<version>}:<kind>`` | hash | document id → JSON document |
 | ``<prefix>:{view:<name>:v<version>}:meta`` | hash | ``position`` = the view's checkpoint |
+| ``<prefix>:{view:<name>:v<version>}:changes`` | stream | which documents each commit changed |
 | ``<prefix>:lease:<name>:v<version>`` | string | the projector holding a view's lease |
+| ``<prefix>:projectors`` | sorted set | live projector processes (consumer → last beat) |
 | ``<prefix>:viewptr:<name>:v<version>`` | string | the active generation of a view (absent: 0) |
 | ``<prefix>:{view:<name>:v<version>:<gen>}:<kind>`` | hash | a view generation's documents |
 | ``<prefix>:replay:<name>:v<version>`` | hash | the record of a view's latest rebuild |
 | ``<prefix>:dlq:log`` | stream | what operators did with dead letters (retry, drop) |
+| ``<prefix>:snapshot:{<name>:v<version>}:index`` | sorted set | snapshot positions by ordinal |
+| ``<prefix>:snapshot:{<name>:v<version>}:data`` | hash | position → compressed snapshot |
+| ``<prefix>:snapshot:{<name>:v<version>}:lease`` | string | the snapshot writer working on it |
+
+Consumer groups on the streams: ``projector:<name>:v<version>`` on the log (one per
+projection version, :meth:`Keys.group`) and ``ledger-inbox`` on the inbox
+(:data:`INBOX_GROUP`).
 
 Generation 0 of a view keeps the keys without a generation part; a rebuilt generation ``g``
 has ``:g<g>`` inside the hash tag, a view built up to a position ``:until-<position>``.
 
 **Partitioned layout.** With more than one partition, or on a Redis Cluster, every view is
 kept per partition (a fold of that partition's events, merged on read; see
-:mod:`services.views.stored`) and *everything a projector touches in one step* lives under its
+:mod:`services.views.redis`) and *everything a projector touches in one step* lives under its
 partition's hash tag, so a commit script stays on one cluster slot with the log it reads:
 
 | key | holds |
@@ -47,8 +56,12 @@ unchanged, so existing installations read on.
 from __future__ import annotations
 
 import zlib
+from typing import Final
 
 import msgspec
+
+INBOX_GROUP: Final = "ledger-inbox"
+"""The consumer group every inbox process reads the inbox stream in."""
 
 
 class Keys(msgspec.Struct, frozen=True):
@@ -235,3 +248,37 @@ class Keys(msgspec.Struct, frozen=True):
     def lease(self, name: str, version: int, partition: int = 0) -> str:
         """The lease key of one view version's projector (of one partition)."""
         return f"{self.prefix}:{self._partition_part(partition)}lease:{name}:v{version}"
+
+    @property
+    def projectors(self) -> str:
+        """The sorted set of live projector processes (consumer → last heartbeat, ms)."""
+        return f"{self.prefix}:projectors"
+
+    # --- consumer groups ---------------------------------------------------------------------
+
+    @staticmethod
+    def group(name: str, version: int) -> str:
+        """The consumer group on the log (of every partition) that feeds one view version."""
+        return f"projector:{name}:v{version}"
+
+    @property
+    def inbox_group(self) -> str:
+        """The consumer group the inbox reads its stream in (:data:`INBOX_GROUP`)."""
+        return INBOX_GROUP
+
+    # --- as-of snapshots ---------------------------------------------------------------------
+
+    def _snapshot_base(self, name: str, version: int) -> str:
+        return f"{self.prefix}:snapshot:{{{name}:v{version}}}"
+
+    def snapshot_index(self, name: str, version: int) -> str:
+        """The sorted set of one view version's snapshot positions, scored by ordinal."""
+        return f"{self._snapshot_base(name, version)}:index"
+
+    def snapshot_data(self, name: str, version: int) -> str:
+        """The hash position → compressed snapshot of one view version."""
+        return f"{self._snapshot_base(name, version)}:data"
+
+    def snapshot_lease(self, name: str, version: int) -> str:
+        """The lease of the snapshot writer working on one view version."""
+        return f"{self._snapshot_base(name, version)}:lease"

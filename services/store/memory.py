@@ -6,8 +6,8 @@ are ``<milliseconds>-<sequence>`` from the wall clock, strictly increasing, as R
 stream ids; stored events go through the wire format, so what a read returns is what a
 Redis read would return.
 
-The rule helpers here (:func:`op_of`, :func:`conflict`, :func:`rejection`) are shared by
-both stores so that they answer with the same errors and messages.
+It applies the rules of :mod:`services.store.rules`, which the Redis store's append script
+runs too, and answers with the same errors and messages.
 """
 
 from __future__ import annotations
@@ -15,120 +15,22 @@ from __future__ import annotations
 import bisect
 import time
 from collections.abc import Sequence
-from typing import Literal, cast
-
-import msgspec
 
 from events import (
     AnyEvent,
     IncidentMerged,
-    IncidentRedacted,
-    IncidentReported,
-    IncidentRetracted,
     Position,
     Recorded,
-    StatementIssued,
-    StatementRedacted,
-    StatementRetracted,
     from_fields,
-    normalise,
     position_key,
     recorded_at_of,
     to_fields,
 )
-from services.store.base import Appended, AppendRejectedError, ConflictError, EntityState
+from services.store.base import Appended, EntityState
+from services.store.positions import START
+from services.store.rules import conflict, op_of, rejection, state_after, stored_form
 
-__all__ = ["START", "InMemoryEventStore", "Op", "conflict", "op_of", "rejection", "stored_form"]
-
-START = Position("0-0")
-"""The position before the first event."""
-
-Op = Literal["create", "revise", "retract", "merge", "redact"]
-"""What an event does to its entity: create it, revise it, retract it, merge it away, or
-redact its private text (allowed whatever the entity's status, which it keeps)."""
-
-
-_OPS: dict[type, Op] = {
-    IncidentReported: "create",
-    StatementIssued: "create",
-    IncidentRetracted: "retract",
-    StatementRetracted: "retract",
-    IncidentMerged: "merge",
-    IncidentRedacted: "redact",
-    StatementRedacted: "redact",
-}
-
-
-def op_of(event: AnyEvent) -> Op:
-    """What ``event`` does to its entity."""
-    op = _OPS.get(type(event))
-    if op is not None:
-        return op
-    if isinstance(event, IncidentReported | StatementIssued):
-        return "create"
-    if isinstance(event, IncidentRetracted | StatementRetracted):
-        return "retract"
-    if isinstance(event, IncidentMerged):
-        return "merge"
-    if isinstance(event, IncidentRedacted | StatementRedacted):
-        return "redact"
-    return "revise"
-
-
-def stored_form(event: AnyEvent) -> AnyEvent:
-    """The event as the log stores it: normalised, without its ``expected_version``."""
-    return cast("AnyEvent", normalise(event))
-
-
-def _kind(event: AnyEvent) -> str:
-    return event.entity.partition(":")[0]
-
-
-def conflict(
-    index: int, event: AnyEvent, current: int, reason: Literal["version", "exists"]
-) -> ConflictError:
-    """The error for an event that conflicts with its entity's version or existence."""
-    if reason == "version":
-        message = f"expected version {event.expected_version}"
-    elif _kind(event) == "incident":
-        message = "already reported; publish incident.casualties_revised"
-    else:
-        message = "already issued; retract it and issue a new statement"
-    return ConflictError(index, event.entity, current, message)
-
-
-def _gone(entity: str, status: str, into: str | None) -> str:
-    kind = entity.partition(":")[0]
-    if status == "missing":
-        return "was never " + ("reported" if kind == "incident" else "issued")
-    if status == "merged":
-        return f"was merged into {kind}:{into}"
-    return "was retracted" if kind == "incident" else "was retracted already"
-
-
-def rejection(
-    index: int,
-    event: AnyEvent,
-    which: Literal["self", "into"],
-    status: str,
-    into: str | None = None,
-) -> AppendRejectedError:
-    """The error for an event whose entity (``self``) or merge target (``into``) is not live.
-
-    ``status`` is that entity's status (``missing``, ``retracted``, ``merged``, or ``self``
-    for a merge into its own incident) and ``into`` where it was merged, if it was.
-    """
-    field = f"{_kind(event)}_id"
-    if which == "self":
-        return AppendRejectedError(
-            index, field, f"{event.entity} {_gone(event.entity, status, into)}"
-        )
-    if status == "self":
-        return AppendRejectedError(index, "into", "an incident cannot be merged into itself")
-    target = event.into_entity if isinstance(event, IncidentMerged) else "its target"
-    return AppendRejectedError(
-        index, "into", f"cannot merge into {target}: it {_gone(target, status, into)}"
-    )
+__all__ = ["InMemoryEventStore"]
 
 
 class InMemoryEventStore:
@@ -178,17 +80,10 @@ class InMemoryEventStore:
             if event.expected_version is not None and event.expected_version != version:
                 raise conflict(index, event, version, "version")
             op = op_of(event)
-            if op == "create":
-                if state is not None:
-                    raise conflict(index, event, version, "exists")
-                changed[event.entity] = EntityState(1, "live")
-                plan.append(None)
-                continue
-            if op == "redact" and state is not None:  # erasure reaches every status
-                changed[event.entity] = msgspec.structs.replace(state, version=version + 1)
-                plan.append(None)
-                continue
-            if state is None or state.status != "live":
+            if op == "create" and state is not None:
+                raise conflict(index, event, version, "exists")
+            erasing = op == "redact" and state is not None  # erasure reaches every status
+            if op != "create" and not erasing and (state is None or state.status != "live"):
                 status = "missing" if state is None else state.status
                 into = None if state is None else state.merged_into
                 raise rejection(index, event, "self", status, into)
@@ -200,11 +95,9 @@ class InMemoryEventStore:
                     status = "missing" if target is None else target.status
                     into = None if target is None else target.merged_into
                     raise rejection(index, event, "into", status, into)
-                changed[event.entity] = EntityState(version + 1, "merged", event.into)
-            elif op == "retract":
-                changed[event.entity] = EntityState(version + 1, "retracted")
-            else:
-                changed[event.entity] = EntityState(version + 1, "live")
+            after = state_after(state, event)
+            assert after is not None  # noqa: S101  # the event was checked valid
+            changed[event.entity] = after
             plan.append(None)
         return plan, changed
 

@@ -1,4 +1,4 @@
-"""Private text sealed at the store's edge, and erasure in an append-only log.
+"""Private text sealed at the store's edge.
 
 Three fields can hold personal data: an incident's ``notes``, a source's ``url`` and a
 statement speaker's ``name`` (:mod:`events.private`). :class:`SealingStore` wraps the event
@@ -20,37 +20,25 @@ after an erasure) the fields read ``"[erased]"`` (notes, names) or ``None`` (url
 API shows ``"[erased]"`` where :meth:`SealingStore.open_entity` says a url was erased). A blob
 that does not authenticate raises :class:`TamperedError`, never garbage.
 
-**Erasure.** :func:`erase` appends ``incident.redacted``/``statement.redacted`` (source
-:data:`OPERATOR_FEED`) and then destroys the entity's key: the log stays append-only and
-replayable, and the sealed text of every earlier event of the entity is unreadable for good,
-in the log, its replicas and backups alike. Text sent for the entity afterwards (a revision's
-source url) is sealed under a new key and stays readable. Only :func:`erase` (and the import
-of a log holding erasures) may append a redaction: :class:`SealingStore` refuses one whose
-source is not :data:`OPERATOR_FEED`, so a feed cannot mark text erased that still is not.
-
-**Keyrings.** ``LEDGER_KEYRING=redis`` (the default) keeps the keys in the hash
-``<prefix>:keys`` (:class:`RedisKeyring`): apart from the stream, but on the same server and
-in its backups until they age out. ``LEDGER_KEYRING=file:<dir>`` keeps one file per key in a
-directory (:class:`FileKeyring`, mode 0600), for a volume that is backed up apart from Redis
-or not at all; a KMS would implement the same :class:`Keyring` protocol. Deleting a file
-unlinks it; whether its blocks are overwritten depends on the file system and device.
+**Erasure** (:mod:`services.protection.erasure`) appends ``incident.redacted`` /
+``statement.redacted`` (source :data:`OPERATOR_FEED`) and then destroys the entity's key in
+its keyring (:mod:`services.store.keyring`): the sealed text of every earlier event of the
+entity is unreadable for good. Text sent for the entity afterwards (a revision's source url)
+is sealed under a new key and stays readable. Only erasure (and the import of a log holding
+erasures) may append a redaction: :class:`SealingStore` refuses one whose source is not
+:data:`OPERATOR_FEED`, so a feed cannot mark text erased that still is not.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
-import os
 import secrets
 import uuid
 from collections.abc import Sequence
-from pathlib import Path
-from typing import Final, Literal, Protocol, runtime_checkable
+from typing import Final, Protocol
 
 import msgspec
-import redis.asyncio as aioredis
-import redis.exceptions as rexc
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
@@ -63,54 +51,30 @@ from events import (
     Recorded,
     StatementRedacted,
     masked,
-    parse_submission,
     private_fields,
     with_private,
 )
 from events.errors import CodecError
 from services.settings import OPERATOR_FEED
-from services.store.base import (
-    Appended,
-    AppendRejectedError,
-    EntityState,
-    EventStore,
-    StoreError,
-    StoreUnavailableError,
-)
-from services.store.keys import Keys
-from services.store.memory import START
+from services.store.base import Appended, AppendRejectedError, EntityState, EventStore
+from services.store.keyring import DataKey, Keyring, SealingError
+from services.store.positions import START
 
 __all__ = [
-    "OPERATOR_FEED",
-    "DataKey",
-    "Erasure",
-    "FileKeyring",
-    "Keyring",
-    "KeyringError",
-    "MemoryKeyring",
-    "RedisKeyring",
+    "NONCE_BYTES",
     "SealableStore",
-    "SealingError",
     "SealingStore",
     "TamperedError",
     "Unsealed",
-    "erase",
-    "keyring_for",
+    "blob_key_id",
+    "blob_paths",
     "open_records",
     "seal",
     "unseal",
 ]
 
-
-KEY_BYTES: Final = 32
-"""AES-256."""
 NONCE_BYTES: Final = 12
 """96-bit nonces, random per sealed event."""
-_KEY_ID_BYTES: Final = 8
-
-
-class SealingError(StoreError):
-    """Root of the errors of sealing private text and of its keyrings."""
 
 
 class TamperedError(SealingError):
@@ -119,306 +83,6 @@ class TamperedError(SealingError):
     The ciphertext, its nonce, its paths or the event id it is bound to was altered, or the
     blob belongs to another entry: the text is refused rather than returned as garbage.
     """
-
-
-class KeyringError(SealingError):
-    """Raised when a keyring cannot store, read or destroy a key (file system, bad record)."""
-
-
-# --- keys and keyrings -------------------------------------------------------------------------
-
-
-class DataKey(msgspec.Struct, frozen=True):
-    """One entity's data key: a random id (named in every blob it seals) and 32 bytes."""
-
-    key_id: str
-    secret: bytes
-
-    def __repr__(self) -> str:  # keep key material out of logs and tracebacks
-        return f"DataKey(key_id={self.key_id!r}, secret=<hidden>)"
-
-    @classmethod
-    def new(cls) -> DataKey:
-        """A fresh random key."""
-        return cls(secrets.token_hex(_KEY_ID_BYTES), secrets.token_bytes(KEY_BYTES))
-
-    @classmethod
-    def new_many(cls, entities: Sequence[str]) -> dict[str, DataKey]:
-        """A fresh random key per entity, from one read of the system's random source."""
-        size = _KEY_ID_BYTES + KEY_BYTES
-        pool = secrets.token_bytes(size * len(entities))
-        keys: dict[str, DataKey] = {}
-        for i, entity in enumerate(entities):
-            at = i * size
-            key_id = pool[at : at + _KEY_ID_BYTES].hex()
-            keys[entity] = cls(key_id, pool[at + _KEY_ID_BYTES : at + size])
-        return keys
-
-    def dump(self) -> str:
-        """The key as one line of text: ``<id>:<base64 secret>``."""
-        return f"{self.key_id}:{base64.b64encode(self.secret).decode()}"
-
-    @classmethod
-    def load(cls, text: str | bytes) -> DataKey:
-        """Read :meth:`dump`'s form; :class:`KeyringError` when it is not a key."""
-        raw = text.decode() if isinstance(text, bytes) else text
-        key_id, _, secret = raw.strip().partition(":")
-        try:
-            data = base64.b64decode(secret, validate=True)
-        except (binascii.Error, ValueError) as exc:
-            raise KeyringError("a stored data key is not valid base64") from exc
-        if len(key_id) != 2 * _KEY_ID_BYTES or len(data) != KEY_BYTES:
-            raise KeyringError("a stored data key has the wrong size")
-        return cls(key_id, data)
-
-
-@runtime_checkable
-class Keyring(Protocol):
-    """Where the data keys live, apart from the log. One key per entity (``incident:<id>``)."""
-
-    async def get(self, entity: str) -> DataKey | None:
-        """The entity's key, or ``None`` when it has none (never had, or it was destroyed)."""
-        ...
-
-    async def get_or_create(self, entity: str) -> DataKey:
-        """The entity's key, created when missing (concurrent callers get the same key)."""
-        ...
-
-    async def destroy(self, entity: str) -> bool:
-        """Destroy the entity's key for good; whether there was one."""
-        ...
-
-    async def get_many(self, entities: Sequence[str]) -> dict[str, DataKey]:
-        """The keys of those ``entities`` that have one (one round trip where it can)."""
-        ...
-
-    async def get_or_create_many(self, entities: Sequence[str]) -> dict[str, DataKey]:
-        """The key of every one of ``entities``, created where missing."""
-        ...
-
-
-class MemoryKeyring:
-    """A :class:`Keyring` in this process's memory (tests, runs without Redis)."""
-
-    def __init__(self) -> None:
-        self._keys: dict[str, DataKey] = {}
-
-    async def get(self, entity: str) -> DataKey | None:
-        """The entity's key, or ``None``."""
-        return self._keys.get(entity)
-
-    async def get_or_create(self, entity: str) -> DataKey:
-        """The entity's key, created when missing."""
-        return self._keys.setdefault(entity, DataKey.new())
-
-    async def destroy(self, entity: str) -> bool:
-        """Forget the entity's key; whether there was one."""
-        return self._keys.pop(entity, None) is not None
-
-    async def get_many(self, entities: Sequence[str]) -> dict[str, DataKey]:
-        """The keys of those ``entities`` that have one."""
-        return {e: self._keys[e] for e in entities if e in self._keys}
-
-    async def get_or_create_many(self, entities: Sequence[str]) -> dict[str, DataKey]:
-        """The key of every one of ``entities``, created where missing."""
-        return {e: await self.get_or_create(e) for e in entities}
-
-
-GET_OR_CREATE_SCRIPT: Final = """
--- KEYS[1]: the keyring hash. ARGV[1]: a MessagePack array entity, candidate, entity, ...
--- Returns each entity's stored key, storing its candidate first where it has none
--- (one HMGET and one HSET per 1,000 entities: unpack has a stack limit).
-local offered = cmsgpack.unpack(ARGV[1])
-local found = {}
-local CHUNK = 1000
-for first = 1, #offered, 2 * CHUNK do
-  local last = math.min(first + 2 * CHUNK - 1, #offered)
-  local names = {}
-  for i = first, last, 2 do
-    names[#names + 1] = offered[i]
-  end
-  local values = redis.call('HMGET', KEYS[1], unpack(names))
-  local missing = {}
-  for j = 1, #names do
-    local value = values[j]
-    if not value then
-      value = offered[first + 2 * j - 1]
-      missing[#missing + 1] = names[j]
-      missing[#missing + 1] = value
-    end
-    found[#found + 1] = value
-  end
-  if #missing > 0 then
-    redis.call('HSET', KEYS[1], unpack(missing))
-  end
-end
-return found
-"""
-
-_pack: Final = msgspec.msgpack.Encoder().encode
-
-
-class RedisKeyring:
-    """A :class:`Keyring` on the Redis hash ``<prefix>:keys`` (entity → ``<id>:<base64>``).
-
-    The hash is apart from the stream, so the log can be copied without its keys, but it
-    shares the server and its backups. In production configure a key file directory
-    (:class:`FileKeyring`, ``LEDGER_KEYRING=file:<dir>``) or a KMS behind this protocol.
-    Redis errors raise :class:`~services.store.base.StoreUnavailableError`.
-    """
-
-    def __init__(self, client: aioredis.Redis, prefix: str = "ledger") -> None:
-        self.client = client
-        self.key = Keys(prefix).keyring
-        self._get_or_create = client.register_script(GET_OR_CREATE_SCRIPT)
-
-    async def get(self, entity: str) -> DataKey | None:
-        """The entity's key, or ``None``."""
-        try:
-            raw = await self.client.hget(self.key, entity)
-        except rexc.RedisError as exc:
-            raise StoreUnavailableError(f"redis keyring: {exc}") from exc
-        return None if raw is None else DataKey.load(raw)
-
-    async def get_or_create(self, entity: str) -> DataKey:
-        """The entity's key; ``HSETNX`` makes concurrent creators agree on one."""
-        found = await self.get(entity)
-        if found is not None:
-            return found
-        try:
-            await self.client.hsetnx(self.key, entity, DataKey.new().dump())
-        except rexc.RedisError as exc:
-            raise StoreUnavailableError(f"redis keyring: {exc}") from exc
-        found = await self.get(entity)
-        if found is None:  # destroyed between the two commands: a race with an erasure
-            raise KeyringError(f"the key of {entity} was destroyed while it was created")
-        return found
-
-    async def destroy(self, entity: str) -> bool:
-        """``HDEL`` the entity's key; whether there was one."""
-        try:
-            return bool(await self.client.hdel(self.key, entity))
-        except rexc.RedisError as exc:
-            raise StoreUnavailableError(f"redis keyring: {exc}") from exc
-
-    async def get_many(self, entities: Sequence[str]) -> dict[str, DataKey]:
-        """The keys of those ``entities`` that have one: one ``HMGET``."""
-        wanted = list(dict.fromkeys(entities))
-        if not wanted:
-            return {}
-        try:
-            values = await self.client.hmget(self.key, wanted)
-        except rexc.RedisError as exc:
-            raise StoreUnavailableError(f"redis keyring: {exc}") from exc
-        return {e: DataKey.load(v) for e, v in zip(wanted, values, strict=True) if v is not None}
-
-    async def get_or_create_many(self, entities: Sequence[str]) -> dict[str, DataKey]:
-        """Every entity's key in one script call (:data:`GET_OR_CREATE_SCRIPT`).
-
-        Each entity comes with a fresh candidate key, stored only where the entity has none:
-        concurrent creators agree on one key, as with ``HSETNX``.
-        """
-        wanted = list(dict.fromkeys(entities))
-        if not wanted:
-            return {}
-        candidates = DataKey.new_many(wanted)
-        dumps = {entity: key.dump() for entity, key in candidates.items()}
-        offered: list[str] = []
-        for entity, dump in dumps.items():
-            offered += (entity, dump)
-        try:
-            values = await self._get_or_create(keys=[self.key], args=[_pack(offered)])
-        except rexc.RedisError as exc:
-            raise StoreUnavailableError(f"redis keyring: {exc}") from exc
-        found: dict[str, DataKey] = {}
-        for entity, value in zip(wanted, values, strict=True):
-            stored = value.decode() if isinstance(value, bytes) else value
-            found[entity] = candidates[entity] if stored == dumps[entity] else DataKey.load(stored)
-        return found
-
-
-class FileKeyring:
-    """A :class:`Keyring` of key files in one directory (0700), one file per key (0600).
-
-    A file is named by the SHA-256 of its entity (ids may be longer than a file name) and
-    holds ``<id>:<base64>``. A key is created by linking a finished temporary file into
-    place, so concurrent creators agree on one key and no reader sees half a file.
-    """
-
-    def __init__(self, directory: Path | str) -> None:
-        self.directory = Path(directory)
-
-    def _path(self, entity: str) -> Path:
-        return self.directory / f"{hashlib.sha256(entity.encode()).hexdigest()}.key"
-
-    def _read(self, path: Path) -> DataKey | None:
-        try:
-            return DataKey.load(path.read_bytes())
-        except FileNotFoundError:
-            return None
-        except OSError as exc:
-            raise KeyringError(f"cannot read a key file in {self.directory}: {exc}") from exc
-
-    async def get(self, entity: str) -> DataKey | None:
-        """The entity's key, or ``None``."""
-        return self._read(self._path(entity))
-
-    async def get_or_create(self, entity: str) -> DataKey:
-        """The entity's key, created (atomically, mode 0600) when missing."""
-        path = self._path(entity)
-        found = self._read(path)
-        if found is not None:
-            return found
-        try:
-            self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-            temp = path.with_name(f"{path.name}.{secrets.token_hex(8)}.tmp")
-            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            try:
-                os.write(fd, DataKey.new().dump().encode())
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            try:
-                os.link(temp, path)
-            except FileExistsError:
-                pass  # another creator won: use its key
-            finally:
-                temp.unlink()
-        except OSError as exc:
-            raise KeyringError(f"cannot write a key file in {self.directory}: {exc}") from exc
-        found = self._read(path)
-        if found is None:
-            raise KeyringError(f"the key of {entity} was destroyed while it was created")
-        return found
-
-    async def destroy(self, entity: str) -> bool:
-        """Unlink the entity's key file; whether there was one."""
-        try:
-            self._path(entity).unlink()
-        except FileNotFoundError:
-            return False
-        except OSError as exc:
-            raise KeyringError(f"cannot delete a key file in {self.directory}: {exc}") from exc
-        return True
-
-    async def get_many(self, entities: Sequence[str]) -> dict[str, DataKey]:
-        """The keys of those ``entities`` that have one."""
-        found = {e: self._read(self._path(e)) for e in dict.fromkeys(entities)}
-        return {e: k for e, k in found.items() if k is not None}
-
-    async def get_or_create_many(self, entities: Sequence[str]) -> dict[str, DataKey]:
-        """The key of every one of ``entities``, created where missing."""
-        return {e: await self.get_or_create(e) for e in dict.fromkeys(entities)}
-
-
-def keyring_for(spec: str, client: aioredis.Redis, prefix: str = "ledger") -> Keyring:
-    """The keyring ``LEDGER_KEYRING`` names: ``redis`` or ``file:<dir>``."""
-    if spec == "redis":
-        return RedisKeyring(client, prefix)
-    kind, _, where = spec.partition(":")
-    if kind == "file" and where:
-        return FileKeyring(where)
-    raise KeyringError(f"LEDGER_KEYRING must be redis or file:<dir>, got {spec!r}")
 
 
 # --- sealing one event -----------------------------------------------------------------------
@@ -626,51 +290,3 @@ class SealingStore:
             raise SealingError(f"{event.type} is not a redaction")
         (appended,) = await self.inner.append([event], sealed=[None])
         return appended
-
-
-# --- erasure ----------------------------------------------------------------------------------
-
-ErasableKind = Literal["incident", "statement"]
-
-
-class Erasure(msgspec.Struct, frozen=True):
-    """What :func:`erase` did: the redaction's event id and position, and the key's fate."""
-
-    entity: str
-    event_id: str
-    position: str
-    key_destroyed: bool
-    """Whether a key was there to destroy (``False``: the entity never had private text,
-    or an earlier erasure destroyed it already)."""
-
-
-async def erase(store: SealingStore, kind: ErasableKind, ident: str, reason: str) -> Erasure:
-    """Erase an incident's or statement's private text: redaction event, then key destroyed.
-
-    Raises :class:`~events.InvalidEventError` for a malformed id or reason,
-    :class:`AppendRejectedError` when no such incident or statement was ever recorded
-    (nothing is destroyed then), and the store's other errors. Running it again is harmless
-    (a second redaction event; no key left to destroy).
-    """
-    draft: AnyEvent
-    event_id = uuid.uuid4()
-    if kind == "incident":
-        draft = IncidentRedacted(
-            event_id=event_id,
-            source=OPERATOR_FEED,
-            schema_version=IncidentRedacted.SCHEMA_VERSION,
-            incident_id=ident,
-            reason=reason,
-        )
-    else:
-        draft = StatementRedacted(
-            event_id=event_id,
-            source=OPERATOR_FEED,
-            schema_version=StatementRedacted.SCHEMA_VERSION,
-            statement_id=ident,
-            reason=reason,
-        )
-    event = parse_submission(msgspec.json.encode(draft))  # the schema's checks, or raises
-    appended = await store.append_redaction(event)
-    destroyed = await store.keyring.destroy(event.entity)
-    return Erasure(event.entity, str(event_id), appended.position, destroyed)

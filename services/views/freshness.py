@@ -1,12 +1,13 @@
-"""How fresh a stored view is: its checkpoint and the log entries not yet applied to it.
+"""How fresh a stored view is: its checkpoint, the log entries not yet applied, its group.
 
-``lag`` counts the log entries after the view's checkpoint. It is read cheaply from the
-projection's consumer group (``XINFO GROUPS``): the group's ``lag`` (entries never
+``lag`` counts the log entries after the view's checkpoint, and this is the one place it is
+computed (answers, gauges, ``ledger status``, the projectors' status). It is read cheaply
+from the projection's consumer group (``XINFO GROUPS``): the group's ``lag`` (entries never
 delivered) plus the entries delivered but not yet committed, i.e. pending above the
 checkpoint (``XPENDING`` over ``(checkpoint, +]``, at most one batch). Only when the group
-cannot tell (no group yet, a log with deleted entries, a group behind the checkpoint) are
-the entries after the checkpoint counted with ``XRANGE``. A view with no checkpoint yet lags
-by the whole log.
+cannot tell (no group yet, a log with deleted entries, a group behind the checkpoint) are the
+entries after the checkpoint counted through the log's reader. A view with no checkpoint yet
+lags by the whole log.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import Any
 
 import msgspec
 import redis.asyncio as aioredis
@@ -22,45 +23,73 @@ import redis.exceptions as rexc
 
 from events import Position, position_key
 from projections import Projection
+from services.resp import text
 from services.store.keys import Keys
-from services.views.stored import load_checkpoint, split, view_keys
+from services.store.log import LogReader
+from services.store.positions import split
+from services.views.generations import CHECKPOINT_FIELD, current_view_keys
 
-__all__ = ["Freshness", "count_after", "freshness", "lag_after"]
-
-_COUNT_PAGE: Final = 10_000
+__all__ = ["ViewState", "group_info", "lag_after", "lag_of", "view_state"]
 
 
-class Freshness(msgspec.Struct, frozen=True):
-    """A view's checkpoint and how many log entries it has yet to apply."""
+class ViewState(msgspec.Struct, frozen=True, kw_only=True):
+    """Where one (partition) view stands: checkpoint, lag, its group, its lease."""
 
+    name: str
+    version: int
+    generation: int
     position: Position | None
+    """The view's checkpoint: the last log position it includes."""
     lag: int
+    """Log entries after the checkpoint, not yet in the view."""
+    pending: int
+    """Entries delivered to the projection's consumer group and not yet acked."""
+    holder: str | None
+    """The consumer holding the projection's lease, if any."""
+    partition: int = 0
+    """The log partition the view folds (0 on one partition)."""
 
 
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
-async def count_after(client: aioredis.Redis, log_key: str, after: Position | None) -> int:
-    """The log entries after ``after`` (all of them for ``None``), counted with ``XRANGE``."""
-    if after is None:
-        return int(await client.xlen(log_key))
-    count, start = 0, f"({after}"
-    while True:
-        page = await client.xrange(log_key, min=start, max="+", count=_COUNT_PAGE) or []
-        count += len(page)
-        if len(page) < _COUNT_PAGE:
-            return count
-        start = f"({_text(page[-1][0])}"
-
-
-async def _group(client: aioredis.Redis, log_key: str, name: str) -> Mapping[str, Any] | None:
+async def group_info(client: aioredis.Redis, log_key: str, name: str) -> Mapping[str, Any] | None:
+    """``XINFO GROUPS`` of one consumer group of ``log_key`` (``None``: no group, no log)."""
     with contextlib.suppress(rexc.ResponseError):  # no log yet
         for group in await client.xinfo_groups(log_key):
-            if _text(group["name"]) == name:
+            if text(group["name"]) == name:
                 info: Mapping[str, Any] = group
                 return info
     return None
+
+
+async def lag_of(
+    client: aioredis.Redis,
+    log: LogReader,
+    group: str,
+    checkpoint: Position | None,
+    info: Mapping[str, Any] | None = None,
+) -> int:
+    """The entries of ``log`` after ``checkpoint`` (see the module docstring for how).
+
+    ``info`` is the group's ``XINFO GROUPS`` entry when the caller read it already.
+    """
+    if checkpoint is None:
+        return await log.count_after(None)
+    if info is None:
+        info = await group_info(client, log.key, group)
+    undelivered = None if info is None else info.get("lag")
+    delivered = None if info is None else info.get("last-delivered-id")
+    if (
+        info is None
+        or undelivered is None
+        or delivered is None
+        or position_key(text(delivered)) < position_key(checkpoint)
+    ):
+        return await log.count_after(checkpoint)
+    pending = int(info.get("pending") or 0)
+    above = 0
+    if pending:
+        entries = await client.xpending_range(log.key, group, f"({checkpoint}", "+", pending)
+        above = len(entries)
+    return int(undelivered) + above
 
 
 async def lag_after(
@@ -68,46 +97,37 @@ async def lag_after(
 ) -> int:
     """The log entries after ``checkpoint`` (see the module docstring for how).
 
-    On several partitions ``checkpoint`` is one per partition (:func:`services.views.stored.joined`)
-    and the lag is the sum of the partitions' lags.
+    On several partitions ``checkpoint`` is one per partition (joined) and the lag is the sum
+    of the partitions' lags.
     """
     keys = Keys.of(prefix)
-    group_name = view_keys(keys, projection).group
+    group = keys.group(projection.name, projection.version)
     lags = await asyncio.gather(
         *(
-            _lag_of(client, keys.log_of(partition), group_name, mine)
+            lag_of(client, LogReader(client, keys, partition), group, mine)
             for partition, mine in enumerate(split(checkpoint, keys.partitions))
         )
     )
     return sum(lags)
 
 
-async def _lag_of(
-    client: aioredis.Redis, log_key: str, group_name: str, checkpoint: Position | None
-) -> int:
-    if checkpoint is None:
-        return await count_after(client, log_key, None)
-    info = await _group(client, log_key, group_name)
-    undelivered = None if info is None else info.get("lag")
-    delivered = None if info is None else info.get("last-delivered-id")
-    if (
-        info is None
-        or undelivered is None
-        or delivered is None
-        or position_key(_text(delivered)) < position_key(checkpoint)
-    ):
-        return await count_after(client, log_key, checkpoint)
-    pending = int(info.get("pending") or 0)
-    above = 0
-    if pending:
-        entries = await client.xpending_range(log_key, group_name, f"({checkpoint}", "+", pending)
-        above = len(entries)
-    return int(undelivered) + above
-
-
-async def freshness(
-    client: aioredis.Redis, prefix: Keys | str, projection: Projection
-) -> Freshness:
-    """The view's checkpoint and lag, read now."""
-    checkpoint = await load_checkpoint(client, prefix, projection)
-    return Freshness(checkpoint, await lag_after(client, prefix, projection, checkpoint))
+async def view_state(
+    client: aioredis.Redis, prefix: Keys | str, projection: Projection, *, partition: int = 0
+) -> ViewState:
+    """Checkpoint, lag, pending count and lease holder of one partition view, read now."""
+    keys = await current_view_keys(client, prefix, projection, partition=partition)
+    info = await group_info(client, keys.log, keys.group)
+    raw = await client.hget(keys.meta, CHECKPOINT_FIELD)
+    checkpoint = None if raw is None else Position(text(raw))
+    holder = await client.get(keys.lease)
+    log = LogReader(client, prefix, partition)
+    return ViewState(
+        name=projection.name,
+        version=projection.version,
+        generation=int(keys.generation),
+        position=checkpoint,
+        lag=await lag_of(client, log, keys.group, checkpoint, info),
+        pending=int(info["pending"]) if info else 0,
+        holder=None if holder is None else text(holder),
+        partition=partition,
+    )

@@ -16,11 +16,8 @@ from pathlib import Path
 import pytest
 from redis.asyncio.cluster import RedisCluster
 
-from services.runtime.redis_server import (
-    RedisBinaryNotFoundError,
-    RedisClusterProcesses,
-    find_redis_server,
-)
+from services.runtime.redis_cluster import RedisClusterProcesses
+from services.runtime.redis_server import RedisBinaryNotFoundError, find_redis_server
 
 SESSION_NODE_TIMEOUT_MS = 2000
 """The session cluster's ``cluster-node-timeout``: short, so a lost node is noticed quickly."""

@@ -17,7 +17,8 @@ import redis.exceptions as rexc
 from redis.asyncio.cluster import RedisCluster
 from redis.crc import key_slot
 
-from services.runtime.redis_server import RedisClusterProcesses, RedisProcess
+from services.runtime.redis_cluster import RedisClusterProcesses
+from services.runtime.redis_server import RedisProcess
 from tests.cluster.fixtures import running_cluster
 
 _APPEND_IN_ORDER = """

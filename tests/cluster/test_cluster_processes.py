@@ -13,7 +13,7 @@ from redis.backoff import NoBackoff
 from redis.cluster import RedisCluster
 from redis.retry import Retry
 
-from services.runtime.redis_server import (
+from services.runtime.redis_cluster import (
     RedisClusterFailoverError,
     RedisClusterProcesses,
     RedisClusterStartError,

@@ -14,12 +14,14 @@ import pytest
 
 from events import AnyEvent
 from projections import PROJECTIONS, Docs, fold
-from services.http.read import ViewReader
-from services.projector.runner import ProjectorPool
+from services.projector.pool import ProjectorPool
 from services.reference import DUPLICATE_INCIDENT, MAIN_INCIDENT, scenario
 from services.store.base import StoreUnavailableError
+from services.store.connection import connect
 from services.store.keys import Keys
-from services.store.redis import RedisEventStore, connect
+from services.store.redis import RedisEventStore
+from services.views.cache import ViewReader
+from services.views.redis import RedisViewStore
 from tests.cluster.fixtures import FAILOVER_NODE_TIMEOUT_MS, running_cluster
 from tests.e2e.test_dashboard import READER, publish, service, service_options
 from tests.faults.test_partition_rebalance import kill_one_of_two, partition_logs
@@ -134,7 +136,7 @@ class TestFailover:
             assert sorted(stored) == sorted(acknowledged)  # every one, once
             async with asyncio.timeout(DEADLINE):
                 await ProjectorPool(client, prefix=keys, block_ms=50).run_until_caught_up()
-            reader = ViewReader(client, keys)
+            reader = ViewReader(RedisViewStore(client, keys))
             for projection in PROJECTIONS.values():
                 expected = projection.merge([fold(projection, log) for log in logs])
                 docs, _ = await reader.read(projection, list(projection.doc_types))

@@ -9,8 +9,7 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 
-from services.store.keys import Keys
-from services.store.sealing import (
+from services.store.keyring import (
     DataKey,
     FileKeyring,
     Keyring,
@@ -19,6 +18,7 @@ from services.store.sealing import (
     RedisKeyring,
     keyring_for,
 )
+from services.store.keys import Keys
 
 
 @pytest.fixture(params=["memory", "redis", "file"])

@@ -1,6 +1,6 @@
 """The analysts' dashboard in a real browser, against the real service on a real Redis.
 
-The service is wired by :func:`services.bootstrap.build_app` (Redis event store, inbox, projector
+The service is wired by :func:`services.bootstrap.api` (Redis event store, inbox, projector
 pool) under this test's key prefix and served by uvicorn on a free port in the test's own
 event loop; the page is driven by Playwright's async API in Debian's chromium. Waiting is
 always for a condition (Playwright's ``expect``/``wait_for`` with a deadline), never a sleep.
@@ -28,11 +28,11 @@ import pytest
 import uvicorn
 
 from events import AnyEvent, CasualtiesRevised, Fatalities, Source, VictimLine
-from services.bootstrap import Service, bind, build_app
+from services.bootstrap import Service, api, http_app
 from services.client import LedgerClient
-from services.http import build_http_app
 from services.http.dashboard import STATIC_DIR
-from services.protection.auth import Authenticator, live_query_token
+from services.http.middleware import live_query_token
+from services.http.server import bind
 from services.reference import MAIN_INCIDENT, MONITOR_FEED, REFERENCE_FEEDS, scenario
 from services.settings import Settings, Token
 from services.store.memory import InMemoryEventStore
@@ -107,13 +107,13 @@ async def service(
         key_prefix=key_prefix,
         **service_options,
     )
-    built: Service = build_app(settings)
+    built: Service = api(settings)
     await built.start()
     sock = bind("127.0.0.1", 0)
     host, port = sock.getsockname()[:2]
     server = uvicorn.Server(
         uvicorn.Config(
-            built.http,
+            built.app,
             log_config=None,
             access_log=False,
             lifespan="on",
@@ -288,8 +288,8 @@ _OTHER_HOST = re.compile(r"""(?:https?:)?//[A-Za-z0-9.-]+\.[A-Za-z]{2,}""")
 @pytest.fixture
 async def http() -> AsyncIterator[httpx.AsyncClient]:
     """The HTTP app in process: an in-memory store, so no read side runs (its routes 404)."""
-    auth = Authenticator([Token(role="reader", secret=READER)])
-    app = build_http_app(store=InMemoryEventStore(), auth=auth)
+    settings = Settings(tokens=(Token(role="reader", secret=READER),))
+    app = http_app(settings, store=InMemoryEventStore())
     transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
     async with httpx.AsyncClient(transport=transport, base_url="http://ledger.test") as client:
         yield client

@@ -21,10 +21,9 @@ import redis.asyncio as aioredis
 import uvicorn
 
 from events import position_key
-from services.bootstrap import bind
-from services.http import build_http_app
-from services.protection.auth import Authenticator
-from services.settings import Token
+from services.bootstrap import http_app
+from services.http.server import bind
+from services.settings import Settings, Token
 from services.store.redis import RedisEventStore
 from tests import factories as f
 
@@ -53,11 +52,9 @@ async def base_url(
     redis_client: aioredis.Redis, redis_store: RedisEventStore
 ) -> AsyncIterator[str]:
     """The API served by uvicorn on a free local port, in this event loop."""
-    app = build_http_app(
-        store=redis_store,
-        auth=Authenticator([Token(role="feed", secret=FEED, feed="sohr")]),
-        ping=redis_client.ping,
-    )
+    tokens = (Token(role="feed", secret=FEED, feed="sohr"),)
+    settings = Settings(tokens=tokens, key_prefix=redis_store.keys.prefix)
+    app = http_app(settings, store=redis_store, client=redis_client)
     sock = bind("127.0.0.1", 0)
     host, port = sock.getsockname()[:2]
     server = ListeningServer(uvicorn.Config(app, log_config=None, access_log=False, lifespan="on"))

@@ -24,10 +24,10 @@ import msgspec
 import pytest
 
 from events import AnyEvent, IncidentReported, Speaker
-from services.projector.runner import ProjectorPool
+from services.projector.pool import ProjectorPool
 from services.runtime.redis_server import RedisProcess
+from services.store.connection import connect
 from services.store.keys import Keys
-from services.store.redis import connect
 from tests import factories as f
 from tests.faults.test_redis_kill import PREFIX, TOKENS, LedgerServer
 

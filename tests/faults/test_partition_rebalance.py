@@ -1,7 +1,7 @@
 """Several projector processes share the partitions; one is killed, the survivor takes over.
 
 The log has three partitions, so each of the four projections has three partition views,
-twelve leases in all. Two projector processes (``python -m services.projector.runner``) split
+twelve leases in all. Two projector processes (``ledger project``) split
 them by
 their fair share; one is killed with SIGKILL while events keep coming, the survivor takes
 its leases once they expire, and at the end the merged views equal the merge of the folds
@@ -21,9 +21,10 @@ import redis.asyncio as aioredis
 
 from events import Recorded
 from projections import PROJECTIONS, Docs, fold
-from services.http.read import ViewReader
 from services.store.keys import Keys
 from services.store.redis import RedisEventStore
+from services.views.cache import ViewReader
+from services.views.redis import RedisViewStore
 from tests.faults.test_projector_kill import Projector, feed
 
 PARTITIONS = 3
@@ -88,7 +89,7 @@ async def kill_one_of_two(
     first.start()
     second.start()
     both = [first, second]
-    reader = ViewReader(client, keys)
+    reader = ViewReader(RedisViewStore(client, keys))
     try:
 
         async def shared() -> bool:

@@ -25,10 +25,12 @@ from events.errors import CodecError
 from projections import PROJECTIONS, Projection, State, fold
 from projections.docs import Docs
 from projections.errors import InconsistentStateError
-from services.projector.runner import MAX_DELIVERIES, ProjectorPool
+from services.projector.pool import ProjectorPool
+from services.projector.worker import MAX_DELIVERIES
 from services.store.keys import Keys
 from services.store.redis import RedisEventStore
-from services.views.stored import load_view, view_keys
+from services.views.generations import view_keys
+from services.views.redis import load_view
 from tests import factories as f
 
 DEADLINE = 60.0

@@ -1,6 +1,6 @@
 """``kill -9`` the projector process at random points while events stream in.
 
-The projector runs as its own OS process (``python -m services.projector.runner``). Events are
+The projector runs as its own OS process (``ledger project``). Events are
 appended
 in batches while it works; at a few random moments, once the view of a random projection has
 reached a random event of the latest batch, the process is killed with SIGKILL and started
@@ -29,7 +29,7 @@ import redis.asyncio as aioredis
 from events import AnyEvent, Recorded, Speaker
 from projections import PROJECTIONS, fold
 from services.store.redis import RedisEventStore
-from services.views.stored import load_checkpoint, load_view
+from services.views.redis import load_checkpoint, load_view
 from tests import factories as f
 
 SOAK = os.environ.get("LEDGER_SOAK") == "1"
@@ -89,16 +89,20 @@ class Projector:
         """Start a new projector process (a new consumer name each time)."""
         self.starts += 1
         log = (self.log_dir / f"projector-{self.starts}.log").open("wb")
-        env = {**os.environ, "PYTHONPATH": str(ROOT), **self.env}
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(ROOT),
+            "LEDGER_REDIS_URL": self.url,
+            "LEDGER_KEY_PREFIX": self.prefix,
+            "LEDGER_CLAIM_IDLE_MS": "500",
+            **self.env,
+        }
         self.process = subprocess.Popen(
             [
-                sys.executable, "-m", "services.projector.runner",
-                "--redis-url", self.url,
-                "--prefix", self.prefix,
+                sys.executable, "-m", "services.cli", "project",
                 "--lease-ms", "1000",
-                "--claim-idle-ms", "500",
                 "--batch-size", "500",
-                "--log-level", "WARNING",
+                "--json-logs",
             ],
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip

@@ -37,11 +37,11 @@ import redis.asyncio as aioredis
 from events import AnyEvent, Recorded, from_fields, recorded_at_of
 from projections import PROJECTIONS, fold
 from services.client import LedgerClient
-from services.projector.runner import ProjectorPool
+from services.projector.pool import ProjectorPool
 from services.runtime.redis_server import RedisProcess, free_port
+from services.store.connection import connect
 from services.store.keys import Keys
-from services.store.redis import connect
-from services.views.stored import load_view
+from services.views.redis import load_view
 from tests import factories as f
 
 SOAK = os.environ.get("LEDGER_SOAK") == "1"

@@ -26,15 +26,15 @@ from structlog.testing import capture_logs
 
 import events
 from projections import PROJECTIONS
-from services.http import build_http_app
+from services.bootstrap import http_app
 from services.ingest.inbox import build_inbox
-from services.projector.runner import ProjectorPool
-from services.protection.auth import Authenticator
+from services.projector.pool import ProjectorPool
 from services.runtime.redis_server import RedisProcess
 from services.settings import Settings, Token
+from services.store.connection import connect
 from services.store.keys import Keys
-from services.store.redis import RedisEventStore, connect
-from services.views.stored import load_checkpoint
+from services.store.redis import RedisEventStore
+from services.views.redis import load_checkpoint
 from tests import factories as f
 
 DEADLINE = 30.0
@@ -98,7 +98,7 @@ async def service(redis_server: RedisProcess) -> AsyncIterator[tuple[httpx.Async
     """The HTTP app over the service's own Redis client (1 s timeouts), and that client."""
     client = connect(redis_server.url)
     store = RedisEventStore(client, prefix="unreach")
-    app = build_http_app(store=store, auth=Authenticator(TOKENS), ping=client.ping)
+    app = http_app(Settings(tokens=TOKENS, key_prefix="unreach"), store=store, client=client)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://ledger") as http:
         await http.post("/v1/events", content=events.encode(f.reported("warm")), headers=HEADERS)

@@ -25,26 +25,26 @@ import redis.asyncio as aioredis
 from events import AnyEvent, Place, Position, Recorded, Speaker, recorded_at_of
 from projections import PROJECTIONS, alignment, country_stance, fold
 from projections import community_victims as victims
-from services.http import build_http_app
-from services.projector.runner import ProjectorPool
-from services.protection.auth import Authenticator
-from services.settings import Token, load_settings
+from services.bootstrap import http_app
+from services.cli.processes import write_snapshots
+from services.projector.pool import ProjectorPool
+from services.projector.snapshots import SnapshotsOffError, Snapshotter
+from services.settings import Settings, Token, load_settings
+from services.store.keys import Keys
 from services.store.redis import RedisEventStore
 from services.views.asof import (
     ASOF_PROJECTIONS,
     AsOfReader,
-    CorruptSnapshotError,
     InvalidAsOfError,
-    SnapshotRef,
-    SnapshotsOffError,
-    SnapshotStore,
-    Snapshotter,
-    decode_snapshot,
-    encode_snapshot,
     millis_of,
     parse_as_of,
-    serve_snapshots,
-    snapshot_keys,
+)
+from services.views.snapshots import (
+    CorruptSnapshotError,
+    SnapshotRef,
+    SnapshotStore,
+    decode_snapshot,
+    encode_snapshot,
     to_drop,
 )
 from tests import factories as f
@@ -252,7 +252,7 @@ class TestSnapshots:
     ) -> None:
         """While another process holds a projection's lease nothing is written; stop releases."""
         projection = PROJECTIONS["alignment"]
-        lease = snapshot_keys(key_prefix, projection).lease
+        lease = Keys(key_prefix).snapshot_lease(projection.name, projection.version)
         await redis_client.set(lease, "another-process", px=60_000)
         snapshotter = Snapshotter(
             redis_client, prefix=key_prefix, every=2, projections=[projection], owner="me"
@@ -291,11 +291,9 @@ class TestAsOfOverHttp:
         self, redis_store: RedisEventStore, redis_client: aioredis.Redis
     ) -> AsyncIterator[httpx.AsyncClient]:
         """A reader's client of the API."""
-        app = build_http_app(
-            store=redis_store,
-            auth=Authenticator((Token(role="reader", secret=READER),)),
-            ping=redis_client.ping,
-        )
+        tokens = (Token(role="reader", secret=READER),)
+        settings = Settings(tokens=tokens, key_prefix=redis_store.keys.prefix)
+        app = http_app(settings, store=redis_store, client=redis_client)
         async with httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app),
             base_url="http://ledger",
@@ -378,7 +376,7 @@ class TestTheSnapshotProcess:
             load_settings({}), key_prefix=key_prefix, snapshot_every=5
         )
         await redis_store.append([f.reported(f"i-{n}") for n in range(12)])
-        running = asyncio.create_task(serve_snapshots(settings, redis_url))
+        running = asyncio.create_task(write_snapshots(settings, redis_url=redis_url))
         store = SnapshotStore(redis_client, key_prefix)
         try:
             async with asyncio.timeout(20):
@@ -399,4 +397,4 @@ class TestTheSnapshotProcess:
             load_settings({}), key_prefix=key_prefix, snapshot_every=0
         )
         with pytest.raises(SnapshotsOffError, match="LEDGER_SNAPSHOT_EVERY"):
-            await serve_snapshots(settings, redis_url)
+            await write_snapshots(settings, redis_url=redis_url)

@@ -5,7 +5,6 @@ Each test starts its own ``redis-server`` (``RedisProcess``) and may reconfigure
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -13,9 +12,10 @@ import pytest
 import redis.asyncio as aioredis
 from structlog.testing import capture_logs
 
-from services.projector.runner import serve_projectors
+from services.cli.processes import project
 from services.runtime.checks import EvictionPolicyError, check_redis, redis_setup
 from services.runtime.redis_server import RedisProcess
+from services.settings import Settings
 
 
 @pytest.fixture
@@ -75,17 +75,11 @@ class TestEvictionPolicy:
     ) -> None:
         """The projector process stops before starting any work."""
         await client.config_set("maxmemory-policy", "allkeys-random")
-        args = argparse.Namespace(
-            redis_url=server.url,
-            prefix="checks",
-            projection=None,
-            claim_idle_ms=1000,
-            lease_ms=1000,
-            batch_size=10,
-            consumer="checks",
-        )
+        settings = Settings(key_prefix="checks", claim_idle_ms=1000)
         with pytest.raises(EvictionPolicyError):
-            await serve_projectors(args)
+            await project(
+                settings, redis_url=server.url, consumer="checks", lease_ms=1000, batch_size=10
+            )
         assert await client.keys("checks:*") == []
 
 

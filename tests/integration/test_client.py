@@ -6,6 +6,7 @@ import asyncio
 import datetime as dt
 import socket
 import time
+from typing import Any
 
 import httpx
 import msgspec
@@ -15,6 +16,7 @@ import uvicorn
 from litestar import Litestar
 
 from events import AnyEvent
+from services.bootstrap import http_app
 from services.client import (
     LedgerClient,
     PublishAuthError,
@@ -22,10 +24,8 @@ from services.client import (
     PublishRejectedError,
     ServiceUnavailableError,
 )
-from services.http import build_http_app
 from services.metrics import IngestMetrics
-from services.protection.auth import Authenticator
-from services.settings import Token
+from services.settings import Settings, Token
 from services.store.keys import Keys
 from services.store.redis import RedisEventStore
 from tests.factories import reported, revised
@@ -44,16 +44,15 @@ def metrics() -> IngestMetrics:
 
 
 @pytest.fixture
-def app(redis_store: RedisEventStore, metrics: IngestMetrics) -> Litestar:
+def app(redis_store: RedisEventStore, redis_client: Any, metrics: IngestMetrics) -> Litestar:
     """The HTTP API over this test's Redis store, with two feed tokens and a reader."""
-    auth = Authenticator(
-        [
-            Token(role="feed", secret=SOHR, feed="sohr"),
-            Token(role="feed", secret=UN_WATCH, feed="un-watch"),
-            Token(role="reader", secret=READER),
-        ]
+    tokens = (
+        Token(role="feed", secret=SOHR, feed="sohr"),
+        Token(role="feed", secret=UN_WATCH, feed="un-watch"),
+        Token(role="reader", secret=READER),
     )
-    return build_http_app(store=redis_store, auth=auth, metrics=metrics)
+    settings = Settings(tokens=tokens, key_prefix=redis_store.keys.prefix)
+    return http_app(settings, store=redis_store, client=redis_client, metrics=metrics)
 
 
 def client_of(

@@ -23,12 +23,10 @@ import redis.asyncio as aioredis
 from typer.testing import CliRunner, Result
 
 from events import Place, VictimLine, recorded_at_of
-from services.http import build_http_app
-from services.http.read import ReadSide
-from services.projector.runner import ProjectorPool
+from services.bootstrap import http_app
+from services.projector.pool import ProjectorPool
 from services.protection.audit import read_audit
-from services.protection.auth import Authenticator
-from services.settings import Token
+from services.settings import Settings, Token
 from services.store.keys import Keys
 from services.store.redis import RedisEventStore
 from tests import factories as f
@@ -88,8 +86,8 @@ SECOND = f.reported(
 @pytest.fixture
 async def http(redis_store: RedisEventStore, redis_client: aioredis.Redis) -> AsyncIterator[Any]:
     """An HTTP client of the API over this test's Redis (no token: each call names its role)."""
-    read = ReadSide(redis_client, redis_store.keys.prefix, suppression_k=K)
-    app = build_http_app(store=redis_store, auth=Authenticator(TOKENS), read=read)
+    settings = Settings(tokens=TOKENS, key_prefix=redis_store.keys.prefix, suppression_k=K)
+    app = http_app(settings, store=redis_store, client=redis_client)
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://ledger"
     ) as client:

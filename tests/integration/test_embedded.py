@@ -16,8 +16,9 @@ import redis.exceptions
 from typer.testing import CliRunner
 
 import events
-from services.bootstrap import Service, serve
+from services.bootstrap import Service
 from services.cli import main
+from services.cli.processes import serve
 from services.protection.auth import load_tokens_file, tokens_path
 from services.reference import REFERENCE_FEEDS, scenario
 from services.runtime.embedded import EmbeddedRedis, password_path

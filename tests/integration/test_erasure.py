@@ -29,18 +29,16 @@ import redis.asyncio as aioredis
 
 from events import ERASED, Source, Speaker
 from projections import PROJECTIONS
-from services.http import build_http_app
-from services.http.admin import AdminDeps
-from services.http.read import ReadSide
+from services.bootstrap import http_app
 from services.ingest.inbox import build_inbox
 from services.ops.transfer import export_events
+from services.projector.pool import ProjectorPool
 from services.projector.replay import Replay
-from services.projector.runner import ProjectorPool
-from services.protection.auth import Authenticator
 from services.settings import Settings, Token
+from services.store.keyring import RedisKeyring
 from services.store.keys import Keys
 from services.store.redis import RedisEventStore
-from services.store.sealing import RedisKeyring, SealingStore
+from services.store.sealing import SealingStore
 from tests import factories as f
 
 READER = "reader-token-0123456789abcdef01"
@@ -95,13 +93,8 @@ async def http(
     sealing: SealingStore, redis_client: aioredis.Redis, key_prefix: str
 ) -> AsyncIterator[httpx.AsyncClient]:
     """An HTTP client of the whole API (ingest, read, operator routes) over the sealing store."""
-    app = build_http_app(
-        store=sealing,
-        auth=Authenticator(TOKENS),
-        ping=redis_client.ping,
-        read=ReadSide(redis_client, key_prefix),
-        admin=AdminDeps(redis_client, key_prefix),
-    )
+    settings = Settings(tokens=TOKENS, key_prefix=key_prefix)
+    app = http_app(settings, store=sealing, client=redis_client, sealing=sealing)
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://ledger"
     ) as client:

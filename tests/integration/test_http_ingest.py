@@ -15,11 +15,12 @@ from litestar import Litestar
 
 import events
 from events import AnyEvent, Position, Recorded, position_key
-from services.http import MAX_BODY_BYTES, build_http_app
-from services.protection.auth import Authenticator
-from services.settings import Token
+from services.bootstrap import http_app
+from services.http import MAX_BODY_BYTES
+from services.settings import Settings, Token
 from services.store.base import Appended, EntityState
-from services.store.redis import RedisEventStore, connect
+from services.store.connection import connect
+from services.store.redis import RedisEventStore
 from tests.factories import reported, revised
 
 START = Position("0-0")
@@ -63,7 +64,8 @@ def closed_port() -> int:
 @pytest.fixture
 async def client(redis_store: RedisEventStore, redis_client: Any) -> AsyncIterator[Client]:
     """A test client of the API over this test's Redis store."""
-    app = build_http_app(store=redis_store, auth=Authenticator(TOKENS), ping=redis_client.ping)
+    settings = Settings(tokens=TOKENS, key_prefix=redis_store.keys.prefix)
+    app = http_app(settings, store=redis_store, client=redis_client)
     async with serve(app) as test_client:
         yield test_client
 
@@ -295,7 +297,9 @@ class TestUnavailable:
         """A Redis that refuses connections gives 503 + Retry-After: 1, not a hang."""
         redis = connect(f"redis://127.0.0.1:{closed_port()}/0")
         store = RedisEventStore(redis, prefix="t-unreachable")
-        app = build_http_app(store=store, auth=Authenticator(TOKENS), ping=redis.ping)
+        app = http_app(
+            Settings(tokens=TOKENS, key_prefix="t-unreachable"), store=store, client=redis
+        )
         try:
             async with serve(app) as test_client, asyncio.timeout(5):  # hang guard
                 response = await post(test_client, body(reported("i-1")))
@@ -318,7 +322,7 @@ class TestUnavailable:
         port = server.sockets[0].getsockname()[1]
         redis = connect(f"redis://127.0.0.1:{port}/0")
         store = RedisEventStore(redis, prefix="t-silent")
-        app = build_http_app(store=store, auth=Authenticator(TOKENS))
+        app = http_app(Settings(tokens=TOKENS, key_prefix="t-silent"), store=store, client=redis)
         try:
             async with serve(app) as test_client, asyncio.timeout(10):  # hang guard
                 response = await post(test_client, body(reported("i-1")))
@@ -331,7 +335,7 @@ class TestUnavailable:
 
     async def test_append_past_the_deadline_answers_503(self) -> None:
         """The handler's own deadline answers 503 even if the store never returns."""
-        app = build_http_app(store=_HangingStore(), auth=Authenticator(TOKENS), append_timeout=0.05)
+        app = http_app(Settings(tokens=TOKENS), store=_HangingStore(), append_timeout=0.05)
         async with serve(app) as test_client, asyncio.timeout(5):  # hang guard
             response = await post(test_client, body(reported("i-1")))
         assert response.status_code == 503

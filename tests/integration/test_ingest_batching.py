@@ -16,10 +16,10 @@ import redis.asyncio as aioredis
 
 from events import AnyEvent, Place, to_fields
 from services.store.base import ConflictError, EntityState
+from services.store.keyring import DataKey, RedisKeyring
 from services.store.keys import Keys
 from services.store.memory import stored_form
 from services.store.redis import RedisEventStore
-from services.store.sealing import DataKey, RedisKeyring
 from tests.factories import merged, reported, revised, statement
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import socket
 
-from services.bootstrap import bind
+from services.http.server import bind
 
 
 async def test_connections_accepted_on_it_send_without_delay() -> None:

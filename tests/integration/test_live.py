@@ -20,14 +20,13 @@ import redis.asyncio as aioredis
 import uvicorn
 
 from projections import PROJECTIONS
-from services.http import build_http_app
+from services.bootstrap import http_app
 from services.http.live import LiveHub
-from services.http.read import ReadSide
-from services.projector.runner import ProjectorPool
-from services.protection.auth import Authenticator
-from services.settings import Token
+from services.http.side import ReadSide
+from services.projector.pool import ProjectorPool
+from services.settings import Settings, Token
 from services.store.redis import RedisEventStore
-from services.views.stored import load_checkpoint
+from services.views.redis import RedisViewStore, load_checkpoint
 from tests import factories as f
 
 READER = "reader-token-0123456789abcdef01"
@@ -94,11 +93,11 @@ async def served(
     redis_store: RedisEventStore, redis_client: aioredis.Redis, key_prefix: str
 ) -> AsyncIterator[Served]:
     """The API served by uvicorn on a free port, polling checkpoints every 50 ms."""
-    hub = LiveHub(redis_client, key_prefix, PROJECTIONS.values(), interval=0.05, min_gap=0.05)
-    side = ReadSide(redis_client, key_prefix, live=hub)
-    app = build_http_app(
-        store=redis_store, auth=Authenticator(TOKENS), ping=redis_client.ping, read=side
-    )
+    views = RedisViewStore(redis_client, key_prefix)
+    hub = LiveHub(views, PROJECTIONS.values(), interval=0.05, min_gap=0.05)
+    settings = Settings(tokens=TOKENS, key_prefix=key_prefix)
+    app = http_app(settings, store=redis_store, client=redis_client, live=hub)
+    side: ReadSide = app.state.read
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]

@@ -19,9 +19,8 @@ from typer.testing import CliRunner, Result
 
 from events import Position, Recorded, from_fields, recorded_at_of, to_fields
 from projections import PROJECTIONS, fold
-from services.http import build_http_app
-from services.http.admin import AdminDeps
-from services.ops.core import (
+from services.bootstrap import http_app
+from services.ops.dead_letters import (
     DeadLetterError,
     DeadLetterNotFoundError,
     DeadLetterStillFailsError,
@@ -29,15 +28,15 @@ from services.ops.core import (
     dlq_list,
     dlq_retry,
     dlq_show,
-    ledger_status,
-    verify,
 )
-from services.projector.runner import ProjectorPool
-from services.protection.auth import Authenticator
-from services.settings import Token
+from services.ops.status import ledger_status
+from services.ops.verify import verify
+from services.projector.pool import ProjectorPool
+from services.settings import Settings, Token
 from services.store.keys import Keys
 from services.store.redis import RedisEventStore
-from services.views.stored import load_view, view_keys
+from services.views.generations import view_keys
+from services.views.redis import load_view
 from tests import factories as f
 
 DEADLINE = 30.0
@@ -298,9 +297,8 @@ async def admin_http(
 ) -> AsyncIterator[httpx.AsyncClient]:
     """An HTTP client of an app with the operator routes, on the test's prefix."""
     tokens = (Token(role="operator", secret=OPERATOR), Token(role="reader", secret=READER))
-    app = build_http_app(
-        store=redis_store, auth=Authenticator(tokens), admin=AdminDeps(redis_client, key_prefix)
-    )
+    settings = Settings(tokens=tokens, key_prefix=key_prefix)
+    app = http_app(settings, store=redis_store, client=redis_client)
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://ledger"
     ) as client:

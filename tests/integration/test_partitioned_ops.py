@@ -31,27 +31,28 @@ from events import (
 )
 from projections import PROJECTIONS, Projection, fold
 from projections.docs import Docs
-from services.http import build_http_app
-from services.http.admin import AdminDeps
-from services.ops.core import (
+from services.bootstrap import http_app
+from services.ops.dead_letters import (
     DeadLetterNotFoundError,
     dlq_drop,
     dlq_list,
     dlq_retry,
     dlq_show,
-    ledger_status,
     parse_letter_id,
-    verify_all,
 )
+from services.ops.status import ledger_status
 from services.ops.transfer import export_events, import_lines
-from services.projector.replay import Replay, ReplayPartitionedError, ReplayRecord, replay_status
-from services.projector.runner import ProjectorPool
-from services.protection.auth import Authenticator
-from services.settings import Token
+from services.ops.verify import verify_all
+from services.projector.pool import ProjectorPool
+from services.projector.replay import Replay
+from services.projector.replay_records import ReplayPartitionedError, ReplayRecord, replay_status
+from services.projector.snapshots import Snapshotter
+from services.settings import Settings, Token
 from services.store.keys import Keys
 from services.store.redis import RedisEventStore
-from services.views.asof import ASOF_PROJECTIONS, AsOfReader, Snapshotter
-from services.views.stored import active_generation, current_view_keys, load_view_paged, view_keys
+from services.views.asof import ASOF_PROJECTIONS, AsOfReader
+from services.views.generations import active_generation, current_view_keys, view_keys
+from services.views.redis import load_view_paged
 from tests import factories as f
 
 PARTITIONS = 3
@@ -541,9 +542,8 @@ async def admin_http(
 ) -> AsyncIterator[httpx.AsyncClient]:
     """An HTTP client of an app with the operator routes on three partitions."""
     tokens = (Token(role="operator", secret=OPERATOR),)
-    app = build_http_app(
-        store=store, auth=Authenticator(tokens), admin=AdminDeps(redis_client, keys_of(key_prefix))
-    )
+    settings = Settings(tokens=tokens, key_prefix=key_prefix, partitions=PARTITIONS)
+    app = http_app(settings, store=store, client=redis_client)
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://ledger"
     ) as client:

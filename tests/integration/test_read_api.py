@@ -20,10 +20,9 @@ from events import AnyEvent, Place, Speaker, VictimLine
 from projections import PROJECTIONS
 from projections import community_victims as cv
 from projections.suppression import exact, protected_query
-from services.http import build_http_app
-from services.http.read import ReadSide
-from services.projector.runner import ProjectorPool
-from services.protection.auth import Authenticator
+from services.bootstrap import http_app
+from services.http.side import ReadSide
+from services.projector.pool import ProjectorPool
 from services.reference import (
     DUPLICATE_INCIDENT,
     MAIN_INCIDENT,
@@ -31,9 +30,9 @@ from services.reference import (
     UNVERIFIED_INCIDENT,
     scenario,
 )
-from services.settings import Token
+from services.settings import Settings, Token
 from services.store.redis import RedisEventStore
-from services.views.stored import load_checkpoint
+from services.views.redis import load_checkpoint
 from tests import factories as f
 
 READER = "reader-token-0123456789abcdef01"
@@ -58,7 +57,8 @@ async def client(
     redis_store: RedisEventStore, redis_client: aioredis.Redis
 ) -> AsyncIterator[Client]:
     """A reader's HTTP client of the API over this test's Redis."""
-    app = build_http_app(store=redis_store, auth=Authenticator(TOKENS), ping=redis_client.ping)
+    settings = Settings(tokens=TOKENS, key_prefix=redis_store.keys.prefix)
+    app = http_app(settings, store=redis_store, client=redis_client)
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app),
         base_url="http://ledger",
@@ -502,9 +502,11 @@ class TestOperations:
         """``/readyz`` names the projectors' state given by the wiring."""
         states: Sequence[str] = ("running", "failed")
         for state in states:
-            side = ReadSide(redis_client, key_prefix, projector_state=lambda s=state: s)
-            app = build_http_app(
-                store=redis_store, auth=Authenticator(TOKENS), ping=redis_client.ping, read=side
+            app = http_app(
+                Settings(tokens=TOKENS, key_prefix=key_prefix),
+                store=redis_store,
+                client=redis_client,
+                projector_state=lambda s=state: s,
             )
             async with httpx.AsyncClient(
                 transport=httpx.ASGITransport(app=app), base_url="http://ledger"

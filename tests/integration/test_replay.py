@@ -19,17 +19,13 @@ import redis.asyncio as aioredis
 from events import Position, Recorded, from_fields, position_key, recorded_at_of
 from projections import PROJECTIONS, Projection, State, fold
 from projections.docs import Docs
-from services.projector.replay import Replay, ReplayRunningError, replay_status
-from services.projector.runner import ProjectorPool
+from services.projector.pool import ProjectorPool
+from services.projector.replay import Replay
+from services.projector.replay_records import ReplayRunningError, replay_status
 from services.store.keys import Keys
 from services.store.redis import RedisEventStore
-from services.views.stored import (
-    active_generation,
-    load_checkpoint,
-    load_kind,
-    load_view,
-    view_keys,
-)
+from services.views.generations import active_generation, view_keys
+from services.views.redis import load_checkpoint, load_kind, load_view
 from tests import factories as f
 
 DEADLINE = 30.0

@@ -7,7 +7,6 @@ a batch) or by aborting the pool, never by sleeping.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -30,18 +29,18 @@ from events import (
 from events.errors import CodecError
 from projections import PROJECTIONS, Projection, State, fold
 from projections.docs import Docs
-from services.projector.runner import (
-    MAX_DELIVERIES,
-    ProjectorFailedError,
-    ProjectorPool,
-    Step,
-    serve_projectors,
-)
+from services.cli.processes import project
+from services.projector.errors import ProjectorFailedError
+from services.projector.pool import ProjectorPool, Step
+from services.projector.worker import MAX_DELIVERIES
 from services.runtime.redis_server import RedisProcess
+from services.settings import Settings
 from services.store import StoreUnavailableError
+from services.store.connection import connect
 from services.store.keys import Keys
-from services.store.redis import RedisEventStore, connect
-from services.views.stored import load_checkpoint, load_kind, load_view, view_keys
+from services.store.redis import RedisEventStore
+from services.views.generations import view_keys
+from services.views.redis import load_checkpoint, load_kind, load_view
 from tests import factories as f
 
 DEADLINE = 20.0
@@ -677,16 +676,11 @@ class TestTheProjectorProcess:
         incidents = view_keys(key_prefix, PROJECTIONS["incidents"])
         await redis_client.hset(incidents.kinds["incident"], "i-1", "not a document")
         await redis_client.hset(incidents.meta, "position", "1-0")
-        args = argparse.Namespace(
-            redis_url=redis_url,
-            prefix=key_prefix,
-            projection=None,
-            claim_idle_ms=1000,
-            lease_ms=1000,
-            batch_size=10,
-            consumer="failing",
+        settings = Settings(key_prefix=key_prefix, claim_idle_ms=1000)
+        running = project(
+            settings, redis_url=redis_url, consumer="failing", lease_ms=1000, batch_size=10
         )
 
         with pytest.raises(ProjectorFailedError, match="CorruptViewError"):
             async with asyncio.timeout(DEADLINE):
-                await serve_projectors(args)
+                await running

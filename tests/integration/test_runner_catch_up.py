@@ -21,10 +21,12 @@ from events import AnyEvent, Recorded, from_fields, recorded_at_of
 from events.errors import CodecError
 from projections import PROJECTIONS, Projection, State, fold
 from projections.docs import Docs
-from services.projector.runner import MAX_DELIVERIES, ProjectorPool, Step
+from services.projector.pool import ProjectorPool, Step
+from services.projector.worker import MAX_DELIVERIES
 from services.store.keys import Keys
 from services.store.redis import RedisEventStore
-from services.views.stored import load_view, load_view_paged, view_keys
+from services.views.generations import view_keys
+from services.views.redis import load_view, load_view_paged
 from tests import factories as f
 
 DEADLINE = 30.0
@@ -252,8 +254,7 @@ class TestLoadLongerThanTheLease:
         await pools(consumer="first").run_until_caught_up()
         await append(redis_store, events[200:])
         slow = SlowScans(redis_client, 0.025)
-        second = pools(consumer="second", lease_ms=300, load_page=5)
-        second.load_client = slow
+        second = pools(consumer="second", lease_ms=300, load_page=5, load_client=slow)
         async with asyncio.timeout(45):
             await second.run_until_caught_up()
         assert slow.scans * slow.delay > 3 * 0.3  # each load outlasted the lease

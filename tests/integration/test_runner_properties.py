@@ -23,10 +23,11 @@ from hypothesis import strategies as st
 
 from events import AnyEvent, Speaker
 from projections import fold
-from services.projector.runner import ProjectorPool, Step
+from services.projector.pool import ProjectorPool, Step
 from services.store.keys import Keys
 from services.store.redis import RedisEventStore
-from services.views.stored import load_checkpoint, load_kind, load_view, view_keys
+from services.views.generations import view_keys
+from services.views.redis import load_checkpoint, load_kind, load_view
 from tests import factories as f
 from tests.integration.test_runner import COUNTING, EVERY, SimulatedCrashError
 

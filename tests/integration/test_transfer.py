@@ -17,11 +17,12 @@ import redis.asyncio as aioredis
 
 from events import IncidentReported, Place, Recorded, Speaker, VictimLine
 from projections import PROJECTIONS, fold
-from services.ops.transfer import acled_rows, export_events, import_acled, import_lines
-from services.projector.runner import ProjectorPool
+from services.ops.acled import acled_rows, import_acled
+from services.ops.transfer import export_events, import_lines
+from services.projector.pool import ProjectorPool
 from services.store.keys import Keys
 from services.store.redis import RedisEventStore
-from services.views.stored import load_view
+from services.views.redis import load_view
 from tests import factories as f
 
 DEADLINE = 30.0

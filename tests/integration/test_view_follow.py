@@ -15,17 +15,15 @@ import redis.asyncio as aioredis
 
 from benchmarks.workload import Workload
 from projections import PROJECTIONS
-from services.http import read as read_module
-from services.http.read import ViewReader
-from services.projector.runner import ProjectorPool
+from services.projector.pool import ProjectorPool
 from services.store.redis import RedisEventStore
-from services.views.stored import (
-    CHANGES_FOLLOWED,
-    CHANGES_LISTED,
-    KindsRead,
-    read_kinds,
-    view_keys,
-)
+from services.views import redis as views_redis
+from services.views.cache import ViewReader
+from services.views.follow import read_kinds
+from services.views.generations import view_keys
+from services.views.redis import RedisViewStore
+from services.views.scripts import CHANGES_FOLLOWED, CHANGES_LISTED
+from services.views.store import KindsRead
 from tests import factories as f
 
 DEADLINE = 20.0
@@ -180,7 +178,7 @@ class TestAReaderThatFollows:
         monkeypatch: pytest.MonkeyPatch,
     ) -> None:
         workload = Workload(seed=seed, namespace=f"follow{seed}-")
-        reader = ViewReader(redis_client, key_prefix)
+        reader = ViewReader(RedisViewStore(redis_client, key_prefix))
         reads: list[KindsRead] = []  # the reads of a reader that held the kinds
 
         async def counted(*args: Any, **kwargs: Any) -> KindsRead:
@@ -189,7 +187,7 @@ class TestAReaderThatFollows:
                 reads.append(found)
             return found
 
-        monkeypatch.setattr(read_module, "read_kinds", counted)
+        monkeypatch.setattr(views_redis, "read_kinds", counted)
         incident = (PROJECTIONS["incidents"].view, "incident")
         # a round is one or more commits (each chunk settled on its own), then a read; a
         # bulk commit lists too many ids, and the reader reads whole after it
@@ -201,9 +199,8 @@ class TestAReaderThatFollows:
             for projection in PROJECTIONS.values():
                 kinds = list(projection.doc_types)
                 held_docs, checkpoint = await reader.read(projection, kinds)
-                fresh_docs, fresh_checkpoint = await ViewReader(redis_client, key_prefix).read(
-                    projection, kinds
-                )
+                fresh = ViewReader(RedisViewStore(redis_client, key_prefix))
+                fresh_docs, fresh_checkpoint = await fresh.read(projection, kinds)
                 assert checkpoint == fresh_checkpoint
                 assert {k: dict(v) for k, v in held_docs.items()} == {
                     k: dict(v) for k, v in fresh_docs.items()

@@ -15,10 +15,9 @@ import structlog
 from structlog.testing import capture_logs
 
 import events
-from services.http import build_http_app
+from services.bootstrap import http_app
 from services.logging import configure_logging
-from services.protection.auth import Authenticator
-from services.settings import Token
+from services.settings import Settings, Token
 from services.store.memory import InMemoryEventStore
 from tests.factories import reported
 
@@ -39,7 +38,7 @@ SECRETS = (SOHR, ACLED, READER, OPERATOR, UNKNOWN)
 @pytest.fixture
 async def client(memory_store: InMemoryEventStore) -> AsyncIterator[httpx.AsyncClient]:
     """A client of the API over an in-memory store (authorisation does not need Redis)."""
-    app = build_http_app(store=memory_store, auth=Authenticator(TOKENS))
+    app = http_app(Settings(tokens=TOKENS), store=memory_store)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://ledger") as http:
         yield http

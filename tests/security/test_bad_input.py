@@ -18,9 +18,9 @@ import redis.asyncio as aioredis
 
 import events
 from events import MAX_BATCH, AnyEvent
-from services.http import MAX_BODY_BYTES, build_http_app
-from services.protection.auth import Authenticator
-from services.settings import Token
+from services.bootstrap import http_app
+from services.http import MAX_BODY_BYTES
+from services.settings import Settings, Token
 from services.store.keys import Keys
 from services.store.redis import RedisEventStore
 from tests.factories import reported, revised, statement
@@ -51,11 +51,9 @@ async def client(
     redis_store: RedisEventStore, redis_client: aioredis.Redis
 ) -> AsyncIterator[httpx.AsyncClient]:
     """A client of the API over this test's Redis store."""
-    app = build_http_app(
-        store=redis_store,
-        auth=Authenticator([Token(role="feed", secret=FEED, feed="sohr")]),
-        ping=redis_client.ping,
-    )
+    tokens = (Token(role="feed", secret=FEED, feed="sohr"),)
+    settings = Settings(tokens=tokens, key_prefix=redis_store.keys.prefix)
+    app = http_app(settings, store=redis_store, client=redis_client)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://ledger") as http:
         # one event in the log, so "unchanged" is not just "empty"

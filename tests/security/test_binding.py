@@ -21,7 +21,9 @@ import redis.exceptions
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from services.bootstrap import Service, bind, serve
+from services.bootstrap import Service
+from services.cli.processes import serve
+from services.http.server import bind
 from services.protection.auth import tokens_path
 from services.runtime.embedded import REDIS_USER, EmbeddedRedis, password_path
 from services.settings import Settings, load_settings

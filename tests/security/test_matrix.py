@@ -1,6 +1,6 @@
 """The authorisation matrix: every route of the wired app x every kind of caller.
 
-The routes are enumerated from the Litestar app that :func:`services.bootstrap.build_app` wires,
+The routes are enumerated from the Litestar app that :func:`services.bootstrap.api` wires,
 so a route added without an entry in :data:`POLICY` fails :class:`TestPolicyCoversEveryRoute`.
 Each (route, method) is then called with no token, an unknown token, a feed token, a reader
 token, an analyst token and an operator token, and must answer what its policy says:
@@ -32,8 +32,8 @@ from litestar.routes import HTTPRoute
 from structlog.testing import capture_logs
 
 import events
+from services.bootstrap import Service, api
 from services.protection import auth as auth_module
-from services.bootstrap import Service, build_app
 from services.protection.auth import Authenticator
 from services.settings import Settings, Token
 from tests.factories import reported
@@ -111,7 +111,7 @@ def concrete(route: HTTPRoute) -> str:
 def wired(redis_url: str, prefix: str) -> Service:
     """The service as ``ledger serve`` wires it (nothing connects until a request)."""
     settings = Settings(redis_url=redis_url, tokens=TOKENS, key_prefix=prefix, projectors=False)
-    return build_app(settings, projectors=False)
+    return api(settings, projectors=False)
 
 
 def endpoints(app: Litestar) -> list[tuple[str, str, str]]:

@@ -1,6 +1,6 @@
 """Generated requests against the service's own OpenAPI document (schemathesis).
 
-The wired app (:func:`services.bootstrap.build_app`, on the test Redis under a prefix of its own)
+The wired app (:func:`services.bootstrap.api`, on the test Redis under a prefix of its own)
 runs under uvicorn in a thread; its ``/openapi.json`` is loaded with
 ``schemathesis.openapi.from_url`` and every operation is called with generated requests,
 both valid by the schema (positive) and invalid (negative), with the token its role needs:
@@ -33,7 +33,8 @@ from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance, status_code_conformance
 
-from services.bootstrap import bind, build_app
+from services import bootstrap
+from services.http.server import bind
 from services.settings import Settings, Token
 
 SOAK = os.environ.get("LEDGER_SOAK") == "1"
@@ -98,8 +99,8 @@ class ThreadedServer:
         settings = Settings(
             redis_url=self.redis_url, tokens=TOKENS, key_prefix=self.prefix, projectors=False
         )
-        service = build_app(settings, projectors=False)
-        config = uvicorn.Config(service.http, log_config=None, access_log=False, lifespan="on")
+        service = bootstrap.api(settings, projectors=False)
+        config = uvicorn.Config(service.app, log_config=None, access_log=False, lifespan="on")
         self.server = ListeningServer(config)
         serving = asyncio.create_task(self.server.serve(sockets=[self.sock]))
         listening = asyncio.create_task(self.server.listening.wait())

@@ -8,7 +8,7 @@ import msgspec
 import pytest
 
 from events import IncidentReported, parse_submission
-from services.ops.transfer import (
+from services.ops.acled import (
     AcledRowError,
     acled_country,
     acled_event_id,

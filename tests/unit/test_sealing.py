@@ -33,18 +33,11 @@ from projections import PROJECTIONS, fold
 from projections import community_victims as victims_projection
 from projections import country_stance as stance_projection
 from projections import incidents as incidents_projection
+from services.protection.erasure import erase
 from services.store.base import AppendRejectedError
+from services.store.keyring import DataKey, MemoryKeyring
 from services.store.memory import InMemoryEventStore
-from services.store.sealing import (
-    OPERATOR_FEED,
-    DataKey,
-    MemoryKeyring,
-    SealingStore,
-    TamperedError,
-    erase,
-    seal,
-    unseal,
-)
+from services.store.sealing import OPERATOR_FEED, SealingStore, TamperedError, seal, unseal
 from tests import factories as f
 
 NOTES = "Witness Jane Roe-Example saw the strike"

@@ -1,0 +1,203 @@
+"""Event ingest over HTTP: ``POST /v1/events`` with a feed token.
+
+``POST /v1/events`` takes one event object or a JSON array of up to 5,000 events (at most
+5 MiB) and answers:
+
+===== =====================================================================================
+202   ``{"results": [{"event_id", "position", "status": "appended"|"duplicate"}]}``
+401   no, a malformed or an unknown bearer token (``WWW-Authenticate: Bearer``)
+403   a reader/operator token (only feed tokens publish), or an event whose ``source`` is
+      not the token's feed (``index`` names it); nothing is written
+409   ``{"error": "conflict", "index", "entity", "current_version", "message"}``
+413   a body over 5 MiB (announced by Content-Length or actually read)
+415   a Content-Type other than ``application/json``
+422   ``{"error": "invalid", "errors": [{"index", "field", "message"}]}``; nothing is written
+503   the store cannot be reached within about a second (``Retry-After: 1``); retry with the
+      same event ids, appends are idempotent
+===== =====================================================================================
+
+Checks run in that order: authentication, role, media type, size, validation, feed, append.
+Every error answer is JSON with an ``error`` member; bad input never answers 500.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from typing import Any, Final, Literal
+
+import msgspec
+import structlog
+from litestar import Request, Response, post
+from litestar.openapi import ResponseSpec
+
+import events
+from events import AnyEvent, InvalidBatchError
+from services.http.deps import HttpDeps, deps_of, json_response
+from services.http.errors import ErrorBody, UnsupportedMediaTypeError
+from services.logging import bind_event_ids
+from services.protection.auth import PermissionDeniedError, authorize_publish
+from services.store.base import (
+    Appended,
+    AppendRejectedError,
+    ConflictError,
+    StoreUnavailableError,
+)
+
+__all__ = [
+    "APPEND_TIMEOUT",
+    "ConflictBody",
+    "ErrorItem",
+    "InvalidBody",
+    "SubmitResult",
+    "submit_events",
+    "with_event_schemas",
+]
+
+log = structlog.get_logger("services.http.app")
+
+APPEND_TIMEOUT: Final = 1.0
+"""Seconds an append may take before the answer is 503 (the Redis client times out at 1 s)."""
+
+
+class SubmitResult(msgspec.Struct, frozen=True):
+    """The answer to an accepted submission: one result per event, in batch order."""
+
+    results: list[Appended]
+
+
+class ErrorItem(msgspec.Struct, frozen=True):
+    """One field at fault: the event's index in the batch, the field path and what is wrong."""
+
+    index: int
+    field: str
+    message: str
+
+
+class InvalidBody(msgspec.Struct, frozen=True):
+    """422: the submission (or a rule depending on the log) is invalid; nothing was written
+    but the events listed in ``written`` (only ever on several log partitions)."""
+
+    errors: list[ErrorItem]
+    error: Literal["invalid"] = "invalid"
+    written: list[Appended] | msgspec.UnsetType = msgspec.UNSET
+
+
+class ConflictBody(msgspec.Struct, frozen=True):
+    """409: an event conflicts with its entity's current version; nothing was written but the
+    events listed in ``written`` (only ever on several log partitions)."""
+
+    index: int
+    entity: str
+    current_version: int
+    message: str
+    error: Literal["conflict"] = "conflict"
+    written: list[Appended] | msgspec.UnsetType = msgspec.UNSET
+
+
+@post(
+    "/v1/events",
+    status_code=202,
+    summary="Publish events",
+    description=(
+        "One event object or a JSON array of up to 5,000 events (at most 5 MiB), published "
+        "with a feed token whose feed is every event's `source`. All or nothing: an invalid "
+        "or conflicting event rejects the whole batch. Re-sending an event id is safe: it "
+        "answers `duplicate` with the original position."
+    ),
+    responses={
+        401: ResponseSpec(ErrorBody, description="missing or unknown bearer token"),
+        403: ResponseSpec(ErrorBody, description="the token may not publish these events"),
+        409: ResponseSpec(ConflictBody, description="version conflict; nothing written"),
+        413: ResponseSpec(ErrorBody, description="body over 5 MiB"),
+        415: ResponseSpec(ErrorBody, description="Content-Type is not application/json"),
+        422: ResponseSpec(InvalidBody, description="invalid events; nothing written"),
+        503: ResponseSpec(ErrorBody, description="store unavailable; retry (Retry-After)"),
+    },
+    tags=["ingest"],
+)
+async def submit_events(request: Request[Any, Any, Any]) -> Response[SubmitResult]:
+    """Validate a batch, check it against the token's feed, and append it atomically."""
+    deps = deps_of(request)
+    token = deps.auth.authenticate(request.headers.get("authorization"))
+    if token.role != "feed":
+        authorize_publish(token, ())  # raises: only feed tokens publish
+    media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if media_type != "application/json":
+        raise UnsupportedMediaTypeError("Content-Type must be application/json")
+    body = await request.body()
+    try:
+        batch, _ = events.parse_batch(body)
+    except InvalidBatchError as exc:
+        deps.metrics.submissions.labels("422").inc()
+        errors = [ErrorItem(p.index, p.field, p.message) for p in exc.batch_problems]
+        log.info("submission.invalid", problems=len(errors), principal=token.name)
+        return json_response(422, InvalidBody(errors=errors))
+    bind_event_ids(str(e.event_id) for e in batch)
+    types = [e.type for e in batch]
+    try:
+        authorize_publish(token, (e.source for e in batch))
+    except PermissionDeniedError:
+        deps.metrics.count(types, "forbidden")
+        raise
+    return await _append(deps, batch, types, principal=token.name)
+
+
+async def _append(
+    deps: HttpDeps, batch: Sequence[AnyEvent], types: list[str], *, principal: str
+) -> Response[Any]:
+    started = time.perf_counter()
+    try:
+        results = await asyncio.wait_for(deps.store.append(batch), deps.append_timeout)
+    except AppendRejectedError as exc:
+        deps.metrics.count(types, "rejected")
+        deps.metrics.submissions.labels("422").inc()
+        log.info("submission.rejected", index=exc.index, field=exc.field, principal=principal)
+        return json_response(
+            422,
+            InvalidBody(
+                errors=[ErrorItem(exc.index, exc.field, exc.message)],
+                written=list(exc.written) if exc.written else msgspec.UNSET,
+            ),
+        )
+    except ConflictError as exc:
+        deps.metrics.count(types, "conflict")
+        deps.metrics.submissions.labels("409").inc()
+        log.info("submission.conflict", index=exc.index, entity=exc.entity, current=exc.current)
+        return json_response(
+            409,
+            ConflictBody(
+                index=exc.index,
+                entity=exc.entity,
+                current_version=exc.current,
+                message=exc.message,
+                written=list(exc.written) if exc.written else msgspec.UNSET,
+            ),
+        )
+    except (StoreUnavailableError, TimeoutError) as exc:
+        deps.metrics.count(types, "unavailable")
+        reason = str(exc) or f"no answer within {deps.append_timeout:g} s"
+        raise StoreUnavailableError(f"the event store is unavailable: {reason}") from exc
+    finally:
+        deps.metrics.append_seconds.observe(time.perf_counter() - started)
+    appended = deps.metrics.count_results(types, [r.status for r in results])
+    deps.metrics.submissions.labels("202").inc()
+    log.info("submission.accepted", appended=appended, duplicates=len(results) - appended)
+    return json_response(202, SubmitResult(results=results))
+
+
+def with_event_schemas(document: dict[str, Any]) -> dict[str, Any]:
+    """``document`` with the request body of ``POST /v1/events`` described by the events."""
+    (body,), components = msgspec.json.schema_components(
+        [AnyEvent | list[AnyEvent]], ref_template="#/components/schemas/{name}"
+    )
+    document.setdefault("components", {}).setdefault("schemas", {}).update(components)
+    operation = document.get("paths", {}).get("/v1/events", {}).get("post")
+    if operation is not None:
+        operation["requestBody"] = {
+            "required": True,
+            "description": "one event, or an array of at most 5,000 events",
+            "content": {"application/json": {"schema": body}},
+        }
+    return document

@@ -1,0 +1,254 @@
+"""The read side of the HTTP API: what the query endpoints share, kept in ``app.state.read``.
+
+:class:`ReadSide` holds the views as the read side caches them
+(:class:`~services.views.cache.ViewReader`), the community-victims sums kept per query
+(:class:`~projections.victims_sums.VictimsSums`), the as-of reader, the live hub, the read
+metrics and the sealing store private text is revealed through. Every answer carries its
+freshness: ``position``, the checkpoint of the view it was read from, and ``lag``, the log
+entries not yet applied to it (:mod:`services.views.freshness`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import redis.asyncio as aioredis
+import redis.exceptions as rexc
+import structlog
+from litestar import Request
+from litestar.connection import ASGIConnection
+from litestar.exceptions import NotFoundException
+from litestar.handlers.base import BaseRouteHandler
+
+from events import Position, recorded_at_of
+from projections import PROJECTIONS, Projection, Readable
+from projections import community_victims as victims_projection
+from projections.common import docs_of
+from projections.community_victims import Cell
+from projections.suppression import DEFAULT_K, ProtectedAnswer, exact, protected_query
+from projections.victims_sums import VictimsSums
+from services.http.live import LiveHub
+from services.metrics import ReadMetrics
+from services.projector.pool import ProjectorPool
+from services.protection.audit import record_read
+from services.protection.auth import READ_ROLES, PermissionDeniedError
+from services.settings import Token
+from services.store.keys import Keys
+from services.store.sealing import SealingStore
+from services.views.asof import AsOfReader, parse_as_of
+from services.views.cache import ANSWERS_PER_VIEW, ViewReader
+from services.views.freshness import lag_after
+from services.views.redis import RedisViewStore
+from services.views.store import ViewStore
+
+__all__ = [
+    "ProjectorState",
+    "ReadSide",
+    "projector_state_of",
+    "refresh_quietly",
+    "require_reader",
+    "side_of",
+    "token_of",
+]
+
+log = structlog.get_logger("services.http.read")
+
+ProjectorState = Callable[[], str]
+"""Tells ``/readyz`` how the projectors of this process are doing (``running``, …)."""
+
+
+class ReadSide:
+    """Everything the read endpoints use, kept in ``app.state.read``.
+
+    ``projector_state`` tells ``/readyz`` whether this process's projectors run (``None``:
+    the process does not run them). ``suppression_k`` is the threshold of the community
+    figures readers get (``LEDGER_SUPPRESSION_K``).
+    """
+
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        prefix: Keys | str = "ledger",
+        *,
+        projector_state: ProjectorState | None = None,
+        live: LiveHub | None = None,
+        suppression_k: int = DEFAULT_K,
+        views: ViewStore | None = None,
+        sealing: SealingStore | None = None,
+    ) -> None:
+        if suppression_k < 1:
+            raise ValueError(f"suppression_k must be at least 1, got {suppression_k}")
+        self.client = client
+        self.keys = Keys.of(prefix)
+        self.prefix = self.keys.prefix
+        self.suppression_k = suppression_k
+        store = views or RedisViewStore(client, self.keys)
+        self.views = ViewReader(store)
+        self.victims_sums: dict[tuple[Any, ...], VictimsSums] = {}
+        """Kept sums of the community-victims queries asked of the view now, by filters."""
+        self.asof = AsOfReader(client, self.keys)
+        self.projector_state = projector_state
+        self.metrics: ReadMetrics | None = None
+        self.live = live or LiveHub(store, PROJECTIONS.values())
+        self.live.on_clients = self._on_clients
+        self.sealing = sealing
+        """The sealing store private text is revealed through (``None``: shown as stored)."""
+
+    def attach_metrics(self, metrics: ReadMetrics) -> None:
+        """Report into ``metrics`` (the app's registry)."""
+        self.metrics = metrics
+        metrics.sse_clients.set(self.live.clients)
+
+    def _on_clients(self, count: int) -> None:
+        if self.metrics is not None:
+            self.metrics.sse_clients.set(count)
+
+    async def refresh_metrics(self) -> None:
+        """Read every projection's lag and position and the dead letters into the gauges."""
+        metrics = self.metrics
+        if metrics is None:
+            return
+        for projection in PROJECTIONS.values():
+            checkpoint = await self.views.views.checkpoint(projection)
+            lag = await lag_after(self.client, self.keys, projection, checkpoint)
+            metrics.lag.labels(projection.name).set(lag)
+            if checkpoint is not None:
+                latest = max(recorded_at_of(one) for one in checkpoint.split(","))
+                metrics.position.labels(projection.name).set(latest.timestamp())
+        dead = [int(await self.client.xlen(dlq)) for dlq in self.keys.dlqs]
+        metrics.dead_letters.set(sum(dead))
+
+    def kept_sums(
+        self,
+        projection: Projection,
+        state: Readable,
+        checkpoint: Position,
+        filters: Mapping[str, Any],
+    ) -> VictimsSums:
+        """The :class:`VictimsSums` of ``filters`` at ``checkpoint`` (moved or rebuilt)."""
+        key = tuple(filters.items())
+        sums = self.victims_sums.get(key)
+        if sums is None:
+            if len(self.victims_sums) >= ANSWERS_PER_VIEW:
+                self.victims_sums.clear()
+            sums = self.victims_sums[key] = VictimsSums(self.suppression_k, filters)
+        if sums.checkpoint == checkpoint:
+            return sums
+        changed = (
+            None
+            if sums.checkpoint is None
+            else self.views.changes(projection, "total", sums.checkpoint, checkpoint)
+        )
+        if changed is None:
+            sums.rebuild(docs_of(state, "total", Cell), checkpoint)
+        else:
+            sums.move(changed, checkpoint)
+        return sums
+
+    async def victims(
+        self, filters: Mapping[str, Any], *, cleared: bool, as_of: str | None
+    ) -> tuple[ProtectedAnswer, Position | None, int, dt.datetime | None]:
+        """The community-victims answer under ``filters``: exact for a ``cleared`` token, else
+        with small counts withheld; of the view now (kept per checkpoint and query, moved by
+        the changed cells) or of the fold as of ``as_of``. With its position, lag and time."""
+        projection = PROJECTIONS[victims_projection.NAME]
+        state, position, lag, at = await self.answer_state(projection, ("total",), as_of)
+
+        def compute() -> ProtectedAnswer:
+            if at is None and position is not None:
+                sums = self.kept_sums(projection, state, position, filters)
+                return exact(sums.answer()) if cleared else sums.protected()
+            if cleared:
+                return exact(victims_projection.query(state, **filters))
+            return protected_query(state, self.suppression_k, **filters)
+
+        if at is None:  # the view now: the same answer for every poll until the view moves
+            key = (cleared, self.suppression_k, *filters.values())
+            answer: ProtectedAnswer = self.views.answer(projection, position, key, compute)
+        else:
+            answer = compute()
+        return answer, position, lag, at
+
+    async def audit(
+        self,
+        token: Token,
+        endpoint: str,
+        filters: Mapping[str, object],
+        *,
+        position: Position | None,
+        as_of: str | None,
+        lines: int,
+    ) -> None:
+        """Record an answer with exact community figures before it is sent."""
+        ident = await record_read(
+            self.client,
+            self.prefix,
+            token=token,
+            endpoint=endpoint,
+            filters=filters,
+            position=None if position is None else str(position),
+            as_of=as_of,
+            lines=lines,
+        )
+        log.info("read.audited", audit_id=ident, principal=token.name, endpoint=endpoint)
+
+    async def current(
+        self, projection: Projection, kinds: Sequence[str]
+    ) -> tuple[Readable, Position | None, int]:
+        """The stored documents of ``kinds``, the view's checkpoint and its lag."""
+        docs, checkpoint = await self.views.read(projection, kinds)
+        return docs, checkpoint, await lag_after(self.client, self.keys, projection, checkpoint)
+
+    async def answer_state(
+        self, projection: Projection, kinds: Sequence[str], as_of: str | None
+    ) -> tuple[Readable, Position | None, int, dt.datetime | None]:
+        """What a projection endpoint reads: the view now, or the fold as of ``as_of``."""
+        if as_of is None:
+            docs, position, lag = await self.current(projection, kinds)
+            return docs, position, lag, None
+        at = parse_as_of(as_of)
+        state, position = await self.asof.state_at(projection, at)
+        return state, position, 0, at
+
+
+def side_of(request: Request[Any, Any, Any]) -> ReadSide:
+    side: ReadSide | None = request.app.state.get("read")
+    if side is None:
+        raise NotFoundException("the read side does not run in this process")
+    return side
+
+
+def require_reader(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """Guard: a reader, analyst or operator token (401 without a valid one, 403 for a feed)."""
+    token_of(connection)
+
+
+def token_of(connection: ASGIConnection[Any, Any, Any, Any]) -> Token:
+    """The caller's token, checked to be one that may read."""
+    token: Token = connection.app.state.ledger.auth.authenticate(
+        connection.headers.get("authorization")
+    )
+    if token.role not in READ_ROLES:
+        raise PermissionDeniedError(f"a {token.role} token may not read; use a reader token")
+    return token
+
+
+def projector_state_of(pool: ProjectorPool) -> ProjectorState:
+    """A ``/readyz`` reporter for a :class:`~services.projector.pool.ProjectorPool`."""
+
+    def state() -> str:
+        if pool.failure() is not None:
+            return "failed"
+        return "running" if pool.running else "stopped"
+
+    return state
+
+
+async def refresh_quietly(side: ReadSide, seconds: float = 1.0) -> None:
+    """Refresh the read gauges, giving up (and keeping the old values) when Redis is slow."""
+    with contextlib.suppress(rexc.RedisError, OSError, TimeoutError):
+        await asyncio.wait_for(side.refresh_metrics(), seconds)

@@ -1,0 +1,210 @@
+"""Catching up: a backlog applied from pages of the log read once for every worker of a pool.
+
+A backlog of at least one batch is not read through the consumer group: the pool's shared
+reader (:class:`SharedReader`) reads the log once in pages and decodes each entry once for
+every worker, and each worker applies the pages after its checkpoint (:class:`CatchUp`) and
+commits every ``catch_up_entries`` entries (10,000) or ``catch_up_seconds`` (0.25 s),
+whichever comes first. Those commits also move the group's last-delivered id to the new
+checkpoint (``XGROUP SETID`` with the entries-read count, in the same script:
+:mod:`services.projector.commit`), which leaves the group exactly as delivering and acking
+the entries would have: nothing pending, ``lag`` right. It is only done while nothing is
+pending in the group; an entry that fails is left to the classic path
+(:mod:`services.projector.worker`): the uncommitted step is undone from the stored view and
+redelivered through the group, so deliveries are counted and the dead-letter rule holds.
+Following the live log uses the classic path with its small batches (latency).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import time
+from typing import TYPE_CHECKING, Final
+
+import msgspec
+
+from events import Position, position_key
+from projections.docs import Docs
+from services.projector.commit import Batch
+from services.resp import text
+from services.store.log import LogEntry, LogReader, decode_page
+from services.store.positions import above
+from services.views.fold import fold, stop
+
+if TYPE_CHECKING:
+    from services.projector.worker import Worker
+
+__all__ = ["CatchUp", "SharedReader"]
+
+_START: Final = (-1, -1)
+"""Sorts before every position: the place before the first entry of the log."""
+
+
+class _Chunk:
+    """Consecutive log entries: every entry after ``after_key`` up to ``last_key``."""
+
+    __slots__ = ("after_key", "entries", "full", "keys", "last_key")
+
+    def __init__(self, after_key: tuple[int, int], entries: list[LogEntry], full: bool) -> None:
+        self.after_key = after_key
+        self.entries = entries
+        self.full = full
+        """Whether the read filled its page (the log may go on after it)."""
+        self.keys = [position_key(position) for position, _, _ in entries]
+        self.last_key = self.keys[-1]
+
+
+class SharedReader:
+    """Reads the log once for every worker of a pool while they catch up.
+
+    Pages of ``size`` entries, each entry decoded once (position key, event and
+    ``Recorded`` included), are kept for the ``keep`` most recently used pages; a worker
+    asking for the entries after a position inside a kept page gets the rest of that page
+    without a read. The log is append-only, so a page never goes stale: entries after its
+    last one are simply on the next page. The workers run at different speeds, so a page
+    is kept until every one of them has likely passed it; a worker that falls further
+    behind reads its pages again. Memory: ``size * keep`` decoded events at most.
+    """
+
+    def __init__(self, log: LogReader, size: int, keep: int) -> None:
+        self.log = log
+        self.size = size
+        self.keep = keep
+        self._chunks: list[_Chunk] = []
+        self._lock = asyncio.Lock()
+
+    def _cached(self, key: tuple[int, int]) -> tuple[list[LogEntry], bool] | None:
+        for index, chunk in enumerate(self._chunks):
+            if chunk.after_key <= key < chunk.last_key:
+                if index != len(self._chunks) - 1:  # most recently used last
+                    self._chunks.append(self._chunks.pop(index))
+                return chunk.entries[bisect.bisect_right(chunk.keys, key) :], chunk.full
+        return None
+
+    async def after(self, position: Position | None) -> tuple[list[LogEntry], bool]:
+        """Up to ``size`` entries after ``position`` (``None``: from the start), in log order.
+
+        The flag says whether more may follow at once (the read that found them was full);
+        when it is false the entries reach what was the head of the log.
+        """
+        key = _START if position is None else position_key(position)
+        found = self._cached(key)
+        if found is not None:
+            return found
+        async with self._lock:  # a worker at the same place waits, then finds the page
+            found = self._cached(key)
+            if found is not None:
+                return found
+            page = await self.log.raw(position, count=self.size)
+            entries = decode_page(page)
+            if not entries:
+                return [], False
+            chunk = _Chunk(key, entries, len(page) >= self.size)
+            self._chunks.append(chunk)
+            del self._chunks[: -self.keep]
+            return chunk.entries, chunk.full
+
+
+class CatchUp:
+    """One worker's catch-up through its pool's shared reader (see the module docstring)."""
+
+    def __init__(self, worker: Worker) -> None:
+        self.worker = worker
+        self.poison_at: Position | None = None
+        """A poison entry the last catch-up stopped at: no catch-up until it is behind the
+        checkpoint (the classic path handles it)."""
+
+    async def run(self, docs: Docs[msgspec.Struct]) -> bool:
+        """Apply a backlog through the pool's shared reader; whether anything was committed.
+
+        Only with nothing pending in the group (the classic path settles pending entries
+        first, in order) and a backlog of at least ``batch_size`` entries (a shorter one is
+        the classic path's, which keeps a live follower's batches small). Entries are never
+        delivered to the group: each commit instead moves the group's last-delivered id to
+        the new checkpoint. A commit happens every ``catch_up_entries`` entries or
+        ``catch_up_seconds``, whichever comes first, and at the end of the backlog. An entry
+        that fails (does not decode, or ``apply`` raises) is not handled here: the
+        uncommitted entries are undone and the worker goes back to the classic path.
+        """
+        worker = self.worker
+        if self.poison_at is not None:
+            if above(self.poison_at, worker.checkpoint):
+                return False
+            self.poison_at = None
+        if await worker.group.pending():
+            return False
+        info = await worker.group.info()
+        if info is None:
+            return False
+        last_delivered = text(info["last-delivered-id"])
+        entries_read = info.get("entries-read")
+        counted: int | None = (
+            int(entries_read)
+            if entries_read is not None and last_delivered == (worker.checkpoint or "0-0")
+            else None
+        )
+        pool, apply = worker.pool, worker.projection.apply
+        position = worker.checkpoint
+        uncommitted, committed, since = 0, False, time.monotonic()
+        while not pool.stopping:
+            await worker.renew_if_due()
+            entries, more = await worker.reader.after(position)
+            if not entries or (
+                not committed and not uncommitted and len(entries) < pool.batch_size
+            ):
+                break  # no backlog (any more): the classic path follows the log
+            stopped = fold(apply, docs, entries, stop)
+            if stopped is not None:  # a poison entry: the classic path takes it
+                (at, _, _), failure = stopped
+                worker.log.info(
+                    "projector.catch_up_failed",
+                    position=at,
+                    error_type=type(failure).__name__,
+                    undone=uncommitted,
+                )
+                await worker.put_back(docs)
+                self.poison_at = at
+                return committed
+            position = entries[-1][0]
+            uncommitted += len(entries)
+            worker.applied += len(entries)
+            at_end = not more
+            if (
+                at_end
+                or uncommitted >= pool.catch_up_entries
+                or time.monotonic() - since >= pool.catch_up_seconds
+            ):
+                if counted is not None:
+                    counted += uncommitted
+                moved = await self._commit(docs, position, last_delivered, counted)
+                committed, uncommitted, since = True, 0, time.monotonic()
+                if not moved:  # something is pending in the group: the classic path settles it
+                    return True
+                last_delivered = position
+            if at_end:
+                break
+            await asyncio.sleep(0)  # let the other workers and the service run
+        if uncommitted and position is not None:
+            if counted is not None:
+                counted += uncommitted
+            await self._commit(docs, position, last_delivered, counted)
+            committed = True
+        return committed
+
+    async def _commit(
+        self,
+        docs: Docs[msgspec.Struct],
+        last: Position,
+        last_delivered: str,
+        entries_read: int | None,
+    ) -> bool:
+        """Commit what the catch-up applied, moving the group; whether the group moved."""
+        worker = self.worker
+        group = (
+            worker.group.name,
+            last_delivered,
+            "" if entries_read is None else str(entries_read),
+        )
+        result = await worker.commit(Batch(docs.take_changes(), last), last, group=group)
+        worker.log.debug("projector.caught_up_to", checkpoint=last, moved=result == 1)
+        return result == 1

@@ -1,0 +1,173 @@
+"""The projector's commit: documents, dead letters, checkpoint and group in one Lua script.
+
+**The commit is one script** (:data:`COMMIT_SCRIPT`) that writes the documents the batch
+changed (``HSET``/``HDEL`` on the view's kind hashes, recording them in the view's changes
+stream: :mod:`services.views.scripts`), any dead letters (``XADD`` to ``<prefix>:dlq``), the
+new checkpoint (field ``position`` of the view's meta hash), and only does so when (a) the
+lease is still the worker's, (b) the view's active generation is still the one the worker
+writes and (c) the stored checkpoint is still the one the worker's state was built on. A
+catch-up commit also moves the projection's consumer group to the new checkpoint (``XGROUP
+SETID`` with the entries-read count), which leaves the group exactly as delivering and
+acking the entries would have.
+
+The script touches the lease and the dead-letter stream besides the view's own keys (which
+share the hash tag ``{view:<name>:v<version>}``); that is fine on one Redis server. In the
+partitioned layout every one of them is under the partition's hash tag.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Final
+
+import msgspec
+import redis.asyncio as aioredis
+
+from events import Position
+from projections import Projection
+from projections.docs import Key
+from services.projector.errors import CheckpointMovedError, GenerationMovedError, LeaseLostError
+from services.resp import text
+from services.views.generations import ViewKeys
+from services.views.scripts import LUA_WRITE_DOCS, doc_change_args
+
+__all__ = ["COMMIT_SCRIPT", "Batch", "Committer", "dead_letter"]
+
+COMMIT_SCRIPT: Final = (
+    LUA_WRITE_DOCS
+    + """
+-- KEYS: lease, meta, dlq, view pointer, log, changes stream, then the view's kind hashes
+--   this commit writes.
+-- ARGV: owner, expected checkpoint ('' for none), new checkpoint, the generation the worker
+--   writes to, the consumer group to move ('' to leave it alone), the group's expected
+--   last-delivered id and its entries-read count at the new checkpoint ('' when unknown),
+--   the number of dead letters D, then per kind hash what write_docs reads (its kind,
+--   puts P, deletes R, P (id, json) pairs, R ids), then per dead letter: pairs F, F pairs.
+-- Returns 1 when committed, 2 when committed but the group was left where it was (entries
+-- are pending in it, or it is already past the new checkpoint), 0 when the lease is not
+-- the owner's, -1 when the checkpoint moved, -2 when the generation is no longer active.
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+if (redis.call('GET', KEYS[4]) or '0') ~= ARGV[4] then return -2 end
+local current = redis.call('HGET', KEYS[2], 'position')
+if (current or '') ~= ARGV[2] then return -1 end
+local i, listed = write_docs(7, 9, {})
+record_changes(KEYS[6], ARGV[2], ARGV[3], listed)
+for _ = 1, tonumber(ARGV[8]) do
+  local npairs = tonumber(ARGV[i])
+  redis.call('XADD', KEYS[3], '*', unpack(ARGV, i + 1, i + 2 * npairs))
+  i = i + 1 + 2 * npairs
+end
+redis.call('HSET', KEYS[2], 'position', ARGV[3])
+if ARGV[5] == '' then return 1 end
+local function newer(a, b)
+  local am, as = string.match(a, '^(%d+)-(%d+)$')
+  local bm, bs = string.match(b, '^(%d+)-(%d+)$')
+  am, as, bm, bs = tonumber(am), tonumber(as), tonumber(bm), tonumber(bs)
+  return am > bm or (am == bm and as > bs)
+end
+for _, group in ipairs(redis.call('XINFO', 'GROUPS', KEYS[5])) do
+  local info = {}
+  for x = 1, #group, 2 do info[group[x]] = group[x + 1] end
+  if info['name'] == ARGV[5] then
+    local last = info['last-delivered-id']
+    if info['pending'] ~= 0 or not newer(ARGV[3], last) then return 2 end
+    if ARGV[7] ~= '' and last == ARGV[6] then
+      redis.call('XGROUP', 'SETID', KEYS[5], ARGV[5], ARGV[3], 'ENTRIESREAD', ARGV[7])
+    else
+      redis.call('XGROUP', 'SETID', KEYS[5], ARGV[5], ARGV[3])
+    end
+    return 1
+  end
+end
+return 2
+"""
+)
+
+
+class Batch:
+    """What one batch leaves to commit: changed documents, dead letters, entries to ack."""
+
+    __slots__ = ("acks", "changes", "dead", "last")
+
+    def __init__(self, changes: dict[Key, msgspec.Struct | None], last: Position | None) -> None:
+        self.changes = changes
+        self.dead: list[list[bytes | str]] = []
+        self.acks: list[str] = []
+        self.last = last
+
+
+def dead_letter(
+    projection: Projection,
+    name: str,
+    position: str,
+    exc: Exception,
+    fields: Mapping[Any, Any],
+    *,
+    deliveries: int,
+    consumer: str,
+) -> list[bytes | str]:
+    """The fields of the dead letter of a log entry ``projection`` cannot apply (``name``:
+    the projection's name, with its partition on several), its original fields included."""
+    letter: list[bytes | str] = [
+        "projection", name,
+        "version", str(projection.version),
+        "position", position,
+        "error_type", type(exc).__name__,
+        "error", str(exc)[:2000],
+        "deliveries", str(deliveries),
+        "consumer", consumer,
+    ]  # fmt: skip
+    for field, value in fields.items():
+        letter += [f"entry.{text(field)}", value]
+    return letter
+
+
+class Committer:
+    """Runs :data:`COMMIT_SCRIPT` for one worker (its consumer name is the lease owner)."""
+
+    def __init__(self, client: aioredis.Redis, consumer: str) -> None:
+        self.consumer = consumer
+        self._commit = client.register_script(COMMIT_SCRIPT)
+
+    async def commit(
+        self,
+        keys: ViewKeys,
+        batch: Batch,
+        expected: Position | None,
+        last: Position,
+        *,
+        group: tuple[str, str, str] | None = None,
+    ) -> int:
+        """Write the batch's documents, dead letters and checkpoint ``last`` in one step.
+
+        ``expected`` is the checkpoint the worker's state is built on. ``group`` (name,
+        expected last-delivered id, entries read or ``''``) also moves the consumer group to
+        ``last``. Returns the script's answer (1, or 2 when the group was to move and did
+        not); raises :class:`LeaseLostError`, :class:`GenerationMovedError` or
+        :class:`CheckpointMovedError` when it refused.
+        """
+        script_keys = [keys.lease, keys.meta, keys.dlq, keys.pointer, keys.log, keys.changes]
+        name, last_delivered, entries_read = group or ("", "", "")
+        args: list[bytes | str | int] = [
+            self.consumer,
+            expected or "",
+            last,
+            str(keys.generation),
+            name,
+            last_delivered,
+            entries_read,
+            str(len(batch.dead)),
+        ]
+        doc_keys, doc_args = doc_change_args(batch.changes, keys.kinds)
+        script_keys += doc_keys
+        args += doc_args
+        for letter in batch.dead:
+            args += [str(len(letter) // 2), *letter]
+        result = await self._commit(keys=script_keys, args=args)
+        if result == 0:
+            raise LeaseLostError(keys.lease)
+        if result == -2:
+            raise GenerationMovedError(f"{keys.pointer} no longer names {keys.generation}")
+        if result not in (1, 2):
+            raise CheckpointMovedError(f"{keys.meta} is not at {expected}")
+        return int(result)

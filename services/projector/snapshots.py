@@ -1,0 +1,171 @@
+"""The snapshot writer: every ``every`` log entries, each as-of projection's whole state.
+
+It folds the log itself, projection by projection (:func:`services.views.asof.fold_log`),
+and stores the state at that position (:class:`services.views.snapshots.SnapshotStore`);
+it does not read the stored views, so snapshots do not depend on the projectors, on a
+view's generation or progress, and it backfills a log that was written before it ran. A
+lease per projection (:mod:`services.projector.lease`) keeps two processes from doing the
+same work (writing a snapshot twice would be harmless: a snapshot at a position is always
+the same). ``ledger snapshots`` runs it in a process of its own; ``ledger serve`` runs it
+beside its projectors. On several log partitions it does nothing: as-of reads fold each
+partition there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Iterable
+
+import redis.asyncio as aioredis
+import redis.exceptions as rexc
+import structlog
+
+from projections import PROJECTIONS, Projection
+from services.projector.lease import Leases, process_name
+from services.settings import Settings
+from services.store.connection import REDIS_DOWN
+from services.store.keys import Keys
+from services.store.log import LogReader
+from services.views.asof import ASOF_PROJECTIONS, fold_log
+from services.views.errors import AsOfError
+from services.views.snapshots import DEFAULT_EVERY, DEFAULT_KEEP, SnapshotStore
+
+__all__ = ["SnapshotsOffError", "Snapshotter", "snapshotter_for"]
+
+log = structlog.get_logger(__name__)
+
+
+class SnapshotsOffError(AsOfError):
+    """Raised by ``ledger snapshots`` when the settings turn snapshots off
+    (``LEDGER_SNAPSHOT_EVERY=0``, or a partitioned log, which snapshots do not cover yet)."""
+
+
+class Snapshotter:
+    """Writes every ``every`` log entries a snapshot of each as-of projection (module doc).
+
+    A component of the service (``start``/``stop``); :meth:`run_once` does one round and is
+    what tests call. ``interval`` is the pause between rounds when there is nothing to do.
+    """
+
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        *,
+        prefix: Keys | str = "ledger",
+        every: int = DEFAULT_EVERY,
+        keep: int = DEFAULT_KEEP,
+        projections: Iterable[Projection] | None = None,
+        interval: float = 1.0,
+        lease_ms: int = 60_000,
+        owner: str | None = None,
+    ) -> None:
+        if every < 1:
+            raise ValueError(f"every must be at least 1, got {every}")
+        self.client = client
+        self.keys = Keys.of(prefix)
+        self.prefix = self.keys.prefix
+        self.every = every
+        self.keep = keep
+        self.store = SnapshotStore(client, self.keys)
+        self.log = LogReader(client, self.keys)
+        chosen = (PROJECTIONS[n] for n in ASOF_PROJECTIONS) if projections is None else projections
+        self.projections = tuple(chosen)
+        self.interval = interval
+        self.lease_ms = lease_ms
+        self.owner = owner or process_name()
+        self.written = 0
+        self.leases = Leases(client)
+        self._stop = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Start the background task."""
+        if self._task is None:
+            self._stop.clear()
+            self._task = asyncio.create_task(self._run(), name="snapshotter")
+
+    async def stop(self) -> None:
+        """Stop after the page in flight and release the leases."""
+        self._stop.set()
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        with contextlib.suppress(*REDIS_DOWN, rexc.RedisError):
+            for projection in self.projections:
+                await self.leases.release(self._lease(projection), self.owner)
+
+    async def _run(self) -> None:
+        backoff = self.interval
+        while not self._stop.is_set():
+            try:
+                await self.run_once()
+                backoff = self.interval
+            except (*REDIS_DOWN, rexc.RedisError) as exc:
+                log.warning("snapshotter.redis_error", error=str(exc), retry_in=backoff)
+                backoff = min(backoff * 2, 30.0)
+            except Exception:
+                log.exception("snapshotter.failed")
+                backoff = min(backoff * 2, 30.0)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), backoff)
+
+    async def run_once(self) -> int:
+        """Write every snapshot that is due now, for each projection; returns how many.
+
+        On several partitions there is nothing to do (as-of folds without snapshots there).
+        """
+        written = 0
+        if self.keys.partitions > 1:
+            return written
+        for projection in self.projections:
+            if self._stop.is_set():
+                break
+            written += await self._catch_up(projection)
+        return written
+
+    def _lease(self, projection: Projection) -> str:
+        return self.keys.snapshot_lease(projection.name, projection.version)
+
+    async def _hold(self, projection: Projection) -> bool:
+        return await self.leases.take(self._lease(projection), self.owner, self.lease_ms)
+
+    async def _catch_up(self, projection: Projection) -> int:
+        length = await self.log.length()
+        refs = await self.store.refs(projection)
+        last = refs[-1] if refs else None
+        ordinal = last.ordinal if last else 0
+        if length - ordinal < self.every or not await self._hold(projection):
+            return 0
+        position = last.position if last else None
+        state = None if last is None else await self.store.load(projection, last.position)
+        if state is None:  # no snapshot yet (or it vanished): from the start of the log
+            state, position, ordinal = projection.initial(), None, 0
+        written = 0
+        while length - ordinal >= self.every and not self._stop.is_set():
+            state, reached, seen = await fold_log(
+                self.log, projection, state, after=position, limit=self.every
+            )
+            if seen < self.every or reached is None:
+                break
+            position, ordinal = reached, ordinal + seen
+            await self.store.save(projection, state, position, ordinal, keep=self.keep)
+            written += 1
+            self.written += 1
+            log.info(
+                "snapshot.written", projection=projection.name, position=position, ordinal=ordinal
+            )
+            if not await self._hold(projection):
+                break
+        return written
+
+
+def snapshotter_for(client: aioredis.Redis, settings: Settings) -> Snapshotter | None:
+    """The snapshot writer of ``settings`` (``None``: snapshots are off,
+    ``LEDGER_SNAPSHOT_EVERY=0``, or the log is partitioned, which snapshots do not cover yet)."""
+    if settings.snapshot_every <= 0 or settings.keys.partitioned:
+        return None
+    return Snapshotter(
+        client, prefix=settings.keys, every=settings.snapshot_every, keep=settings.snapshot_keep
+    )

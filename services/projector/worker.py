@@ -1,0 +1,386 @@
+"""One projection's worker: applies the log to its stored view while it holds the lease.
+
+**How work is shared.** A projection (of one log partition) is applied by one process at a
+time: the holder of its lease ``<prefix>:lease:<name>:v<version>`` (``SET NX PX``, value =
+the consumer name, renewed every third of its time, checked before each read;
+:mod:`services.projector.lease`). For each projection the first process to take the lease
+works and the others wait and retry, taking over within one lease time when the holder dies
+or stops (``stop()`` releases the lease at once). A holder that paused past its lease may
+still try to commit: the lease check in the commit script refuses it (and the checkpoint
+check would refuse it even if it did not), so it cannot apply anything twice; it then drops
+its state and competes again. While idle, the holder also settles entries earlier holders
+left pending.
+
+**A term** starts by resolving the view's active generation and loading the view in pages
+(:meth:`~services.views.store.ViewStore.load_paged`, each well inside the service's 1 s
+socket timeout); that load is not one snapshot, which is safe because only the lease holder
+writes the view. The lease is renewed between pages: loading a big view (680,000 incidents
+documents on a 1M-event log) takes longer than a lease lasts, and a lease lost at every load
+would reload for ever. The worker keeps the whole view in memory while it holds the lease,
+measured at about 2.5 kB per incidents document, 0.9 kB per community-victims document,
+0.5 kB per alignment document and 0.2 kB per country-stance document (so about 2 GB for the
+incidents view of a 1M-event log). A backlog is applied through the pool's shared reader
+(:mod:`services.projector.catch_up`); the live log through the consumer group
+(:mod:`services.projector.group`) in batches, each committed in one script
+(:mod:`services.projector.commit`) and acked afterwards. An entry at or below the checkpoint
+changes nothing and is only acked, so a redelivery never counts an event twice; an entry is
+acked only once the checkpoint covers it, so a crash never loses one.
+
+**Poison entries.** ``apply`` may update the state in place, so when it raises (or the entry
+does not decode) the worker undoes exactly what that one entry touched: every key the failed
+``apply`` changed goes back to its value after the batch's earlier entries (which the worker
+keeps, per key, for the commit anyway) or, for keys the batch had not changed, to the
+committed value read back from the view. This costs a lookup of a few keys, never a copy of
+the state. The entry is then redelivered to the same worker (``XCLAIM``, which counts a
+delivery) and applied again; once ``XPENDING`` counts 3 deliveries it goes to the dead-letter
+stream with its error, the projection's name and its original fields, in the same commit that
+moves the checkpoint past it, and the worker goes on with later events.
+
+**Generations.** A rebuild (:mod:`services.projector.replay`) swaps a new generation of the
+view in; the commit script checks that the pointer still names the generation the worker
+writes, and refuses (:class:`~services.projector.errors.GenerationMovedError`, the worker
+reloads) once a rebuild swapped another in.
+
+**Redis unreachable.** A connection error or timeout ends the worker's term: it logs, waits
+(0.1 s doubling to 5 s), reloads its view and resumes; the loop never dies of it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Final, Literal
+
+import msgspec
+import redis.exceptions as rexc
+import structlog
+
+from events import Position
+from projections import Projection
+from projections.docs import Docs, Key
+from services.projector.catch_up import CatchUp
+from services.projector.commit import Batch, Committer, dead_letter
+from services.projector.errors import (
+    CheckpointMovedError,
+    GenerationMovedError,
+    LeaseLostError,
+    RebalancedError,
+)
+from services.projector.group import ConsumerGroup, Entries
+from services.store.connection import REDIS_DOWN
+from services.store.log import decode_entry
+from services.store.positions import above
+from services.views.errors import ViewChangedError
+from services.views.fold import fold, stop
+from services.views.generations import ViewKeys, current_view_keys, view_keys
+
+if TYPE_CHECKING:
+    from services.projector.pool import ProjectorPool
+
+__all__ = ["MAX_DELIVERIES", "Worker", "WorkerState"]
+
+MAX_DELIVERIES: Final = 3
+"""Deliveries after which an entry that cannot be applied goes to the dead-letter stream."""
+
+BACKOFF_START: Final = 0.1
+BACKOFF_MAX: Final = 5.0
+
+WorkerState = Literal["idle", "waiting", "running", "stopped", "failed"]
+"""Where a worker is: not started, waiting for the lease, running, stopped, failed."""
+
+_log = structlog.get_logger()
+
+
+class Worker:
+    """Applies one projection (of one partition) while holding its lease (module docstring)."""
+
+    def __init__(self, pool: ProjectorPool, projection: Projection, partition: int = 0) -> None:
+        self.pool = pool
+        self.client = pool.client
+        self.projection = projection
+        self.partition = partition
+        self.name = projection.name
+        if pool.keys.partitions > 1:
+            self.name = f"{projection.name}:p{partition}"
+        self.keys: ViewKeys = view_keys(pool.keys, projection, partition=partition)
+        self.reader = pool.readers[partition]
+        self.log = _log.bind(
+            projection=projection.name, version=projection.version, partition=partition
+        )
+        self.group = ConsumerGroup(
+            self.client,
+            self.keys.log,
+            self.keys.group,
+            pool.consumer,
+            batch_size=pool.batch_size,
+            claim_idle_ms=pool.claim_idle_ms,
+            block_ms=pool.block_ms,
+            log=self.log,
+        )
+        self.state: WorkerState = "idle"
+        self.error: BaseException | None = None
+        self.docs: Docs[msgspec.Struct] | None = None
+        self.checkpoint: Position | None = None
+        self.applied = 0
+        self.dead_lettered = 0
+        self.catch_up = CatchUp(self)
+        self._fast_due = True
+        self._renewed_at = 0.0
+        self._backoff = BACKOFF_START
+        self._committer = Committer(self.client, pool.consumer)
+
+    # --- the loop -------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Compete for the lease and work while holding it, until the pool stops."""
+        pool = self.pool
+        try:
+            while not pool.stopping:
+                try:
+                    if not pool.may_take() or not await self._acquire():
+                        self.state = "waiting"
+                        await pool.pause(pool.lease_retry)
+                        continue
+                    self.state = "running"
+                    await self._term()
+                except (LeaseLostError, CheckpointMovedError, GenerationMovedError) as exc:
+                    self.log.info("projector.lease_lost", reason=type(exc).__name__)
+                    self._forget()
+                except RebalancedError:
+                    self.log.info("projector.lease_given_up", share=pool.share)
+                    await self._give_up_lease()
+                    self._forget()
+                    self.state = "waiting"
+                    await pool.pause(pool.lease_ms / 1000)
+                except REDIS_DOWN as exc:
+                    self.log.warning(
+                        "projector.redis_unreachable", error=str(exc), retry_in=self._backoff
+                    )
+                    await self._back_off()
+                except rexc.RedisError as exc:  # e.g. OOM, NOGROUP after a group was deleted
+                    self.log.warning(
+                        "projector.redis_error", error=str(exc), retry_in=self._backoff
+                    )
+                    await self._back_off()
+        except asyncio.CancelledError:
+            self.state = "stopped"
+            raise
+        except Exception as exc:
+            self.state = "failed"
+            self.error = exc
+            self.log.exception("projector.failed")
+            raise
+        await self._give_up_lease()
+        self.state = "stopped"
+
+    def _forget(self) -> None:
+        """Drop the in-memory state: the next term reloads it from the stored view."""
+        self.docs, self.checkpoint = None, None
+
+    async def _back_off(self) -> None:
+        self._forget()
+        await self.pool.pause(self._backoff)
+        self._backoff = min(self._backoff * 2, BACKOFF_MAX)
+
+    async def _term(self) -> None:
+        """One stretch of work under the lease: load, catch up, follow the log."""
+        self.keys = await current_view_keys(
+            self.client, self.pool.keys, self.projection, partition=self.partition
+        )
+        try:
+            docs, checkpoint = await self.pool.views.load_paged(
+                self.projection,
+                generation=self.keys.generation,
+                partition=self.partition,
+                on_page=self.renew_if_due,  # a big view loads for longer than a lease
+            )
+        except ViewChangedError as exc:
+            raise CheckpointMovedError(str(exc)) from exc
+        if (
+            checkpoint is None
+        ):  # a new view: its initial documents are written with the first commit
+            for kind, by_id in list(docs.kinds().items()):
+                for ident, doc in list(by_id.items()):
+                    docs.put(kind, ident, doc)
+        self.docs, self.checkpoint = docs, checkpoint
+        await self.group.start()
+        self._fast_due = True
+        self.log.info(
+            "projector.term_started",
+            checkpoint=checkpoint,
+            generation=self.keys.generation,
+            consumer=self.pool.consumer,
+        )
+        while not self.pool.stopping:
+            await self.renew_if_due()
+            entries = await self._next_entries(docs)
+            self._backoff = BACKOFF_START
+            if entries:
+                if len(entries) >= self.pool.batch_size:
+                    self._fast_due = True  # a backlog: catch up through the shared reader
+                await self._process(docs, entries)
+            elif entries is not None:  # idle: settle what earlier holders left pending
+                await self.group.take_over(self.checkpoint)
+
+    async def _next_entries(self, docs: Docs[msgspec.Struct]) -> Entries | None:
+        """Own pending entries first, then reclaimed ones, then new ones (blocking briefly).
+
+        Before new ones, when a backlog is likely, the worker catches up through the
+        pool's shared reader; ``None`` then says it did.
+        """
+        entries = await self.group.settled()
+        if entries:
+            return entries
+        if self._fast_due:
+            self._fast_due = False
+            if await self.catch_up.run(docs):
+                return None
+        return await self.group.new()
+
+    # --- the lease --------------------------------------------------------------------------
+
+    async def _acquire(self) -> bool:
+        owner = self.pool.consumer
+        taken = await self.pool.leases.take(self.keys.lease, owner, self.pool.lease_ms)
+        if taken:
+            self._renewed_at = time.monotonic()
+            self.log.info("projector.lease_acquired", owner=owner)
+        return taken
+
+    async def renew_if_due(self) -> None:
+        """Renew the lease when a third of its time has passed; :class:`LeaseLostError` when
+        it is gone, :class:`RebalancedError` when the pool holds more than its share."""
+        if time.monotonic() - self._renewed_at < self.pool.lease_ms / 3000:
+            return
+        if self.pool.surplus() is self:
+            raise RebalancedError(self.keys.lease)
+        pool = self.pool
+        if not await pool.leases.renew(self.keys.lease, pool.consumer, pool.lease_ms):
+            raise LeaseLostError(self.keys.lease)
+        self._renewed_at = time.monotonic()
+
+    async def _give_up_lease(self) -> None:
+        with contextlib.suppress(*REDIS_DOWN, rexc.RedisError):
+            await self.pool.leases.release(self.keys.lease, self.pool.consumer)
+
+    # --- applying -------------------------------------------------------------------------------
+
+    async def _process(self, docs: Docs[msgspec.Struct], entries: Entries) -> None:
+        """Apply one batch, then commit it and ack it (see the module docstring)."""
+        if await self.group.take_over(self.checkpoint):
+            return
+        batch = Batch(docs.take_changes(), self.checkpoint)
+        for ident, fields in entries:
+            position = Position(ident)
+            if not fields or not above(position, batch.last):
+                batch.acks.append(ident)  # already in the view, or deleted from the log
+                continue
+            await self._apply_entry(docs, batch, position, fields)
+        if batch.last is not None and (
+            batch.last != self.checkpoint or batch.changes or batch.dead
+        ):
+            await self.commit(batch, batch.last)
+        if batch.acks:
+            await self.group.ack(batch.acks)
+        self.log.debug(
+            "projector.batch",
+            entries=len(entries),
+            acked=len(batch.acks),
+            dead=len(batch.dead),
+            checkpoint=self.checkpoint,
+        )
+
+    async def _apply_entry(
+        self,
+        docs: Docs[msgspec.Struct],
+        batch: Batch,
+        position: Position,
+        fields: Mapping[Any, Any],
+    ) -> None:
+        """Apply one entry; on failure undo it, redeliver it, and dead-letter it at the limit."""
+        while True:
+            stopped = fold(self.projection.apply, docs, [decode_entry(position, fields)], stop)
+            if stopped is None:
+                batch.changes.update(docs.take_changes())
+                self.applied += 1
+                break
+            _, exc = stopped
+            await self.put_back(docs, batch.changes)
+            deliveries = await self.group.deliveries(position, MAX_DELIVERIES)
+            if deliveries >= MAX_DELIVERIES:
+                batch.dead.append(
+                    dead_letter(
+                        self.projection,
+                        self.name,
+                        position,
+                        exc,
+                        fields,
+                        deliveries=deliveries,
+                        consumer=self.pool.consumer,
+                    )
+                )
+                self.dead_lettered += 1
+                self.log.warning(
+                    "projector.dead_lettered",
+                    position=position,
+                    error_type=type(exc).__name__,
+                    error=str(exc)[:500],
+                    deliveries=deliveries,
+                )
+                break
+            self.log.info(
+                "projector.entry_failed",
+                position=position,
+                error_type=type(exc).__name__,
+                deliveries=deliveries,
+            )
+            again = await self.group.redeliver(position)
+            if again is None:  # deleted from the log meanwhile: nothing left to apply
+                break
+            fields = again
+        batch.last = position
+        batch.acks.append(position)
+
+    async def put_back(
+        self,
+        docs: Docs[msgspec.Struct],
+        changes: Mapping[Key, msgspec.Struct | None] | None = None,
+    ) -> None:
+        """Put back every document changed since the last take: to its value in ``changes``
+        (the batch's earlier entries) or, where it has none, its committed value."""
+        changes = changes or {}
+        touched = docs.take_changes()
+        committed = await self.pool.views.documents(
+            self.projection,
+            [key for key in touched if key not in changes],
+            generation=self.keys.generation,
+            partition=self.partition,
+        )
+        for key in touched:
+            before = changes[key] if key in changes else committed[key]
+            if before is None:
+                docs.delete(*key)
+            else:
+                docs.put(*key, before)
+        docs.take_changes()
+
+    async def commit(
+        self, batch: Batch, last: Position, *, group: tuple[str, str, str] | None = None
+    ) -> int:
+        """Write the batch's documents, dead letters and checkpoint ``last`` in one step.
+
+        ``group`` (name, expected last-delivered id, entries read or ``''``) also moves the
+        consumer group to ``last`` (a catch-up). Returns the script's answer (1, or 2 when
+        the group was to move and did not).
+        """
+        hook = self.pool.hook
+        if hook is not None:
+            await hook(self.name, "before_commit")
+        result = await self._committer.commit(self.keys, batch, self.checkpoint, last, group=group)
+        self.checkpoint = last
+        self.pool.progress.set()
+        if hook is not None:
+            await hook(self.name, "after_commit")
+        return result

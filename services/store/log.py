@@ -1,0 +1,168 @@
+"""The one reader of the log: its entries page by page, decoded into :class:`Recorded`.
+
+Every part of the service that reads the log reads it here: the Redis store, the projectors'
+catch-up, rebuilds, as-of folds, verification, export, freshness. An entry is decoded once
+(:func:`decode_entry`) into its position, its :class:`~events.Recorded` event (with the
+sealed text it keeps, if any) and, when it does not decode, the error instead, so a folder
+can isolate it rather than stop; :meth:`LogReader.recorded` raises instead.
+:func:`stream_pages` pages any stream the same way (dead letters, the audit trail).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable, Mapping
+from typing import Any, Final
+
+import redis.asyncio as aioredis
+
+from events import CodecError, Position, Recorded, from_fields, recorded_at_of
+from services.resp import field, text
+from services.store.keys import Keys
+from services.store.positions import START
+
+__all__ = [
+    "PAGE",
+    "LogEntry",
+    "LogReader",
+    "RawEntry",
+    "decode_entry",
+    "decode_page",
+    "recorded_of",
+    "stream_pages",
+]
+
+PAGE: Final = 1000
+"""Entries read per ``XRANGE`` unless a reader asks for another size."""
+
+RawEntry = tuple[Position, Mapping[Any, Any]]
+"""An entry as the stream holds it: its position and its fields (``type``, ``data``, …)."""
+
+LogEntry = tuple[Position, Recorded | None, Exception | None]
+"""A decoded entry: its position, and its recorded event or the error decoding it raised."""
+
+
+def decode_entry(ident: Any, fields: Mapping[Any, Any]) -> LogEntry:
+    """Decode one entry, keeping the error of one that does not decode (never raises)."""
+    position = Position(text(ident))
+    try:
+        event = from_fields(fields)
+    except Exception as exc:  # a poison entry: the folder decides what becomes of it
+        return position, None, exc
+    blob = field(fields, "sealed")
+    sealed = text(blob) if blob else None
+    return position, Recorded(position, recorded_at_of(position), event, sealed), None
+
+
+def recorded_of(ident: Any, fields: Mapping[Any, Any]) -> Recorded:
+    """Decode one entry; :class:`~events.CodecError` naming its position if it does not."""
+    position, recorded, error = decode_entry(ident, fields)
+    if recorded is not None:
+        return recorded
+    assert error is not None  # noqa: S101  # one of the two is set
+    if isinstance(error, CodecError):
+        raise CodecError(f"log entry {position}: {error}") from error
+    raise error
+
+
+def decode_page(entries: Iterable[RawEntry], types: frozenset[str] | None = None) -> list[LogEntry]:
+    """Decode a page of entries; entries of types outside ``types`` are left out undecoded,
+    and so are entries without fields (deleted from the log)."""
+    return [
+        decode_entry(position, fields)
+        for position, fields in entries
+        if fields and (types is None or text(field(fields, "type")) in types)
+    ]
+
+
+async def stream_pages(
+    client: aioredis.Redis,
+    key: str,
+    *,
+    low: str = "-",
+    high: str = "+",
+    size: int = PAGE,
+    limit: int | None = None,
+) -> AsyncIterator[list[RawEntry]]:
+    """The entries of a stream from ``low`` to ``high`` (``XRANGE`` bounds), ``size`` a page,
+    at most ``limit`` in all."""
+    seen = 0
+    while limit is None or seen < limit:
+        count = size if limit is None else min(size, limit - seen)
+        page: list[Any] = await client.xrange(key, low, high, count=count) or []
+        if not page:
+            return
+        found = [(Position(text(ident)), fields or {}) for ident, fields in page]
+        seen += len(found)
+        yield found
+        if len(found) < count:
+            return
+        low = f"({found[-1][0]}"
+
+
+class LogReader:
+    """Reads one partition of the log (the whole log while there is one partition)."""
+
+    def __init__(self, client: aioredis.Redis, keys: Keys | str, partition: int = 0) -> None:
+        self.client = client
+        self.key = Keys.of(keys).log_of(partition)
+
+    async def raw(
+        self, after: Position | None = None, *, until: str | None = None, count: int = PAGE
+    ) -> list[RawEntry]:
+        """Up to ``count`` entries after ``after`` (``None``: from the start) and up to
+        ``until`` (included; ``None``: the head), as stored."""
+        start = "-" if after is None else f"({after}"
+        page: list[Any] = (
+            await self.client.xrange(self.key, start, "+" if until is None else until, count=count)
+            or []
+        )
+        return [(Position(text(ident)), fields or {}) for ident, fields in page]
+
+    async def read(
+        self, after: Position | None = None, *, until: str | None = None, count: int = PAGE
+    ) -> list[LogEntry]:
+        """Up to ``count`` entries after ``after`` (to ``until``), each decoded or with its
+        error (:func:`decode_entry`)."""
+        return [decode_entry(p, f) for p, f in await self.raw(after, until=until, count=count)]
+
+    async def recorded(self, after: Position = START, count: int = PAGE) -> list[Recorded]:
+        """Up to ``count`` events strictly after ``after``; :class:`CodecError` for an entry
+        that does not decode."""
+        if count < 1:
+            return []
+        return [recorded_of(p, f) for p, f in await self.raw(after, count=count)]
+
+    def pages(
+        self, after: Position | None = None, *, until: str | None = None, size: int = PAGE
+    ) -> AsyncIterator[list[RawEntry]]:
+        """Every entry after ``after`` up to ``until`` (included), ``size`` a page."""
+        low = "-" if after is None else f"({after}"
+        return stream_pages(self.client, self.key, low=low, high=until or "+", size=size)
+
+    async def head(self) -> Position | None:
+        """The last position of the log, or ``None`` while it is empty."""
+        return await self.last_at("+")
+
+    async def first(self) -> Position | None:
+        """The first position of the log, or ``None`` while it is empty."""
+        found: list[Any] = await self.client.xrange(self.key, "-", "+", count=1) or []
+        return Position(text(found[0][0])) if found else None
+
+    async def last_at(self, top: str) -> Position | None:
+        """The last position at or before ``top`` (an entry id, or ``<ms>`` for any entry of
+        that millisecond), or ``None`` when there is none."""
+        found: list[Any] = await self.client.xrevrange(self.key, top, "-", count=1) or []
+        return Position(text(found[0][0])) if found else None
+
+    async def length(self) -> int:
+        """How many entries the log holds."""
+        return int(await self.client.xlen(self.key))
+
+    async def count_after(self, after: Position | None, page: int = 10_000) -> int:
+        """The entries after ``after`` (all of them for ``None``), counted page by page."""
+        if after is None:
+            return await self.length()
+        count = 0
+        async for found in self.pages(after, size=page):
+            count += len(found)
+        return count

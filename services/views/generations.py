@@ -1,0 +1,178 @@
+"""Which keys a view's documents live under: its generations and the pointer to the live one.
+
+``ledger replay`` rebuilds a view beside the live one (blue/green): the string
+``<prefix>:viewptr:<name>:v<version>`` names the active generation, whose keys carry
+``:g<N>`` inside the hash tag (``<prefix>:{view:<name>:v<version>:g<N>}:<kind>``). A view
+without a pointer is generation 0 and keeps the keys without a generation part, so
+installations from before generations read on unchanged. Views built ``--until`` a position
+live under the generation ``until-<position>`` and are only read when asked for by name.
+Readers resolve the pointer and then read it again inside the ``MULTI`` with the hashes; when
+it moved in between they read again, so a reader never mixes two generations
+(:func:`snapshot`).
+Every key is built by :class:`services.store.keys.Keys`; :class:`ViewKeys` gathers those of
+one view (and one generation and partition).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+import msgspec
+import redis.asyncio as aioredis
+
+from events import Position
+from projections import Projection
+from services.resp import text
+from services.store.keys import Keys
+from services.views.errors import CorruptViewError, ViewError
+
+__all__ = [
+    "CHECKPOINT_FIELD",
+    "Generation",
+    "ViewKeys",
+    "active_generation",
+    "checkpoint_of",
+    "current_view_keys",
+    "generation_suffix",
+    "parse_generation",
+    "snapshot",
+    "view_keys",
+]
+
+CHECKPOINT_FIELD: Final = "position"
+"""The field of a view's meta hash holding its checkpoint."""
+
+_POINTER_RETRIES: Final = 50
+
+Generation = int | str
+"""A view generation: a number (0 = the keys without a generation part), or the name of a
+view built up to a position (``until-<position>``)."""
+
+
+class ViewKeys(msgspec.Struct, frozen=True):
+    """The Redis names that belong to one projection version (and one of its generations)."""
+
+    name: str
+    version: int
+    kinds: dict[str, str]
+    """Document kind → the hash holding that kind's documents."""
+    meta: str
+    """The meta hash (field ``position`` is the checkpoint)."""
+    changes: str
+    """The stream of commits and the documents each changed (readers follow it)."""
+    lease: str
+    """The lease key of the projector working on this view."""
+    group: str
+    """The consumer group on the log that feeds this view."""
+    generation: Generation = 0
+    """The generation these document and meta keys belong to."""
+    pointer: str = ""
+    """The string naming the view's active generation."""
+    partition: int = 0
+    """The log partition this view folds."""
+    log: str = ""
+    """The log (partition) that feeds the view."""
+    dlq: str = ""
+    """The dead-letter stream of the view's projector."""
+
+
+def generation_suffix(generation: Generation) -> str:
+    """The part a generation adds inside the hash tag (empty for generation 0)."""
+    if isinstance(generation, str):
+        if not generation or "{" in generation or "}" in generation:
+            raise ValueError(f"not a generation name: {generation!r}")
+        return generation
+    if generation < 0:
+        raise ValueError(f"a generation is not negative, got {generation}")
+    return "" if generation == 0 else f"g{generation}"
+
+
+def view_keys(
+    prefix: Keys | str, projection: Projection, generation: Generation = 0, *, partition: int = 0
+) -> ViewKeys:
+    """The keys and the consumer group of ``projection``'s stored view under ``prefix``.
+
+    ``generation`` picks the document and meta keys (default: generation 0, the keys of a
+    view that was never rebuilt); :func:`current_view_keys` resolves the active one. On
+    several partitions (or a cluster) each partition has its own view, fed by the group of
+    the same name on that partition's log; ``log`` names that log.
+    """
+    keys = Keys.of(prefix)
+    name, version = projection.name, projection.version
+    gen = generation_suffix(generation)
+    p = partition
+    return ViewKeys(
+        name=name,
+        version=version,
+        kinds={kind: keys.view(name, version, kind, gen, p) for kind in projection.doc_types},
+        meta=keys.view_meta(name, version, gen, p),
+        changes=keys.view_changes(name, version, gen, p),
+        lease=keys.lease(name, version, p),
+        group=keys.group(name, version),
+        generation=generation,
+        pointer=keys.view_pointer(name, version, p),
+        partition=p,
+        log=keys.log_of(p),
+        dlq=keys.dlq_of(p),
+    )
+
+
+def parse_generation(raw: bytes | str | None) -> int:
+    """The generation a pointer's value names (no pointer: 0)."""
+    if raw is None:
+        return 0
+    value = text(raw)
+    try:
+        return int(value)
+    except ValueError:
+        raise CorruptViewError(f"a view pointer holds {value!r}, not a generation") from None
+
+
+async def active_generation(
+    client: aioredis.Redis, prefix: Keys | str, projection: Projection, *, partition: int = 0
+) -> int:
+    """The generation of ``projection``'s view that readers and the runner use now."""
+    pointer = Keys.of(prefix).view_pointer(projection.name, projection.version, partition)
+    return parse_generation(await client.get(pointer))
+
+
+async def current_view_keys(
+    client: aioredis.Redis, prefix: Keys | str, projection: Projection, *, partition: int = 0
+) -> ViewKeys:
+    """The keys of the active generation of ``projection``'s view (of one partition)."""
+    generation = await active_generation(client, prefix, projection, partition=partition)
+    return view_keys(prefix, projection, generation, partition=partition)
+
+
+def checkpoint_of(raw: bytes | str | None) -> Position | None:
+    return None if raw is None else Position(text(raw))
+
+
+async def snapshot(
+    client: aioredis.Redis,
+    prefix: Keys | str,
+    projection: Projection,
+    generation: Generation | None,
+    commands: Any,
+    *,
+    partition: int = 0,
+) -> tuple[ViewKeys, list[Any]]:
+    """Run ``commands(pipe, keys)`` in one MULTI on the active (or the given) generation.
+
+    With no ``generation`` given the pointer is read inside the same MULTI; when it moved
+    since it was resolved the snapshot is taken again on the new generation.
+    """
+    for _ in range(_POINTER_RETRIES):
+        resolved = (
+            await active_generation(client, prefix, projection, partition=partition)
+            if generation is None
+            else generation
+        )
+        keys = view_keys(prefix, projection, resolved, partition=partition)
+        async with client.pipeline(transaction=True) as pipe:
+            pipe.get(keys.pointer)
+            commands(pipe, keys)
+            replies = await pipe.execute()
+        if generation is not None or parse_generation(replies[0]) == resolved:
+            return keys, replies[1:]
+    raise ViewError(f"the view pointer of {projection.name} v{projection.version} keeps moving")

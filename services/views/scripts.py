@@ -1,0 +1,133 @@
+"""The Lua that writes a view's documents and records, beside them, what each commit changed.
+
+Beside a view's documents, the stream ``…:changes`` records every commit: the checkpoint it
+moved from and to, and per kind the ids of the documents it wrote or deleted (``many`` for a
+bulk commit). A reader that holds a view follows it (:mod:`services.views.follow`) and fetches only
+those documents instead of whole kinds. Every script that writes documents (the projector's
+commit, rebuilds, dead-letter retries, :data:`WRITE_SCRIPT`) starts with
+:data:`LUA_WRITE_DOCS`, so all of them record their changes alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Final
+
+import msgspec
+
+from services.views.codec import encode_doc
+
+__all__ = [
+    "CHANGES_FETCHED",
+    "CHANGES_FOLLOWED",
+    "CHANGES_KEPT",
+    "CHANGES_LISTED",
+    "LUA_WRITE_DOCS",
+    "WRITE_SCRIPT",
+    "doc_change_args",
+]
+
+CHANGES_KEPT: Final = 256
+"""Commits a view's changes stream keeps (about: ``XADD MAXLEN ~``)."""
+CHANGES_LISTED: Final = 5000
+"""Most document ids one commit lists; a bigger commit (a catch-up) is recorded as ``many``.
+
+A follower's batch (up to 1,000 entries) stays under it: a projector that fell behind for a
+moment must not make every reader read whole kinds (at 1M events a whole read of the
+victims cells held the API for up to a second)."""
+CHANGES_FOLLOWED: Final = 200
+"""Most commits a reader follows through the changes stream (further behind, or past a
+commit recorded as ``many``, it reads the kinds whole). Below :data:`CHANGES_KEPT`, so a
+reader whose last seen entry was trimmed away always finds more than this after it."""
+CHANGES_FETCHED: Final = 10_000
+"""Most changed documents a reader fetches by id at once (more: it reads the kinds whole)."""
+
+LUA_WRITE_DOCS: Final = """
+-- write_docs(first_key, i, listed): for each kind hash KEYS[first_key..], ARGV from i holds
+-- its kind, puts P, deletes R, P (id, document) pairs and R ids. Unless listed is nil, each
+-- kind's written and deleted ids are added to it (kind, msgpack array of ids, ...) until it
+-- would hold more than @LISTED@ ids, when it becomes nil. Returns the index after them and
+-- listed.
+local function write_docs(first_key, i, listed)
+  for k = first_key, #KEYS do
+    local kind, puts, dels = ARGV[i], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
+    local first_put, first_del = i + 3, i + 3 + 2 * puts
+    i = first_del + dels
+    for s = first_put, first_del - 1, 1000 do
+      redis.call('HSET', KEYS[k], unpack(ARGV, s, math.min(s + 999, first_del - 1)))
+    end
+    for s = first_del, i - 1, 1000 do
+      redis.call('HDEL', KEYS[k], unpack(ARGV, s, math.min(s + 999, i - 1)))
+    end
+    if listed ~= nil then
+      listed.n = (listed.n or 0) + puts + dels
+      if listed.n > @LISTED@ then
+        listed = nil
+      elseif puts + dels > 0 then
+        local ids = {}
+        for x = first_put, first_del - 1, 2 do ids[#ids + 1] = ARGV[x] end
+        for x = first_del, i - 1 do ids[#ids + 1] = ARGV[x] end
+        listed[#listed + 1] = kind
+        listed[#listed + 1] = cmsgpack.pack(ids)
+      end
+    end
+  end
+  return i, listed
+end
+-- record_changes(key, from, to, listed): append one commit (checkpoint from -> to) to a
+-- view's changes stream, with the ids it changed per kind, or 'many' when listed is nil.
+local function record_changes(key, from, to, listed)
+  local record = {'from', from, 'to', to}
+  if listed == nil then
+    record[5], record[6] = 'many', '1'
+  else
+    for x = 1, #listed do record[#record + 1] = listed[x] end
+  end
+  redis.call('XADD', key, 'MAXLEN', '~', '@KEPT@', '*', unpack(record))
+end
+""".replace("@LISTED@", str(CHANGES_LISTED)).replace("@KEPT@", str(CHANGES_KEPT))
+"""Lua functions, prepended to every script that writes a view's documents (the runner's
+commit, rebuilds, dead-letter retries): ``write_docs`` writes what :func:`doc_change_args`
+packs, and ``record_changes`` records the commit in the view's changes stream (``from``,
+``to``, then per kind the msgpack array of the ids it wrote or deleted, or ``many``), which
+readers follow (:data:`FOLLOW_SCRIPT`)."""
+
+
+def doc_change_args(
+    changes: Mapping[tuple[str, str], msgspec.Struct | None], kind_keys: Mapping[str, str]
+) -> tuple[list[str], list[bytes | str | int]]:
+    """The kind-hash keys and the arguments ``write_docs`` (:data:`LUA_WRITE_DOCS`) reads
+    for ``changes``: per kind its name, the counts, the (id, JSON) pairs and deleted ids."""
+    per_kind: dict[str, tuple[list[bytes | str], list[str]]] = {}
+    for (kind, ident), doc in changes.items():
+        puts, dels = per_kind.setdefault(kind, ([], []))
+        if doc is None:
+            dels.append(ident)
+        else:
+            puts += [ident, encode_doc(doc)]
+    keys: list[str] = []
+    args: list[bytes | str | int] = []
+    for kind, (puts, dels) in per_kind.items():
+        keys.append(kind_keys[kind])
+        args += [kind, len(puts) // 2, len(dels), *puts, *dels]
+    return keys, args
+
+
+WRITE_SCRIPT: Final = (
+    LUA_WRITE_DOCS
+    + """
+-- KEYS: view pointer, meta, changes stream, then the kind hashes written.
+-- ARGV: generation, expected checkpoint ('' for none), new checkpoint, then per kind hash
+--   what write_docs reads.
+-- Returns 1 when written, -1 when the checkpoint moved, -2 when the generation is not the
+-- active one.
+if (redis.call('GET', KEYS[1]) or '0') ~= ARGV[1] then return -2 end
+if (redis.call('HGET', KEYS[2], 'position') or '') ~= ARGV[2] then return -1 end
+local _, listed = write_docs(4, 4, {})
+record_changes(KEYS[3], ARGV[2], ARGV[3], listed)
+redis.call('HSET', KEYS[2], 'position', ARGV[3])
+return 1
+"""
+)
+"""A plain commit of documents and checkpoint, checked against the writer's checkpoint and
+generation (:meth:`services.views.redis.RedisViewStore.write`)."""
