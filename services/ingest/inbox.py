@@ -45,7 +45,7 @@ import asyncio
 import logging
 import os
 import socket
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 import msgspec
@@ -112,26 +112,6 @@ _problems_encoder: Final = msgspec.json.Encoder()
 def default_consumer() -> str:
     """This process's consumer name in the group: ``<host>-<pid>``."""
     return f"{socket.gethostname()}-{os.getpid()}"
-
-
-def _text(value: bytes | None) -> str:
-    return "" if value is None else value.decode("utf-8", "replace")
-
-
-async def _parse(
-    raw: Mapping[str, Any], original: Callable[[Mapping[str, Any]], Awaitable[Any]]
-) -> Any:
-    """FastStream parser: hand it readable text, keep the original fields beside.
-
-    FastStream's own parser JSON-dumps every field and fails on bytes that are not UTF-8,
-    which would leave such an entry pending for ever instead of rejected.
-    """
-    entries: list[dict[bytes, bytes]] = raw["data"]
-    readable = [
-        InboxSubmission(feed=_text(fields.get(b"feed")), event=_text(fields.get(b"event")))
-        for fields in entries
-    ]
-    return await original({**raw, "data": readable, "entries": entries})
 
 
 class Inbox:

@@ -15,7 +15,6 @@ import os
 import subprocess
 import time
 from pathlib import Path
-from types import TracebackType
 
 import redis.exceptions as rexc
 from redis.crc import key_slot
@@ -396,12 +395,7 @@ class RedisClusterProcesses:
         self.start()
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *_: object) -> None:
         self.stop()
 
     def __repr__(self) -> str:

@@ -167,22 +167,6 @@ class InMemoryViewStore:
         view = self._view(projection, chosen, partition)
         return {kind: dict(stored) for kind, stored in view.kinds.items()}, view.checkpoint
 
-    async def documents(
-        self,
-        projection: Projection,
-        keys: Sequence[Key],
-        *,
-        generation: Generation,
-        partition: int = 0,
-    ) -> dict[Key, msgspec.Struct | None]:
-        """The stored documents of ``keys`` (``None``: not in the view)."""
-        view = self._view(projection, generation, partition)
-        found: dict[Key, msgspec.Struct | None] = {}
-        for kind, ident in keys:
-            raw = view.kinds[kind].get(ident)
-            found[(kind, ident)] = None if raw is None else decode_doc(projection, kind, raw)
-        return found
-
     async def write(
         self,
         projection: Projection,
@@ -213,6 +197,22 @@ class InMemoryViewStore:
         view.commits.append((self._commits, expected, checkpoint, listed))
         del view.commits[:-CHANGES_KEPT]
         view.checkpoint = checkpoint
+
+    async def documents(
+        self,
+        projection: Projection,
+        keys: Sequence[Key],
+        *,
+        generation: Generation,
+        partition: int = 0,
+    ) -> dict[Key, msgspec.Struct | None]:
+        """The stored documents of ``keys`` (``None``: not in the view)."""
+        view = self._view(projection, generation, partition)
+        found: dict[Key, msgspec.Struct | None] = {}
+        for kind, ident in keys:
+            raw = view.kinds[kind].get(ident)
+            found[(kind, ident)] = None if raw is None else decode_doc(projection, kind, raw)
+        return found
 
 
 def _seen(view: _View) -> str:

@@ -1,0 +1,231 @@
+"""The view store contract: one suite, run against the in-memory and the Redis view store."""
+
+from __future__ import annotations
+
+import pytest
+import redis.asyncio as aioredis
+
+from events import Position
+from projections import PROJECTIONS, Projection
+from projections.incidents import IncidentView
+from services.store.keys import Keys
+from services.views.codec import decode_doc
+from services.views.errors import UnknownKindError, ViewChangedError, ViewMovedError
+from services.views.memory import InMemoryViewStore
+from services.views.redis import RedisViewStore
+from services.views.scripts import CHANGES_LISTED
+from services.views.store import ViewStore
+
+INCIDENTS: Projection = PROJECTIONS["incidents"]
+
+
+def incident(ident: str, version: int = 1) -> IncidentView:
+    """One incidents document."""
+    return IncidentView(incident_id=ident, reported=True, version=version)
+
+
+def at(ms: int) -> Position:
+    """A checkpoint."""
+    return Position(f"{ms}-0")
+
+
+@pytest.fixture(params=["memory", "redis"])
+def views(request: pytest.FixtureRequest) -> ViewStore:
+    """Each view store implementation in turn, on one partition."""
+    if request.param == "memory":
+        return InMemoryViewStore()
+    client: aioredis.Redis = request.getfixturevalue("redis_client")
+    prefix: str = request.getfixturevalue("key_prefix")
+    return RedisViewStore(client, Keys(prefix))
+
+
+@pytest.fixture(params=["memory", "redis"])
+def partitioned(request: pytest.FixtureRequest) -> ViewStore:
+    """Each view store implementation in turn, on two partitions."""
+    if request.param == "memory":
+        return InMemoryViewStore(partitions=2)
+    client: aioredis.Redis = request.getfixturevalue("redis_client")
+    prefix: str = request.getfixturevalue("key_prefix")
+    return RedisViewStore(client, Keys(prefix, 2))
+
+
+class TestNeverWritten:
+    """A view no one wrote answers the projection's initial state and no checkpoint."""
+
+    async def test_load_answers_the_initial_state_and_no_checkpoint(self, views: ViewStore) -> None:
+        """load() of an unwritten view is (initial state, None)."""
+        assert await views.load(INCIDENTS) == (INCIDENTS.initial(), None)
+        assert await views.checkpoint(INCIDENTS) is None
+        assert await views.generation(INCIDENTS) == 0
+
+    async def test_read_kinds_answers_no_checkpoint(self, views: ViewStore) -> None:
+        """read_kinds() of an unwritten view has no checkpoint."""
+        found = await views.read_kinds(INCIDENTS, ["incident"])
+        assert found.checkpoint is None
+
+    async def test_an_unknown_kind_is_refused(self, views: ViewStore) -> None:
+        """A kind the projection does not declare raises UnknownKindError."""
+        with pytest.raises(UnknownKindError):
+            await views.read_kinds(INCIDENTS, ["nothing"])
+
+
+class TestWrite:
+    """A write moves documents and checkpoint together, or nothing."""
+
+    async def test_written_documents_and_checkpoint_load_back(self, views: ViewStore) -> None:
+        """What a write put is what load(), load_paged(), raw() and documents() read."""
+        changes = {("incident", "i-1"): incident("i-1"), ("incident", "i-2"): incident("i-2")}
+        await views.write(INCIDENTS, changes, expected=None, checkpoint=at(5))
+        docs, checkpoint = await views.load(INCIDENTS)
+        assert checkpoint == at(5)
+        assert dict(docs.kinds()["incident"]) == {"i-1": incident("i-1"), "i-2": incident("i-2")}
+        assert await views.load_paged(INCIDENTS, generation=0) == (docs, checkpoint)
+        assert await views.checkpoint(INCIDENTS) == at(5)
+        stored, raw_checkpoint = await views.raw(INCIDENTS)
+        assert raw_checkpoint == at(5)
+        assert {
+            ident: decode_doc(INCIDENTS, "incident", text)
+            for ident, text in stored["incident"].items()
+        } == {"i-1": incident("i-1"), "i-2": incident("i-2")}
+        found = await views.documents(
+            INCIDENTS, [("incident", "i-2"), ("incident", "i-9")], generation=0
+        )
+        assert found == {("incident", "i-2"): incident("i-2"), ("incident", "i-9"): None}
+
+    async def test_a_deletion_removes_the_document(self, views: ViewStore) -> None:
+        """A change to None deletes the document; the others stay."""
+        await views.write(
+            INCIDENTS,
+            {("incident", "i-1"): incident("i-1"), ("incident", "i-2"): incident("i-2")},
+            expected=None,
+            checkpoint=at(5),
+        )
+        await views.write(INCIDENTS, {("incident", "i-1"): None}, expected=at(5), checkpoint=at(6))
+        docs, checkpoint = await views.load(INCIDENTS)
+        assert checkpoint == at(6)
+        assert dict(docs.kinds()["incident"]) == {"i-2": incident("i-2")}
+
+    async def test_a_write_from_another_checkpoint_is_refused(self, views: ViewStore) -> None:
+        """expected must be the stored checkpoint; otherwise nothing is written."""
+        await views.write(
+            INCIDENTS, {("incident", "i-1"): incident("i-1")}, expected=None, checkpoint=at(5)
+        )
+        with pytest.raises(ViewMovedError):
+            await views.write(
+                INCIDENTS, {("incident", "i-2"): incident("i-2")}, expected=at(4), checkpoint=at(6)
+            )
+        docs, checkpoint = await views.load(INCIDENTS)
+        assert checkpoint == at(5)
+        assert set(docs.kinds()["incident"]) == {"i-1"}
+
+    async def test_a_write_to_a_generation_not_active_is_refused(self, views: ViewStore) -> None:
+        """Only the active generation is written; another one is refused, nothing written."""
+        with pytest.raises(ViewMovedError):
+            await views.write(
+                INCIDENTS,
+                {("incident", "i-1"): incident("i-1")},
+                expected=None,
+                checkpoint=at(5),
+                generation=1,
+            )
+        assert await views.load(INCIDENTS, generation=1) == (INCIDENTS.initial(), None)
+
+
+class TestFollowing:
+    """A reader that holds the view gets only what changed since, when the store can tell."""
+
+    async def test_a_holder_gets_only_the_changed_documents(self, views: ViewStore) -> None:
+        """After a small write a held read lists just the documents that write changed."""
+        await views.write(
+            INCIDENTS,
+            {("incident", "i-1"): incident("i-1"), ("incident", "i-2"): incident("i-2")},
+            expected=None,
+            checkpoint=at(5),
+        )
+        first = await views.read_kinds(INCIDENTS, ["incident"])
+        assert first.whole is not None
+        assert first.checkpoint == at(5)
+        await views.write(
+            INCIDENTS,
+            {("incident", "i-2"): incident("i-2", 2), ("incident", "i-1"): None},
+            expected=at(5),
+            checkpoint=at(7),
+        )
+        held = (at(5), first.seen, first.generation)
+        then = await views.read_kinds(INCIDENTS, ["incident"], held=held)
+        assert then.checkpoint == at(7)
+        assert then.changed is not None
+        (changed,) = then.changed
+        assert set(changed) == {"i-1", "i-2"}
+        assert changed["i-1"] is None
+        assert changed["i-2"] is not None
+        assert decode_doc(INCIDENTS, "incident", changed["i-2"]) == incident("i-2", 2)
+
+    async def test_a_holder_of_the_current_view_gets_nothing_new(self, views: ViewStore) -> None:
+        """Held at the checkpoint now: no document is listed as changed."""
+        await views.write(
+            INCIDENTS, {("incident", "i-1"): incident("i-1")}, expected=None, checkpoint=at(5)
+        )
+        first = await views.read_kinds(INCIDENTS, ["incident"])
+        again = await views.read_kinds(
+            INCIDENTS, ["incident"], held=(at(5), first.seen, first.generation)
+        )
+        assert again.checkpoint == at(5)
+        assert again.changed == [{}]
+
+    async def test_after_a_bulk_write_the_holder_reads_whole(self, views: ViewStore) -> None:
+        """A write of more documents than a commit lists is read whole by a holder."""
+        await views.write(
+            INCIDENTS, {("incident", "i-0"): incident("i-0")}, expected=None, checkpoint=at(5)
+        )
+        first = await views.read_kinds(INCIDENTS, ["incident"])
+        bulk = {("incident", f"b-{n}"): incident(f"b-{n}") for n in range(CHANGES_LISTED + 1)}
+        await views.write(INCIDENTS, bulk, expected=at(5), checkpoint=at(6))
+        then = await views.read_kinds(
+            INCIDENTS, ["incident"], held=(at(5), first.seen, first.generation)
+        )
+        assert then.changed is None
+        assert then.whole is not None
+        assert len(then.whole[0]) == CHANGES_LISTED + 2
+
+
+class TestPagedLoad:
+    """The lease holder's paged load refuses a view that moved while it was read."""
+
+    async def test_a_move_during_the_load_is_refused(self, views: ViewStore) -> None:
+        """A write between the pages raises ViewChangedError."""
+        await views.write(
+            INCIDENTS, {("incident", "i-1"): incident("i-1")}, expected=None, checkpoint=at(5)
+        )
+
+        async def meanwhile() -> None:
+            if await views.checkpoint(INCIDENTS) == at(5):
+                await views.write(
+                    INCIDENTS,
+                    {("incident", "i-2"): incident("i-2")},
+                    expected=at(5),
+                    checkpoint=at(6),
+                )
+
+        with pytest.raises(ViewChangedError):
+            await views.load_paged(INCIDENTS, generation=0, on_page=meanwhile)
+
+
+class TestPartitions:
+    """On several partitions each partition has its view; the checkpoint names them all."""
+
+    async def test_the_checkpoint_joins_the_partitions(self, partitioned: ViewStore) -> None:
+        """A partition with no checkpoint yet reads 0-0 in the joined checkpoint."""
+        assert partitioned.partitions == 2
+        await partitioned.write(
+            INCIDENTS,
+            {("incident", "i-1"): incident("i-1")},
+            expected=None,
+            checkpoint=at(5),
+            partition=1,
+        )
+        assert await partitioned.checkpoint(INCIDENTS) == Position("0-0,5-0")
+        docs, checkpoint = await partitioned.load(INCIDENTS, partition=1)
+        assert checkpoint == at(5)
+        assert set(docs.kinds()["incident"]) == {"i-1"}
+        assert await partitioned.load(INCIDENTS, partition=0) == (INCIDENTS.initial(), None)
