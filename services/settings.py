@@ -28,12 +28,13 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Final, Literal
+from typing import Literal
 
 import msgspec
 
 from services.errors import SettingsError
 from services.store.keys import Keys
+from services.store.rules import OPERATOR_FEED
 
 Role = Literal["feed", "reader", "analyst", "operator"]
 ROLES: tuple[Role, ...] = ("feed", "reader", "analyst", "operator")
@@ -88,11 +89,6 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     def embedded(self) -> bool:
         """Whether the service starts its own Redis."""
         return self.redis_url is None
-
-
-OPERATOR_FEED: Final = "ledger-operator"
-"""The reserved feed name of events operators append (``ledger erase``); no feed may use it:
-a feed token of that name could publish redactions, which only operators may."""
 
 
 def parse_tokens(text: str, variable: str = "LEDGER_TOKENS") -> tuple[Token, ...]:

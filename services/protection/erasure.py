@@ -2,7 +2,7 @@
 
 ``ledger erase incident <id> --reason "…"`` (or ``statement``, or ``POST
 /v1/admin/erase/{kind}/{id}``) appends ``incident.redacted``/``statement.redacted`` from the
-reserved feed :data:`~services.settings.OPERATOR_FEED` and destroys the entity's key in the
+reserved feed :data:`~services.store.rules.OPERATOR_FEED` and destroys the entity's key in the
 keyring: the log stays append-only and replayable, and the sealed text of every earlier
 event of the entity is unreadable for good (:mod:`services.store.sealing`), in the log, its
 replicas and backups alike.
@@ -16,7 +16,7 @@ from typing import Literal
 import msgspec
 
 from events import AnyEvent, IncidentRedacted, StatementRedacted, parse_submission
-from services.settings import OPERATOR_FEED
+from services.store.rules import OPERATOR_FEED
 from services.store.sealing import SealingStore
 
 __all__ = ["ErasableKind", "Erasure", "erase"]

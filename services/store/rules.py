@@ -2,14 +2,15 @@
 
 What an event does to its entity (:func:`op_of`), the state an entity is in after a valid
 event (:func:`state_after`), how the state is written in the ``entities`` hash, the form an
-event is stored in, and the errors (with their messages) an append answers. The in-memory
+event is stored in, the errors (with their messages) an append answers, and the feed only
+operators' redactions come from (:data:`OPERATOR_FEED`). The in-memory
 store applies these rules in Python; the Redis store runs the same rules in its append
 script (:mod:`services.store.append`) and builds its errors here, so both answer alike.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal, cast
+from typing import Any, Final, Literal, cast
 
 import msgspec
 
@@ -28,6 +29,7 @@ from services.resp import text
 from services.store.base import AppendRejectedError, ConflictError, EntityState
 
 __all__ = [
+    "OPERATOR_FEED",
     "Op",
     "conflict",
     "op_of",
@@ -37,6 +39,10 @@ __all__ = [
     "state_text",
     "stored_form",
 ]
+
+OPERATOR_FEED: Final = "ledger-operator"
+"""The reserved feed name of events operators append (``ledger erase``); no feed may use it:
+a feed token of that name could publish redactions, which only operators may."""
 
 Op = Literal["create", "revise", "retract", "merge", "redact"]
 """What an event does to its entity: create it, revise it, retract it, merge it away, or

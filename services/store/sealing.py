@@ -55,10 +55,10 @@ from events import (
     with_private,
 )
 from events.errors import CodecError
-from services.settings import OPERATOR_FEED
 from services.store.base import Appended, AppendRejectedError, EntityState, EventStore
 from services.store.keyring import DataKey, Keyring, SealingError
 from services.store.positions import START
+from services.store.rules import OPERATOR_FEED
 
 __all__ = [
     "NONCE_BYTES",

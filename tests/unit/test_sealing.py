@@ -37,7 +37,8 @@ from services.protection.erasure import erase
 from services.store.base import AppendRejectedError
 from services.store.keyring import DataKey, MemoryKeyring
 from services.store.memory import InMemoryEventStore
-from services.store.sealing import OPERATOR_FEED, SealingStore, TamperedError, seal, unseal
+from services.store.rules import OPERATOR_FEED
+from services.store.sealing import SealingStore, TamperedError, seal, unseal
 from tests import factories as f
 
 NOTES = "Witness Jane Roe-Example saw the strike"
