@@ -19,7 +19,7 @@ from redis.crc import key_slot
 
 from services.runtime.redis_cluster import RedisClusterProcesses
 from services.runtime.redis_server import RedisProcess
-from tests.cluster.fixtures import running_cluster
+from tests.support.cluster import running_cluster
 
 _APPEND_IN_ORDER = """
 local n = redis.call('INCR', KEYS[1])

@@ -18,7 +18,7 @@ from services.runtime.redis_cluster import (
     RedisClusterProcesses,
     RedisClusterStartError,
 )
-from tests.cluster.fixtures import redis_server_or_skip, running_cluster
+from tests.support.cluster import redis_server_or_skip, running_cluster
 
 
 def _fake_cli(directory: Path, output: str, code: int) -> Path:

@@ -22,10 +22,10 @@ from services.store.keys import Keys
 from services.store.redis import RedisEventStore
 from services.views.cache import ViewReader
 from services.views.redis import RedisViewStore
-from tests.cluster.fixtures import FAILOVER_NODE_TIMEOUT_MS, running_cluster
 from tests.e2e.test_dashboard import READER, publish, service, service_options
 from tests.faults.test_partition_rebalance import kill_one_of_two, partition_logs
 from tests.faults.test_projector_kill import feed
+from tests.support.cluster import FAILOVER_NODE_TIMEOUT_MS, running_cluster
 
 __all__ = ["service", "service_options"]
 

@@ -1,6 +1,6 @@
 """The event store contract suites, run against a real Redis Cluster (3 masters, 3 replicas).
 
-The one-partition suite runs on the cluster key layout; the partitioned suite on three
+The one-partition suites run on the cluster key layout; the partitioned suites on three
 partitions, whose keys live on different masters.
 """
 
@@ -12,36 +12,9 @@ import pytest
 from redis.asyncio.cluster import RedisCluster
 
 from services.store.redis import RedisEventStore
-from tests.contract.test_event_store import (
-    TestAppendAndRead,
-    TestBatchAtomicity,
-    TestEntities,
-    TestExpectedVersion,
-    TestIdempotency,
-    TestIncidentRules,
-    TestStatementRules,
-)
-from tests.contract.test_partitioned_store import (
-    PARTITIONS,
-    TestAgreesWithTheOneLogStore,
-    TestConcurrentChangeBetweenCheckAndWrite,
-    TestCrossPartitionMerges,
-    TestSplitBatches,
-)
-
-__all__ = [
-    "TestAgreesWithTheOneLogStore",
-    "TestAppendAndRead",
-    "TestBatchAtomicity",
-    "TestConcurrentChangeBetweenCheckAndWrite",
-    "TestCrossPartitionMerges",
-    "TestEntities",
-    "TestExpectedVersion",
-    "TestIdempotency",
-    "TestIncidentRules",
-    "TestSplitBatches",
-    "TestStatementRules",
-]
+from tests.support.contracts import event_store as one_log
+from tests.support.contracts import partitioned_store as partitioned
+from tests.support.contracts.partitioned_store import PARTITIONS
 
 
 @pytest.fixture
@@ -60,11 +33,62 @@ def redis_client(cluster_client: RedisCluster) -> RedisCluster:
 def store(
     request: pytest.FixtureRequest, cluster_client: RedisCluster, key_prefix: str
 ) -> RedisEventStore:
-    """The one-partition suite's store on the cluster layout; the partitioned suite's on three."""
-    partitioned = request.cls.__module__.endswith("test_partitioned_store")
+    """The one-partition suites' store on the cluster layout; the partitioned suites' on three."""
     return RedisEventStore(
         cluster_client,  # type: ignore[arg-type]
         prefix=key_prefix,
-        partitions=PARTITIONS if partitioned else 1,
+        partitions=getattr(request.cls, "partitions", 1),
         cluster=True,
     )
+
+
+class TestAppendAndRead(one_log.AppendAndRead):
+    """Appended events come back from the log as they were stored, in order (cluster)."""
+
+
+class TestIdempotency(one_log.Idempotency):
+    """Event ids are idempotency keys (cluster)."""
+
+
+class TestExpectedVersion(one_log.ExpectedVersion):
+    """``expected_version`` guards an entity's version (cluster)."""
+
+
+class TestIncidentRules(one_log.IncidentRules):
+    """The incident rules of the log (cluster)."""
+
+
+class TestStatementRules(one_log.StatementRules):
+    """The statement rules of the log (cluster)."""
+
+
+class TestBatchAtomicity(one_log.BatchAtomicity):
+    """A batch is appended whole or not at all (cluster)."""
+
+
+class TestEntities(one_log.Entities):
+    """Entity states and histories (cluster)."""
+
+
+class TestSplitBatches(partitioned.SplitBatches):
+    """A batch spanning partitions is split by partition (cluster, three partitions)."""
+
+    partitions = PARTITIONS
+
+
+class TestCrossPartitionMerges(partitioned.CrossPartitionMerges):
+    """Merges into incidents of other partitions are checked (cluster, three partitions)."""
+
+    partitions = PARTITIONS
+
+
+class TestAgreesWithTheOneLogStore(partitioned.AgreesWithTheOneLogStore):
+    """The partitioned store answers as the one-log store does (cluster, three partitions)."""
+
+    partitions = PARTITIONS
+
+
+class TestConcurrentChangeBetweenCheckAndWrite(partitioned.ConcurrentChangeBetweenCheckAndWrite):
+    """A part refused at write time leaves the parts before it (cluster, three partitions)."""
+
+    partitions = PARTITIONS

@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from services.runtime.redis_server import RedisProcess, find_redis_cli
-from tests.cluster.fixtures import redis_server_or_skip
+from tests.support.cluster import redis_server_or_skip
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 CLUSTER_FILE = DEPLOY / "docker-compose.cluster.yml"

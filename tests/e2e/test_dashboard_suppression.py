@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING
 
 from events import Place, VictimLine
 from services.reference import MONITOR_FEED, scenario
-from tests import factories as f
 from tests.e2e.test_dashboard import (  # noqa: F401  # fixtures, used by name
     DEADLINE_MS,
     READER,
@@ -27,6 +26,7 @@ from tests.e2e.test_dashboard import (  # noqa: F401  # fixtures, used by name
     service_options,
     sign_in,
 )
+from tests.support import builders as f
 
 if TYPE_CHECKING:
     from playwright.async_api import Browser

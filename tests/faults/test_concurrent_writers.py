@@ -25,7 +25,7 @@ from services.bootstrap import http_app
 from services.http.server import bind
 from services.settings import Settings, Token
 from services.store.redis import RedisEventStore
-from tests import factories as f
+from tests.support import builders as f
 
 REVISERS = 8
 FEED = "feed-sohr-token-0123456789abcdef"

@@ -31,7 +31,7 @@ from services.store.keys import Keys
 from services.store.redis import RedisEventStore
 from services.views.generations import view_keys
 from services.views.redis import load_view
-from tests import factories as f
+from tests.support import builders as f
 
 DEADLINE = 60.0
 

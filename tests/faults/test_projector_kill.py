@@ -30,7 +30,7 @@ from events import AnyEvent, Recorded, Speaker
 from projections import PROJECTIONS, fold
 from services.store.redis import RedisEventStore
 from services.views.redis import load_checkpoint, load_view
-from tests import factories as f
+from tests.support import builders as f
 
 SOAK = os.environ.get("LEDGER_SOAK") == "1"
 EVENTS = 200_000 if SOAK else 20_000

@@ -42,7 +42,7 @@ from services.runtime.redis_server import RedisProcess, free_port
 from services.store.connection import connect
 from services.store.keys import Keys
 from services.views.redis import load_view
-from tests import factories as f
+from tests.support import builders as f
 
 SOAK = os.environ.get("LEDGER_SOAK") == "1"
 KILLS = 15 if SOAK else 3

@@ -35,7 +35,7 @@ from services.store.connection import connect
 from services.store.keys import Keys
 from services.store.redis import RedisEventStore
 from services.views.redis import load_checkpoint
-from tests import factories as f
+from tests.support import builders as f
 
 DEADLINE = 30.0
 """Seconds a condition may take to become true before a test fails."""

@@ -47,7 +47,7 @@ from services.views.snapshots import (
     encode_snapshot,
     to_drop,
 )
-from tests import factories as f
+from tests.support import builders as f
 
 READER = "reader-token-0123456789abcdef01"
 DEADLINE = 10.0

@@ -28,7 +28,7 @@ from services.metrics import IngestMetrics
 from services.settings import Settings, Token
 from services.store.keys import Keys
 from services.store.redis import RedisEventStore
-from tests.factories import reported, revised
+from tests.support.builders import reported, revised
 
 SOHR = "sohr-feed-token-0123456789"
 UN_WATCH = "un-watch-token-0123456789"

@@ -29,7 +29,7 @@ from services.protection.audit import read_audit
 from services.settings import Settings, Token
 from services.store.keys import Keys
 from services.store.redis import RedisEventStore
-from tests import factories as f
+from tests.support import builders as f
 
 SECRETS = {
     "reader": "reader-token-dp-0123456789abcdef",

@@ -23,7 +23,7 @@ from services.protection.auth import load_tokens_file, tokens_path
 from services.reference import REFERENCE_FEEDS, scenario
 from services.runtime.embedded import EmbeddedRedis, password_path
 from services.settings import Settings
-from tests.factories import reported
+from tests.support.builders import reported
 
 
 def alive(pid: int) -> bool:

@@ -39,7 +39,7 @@ from services.store.keyring import RedisKeyring
 from services.store.keys import Keys
 from services.store.redis import RedisEventStore
 from services.store.sealing import SealingStore
-from tests import factories as f
+from tests.support import builders as f
 
 READER = "reader-token-0123456789abcdef01"
 OPERATOR = "operator-token-0123456789abcdef"

@@ -21,7 +21,7 @@ from services.settings import Settings, Token
 from services.store.base import Appended, EntityState
 from services.store.connection import connect
 from services.store.redis import RedisEventStore
-from tests.factories import reported, revised
+from tests.support.builders import reported, revised
 
 START = Position("0-0")
 FEED = "feed-sohr-token-0123456789abcdef"

@@ -19,7 +19,7 @@ from services.ingest.inbox import GROUP, Inbox, asyncapi_json, build_inbox
 from services.settings import Settings
 from services.store.keys import Keys
 from services.store.redis import RedisEventStore
-from tests.factories import reported, revised
+from tests.support.builders import reported, revised
 
 DEADLINE = 10.0
 """Seconds a condition may take to become true before a test fails."""

@@ -20,7 +20,7 @@ from services.store.keyring import DataKey, RedisKeyring
 from services.store.keys import Keys
 from services.store.memory import stored_form
 from services.store.redis import RedisEventStore
-from tests.factories import merged, reported, revised, statement
+from tests.support.builders import merged, reported, revised, statement
 
 
 def _text(fields: dict[bytes, bytes]) -> dict[str, bytes]:

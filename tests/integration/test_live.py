@@ -27,7 +27,7 @@ from services.projector.pool import ProjectorPool
 from services.settings import Settings, Token
 from services.store.redis import RedisEventStore
 from services.views.redis import RedisViewStore, load_checkpoint
-from tests import factories as f
+from tests.support import builders as f
 
 READER = "reader-token-0123456789abcdef01"
 FEED = "feed-sohr-token-0123456789abcdef"

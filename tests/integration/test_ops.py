@@ -37,7 +37,7 @@ from services.store.keys import Keys
 from services.store.redis import RedisEventStore
 from services.views.generations import view_keys
 from services.views.redis import load_view
-from tests import factories as f
+from tests.support import builders as f
 
 DEADLINE = 30.0
 FAST = {"claim_idle_ms": 200, "lease_ms": 1000, "block_ms": 50}

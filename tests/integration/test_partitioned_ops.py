@@ -53,7 +53,7 @@ from services.store.redis import RedisEventStore
 from services.views.asof import ASOF_PROJECTIONS, AsOfReader
 from services.views.generations import active_generation, current_view_keys, view_keys
 from services.views.redis import load_view_paged
-from tests import factories as f
+from tests.support import builders as f
 
 PARTITIONS = 3
 DEADLINE = 30.0

@@ -33,7 +33,7 @@ from services.reference import (
 from services.settings import Settings, Token
 from services.store.redis import RedisEventStore
 from services.views.redis import load_checkpoint
-from tests import factories as f
+from tests.support import builders as f
 
 READER = "reader-token-0123456789abcdef01"
 OPERATOR = "operator-token-0123456789abcdef"

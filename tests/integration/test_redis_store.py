@@ -20,7 +20,7 @@ from services.store.base import (
 from services.store.connection import connect
 from services.store.keys import Keys
 from services.store.redis import RedisEventStore
-from tests.factories import merged, reported, revised
+from tests.support.builders import merged, reported, revised
 
 
 class TestWireFormat:

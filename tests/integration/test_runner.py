@@ -41,7 +41,7 @@ from services.store.keys import Keys
 from services.store.redis import RedisEventStore
 from services.views.generations import view_keys
 from services.views.redis import load_checkpoint, load_kind, load_view
-from tests import factories as f
+from tests.support import builders as f
 
 DEADLINE = 20.0
 """Seconds a test waits for a condition before failing."""

@@ -27,7 +27,7 @@ from services.store.keys import Keys
 from services.store.redis import RedisEventStore
 from services.views.generations import view_keys
 from services.views.redis import load_view, load_view_paged
-from tests import factories as f
+from tests.support import builders as f
 
 DEADLINE = 30.0
 SMALL = {

@@ -24,7 +24,7 @@ from services.views.generations import view_keys
 from services.views.redis import RedisViewStore
 from services.views.scripts import CHANGES_FOLLOWED, CHANGES_LISTED
 from services.views.store import KindsRead
-from tests import factories as f
+from tests.support import builders as f
 
 DEADLINE = 20.0
 INCIDENTS = PROJECTIONS["incidents"]

@@ -19,7 +19,7 @@ from services.bootstrap import http_app
 from services.logging import configure_logging
 from services.settings import Settings, Token
 from services.store.memory import InMemoryEventStore
-from tests.factories import reported
+from tests.support.builders import reported
 
 SOHR = "feed-sohr-secret-0123456789abcdef"
 ACLED = "feed-acled-secret-0123456789abcde"

@@ -23,7 +23,7 @@ from services.http import MAX_BODY_BYTES
 from services.settings import Settings, Token
 from services.store.keys import Keys
 from services.store.redis import RedisEventStore
-from tests.factories import reported, revised, statement
+from tests.support.builders import reported, revised, statement
 
 FEED = "feed-sohr-token-0123456789abcdef"
 AUTH = {"authorization": f"Bearer {FEED}", "content-type": "application/json"}

@@ -36,7 +36,7 @@ from services.bootstrap import Service, api
 from services.protection import auth as auth_module
 from services.protection.auth import Authenticator
 from services.settings import Settings, Token
-from tests.factories import reported
+from tests.support.builders import reported
 
 Access = Literal["public", "publish", "read", "operator"]
 Caller = Literal["none", "wrong", "feed", "reader", "analyst", "operator"]

@@ -27,129 +27,17 @@ from events import (
     IncidentRetracted,
     Recorded,
     StatementIssued,
-    VictimLine,
     position_key,
 )
 from projections import PROJECTIONS, Projection, State, fold
 from projections.alignment import PairRow, pairs
 from projections.community_victims import Cell, CommunityRow, Figures, VictimsAnswer, query
 from projections.country_stance import StanceRow, stances
+from tests.support.builders import COAST, Log
+from tests.support.strategies import FOLDS, STATUSES, histories
 
-from ._builders import (
-    Log,
-    fatalities,
-    merged,
-    reported,
-    retracted,
-    revised,
-    statement,
-    statement_retracted,
-)
-
-INCIDENT_IDS = [f"i-{n}" for n in range(6)]
-PLACES = [("SYR", "Latakia"), ("SYR", "Tartus"), ("LBN", "North")]
-GRADINGS = ["confirmed", "fair", "weak", "contested", "discounted"]
-COMMUNITIES = ["alawite", "christian", "druze"]
-STATUSES = ["civilian", "combatant", "unknown"]
-COUNTRIES = ["USA", "RUS", "FRA", "CHN"]
-SUBJECTS = ["syria-coast", "gaza"]
-CAMEO = {"condemn": "111", "support": "051", "neutral": "010", "call_for_meeting": "026"}
-ACTIONS = ["report", "revise", "retract", "merge", "state", "unstate"]
-
-
-@st.composite
-def figures(draw: st.DrawFn) -> dict[str, Any]:
-    """Valid figures: victim lines and fatalities at least their sums, low ≤ best ≤ high."""
-    keys = draw(
-        st.lists(
-            st.tuples(st.sampled_from(COMMUNITIES), st.sampled_from(STATUSES)),
-            unique=True,
-            max_size=4,
-        )
-    )
-    lines = []
-    for community, status in keys:
-        best = draw(st.integers(0, 50))
-        low, high = best - draw(st.integers(0, best)), best + draw(st.integers(0, 9))
-        lines.append(
-            VictimLine(community=community, status=status, low=low, best=best, high=high)  # type: ignore[arg-type]
-        )
-    extra = [draw(st.integers(0, 20)) for _ in range(3)]
-    low = sum(v.low for v in lines) + extra[0]
-    best = max(sum(v.best for v in lines), low) + extra[1]
-    high = max(sum(v.high for v in lines), best) + extra[2]
-    return {"victims": lines, "fatalities": fatalities(best, low=low, high=high)}
-
-
-@st.composite
-def histories(draw: st.DrawFn) -> list[Event]:
-    """A history a store would accept (merges may name a canonical reported later)."""
-    status: dict[str, str] = {}  # incident -> live / retracted / merged
-    reported_ids: set[str] = set()
-    live_statements: list[str] = []
-    events: list[Event] = []
-    for n in range(draw(st.integers(1, 40))):
-        action = draw(st.sampled_from(ACTIONS))
-        live = sorted(i for i in reported_ids if status.get(i) == "live")
-        if action == "report":
-            fresh = [i for i in INCIDENT_IDS if i not in reported_ids]
-            if not fresh:
-                continue
-            ident = draw(st.sampled_from(fresh))
-            country, adm1 = draw(st.sampled_from(PLACES))
-            events.append(
-                reported(
-                    ident,
-                    country=country,
-                    adm1=adm1,
-                    occurred_start=dt.date(2025, 3, 1)
-                    + dt.timedelta(days=draw(st.integers(0, 20))),
-                    grading=draw(st.sampled_from(GRADINGS)),
-                    **draw(figures()),
-                )
-            )
-            reported_ids.add(ident)
-            status.setdefault(ident, "live")
-        elif action in ("revise", "retract", "merge") and live:
-            ident = draw(st.sampled_from(live))
-            if action == "revise":
-                events.append(revised(ident, **draw(figures())))
-            elif action == "retract":
-                events.append(retracted(ident))
-                status[ident] = "retracted"
-            else:
-                targets = [
-                    i for i in INCIDENT_IDS if i != ident and status.get(i, "live") == "live"
-                ]
-                if not targets:
-                    continue
-                events.append(merged(ident, draw(st.sampled_from(targets))))
-                status[ident] = "merged"
-        elif action == "state":
-            stance = draw(st.sampled_from(sorted(CAMEO)))
-            speakers = draw(
-                st.lists(st.sampled_from(COUNTRIES), min_size=1, max_size=3, unique=True)
-            )
-            events.append(
-                statement(
-                    f"s-{n}",
-                    *speakers,
-                    subject=draw(st.sampled_from(SUBJECTS)),
-                    stance=stance,
-                    cameo_code=CAMEO[stance],
-                    issued_at=dt.datetime(2025, 3, 7, tzinfo=dt.UTC)
-                    + dt.timedelta(hours=draw(st.integers(0, 6))),
-                    incident_ids=draw(
-                        st.lists(st.sampled_from(INCIDENT_IDS), max_size=2, unique=True)
-                    ),
-                )
-            )
-            live_statements.append(f"s-{n}")
-        elif action == "unstate" and live_statements:
-            gone = draw(st.sampled_from(live_statements))
-            live_statements.remove(gone)
-            events.append(statement_retracted(gone))
-    return events
+HISTORIES = histories(FOLDS)
+"""The histories every property is checked on (events from several feeds)."""
 
 
 def runner_fold(projection: Projection, records: Sequence[Recorded], cuts: Sequence[int]) -> State:
@@ -181,8 +69,8 @@ def closing(events: Sequence[Event]) -> list[Event]:
             statements[event.statement_id] = True  # type: ignore[attr-defined]
         elif event.type == "statement.retracted":
             statements[event.statement_id] = False  # type: ignore[attr-defined]
-    return [retracted(i) for i, on in live.items() if on] + [
-        statement_retracted(s) for s, on in statements.items() if on
+    return [COAST.retracted(i) for i, on in live.items() if on] + [
+        COAST.statement_retracted(s) for s, on in statements.items() if on
     ]
 
 
@@ -352,7 +240,7 @@ PROPERTY = settings(max_examples=120, deadline=None, suppress_health_check=[Heal
 
 class TestFoldProperties:
     @PROPERTY
-    @given(events=histories(), data=st.data())
+    @given(events=HISTORIES, data=st.data())
     def test_batched_fold_through_json_equals_one_fold(
         self, events: list[Event], data: st.DataObject
     ) -> None:
@@ -365,7 +253,7 @@ class TestFoldProperties:
             )
 
     @PROPERTY
-    @given(events=histories())
+    @given(events=HISTORIES)
     def test_retracting_everything_leaves_zero(self, events: list[Event]) -> None:
         """After every incident and statement is retracted no total, stance or pair is left."""
         records = Log().records([*events, *closing(events)])
@@ -378,7 +266,7 @@ class TestFoldProperties:
         assert pairs(fold(PROJECTIONS["alignment"], records)) == []
 
     @PROPERTY
-    @given(events=histories())
+    @given(events=HISTORIES)
     def test_victims_query_equals_a_direct_count(self, events: list[Event]) -> None:
         """The summed cells give what counting the live incidents' current figures gives."""
         total, communities = direct_count(events)
@@ -387,7 +275,7 @@ class TestFoldProperties:
         assert {r.community: (r.best, r.incidents) for r in answer.communities} == communities
 
     @PROPERTY
-    @given(events=histories())
+    @given(events=HISTORIES)
     def test_retracted_statements_are_as_if_never_issued(self, events: list[Event]) -> None:
         """Dropping each retracted statement and its retraction from the log changes nothing."""
         records = Log().records(events)
@@ -402,7 +290,7 @@ class TestFoldProperties:
             assert fold(projection, records) == fold(projection, kept), name
 
     @PROPERTY
-    @given(events=histories(), data=st.data())
+    @given(events=HISTORIES, data=st.data())
     def test_running_aggregates_equal_a_naive_recomputation(
         self, events: list[Event], data: st.DataObject
     ) -> None:
@@ -412,7 +300,7 @@ class TestFoldProperties:
         assert stances(stance_state) == naive_stances(records)
         alignment_state = fold(PROJECTIONS["alignment"], records)
         assert pairs(alignment_state) == naive_pairs(records)
-        subject = data.draw(st.sampled_from(SUBJECTS))
+        subject = data.draw(st.sampled_from(FOLDS.subjects))
         assert pairs(alignment_state, subject=subject) == naive_pairs(records, subject)
         victims = fold(PROJECTIONS["community-victims"], records)
         for status in (None, *STATUSES):

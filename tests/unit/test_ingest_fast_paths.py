@@ -21,7 +21,7 @@ import events
 from events import InvalidBatchError, parse_batch, parse_submission
 from events.rules import _each_figures_problem, _figures_valid
 from services.metrics import IngestMetrics
-from tests.factories import reported, statement
+from tests.support.builders import reported, statement
 
 GOLDEN = Path(__file__).resolve().parent.parent / "golden"
 

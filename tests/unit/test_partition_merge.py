@@ -16,10 +16,9 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import itertools
-import uuid
 import zlib
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, cast
+from typing import cast
 
 import hypothesis.strategies as st
 import msgspec
@@ -30,13 +29,9 @@ from events import (
     AnyEvent,
     Event,
     IncidentMerged,
-    IncidentRedacted,
     Position,
     Recorded,
     StatementIssued,
-    StatementRedacted,
-    normalise,
-    problems,
 )
 from projections import (
     PROJECTIONS,
@@ -55,159 +50,14 @@ from projections.community_victims import query
 from projections.country_stance import stances
 from projections.incidents import get, listing
 from services.store.memory import InMemoryEventStore
+from tests.support.builders import COAST, LOG_START_MS, Log, line
+from tests.support.strategies import PARTITIONED, STATUSES, histories
 
-from ._builders import (
-    LOG_START_MS,
-    Log,
-    fatalities,
-    line,
-    merged,
-    reported,
-    retracted,
-    revised,
-    statement,
-    statement_retracted,
-)
-
-INCIDENT_IDS = [f"i-{n}" for n in range(10)]
-PLACES = [("SYR", "Latakia"), ("SYR", "Tartus"), ("LBN", "North")]
-GRADINGS = ["confirmed", "fair", "weak", "contested", "discounted"]
-COMMUNITIES = ["alawite", "christian", "druze"]
-STATUSES = ["civilian", "combatant", "unknown"]
-COUNTRIES = ["USA", "RUS", "FRA", "CHN", "GBR"]
-SUBJECTS = ["syria-coast", "gaza", "sudan"]
-CAMEO = {"condemn": "111", "support": "051", "neutral": "010", "call_for_meeting": "026"}
-ACTIONS = [
-    *["report"] * 3,
-    "revise",
-    "retract",
-    *["merge"] * 2,
-    "redact",
-    *["state"] * 3,
-    "unstate",
-    "redact_statement",
-]
 PARTITION_COUNTS = (1, 2, 3, 5)
 MODULES = (community_victims, country_stance, alignment, incidents)
-
-_event_ids = itertools.count(1)
-
-
-def _event_id() -> uuid.UUID:
-    """Deterministic ids, apart from those of ``_builders`` (which count up from 1)."""
-    return uuid.UUID(int=(1 << 96) + next(_event_ids))
-
-
-def _stored(event: Event) -> Event:
-    assert problems(event) == []
-    return normalise(event)
-
-
-def incident_redacted(incident_id: str) -> Event:
-    """An ``incident.redacted``."""
-    return _stored(
-        IncidentRedacted(
-            event_id=_event_id(), source="ops", incident_id=incident_id, reason="erasure"
-        )
-    )
-
-
-def statement_redacted(statement_id: str) -> Event:
-    """A ``statement.redacted``."""
-    return _stored(
-        StatementRedacted(
-            event_id=_event_id(), source="ops", statement_id=statement_id, reason="erasure"
-        )
-    )
-
-
-# --- valid histories -----------------------------------------------------------------------
-
-
-@st.composite
-def figures(draw: st.DrawFn) -> dict[str, Any]:
-    """Valid figures: victim lines and fatalities at least their sums, low ≤ best ≤ high."""
-    keys = draw(
-        st.lists(
-            st.tuples(st.sampled_from(COMMUNITIES), st.sampled_from(STATUSES)),
-            unique=True,
-            max_size=3,
-        )
-    )
-    lines = [line(c, draw(st.integers(0, 30)), s) for c, s in keys]
-    best = sum(v.best for v in lines) + draw(st.integers(0, 10))
-    return {"victims": lines, "fatalities": fatalities(best, high=best + draw(st.integers(0, 5)))}
-
-
-@st.composite
-def histories(draw: st.DrawFn) -> list[Event]:
-    """A history the store accepts, event by event (see ``services/store/memory.py``)."""
-    incident: dict[str, str] = {}  # id -> live / retracted / merged
-    said: dict[str, str] = {}  # statement id -> live / retracted
-    events: list[Event] = []
-    for n in range(draw(st.integers(1, 60))):
-        action = draw(st.sampled_from(ACTIONS))
-        live = sorted(i for i, status in incident.items() if status == "live")
-        if action == "report":
-            fresh = [i for i in INCIDENT_IDS if i not in incident]
-            if not fresh:
-                continue
-            ident = draw(st.sampled_from(fresh))
-            country, adm1 = draw(st.sampled_from(PLACES))
-            events.append(
-                reported(
-                    ident,
-                    country=country,
-                    adm1=adm1,
-                    occurred_start=dt.date(2025, 3, 1) + dt.timedelta(days=draw(st.integers(0, 9))),
-                    grading=draw(st.sampled_from(GRADINGS)),
-                    notes=draw(st.sampled_from([None, "[sealed]"])),
-                    **draw(figures()),
-                )
-            )
-            incident[ident] = "live"
-        elif action in ("revise", "retract") and live:
-            ident = draw(st.sampled_from(live))
-            if action == "revise":
-                events.append(revised(ident, **draw(figures())))
-            else:
-                events.append(retracted(ident))
-                incident[ident] = "retracted"
-        elif action == "merge" and len(live) >= 2:
-            duplicate = draw(st.sampled_from(live))
-            into = draw(st.sampled_from([i for i in live if i != duplicate]))
-            events.append(merged(duplicate, into))
-            incident[duplicate] = "merged"
-        elif action == "redact" and incident:
-            events.append(incident_redacted(draw(st.sampled_from(sorted(incident)))))
-        elif action == "state":
-            stance = draw(st.sampled_from(sorted(CAMEO)))
-            events.append(
-                statement(
-                    f"s-{n}",
-                    *draw(
-                        st.lists(st.sampled_from(COUNTRIES), min_size=1, max_size=3, unique=True)
-                    ),
-                    subject=draw(st.sampled_from(SUBJECTS)),
-                    stance=stance,
-                    cameo_code=CAMEO[stance],
-                    issued_at=dt.datetime(2025, 3, 7, tzinfo=dt.UTC)
-                    + dt.timedelta(hours=draw(st.integers(0, 4))),
-                    incident_ids=draw(
-                        st.lists(st.sampled_from(INCIDENT_IDS), max_size=3, unique=True)
-                    ),
-                )
-            )
-            said[f"s-{n}"] = "live"
-        elif action == "unstate" and "live" in said.values():
-            gone = draw(
-                st.sampled_from(sorted(s for s, status in said.items() if status == "live"))
-            )
-            events.append(statement_retracted(gone))
-            said[gone] = "retracted"
-        elif action == "redact_statement" and said:
-            events.append(statement_redacted(draw(st.sampled_from(sorted(said)))))
-    return events
+HISTORIES = histories(PARTITIONED)
+"""Histories the store accepts event by event (see ``services/store/memory.py``), from
+several feeds, with redactions."""
 
 
 # --- partitions ----------------------------------------------------------------------------
@@ -256,7 +106,7 @@ CONTRACT = settings(max_examples=60, deadline=None, suppress_health_check=[Healt
 
 class TestMergeEqualsTheWholeFold:
     @PROPERTY
-    @given(events=histories())
+    @given(events=HISTORIES)
     def test_merged_partition_folds_equal_the_fold_of_the_whole_log(
         self, events: list[Event]
     ) -> None:
@@ -269,7 +119,7 @@ class TestMergeEqualsTheWholeFold:
                 assert merged_state == whole, (projection.name, n)
 
     @PROPERTY
-    @given(events=histories(), data=st.data())
+    @given(events=HISTORIES, data=st.data())
     def test_merge_does_not_depend_on_the_order_of_the_parts(
         self, events: list[Event], data: st.DataObject
     ) -> None:
@@ -282,7 +132,7 @@ class TestMergeEqualsTheWholeFold:
             assert projection.merge(shuffled) == projection.merge(parts), (projection.name, n)
 
     @CONTRACT
-    @given(events=histories())
+    @given(events=HISTORIES)
     def test_queries_read_the_merged_state_like_the_whole_fold(self, events: list[Event]) -> None:
         """Stances, pairs, the victims answer and the incident listing agree on both states."""
         records = Log().records(events)
@@ -304,13 +154,13 @@ class TestMergeEqualsTheWholeFold:
             )
         merged_state, whole = both("incidents")
         assert listing(merged_state, limit=100) == listing(whole, limit=100)
-        for ident in INCIDENT_IDS:
+        for ident in (f"i-{n}" for n in range(PARTITIONED.incidents)):
             assert get(merged_state, ident) == get(whole, ident)
 
 
 class TestMergeContract:
     @CONTRACT
-    @given(events=histories())
+    @given(events=HISTORIES)
     def test_merge_of_one_part_is_that_part(self, events: list[Event]) -> None:
         """A single state, whole or one partition's, merges to itself."""
         records = Log().records(events)
@@ -320,7 +170,7 @@ class TestMergeContract:
                 assert projection.merge([part]) == part, projection.name
 
     @CONTRACT
-    @given(events=histories())
+    @given(events=HISTORIES)
     def test_merge_leaves_the_parts_as_they_were_and_has_no_pending_change(
         self, events: list[Event]
     ) -> None:
@@ -337,7 +187,7 @@ class TestMergeContract:
             assert result.take_changes() == {}
 
     @CONTRACT
-    @given(events=histories())
+    @given(events=HISTORIES)
     def test_stored_parts_merge_like_live_ones(self, events: list[Event]) -> None:
         """Parts loaded back from JSON, as plain mappings by kind, merge to the same state."""
         records = Log().records(events)
@@ -347,7 +197,7 @@ class TestMergeContract:
             assert projection.merge(loaded) == projection.merge(parts), projection.name
 
     @CONTRACT
-    @given(events=histories(), data=st.data())
+    @given(events=HISTORIES, data=st.data())
     def test_merging_merged_states_equals_merging_every_part(
         self, events: list[Event], data: st.DataObject
     ) -> None:
@@ -362,7 +212,7 @@ class TestMergeContract:
             assert two_steps == projection.merge(parts), projection.name
 
     @CONTRACT
-    @given(events=histories(), data=st.data())
+    @given(events=HISTORIES, data=st.data())
     def test_equal_positions_of_two_streams_merge_the_same_in_any_order(
         self, events: list[Event], data: st.DataObject
     ) -> None:
@@ -375,7 +225,7 @@ class TestMergeContract:
 
     def test_separate_streams_do_give_two_partitions_equal_positions(self) -> None:
         """The per-stream recording of the property above makes positions collide."""
-        parts = per_stream([reported("i-0"), reported("i-4")], 2)  # partitions 1 and 0
+        parts = per_stream([COAST.reported("i-0"), COAST.reported("i-4")], 2)  # partitions 1 and 0
         assert [[one.position for one in part] for part in parts] == [
             [Position(f"{LOG_START_MS}-0")],
             [Position(f"{LOG_START_MS}-0")],
@@ -392,7 +242,9 @@ class TestMergeContract:
         projection = PROJECTIONS[name]
         state = fold(
             projection,
-            Log().records([reported("a"), statement("s-1", "USA", "FRA", incident_ids=["a"])]),
+            Log().records(
+                [COAST.reported("a"), COAST.statement("s-1", "USA", "FRA", incident_ids=["a"])]
+            ),
         )
         twin = projection.load(stored(projection, state))
         with pytest.raises(MergeConflictError):
@@ -401,7 +253,7 @@ class TestMergeContract:
 
 class TestGeneratedHistories:
     @settings(max_examples=60, deadline=None)
-    @given(events=histories())
+    @given(events=HISTORIES)
     def test_the_store_accepts_every_generated_history(self, events: list[Event]) -> None:
         """Each event appends to the in-memory store without a conflict or rejection."""
 
@@ -425,7 +277,7 @@ class TestGeneratedHistories:
     def test_the_generator_reaches_the_cross_partition_cases(self, case: str) -> None:
         """The property's histories do contain each case the merge must get right (n = 2)."""
         found = find(
-            histories(),
+            HISTORIES,
             REACHES[case],
             settings=settings(
                 max_examples=3000, phases=[Phase.generate], database=None, deadline=None
@@ -511,13 +363,13 @@ class TestCrossPartitionCases:
     def test_a_canonical_of_another_partition_gets_its_duplicates_and_history_back(self) -> None:
         """The duplicate's partition holds a stub of the canonical; merged, it is the whole."""
         events = [
-            reported("canon", 20),
-            reported("dup", 5),
-            merged("dup", "canon"),
-            revised("canon", 22),
-            reported("dup2", 3),
-            merged("dup2", "canon"),
-            retracted("canon"),
+            COAST.reported("canon", 20),
+            COAST.reported("dup", 5),
+            COAST.merged("dup", "canon"),
+            COAST.revised("canon", 22),
+            COAST.reported("dup2", 3),
+            COAST.merged("dup2", "canon"),
+            COAST.retracted("canon"),
         ]
         where = {"incident:canon": 0, "incident:dup": 1, "incident:dup2": 1}
         whole, parts = by_hand(PROJECTIONS["incidents"], events, where)
@@ -540,7 +392,7 @@ class TestCrossPartitionCases:
 
     def test_a_stub_alone_stays_a_stub_and_is_not_listed(self) -> None:
         """Merged without the canonical's own partition, the stub is kept and not listed."""
-        events = [reported("canon"), reported("dup"), merged("dup", "canon")]
+        events = [COAST.reported("canon"), COAST.reported("dup"), COAST.merged("dup", "canon")]
         where = {"incident:canon": 0, "incident:dup": 1}
         _, parts = by_hand(PROJECTIONS["incidents"], events, where)
         result = incidents.merge([parts[1]])
@@ -549,9 +401,9 @@ class TestCrossPartitionCases:
     def test_latency_uses_incidents_dated_in_another_partition(self) -> None:
         """A statement's partition lacks the incident's date; the merge restores the latency."""
         events = [
-            statement("s-1", "USA", issued_at=at(12), incident_ids=["a"], subject="coast"),
-            reported("a", occurred_start=dt.date(2025, 3, 8)),
-            statement("s-2", "FRA", issued_at=at(6), subject="coast"),
+            COAST.statement("s-1", "USA", issued_at=at(12), incident_ids=["a"], subject="coast"),
+            COAST.reported("a", occurred_start=dt.date(2025, 3, 8)),
+            COAST.statement("s-2", "FRA", issued_at=at(6), subject="coast"),
         ]
         where = {"statement:s-1": 0, "incident:a": 1, "statement:s-2": 2}
         whole, parts = by_hand(PROJECTIONS["country-stance"], events, where)
@@ -566,11 +418,13 @@ class TestCrossPartitionCases:
     def test_a_timeline_spread_over_partitions_keeps_issue_order_and_its_mean(self) -> None:
         """One country's statements in two partitions interleave by issue time."""
         events = [
-            statement("s-1", "USA", stance="condemn", cameo_code="111", issued_at=at(9)),
-            statement("s-2", "USA", stance="neutral", cameo_code="010", issued_at=at(8)),
-            statement("s-3", "USA", "RUS", stance="support", cameo_code="051", issued_at=at(10)),
-            statement_retracted("s-3"),
-            statement("s-4", "USA", stance="warn", cameo_code="111", issued_at=at(7)),
+            COAST.statement("s-1", "USA", stance="condemn", cameo_code="111", issued_at=at(9)),
+            COAST.statement("s-2", "USA", stance="neutral", cameo_code="010", issued_at=at(8)),
+            COAST.statement(
+                "s-3", "USA", "RUS", stance="support", cameo_code="051", issued_at=at(10)
+            ),
+            COAST.statement_retracted("s-3"),
+            COAST.statement("s-4", "USA", stance="warn", cameo_code="111", issued_at=at(7)),
         ]
         where = {"statement:s-1": 0, "statement:s-2": 1, "statement:s-3": 1, "statement:s-4": 0}
         whole, parts = by_hand(PROJECTIONS["country-stance"], events, where)
@@ -582,9 +436,11 @@ class TestCrossPartitionCases:
     def test_pairs_across_partitions_are_scored_from_both_voices(self) -> None:
         """Two countries speaking in different partitions are scored on the merged voices."""
         events = [
-            statement("s-1", "USA", stance="condemn", issued_at=at(9)),
-            statement("s-2", "FRA", stance="condemn", issued_at=at(9)),
-            statement("s-3", "FRA", "GBR", stance="neutral", cameo_code="010", issued_at=at(10)),
+            COAST.statement("s-1", "USA", stance="condemn", issued_at=at(9)),
+            COAST.statement("s-2", "FRA", stance="condemn", issued_at=at(9)),
+            COAST.statement(
+                "s-3", "FRA", "GBR", stance="neutral", cameo_code="010", issued_at=at(10)
+            ),
         ]
         where = {"statement:s-1": 0, "statement:s-2": 1, "statement:s-3": 2}
         whole, parts = by_hand(PROJECTIONS["alignment"], events, where)
@@ -600,10 +456,10 @@ class TestCrossPartitionCases:
     def test_victim_cells_of_several_partitions_sum(self) -> None:
         """Incidents of one cell in two partitions add up, a merged duplicate counting none."""
         events = [
-            reported("a", 10, victims=[line("alawite", 6)]),
-            reported("b", 4, victims=[line("alawite", 1, "combatant"), line("druze", 2)]),
-            reported("c", 7),
-            merged("c", "a"),
+            COAST.reported("a", 10, victims=[line("alawite", 6)]),
+            COAST.reported("b", 4, victims=[line("alawite", 1, "combatant"), line("druze", 2)]),
+            COAST.reported("c", 7),
+            COAST.merged("c", "a"),
         ]
         where = {"incident:a": 0, "incident:b": 1, "incident:c": 1}
         whole, parts = by_hand(PROJECTIONS["community-victims"], events, where)
@@ -633,8 +489,8 @@ class TestEqualPositionsOfTwoStreams:
     def test_stance_timelines_break_ties_by_statement_id(self) -> None:
         """Same issue time, same position in two streams: the statement ids order them."""
         events = [
-            statement("s-b", "USA", stance="welcome", cameo_code="051", issued_at=at(9)),
-            statement("s-a", "USA", stance="condemn", cameo_code="111", issued_at=at(9)),
+            COAST.statement("s-b", "USA", stance="welcome", cameo_code="051", issued_at=at(9)),
+            COAST.statement("s-a", "USA", stance="condemn", cameo_code="111", issued_at=at(9)),
         ]
         parts = streams(
             PROJECTIONS["country-stance"], events, {"statement:s-b": 0, "statement:s-a": 1}
@@ -648,9 +504,11 @@ class TestEqualPositionsOfTwoStreams:
     def test_alignment_voices_break_ties_by_statement_id(self) -> None:
         """The later statement id is the latest stance when time and position are equal."""
         events = [
-            statement("s-b", "USA", stance="welcome", cameo_code="051", issued_at=at(9)),
-            statement("s-a", "USA", "FRA", stance="condemn", cameo_code="111", issued_at=at(9)),
-            statement("s-c", "FRA", stance="welcome", cameo_code="051", issued_at=at(9)),
+            COAST.statement("s-b", "USA", stance="welcome", cameo_code="051", issued_at=at(9)),
+            COAST.statement(
+                "s-a", "USA", "FRA", stance="condemn", cameo_code="111", issued_at=at(9)
+            ),
+            COAST.statement("s-c", "FRA", stance="welcome", cameo_code="051", issued_at=at(9)),
         ]
         where = {"statement:s-b": 0, "statement:s-a": 1, "statement:s-c": 2}
         parts = streams(PROJECTIONS["alignment"], events, where)
@@ -662,10 +520,10 @@ class TestEqualPositionsOfTwoStreams:
     def test_incident_histories_break_ties_by_event_id(self) -> None:
         """A merge and a revision at equal positions are listed by event id, in any order."""
         events = [
-            reported("canon"),
-            reported("dup"),
-            revised("canon", 12),
-            merged("dup", "canon"),
+            COAST.reported("canon"),
+            COAST.reported("dup"),
+            COAST.revised("canon", 12),
+            COAST.merged("dup", "canon"),
         ]
         parts = streams(PROJECTIONS["incidents"], events, {"incident:canon": 0, "incident:dup": 1})
         one, other = incidents.merge(parts), incidents.merge(parts[::-1])
@@ -697,7 +555,7 @@ class TestRegistry:
         counting = Projection(
             name="test-seen", version=1, doc_types={"seen": Seen}, initial=Docs, apply=apply
         )
-        records = Log().records([reported("a"), reported("b")])
+        records = Log().records([COAST.reported("a"), COAST.reported("b")])
         parts = [fold(counting, records[:1]), fold(counting, records[1:])]
         assert counting.merge(parts) == fold(counting, records)
         with pytest.raises(MergeConflictError):

@@ -9,8 +9,7 @@ import pytest
 from events import Event
 from projections import PROJECTIONS, State, fold
 from projections.alignment import PairRow, pairs
-
-from ._builders import Log, folded, reported, retracted, roundtrip, statement, statement_retracted
+from tests.support.builders import COAST, Log, folded, roundtrip
 
 NAME = "alignment"
 
@@ -31,55 +30,55 @@ class TestScore:
     def test_cosigned_statement_scores_one(self) -> None:
         """USA and RUS jointly calling for a meeting agree on the subject."""
         state = state_of(
-            statement("s-1", "USA", "RUS", stance="call_for_meeting", cameo_code="026")
+            COAST.statement("s-1", "USA", "RUS", stance="call_for_meeting", cameo_code="026")
         )
         assert pairs(state) == [PairRow(a="RUS", b="USA", score=1.0, shared_subjects=1)]
 
     def test_cosigning_scores_one_even_when_latest_stances_differ(self) -> None:
         """A co-signed statement on the subject wins over later different stances."""
         state = state_of(
-            statement(
+            COAST.statement(
                 "s-1", "USA", "RUS", stance="call_for_meeting", cameo_code="026", issued_at=at(8)
             ),
-            statement("s-2", "USA", stance="condemn", issued_at=at(9)),
-            statement("s-3", "RUS", stance="support", cameo_code="051", issued_at=at(9)),
+            COAST.statement("s-2", "USA", stance="condemn", issued_at=at(9)),
+            COAST.statement("s-3", "RUS", stance="support", cameo_code="051", issued_at=at(9)),
         )
         assert scores(state) == {("RUS", "USA"): 1.0}
 
     def test_equal_latest_stances_score_one(self) -> None:
         """Separate statements with the same latest stance agree."""
-        state = state_of(statement("s-1", "USA"), statement("s-2", "FRA"))
+        state = state_of(COAST.statement("s-1", "USA"), COAST.statement("s-2", "FRA"))
         assert scores(state) == {("FRA", "USA"): 1.0}
 
     def test_a_neutral_latest_stance_scores_half(self) -> None:
         """Either side neutral (and not equal) gives 0.5."""
         state = state_of(
-            statement("s-1", "USA", stance="condemn"),
-            statement("s-2", "CHN", stance="neutral", cameo_code="010"),
+            COAST.statement("s-1", "USA", stance="condemn"),
+            COAST.statement("s-2", "CHN", stance="neutral", cameo_code="010"),
         )
         assert scores(state) == {("CHN", "USA"): 0.5}
 
     def test_different_stances_score_zero(self) -> None:
         """Different, non-neutral latest stances give 0."""
         state = state_of(
-            statement("s-1", "USA", stance="condemn"),
-            statement("s-2", "IRN", stance="support", cameo_code="051"),
+            COAST.statement("s-1", "USA", stance="condemn"),
+            COAST.statement("s-2", "IRN", stance="support", cameo_code="051"),
         )
         assert scores(state) == {("IRN", "USA"): 0.0}
 
     def test_only_the_latest_stance_counts(self) -> None:
         """An earlier disagreement is superseded by the latest statements (by issued_at)."""
         state = state_of(
-            statement("s-1", "USA", stance="support", cameo_code="051", issued_at=at(8)),
-            statement("s-2", "FRA", stance="condemn", issued_at=at(9)),
-            statement("s-3", "USA", stance="condemn", issued_at=at(10)),
-            statement("s-4", "USA", stance="warn", issued_at=at(7)),  # late, but older
+            COAST.statement("s-1", "USA", stance="support", cameo_code="051", issued_at=at(8)),
+            COAST.statement("s-2", "FRA", stance="condemn", issued_at=at(9)),
+            COAST.statement("s-3", "USA", stance="condemn", issued_at=at(10)),
+            COAST.statement("s-4", "USA", stance="warn", issued_at=at(7)),  # late, but older
         )
         assert scores(state) == {("FRA", "USA"): 1.0}
 
     def test_incident_events_change_nothing(self) -> None:
         """Events about incidents are ignored."""
-        assert len(state_of(reported("a"), retracted("a"))) == 0
+        assert len(state_of(COAST.reported("a"), COAST.retracted("a"))) == 0
 
 
 class TestPairs:
@@ -87,12 +86,12 @@ class TestPairs:
     def state(self) -> State:
         """USA/FRA share two subjects (agree on one), GBR speaks on one, CHN on another."""
         return state_of(
-            statement("s-1", "USA", subject="syria", stance="condemn"),
-            statement("s-2", "FRA", subject="syria", stance="condemn"),
-            statement("s-3", "USA", subject="gaza", stance="support", cameo_code="051"),
-            statement("s-4", "FRA", subject="gaza", stance="condemn"),
-            statement("s-5", "GBR", subject="syria", stance="neutral", cameo_code="010"),
-            statement("s-6", "CHN", subject="ukraine", stance="neutral", cameo_code="010"),
+            COAST.statement("s-1", "USA", subject="syria", stance="condemn"),
+            COAST.statement("s-2", "FRA", subject="syria", stance="condemn"),
+            COAST.statement("s-3", "USA", subject="gaza", stance="support", cameo_code="051"),
+            COAST.statement("s-4", "FRA", subject="gaza", stance="condemn"),
+            COAST.statement("s-5", "GBR", subject="syria", stance="neutral", cameo_code="010"),
+            COAST.statement("s-6", "CHN", subject="ukraine", stance="neutral", cameo_code="010"),
         )
 
     def test_score_is_the_mean_over_shared_subjects(self, state: State) -> None:
@@ -123,10 +122,10 @@ class TestRetraction:
         """Issuing then retracting a joint statement leaves exactly the state without it."""
         records = Log().records(
             [
-                statement("s-1", "USA", stance="condemn", issued_at=at(8)),
-                statement("s-2", "RUS", "USA", "CHN", stance="welcome", issued_at=at(9)),
-                statement("s-3", "RUS", stance="support", cameo_code="051", issued_at=at(10)),
-                statement_retracted("s-2"),
+                COAST.statement("s-1", "USA", stance="condemn", issued_at=at(8)),
+                COAST.statement("s-2", "RUS", "USA", "CHN", stance="welcome", issued_at=at(9)),
+                COAST.statement("s-3", "RUS", stance="support", cameo_code="051", issued_at=at(10)),
+                COAST.statement_retracted("s-2"),
             ]
         )
         projection = PROJECTIONS[NAME]
@@ -137,17 +136,17 @@ class TestRetraction:
     def test_retracting_the_cosigned_statement_removes_the_cosign(self) -> None:
         """Without the joint statement the pair's latest stances decide."""
         state = state_of(
-            statement(
+            COAST.statement(
                 "s-1", "USA", "RUS", stance="call_for_meeting", cameo_code="026", issued_at=at(8)
             ),
-            statement("s-2", "USA", stance="condemn", issued_at=at(9)),
-            statement("s-3", "RUS", stance="support", cameo_code="051", issued_at=at(9)),
-            statement_retracted("s-1"),
+            COAST.statement("s-2", "USA", stance="condemn", issued_at=at(9)),
+            COAST.statement("s-3", "RUS", stance="support", cameo_code="051", issued_at=at(9)),
+            COAST.statement_retracted("s-1"),
         )
         assert scores(state) == {("RUS", "USA"): 0.0}
 
     def test_retracting_every_statement_leaves_no_pair(self) -> None:
         """No live statement: no pair and no document."""
-        state = state_of(statement("s-1", "USA", "RUS"), statement_retracted("s-1"))
+        state = state_of(COAST.statement("s-1", "USA", "RUS"), COAST.statement_retracted("s-1"))
         assert pairs(state) == []
         assert len(state) == 0

@@ -17,20 +17,7 @@ from projections.community_victims import (
     iso_week,
     query,
 )
-
-from ._builders import (
-    Log,
-    fatalities,
-    folded,
-    line,
-    merged,
-    reported,
-    retracted,
-    revised,
-    roundtrip,
-    statement,
-    statement_retracted,
-)
+from tests.support.builders import COAST, Log, fatalities, folded, line, roundtrip
 
 NAME = "community-victims"
 
@@ -54,7 +41,9 @@ class TestReport:
     def test_reported_incident_adds_its_lines_and_total(self) -> None:
         """A report adds each victim line to its community and its fatalities to the total."""
         state = state_of(
-            reported("a", 30, victims=[line("alawite", 20), line("christian", 4, low=3, high=6)])
+            COAST.reported(
+                "a", 30, victims=[line("alawite", 20), line("christian", 4, low=3, high=6)]
+            )
         )
         answer = query(state)
         assert answer.total == flat(30)
@@ -70,19 +59,19 @@ class TestReport:
     ) -> None:
         """1,311 killed (at least), revised to 1,383 then 1,476: only the last figures count."""
         state = state_of(
-            reported(
+            COAST.reported(
                 "syr-coast-2025-03",
                 1311,
                 victims=[line("alawite", 830), line("christian", 11), line("druze", 4)],
                 fatalities=fatalities(1311, "at_least", high=1500),
             ),
-            revised(
+            COAST.revised(
                 "syr-coast-2025-03",
                 1383,
                 victims=[line("alawite", 1018), line("christian", 11)],
                 fatalities=fatalities(1383, "at_least", high=1600),
             ),
-            revised(
+            COAST.revised(
                 "syr-coast-2025-03",
                 1476,
                 victims=[
@@ -105,26 +94,26 @@ class TestReport:
 
     def test_report_without_lines_is_wholly_unattributed(self) -> None:
         """Fatalities with no victim line show in total and unattributed, no community."""
-        answer = query(state_of(reported("a", 12)))
+        answer = query(state_of(COAST.reported("a", 12)))
         assert answer.total == answer.unattributed == flat(12)
         assert answer.communities == []
 
     def test_two_statuses_of_one_community_count_the_incident_once(self) -> None:
         """A community with civilian and combatant lines in one incident has 1 incident."""
         state = state_of(
-            reported(
+            COAST.reported(
                 "a",
                 10,
                 victims=[line("alawite", 6), line("alawite", 3, status="combatant")],
             ),
-            reported("b", 5, victims=[line("alawite", 5)]),
+            COAST.reported("b", 5, victims=[line("alawite", 5)]),
         )
         (row,) = query(state).communities
         assert (row.best, row.incidents) == (14, 2)
 
     def test_statement_events_change_nothing(self) -> None:
         """Events about statements are ignored."""
-        state = state_of(statement("s-1", "USA"), statement_retracted("s-1"))
+        state = state_of(COAST.statement("s-1", "USA"), COAST.statement_retracted("s-1"))
         assert len(state) == 0
 
 
@@ -132,8 +121,8 @@ class TestRevision:
     def test_revision_replaces_the_figures_never_adds(self) -> None:
         """After a revision only the revised figures count."""
         state = state_of(
-            reported("a", 10, victims=[line("alawite", 8)]),
-            revised("a", 15, victims=[line("alawite", 9)]),
+            COAST.reported("a", 10, victims=[line("alawite", 8)]),
+            COAST.revised("a", 15, victims=[line("alawite", 9)]),
         )
         answer = query(state)
         assert answer.total == flat(15)
@@ -142,8 +131,8 @@ class TestRevision:
     def test_revision_that_drops_a_community_removes_its_line(self) -> None:
         """A community no longer in the revised lines disappears, cell and all."""
         state = state_of(
-            reported("a", 10, victims=[line("alawite", 5), line("druze", 2)]),
-            revised("a", 10, victims=[line("alawite", 7)]),
+            COAST.reported("a", 10, victims=[line("alawite", 5), line("druze", 2)]),
+            COAST.revised("a", 10, victims=[line("alawite", 7)]),
         )
         assert best_by_community(query(state)) == {"alawite": 7}
         (cell,) = docs_of(state, "total", Cell).values()
@@ -153,9 +142,9 @@ class TestRevision:
     def test_revision_of_one_incident_leaves_the_others(self) -> None:
         """Revising one incident changes only its own contribution."""
         state = state_of(
-            reported("a", 10, victims=[line("alawite", 10)]),
-            reported("b", 4, victims=[line("alawite", 4)]),
-            revised("a", 2, victims=[line("alawite", 1)]),
+            COAST.reported("a", 10, victims=[line("alawite", 10)]),
+            COAST.reported("b", 4, victims=[line("alawite", 4)]),
+            COAST.revised("a", 2, victims=[line("alawite", 1)]),
         )
         answer = query(state)
         assert answer.total == flat(6)
@@ -167,20 +156,20 @@ class TestRetraction:
     def test_retraction_undoes_exactly_that_incident(self) -> None:
         """Retracting one incident leaves the others' sums as if it had never been reported."""
         others = [
-            reported("b", 7, victims=[line("alawite", 3)]),
-            reported("c", 2, victims=[line("druze", 2)]),
+            COAST.reported("b", 7, victims=[line("alawite", 3)]),
+            COAST.reported("c", 2, victims=[line("druze", 2)]),
         ]
         with_retraction = state_of(
-            reported("a", 10, victims=[line("alawite", 9)]), *others, retracted("a")
+            COAST.reported("a", 10, victims=[line("alawite", 9)]), *others, COAST.retracted("a")
         )
         assert query(with_retraction) == query(state_of(*others))
 
     def test_retracting_every_incident_leaves_no_cell(self) -> None:
         """Cells whose incident count reaches zero are deleted, so totals are zero."""
         state = state_of(
-            reported("a", 10, victims=[line("alawite", 9)]),
-            revised("a", 11, victims=[line("alawite", 10)]),
-            retracted("a"),
+            COAST.reported("a", 10, victims=[line("alawite", 9)]),
+            COAST.revised("a", 11, victims=[line("alawite", 10)]),
+            COAST.retracted("a"),
         )
         assert query(state) == EMPTY
         assert not state.kind("line")
@@ -189,7 +178,7 @@ class TestRetraction:
 
     def test_revision_after_retraction_still_counts_nothing(self) -> None:
         """A retracted incident never counts again, whatever arrives after."""
-        state = state_of(reported("a", 10), retracted("a"), revised("a", 99))
+        state = state_of(COAST.reported("a", 10), COAST.retracted("a"), COAST.revised("a", 99))
         assert query(state) == EMPTY
 
 
@@ -197,9 +186,9 @@ class TestMerge:
     def test_merged_duplicate_counts_nothing_and_the_canonical_once(self) -> None:
         """After a merge only the canonical incident's figures count."""
         state = state_of(
-            reported("canon", 20, victims=[line("alawite", 15)]),
-            reported("dup", 18, victims=[line("alawite", 14)]),
-            merged("dup", "canon"),
+            COAST.reported("canon", 20, victims=[line("alawite", 15)]),
+            COAST.reported("dup", 18, victims=[line("alawite", 14)]),
+            COAST.merged("dup", "canon"),
         )
         answer = query(state)
         assert answer.total == flat(20)
@@ -209,24 +198,26 @@ class TestMerge:
     def test_merge_after_revision_undoes_the_revised_figures(self) -> None:
         """A duplicate revised before its merge takes its revised figures away, exactly."""
         state = state_of(
-            reported("canon", 20, victims=[line("alawite", 15)]),
-            reported("dup", 5, victims=[line("druze", 5)]),
-            revised("dup", 9, victims=[line("druze", 8)]),
-            merged("dup", "canon"),
+            COAST.reported("canon", 20, victims=[line("alawite", 15)]),
+            COAST.reported("dup", 5, victims=[line("druze", 5)]),
+            COAST.revised("dup", 9, victims=[line("druze", 8)]),
+            COAST.merged("dup", "canon"),
         )
-        assert query(state) == query(state_of(reported("canon", 20, victims=[line("alawite", 15)])))
+        assert query(state) == query(
+            state_of(COAST.reported("canon", 20, victims=[line("alawite", 15)]))
+        )
 
     def test_merge_before_the_canonical_report_counts_each_incident_at_most_once(self) -> None:
         """A merge folded before the canonical's report: the canonical counts once it arrives."""
         state = state_of(
-            reported("dup", 18, victims=[line("alawite", 14)]),
-            merged("dup", "canon"),
+            COAST.reported("dup", 18, victims=[line("alawite", 14)]),
+            COAST.merged("dup", "canon"),
         )
         assert query(state) == EMPTY
         state = state_of(
-            reported("dup", 18, victims=[line("alawite", 14)]),
-            merged("dup", "canon"),
-            reported("canon", 20, victims=[line("alawite", 15)]),
+            COAST.reported("dup", 18, victims=[line("alawite", 14)]),
+            COAST.merged("dup", "canon"),
+            COAST.reported("canon", 20, victims=[line("alawite", 15)]),
         )
         answer = query(state)
         assert (answer.total, answer.incidents) == (flat(20), 1)
@@ -235,30 +226,30 @@ class TestMerge:
     def test_duplicate_reported_after_its_merge_never_counts(self) -> None:
         """A duplicate whose merge was folded first does not start counting on its report."""
         state = state_of(
-            reported("canon", 20),
-            merged("dup", "canon"),
-            reported("dup", 18, victims=[line("alawite", 14)]),
+            COAST.reported("canon", 20),
+            COAST.merged("dup", "canon"),
+            COAST.reported("dup", 18, victims=[line("alawite", 14)]),
         )
         assert query(state).total == flat(20)
 
     def test_retraction_of_the_canonical_after_merge_leaves_nothing(self) -> None:
         """Retracting the canonical takes its contribution away; the duplicate stays merged."""
         state = state_of(
-            reported("canon", 20, victims=[line("alawite", 15)]),
-            reported("dup", 18),
-            merged("dup", "canon"),
-            retracted("canon"),
+            COAST.reported("canon", 20, victims=[line("alawite", 15)]),
+            COAST.reported("dup", 18),
+            COAST.merged("dup", "canon"),
+            COAST.retracted("canon"),
         )
         assert query(state) == EMPTY
 
     def test_retraction_of_the_duplicate_after_merge_changes_nothing(self) -> None:
         """The duplicate counted nothing already; the canonical keeps counting."""
         events = [
-            reported("canon", 20, victims=[line("alawite", 15)]),
-            reported("dup", 18),
-            merged("dup", "canon"),
+            COAST.reported("canon", 20, victims=[line("alawite", 15)]),
+            COAST.reported("dup", 18),
+            COAST.merged("dup", "canon"),
         ]
-        assert query(state_of(*events, retracted("dup"))) == query(state_of(*events))
+        assert query(state_of(*events, COAST.retracted("dup"))) == query(state_of(*events))
 
 
 class TestQueryFilters:
@@ -266,14 +257,14 @@ class TestQueryFilters:
     def state(self) -> State:
         """Incidents over two countries, two regions, three weeks and every grading."""
         return state_of(
-            reported(
+            COAST.reported(
                 "latakia-0306",
                 100,
                 victims=[line("alawite", 80), line("alawite", 5, status="combatant")],
                 occurred_start=dt.date(2025, 3, 6),  # 2025-W10
                 grading="confirmed",
             ),
-            reported(
+            COAST.reported(
                 "tartus-0309",
                 40,
                 adm1="Tartus",
@@ -281,7 +272,7 @@ class TestQueryFilters:
                 occurred_start=dt.date(2025, 3, 9),  # Sunday of 2025-W10
                 grading="fair",
             ),
-            reported(
+            COAST.reported(
                 "tartus-0310",
                 7,
                 adm1="Tartus",
@@ -289,7 +280,7 @@ class TestQueryFilters:
                 occurred_start=dt.date(2025, 3, 10),  # Monday of 2025-W11
                 grading="weak",
             ),
-            reported(
+            COAST.reported(
                 "homs-0320",
                 3,
                 adm1="Homs",
@@ -297,13 +288,13 @@ class TestQueryFilters:
                 occurred_start=dt.date(2025, 3, 20),
                 grading="contested",
             ),
-            reported(
+            COAST.reported(
                 "latakia-discounted",
                 50,
                 victims=[line("alawite", 50, status="combatant")],
                 grading="discounted",
             ),
-            reported(
+            COAST.reported(
                 "leb-0306",
                 2,
                 country="LBN",
@@ -379,7 +370,7 @@ class TestQueryFilters:
     def test_communities_sort_by_best_descending_then_name(self) -> None:
         """Ties on best are broken by community name."""
         state = state_of(
-            reported(
+            COAST.reported(
                 "a",
                 30,
                 victims=[line("druze", 5), line("christian", 5), line("alawite", 20)],
@@ -419,7 +410,10 @@ class TestRobustness:
         log = Log()
         projection = PROJECTIONS[NAME]
         state = projection.initial()
-        for event in (reported("a", 10, victims=[line("alawite", 5)]), reported("b", 3)):
+        for event in (
+            COAST.reported("a", 10, victims=[line("alawite", 5)]),
+            COAST.reported("b", 3),
+        ):
             projection.apply(state, log.record(event))
         total_id = next(
             ident for ident, cell in state.kind("total").items() if isinstance(cell, Cell)
@@ -428,6 +422,6 @@ class TestRobustness:
         state.take_changes()
         before = roundtrip(NAME, state)
         with pytest.raises(InconsistentStateError):
-            projection.apply(state, log.record(retracted("a")))
+            projection.apply(state, log.record(COAST.retracted("a")))
         assert state == before
         assert state.take_changes() == {}

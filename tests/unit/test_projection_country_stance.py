@@ -9,16 +9,7 @@ import pytest
 from events import Event, Target
 from projections import PROJECTIONS, State, fold
 from projections.country_stance import StanceRow, stances, timeline
-
-from ._builders import (
-    Log,
-    folded,
-    reported,
-    retracted,
-    roundtrip,
-    statement,
-    statement_retracted,
-)
+from tests.support.builders import COAST, Log, folded, roundtrip
 
 NAME = "country-stance"
 SUBJECT = "syria-coast-2025"
@@ -41,7 +32,7 @@ class TestStatement:
     def test_one_statement_makes_one_row(self) -> None:
         """A statement gives its speaker's row: stance, count 1, its Goldstein, its time."""
         state = state_of(
-            statement("s-1", "USA", stance="condemn", cameo_code="111", issued_at=at(9))
+            COAST.statement("s-1", "USA", stance="condemn", cameo_code="111", issued_at=at(9))
         )
         assert stances(state) == [
             StanceRow(
@@ -60,7 +51,7 @@ class TestStatement:
     def test_joint_statement_counts_for_each_speaker(self) -> None:
         """USA and RUS calling jointly for a meeting each get a row and a timeline entry."""
         state = state_of(
-            statement("s-1", "USA", "RUS", stance="call_for_meeting", cameo_code="026")
+            COAST.statement("s-1", "USA", "RUS", stance="call_for_meeting", cameo_code="026")
         )
         assert [(r.country, r.stance, r.statements) for r in stances(state)] == [
             ("RUS", "call_for_meeting", 1),
@@ -74,8 +65,10 @@ class TestStatement:
     def test_latest_stance_is_by_issued_at_not_by_arrival(self) -> None:
         """A statement recorded later but issued earlier does not become the latest."""
         state = state_of(
-            statement("s-2", "USA", stance="condemn", issued_at=at(10)),
-            statement("s-1", "USA", stance="call_for_restraint", cameo_code="010", issued_at=at(8)),
+            COAST.statement("s-2", "USA", stance="condemn", issued_at=at(10)),
+            COAST.statement(
+                "s-1", "USA", stance="call_for_restraint", cameo_code="010", issued_at=at(8)
+            ),
         )
         found = row(state, "USA")
         assert (found.stance, found.latest_statement_id) == ("condemn", "s-2")
@@ -85,65 +78,67 @@ class TestStatement:
     def test_equal_issue_times_are_ordered_by_log_position(self) -> None:
         """Two statements issued at the same moment: the one recorded later is the latest."""
         state = state_of(
-            statement("s-1", "USA", stance="warn", cameo_code="111", issued_at=at(9)),
-            statement("s-2", "USA", stance="welcome", cameo_code="051", issued_at=at(9)),
+            COAST.statement("s-1", "USA", stance="warn", cameo_code="111", issued_at=at(9)),
+            COAST.statement("s-2", "USA", stance="welcome", cameo_code="051", issued_at=at(9)),
         )
         assert row(state, "USA").stance == "welcome"
         assert [e.statement_id for e in timeline(state, "USA")] == ["s-1", "s-2"]
 
     def test_incident_events_alone_make_no_row(self) -> None:
         """Incidents are tracked for latency only; they make no stance row."""
-        assert stances(state_of(reported("a"))) == []
+        assert stances(state_of(COAST.reported("a"))) == []
 
 
 class TestLatency:
     def test_latency_runs_from_midnight_utc_of_the_earliest_named_incident(self) -> None:
         """First statement at 9 March 12:00, incidents from 6 March: 84 hours."""
         state = state_of(
-            reported("a", occurred_start=dt.date(2025, 3, 7)),
-            reported("b", occurred_start=dt.date(2025, 3, 6)),
-            statement("s-1", "USA", issued_at=at(9), incident_ids=["a", "b"]),
-            statement("s-2", "USA", issued_at=at(11)),
+            COAST.reported("a", occurred_start=dt.date(2025, 3, 7)),
+            COAST.reported("b", occurred_start=dt.date(2025, 3, 6)),
+            COAST.statement("s-1", "USA", issued_at=at(9), incident_ids=["a", "b"]),
+            COAST.statement("s-2", "USA", issued_at=at(11)),
         )
         assert row(state, "USA").latency_hours == pytest.approx(84.0)
 
     def test_incidents_named_by_another_country_on_the_subject_count(self) -> None:
         """The subject's incidents come from every country's statements on it."""
         state = state_of(
-            reported("a", occurred_start=dt.date(2025, 3, 6)),
-            statement("s-1", "FRA", issued_at=at(8), incident_ids=["a"]),
-            statement("s-2", "USA", issued_at=at(7, 6)),
+            COAST.reported("a", occurred_start=dt.date(2025, 3, 6)),
+            COAST.statement("s-1", "FRA", issued_at=at(8), incident_ids=["a"]),
+            COAST.statement("s-2", "USA", issued_at=at(7, 6)),
         )
         assert row(state, "USA").latency_hours == pytest.approx(30.0)
         assert row(state, "FRA").latency_hours == pytest.approx(60.0)
 
     def test_incident_reported_after_the_statement_fills_the_latency_in(self) -> None:
         """A statement naming an incident not yet folded gets its latency when it arrives."""
-        early = state_of(statement("s-1", "USA", issued_at=at(9), incident_ids=["a"]))
+        early = state_of(COAST.statement("s-1", "USA", issued_at=at(9), incident_ids=["a"]))
         assert row(early, "USA").latency_hours is None
         state = state_of(
-            statement("s-1", "USA", issued_at=at(9), incident_ids=["a"]),
-            reported("a", occurred_start=dt.date(2025, 3, 8)),
+            COAST.statement("s-1", "USA", issued_at=at(9), incident_ids=["a"]),
+            COAST.reported("a", occurred_start=dt.date(2025, 3, 8)),
         )
         assert row(state, "USA").latency_hours == pytest.approx(36.0)
 
     def test_retracted_incident_no_longer_counts(self) -> None:
         """Retracting the earliest incident moves the latency to the next one, or to None."""
         events = [
-            reported("a", occurred_start=dt.date(2025, 3, 6)),
-            reported("b", occurred_start=dt.date(2025, 3, 8)),
-            statement("s-1", "USA", issued_at=at(9), incident_ids=["a", "b"]),
+            COAST.reported("a", occurred_start=dt.date(2025, 3, 6)),
+            COAST.reported("b", occurred_start=dt.date(2025, 3, 8)),
+            COAST.statement("s-1", "USA", issued_at=at(9), incident_ids=["a", "b"]),
         ]
-        assert row(state_of(*events, retracted("a")), "USA").latency_hours == pytest.approx(36.0)
-        none_left = state_of(*events, retracted("a"), retracted("b"))
+        assert row(state_of(*events, COAST.retracted("a")), "USA").latency_hours == pytest.approx(
+            36.0
+        )
+        none_left = state_of(*events, COAST.retracted("a"), COAST.retracted("b"))
         assert row(none_left, "USA").latency_hours is None
 
     def test_incidents_named_on_another_subject_do_not_count(self) -> None:
         """Latency looks only at the incidents named on the row's own subject."""
         state = state_of(
-            reported("a", occurred_start=dt.date(2025, 3, 6)),
-            statement("s-1", "FRA", subject="other", incident_ids=["a"]),
-            statement("s-2", "USA", issued_at=at(9)),
+            COAST.reported("a", occurred_start=dt.date(2025, 3, 6)),
+            COAST.statement("s-1", "FRA", subject="other", incident_ids=["a"]),
+            COAST.statement("s-2", "USA", issued_at=at(9)),
         )
         assert row(state, "USA").latency_hours is None
 
@@ -153,13 +148,13 @@ class TestRetraction:
         """Issuing then retracting a joint statement leaves exactly the state without it."""
         records = Log().records(
             [
-                reported("a", occurred_start=dt.date(2025, 3, 6)),
-                statement("s-1", "USA", stance="condemn", issued_at=at(9)),
-                statement(
+                COAST.reported("a", occurred_start=dt.date(2025, 3, 6)),
+                COAST.statement("s-1", "USA", stance="condemn", issued_at=at(9)),
+                COAST.statement(
                     "s-2", "USA", "FRA", stance="welcome", issued_at=at(10), incident_ids=["a"]
                 ),
-                statement("s-3", "FRA", stance="warn", issued_at=at(9, 18)),
-                statement_retracted("s-2"),
+                COAST.statement("s-3", "FRA", stance="warn", issued_at=at(9, 18)),
+                COAST.statement_retracted("s-2"),
             ]
         )
         projection = PROJECTIONS[NAME]
@@ -170,7 +165,9 @@ class TestRetraction:
 
     def test_retracting_the_only_statement_removes_the_row_and_timeline(self) -> None:
         """No statement left: no row, no timeline, no document at all."""
-        state = state_of(statement("s-1", "USA", incident_ids=["a"]), statement_retracted("s-1"))
+        state = state_of(
+            COAST.statement("s-1", "USA", incident_ids=["a"]), COAST.statement_retracted("s-1")
+        )
         assert stances(state) == []
         assert timeline(state, "USA") == []
         assert len(state) == 0
@@ -178,9 +175,9 @@ class TestRetraction:
     def test_retracting_the_latest_statement_restores_the_previous_stance(self) -> None:
         """The row is recomputed from the statements that remain."""
         state = state_of(
-            statement("s-1", "USA", stance="condemn", cameo_code="111", issued_at=at(9)),
-            statement("s-2", "USA", stance="welcome", cameo_code="051", issued_at=at(10)),
-            statement_retracted("s-2"),
+            COAST.statement("s-1", "USA", stance="condemn", cameo_code="111", issued_at=at(9)),
+            COAST.statement("s-2", "USA", stance="welcome", cameo_code="051", issued_at=at(10)),
+            COAST.statement_retracted("s-2"),
         )
         found = row(state, "USA")
         assert (found.stance, found.statements, found.mean_goldstein) == ("condemn", 1, -2.0)
@@ -191,7 +188,7 @@ class TestQueries:
     def state(self) -> State:
         """Three countries, two subjects."""
         return state_of(
-            statement(
+            COAST.statement(
                 "s-1",
                 "USA",
                 "RUS",
@@ -201,11 +198,11 @@ class TestQueries:
                 venue="UNSC",
                 target=Target(country="SYR"),
             ),
-            statement("s-2", "USA", stance="condemn", issued_at=at(9)),
-            statement(
+            COAST.statement("s-2", "USA", stance="condemn", issued_at=at(9)),
+            COAST.statement(
                 "s-3", "USA", subject="other", stance="neutral", cameo_code="010", issued_at=at(7)
             ),
-            statement(
+            COAST.statement(
                 "s-4", "FRA", stance="demand_accountability", cameo_code="111", issued_at=at(9, 1)
             ),
         )

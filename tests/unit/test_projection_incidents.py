@@ -9,19 +9,7 @@ import pytest
 from events import Event
 from projections import InvalidQueryError, State
 from projections.incidents import IncidentView, get, listing
-
-from ._builders import (
-    Log,
-    fatalities,
-    folded,
-    line,
-    merged,
-    reported,
-    retracted,
-    revised,
-    roundtrip,
-    statement,
-)
+from tests.support.builders import COAST, Log, fatalities, folded, line, roundtrip
 
 NAME = "incidents"
 
@@ -39,7 +27,7 @@ def view(state: State, incident_id: str) -> IncidentView:
 class TestReport:
     def test_report_sets_every_field_and_one_history_entry(self) -> None:
         """The view holds the report's fields, version 1 and the report in its history."""
-        event = reported(
+        event = COAST.reported(
             "a",
             30,
             victims=[line("alawite", 20)],
@@ -67,20 +55,24 @@ class TestReport:
 
     def test_unknown_incident_is_none(self) -> None:
         """get answers None for an id no event named."""
-        assert get(state_of(reported("a")), "b") is None
+        assert get(state_of(COAST.reported("a")), "b") is None
 
     def test_statement_events_change_nothing(self) -> None:
         """Events about statements are ignored."""
-        assert len(state_of(statement("s-1"))) == 0
+        assert len(state_of(COAST.statement("s-1"))) == 0
 
 
 class TestRevision:
     def test_reference_case_history_keeps_every_figure(self) -> None:
         """1,311 (at least), then 1,383, then 1,476: current figures are the last, all listed."""
         state = state_of(
-            reported("syr-coast", 1311, fatalities=fatalities(1311, "at_least")),
-            revised("syr-coast", 1383, fatalities=fatalities(1383, "at_least"), reason="SOHR"),
-            revised("syr-coast", 1476, fatalities=fatalities(1476, "at_least"), reason="SOHR 2"),
+            COAST.reported("syr-coast", 1311, fatalities=fatalities(1311, "at_least")),
+            COAST.revised(
+                "syr-coast", 1383, fatalities=fatalities(1383, "at_least"), reason="SOHR"
+            ),
+            COAST.revised(
+                "syr-coast", 1476, fatalities=fatalities(1476, "at_least"), reason="SOHR 2"
+            ),
         )
         found = view(state, "syr-coast")
         assert found.fatalities == fatalities(1476, "at_least")
@@ -96,8 +88,8 @@ class TestRevision:
     def test_revision_replaces_figures_and_keeps_the_report_fields(self) -> None:
         """A revision changes figures (victims, injured) and nothing of where or when."""
         state = state_of(
-            reported("a", 10, victims=[line("alawite", 9)]),
-            revised("a", 12, victims=[line("druze", 1)]),
+            COAST.reported("a", 10, victims=[line("alawite", 9)]),
+            COAST.revised("a", 12, victims=[line("druze", 1)]),
         )
         found = view(state, "a")
         assert found.victims == (line("druze", 1),)
@@ -108,7 +100,7 @@ class TestRevision:
 class TestRetraction:
     def test_retraction_sets_status_and_lists_the_reason(self) -> None:
         """A retracted incident keeps its fields, says retracted, and lists why."""
-        state = state_of(reported("a"), retracted("a", reason="double count"))
+        state = state_of(COAST.reported("a"), COAST.retracted("a", reason="double count"))
         found = view(state, "a")
         assert (found.status, found.version) == ("retracted", 2)
         assert found.history[-1].reason == "double count"
@@ -118,7 +110,9 @@ class TestRetraction:
 class TestMerge:
     def test_merge_points_the_duplicate_to_its_canonical_and_back(self) -> None:
         """The duplicate is merged into the canonical; the canonical lists its duplicate."""
-        state = state_of(reported("canon"), reported("dup"), merged("dup", "canon"))
+        state = state_of(
+            COAST.reported("canon"), COAST.reported("dup"), COAST.merged("dup", "canon")
+        )
         dup, canon = view(state, "dup"), view(state, "canon")
         assert (dup.status, dup.merged_into, dup.version) == ("merged", "canon", 2)
         assert (canon.status, canon.duplicates, canon.version) == ("live", ("dup",), 1)
@@ -128,10 +122,10 @@ class TestMerge:
     def test_merge_after_revision_keeps_the_duplicates_revised_figures(self) -> None:
         """The duplicate shows its last figures, its revision and merge in its history."""
         state = state_of(
-            reported("canon", 20),
-            reported("dup", 5),
-            revised("dup", 6),
-            merged("dup", "canon"),
+            COAST.reported("canon", 20),
+            COAST.reported("dup", 5),
+            COAST.revised("dup", 6),
+            COAST.merged("dup", "canon"),
         )
         dup = view(state, "dup")
         assert dup.fatalities == fatalities(6)
@@ -143,12 +137,14 @@ class TestMerge:
 
     def test_merge_before_the_canonical_report_is_kept_until_the_report_arrives(self) -> None:
         """An unreported canonical holds its duplicate; its report later fills it in."""
-        early = state_of(reported("dup"), merged("dup", "canon"))
+        early = state_of(COAST.reported("dup"), COAST.merged("dup", "canon"))
         placeholder = view(early, "canon")
         assert (placeholder.reported, placeholder.duplicates) == (False, ("dup",))
         rows, total = listing(early)
         assert ([row.incident_id for row in rows], total) == (["dup"], 1)
-        state = state_of(reported("dup"), merged("dup", "canon"), reported("canon", 40))
+        state = state_of(
+            COAST.reported("dup"), COAST.merged("dup", "canon"), COAST.reported("canon", 40)
+        )
         canon = view(state, "canon")
         assert (canon.reported, canon.duplicates, canon.version) == (True, ("dup",), 1)
         assert canon.fatalities == fatalities(40)
@@ -157,7 +153,10 @@ class TestMerge:
     def test_retraction_of_the_canonical_after_merge(self) -> None:
         """The canonical is retracted; the duplicate still points to it."""
         state = state_of(
-            reported("canon"), reported("dup"), merged("dup", "canon"), retracted("canon")
+            COAST.reported("canon"),
+            COAST.reported("dup"),
+            COAST.merged("dup", "canon"),
+            COAST.retracted("canon"),
         )
         assert view(state, "canon").status == "retracted"
         assert view(state, "canon").duplicates == ("dup",)
@@ -165,8 +164,8 @@ class TestMerge:
 
     def test_retraction_of_the_duplicate_after_merge(self) -> None:
         """A retracted duplicate is retracted and leaves the canonical as it was."""
-        events = [reported("canon"), reported("dup"), merged("dup", "canon")]
-        state = state_of(*events, retracted("dup"))
+        events = [COAST.reported("canon"), COAST.reported("dup"), COAST.merged("dup", "canon")]
+        state = state_of(*events, COAST.retracted("dup"))
         assert view(state, "dup").status == "retracted"
         assert view(state, "canon") == view(state_of(*events), "canon")
 
@@ -176,12 +175,12 @@ class TestListing:
     def state(self) -> State:
         """Five incidents on four days, two countries, three regions."""
         return state_of(
-            reported("b", occurred_start=dt.date(2025, 3, 6)),
-            reported("a", occurred_start=dt.date(2025, 3, 6)),
-            reported("c", adm1="Tartus", occurred_start=dt.date(2025, 3, 8)),
-            reported("d", adm1="Homs", occurred_start=dt.date(2025, 3, 1)),
-            reported("e", country="LBN", adm1="North", occurred_start=dt.date(2025, 3, 9)),
-            retracted("d"),
+            COAST.reported("b", occurred_start=dt.date(2025, 3, 6)),
+            COAST.reported("a", occurred_start=dt.date(2025, 3, 6)),
+            COAST.reported("c", adm1="Tartus", occurred_start=dt.date(2025, 3, 8)),
+            COAST.reported("d", adm1="Homs", occurred_start=dt.date(2025, 3, 1)),
+            COAST.reported("e", country="LBN", adm1="North", occurred_start=dt.date(2025, 3, 9)),
+            COAST.retracted("d"),
         )
 
     def test_newest_occurred_start_first_then_by_id(self, state: State) -> None:

@@ -15,28 +15,17 @@ from projections import (
     fold,
     incidents,
 )
-
-from ._builders import (
-    Log,
-    line,
-    merged,
-    reported,
-    retracted,
-    revised,
-    roundtrip,
-    statement,
-    statement_retracted,
-)
+from tests.support.builders import COAST, Log, line, roundtrip
 
 EVERY_EVENT_TYPE = [
-    reported("a", 10, victims=[line("alawite", 6)]),
-    reported("b", 4),
-    revised("a", 12, victims=[line("alawite", 7)]),
-    merged("b", "a"),
-    statement("s-1", "USA", "RUS", incident_ids=["a"]),
-    statement("s-2", "FRA"),
-    statement_retracted("s-2"),
-    retracted("a"),
+    COAST.reported("a", 10, victims=[line("alawite", 6)]),
+    COAST.reported("b", 4),
+    COAST.revised("a", 12, victims=[line("alawite", 7)]),
+    COAST.merged("b", "a"),
+    COAST.statement("s-1", "USA", "RUS", incident_ids=["a"]),
+    COAST.statement("s-2", "FRA"),
+    COAST.statement_retracted("s-2"),
+    COAST.retracted("a"),
 ]
 
 

@@ -39,7 +39,7 @@ from services.store.keyring import DataKey, MemoryKeyring
 from services.store.memory import InMemoryEventStore
 from services.store.rules import OPERATOR_FEED
 from services.store.sealing import SealingStore, TamperedError, seal, unseal
-from tests import factories as f
+from tests.support import builders as f
 
 NOTES = "Witness Jane Roe-Example saw the strike"
 URL = "https://example.org/people/jane-roe-example"

@@ -47,7 +47,7 @@ from projections.suppression import (
 from services.errors import SettingsError
 from services.protection.auth import sees_exact
 from services.settings import load_settings, parse_tokens
-from tests.unit._builders import folded, line, reported
+from tests.support.builders import COAST, folded, line
 
 NAME = "community-victims"
 Kinds = dict[str, dict[str, msgspec.Struct]]
@@ -276,8 +276,12 @@ class TestSmallCommunities:
         """A small cell counts only when the query selects it (here: its week)."""
         state = folded(
             NAME,
-            reported("i-1", 20, victims=[line("druze", 10)], occurred_start=dt.date(2024, 3, 4)),
-            reported("i-2", 20, victims=[line("druze", 2)], occurred_start=dt.date(2024, 3, 12)),
+            COAST.reported(
+                "i-1", 20, victims=[line("druze", 10)], occurred_start=dt.date(2024, 3, 4)
+            ),
+            COAST.reported(
+                "i-2", 20, victims=[line("druze", 2)], occurred_start=dt.date(2024, 3, 12)
+            ),
         )
         assert small_communities(state, 5) == {"druze"}
         assert small_communities(state, 5, week="2024-W10") == frozenset()
@@ -286,7 +290,7 @@ class TestSmallCommunities:
     def test_without_status_every_status_cell_counts(self) -> None:
         """Civilian 2 + combatant 10: small without a status filter and for civilians only."""
         victims = [line("druze", 2, "civilian"), line("druze", 10, "combatant")]
-        state = folded(NAME, reported("i-1", 20, victims=victims))
+        state = folded(NAME, COAST.reported("i-1", 20, victims=victims))
         assert small_communities(state, 5) == {"druze"}
         assert small_communities(state, 5, status="civilian") == {"druze"}
         assert small_communities(state, 5, status="combatant") == frozenset()
@@ -295,8 +299,8 @@ class TestSmallCommunities:
         """A small weak cell does not taint a query of confirmed incidents only."""
         state = folded(
             NAME,
-            reported("i-1", 20, victims=[line("druze", 10)], grading="confirmed"),
-            reported("i-2", 20, victims=[line("druze", 2)], grading="weak"),
+            COAST.reported("i-1", 20, victims=[line("druze", 10)], grading="confirmed"),
+            COAST.reported("i-2", 20, victims=[line("druze", 2)], grading="weak"),
         )
         assert small_communities(state, 5, min_grading="confirmed") == frozenset()
         assert small_communities(state, 5, min_grading="weak") == {"druze"}
@@ -305,8 +309,8 @@ class TestSmallCommunities:
         """Druze 12 in all (a 2 among it) is withheld; alawite 40 shown; unattributed withheld."""
         state = folded(
             NAME,
-            reported("i-1", 60, victims=[line("druze", 10), line("alawite", 40)]),
-            reported("i-2", 2, victims=[line("druze", 2)], adm1="Tartus"),
+            COAST.reported("i-1", 60, victims=[line("druze", 10), line("alawite", 40)]),
+            COAST.reported("i-2", 2, victims=[line("druze", 2)], adm1="Tartus"),
         )
         result = protected_query(state, 5)
         assert [(r.community, r.best) for r in result.communities] == [
@@ -326,7 +330,7 @@ class TestSubtractionAttack:
     def test_attack_breaks_a_rule_that_hides_only_small_lines(self) -> None:
         """Druze: civilian 2, combatant 10; all statuses 12 minus combatants 10 gives 2."""
         victims = [line("druze", 2, "civilian"), line("druze", 10, "combatant")]
-        state = folded(NAME, reported("i-1", 30, victims=victims))
+        state = folded(NAME, COAST.reported("i-1", 30, victims=victims))
         found = disclosures(state, 5, {"status": "civilian"}, lines_only_rule)
         assert ({"status": "civilian"}, "line:druze") in found
 
@@ -339,15 +343,19 @@ class TestSubtractionAttack:
             result = protected_query(state, k, **filters)
             return msgspec.structs.replace(result, unattributed_suppressed=False)
 
-        state = folded(NAME, reported("i-1", 30, victims=[line("druze", 2), line("alawite", 20)]))
+        state = folded(
+            NAME, COAST.reported("i-1", 30, victims=[line("druze", 2), line("alawite", 20)])
+        )
         assert ({}, "line:druze") in disclosures(state, 5, {}, keep_unattributed)
 
     def test_the_real_rule_withstands_the_same_cases(self) -> None:
         """Both examples above disclose nothing under the real rule."""
         victims = [line("druze", 2, "civilian"), line("druze", 10, "combatant")]
-        state = folded(NAME, reported("i-1", 30, victims=victims))
+        state = folded(NAME, COAST.reported("i-1", 30, victims=victims))
         assert disclosures(state, 5, {"status": "civilian"}, real_rule) == []
-        state = folded(NAME, reported("i-1", 30, victims=[line("druze", 2), line("alawite", 20)]))
+        state = folded(
+            NAME, COAST.reported("i-1", 30, victims=[line("druze", 2), line("alawite", 20)])
+        )
         assert disclosures(state, 5, {}, real_rule) == []
 
     @settings(
@@ -386,7 +394,7 @@ def incidents(draw: st.DrawFn) -> Any:
         line(community, draw(st.integers(0, 14)), status) for community, status in keys
     ]
     extra = draw(st.integers(0, 6))
-    return reported(
+    return COAST.reported(
         f"i-{next(_numbered)}",
         sum(v.best for v in victims) + extra,
         victims=victims,

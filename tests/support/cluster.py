@@ -3,8 +3,9 @@
 ``redis_cluster`` is one cluster for the whole session; tests must leave it whole (no kills,
 no FLUSHALL) and keep to keys of their own (a fresh hash tag each). A test that kills nodes
 starts a cluster of its own with :func:`running_cluster`. These live in a plain module so a
-conftest anywhere can re-export them (``from tests.cluster.fixtures import redis_cluster``).
-The only reason to skip is that no redis-server 6.2 or newer can be found.
+conftest anywhere can re-export them (``from tests.support.cluster import redis_cluster``).
+The only reason to skip is that no redis-server 6.2 or newer can be found (under CI the test
+fails instead: :mod:`tests.support.tools`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from redis.asyncio.cluster import RedisCluster
 
 from services.runtime.redis_cluster import RedisClusterProcesses
 from services.runtime.redis_server import RedisBinaryNotFoundError, find_redis_server
+from tests.support.tools import missing
 
 SESSION_NODE_TIMEOUT_MS = 2000
 """The session cluster's ``cluster-node-timeout``: short, so a lost node is noticed quickly."""
@@ -27,11 +29,11 @@ FAILOVER_NODE_TIMEOUT_MS = 1000
 
 
 def redis_server_or_skip() -> str:
-    """The redis-server binary, or a skip of the test when there is none recent enough."""
+    """The redis-server binary; without one recent enough the test skips (fails under CI)."""
     try:
         return find_redis_server()
     except RedisBinaryNotFoundError as exc:
-        pytest.skip(f"a Redis Cluster needs redis-server >= 6.2: {exc}")
+        missing(f"a Redis Cluster needs redis-server >= 6.2: {exc}")
 
 
 @contextlib.contextmanager

@@ -1,0 +1,17 @@
+"""What the tests share, written once.
+
+- :mod:`~tests.support.waiting`: :func:`~tests.support.waiting.until`, the one way a test
+  waits for a condition (never a sleep standing in for synchronisation);
+- :mod:`~tests.support.builders`: valid events, a log that records them, folds;
+- :mod:`~tests.support.strategies`: hypothesis strategies of valid histories (events from
+  several feeds) and of store batches;
+- :mod:`~tests.support.runner`: the log read back, views caught up, the counting projections
+  that catch a double apply;
+- :mod:`~tests.support.http`: the HTTP app as an in-process client or on a local port;
+- :mod:`~tests.support.processes`: ``ledger serve`` and ``ledger project`` as child processes;
+- :mod:`~tests.support.service`: the wired service served in the test's event loop;
+- :mod:`~tests.support.browser`: the dashboard in a real chromium;
+- :mod:`~tests.support.cluster`: Redis Clusters of child processes;
+- :mod:`~tests.support.contracts`: the contract suites every event store runs;
+- :mod:`~tests.support.tools`: a tool the tests need, or a skip (a failure under CI).
+"""

@@ -1,0 +1,72 @@
+"""The HTTP app in tests: a client of it in process, or the app served on a local port."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import AsyncIterator, Mapping
+from typing import Any, cast
+
+import httpx
+import pytest
+import uvicorn
+from litestar import Litestar
+
+from services.http.server import bind
+from tests.support.waiting import DEADLINE
+
+__all__ = ["BASE_URL", "ListeningServer", "client_of", "served"]
+
+BASE_URL = "http://ledger"
+"""The base URL of an in-process client."""
+
+
+def client_of(
+    app: Litestar, *, base_url: str = BASE_URL, headers: Mapping[str, str] | None = None
+) -> httpx.AsyncClient:
+    """An HTTP client of ``app`` in this event loop (through its ASGI interface)."""
+    transport = httpx.ASGITransport(app=cast("Any", app))
+    return httpx.AsyncClient(transport=transport, base_url=base_url, headers=headers)
+
+
+class ListeningServer(uvicorn.Server):
+    """uvicorn, announcing through ``listening`` when it accepts connections."""
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self.listening = asyncio.Event()
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        """Start, and say so once listening."""
+        await super().startup(sockets)
+        if self.started:
+            self.listening.set()
+
+
+@contextlib.asynccontextmanager
+async def served(app: Litestar, *, lifespan: str = "on", **config: Any) -> AsyncIterator[str]:
+    """``app`` served by uvicorn on a free port of 127.0.0.1 in this event loop; yields its
+    base URL, and stops the server (in-flight requests first) when the block ends."""
+    sock = bind("127.0.0.1", 0)
+    host, port = sock.getsockname()[:2]
+    server = ListeningServer(
+        uvicorn.Config(app, log_config=None, access_log=False, lifespan=lifespan, **config)
+    )
+    serving = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        listening = asyncio.create_task(server.listening.wait())
+        await asyncio.wait(
+            {listening, serving}, timeout=DEADLINE, return_when=asyncio.FIRST_COMPLETED
+        )
+        listening.cancel()
+        if not server.started:
+            if serving.done():
+                serving.result()  # raises what stopped it
+            pytest.fail(f"uvicorn did not start listening within {DEADLINE:g} s")
+        yield f"http://{host}:{port}"
+    finally:
+        server.should_exit = True
+        with contextlib.suppress(asyncio.CancelledError):
+            await serving
+        sock.close()

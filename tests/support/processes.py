@@ -1,0 +1,173 @@
+"""The ledger's processes as children of a test: ``ledger serve`` and ``ledger project``.
+
+Each runs ``python -m services.cli`` with its settings in the environment, its output in a
+log file whose tail failure messages quote, and is started, stopped (SIGTERM) or killed
+(SIGKILL) by the test.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+import httpx
+
+from services.runtime.binaries import free_port
+from tests.support.waiting import until
+
+__all__ = ["FEEDS", "OPERATOR", "PREFIX", "READER", "ROOT", "TOKENS", "LedgerServer", "Projector"]
+
+ROOT = Path(__file__).resolve().parents[2]
+"""The project's root: the children run there, with it on their path."""
+PREFIX = "ledger"
+"""The key prefix ``ledger serve`` runs under in these tests."""
+FEEDS = ("sohr", "acled", "ucdp", "airwars", "hrw")
+TOKENS = {feed: f"feed-{feed}-{'k' * 24}" for feed in FEEDS}
+"""A feed token per feed of :data:`FEEDS`."""
+READER = "reader-" + "r" * 26
+OPERATOR = "operator-" + "o" * 24
+
+
+def tokens_env() -> str:
+    """``LEDGER_TOKENS`` for the served process."""
+    entries = [f"feed:{feed}={secret}" for feed, secret in TOKENS.items()]
+    return ",".join([*entries, f"reader={READER}", f"operator={OPERATOR}"])
+
+
+class LedgerServer:
+    """``ledger serve`` as a child process on a free port, against a given Redis URL."""
+
+    def __init__(self, redis_url: str, log_dir: Path, *, projectors: bool = True) -> None:
+        self.redis_url, self.log_dir, self.projectors = redis_url, log_dir, projectors
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log_path = log_dir / "ledger-serve.log"
+
+    @property
+    def base_url(self) -> str:
+        """Where the API answers."""
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, extra_env: Mapping[str, str] | None = None) -> None:
+        """Start the process; :meth:`wait_ready` waits until it answers."""
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(ROOT),
+            "LEDGER_REDIS_URL": self.redis_url,
+            "LEDGER_TOKENS": tokens_env(),
+            "LEDGER_HTTP_HOST": "127.0.0.1",
+            "LEDGER_HTTP_PORT": str(self.port),
+            "LEDGER_KEY_PREFIX": PREFIX,
+            "LEDGER_PROJECTORS": "1" if self.projectors else "0",
+            "LEDGER_CLAIM_IDLE_MS": "1000",
+            **(extra_env or {}),
+        }
+        with self.log_path.open("ab") as out:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "services.cli", "serve", "--json-logs"],
+                cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+
+    async def wait_ready(self, limit: float = 30.0) -> None:
+        """Poll ``/healthz`` until it answers 200; fail if the process exits."""
+        async with httpx.AsyncClient(base_url=self.base_url, timeout=1.0) as http:
+
+            async def answers() -> bool:
+                with contextlib.suppress(httpx.TransportError):
+                    return (await http.get("/healthz")).status_code == 200
+                return False
+
+            await until(
+                answers,
+                "ledger serve to answer",
+                within=limit,
+                every=0.05,
+                gone=lambda: None if self.alive() else "ledger serve exited",
+                context=self.tail,
+            )
+
+    def alive(self) -> bool:
+        """Whether the process runs."""
+        return self.process is not None and self.process.poll() is None
+
+    def stop(self) -> int | None:
+        """SIGTERM and wait (SIGKILL after 30 s); the exit code."""
+        process = self.process
+        if process is None:
+            return None
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        return process.returncode
+
+    def tail(self, chars: int = 4000) -> str:
+        """The end of the process's log, for failure messages."""
+        try:
+            return self.log_path.read_text(errors="replace")[-chars:]
+        except OSError:
+            return ""
+
+
+class Projector:
+    """The projector as a child process, started and killed by the test."""
+
+    def __init__(
+        self, url: str, prefix: str, log_dir: Path, env: dict[str, str] | None = None
+    ) -> None:
+        self.url, self.prefix, self.log_dir = url, prefix, log_dir
+        self.env = env or {}
+        self.process: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+
+    def start(self) -> None:
+        """Start a new projector process (a new consumer name each time)."""
+        self.starts += 1
+        log = (self.log_dir / f"projector-{self.starts}.log").open("wb")
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(ROOT),
+            "LEDGER_REDIS_URL": self.url,
+            "LEDGER_KEY_PREFIX": self.prefix,
+            "LEDGER_CLAIM_IDLE_MS": "500",
+            **self.env,
+        }
+        self.process = subprocess.Popen(
+            [
+                sys.executable, "-m", "services.cli", "project",
+                "--lease-ms", "1000",
+                "--batch-size", "500",
+                "--json-logs",
+            ],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        log.close()
+
+    def alive(self) -> bool:
+        """Whether the process is running."""
+        return self.process is not None and self.process.poll() is None
+
+    def kill(self) -> None:
+        """``kill -9`` and reap it."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(10)
+
+    def stop(self) -> int:
+        """SIGTERM (a clean stop) and its exit code."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(30)
+
+    def tail(self) -> str:
+        """The end of the latest process's output, for failure messages."""
+        text = (self.log_dir / f"projector-{self.starts}.log").read_text(errors="replace")
+        return text[-3000:]

@@ -1,0 +1,99 @@
+"""The projectors in tests: views caught up, the log read back, projections that count.
+
+:func:`catch_up` runs a pool until every view reaches the head of the log; :func:`read_log`
+reads the log back as the projectors see it, to fold it by hand. :func:`counting` makes a
+projection that records how often each position was applied, so a double apply cannot hide.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import msgspec
+import redis.asyncio as aioredis
+
+from events import CodecError, Position, Recorded, from_fields, recorded_at_of
+from projections import Projection, State
+from projections.docs import Docs
+from services.projector.pool import ProjectorPool
+from services.resp import text
+from services.store.keys import Keys
+from tests.support.waiting import DEADLINE
+
+__all__ = [
+    "Count",
+    "PoisonedError",
+    "Seen",
+    "catch_up",
+    "counting",
+    "read_log",
+]
+
+
+async def catch_up(
+    client: aioredis.Redis, prefix: Keys | str, *, within: float = DEADLINE, **options: Any
+) -> None:
+    """Apply everything appended so far to every view (``options``: of the pool)."""
+    async with asyncio.timeout(within):
+        pool = ProjectorPool(client, prefix=prefix, **{"block_ms": 50, **options})
+        await pool.run_until_caught_up()
+
+
+async def read_log(
+    client: aioredis.Redis, prefix: Keys | str, *, decodable: bool = False
+) -> list[Recorded]:
+    """Every event of the log (partition 0), in order; with ``decodable`` the entries that do
+    not decode are left out (else they raise)."""
+    found: list[Recorded] = []
+    entries: Any = await client.xrange(Keys.of(prefix).log)
+    for ident, fields in entries:
+        position = Position(text(ident))
+        try:
+            event = from_fields(fields)
+        except CodecError:
+            if decodable:
+                continue
+            raise
+        found.append(Recorded(position, recorded_at_of(position), event))
+    return found
+
+
+class Count(msgspec.Struct, frozen=True):
+    """How many events a counting projection applied."""
+
+    n: int
+
+
+class Seen(msgspec.Struct, frozen=True):
+    """How many times one log position was applied."""
+
+    times: int
+
+
+class PoisonedError(Exception):
+    """Raised by a counting projection that refuses events of the feed ``poison``."""
+
+
+def counting(name: str, *, count: bool = True, poison: bool = False) -> Projection:
+    """A projection ``name`` that records how many times each position was applied (kind
+    ``seen``) and, with ``count``, how many events it applied in all (kind ``count``). With
+    ``poison`` it refuses events of the feed ``poison``, after writing (so an undo is
+    exercised too)."""
+
+    def apply(state: State, recorded: Recorded) -> State:
+        seen = state.get("seen", recorded.position)
+        assert seen is None or isinstance(seen, Seen)
+        state.put("seen", recorded.position, Seen(1 if seen is None else seen.times + 1))
+        if count:
+            total = state.get("count", "all")
+            assert total is None or isinstance(total, Count)
+            state.put("count", "all", Count(1 if total is None else total.n + 1))
+        if poison and recorded.event.source == "poison":
+            raise PoisonedError(f"cannot apply {recorded.event.event_id}")
+        return state
+
+    kinds: dict[str, type[msgspec.Struct]] = {"seen": Seen}
+    if count:
+        kinds["count"] = Count
+    return Projection(name=name, version=1, doc_types=kinds, initial=Docs, apply=apply)
