@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,12 +22,10 @@ from services.store.keys import Keys
 from services.store.redis import RedisEventStore
 from services.views.cache import ViewReader
 from services.views.redis import RedisViewStore
-from tests.e2e.test_dashboard import READER, publish, service, service_options
-from tests.faults.test_partition_rebalance import kill_one_of_two, partition_logs
-from tests.faults.test_projector_kill import feed
+from tests.support.builders import mixed
 from tests.support.cluster import FAILOVER_NODE_TIMEOUT_MS, running_cluster
-
-__all__ = ["service", "service_options"]
+from tests.support.scenarios import kill_one_of_two, partition_logs
+from tests.support.service import READER, publish, serving
 
 PARTITIONS = 4
 DEADLINE = 60.0
@@ -46,9 +44,10 @@ def key_prefix() -> str:
 
 
 @pytest.fixture
-def service_options() -> dict[str, Any]:  # noqa: F811  # overrides the e2e default
-    """The service on the cluster, with its log in four partitions."""
-    return {"cluster": True, "partitions": PARTITIONS}
+async def service(redis_url: str, key_prefix: str) -> AsyncIterator[str]:
+    """The service on the cluster, with its log in four partitions; yields its URL."""
+    async with serving(redis_url, key_prefix, {"cluster": True, "partitions": PARTITIONS}) as url:
+        yield url
 
 
 class TestServiceOnACluster:
@@ -113,7 +112,7 @@ class TestFailover:
                 wait_replicas=1,
                 wait_timeout_ms=500,
             )
-            events = feed(3000, random.Random(3))
+            events = mixed(3000, random.Random(3))
             batches = [events[i : i + 100] for i in range(0, len(events), 100)]
             acknowledged: list[str] = []
             victim = cluster.master_for_key(keys.log_of(0))

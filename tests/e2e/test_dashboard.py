@@ -7,200 +7,31 @@ always for a condition (Playwright's ``expect``/``wait_for`` with a deadline), n
 
 The browser tests skip, naming what is missing, only when the ``playwright`` package or a
 chromium executable (``LEDGER_CHROMIUM``, else ``/usr/bin/chromium`` or ``chromium`` on the
-PATH) cannot be had. The page-serving tests need neither.
+PATH) cannot be had, and fail then under CI. The page-serving tests need neither. The
+fixtures are in ``conftest.py``; the browser helpers in :mod:`tests.support.browser`.
 """
 
 from __future__ import annotations
 
-import asyncio
-import itertools
-import os
 import re
-import shutil
-import time
-import uuid
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
-import uvicorn
 
-from events import AnyEvent, CasualtiesRevised, Fatalities, Source, VictimLine
-from services.bootstrap import Service, api, http_app
-from services.client import LedgerClient
+from services.bootstrap import http_app
 from services.http.dashboard import STATIC_DIR
 from services.http.middleware import live_query_token
-from services.http.server import bind
-from services.reference import MAIN_INCIDENT, MONITOR_FEED, REFERENCE_FEEDS, scenario
+from services.reference import MAIN_INCIDENT, scenario
 from services.settings import Settings, Token
 from services.store.memory import InMemoryEventStore
+from tests.support.browser import ARTIFACTS, DEADLINE_MS, open_dashboard, sign_in
+from tests.support.http import client_of
+from tests.support.service import READER, one_more_revision, publish
 
 if TYPE_CHECKING:
-    from playwright.async_api import Browser, Page
-
-READER = "reader-token-e2e-0123456789"
-FEED_TOKENS = {feed: f"feed-{feed}-e2e-0123456789" for feed in REFERENCE_FEEDS}
-DEADLINE_MS = 20_000
-"""How long the page may take to show a change (the projectors run in the same process)."""
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-
-
-def chromium_path() -> str | None:
-    """The chromium to drive: ``LEDGER_CHROMIUM``, ``/usr/bin/chromium`` or one on the PATH."""
-    given = os.environ.get("LEDGER_CHROMIUM")
-    if given:
-        return given if os.access(given, os.X_OK) else None
-    if os.access("/usr/bin/chromium", os.X_OK):
-        return "/usr/bin/chromium"
-    return shutil.which("chromium") or shutil.which("chromium-browser")
-
-
-def one_more_revision() -> CasualtiesRevised:
-    """A revision of the coastal incident that names communities (1,520 killed, best)."""
-    return CasualtiesRevised(
-        event_id=uuid.uuid4(),
-        source=MONITOR_FEED,
-        incident_id=MAIN_INCIDENT,
-        fatalities=Fatalities(low=1500, best=1520, high=1600, qualifier="approximately"),
-        victims=[
-            VictimLine(community="alawite", status="civilian", low=900, best=1000, high=1150),
-            VictimLine(community="christian", status="civilian", low=10, best=25, high=40),
-        ],
-        sources=[Source(publisher="Syrian Observatory for Human Rights")],
-        reason="End-to-end test revision: a higher toll with two communities named.",
-    )
-
-
-async def publish(base_url: str, events: list[AnyEvent]) -> None:
-    """Publish ``events`` through the HTTP API, each run of one feed with that feed's token."""
-    for source, run in itertools.groupby(events, key=lambda e: e.source):
-        async with LedgerClient(base_url, FEED_TOKENS[source], retries=2) as client:
-            await client.publish(list(run))
-
-
-# --- the service ------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def service_options() -> dict[str, Any]:
-    """Settings of the service beyond Redis, tokens and prefix (a cluster test sets more)."""
-    return {}
-
-
-@pytest.fixture
-async def service(
-    redis_url: str, key_prefix: str, service_options: dict[str, Any]
-) -> AsyncIterator[str]:
-    """The real service on this test's key prefix, listening on a free port; yields its URL."""
-    tokens = (
-        Token(role="reader", secret=READER),
-        *(Token(role="feed", secret=secret, feed=feed) for feed, secret in FEED_TOKENS.items()),
-    )
-    settings = Settings(
-        redis_url=redis_url,
-        http_host="127.0.0.1",
-        http_port=0,
-        tokens=tokens,
-        key_prefix=key_prefix,
-        **service_options,
-    )
-    built: Service = api(settings)
-    await built.start()
-    sock = bind("127.0.0.1", 0)
-    host, port = sock.getsockname()[:2]
-    server = uvicorn.Server(
-        uvicorn.Config(
-            built.app,
-            log_config=None,
-            access_log=False,
-            lifespan="on",
-            timeout_graceful_shutdown=5,
-        )
-    )
-    serving = asyncio.create_task(server.serve(sockets=[sock]))
-    try:
-        deadline = time.monotonic() + 10
-        while not server.started:
-            if serving.done() or time.monotonic() > deadline:
-                serving.result()  # raises what stopped it
-                pytest.fail("uvicorn did not start listening within 10 s")
-            await asyncio.sleep(0.01)  # polling a condition with a deadline
-        yield f"http://{host}:{port}"
-    finally:
-        read = built.http.state.get("read")
-        if read is not None:
-            read.live.close()  # ends open live streams, as `ledger serve` does on stopping
-        server.should_exit = True
-        await serving
-        sock.close()
-        await built.stop()
-
-
-# --- the browser ------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def chromium() -> str:
-    """The chromium executable, or a skip naming what is missing."""
-    try:
-        import playwright.async_api  # noqa: F401
-    except ImportError:
-        pytest.skip("the playwright package is not installed (pip install playwright)")
-    path = chromium_path()
-    if path is None:
-        pytest.skip("no chromium: install it (apt-get install chromium) or set LEDGER_CHROMIUM")
-    return path
-
-
-@pytest.fixture
-async def browser(chromium: str) -> AsyncIterator[Browser]:
-    """A headless chromium, closed after the test."""
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as driver:
-        launched = await driver.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
-        try:
-            yield launched
-        finally:
-            await launched.close()
-
-
-class PageWatch:
-    """What a page did besides rendering: requests to other hosts, script errors, CSP reports."""
-
-    def __init__(self, page: Page, base_url: str) -> None:
-        self.foreign: list[str] = []
-        self.errors: list[str] = []
-        page.on("request", lambda r: self._request(r.url, base_url))
-        page.on("pageerror", lambda e: self.errors.append(f"page error: {e}"))
-        page.on("console", self._console)
-
-    def _request(self, url: str, base_url: str) -> None:
-        if not (url.startswith(f"{base_url}/") or url.startswith("data:")):
-            self.foreign.append(url)
-
-    def _console(self, message: Any) -> None:
-        text = str(message.text)
-        if message.type == "error" or "Content Security Policy" in text:
-            self.errors.append(f"console {message.type}: {text}")
-
-
-async def open_dashboard(browser: Browser, base_url: str) -> tuple[Page, PageWatch]:
-    """A fresh page (its own session storage) on the dashboard, watched."""
-    context = await browser.new_context(viewport={"width": 1400, "height": 1000})
-    page = await context.new_page()
-    watch = PageWatch(page, base_url)
-    await page.goto(f"{base_url}/")
-    return page, watch
-
-
-async def sign_in(page: Page, token: str) -> None:
-    """Enter ``token`` in the token form and connect."""
-    await page.get_by_label("Reader token").fill(token)
-    await page.get_by_role("button", name="Connect").click()
+    from playwright.async_api import Browser
 
 
 class TestDashboardInTheBrowser:
@@ -290,8 +121,7 @@ async def http() -> AsyncIterator[httpx.AsyncClient]:
     """The HTTP app in process: an in-memory store, so no read side runs (its routes 404)."""
     settings = Settings(tokens=(Token(role="reader", secret=READER),))
     app = http_app(settings, store=InMemoryEventStore())
-    transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
-    async with httpx.AsyncClient(transport=transport, base_url="http://ledger.test") as client:
+    async with client_of(app, base_url="http://ledger.test") as client:
         yield client
 
 

@@ -1,6 +1,6 @@
 """The dashboard shows a reader's withheld community lines as suppressed, never as zeros.
 
-Same service and browser as ``test_dashboard.py`` (its fixtures are reused): the reference
+Same service and browser as ``test_dashboard.py`` (the fixtures of ``conftest.py``): the reference
 scenario with its revision naming alawite (1,000) and christian (25) civilians, plus one small
 incident in Tartus naming 2 druze civilians. The reader's victims
 panel must list druze as "suppressed (< 5)", with the "not attributed" line withheld too and
@@ -14,19 +14,9 @@ from typing import TYPE_CHECKING
 
 from events import Place, VictimLine
 from services.reference import MONITOR_FEED, scenario
-from tests.e2e.test_dashboard import (  # noqa: F401  # fixtures, used by name
-    DEADLINE_MS,
-    READER,
-    browser,
-    chromium,
-    one_more_revision,
-    open_dashboard,
-    publish,
-    service,
-    service_options,
-    sign_in,
-)
 from tests.support import builders as f
+from tests.support.browser import DEADLINE_MS, open_dashboard, sign_in
+from tests.support.service import READER, one_more_revision, publish
 
 if TYPE_CHECKING:
     from playwright.async_api import Browser
@@ -44,8 +34,8 @@ SMALL = f.reported(
 class TestSuppressedCellsInTheBrowser:
     async def test_reader_sees_a_small_community_line_as_suppressed(
         self,
-        service: str,  # noqa: F811
-        browser: Browser,  # noqa: F811
+        service: str,
+        browser: Browser,
     ) -> None:
         """Druze (2) reads "suppressed (< 5)"; alawite stays exact; unattributed withheld."""
         from playwright.async_api import expect

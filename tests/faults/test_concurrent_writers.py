@@ -9,8 +9,6 @@ must hold the eight revisions in version order.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -18,33 +16,19 @@ import httpx
 import msgspec
 import pytest
 import redis.asyncio as aioredis
-import uvicorn
 
 from events import position_key
 from services.bootstrap import http_app
-from services.http.server import bind
 from services.settings import Settings, Token
 from services.store.redis import RedisEventStore
 from tests.support import builders as f
+from tests.support.http import served
 
 REVISERS = 8
 FEED = "feed-sohr-token-0123456789abcdef"
 HEADERS = {"authorization": f"Bearer {FEED}", "content-type": "application/json"}
 MAX_ATTEMPTS = 100
 """A reviser that has not landed after this many 409s means the precondition is broken."""
-
-
-class ListeningServer(uvicorn.Server):
-    """uvicorn, announcing through ``listening`` when it accepts connections."""
-
-    def __init__(self, config: uvicorn.Config) -> None:
-        super().__init__(config)
-        self.listening = asyncio.Event()
-
-    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        await super().startup(sockets)
-        if self.started:
-            self.listening.set()
 
 
 @pytest.fixture
@@ -55,19 +39,8 @@ async def base_url(
     tokens = (Token(role="feed", secret=FEED, feed="sohr"),)
     settings = Settings(tokens=tokens, key_prefix=redis_store.keys.prefix)
     app = http_app(settings, store=redis_store, client=redis_client)
-    sock = bind("127.0.0.1", 0)
-    host, port = sock.getsockname()[:2]
-    server = ListeningServer(uvicorn.Config(app, log_config=None, access_log=False, lifespan="on"))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    try:
-        async with asyncio.timeout(10):
-            await server.listening.wait()
-        yield f"http://{host}:{port}"
-    finally:
-        server.should_exit = True
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(task, 10)
-        sock.close()
+    async with served(app) as url:
+        yield url
 
 
 class Outcome(msgspec.Struct):

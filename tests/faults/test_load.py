@@ -28,8 +28,8 @@ from services.projector.pool import ProjectorPool
 from services.runtime.redis_server import RedisProcess
 from services.store.connection import connect
 from services.store.keys import Keys
-from tests.faults.test_redis_kill import PREFIX, TOKENS, LedgerServer
 from tests.support import builders as f
+from tests.support.processes import PREFIX, TOKENS, LedgerServer
 
 SOAK = os.environ.get("LEDGER_SOAK") == "1"
 LOAD_SECONDS = float(os.environ.get("LEDGER_LOAD_SECONDS") or (600 if SOAK else 60))

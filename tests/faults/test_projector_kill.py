@@ -17,20 +17,18 @@ from __future__ import annotations
 import asyncio
 import os
 import random
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
 
-from events import AnyEvent, Recorded, Speaker
+from events import Recorded
 from projections import PROJECTIONS, fold
 from services.store.redis import RedisEventStore
 from services.views.redis import load_checkpoint, load_view
-from tests.support import builders as f
+from tests.support.builders import mixed
+from tests.support.processes import Projector
 
 SOAK = os.environ.get("LEDGER_SOAK") == "1"
 EVENTS = 200_000 if SOAK else 20_000
@@ -38,96 +36,6 @@ KILLS = 20 if SOAK else 5
 BATCH = 500
 WAIT = 600.0 if SOAK else 120.0
 """Seconds to wait for the projector to reach a position before the test fails."""
-
-ROOT = Path(__file__).resolve().parents[2]
-COUNTRIES = ("FRA", "DEU", "USA", "GBR", "RUS", "TUR", "CHN", "IRN", "SAU", "QAT", "EGY", "JOR")
-STANCES = ("condemn", "support", "neutral", "welcome", "warn", "call_for_restraint")
-
-
-def feed(count: int, rng: random.Random) -> list[AnyEvent]:
-    """A valid mix of reports, revisions, retractions, merges and statements."""
-    live: list[str] = []
-    events: list[AnyEvent] = []
-    for n in range(count):
-        roll = rng.random()
-        if roll < 0.45 or len(live) < 10:
-            live.append(f"i-{n}")
-            events.append(f.reported(f"i-{n}", rng.randint(0, 40)))
-        elif roll < 0.65:
-            events.append(f.revised(rng.choice(live), rng.randint(0, 40)))
-        elif roll < 0.70:
-            events.append(f.retracted(live.pop(rng.randrange(len(live)))))
-        elif roll < 0.75:
-            dup = live.pop(rng.randrange(len(live)))
-            events.append(f.merged(dup, rng.choice(live)))
-        else:
-            speakers = rng.sample(COUNTRIES, rng.choice((1, 1, 2)))
-            events.append(
-                f.statement(
-                    f"s-{n}",
-                    speakers=[Speaker(country=c, name="Foreign ministry") for c in speakers],
-                    subject=f"subject-{rng.randrange(400)}",
-                    stance=rng.choice(STANCES),
-                    incident_ids=[rng.choice(live)],
-                )
-            )
-    return events
-
-
-class Projector:
-    """The projector as a child process, started and killed by the test."""
-
-    def __init__(
-        self, url: str, prefix: str, log_dir: Path, env: dict[str, str] | None = None
-    ) -> None:
-        self.url, self.prefix, self.log_dir = url, prefix, log_dir
-        self.env = env or {}
-        self.process: subprocess.Popen[bytes] | None = None
-        self.starts = 0
-
-    def start(self) -> None:
-        """Start a new projector process (a new consumer name each time)."""
-        self.starts += 1
-        log = (self.log_dir / f"projector-{self.starts}.log").open("wb")
-        env = {
-            **os.environ,
-            "PYTHONPATH": str(ROOT),
-            "LEDGER_REDIS_URL": self.url,
-            "LEDGER_KEY_PREFIX": self.prefix,
-            "LEDGER_CLAIM_IDLE_MS": "500",
-            **self.env,
-        }
-        self.process = subprocess.Popen(
-            [
-                sys.executable, "-m", "services.cli", "project",
-                "--lease-ms", "1000",
-                "--batch-size", "500",
-                "--json-logs",
-            ],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-        log.close()
-
-    def alive(self) -> bool:
-        """Whether the process is running."""
-        return self.process is not None and self.process.poll() is None
-
-    def kill(self) -> None:
-        """``kill -9`` and reap it."""
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(10)
-
-    def stop(self) -> int:
-        """SIGTERM (a clean stop) and its exit code."""
-        assert self.process is not None
-        self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(30)
-
-    def tail(self) -> str:
-        """The end of the latest process's output, for failure messages."""
-        text = (self.log_dir / f"projector-{self.starts}.log").read_text(errors="replace")
-        return text[-3000:]
 
 
 async def reach(
@@ -169,7 +77,7 @@ class TestProjectorKilled:
         """Kill -9 mid-stream several times; the final views equal the pure fold, difference 0."""
         seed = int(os.environ.get("LEDGER_KILL_SEED") or random.randrange(2**32))
         rng = random.Random(seed)
-        events = feed(EVENTS, rng)
+        events = mixed(EVENTS, rng)
         batches = [events[i : i + BATCH] for i in range(0, len(events), BATCH)]
         kill_after = set(rng.sample(range(len(batches) - 1), KILLS))
         store = RedisEventStore(redis_client, prefix=key_prefix)

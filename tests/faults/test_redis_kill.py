@@ -16,15 +16,11 @@ CI size: 3 kills. ``LEDGER_SOAK=1``: 15 kills and more publishing between them.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import random
-import signal
-import subprocess
-import sys
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,11 +34,13 @@ from events import AnyEvent, Recorded, from_fields, recorded_at_of
 from projections import PROJECTIONS, fold
 from services.client import LedgerClient
 from services.projector.pool import ProjectorPool
-from services.runtime.redis_server import RedisProcess, free_port
+from services.runtime.redis_server import RedisProcess
 from services.store.connection import connect
 from services.store.keys import Keys
 from services.views.redis import load_view
 from tests.support import builders as f
+from tests.support.processes import FEEDS, PREFIX, TOKENS, LedgerServer
+from tests.support.waiting import until
 
 SOAK = os.environ.get("LEDGER_SOAK") == "1"
 KILLS = 15 if SOAK else 3
@@ -51,95 +49,6 @@ ACKS_BETWEEN_KILLS = 2000 if SOAK else 300
 EVERYSEC_KILLS = 10 if SOAK else 3
 DEADLINE = 120.0
 """Seconds any awaited condition may take before the test fails."""
-
-ROOT = Path(__file__).resolve().parents[2]
-PREFIX = "ledger"
-FEEDS = ("sohr", "acled", "ucdp", "airwars", "hrw")
-TOKENS = {feed: f"feed-{feed}-{'k' * 24}" for feed in FEEDS}
-READER = "reader-" + "r" * 26
-OPERATOR = "operator-" + "o" * 24
-
-
-def tokens_env() -> str:
-    """``LEDGER_TOKENS`` for the served process."""
-    entries = [f"feed:{feed}={secret}" for feed, secret in TOKENS.items()]
-    return ",".join([*entries, f"reader={READER}", f"operator={OPERATOR}"])
-
-
-class LedgerServer:
-    """``ledger serve`` as a child process on a free port, against a given Redis URL."""
-
-    def __init__(self, redis_url: str, log_dir: Path, *, projectors: bool = True) -> None:
-        self.redis_url, self.log_dir, self.projectors = redis_url, log_dir, projectors
-        self.port = free_port()
-        self.process: subprocess.Popen[bytes] | None = None
-        self.log_path = log_dir / "ledger-serve.log"
-
-    @property
-    def base_url(self) -> str:
-        """Where the API answers."""
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self, extra_env: Mapping[str, str] | None = None) -> None:
-        """Start the process; :meth:`wait_ready` waits until it answers."""
-        env = {
-            **os.environ,
-            "PYTHONPATH": str(ROOT),
-            "LEDGER_REDIS_URL": self.redis_url,
-            "LEDGER_TOKENS": tokens_env(),
-            "LEDGER_HTTP_HOST": "127.0.0.1",
-            "LEDGER_HTTP_PORT": str(self.port),
-            "LEDGER_KEY_PREFIX": PREFIX,
-            "LEDGER_PROJECTORS": "1" if self.projectors else "0",
-            "LEDGER_CLAIM_IDLE_MS": "1000",
-            **(extra_env or {}),
-        }
-        with self.log_path.open("ab") as out:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "services.cli", "serve", "--json-logs"],
-                cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
-            )  # fmt: skip
-
-    async def wait_ready(self, limit: float = 30.0) -> None:
-        """Poll ``/healthz`` until it answers 200; fail if the process exits."""
-        deadline = time.monotonic() + limit
-        async with httpx.AsyncClient(base_url=self.base_url, timeout=1.0) as http:
-            while True:
-                assert self.process is not None
-                if self.process.poll() is not None:
-                    pytest.fail(f"ledger serve exited:\n{self.tail()}")
-                with contextlib.suppress(httpx.TransportError):
-                    if (await http.get("/healthz")).status_code == 200:
-                        return
-                if time.monotonic() > deadline:
-                    pytest.fail(f"ledger serve did not answer in {limit} s:\n{self.tail()}")
-                await asyncio.sleep(0.05)
-
-    def alive(self) -> bool:
-        """Whether the process runs."""
-        return self.process is not None and self.process.poll() is None
-
-    def stop(self) -> int | None:
-        """SIGTERM and wait (SIGKILL after 30 s); the exit code."""
-        process = self.process
-        if process is None:
-            return None
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-        return process.returncode
-
-    def tail(self, chars: int = 4000) -> str:
-        """The end of the process's log, for failure messages."""
-        try:
-            return self.log_path.read_text(errors="replace")[-chars:]
-        except OSError:
-            return ""
-
 
 # --- publishers -------------------------------------------------------------------------------
 
@@ -216,6 +125,11 @@ async def client_publisher(base_url: str, feed: str, ledger: Ledger, seed: int) 
             ledger.ack([r.event_id for r in results])
 
 
+def waiting(server: LedgerServer) -> dict[str, Any]:
+    """How the test waits on ``server``: up to :data:`DEADLINE`, failing at once if it died."""
+    return {"within": DEADLINE, "gone": server.gone, "context": server.tail}
+
+
 # --- reading the outcome ----------------------------------------------------------------------
 
 
@@ -230,22 +144,6 @@ async def log_entries(client: aioredis.Redis, prefix: str) -> list[tuple[str, di
         if len(page) < 5000:
             return entries
         start = f"({page[-1][0].decode()}"
-
-
-async def until(condition: Callable[[], Any], what: str, server: LedgerServer) -> None:
-    """Poll ``condition`` (sync or async) until true; fail on the deadline or a dead server."""
-    deadline = time.monotonic() + DEADLINE
-    while True:
-        result = condition()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return
-        if not server.alive():
-            pytest.fail(f"ledger serve died while waiting for {what}:\n{server.tail()}")
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}:\n{server.tail()}")
-        await asyncio.sleep(0.01)
 
 
 async def assert_views_equal_fold(client: aioredis.Redis, prefix: str) -> int:
@@ -309,14 +207,18 @@ class TestRedisKilledStrict:
                 return check
 
             for _ in range(KILLS):
-                await until(published(len(ledger.acked) + ACKS_BETWEEN_KILLS), "acks", server)
+                await until(
+                    published(len(ledger.acked) + ACKS_BETWEEN_KILLS), "acks", **waiting(server)
+                )
                 failures = ledger.failures
                 redis_server.kill()
                 kills += 1
                 # restart only once a publisher has seen the outage (a 503 or a refused call)
-                await until(lambda f=failures: ledger.failures > f, "a failure", server)  # type: ignore[misc]
+                await until(lambda f=failures: ledger.failures > f, "a failure", **waiting(server))  # type: ignore[misc]
                 redis_server.start()
-            await until(published(len(ledger.acked) + ACKS_BETWEEN_KILLS), "acks", server)
+            await until(
+                published(len(ledger.acked) + ACKS_BETWEEN_KILLS), "acks", **waiting(server)
+            )
             ledger.stop.set()
             async with asyncio.timeout(DEADLINE):
                 await asyncio.gather(*publishers)
@@ -386,7 +288,11 @@ class TestRedisKilledEverysec:
                     losses.append(sum(1 for ident in acked if ident not in logged))
                     acked_total += len(acked)
                     # let the service's client see Redis again before the next round
-                    await until(lambda: _ready(server.base_url), "readiness after restart", server)
+                    await until(
+                        lambda: _ready(server.base_url),
+                        "readiness after restart",
+                        **waiting(server),
+                    )
         finally:
             server.stop()
             await client.aclose()

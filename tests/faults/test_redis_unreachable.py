@@ -14,7 +14,7 @@ import os
 import signal
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any, Literal
 
@@ -36,6 +36,8 @@ from services.store.keys import Keys
 from services.store.redis import RedisEventStore
 from services.views.redis import load_checkpoint
 from tests.support import builders as f
+from tests.support.http import client_of
+from tests.support.waiting import until
 
 DEADLINE = 30.0
 """Seconds a condition may take to become true before a test fails."""
@@ -48,15 +50,6 @@ TOKENS = (Token(role="feed", secret=FEED, feed="sohr"), Token(role="reader", sec
 HEADERS = {"authorization": f"Bearer {FEED}", "content-type": "application/json"}
 
 Outage = Literal["killed", "frozen"]
-
-
-async def until(condition: Callable[[], Awaitable[bool]], what: str) -> None:
-    """Poll ``condition`` until it holds; fail naming ``what`` after DEADLINE seconds."""
-    deadline = time.monotonic() + DEADLINE
-    while not await condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 @pytest.fixture
@@ -99,8 +92,7 @@ async def service(redis_server: RedisProcess) -> AsyncIterator[tuple[httpx.Async
     client = connect(redis_server.url)
     store = RedisEventStore(client, prefix="unreach")
     app = http_app(Settings(tokens=TOKENS, key_prefix="unreach"), store=store, client=client)
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://ledger") as http:
+    async with client_of(app) as http:
         await http.post("/v1/events", content=events.encode(f.reported("warm")), headers=HEADERS)
         yield http, client
     await client.aclose()
@@ -147,7 +139,7 @@ class TestIngestWhileUnreachable:
         async def ready() -> bool:
             return (await http.get("/readyz")).status_code == 200
 
-        await until(ready, "readiness after the outage")
+        await until(ready, "readiness after the outage", within=DEADLINE, every=0.02)
 
     @pytest.mark.parametrize("how", ["killed", "frozen"])
     async def test_a_retry_with_the_same_event_ids_after_the_outage_writes_once(
@@ -167,7 +159,7 @@ class TestIngestWhileUnreachable:
             response = await http.post("/v1/events", content=batch, headers=HEADERS)
             return response.status_code == 202
 
-        await until(accepted, "the retried batch to be accepted")
+        await until(accepted, "the retried batch to be accepted", within=DEADLINE, every=0.02)
         again = await http.post("/v1/events", content=batch, headers=HEADERS)
         assert [r["status"] for r in again.json()["results"]] == ["duplicate", "duplicate"]
         assert await client.xlen(Keys("unreach").log) == 3  # the warm-up event and the batch
@@ -197,16 +189,31 @@ class TestBackgroundWorkResumes:
                 await pool.run_until_caught_up()
             await feeder.xadd(keys.inbox, {"feed": "sohr", "event": events.encode(
                 f.reported("i-2", 4))})  # fmt: skip
-            await until(lambda: _logged(client, keys, 2), "the first inbox entry")
+            await until(
+                lambda: _logged(client, keys, 2),
+                "the first inbox entry",
+                within=DEADLINE,
+                every=0.02,
+            )
 
             with capture_logs() as seen, outage(redis_server, how):
                 # the outage lasts until every projector has met it (and logged so)
-                await until(lambda: _noticed(seen), "the projectors to notice the outage")
+                await until(
+                    lambda: _noticed(seen),
+                    "the projectors to notice the outage",
+                    within=DEADLINE,
+                    every=0.02,
+                )
 
             head = (await store.append([f.revised("i-1", 9)]))[0].position
             await feeder.xadd(keys.inbox, {"feed": "sohr", "event": events.encode(
                 f.revised("i-2", 8))})  # fmt: skip
-            await until(lambda: _logged(client, keys, 4), "the inbox after the outage")
+            await until(
+                lambda: _logged(client, keys, 4),
+                "the inbox after the outage",
+                within=DEADLINE,
+                every=0.02,
+            )
 
             async def views_reach_head() -> bool:
                 for projection in PROJECTIONS.values():
@@ -217,7 +224,12 @@ class TestBackgroundWorkResumes:
                         return False
                 return True
 
-            await until(views_reach_head, "the views to include the append after the outage")
+            await until(
+                views_reach_head,
+                "the views to include the append after the outage",
+                within=DEADLINE,
+                every=0.02,
+            )
             assert pool.running
             assert pool.failure() is None
             assert inbox.broker.running

@@ -13,8 +13,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import itertools
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -48,6 +47,8 @@ from services.views.snapshots import (
     to_drop,
 )
 from tests.support import builders as f
+from tests.support.http import client_of
+from tests.support.waiting import until
 
 READER = "reader-token-0123456789abcdef01"
 DEADLINE = 10.0
@@ -79,15 +80,6 @@ def history() -> list[AnyEvent]:
     ]
 
 
-async def until(condition: Callable[[], Awaitable[bool]], what: str) -> None:
-    """Poll ``condition`` until it holds; fail after :data:`DEADLINE` seconds."""
-    deadline = time.monotonic() + DEADLINE
-    while not await condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        await asyncio.sleep(0.001)
-
-
 async def server_millis(client: aioredis.Redis) -> int:
     seconds, micros = await client.time()
     return int(seconds) * 1000 + int(micros) // 1000
@@ -103,7 +95,7 @@ async def append_apart(
         async def clock_moved(after: int = last) -> bool:
             return await server_millis(client) > after
 
-        await until(clock_moved, "the server clock to pass the last position")
+        await until(clock_moved, "the server clock to pass the last position", every=0.001)
         await store.append([event])
         last = millis_of(recorded_at_of((await store.head()) or "0-0"))
     recorded = await store.read(count=len(events) + 1)
@@ -279,7 +271,7 @@ class TestSnapshots:
             return all(len(r) >= 2 for r in refs)
 
         try:
-            await until(two_written, "two snapshots of each projection")
+            await until(two_written, "two snapshots of each projection", every=0.001)
         finally:
             await snapshotter.stop()
         assert [r.ordinal for r in await store.refs(PROJECTIONS["alignment"])] == [4, 8]
@@ -294,11 +286,7 @@ class TestAsOfOverHttp:
         tokens = (Token(role="reader", secret=READER),)
         settings = Settings(tokens=tokens, key_prefix=redis_store.keys.prefix)
         app = http_app(settings, store=redis_store, client=redis_client)
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app),
-            base_url="http://ledger",
-            headers={"authorization": f"Bearer {READER}"},
-        ) as http:
+        async with client_of(app, headers={"authorization": f"Bearer {READER}"}) as http:
             yield http
 
     async def test_answer_echoes_as_of_with_its_position_and_no_lag(

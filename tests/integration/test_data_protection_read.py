@@ -17,19 +17,19 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
 import pytest
 import redis.asyncio as aioredis
 from typer.testing import CliRunner, Result
 
 from events import Place, VictimLine, recorded_at_of
 from services.bootstrap import http_app
-from services.projector.pool import ProjectorPool
 from services.protection.audit import read_audit
 from services.settings import Settings, Token
 from services.store.keys import Keys
 from services.store.redis import RedisEventStore
 from tests.support import builders as f
+from tests.support.http import client_of
+from tests.support.runner import catch_up
 
 SECRETS = {
     "reader": "reader-token-dp-0123456789abcdef",
@@ -88,16 +88,8 @@ async def http(redis_store: RedisEventStore, redis_client: aioredis.Redis) -> As
     """An HTTP client of the API over this test's Redis (no token: each call names its role)."""
     settings = Settings(tokens=TOKENS, key_prefix=redis_store.keys.prefix, suppression_k=K)
     app = http_app(settings, store=redis_store, client=redis_client)
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://ledger"
-    ) as client:
+    async with client_of(app) as client:
         yield client
-
-
-async def catch_up(client: aioredis.Redis, prefix: str) -> None:
-    """Apply everything appended so far to every view."""
-    async with asyncio.timeout(DEADLINE):
-        await ProjectorPool(client, prefix=prefix, block_ms=50).run_until_caught_up()
 
 
 @pytest.fixture
@@ -113,7 +105,7 @@ async def seeded(
             if seconds * 1000 + micros // 1000 > first_ms:
                 break
     await redis_store.append([SECOND])
-    await catch_up(redis_client, key_prefix)
+    await catch_up(redis_client, key_prefix, within=DEADLINE)
     return recorded_at_of(first.position)
 
 

@@ -11,7 +11,6 @@ log grew by exactly one redaction per erasure.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import io
 import json
@@ -32,7 +31,6 @@ from projections import PROJECTIONS
 from services.bootstrap import http_app
 from services.ingest.inbox import build_inbox
 from services.ops.transfer import export_events
-from services.projector.pool import ProjectorPool
 from services.projector.replay import Replay
 from services.settings import Settings, Token
 from services.store.keyring import RedisKeyring
@@ -40,6 +38,8 @@ from services.store.keys import Keys
 from services.store.redis import RedisEventStore
 from services.store.sealing import SealingStore
 from tests.support import builders as f
+from tests.support.http import client_of
+from tests.support.runner import catch_up
 
 READER = "reader-token-0123456789abcdef01"
 OPERATOR = "operator-token-0123456789abcdef"
@@ -95,16 +95,8 @@ async def http(
     """An HTTP client of the whole API (ingest, read, operator routes) over the sealing store."""
     settings = Settings(tokens=TOKENS, key_prefix=key_prefix)
     app = http_app(settings, store=sealing, client=redis_client, sealing=sealing)
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://ledger"
-    ) as client:
+    async with client_of(app) as client:
         yield client
-
-
-async def catch_up(client: aioredis.Redis, prefix: str) -> None:
-    """Apply everything appended so far to every view."""
-    async with asyncio.timeout(DEADLINE):
-        await ProjectorPool(client, prefix=prefix, block_ms=50).run_until_caught_up()
 
 
 async def ingest(http: httpx.AsyncClient) -> None:
@@ -209,7 +201,7 @@ class TestErasure:
     ) -> None:
         """The whole story: sealed at rest, shown to readers, then erased for good."""
         await ingest(http)
-        await catch_up(redis_client, key_prefix)
+        await catch_up(redis_client, key_prefix, within=DEADLINE)
 
         # before: readers see the text; Redis holds none of it
         incident = (await http.get("/v1/incidents/i-1", headers=_auth(READER))).json()
@@ -235,7 +227,7 @@ class TestErasure:
         assert await sealing.length() == length + 1
         assert "data key destroyed" in erase_with_cli(redis_url, key_prefix, "statement", "s-1")
         assert await sealing.length() == length + 2
-        await catch_up(redis_client, key_prefix)
+        await catch_up(redis_client, key_prefix, within=DEADLINE)
 
         # after: the API shows [erased] where the text was
         view = (await http.get("/v1/incidents/i-1", headers=_auth(READER))).json()["incident"]

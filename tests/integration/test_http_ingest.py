@@ -11,7 +11,6 @@ from typing import Any
 import httpx
 import msgspec
 import pytest
-from litestar import Litestar
 
 import events
 from events import AnyEvent, Position, Recorded, position_key
@@ -22,6 +21,7 @@ from services.store.base import Appended, EntityState
 from services.store.connection import connect
 from services.store.redis import RedisEventStore
 from tests.support.builders import reported, revised
+from tests.support.http import client_of
 
 START = Position("0-0")
 FEED = "feed-sohr-token-0123456789abcdef"
@@ -30,11 +30,6 @@ TOKENS = (Token(role="feed", secret=FEED, feed="sohr"), Token(role="reader", sec
 AUTH = {"authorization": f"Bearer {FEED}", "content-type": "application/json"}
 
 Client = httpx.AsyncClient
-
-
-def serve(app: Litestar) -> httpx.AsyncClient:
-    """An HTTP client of ``app`` in this event loop (the app shares the test's Redis client)."""
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://ledger")
 
 
 def body(*items: AnyEvent | dict[str, Any]) -> bytes:
@@ -66,7 +61,7 @@ async def client(redis_store: RedisEventStore, redis_client: Any) -> AsyncIterat
     """A test client of the API over this test's Redis store."""
     settings = Settings(tokens=TOKENS, key_prefix=redis_store.keys.prefix)
     app = http_app(settings, store=redis_store, client=redis_client)
-    async with serve(app) as test_client:
+    async with client_of(app) as test_client:
         yield test_client
 
 
@@ -301,7 +296,7 @@ class TestUnavailable:
             Settings(tokens=TOKENS, key_prefix="t-unreachable"), store=store, client=redis
         )
         try:
-            async with serve(app) as test_client, asyncio.timeout(5):  # hang guard
+            async with client_of(app) as test_client, asyncio.timeout(5):  # hang guard
                 response = await post(test_client, body(reported("i-1")))
                 ready = await test_client.get("/readyz")
         finally:
@@ -324,7 +319,7 @@ class TestUnavailable:
         store = RedisEventStore(redis, prefix="t-silent")
         app = http_app(Settings(tokens=TOKENS, key_prefix="t-silent"), store=store, client=redis)
         try:
-            async with serve(app) as test_client, asyncio.timeout(10):  # hang guard
+            async with client_of(app) as test_client, asyncio.timeout(10):  # hang guard
                 response = await post(test_client, body(reported("i-1")))
         finally:
             await redis.aclose()
@@ -336,7 +331,7 @@ class TestUnavailable:
     async def test_append_past_the_deadline_answers_503(self) -> None:
         """The handler's own deadline answers 503 even if the store never returns."""
         app = http_app(Settings(tokens=TOKENS), store=_HangingStore(), append_timeout=0.05)
-        async with serve(app) as test_client, asyncio.timeout(5):  # hang guard
+        async with client_of(app) as test_client, asyncio.timeout(5):  # hang guard
             response = await post(test_client, body(reported("i-1")))
         assert response.status_code == 503
         assert response.headers["retry-after"] == "1"

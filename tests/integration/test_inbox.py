@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import json
-import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable
 from typing import Any
 
 import msgspec
@@ -20,18 +18,10 @@ from services.settings import Settings
 from services.store.keys import Keys
 from services.store.redis import RedisEventStore
 from tests.support.builders import reported, revised
+from tests.support.waiting import until
 
 DEADLINE = 10.0
 """Seconds a condition may take to become true before a test fails."""
-
-
-async def until(condition: Callable[[], Awaitable[bool]], what: str) -> None:
-    """Poll ``condition`` until it holds; fail naming ``what`` after DEADLINE seconds."""
-    deadline = time.monotonic() + DEADLINE
-    while not await condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 @pytest.fixture
@@ -97,10 +87,10 @@ class TestConsuming:
         async def appended() -> bool:
             return await redis_store.length() == 1
 
-        await until(appended, "the append")
+        await until(appended, "the append", every=0.02)
         [recorded] = await redis_store.read()
         assert recorded.event.event_id == event.event_id
-        await until(lambda: _zero(pending(redis_client, keys)), "the ack")
+        await until(lambda: _zero(pending(redis_client, keys)), "the ack", every=0.02)
         assert await rejected(redis_client, keys) == []
 
     async def test_entries_written_before_the_first_start_are_consumed(
@@ -115,7 +105,7 @@ class TestConsuming:
         async def all_appended() -> bool:
             return await redis_store.length() == len(events)
 
-        await until(all_appended, "the backlog")
+        await until(all_appended, "the backlog", every=0.02)
         assert [r.event.event_id for r in await redis_store.read()] == [e.event_id for e in events]
 
     async def test_a_batch_keeps_submission_order_within_one_append(
@@ -129,7 +119,7 @@ class TestConsuming:
         async def both() -> bool:
             return await redis_store.length() == 2
 
-        await until(both, "both events")
+        await until(both, "both events", every=0.02)
         state = await redis_store.entity("incident:i-1")
         assert state is not None
         assert (state.version, state.status) == (2, "live")
@@ -146,10 +136,10 @@ class TestConsuming:
         async def settled() -> bool:
             return inbox.stats.appended + inbox.stats.duplicates == 2
 
-        await until(settled, "both entries handled")
+        await until(settled, "both entries handled", every=0.02)
         assert (inbox.stats.appended, inbox.stats.duplicates) == (1, 1)
         assert await redis_store.length() == 1
-        await until(lambda: _zero(pending(redis_client, keys)), "the acks")
+        await until(lambda: _zero(pending(redis_client, keys)), "the acks", every=0.02)
 
 
 class TestRejecting:
@@ -162,8 +152,8 @@ class TestRejecting:
         async def one() -> bool:
             return len(await rejected(client, keys)) == 1
 
-        await until(one, "the rejected entry")
-        await until(lambda: _zero(pending(client, keys)), "the ack")
+        await until(one, "the rejected entry", every=0.02)
+        await until(lambda: _zero(pending(client, keys)), "the ack", every=0.02)
         [entry] = await rejected(client, keys)
         return entry
 
@@ -257,7 +247,7 @@ class TestRejecting:
         async def both() -> bool:
             return await redis_store.length() == 2
 
-        await until(both, "the two valid events")
+        await until(both, "the two valid events", every=0.02)
         assert [r.event.event_id for r in await redis_store.read()] == [
             first.event_id,
             last.event_id,
@@ -276,7 +266,7 @@ class TestRecovery:
         async def deferred() -> bool:
             return inbox.stats.deferred >= 1
 
-        await until(deferred, "the deferral")
+        await until(deferred, "the deferral", every=0.02)
         assert await pending(redis_client, keys) == 1
         assert await rejected(redis_client, keys) == []
         assert await redis_store.length() == 0
@@ -286,8 +276,8 @@ class TestRecovery:
         async def appended() -> bool:
             return await redis_store.length() == 1
 
-        await until(appended, "the reclaimed append")
-        await until(lambda: _zero(pending(redis_client, keys)), "the ack after reclaim")
+        await until(appended, "the reclaimed append", every=0.02)
+        await until(lambda: _zero(pending(redis_client, keys)), "the ack after reclaim", every=0.02)
         assert await rejected(redis_client, keys) == []
 
     async def test_entries_submitted_during_an_outage_keep_their_order(
@@ -301,14 +291,14 @@ class TestRecovery:
         async def deferred() -> bool:
             return inbox.stats.deferred >= 1
 
-        await until(deferred, "the deferral")
+        await until(deferred, "the deferral", every=0.02)
         await submit(redis_client, keys, revised("i-1", best=9))
         await redis_client.delete(keys.ids)
 
         async def both() -> bool:
             return await redis_store.length() == 2
 
-        await until(both, "both appends")
+        await until(both, "both appends", every=0.02)
         assert [r.event.type for r in await redis_store.read()] == [
             "incident.reported",
             "incident.casualties_revised",
@@ -332,7 +322,7 @@ class TestRecovery:
         async def deferred() -> bool:
             return first.stats.deferred >= 1
 
-        await until(deferred, "the deferral")
+        await until(deferred, "the deferral", every=0.02)
         await first.stop()
         assert await pending(redis_client, keys) == 1
         assert await rejected(redis_client, keys) == []
@@ -345,8 +335,10 @@ class TestRecovery:
             async def appended() -> bool:
                 return await redis_store.length() == 1
 
-            await until(appended, "the reclaimed append")
-            await until(lambda: _zero(pending(redis_client, keys)), "the ack after reclaim")
+            await until(appended, "the reclaimed append", every=0.02)
+            await until(
+                lambda: _zero(pending(redis_client, keys)), "the ack after reclaim", every=0.02
+            )
         finally:
             await second.stop()
 
@@ -361,7 +353,7 @@ class TestRecovery:
         async def deferred() -> bool:
             return inbox.stats.deferred >= 1
 
-        await until(deferred, "the deferral")
+        await until(deferred, "the deferral", every=0.02)
         assert await pending(redis_client, keys) == 1
 
         await redis_client.delete(keys.inbox_rejected)
@@ -369,8 +361,8 @@ class TestRecovery:
         async def written() -> bool:
             return len(await rejected(redis_client, keys)) == 1
 
-        await until(written, "the rejected record after reclaim")
-        await until(lambda: _zero(pending(redis_client, keys)), "the ack after reclaim")
+        await until(written, "the rejected record after reclaim", every=0.02)
+        await until(lambda: _zero(pending(redis_client, keys)), "the ack after reclaim", every=0.02)
 
     async def test_entries_a_dead_consumer_left_pending_are_reclaimed(
         self, inbox: Inbox, redis_client: aioredis.Redis, redis_store: RedisEventStore, keys: Keys
@@ -386,8 +378,8 @@ class TestRecovery:
         async def appended() -> bool:
             return await redis_store.length() == 1
 
-        await until(appended, "the reclaimed append")
-        await until(lambda: _zero(pending(redis_client, keys)), "the ack")
+        await until(appended, "the reclaimed append", every=0.02)
+        await until(lambda: _zero(pending(redis_client, keys)), "the ack", every=0.02)
         [recorded] = await redis_store.read()
         assert recorded.event.event_id == event.event_id
 
@@ -407,7 +399,7 @@ class TestRecovery:
         async def one() -> bool:
             return first.stats.appended == 1
 
-        await until(one, "the first append")
+        await until(one, "the first append", every=0.02)
         await first.stop()
         await submit(redis_client, keys, reported("i-2"))
         second = build_inbox(settings, redis_store, redis_url, consumer="two", poll_ms=50)
@@ -417,7 +409,7 @@ class TestRecovery:
             async def two() -> bool:
                 return second.stats.appended == 1
 
-            await until(two, "the second append")
+            await until(two, "the second append", every=0.02)
             assert second.stats.duplicates == 0
             assert await redis_store.length() == 2
         finally:

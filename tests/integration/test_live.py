@@ -8,26 +8,25 @@ event or a condition, bounded by a deadline.
 from __future__ import annotations
 
 import asyncio
-import socket
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import msgspec
 import pytest
 import redis.asyncio as aioredis
-import uvicorn
 
 from projections import PROJECTIONS
 from services.bootstrap import http_app
 from services.http.live import LiveHub
 from services.http.side import ReadSide
-from services.projector.pool import ProjectorPool
 from services.settings import Settings, Token
 from services.store.redis import RedisEventStore
 from services.views.redis import RedisViewStore, load_checkpoint
 from tests.support import builders as f
+from tests.support.http import served as serve_app
+from tests.support.runner import catch_up
+from tests.support.waiting import until
 
 READER = "reader-token-0123456789abcdef01"
 FEED = "feed-sohr-token-0123456789abcdef"
@@ -69,18 +68,6 @@ class Stream:
         raise AssertionError("the stream ended")
 
 
-async def until(condition: Callable[[], Awaitable[bool] | bool], what: str) -> None:
-    """Poll ``condition`` until it holds; fail after :data:`DEADLINE` seconds."""
-    deadline = time.monotonic() + DEADLINE
-    while True:
-        result = condition()
-        if await result if isinstance(result, Awaitable) else result:
-            return
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        await asyncio.sleep(0.01)
-
-
 class Served:
     """The app served on a local port, with its read side."""
 
@@ -98,24 +85,11 @@ async def served(
     settings = Settings(tokens=TOKENS, key_prefix=key_prefix)
     app = http_app(settings, store=redis_store, client=redis_client, live=hub)
     side: ReadSide = app.state.read
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_config=None, access_log=False, lifespan="off"))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    await until(lambda: server.started, "uvicorn to listen")
     try:
-        yield Served(f"http://127.0.0.1:{port}", side)
+        async with serve_app(app, lifespan="off", on_stop=side.live.close) as url:
+            yield Served(url, side)
     finally:
         await side.live.aclose()
-        server.should_exit = True
-        await task
-        sock.close()
-
-
-async def catch_up(client: aioredis.Redis, prefix: str) -> None:
-    async with asyncio.timeout(DEADLINE):
-        await ProjectorPool(client, prefix=prefix, block_ms=50).run_until_caught_up()
 
 
 def notice(event: Sse) -> dict[str, Any]:
@@ -137,7 +111,7 @@ class TestNotices:
             stream = Stream(response)
             await until(lambda: served.side.live.clients == 1, "the client to be counted")
             await redis_store.append([f.reported("i-1")])
-            await catch_up(redis_client, key_prefix)
+            await catch_up(redis_client, key_prefix, within=DEADLINE)
             event = await stream.next_event()
         checkpoint = await load_checkpoint(
             redis_client, key_prefix, PROJECTIONS["community-victims"]
@@ -157,10 +131,10 @@ class TestNotices:
             stream = Stream(response)
             await until(lambda: served.side.live.clients == 1, "the client to be counted")
             await redis_store.append([f.reported("i-1")])
-            await catch_up(redis_client, key_prefix)
+            await catch_up(redis_client, key_prefix, within=DEADLINE)
             first = await stream.next_event()
             await redis_store.append([f.revised("i-1")])
-            await catch_up(redis_client, key_prefix)
+            await catch_up(redis_client, key_prefix, within=DEADLINE)
             second = await stream.next_event()
         assert first.id is not None
         assert second.id == await redis_store.head()
@@ -171,10 +145,10 @@ class TestNotices:
     ) -> None:
         """A client back with ``Last-Event-ID`` of an older position learns the new one."""
         await redis_store.append([f.reported("i-1")])
-        await catch_up(redis_client, key_prefix)
+        await catch_up(redis_client, key_prefix, within=DEADLINE)
         old = await redis_store.head()
         await redis_store.append([f.reported("i-2")])
-        await catch_up(redis_client, key_prefix)
+        await catch_up(redis_client, key_prefix, within=DEADLINE)
         async with (
             httpx.AsyncClient(base_url=served.url, headers=AUTH) as http,
             http.stream("GET", "/v1/live/alignment", headers={"last-event-id": str(old)}) as r,
@@ -187,7 +161,7 @@ class TestNotices:
     ) -> None:
         """Resuming at the current position, the first event is the next move, not a repeat."""
         await redis_store.append([f.reported("i-1")])
-        await catch_up(redis_client, key_prefix)
+        await catch_up(redis_client, key_prefix, within=DEADLINE)
         current = str(await redis_store.head())
         async with (
             httpx.AsyncClient(base_url=served.url, headers=AUTH) as http,
@@ -196,7 +170,7 @@ class TestNotices:
             stream = Stream(r)
             await until(lambda: served.side.live.clients == 1, "the client to be counted")
             await redis_store.append([f.statement("s-1")])
-            await catch_up(redis_client, key_prefix)
+            await catch_up(redis_client, key_prefix, within=DEADLINE)
             event = await stream.next_event()
         assert event.id == await redis_store.head()
         assert event.id != current

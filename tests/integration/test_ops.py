@@ -17,7 +17,7 @@ import pytest
 import redis.asyncio as aioredis
 from typer.testing import CliRunner, Result
 
-from events import Position, Recorded, from_fields, recorded_at_of, to_fields
+from events import to_fields
 from projections import PROJECTIONS, fold
 from services.bootstrap import http_app
 from services.ops.dead_letters import (
@@ -38,21 +38,14 @@ from services.store.redis import RedisEventStore
 from services.views.generations import view_keys
 from services.views.redis import load_view
 from tests.support import builders as f
+from tests.support.http import client_of
+from tests.support.runner import read_log
 
 DEADLINE = 30.0
 FAST = {"claim_idle_ms": 200, "lease_ms": 1000, "block_ms": 50}
 INCIDENTS = PROJECTIONS["incidents"]
 OPERATOR = "operator-token-0123456789"
 READER = "reader-token-0123456789ab"
-
-
-async def read_log(client: aioredis.Redis, prefix: str) -> list[Recorded]:
-    """Every event of the log, in order."""
-    found = []
-    for ident, fields in await client.xrange(Keys(prefix).log):
-        position = Position(ident.decode())
-        found.append(Recorded(position, recorded_at_of(position), from_fields(fields)))
-    return found
 
 
 async def caught_up(client: aioredis.Redis, prefix: str) -> None:
@@ -299,9 +292,7 @@ async def admin_http(
     tokens = (Token(role="operator", secret=OPERATOR), Token(role="reader", secret=READER))
     settings = Settings(tokens=tokens, key_prefix=key_prefix)
     app = http_app(settings, store=redis_store, client=redis_client)
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://ledger"
-    ) as client:
+    async with client_of(app) as client:
         yield client
 
 

@@ -54,6 +54,7 @@ from services.views.asof import ASOF_PROJECTIONS, AsOfReader
 from services.views.generations import active_generation, current_view_keys, view_keys
 from services.views.redis import load_view_paged
 from tests.support import builders as f
+from tests.support.http import client_of
 
 PARTITIONS = 3
 DEADLINE = 30.0
@@ -544,9 +545,7 @@ async def admin_http(
     tokens = (Token(role="operator", secret=OPERATOR),)
     settings = Settings(tokens=tokens, key_prefix=key_prefix, partitions=PARTITIONS)
     app = http_app(settings, store=store, client=redis_client)
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://ledger"
-    ) as client:
+    async with client_of(app) as client:
         yield client
 
 

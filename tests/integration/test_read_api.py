@@ -6,7 +6,6 @@ Events are appended through the store and applied with ``ProjectorPool.run_until
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
@@ -34,6 +33,8 @@ from services.settings import Settings, Token
 from services.store.redis import RedisEventStore
 from services.views.redis import load_checkpoint
 from tests.support import builders as f
+from tests.support.http import client_of
+from tests.support.runner import catch_up
 
 READER = "reader-token-0123456789abcdef01"
 OPERATOR = "operator-token-0123456789abcdef"
@@ -59,11 +60,7 @@ async def client(
     """A reader's HTTP client of the API over this test's Redis."""
     settings = Settings(tokens=TOKENS, key_prefix=redis_store.keys.prefix)
     app = http_app(settings, store=redis_store, client=redis_client)
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app),
-        base_url="http://ledger",
-        headers={"authorization": f"Bearer {READER}"},
-    ) as http:
+    async with client_of(app, headers={"authorization": f"Bearer {READER}"}) as http:
         yield http
 
 
@@ -71,12 +68,6 @@ async def publish(store: RedisEventStore, *events: AnyEvent) -> None:
     """Append events one by one (each its own position)."""
     for event in events:
         await store.append([event])
-
-
-async def catch_up(client: aioredis.Redis, prefix: str) -> None:
-    """Apply everything appended so far to every view."""
-    async with asyncio.timeout(DEADLINE):
-        await ProjectorPool(client, prefix=prefix, block_ms=50).run_until_caught_up()
 
 
 def victim_lines(*lines: tuple[str, str, int]) -> list[VictimLine]:
@@ -117,7 +108,7 @@ async def seed_victims(store: RedisEventStore, client: aioredis.Redis, prefix: s
         f.reported("i-4", best=100, occurred_start=dt.date(2024, 3, 6)),
         f.retracted("i-4"),
     )
-    await catch_up(client, prefix)
+    await catch_up(client, prefix, within=DEADLINE)
 
 
 async def seed_statements(store: RedisEventStore, client: aioredis.Redis, prefix: str) -> None:
@@ -139,7 +130,7 @@ async def seed_statements(store: RedisEventStore, client: aioredis.Redis, prefix
         ),
         f.statement("s-4", subject="other-subject", stance="support", cameo_code="051"),
     )
-    await catch_up(client, prefix)
+    await catch_up(client, prefix, within=DEADLINE)
 
 
 async def get(client: Client, url: str, **params: Any) -> Any:
@@ -256,7 +247,7 @@ class TestIncidents:
             redis_store,
             *(f.reported(f"i-{n}", occurred_start=dt.date(2024, 3, n)) for n in range(1, 6)),
         )
-        await catch_up(redis_client, key_prefix)
+        await catch_up(redis_client, key_prefix, within=DEADLINE)
         first = await get(client, "/v1/incidents", limit=2)
         third = await get(client, "/v1/incidents", limit=2, page=3)
         assert [r["incident_id"] for r in first["data"]] == ["i-5", "i-4"]
@@ -284,7 +275,7 @@ class TestIncidents:
     ) -> None:
         """An incident answers its current figures and every event that touched it."""
         await publish(redis_store, f.reported("i-1", best=10), f.revised("i-1", best=12))
-        await catch_up(redis_client, key_prefix)
+        await catch_up(redis_client, key_prefix, within=DEADLINE)
         answer = await get(client, "/v1/incidents/i-1")
         assert answer["incident"]["fatalities"]["best"] == 12
         assert [h["type"] for h in answer["incident"]["history"]] == [
@@ -321,7 +312,7 @@ class TestFreshness:
     ) -> None:
         """With no projector running, appended events show as lag behind the checkpoint."""
         await publish(redis_store, f.reported("i-1"))
-        await catch_up(redis_client, key_prefix)
+        await catch_up(redis_client, key_prefix, within=DEADLINE)
         before = await get(client, VICTIMS)
         await publish(redis_store, f.reported("i-2"), f.statement("s-1"), f.revised("i-1"))
         after = await get(client, VICTIMS)
@@ -342,10 +333,10 @@ class TestFreshness:
     ) -> None:
         """A cached answer is not served once the checkpoint moves."""
         await publish(redis_store, f.reported("i-1", best=10))
-        await catch_up(redis_client, key_prefix)
+        await catch_up(redis_client, key_prefix, within=DEADLINE)
         assert (await get(client, VICTIMS))["total"]["best"] == 10
         await publish(redis_store, f.revised("i-1", best=30))
-        await catch_up(redis_client, key_prefix)
+        await catch_up(redis_client, key_prefix, within=DEADLINE)
         answer = await get(client, VICTIMS)
         assert (answer["total"]["best"], answer["lag"]) == (30, 0)
 
@@ -434,7 +425,7 @@ class TestReferenceScenario:
         so 1.0 on one shared subject.
         """
         await redis_store.append(scenario())
-        await catch_up(redis_client, key_prefix)
+        await catch_up(redis_client, key_prefix, within=DEADLINE)
         victims = await get(client, VICTIMS)
         assert victims["total"] == {"low": 1476, "best": 1476, "high": 1476}
         assert victims["unattributed"] == {"low": 1476, "best": 1476, "high": 1476}
@@ -488,7 +479,7 @@ class TestOperations:
     ) -> None:
         """The scrape carries each projection's lag and position and the dead-letter count."""
         await publish(redis_store, f.reported("i-1"))
-        await catch_up(redis_client, key_prefix)
+        await catch_up(redis_client, key_prefix, within=DEADLINE)
         await publish(redis_store, f.reported("i-2"))
         text = (await client.get("/metrics")).text
         assert 'ledger_projection_lag{projection="incidents"} 1.0' in text
@@ -508,9 +499,7 @@ class TestOperations:
                 client=redis_client,
                 projector_state=lambda s=state: s,
             )
-            async with httpx.AsyncClient(
-                transport=httpx.ASGITransport(app=app), base_url="http://ledger"
-            ) as http:
+            async with client_of(app) as http:
                 answer = (await http.get("/readyz")).json()
             assert answer == {"status": "ready", "projectors": state}
 

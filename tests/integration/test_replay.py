@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import time
-from collections.abc import Awaitable, Callable
 
 import msgspec
 import pytest
 import redis.asyncio as aioredis
 
-from events import Position, Recorded, from_fields, position_key, recorded_at_of
-from projections import PROJECTIONS, Projection, State, fold
+from events import Position, position_key
+from projections import PROJECTIONS, fold
 from projections.docs import Docs
 from services.projector.pool import ProjectorPool
 from services.projector.replay import Replay
@@ -27,58 +25,14 @@ from services.store.redis import RedisEventStore
 from services.views.generations import active_generation, view_keys
 from services.views.redis import load_checkpoint, load_kind, load_view
 from tests.support import builders as f
+from tests.support.runner import Count, Seen, counting, read_log
+from tests.support.waiting import until
 
 DEADLINE = 30.0
+COUNTING = counting("test-replay-counting")
+"""Counts every applied event and how often each position was applied."""
 FAST = {"claim_idle_ms": 200, "lease_ms": 1000, "block_ms": 50}
 INCIDENTS = PROJECTIONS["incidents"]
-
-
-class Count(msgspec.Struct, frozen=True):
-    """How many events the projection applied."""
-
-    n: int
-
-
-class Seen(msgspec.Struct, frozen=True):
-    """How many times one log position was applied."""
-
-    times: int
-
-
-def _count_apply(state: State, recorded: Recorded) -> State:
-    seen = state.get("seen", recorded.position)
-    state.put("seen", recorded.position, Seen(1 if not isinstance(seen, Seen) else seen.times + 1))
-    count = state.get("count", "all")
-    state.put("count", "all", Count(1 if not isinstance(count, Count) else count.n + 1))
-    return state
-
-
-COUNTING = Projection(
-    name="test-replay-counting",
-    version=1,
-    doc_types={"count": Count, "seen": Seen},
-    initial=Docs,
-    apply=_count_apply,
-)
-"""Counts every applied event and how often each position was applied."""
-
-
-async def read_log(client: aioredis.Redis, prefix: str) -> list[Recorded]:
-    """Every event of the log, in order."""
-    found = []
-    for ident, fields in await client.xrange(Keys(prefix).log):
-        position = Position(ident.decode())
-        found.append(Recorded(position, recorded_at_of(position), from_fields(fields)))
-    return found
-
-
-async def until(condition: Callable[[], Awaitable[bool]], what: str) -> None:
-    """Poll ``condition`` until it holds; fail after :data:`DEADLINE` seconds."""
-    deadline = time.monotonic() + DEADLINE
-    while not await condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        await asyncio.sleep(0.01)
 
 
 async def seed(store: RedisEventStore, n: int, tag: str = "i") -> None:
@@ -143,7 +97,7 @@ class TestBlueGreenSwap:
                 now = await load_checkpoint(redis_client, key_prefix, COUNTING)
                 return now is not None and position_key(now) > position_key(swapped_at)
 
-            await until(moved_on, "the projector to go on after the swap")
+            await until(moved_on, "the projector to go on after the swap", within=DEADLINE)
         finally:
             stop.set()
             await asyncio.gather(*tasks)
@@ -244,7 +198,7 @@ class TestResume:
         async def expired() -> bool:
             return not await redis_client.exists(lock)
 
-        await until(expired, "the dead rebuild's lock to expire")
+        await until(expired, "the dead rebuild's lock to expire", within=DEADLINE)
         assert (await Replay(redis_client, COUNTING, prefix=key_prefix).run()).state == "done"
 
 

@@ -8,8 +8,7 @@ a batch) or by aborting the pool, never by sleeping.
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,15 +22,12 @@ from events import (
     Recorded,
     Speaker,
     VictimLine,
-    from_fields,
-    recorded_at_of,
 )
-from events.errors import CodecError
 from projections import PROJECTIONS, Projection, State, fold
 from projections.docs import Docs
 from services.cli.processes import project
 from services.projector.errors import ProjectorFailedError
-from services.projector.pool import ProjectorPool, Step
+from services.projector.pool import ProjectorPool
 from services.projector.worker import MAX_DELIVERIES
 from services.runtime.redis_server import RedisProcess
 from services.settings import Settings
@@ -42,49 +38,14 @@ from services.store.redis import RedisEventStore
 from services.views.generations import view_keys
 from services.views.redis import load_checkpoint, load_kind, load_view
 from tests.support import builders as f
+from tests.support.runner import COUNTING, EVERY, Count, crash_at, read_log
+from tests.support.waiting import until
 
 DEADLINE = 20.0
 """Seconds a test waits for a condition before failing."""
 
 FAST = {"claim_idle_ms": 200, "lease_ms": 1000, "block_ms": 50}
 """Pool settings that keep the tests quick: short blocks, short leases."""
-
-
-# --- a projection that counts, so a double apply cannot hide ---------------------------------
-
-
-class Count(msgspec.Struct, frozen=True):
-    """How many events the projection applied."""
-
-    n: int
-
-
-class Seen(msgspec.Struct, frozen=True):
-    """How many times one log position was applied."""
-
-    times: int
-
-
-def _count_apply(state: State, recorded: Recorded) -> State:
-    seen = state.get("seen", recorded.position)
-    assert seen is None or isinstance(seen, Seen)
-    state.put("seen", recorded.position, Seen(1 if seen is None else seen.times + 1))
-    count = state.get("count", "all")
-    assert count is None or isinstance(count, Count)
-    state.put("count", "all", Count(1 if count is None else count.n + 1))
-    return state
-
-
-COUNTING = Projection(
-    name="test-counting",
-    version=1,
-    doc_types={"count": Count, "seen": Seen},
-    initial=Docs,
-    apply=_count_apply,
-)
-"""Counts every applied event and every time a position was applied."""
-
-EVERY = (*PROJECTIONS.values(), COUNTING)
 
 
 # --- a projection that half-applies an event and then raises -------------------------------
@@ -160,63 +121,21 @@ def history() -> list[list[AnyEvent]]:
     ]
 
 
-async def read_log(client: aioredis.Redis, prefix: str) -> list[Recorded]:
-    """Every decodable event of the log, in order (entries that do not decode are skipped)."""
-    recorded: list[Recorded] = []
-    for ident, fields in await client.xrange(Keys(prefix).log):
-        position = ident.decode()
-        try:
-            event = from_fields(fields)
-        except CodecError:
-            continue
-        recorded.append(Recorded(position, recorded_at_of(position), event))  # type: ignore[arg-type]
-    return recorded
-
-
 async def assert_views_match_fold(
     client: aioredis.Redis, prefix: str, projections: Sequence[Projection] = EVERY
 ) -> None:
     """Every stored view equals the pure fold of the log, and its checkpoint is the head."""
-    log = await read_log(client, prefix)
+    log = await read_log(client, prefix, decodable=True)
     for projection in projections:
         docs, checkpoint = await load_view(client, prefix, projection)
         assert docs == fold(projection, log), projection.name
         assert checkpoint == (log[-1].position if log else None), projection.name
 
 
-async def until(
-    condition: Callable[[], Awaitable[bool]], what: str, limit: float = DEADLINE
-) -> None:
-    """Poll ``condition`` until it holds; fail after ``limit`` seconds."""
-    deadline = time.monotonic() + limit
-    while not await condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        await asyncio.sleep(0.01)
-
-
 async def pending_count(client: aioredis.Redis, prefix: str, projection: Projection) -> int:
     """Entries of the projection's group delivered and not acked."""
     summary = await client.xpending(Keys(prefix).log, view_keys(prefix, projection).group)
     return int(summary["pending"])
-
-
-class SimulatedCrashError(Exception):
-    """Raised by a step hook to simulate the process dying at that point."""
-
-
-def crash_at(step: Step, projection: str = COUNTING.name, nth: int = 1) -> Any:
-    """A step hook raising :class:`SimulatedCrashError` at the ``nth`` ``step`` of a projection."""
-    seen = 0
-
-    async def hook(name: str, at: Step) -> None:
-        nonlocal seen
-        if name == projection and at == step:
-            seen += 1
-            if seen == nth:
-                raise SimulatedCrashError(f"{step} #{nth}")
-
-    return hook
 
 
 @pytest.fixture
@@ -276,7 +195,7 @@ class TestCatchUp:
             async def reached(head: str = head) -> bool:
                 return await load_checkpoint(redis_client, key_prefix, COUNTING) == head
 
-            await until(reached, f"the counting view to reach {head}")
+            await until(reached, f"the counting view to reach {head}", within=DEADLINE)
         await pool.run_until_caught_up()
         await assert_views_match_fold(redis_client, key_prefix)
 
@@ -359,7 +278,7 @@ class TestRedelivery:
             await redis_store.append(batch)
         crashed = pools(consumer="c-1", hook=crash_at("after_commit"))
         await crashed.start()
-        await until(lambda: _failed(crashed), "the simulated crash")
+        await until(lambda: _failed(crashed), "the simulated crash", within=DEADLINE)
         await crashed.abort()
         committed = await load_checkpoint(redis_client, key_prefix, COUNTING)
         assert committed is not None
@@ -383,7 +302,7 @@ class TestRedelivery:
             await redis_store.append(batch)
         crashed = pools(consumer="c-dead", hook=crash_at("after_commit"), lease_ms=300)
         await crashed.start()
-        await until(lambda: _failed(crashed), "the simulated crash")
+        await until(lambda: _failed(crashed), "the simulated crash", within=DEADLINE)
         await crashed.abort()
 
         await pools(consumer="c-next").run_until_caught_up()
@@ -404,7 +323,7 @@ class TestRedelivery:
             await redis_store.append(batch)
         crashed = pools(consumer="c-1", hook=crash_at("before_commit"))
         await crashed.start()
-        await until(lambda: _failed(crashed), "the simulated crash")
+        await until(lambda: _failed(crashed), "the simulated crash", within=DEADLINE)
         await crashed.abort()
         assert await load_checkpoint(redis_client, key_prefix, COUNTING) is None
 
@@ -473,7 +392,11 @@ class TestPoisonEntries:
         await redis_store.append([f.reported("i-2", 1), poison, f.revised("i-1", 13)])
         await pools(projections=[HALF], batch_size=10).run_until_caught_up()
 
-        log = [r for r in await read_log(redis_client, key_prefix) if r.event.source != "poison"]
+        log = [
+            r
+            for r in await read_log(redis_client, key_prefix, decodable=True)
+            if r.event.source != "poison"
+        ]
         docs, checkpoint = await load_view(redis_client, key_prefix, HALF)
         assert docs == fold(HALF, log)
         assert docs.get("note", "incident:i-1") == Note("incident.casualties_revised", 3)
@@ -543,12 +466,16 @@ class TestLeases:
         """Stopping releases the lease; the standby then applies what comes next."""
         holder, standby = pools(consumer="holder"), pools(consumer="standby")
         await holder.start()
-        await until(lambda: _holds(redis_client, key_prefix, "holder"), "the first lease")
+        await until(
+            lambda: _holds(redis_client, key_prefix, "holder"), "the first lease", within=DEADLINE
+        )
         await standby.start()
         await redis_store.append(history()[0])
         await holder.run_until_caught_up()
         await holder.stop()
-        await until(lambda: _holds(redis_client, key_prefix, "standby"), "the hand-over")
+        await until(
+            lambda: _holds(redis_client, key_prefix, "standby"), "the hand-over", within=DEADLINE
+        )
         for batch in history()[1:]:
             await redis_store.append(batch)
         await standby.run_until_caught_up()
@@ -568,10 +495,16 @@ class TestLeases:
         before = await load_checkpoint(redis_client, key_prefix, COUNTING)
         lease = view_keys(key_prefix, COUNTING).lease
         await pool.start()
-        await until(lambda: _holds(redis_client, key_prefix, "paused", [COUNTING]), "the lease")
+        await until(
+            lambda: _holds(redis_client, key_prefix, "paused", [COUNTING]),
+            "the lease",
+            within=DEADLINE,
+        )
         await redis_client.set(lease, "someone-else", px=60_000)  # as if it expired and was taken
         await redis_store.append(history()[1])
-        await until(lambda: _state(pool, "waiting"), "the pool to notice it lost the lease")
+        await until(
+            lambda: _state(pool, "waiting"), "the pool to notice it lost the lease", within=DEADLINE
+        )
         assert await load_checkpoint(redis_client, key_prefix, COUNTING) == before
 
         await redis_client.delete(lease)

@@ -9,18 +9,14 @@ pages and batches so that a few hundred events cross many of them.
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-import msgspec
 import pytest
 import redis.asyncio as aioredis
 
-from events import AnyEvent, Recorded, from_fields, recorded_at_of
-from events.errors import CodecError
-from projections import PROJECTIONS, Projection, State, fold
-from projections.docs import Docs
+from events import AnyEvent
+from projections import PROJECTIONS, Projection, fold
 from services.projector.pool import ProjectorPool, Step
 from services.projector.worker import MAX_DELIVERIES
 from services.store.keys import Keys
@@ -28,6 +24,8 @@ from services.store.redis import RedisEventStore
 from services.views.generations import view_keys
 from services.views.redis import load_view, load_view_paged
 from tests.support import builders as f
+from tests.support.runner import counting, read_log
+from tests.support.waiting import until
 
 DEADLINE = 30.0
 SMALL = {
@@ -42,32 +40,7 @@ SMALL = {
 """Pool settings that send a few hundred events through many reads, commits and pages."""
 
 
-class Seen(msgspec.Struct, frozen=True):
-    """How many times one log position was applied."""
-
-    times: int
-
-
-class PoisonedError(Exception):
-    """Raised by the counting projection for events from the feed ``poison``."""
-
-
-def _count_apply(state: State, recorded: Recorded) -> State:
-    seen = state.get("seen", recorded.position)
-    assert seen is None or isinstance(seen, Seen)
-    state.put("seen", recorded.position, Seen(1 if seen is None else seen.times + 1))
-    if recorded.event.source == "poison":  # written first, so the undo is exercised too
-        raise PoisonedError(f"cannot apply {recorded.event.event_id}")
-    return state
-
-
-COUNTING = Projection(
-    name="test-catch-up-counting",
-    version=1,
-    doc_types={"seen": Seen},
-    initial=Docs,
-    apply=_count_apply,
-)
+COUNTING = counting("test-catch-up-counting", count=False, poison=True)
 """Records how many times each position was applied; refuses ``poison`` events."""
 
 EVERY = (*PROJECTIONS.values(), COUNTING)
@@ -96,25 +69,11 @@ async def append(store: RedisEventStore, events: Sequence[AnyEvent]) -> None:
         await store.append(events[start : start + 50])
 
 
-async def read_log(client: aioredis.Redis, prefix: str) -> list[Recorded]:
-    """Every decodable event of the log, in order."""
-    recorded: list[Recorded] = []
-    entries: Any = await client.xrange(Keys(prefix).log)
-    for ident, fields in entries:
-        position = ident.decode()
-        try:
-            event = from_fields(fields)
-        except CodecError:
-            continue
-        recorded.append(Recorded(position, recorded_at_of(position), event))
-    return recorded
-
-
 async def assert_views_match_fold(
     client: aioredis.Redis, prefix: str, projections: Sequence[Projection] = EVERY
 ) -> None:
     """Every stored view equals the pure fold of the log."""
-    log = await read_log(client, prefix)
+    log = await read_log(client, prefix, decodable=True)
     for projection in projections:
         docs, checkpoint = await load_view(client, prefix, projection)
         assert docs == fold(projection, log), projection.name
@@ -136,15 +95,6 @@ async def group_info(client: aioredis.Redis, prefix: str, projection: Projection
         if info["name"].decode() == group:
             return info
     raise AssertionError(f"no group {group}")
-
-
-async def until(condition: Callable[[], Awaitable[bool]], what: str) -> None:
-    """Poll ``condition`` until it holds; fail after the deadline."""
-    deadline = time.monotonic() + DEADLINE
-    while not await condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        await asyncio.sleep(0.01)
 
 
 class SimulatedCrashError(Exception):
@@ -318,7 +268,7 @@ class TestSharedCatchUp:
         await append(redis_store, feed(300))
         crashed = pools(consumer="c-1", hook=crash_at("after_commit", 2))
         await crashed.start()
-        await until(lambda: _failed(crashed), "the simulated crash")
+        await until(lambda: _failed(crashed), "the simulated crash", within=DEADLINE)
         await crashed.abort()
         await pools(consumer="c-2", lease_ms=300).run_until_caught_up()
         await assert_views_match_fold(redis_client, key_prefix)
@@ -335,7 +285,7 @@ class TestSharedCatchUp:
         await append(redis_store, feed(300))
         crashed = pools(consumer="c-1", hook=crash_at("before_commit", 3))
         await crashed.start()
-        await until(lambda: _failed(crashed), "the simulated crash")
+        await until(lambda: _failed(crashed), "the simulated crash", within=DEADLINE)
         await crashed.abort()
         await pools(consumer="c-1").run_until_caught_up()
         await assert_views_match_fold(redis_client, key_prefix)

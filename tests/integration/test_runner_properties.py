@@ -28,8 +28,8 @@ from services.store.keys import Keys
 from services.store.redis import RedisEventStore
 from services.views.generations import view_keys
 from services.views.redis import load_checkpoint, load_kind, load_view
-from tests.integration.test_runner import COUNTING, EVERY, SimulatedCrashError
 from tests.support import builders as f
+from tests.support.runner import COUNTING, EVERY, SimulatedCrashError
 
 DEADLINE = 30.0
 EXAMPLES = int(os.environ.get("LEDGER_PROPERTY_EXAMPLES", "25"))

@@ -7,7 +7,6 @@ the real runner (``ProjectorPool.run_until_caught_up``).
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import pytest
@@ -15,7 +14,6 @@ import redis.asyncio as aioredis
 
 from benchmarks.workload import Workload
 from projections import PROJECTIONS
-from services.projector.pool import ProjectorPool
 from services.store.redis import RedisEventStore
 from services.views import redis as views_redis
 from services.views.cache import ViewReader
@@ -25,17 +23,10 @@ from services.views.redis import RedisViewStore
 from services.views.scripts import CHANGES_FOLLOWED, CHANGES_LISTED
 from services.views.store import KindsRead
 from tests.support import builders as f
+from tests.support.runner import catch_up
 
 DEADLINE = 20.0
 INCIDENTS = PROJECTIONS["incidents"]
-
-
-async def settle(client: aioredis.Redis, prefix: str) -> None:
-    """Apply everything appended so far to every view (the runner's real commits; a backlog
-    in commits of 10,000 entries, never cut short by time)."""
-    async with asyncio.timeout(DEADLINE):
-        pool = ProjectorPool(client, prefix=prefix, block_ms=50, catch_up_seconds=600)
-        await pool.run_until_caught_up()
 
 
 async def whole(client: aioredis.Redis, prefix: str) -> KindsRead:
@@ -56,7 +47,7 @@ async def one_incident_read(
 ) -> KindsRead:
     """A view of one reported incident, read whole."""
     await store.append([f.reported("i-1")])
-    await settle(client, prefix)
+    await catch_up(client, prefix, within=DEADLINE, catch_up_seconds=600)
     return await whole(client, prefix)
 
 
@@ -65,10 +56,10 @@ class TestFollowingTheChangesStream:
         self, redis_store: RedisEventStore, redis_client: aioredis.Redis, key_prefix: str
     ) -> None:
         await redis_store.append([f.reported("i-1"), f.reported("i-2"), f.reported("i-3")])
-        await settle(redis_client, key_prefix)
+        await catch_up(redis_client, key_prefix, within=DEADLINE, catch_up_seconds=600)
         first = await whole(redis_client, key_prefix)
         await redis_store.append([f.revised("i-2", best=40)])
-        await settle(redis_client, key_prefix)
+        await catch_up(redis_client, key_prefix, within=DEADLINE, catch_up_seconds=600)
 
         then = await following(redis_client, key_prefix, first)
 
@@ -97,11 +88,11 @@ class TestFollowingTheChangesStream:
         self, redis_store: RedisEventStore, redis_client: aioredis.Redis, key_prefix: str
     ) -> None:
         await redis_store.append([f.reported("i-0")])
-        await settle(redis_client, key_prefix)
+        await catch_up(redis_client, key_prefix, within=DEADLINE, catch_up_seconds=600)
         first = await whole(redis_client, key_prefix)
         many = [f.reported(f"i-{n}") for n in range(1, CHANGES_LISTED + 2)]
         await redis_store.append(many)
-        await settle(redis_client, key_prefix)
+        await catch_up(redis_client, key_prefix, within=DEADLINE, catch_up_seconds=600)
 
         then = await following(redis_client, key_prefix, first)
 
@@ -195,7 +186,7 @@ class TestAReaderThatFollows:
         for chunks in ([300], [7], [40, 40], [1], [bulk], [25, 25, 25], [3], [90]):
             for size in chunks:
                 await redis_store.append(workload.take(size))
-                await settle(redis_client, key_prefix)
+                await catch_up(redis_client, key_prefix, within=DEADLINE, catch_up_seconds=600)
             for projection in PROJECTIONS.values():
                 kinds = list(projection.doc_types)
                 held_docs, checkpoint = await reader.read(projection, kinds)

@@ -20,6 +20,7 @@ from services.logging import configure_logging
 from services.settings import Settings, Token
 from services.store.memory import InMemoryEventStore
 from tests.support.builders import reported
+from tests.support.http import client_of
 
 SOHR = "feed-sohr-secret-0123456789abcdef"
 ACLED = "feed-acled-secret-0123456789abcde"
@@ -39,8 +40,7 @@ SECRETS = (SOHR, ACLED, READER, OPERATOR, UNKNOWN)
 async def client(memory_store: InMemoryEventStore) -> AsyncIterator[httpx.AsyncClient]:
     """A client of the API over an in-memory store (authorisation does not need Redis)."""
     app = http_app(Settings(tokens=TOKENS), store=memory_store)
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://ledger") as http:
+    async with client_of(app) as http:
         yield http
 
 

@@ -24,6 +24,7 @@ from services.settings import Settings, Token
 from services.store.keys import Keys
 from services.store.redis import RedisEventStore
 from tests.support.builders import reported, revised, statement
+from tests.support.http import client_of
 
 FEED = "feed-sohr-token-0123456789abcdef"
 AUTH = {"authorization": f"Bearer {FEED}", "content-type": "application/json"}
@@ -54,8 +55,7 @@ async def client(
     tokens = (Token(role="feed", secret=FEED, feed="sohr"),)
     settings = Settings(tokens=tokens, key_prefix=redis_store.keys.prefix)
     app = http_app(settings, store=redis_store, client=redis_client)
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://ledger") as http:
+    async with client_of(app) as http:
         # one event in the log, so "unchanged" is not just "empty"
         assert (await http.post("/v1/events", content=encode([reported("seed")]),
                                 headers=AUTH)).status_code == 202  # fmt: skip

@@ -37,6 +37,7 @@ from services.protection import auth as auth_module
 from services.protection.auth import Authenticator
 from services.settings import Settings, Token
 from tests.support.builders import reported
+from tests.support.http import client_of
 
 Access = Literal["public", "publish", "read", "operator"]
 Caller = Literal["none", "wrong", "feed", "reader", "analyst", "operator"]
@@ -124,7 +125,7 @@ def endpoints(app: Litestar) -> list[tuple[str, str, str]]:
     ]
 
 
-ROUTES = endpoints(wired("redis://127.0.0.1:1/0", "collect").http)
+ROUTES = endpoints(wired("redis://127.0.0.1:1/0", "collect").app)
 """The routes of the wired app, enumerated at collection time (no connection is made)."""
 
 
@@ -141,8 +142,7 @@ async def service(redis_url: str, key_prefix: str) -> AsyncIterator[Service]:
 @pytest.fixture
 async def http(service: Service) -> AsyncIterator[httpx.AsyncClient]:
     """A client of the wired app."""
-    transport = httpx.ASGITransport(app=service.http)
-    async with httpx.AsyncClient(transport=transport, base_url="http://ledger") as client:
+    async with client_of(service.app) as client:
         yield client
 
 

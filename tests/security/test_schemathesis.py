@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import threading
 import uuid
 from collections.abc import Iterator
@@ -36,6 +35,7 @@ from schemathesis.specs.openapi.checks import response_schema_conformance, statu
 from services import bootstrap
 from services.http.server import bind
 from services.settings import Settings, Token
+from tests.support.http import ListeningServer
 
 SOAK = os.environ.get("LEDGER_SOAK") == "1"
 SCALE = 10 if SOAK else 1
@@ -56,19 +56,6 @@ EXAMPLES: dict[str, tuple[int, int]] = {
     "POST /v1/events": (300, 150),
 }
 DEFAULT_EXAMPLES = (40, 30)
-
-
-class ListeningServer(uvicorn.Server):
-    """uvicorn, announcing through ``listening`` when it accepts connections."""
-
-    def __init__(self, config: uvicorn.Config) -> None:
-        super().__init__(config)
-        self.listening = asyncio.Event()
-
-    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        await super().startup(sockets)
-        if self.started:
-            self.listening.set()
 
 
 class ThreadedServer:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any, cast
 
 import httpx
@@ -45,9 +45,16 @@ class ListeningServer(uvicorn.Server):
 
 
 @contextlib.asynccontextmanager
-async def served(app: Litestar, *, lifespan: str = "on", **config: Any) -> AsyncIterator[str]:
+async def served(
+    app: Litestar,
+    *,
+    lifespan: str = "on",
+    on_stop: Callable[[], None] | None = None,
+    **config: Any,
+) -> AsyncIterator[str]:
     """``app`` served by uvicorn on a free port of 127.0.0.1 in this event loop; yields its
-    base URL, and stops the server (in-flight requests first) when the block ends."""
+    base URL, and stops the server (in-flight requests first, after ``on_stop()``: what ends
+    open streams) when the block ends."""
     sock = bind("127.0.0.1", 0)
     host, port = sock.getsockname()[:2]
     server = ListeningServer(
@@ -66,6 +73,8 @@ async def served(app: Litestar, *, lifespan: str = "on", **config: Any) -> Async
             pytest.fail(f"uvicorn did not start listening within {DEADLINE:g} s")
         yield f"http://{host}:{port}"
     finally:
+        if on_stop is not None:
+            on_stop()
         server.should_exit = True
         with contextlib.suppress(asyncio.CancelledError):
             await serving

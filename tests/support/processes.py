@@ -87,13 +87,17 @@ class LedgerServer:
                 "ledger serve to answer",
                 within=limit,
                 every=0.05,
-                gone=lambda: None if self.alive() else "ledger serve exited",
+                gone=self.gone,
                 context=self.tail,
             )
 
     def alive(self) -> bool:
         """Whether the process runs."""
         return self.process is not None and self.process.poll() is None
+
+    def gone(self) -> str | None:
+        """Why waiting on the process is pointless (it exited), or ``None`` while it runs."""
+        return None if self.alive() else "ledger serve died"
 
     def stop(self) -> int | None:
         """SIGTERM and wait (SIGKILL after 30 s); the exit code."""

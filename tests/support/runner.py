@@ -14,19 +14,23 @@ import msgspec
 import redis.asyncio as aioredis
 
 from events import CodecError, Position, Recorded, from_fields, recorded_at_of
-from projections import Projection, State
+from projections import PROJECTIONS, Projection, State
 from projections.docs import Docs
-from services.projector.pool import ProjectorPool
+from services.projector.pool import ProjectorPool, Step, StepHook
 from services.resp import text
 from services.store.keys import Keys
 from tests.support.waiting import DEADLINE
 
 __all__ = [
+    "COUNTING",
+    "EVERY",
     "Count",
     "PoisonedError",
     "Seen",
+    "SimulatedCrashError",
     "catch_up",
     "counting",
+    "crash_at",
     "read_log",
 ]
 
@@ -97,3 +101,28 @@ def counting(name: str, *, count: bool = True, poison: bool = False) -> Projecti
     if count:
         kinds["count"] = Count
     return Projection(name=name, version=1, doc_types=kinds, initial=Docs, apply=apply)
+
+
+COUNTING = counting("test-counting")
+"""Counts every applied event and every time a position was applied."""
+
+EVERY = (*PROJECTIONS.values(), COUNTING)
+"""Every projection of the service, and :data:`COUNTING`."""
+
+
+class SimulatedCrashError(Exception):
+    """Raised by a step hook to simulate the process dying at that point."""
+
+
+def crash_at(step: Step, projection: str = COUNTING.name, nth: int = 1) -> StepHook:
+    """A step hook raising :class:`SimulatedCrashError` at the ``nth`` ``step`` of a projection."""
+    seen = 0
+
+    async def hook(name: str, at: Step) -> None:
+        nonlocal seen
+        if name == projection and at == step:
+            seen += 1
+            if seen == nth:
+                raise SimulatedCrashError(f"{step} #{nth}")
+
+    return hook
