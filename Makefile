@@ -27,6 +27,10 @@ typecheck: $(STAMP)
 test: lint typecheck
 	$(BIN)/pytest
 
+# The pure tests alone (events, projections, settings, sealing): no Redis, about a minute.
+unit: $(STAMP)
+	$(BIN)/pytest tests/unit -q
+
 # The benchmarks (BENCHMARKS.md): the full run (1M events, ~6 min) and the CI smoke run.
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.bench --out var/bench-result.json
@@ -35,7 +39,8 @@ bench-smoke: $(STAMP)
 	$(BIN)/python -m benchmarks.bench --events 5000 --peer-events 1000 --http-events 4000 \
 		--e2e-events 4000 --live-seconds 3 --timeout 120
 
-# The fault tests (and the generated-request run) at soak sizes: 15 Redis kills, 10 min load.
+# The fault tests (and the generated-request run) at soak sizes, and the soak-only load run:
+# 15 Redis kills, 20 projector kills over 200,000 events, 10 minutes of 2,000 events/s.
 soak: $(STAMP)
 	LEDGER_SOAK=1 $(BIN)/pytest tests/faults tests/security/test_schemathesis.py -s
 

@@ -25,6 +25,17 @@ from services.store.redis import RedisEventStore
 REDIS_IMAGE = "redis:7-alpine"
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Leave the soak tests out unless ``LEDGER_SOAK=1`` (``make soak``): they are deselected,
+    not skipped, as they are no part of ``make test``."""
+    if os.environ.get("LEDGER_SOAK") == "1":
+        return
+    soak = [item for item in items if item.get_closest_marker("soak") is not None]
+    if soak:
+        config.hook.pytest_deselected(items=soak)
+        items[:] = [item for item in items if item.get_closest_marker("soak") is None]
+
+
 def _docker_answers() -> bool:
     """Whether a Docker engine answers within a few seconds."""
     docker = shutil.which("docker")

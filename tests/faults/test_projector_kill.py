@@ -29,6 +29,7 @@ from services.store.redis import RedisEventStore
 from services.views.redis import load_checkpoint, load_view
 from tests.support.builders import mixed
 from tests.support.processes import Projector
+from tests.support.seeds import replaying, seed_of
 
 SOAK = os.environ.get("LEDGER_SOAK") == "1"
 EVENTS = 200_000 if SOAK else 20_000
@@ -75,51 +76,52 @@ class TestProjectorKilled:
         self, redis_url: str, redis_client: aioredis.Redis, key_prefix: str, tmp_path: Path
     ) -> None:
         """Kill -9 mid-stream several times; the final views equal the pure fold, difference 0."""
-        seed = int(os.environ.get("LEDGER_KILL_SEED") or random.randrange(2**32))
-        rng = random.Random(seed)
-        events = mixed(EVENTS, rng)
-        batches = [events[i : i + BATCH] for i in range(0, len(events), BATCH)]
-        kill_after = set(rng.sample(range(len(batches) - 1), KILLS))
-        store = RedisEventStore(redis_client, prefix=key_prefix)
-        projector = Projector(redis_url, key_prefix, tmp_path)
-        projector.start()
-        kills = 0
-        started = time.monotonic()
-        try:
-            for index, batch in enumerate(batches):
-                appended = await store.append(batch)
-                if index in kill_after:
-                    names = [rng.choice(sorted(PROJECTIONS))]
-                    await reach(redis_client, key_prefix, names, rng.choice(appended).position,
-                                projector)  # fmt: skip
+        seed = seed_of("LEDGER_KILL_SEED")
+        with replaying("LEDGER_KILL_SEED", seed):
+            rng = random.Random(seed)
+            events = mixed(EVENTS, rng)
+            batches = [events[i : i + BATCH] for i in range(0, len(events), BATCH)]
+            kill_after = set(rng.sample(range(len(batches) - 1), KILLS))
+            store = RedisEventStore(redis_client, prefix=key_prefix)
+            projector = Projector(redis_url, key_prefix, tmp_path)
+            projector.start()
+            kills = 0
+            started = time.monotonic()
+            try:
+                for index, batch in enumerate(batches):
+                    appended = await store.append(batch)
+                    if index in kill_after:
+                        names = [rng.choice(sorted(PROJECTIONS))]
+                        await reach(redis_client, key_prefix, names, rng.choice(appended).position,
+                                    projector)  # fmt: skip
+                        projector.kill()
+                        kills += 1
+                        projector.start()
+                head = await store.head()
+                assert head is not None
+                await reach(redis_client, key_prefix, sorted(PROJECTIONS), head, projector)
+                assert projector.stop() == 0, projector.tail()
+            finally:
+                if projector.alive():
                     projector.kill()
-                    kills += 1
-                    projector.start()
-            head = await store.head()
-            assert head is not None
-            await reach(redis_client, key_prefix, sorted(PROJECTIONS), head, projector)
-            assert projector.stop() == 0, projector.tail()
-        finally:
-            if projector.alive():
-                projector.kill()
-        elapsed = time.monotonic() - started
+            elapsed = time.monotonic() - started
 
-        log = await read_all(store)
-        assert len(log) == EVENTS
-        differences = 0
-        for projection in PROJECTIONS.values():
-            docs, checkpoint = await load_view(redis_client, key_prefix, projection)
-            expected = fold(projection, log)
-            assert checkpoint == log[-1].position
-            for kind in set(docs.kinds()) | set(expected.kinds()):
-                mine, theirs = docs.kind(kind), expected.kind(kind)
-                differences += sum(
-                    1 for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k)
-                )
-        print(  # the figures are the point of a soak run
-            f"\nprojector kill -9: seed={seed} kills={kills} restarts={projector.starts - 1} "
-            f"events={len(log)} projections={len(PROJECTIONS)} differences={differences} "
-            f"elapsed={elapsed:.1f}s"
-        )
-        assert differences == 0
-        assert kills == KILLS
+            log = await read_all(store)
+            assert len(log) == EVENTS
+            differences = 0
+            for projection in PROJECTIONS.values():
+                docs, checkpoint = await load_view(redis_client, key_prefix, projection)
+                expected = fold(projection, log)
+                assert checkpoint == log[-1].position
+                for kind in set(docs.kinds()) | set(expected.kinds()):
+                    mine, theirs = docs.kind(kind), expected.kind(kind)
+                    differences += sum(
+                        1 for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k)
+                    )
+            print(  # the figures are the point of a soak run
+                f"\nprojector kill -9: seed={seed} kills={kills} restarts={projector.starts - 1} "
+                f"events={len(log)} projections={len(PROJECTIONS)} differences={differences} "
+                f"elapsed={elapsed:.1f}s"
+            )
+            assert differences == 0
+            assert kills == KILLS

@@ -17,7 +17,7 @@ from services.store.base import (
     EntityState,
     StoreUnavailableError,
 )
-from services.store.connection import connect
+from services.store.connection import SOCKET_TIMEOUT, connect
 from services.store.keys import Keys
 from services.store.redis import RedisEventStore
 from tests.support.builders import merged, reported, revised
@@ -110,10 +110,14 @@ class TestWireFormat:
             await client.aclose()
 
 
+FAILING_FAST = 10 * SOCKET_TIMEOUT
+"""How long the failing calls of a test may take: each gives up within the socket timeout."""
+
+
 class TestUnavailable:
     """An unreachable Redis is a StoreUnavailableError, promptly."""
 
-    @pytest.mark.timeout(10)
+    @pytest.mark.timeout(FAILING_FAST)
     async def test_every_operation_fails_fast_on_a_closed_port(self) -> None:
         """Each store call against a port nobody listens on raises StoreUnavailableError."""
         client = connect(f"redis://127.0.0.1:{free_port()}/0")
@@ -134,7 +138,7 @@ class TestUnavailable:
         finally:
             await client.aclose()
 
-    @pytest.mark.timeout(10)
+    @pytest.mark.timeout(FAILING_FAST)
     async def test_unavailable_error_keeps_the_redis_cause(self) -> None:
         """The StoreUnavailableError chains the redis error that caused it."""
         client = connect(f"redis://127.0.0.1:{free_port()}/0")
