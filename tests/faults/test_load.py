@@ -69,7 +69,7 @@ class Feed:
 
     def batch(self) -> list[AnyEvent]:
         """One batch of :data:`BATCH` events."""
-        rng, out = self.rng, []
+        rng, out = self.rng, list[AnyEvent]()
         for _ in range(BATCH):
             roll = rng.random()
             if roll < 0.6 or len(self.live) < 50:

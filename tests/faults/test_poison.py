@@ -32,6 +32,8 @@ from services.store.redis import RedisEventStore
 from services.views.generations import view_keys
 from services.views.redis import load_view
 from tests.support import builders as f
+from tests.support.streams import added
+from tests.support.streams import entries as stream_entries
 
 DEADLINE = 60.0
 
@@ -109,7 +111,7 @@ class TestPoisonEntries:
         await redis_store.append([reported, f.statement("s-1", incident_ids=["i-1"])])
         positions: dict[str, bytes] = {}
         for name, fields in raw.items():
-            positions[name] = await redis_client.xadd(keys.log, fields)
+            positions[name] = await added(redis_client, keys.log, fields)
             await redis_store.append([f.revised("i-1", 6 + len(positions))])
         await redis_store.append([f.reported("i-2", 2), f.merged("i-2", "i-1")])
 
@@ -125,7 +127,7 @@ class TestPoisonEntries:
         async with asyncio.timeout(DEADLINE):
             await pool.run_until_caught_up()
 
-        letters = [fields for _, fields in await redis_client.xrange(keys.dlq)]
+        letters = [fields for _, fields in await stream_entries(redis_client, keys.dlq)]
         by_entry: dict[bytes, set[bytes]] = {}
         for letter in letters:
             assert letter[b"deliveries"] == str(MAX_DELIVERIES).encode()
@@ -143,7 +145,7 @@ class TestPoisonEntries:
         (strict_letter,) = [x for x in letters if x[b"position"] == positions["invariant"]]
         assert strict_letter[b"error_type"] == b"InconsistentStateError"
 
-        entries = await redis_client.xrange(keys.log)
+        entries = await stream_entries(redis_client, keys.log)
         log = decodable(entries)
         head = entries[-1][0].decode()
         for projection in EVERY:
@@ -163,7 +165,7 @@ class TestPoisonEntries:
     ) -> None:
         """Once dead-lettered, a poison entry is behind the checkpoint: a new pool skips it."""
         keys = Keys(key_prefix)
-        await redis_client.xadd(keys.log, {"type": "nope", "data": b"{"})
+        await added(redis_client, keys.log, {"type": "nope", "data": b"{"})
         await redis_store.append([f.reported(f"i-{uuid.uuid4().hex[:6]}")])
         options: dict[str, Any] = {"projections": EVERY, "claim_idle_ms": 200, "lease_ms": 1000,
                                    "block_ms": 50}  # fmt: skip
@@ -177,5 +179,5 @@ class TestPoisonEntries:
         assert await redis_client.xlen(keys.dlq) == first
         docs, _ = await load_view(redis_client, key_prefix, PROJECTIONS["incidents"])
         assert docs == fold(
-            PROJECTIONS["incidents"], decodable(await redis_client.xrange(keys.log))
+            PROJECTIONS["incidents"], decodable(await stream_entries(redis_client, keys.log))
         )

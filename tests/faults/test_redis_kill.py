@@ -41,6 +41,7 @@ from services.views.redis import load_view
 from tests.support import builders as f
 from tests.support.processes import FEEDS, PREFIX, TOKENS, LedgerServer
 from tests.support.seeds import replaying, seed_of
+from tests.support.streams import entries as stream_entries
 from tests.support.waiting import until
 
 SOAK = os.environ.get("LEDGER_SOAK") == "1"
@@ -126,6 +127,11 @@ async def client_publisher(base_url: str, feed: str, ledger: Ledger, seed: int) 
             ledger.ack([r.event_id for r in results])
 
 
+def failed_after(ledger: Ledger, failures: int) -> Callable[[], bool]:
+    """Whether a publisher has failed since the ledger counted ``failures``."""
+    return lambda: ledger.failures > failures
+
+
 def waiting(server: LedgerServer) -> dict[str, Any]:
     """How the test waits on ``server``: up to :data:`DEADLINE`, failing at once if it died."""
     return {"within": DEADLINE, "gone": server.gone, "context": server.tail}
@@ -140,7 +146,7 @@ async def log_entries(client: aioredis.Redis, prefix: str) -> list[tuple[str, di
     entries: list[tuple[str, dict[bytes, bytes]]] = []
     start = "-"
     while True:
-        page = await client.xrange(log_key, start, "+", count=5000)
+        page = await stream_entries(client, log_key, start, "+", count=5000)
         entries += [(ident.decode(), fields) for ident, fields in page]
         if len(page) < 5000:
             return entries
@@ -216,9 +222,7 @@ class TestRedisKilledStrict:
                     redis_server.kill()
                     kills += 1
                     # restart only once a publisher has seen the outage (a 503 or a refused call)
-                    await until(
-                        lambda f=failures: ledger.failures > f, "a failure", **waiting(server)
-                    )  # type: ignore[misc]
+                    await until(failed_after(ledger, failures), "a failure", **waiting(server))
                     redis_server.start()
                 await until(
                     published(len(ledger.acked) + ACKS_BETWEEN_KILLS), "acks", **waiting(server)

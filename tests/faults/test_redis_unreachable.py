@@ -14,7 +14,7 @@ import os
 import signal
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -255,7 +255,7 @@ async def _logged(client: aioredis.Redis, keys: Keys, n: int) -> bool:
     return False
 
 
-async def _noticed(logged: list[dict[str, Any]]) -> bool:
+async def _noticed(logged: Sequence[Mapping[str, Any]]) -> bool:
     """Whether every projection's worker logged that Redis is unreachable."""
     down = {e.get("projection") for e in logged if e["event"] == "projector.redis_unreachable"}
     return down >= {p.name for p in PROJECTIONS.values()}

@@ -89,7 +89,7 @@ class TestAccepted:
         self, client: Client, redis_store: RedisEventStore
     ) -> None:
         """A batch may report and revise in one go; positions increase in batch order."""
-        batch = [reported("i-1"), revised("i-1", best=20), reported("i-2")]
+        batch: list[AnyEvent] = [reported("i-1"), revised("i-1", best=20), reported("i-2")]
         response = await post(client, body(*batch))
         assert response.status_code == 202
         results = response.json()["results"]

@@ -18,8 +18,8 @@ from events import AnyEvent, Place, to_fields
 from services.store.base import ConflictError, EntityState
 from services.store.keyring import DataKey, RedisKeyring
 from services.store.keys import Keys
-from services.store.memory import stored_form
 from services.store.redis import RedisEventStore
+from services.store.rules import stored_form
 from tests.support.builders import merged, reported, revised, statement
 
 

@@ -39,10 +39,11 @@ from services.views.generations import view_keys
 from services.views.redis import load_view
 from tests.support import builders as f
 from tests.support.http import client_of
-from tests.support.runner import read_log
+from tests.support.runner import FAST, read_log
+from tests.support.streams import added
+from tests.support.streams import entries as stream_entries
 
 DEADLINE = 30.0
-FAST = {"claim_idle_ms": 200, "lease_ms": 1000, "block_ms": 50}
 INCIDENTS = PROJECTIONS["incidents"]
 OPERATOR = "operator-token-0123456789"
 READER = "reader-token-0123456789ab"
@@ -78,7 +79,7 @@ async def skipped_letter(
     }
     for name, value in to_fields(event).items():
         letter[f"entry.{name}"] = value
-    ident = await client.xadd(Keys(prefix).dlq, letter)
+    ident = await added(client, Keys(prefix).dlq, letter)
     return str(ident.decode())
 
 
@@ -159,7 +160,7 @@ class TestVerify:
         await redis_store.append([f.reported("i-1", 10), f.reported("i-2", 3)])
         await caught_up(redis_client, key_prefix)
         kind_key = view_keys(key_prefix, INCIDENTS).kinds["incident"]
-        stored = json.loads(await redis_client.hget(kind_key, "i-1"))
+        stored = json.loads(await redis_client.hget(kind_key, "i-1") or b"")
         tampered = json.dumps({**stored, "notes": "edited by hand"})
         await redis_client.hset(kind_key, "i-1", tampered)
 
@@ -210,7 +211,7 @@ class TestDeadLetters:
             await pool.stop()
 
         assert await dlq_list(redis_client, key_prefix) == []
-        (logged,) = await redis_client.xrange(Keys(key_prefix).dlq_log)
+        (logged,) = await stream_entries(redis_client, Keys(key_prefix).dlq_log)
         fields = {k.decode(): v.decode() for k, v in logged[1].items()}
         assert (fields["action"], fields["dlq_id"], fields["by"]) == ("retry", ident, "test")
         docs, _ = await load_view(redis_client, key_prefix, INCIDENTS)
@@ -221,7 +222,8 @@ class TestDeadLetters:
         self, redis_client: aioredis.Redis, key_prefix: str
     ) -> None:
         """An entry that does not decode stays a dead letter, and the view stays as it was."""
-        ident = await redis_client.xadd(
+        ident = await added(
+            redis_client,
             Keys(key_prefix).dlq,
             {
                 "projection": INCIDENTS.name,
@@ -251,7 +253,7 @@ class TestDeadLetters:
         assert dropped.id == ident
         with pytest.raises(DeadLetterNotFoundError):
             await dlq_show(redis_client, key_prefix, ident)
-        (logged,) = await redis_client.xrange(Keys(key_prefix).dlq_log)
+        (logged,) = await stream_entries(redis_client, Keys(key_prefix).dlq_log)
         fields = {k.decode(): v.decode() for k, v in logged[1].items()}
         assert (fields["action"], fields["reason"], fields["position"]) == (
             "drop",

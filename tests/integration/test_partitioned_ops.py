@@ -55,10 +55,12 @@ from services.views.generations import active_generation, current_view_keys, vie
 from services.views.redis import load_view_paged
 from tests.support import builders as f
 from tests.support.http import client_of
+from tests.support.runner import FAST
+from tests.support.streams import added
+from tests.support.streams import entries as stream_entries
 
 PARTITIONS = 3
 DEADLINE = 30.0
-FAST = {"claim_idle_ms": 200, "lease_ms": 1000, "block_ms": 50}
 INCIDENTS = PROJECTIONS["incidents"]
 OPERATOR = "operator-token-0123456789"
 
@@ -89,7 +91,7 @@ def keys_of(prefix: str) -> Keys:
 async def partition_log(client: aioredis.Redis, keys: Keys, partition: int) -> list[Recorded]:
     """Every event of one partition, in order."""
     found = []
-    for ident, fields in await client.xrange(keys.log_of(partition)):
+    for ident, fields in await stream_entries(client, keys.log_of(partition)):
         position = Position(ident.decode())
         found.append(Recorded(position, recorded_at_of(position), from_fields(fields)))
     return found
@@ -161,7 +163,7 @@ class TestVerify:
         partition = projected.partition_of("incident:i-0")
         view = await current_view_keys(redis_client, projected, INCIDENTS, partition=partition)
         kind = next(iter(view.kinds))
-        ident = next(iter(await redis_client.hkeys(view.kinds[kind])))
+        ident: bytes = next(iter(await redis_client.hkeys(view.kinds[kind])))  # type: ignore[assignment]
         await redis_client.hset(view.kinds[kind], ident, b'{"tampered": true}')
         results = await verify_all(redis_client, projected, INCIDENTS)
         bad = [r.partition for r in results if not r.ok]
@@ -219,7 +221,7 @@ async def skipped_letter(
     }
     for name, value in to_fields(event).items():
         letter[f"entry.{name}"] = value
-    ident = await client.xadd(keys.dlq_of(partition), letter)
+    ident = await added(client, keys.dlq_of(partition), letter)
     return partition, ident.decode()
 
 
@@ -265,7 +267,7 @@ class TestDeadLetters:
         assert await dlq_list(redis_client, projected) == []
         results = await verify_all(redis_client, projected, INCIDENTS)
         assert all(r.ok for r in results)
-        ((_, record),) = await redis_client.xrange(projected.dlq_log)
+        ((_, record),) = await stream_entries(redis_client, projected.dlq_log)
         assert (record[b"action"], record[b"dlq_id"]) == (b"retry", ident.encode())
 
     async def test_drop_removes_the_letter_and_records_it(
@@ -276,7 +278,7 @@ class TestDeadLetters:
         ident = f"p{partition}:{entry_id}"
         await dlq_drop(redis_client, projected, ident, reason="bad feed data")
         assert await redis_client.xlen(projected.dlq_of(partition)) == 0
-        ((_, record),) = await redis_client.xrange(projected.dlq_log)
+        ((_, record),) = await stream_entries(redis_client, projected.dlq_log)
         assert (record[b"action"], record[b"reason"]) == (b"drop", b"bad feed data")
 
 

@@ -7,6 +7,7 @@ Events are appended through the store and applied with ``ProjectorPool.run_until
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
@@ -497,7 +498,7 @@ class TestOperations:
                 Settings(tokens=TOKENS, key_prefix=key_prefix),
                 store=redis_store,
                 client=redis_client,
-                projector_state=lambda s=state: s,
+                projector_state=functools.partial(str, state),
             )
             async with client_of(app) as http:
                 answer = (await http.get("/readyz")).json()

@@ -186,7 +186,7 @@ class TestLifeCycle:
         server.fsync = "always"
         server.start()
         client = _client(server)
-        config = client.config_get("*")
+        config: dict[str, str] = client.config_get("*")  # type: ignore[assignment]
         client.close()
         assert config["appendonly"] == "yes"
         assert config["appendfsync"] == "always"
@@ -263,7 +263,7 @@ class TestDurability:
             assert not server.running
             server.start()
             client = _client(server)
-            entries = client.xrange("log")
+            entries: list[tuple[bytes, dict[bytes, bytes]]] = client.xrange("log")  # type: ignore[assignment]
             client.close()
             assert [fields[b"n"] for _, fields in entries] == [str(n).encode() for n in range(200)]
         finally:

@@ -21,6 +21,8 @@ from services.store.connection import SOCKET_TIMEOUT, connect
 from services.store.keys import Keys
 from services.store.redis import RedisEventStore
 from tests.support.builders import merged, reported, revised
+from tests.support.streams import added
+from tests.support.streams import entries as stream_entries
 
 
 class TestWireFormat:
@@ -32,7 +34,7 @@ class TestWireFormat:
         """A raw XRANGE shows type, event_id, v and data (the event as JSON)."""
         event = reported("i-1", best=7)
         (appended,) = await redis_store.append([event])
-        entries = await redis_client.xrange(Keys(key_prefix).log)
+        entries = await stream_entries(redis_client, Keys(key_prefix).log)
         assert len(entries) == 1
         entry_id, fields = entries[0]
         assert entry_id.decode() == appended.position
@@ -54,13 +56,13 @@ class TestWireFormat:
         answers = await redis_store.append([one, two, merge])
         keys = Keys(key_prefix)
         assert keys.log == f"{key_prefix}:{{p0}}:log"
-        ids = await redis_client.hgetall(keys.ids)
+        ids: dict[bytes, bytes] = await redis_client.hgetall(keys.ids)  # type: ignore[assignment]
         assert {k.decode(): v.decode() for k, v in ids.items()} == {
             a.event_id: a.position for a in answers
         }
         entities = await redis_client.hgetall(keys.entities)
         assert entities == {b"incident:i-1": b"1|live", b"incident:i-2": b"2|merged|i-1"}
-        history = await redis_client.hget(keys.history, "incident:i-1")
+        history: bytes | None = await redis_client.hget(keys.history, "incident:i-1")  # type: ignore[assignment]
         assert history is not None
         assert history.decode().split() == [answers[0].position, answers[2].position]
 
@@ -87,8 +89,10 @@ class TestWireFormat:
         self, redis_store: RedisEventStore, redis_client: aioredis.Redis, key_prefix: str
     ) -> None:
         """A foreign entry in the log is reported as a CodecError with its position."""
-        raw = await redis_client.xadd(
-            Keys(key_prefix).log, {"type": "incident.reported", "v": "2", "data": "{not json"}
+        raw = await added(
+            redis_client,
+            Keys(key_prefix).log,
+            {"type": "incident.reported", "v": "2", "data": "{not json"},
         )
         with pytest.raises(CodecError, match=raw.decode()):
             await redis_store.read()

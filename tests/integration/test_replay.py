@@ -14,7 +14,7 @@ import msgspec
 import pytest
 import redis.asyncio as aioredis
 
-from events import Position, position_key
+from events import AnyEvent, Position, position_key
 from projections import PROJECTIONS, fold
 from projections.docs import Docs
 from services.projector.pool import ProjectorPool
@@ -25,19 +25,18 @@ from services.store.redis import RedisEventStore
 from services.views.generations import active_generation, view_keys
 from services.views.redis import load_checkpoint, load_kind, load_view
 from tests.support import builders as f
-from tests.support.runner import Count, Seen, counting, read_log
+from tests.support.runner import FAST, Count, Seen, counting, read_log
 from tests.support.waiting import until
 
 DEADLINE = 30.0
 COUNTING = counting("test-replay-counting")
 """Counts every applied event and how often each position was applied."""
-FAST = {"claim_idle_ms": 200, "lease_ms": 1000, "block_ms": 50}
 INCIDENTS = PROJECTIONS["incidents"]
 
 
 async def seed(store: RedisEventStore, n: int, tag: str = "i") -> None:
     """``n`` incidents reported, every third one revised, in batches of ten."""
-    events = []
+    events: list[AnyEvent] = []
     for i in range(n):
         events.append(f.reported(f"{tag}-{i}", 1 + i % 7))
         if i % 3 == 0:

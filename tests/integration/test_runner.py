@@ -38,13 +38,14 @@ from services.store.redis import RedisEventStore
 from services.views.generations import view_keys
 from services.views.redis import load_checkpoint, load_kind, load_view
 from tests.support import builders as f
-from tests.support.runner import COUNTING, EVERY, Count, crash_at, read_log
+from tests.support.runner import COUNTING, EVERY, FAST, Count, crash_at, read_log
+from tests.support.streams import added
+from tests.support.streams import entries as stream_entries
 from tests.support.waiting import until
 
 DEADLINE = 20.0
 """Seconds a test waits for a condition before failing."""
 
-FAST = {"claim_idle_ms": 200, "lease_ms": 1000, "block_ms": 50}
 """Pool settings that keep the tests quick: short blocks, short leases."""
 
 
@@ -349,11 +350,15 @@ class TestPoisonEntries:
         keys = Keys(key_prefix)
         first, second, third = history()
         await redis_store.append(first)
-        garbage = await redis_client.xadd(
-            keys.log, {"type": "incident.reported", "event_id": "x", "v": "2", "data": b"\xff{no"}
+        garbage = await added(
+            redis_client,
+            keys.log,
+            {"type": "incident.reported", "event_id": "x", "v": "2", "data": b"\xff{no"},
         )
-        unknown = await redis_client.xadd(
-            keys.log, {"type": "incident.exploded", "event_id": "y", "v": "1", "data": b"{}"}
+        unknown = await added(
+            redis_client,
+            keys.log,
+            {"type": "incident.exploded", "event_id": "y", "v": "1", "data": b"{}"},
         )
         await redis_store.append(second)
         await pools(batch_size=4).run_until_caught_up()
@@ -361,7 +366,7 @@ class TestPoisonEntries:
         await pools().run_until_caught_up()
 
         await assert_views_match_fold(redis_client, key_prefix)
-        letters = [fields for _, fields in await redis_client.xrange(keys.dlq)]
+        letters = [fields for _, fields in await stream_entries(redis_client, keys.dlq)]
         assert len(letters) == 2 * len(EVERY)
         by_position: dict[bytes, list[dict[bytes, bytes]]] = {}
         for letter in letters:
@@ -401,7 +406,7 @@ class TestPoisonEntries:
         assert docs == fold(HALF, log)
         assert docs.get("note", "incident:i-1") == Note("incident.casualties_revised", 3)
         assert docs.get("note", "scratch") is None
-        letters = await redis_client.xrange(Keys(key_prefix).dlq)
+        letters = await stream_entries(redis_client, Keys(key_prefix).dlq)
         assert len(letters) == 1
         letter = letters[0][1]
         assert letter[b"error_type"] == b"PoisonedError"
@@ -418,7 +423,7 @@ class TestPoisonEntries:
     ) -> None:
         """Deliveries are counted by Redis, so a restart does not grant an entry three more."""
         keys = Keys(key_prefix)
-        bad = await redis_client.xadd(keys.log, {"type": "incident.reported", "data": b"nope"})
+        bad = await added(redis_client, keys.log, {"type": "incident.reported", "data": b"nope"})
         group = view_keys(key_prefix, COUNTING).group
         await redis_client.xgroup_create(keys.log, group, id="0", mkstream=True)
         await redis_client.xreadgroup(group, "c-1", {keys.log: ">"})
@@ -426,7 +431,7 @@ class TestPoisonEntries:
         await redis_store.append([f.reported("i-1", 4)])
 
         await pools(projections=[COUNTING], consumer="c-1").run_until_caught_up()
-        letters = await redis_client.xrange(keys.dlq)
+        letters = await stream_entries(redis_client, keys.dlq)
         assert [(fields[b"position"], fields[b"deliveries"]) for _, fields in letters] == [
             (bad, b"3")
         ]

@@ -24,9 +24,10 @@ from services.store.keys import Keys
 from services.store.redis import RedisEventStore
 from services.views.redis import load_view
 from tests.support import builders as f
+from tests.support.runner import FAST
+from tests.support.streams import entries as stream_entries
 
 DEADLINE = 30.0
-FAST = {"claim_idle_ms": 200, "lease_ms": 1000, "block_ms": 50}
 SAMPLE = Path(__file__).parent.parent / "data" / "acled_sample.csv"
 
 
@@ -82,7 +83,7 @@ class TestExportImport:
         """Each line has position, recorded_at, type, v and the event as stored."""
         await history(redis_store)
         lines = (await export_bytes(redis_client, key_prefix)).splitlines()
-        log = await redis_client.xrange(Keys(key_prefix).log)
+        log = await stream_entries(redis_client, Keys(key_prefix).log)
         assert [json.loads(line)["position"] for line in lines] == [i.decode() for i, _ in log]
         first = json.loads(lines[0])
         assert set(first) == {"position", "recorded_at", "type", "v", "event"}
@@ -94,7 +95,7 @@ class TestExportImport:
     ) -> None:
         """``--from``/``--to`` bound the export, both ends included."""
         await history(redis_store)
-        log = [i.decode() for i, _ in await redis_client.xrange(Keys(key_prefix).log)]
+        log = [i.decode() for i, _ in await stream_entries(redis_client, Keys(key_prefix).log)]
         out = io.BytesIO()
         written = await export_events(redis_client, key_prefix, out, start=log[2], end=log[5])
         assert written == 4

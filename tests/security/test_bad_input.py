@@ -35,7 +35,7 @@ def doc(event: AnyEvent, **changes: Any) -> dict[str, Any]:
     raw: dict[str, Any] = msgspec.json.decode(events.encode(event))
     for path, value in changes.items():
         *parents, last = path.split("__")
-        target = raw
+        target: Any = raw
         for part in parents:
             target = target[int(part)] if part.isdigit() else target[part]
         target[last] = value

@@ -12,7 +12,7 @@ import asyncio
 import os
 import signal
 import stat
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -95,11 +95,11 @@ class TestEmbeddedRedisAccess:
     """Only the service's ACL user gets in."""
 
     @pytest.fixture
-    def embedded(self, tmp_path: Path) -> EmbeddedRedis:
+    def embedded(self, tmp_path: Path) -> Iterator[EmbeddedRedis]:
         """A running embedded Redis (stopped after the test)."""
         server = EmbeddedRedis(Settings(data_dir=tmp_path))
         server.start()
-        yield server  # type: ignore[misc]
+        yield server
         server.stop()
 
     def test_the_service_user_connects_and_may_work(self, embedded: EmbeddedRedis) -> None:

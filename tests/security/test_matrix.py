@@ -33,7 +33,6 @@ from structlog.testing import capture_logs
 
 import events
 from services.bootstrap import Service, api
-from services.protection import auth as auth_module
 from services.protection.auth import Authenticator
 from services.settings import Settings, Token
 from tests.support.builders import reported
@@ -286,7 +285,7 @@ class TestConstantTimeComparison:
             calls.append(1)
             return real(a, b)
 
-        monkeypatch.setattr(auth_module.hmac, "compare_digest", counting)
+        monkeypatch.setattr("services.protection.auth.hmac.compare_digest", counting)
         return calls
 
     @pytest.mark.parametrize(

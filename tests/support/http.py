@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import socket
 from collections.abc import AsyncIterator, Callable, Mapping
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 import httpx
 import pytest
@@ -48,7 +48,7 @@ class ListeningServer(uvicorn.Server):
 async def served(
     app: Litestar,
     *,
-    lifespan: str = "on",
+    lifespan: Literal["auto", "on", "off"] = "on",
     on_stop: Callable[[], None] | None = None,
     **config: Any,
 ) -> AsyncIterator[str]:

@@ -24,6 +24,7 @@ from tests.support.waiting import DEADLINE
 __all__ = [
     "COUNTING",
     "EVERY",
+    "FAST",
     "Count",
     "PoisonedError",
     "Seen",
@@ -33,6 +34,10 @@ __all__ = [
     "crash_at",
     "read_log",
 ]
+
+
+FAST: dict[str, Any] = {"claim_idle_ms": 200, "lease_ms": 1000, "block_ms": 50}
+"""Pool settings that keep the tests quick: short blocks, short leases."""
 
 
 async def catch_up(

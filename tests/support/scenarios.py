@@ -11,6 +11,7 @@ import redis.asyncio as aioredis
 
 from events import Recorded
 from projections import PROJECTIONS, Docs, fold
+from services.resp import text
 from services.store.keys import Keys
 from services.store.redis import RedisEventStore
 from services.views.cache import ViewReader
@@ -46,7 +47,7 @@ async def holders(client: aioredis.Redis, keys: Keys) -> list[str | None]:
     for projection in PROJECTIONS.values():
         for partition in range(keys.partitions):
             raw = await client.get(keys.lease(projection.name, projection.version, partition))
-            found.append(None if raw is None else raw.decode())
+            found.append(None if raw is None else text(raw))
     return found
 
 

@@ -10,7 +10,6 @@ import pytest
 from structlog.testing import capture_logs
 
 from services.errors import SettingsError
-from services.protection import auth
 from services.protection.auth import (
     AuthenticationError,
     Authenticator,
@@ -104,7 +103,7 @@ class TestAuthenticator:
             calls.append(len(a))
             return real(a, b)
 
-        monkeypatch.setattr(auth.hmac, "compare_digest", counting)
+        monkeypatch.setattr("services.protection.auth.hmac.compare_digest", counting)
         Authenticator(TOKENS).resolve(presented)
         assert len(calls) == len(TOKENS)
         assert set(calls) == {32}  # fixed-length digests: the length of a secret never shows
