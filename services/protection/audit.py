@@ -34,6 +34,7 @@ from services.errors import LedgerError
 from services.resp import field, text
 from services.settings import Token
 from services.store.keys import Keys
+from services.store.log import stream_pages
 
 __all__ = ["AuditEntry", "InvalidSinceError", "parse_since", "read_audit", "record_read"]
 
@@ -137,17 +138,7 @@ async def read_audit(
     """The audit entries from ``since`` on (see :func:`parse_since`; default: all), oldest
     first, at most ``limit``."""
     start = "-" if since is None else parse_since(since)
-    key = Keys(prefix).audit
     found: list[AuditEntry] = []
-    while limit is None or len(found) < limit:
-        page = PAGE if limit is None else min(PAGE, limit - len(found))
-        batch = await client.xrange(key, min=start, max="+", count=page)
-        if not batch:
-            break
-        found += [_entry(ident, fields) for ident, fields in batch if ident and fields]
-        last = found[-1].id
-        ms, _, seq = last.partition("-")
-        start = f"{ms}-{int(seq) + 1}"
-        if len(batch) < page:
-            break
+    async for page in stream_pages(client, Keys(prefix).audit, low=start, size=PAGE, limit=limit):
+        found += [_entry(ident, fields) for ident, fields in page if fields]
     return found
