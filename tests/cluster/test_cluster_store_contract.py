@@ -12,6 +12,7 @@ import pytest
 from redis.asyncio.cluster import RedisCluster
 
 from services.store.redis import RedisEventStore
+from tests.support.contracts import entity_rules as rules
 from tests.support.contracts import event_store as one_log
 from tests.support.contracts import partitioned_store as partitioned
 from tests.support.contracts.partitioned_store import PARTITIONS
@@ -54,11 +55,11 @@ class TestExpectedVersion(one_log.ExpectedVersion):
     """``expected_version`` guards an entity's version (cluster)."""
 
 
-class TestIncidentRules(one_log.IncidentRules):
+class TestIncidentRules(rules.IncidentRules):
     """The incident rules of the log (cluster)."""
 
 
-class TestStatementRules(one_log.StatementRules):
+class TestStatementRules(rules.StatementRules):
     """The statement rules of the log (cluster)."""
 
 

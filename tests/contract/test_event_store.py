@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, given, settings
 
 from events import AnyEvent
 from services.store.base import EventStore
+from tests.support.contracts import entity_rules as rules
 from tests.support.contracts import event_store as contract
 from tests.support.contracts.event_store import everything
 from tests.support.strategies import BATCH_IDS, batches, event_of, outcome
@@ -35,11 +36,11 @@ class TestExpectedVersion(contract.ExpectedVersion):
     """expected_version, when given, must equal the entity's version."""
 
 
-class TestIncidentRules(contract.IncidentRules):
+class TestIncidentRules(rules.IncidentRules):
     """Reports, revisions, retractions and merges must fit the incident's state."""
 
 
-class TestStatementRules(contract.StatementRules):
+class TestStatementRules(rules.StatementRules):
     """Statements are issued once and retracted at most once."""
 
 

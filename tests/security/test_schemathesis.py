@@ -33,9 +33,8 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance, status_code_conformance
 
 from services import bootstrap
-from services.http.server import bind
+from services.http.server import Server, bind
 from services.settings import Settings, Token
-from tests.support.http import ListeningServer
 
 SOAK = os.environ.get("LEDGER_SOAK") == "1"
 SCALE = 10 if SOAK else 1
@@ -65,7 +64,7 @@ class ThreadedServer:
         self.redis_url, self.prefix = redis_url, prefix
         self.sock = bind("127.0.0.1", 0)
         self.port: int = self.sock.getsockname()[1]
-        self.server: ListeningServer | None = None
+        self.server: Server | None = None
         self.ready = threading.Event()
         self.thread = threading.Thread(target=self._run, name="api-under-test", daemon=True)
         self.error: BaseException | None = None
@@ -88,7 +87,7 @@ class ThreadedServer:
         )
         service = bootstrap.api(settings, projectors=False)
         config = uvicorn.Config(service.app, log_config=None, access_log=False, lifespan="on")
-        self.server = ListeningServer(config)
+        self.server = Server(config)
         serving = asyncio.create_task(self.server.serve(sockets=[self.sock]))
         listening = asyncio.create_task(self.server.listening.wait())
         await asyncio.wait((listening, serving), return_when=asyncio.FIRST_COMPLETED)

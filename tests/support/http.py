@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any, Literal, cast
 
@@ -13,10 +12,10 @@ import pytest
 import uvicorn
 from litestar import Litestar
 
-from services.http.server import bind
+from services.http.server import Server, bind
 from tests.support.waiting import DEADLINE
 
-__all__ = ["BASE_URL", "ListeningServer", "client_of", "served"]
+__all__ = ["BASE_URL", "client_of", "served"]
 
 BASE_URL = "http://ledger"
 """The base URL of an in-process client."""
@@ -30,20 +29,6 @@ def client_of(
     return httpx.AsyncClient(transport=transport, base_url=base_url, headers=headers)
 
 
-class ListeningServer(uvicorn.Server):
-    """uvicorn, announcing through ``listening`` when it accepts connections."""
-
-    def __init__(self, config: uvicorn.Config) -> None:
-        super().__init__(config)
-        self.listening = asyncio.Event()
-
-    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        """Start, and say so once listening."""
-        await super().startup(sockets)
-        if self.started:
-            self.listening.set()
-
-
 @contextlib.asynccontextmanager
 async def served(
     app: Litestar,
@@ -52,12 +37,13 @@ async def served(
     on_stop: Callable[[], None] | None = None,
     **config: Any,
 ) -> AsyncIterator[str]:
-    """``app`` served by uvicorn on a free port of 127.0.0.1 in this event loop; yields its
+    """``app`` served by uvicorn (the service's :class:`~services.http.server.Server`) on a
+    free port of 127.0.0.1 in this event loop; yields its
     base URL, and stops the server (in-flight requests first, after ``on_stop()``: what ends
     open streams) when the block ends."""
     sock = bind("127.0.0.1", 0)
     host, port = sock.getsockname()[:2]
-    server = ListeningServer(
+    server = Server(
         uvicorn.Config(app, log_config=None, access_log=False, lifespan=lifespan, **config)
     )
     serving = asyncio.create_task(server.serve(sockets=[sock]))
