@@ -10,14 +10,12 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
-from typing import Any
 
 import httpx
 import pytest
 import redis.asyncio as aioredis
 from typer.testing import CliRunner, Result
 
-from events import to_fields
 from projections import PROJECTIONS, fold
 from services.bootstrap import http_app
 from services.ops.dead_letters import (
@@ -39,7 +37,7 @@ from services.views.generations import view_keys
 from services.views.redis import load_view
 from tests.support import builders as f
 from tests.support.http import client_of
-from tests.support.runner import FAST, read_log
+from tests.support.runner import FAST, read_log, skipped_letter
 from tests.support.streams import added
 from tests.support.streams import entries as stream_entries
 
@@ -54,33 +52,6 @@ async def caught_up(client: aioredis.Redis, prefix: str) -> None:
     pool = ProjectorPool(client, prefix=prefix, projections=[INCIDENTS], **FAST)
     async with asyncio.timeout(DEADLINE):
         await pool.run_until_caught_up()
-
-
-async def skipped_letter(
-    client: aioredis.Redis, store: RedisEventStore, prefix: str, incident: str
-) -> str:
-    """Append a report the incidents view then skips, as the runner does with a dead letter.
-
-    The view's checkpoint moves past the entry and a letter with the entry's fields is
-    written to the dead-letter stream; returns the letter's id.
-    """
-    event = f.reported(incident, 4)
-    (appended,) = await store.append([event])
-    keys = view_keys(prefix, INCIDENTS)
-    await client.hset(keys.meta, "position", appended.position)
-    letter: dict[str, Any] = {
-        "projection": INCIDENTS.name,
-        "version": str(INCIDENTS.version),
-        "position": appended.position,
-        "error_type": "InconsistentStateError",
-        "error": "a count would fall below zero",
-        "deliveries": "3",
-        "consumer": "host-1-abc",
-    }
-    for name, value in to_fields(event).items():
-        letter[f"entry.{name}"] = value
-    ident = await added(client, Keys(prefix).dlq, letter)
-    return str(ident.decode())
 
 
 def cli(redis_url: str, prefix: str, *args: str) -> Result:
@@ -195,7 +166,7 @@ class TestDeadLetters:
         """While the projector runs, a retry adds the skipped event; later events still apply."""
         await redis_store.append([f.reported("i-1"), f.reported("i-2")])
         await caught_up(redis_client, key_prefix)
-        ident = await skipped_letter(redis_client, redis_store, key_prefix, "i-late")
+        _, ident = await skipped_letter(redis_client, redis_store, key_prefix, "i-late")
         assert [letter.id for letter in await dlq_list(redis_client, key_prefix)] == [ident]
         assert not (await verify(redis_client, key_prefix, INCIDENTS)).ok
 
@@ -246,7 +217,7 @@ class TestDeadLetters:
         self, redis_client: aioredis.Redis, redis_store: RedisEventStore, key_prefix: str
     ) -> None:
         """A drop leaves a record with its reason and the entry; the letter is gone."""
-        ident = await skipped_letter(redis_client, redis_store, key_prefix, "i-9")
+        _, ident = await skipped_letter(redis_client, redis_store, key_prefix, "i-9")
         with pytest.raises(DeadLetterError):
             await dlq_drop(redis_client, key_prefix, ident, reason="  ")
         dropped = await dlq_drop(redis_client, key_prefix, ident, reason="duplicate of i-1")
@@ -270,7 +241,7 @@ class TestDeadLetters:
         key_prefix: str,
     ) -> None:
         """``ledger dlq list/show/drop`` work on the letters; an unknown id exits 1."""
-        ident = await skipped_letter(redis_client, redis_store, key_prefix, "i-5")
+        _, ident = await skipped_letter(redis_client, redis_store, key_prefix, "i-5")
         listed = await asyncio.to_thread(cli, redis_url, key_prefix, "dlq", "list", "--json")
         assert [d["id"] for d in json.loads(listed.stdout)] == [ident]
         shown = await asyncio.to_thread(cli, redis_url, key_prefix, "dlq", "show", ident)
@@ -346,8 +317,8 @@ class TestAdminHttp:
         """List, retry, then drop (with and without a reason) dead letters over HTTP."""
         await redis_store.append([f.reported("i-1")])
         await caught_up(redis_client, key_prefix)
-        first = await skipped_letter(redis_client, redis_store, key_prefix, "i-7")
-        second = await skipped_letter(redis_client, redis_store, key_prefix, "i-8")
+        _, first = await skipped_letter(redis_client, redis_store, key_prefix, "i-7")
+        _, second = await skipped_letter(redis_client, redis_store, key_prefix, "i-8")
         listed = (await admin_http.get("/v1/admin/dlq", headers=_as(OPERATOR))).json()
         assert [d["id"] for d in listed["dead_letters"]] == [first, second]
         retried = await admin_http.post(f"/v1/admin/dlq/{first}/retry", headers=_as(OPERATOR))

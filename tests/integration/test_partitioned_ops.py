@@ -12,7 +12,6 @@ import datetime as dt
 import io
 import time
 from collections.abc import AsyncIterator
-from typing import Any
 
 import httpx
 import msgspec
@@ -27,7 +26,6 @@ from events import (
     from_fields,
     position_key,
     recorded_at_of,
-    to_fields,
 )
 from projections import PROJECTIONS, Projection, fold
 from projections.docs import Docs
@@ -55,8 +53,7 @@ from services.views.generations import active_generation, current_view_keys, vie
 from services.views.redis import load_view_paged
 from tests.support import builders as f
 from tests.support.http import client_of
-from tests.support.runner import FAST
-from tests.support.streams import added
+from tests.support.runner import FAST, skipped_letter
 from tests.support.streams import entries as stream_entries
 
 PARTITIONS = 3
@@ -198,31 +195,6 @@ class TestStatus:
         status = await ledger_status(redis_client, projected, [INCIDENTS])
         assert status.max_lag() == 6
         assert sum(r.lag for r in status.projections) == 6
-
-
-async def skipped_letter(
-    client: aioredis.Redis, store: RedisEventStore, keys: Keys, incident: str
-) -> tuple[int, str]:
-    """Append a report the incidents view of its partition skips, as the runner does with
-    a dead letter; returns the partition and the letter's entry id."""
-    event = f.reported(incident, 4)
-    (appended,) = await store.append([event])
-    partition = appended.partition
-    view = await current_view_keys(client, keys, INCIDENTS, partition=partition)
-    await client.hset(view.meta, "position", appended.position)
-    letter: dict[str, Any] = {
-        "projection": INCIDENTS.name,
-        "version": str(INCIDENTS.version),
-        "position": appended.position,
-        "error_type": "InconsistentStateError",
-        "error": "a count would fall below zero",
-        "deliveries": "3",
-        "consumer": "host-1-abc",
-    }
-    for name, value in to_fields(event).items():
-        letter[f"entry.{name}"] = value
-    ident = await added(client, keys.dlq_of(partition), letter)
-    return partition, ident.decode()
 
 
 class TestDeadLetters:

@@ -13,12 +13,16 @@ from typing import Any
 import msgspec
 import redis.asyncio as aioredis
 
-from events import CodecError, Position, Recorded, from_fields, recorded_at_of
+from events import CodecError, Position, Recorded, from_fields, recorded_at_of, to_fields
 from projections import PROJECTIONS, Projection, State
 from projections.docs import Docs
 from services.projector.pool import ProjectorPool, Step, StepHook
 from services.resp import text
 from services.store.keys import Keys
+from services.store.redis import RedisEventStore
+from services.views.generations import current_view_keys
+from tests.support.builders import reported
+from tests.support.streams import added
 from tests.support.waiting import DEADLINE
 
 __all__ = [
@@ -33,6 +37,7 @@ __all__ = [
     "counting",
     "crash_at",
     "read_log",
+    "skipped_letter",
 ]
 
 
@@ -131,3 +136,31 @@ def crash_at(step: Step, projection: str = COUNTING.name, nth: int = 1) -> StepH
                 raise SimulatedCrashError(f"{step} #{nth}")
 
     return hook
+
+
+async def skipped_letter(
+    client: aioredis.Redis, store: RedisEventStore, prefix: Keys | str, incident: str
+) -> tuple[int, str]:
+    """Append a report the incidents view of its partition then skips, as the runner does
+    with a dead letter: the view's checkpoint moves past the entry and a letter with the
+    entry's fields is written to the partition's dead-letter stream; returns the partition
+    and the letter's entry id."""
+    keys = Keys.of(prefix)
+    event = reported(incident, 4)
+    (appended,) = await store.append([event])
+    partition = appended.partition
+    view = await current_view_keys(client, keys, PROJECTIONS["incidents"], partition=partition)
+    await client.hset(view.meta, "position", appended.position)
+    letter: dict[str, Any] = {
+        "projection": "incidents",
+        "version": str(PROJECTIONS["incidents"].version),
+        "position": appended.position,
+        "error_type": "InconsistentStateError",
+        "error": "a count would fall below zero",
+        "deliveries": "3",
+        "consumer": "host-1-abc",
+    }
+    for name, value in to_fields(event).items():
+        letter[f"entry.{name}"] = value
+    ident = await added(client, keys.dlq_of(partition), letter)
+    return partition, text(ident)
