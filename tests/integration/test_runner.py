@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
-from typing import Any
 
 import msgspec
 import pytest
@@ -38,7 +37,17 @@ from services.store.redis import RedisEventStore
 from services.views.generations import view_keys
 from services.views.redis import load_checkpoint, load_kind, load_view
 from tests.support import builders as f
-from tests.support.runner import COUNTING, EVERY, FAST, Count, crash_at, read_log
+from tests.support.runner import (
+    COUNTING,
+    EVERY,
+    FAST,
+    Count,
+    Pools,
+    assert_views_match_fold,
+    crash_at,
+    failed,
+    read_log,
+)
 from tests.support.streams import added
 from tests.support.streams import entries as stream_entries
 from tests.support.waiting import until
@@ -122,17 +131,6 @@ def history() -> list[list[AnyEvent]]:
     ]
 
 
-async def assert_views_match_fold(
-    client: aioredis.Redis, prefix: str, projections: Sequence[Projection] = EVERY
-) -> None:
-    """Every stored view equals the pure fold of the log, and its checkpoint is the head."""
-    log = await read_log(client, prefix, decodable=True)
-    for projection in projections:
-        docs, checkpoint = await load_view(client, prefix, projection)
-        assert docs == fold(projection, log), projection.name
-        assert checkpoint == (log[-1].position if log else None), projection.name
-
-
 async def pending_count(client: aioredis.Redis, prefix: str, projection: Projection) -> int:
     """Entries of the projection's group delivered and not acked."""
     summary = await client.xpending(Keys(prefix).log, view_keys(prefix, projection).group)
@@ -140,20 +138,11 @@ async def pending_count(client: aioredis.Redis, prefix: str, projection: Project
 
 
 @pytest.fixture
-async def pools(redis_client: aioredis.Redis, key_prefix: str) -> AsyncIterator[Any]:
+async def pools(redis_client: aioredis.Redis, key_prefix: str) -> AsyncIterator[Pools]:
     """Make pools on this test's prefix (fast settings); every one is stopped afterwards."""
-    made: list[ProjectorPool] = []
-
-    def make(**options: Any) -> ProjectorPool:
-        settings: dict[str, Any] = {"projections": EVERY, **FAST, **options}
-        client = settings.pop("client", redis_client)
-        pool = ProjectorPool(client, prefix=key_prefix, **settings)
-        made.append(pool)
-        return pool
-
-    yield make
-    for pool in made:
-        await pool.abort()
+    made = Pools(redis_client, key_prefix, projections=EVERY, **FAST)
+    yield made
+    await made.abort()
 
 
 # --- tests ---------------------------------------------------------------------------------------
@@ -167,7 +156,7 @@ class TestCatchUp:
         redis_client: aioredis.Redis,
         redis_store: RedisEventStore,
         key_prefix: str,
-        pools: Any,
+        pools: Pools,
     ) -> None:
         """A group created by the runner starts at 0, so the whole existing log is folded."""
         for batch in history():
@@ -184,7 +173,7 @@ class TestCatchUp:
         redis_client: aioredis.Redis,
         redis_store: RedisEventStore,
         key_prefix: str,
-        pools: Any,
+        pools: Pools,
     ) -> None:
         """A running pool applies each newly appended batch without being restarted."""
         pool = pools()
@@ -201,7 +190,7 @@ class TestCatchUp:
         await assert_views_match_fold(redis_client, key_prefix)
 
     async def test_an_empty_log_is_caught_up_at_once(
-        self, redis_client: aioredis.Redis, key_prefix: str, pools: Any
+        self, redis_client: aioredis.Redis, key_prefix: str, pools: Pools
     ) -> None:
         """With nothing logged there is nothing to wait for and no checkpoint is written."""
         await pools().run_until_caught_up()
@@ -216,7 +205,7 @@ class TestStoredView:
         redis_client: aioredis.Redis,
         redis_store: RedisEventStore,
         key_prefix: str,
-        pools: Any,
+        pools: Pools,
     ) -> None:
         """For every registered projection the stored view equals fold(store.read())."""
         for batch in history():
@@ -233,7 +222,7 @@ class TestStoredView:
         redis_client: aioredis.Redis,
         redis_store: RedisEventStore,
         key_prefix: str,
-        pools: Any,
+        pools: Pools,
     ) -> None:
         """load_kind answers exactly the documents of that kind in the fold."""
         for batch in history():
@@ -250,7 +239,7 @@ class TestStoredView:
         redis_client: aioredis.Redis,
         redis_store: RedisEventStore,
         key_prefix: str,
-        pools: Any,
+        pools: Pools,
     ) -> None:
         """After a clean stop a new pool applies only what came later (counted once each)."""
         first, *rest = history()
@@ -272,14 +261,14 @@ class TestRedelivery:
         redis_client: aioredis.Redis,
         redis_store: RedisEventStore,
         key_prefix: str,
-        pools: Any,
+        pools: Pools,
     ) -> None:
         """Entries committed but not acked come back to the same consumer and are only acked."""
         for batch in history():
             await redis_store.append(batch)
         crashed = pools(consumer="c-1", hook=crash_at("after_commit"))
         await crashed.start()
-        await until(lambda: _failed(crashed), "the simulated crash", within=DEADLINE)
+        await until(lambda: failed(crashed), "the simulated crash", within=DEADLINE)
         await crashed.abort()
         committed = await load_checkpoint(redis_client, key_prefix, COUNTING)
         assert committed is not None
@@ -296,14 +285,14 @@ class TestRedelivery:
         redis_client: aioredis.Redis,
         redis_store: RedisEventStore,
         key_prefix: str,
-        pools: Any,
+        pools: Pools,
     ) -> None:
         """Another consumer takes over the dead one's pending entries and applies none twice."""
         for batch in history():
             await redis_store.append(batch)
         crashed = pools(consumer="c-dead", hook=crash_at("after_commit"), lease_ms=300)
         await crashed.start()
-        await until(lambda: _failed(crashed), "the simulated crash", within=DEADLINE)
+        await until(lambda: failed(crashed), "the simulated crash", within=DEADLINE)
         await crashed.abort()
 
         await pools(consumer="c-next").run_until_caught_up()
@@ -317,23 +306,19 @@ class TestRedelivery:
         redis_client: aioredis.Redis,
         redis_store: RedisEventStore,
         key_prefix: str,
-        pools: Any,
+        pools: Pools,
     ) -> None:
         """A batch applied in memory but never committed is applied again after the restart."""
         for batch in history():
             await redis_store.append(batch)
         crashed = pools(consumer="c-1", hook=crash_at("before_commit"))
         await crashed.start()
-        await until(lambda: _failed(crashed), "the simulated crash", within=DEADLINE)
+        await until(lambda: failed(crashed), "the simulated crash", within=DEADLINE)
         await crashed.abort()
         assert await load_checkpoint(redis_client, key_prefix, COUNTING) is None
 
         await pools(consumer="c-1").run_until_caught_up()
         await assert_views_match_fold(redis_client, key_prefix)
-
-
-async def _failed(pool: ProjectorPool) -> bool:
-    return pool.failure() is not None
 
 
 class TestPoisonEntries:
@@ -344,7 +329,7 @@ class TestPoisonEntries:
         redis_client: aioredis.Redis,
         redis_store: RedisEventStore,
         key_prefix: str,
-        pools: Any,
+        pools: Pools,
     ) -> None:
         """Garbage data and an unknown type go to the DLQ per projection; the rest is applied."""
         keys = Keys(key_prefix)
@@ -389,7 +374,7 @@ class TestPoisonEntries:
         redis_client: aioredis.Redis,
         redis_store: RedisEventStore,
         key_prefix: str,
-        pools: Any,
+        pools: Pools,
     ) -> None:
         """What apply wrote before raising is rolled back, including keys the batch had changed."""
         poison = f.revised("i-1", 20, source="poison")
@@ -419,7 +404,7 @@ class TestPoisonEntries:
         redis_client: aioredis.Redis,
         redis_store: RedisEventStore,
         key_prefix: str,
-        pools: Any,
+        pools: Pools,
     ) -> None:
         """Deliveries are counted by Redis, so a restart does not grant an entry three more."""
         keys = Keys(key_prefix)
@@ -446,7 +431,7 @@ class TestLeases:
         redis_client: aioredis.Redis,
         redis_store: RedisEventStore,
         key_prefix: str,
-        pools: Any,
+        pools: Pools,
     ) -> None:
         """Two running pools share the work and the views equal the fold, each event once."""
         one, two = pools(consumer="p-1", batch_size=2), pools(consumer="p-2", batch_size=2)
@@ -466,7 +451,7 @@ class TestLeases:
         redis_client: aioredis.Redis,
         redis_store: RedisEventStore,
         key_prefix: str,
-        pools: Any,
+        pools: Pools,
     ) -> None:
         """Stopping releases the lease; the standby then applies what comes next."""
         holder, standby = pools(consumer="holder"), pools(consumer="standby")
@@ -491,7 +476,7 @@ class TestLeases:
         redis_client: aioredis.Redis,
         redis_store: RedisEventStore,
         key_prefix: str,
-        pools: Any,
+        pools: Pools,
     ) -> None:
         """The commit checks the lease: while another owns it, nothing is written."""
         pool = pools(consumer="paused", projections=[COUNTING])
@@ -521,7 +506,7 @@ class TestLeases:
         redis_client: aioredis.Redis,
         redis_store: RedisEventStore,
         key_prefix: str,
-        pools: Any,
+        pools: Pools,
     ) -> None:
         """Entries a former holder read but never applied are applied before later ones."""
         keys = Keys(key_prefix)
@@ -556,7 +541,7 @@ class TestStatus:
         redis_client: aioredis.Redis,
         redis_store: RedisEventStore,
         key_prefix: str,
-        pools: Any,
+        pools: Pools,
     ) -> None:
         """Before the first run the lag is the whole log; caught up it is zero."""
         first, second, _ = history()

@@ -16,15 +16,15 @@ import pytest
 import redis.asyncio as aioredis
 
 from events import AnyEvent
-from projections import PROJECTIONS, Projection, fold
-from services.projector.pool import ProjectorPool, Step
+from projections import PROJECTIONS, Projection
 from services.projector.worker import MAX_DELIVERIES
 from services.store.keys import Keys
 from services.store.redis import RedisEventStore
+from services.views import freshness
 from services.views.generations import view_keys
 from services.views.redis import load_view, load_view_paged
 from tests.support import builders as f
-from tests.support.runner import counting, read_log
+from tests.support.runner import Pools, assert_views_match_fold, counting, crash_at, failed
 from tests.support.waiting import until
 
 DEADLINE = 30.0
@@ -69,17 +69,6 @@ async def append(store: RedisEventStore, events: Sequence[AnyEvent]) -> None:
         await store.append(events[start : start + 50])
 
 
-async def assert_views_match_fold(
-    client: aioredis.Redis, prefix: str, projections: Sequence[Projection] = EVERY
-) -> None:
-    """Every stored view equals the pure fold of the log."""
-    log = await read_log(client, prefix, decodable=True)
-    for projection in projections:
-        docs, checkpoint = await load_view(client, prefix, projection)
-        assert docs == fold(projection, log), projection.name
-        assert checkpoint == log[-1].position, projection.name
-
-
 async def assert_applied_once(client: aioredis.Redis, prefix: str) -> None:
     """Every position the counting projection holds was applied exactly once."""
     docs, _ = await load_view(client, prefix, COUNTING)
@@ -89,47 +78,19 @@ async def assert_applied_once(client: aioredis.Redis, prefix: str) -> None:
 
 
 async def group_info(client: aioredis.Redis, prefix: str, projection: Projection) -> Any:
-    """``XINFO GROUPS`` of the projection's consumer group."""
+    """``XINFO GROUPS`` of the projection's consumer group (which must exist)."""
     group = view_keys(prefix, projection).group
-    for info in await client.xinfo_groups(Keys(prefix).log):
-        if info["name"].decode() == group:
-            return info
-    raise AssertionError(f"no group {group}")
-
-
-class SimulatedCrashError(Exception):
-    """Raised by a step hook to simulate the process dying at that point."""
-
-
-def crash_at(step: Step, nth: int) -> Any:
-    """A step hook raising :class:`SimulatedCrashError` at the ``nth`` ``step`` of COUNTING."""
-    seen = 0
-
-    async def hook(name: str, at: Step) -> None:
-        nonlocal seen
-        if name == COUNTING.name and at == step:
-            seen += 1
-            if seen == nth:
-                raise SimulatedCrashError(f"{step} #{nth}")
-
-    return hook
+    info = await freshness.group_info(client, Keys(prefix).log, group)
+    assert info is not None, f"no group {group}"
+    return info
 
 
 @pytest.fixture
-async def pools(redis_client: aioredis.Redis, key_prefix: str) -> AsyncIterator[Any]:
+async def pools(redis_client: aioredis.Redis, key_prefix: str) -> AsyncIterator[Pools]:
     """Make pools on this test's prefix (small settings); every one is ended afterwards."""
-    made: list[ProjectorPool] = []
-
-    def make(**options: Any) -> ProjectorPool:
-        pool = ProjectorPool(
-            redis_client, prefix=key_prefix, **{"projections": EVERY, **SMALL, **options}
-        )
-        made.append(pool)
-        return pool
-
-    yield make
-    for pool in made:
-        await pool.abort()
+    made = Pools(redis_client, key_prefix, projections=EVERY, **SMALL)
+    yield made
+    await made.abort()
 
 
 class TestPagedLoad:
@@ -140,7 +101,7 @@ class TestPagedLoad:
         redis_client: aioredis.Redis,
         redis_store: RedisEventStore,
         key_prefix: str,
-        pools: Any,
+        pools: Pools,
     ) -> None:
         """HSCAN pages of 7 give the same documents and checkpoint as the one-MULTI load."""
         await append(redis_store, feed(150))
@@ -159,7 +120,7 @@ class TestPagedLoad:
         redis_client: aioredis.Redis,
         redis_store: RedisEventStore,
         key_prefix: str,
-        pools: Any,
+        pools: Pools,
     ) -> None:
         """A new term loads every page of the stored view and applies nothing twice."""
         events = feed(300)
@@ -167,7 +128,7 @@ class TestPagedLoad:
         await pools(consumer="first").run_until_caught_up()
         await append(redis_store, events[150:])
         await pools(consumer="second").run_until_caught_up()
-        await assert_views_match_fold(redis_client, key_prefix)
+        await assert_views_match_fold(redis_client, key_prefix, EVERY)
         await assert_applied_once(redis_client, key_prefix)
 
 
@@ -196,7 +157,7 @@ class TestLoadLongerThanTheLease:
         redis_client: aioredis.Redis,
         redis_store: RedisEventStore,
         key_prefix: str,
-        pools: Any,
+        pools: Pools,
     ) -> None:
         """Pages 25 ms apart, a 300 ms lease: the restarted pool catches up, nothing twice."""
         events = feed(300)
@@ -208,7 +169,7 @@ class TestLoadLongerThanTheLease:
         async with asyncio.timeout(45):
             await second.run_until_caught_up()
         assert slow.scans * slow.delay > 3 * 0.3  # each load outlasted the lease
-        await assert_views_match_fold(redis_client, key_prefix)
+        await assert_views_match_fold(redis_client, key_prefix, EVERY)
         await assert_applied_once(redis_client, key_prefix)
 
 
@@ -220,13 +181,13 @@ class TestSharedCatchUp:
         redis_client: aioredis.Redis,
         redis_store: RedisEventStore,
         key_prefix: str,
-        pools: Any,
+        pools: Pools,
     ) -> None:
         """After the catch-up each group has delivered up to the head, holds nothing, lags 0."""
         await append(redis_store, feed(400))
         pool = pools(consumer="catch-up")
         await pool.run_until_caught_up()
-        await assert_views_match_fold(redis_client, key_prefix)
+        await assert_views_match_fold(redis_client, key_prefix, EVERY)
         await assert_applied_once(redis_client, key_prefix)
         head = await redis_store.head()
         for projection in EVERY:
@@ -241,7 +202,7 @@ class TestSharedCatchUp:
         redis_client: aioredis.Redis,
         redis_store: RedisEventStore,
         key_prefix: str,
-        pools: Any,
+        pools: Pools,
     ) -> None:
         """A running pool switches from the backlog to following the log, then back."""
         events = feed(500)
@@ -254,7 +215,7 @@ class TestSharedCatchUp:
         await append(redis_store, events[203:])  # a new backlog
         await pool.run_until_caught_up()
         await pool.stop()
-        await assert_views_match_fold(redis_client, key_prefix)
+        await assert_views_match_fold(redis_client, key_prefix, EVERY)
         await assert_applied_once(redis_client, key_prefix)
 
     async def test_a_crash_after_a_catch_up_commit_applies_nothing_twice(
@@ -262,16 +223,16 @@ class TestSharedCatchUp:
         redis_client: aioredis.Redis,
         redis_store: RedisEventStore,
         key_prefix: str,
-        pools: Any,
+        pools: Pools,
     ) -> None:
         """Committed catch-up steps are not applied again by the next holder."""
         await append(redis_store, feed(300))
-        crashed = pools(consumer="c-1", hook=crash_at("after_commit", 2))
+        crashed = pools(consumer="c-1", hook=crash_at("after_commit", COUNTING.name, 2))
         await crashed.start()
-        await until(lambda: _failed(crashed), "the simulated crash", within=DEADLINE)
+        await until(lambda: failed(crashed), "the simulated crash", within=DEADLINE)
         await crashed.abort()
         await pools(consumer="c-2", lease_ms=300).run_until_caught_up()
-        await assert_views_match_fold(redis_client, key_prefix)
+        await assert_views_match_fold(redis_client, key_prefix, EVERY)
         await assert_applied_once(redis_client, key_prefix)
 
     async def test_a_crash_before_a_catch_up_commit_loses_nothing(
@@ -279,16 +240,16 @@ class TestSharedCatchUp:
         redis_client: aioredis.Redis,
         redis_store: RedisEventStore,
         key_prefix: str,
-        pools: Any,
+        pools: Pools,
     ) -> None:
         """Entries applied in memory and never committed are applied after the restart."""
         await append(redis_store, feed(300))
-        crashed = pools(consumer="c-1", hook=crash_at("before_commit", 3))
+        crashed = pools(consumer="c-1", hook=crash_at("before_commit", COUNTING.name, 3))
         await crashed.start()
-        await until(lambda: _failed(crashed), "the simulated crash", within=DEADLINE)
+        await until(lambda: failed(crashed), "the simulated crash", within=DEADLINE)
         await crashed.abort()
         await pools(consumer="c-1").run_until_caught_up()
-        await assert_views_match_fold(redis_client, key_prefix)
+        await assert_views_match_fold(redis_client, key_prefix, EVERY)
         await assert_applied_once(redis_client, key_prefix)
 
 
@@ -300,7 +261,7 @@ class TestPoisonInABacklog:
         redis_client: aioredis.Redis,
         redis_store: RedisEventStore,
         key_prefix: str,
-        pools: Any,
+        pools: Pools,
     ) -> None:
         """The catch-up undoes its step, the classic path counts deliveries, the rest goes on."""
         await append(redis_store, feed(300, poison_at=137))
@@ -320,7 +281,3 @@ class TestPoisonInABacklog:
         assert checkpoint == await redis_store.head()
         info = await group_info(redis_client, key_prefix, COUNTING)
         assert info["pending"] == 0
-
-
-async def _failed(pool: ProjectorPool) -> bool:
-    return pool.failure() is not None

@@ -1,26 +1,30 @@
 """The projectors in tests: views caught up, the log read back, projections that count.
 
 :func:`catch_up` runs a pool until every view reaches the head of the log; :func:`read_log`
-reads the log back as the projectors see it, to fold it by hand. :func:`counting` makes a
-projection that records how often each position was applied, so a double apply cannot hide.
+reads the log back as the projectors see it, to fold it by hand, and
+:func:`assert_views_match_fold` compares every stored view with that fold. :func:`counting`
+makes a projection that records how often each position was applied, so a double apply
+cannot hide. :class:`Pools` makes the pools of one test and aborts them all at its end.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from typing import Any
 
 import msgspec
 import redis.asyncio as aioredis
 
 from events import CodecError, Position, Recorded, from_fields, recorded_at_of, to_fields
-from projections import PROJECTIONS, Projection, State
+from projections import PROJECTIONS, Projection, State, fold
 from projections.docs import Docs
 from services.projector.pool import ProjectorPool, Step, StepHook
 from services.resp import text
 from services.store.keys import Keys
 from services.store.redis import RedisEventStore
 from services.views.generations import current_view_keys
+from services.views.redis import load_view
 from tests.support.builders import reported
 from tests.support.streams import added
 from tests.support.waiting import DEADLINE
@@ -31,11 +35,14 @@ __all__ = [
     "FAST",
     "Count",
     "PoisonedError",
+    "Pools",
     "Seen",
     "SimulatedCrashError",
+    "assert_views_match_fold",
     "catch_up",
     "counting",
     "crash_at",
+    "failed",
     "read_log",
     "skipped_letter",
 ]
@@ -71,6 +78,34 @@ async def read_log(
             raise
         found.append(Recorded(position, recorded_at_of(position), event))
     return found
+
+
+class Pools:
+    """Makes pools on one prefix, each with ``defaults`` under its own options (a ``client``
+    option replaces the client); :meth:`abort` ends every pool made."""
+
+    def __init__(self, client: aioredis.Redis, prefix: Keys | str, **defaults: Any) -> None:
+        self._client = client
+        self._prefix = prefix
+        self._defaults = defaults
+        self._made: list[ProjectorPool] = []
+
+    def __call__(self, **options: Any) -> ProjectorPool:
+        settings: dict[str, Any] = {**self._defaults, **options}
+        client = settings.pop("client", self._client)
+        pool = ProjectorPool(client, prefix=self._prefix, **settings)
+        self._made.append(pool)
+        return pool
+
+    async def abort(self) -> None:
+        """Abort every pool made, in the order made."""
+        for pool in self._made:
+            await pool.abort()
+
+
+async def failed(pool: ProjectorPool) -> bool:
+    """Whether the pool has stopped on a failure (for :func:`~tests.support.waiting.until`)."""
+    return pool.failure() is not None
 
 
 class Count(msgspec.Struct, frozen=True):
@@ -118,6 +153,18 @@ COUNTING = counting("test-counting")
 
 EVERY = (*PROJECTIONS.values(), COUNTING)
 """Every projection of the service, and :data:`COUNTING`."""
+
+
+async def assert_views_match_fold(
+    client: aioredis.Redis, prefix: str, projections: Sequence[Projection] = EVERY
+) -> None:
+    """Every stored view equals the pure fold of the decodable log, and its checkpoint is the
+    log's last position (none on an empty log)."""
+    log = await read_log(client, prefix, decodable=True)
+    for projection in projections:
+        docs, checkpoint = await load_view(client, prefix, projection)
+        assert docs == fold(projection, log), projection.name
+        assert checkpoint == (log[-1].position if log else None), projection.name
 
 
 class SimulatedCrashError(Exception):
