@@ -18,12 +18,12 @@ from typer.testing import CliRunner
 import events
 from services.bootstrap import Service
 from services.cli import main
-from services.cli.processes import serve
 from services.protection.auth import load_tokens_file, tokens_path
 from services.reference import REFERENCE_FEEDS, scenario
 from services.runtime.embedded import EmbeddedRedis, password_path
 from services.settings import Settings
 from tests.support.builders import reported
+from tests.support.service import serve_defaults
 
 
 def alive(pid: int) -> bool:
@@ -71,18 +71,8 @@ class TestEmbeddedRedis:
 @pytest.fixture
 async def served(tmp_path: Path) -> AsyncIterator[tuple[Service, asyncio.Task[None]]]:
     """``serve`` on the embedded default (free HTTP port), until the test stops it."""
-    settings = Settings(data_dir=tmp_path / "var", http_port=0, projectors=False)
-    started: asyncio.Queue[Service] = asyncio.Queue()
-    task = asyncio.create_task(serve(settings, ready=started.put))
-    try:
-        async with asyncio.timeout(30):
-            service = await started.get()
-        yield service, task
-    finally:
-        if not task.done():
-            os.kill(os.getpid(), signal.SIGTERM)
-        async with asyncio.timeout(30):
-            await task
+    async with serve_defaults(tmp_path / "var") as running:
+        yield running
 
 
 class TestServe:

@@ -8,9 +8,6 @@ is refused.
 
 from __future__ import annotations
 
-import asyncio
-import os
-import signal
 import stat
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -22,11 +19,11 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from services.bootstrap import Service
-from services.cli.processes import serve
 from services.http.server import bind
 from services.protection.auth import tokens_path
 from services.runtime.embedded import REDIS_USER, EmbeddedRedis, password_path
 from services.settings import Settings, load_settings
+from tests.support.service import serve_defaults
 
 
 class TestHttpBinding:
@@ -53,18 +50,8 @@ class TestHttpBinding:
 @pytest.fixture
 async def served(tmp_path: Path) -> AsyncIterator[Service]:
     """``serve`` with default settings (embedded Redis, free port) until the test ends."""
-    settings = Settings(data_dir=tmp_path / "var", http_port=0, projectors=False)
-    started: asyncio.Queue[Service] = asyncio.Queue()
-    task = asyncio.create_task(serve(settings, ready=started.put))
-    try:
-        async with asyncio.timeout(30):
-            service = await started.get()
+    async with serve_defaults(tmp_path / "var") as (service, _):
         yield service
-    finally:
-        if not task.done():
-            os.kill(os.getpid(), signal.SIGTERM)
-        async with asyncio.timeout(30):
-            await task
 
 
 class TestServeDefaults:

@@ -3,25 +3,39 @@
 :func:`serving` runs what ``ledger serve`` wires (:func:`services.bootstrap.api`: the Redis
 event store, inbox, projector pool) on a free port, with a reader token and a feed token per
 reference feed; :func:`publish` sends events with the token of each one's feed.
+:func:`serve_defaults` runs ``ledger serve`` itself with nothing configured (embedded Redis)
+until SIGTERM, as an operator would start it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import itertools
+import os
+import signal
 import uuid
 from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
 from typing import Any
 
 from events import AnyEvent, CasualtiesRevised, Fatalities, Source, VictimLine
-from services.bootstrap import api
+from services.bootstrap import Service, api
+from services.cli.processes import serve
 from services.client import LedgerClient
 from services.http.side import ReadSide
 from services.reference import MAIN_INCIDENT, MONITOR_FEED, REFERENCE_FEEDS
 from services.settings import Settings, Token
 from tests.support.http import served
 
-__all__ = ["FEED_TOKENS", "READER", "one_more_revision", "publish", "serving"]
+__all__ = [
+    "FEED_TOKENS",
+    "READER",
+    "one_more_revision",
+    "publish",
+    "serve_defaults",
+    "serving",
+]
 
 READER = "reader-token-e2e-0123456789"
 FEED_TOKENS = {feed: f"feed-{feed}-e2e-0123456789" for feed in REFERENCE_FEEDS}
@@ -57,6 +71,25 @@ async def serving(
             yield url
     finally:
         await service.stop()
+
+
+@contextlib.asynccontextmanager
+async def serve_defaults(data_dir: Path) -> AsyncIterator[tuple[Service, asyncio.Task[None]]]:
+    """``serve`` with default settings under ``data_dir`` (embedded Redis, a free HTTP port, no
+    projectors), in this event loop; yields the started service and the serving task. On
+    leaving, SIGTERM stops it unless the test already has, and the task is awaited."""
+    settings = Settings(data_dir=data_dir, http_port=0, projectors=False)
+    started: asyncio.Queue[Service] = asyncio.Queue()
+    task = asyncio.create_task(serve(settings, ready=started.put))
+    try:
+        async with asyncio.timeout(30):
+            service = await started.get()
+        yield service, task
+    finally:
+        if not task.done():
+            os.kill(os.getpid(), signal.SIGTERM)
+        async with asyncio.timeout(30):
+            await task
 
 
 async def publish(base_url: str, events: list[AnyEvent]) -> None:
