@@ -38,6 +38,7 @@ from services.store.redis import RedisEventStore
 from services.views.redis import load_checkpoint
 from tests.support import builders as f
 from tests.support.http import client_of
+from tests.support.tokens import FEED, READER
 from tests.support.waiting import until
 
 DEADLINE = 30.0
@@ -46,8 +47,6 @@ ANSWER_BOUND = 1.5 * max(APPEND_TIMEOUT, SOCKET_TIMEOUT)
 """While Redis is away an answer comes after at most the service's own timeout (the append's,
 the readiness ping's, the socket's: 1 s) and some slack; the bound follows the setting."""
 
-FEED = "feed-sohr-token-0123456789abcdef"
-READER = "reader-token-0123456789abcdef01"
 TOKENS = (Token(role="feed", secret=FEED, feed="sohr"), Token(role="reader", secret=READER))
 HEADERS = {"authorization": f"Bearer {FEED}", "content-type": "application/json"}
 

@@ -32,7 +32,7 @@ from services.bootstrap import http_app
 from services.ingest.inbox import build_inbox
 from services.ops.transfer import export_events
 from services.projector.replay import Replay
-from services.settings import Settings, Token
+from services.settings import Settings
 from services.store.keyring import RedisKeyring
 from services.store.keys import Keys
 from services.store.redis import RedisEventStore
@@ -40,15 +40,8 @@ from services.store.sealing import SealingStore
 from tests.support import builders as f
 from tests.support.http import client_of
 from tests.support.runner import catch_up
+from tests.support.tokens import FEED, OPERATOR, READER, TOKENS
 
-READER = "reader-token-0123456789abcdef01"
-OPERATOR = "operator-token-0123456789abcdef"
-FEED = "feed-sohr-token-0123456789abcdef"
-TOKENS = (
-    Token(role="reader", secret=READER),
-    Token(role="operator", secret=OPERATOR),
-    Token(role="feed", secret=FEED, feed="sohr"),
-)
 DEADLINE = 20.0
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -22,10 +22,9 @@ from services.store.connection import connect
 from services.store.redis import RedisEventStore
 from tests.support.builders import reported, revised
 from tests.support.http import client_of
+from tests.support.tokens import FEED, READER
 
 START = Position("0-0")
-FEED = "feed-sohr-token-0123456789abcdef"
-READER = "reader-token-0123456789abcdef01"
 TOKENS = (Token(role="feed", secret=FEED, feed="sohr"), Token(role="reader", secret=READER))
 AUTH = {"authorization": f"Bearer {FEED}", "content-type": "application/json"}
 

@@ -26,10 +26,9 @@ from services.views.redis import RedisViewStore, load_checkpoint
 from tests.support import builders as f
 from tests.support.http import served as serve_app
 from tests.support.runner import catch_up
+from tests.support.tokens import FEED, READER
 from tests.support.waiting import until
 
-READER = "reader-token-0123456789abcdef01"
-FEED = "feed-sohr-token-0123456789abcdef"
 TOKENS = (Token(role="reader", secret=READER), Token(role="feed", secret=FEED, feed="sohr"))
 AUTH = {"authorization": f"Bearer {READER}"}
 DEADLINE = 10.0

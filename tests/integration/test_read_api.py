@@ -30,21 +30,14 @@ from services.reference import (
     UNVERIFIED_INCIDENT,
     scenario,
 )
-from services.settings import Settings, Token
+from services.settings import Settings
 from services.store.redis import RedisEventStore
 from services.views.redis import load_checkpoint
 from tests.support import builders as f
 from tests.support.http import client_of
 from tests.support.runner import catch_up
+from tests.support.tokens import FEED, OPERATOR, READER, TOKENS
 
-READER = "reader-token-0123456789abcdef01"
-OPERATOR = "operator-token-0123456789abcdef"
-FEED = "feed-sohr-token-0123456789abcdef"
-TOKENS = (
-    Token(role="reader", secret=READER),
-    Token(role="operator", secret=OPERATOR),
-    Token(role="feed", secret=FEED, feed="sohr"),
-)
 DEADLINE = 20.0
 
 Client = httpx.AsyncClient

@@ -17,10 +17,8 @@ import redis.asyncio as aioredis
 
 from events import (
     AnyEvent,
-    Place,
     Recorded,
     Speaker,
-    VictimLine,
 )
 from projections import PROJECTIONS, Projection, State, fold
 from projections.docs import Docs
@@ -100,23 +98,10 @@ HALF = Projection(
 
 def history() -> list[list[AnyEvent]]:
     """Batches of events touching every projection: reports, revisions, merges, statements."""
-    alawite = VictimLine(low=4, best=6, high=6, community="alawite", status="civilian")
     return [
+        f.opening(),
         [
-            f.reported("i-1", 10, victims=[alawite]),
-            f.reported("i-2", 7),
-            f.reported("i-3", 3, country="LBN", place=Place(adm1="Beirut")),
-            f.statement("s-1", incident_ids=["i-1"]),
-            f.statement(
-                "s-2",
-                speakers=[
-                    Speaker(country="FRA", name="Foreign ministry"),
-                    Speaker(country="DEU", name="Federal Foreign Office"),
-                ],
-            ),
-        ],
-        [
-            f.revised("i-1", 14, victims=[alawite]),
+            f.revised("i-1", 14, victims=[f.ALAWITE_VICTIMS]),
             f.merged("i-2", "i-1"),
             f.statement(
                 "s-3",

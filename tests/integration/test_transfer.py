@@ -15,7 +15,7 @@ from pathlib import Path
 import msgspec
 import redis.asyncio as aioredis
 
-from events import IncidentReported, Place, Recorded, Speaker, VictimLine
+from events import IncidentReported, Recorded
 from projections import PROJECTIONS, fold
 from services.ops.acled import acled_rows, import_acled
 from services.ops.transfer import export_events, import_lines
@@ -33,25 +33,10 @@ SAMPLE = Path(__file__).parent.parent / "data" / "acled_sample.csv"
 
 async def history(store: RedisEventStore) -> None:
     """Events touching every projection: reports, revisions, merges, statements, retractions."""
-    alawite = VictimLine(low=4, best=6, high=6, community="alawite", status="civilian")
+    await store.append(f.opening())
     await store.append(
         [
-            f.reported("i-1", 10, victims=[alawite]),
-            f.reported("i-2", 7),
-            f.reported("i-3", 3, country="LBN", place=Place(adm1="Beirut")),
-            f.statement("s-1", incident_ids=["i-1"]),
-            f.statement(
-                "s-2",
-                speakers=[
-                    Speaker(country="FRA", name="Foreign ministry"),
-                    Speaker(country="DEU", name="Federal Foreign Office"),
-                ],
-            ),
-        ]
-    )
-    await store.append(
-        [
-            f.revised("i-1", 14, victims=[alawite]),
+            f.revised("i-1", 14, victims=[f.ALAWITE_VICTIMS]),
             f.merged("i-2", "i-1"),
             f.retracted("i-3"),
             f.statement_retracted("s-2"),

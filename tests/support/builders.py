@@ -48,6 +48,7 @@ from events import (
 from projections import PROJECTIONS, State, fold
 
 __all__ = [
+    "ALAWITE_VICTIMS",
     "COAST",
     "IDLIB",
     "LOG_START_MS",
@@ -59,6 +60,7 @@ __all__ = [
     "line",
     "merged",
     "mixed",
+    "opening",
     "reported",
     "retracted",
     "revised",
@@ -298,6 +300,29 @@ retracted = IDLIB.retracted
 merged = IDLIB.merged
 statement = IDLIB.statement
 statement_retracted = IDLIB.statement_retracted
+
+
+ALAWITE_VICTIMS = VictimLine(low=4, best=6, high=6, community="alawite", status="civilian")
+"""Four to six Alawite civilians killed, the victims :func:`opening` gives ``i-1``."""
+
+
+def opening() -> list[AnyEvent]:
+    """A first batch of the :data:`IDLIB` scene that every projection folds: three reports
+    (``i-1`` with :data:`ALAWITE_VICTIMS`, ``i-3`` in Beirut) and two statements, ``s-1`` on
+    ``i-1`` and ``s-2`` by France and Germany."""
+    return [
+        reported("i-1", 10, victims=[ALAWITE_VICTIMS]),
+        reported("i-2", 7),
+        reported("i-3", 3, country="LBN", place=Place(adm1="Beirut")),
+        statement("s-1", incident_ids=["i-1"]),
+        statement(
+            "s-2",
+            speakers=[
+                Speaker(country="FRA", name="Foreign ministry"),
+                Speaker(country="DEU", name="Federal Foreign Office"),
+            ],
+        ),
+    ]
 
 
 def mixed(count: int, rng: random.Random) -> list[AnyEvent]:

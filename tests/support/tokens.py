@@ -1,0 +1,19 @@
+"""The API tokens of the HTTP tests: a reader, an operator and the feed ``sohr``.
+
+Each secret is long enough for the service's minimum; :data:`TOKENS` configures all three.
+"""
+
+from __future__ import annotations
+
+from services.settings import Token
+
+__all__ = ["FEED", "OPERATOR", "READER", "TOKENS"]
+
+READER = "reader-token-0123456789abcdef01"
+OPERATOR = "operator-token-0123456789abcdef"
+FEED = "feed-sohr-token-0123456789abcdef"
+TOKENS = (
+    Token(role="reader", secret=READER),
+    Token(role="operator", secret=OPERATOR),
+    Token(role="feed", secret=FEED, feed="sohr"),
+)
