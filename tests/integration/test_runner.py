@@ -42,8 +42,8 @@ from tests.support.runner import (
     Count,
     Pools,
     assert_views_match_fold,
+    crash,
     crash_at,
-    failed,
     read_log,
 )
 from tests.support.streams import added
@@ -251,10 +251,7 @@ class TestRedelivery:
         """Entries committed but not acked come back to the same consumer and are only acked."""
         for batch in history():
             await redis_store.append(batch)
-        crashed = pools(consumer="c-1", hook=crash_at("after_commit"))
-        await crashed.start()
-        await until(lambda: failed(crashed), "the simulated crash", within=DEADLINE)
-        await crashed.abort()
+        await crash(pools(consumer="c-1", hook=crash_at("after_commit")), within=DEADLINE)
         committed = await load_checkpoint(redis_client, key_prefix, COUNTING)
         assert committed is not None
         assert await pending_count(redis_client, key_prefix, COUNTING) > 0
@@ -275,10 +272,9 @@ class TestRedelivery:
         """Another consumer takes over the dead one's pending entries and applies none twice."""
         for batch in history():
             await redis_store.append(batch)
-        crashed = pools(consumer="c-dead", hook=crash_at("after_commit"), lease_ms=300)
-        await crashed.start()
-        await until(lambda: failed(crashed), "the simulated crash", within=DEADLINE)
-        await crashed.abort()
+        await crash(
+            pools(consumer="c-dead", hook=crash_at("after_commit"), lease_ms=300), within=DEADLINE
+        )
 
         await pools(consumer="c-next").run_until_caught_up()
         await assert_views_match_fold(redis_client, key_prefix)
@@ -296,10 +292,7 @@ class TestRedelivery:
         """A batch applied in memory but never committed is applied again after the restart."""
         for batch in history():
             await redis_store.append(batch)
-        crashed = pools(consumer="c-1", hook=crash_at("before_commit"))
-        await crashed.start()
-        await until(lambda: failed(crashed), "the simulated crash", within=DEADLINE)
-        await crashed.abort()
+        await crash(pools(consumer="c-1", hook=crash_at("before_commit")), within=DEADLINE)
         assert await load_checkpoint(redis_client, key_prefix, COUNTING) is None
 
         await pools(consumer="c-1").run_until_caught_up()

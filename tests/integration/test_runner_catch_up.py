@@ -24,8 +24,7 @@ from services.views import freshness
 from services.views.generations import view_keys
 from services.views.redis import load_view, load_view_paged
 from tests.support import builders as f
-from tests.support.runner import Pools, assert_views_match_fold, counting, crash_at, failed
-from tests.support.waiting import until
+from tests.support.runner import Pools, assert_views_match_fold, counting, crash, crash_at
 
 DEADLINE = 30.0
 SMALL = {
@@ -227,10 +226,9 @@ class TestSharedCatchUp:
     ) -> None:
         """Committed catch-up steps are not applied again by the next holder."""
         await append(redis_store, feed(300))
-        crashed = pools(consumer="c-1", hook=crash_at("after_commit", COUNTING.name, 2))
-        await crashed.start()
-        await until(lambda: failed(crashed), "the simulated crash", within=DEADLINE)
-        await crashed.abort()
+        await crash(
+            pools(consumer="c-1", hook=crash_at("after_commit", COUNTING.name, 2)), within=DEADLINE
+        )
         await pools(consumer="c-2", lease_ms=300).run_until_caught_up()
         await assert_views_match_fold(redis_client, key_prefix, EVERY)
         await assert_applied_once(redis_client, key_prefix)
@@ -244,10 +242,9 @@ class TestSharedCatchUp:
     ) -> None:
         """Entries applied in memory and never committed are applied after the restart."""
         await append(redis_store, feed(300))
-        crashed = pools(consumer="c-1", hook=crash_at("before_commit", COUNTING.name, 3))
-        await crashed.start()
-        await until(lambda: failed(crashed), "the simulated crash", within=DEADLINE)
-        await crashed.abort()
+        await crash(
+            pools(consumer="c-1", hook=crash_at("before_commit", COUNTING.name, 3)), within=DEADLINE
+        )
         await pools(consumer="c-1").run_until_caught_up()
         await assert_views_match_fold(redis_client, key_prefix, EVERY)
         await assert_applied_once(redis_client, key_prefix)

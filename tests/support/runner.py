@@ -27,7 +27,7 @@ from services.views.generations import current_view_keys
 from services.views.redis import load_view
 from tests.support.builders import reported
 from tests.support.streams import added
-from tests.support.waiting import DEADLINE
+from tests.support.waiting import DEADLINE, until
 
 __all__ = [
     "COUNTING",
@@ -41,8 +41,8 @@ __all__ = [
     "assert_views_match_fold",
     "catch_up",
     "counting",
+    "crash",
     "crash_at",
-    "failed",
     "read_log",
     "skipped_letter",
 ]
@@ -103,9 +103,16 @@ class Pools:
             await pool.abort()
 
 
-async def failed(pool: ProjectorPool) -> bool:
-    """Whether the pool has stopped on a failure (for :func:`~tests.support.waiting.until`)."""
-    return pool.failure() is not None
+async def crash(pool: ProjectorPool, *, within: float = DEADLINE) -> None:
+    """Start the pool, wait until its step hook has made it fail and abort it: a projector
+    process dying at that point (the hook of :func:`crash_at`)."""
+
+    async def failed() -> bool:
+        return pool.failure() is not None
+
+    await pool.start()
+    await until(failed, "the simulated crash", within=within)
+    await pool.abort()
 
 
 class Count(msgspec.Struct, frozen=True):
