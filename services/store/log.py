@@ -48,7 +48,8 @@ def decode_entry(ident: Any, fields: Mapping[Any, Any]) -> LogEntry:
         event = from_fields(fields)
     except Exception as exc:  # a poison entry: the folder decides what becomes of it
         return position, None, exc
-    blob = field(fields, "sealed")
+    # field() spelt out: this runs once per entry of every fold, and most entries have no seal
+    blob = fields.get(b"sealed") or fields.get("sealed")
     sealed = text(blob) if blob else None
     return position, Recorded(position, recorded_at_of(position), event, sealed), None
 
