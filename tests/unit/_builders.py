@@ -162,11 +162,17 @@ def statement(
     *countries: str,
     subject: str = "syria-coast-2025",
     stance: str = "condemn",
-    cameo_code: str = "111",
+    cameo_code: str | None = None,
     issued_at: dt.datetime | None = None,
     **overrides: Any,
 ) -> StatementIssued:
-    """A ``statement.issued`` by ``countries`` (default ``USA``); joint when several."""
+    """A ``statement.issued`` by ``countries`` (default ``USA``); joint when several.
+
+    Without ``cameo_code``: 111 (criticize or denounce), or 051 (praise or endorse) for a
+    supportive stance, which 111 contradicts.
+    """
+    if cameo_code is None:
+        cameo_code = "051" if stance in ("support", "welcome") else "111"
     fields: dict[str, Any] = {
         "event_id": _event_id(),
         "source": "gdelt",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import events
 from events import (
     AnyEvent,
@@ -151,9 +153,12 @@ class TestStatements:
         return {e.statement_id: e for e in scenario() if isinstance(e, StatementIssued)}
 
     def test_joint_request_for_a_closed_door_council_meeting(self) -> None:
-        """USA and RUS speak jointly at the UN, CAMEO 026 (Goldstein +4.0)."""
+        """USA and RUS speak jointly at the UN through their missions, CAMEO 026 (+4.0)."""
         request = self._statements()[reference.STATEMENT_UNSC_REQUEST]
-        assert [s.country for s in request.speakers] == ["USA", "RUS"]
+        assert [(s.country, s.role) for s in request.speakers] == [
+            ("USA", "un_representative"),
+            ("RUS", "un_representative"),
+        ]
         assert (request.venue, request.cameo_code, request.stance) == (
             "IGOUNO",
             "026",
@@ -161,27 +166,47 @@ class TestStatements:
         )
         assert events.normalise(request).goldstein == 4.0  # type: ignore[attr-defined]
 
-    def test_rubio_condemns_and_demands_accountability(self) -> None:
-        """The Secretary of State's statement targets Syria, CAMEO 111 (Goldstein -2.0)."""
-        rubio = self._statements()[reference.STATEMENT_RUBIO]
-        assert [(s.country, s.name) for s in rubio.speakers] == [("USA", "Marco Rubio")]
-        assert (rubio.target.country, rubio.cameo_code, rubio.stance) == (
-            "SYR",
-            "111",
-            "demand_accountability",
-        )
-        assert events.normalise(rubio).goldstein == -2.0  # type: ignore[attr-defined]
+    def test_rubio_condemns_and_calls_for_accountability_as_foreign_minister(self) -> None:
+        """Two statements of the Secretary of State on the coastal violence, CAMEO 111 (-2.0):
+        a condemnation and a call for accountability, both dated to the report's day."""
+        statements = self._statements()
+        rubio = [
+            statements[reference.STATEMENT_RUBIO],
+            statements[reference.STATEMENT_RUBIO_ACCOUNTABILITY],
+        ]
+        assert [s.stance for s in rubio] == ["condemn", "demand_accountability"]
+        for one in rubio:
+            assert [(s.country, s.name, s.role, s.title) for s in one.speakers] == [
+                ("USA", "Marco Rubio", "foreign_minister", "Secretary of State")
+            ]
+            assert (one.subject, one.target.country, one.cameo_code) == (SUBJECT, "SYR", "111")
+            assert (one.issued_at, one.issued_precision) == (reference.REPORT_DAY, "day")
+            assert events.normalise(one).goldstein == -2.0  # type: ignore[attr-defined]
 
-    def test_gabbard_warns_with_a_code_from_the_table(self) -> None:
-        """The intelligence director's warning uses a CAMEO code the table scores."""
+    def test_gabbard_warns_on_her_own_subject_in_recent_days(self) -> None:
+        """The intelligence director's warning is about the risks of Assad's removal and the
+        rise of extremist groups, dated as the week before the report, not a moment."""
         gabbard = self._statements()[reference.STATEMENT_GABBARD]
-        assert [(s.country, s.name) for s in gabbard.speakers] == [("USA", "Tulsi Gabbard")]
-        assert gabbard.stance == "warn"
-        assert events.goldstein(gabbard.cameo_code) is not None
+        assert [(s.country, s.name, s.role, s.title) for s in gabbard.speakers] == [
+            ("USA", "Tulsi Gabbard", "other_official", "Director of National Intelligence")
+        ]
+        assert (gabbard.stance, gabbard.cameo_code) == ("warn", "012")
+        assert gabbard.subject == reference.SUBJECT_EXTREMISM != SUBJECT
+        assert gabbard.incident_ids == []
+        assert gabbard.issued_precision == "range"
+        assert gabbard.window == (
+            reference.REPORT_DAY - dt.timedelta(days=7),
+            reference.REPORT_DAY,
+        )
 
-    def test_every_statement_is_on_the_subject_and_names_the_main_incident(self) -> None:
-        """All three statements share the subject slug and reference the main incident."""
+    def test_the_coastal_statements_name_the_main_incident(self) -> None:
+        """The request and Rubio's two statements stand on the coastal subject."""
         statements = self._statements().values()
-        assert len(statements) == 3
-        assert {s.subject for s in statements} == {SUBJECT}
-        assert all(s.incident_ids == [MAIN_INCIDENT] for s in statements)
+        assert len(statements) == 4
+        coastal = [s for s in statements if s.subject == SUBJECT]
+        assert {s.statement_id for s in coastal} == {
+            reference.STATEMENT_UNSC_REQUEST,
+            reference.STATEMENT_RUBIO,
+            reference.STATEMENT_RUBIO_ACCOUNTABILITY,
+        }
+        assert all(s.incident_ids == [MAIN_INCIDENT] for s in coastal)
