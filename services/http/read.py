@@ -389,7 +389,7 @@ class VictimsSums:
 
     def answer(self) -> VictimsAnswer:
         """The query's answer at :attr:`checkpoint`."""
-        total = Figures(*self.total)
+        total = Figures(self.total[0], self.total[1], self.total[2])
         rows = [
             CommunityRow(community=name, low=low, best=best, high=high, incidents=count)
             for name, (low, best, high, count) in self.sums.items()
@@ -573,10 +573,10 @@ class VictimsBody(msgspec.Struct, frozen=True, kw_only=True):
     position: str | None
     lag: int
     as_of: dt.datetime | None
-    total: Figures
+    total: Figures | None
     unattributed: Figures | None
     unattributed_suppressed: bool
-    incidents: int
+    incidents: int | None
     communities: list[ShownRow]
     suppression_k: int | None
 

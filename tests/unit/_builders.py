@@ -55,7 +55,14 @@ def _valid(event: E) -> E:
     return result
 
 
-def line(community: str, best: int, status: str = "civilian", **bounds: int) -> VictimLine:
+def line(
+    community: str,
+    best: int,
+    status: str = "civilian",
+    *,
+    qualifier: str = "exact",
+    **bounds: int,
+) -> VictimLine:
     """A victim line; ``low``/``high`` default to ``best``."""
     return msgspec.convert(
         {
@@ -64,6 +71,7 @@ def line(community: str, best: int, status: str = "civilian", **bounds: int) -> 
             "low": bounds.get("low", best),
             "best": best,
             "high": bounds.get("high", best),
+            "qualifier": qualifier,
         },
         VictimLine,
     )

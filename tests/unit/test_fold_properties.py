@@ -273,7 +273,8 @@ def naive_stances(records: Sequence[Recorded]) -> list[StanceRow]:
 
 
 def naive_victims(events: Sequence[Event], status: str | None) -> VictimsAnswer:
-    """The victims answer (every grading) recomputed from the live incidents' figures."""
+    """The victims answer (every grading) recomputed from the live incidents' figures: with a
+    status, that status's lines and their own total; unattributed by interval arithmetic."""
     current: dict[str, IncidentReported | CasualtiesRevised] = {}
     reported_ids: set[str] = set()
     gone: set[str] = set()
@@ -291,13 +292,18 @@ def naive_victims(events: Sequence[Event], status: str | None) -> VictimsAnswer:
         if ident in gone or ident not in reported_ids:
             continue
         f = now.fatalities
-        total, incidents = total.plus(Figures(f.low, f.best, f.high)), incidents + 1
         mine: dict[str, Figures] = {}
         for v in now.victims:
             if status is None or v.status == status:
-                mine[v.community] = mine.get(v.community, Figures()).plus(
-                    Figures(v.low, v.best, v.high)
-                )
+                figures = Figures(v.low, v.best, v.high, v.qualifier == "at_least")
+                mine[v.community] = mine.get(v.community, Figures()).plus(figures)
+        if status is None:
+            total = total.plus(Figures(f.low, f.best, f.high, f.qualifier == "at_least"))
+            incidents += 1
+        elif mine:
+            for figures in mine.values():
+                total = total.plus(figures)
+            incidents += 1
         for community, figures in mine.items():
             so_far, count = rows.get(community, (Figures(), 0))
             rows[community] = (so_far.plus(figures), count + 1)
@@ -305,15 +311,24 @@ def naive_victims(events: Sequence[Event], status: str | None) -> VictimsAnswer:
     for figures, _ in rows.values():
         shown = shown.plus(figures)
     communities = [
-        CommunityRow(community=c, low=f.low, best=f.best, high=f.high, incidents=n)
+        CommunityRow(
+            community=c, low=f.low, best=f.best, high=f.high, incidents=n, at_least=f.at_least
+        )
         for c, (f, n) in rows.items()
     ]
     communities.sort(key=lambda row: (-row.best, row.community))
+    unattributed = Figures(
+        max(0, total.low - shown.high),
+        max(0, total.best - shown.best),
+        max(0, total.high - shown.low),
+        total.at_least,
+    )
     return VictimsAnswer(
         total=total,
-        unattributed=total.plus(shown, -1),
+        unattributed=Figures() if status is not None else unattributed,
         incidents=incidents,
         communities=communities,
+        status=status,
     )
 
 
