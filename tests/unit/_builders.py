@@ -172,9 +172,12 @@ def statement(
     stance: str = "condemn",
     cameo_code: str | None = None,
     issued_at: dt.datetime | None = None,
+    role: str = "other_official",
+    title: str | None = None,
     **overrides: Any,
 ) -> StatementIssued:
-    """A ``statement.issued`` by ``countries`` (default ``USA``); joint when several.
+    """A ``statement.issued`` by ``countries`` (default ``USA``); joint when several, every
+    speaker with ``role`` and ``title``.
 
     Without ``cameo_code``: 111 (criticize or denounce), or 051 (praise or endorse) for a
     supportive stance, which 111 contradicts.
@@ -186,7 +189,13 @@ def statement(
         "source": "gdelt",
         "statement_id": statement_id,
         "issued_at": issued_at or dt.datetime(2025, 3, 9, 12, tzinfo=dt.UTC),
-        "speakers": [Speaker(country=c, name=f"Minister of {c}") for c in (countries or ("USA",))],
+        "speakers": [
+            msgspec.convert(
+                {"country": c, "name": f"Minister of {c}", "role": role, "title": title},
+                Speaker,
+            )
+            for c in (countries or ("USA",))
+        ],
         "subject": subject,
         "cameo_code": cameo_code,
         "stance": stance,

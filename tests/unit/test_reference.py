@@ -13,6 +13,10 @@ from events import (
     IncidentRetracted,
     StatementIssued,
 )
+from projections import PROJECTIONS, State, fold
+from projections.alignment import PairRow, pairs
+from projections.community_victims import Figures, query
+from projections.country_stance import stances
 from services import reference
 from services.reference import (
     DUPLICATE_INCIDENT,
@@ -22,6 +26,8 @@ from services.reference import (
     UNVERIFIED_INCIDENT,
     scenario,
 )
+
+from ._builders import Log
 
 
 def _counted_tolls(evs: list[AnyEvent]) -> dict[str, int]:
@@ -210,3 +216,47 @@ class TestStatements:
             reference.STATEMENT_RUBIO_ACCOUNTABILITY,
         }
         assert all(s.incident_ids == [MAIN_INCIDENT] for s in coastal)
+
+
+class TestAnswers:
+    """What the projections answer once the whole scenario is folded."""
+
+    def _fold(self, name: str) -> State:
+        return fold(PROJECTIONS[name], Log().records(scenario()))
+
+    def test_usa_condemns_and_demands_accountability_on_the_coastal_violence(self) -> None:
+        """The Secretary of State's two statements decide: critical, resting on both; the
+        joint request (a lower rank) and the intelligence director (another subject) do not."""
+        (row,) = stances(self._fold("country-stance"), country="USA", subject=SUBJECT)
+        assert (row.family, row.stances, row.role) == (
+            "critical",
+            ("condemn", "demand_accountability"),
+            "foreign_minister",
+        )
+        assert row.stance in ("condemn", "demand_accountability")
+        assert [b.statement_id for b in row.basis] == [
+            reference.STATEMENT_RUBIO,
+            reference.STATEMENT_RUBIO_ACCOUNTABILITY,
+        ]
+        assert {(b.title, b.issued_precision) for b in row.basis} == {("Secretary of State", "day")}
+        assert row.statements == 3
+
+    def test_the_intelligence_directors_warning_stands_on_its_own_subject(self) -> None:
+        """USA warns on the risks of Assad's removal, dated within a range: no latency."""
+        (row,) = stances(
+            self._fold("country-stance"), country="USA", subject=reference.SUBJECT_EXTREMISM
+        )
+        assert (row.stance, row.role, row.latency_hours) == ("warn", "other_official", None)
+
+    def test_rus_and_usa_align_fully_on_a_thin_basis(self) -> None:
+        """They co-signed the request: 1.0, on one shared subject, so thin."""
+        assert pairs(self._fold("alignment")) == [
+            PairRow(a="RUS", b="USA", score=1.0, shared_subjects=1, thin=True)
+        ]
+
+    def test_the_toll_is_at_least_1476_and_wholly_unattributed(self) -> None:
+        """The total and what no community line accounts for both say "at least"."""
+        answer = query(self._fold("community-victims"))
+        assert answer.total == Figures(1476, 1476, 1476, at_least=True)
+        assert answer.unattributed == Figures(1476, 1476, 1476, at_least=True)
+        assert answer.communities == []
