@@ -1,8 +1,9 @@
 """Event builders for the projection tests: valid events with deterministic ids, and a log.
 
-``reported``/``revised``/``retracted``/``merged``/``statement``/``statement_retracted`` each
-return a valid, normalised event; keyword overrides replace any field. :class:`Log` gives
-events the positions and record times a store would, in the order they are added.
+``reported``/``revised``/``retracted``/``merged``/``disputed``/``statement``/
+``statement_retracted`` each return a valid, normalised event; keyword overrides replace any
+field. :class:`Log` gives events the positions and record times a store would, in the order
+they are added.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from events import (
     CasualtiesRevised,
     Event,
     Fatalities,
+    IncidentDisputed,
     IncidentMerged,
     IncidentReported,
     IncidentRetracted,
@@ -203,6 +205,19 @@ def statement(
     }
     fields.update(overrides)
     return _valid(StatementIssued(**fields))
+
+
+def disputed(incident_id: str = "i-1", **overrides: Any) -> IncidentDisputed:
+    """An ``incident.disputed`` by feed ``acled`` (not the reporting feed ``sohr``)."""
+    fields: dict[str, Any] = {
+        "event_id": _event_id(),
+        "source": "acled",
+        "incident_id": incident_id,
+        "reason": "our sources count fewer dead",
+        "sources": [Source(publisher="ACLED", url="https://acleddata.com/")],
+    }
+    fields.update(overrides)
+    return _valid(IncidentDisputed(**fields))
 
 
 def statement_retracted(statement_id: str = "s-1", **overrides: Any) -> StatementRetracted:

@@ -59,6 +59,7 @@ from services.store.memory import InMemoryEventStore
 from ._builders import (
     LOG_START_MS,
     Log,
+    disputed,
     fatalities,
     line,
     merged,
@@ -83,6 +84,7 @@ ACTIONS = [
     "retract",
     *["merge"] * 2,
     "redact",
+    "dispute",
     *["state"] * 3,
     "unstate",
     "redact_statement",
@@ -180,6 +182,13 @@ def histories(draw: st.DrawFn) -> list[Event]:
             incident[duplicate] = "merged"
         elif action == "redact" and incident:
             events.append(incident_redacted(draw(st.sampled_from(sorted(incident)))))
+        elif action == "dispute" and live:
+            events.append(
+                disputed(
+                    draw(st.sampled_from(live)),
+                    source=draw(st.sampled_from(["acled", "ucdp-ged"])),
+                )
+            )
         elif action == "state":
             stance = draw(st.sampled_from(sorted(CAMEO)))
             events.append(
@@ -303,7 +312,9 @@ class TestMergeEqualsTheWholeFold:
                 whole, min_grading="discounted", status=status
             )
         merged_state, whole = both("incidents")
-        assert listing(merged_state, limit=100) == listing(whole, limit=100)
+        assert listing(merged_state, status="all", limit=100) == listing(
+            whole, status="all", limit=100
+        )
         for ident in INCIDENT_IDS:
             assert get(merged_state, ident) == get(whole, ident)
 
@@ -524,7 +535,8 @@ class TestCrossPartitionCases:
         stub = get(parts[1], "canon")
         assert stub is not None
         assert (stub.version, stub.reported, stub.duplicates) == (0, False, ("dup", "dup2"))
-        assert [row.incident_id for row in listing(parts[1])[0]] == ["dup", "dup2"]  # no stub
+        rows = listing(parts[1], status="all")[0]
+        assert [row.incident_id for row in rows] == ["dup", "dup2"]  # no stub
         result = incidents.merge(parts)
         assert result == whole
         canon = get(result, "canon")
@@ -544,7 +556,7 @@ class TestCrossPartitionCases:
         where = {"incident:canon": 0, "incident:dup": 1}
         _, parts = by_hand(PROJECTIONS["incidents"], events, where)
         result = incidents.merge([parts[1]])
-        assert [row.incident_id for row in listing(result)[0]] == ["dup"]
+        assert [row.incident_id for row in listing(result, status="all")[0]] == ["dup"]
 
     def test_latency_uses_incidents_dated_in_another_partition(self) -> None:
         """A statement's partition lacks the incident's date; the merge restores the latency."""
