@@ -80,14 +80,16 @@ class Said(Doc, frozen=True, kw_only=True, array_like=True):
 class Voice(Doc, frozen=True, kw_only=True, array_like=True):
     """A country's live statements on one subject, by (issued_at, position).
 
-    ``cosigners`` (sorted) are the other countries of its live joint statements: with the
-    latest stance (``said[-1]``) they score a pair in constant time.
+    ``cosigners`` (sorted) are the other countries of its live joint statements and
+    ``stance`` the country's stance from ``said`` (:mod:`projections.stance_rule`): with
+    them a pair is scored in constant time.
     """
 
     country: str
     subject: str
     said: tuple[Said, ...]
     cosigners: tuple[str, ...] = ()
+    stance: str = ""
 
 
 class Speakers(Doc, frozen=True, kw_only=True, array_like=True):
@@ -168,7 +170,13 @@ def _cosigners(country: str, said: Iterable[Said]) -> tuple[str, ...]:
 
 def stance_of(voice: Voice) -> str:
     """A country's stance on the voice's subject (:mod:`projections.stance_rule`)."""
-    return stance_rule.verdict(stance_rule.basis(voice.said))[0]
+    return voice.stance or stance_rule.verdict(stance_rule.basis(voice.said))[0]
+
+
+def _voice(country: str, subject: str, said: tuple[Said, ...], cosigners: tuple[str, ...]) -> Voice:
+    """A voice with its stance derived from ``said``."""
+    stance = stance_rule.verdict(stance_rule.basis(said))[0]
+    return Voice(country=country, subject=subject, said=said, cosigners=cosigners, stance=stance)
 
 
 def score(mine: Voice, theirs: Voice, stances: tuple[str, str] | None = None) -> SubjectScore:
@@ -243,19 +251,12 @@ def _issued(state: State, recorded: Recorded, event: StatementIssued) -> None:
         voice = get_doc(state, "voice", ident, Voice)
         others = [c for c in countries if c != country]
         if voice is None:
-            new = Voice(
-                country=country, subject=subject, said=(said,), cosigners=tuple(sorted(others))
-            )
+            new = _voice(country, subject, (said,), tuple(sorted(others)))
         else:
             cosigners = voice.cosigners
             if others and not set(others).issubset(cosigners):
                 cosigners = tuple(sorted(set(cosigners).union(others)))
-            new = Voice(
-                country=country,
-                subject=subject,
-                said=_inserted(voice.said, said),
-                cosigners=cosigners,
-            )
+            new = _voice(country, subject, _inserted(voice.said, said), cosigners)
         state.put("voice", ident, new)
     state.put("statement", event.statement_id, StatementRef(subject=subject, countries=countries))
     _rescore(state, subject, countries)
@@ -272,11 +273,7 @@ def _retracted(state: State, statement_id: str) -> None:
             continue
         kept = tuple(s for s in voice.said if s.statement_id != statement_id)
         if kept:
-            state.put(
-                "voice",
-                ident,
-                msgspec.structs.replace(voice, said=kept, cosigners=_cosigners(country, kept)),
-            )
+            state.put("voice", ident, _voice(country, ref.subject, kept, _cosigners(country, kept)))
         else:
             state.delete("voice", ident)
     state.delete("statement", statement_id)
@@ -302,7 +299,7 @@ def _merged_voice(group: Sequence[Voice]) -> Voice:
     first = group[0]
     said = tuple(sorted((s for one in group for s in one.said), key=_order))
     cosigners = tuple(sorted({c for one in group for c in one.cosigners}))
-    return Voice(country=first.country, subject=first.subject, said=said, cosigners=cosigners)
+    return _voice(first.country, first.subject, said, cosigners)
 
 
 def merge(parts: Sequence[Readable]) -> State:

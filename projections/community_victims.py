@@ -130,22 +130,19 @@ def _move(sums: dict[str, Sums], key: str, add: _Part, sign: int, ident: str) ->
         sums[key] = _SHARED.setdefault(moved, moved)
 
 
-def _grouped(lines: Iterable[tuple[str, Line]]) -> dict[str, _Part]:
-    """The lines summed by key (community or status), lower bound if any line is one."""
-    summed: dict[str, _Part] = {}
-    for key, line in lines:
-        so_far = summed.get(key)
-        summed[key] = (
-            (line.low, line.best, line.high, int(line.at_least))
-            if so_far is None
-            else (
-                so_far[0] + line.low,
-                so_far[1] + line.best,
-                so_far[2] + line.high,
-                so_far[3] or int(line.at_least),
-            )
+def _gather(summed: dict[str, _Part], key: str, part: _Part) -> None:
+    """Add one line's part to ``summed[key]`` (a lower bound if either is)."""
+    so_far = summed.get(key)
+    summed[key] = (
+        part
+        if so_far is None
+        else (
+            so_far[0] + part[0],
+            so_far[1] + part[1],
+            so_far[2] + part[2],
+            so_far[3] or part[3],
         )
-    return summed
+    )
 
 
 def _shift(ident: str, c: Contribution, sign: int, sums: tuple[dict[str, Sums], ...]) -> None:
@@ -153,13 +150,25 @@ def _shift(ident: str, c: Contribution, sign: int, sums: tuple[dict[str, Sums], 
     under ``<community>|<status>``, each community and each status once, its lines added up,
     in the order they first appear in its lines."""
     communities, lines, statuses = sums
-    for line in c.lines:
+    c_lines = c.lines
+    if len(c_lines) == 1:  # the common case: no summing needed
+        line = c_lines[0]
         part = (line.low, line.best, line.high, int(line.at_least))
         _move(lines, f"{line.community}|{line.status}", part, sign, ident)
-    for community, part in _grouped((line.community, line) for line in c.lines).items():
-        _move(communities, community, part, sign, ident)
-    for status, part in _grouped((line.status, line) for line in c.lines).items():
-        _move(statuses, status, part, sign, ident)
+        _move(communities, line.community, part, sign, ident)
+        _move(statuses, line.status, part, sign, ident)
+        return
+    by_community: dict[str, _Part] = {}
+    by_status: dict[str, _Part] = {}
+    for line in c_lines:
+        part = (line.low, line.best, line.high, int(line.at_least))
+        _move(lines, f"{line.community}|{line.status}", part, sign, ident)
+        _gather(by_community, line.community, part)
+        _gather(by_status, line.status, part)
+    for community, summed in by_community.items():
+        _move(communities, community, summed, sign, ident)
+    for status, summed in by_status.items():
+        _move(statuses, status, summed, sign, ident)
 
 
 def _updated(

@@ -105,7 +105,20 @@ class Cell(Doc, frozen=True, array_like=True):
 _DAYS: dict[dt.date, str] = {}
 """ISO texts of the dates seen, so each date is formatted once (a pure memo)."""
 _MAX_DAYS: Final = 100_000
+_TAILS: dict[tuple[str, tuple[str, ...]], str] = {}
+"""The encoded free-text part of the cell ids seen, by (adm1, perpetrators) (a pure memo)."""
+_MAX_TAILS: Final = 100_000
 _tail: Final = msgspec.json.Encoder()
+
+
+def _free(adm1: str, perpetrators: tuple[str, ...]) -> str:
+    key = (adm1, perpetrators)
+    text = _TAILS.get(key)
+    if text is None:
+        if len(_TAILS) >= _MAX_TAILS:
+            _TAILS.clear()
+        text = _TAILS[key] = _tail.encode([adm1, *perpetrators]).decode()
+    return text
 
 
 def _day(day: dt.date) -> str:
@@ -130,10 +143,10 @@ def cell_id(c: Contribution) -> str | None:
     country, adm1, start, end = c.country, c.adm1, c.window_start, c.window_end
     if country is None or adm1 is None or start is None or end is None:
         return None
-    free = _tail.encode([adm1, *c.perpetrators]).decode()
     return (
-        f"{country}|{_day(start)}|{_day(end)}|{c.grading or 'weak'}|{c.event_type}|"
-        f"{c.violence_type}|{int(c.civilian_targeting)}|{c.feed}|{free}"
+        f"{country}|{_DAYS.get(start) or _day(start)}|{_DAYS.get(end) or _day(end)}|"
+        f"{c.grading or 'weak'}|{c.event_type}|{c.violence_type}|{int(c.civilian_targeting)}|"
+        f"{c.feed}|{_free(adm1, c.perpetrators)}"
     )
 
 
