@@ -39,6 +39,7 @@ from events import (
     VictimLine,
 )
 from events.codec import UPCASTERS
+from events.tables import title_key
 
 GOLDEN = Path(__file__).resolve().parent.parent / "golden"
 
@@ -610,8 +611,10 @@ class TestStatementIssuedV2:
         assert [p.field for p in info.value.problems] == ["speakers[0].title"]
 
     def test_the_mapping_table_names_only_ranked_roles(self) -> None:
-        """Every role the title table gives is one of the vocabulary's roles."""
+        """Every role the title table gives is one of the vocabulary's roles, and every
+        title is written as it is compared (so none can never match)."""
         assert set(events.speaker_titles().values()) <= set(events.SPEAKER_ROLES)
+        assert all(title_key(title) == title for title in events.speaker_titles())
 
 
 class TestVictimLineQualifier:
