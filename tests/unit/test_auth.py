@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-from services.protection import auth
 from services.errors import SettingsError
+from services.protection import auth
 from services.protection.auth import (
     AuthenticationError,
     Authenticator,
