@@ -80,10 +80,15 @@ class Fatalities(Estimate, frozen=True):
 
 
 class VictimLine(Estimate, frozen=True):
-    """The dead of one community and status within one incident (counts only, no names)."""
+    """The dead of one community and status within one incident (counts only, no names).
+
+    ``qualifier`` says how the source phrased the line, as for :class:`Fatalities`
+    (``at_least``: a lower bound), so the qualifier travels into every sum the line is in.
+    """
 
     community: Slug
     status: VictimStatus = "unknown"
+    qualifier: Qualifier = "exact"
 
 
 class Place(Value, frozen=True):

@@ -11,6 +11,7 @@ old entries are upcast step by step before the typed decode, on every read.
 
 from __future__ import annotations
 
+import datetime as dt
 import gc
 import re
 from collections.abc import Callable, Mapping
@@ -22,6 +23,7 @@ from .base import Event
 from .errors import CodecError, InvalidEventError, Problem
 from .incidents import (
     CasualtiesRevised,
+    IncidentDisputed,
     IncidentEvents,
     IncidentMerged,
     IncidentRedacted,
@@ -30,6 +32,7 @@ from .incidents import (
 )
 from .rules import normalise, problems
 from .statements import StatementEvents, StatementIssued, StatementRedacted, StatementRetracted
+from .tables import role_of_title
 
 AnyEvent = IncidentEvents | StatementEvents
 """Every event type the log can hold."""
@@ -45,6 +48,7 @@ EVENT_TYPES: Final[dict[str, type[Event]]] = {
         StatementRetracted,
         IncidentRedacted,
         StatementRedacted,
+        IncidentDisputed,
     )
 }
 
@@ -68,9 +72,37 @@ def _statement_issued_v1_to_v2(raw: dict[str, Any]) -> dict[str, Any]:
     return raw
 
 
+def _victim_lines_gain_a_qualifier(raw: dict[str, Any]) -> dict[str, Any]:
+    """``incident.reported`` v2 → v3 and ``incident.casualties_revised`` v1 → v2: a victim
+    line may now carry a ``qualifier``; an older line has none, which means ``exact`` (the
+    default), so the payload is unchanged."""
+    return raw
+
+
+def _statement_issued_v2_to_v3(raw: dict[str, Any]) -> dict[str, Any]:
+    """v2 held a speaker's office as free text in ``role``; v3 keeps that text as ``title``
+    and sets ``role`` to the ranked role it clearly is (``events/data/speaker_titles.tsv``),
+    else ``other_official``. The time's precision is new: a v2 time is exact (the default)."""
+    speakers = raw.get("speakers")
+    if isinstance(speakers, list):
+        for speaker in speakers:
+            if not isinstance(speaker, dict):
+                continue  # not a speaker: the typed decode names the field
+            title = speaker.pop("role", None)
+            if isinstance(title, str):
+                speaker["title"] = title
+                speaker["role"] = role_of_title(title)
+            elif title is not None:
+                speaker["title"] = title  # not text: the typed decode names ``title``
+    return raw
+
+
 UPCASTERS: Final[dict[tuple[str, int], Upcaster]] = {
     ("incident.reported", 1): _incident_reported_v1_to_v2,
+    ("incident.reported", 2): _victim_lines_gain_a_qualifier,
+    ("incident.casualties_revised", 1): _victim_lines_gain_a_qualifier,
     ("statement.issued", 1): _statement_issued_v1_to_v2,
+    ("statement.issued", 2): _statement_issued_v2_to_v3,
 }
 
 _decoder: Final = msgspec.json.Decoder(AnyEvent)
@@ -181,7 +213,7 @@ def _problem_of(exc: msgspec.ValidationError | msgspec.DecodeError) -> Problem:
     return Problem(path or "body", message)
 
 
-def _parse_one(raw: msgspec.Raw | bytes) -> AnyEvent:
+def _parse_one(raw: msgspec.Raw | bytes, now: dt.datetime | None) -> AnyEvent:
     try:
         header = _header_decoder.decode(raw)
         tag = header.type
@@ -214,7 +246,7 @@ def _parse_one(raw: msgspec.Raw | bytes) -> AnyEvent:
         raise InvalidEventError(
             [Problem("schema_version", f"{event.type} is at version {current_version(event.type)}")]
         )
-    found = problems(event)
+    found = problems(event, now=now)
     if found:
         raise InvalidEventError(found)
     return _submitted_form(event)
@@ -234,12 +266,13 @@ def _submitted_form(event: AnyEvent) -> AnyEvent:
     return msgspec.structs.replace(stored, expected_version=event.expected_version)  # type: ignore[return-value]
 
 
-def parse_submission(data: bytes | msgspec.Raw) -> AnyEvent:
+def parse_submission(data: bytes | msgspec.Raw, *, now: dt.datetime | None = None) -> AnyEvent:
     """Validate one submitted event and return its stored form (with ``expected_version``).
 
+    ``now`` is the moment of receipt (dates after it are refused, see :mod:`events.rules`).
     Raises :class:`InvalidEventError` naming every field at fault.
     """
-    return _parse_one(data)
+    return _parse_one(data, now)
 
 
 class BatchProblem(msgspec.Struct, frozen=True):
@@ -261,7 +294,7 @@ class InvalidBatchError(InvalidEventError):
         super().__init__([Problem(f"[{p.index}].{p.field}", p.message) for p in batch_problems])
 
 
-def _valid_batch(body: bytes) -> list[AnyEvent] | None:
+def _valid_batch(body: bytes, now: dt.datetime | None) -> list[AnyEvent] | None:
     """The submitted forms of an array of valid current-version events, in one decode.
 
     ``None`` when anything is off (not decodable as events, empty, too long, an old or a
@@ -283,13 +316,15 @@ def _valid_batch(body: bytes) -> list[AnyEvent] | None:
         return None
     for event in decoded:
         version = event.schema_version
-        if (version and version != type(event).SCHEMA_VERSION) or problems(event):
+        if (version and version != type(event).SCHEMA_VERSION) or problems(event, now=now):
             return None
     return [_submitted_form(event) for event in decoded]
 
 
-def parse_batch(body: bytes) -> tuple[list[AnyEvent], bool]:
+def parse_batch(body: bytes, *, now: dt.datetime | None = None) -> tuple[list[AnyEvent], bool]:
     """Validate a submission body: one event object or a JSON array of them.
+
+    ``now`` is the moment of receipt (dates after it are refused, see :mod:`events.rules`).
 
     Returns the stored forms and whether the body was an array. Raises
     :class:`InvalidBatchError` listing every invalid event's problems (index 0 for a single
@@ -297,7 +332,7 @@ def parse_batch(body: bytes) -> tuple[list[AnyEvent], bool]:
     """
     is_array = body.lstrip()[:1] == b"["
     if is_array:
-        valid = _valid_batch(body)
+        valid = _valid_batch(body, now)
         if valid is not None:
             return valid, True
     try:
@@ -317,7 +352,7 @@ def parse_batch(body: bytes) -> tuple[list[AnyEvent], bool]:
     found: list[BatchProblem] = []
     for i, raw in enumerate(raws):
         try:
-            events.append(_parse_one(raw))
+            events.append(_parse_one(raw, now))
         except InvalidEventError as exc:
             found += [BatchProblem(i, p.field, p.message) for p in exc.problems]
     if found:

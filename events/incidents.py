@@ -1,4 +1,4 @@
-"""Incident events: reported, casualties revised, retracted, merged into a duplicate."""
+"""Incident events: reported, casualties revised, retracted, merged into a duplicate, disputed."""
 
 from __future__ import annotations
 
@@ -49,9 +49,12 @@ class IncidentEvent(Event, frozen=True, kw_only=True):
 
 
 class IncidentReported(IncidentEvent, frozen=True, kw_only=True, tag="incident.reported"):
-    """A feed reports an incident for the first time."""
+    """A feed reports an incident for the first time.
 
-    SCHEMA_VERSION: ClassVar[int] = 2
+    v3: a victim line may carry a qualifier (``at_least``, …) like ``fatalities`` does.
+    """
+
+    SCHEMA_VERSION: ClassVar[int] = 3
 
     occurred_start: dt.date
     occurred_end: dt.date | None = None
@@ -75,9 +78,12 @@ class IncidentReported(IncidentEvent, frozen=True, kw_only=True, tag="incident.r
 class CasualtiesRevised(
     IncidentEvent, frozen=True, kw_only=True, tag="incident.casualties_revised"
 ):
-    """New figures for an incident; they replace the previous ones, never add to them."""
+    """New figures for an incident; they replace the previous ones, never add to them.
 
-    SCHEMA_VERSION: ClassVar[int] = 1
+    v2: a victim line may carry a qualifier, as in ``incident.reported`` v3.
+    """
+
+    SCHEMA_VERSION: ClassVar[int] = 2
 
     fatalities: Fatalities
     victims: Victims = []
@@ -121,6 +127,25 @@ class IncidentRedacted(IncidentEvent, frozen=True, kw_only=True, tag="incident.r
     reason: Reason
 
 
+class IncidentDisputed(IncidentEvent, frozen=True, kw_only=True, tag="incident.disputed"):
+    """A feed (``source``) disputes an incident it does not own, with its reason and sources.
+
+    The incident belongs to the feed that reported it; another feed that disagrees says so
+    with this event. It changes no figure, status or field of the incident: it is listed in
+    the incident's history and flags the incident as disputed.
+    """
+
+    SCHEMA_VERSION: ClassVar[int] = 1
+
+    reason: Reason
+    sources: Sources
+
+
 IncidentEvents = (
-    IncidentReported | CasualtiesRevised | IncidentRetracted | IncidentMerged | IncidentRedacted
+    IncidentReported
+    | CasualtiesRevised
+    | IncidentRetracted
+    | IncidentMerged
+    | IncidentRedacted
+    | IncidentDisputed
 )

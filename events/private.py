@@ -1,9 +1,9 @@
 """The free text of events that can hold personal data, listed and replaced by path.
 
 Three fields can name or point at people: an incident report's ``notes``, a source's
-``url`` (of reports, revisions and statements) and a statement speaker's ``name``. Everything
-else is plain data the projections read. Paths name a field inside one event:
-``notes``, ``sources[0].url``, ``speakers[1].name``.
+``url`` (of reports, revisions, disputes and statements) and a statement speaker's
+``name``. Everything else is plain data the projections read. Paths name a field inside
+one event: ``notes``, ``sources[0].url``, ``speakers[1].name``.
 
 :func:`private_fields` lists an event's private text by path; :func:`with_private` rebuilds
 the event with some of them replaced; :func:`masked` gives the replacements that hide them
@@ -21,7 +21,7 @@ import msgspec
 
 from .base import Event, Source
 from .errors import CodecError
-from .incidents import CasualtiesRevised, IncidentReported
+from .incidents import CasualtiesRevised, IncidentDisputed, IncidentReported
 from .statements import Speaker, StatementIssued
 
 __all__ = ["ERASED", "SEALED", "masked", "private_fields", "private_paths", "with_private"]
@@ -37,8 +37,12 @@ _PATH: Final = re.compile(
 )
 
 
+_WITH_SOURCES: Final = (IncidentReported, CasualtiesRevised, IncidentDisputed, StatementIssued)
+"""The event types whose sources' urls are private text."""
+
+
 def _sources(event: Event) -> list[Source]:
-    if isinstance(event, IncidentReported | CasualtiesRevised | StatementIssued):
+    if isinstance(event, _WITH_SOURCES):
         return list(event.sources)
     return []
 
@@ -97,7 +101,7 @@ def with_private(event: _E, values: Mapping[str, str | None]) -> _E:
             speakers[index] = msgspec.structs.replace(speakers[index], name=value)
         else:
             raise CodecError(f"a {event.type} event has no private field {path!r}")
-    if isinstance(event, IncidentReported | CasualtiesRevised | StatementIssued):
+    if isinstance(event, _WITH_SOURCES):
         changes["sources"] = sources
     if isinstance(event, StatementIssued):
         changes["speakers"] = speakers

@@ -1,20 +1,48 @@
 """Rules no schema type can state: bounds between fields, known codes, sums across lines.
 
-``problems(event)`` lists every rule an event breaks (an empty list means valid);
-``normalise(event)`` gives the form the log stores. Both are pure.
+``problems(event, now=...)`` lists every rule an event breaks (an empty list means valid);
+``normalise(event)`` gives the form the log stores. Both are pure: the time the service
+takes as "now" is a parameter, never read here.
+
+The rules:
+
+- figures: ``low ≤ best ≤ high`` for every estimate; one line per (community, status); the
+  lines sum to no more than the fatalities, component by component;
+- countries are ISO 3166-1 alpha-3 codes; an incident's ``lat`` and ``lon`` come together;
+- an end never before its start (``occurred_end``, a statement's ``issued_end``); only a
+  statement of ``range`` precision has an ``issued_end``, and it must have one;
+- with ``now`` given, nothing is dated after it, beyond :data:`CLOCK_SKEW`: times
+  (``issued_at``, ``issued_end``, sources' ``published_at``) against ``now + CLOCK_SKEW``;
+  dates (``occurred_start``, ``occurred_end``) against the calendar date at that moment in
+  the earliest time zone (UTC+14), since a date names a day somewhere on Earth;
+- a statement's CAMEO code is in GDELT's table and its ``goldstein``, when given, equals the
+  table's score for the code (the problem names the expected value);
+- a statement's stance does not contradict its CAMEO root (``events/data/cameo_stance.tsv``):
+  no condemnation, warning or demand for accountability coded as cooperation (roots 03-09),
+  no support or welcome coded as conflict (roots 11-20); roots 01, 02 and 10 go with any;
+- a merge names another incident than its own.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+from typing import Final
+
 import msgspec
 
-from .base import Estimate, Event
+from .base import Estimate, Event, Source
 from .errors import Problem
-from .incidents import CasualtiesRevised, IncidentMerged, IncidentReported
+from .incidents import CasualtiesRevised, IncidentDisputed, IncidentMerged, IncidentReported
 from .statements import StatementIssued
-from .tables import goldstein, iso3_countries
+from .tables import cameo_root, goldstein, iso3_countries
 
 _COMPONENTS = ("low", "best", "high")
+
+CLOCK_SKEW: Final = dt.timedelta(minutes=5)
+"""How far after "now" a time may lie: the clocks of feeds and of the service differ."""
+_EARLIEST_ZONE: Final = dt.timedelta(hours=14)
+"""UTC+14, where a calendar day starts first."""
+_GOLDSTEIN_TOLERANCE: Final = 1e-9
 
 
 def _estimate_problems(estimate: Estimate, field: str) -> list[Problem]:
@@ -93,8 +121,91 @@ def _each_figures_problem(event: IncidentReported | CasualtiesRevised) -> list[P
     return found
 
 
-def problems(event: Event) -> list[Problem]:
-    """Every domain rule the event breaks, each naming its field."""
+def _future_time(value: dt.datetime | None, field: str, now: dt.datetime) -> list[Problem]:
+    if value is None or value <= now + CLOCK_SKEW:
+        return []
+    return [Problem(field, f"{value.isoformat()} is in the future (now is {now.isoformat()})")]
+
+
+def _future_date(value: dt.date | None, field: str, now: dt.datetime) -> list[Problem]:
+    latest = (now.astimezone(dt.UTC) + CLOCK_SKEW + _EARLIEST_ZONE).date()
+    if value is None or value <= latest:
+        return []
+    return [Problem(field, f"{value.isoformat()} is in the future (today is {latest.isoformat()})")]
+
+
+def _sources_future(sources: list[Source], now: dt.datetime) -> list[Problem]:
+    found: list[Problem] = []
+    for i, source in enumerate(sources):
+        found += _future_time(source.published_at, f"sources[{i}].published_at", now)
+    return found
+
+
+def future_problems(event: Event, now: dt.datetime) -> list[Problem]:
+    """The dates and times of ``event`` that lie after ``now`` (see the module docstring)."""
+    found: list[Problem] = []
+    if isinstance(event, IncidentReported):
+        found += _future_date(event.occurred_start, "occurred_start", now)
+        found += _future_date(event.occurred_end, "occurred_end", now)
+    elif isinstance(event, StatementIssued):
+        found += _future_time(event.issued_at, "issued_at", now)
+        found += _future_time(event.issued_end, "issued_end", now)
+    if isinstance(event, IncidentReported | CasualtiesRevised | StatementIssued | IncidentDisputed):
+        found += _sources_future(event.sources, now)
+    return found
+
+
+def _statement_problems(event: StatementIssued) -> list[Problem]:
+    found: list[Problem] = []
+    spoken = set()
+    for i, speaker in enumerate(event.speakers):
+        country = speaker.country
+        found += _country_problems(country, f"speakers[{i}].country")
+        if country in spoken:
+            found.append(Problem(f"speakers[{i}].country", f"{country} speaks twice"))
+        spoken.add(country)
+    found += _country_problems(event.target.country, "target.country")
+    if event.issued_precision == "range":
+        if event.issued_end is None:
+            found.append(Problem("issued_end", "a range of time needs its end"))
+        elif event.issued_end < event.issued_at:
+            found.append(Problem("issued_end", "must not be before issued_at"))
+    elif event.issued_end is not None:
+        found.append(
+            Problem("issued_end", f"only a range has an end, not {event.issued_precision!r}")
+        )
+    code = event.cameo_code
+    expected = goldstein(code)
+    if expected is None:
+        found.append(Problem("cameo_code", f"{code!r} is not in the CAMEO code table"))
+    elif event.goldstein is not None and abs(event.goldstein - expected) > _GOLDSTEIN_TOLERANCE:
+        found.append(
+            Problem(
+                "goldstein",
+                f"must be {expected} for CAMEO {code} (GDELT's Goldstein table), "
+                f"got {event.goldstein}; leave it out to have it filled in",
+            )
+        )
+    root = cameo_root(code)
+    if root is not None and event.stance in root.refused:
+        kind = "cooperation" if root.quad_class <= 2 else "conflict"
+        found.append(
+            Problem(
+                "stance",
+                f"{event.stance!r} contradicts CAMEO {code}: root {root.root} "
+                f"({root.name}) codes {kind}",
+            )
+        )
+    return found
+
+
+def problems(event: Event, *, now: dt.datetime | None = None) -> list[Problem]:
+    """Every domain rule the event breaks, each naming its field.
+
+    ``now`` (aware) is the moment the service receives the event: with it, dates and times
+    after it are refused (see the module docstring); without it (replays, tests), they are
+    not checked.
+    """
     found: list[Problem] = []
     if isinstance(event, IncidentReported | CasualtiesRevised):
         found += _figures_problems(event)
@@ -109,18 +220,9 @@ def problems(event: Event) -> list[Problem]:
         if event.into == event.incident_id:
             found.append(Problem("into", "an incident cannot be merged into itself"))
     elif isinstance(event, StatementIssued):
-        spoken = set()
-        for i, speaker in enumerate(event.speakers):
-            country = speaker.country
-            found += _country_problems(country, f"speakers[{i}].country")
-            if country in spoken:
-                found.append(Problem(f"speakers[{i}].country", f"{country} speaks twice"))
-            spoken.add(country)
-        found += _country_problems(event.target.country, "target.country")
-        if goldstein(event.cameo_code) is None:
-            found.append(
-                Problem("cameo_code", f"{event.cameo_code!r} is not in the CAMEO code table")
-            )
+        found += _statement_problems(event)
+    if now is not None:
+        found += future_problems(event, now)
     return found
 
 

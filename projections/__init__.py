@@ -2,8 +2,10 @@
 
 Each projection module names itself (``NAME``, ``VERSION``), lists its document types by
 kind (``DOC_TYPES``) and folds with ``initial()`` and ``apply(state, recorded)``; its query
-functions read a fold's :class:`Docs` or the stored documents by kind. Folds never touch
-Redis, HTTP, the clock or randomness: the runner in ``services`` does the I/O.
+functions read a fold's :class:`Docs` or the stored documents by kind. Wherever incidents
+are selected, one :class:`~projections.filters.VictimsFilter` says which; a country's
+stance follows :mod:`projections.stance_rule`. Folds never touch Redis, HTTP, the clock or
+randomness: the runner in ``services`` does the I/O.
 
 The log may be split into partitions (one entity's events all in one partition, in order;
 no order between partitions). Each partition is folded on its own, and ``merge(parts)``
@@ -21,7 +23,7 @@ import msgspec
 
 from events import Recorded
 
-from . import alignment, community_victims, country_stance, incidents
+from . import alignment, community_victims, country_stance, filters, incidents, stance_rule
 from .common import Readable, State, merge_disjoint
 from .docs import Docs
 from .errors import (
@@ -30,6 +32,7 @@ from .errors import (
     MergeConflictError,
     ProjectionError,
 )
+from .filters import VictimsFilter
 
 
 class Projection(msgspec.Struct, frozen=True, kw_only=True):
@@ -129,9 +132,12 @@ __all__ = [
     "ProjectionError",
     "Readable",
     "State",
+    "VictimsFilter",
     "alignment",
     "community_victims",
     "country_stance",
+    "filters",
     "fold",
     "incidents",
+    "stance_rule",
 ]

@@ -1,10 +1,14 @@
 """alignment: how closely each pair of countries speaks alike, subject by subject.
 
 For a pair of countries and a subject both have spoken on (live statements only): 1 if they
-co-signed a live statement on it, or if their latest stances (by ``issued_at``, ties by log
-position) are equal; else 0.5 if either latest stance is ``neutral``; else 0. A pair's
-score is the mean over its shared subjects. A retracted statement is removed as if it had
-never been issued.
+co-signed a live statement on it (a joint statement counts for each of its speakers);
+otherwise the :func:`~projections.stance_rule.agreement` of their stances on it, each
+country's stance by the rule of :mod:`projections.stance_rule` (its highest-ranked
+speaker's latest statement, or ``mixed``): 1 for stances of one family (a condemnation and
+a demand for accountability agree), 0.5 when a side is ``mixed`` or procedural, 0 for
+critical against supportive. A pair's score is the mean over its shared subjects, given
+with their number and ``thin: true`` when they are fewer than :data:`THIN_BELOW`. A
+retracted statement is removed as if it had never been issued.
 
 Documents, by kind:
 
@@ -39,12 +43,16 @@ import msgspec
 
 from events import Recorded, StatementIssued, StatementRetracted, position_key
 
+from . import stance_rule
 from .common import Readable, State, docs_of, get_doc, grouped, union
 from .docs import Doc, Docs
 from .errors import InconsistentStateError
 
 NAME: Final = "alignment"
-VERSION: Final = 2
+VERSION: Final = 3
+
+THIN_BELOW: Final = 3
+"""A pair's score resting on fewer shared subjects than this is ``thin``."""
 
 
 class StatementRef(Doc, frozen=True, kw_only=True, array_like=True):
@@ -63,19 +71,25 @@ class Said(Doc, frozen=True, kw_only=True, array_like=True):
     stance: str
     countries: tuple[str, ...]
     """Every speaker of the statement (this country included)."""
+    role: str = "other_official"
+    """This country's speaker's ranked role."""
+    issued_precision: str = "exact"
+    issued_end: dt.datetime | None = None
 
 
 class Voice(Doc, frozen=True, kw_only=True, array_like=True):
     """A country's live statements on one subject, by (issued_at, position).
 
-    ``cosigners`` (sorted) are the other countries of its live joint statements: with the
-    latest stance (``said[-1]``) they score a pair in constant time.
+    ``cosigners`` (sorted) are the other countries of its live joint statements and
+    ``stance`` the country's stance from ``said`` (:mod:`projections.stance_rule`): with
+    them a pair is scored in constant time.
     """
 
     country: str
     subject: str
     said: tuple[Said, ...]
     cosigners: tuple[str, ...] = ()
+    stance: str = ""
 
 
 class Speakers(Doc, frozen=True, kw_only=True, array_like=True):
@@ -103,12 +117,14 @@ class PairScore(Doc, frozen=True, kw_only=True, array_like=True):
 
 
 class PairRow(Doc, frozen=True, kw_only=True):
-    """A pair's alignment: the mean score over its shared subjects (or on one subject)."""
+    """A pair's alignment: the mean score over its shared subjects (or on one subject), how
+    many there are, and ``thin`` when fewer than :data:`THIN_BELOW`."""
 
     a: str
     b: str
     score: float
     shared_subjects: int
+    thin: bool = False
 
 
 DOC_TYPES: Final[Mapping[str, type[msgspec.Struct]]] = {
@@ -152,16 +168,28 @@ def _cosigners(country: str, said: Iterable[Said]) -> tuple[str, ...]:
     return tuple(sorted({c for s in said for c in s.countries if c != country}))
 
 
-def score(mine: Voice, theirs: Voice) -> SubjectScore:
-    """The agreement of two countries' voices on the same subject (constant time)."""
+def stance_of(voice: Voice) -> str:
+    """A country's stance on the voice's subject (:mod:`projections.stance_rule`)."""
+    return voice.stance or stance_rule.verdict(stance_rule.basis(voice.said))[0]
+
+
+def _voice(country: str, subject: str, said: tuple[Said, ...], cosigners: tuple[str, ...]) -> Voice:
+    """A voice with its stance derived from ``said``."""
+    stance = stance_rule.verdict(stance_rule.basis(said))[0]
+    return Voice(country=country, subject=subject, said=said, cosigners=cosigners, stance=stance)
+
+
+def score(mine: Voice, theirs: Voice, stances: tuple[str, str] | None = None) -> SubjectScore:
+    """The agreement of two countries' voices on the same subject.
+
+    ``stances`` are the two voices' stances when the caller has them already.
+    """
     cosigned = theirs.country in mine.cosigners
-    a, b = mine.said[-1].stance, theirs.said[-1].stance
-    if cosigned or a == b:
+    if cosigned:
         value = 1.0
-    elif "neutral" in (a, b):
-        value = 0.5
     else:
-        value = 0.0
+        a, b = stances or (stance_of(mine), stance_of(theirs))
+        value = stance_rule.agreement(a, b)
     return SubjectScore(subject=mine.subject, score=value, cosigned=cosigned)
 
 
@@ -181,6 +209,7 @@ def _rescore(state: State, subject: str, changed: Iterable[str]) -> None:
         if (voice := get_doc(state, "voice", _voice_id(country, subject), Voice)) is not None
     }
     speaking = tuple(voices)
+    stances = {country: stance_of(voice) for country, voice in voices.items()}
     if speaking != known:
         if speaking:
             state.put("speakers", subject, Speakers(countries=speaking))
@@ -193,7 +222,7 @@ def _rescore(state: State, subject: str, changed: Iterable[str]) -> None:
             a, b = (country, other) if country < other else (other, country)
             ident = _pair_id(a, b, subject)
             if a in voices and b in voices:
-                one = score(voices[a], voices[b])
+                one = score(voices[a], voices[b], (stances[a], stances[b]))
                 doc = PairScore(a=a, b=b, subject=subject, score=one.score, cosigned=one.cosigned)
                 if get_doc(state, "pair", ident, PairScore) != doc:
                     state.put("pair", ident, doc)
@@ -205,32 +234,29 @@ def _issued(state: State, recorded: Recorded, event: StatementIssued) -> None:
     if get_doc(state, "statement", event.statement_id, StatementRef) is not None:
         _retracted(state, event.statement_id)  # issued again: the last issue holds
     countries = tuple(s.country for s in event.speakers)
-    said = Said(
-        statement_id=event.statement_id,
-        issued_at=event.issued_at,
-        position=recorded.position,
-        stance=event.stance,
-        countries=countries,
-    )
     subject = event.subject
-    for country in countries:
+    for speaker in event.speakers:
+        country = speaker.country
+        said = Said(
+            statement_id=event.statement_id,
+            issued_at=event.issued_at,
+            position=recorded.position,
+            stance=event.stance,
+            countries=countries,
+            role=speaker.role,
+            issued_precision=event.issued_precision,
+            issued_end=event.issued_end,
+        )
         ident = _voice_id(country, subject)
         voice = get_doc(state, "voice", ident, Voice)
         others = [c for c in countries if c != country]
         if voice is None:
-            new = Voice(
-                country=country, subject=subject, said=(said,), cosigners=tuple(sorted(others))
-            )
+            new = _voice(country, subject, (said,), tuple(sorted(others)))
         else:
             cosigners = voice.cosigners
             if others and not set(others).issubset(cosigners):
                 cosigners = tuple(sorted(set(cosigners).union(others)))
-            new = Voice(
-                country=country,
-                subject=subject,
-                said=_inserted(voice.said, said),
-                cosigners=cosigners,
-            )
+            new = _voice(country, subject, _inserted(voice.said, said), cosigners)
         state.put("voice", ident, new)
     state.put("statement", event.statement_id, StatementRef(subject=subject, countries=countries))
     _rescore(state, subject, countries)
@@ -247,11 +273,7 @@ def _retracted(state: State, statement_id: str) -> None:
             continue
         kept = tuple(s for s in voice.said if s.statement_id != statement_id)
         if kept:
-            state.put(
-                "voice",
-                ident,
-                msgspec.structs.replace(voice, said=kept, cosigners=_cosigners(country, kept)),
-            )
+            state.put("voice", ident, _voice(country, ref.subject, kept, _cosigners(country, kept)))
         else:
             state.delete("voice", ident)
     state.delete("statement", statement_id)
@@ -277,7 +299,7 @@ def _merged_voice(group: Sequence[Voice]) -> Voice:
     first = group[0]
     said = tuple(sorted((s for one in group for s in one.said), key=_order))
     cosigners = tuple(sorted({c for one in group for c in one.cosigners}))
-    return Voice(country=first.country, subject=first.subject, said=said, cosigners=cosigners)
+    return _voice(first.country, first.subject, said, cosigners)
 
 
 def merge(parts: Sequence[Readable]) -> State:
@@ -308,9 +330,10 @@ def merge(parts: Sequence[Readable]) -> State:
             if voice is None:
                 raise InconsistentStateError(f"{country} speaks on {subject!r} without a voice")
             heard.append(voice)
+        held = {voice.country: stance_of(voice) for voice in heard}
         for i, mine in enumerate(heard):
             for theirs in heard[i + 1 :]:
-                one = score(mine, theirs)
+                one = score(mine, theirs, (held[mine.country], held[theirs.country]))
                 a, b = mine.country, theirs.country
                 scores[_pair_id(a, b, subject)] = PairScore(
                     a=a, b=b, subject=subject, score=one.score, cosigned=one.cosigned
@@ -330,7 +353,7 @@ def pairs(state: Readable, *, subject: str | None = None) -> list[PairRow]:
             total, count = sums.get(key, (0.0, 0))
             sums[key] = (total + one.score, count + 1)
     rows = [
-        PairRow(a=a, b=b, score=total / count, shared_subjects=count)
+        PairRow(a=a, b=b, score=total / count, shared_subjects=count, thin=count < THIN_BELOW)
         for (a, b), (total, count) in sums.items()
     ]
     return sorted(rows, key=lambda row: (row.a, row.b))

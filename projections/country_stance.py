@@ -1,17 +1,23 @@
 """country-stance: what each country has said on each subject, and how fast it reacted.
 
-Per (speaker country, subject), a :class:`StanceRow`: the latest stance (by ``issued_at``,
-ties by log position), the number of statements, the mean Goldstein score, the first and
-latest statement times, and the reaction latency. A joint statement counts for each of its
-speakers. A retracted statement is removed as if it had never been issued: the entries of
-every (country, subject) it touched are recomputed from the remaining statements.
+Per (speaker country, subject), a :class:`StanceRow`: the country's stance by the rule of
+:mod:`projections.stance_rule` — its highest-ranked speaker's latest statement, ``mixed``
+when statements of that rank that cannot be put in order (their times overlap within their
+precision) disagree — with the statements it rests on (:class:`Basis`: id, speaker role and
+title, CAMEO code, Goldstein, time and precision), the number of statements, the mean
+Goldstein score, the first and latest statement times, and the reaction latency. Timelines
+are in order of ``issued_at`` (the start of a day or range), ties by log position. A joint
+statement counts for each of its speakers, each with its own role. A retracted statement is
+removed as if it had never been issued: the entries of every (country, subject) it touched
+are recomputed from the remaining statements.
 
 Reaction latency, in hours: the country's first statement on the subject minus the earliest
 ``occurred_start`` (taken as midnight UTC) among the incidents named (``incident_ids``) by
 any live statement on that subject, by any country, counting only incidents whose report has
 been folded and which are not retracted (a merged duplicate still dates the events it
-describes, so it keeps counting). ``None`` when no such incident is known. It can be
-negative when a statement predates the incident it names.
+describes, so it keeps counting). ``None`` when no such incident is known, or when the first
+statement's time is known only within a range. It can be negative when a statement predates
+the incident it names.
 
 Documents, by kind (``<pair>`` is ``<country>|<subject>``):
 
@@ -42,7 +48,6 @@ and mentions, gathers statements and incident dates, then re-derives every subje
 
 from __future__ import annotations
 
-import bisect
 import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Final
@@ -57,95 +62,28 @@ from events import (
     StatementIssued,
     StatementRedacted,
     StatementRetracted,
-    Target,
-    position_key,
 )
 
 from .common import Readable, State, docs_of, get_doc, grouped, union
-from .docs import Doc, Docs
+from .docs import Docs
+from .stance_docs import (
+    Basis,
+    IncidentDate,
+    Mention,
+    StanceRow,
+    StatementRef,
+    Subject,
+    Timeline,
+    TimelineEntry,
+    appended,
+    order,
+    pair_id,
+    row_of,
+    timeline_of,
+)
 
 NAME: Final = "country-stance"
-VERSION: Final = 2
-
-
-class TimelineEntry(Doc, frozen=True, kw_only=True):
-    """One live statement as one of its speakers' timelines shows it."""
-
-    statement_id: str
-    subject: str
-    issued_at: dt.datetime
-    stance: str
-    cameo_code: str
-    goldstein: float | None
-    speaker: str
-    """The name of this country's speaker: ``"[sealed]"`` as stored (the read API restores
-    it), ``"[erased]"`` once the statement's private text was erased."""
-    co_speakers: tuple[str, ...]
-    """The other countries of a joint statement."""
-    venue: str | None
-    target: Target
-    incident_ids: tuple[str, ...]
-    position: str
-    erased: bool = False
-    """An operator erased the statement's private text (``statement.redacted``)."""
-
-
-class Timeline(Doc, frozen=True, kw_only=True, array_like=True):
-    """The live statements of one country on one subject, by (issued_at, position).
-
-    ``goldstein_sum`` (added left to right in timeline order) and ``goldstein_n`` are the
-    running aggregates of the entries' Goldstein scores, so a row never rescans them.
-    """
-
-    country: str
-    subject: str
-    entries: tuple[TimelineEntry, ...]
-    goldstein_sum: float = 0.0
-    goldstein_n: int = 0
-
-
-class StanceRow(Doc, frozen=True, kw_only=True):
-    """Where one country stands on one subject."""
-
-    country: str
-    subject: str
-    stance: str
-    latest_statement_id: str
-    statements: int
-    mean_goldstein: float | None
-    first_at: dt.datetime
-    latest_at: dt.datetime
-    latency_hours: float | None
-
-
-class Subject(Doc, frozen=True, kw_only=True, array_like=True):
-    """The countries that spoke on a subject and the incidents its statements name."""
-
-    countries: tuple[str, ...]
-    """Sorted."""
-    named: dict[str, int]
-    """Each incident named, with the number of live statements naming it."""
-    earliest: dt.date | None = None
-    """The earliest ``occurred_start`` of the named incidents that are reported and live."""
-
-
-class StatementRef(Doc, frozen=True, kw_only=True, array_like=True):
-    """Where a live statement's entries are: its subject and speaker countries."""
-
-    subject: str
-    countries: tuple[str, ...]
-
-
-class IncidentDate(Doc, frozen=True, kw_only=True, array_like=True):
-    """When a reported, unretracted incident started."""
-
-    occurred_start: dt.date
-
-
-class Mention(Doc, frozen=True, kw_only=True, array_like=True):
-    """The subjects whose live statements name an incident."""
-
-    subjects: tuple[str, ...]
+VERSION: Final = 3
 
 
 DOC_TYPES: Final[Mapping[str, type[msgspec.Struct]]] = {
@@ -163,17 +101,6 @@ def initial() -> State:
     return Docs()
 
 
-def pair_id(country: str, subject: str) -> str:
-    """The id of a (country, subject) document."""
-    return f"{country}|{subject}"
-
-
-def _order(entry: TimelineEntry) -> tuple[dt.datetime, tuple[int, int], str]:
-    """Timeline order: ``issued_at``, then log position, then statement id (the last only
-    matters between partitions, whose positions may be equal)."""
-    return entry.issued_at, position_key(entry.position), entry.statement_id
-
-
 # --- the fold ------------------------------------------------------------------------------
 
 
@@ -186,10 +113,14 @@ def _entries(recorded: Recorded, event: StatementIssued) -> dict[str, TimelineEn
             statement_id=event.statement_id,
             subject=event.subject,
             issued_at=event.issued_at,
+            issued_precision=event.issued_precision,
+            issued_end=event.issued_end,
             stance=event.stance,
             cameo_code=event.cameo_code,
             goldstein=event.goldstein,
             speaker=speaker.name,
+            role=speaker.role,
+            title=speaker.title,
             co_speakers=tuple(c for c in countries if c != speaker.country),
             venue=event.venue,
             target=event.target,
@@ -200,76 +131,10 @@ def _entries(recorded: Recorded, event: StatementIssued) -> dict[str, TimelineEn
     }
 
 
-def _summed(entries: Iterable[TimelineEntry]) -> tuple[float, int]:
-    """The Goldstein scores of ``entries`` added left to right, and how many there are."""
-    total, count = 0.0, 0
-    for entry in entries:
-        if entry.goldstein is not None:
-            total += entry.goldstein
-            count += 1
-    return total, count
-
-
-def _timeline(country: str, subject: str, entries: tuple[TimelineEntry, ...]) -> Timeline:
-    """A timeline with its aggregates computed from ``entries`` (already in order)."""
-    total, count = _summed(entries)
-    return Timeline(
-        country=country, subject=subject, entries=entries, goldstein_sum=total, goldstein_n=count
-    )
-
-
-def _appended(timeline: Timeline | None, country: str, entry: TimelineEntry) -> Timeline:
-    """``timeline`` with ``entry`` in its place; the aggregates grow in constant time when it
-    goes last (the usual case), else they are recomputed from the key's own entries."""
-    if timeline is None or not timeline.entries:
-        return _timeline(country, entry.subject, (entry,))
-    entries = timeline.entries
-    if _order(entries[-1]) < _order(entry):
-        total, count = timeline.goldstein_sum, timeline.goldstein_n
-        if entry.goldstein is not None:
-            total += entry.goldstein
-            count += 1
-        return Timeline(
-            country=country,
-            subject=entry.subject,
-            entries=(*entries, entry),
-            goldstein_sum=total,
-            goldstein_n=count,
-        )
-    ordered = list(entries)
-    bisect.insort(ordered, entry, key=_order)
-    return _timeline(country, entry.subject, tuple(ordered))
-
-
-def _row(timeline: Timeline | None, subject: Subject | None) -> StanceRow | None:
-    """The row of a (country, subject) from its timeline's aggregates and the subject."""
-    if timeline is None or not timeline.entries or subject is None:
-        return None
-    entries = timeline.entries
-    first, latest = entries[0], entries[-1]
-    if subject.earliest is None:
-        latency = None
-    else:
-        midnight = dt.datetime.combine(subject.earliest, dt.time(), tzinfo=dt.UTC)
-        latency = (first.issued_at - midnight).total_seconds() / 3600
-    n = timeline.goldstein_n
-    return StanceRow(
-        country=timeline.country,
-        subject=timeline.subject,
-        stance=latest.stance,
-        latest_statement_id=latest.statement_id,
-        statements=len(entries),
-        mean_goldstein=timeline.goldstein_sum / n if n else None,
-        first_at=first.issued_at,
-        latest_at=latest.issued_at,
-        latency_hours=latency,
-    )
-
-
 def _restance(state: State, country: str, subject_name: str) -> None:
     """Recompute one (country, subject) row from its timeline and the subject."""
     ident = pair_id(country, subject_name)
-    row = _row(
+    row = row_of(
         get_doc(state, "timeline", ident, Timeline),
         get_doc(state, "subject", subject_name, Subject),
     )
@@ -364,7 +229,7 @@ def _statement_issued(state: State, recorded: Recorded, event: StatementIssued) 
     for country, entry in entries.items():
         ident = pair_id(country, event.subject)
         timeline = get_doc(state, "timeline", ident, Timeline)
-        state.put("timeline", ident, _appended(timeline, country, entry))
+        state.put("timeline", ident, appended(timeline, country, entry))
     state.put(
         "statement",
         event.statement_id,
@@ -395,7 +260,7 @@ def _statement_retracted(state: State, statement_id: str) -> None:
         kept = tuple(e for e in timeline.entries if e.statement_id != statement_id)
         speaking[country] = bool(kept)
         if kept:
-            state.put("timeline", ident, _timeline(country, ref.subject, kept))
+            state.put("timeline", ident, timeline_of(country, ref.subject, kept))
         else:
             state.delete("timeline", ident)
     state.delete("statement", statement_id)
@@ -472,10 +337,10 @@ def apply(state: State, recorded: Recorded) -> State:
 
 
 def _merged_timeline(group: Sequence[Timeline]) -> Timeline:
-    """One key's timelines from several parts as one, entries in :func:`_order`."""
+    """One key's timelines from several parts as one, entries in timeline order."""
     first = group[0]
-    entries = tuple(sorted((e for one in group for e in one.entries), key=_order))
-    return _timeline(first.country, first.subject, entries)
+    entries = tuple(sorted((e for one in group for e in one.entries), key=order))
+    return timeline_of(first.country, first.subject, entries)
 
 
 def _merged_subject(group: Sequence[Subject]) -> Subject:
@@ -526,7 +391,7 @@ def merge(parts: Sequence[Readable]) -> State:
         )
     rows: dict[str, StanceRow] = {}
     for ident, one in timelines.items():
-        row = _row(one, subjects_by_name.get(one.subject))
+        row = row_of(one, subjects_by_name.get(one.subject))
         if row is not None:
             rows[ident] = row
     return Docs(
@@ -564,4 +429,25 @@ def timeline(state: Readable, country: str, *, subject: str | None = None) -> li
         one = docs.get(pair_id(country, subject))
         return list(one.entries) if one else []
     entries = [e for t in docs.values() if t.country == country for e in t.entries]
-    return sorted(entries, key=_order)
+    return sorted(entries, key=order)
+
+
+__all__ = [
+    "DOC_TYPES",
+    "NAME",
+    "VERSION",
+    "Basis",
+    "IncidentDate",
+    "Mention",
+    "StanceRow",
+    "StatementRef",
+    "Subject",
+    "Timeline",
+    "TimelineEntry",
+    "apply",
+    "initial",
+    "merge",
+    "pair_id",
+    "stances",
+    "timeline",
+]

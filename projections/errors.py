@@ -10,9 +10,15 @@ class ProjectionError(Exception):
 class InvalidQueryError(ProjectionError, ValueError):
     """Raised when a query function is given a filter it cannot use.
 
-    An ISO week that is not ``YYYY-Www`` or does not exist, an unknown grading or victim
-    status, a page or limit below 1: the message names the parameter at fault.
+    An ISO week that is not ``YYYY-Www`` or does not exist, an unknown grading, victim
+    status, event type or violence type, ``from`` after ``to``, a page or limit below 1: the
+    message starts with the parameter at fault, and ``parameter`` names it (as the HTTP API
+    names it) when the query function knows it.
     """
+
+    def __init__(self, message: str, *, parameter: str | None = None) -> None:
+        super().__init__(message)
+        self.parameter = parameter
 
 
 class InconsistentStateError(ProjectionError):

@@ -1,19 +1,30 @@
 """incidents: the current state of every incident and the full history of what touched it.
 
 One document per incident (kind ``incident``, an :class:`IncidentView`): every field of its
-latest report, its current figures (those of the latest report or revision), its status
-(``live``, ``retracted`` or ``merged``), the incident it was merged into, the duplicates
-merged into it, its version, and its history, one :class:`HistoryEntry` per event in log
-order. A merge appears in the history of both incidents.
+latest report, the feed that reported it, its current figures (those of the latest report
+or revision, with their qualifiers), its status (``live``, ``retracted`` or ``merged``),
+the incident it was merged into, the duplicates merged into it, the feeds that dispute it,
+its version, and its history, one :class:`HistoryEntry` per event in log order, each with
+the feed that published it and its own sources (name, url, publication date). A merge
+appears in the history of both incidents. A dispute (``incident.disputed``, by a feed that
+does not own the incident) appears in its history and flags it (``disputed``); it changes
+no figure.
 
-``version`` counts the events whose entity is the incident (its report, revisions,
-retraction, and its own merge into another), as the event store counts it; a merge *into*
-the incident is listed in its history without bumping its version.
+``version`` counts the events of the incident's owner and operators that change it (its
+report, revisions, retraction, redaction and its own merge into another), as the event
+store counts them; a merge *into* the incident and a dispute are listed in its history
+without bumping its version (another feed's dispute must not move the version its owner
+publishes against).
 
 A merge may name a canonical incident whose report is folded later (the incidents live on
 different partitions): the canonical's document then exists with ``reported`` false, holding
 the duplicate and the merge, until its report fills it in. Such unreported documents are
 left out of :func:`listing`.
+
+Queries: :func:`listing` pages the incidents under a
+:class:`~projections.filters.VictimsFilter` and a status (live ones by default);
+:func:`behind` pages the ids of the incidents behind a community-victims figure (the
+incidents it sums, under the same filter, of one community or all).
 
 Partitions: every event of an incident is in its own partition, and a merge in the
 duplicate's. The state of one partition therefore holds, for a canonical incident of
@@ -26,109 +37,33 @@ id), duplicates in the order of their merges, ``updated_at`` from the last entry
 
 from __future__ import annotations
 
-import datetime as dt
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Final, Literal
+from typing import Any, Final
 
 import msgspec
 
 from events import (
     ERASED,
     CasualtiesRevised,
-    Estimate,
     Event,
-    Fatalities,
-    Grading,
+    IncidentDisputed,
     IncidentMerged,
     IncidentRedacted,
     IncidentReported,
     IncidentRetracted,
-    Place,
     Recorded,
-    Source,
-    VictimLine,
     position_key,
 )
 
-from .common import Readable, State, docs_of, get_doc, grouped
-from .docs import Doc, Docs
-from .errors import InconsistentStateError, InvalidQueryError, MergeConflictError
+from .common import Readable, State, grouped
+from .docs import Docs
+from .errors import InconsistentStateError, MergeConflictError
+from .incident_docs import HistoryEntry, IncidentRow, IncidentView, Status
+from .incident_queries import LISTED, behind, get, listing
 
 NAME: Final = "incidents"
-VERSION: Final = 1
-
-Status = Literal["live", "retracted", "merged"]
-
-
-class HistoryEntry(Doc, frozen=True, kw_only=True):
-    """One event that touched an incident, as its history lists it.
-
-    ``fatalities``/``victims``/``injured`` are set for reports and revisions; ``reason`` for
-    revisions, retractions and merges; ``duplicate`` and ``into`` for merges.
-    """
-
-    type: str
-    event_id: str
-    position: str
-    recorded_at: dt.datetime
-    source: str
-    reason: str | None = None
-    fatalities: Fatalities | None = None
-    victims: tuple[VictimLine, ...] | None = None
-    injured: Estimate | None = None
-    duplicate: str | None = None
-    into: str | None = None
-
-
-class IncidentView(Doc, frozen=True, kw_only=True):
-    """An incident as it stands now, with its history."""
-
-    incident_id: str
-    status: Status = "live"
-    reported: bool = False
-    merged_into: str | None = None
-    duplicates: tuple[str, ...] = ()
-    version: int = 0
-    occurred_start: dt.date | None = None
-    occurred_end: dt.date | None = None
-    date_precision: int | None = None
-    country: str | None = None
-    place: Place | None = None
-    geo_precision: int | None = None
-    violence_type: str | None = None
-    event_type: str | None = None
-    sub_event_type: str | None = None
-    perpetrators: tuple[str, ...] = ()
-    civilian_targeting: bool | None = None
-    grading: Grading | None = None
-    notes: str | None = None
-    """The placeholder ``"[sealed]"`` (the read API restores the text), ``"[erased]"``."""
-    fatalities: Fatalities | None = None
-    victims: tuple[VictimLine, ...] = ()
-    injured: Estimate | None = None
-    sources: tuple[Source, ...] = ()
-    reported_at: dt.datetime | None = None
-    """When the report was recorded."""
-    updated_at: dt.datetime | None = None
-    """When the last event that touched the incident was recorded."""
-    history: tuple[HistoryEntry, ...] = ()
-    erased: bool = False
-    """An operator erased the incident's private text (``incident.redacted``)."""
-
-
-class IncidentRow(Doc, frozen=True, kw_only=True):
-    """One incident in a :func:`listing`: what a list shows, without the history."""
-
-    incident_id: str
-    status: Status
-    occurred_start: dt.date
-    country: str
-    adm1: str
-    grading: Grading
-    fatalities: Fatalities
-    merged_into: str | None
-    version: int
+VERSION: Final = 2
 
 
 DOC_TYPES: Final[Mapping[str, type[msgspec.Struct]]] = {"incident": IncidentView}
@@ -155,6 +90,7 @@ _REVISED: Final = _tag(CasualtiesRevised)
 _RETRACTED: Final = _tag(IncidentRetracted)
 _MERGED: Final = _tag(IncidentMerged)
 _REDACTED: Final = _tag(IncidentRedacted)
+_DISPUTED: Final = _tag(IncidentDisputed)
 
 
 def _view(state: State, ident: str) -> IncidentView:
@@ -183,6 +119,7 @@ def _reported(state: State, recorded: Recorded, event: IncidentReported) -> None
         position=recorded.position,
         recorded_at=at,
         source=event.source,
+        sources=tuple(event.sources),
         fatalities=fatalities,
         victims=victims,
         injured=injured,
@@ -193,6 +130,7 @@ def _reported(state: State, recorded: Recorded, event: IncidentReported) -> None
         updated_at=at,
         version=view.version + 1,
         reported=True,
+        feed=event.source,
         occurred_start=event.occurred_start,
         occurred_end=event.occurred_end,
         date_precision=event.date_precision,
@@ -226,6 +164,7 @@ def _revised(state: State, recorded: Recorded, event: CasualtiesRevised) -> None
         position=recorded.position,
         recorded_at=at,
         source=event.source,
+        sources=tuple(event.sources),
         reason=event.reason,
         fatalities=fatalities,
         victims=victims,
@@ -334,12 +273,37 @@ def _redacted(state: State, recorded: Recorded, event: IncidentRedacted) -> None
     state.put("incident", ident, new)
 
 
+def _disputed(state: State, recorded: Recorded, event: IncidentDisputed) -> None:
+    """Another feed disputes the incident: listed and flagged; figures, status and version
+    stay."""
+    ident = event.incident_id
+    view = _view(state, ident)
+    at = recorded.recorded_at
+    entry = HistoryEntry(
+        type=_DISPUTED,
+        event_id=_uuid_text(event.event_id),
+        position=recorded.position,
+        recorded_at=at,
+        source=event.source,
+        sources=tuple(event.sources),
+        reason=event.reason,
+    )
+    feeds = view.disputed_by
+    if event.source not in feeds:
+        feeds = (*feeds, event.source)
+    new = msgspec.structs.replace(
+        view, history=(*view.history, entry), updated_at=at, disputed_by=feeds
+    )
+    state.put("incident", ident, new)
+
+
 _FOLDS: Final[dict[type[Event], Callable[[State, Recorded, Any], None]]] = {
     IncidentReported: _reported,
     CasualtiesRevised: _revised,
     IncidentRetracted: _retracted,
     IncidentMerged: _merged,
     IncidentRedacted: _redacted,
+    IncidentDisputed: _disputed,
 }
 """How each event type the projection reads changes the state, by exact type (the decoded
 events are of these classes, never subclasses)."""
@@ -363,7 +327,7 @@ def _entry_order(entry: HistoryEntry) -> tuple[tuple[int, int], str]:
 
 def _combined(ident: str, views: Sequence[IncidentView]) -> IncidentView:
     """One incident's documents from several parts as one (see the module docstring)."""
-    own = [view for view in views if view.version > 0 or view.reported]
+    own = [view for view in views if view.version > 0 or view.reported or view.disputed_by]
     if len(own) > 1:
         raise MergeConflictError(f"incident {ident!r} has its own events in {len(own)} parts")
     base = own[0] if own else IncidentView(incident_id=ident)
@@ -395,68 +359,19 @@ def merge(parts: Sequence[Readable]) -> State:
     return Docs({"incident": views})
 
 
-# --- queries -------------------------------------------------------------------------------
-
-
-def get(state: Readable, incident_id: str) -> IncidentView | None:
-    """The incident with its history, or ``None`` when no event named it."""
-    return get_doc(state, "incident", incident_id, IncidentView)
-
-
-def listing(
-    state: Readable,
-    *,
-    country: str | None = None,
-    adm1: str | None = None,
-    date_from: dt.date | None = None,
-    date_to: dt.date | None = None,
-    status: str | None = None,
-    page: int = 1,
-    limit: int = 50,
-) -> tuple[list[IncidentRow], int]:
-    """One page of the reported incidents under the filters, and how many match in all.
-
-    Newest ``occurred_start`` first, then by ``incident_id``. Dates are inclusive; ``status``
-    (``live``, ``retracted``, ``merged``) is optional, every status is listed without it.
-    """
-    if page < 1:
-        raise InvalidQueryError(f"page must be 1 or more, got {page}")
-    if limit < 1:
-        raise InvalidQueryError(f"limit must be 1 or more, got {limit}")
-    if status is not None and status not in ("live", "retracted", "merged"):
-        raise InvalidQueryError(f"status must be live, retracted or merged, got {status!r}")
-    rows: list[IncidentRow] = []
-    for view in docs_of(state, "incident", IncidentView).values():
-        if (
-            view.occurred_start is None
-            or view.country is None
-            or view.place is None
-            or view.grading is None
-            or view.fatalities is None
-        ):
-            continue  # not reported yet
-        if (
-            (country is not None and view.country != country)
-            or (adm1 is not None and view.place.adm1 != adm1)
-            or (date_from is not None and view.occurred_start < date_from)
-            or (date_to is not None and view.occurred_start > date_to)
-            or (status is not None and view.status != status)
-        ):
-            continue
-        rows.append(
-            IncidentRow(
-                incident_id=view.incident_id,
-                status=view.status,
-                occurred_start=view.occurred_start,
-                country=view.country,
-                adm1=view.place.adm1,
-                grading=view.grading,
-                fatalities=view.fatalities,
-                merged_into=view.merged_into,
-                version=view.version,
-            )
-        )
-    rows.sort(key=lambda row: row.incident_id)
-    rows.sort(key=lambda row: row.occurred_start, reverse=True)
-    start = (page - 1) * limit
-    return rows[start : start + limit], len(rows)
+__all__ = [
+    "DOC_TYPES",
+    "LISTED",
+    "NAME",
+    "VERSION",
+    "HistoryEntry",
+    "IncidentRow",
+    "IncidentView",
+    "Status",
+    "apply",
+    "behind",
+    "get",
+    "initial",
+    "listing",
+    "merge",
+]

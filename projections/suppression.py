@@ -6,11 +6,14 @@ small group is returned with its numbers withheld (``suppressed``), and so is wh
 let a withheld number be recomputed. Pure: no clock, no I/O.
 
 **The protected unit.** The finest set of incidents any combination of the query's filters can
-select is a *cell*: one community and victim status in one (country, adm1, day, grading), an
-entry of a ``total`` document's ``lines``. ``country``/``adm1`` pick one value,
-``from``/``to`` pick any run of days, two ``min_grading`` floors differ by exactly one grading
-and ``status`` picks one status, so differences of answers can isolate any single cell. A cell
-is *small* when its ``best`` is below ``K`` (``LEDGER_SUPPRESSION_K``, default 5).
+select is a *cell*: one community and victim status among the incidents alike in every
+attribute a filter selects by — country, adm1, window of occurrence, grading, event type,
+violence type, civilian targeting, reporting feed and set of perpetrators — an entry of a
+``total`` document's ``lines``. Every filter keeps or drops such a group whole (place
+filters compare the adm1 every incident of it shares; ``from``/``to``/``week`` the window
+they share; ``perpetrator`` tests the set they share), and ``status`` picks one status, so
+differences of answers can isolate any single cell but never split one. A cell is *small*
+when its ``best`` is below ``K`` (``LEDGER_SUPPRESSION_K``, default 5).
 
 **The rule.** In an answer to a reader:
 
@@ -19,39 +22,47 @@ is *small* when its ``best`` is below ``K`` (``LEDGER_SUPPRESSION_K``, default 5
    small cell of that community (with a ``status`` filter: its cells of that status; without
    one: its cells of every status), however large the line is;
 3. *unattributed*: when any line is withheld, ``unattributed`` is withheld too;
-4. withheld lines come after the shown ones, by name, so their place in the ``best``-ordered
-   list says nothing about their size.
+4. *status totals*: with a ``status`` filter, ``total`` and ``incidents`` are the lines' own
+   (their sum, and the incidents with a line of that status), so when any line is withheld
+   they are withheld too (``total_suppressed``);
+5. withheld lines come after the shown ones, by name, so their place in the ``best``-ordered
+   list says nothing about their size; a withheld line's ``at_least`` is withheld with its
+   numbers.
 
-``total`` and the answer's ``incidents`` are always shown: they are the fatalities and the
-count of the incidents under the filters, which ``GET /v1/incidents`` lists one by one with
-their place, date and grading, so withholding them would protect nothing; the proof below
-treats them as public.
+Without a ``status`` filter, ``total`` and the answer's ``incidents`` are always shown: they
+are the fatalities and the count of the incidents under the filters, which
+``GET /v1/incidents`` lists one by one with their place, dates, figures and grading, so
+withholding them would protect nothing; the proof below treats them as public.
 
 (1) follows from (2): a line below ``K`` has every one of its cells below ``K`` (cells are
 non-negative), so it contains a small cell; (1) is kept as its own check all the same.
 
 **Why nothing withheld can be recomputed.** Take as unknowns the figures ``x[c, a, s]`` of
-every cell (community ``c``, place-day-grading ``a``, status ``s``) and as public the totals
-``T[a]``. Every number an answer shows is an affine function of the unknowns:
+every cell (community ``c``, group of alike incidents ``a``, status ``s``) and as public the
+totals ``T[a]``. Every number an answer shows is a function of the unknowns that, around
+the data, is affine:
 
 - a shown line of ``c`` is ``Σ x[c, a, s]`` over the cells it selects; by (2) none of them is
   small;
-- a shown ``unattributed`` is ``Σ T[a] - Σ x[c, a, s]`` over the selected cells of every
-  community; by (3) it is shown only when no line is withheld, so by (2) no cell in it is
-  small;
-- ``total`` and ``incidents`` are public constants.
+- a shown ``unattributed`` is ``max(0, Σ T[a] - Σ x[c, a, s])`` over the selected cells of
+  every community (component by component, the bounds crossed); by (3) it is shown only when
+  no line is withheld, so by (2) no cell in it is small;
+- a shown status ``total`` is ``Σ x[c, a, s]`` over the selected cells of that status, and by
+  (4) shown only when no line is withheld, so no cell in it is small;
+- ``total`` and ``incidents`` without ``status`` are public constants.
 
 So every shown number, in every answer under any filters, has coefficient 0 on every small
 cell. Every withheld number has a non-zero coefficient on at least one small cell: a line is
-withheld only because it sums one (1 implies 2), and ``unattributed`` only when a line is
-withheld, with coefficient -1 on that line's small cell. A linear combination of shown
-numbers (with any coefficients, ``{-1, 0, 1}`` or not, over any number of answers) keeps
-coefficient 0 on every small cell, hence never equals a withheld number as a function of the
-data: no subtraction across lines, ``total``, ``unattributed`` and answers with and without
-filters recomputes a withheld figure. The same argument holds component by component for
-``low`` and ``high`` and for the lines' ``incidents`` counts (a status-free line's count is
-shown only when none of the community's cells there is small, a status line's only when its
-status cell is not), and for as-of answers, each computed on the state at that moment.
+withheld only because it sums one (1 implies 2), and ``unattributed`` or a status total only
+when a line is withheld, with a non-zero coefficient on that line's small cell. A linear
+combination of shown numbers (with any coefficients, ``{-1, 0, 1}`` or not, over any number
+of answers) keeps coefficient 0 on every small cell, hence never equals a withheld number as
+a function of the data: no subtraction across lines, totals, ``unattributed`` and answers
+with and without filters recomputes a withheld figure. The same argument holds component by
+component for ``low`` and ``high``, for the lines' ``incidents`` counts (a status-free line's
+count is shown only when none of the community's cells there is small, a status line's only
+when its status cell is not), for the ``at_least`` flags (a shown one is an "or" over the
+same cells as its figure), and for as-of answers, each computed on the state at that moment.
 
 What is shown is exact: no noise, no rounding. The price of a provable rule is that a large
 line covering one small cell is withheld too (the dashboard says so); narrowing the filters
@@ -70,18 +81,19 @@ import datetime as dt
 from collections.abc import Collection
 from typing import Final
 
-import msgspec
-
-from .common import Readable, docs_of
-from .community_victims import VICTIM_STATUSES, Cell, Figures, VictimsAnswer, query
+from .common import Readable
 from .docs import Doc
+from .filters import DEFAULT_MIN_GRADING, Selection, VictimsFilter, filter_of, select
+from .victims_cells import Cell, cell_kept, community_of, status_of
+from .victims_query import Figures, VictimsAnswer, cells_of, query
 
 DEFAULT_K: Final = 5
 """The default threshold: a cell with ``best`` below it is small."""
 
 
 class ShownRow(Doc, frozen=True, kw_only=True, omit_defaults=True):
-    """One community line as a reader gets it: exact, or withheld (every number ``None``).
+    """One community line as a reader gets it: exact, or withheld (every number and
+    ``at_least`` ``None``).
 
     ``suppressed`` is left out of the JSON of a shown line (it defaults to false).
     """
@@ -91,17 +103,20 @@ class ShownRow(Doc, frozen=True, kw_only=True, omit_defaults=True):
     best: int | None
     high: int | None
     incidents: int | None
+    at_least: bool | None
     suppressed: bool = False
 
 
 class ProtectedAnswer(Doc, frozen=True, kw_only=True):
-    """A community-victims answer after suppression (``unattributed`` ``None`` if withheld)."""
+    """A community-victims answer after suppression: ``unattributed`` ``None`` if withheld,
+    ``total`` and ``incidents`` ``None`` if withheld (a status total, rule 4)."""
 
-    total: Figures
+    total: Figures | None
     unattributed: Figures | None
     unattributed_suppressed: bool
-    incidents: int
+    incidents: int | None
     communities: list[ShownRow]
+    total_suppressed: bool = False
 
 
 def _check_k(k: int) -> None:
@@ -109,9 +124,23 @@ def _check_k(k: int) -> None:
         raise ValueError(f"the suppression threshold must be at least 1, got {k}")
 
 
+def small_in_cell(cell: Cell, selection: Selection, k: int) -> set[str]:
+    """The communities with a small line (``best`` < ``k``) in ``cell`` that the selection
+    keeps (of its status, when it has one)."""
+    if not cell_kept(selection, cell):
+        return set()
+    status = selection.status
+    return {
+        community_of(key)
+        for key, one in cell.lines.items()
+        if one[1] < k and (status is None or status_of(key) == status)
+    }
+
+
 def small_communities(
     state: Readable,
     k: int,
+    where: VictimsFilter | None = None,
     *,
     country: str | None = None,
     adm1: str | None = None,
@@ -123,33 +152,26 @@ def small_communities(
 ) -> frozenset[str]:
     """The communities with a small cell (``best`` < ``k``) among the cells a query selects.
 
-    The selection is the query's own (:func:`~projections.community_victims.query` run over
-    the same cells with only their small lines kept), so the filters mean exactly what they
-    mean there.
+    The selection is the query's own (the same :class:`~projections.filters.Selection` of
+    the same filter), so the filters mean exactly what they mean there.
     """
     _check_k(k)
-    reduced: dict[str, Cell] = {}
-    for ident, cell in docs_of(state, "total", Cell).items():
-        small = {key: one for key, one in cell.lines.items() if one[1] < k}
-        if small:
-            reduced[ident] = msgspec.structs.replace(cell, communities={}, lines=small)
-    if not reduced:
-        return frozenset()
-    only_small: dict[str, dict[str, msgspec.Struct]] = {"total": {}}
-    only_small["total"].update(reduced)
-    found: set[str] = set()
-    for one in VICTIM_STATUSES if status is None else (status,):
-        answer = query(
-            only_small,
+    selection = select(
+        filter_of(
+            where,
             country=country,
             adm1=adm1,
             week=week,
             date_from=date_from,
             date_to=date_to,
-            status=one,
+            status=status,
             min_grading=min_grading,
-        )
-        found.update(row.community for row in answer.communities)
+        ),
+        DEFAULT_MIN_GRADING,
+    )
+    found: set[str] = set()
+    for cell in cells_of(state).values():
+        found |= small_in_cell(cell, selection, k)
     return frozenset(found)
 
 
@@ -167,6 +189,7 @@ def exact(answer: VictimsAnswer) -> ProtectedAnswer:
                 best=row.best,
                 high=row.high,
                 incidents=row.incidents,
+                at_least=row.at_least,
             )
             for row in answer.communities
         ],
@@ -177,8 +200,9 @@ def suppress(
     answer: VictimsAnswer, k: int, small: Collection[str] = frozenset()
 ) -> ProtectedAnswer:
     """``answer`` with the lines below ``k`` or in ``small`` withheld, and ``unattributed``
-    withheld whenever a line is (rules 1, 3 and 4 of the module docstring; ``small`` is rule
-    2, from :func:`small_communities`)."""
+    (and a status answer's ``total`` and ``incidents``) withheld whenever a line is (rules
+    1, 3, 4 and 5 of the module docstring; ``small`` is rule 2, from
+    :func:`small_communities`)."""
     _check_k(k)
     shown: list[ShownRow] = []
     withheld: list[ShownRow] = []
@@ -191,6 +215,7 @@ def suppress(
                     best=None,
                     high=None,
                     incidents=None,
+                    at_least=None,
                     suppressed=True,
                 )
             )
@@ -202,21 +227,25 @@ def suppress(
                     best=row.best,
                     high=row.high,
                     incidents=row.incidents,
+                    at_least=row.at_least,
                 )
             )
     withheld.sort(key=lambda row: row.community)
+    hide_total = bool(withheld) and answer.status is not None
     return ProtectedAnswer(
-        total=answer.total,
+        total=None if hide_total else answer.total,
         unattributed=None if withheld else answer.unattributed,
         unattributed_suppressed=bool(withheld),
-        incidents=answer.incidents,
+        incidents=None if hide_total else answer.incidents,
         communities=shown + withheld,
+        total_suppressed=hide_total,
     )
 
 
 def protected_query(
     state: Readable,
     k: int,
+    where: VictimsFilter | None = None,
     *,
     country: str | None = None,
     adm1: str | None = None,
@@ -230,8 +259,8 @@ def protected_query(
 
     ``state`` is what :func:`query` reads (the ``total`` documents).
     """
-    answer = query(
-        state,
+    where = filter_of(
+        where,
         country=country,
         adm1=adm1,
         week=week,
@@ -240,15 +269,4 @@ def protected_query(
         status=status,
         min_grading=min_grading,
     )
-    small = small_communities(
-        state,
-        k,
-        country=country,
-        adm1=adm1,
-        week=week,
-        date_from=date_from,
-        date_to=date_to,
-        status=status,
-        min_grading=min_grading,
-    )
-    return suppress(answer, k, small)
+    return suppress(query(state, where), k, small_communities(state, k, where))

@@ -93,7 +93,7 @@ class VictimsSums:
 
     def answer(self) -> VictimsAnswer:
         """The query's answer at :attr:`checkpoint`."""
-        total = Figures(*self.total)
+        total = Figures(self.total[0], self.total[1], self.total[2])
         rows = [
             CommunityRow(community=name, low=low, best=best, high=high, incidents=count)
             for name, (low, best, high, count) in self.sums.items()

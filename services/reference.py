@@ -5,8 +5,9 @@ mostly civilians, were killed in north-western Syria after an ambush by forces l
 former president Bashar al-Assad was met with retaliation by government security forces;
 Alawites were chiefly targeted, Christians and Druze also affected. The United States and
 Russia jointly asked for a closed-door UN Security Council meeting; the US Secretary of State
-condemned the killings and called for accountability; the US Director of National
-Intelligence warned about extremist groups.
+condemned the killings and called for accountability; "in recent days" the US Director of
+National Intelligence had warned about the dangers of Assad's removal and the rise of
+extremist groups in Syria.
 
 How it is modelled:
 
@@ -19,7 +20,15 @@ How it is modelled:
 - A duplicate report from a second feed (merged into the first) and an unverified report
   from a third feed (retracted) carry illustrative figures, marked as such in their notes.
   Neither counts towards any total.
-- ``issued_at`` of a statement carries the day only (midnight UTC): the report gives no time.
+- The statements on the coastal violence (:data:`SUBJECT`) are the joint request (made
+  through the two countries' missions to the UN: ``un_representative``), and Rubio's
+  condemnation and his call for accountability, two statements of the ``foreign_minister``.
+  The report dates them to its own day and gives no time: ``issued_precision`` ``day``.
+- The intelligence director's warning is on its own subject (:data:`SUBJECT_EXTREMISM`), not
+  on the killings, and the report dates it only "in recent days": a ``range`` of the week
+  before the report, not a fabricated time. Her office ranks ``other_official``.
+- The toll is "at least" 1,311 (then 1,383, 1,476): each figure carries ``at_least``, so
+  every total it is part of says so.
 
 Event ids are uuid5 over :data:`NAMESPACE` and a fixed name, so seeding twice writes nothing
 new (appends are idempotent by event id).
@@ -56,6 +65,9 @@ REFERENCE_FEEDS: Final = (MONITOR_FEED, DUPLICATE_FEED, UNVERIFIED_FEED, STATEME
 """Every feed the scenario publishes as (the tokens or inbox allow-list need these)."""
 
 SUBJECT: Final = "syria-coastal-violence-2025-03"
+"""The coastal killings of March 2025 and the reactions to them."""
+SUBJECT_EXTREMISM: Final = "syria-post-assad-extremism-risks"
+"""The dangers of Assad's removal and the rise of extremist groups in Syria."""
 
 MAIN_INCIDENT: Final = "syr-coast-2025-03-06"
 """The monitor's incident: the coastal killings of 6-9 March 2025."""
@@ -66,7 +78,13 @@ UNVERIFIED_INCIDENT: Final = "syr-tartus-2025-03-08-unverified"
 
 STATEMENT_UNSC_REQUEST: Final = "stmt-usa-rus-unsc-request-2025-03-09"
 STATEMENT_RUBIO: Final = "stmt-usa-rubio-2025-03-09"
+"""The Secretary of State condemns the killings."""
+STATEMENT_RUBIO_ACCOUNTABILITY: Final = "stmt-usa-rubio-accountability-2025-03-09"
+"""The Secretary of State calls for accountability for those responsible."""
 STATEMENT_GABBARD: Final = "stmt-usa-gabbard-2025-03-09"
+"""The intelligence director's warning, "in recent days" before the report."""
+REPORT_DAY: Final = dt.datetime(2025, 3, 9, tzinfo=dt.UTC)
+"""The day of the reference report (midnight UTC): the request, Rubio's statements."""
 
 _MONITOR: Final = Source(publisher="Syrian Observatory for Human Rights")
 _NEWS_REPORT: Final = Source(publisher="News report on the UN Security Council request")
@@ -79,10 +97,6 @@ _PERPETRATORS: Final = [
 def event_id(name: str) -> uuid.UUID:
     """The deterministic event id of the scenario event called ``name``."""
     return uuid.uuid5(NAMESPACE, name)
-
-
-def _day(year: int, month: int, day: int) -> dt.datetime:
-    return dt.datetime(year, month, day, tzinfo=dt.UTC)
 
 
 def _incidents() -> list[AnyEvent]:
@@ -198,15 +212,18 @@ def _incidents() -> list[AnyEvent]:
 
 
 def _statements() -> list[AnyEvent]:
-    unsc_role = "Permanent member of the UN Security Council"
+    mission = "Mission to the United Nations"
     request = StatementIssued(
         event_id=event_id("statement.issued/unsc-request"),
         source=STATEMENTS_FEED,
         statement_id=STATEMENT_UNSC_REQUEST,
-        issued_at=_day(2025, 3, 9),
+        issued_at=REPORT_DAY,
+        issued_precision="day",
         speakers=[
-            Speaker(country="USA", name="United States", role=unsc_role),
-            Speaker(country="RUS", name="Russian Federation", role=unsc_role),
+            Speaker(country="USA", name="United States", role="un_representative", title=mission),
+            Speaker(
+                country="RUS", name="Russian Federation", role="un_representative", title=mission
+            ),
         ],
         target=Target(actor="UN Security Council"),
         venue="IGOUNO",
@@ -216,16 +233,34 @@ def _statements() -> list[AnyEvent]:
         stance="call_for_meeting",
         sources=[_NEWS_REPORT],
     )
-    rubio = StatementIssued(
+    rubio = Speaker(
+        country="USA", name="Marco Rubio", role="foreign_minister", title="Secretary of State"
+    )
+    condemnation = StatementIssued(
         event_id=event_id("statement.issued/rubio"),
         source=STATEMENTS_FEED,
         statement_id=STATEMENT_RUBIO,
-        issued_at=_day(2025, 3, 9),
-        speakers=[Speaker(country="USA", name="Marco Rubio", role="Secretary of State")],
+        issued_at=REPORT_DAY,
+        issued_precision="day",
+        speakers=[rubio],
         target=Target(country="SYR"),
         subject=SUBJECT,
         incident_ids=[MAIN_INCIDENT],
         cameo_code="111",  # criticize or denounce
+        stance="condemn",
+        sources=[_NEWS_REPORT],
+    )
+    accountability = StatementIssued(
+        event_id=event_id("statement.issued/rubio-accountability"),
+        source=STATEMENTS_FEED,
+        statement_id=STATEMENT_RUBIO_ACCOUNTABILITY,
+        issued_at=REPORT_DAY,
+        issued_precision="day",
+        speakers=[rubio],
+        target=Target(country="SYR", actor="Those responsible for the killings"),
+        subject=SUBJECT,
+        incident_ids=[MAIN_INCIDENT],
+        cameo_code="111",  # criticize or denounce: a call to hold the killers to account
         stance="demand_accountability",
         sources=[_NEWS_REPORT],
     )
@@ -233,18 +268,24 @@ def _statements() -> list[AnyEvent]:
         event_id=event_id("statement.issued/gabbard"),
         source=STATEMENTS_FEED,
         statement_id=STATEMENT_GABBARD,
-        issued_at=_day(2025, 3, 9),
+        issued_at=REPORT_DAY - dt.timedelta(days=7),  # "in recent days": the week before
+        issued_precision="range",
+        issued_end=REPORT_DAY,
         speakers=[
-            Speaker(country="USA", name="Tulsi Gabbard", role="Director of National Intelligence")
+            Speaker(
+                country="USA",
+                name="Tulsi Gabbard",
+                role="other_official",
+                title="Director of National Intelligence",
+            )
         ],
         target=Target(country="SYR", actor="Extremist groups in Syria"),
-        subject=SUBJECT,
-        incident_ids=[MAIN_INCIDENT],
+        subject=SUBJECT_EXTREMISM,
         cameo_code="012",  # make pessimistic comment
         stance="warn",
         sources=[_NEWS_REPORT],
     )
-    return [request, rubio, gabbard]
+    return [request, condemnation, accountability, gabbard]
 
 
 def scenario() -> list[AnyEvent]:

@@ -49,10 +49,10 @@ class VictimsBody(msgspec.Struct, frozen=True, kw_only=True):
     position: str | None
     lag: int
     as_of: dt.datetime | None
-    total: Figures
+    total: Figures | None
     unattributed: Figures | None
     unattributed_suppressed: bool
-    incidents: int
+    incidents: int | None
     communities: list[ShownRow]
     suppression_k: int | None
 

@@ -30,6 +30,7 @@ from events import (
     CasualtiesRevised,
     Event,
     Fatalities,
+    IncidentDisputed,
     IncidentMerged,
     IncidentReported,
     IncidentRetracted,
@@ -55,6 +56,7 @@ __all__ = [
     "SOURCE",
     "Log",
     "Scene",
+    "disputed",
     "fatalities",
     "folded",
     "line",
@@ -93,7 +95,14 @@ def fatalities(
     )
 
 
-def line(community: str, best: int, status: str = "civilian", **bounds: int) -> VictimLine:
+def line(
+    community: str,
+    best: int,
+    status: str = "civilian",
+    *,
+    qualifier: str = "exact",
+    **bounds: int,
+) -> VictimLine:
     """A victim line; ``low``/``high`` default to ``best``."""
     return msgspec.convert(
         {
@@ -102,6 +111,7 @@ def line(community: str, best: int, status: str = "civilian", **bounds: int) -> 
             "low": bounds.get("low", best),
             "best": best,
             "high": bounds.get("high", best),
+            "qualifier": qualifier,
         },
         VictimLine,
     )
@@ -215,14 +225,34 @@ class Scene(msgspec.Struct, frozen=True, kw_only=True):
         return self._build(IncidentMerged, fields, overrides)
 
     def statement(
-        self, statement_id: str = "s-1", *countries: str, **overrides: Any
+        self,
+        statement_id: str = "s-1",
+        *countries: str,
+        stance: str = "condemn",
+        cameo_code: str | None = None,
+        role: str = "other_official",
+        title: str | None = None,
+        **overrides: Any,
     ) -> StatementIssued:
-        """``statement.issued``, condemning (CAMEO 111); by ministers of ``countries`` (a
-        joint statement when several) or the scene's speakers."""
+        """``statement.issued`` of ``stance`` (condemning unless told); by ministers of
+        ``countries`` (a joint statement when several), each with ``role`` and ``title``, or
+        the scene's speakers.
+
+        Without ``cameo_code``: 111 (criticize or denounce), or 051 (praise or endorse) for a
+        supportive stance, which 111 contradicts.
+        """
+        if cameo_code is None:
+            cameo_code = "051" if stance in ("support", "welcome") else "111"
         speakers = (
-            [Speaker(country=c, name=f"Minister of {c}") for c in countries]
+            [
+                msgspec.convert(
+                    {"country": c, "name": f"Minister of {c}", "role": role, "title": title},
+                    Speaker,
+                )
+                for c in countries
+            ]
             if countries
-            else list(self.speakers)
+            else [msgspec.structs.replace(s, role=role, title=title) for s in self.speakers]
         )
         fields: dict[str, Any] = {
             "source": self.statement_feed,
@@ -230,11 +260,23 @@ class Scene(msgspec.Struct, frozen=True, kw_only=True):
             "issued_at": self.issued_at,
             "speakers": speakers,
             "subject": self.subject,
-            "cameo_code": "111",
-            "stance": "condemn",
+            "cameo_code": cameo_code,
+            "stance": stance,
             "sources": list(self.statement_sources),
         }
         return self._build(StatementIssued, fields, overrides)
+
+    def disputed(
+        self, incident_id: str = "i-1", feed: str = "acled", **overrides: Any
+    ) -> IncidentDisputed:
+        """``incident.disputed`` of ``incident_id`` by ``feed`` (not the scene's feed)."""
+        fields: dict[str, Any] = {
+            "source": feed,
+            "incident_id": incident_id,
+            "reason": "our sources count fewer dead",
+            "sources": [Source(publisher="ACLED", url="https://acleddata.com/")],
+        }
+        return self._build(IncidentDisputed, fields, overrides)
 
     def statement_retracted(
         self, statement_id: str = "s-1", **overrides: Any
@@ -299,6 +341,7 @@ revised = IDLIB.revised
 retracted = IDLIB.retracted
 merged = IDLIB.merged
 statement = IDLIB.statement
+disputed = IDLIB.disputed
 statement_retracted = IDLIB.statement_retracted
 
 

@@ -21,7 +21,7 @@ from typing import Any
 import hypothesis.strategies as st
 import msgspec
 
-from events import AnyEvent, Event, IncidentRedacted, StatementRedacted, VictimLine
+from events import AnyEvent, Event, IncidentRedacted, Speaker, StatementRedacted, VictimLine
 from services.store.base import AppendRejectedError, ConflictError, EventStore
 from tests.support.builders import (
     COAST,
@@ -40,6 +40,7 @@ __all__ = [
     "FEEDS",
     "FOLDS",
     "PARTITIONED",
+    "ROLES",
     "STATEMENT_FEEDS",
     "STATUSES",
     "Shape",
@@ -58,7 +59,15 @@ GRADINGS = ["confirmed", "fair", "weak", "contested", "discounted"]
 COMMUNITIES = ["alawite", "christian", "druze"]
 STATUSES = ["civilian", "combatant", "unknown"]
 """Victim statuses drawn."""
-CAMEO = {"condemn": "111", "support": "051", "neutral": "010", "call_for_meeting": "026"}
+CAMEO = {
+    "condemn": "111",
+    "demand_accountability": "111",
+    "support": "051",
+    "neutral": "010",
+    "call_for_meeting": "026",
+}
+ROLES = ("foreign_minister", "spokesperson", "other_official")
+"""Speaker roles drawn when a shape ranks its speakers."""
 
 
 class Shape(msgspec.Struct, frozen=True, kw_only=True):
@@ -70,7 +79,7 @@ class Shape(msgspec.Struct, frozen=True, kw_only=True):
     subjects: tuple[str, ...]
     actions: tuple[str, ...]
     """The actions drawn from (repeat one to weigh it): report, revise, retract, merge,
-    redact, state, unstate, redact_statement."""
+    redact, dispute, state, unstate, redact_statement."""
     longest: int
     """Most actions drawn."""
     days: int
@@ -87,6 +96,9 @@ class Shape(msgspec.Struct, frozen=True, kw_only=True):
     spread: bool = False
     """Whether figures spread low and high around the sums of their lines (else lines are
     exact and fatalities at least their sum)."""
+    ranked: bool = False
+    """Whether speakers get a role drawn from :data:`ROLES` and statement times a precision
+    (exact, day or a range); else every speaker is another official at an exact time."""
 
 
 FOLDS = Shape(
@@ -96,10 +108,11 @@ FOLDS = Shape(
     actions=("report", "revise", "retract", "merge", "state", "unstate"),
     longest=40,
     days=20,
-    hours=6,
+    hours=60,
     named=2,
     valid=False,
     spread=True,
+    ranked=True,
 )
 """The histories of the fold properties."""
 
@@ -113,6 +126,7 @@ PARTITIONED = Shape(
         "retract",
         *["merge"] * 2,
         "redact",
+        "dispute",
         *["state"] * 3,
         "unstate",
         "redact_statement",
@@ -212,6 +226,10 @@ def histories(draw: st.DrawFn, shape: Shape = PARTITIONED) -> list[Event]:
                 incident[ident] = "merged"
         elif action == "redact" and incident:
             events.append(_redacted(draw(st.sampled_from(sorted(incident)))))
+        elif action == "dispute" and live:
+            ident = draw(st.sampled_from(live))
+            others = [feed for feed in FEEDS if feed != feed_of[ident]]
+            events.append(COAST.disputed(ident, feed=draw(st.sampled_from(others))))
         elif action == "state":
             stance = draw(st.sampled_from(sorted(CAMEO)))
             speakers = draw(
@@ -221,16 +239,14 @@ def histories(draw: st.DrawFn, shape: Shape = PARTITIONED) -> list[Event]:
             events.append(
                 COAST.statement(
                     f"s-{n}",
-                    *speakers,
                     source=feed_of[f"s-{n}"],
                     subject=draw(st.sampled_from(shape.subjects)),
                     stance=stance,
                     cameo_code=CAMEO[stance],
-                    issued_at=dt.datetime(2025, 3, 7, tzinfo=dt.UTC)
-                    + dt.timedelta(hours=draw(st.integers(0, shape.hours))),
                     incident_ids=draw(
                         st.lists(st.sampled_from(ids), max_size=shape.named, unique=True)
                     ),
+                    **draw(_voices(shape, speakers)),
                 )
             )
             said[f"s-{n}"] = "live"
@@ -243,6 +259,31 @@ def histories(draw: st.DrawFn, shape: Shape = PARTITIONED) -> list[Event]:
         elif action == "redact_statement" and said:
             events.append(_statement_redacted(draw(st.sampled_from(sorted(said)))))
     return events
+
+
+@st.composite
+def _voices(draw: st.DrawFn, shape: Shape, countries: Sequence[str]) -> dict[str, Any]:
+    """A statement's speakers (one per country) and its time, ranked when the shape says."""
+    issued_at = dt.datetime(2025, 3, 7, tzinfo=dt.UTC) + dt.timedelta(
+        hours=draw(st.integers(0, shape.hours))
+    )
+    if not shape.ranked:
+        speakers = [Speaker(country=c, name=f"Minister of {c}") for c in countries]
+        return {"speakers": speakers, "issued_at": issued_at}
+    precision = draw(st.sampled_from(["exact", "exact", "day", "range"]))
+    end = None
+    if precision == "range":
+        end = issued_at + dt.timedelta(hours=draw(st.integers(0, 30)))
+    speakers = [
+        Speaker(country=c, name=f"Minister of {c}", role=draw(st.sampled_from(ROLES)))
+        for c in countries
+    ]
+    return {
+        "speakers": speakers,
+        "issued_at": issued_at,
+        "issued_precision": precision,
+        "issued_end": end,
+    }
 
 
 def _redacted(incident_id: str) -> Event:

@@ -17,6 +17,7 @@ from events import (
     Estimate,
     Event,
     Fatalities,
+    IncidentDisputed,
     IncidentMerged,
     IncidentRedacted,
     IncidentReported,
@@ -38,7 +39,7 @@ FULL: dict[str, Event] = {
     "incident.reported": IncidentReported(
         event_id=uuid.UUID("00000000-0000-4000-8000-000000000001"),
         source="acled",
-        schema_version=2,
+        schema_version=3,
         expected_version=0,
         incident_id="syr-1",
         occurred_start=dt.date(2025, 3, 6),
@@ -55,7 +56,14 @@ FULL: dict[str, Event] = {
         fatalities=Fatalities(low=10, best=12, high=15, qualifier="approximately"),
         victims=[
             VictimLine(low=5, best=6, high=8, community="community-a", status="civilian"),
-            VictimLine(low=1, best=2, high=3, community="community-a", status="combatant"),
+            VictimLine(
+                low=1,
+                best=2,
+                high=3,
+                community="community-a",
+                status="combatant",
+                qualifier="at_least",
+            ),
         ],
         injured=Estimate(low=0, best=4, high=9),
         sources=[
@@ -71,7 +79,7 @@ FULL: dict[str, Event] = {
     "incident.casualties_revised": CasualtiesRevised(
         event_id=uuid.UUID("00000000-0000-4000-8000-000000000002"),
         source="acled",
-        schema_version=1,
+        schema_version=2,
         expected_version=3,
         incident_id="syr-1",
         fatalities=Fatalities(low=12, best=14, high=20, qualifier="range"),
@@ -100,12 +108,14 @@ FULL: dict[str, Event] = {
     "statement.issued": StatementIssued(
         event_id=uuid.UUID("00000000-0000-4000-8000-000000000005"),
         source="mofa-watch",
-        schema_version=2,
+        schema_version=3,
         expected_version=0,
         statement_id="stmt-1",
         issued_at=dt.datetime(2025, 3, 10, 14, 30, tzinfo=PARIS),
+        issued_precision="range",
+        issued_end=dt.datetime(2025, 3, 11, tzinfo=dt.UTC),
         speakers=[
-            Speaker(country="FRA", name="Ministry", role="spokesperson"),
+            Speaker(country="FRA", name="Ministry", role="spokesperson", title="Spokesperson"),
             Speaker(country="DEU", name="Office"),
         ],
         target=Target(country="SYR", actor="Authorities"),
@@ -142,6 +152,21 @@ FULL: dict[str, Event] = {
         expected_version=2,
         statement_id="stmt-1",
         reason="Erasure request",
+    ),
+    "incident.disputed": IncidentDisputed(
+        event_id=uuid.UUID("00000000-0000-4000-8000-000000000009"),
+        source="ucdp-ged",
+        schema_version=1,
+        expected_version=4,
+        incident_id="syr-1",
+        reason="Fewer dead according to our sources",
+        sources=[
+            Source(
+                publisher="Field network",
+                url="https://field.example.org/n/1",
+                published_at=dt.datetime(2025, 3, 12, tzinfo=PARIS),
+            )
+        ],
     ),
 }
 
@@ -209,6 +234,13 @@ MINIMAL: dict[str, Event] = {
         source="a",
         statement_id="s",
         reason="r",
+    ),
+    "incident.disputed": IncidentDisputed(
+        event_id=uuid.UUID("00000000-0000-4000-8000-000000000019"),
+        source="b",
+        incident_id="x",
+        reason="r",
+        sources=[Source(publisher="P")],
     ),
 }
 
@@ -381,7 +413,8 @@ class TestDecodeErrors:
 
     def test_entry_newer_than_the_code_raises_codec_error(self) -> None:
         """An entry written by a newer schema version is not silently read as the current one."""
-        fields = {**events.to_fields(MINIMAL["incident.reported"]), "v": "3"}
+        newer = events.current_version("incident.reported") + 1
+        fields = {**events.to_fields(MINIMAL["incident.reported"]), "v": str(newer)}
         with pytest.raises(CodecError, match="newer"):
             events.from_fields(fields)
 

@@ -18,6 +18,7 @@ from events import (
     Estimate,
     Event,
     Fatalities,
+    IncidentDisputed,
     IncidentMerged,
     IncidentRedacted,
     IncidentReported,
@@ -80,12 +81,18 @@ def figures(draw: st.DrawFn) -> tuple[Fatalities, list[VictimLine]]:
     lines: list[VictimLine] = draw(
         st.lists(
             st.builds(
-                lambda t, community, status: VictimLine(
-                    low=t[0], best=t[1], high=t[2], community=community, status=status
+                lambda t, community, status, qualifier: VictimLine(
+                    low=t[0],
+                    best=t[1],
+                    high=t[2],
+                    community=community,
+                    status=status,
+                    qualifier=qualifier,
                 ),
                 _ordered(1_000_000),
                 slugs,
                 st.sampled_from(["civilian", "combatant", "unknown"]),
+                st.sampled_from(["exact", "at_least", "approximately", "range"]),
             ),
             max_size=6,
             unique_by=lambda v: (v.community, v.status),
@@ -200,37 +207,63 @@ incidents_merged = st.builds(
     into=entity_ids,
     reason=reasons,
 ).filter(lambda e: e.into != e.incident_id)
-statements_issued = st.builds(
-    StatementIssued,
-    **_envelope(StatementIssued),
-    statement_id=entity_ids,
-    issued_at=aware_datetimes,
-    speakers=st.lists(
-        st.builds(Speaker, country=countries, name=short_texts, role=_optional(short_texts)),
-        min_size=1,
-        max_size=5,
-        unique_by=lambda s: s.country,
-    ),
-    target=st.builds(Target, country=_optional(countries), actor=_optional(short_texts)),
-    venue=_optional(st.from_regex(r"[A-Z0-9]{2,12}", fullmatch=True)),
-    subject=slugs,
-    incident_ids=st.lists(entity_ids, max_size=4),
-    cameo_code=cameo_codes,
-    goldstein=_optional(st.floats(-10, 10, allow_nan=False)),
-    stance=st.sampled_from(
-        [
-            "condemn",
-            "support",
-            "demand_accountability",
-            "call_for_meeting",
-            "call_for_restraint",
-            "warn",
-            "welcome",
-            "neutral",
-        ]
-    ),
-    sources=source_lists,
-)
+STANCES = [
+    "condemn",
+    "support",
+    "demand_accountability",
+    "call_for_meeting",
+    "call_for_restraint",
+    "warn",
+    "welcome",
+    "neutral",
+]
+
+
+@st.composite
+def statements_issued(draw: st.DrawFn) -> StatementIssued:
+    """A valid statement.issued: a stance its CAMEO root allows, the table's Goldstein or
+    none, and a time of any precision (a range with its end)."""
+    code = draw(cameo_codes)
+    root = events.cameo_root(code)
+    assert root is not None
+    stance = draw(st.sampled_from([s for s in STANCES if s not in root.refused]))
+    issued_at = draw(aware_datetimes)
+    precision = draw(st.sampled_from(["exact", "day", "range"]))
+    end = None
+    if precision == "range":
+        end = issued_at + draw(st.timedeltas(dt.timedelta(0), dt.timedelta(days=30)))
+    return draw(
+        st.builds(
+            StatementIssued,
+            **_envelope(StatementIssued),
+            statement_id=entity_ids,
+            issued_at=st.just(issued_at),
+            issued_precision=st.just(precision),
+            issued_end=st.just(end),
+            speakers=st.lists(
+                st.builds(
+                    Speaker,
+                    country=countries,
+                    name=short_texts,
+                    role=st.sampled_from(events.SPEAKER_ROLES),
+                    title=_optional(short_texts),
+                ),
+                min_size=1,
+                max_size=5,
+                unique_by=lambda s: s.country,
+            ),
+            target=st.builds(Target, country=_optional(countries), actor=_optional(short_texts)),
+            venue=_optional(st.from_regex(r"[A-Z0-9]{2,12}", fullmatch=True)),
+            subject=slugs,
+            incident_ids=st.lists(entity_ids, max_size=4),
+            cameo_code=st.just(code),
+            goldstein=st.sampled_from([None, events.goldstein(code)]),
+            stance=st.just(stance),
+            sources=source_lists,
+        )
+    )
+
+
 statements_retracted = st.builds(
     StatementRetracted, **_envelope(StatementRetracted), statement_id=entity_ids, reason=reasons
 )
@@ -241,16 +274,24 @@ incidents_redacted = st.builds(
 statements_redacted = st.builds(
     StatementRedacted, **_envelope(StatementRedacted), statement_id=entity_ids, reason=reasons
 )
+incidents_disputed = st.builds(
+    IncidentDisputed,
+    **_envelope(IncidentDisputed),
+    incident_id=entity_ids,
+    reason=reasons,
+    sources=source_lists,
+)
 
 STRATEGIES: dict[str, st.SearchStrategy[Any]] = {
     "incident.reported": incidents_reported(),
     "incident.casualties_revised": casualties_revised(),
     "incident.retracted": incidents_retracted,
     "incident.merged": incidents_merged,
-    "statement.issued": statements_issued,
+    "statement.issued": statements_issued(),
     "statement.retracted": statements_retracted,
     "incident.redacted": incidents_redacted,
     "statement.redacted": statements_redacted,
+    "incident.disputed": incidents_disputed,
 }
 any_event = st.one_of(*STRATEGIES.values())
 

@@ -23,6 +23,7 @@ from events import (
     Estimate,
     Event,
     Fatalities,
+    IncidentDisputed,
     IncidentMerged,
     IncidentRedacted,
     IncidentReported,
@@ -38,6 +39,7 @@ from events import (
     VictimLine,
 )
 from events.codec import UPCASTERS
+from events.tables import title_key
 
 GOLDEN = Path(__file__).resolve().parent.parent / "golden"
 
@@ -56,7 +58,7 @@ EXPECTED: dict[str, Event] = {
     "incident.reported.v2.json": IncidentReported(
         event_id=uuid.UUID("5b1f3f0e-8f3a-4c55-9a57-0d6a1c2b3e01"),
         source="acled",
-        schema_version=2,
+        schema_version=3,
         incident_id="syr-golden-0001",
         occurred_start=dt.date(2025, 3, 6),
         occurred_end=dt.date(2025, 3, 8),
@@ -97,7 +99,7 @@ EXPECTED: dict[str, Event] = {
     "incident.reported.v1.json": IncidentReported(
         event_id=uuid.UUID("5b1f3f0e-8f3a-4c55-9a57-0d6a1c2b3e02"),
         source="ucdp-ged",
-        schema_version=2,
+        schema_version=3,
         incident_id="syr-golden-0002",
         occurred_start=dt.date(2024, 11, 20),
         country="SYR",
@@ -113,7 +115,7 @@ EXPECTED: dict[str, Event] = {
     "incident.casualties_revised.v1.json": CasualtiesRevised(
         event_id=uuid.UUID("5b1f3f0e-8f3a-4c55-9a57-0d6a1c2b3e03"),
         source="acled",
-        schema_version=1,
+        schema_version=2,
         incident_id="syr-golden-0001",
         fatalities=Fatalities(low=100, best=131, high=170, qualifier="range"),
         victims=[
@@ -146,14 +148,17 @@ EXPECTED: dict[str, Event] = {
     "statement.issued.v2.json": StatementIssued(
         event_id=uuid.UUID("5b1f3f0e-8f3a-4c55-9a57-0d6a1c2b3e06"),
         source="mofa-watch",
-        schema_version=2,
+        schema_version=3,
         statement_id="stmt-golden-0001",
         issued_at=dt.datetime(2025, 3, 10, 14, 30, tzinfo=dt.timezone(dt.timedelta(hours=1))),
         speakers=[
             Speaker(
-                country="FRA", name="Ministry for Europe and Foreign Affairs", role="spokesperson"
+                country="FRA",
+                name="Ministry for Europe and Foreign Affairs",
+                role="spokesperson",
+                title="spokesperson",
             ),
-            Speaker(country="DEU", name="Federal Foreign Office"),
+            Speaker(country="DEU", name="Federal Foreign Office", role="other_official"),
         ],
         target=Target(country="SYR", actor="Transitional authorities"),
         venue="IGOUNO",
@@ -175,7 +180,7 @@ EXPECTED: dict[str, Event] = {
     "statement.issued.v1.json": StatementIssued(
         event_id=uuid.UUID("5b1f3f0e-8f3a-4c55-9a57-0d6a1c2b3e07"),
         source="mofa-watch",
-        schema_version=2,
+        schema_version=3,
         statement_id="stmt-golden-0002",
         issued_at=dt.datetime(2024, 12, 2, 9, tzinfo=dt.UTC),
         speakers=[Speaker(country="NOR", name="Ministry of Foreign Affairs")],
@@ -198,6 +203,128 @@ EXPECTED: dict[str, Event] = {
         schema_version=1,
         incident_id="syr-golden-0001",
         reason="Erasure request: the notes named a private person.",
+    ),
+    "incident.reported.v3.json": IncidentReported(
+        event_id=uuid.UUID("5b1f3f0e-8f3a-4c55-9a57-0d6a1c2b3e0b"),
+        source="acled",
+        schema_version=3,
+        incident_id="syr-golden-0005",
+        occurred_start=dt.date(2025, 3, 1),
+        date_precision=4,
+        country="SYR",
+        place=Place(adm1="Example Governorate", name="Village B"),
+        geo_precision=3,
+        violence_type="non_state",
+        event_type="Battles",
+        sub_event_type="Armed clash",
+        perpetrators=["Armed group A", "Armed group B"],
+        civilian_targeting=False,
+        fatalities=Fatalities(low=30, best=30, high=30, qualifier="at_least"),
+        victims=[
+            VictimLine(
+                low=12,
+                best=12,
+                high=12,
+                community="community-a",
+                status="combatant",
+                qualifier="at_least",
+            ),
+            VictimLine(
+                low=3,
+                best=4,
+                high=6,
+                community="community-b",
+                status="civilian",
+                qualifier="approximately",
+            ),
+        ],
+        sources=[
+            Source(
+                publisher="Example Monitor",
+                url="https://monitor.example.org/reports/0005",
+                published_at=dt.datetime(2025, 4, 2, 10, tzinfo=dt.UTC),
+            )
+        ],
+        grading="weak",
+        notes="Clashes some time in March; at least thirty dead, at least twelve fighters.",
+    ),
+    "incident.casualties_revised.v2.json": CasualtiesRevised(
+        event_id=uuid.UUID("5b1f3f0e-8f3a-4c55-9a57-0d6a1c2b3e0c"),
+        source="acled",
+        schema_version=2,
+        incident_id="syr-golden-0005",
+        fatalities=Fatalities(low=41, best=41, high=41, qualifier="at_least"),
+        victims=[
+            VictimLine(
+                low=20,
+                best=20,
+                high=20,
+                community="community-a",
+                status="combatant",
+                qualifier="at_least",
+            )
+        ],
+        sources=[
+            Source(
+                publisher="Example Monitor",
+                url="https://monitor.example.org/reports/0005-update",
+                published_at=dt.datetime(2025, 4, 9, 10, tzinfo=dt.UTC),
+            )
+        ],
+        reason="Further names of fighters confirmed; the civilian line is no longer given.",
+    ),
+    "statement.issued.v3.json": StatementIssued(
+        event_id=uuid.UUID("5b1f3f0e-8f3a-4c55-9a57-0d6a1c2b3e0d"),
+        source="mofa-watch",
+        schema_version=3,
+        statement_id="stmt-golden-0004",
+        issued_at=dt.datetime(2025, 3, 3, tzinfo=dt.UTC),
+        issued_precision="range",
+        issued_end=dt.datetime(2025, 3, 9, tzinfo=dt.UTC),
+        speakers=[
+            Speaker(
+                country="GBR",
+                name="Example Minister",
+                role="foreign_minister",
+                title="Foreign Secretary",
+            ),
+            Speaker(
+                country="IRL",
+                name="Example Envoy",
+                role="other_official",
+                title="Special Envoy for the Middle East",
+            ),
+        ],
+        target=Target(country="SYR"),
+        subject="coastal-violence-2025",
+        incident_ids=["syr-golden-0001"],
+        cameo_code="012",
+        goldstein=-0.4,
+        stance="warn",
+        sources=[
+            Source(
+                publisher="Example Press Agency",
+                url="https://press.example.org/warnings/0004",
+                published_at=dt.datetime(2025, 3, 9, 18, tzinfo=dt.UTC),
+            )
+        ],
+    ),
+    "incident.disputed.v1.json": IncidentDisputed(
+        event_id=uuid.UUID("5b1f3f0e-8f3a-4c55-9a57-0d6a1c2b3e0e"),
+        source="ucdp-ged",
+        schema_version=1,
+        incident_id="syr-golden-0001",
+        reason=(
+            "Our field sources place the attack in the neighbouring district and count fewer dead."
+        ),
+        sources=[
+            Source(
+                publisher="Example Field Network",
+                url="https://field.example.net/notes/0001",
+                published_at=dt.datetime(2025, 3, 12, 7, 30, tzinfo=dt.UTC),
+            ),
+            Source(publisher="Local hospital records"),
+        ],
     ),
     "statement.redacted.v1.json": StatementRedacted(
         event_id=uuid.UUID("5b1f3f0e-8f3a-4c55-9a57-0d6a1c2b3e0a"),
@@ -333,7 +460,7 @@ class TestIncidentReportedV1:
         raw = events.upcast(_v1_reported(), "incident.reported", 1)
         assert raw["fatalities"] == {"low": 42, "best": 42, "high": 42, "qualifier": "at_least"}
         assert "fatalities_qualifier" not in raw
-        assert raw["schema_version"] == 2
+        assert raw["schema_version"] == events.current_version("incident.reported")
 
     def test_missing_qualifier_means_exact(self) -> None:
         """A v1 payload without ``fatalities_qualifier`` upcasts to qualifier ``exact``."""
@@ -399,7 +526,7 @@ class TestStatementIssuedV1:
         raw = events.upcast(_v1_issued(), "statement.issued", 1)
         assert raw["speakers"] == [{"country": "NOR", "name": "Ministry of Foreign Affairs"}]
         assert "speaker" not in raw
-        assert raw["schema_version"] == 2
+        assert raw["schema_version"] == events.current_version("statement.issued")
 
     def test_v1_without_speaker_names_the_field(self) -> None:
         """A v1 submission missing ``speaker`` is invalid at ``speaker``."""
@@ -423,6 +550,92 @@ class TestStatementIssuedV1:
         event = events.parse_submission(json.dumps(payload).encode())
         assert isinstance(event, StatementIssued)
         assert event.goldstein == 4.0
+
+
+def _v2_issued() -> dict[str, Any]:
+    return dict(json.loads((GOLDEN / "statement.issued.v2.json").read_bytes()))
+
+
+class TestStatementIssuedV2:
+    """v2 of statement.issued: a speaker's office as free text in ``role``, an exact time."""
+
+    @pytest.mark.parametrize(
+        ("text", "role"),
+        [
+            ("Secretary of State", "foreign_minister"),
+            ("Foreign Minister", "foreign_minister"),
+            ("minister for foreign affairs", "foreign_minister"),
+            ("President", "head_of_state"),
+            ("King", "head_of_state"),
+            ("The President.", "head_of_state"),
+            ("Prime Minister", "head_of_government"),
+            ("Permanent Representative to the United Nations", "un_representative"),
+            ("Foreign Ministry Spokesperson", "spokesperson"),
+            ("spokesman", "spokesperson"),
+            ("Director of National Intelligence", "other_official"),
+            ("Vice President", "other_official"),
+            ("Secretary of State for Defence", "other_official"),
+            ("Permanent member of the UN Security Council", "other_official"),
+        ],
+    )
+    def test_old_role_text_becomes_the_title_and_a_role_only_when_clear(
+        self, text: str, role: str
+    ) -> None:
+        """The v2 text is kept as ``title``; ``role`` is what it clearly is, else other."""
+        payload = _v2_issued()
+        payload["speakers"] = [{"country": "USA", "name": "N", "role": text}]
+        event = events.parse_submission(json.dumps(payload).encode())
+        assert isinstance(event, StatementIssued)
+        assert event.speakers == [Speaker(country="USA", name="N", role=role, title=text)]  # type: ignore[arg-type]
+
+    def test_speaker_without_a_role_is_other_official_without_title(self) -> None:
+        """No v2 text: no title, the lowest rank."""
+        raw = events.upcast(_v2_issued(), "statement.issued", 2)
+        assert raw["speakers"][1] == {"country": "DEU", "name": "Federal Foreign Office"}
+        event = events.from_fields(_entry(GOLDEN / "statement.issued.v2.json"))
+        assert isinstance(event, StatementIssued)
+        assert (event.speakers[1].role, event.speakers[1].title) == ("other_official", None)
+
+    def test_old_time_is_exact(self) -> None:
+        """A v2 time was given as a moment: precision exact, no end."""
+        event = events.from_fields(_entry(GOLDEN / "statement.issued.v2.json"))
+        assert isinstance(event, StatementIssued)
+        assert (event.issued_precision, event.issued_end) == ("exact", None)
+
+    def test_role_text_that_is_not_text_is_named_at_title(self) -> None:
+        """A v2 ``role`` of the wrong JSON type is refused at the field it became."""
+        payload = _v2_issued()
+        payload["speakers"] = [{"country": "USA", "name": "N", "role": 7}]
+        with pytest.raises(InvalidEventError) as info:
+            events.parse_submission(json.dumps(payload).encode())
+        assert [p.field for p in info.value.problems] == ["speakers[0].title"]
+
+    def test_the_mapping_table_names_only_ranked_roles(self) -> None:
+        """Every role the title table gives is one of the vocabulary's roles, and every
+        title is written as it is compared (so none can never match)."""
+        assert set(events.speaker_titles().values()) <= set(events.SPEAKER_ROLES)
+        assert all(title_key(title) == title for title in events.speaker_titles())
+
+
+class TestVictimLineQualifier:
+    """incident.reported v2 and incident.casualties_revised v1 lines carry no qualifier."""
+
+    @pytest.mark.parametrize(
+        "name", ["incident.reported.v2.json", "incident.casualties_revised.v1.json"]
+    )
+    def test_an_old_line_is_exact(self, name: str) -> None:
+        """A line written before qualifiers existed reads as ``exact``."""
+        event = events.from_fields(_entry(GOLDEN / name))
+        assert isinstance(event, IncidentReported | CasualtiesRevised)
+        assert {line.qualifier for line in event.victims} == {"exact"}
+
+    def test_a_new_line_keeps_its_qualifier_through_the_log(self) -> None:
+        """``at_least`` on a line survives the wire format."""
+        event = events.from_fields(_entry(GOLDEN / "incident.reported.v3.json"))
+        assert isinstance(event, IncidentReported)
+        again = events.from_fields(events.to_fields(event))
+        assert isinstance(again, IncidentReported)
+        assert [line.qualifier for line in again.victims] == ["at_least", "approximately"]
 
 
 class TestVersionBounds:

@@ -6,6 +6,7 @@ current version) and breaks one thing, so the only problem reported is the one b
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import uuid
 from pathlib import Path
@@ -260,9 +261,119 @@ class TestDates:
 
     def test_issued_at_with_offset_is_accepted(self) -> None:
         """Any explicit offset, not only Z, makes a datetime valid."""
-        event = accepted(issued(issued_at="2025-03-10T14:30:00-05:00"))
+        event = accepted(
+            issued(issued_at="2025-03-10T14:30:00-05:00", issued_precision="exact", issued_end=None)
+        )
         assert isinstance(event, StatementIssued)
         assert event.issued_at.utcoffset() is not None
+
+
+NOW = dt.datetime(2025, 4, 20, 12, tzinfo=dt.UTC)
+
+
+def problems_at(payload: Any, now: dt.datetime = NOW) -> list[Problem]:
+    """The problems of a payload received at ``now`` (it must be refused)."""
+    with pytest.raises(InvalidEventError) as info:
+        events.parse_submission(_body(payload), now=now)
+    return info.value.problems
+
+
+class TestFuture:
+    """Given the moment of receipt, dates and times after it are refused (a few minutes of
+    skew allowed); the check needs ``now`` from the caller, so the rules stay pure."""
+
+    def test_incident_dated_2099_is_refused(self) -> None:
+        """An occurred_start in 2099 is named at occurred_start."""
+        found = problems_at(reported(occurred_start="2099-01-01"))
+        assert [p.field for p in found] == ["occurred_start"]
+        assert "in the future" in found[0].message
+
+    def test_end_after_now_is_refused(self) -> None:
+        """An occurred_end in the future is named at occurred_end."""
+        found = problems_at(reported(occurred_start="2025-03-01", occurred_end="2025-04-25"))
+        assert [p.field for p in found] == ["occurred_end"]
+
+    def test_today_anywhere_on_earth_is_accepted(self) -> None:
+        """At 12:00 UTC it is already the next day in UTC+14: that date is not refused."""
+        accepted_at = events.parse_submission(_body(reported(occurred_start="2025-04-21")), now=NOW)
+        assert isinstance(accepted_at, IncidentReported)
+        assert [p.field for p in problems_at(reported(occurred_start="2025-04-22"))] == [
+            "occurred_start"
+        ]
+
+    def test_a_few_minutes_of_clock_skew_are_allowed(self) -> None:
+        """A statement four minutes ahead is accepted; six minutes ahead is refused."""
+        ahead = (NOW + dt.timedelta(minutes=4)).isoformat()
+        too_far = (NOW + dt.timedelta(minutes=6)).isoformat()
+        exact = {"issued_precision": "exact", "issued_end": None}
+        event = events.parse_submission(_body(issued(issued_at=ahead, **exact)), now=NOW)
+        assert isinstance(event, StatementIssued)
+        assert [p.field for p in problems_at(issued(issued_at=too_far, **exact))] == ["issued_at"]
+
+    def test_future_end_of_a_range_and_future_publication_are_refused(self) -> None:
+        """issued_end and a source's published_at are times like issued_at."""
+        found = problems_at(
+            issued(
+                issued_end="2025-04-22T00:00:00Z",
+                sources=[{"publisher": "P", "published_at": "2025-04-21T00:00:00Z"}],
+            )
+        )
+        assert sorted(p.field for p in found) == ["issued_end", "sources[0].published_at"]
+
+    def test_dispute_citing_a_future_source_is_refused(self) -> None:
+        """A dispute's sources are checked too."""
+        payload = valid(
+            "incident.disputed",
+            sources=[{"publisher": "P", "published_at": "2030-01-01T00:00:00Z"}],
+        )
+        assert [p.field for p in problems_at(payload)] == ["sources[0].published_at"]
+
+    def test_without_now_nothing_is_checked_against_the_clock(self) -> None:
+        """Replays and tests call the rules without ``now``: a 2099 date passes them."""
+        event = accepted(reported(occurred_start="2099-01-01"))
+        assert isinstance(event, IncidentReported)
+
+    def test_a_batch_is_checked_against_now_too(self) -> None:
+        """parse_batch passes ``now`` to every event, naming the index of the one at fault."""
+        body = _body([reported(), reported(occurred_start="2099-01-01")])
+        with pytest.raises(InvalidBatchError) as info:
+            events.parse_batch(body, now=NOW)
+        assert info.value.batch_problems[0].index == 1
+        assert info.value.batch_problems[0].field == "occurred_start"
+
+
+class TestIssuedPrecision:
+    """A statement's time is exact, a day, or a range with its end."""
+
+    def test_range_without_end_is_refused(self) -> None:
+        """A range needs issued_end."""
+        assert fields_of(issued(issued_end=None)) == ["issued_end"]
+
+    def test_range_ending_before_it_starts_is_refused(self) -> None:
+        """issued_end before issued_at is refused."""
+        assert fields_of(issued(issued_end="2025-03-01T00:00:00Z")) == ["issued_end"]
+
+    @pytest.mark.parametrize("precision", ["exact", "day"])
+    def test_end_without_a_range_is_refused(self, precision: str) -> None:
+        """Only a range has an end."""
+        assert fields_of(issued(issued_precision=precision)) == ["issued_end"]
+
+    def test_unknown_precision_is_refused(self) -> None:
+        """The precision is one of exact, day, range."""
+        assert fields_of(issued(issued_precision="week")) == ["issued_precision"]
+
+    def test_day_precision_stands_for_the_whole_day(self) -> None:
+        """A day-precision time's window is its calendar day, both ends included."""
+        event = accepted(issued(issued_precision="day", issued_end=None))
+        assert isinstance(event, StatementIssued)
+        start, end = event.window
+        assert start == dt.datetime(2025, 3, 3, tzinfo=dt.UTC)
+        assert end == dt.datetime(2025, 3, 3, 23, 59, 59, 999999, tzinfo=dt.UTC)
+
+    def test_unknown_speaker_role_is_refused(self) -> None:
+        """The role is one of the ranked vocabulary; free text goes to title."""
+        speakers = [{"country": "GBR", "name": "N", "role": "Foreign Secretary"}]
+        assert fields_of(issued(speakers=speakers)) == ["speakers[0].role"]
 
 
 class TestShape:
@@ -293,7 +404,10 @@ class TestShape:
             (reported(place={"adm1": "R", "colour": "red"}), "place.colour"),
             (reported(fatalities={**figures(1, 1, 1), "dead": 1}), "fatalities.dead"),
             (reported(sources=[{"publisher": "P"}, {"publisher": "Q", "x": 1}]), "sources[1].x"),
-            (issued(speakers=[{"country": "FRA", "name": "N", "title": "T"}]), "speakers[0].title"),
+            (
+                issued(speakers=[{"country": "FRA", "name": "N", "office": "T"}]),
+                "speakers[0].office",
+            ),
             (issued(target={"country": "SYR", "group": "G"}), "target.group"),
         ],
     )
@@ -419,11 +533,77 @@ class TestCameoAndGoldstein:
         assert isinstance(event, StatementIssued)
         assert event.goldstein == score
 
-    def test_given_goldstein_is_kept(self) -> None:
-        """A score the publisher gives is stored as given, even if the table differs."""
-        event = accepted(issued(cameo_code="111", goldstein=-5.5))
+    def test_given_goldstein_equal_to_the_table_is_kept(self) -> None:
+        """A score the publisher gives that agrees with GDELT's table is stored as given."""
+        event = accepted(issued(cameo_code="111", stance="condemn", goldstein=-2.0))
         assert isinstance(event, StatementIssued)
-        assert event.goldstein == -5.5
+        assert event.goldstein == -2.0
+
+    def test_goldstein_other_than_the_table_is_refused_naming_the_expected_value(self) -> None:
+        """CAMEO 111 sent with goldstein 9.0: refused at goldstein, saying -2.0 is expected."""
+        (problem,) = problems_of(issued(cameo_code="111", stance="condemn", goldstein=9.0))
+        assert problem.field == "goldstein"
+        assert "must be -2.0 for CAMEO 111" in problem.message
+
+
+class TestCameoAndStance:
+    """A CAMEO root that contradicts the stance is refused (events/data/cameo_stance.tsv)."""
+
+    @pytest.mark.parametrize(
+        ("code", "stance"),
+        [
+            ("051", "warn"),  # praise, coded as a warning
+            ("036", "condemn"),  # intent to meet, coded as a condemnation
+            ("0871", "demand_accountability"),  # yield: ceasefire, as a demand
+            ("111", "welcome"),  # criticize or denounce, as a welcome
+            ("163", "support"),  # impose embargo, as support
+            ("201", "welcome"),  # mass expulsion, as a welcome
+        ],
+    )
+    def test_contradicting_root_is_refused_at_stance(self, code: str, stance: str) -> None:
+        """Cooperation with a critical stance, conflict with a supportive one: refused."""
+        (problem,) = problems_of(issued(cameo_code=code, stance=stance, goldstein=None))
+        assert problem.field == "stance"
+        assert f"contradicts CAMEO {code}" in problem.message
+
+    @pytest.mark.parametrize(
+        ("code", "stance"),
+        [
+            ("026", "call_for_meeting"),  # the reference cases
+            ("111", "condemn"),
+            ("111", "demand_accountability"),
+            ("012", "warn"),
+            ("010", "neutral"),
+            ("010", "condemn"),  # roots 01, 02 and 10 go with any stance
+            ("020", "welcome"),
+            ("101", "demand_accountability"),
+            ("108", "support"),
+            ("051", "support"),  # cooperation with a supportive or procedural stance
+            ("036", "call_for_meeting"),
+            ("130", "warn"),  # conflict with a critical or procedural stance
+            ("111", "call_for_restraint"),
+        ],
+    )
+    def test_consistent_code_and_stance_are_accepted(self, code: str, stance: str) -> None:
+        """The reference cases and every stance under roots 01, 02 and 10 are valid."""
+        event = accepted(issued(cameo_code=code, stance=stance, goldstein=None))
+        assert isinstance(event, StatementIssued)
+        assert event.goldstein == events.goldstein(code)
+
+    def test_every_root_of_the_goldstein_table_is_in_the_stance_table(self) -> None:
+        """No CAMEO code escapes the rule for want of a root."""
+        roots = {code[:2] for code in events.goldstein_table()}
+        assert roots == set(events.cameo_roots()) == {f"{n:02d}" for n in range(1, 21)}
+
+    def test_the_stance_table_refuses_exactly_the_documented_pairs(self) -> None:
+        """Cooperative roots 03-09 refuse critical stances, 11-20 supportive ones, others none."""
+        critical = {"condemn", "warn", "demand_accountability"}
+        for root, entry in events.cameo_roots().items():
+            number = int(root)
+            expected = (
+                critical if 3 <= number <= 9 else {"support", "welcome"} if number >= 11 else set()
+            )
+            assert entry.refused == expected, root
 
 
 class TestIdentifiers:
@@ -575,7 +755,7 @@ class TestSeveralProblems:
     def test_error_message_lists_every_field(self) -> None:
         """The exception's text names each field, for logs and the rejected stream."""
         with pytest.raises(InvalidEventError, match=r"country: .*; occurred_end: "):
-            events.parse_submission(_body(reported(country="XXX", occurred_end="2025-03-01")))
+            events.parse_submission(_body(reported(country="XXX", occurred_end="2025-02-01")))
 
 
 class TestNormalise:

@@ -32,12 +32,20 @@ from events import (
 from projections import PROJECTIONS, Projection, State, fold
 from projections.alignment import PairRow, pairs
 from projections.community_victims import Cell, CommunityRow, Figures, VictimsAnswer, query
-from projections.country_stance import StanceRow, stances
+from projections.country_stance import Basis, StanceRow, stances
 from tests.support.builders import COAST, Log
 from tests.support.strategies import FOLDS, STATUSES, histories
 
 HISTORIES = histories(FOLDS)
 """The histories every property is checked on (events from several feeds)."""
+FAMILY = {
+    "condemn": "critical",
+    "demand_accountability": "critical",
+    "support": "supportive",
+    "neutral": "procedural",
+    "call_for_meeting": "procedural",
+}
+RANK = {"foreign_minister": 3, "spokesperson": 5, "other_official": 6}
 
 
 def runner_fold(projection: Projection, records: Sequence[Recorded], cuts: Sequence[int]) -> State:
@@ -116,6 +124,36 @@ def live_statements(records: Sequence[Recorded]) -> list[tuple[Recorded, Stateme
     return sorted(live.values(), key=lambda pair: position_key(pair[0].position))
 
 
+def _span(event: StatementIssued) -> tuple[dt.datetime, dt.datetime]:
+    """The moments a statement's time stands for, by its precision."""
+    if event.issued_precision == "day":
+        day = event.issued_at.replace(hour=0, minute=0, second=0, microsecond=0)
+        return day, day + dt.timedelta(days=1, microseconds=-1)
+    if event.issued_precision == "range" and event.issued_end is not None:
+        return event.issued_at, event.issued_end
+    return event.issued_at, event.issued_at
+
+
+def _naive_basis(country: str, said: list[tuple[Recorded, StatementIssued]]) -> list[Any]:
+    """The highest rank's latest statement and its rank's statements overlapping it."""
+
+    def rank(event: StatementIssued) -> int:
+        return next(RANK[s.role] for s in event.speakers if s.country == country)
+
+    top = min(rank(e) for _, e in said)
+    ranked = [(one, e) for one, e in said if rank(e) == top]
+    last = _span(ranked[-1][1])
+    return [(one, e) for one, e in ranked if _span(e)[0] <= last[1] and last[0] <= _span(e)[1]]
+
+
+def _naive_stance(basis: list[Any]) -> tuple[str, str, tuple[str, ...]]:
+    stances = tuple(dict.fromkeys(e.stance for _, e in basis))
+    families = {FAMILY[s] for s in stances}
+    if len(families) > 1:
+        return "mixed", "mixed", stances
+    return basis[-1][1].stance, families.pop(), stances
+
+
 def naive_stances(records: Sequence[Recorded]) -> list[StanceRow]:
     """Every stance row recomputed from scratch, by the module's definition."""
     starts: dict[str, dt.date] = {}
@@ -141,15 +179,37 @@ def naive_stances(records: Sequence[Recorded]) -> list[StanceRow]:
         dates = [starts[i] for i in named[subject] if i in starts]
         first, latest = said[0][1], said[-1][1]
         latency = None
-        if dates:
+        if dates and first.issued_precision != "range":
             midnight = dt.datetime.combine(min(dates), dt.time(), tzinfo=dt.UTC)
-            latency = (first.issued_at - midnight).total_seconds() / 3600
+            latency = (_span(first)[0] - midnight).total_seconds() / 3600
+        basis = _naive_basis(country, said)
+        stance, family, stances_said = _naive_stance(basis)
+        speaker_of = {
+            e.statement_id: next(s for s in e.speakers if s.country == country) for _, e in basis
+        }
         rows.append(
             StanceRow(
                 country=country,
                 subject=subject,
-                stance=latest.stance,
-                latest_statement_id=latest.statement_id,
+                stance=stance,
+                family=family,
+                stances=stances_said,
+                role=speaker_of[basis[-1][1].statement_id].role,
+                basis=tuple(
+                    Basis(
+                        statement_id=e.statement_id,
+                        stance=e.stance,
+                        role=speaker_of[e.statement_id].role,
+                        title=speaker_of[e.statement_id].title,
+                        cameo_code=e.cameo_code,
+                        goldstein=e.goldstein,
+                        issued_at=e.issued_at,
+                        issued_precision=e.issued_precision,
+                        issued_end=e.issued_end,
+                    )
+                    for _, e in basis
+                ),
+                latest_statement_id=basis[-1][1].statement_id,
                 statements=len(said),
                 mean_goldstein=total / len(scores) if scores else None,
                 first_at=first.issued_at,
@@ -161,7 +221,8 @@ def naive_stances(records: Sequence[Recorded]) -> list[StanceRow]:
 
 
 def naive_victims(events: Sequence[Event], status: str | None) -> VictimsAnswer:
-    """The victims answer (every grading) recomputed from the live incidents' figures."""
+    """The victims answer (every grading) recomputed from the live incidents' figures: with a
+    status, that status's lines and their own total; unattributed by interval arithmetic."""
     current: dict[str, IncidentReported | CasualtiesRevised] = {}
     reported_ids: set[str] = set()
     gone: set[str] = set()
@@ -179,13 +240,18 @@ def naive_victims(events: Sequence[Event], status: str | None) -> VictimsAnswer:
         if ident in gone or ident not in reported_ids:
             continue
         f = now.fatalities
-        total, incidents = total.plus(Figures(f.low, f.best, f.high)), incidents + 1
         mine: dict[str, Figures] = {}
         for v in now.victims:
             if status is None or v.status == status:
-                mine[v.community] = mine.get(v.community, Figures()).plus(
-                    Figures(v.low, v.best, v.high)
-                )
+                figures = Figures(v.low, v.best, v.high, v.qualifier == "at_least")
+                mine[v.community] = mine.get(v.community, Figures()).plus(figures)
+        if status is None:
+            total = total.plus(Figures(f.low, f.best, f.high, f.qualifier == "at_least"))
+            incidents += 1
+        elif mine:
+            for figures in mine.values():
+                total = total.plus(figures)
+            incidents += 1
         for community, figures in mine.items():
             so_far, count = rows.get(community, (Figures(), 0))
             rows[community] = (so_far.plus(figures), count + 1)
@@ -193,44 +259,55 @@ def naive_victims(events: Sequence[Event], status: str | None) -> VictimsAnswer:
     for figures, _ in rows.values():
         shown = shown.plus(figures)
     communities = [
-        CommunityRow(community=c, low=f.low, best=f.best, high=f.high, incidents=n)
+        CommunityRow(
+            community=c, low=f.low, best=f.best, high=f.high, incidents=n, at_least=f.at_least
+        )
         for c, (f, n) in rows.items()
     ]
     communities.sort(key=lambda row: (-row.best, row.community))
+    unattributed = Figures(
+        max(0, total.low - shown.high),
+        max(0, total.best - shown.best),
+        max(0, total.high - shown.low),
+        total.at_least,
+    )
     return VictimsAnswer(
         total=total,
-        unattributed=total.plus(shown, -1),
+        unattributed=Figures() if status is not None else unattributed,
         incidents=incidents,
         communities=communities,
+        status=status,
     )
 
 
 def naive_pairs(records: Sequence[Recorded], subject: str | None = None) -> list[PairRow]:
     """Every pair's alignment recomputed from scratch, by the module's definition."""
-    latest: dict[tuple[str, str], tuple[Any, str]] = {}
+    said: dict[tuple[str, str], list[tuple[Recorded, StatementIssued]]] = {}
     cosigned: set[tuple[str, str, str]] = set()
     for one, event in live_statements(records):
         countries = [s.country for s in event.speakers]
-        order = (event.issued_at, position_key(one.position))
         for country in countries:
-            key = (country, event.subject)
-            if key not in latest or latest[key][0] < order:
-                latest[key] = (order, event.stance)
-            cosigned.update((a, b, event.subject) for a in countries for b in countries if a < b)
+            said.setdefault((country, event.subject), []).append((one, event))
+        cosigned.update((a, b, event.subject) for a in countries for b in countries if a < b)
+    stance: dict[tuple[str, str], str] = {}
+    for (country, about), mine in said.items():
+        mine.sort(key=lambda pair: (pair[1].issued_at, position_key(pair[0].position)))
+        stance[country, about] = _naive_stance(_naive_basis(country, mine))[0]
     scores: dict[tuple[str, str], list[float]] = {}
-    for (a, subject_a), (_, stance_a) in latest.items():
-        for (b, subject_b), (_, stance_b) in latest.items():
+    for (a, subject_a), stance_a in stance.items():
+        for (b, subject_b), stance_b in stance.items():
             if a >= b or subject_a != subject_b or subject not in (None, subject_a):
                 continue
-            if (a, b, subject_a) in cosigned or stance_a == stance_b:
+            families = {FAMILY.get(stance_a, "mixed"), FAMILY.get(stance_b, "mixed")}
+            if (a, b, subject_a) in cosigned or (len(families) == 1 and "mixed" not in families):
                 value = 1.0
-            elif "neutral" in (stance_a, stance_b):
+            elif "mixed" in families or "procedural" in families:
                 value = 0.5
             else:
                 value = 0.0
             scores.setdefault((a, b), []).append(value)
     return [
-        PairRow(a=a, b=b, score=sum(v) / len(v), shared_subjects=len(v))
+        PairRow(a=a, b=b, score=sum(v) / len(v), shared_subjects=len(v), thin=len(v) < 3)
         for (a, b), v in sorted(scores.items())
     ]
 

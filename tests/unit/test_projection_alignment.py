@@ -32,7 +32,7 @@ class TestScore:
         state = state_of(
             COAST.statement("s-1", "USA", "RUS", stance="call_for_meeting", cameo_code="026")
         )
-        assert pairs(state) == [PairRow(a="RUS", b="USA", score=1.0, shared_subjects=1)]
+        assert pairs(state) == [PairRow(a="RUS", b="USA", score=1.0, shared_subjects=1, thin=True)]
 
     def test_cosigning_scores_one_even_when_latest_stances_differ(self) -> None:
         """A co-signed statement on the subject wins over later different stances."""
@@ -97,9 +97,9 @@ class TestPairs:
     def test_score_is_the_mean_over_shared_subjects(self, state: State) -> None:
         """Pairs come a < b, sorted; score averages the shared subjects; loners have none."""
         assert pairs(state) == [
-            PairRow(a="FRA", b="GBR", score=0.5, shared_subjects=1),
-            PairRow(a="FRA", b="USA", score=0.5, shared_subjects=2),
-            PairRow(a="GBR", b="USA", score=0.5, shared_subjects=1),
+            PairRow(a="FRA", b="GBR", score=0.5, shared_subjects=1, thin=True),
+            PairRow(a="FRA", b="USA", score=0.5, shared_subjects=2, thin=True),
+            PairRow(a="GBR", b="USA", score=0.5, shared_subjects=1, thin=True),
         ]
 
     def test_subject_filter_scores_that_subject_only(self, state: State) -> None:

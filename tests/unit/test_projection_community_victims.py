@@ -52,7 +52,8 @@ class TestReport:
             CommunityRow(community="alawite", low=20, best=20, high=20, incidents=1),
             CommunityRow(community="christian", low=3, best=4, high=6, incidents=1),
         ]
-        assert answer.unattributed == Figures(30 - 23, 30 - 24, 30 - 26)
+        # interval arithmetic: the total's low less the lines' high, and so on
+        assert answer.unattributed == Figures(30 - 26, 30 - 24, 30 - 23)
 
     def test_reference_case_counts_the_latest_revision_with_alawite_civilians_first(
         self,
@@ -83,12 +84,12 @@ class TestReport:
             ),
         )
         answer = query(state)
-        assert answer.total == Figures(1476, 1476, 1700)
+        assert answer.total == Figures(1476, 1476, 1700, at_least=True)
         assert answer.communities[0] == CommunityRow(
             community="alawite", low=1108, best=1108, high=1108, incidents=1
         )
         assert best_by_community(answer) == {"alawite": 1108, "christian": 11}
-        assert answer.unattributed == Figures(1476 - 1119, 1476 - 1119, 1700 - 1119)
+        assert answer.unattributed == Figures(1476 - 1119, 1476 - 1119, 1700 - 1119, at_least=True)
         civilians = query(state, status="civilian")
         assert best_by_community(civilians) == {"alawite": 1068, "christian": 11}
 
@@ -354,18 +355,20 @@ class TestQueryFilters:
         answer = query(state, week="2025-W10", date_from=dt.date(2025, 3, 7))
         assert answer.total == flat(40)
 
-    def test_status_filter_shows_those_lines_and_keeps_the_incidents_total(
-        self, state: State
-    ) -> None:
-        """With status, total stays the incidents' toll; unattributed is total minus shown."""
+    def test_status_filter_answers_those_lines_and_their_own_total(self, state: State) -> None:
+        """status=combatant: the combatant lines, their sum as the total, the incidents with
+        such a line, and nothing unattributed -- not the incidents' whole toll."""
         answer = query(state, status="combatant", country="SYR", adm1="Latakia")
-        assert answer.total == flat(100)
+        assert answer.total == flat(5)
+        assert answer.incidents == 1
         assert answer.communities == [
             CommunityRow(community="alawite", low=5, best=5, high=5, incidents=1)
         ]
-        assert answer.unattributed == flat(95)
+        assert answer.unattributed == Figures()
+        assert answer.status == "combatant"
         unknown = query(state, status="unknown")
         assert best_by_community(unknown) == {"christian": 7}
+        assert (unknown.total, unknown.incidents) == (flat(7), 1)
 
     def test_communities_sort_by_best_descending_then_name(self) -> None:
         """Ties on best are broken by community name."""

@@ -8,7 +8,7 @@ import pytest
 
 from events import Event, Target
 from projections import PROJECTIONS, State, fold
-from projections.country_stance import StanceRow, stances, timeline
+from projections.country_stance import Basis, StanceRow, stances, timeline
 from tests.support.builders import COAST, Log, folded, roundtrip
 
 NAME = "country-stance"
@@ -39,6 +39,22 @@ class TestStatement:
                 country="USA",
                 subject=SUBJECT,
                 stance="condemn",
+                family="critical",
+                stances=("condemn",),
+                role="other_official",
+                basis=(
+                    Basis(
+                        statement_id="s-1",
+                        stance="condemn",
+                        role="other_official",
+                        title=None,
+                        cameo_code="111",
+                        goldstein=-2.0,
+                        issued_at=at(9),
+                        issued_precision="exact",
+                        issued_end=None,
+                    ),
+                ),
                 latest_statement_id="s-1",
                 statements=1,
                 mean_goldstein=-2.0,
@@ -75,13 +91,21 @@ class TestStatement:
         assert (found.first_at, found.latest_at, found.statements) == (at(8), at(10), 2)
         assert found.mean_goldstein == pytest.approx((-2.0 + 0.0) / 2)
 
-    def test_equal_issue_times_are_ordered_by_log_position(self) -> None:
-        """Two statements issued at the same moment: the one recorded later is the latest."""
+    def test_equal_issue_times_that_disagree_are_mixed(self) -> None:
+        """Two statements of one rank at the same moment, a warning and a welcome: neither
+        is the latest, so the stance is mixed and lists both (the timeline still orders them
+        by log position)."""
         state = state_of(
             COAST.statement("s-1", "USA", stance="warn", cameo_code="111", issued_at=at(9)),
             COAST.statement("s-2", "USA", stance="welcome", cameo_code="051", issued_at=at(9)),
         )
-        assert row(state, "USA").stance == "welcome"
+        found = row(state, "USA")
+        assert (found.stance, found.family, found.stances) == (
+            "mixed",
+            "mixed",
+            ("warn", "welcome"),
+        )
+        assert [b.statement_id for b in found.basis] == ["s-1", "s-2"]
         assert [e.statement_id for e in timeline(state, "USA")] == ["s-1", "s-2"]
 
     def test_incident_events_alone_make_no_row(self) -> None:

@@ -140,7 +140,7 @@ class TestMerge:
         early = state_of(COAST.reported("dup"), COAST.merged("dup", "canon"))
         placeholder = view(early, "canon")
         assert (placeholder.reported, placeholder.duplicates) == (False, ("dup",))
-        rows, total = listing(early)
+        rows, total = listing(early, status="all")
         assert ([row.incident_id for row in rows], total) == (["dup"], 1)
         state = state_of(
             COAST.reported("dup"), COAST.merged("dup", "canon"), COAST.reported("canon", 40)
@@ -185,9 +185,14 @@ class TestListing:
 
     def test_newest_occurred_start_first_then_by_id(self, state: State) -> None:
         """Rows come by occurred_start descending, ties by incident_id."""
-        rows, total = listing(state)
+        rows, total = listing(state, status="all")
         assert [row.incident_id for row in rows] == ["e", "c", "a", "b", "d"]
         assert total == 5
+
+    def test_live_incidents_only_by_default(self, state: State) -> None:
+        """Without a status (or with None) the retracted incident is not listed."""
+        assert [row.incident_id for row in listing(state)[0]] == ["e", "c", "a", "b"]
+        assert listing(state, status=None) == listing(state, status="live")
 
     def test_filters_by_country_region_and_dates(self, state: State) -> None:
         """country, adm1 and an inclusive date range each narrow the list."""
@@ -199,9 +204,9 @@ class TestListing:
 
     def test_pages_split_the_list_and_total_counts_every_match(self, state: State) -> None:
         """Page 2 of limit 2 is the third and fourth row; total counts all matches."""
-        rows, total = listing(state, page=2, limit=2)
+        rows, total = listing(state, status="all", page=2, limit=2)
         assert ([r.incident_id for r in rows], total) == (["a", "b"], 5)
-        assert listing(state, page=4, limit=2) == ([], 5)
+        assert listing(state, status="all", page=4, limit=2) == ([], 5)
 
     @pytest.mark.parametrize("bad", [{"page": 0}, {"limit": 0}, {"status": "gone"}])
     def test_bad_paging_raises_invalid_query(self, state: State, bad: dict[str, int]) -> None:

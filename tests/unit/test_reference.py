@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import events
 from events import (
     AnyEvent,
@@ -11,6 +13,10 @@ from events import (
     IncidentRetracted,
     StatementIssued,
 )
+from projections import PROJECTIONS, State, fold
+from projections.alignment import PairRow, pairs
+from projections.community_victims import Figures, query
+from projections.country_stance import stances
 from services import reference
 from services.reference import (
     DUPLICATE_INCIDENT,
@@ -20,6 +26,7 @@ from services.reference import (
     UNVERIFIED_INCIDENT,
     scenario,
 )
+from tests.support.builders import Log
 
 
 def _counted_tolls(evs: list[AnyEvent]) -> dict[str, int]:
@@ -151,9 +158,12 @@ class TestStatements:
         return {e.statement_id: e for e in scenario() if isinstance(e, StatementIssued)}
 
     def test_joint_request_for_a_closed_door_council_meeting(self) -> None:
-        """USA and RUS speak jointly at the UN, CAMEO 026 (Goldstein +4.0)."""
+        """USA and RUS speak jointly at the UN through their missions, CAMEO 026 (+4.0)."""
         request = self._statements()[reference.STATEMENT_UNSC_REQUEST]
-        assert [s.country for s in request.speakers] == ["USA", "RUS"]
+        assert [(s.country, s.role) for s in request.speakers] == [
+            ("USA", "un_representative"),
+            ("RUS", "un_representative"),
+        ]
         assert (request.venue, request.cameo_code, request.stance) == (
             "IGOUNO",
             "026",
@@ -161,27 +171,92 @@ class TestStatements:
         )
         assert events.normalise(request).goldstein == 4.0  # type: ignore[attr-defined]
 
-    def test_rubio_condemns_and_demands_accountability(self) -> None:
-        """The Secretary of State's statement targets Syria, CAMEO 111 (Goldstein -2.0)."""
-        rubio = self._statements()[reference.STATEMENT_RUBIO]
-        assert [(s.country, s.name) for s in rubio.speakers] == [("USA", "Marco Rubio")]
-        assert (rubio.target.country, rubio.cameo_code, rubio.stance) == (
-            "SYR",
-            "111",
-            "demand_accountability",
-        )
-        assert events.normalise(rubio).goldstein == -2.0  # type: ignore[attr-defined]
+    def test_rubio_condemns_and_calls_for_accountability_as_foreign_minister(self) -> None:
+        """Two statements of the Secretary of State on the coastal violence, CAMEO 111 (-2.0):
+        a condemnation and a call for accountability, both dated to the report's day."""
+        statements = self._statements()
+        rubio = [
+            statements[reference.STATEMENT_RUBIO],
+            statements[reference.STATEMENT_RUBIO_ACCOUNTABILITY],
+        ]
+        assert [s.stance for s in rubio] == ["condemn", "demand_accountability"]
+        for one in rubio:
+            assert [(s.country, s.name, s.role, s.title) for s in one.speakers] == [
+                ("USA", "Marco Rubio", "foreign_minister", "Secretary of State")
+            ]
+            assert (one.subject, one.target.country, one.cameo_code) == (SUBJECT, "SYR", "111")
+            assert (one.issued_at, one.issued_precision) == (reference.REPORT_DAY, "day")
+            assert events.normalise(one).goldstein == -2.0  # type: ignore[attr-defined]
 
-    def test_gabbard_warns_with_a_code_from_the_table(self) -> None:
-        """The intelligence director's warning uses a CAMEO code the table scores."""
+    def test_gabbard_warns_on_her_own_subject_in_recent_days(self) -> None:
+        """The intelligence director's warning is about the risks of Assad's removal and the
+        rise of extremist groups, dated as the week before the report, not a moment."""
         gabbard = self._statements()[reference.STATEMENT_GABBARD]
-        assert [(s.country, s.name) for s in gabbard.speakers] == [("USA", "Tulsi Gabbard")]
-        assert gabbard.stance == "warn"
-        assert events.goldstein(gabbard.cameo_code) is not None
+        assert [(s.country, s.name, s.role, s.title) for s in gabbard.speakers] == [
+            ("USA", "Tulsi Gabbard", "other_official", "Director of National Intelligence")
+        ]
+        assert (gabbard.stance, gabbard.cameo_code) == ("warn", "012")
+        assert gabbard.subject == reference.SUBJECT_EXTREMISM
+        assert gabbard.subject != SUBJECT
+        assert gabbard.incident_ids == []
+        assert gabbard.issued_precision == "range"
+        assert gabbard.window == (
+            reference.REPORT_DAY - dt.timedelta(days=7),
+            reference.REPORT_DAY,
+        )
 
-    def test_every_statement_is_on_the_subject_and_names_the_main_incident(self) -> None:
-        """All three statements share the subject slug and reference the main incident."""
+    def test_the_coastal_statements_name_the_main_incident(self) -> None:
+        """The request and Rubio's two statements stand on the coastal subject."""
         statements = self._statements().values()
-        assert len(statements) == 3
-        assert {s.subject for s in statements} == {SUBJECT}
-        assert all(s.incident_ids == [MAIN_INCIDENT] for s in statements)
+        assert len(statements) == 4
+        coastal = [s for s in statements if s.subject == SUBJECT]
+        assert {s.statement_id for s in coastal} == {
+            reference.STATEMENT_UNSC_REQUEST,
+            reference.STATEMENT_RUBIO,
+            reference.STATEMENT_RUBIO_ACCOUNTABILITY,
+        }
+        assert all(s.incident_ids == [MAIN_INCIDENT] for s in coastal)
+
+
+class TestAnswers:
+    """What the projections answer once the whole scenario is folded."""
+
+    def _fold(self, name: str) -> State:
+        return fold(PROJECTIONS[name], Log().records(scenario()))
+
+    def test_usa_condemns_and_demands_accountability_on_the_coastal_violence(self) -> None:
+        """The Secretary of State's two statements decide: critical, resting on both; the
+        joint request (a lower rank) and the intelligence director (another subject) do not."""
+        (row,) = stances(self._fold("country-stance"), country="USA", subject=SUBJECT)
+        assert (row.family, row.stances, row.role) == (
+            "critical",
+            ("condemn", "demand_accountability"),
+            "foreign_minister",
+        )
+        assert row.stance in ("condemn", "demand_accountability")
+        assert [b.statement_id for b in row.basis] == [
+            reference.STATEMENT_RUBIO,
+            reference.STATEMENT_RUBIO_ACCOUNTABILITY,
+        ]
+        assert {(b.title, b.issued_precision) for b in row.basis} == {("Secretary of State", "day")}
+        assert row.statements == 3
+
+    def test_the_intelligence_directors_warning_stands_on_its_own_subject(self) -> None:
+        """USA warns on the risks of Assad's removal, dated within a range: no latency."""
+        (row,) = stances(
+            self._fold("country-stance"), country="USA", subject=reference.SUBJECT_EXTREMISM
+        )
+        assert (row.stance, row.role, row.latency_hours) == ("warn", "other_official", None)
+
+    def test_rus_and_usa_align_fully_on_a_thin_basis(self) -> None:
+        """They co-signed the request: 1.0, on one shared subject, so thin."""
+        assert pairs(self._fold("alignment")) == [
+            PairRow(a="RUS", b="USA", score=1.0, shared_subjects=1, thin=True)
+        ]
+
+    def test_the_toll_is_at_least_1476_and_wholly_unattributed(self) -> None:
+        """The total and what no community line accounts for both say "at least"."""
+        answer = query(self._fold("community-victims"))
+        assert answer.total == Figures(1476, 1476, 1476, at_least=True)
+        assert answer.unattributed == Figures(1476, 1476, 1476, at_least=True)
+        assert answer.communities == []

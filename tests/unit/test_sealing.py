@@ -17,6 +17,7 @@ from events import (
     ERASED,
     SEALED,
     CodecError,
+    IncidentDisputed,
     IncidentRedacted,
     IncidentReported,
     Recorded,
@@ -88,6 +89,20 @@ class TestPrivateFields:
             "speakers[1].name": "Office",
             "sources[0].url": URL,
         }
+
+    def test_a_disputes_source_urls_are_private(self) -> None:
+        """incident.disputed carries sources like a report: their urls are private text."""
+        dispute = IncidentDisputed(
+            event_id=uuid.uuid4(),
+            source="acled",
+            incident_id="i-1",
+            reason="fewer dead by our count",
+            sources=[Source(publisher="Local radio"), Source(publisher="ACLED", url=URL)],
+        )
+        assert private_fields(dispute) == {"sources[1].url": URL}
+        hidden = with_private(dispute, masked(private_fields(dispute), SEALED))
+        assert [s.url for s in hidden.sources] == [None, None]
+        assert with_private(hidden, private_fields(dispute)) == dispute
 
     def test_events_without_text_have_no_private_fields(self) -> None:
         """Retractions, merges and reports without notes or urls list nothing."""

@@ -1,11 +1,14 @@
 """Small-count suppression: the rule's shape, and the subtraction attack that must find nothing.
 
-The attack (:func:`disclosures`) plays one attacker session: a query with filters on country,
-adm1, week and min_grading, the same query with every subset of those filters dropped, and
-each of these without a status filter and for every status (48 answers). Every number an
-answer shows (lines, ``total``, ``unattributed``) is a linear function of the hidden cells
-(one community and status in one total document's ``lines``); its coefficients are read off by
-adding 1 to one cell at a time and asking again (the query is a sum, so this is exact). A
+The attack (:func:`disclosures`) plays one attacker session: a query with up to four filters
+among country, adm1, week, min_grading, grading, event_type, perpetrator, from and to, the
+same query with every subset of those filters dropped, and each of these without a status
+filter and for every status (up to 48 answers). Every number an answer shows (lines,
+``total``, ``unattributed``) is, around the data, a linear function of the hidden cells (one
+community and status in one total document's ``lines``); its coefficients are read off by
+adding 1 to one cell at a time and asking again (the query is a sum, so this is exact; every
+generated incident leaves at least one death outside its lines, so ``unattributed`` stays
+clear of its floor at 0 and moves with each cell). A
 withheld number is recomputable from what is shown exactly when its coefficient vector lies in
 the span of the shown numbers' vectors; the span over the rationals contains every combination
 with coefficients in ``{-1, 0, 1}``, so testing membership in the span checks every such
@@ -35,6 +38,7 @@ from projections.community_victims import (
     VictimsAnswer,
     query,
 )
+from projections.filters import VictimsFilter
 from projections.suppression import (
     DEFAULT_K,
     ProtectedAnswer,
@@ -52,12 +56,24 @@ from tests.support.builders import COAST, folded, line
 NAME = "community-victims"
 Kinds = dict[str, dict[str, msgspec.Struct]]
 Rule = Callable[[Readable, int, Mapping[str, Any]], ProtectedAnswer]
-FILTERS = ("country", "adm1", "week", "status", "min_grading")
+FILTERS = (
+    "country",
+    "adm1",
+    "week",
+    "status",
+    "min_grading",
+    "grading",
+    "event_type",
+    "perpetrator",
+    "date_from",
+    "date_to",
+)
 
 
 def answer_of(*rows: tuple[str, int], total: int = 100, incidents: int = 3) -> VictimsAnswer:
     """An answer with exact lines of the given ``best`` (low = best = high)."""
     lines = [CommunityRow(community=c, low=n, best=n, high=n, incidents=1) for c, n in rows]
+    # (an exact, status-free answer: unattributed is the total less the lines)
     shown = sum(n for _, n in rows)
     return VictimsAnswer(
         total=Figures(total, total, total),
@@ -70,7 +86,20 @@ def answer_of(*rows: tuple[str, int], total: int = 100, incidents: int = 3) -> V
 def hidden(community: str) -> ShownRow:
     """The withheld form of a community's line."""
     return ShownRow(
-        community=community, low=None, best=None, high=None, incidents=None, suppressed=True
+        community=community,
+        low=None,
+        best=None,
+        high=None,
+        incidents=None,
+        at_least=None,
+        suppressed=True,
+    )
+
+
+def shown(community: str, best: int) -> ShownRow:
+    """The shown form of an exact line of ``best`` in one incident."""
+    return ShownRow(
+        community=community, low=best, best=best, high=best, incidents=1, at_least=False
     )
 
 
@@ -83,26 +112,34 @@ def kinds(state: Readable) -> Kinds:
     return {kind: dict(docs) for kind, docs in source.items()}
 
 
+def _best_plus_one(sums: tuple[int, ...]) -> tuple[int, ...]:
+    return (sums[0], sums[1] + 1, *sums[2:])
+
+
 def bumped(state: Kinds, cell_id: str, key: str) -> Kinds:
-    """``state`` with one cell's ``best`` (line ``key`` of a total document) one higher."""
+    """``state`` with one cell's ``best`` (line ``key`` of a total document) one higher, and
+    so its community's and its status's sums in that document."""
     total = state["total"][cell_id]
     assert isinstance(total, Cell)
-    community = key.rpartition("|")[0]
-    low, best, high, count = total.lines[key]
-    c_low, c_best, c_high, c_count = total.communities[community]
+    community, _, status = key.rpartition("|")
     changed = {kind: dict(docs) for kind, docs in state.items()}
     changed["total"][cell_id] = msgspec.structs.replace(
         total,
-        lines={**total.lines, key: (low, best + 1, high, count)},
-        communities={**total.communities, community: (c_low, c_best + 1, c_high, c_count)},
+        lines={**total.lines, key: _best_plus_one(total.lines[key])},
+        communities={
+            **total.communities,
+            community: _best_plus_one(total.communities[community]),
+        },
+        statuses={**total.statuses, status: _best_plus_one(total.statuses[status])},
     )
     return changed
 
 
 def numbers(answer: VictimsAnswer) -> dict[str, int]:
-    """The ``best`` of every line and of ``unattributed``, by name."""
+    """The ``best`` of every line, of ``unattributed`` and of ``total``, by name."""
     found = {f"line:{row.community}": row.best for row in answer.communities}
     found["unattributed"] = answer.unattributed.best
+    found["total"] = answer.total.best
     return found
 
 
@@ -111,6 +148,7 @@ def shown_and_withheld(protected: ProtectedAnswer) -> tuple[set[str], set[str]]:
     shown = {f"line:{r.community}" for r in protected.communities if not r.suppressed}
     withheld = {f"line:{r.community}" for r in protected.communities if r.suppressed}
     (withheld if protected.unattributed_suppressed else shown).add("unattributed")
+    (withheld if protected.total_suppressed else shown).add("total")
     return shown, withheld
 
 
@@ -164,8 +202,9 @@ def disclosures(
         for key in total.lines
     )
     queries = session(base)
-    raw = [numbers(query(docs, **q)) for q in queries]
-    moved = [[numbers(query(bumped(docs, *cell), **q)) for q in queries] for cell in cells]
+    wheres = [VictimsFilter(**q) for q in queries]
+    raw = [numbers(query(docs, where)) for where in wheres]
+    moved = [[numbers(query(bumped(docs, *cell), where)) for where in wheres] for cell in cells]
 
     def vector(i: int, name: str) -> list[int]:
         return [moved[j][i][name] - raw[i][name] for j in range(len(cells))]
@@ -185,12 +224,12 @@ def disclosures(
 
 def real_rule(state: Readable, k: int, filters: Mapping[str, Any]) -> ProtectedAnswer:
     """The rule readers get."""
-    return protected_query(state, k, **filters)
+    return protected_query(state, k, VictimsFilter(**filters))
 
 
 def lines_only_rule(state: Readable, k: int, filters: Mapping[str, Any]) -> ProtectedAnswer:
     """A weaker rule: hide lines below ``k`` (and then ``unattributed``), nothing else."""
-    return suppress(query(state, **filters), k)
+    return suppress(query(state, VictimsFilter(**filters)), k)
 
 
 # --- tests ----------------------------------------------------------------------------------
@@ -201,7 +240,7 @@ class TestPrimarySuppression:
         """A line with best below K keeps its name; its numbers become None, suppressed."""
         result = suppress(answer_of(("alawite", 40), ("druze", 2)), 5)
         assert result.communities == [
-            ShownRow(community="alawite", low=40, best=40, high=40, incidents=1),
+            shown("alawite", 40),
             hidden("druze"),
         ]
 
@@ -236,6 +275,30 @@ class TestSecondarySuppression:
         assert result.unattributed_suppressed is True
         assert result.total == Figures(100, 100, 100)
 
+    def test_a_status_total_is_withheld_with_any_line(self) -> None:
+        """With a status filter the total is the lines' own sum: withheld with any line,
+        with the incidents behind it; a withheld line's at_least is withheld too."""
+        state = folded(
+            NAME,
+            COAST.reported(
+                "i-1",
+                40,
+                victims=[line("druze", 2, "combatant"), line("alawite", 30, "combatant")],
+            ),
+        )
+        result = protected_query(state, 5, VictimsFilter(status="combatant"))
+        assert (result.total, result.incidents, result.total_suppressed) == (None, None, True)
+        assert result.communities == [shown("alawite", 30), hidden("druze")]
+        whole = protected_query(state, 5)
+        assert (whole.total, whole.incidents) == (Figures(40, 40, 40), 1)
+        assert whole.total_suppressed is False
+
+    def test_a_status_total_without_withheld_lines_is_shown(self) -> None:
+        """Every combatant line shown: their total and incidents are shown too."""
+        state = folded(NAME, COAST.reported("i-1", 40, victims=[line("alawite", 30, "combatant")]))
+        result = protected_query(state, 5, VictimsFilter(status="combatant"))
+        assert (result.total, result.incidents) == (Figures(30, 30, 30), 1)
+
     def test_nothing_withheld_keeps_unattributed(self) -> None:
         """With every line shown, unattributed is shown exactly."""
         result = suppress(answer_of(("alawite", 40), ("druze", 9)), 5)
@@ -258,16 +321,14 @@ class TestSecondarySuppression:
         """A line above K is withheld when the community has a small cell under the filters."""
         result = suppress(answer_of(("druze", 12), ("alawite", 40)), 5, small={"druze"})
         assert result.communities == [
-            ShownRow(community="alawite", low=40, best=40, high=40, incidents=1),
+            shown("alawite", 40),
             hidden("druze"),
         ]
 
     def test_exact_keeps_every_figure(self) -> None:
         """The cleared form changes nothing but the shape."""
         result = exact(answer_of(("druze", 2)))
-        assert result.communities[0] == ShownRow(
-            community="druze", low=2, best=2, high=2, incidents=1
-        )
+        assert result.communities[0] == shown("druze", 2)
         assert result.unattributed == Figures(98, 98, 98)
 
 
@@ -340,13 +401,27 @@ class TestSubtractionAttack:
         def keep_unattributed(
             state: Readable, k: int, filters: Mapping[str, Any]
         ) -> ProtectedAnswer:
-            result = protected_query(state, k, **filters)
+            result = protected_query(state, k, VictimsFilter(**filters))
             return msgspec.structs.replace(result, unattributed_suppressed=False)
 
         state = folded(
             NAME, COAST.reported("i-1", 30, victims=[line("druze", 2), line("alawite", 20)])
         )
         assert ({}, "line:druze") in disclosures(state, 5, {}, keep_unattributed)
+
+    def test_attack_breaks_a_status_total_left_shown(self) -> None:
+        """A status total is the sum of that status's lines: shown beside one withheld line,
+        it gives the line by subtraction."""
+
+        def keep_total(state: Readable, k: int, filters: Mapping[str, Any]) -> ProtectedAnswer:
+            result = protected_query(state, k, VictimsFilter(**filters))
+            return msgspec.structs.replace(result, total_suppressed=False)
+
+        victims = [line("druze", 2, "combatant"), line("alawite", 20, "combatant")]
+        state = folded(NAME, COAST.reported("i-1", 30, victims=victims))
+        base = {"status": "combatant"}
+        assert (base, "line:druze") in disclosures(state, 5, base, keep_total)
+        assert disclosures(state, 5, base, real_rule) == []
 
     def test_the_real_rule_withstands_the_same_cases(self) -> None:
         """Both examples above disclose nothing under the real rule."""
@@ -377,12 +452,14 @@ class TestSubtractionAttack:
 DAYS = (dt.date(2024, 3, 4), dt.date(2024, 3, 6), dt.date(2024, 3, 12))  # W10, W10, W11
 COMMUNITIES = ("alawite", "druze", "yazidi")
 STATUSES = ("civilian", "combatant")
+PERPETRATORS = (("Group A",), ("Group A", "Group B"), ())
 _numbered = itertools.count(1)
 
 
 @st.composite
 def incidents(draw: st.DrawFn) -> Any:
-    """A reported incident in a small world, with up to three community lines."""
+    """A reported incident in a small world, with up to three community lines, told apart
+    by every attribute a filter selects by (a week-precision date spans its whole week)."""
     keys = draw(
         st.lists(
             st.tuples(st.sampled_from(COMMUNITIES), st.sampled_from(STATUSES)),
@@ -393,7 +470,7 @@ def incidents(draw: st.DrawFn) -> Any:
     victims: list[VictimLine] = [
         line(community, draw(st.integers(0, 14)), status) for community, status in keys
     ]
-    extra = draw(st.integers(0, 6))
+    extra = draw(st.integers(1, 6))  # see the module docstring: unattributed clear of 0
     return COAST.reported(
         f"i-{next(_numbered)}",
         sum(v.best for v in victims) + extra,
@@ -401,22 +478,38 @@ def incidents(draw: st.DrawFn) -> Any:
         country=draw(st.sampled_from(["SYR", "IRQ"])),
         adm1=draw(st.sampled_from(["Aleppo", "Idlib"])),
         occurred_start=draw(st.sampled_from(DAYS)),
+        date_precision=draw(st.sampled_from([1, 1, 3])),
         grading=draw(st.sampled_from(["confirmed", "weak", "contested"])),
+        event_type=draw(st.sampled_from(["Battles", "Violence against civilians"])),
+        perpetrators=list(draw(st.sampled_from(PERPETRATORS))),
+    )
+
+
+def _few_and_ordered(filters: dict[str, Any]) -> bool:
+    """At most four filters besides the status, and no range that ends before it starts."""
+    dates = "date_from" in filters and "date_to" in filters
+    return len(set(filters) - {"status"}) <= 4 and not (
+        dates and filters["date_from"] > filters["date_to"]
     )
 
 
 def base_filters() -> st.SearchStrategy[dict[str, Any]]:
-    """A query with some of the five filters set."""
+    """A query with a victim status or not, and up to four of the other filters set."""
     return st.fixed_dictionaries(
         {},
         optional={
             "country": st.sampled_from(["SYR", "IRQ"]),
-            "adm1": st.sampled_from(["Aleppo", "Idlib"]),
+            "adm1": st.sampled_from(["aleppo", "Idlib"]),
             "week": st.sampled_from(["2024-W10", "2024-W11"]),
             "status": st.sampled_from(STATUSES),
             "min_grading": st.sampled_from(["confirmed", "weak", "contested"]),
+            "grading": st.sampled_from(["confirmed", "weak"]),
+            "event_type": st.sampled_from(["Battles", "Violence against civilians"]),
+            "perpetrator": st.sampled_from(["group a", "Group B"]),
+            "date_from": st.sampled_from(DAYS),
+            "date_to": st.sampled_from(DAYS),
         },
-    )
+    ).filter(_few_and_ordered)
 
 
 class TestSettings:

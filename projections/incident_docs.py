@@ -1,0 +1,109 @@
+"""The documents of the incidents projection: an incident as it stands, with its history,
+and the row a listing shows of it. See :mod:`projections.incidents`."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Literal
+
+from events import Estimate, Fatalities, Grading, Place, Source, VictimLine
+
+from .docs import Doc
+
+Status = Literal["live", "retracted", "merged"]
+
+
+class HistoryEntry(Doc, frozen=True, kw_only=True):
+    """One event that touched an incident, as its history lists it.
+
+    ``source`` is the feed that published the event. ``fatalities``/``victims``/``injured``
+    are set for reports and revisions; ``sources`` (what the event rests on: name, url,
+    publication date) for reports, revisions and disputes; ``reason`` for revisions,
+    retractions, merges, redactions and disputes; ``duplicate`` and ``into`` for merges.
+    """
+
+    type: str
+    event_id: str
+    position: str
+    recorded_at: dt.datetime
+    source: str
+    sources: tuple[Source, ...] | None = None
+    reason: str | None = None
+    fatalities: Fatalities | None = None
+    victims: tuple[VictimLine, ...] | None = None
+    injured: Estimate | None = None
+    duplicate: str | None = None
+    into: str | None = None
+
+
+class IncidentView(Doc, frozen=True, kw_only=True):
+    """An incident as it stands now, with its history."""
+
+    incident_id: str
+    status: Status = "live"
+    reported: bool = False
+    feed: str | None = None
+    """The feed that reported the incident (its owner)."""
+    merged_into: str | None = None
+    duplicates: tuple[str, ...] = ()
+    version: int = 0
+    occurred_start: dt.date | None = None
+    occurred_end: dt.date | None = None
+    date_precision: int | None = None
+    country: str | None = None
+    place: Place | None = None
+    geo_precision: int | None = None
+    violence_type: str | None = None
+    event_type: str | None = None
+    sub_event_type: str | None = None
+    perpetrators: tuple[str, ...] = ()
+    civilian_targeting: bool | None = None
+    grading: Grading | None = None
+    notes: str | None = None
+    """The placeholder ``"[sealed]"`` (the read API restores the text), ``"[erased]"``."""
+    fatalities: Fatalities | None = None
+    victims: tuple[VictimLine, ...] = ()
+    injured: Estimate | None = None
+    sources: tuple[Source, ...] = ()
+    reported_at: dt.datetime | None = None
+    """When the report was recorded."""
+    updated_at: dt.datetime | None = None
+    """When the last event that touched the incident was recorded."""
+    history: tuple[HistoryEntry, ...] = ()
+    erased: bool = False
+    """An operator erased the incident's private text (``incident.redacted``)."""
+    disputed_by: tuple[str, ...] = ()
+    """The feeds that dispute the incident, in the order of their first dispute."""
+
+    @property
+    def disputed(self) -> bool:
+        """Whether another feed disputes the incident."""
+        return bool(self.disputed_by)
+
+
+class IncidentRow(Doc, frozen=True, kw_only=True):
+    """One incident in a :func:`listing`: what a list shows, without the history.
+
+    ``place`` and ``adm1`` are as reported; ``fatalities`` and ``injured`` are the current
+    figures with their qualifiers; ``sources`` counts the distinct sources of its report and
+    revisions; ``disputed`` says whether another feed disputes it.
+    """
+
+    incident_id: str
+    status: Status
+    occurred_start: dt.date
+    country: str
+    adm1: str
+    grading: Grading
+    fatalities: Fatalities
+    merged_into: str | None
+    version: int
+    occurred_end: dt.date | None = None
+    date_precision: int | None = None
+    event_type: str | None = None
+    violence_type: str | None = None
+    place: Place | None = None
+    injured: Estimate | None = None
+    feed: str | None = None
+    sources: int = 0
+    disputed: bool = False

@@ -1,0 +1,185 @@
+"""The queries of the incidents projection: one incident, a listing, the incidents behind a
+community-victims figure. Pure: they read a fold's state or stored documents."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Final
+
+from .common import Readable, docs_of, get_doc
+from .errors import InvalidQueryError
+from .filters import (
+    DEFAULT_MIN_GRADING,
+    Selection,
+    VictimsFilter,
+    filter_of,
+    occurrence_window,
+    select,
+)
+from .incident_docs import IncidentRow, IncidentView
+
+LISTED: Final = ("live", "retracted", "merged", "all")
+"""The statuses a listing may ask for (``all``: every status)."""
+_REPORTED: Final = "incident.reported"
+_REVISED: Final = "incident.casualties_revised"
+
+
+def get(state: Readable, incident_id: str) -> IncidentView | None:
+    """The incident with its history, or ``None`` when no event named it."""
+    return get_doc(state, "incident", incident_id, IncidentView)
+
+
+def _selected(selection: Selection, view: IncidentView) -> bool:
+    """Whether a reported incident is among those the selection keeps."""
+    if view.occurred_start is None or view.place is None:
+        return False
+    window = occurrence_window(view.occurred_start, view.occurred_end, view.date_precision)
+    return selection.keeps(
+        country=view.country,
+        adm1=view.place.adm1,
+        window=window,
+        grading=view.grading,
+        event_type=view.event_type,
+        violence_type=view.violence_type,
+        civilian_targeting=view.civilian_targeting,
+        feed=view.feed,
+        perpetrators=view.perpetrators,
+    )
+
+
+def _sources_count(view: IncidentView) -> int:
+    """The distinct sources of the incident's report and revisions."""
+    seen = {
+        (one.publisher, one.url, one.published_at)
+        for entry in view.history
+        if entry.type in (_REPORTED, _REVISED) and entry.sources
+        for one in entry.sources
+    }
+    return len(seen) or len(view.sources)
+
+
+def _paged(page: int, limit: int) -> None:
+    if page < 1:
+        raise InvalidQueryError(f"page must be 1 or more, got {page}", parameter="page")
+    if limit < 1:
+        raise InvalidQueryError(f"limit must be 1 or more, got {limit}", parameter="limit")
+
+
+def _newest_first(views: list[IncidentView]) -> list[IncidentView]:
+    """Newest ``occurred_start`` first, then by ``incident_id``."""
+    views.sort(key=lambda view: view.incident_id)
+    views.sort(key=lambda view: view.occurred_start or dt.date.min, reverse=True)
+    return views
+
+
+def listing(
+    state: Readable,
+    where: VictimsFilter | None = None,
+    *,
+    country: str | None = None,
+    adm1: str | None = None,
+    date_from: dt.date | None = None,
+    date_to: dt.date | None = None,
+    status: str | None = None,
+    page: int = 1,
+    limit: int = 50,
+) -> tuple[list[IncidentRow], int]:
+    """One page of the reported incidents under the filters, and how many match in all.
+
+    ``where`` (or, as before it existed, the keyword filters) selects incidents as
+    everywhere (:mod:`projections.filters`; every grading unless ``min_grading`` or
+    ``grading`` says otherwise; a victim ``status`` selects lines, not incidents, and is
+    refused here). ``status`` is the incident's: ``live`` (the default, also for ``None``),
+    ``retracted``, ``merged`` or ``all``. Newest ``occurred_start`` first, then by
+    ``incident_id``.
+    """
+    _paged(page, limit)
+    wanted = "live" if status is None else status
+    if wanted not in LISTED:
+        raise InvalidQueryError(
+            f"status must be one of {', '.join(LISTED)}, got {status!r}", parameter="status"
+        )
+    where = filter_of(where, country=country, adm1=adm1, date_from=date_from, date_to=date_to)
+    if where.status is not None:
+        raise InvalidQueryError(
+            "status of victims selects community lines, not incidents", parameter="status"
+        )
+    selection = select(where, None)
+    kept = [
+        view
+        for view in docs_of(state, "incident", IncidentView).values()
+        if view.reported
+        and view.fatalities is not None
+        and wanted in ("all", view.status)
+        and _selected(selection, view)
+    ]
+    first = (page - 1) * limit
+    rows = [row for view in _newest_first(kept)[first : first + limit] if (row := _row(view))]
+    return rows, len(kept)
+
+
+def _row(view: IncidentView) -> IncidentRow | None:
+    """The listing's row of a reported incident (``None`` for one not reported yet)."""
+    start, country, place = view.occurred_start, view.country, view.place
+    grading, fatalities = view.grading, view.fatalities
+    if start is None or country is None or place is None or grading is None or fatalities is None:
+        return None
+    return IncidentRow(
+        incident_id=view.incident_id,
+        status=view.status,
+        occurred_start=start,
+        country=country,
+        adm1=place.adm1,
+        grading=grading,
+        fatalities=fatalities,
+        merged_into=view.merged_into,
+        version=view.version,
+        occurred_end=view.occurred_end,
+        date_precision=view.date_precision,
+        event_type=view.event_type,
+        violence_type=view.violence_type,
+        place=place,
+        injured=view.injured,
+        feed=view.feed,
+        sources=_sources_count(view),
+        disputed=view.disputed,
+    )
+
+
+def behind(
+    state: Readable,
+    where: VictimsFilter | None = None,
+    community: str | None = None,
+    *,
+    page: int = 1,
+    limit: int = 50,
+) -> tuple[list[str], int]:
+    """One page of the ids of the incidents a community-victims figure sums, and how many.
+
+    The incidents community-victims counts under ``where`` (live and reported; every
+    grading but ``discounted`` unless ``min_grading`` or ``grading`` says otherwise), with a
+    line of ``community`` when one is given, of the victim ``status`` when ``where`` names
+    one: the incidents behind that community's line, or behind the total. In the order of
+    :func:`listing`.
+    """
+    _paged(page, limit)
+    where = where or VictimsFilter()
+    selection = select(where, DEFAULT_MIN_GRADING)
+    status = where.status
+
+    def has_line(view: IncidentView) -> bool:
+        if community is None and status is None:
+            return True
+        return any(
+            (community is None or line.community == community)
+            and (status is None or line.status == status)
+            for line in view.victims
+        )
+
+    kept = [
+        view
+        for view in docs_of(state, "incident", IncidentView).values()
+        if view.reported and view.status == "live" and _selected(selection, view) and has_line(view)
+    ]
+    start = (page - 1) * limit
+    return [view.incident_id for view in _newest_first(kept)[start : start + limit]], len(kept)
