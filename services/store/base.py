@@ -28,11 +28,16 @@ class Appended(msgspec.Struct, frozen=True, omit_defaults=True):
 
 
 class EntityState(msgspec.Struct, frozen=True):
-    """An entity's version (events that touched it) and status as the store tracks it."""
+    """An entity's version (events that changed it), status and owner as the store tracks it.
+
+    ``owner`` is the feed that reported the incident or issued the statement (``None`` for
+    an entity recorded before the store kept owners: its changes are not checked).
+    """
 
     version: int
     status: Literal["live", "retracted", "merged"]
     merged_into: str | None = None
+    owner: str | None = None
 
 
 class StoreError(LedgerError):
@@ -55,8 +60,10 @@ class AppendRejectedError(BatchError):
 
     A revision, retraction or merge of an incident that does not exist (or was retracted,
     or was merged away), a merge into a missing, retracted or merged incident, a
-    retraction of an unknown statement. ``index`` is the event's place in the batch and
-    ``field`` the field at fault. Nothing of the batch was written (but see ``written``).
+    retraction of an unknown statement, a dispute of an unknown incident or by its own
+    feed, a statement naming incidents no event reported. ``index`` is the event's place in
+    the batch and ``field`` the field at fault. Nothing of the batch was written (but see
+    ``written``).
     """
 
     def __init__(self, index: int, field: str, message: str) -> None:
@@ -77,6 +84,61 @@ class ConflictError(BatchError):
         super().__init__(f"[{index}] {entity}: {message} (current version {current})")
 
 
+class NotOwnerError(BatchError):
+    """Raised when a feed revises, retracts or merges an entity another feed owns.
+
+    An incident belongs to the feed that reported it, a statement to the feed that issued
+    it; only that feed or an operator (the reserved feed ``ledger-operator``) may change it
+    (a merge: the duplicate's owner). ``owner`` names the owner, ``feed`` the feed that
+    tried. Nothing of the batch was written (but see ``written``).
+    """
+
+    def __init__(self, index: int, entity: str, owner: str, feed: str) -> None:
+        self.index, self.entity, self.owner, self.feed = index, entity, owner, feed
+        self.message = (
+            f"{entity} belongs to feed {owner!r}: only that feed or an operator may change "
+            f"it; file incident.disputed to disagree"
+            if entity.startswith("incident:")
+            else f"{entity} belongs to feed {owner!r}: only that feed or an operator may retract it"
+        )
+        super().__init__(f"[{index}] {self.message}")
+
+
+class IdReusedError(BatchError):
+    """Raised when an event id the log holds comes again with another body or feed.
+
+    Event ids are idempotency keys per (feed, event id), the body compared: the same body
+    again is a ``duplicate``, but ``reason`` ``id_reused`` says the feed sent this id before
+    with a different body (``position`` the original's; ``None`` when the first use is
+    ``earlier`` in this very batch), and ``id_taken`` that another feed's event holds the
+    id (its position is not told). Nothing of the batch was written (but see ``written``).
+    """
+
+    def __init__(
+        self,
+        index: int,
+        event_id: str,
+        reason: Literal["id_reused", "id_taken"],
+        position: Position | None = None,
+        earlier: int | None = None,
+    ) -> None:
+        self.index, self.event_id, self.reason = index, event_id, reason
+        self.position, self.earlier = position, earlier
+        if reason == "id_taken":
+            self.message = f"event id {event_id} is taken by another feed's event; use a new id"
+        elif position is not None:
+            self.message = (
+                f"event id {event_id} was appended at {position} with a different body; "
+                f"an event is never changed: publish a new event with a new id"
+            )
+        else:
+            self.message = (
+                f"event id {event_id} is used by event [{earlier}] of this batch with a "
+                f"different body"
+            )
+        super().__init__(f"[{index}] {self.message}")
+
+
 class StoreUnavailableError(StoreError):
     """Raised when the store's backend cannot be reached or answered with a server error.
 
@@ -91,10 +153,13 @@ class EventStore(Protocol):
     async def append(self, events: Sequence[AnyEvent]) -> list[Appended]:
         """Append a batch atomically: all events, or none (raising).
 
-        Per event: a known ``event_id`` writes nothing and answers the original position
-        (``duplicate``); ``expected_version``, when given, must equal the entity's version;
-        the entity's version is bumped. Raises :class:`AppendRejectedError`,
-        :class:`ConflictError` or :class:`StoreUnavailableError`.
+        Per event: a known ``event_id`` with the same body writes nothing and answers the
+        original position (``duplicate``), with another body or feed it raises
+        :class:`IdReusedError`; ``expected_version``, when given, must equal the entity's
+        version; only the entity's owner or an operator changes it
+        (:class:`NotOwnerError`); the entity's version is bumped (not by a dispute). Raises
+        :class:`AppendRejectedError`, :class:`ConflictError`, :class:`NotOwnerError`,
+        :class:`IdReusedError` or :class:`StoreUnavailableError`.
         """
         ...
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, NamedTuple, ParamSpec, TypeVar
 
 import redis.asyncio as aioredis
 import redis.exceptions as rexc
@@ -31,12 +31,26 @@ from services.store.connection import UNAVAILABLE, unavailable
 from services.store.keys import Keys
 from services.store.log import LogReader, recorded_of
 from services.store.positions import START
-from services.store.rules import parse_state, state_after, state_text
+from services.store.rules import (
+    OPERATOR_FEED,
+    named_incidents,
+    parse_state,
+    reused,
+    state_after,
+    state_text,
+)
 
 __all__ = ["RedisEventStore"]
 
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
+
+
+class _Blobs(NamedTuple):
+    """What a batch's entries keep beside the events: sealed text, and its keyed digest."""
+
+    sealed: list[str | None]
+    private: list[str]
 
 
 class RedisEventStore:
@@ -103,18 +117,29 @@ class RedisEventStore:
     # --- append ------------------------------------------------------------------------
 
     async def append(
-        self, events: Sequence[AnyEvent], *, sealed: Sequence[str | None] | None = None
+        self,
+        events: Sequence[AnyEvent],
+        *,
+        sealed: Sequence[str | None] | None = None,
+        private: Sequence[str] | None = None,
     ) -> list[Appended]:
         """Append a batch: atomically on one partition (see the class docstring for more).
 
         ``sealed`` gives per event the sealed private text its entry keeps in the field
-        ``sealed`` (see :mod:`services.store.sealing`); ``None`` for none.
+        ``sealed`` (see :mod:`services.store.sealing`); ``None`` for none. ``private`` gives
+        per event the keyed digest of its private text, compared when its id comes again
+        ('' for none; see :mod:`services.store.rules`).
         """
         if sealed is not None and len(sealed) != len(events):
             raise ValueError(f"{len(sealed)} sealed blobs for {len(events)} events")
+        if private is not None and len(private) != len(events):
+            raise ValueError(f"{len(private)} private digests for {len(events)} events")
         if not events:
             return []
-        blobs = list(sealed) if sealed is not None else [None] * len(events)
+        blobs = _Blobs(
+            list(sealed) if sealed is not None else [None] * len(events),
+            list(private) if private is not None else [""] * len(events),
+        )
         if self.partitions == 1:
             part = Part(0, list(range(len(events))))
             reply = await self._write(part, events, blobs)
@@ -129,6 +154,7 @@ class RedisEventStore:
                     for part in parts
                 ),
             )
+            _raise_reuse_across(parts, replies, events)
             self._raise_first_refusal(parts, replies, events, [])
         results: list[Appended | None] = [None] * len(events)
         first = [part for part in parts if part.first]
@@ -167,13 +193,17 @@ class RedisEventStore:
             raise
 
     async def _parts(self, events: Sequence[AnyEvent]) -> list[Part]:
-        """The batch split by partition, with the states of merge targets held elsewhere.
+        """The batch split by partition, with the states of merge targets held elsewhere and
+        whether the incidents statements name there were reported.
 
         Parts come in the order of their first event; a part creating a merge target of
-        another part is marked ``first`` (written before the others, which go at once).
+        another part is marked ``first`` (written before the others, which go at once). A
+        report is never undone, so a named incident found reported stays so until the
+        write.
         """
         by_partition: dict[int, Part] = {}
         targets: dict[int, tuple[str, int]] = {}  # merge index → (target, place in part from 1)
+        cited: dict[int, list[str]] = {}  # statement index → named incidents held elsewhere
         for index, event in enumerate(events):
             partition = self.partition_of(event)
             part = by_partition.get(partition)
@@ -184,10 +214,15 @@ class RedisEventStore:
                 held = self.keys.partition_of(event.into_entity)
                 if held != partition:
                     targets[index] = (event.into_entity, len(part.indexes))
+            away = [e for e in named_incidents(event) if self.keys.partition_of(e) != partition]
+            if away:
+                cited[index] = away
         parts = list(by_partition.values())
-        if not targets:
+        if not targets and not cited:
             return parts
-        names = sorted({entity for entity, _ in targets.values()})
+        names = sorted(
+            {entity for entity, _ in targets.values()} | {e for one in cited.values() for e in one}
+        )
         pipe = self.client.pipeline(transaction=False)
         for entity in names:
             pipe.hget(self.keys.entities_of(self.keys.partition_of(entity)), entity)
@@ -195,10 +230,13 @@ class RedisEventStore:
         states = dict(stored)
         created_in: set[int] = set()
         for index, event in enumerate(events):  # the batch's own earlier events count
+            part = by_partition[self.partition_of(event)]
             target = targets.get(index)
             if target is not None:
-                part = by_partition[self.partition_of(event)]
                 part.foreign[target[1]] = state_text(states[target[0]])
+            if index in cited:
+                place = part.indexes.index(index)
+                part.elsewhere[place] = {e: states[e] is not None for e in cited[index]}
             if event.entity in states:
                 before = states[event.entity]
                 states[event.entity] = state_after(before, event)
@@ -213,19 +251,25 @@ class RedisEventStore:
         client: Any,
         part: Part,
         events: Sequence[AnyEvent],
-        blobs: Sequence[str | None],
+        blobs: _Blobs,
         *,
         check_only: bool = False,
     ) -> Any:
-        packed, _ = pack_batch([events[i] for i in part.indexes], [blobs[i] for i in part.indexes])
-        args: list[bytes | str] = [packed]
-        if part.foreign or check_only:
-            args += [pack(part.foreign) if part.foreign else "", "1" if check_only else "0"]
+        packed, _ = pack_batch(
+            [events[i] for i in part.indexes],
+            [blobs.sealed[i] for i in part.indexes],
+            [blobs.private[i] for i in part.indexes],
+            part.elsewhere,
+        )
+        args: list[bytes | str] = [
+            packed,
+            pack(part.foreign) if part.foreign else "",
+            "1" if check_only else "0",
+            OPERATOR_FEED,
+        ]
         return self._append(keys=self._part_keys(part.partition), args=args, client=client)
 
-    async def _write(
-        self, part: Part, events: Sequence[AnyEvent], blobs: Sequence[str | None]
-    ) -> Any:
+    async def _write(self, part: Part, events: Sequence[AnyEvent], blobs: _Blobs) -> Any:
         """Run one part's script; in strict mode wait for the replicas on its connection."""
         if not self.wait_replicas:
             return await self._call(self._script_call, self.client, part, events, blobs)
@@ -337,3 +381,25 @@ class RedisEventStore:
         for log in self.keys.logs:
             pipe.xlen(log)
         return sum(int(n) for n in await self._call(pipe.execute))
+
+
+def _raise_reuse_across(
+    parts: Sequence[Part], replies: Sequence[Any], events: Sequence[AnyEvent]
+) -> None:
+    """Raise ``id_reused`` for an event id used again in another part of the batch (another
+    entity, so another body), unless a part refuses an earlier event first."""
+    part_of = {index: part.partition for part in parts for index in part.indexes}
+    first: dict[str, int] = {}
+    for index, event in enumerate(events):
+        event_id = str(event.event_id)
+        earlier = first.setdefault(event_id, index)
+        if part_of[earlier] == part_of[index]:
+            continue
+        refused = [
+            part.indexes[int(reply[1])]
+            for part, reply in zip(parts, replies, strict=True)
+            if text(reply[0]) != "ok"
+        ]
+        if not refused or index < min(refused):
+            raise reused(index, event, "id_reused", earlier=earlier)
+        return

@@ -58,7 +58,7 @@ from events.errors import CodecError
 from services.store.base import Appended, AppendRejectedError, EntityState, EventStore
 from services.store.keyring import DataKey, Keyring, SealingError
 from services.store.positions import START
-from services.store.rules import OPERATOR_FEED
+from services.store.rules import OPERATOR_FEED, digest_part
 
 __all__ = [
     "NONCE_BYTES",
@@ -69,6 +69,7 @@ __all__ = [
     "blob_key_id",
     "blob_paths",
     "open_records",
+    "private_digest",
     "seal",
     "unseal",
 ]
@@ -157,6 +158,16 @@ def unseal(key: DataKey, event_id: uuid.UUID | str, blob: str) -> dict[str, str]
     return fields
 
 
+def private_digest(key: DataKey, fields: dict[str, str]) -> str:
+    """The keyed digest of an event's private text that the idempotency index compares
+    (:func:`~services.store.rules.body_digest`): '' when any of it reads ``"[erased]"`` (an
+    export taken after an erasure: only the rest of the body can be compared). Keyed with
+    the entity's data key, so it tells nothing of the text once the key is destroyed."""
+    if ERASED in fields.values():
+        return ""
+    return digest_part(msgspec.json.encode(fields), key.secret)
+
+
 # --- the sealing store -------------------------------------------------------------------------
 
 
@@ -203,9 +214,14 @@ class SealableStore(EventStore, Protocol):
     """An event store whose entries can keep a sealed blob beside the event (both stores)."""
 
     async def append(
-        self, events: Sequence[AnyEvent], *, sealed: Sequence[str | None] | None = None
+        self,
+        events: Sequence[AnyEvent],
+        *,
+        sealed: Sequence[str | None] | None = None,
+        private: Sequence[str] | None = None,
     ) -> list[Appended]:
-        """Append like :meth:`EventStore.append`, keeping ``sealed[i]`` with event ``i``."""
+        """Append like :meth:`EventStore.append`, keeping ``sealed[i]`` with event ``i`` and
+        comparing ``private[i]`` when its id comes again."""
         ...
 
 
@@ -224,9 +240,12 @@ class SealingStore:
         self.inner = inner
         self.keyring = keyring
 
-    async def _sealed(self, events: Sequence[AnyEvent]) -> tuple[list[AnyEvent], list[str | None]]:
+    async def _sealed(
+        self, events: Sequence[AnyEvent]
+    ) -> tuple[list[AnyEvent], list[str | None], list[str]]:
         stored: list[AnyEvent] = []
         blobs: list[str | None] = []
+        digests: list[str] = []
         private = [private_fields(event) for event in events]
         keys = await self.keyring.get_or_create_many(
             [event.entity for event, fields in zip(events, private, strict=True) if fields]
@@ -235,11 +254,13 @@ class SealingStore:
             if not fields:
                 stored.append(event)
                 blobs.append(None)
+                digests.append("")
                 continue
             key = keys[event.entity]
             blobs.append(seal(key, event.event_id, fields))
+            digests.append(private_digest(key, fields))
             stored.append(with_private(event, masked(fields, SEALED)))
-        return stored, blobs
+        return stored, blobs, digests
 
     async def append(self, events: Sequence[AnyEvent]) -> list[Appended]:
         """Seal each event's private text, then append the batch atomically.
@@ -253,8 +274,8 @@ class SealingStore:
                 raise AppendRejectedError(
                     index, "type", f"{event.type} is appended by operators only (ledger erase)"
                 )
-        stored, blobs = await self._sealed(events)
-        return await self.inner.append(stored, sealed=blobs)
+        stored, blobs, digests = await self._sealed(events)
+        return await self.inner.append(stored, sealed=blobs, private=digests)
 
     async def open_all(self, records: Sequence[Recorded]) -> list[Unsealed]:
         """Restore the private text of ``records`` (``"[erased]"`` where keys are gone)."""
@@ -288,5 +309,5 @@ class SealingStore:
         """Append one redaction event (of any source); :func:`erase` uses it."""
         if not _is_redaction(event):
             raise SealingError(f"{event.type} is not a redaction")
-        (appended,) = await self.inner.append([event], sealed=[None])
+        (appended,) = await self.inner.append([event], sealed=[None], private=[""])
         return appended

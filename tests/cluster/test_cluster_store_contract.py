@@ -14,6 +14,7 @@ from redis.asyncio.cluster import RedisCluster
 from services.store.redis import RedisEventStore
 from tests.support.contracts import entity_rules as rules
 from tests.support.contracts import event_store as one_log
+from tests.support.contracts import ownership
 from tests.support.contracts import partitioned_store as partitioned
 from tests.support.contracts.partitioned_store import PARTITIONS
 
@@ -63,6 +64,22 @@ class TestStatementRules(rules.StatementRules):
     """The statement rules of the log (cluster)."""
 
 
+class TestOwnership(ownership.Ownership):
+    """Only an incident's feed or an operator changes it (cluster)."""
+
+
+class TestDisputes(ownership.Disputes):
+    """Another feed disputes an incident without changing it (cluster)."""
+
+
+class TestIdsPerFeed(ownership.IdsPerFeed):
+    """Event ids keyed by (feed, event id), the body compared (cluster)."""
+
+
+class TestCitations(ownership.Citations):
+    """A statement names only reported incidents (cluster)."""
+
+
 class TestBatchAtomicity(one_log.BatchAtomicity):
     """A batch is appended whole or not at all (cluster)."""
 
@@ -79,6 +96,12 @@ class TestSplitBatches(partitioned.SplitBatches):
 
 class TestCrossPartitionMerges(partitioned.CrossPartitionMerges):
     """Merges into incidents of other partitions are checked (cluster, three partitions)."""
+
+    partitions = PARTITIONS
+
+
+class TestAcrossPartitions(partitioned.AcrossPartitions):
+    """Ownership and citations across partitions on different masters (cluster)."""
 
     partitions = PARTITIONS
 

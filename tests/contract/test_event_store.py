@@ -12,6 +12,7 @@ from events import AnyEvent
 from services.store.base import EventStore
 from tests.support.contracts import entity_rules as rules
 from tests.support.contracts import event_store as contract
+from tests.support.contracts import ownership
 from tests.support.contracts.event_store import everything
 from tests.support.strategies import BATCH_IDS, batches, event_of, outcome
 
@@ -42,6 +43,22 @@ class TestIncidentRules(rules.IncidentRules):
 
 class TestStatementRules(rules.StatementRules):
     """Statements are issued once and retracted at most once."""
+
+
+class TestOwnership(ownership.Ownership):
+    """Only an incident's feed or an operator revises, retracts or merges it."""
+
+
+class TestDisputes(ownership.Disputes):
+    """Another feed disputes an incident without changing it."""
+
+
+class TestIdsPerFeed(ownership.IdsPerFeed):
+    """Event ids are keyed by (feed, event id), the body compared."""
+
+
+class TestCitations(ownership.Citations):
+    """A statement names only reported incidents."""
 
 
 class TestBatchAtomicity(contract.BatchAtomicity):

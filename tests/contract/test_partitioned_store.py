@@ -25,6 +25,10 @@ class TestCrossPartitionMerges(contract.CrossPartitionMerges):
     """A merge into an incident of another partition is checked against that incident."""
 
 
+class TestAcrossPartitions(contract.AcrossPartitions):
+    """Ownership and citations hold across partitions."""
+
+
 class TestAgreesWithTheOneLogStore(contract.AgreesWithTheOneLogStore):
     """On any history the partitioned store answers as the one-log reference store does."""
 

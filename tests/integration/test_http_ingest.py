@@ -119,7 +119,7 @@ class TestAccepted:
         await post(client, body(reported("i-1")))
         response = await post(client, body(revised("i-1", expected_version=1)))
         assert response.status_code == 202
-        assert await redis_store.entity("incident:i-1") == EntityState(2, "live")
+        assert await redis_store.entity("incident:i-1") == EntityState(2, "live", owner="sohr")
 
     async def test_response_carries_a_request_id(self, client: Client) -> None:
         """Every answer names its request id, the one given by the caller when valid."""

@@ -82,7 +82,9 @@ class TestIndexesBeyondOneChunk:
         assert await redis_client.hlen(keys.ids) == 2 * n
         assert await redis_store.length() == 2 * n
         for i in (0, 999, 1000, n - 1):
-            assert await redis_store.entity(f"incident:i-{i}") == EntityState(2, "live")
+            assert await redis_store.entity(f"incident:i-{i}") == EntityState(
+                2, "live", owner="sohr"
+            )
             history: Any = await redis_client.hget(keys.history, f"incident:i-{i}")
             assert history is not None
             assert history.decode().split() == [first[i].position, second[i].position]

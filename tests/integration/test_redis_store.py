@@ -20,9 +20,36 @@ from services.store.base import (
 from services.store.connection import SOCKET_TIMEOUT, connect
 from services.store.keys import Keys
 from services.store.redis import RedisEventStore
+from services.store.rules import DIGEST_CHARS
 from tests.support.builders import merged, reported, revised
 from tests.support.streams import added
 from tests.support.streams import entries as stream_entries
+
+
+class TestIndexesWrittenBeforeOwnersAndDigests:
+    """Index entries written before the store kept owners and digests read on as before."""
+
+    async def test_an_entity_without_an_owner_is_changed_by_any_feed(
+        self, redis_store: RedisEventStore, redis_client: aioredis.Redis, key_prefix: str
+    ) -> None:
+        """Given an incident whose state was written as ``1|live``, when another feed
+        revises it, then the revision is appended (there is no owner to check)."""
+        await redis_store.append([reported("i-1")])
+        await redis_client.hset(Keys(key_prefix).entities, "incident:i-1", "1|live")
+        (answer,) = await redis_store.append([revised("i-1", source="acled")])
+        assert answer.status == "appended"
+        assert await redis_store.entity("incident:i-1") == EntityState(2, "live")
+
+    async def test_an_id_indexed_without_a_digest_is_a_duplicate_whatever_the_body(
+        self, redis_store: RedisEventStore, redis_client: aioredis.Redis, key_prefix: str
+    ) -> None:
+        """Given an id indexed as a bare position, when it comes with another body, then it
+        answers duplicate as it did then (there is no digest to compare)."""
+        event = reported("i-1", best=5)
+        (first,) = await redis_store.append([event])
+        await redis_client.hset(Keys(key_prefix).ids, str(event.event_id), first.position)
+        (again,) = await redis_store.append([reported("i-1", best=50, event_id=event.event_id)])
+        assert (again.status, again.position) == ("duplicate", first.position)
 
 
 class TestWireFormat:
@@ -41,7 +68,7 @@ class TestWireFormat:
         assert set(fields) == {b"type", b"event_id", b"v", b"data"}
         assert fields[b"type"] == b"incident.reported"
         assert fields[b"event_id"].decode() == str(event.event_id)
-        assert fields[b"v"] == b"2"
+        assert fields[b"v"] == b"3"
         data = json.loads(fields[b"data"])
         assert data["type"] == "incident.reported"
         assert data["incident_id"] == "i-1"
@@ -51,17 +78,21 @@ class TestWireFormat:
     async def test_index_hashes_follow_the_documented_layout(
         self, redis_store: RedisEventStore, redis_client: aioredis.Redis, key_prefix: str
     ) -> None:
-        """ids, entities and history hold position, ``version|status[|into]`` and positions."""
+        """ids, entities and history hold ``position digest``, ``version|status|into|owner``
+        and positions."""
         one, two, merge = reported("i-1"), reported("i-2"), merged("i-2", "i-1")
         answers = await redis_store.append([one, two, merge])
         keys = Keys(key_prefix)
         assert keys.log == f"{key_prefix}:{{p0}}:log"
         ids: dict[bytes, bytes] = await redis_client.hgetall(keys.ids)  # type: ignore[assignment]
-        assert {k.decode(): v.decode() for k, v in ids.items()} == {
-            a.event_id: a.position for a in answers
-        }
+        held = {k.decode(): v.decode().split(" ") for k, v in ids.items()}
+        assert {k: v[0] for k, v in held.items()} == {a.event_id: a.position for a in answers}
+        assert {len(v[1]) for v in held.values()} == {DIGEST_CHARS}  # no private text
         entities = await redis_client.hgetall(keys.entities)
-        assert entities == {b"incident:i-1": b"1|live", b"incident:i-2": b"2|merged|i-1"}
+        assert entities == {
+            b"incident:i-1": b"1|live||sohr",
+            b"incident:i-2": b"2|merged|i-1|sohr",
+        }
         history: bytes | None = await redis_client.hget(keys.history, "incident:i-1")  # type: ignore[assignment]
         assert history is not None
         assert history.decode().split() == [answers[0].position, answers[2].position]
@@ -78,7 +109,7 @@ class TestWireFormat:
             log = await store.read()
             assert [r.position for r in log] == [a.position for a in answers]
             assert await store.read_entity("incident:i-1") == log
-            assert await store.entity("incident:i-1") == EntityState(2, "live")
+            assert await store.entity("incident:i-1") == EntityState(2, "live", owner="sohr")
             assert await store.head() == answers[-1].position
             (again,) = await store.append([event])
             assert (again.status, again.position) == ("duplicate", answers[0].position)

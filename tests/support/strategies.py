@@ -21,10 +21,26 @@ from typing import Any
 import hypothesis.strategies as st
 import msgspec
 
-from events import AnyEvent, Event, IncidentRedacted, Speaker, StatementRedacted, VictimLine
-from services.store.base import AppendRejectedError, ConflictError, EventStore
+from events import (
+    AnyEvent,
+    CasualtiesRevised,
+    Event,
+    IncidentRedacted,
+    IncidentReported,
+    Speaker,
+    StatementRedacted,
+    VictimLine,
+)
+from services.store.base import (
+    AppendRejectedError,
+    ConflictError,
+    EventStore,
+    IdReusedError,
+    NotOwnerError,
+)
 from tests.support.builders import (
     COAST,
+    disputed,
     fatalities,
     line,
     merged,
@@ -244,7 +260,11 @@ def histories(draw: st.DrawFn, shape: Shape = PARTITIONED) -> list[Event]:
                     stance=stance,
                     cameo_code=CAMEO[stance],
                     incident_ids=draw(
-                        st.lists(st.sampled_from(ids), max_size=shape.named, unique=True)
+                        st.lists(
+                            st.sampled_from(sorted(incident) if shape.valid and incident else ids),
+                            max_size=shape.named if incident or not shape.valid else 0,
+                            unique=True,
+                        )
                     ),
                     **draw(_voices(shape, speakers)),
                 )
@@ -310,6 +330,10 @@ _step = st.one_of(  # creations weigh more, so that later steps find something t
     *[st.tuples(st.just("merge"), _ident, _ident)] * 2,
     st.tuples(st.just("unissue"), _ident),
     st.tuples(st.just("resend"), st.integers(0, 50)),
+    st.tuples(st.just("squat"), st.integers(0, 50)),
+    st.tuples(st.just("reword"), st.integers(0, 50)),
+    st.tuples(st.just("trespass"), _ident),
+    st.tuples(st.just("dispute"), _ident),
 )
 batches = st.lists(
     st.lists(
@@ -325,10 +349,26 @@ batches = st.lists(
 
 
 def event_of(step: tuple[Any, ...], expected: int | None, sent: Sequence[AnyEvent]) -> AnyEvent:
-    """The event a drawn step stands for (``resend`` repeats an earlier one)."""
+    """The event a drawn step stands for: ``resend`` repeats an earlier one, ``squat`` sends
+    its id as another feed, ``reword`` with more dead (a report or revision; other events are
+    resent as they were); ``trespass`` revises as another
+    feed, ``dispute`` disputes as another feed."""
     kind = step[0]
-    if kind == "resend":
-        return sent[step[1] % len(sent)] if sent else reported("a")
+    if kind in ("resend", "squat", "reword"):
+        if not sent:
+            return reported("a")
+        earlier = sent[step[1] % len(sent)]
+        changed: AnyEvent = earlier
+        if kind == "squat":
+            changed = msgspec.structs.replace(earlier, source="acled")
+        elif kind == "reword" and isinstance(earlier, IncidentReported | CasualtiesRevised):
+            more = fatalities(earlier.fatalities.best + 1, high=earlier.fatalities.high + 1)
+            changed = msgspec.structs.replace(earlier, fatalities=more)
+        return changed
+    if kind == "trespass":
+        return revised(step[1], source="acled")
+    if kind == "dispute":
+        return disputed(step[1], feed="acled")
     extra: dict[str, Any] = {"expected_version": expected}
     if kind == "revise":
         return revised(step[1], **extra)
@@ -352,6 +392,13 @@ async def outcome(
         answers = await store.append(batch)
     except ConflictError as exc:
         return ("conflict", exc.index, exc.entity, exc.current, exc.message)
+    except NotOwnerError as exc:
+        return ("forbidden", exc.index, exc.entity, exc.owner)
+    except IdReusedError as exc:
+        place = None
+        if places and exc.position is not None:
+            place = [r.position for r in await store.read(count=100_000)].index(exc.position)
+        return (exc.reason, exc.index, place, exc.earlier)
     except AppendRejectedError as exc:
         return ("rejected", exc.index, exc.field, exc.message)
     if not places:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import json
 import uuid
+from typing import cast
 
 import msgspec
 import pytest
@@ -16,6 +17,7 @@ import pytest
 from events import (
     ERASED,
     SEALED,
+    AnyEvent,
     CodecError,
     IncidentDisputed,
     IncidentRedacted,
@@ -35,11 +37,11 @@ from projections import community_victims as victims_projection
 from projections import country_stance as stance_projection
 from projections import incidents as incidents_projection
 from services.protection.erasure import erase
-from services.store.base import AppendRejectedError
+from services.store.base import AppendRejectedError, IdReusedError
 from services.store.keyring import DataKey, MemoryKeyring
 from services.store.memory import InMemoryEventStore
-from services.store.rules import OPERATOR_FEED
-from services.store.sealing import SealingStore, TamperedError, seal, unseal
+from services.store.rules import DIGEST_CHARS, OPERATOR_FEED
+from services.store.sealing import SealingStore, TamperedError, private_digest, seal, unseal
 from tests.support import builders as f
 
 NOTES = "Witness Jane Roe-Example saw the strike"
@@ -254,6 +256,43 @@ class TestSealingStore:
         forged = msgspec.structs.replace(swapped, sealed=first.sealed)
         with pytest.raises(TamperedError):
             await sealing.open_all([forged])
+
+
+class TestPrivateTextUnderAKnownId:
+    """The idempotency index compares private text by a digest keyed with the entity's key."""
+
+    async def test_the_same_text_again_is_a_duplicate(self, sealing: SealingStore) -> None:
+        """Resending a report with its notes and url answers duplicate."""
+        report = _report()
+        (first,) = await sealing.append([report])
+        (again,) = await sealing.append([report])
+        assert (again.status, again.position) == ("duplicate", first.position)
+
+    async def test_other_notes_under_the_id_are_refused(self, sealing: SealingStore) -> None:
+        """Only the sealed notes differ: the placeholders match, the keyed digest does not."""
+        report = _report()
+        await sealing.append([report])
+        with pytest.raises(IdReusedError) as caught:
+            await sealing.append([msgspec.structs.replace(report, notes="Another witness")])
+        assert caught.value.reason == "id_reused"
+
+    async def test_an_export_taken_after_an_erasure_imports_as_duplicates(
+        self, sealing: SealingStore
+    ) -> None:
+        """The erased report reads [erased] and no url: importing it again writes nothing."""
+        await sealing.append([_report()])
+        await erase(sealing, "incident", "i-1", "erasure request")
+        exported = [cast("AnyEvent", r.event) for r in await sealing.read()]
+        answers = await sealing.append(exported)
+        assert [a.status for a in answers] == ["duplicate", "duplicate"]
+
+    def test_the_digest_depends_on_the_key(self) -> None:
+        """Without the entity's key the digest of the text cannot be recomputed."""
+        fields = {"notes": NOTES}
+        one, two = private_digest(DataKey.new(), fields), private_digest(DataKey.new(), fields)
+        assert len(one) == len(two) == DIGEST_CHARS
+        assert one != two
+        assert private_digest(DataKey.new(), {"notes": ERASED}) == ""
 
 
 class TestProjectionsOfRedactions:

@@ -96,7 +96,7 @@ class IncidentRules:
         with pytest.raises(AppendRejectedError) as caught:
             await store.append([merged("i-2", "i-1")])
         assert (caught.value.index, caught.value.field) == (0, "into")
-        assert await store.entity("incident:i-2") == EntityState(1, "live")
+        assert await store.entity("incident:i-2") == EntityState(1, "live", owner="sohr")
 
     async def test_merge_into_a_retracted_incident_is_rejected(self, store: EventStore) -> None:
         """A retracted incident cannot absorb a duplicate."""
@@ -123,13 +123,13 @@ class IncidentRules:
         with pytest.raises(AppendRejectedError) as caught:
             await store.append([event])
         assert caught.value.field == "into"
-        assert await store.entity("incident:i-1") == EntityState(1, "live")
+        assert await store.entity("incident:i-1") == EntityState(1, "live", owner="sohr")
 
     async def test_report_then_revise_in_one_batch_is_accepted(self, store: EventStore) -> None:
         """A batch may create an incident and change it right away."""
         answers = await store.append([reported("i-1"), revised("i-1"), revised("i-1", best=2)])
         assert [a.status for a in answers] == ["appended"] * 3
-        assert await store.entity("incident:i-1") == EntityState(3, "live")
+        assert await store.entity("incident:i-1") == EntityState(3, "live", owner="sohr")
 
 
 class StatementRules:
@@ -139,7 +139,7 @@ class StatementRules:
         """A statement can be issued and then retracted."""
         await store.append([statement("s-1")])
         await store.append([statement_retracted("s-1")])
-        assert await store.entity("statement:s-1") == EntityState(2, "retracted")
+        assert await store.entity("statement:s-1") == EntityState(2, "retracted", owner="sohr")
 
     async def test_second_issue_conflicts(self, store: EventStore) -> None:
         """Issuing an existing statement id again is a conflict."""
@@ -166,5 +166,5 @@ class StatementRules:
     async def test_incident_and_statement_ids_do_not_collide(self, store: EventStore) -> None:
         """incident:x and statement:x are different entities."""
         await store.append([reported("x-1"), statement("x-1")])
-        assert await store.entity("incident:x-1") == EntityState(1, "live")
-        assert await store.entity("statement:x-1") == EntityState(1, "live")
+        assert await store.entity("incident:x-1") == EntityState(1, "live", owner="sohr")
+        assert await store.entity("statement:x-1") == EntityState(1, "live", owner="sohr")

@@ -13,7 +13,7 @@ import redis.asyncio as aioredis
 from hypothesis import HealthCheck, given, settings
 
 from events import AnyEvent
-from services.store.base import AppendRejectedError, ConflictError
+from services.store.base import AppendRejectedError, ConflictError, IdReusedError, NotOwnerError
 from services.store.keys import Keys
 from services.store.memory import InMemoryEventStore
 from services.store.redis import RedisEventStore
@@ -22,6 +22,7 @@ from tests.support.strategies import BATCH_IDS, batches, event_of, outcome
 
 __all__ = [
     "PARTITIONS",
+    "AcrossPartitions",
     "AgreesWithTheOneLogStore",
     "ConcurrentChangeBetweenCheckAndWrite",
     "CrossPartitionMerges",
@@ -151,6 +152,46 @@ class CrossPartitionMerges:
         with pytest.raises(ConflictError) as caught:
             await store.append([reported(A[0]), revised(B[0], expected_version=5)])
         assert caught.value.index == 1
+        assert await store.entity(f"incident:{A[0]}") is None
+
+
+class AcrossPartitions:
+    """Ownership and citations hold when the entities involved live on other partitions."""
+
+    async def test_a_merge_into_another_partition_needs_the_duplicate_s_owner(
+        self, store: RedisEventStore
+    ) -> None:
+        """acled may not merge sohr's incident of partition 1 into one of partition 0."""
+        await store.append([reported(A[0], source="acled"), reported(B[0])])
+        with pytest.raises(NotOwnerError) as caught:
+            await store.append([reported(A[1], source="acled"), merged(B[0], A[0], source="acled")])
+        assert (caught.value.index, caught.value.owner) == (1, "sohr")
+        assert caught.value.written == ()
+        assert await store.entity(f"incident:{A[1]}") is None
+
+    async def test_a_statement_citing_incidents_of_other_partitions(
+        self, store: RedisEventStore
+    ) -> None:
+        """Named incidents are looked up in their own partitions, the batch's reports count."""
+        s_ids = ids_in(2, 1, kind="statement")
+        await store.append([reported(A[0])])
+        with pytest.raises(AppendRejectedError) as caught:
+            await store.append([statement(s_ids[0], incident_ids=[A[0], B[0], A[2]])])
+        assert caught.value.message.endswith(f"{B[0]}, {A[2]}")
+        answers = await store.append(
+            [reported(B[0]), statement(s_ids[0], incident_ids=[A[0], B[0]])]
+        )
+        assert [a.status for a in answers] == ["appended", "appended"]
+
+    async def test_an_id_taken_in_the_statement_s_partition(self, store: RedisEventStore) -> None:
+        """Another feed's event under a taken id of the same entity is refused."""
+        event = reported(B[0])
+        await store.append([event])
+        with pytest.raises(IdReusedError) as caught:
+            await store.append(
+                [reported(A[0]), revised(B[0], source="acled", event_id=event.event_id)]
+            )
+        assert caught.value.reason == "id_taken"
         assert await store.entity(f"incident:{A[0]}") is None
 
 
