@@ -83,12 +83,44 @@ class PublishConflictError(PublishError):
         super().__init__(f"[{index}] {entity}: {message} (version {current_version})", published)
 
 
+class PublishIdReusedError(PublishError):
+    """Raised on 409 ``id_reused`` or ``id_taken``: an event id the ledger holds came with
+    another body, or is another feed's; its batch is unwritten. Never retried: the event
+    needs a new id.
+
+    ``index`` is the event's place in the whole publish call, ``reason`` the answer's
+    ``error`` and ``position`` the original event's position (``id_reused`` only).
+    """
+
+    def __init__(
+        self,
+        *,
+        index: int,
+        reason: str,
+        position: str | None,
+        message: str,
+        published: list[Appended],
+    ) -> None:
+        self.index, self.reason, self.position = index, reason, position
+        super().__init__(f"[{index}] {reason}: {message}", published)
+
+
 class PublishAuthError(PublishError):
     """Raised on 401 (unknown or missing token) or 403 (the token may not publish these)."""
 
     def __init__(self, status: int, message: str, published: list[Appended]) -> None:
         self.status = status
         super().__init__(f"{status}: {message}", published)
+
+
+class PublishNotOwnerError(PublishAuthError):
+    """Raised on 403 ``not_owner``: an event changes an incident or statement another feed
+    owns; its batch is unwritten. ``index`` is the event's place in the whole publish call,
+    ``owner`` the owning feed (disagree with ``incident.disputed`` instead)."""
+
+    def __init__(self, *, index: int, owner: str, message: str, published: list[Appended]) -> None:
+        self.index, self.owner = index, owner
+        super().__init__(403, f"[{index}] {message}", published)
 
 
 class ServiceUnavailableError(PublishError):
@@ -121,9 +153,18 @@ class _Invalid(msgspec.Struct):
 
 class _Conflict(msgspec.Struct):
     index: int
-    entity: str
-    current_version: int
     message: str
+    error: str = "conflict"
+    entity: str = ""
+    current_version: int = 0
+    position: str | None = None
+
+
+class _NotOwner(msgspec.Struct):
+    error: str
+    index: int = 0
+    owner: str = ""
+    message: str = ""
 
 
 class _Error(msgspec.Struct):
@@ -242,6 +283,14 @@ class LedgerClient:
                 raise PublishRejectedError(errors, done)
             if status == 409:
                 conflict = msgspec.json.decode(content, type=_Conflict)
+                if conflict.error in ("id_reused", "id_taken"):
+                    raise PublishIdReusedError(
+                        index=conflict.index + offset,
+                        reason=conflict.error,
+                        position=conflict.position,
+                        message=conflict.message,
+                        published=done,
+                    )
                 raise PublishConflictError(
                     index=conflict.index + offset,
                     entity=conflict.entity,
@@ -249,11 +298,28 @@ class LedgerClient:
                     message=conflict.message,
                     published=done,
                 )
+            refused = _not_owner(content) if status == 403 else None
+            if refused is not None:
+                raise PublishNotOwnerError(
+                    index=refused.index + offset,
+                    owner=refused.owner,
+                    message=refused.message,
+                    published=done,
+                )
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             raise UnexpectedResponseError(status, f"unreadable answer: {exc}", done) from exc
         if status in (401, 403):
             raise PublishAuthError(status, _message(response), done)
         raise UnexpectedResponseError(status, _message(response), done)
+
+
+def _not_owner(content: bytes) -> _NotOwner | None:
+    """The body of a 403 ``not_owner`` answer, or ``None`` for any other 403."""
+    try:
+        refused = msgspec.json.decode(content, type=_NotOwner)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return None
+    return refused if refused.error == "not_owner" else None
 
 
 def _message(response: httpx.Response) -> str:

@@ -6,12 +6,22 @@
 ===== =====================================================================================
 202   ``{"results": [{"event_id", "position", "status": "appended"|"duplicate"}]}``
 401   no, a malformed or an unknown bearer token (``WWW-Authenticate: Bearer``)
-403   a reader/operator token (only feed tokens publish), or an event whose ``source`` is
-      not the token's feed (``index`` names it); nothing is written
-409   ``{"error": "conflict", "index", "entity", "current_version", "message"}``
+403   a reader/analyst token, an event whose ``source`` is not the token's feed (an
+      operator's: ``ledger-operator``) or an operator publishing anything but a correction
+      (``{"error": "forbidden", "index", "message"}``); or a change of an incident or
+      statement another feed owns (``{"error": "not_owner", "index", "entity", "owner",
+      "message"}``); nothing is written
+409   ``{"error": "conflict", "index", "entity", "current_version", "message"}``; or an
+      event id the log holds with another body (``{"error": "id_reused", "index",
+      "event_id", "position", "message"}``, ``position`` the original's, or ``earlier``
+      the batch index using it first) or another feed's event (``"error": "id_taken"``)
 413   a body over 5 MiB (announced by Content-Length or actually read)
 415   a Content-Type other than ``application/json``
-422   ``{"error": "invalid", "errors": [{"index", "field", "message"}]}``; nothing is written
+422   ``{"error": "invalid", "errors": [{"index", "field", "message"}]}``; nothing is written:
+      a schema or domain rule (dates after the service's clock plus five minutes, a
+      Goldstein score other than GDELT's for the CAMEO code, a stance the CAMEO root
+      contradicts, each naming the field and the expected value), or a rule of the log (a
+      statement naming incidents no event reported lists them)
 503   the store cannot be reached within about a second (``Retry-After: 1``); retry with the
       same event ids, appends are idempotent
 ===== =====================================================================================
@@ -23,6 +33,7 @@ Every error answer is JSON with an ``error`` member; bad input never answers 500
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import time
 from collections.abc import Sequence
 from typing import Any, Final, Literal
@@ -42,6 +53,8 @@ from services.store.base import (
     Appended,
     AppendRejectedError,
     ConflictError,
+    IdReusedError,
+    NotOwnerError,
     StoreUnavailableError,
 )
 
@@ -49,7 +62,9 @@ __all__ = [
     "APPEND_TIMEOUT",
     "ConflictBody",
     "ErrorItem",
+    "IdReusedBody",
     "InvalidBody",
+    "NotOwnerBody",
     "SubmitResult",
     "submit_events",
     "with_event_schemas",
@@ -84,6 +99,33 @@ class InvalidBody(msgspec.Struct, frozen=True):
     written: list[Appended] | msgspec.UnsetType = msgspec.UNSET
 
 
+class NotOwnerBody(msgspec.Struct, frozen=True):
+    """403: an event changes an incident or statement another feed owns; nothing was written
+    but the events listed in ``written`` (only ever on several log partitions)."""
+
+    index: int
+    entity: str
+    owner: str
+    message: str
+    error: Literal["not_owner"] = "not_owner"
+    written: list[Appended] | msgspec.UnsetType = msgspec.UNSET
+
+
+class IdReusedBody(msgspec.Struct, frozen=True):
+    """409: an event id the log holds comes with another body (``id_reused``: ``position``
+    the original's, or ``earlier`` the index in this batch that used it first) or is held by
+    another feed's event (``id_taken``); nothing was written but the events listed in
+    ``written`` (only ever on several log partitions)."""
+
+    error: Literal["id_reused", "id_taken"]
+    index: int
+    event_id: str
+    position: str | None
+    message: str
+    earlier: int | None = None
+    written: list[Appended] | msgspec.UnsetType = msgspec.UNSET
+
+
 class ConflictBody(msgspec.Struct, frozen=True):
     """409: an event conflicts with its entity's current version; nothing was written but the
     events listed in ``written`` (only ever on several log partitions)."""
@@ -102,14 +144,26 @@ class ConflictBody(msgspec.Struct, frozen=True):
     summary="Publish events",
     description=(
         "One event object or a JSON array of up to 5,000 events (at most 5 MiB), published "
-        "with a feed token whose feed is every event's `source`. All or nothing: an invalid "
-        "or conflicting event rejects the whole batch. Re-sending an event id is safe: it "
-        "answers `duplicate` with the original position."
+        "with a feed token whose feed is every event's `source` (an operator token: "
+        "`ledger-operator`, corrections only). All or nothing: an invalid or conflicting "
+        "event rejects the whole batch. Only an incident's own feed or an operator revises, "
+        "retracts or merges it; another feed files `incident.disputed`. Re-sending an event "
+        "with the same id and body is safe: it answers `duplicate` with the original "
+        "position; the same id with another body is 409 `id_reused`, another feed's id "
+        "409 `id_taken`."
     ),
     responses={
         401: ResponseSpec(ErrorBody, description="missing or unknown bearer token"),
-        403: ResponseSpec(ErrorBody, description="the token may not publish these events"),
-        409: ResponseSpec(ConflictBody, description="version conflict; nothing written"),
+        403: ResponseSpec(
+            ErrorBody | NotOwnerBody,
+            description="the token may not publish these events (`forbidden`), or an event "
+            "changes another feed's incident (`not_owner`, naming the owner); nothing written",
+        ),
+        409: ResponseSpec(
+            ConflictBody | IdReusedBody,
+            description="version conflict (`conflict`), or an event id held by another "
+            "body (`id_reused`) or another feed's event (`id_taken`); nothing written",
+        ),
         413: ResponseSpec(ErrorBody, description="body over 5 MiB"),
         415: ResponseSpec(ErrorBody, description="Content-Type is not application/json"),
         422: ResponseSpec(InvalidBody, description="invalid events; nothing written"),
@@ -121,14 +175,13 @@ async def submit_events(request: Request[Any, Any, Any]) -> Response[SubmitResul
     """Validate a batch, check it against the token's feed, and append it atomically."""
     deps = deps_of(request)
     token = deps.auth.authenticate(request.headers.get("authorization"))
-    if token.role != "feed":
-        authorize_publish(token, ())  # raises: only feed tokens publish
+    authorize_publish(token, ())  # raises for a token that may not publish at all
     media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
     if media_type != "application/json":
         raise UnsupportedMediaTypeError("Content-Type must be application/json")
     body = await request.body()
     try:
-        batch, _ = events.parse_batch(body)
+        batch, _ = events.parse_batch(body, now=dt.datetime.now(dt.UTC))
     except InvalidBatchError as exc:
         deps.metrics.submissions.labels("422").inc()
         errors = [ErrorItem(p.index, p.field, p.message) for p in exc.batch_problems]
@@ -137,7 +190,7 @@ async def submit_events(request: Request[Any, Any, Any]) -> Response[SubmitResul
     bind_event_ids(str(e.event_id) for e in batch)
     types = [e.type for e in batch]
     try:
-        authorize_publish(token, (e.source for e in batch))
+        authorize_publish(token, ((e.source, e.type) for e in batch))
     except PermissionDeniedError:
         deps.metrics.count(types, "forbidden")
         raise
@@ -171,6 +224,36 @@ async def _append(
                 index=exc.index,
                 entity=exc.entity,
                 current_version=exc.current,
+                message=exc.message,
+                written=list(exc.written) if exc.written else msgspec.UNSET,
+            ),
+        )
+    except NotOwnerError as exc:
+        deps.metrics.count(types, "forbidden")
+        deps.metrics.submissions.labels("403").inc()
+        log.info("submission.not_owner", index=exc.index, entity=exc.entity, owner=exc.owner)
+        return json_response(
+            403,
+            NotOwnerBody(
+                index=exc.index,
+                entity=exc.entity,
+                owner=exc.owner,
+                message=exc.message,
+                written=list(exc.written) if exc.written else msgspec.UNSET,
+            ),
+        )
+    except IdReusedError as exc:
+        deps.metrics.count(types, "conflict")
+        deps.metrics.submissions.labels("409").inc()
+        log.info("submission.id_reused", index=exc.index, reason=exc.reason)
+        return json_response(
+            409,
+            IdReusedBody(
+                error=exc.reason,
+                index=exc.index,
+                event_id=exc.event_id,
+                position=exc.position,
+                earlier=exc.earlier,
                 message=exc.message,
                 written=list(exc.written) if exc.written else msgspec.UNSET,
             ),

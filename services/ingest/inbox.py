@@ -12,9 +12,12 @@ process) through a FastStream :class:`~faststream.redis.RedisBroker`, up to
 
 1. the feed must be in ``settings.inbox_feeds`` and the event's ``source`` must equal it;
    the event must pass :func:`events.parse_submission`;
-2. a valid event is appended to the store (a known ``event_id`` is a harmless duplicate);
-3. an invalid one, or one the store rejects (:class:`AppendRejectedError`,
-   :class:`ConflictError`), is written to ``<prefix>:inbox:rejected`` (see
+2. a valid event is appended to the store (a known ``event_id`` with the same body is a
+   harmless duplicate);
+3. an invalid one (dates after now included), or one the store refuses
+   (:class:`AppendRejectedError`, :class:`ConflictError`, :class:`NotOwnerError` for
+   another feed's incident, :class:`IdReusedError` for an id holding another body or
+   another feed's event), is written to ``<prefix>:inbox:rejected`` (see
    :class:`RejectedEntry`);
 4. the entry is acknowledged only once its append or its rejected-write succeeded.
 
@@ -42,6 +45,7 @@ and erasure does not reach it; its entries age out as new ones arrive.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 import os
 import socket
@@ -70,6 +74,8 @@ from services.store.base import (
     AppendRejectedError,
     ConflictError,
     EventStore,
+    IdReusedError,
+    NotOwnerError,
     StoreError,
     StoreUnavailableError,
 )
@@ -229,7 +235,8 @@ class Inbox:
         valid: list[tuple[bytes, Mapping[bytes, bytes], AnyEvent]] = []
         for entry_id, fields in zip(entry_ids, entries, strict=True):
             try:
-                valid.append((entry_id, fields, validate(fields, self.allowed)))
+                now = dt.datetime.now(dt.UTC)
+                valid.append((entry_id, fields, validate(fields, self.allowed, now)))
             except Rejection as rejection:
                 await self._reject(entry_id, fields, rejection)
         await self._append(valid)
@@ -253,6 +260,16 @@ class Inbox:
                 await self._reject(
                     entry_id, fields, Rejection("conflict", [Problem(field, message)])
                 )
+                continue
+            except NotOwnerError as exc:
+                entry_id, fields, _ = batch.pop(exc.index)
+                problem = Problem("source", exc.message)
+                await self._reject(entry_id, fields, Rejection("forbidden", [problem]))
+                continue
+            except IdReusedError as exc:
+                entry_id, fields, _ = batch.pop(exc.index)
+                problem = Problem("event_id", exc.message)
+                await self._reject(entry_id, fields, Rejection(exc.reason, [problem]))
                 continue
             except StoreError as exc:
                 # StoreUnavailableError, or a store fault: nothing is acked; retry in order.

@@ -9,6 +9,7 @@ refuses, is written to the rejected stream as a :class:`RejectedEntry`.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Literal
 
@@ -18,7 +19,7 @@ from events import AnyEvent, InvalidEventError, Problem, parse_submission
 
 __all__ = ["InboxSubmission", "RejectedEntry", "Rejection", "RejectionKind", "parse", "validate"]
 
-RejectionKind = Literal["invalid", "rejected", "conflict"]
+RejectionKind = Literal["invalid", "rejected", "conflict", "forbidden", "id_reused", "id_taken"]
 
 
 class InboxSubmission(TypedDict):
@@ -36,7 +37,9 @@ class RejectedEntry(TypedDict):
     inbox_id: str
     """The id of the entry in the inbox stream."""
     kind: RejectionKind
-    """``invalid`` (failed validation), ``rejected`` or ``conflict`` (refused by the store)."""
+    """``invalid`` (failed validation), or refused by the store: ``rejected`` (a rule of the
+    log), ``conflict`` (a version), ``forbidden`` (another feed's entity), ``id_reused`` or
+    ``id_taken`` (the event id holds another body, or another feed's event)."""
     errors: str
     """JSON list of ``{"field", "message"}``, one per problem."""
 
@@ -70,10 +73,13 @@ async def parse(
     return await original({**raw, "data": readable, "entries": entries})
 
 
-def validate(fields: Mapping[bytes, bytes], allowed: frozenset[str]) -> AnyEvent:
+def validate(
+    fields: Mapping[bytes, bytes], allowed: frozenset[str], now: dt.datetime | None = None
+) -> AnyEvent:
     """The entry's event in its stored form, or :class:`Rejection` with every problem.
 
-    ``allowed`` are the feeds that may submit through the inbox."""
+    ``allowed`` are the feeds that may submit through the inbox; ``now`` is the moment of
+    receipt (dates after it are refused)."""
     problems: list[Problem] = []
     feed_raw, data = fields.get(b"feed"), fields.get(b"event")
     feed = ""
@@ -92,7 +98,7 @@ def validate(fields: Mapping[bytes, bytes], allowed: frozenset[str]) -> AnyEvent
         problems.append(Problem("event", "the entry has no event field"))
     else:
         try:
-            event = parse_submission(data)
+            event = parse_submission(data, now=now)
         except InvalidEventError as exc:
             # the event field is the submission's body: name it as the entry does
             problems += [

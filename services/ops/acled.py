@@ -7,9 +7,10 @@ imports JSON lines:
 ===================  ================================================================
 ``incident_id``      ``acled:<event_id_cnty>``
 ``event_id``         uuid5 of (feed, ``event_id_cnty``, ``timestamp``): a re-import writes
-                     nothing; a row ACLED changed since (same ``event_id_cnty``, newer
-                     ``timestamp``) becomes ``incident.casualties_revised`` of the incident
-                     (the importer reads the incident's state to know it exists)
+                     nothing (the importer reads the incident's events and skips a row
+                     whose event is there, counted as a duplicate); a row ACLED changed
+                     since (same ``event_id_cnty``, newer ``timestamp``) becomes
+                     ``incident.casualties_revised`` of the incident
 ``occurred_start``   ``event_date`` (``2025-03-07`` or ``07 March 2025``)
 ``date_precision``   ``time_precision`` 1 (day) → 1, 2 (week) → 3, 3 (month) → 4 (UCDP)
 ``geo_precision``    ``geo_precision`` 1 (the place itself) → 1, 2 (near it, part of a
@@ -306,22 +307,28 @@ async def import_acled(
     """Import ACLED rows as events of ``feed`` (see the module docstring)."""
     report = ImportReport()
     batcher = Batcher(store, report, on_error, batch_size)
-    exists: dict[str, bool] = {}
+    held: dict[str, set[str] | None] = {}
+    """incident → the event ids of its events in the log (``None``: not reported)."""
     for start in range(0, len(rows), batch_size):
         chunk = rows[start : start + batch_size]
         unknown = {
             acled_incident_id(row)
             for _, row in chunk
-            if (row.get("event_id_cnty") or "").strip() and acled_incident_id(row) not in exists
+            if (row.get("event_id_cnty") or "").strip() and acled_incident_id(row) not in held
         }
         for incident in unknown:
-            exists[incident] = await store.entity(f"incident:{incident}") is not None
+            events = await store.read_entity(f"incident:{incident}")
+            held[incident] = {str(r.event.event_id) for r in events} if events else None
         for line, row in chunk:
             report.lines += 1
             try:
                 incident = acled_incident_id(row)
-                submission = acled_submission(row, feed, exists=exists.get(incident, False))
-                event = parse_submission(msgspec.json.encode(submission))
+                ids = held.get(incident)
+                if ids is not None and str(acled_event_id(feed, row)) in ids:
+                    report.duplicates += 1  # this very row was imported before
+                    continue
+                submission = acled_submission(row, feed, exists=ids is not None)
+                event = parse_submission(msgspec.json.encode(submission), now=_now())
             except (AcledRowError, InvalidEventError) as exc:
                 await batcher.flush()
                 batcher.fail(line, str(exc))
@@ -331,10 +338,18 @@ async def import_acled(
             await batcher.add(line, event)
             if batcher.stopped:
                 return report
-            exists[incident] = True
+            held.setdefault(incident, set())
+            known = held[incident]
+            if known is not None:
+                known.add(str(event.event_id))
         await batcher.flush()
         if batcher.stopped:
             return report
         if progress is not None:
             progress(report.lines, len(rows))
     return report
+
+
+def _now() -> dt.datetime:
+    """The moment a row is received: dates after it are refused (``events.rules``)."""
+    return dt.datetime.now(dt.UTC)

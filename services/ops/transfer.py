@@ -39,7 +39,13 @@ from events import (
 from services.errors import LedgerError
 from services.projector.replay import ProgressCallback
 from services.resp import text
-from services.store.base import AppendRejectedError, ConflictError, EventStore
+from services.store.base import (
+    AppendRejectedError,
+    ConflictError,
+    EventStore,
+    IdReusedError,
+    NotOwnerError,
+)
 from services.store.keyring import Keyring
 from services.store.keys import Keys
 from services.store.log import LogReader, recorded_of, stream_pages
@@ -232,7 +238,7 @@ def parse_line(line: bytes) -> AnyEvent:
     version = obj.get("v")
     if "schema_version" not in event and isinstance(version, int) and version > 0:
         event = {**event, "schema_version": version}
-    return parse_submission(msgspec.json.encode(event))
+    return parse_submission(msgspec.json.encode(event), now=dt.datetime.now(dt.UTC))
 
 
 def _problem(field: str, message: str) -> Problem:
@@ -268,7 +274,7 @@ class Batcher:
             events = [e for _, e in self.batch]
             try:
                 results = await self.store.append(events)
-            except (AppendRejectedError, ConflictError) as exc:
+            except (AppendRejectedError, ConflictError, NotOwnerError, IdReusedError) as exc:
                 line = self.batch[exc.index][0]
                 if self.on_error == "stop":
                     before = self.batch[: exc.index]

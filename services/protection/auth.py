@@ -7,10 +7,13 @@ Roles (``Settings.tokens``, from ``LEDGER_TOKENS=role[:feed]=token,…``):
   small counts withheld (:mod:`projections.suppression`);
 - ``analyst`` reads like a reader but is cleared for exact community figures; every answer
   that carries them to it is audited (:mod:`services.protection.audit`);
-- ``operator`` runs the service (metrics, operational endpoints); it does not publish either:
-  every event in the log is attributable to exactly one feed's token, so an operator who
-  needs to publish is given a feed token of its own. It sees exact community figures,
-  audited like an analyst's.
+- ``operator`` runs the service (metrics, operational endpoints) and corrects what feeds
+  published: it publishes as the reserved feed ``ledger-operator`` only, and only events that
+  change what exists (:data:`OPERATOR_EVENTS`: a revision, retraction or merge of any
+  feed's incident, the retraction of any feed's statement), never a report, a statement, a
+  dispute or a redaction (erasure has its own route, which destroys the key too). Every
+  event in the log is thus attributable to one feed or to the operators. It sees exact
+  community figures, audited like an analyst's.
 
 :class:`Authenticator` resolves an ``Authorization: Bearer …`` header in constant time: the
 presented token is hashed and compared with :func:`hmac.compare_digest` against the hash of
@@ -40,6 +43,7 @@ import structlog
 from services.errors import LedgerError, SettingsError
 from services.files import read_private, write_private
 from services.settings import Settings, Token, parse_tokens
+from services.store.rules import OPERATOR_FEED
 
 log = structlog.get_logger(__name__)
 
@@ -47,6 +51,18 @@ READ_ROLES: Final = frozenset({"reader", "analyst", "operator"})
 """The roles that may read: the query API, the live streams, the metrics."""
 EXACT_ROLES: Final = frozenset({"analyst", "operator"})
 """The roles cleared for exact community figures (each such answer is audited)."""
+PUBLISH_ROLES: Final = frozenset({"feed", "operator"})
+"""The roles that may publish: feeds as themselves, operators as ``ledger-operator``."""
+OPERATOR_EVENTS: Final = frozenset(
+    {
+        "incident.casualties_revised",
+        "incident.retracted",
+        "incident.merged",
+        "statement.retracted",
+    }
+)
+"""The events an operator token publishes (as ``ledger-operator``): corrections of what any
+feed published."""
 
 LOCAL_FEED: Final = "local"
 """The feed of the generated feed token on the embedded default."""
@@ -67,8 +83,9 @@ class AuthenticationError(AuthError):
 class PermissionDeniedError(AuthError):
     """Raised when a known token asks for something its role may not do.
 
-    A reader or operator token publishing, or a feed token publishing an event of another
-    feed (``index`` is then the event's place in the batch). Answered with 403.
+    A reader or analyst token publishing, a feed token publishing an event of another feed,
+    an operator token publishing anything but the operators' corrections (``index`` is then
+    the event's place in the batch). Answered with 403.
     """
 
     def __init__(self, message: str, index: int | None = None) -> None:
@@ -122,18 +139,26 @@ def sees_exact(token: Token) -> bool:
     return token.role in EXACT_ROLES
 
 
-def authorize_publish(token: Token, sources: Iterable[str]) -> None:
-    """Check that ``token`` may publish events with these ``source`` feeds, in batch order.
+def authorize_publish(token: Token, events: Iterable[tuple[str, str]]) -> None:
+    """Check that ``token`` may publish these events, given as (``source``, ``type``) in
+    batch order: a feed token its own feed's, an operator token the operators' feed's
+    corrections (:data:`OPERATOR_EVENTS`).
 
-    Raises :class:`PermissionDeniedError` naming the first event of another feed.
+    Raises :class:`PermissionDeniedError` naming the first event it may not publish.
     """
-    if token.role != "feed":
+    if token.role not in PUBLISH_ROLES:
         raise PermissionDeniedError(f"a {token.role} token may not publish; use a feed token")
-    for index, source in enumerate(sources):
-        if source != token.feed:
+    feed = token.feed if token.role == "feed" else OPERATOR_FEED
+    for index, (source, kind) in enumerate(events):
+        if source != feed:
             raise PermissionDeniedError(
-                f"event {index} has source {source!r}; this token publishes for feed "
-                f"{token.feed!r} only",
+                f"event {index} has source {source!r}; this token publishes for feed {feed!r} only",
+                index=index,
+            )
+        if token.role == "operator" and kind not in OPERATOR_EVENTS:
+            raise PermissionDeniedError(
+                f"event {index} is {kind}; operators publish only "
+                f"{', '.join(sorted(OPERATOR_EVENTS))} (erasure: POST /v1/admin/erase)",
                 index=index,
             )
 

@@ -17,7 +17,7 @@ from services.ingest.inbox import GROUP, Inbox, asyncapi_json, build_inbox
 from services.settings import Settings
 from services.store.keys import Keys
 from services.store.redis import RedisEventStore
-from tests.support.builders import reported, revised
+from tests.support.builders import reported, retracted, revised
 from tests.support.waiting import until
 
 DEADLINE = 10.0
@@ -232,6 +232,30 @@ class TestRejecting:
         [(_, message)] = problems_of(entry)
         assert "incident:i-1" in message
         assert await redis_store.length() == 1
+
+    async def test_another_feed_s_change_is_rejected_as_forbidden(
+        self, inbox: Inbox, redis_client: aioredis.Redis, redis_store: RedisEventStore, keys: Keys
+    ) -> None:
+        """un-watch retracting sohr's incident is refused by the store, naming the owner."""
+        await redis_store.append([reported("i-1")])
+        gone = retracted("i-1", source="un-watch")
+        await submit(redis_client, keys, gone, feed="un-watch")
+        entry = await self._rejected_once(inbox, redis_client, keys)
+        assert entry[b"kind"] == b"forbidden"
+        [(field, message)] = problems_of(entry)
+        assert (field, "'sohr'" in message) == ("source", True)
+        assert await redis_store.length() == 1
+
+    async def test_an_id_resent_with_another_body_is_rejected_as_id_reused(
+        self, inbox: Inbox, redis_client: aioredis.Redis, redis_store: RedisEventStore, keys: Keys
+    ) -> None:
+        """The same event id with more dead is refused, not answered duplicate."""
+        event = reported("i-1", best=5)
+        await redis_store.append([event])
+        await submit(redis_client, keys, reported("i-1", best=50, event_id=event.event_id))
+        entry = await self._rejected_once(inbox, redis_client, keys)
+        assert entry[b"kind"] == b"id_reused"
+        assert [f for f, _ in problems_of(entry)] == ["event_id"]
 
     async def test_a_refused_event_does_not_hold_back_the_rest_of_its_batch(
         self, inbox: Inbox, redis_client: aioredis.Redis, redis_store: RedisEventStore, keys: Keys

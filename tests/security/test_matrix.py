@@ -35,7 +35,8 @@ import events
 from services.bootstrap import Service, api
 from services.protection.auth import Authenticator
 from services.settings import Settings, Token
-from tests.support.builders import reported
+from services.store.rules import OPERATOR_FEED
+from tests.support.builders import reported, retracted
 from tests.support.http import client_of
 
 Access = Literal["public", "publish", "read", "operator"]
@@ -73,7 +74,7 @@ POLICY: list[tuple[str, str, Access]] = [
 
 ALLOWED: dict[Access, set[Caller]] = {
     "public": set(CALLERS),
-    "publish": {"feed"},
+    "publish": {"feed", "operator"},
     "read": {"reader", "analyst", "operator"},
     "operator": {"operator"},
 }
@@ -156,9 +157,13 @@ def headers_of(caller: Caller) -> dict[str, str]:
 async def call(
     http: httpx.AsyncClient, method: str, path: str, caller: Caller, body: bytes | None = None
 ) -> httpx.Response:
-    """One request as ``caller``; POSTs carry a valid event of the caller's feed by default."""
+    """One request as ``caller``; POSTs carry a valid event of the caller's feed by default
+    (an operator's: a correction from ``ledger-operator``)."""
     if body is None and method in ("POST", "PUT", "PATCH"):
-        body = events.encode(reported("i-matrix")) if path == "/v1/events" else b"{}"
+        body = b"{}"
+        if path == "/v1/events":
+            event = retracted("i-matrix", source=OPERATOR_FEED)
+            body = events.encode(event if caller == "operator" else reported("i-matrix"))
     return await http.request(method, path, content=body, headers=headers_of(caller))
 
 
@@ -235,7 +240,8 @@ class TestMatrix:
 
 
 class TestPublishing:
-    """Who may publish what: only feeds, each only its own events."""
+    """Who may publish what: feeds their own events, operators corrections as
+    ``ledger-operator``."""
 
     async def test_a_feed_cannot_publish_with_another_feeds_source(
         self, http: httpx.AsyncClient, redis_client: aioredis.Redis, service: Service
@@ -248,11 +254,13 @@ class TestPublishing:
         assert await service.store.length() == 0
 
     @pytest.mark.parametrize("caller", ["reader", "analyst", "operator"])
-    async def test_reader_and_operator_cannot_publish_even_valid_events(
+    async def test_readers_cannot_publish_even_valid_events_nor_operators_reports(
         self, http: httpx.AsyncClient, service: Service, caller: Caller
     ) -> None:
-        """Only feed tokens publish; nothing is written for anyone else."""
-        response = await call(http, "POST", "/v1/events", caller)
+        """Readers never publish; operators publish corrections only, as ledger-operator;
+        nothing is written for either."""
+        body = events.encode(reported("i-matrix", source=OPERATOR_FEED))
+        response = await call(http, "POST", "/v1/events", caller, body)
         assert response.status_code == 403
         assert await service.store.length() == 0
 

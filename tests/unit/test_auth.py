@@ -20,6 +20,7 @@ from services.protection.auth import (
     tokens_path,
 )
 from services.settings import Settings, Token, parse_tokens
+from services.store.rules import OPERATOR_FEED
 
 SOHR = "feed-sohr-secret-0123456789abcdef"
 READER = "reader-secret-0123456789abcdefgh"
@@ -121,22 +122,40 @@ class TestAuthenticator:
         assert "nope-nope" not in str(caught.value)
 
 
+REPORT = "incident.reported"
+RETRACT = "incident.retracted"
+
+
 class TestAuthorizePublish:
     def test_feed_token_may_publish_its_feed(self) -> None:
         """Events of the token's own feed pass."""
-        authorize_publish(TOKENS[0], ["sohr", "sohr"])
+        authorize_publish(TOKENS[0], [("sohr", REPORT), ("sohr", RETRACT)])
 
     def test_other_feed_is_refused_naming_its_index(self) -> None:
         """The first event of another feed is named."""
         with pytest.raises(PermissionDeniedError) as caught:
-            authorize_publish(TOKENS[0], ["sohr", "acled", "other"])
+            authorize_publish(TOKENS[0], [("sohr", REPORT), ("acled", REPORT), ("x", REPORT)])
         assert caught.value.index == 1
 
-    @pytest.mark.parametrize("token", TOKENS[1:], ids=lambda t: t.name)
-    def test_non_feed_tokens_never_publish(self, token: Token) -> None:
-        """Readers and operators may not publish, not even an empty batch."""
+    def test_a_reader_never_publishes(self) -> None:
+        """Readers may not publish, not even an empty batch."""
         with pytest.raises(PermissionDeniedError):
-            authorize_publish(token, [])
+            authorize_publish(TOKENS[1], [])
+
+    def test_an_operator_publishes_corrections_as_the_operators_feed(self) -> None:
+        """Given an operator token, revisions, retractions and merges as ledger-operator
+        pass; as its own feed name, a report, or a redaction they are refused."""
+        operator = TOKENS[2]
+        corrections = ["incident.casualties_revised", RETRACT, "incident.merged"]
+        authorize_publish(operator, [(OPERATOR_FEED, kind) for kind in corrections])
+        for refused in [
+            ("sohr", RETRACT),
+            (OPERATOR_FEED, REPORT),
+            (OPERATOR_FEED, "incident.redacted"),
+        ]:
+            with pytest.raises(PermissionDeniedError) as caught:
+                authorize_publish(operator, [(OPERATOR_FEED, RETRACT), refused])
+            assert caught.value.index == 1
 
 
 class TestEnsureTokens:
