@@ -194,7 +194,8 @@ def http_app(
     keys of ``settings``, suppressing small counts below ``settings.suppression_k``),
     ``/readyz`` asking that Redis, and the operator routes; without it those answer 404 and
     the process is always ready. ``sealing`` is ``store`` when it seals private text
-    (erasure and the private text of read answers need it). ``projector_state`` tells
+    (erasure and the private text of read answers need it; without it answers read the
+    sources of statements and revisions from ``store`` as stored). ``projector_state`` tells
     ``/readyz`` how this process's projectors are doing; ``live`` replaces the read side's
     live hub (tests poll faster).
     """
@@ -206,7 +207,7 @@ def http_app(
             projector_state=projector_state,
             live=live,
             suppression_k=settings.suppression_k,
-            sealing=sealing,
+            sealing=sealing or store,
         )
         admin = AdminDeps(client, settings.keys)
     return build_http_app(

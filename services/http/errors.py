@@ -171,7 +171,7 @@ def _invalid(field: str, message: str) -> Response[Any]:
 
 
 def _on_invalid_query(_: Request[Any, Any, Any], exc: InvalidQueryError) -> Response[Any]:
-    field = getattr(exc, "field", None)
+    field = getattr(exc, "field", None) or exc.parameter
     if field is None:
         match = _FIELD.match(str(exc))
         field = match["field"] if match and match["field"] in _FIELDS else "query"

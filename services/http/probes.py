@@ -24,6 +24,7 @@ from services.http.deps import deps_of, json_response
 from services.http.errors import ErrorBody
 from services.http.ingest import with_event_schemas
 from services.http.side import ReadSide, refresh_quietly
+from services.http.tables import with_csv_answers
 from services.metrics import CONTENT_TYPE
 from services.protection.auth import PermissionDeniedError
 
@@ -86,7 +87,7 @@ async def metrics_endpoint(request: Request[Any, Any, Any]) -> Response[bytes]:
 @get("/openapi.json", include_in_schema=False)
 async def openapi_json(request: Request[Any, Any, Any]) -> dict[str, Any]:
     """The OpenAPI document, with the event schemas as the ingest request body."""
-    return with_event_schemas(request.app.openapi_schema.to_schema())
+    return with_csv_answers(with_event_schemas(request.app.openapi_schema.to_schema()))
 
 
 @get("/asyncapi.json", include_in_schema=False)

@@ -1,17 +1,23 @@
 """The query API of the read side: the stored views, their freshness, and as-of answers.
 
 Every endpoint needs a ``reader``, ``analyst`` or ``operator`` bearer token (401 without one,
-403 for a feed token) and answers JSON:
+403 for a feed token) and answers JSON, or CSV (``format=csv`` or ``Accept: text/csv``;
+:mod:`services.http.tables`):
 
-=========================================================== ==================================
-``GET /v1/projections/community-victims``                    the dead by community
-``GET /v1/projections/country-stance``                       stances per (country, subject)
-``GET /v1/projections/country-stance/{country}/timeline``    a country's live statements
-``GET /v1/projections/alignment``                            pairs of countries' agreement
-``GET /v1/incidents``                                        incidents, paged (ACLED-like)
-``GET /v1/incidents/{incident_id}``                          one incident with its history
-``GET /v1/live/{projection}``                                Server-Sent Events (``live.py``)
-=========================================================== ==================================
+========================================================== =================================
+``GET /v1/projections/community-victims``                   the dead by community
+``GET /v1/projections/community-victims/incidents``         the incidents behind a line
+``GET /v1/projections/country-stance``                      stances per (country, subject)
+``GET /v1/projections/country-stance/{country}/timeline``   a country's live statements
+``GET /v1/projections/alignment``                           pairs of countries' agreement
+``GET /v1/incidents``, ``GET /v1/incidents/{incident_id}``  incidents (``read_incidents.py``)
+``GET /v1/live/{projection}``                               Server-Sent Events (``live.py``)
+========================================================== =================================
+
+**Strict parameters.** A route answers 422 naming a parameter it does not take, one given
+twice, or a value outside its domain (:mod:`services.http.query`); the filters that select
+incidents are the same on ``/v1/incidents``, the community-victims answer and the incidents
+behind it, as-of answers and CSV included.
 
 **Freshness.** Every answer carries ``position``, the checkpoint of the view it was read
 from (``null`` while the view has none), and ``lag``, the log entries not yet applied to that
@@ -28,16 +34,22 @@ answer is then the pure fold of the events recorded at or before it (:mod:`servi
 (``null`` otherwise). Date filters (``week``, ``from``, ``to``) act on when incidents
 occurred; ``as_of`` on when the ledger learnt of them.
 
+**What a figure rests on.** Each community-victims line (and the total) names in
+``behind`` the URL of the incidents it sums: ``/v1/projections/community-victims/incidents``
+with the same filters (and ``as_of``), ``community`` for a line, paged by ``page`` and
+``limit``. A stance lists in ``basis`` the statements it rests on.
+
 **Data protection.** Community figures are special-category data. A ``reader`` gets every
-community-victims answer (as-of included) through :func:`projections.suppression.protected_query`:
-lines that could single out a small group come back with ``low``/``best``/``high``/
-``incidents`` null and ``suppressed: true``, and ``unattributed`` null with
-``unattributed_suppressed: true`` whenever a line is withheld; ``suppression_k`` says the
-threshold applied. A reader's ``GET /v1/incidents/{id}`` leaves out the incident's own
-community lines (``victims`` empty, every history entry's ``victims`` null,
-``victims_suppressed: true``). An ``analyst`` or ``operator`` gets exact figures
-(``suppression_k`` null), and each such answer holding community lines is first recorded in
-the audit stream (:mod:`services.protection.audit`); if that write fails, the request fails.
+community-victims answer (as-of and CSV included) through
+:func:`projections.suppression.protected_query`: lines that could single out a small group
+come back with ``low``/``best``/``high``/``incidents`` null and ``suppressed: true``,
+``unattributed`` null with ``unattributed_suppressed: true`` whenever a line is withheld,
+and with a ``status`` filter the total and its incidents too (``total_suppressed``);
+``suppression_k`` says the threshold applied. The incidents behind a withheld figure are
+withheld from a reader too (``suppressed: true``, no ids). An ``analyst`` or ``operator``
+gets exact figures (``suppression_k`` null), and each such answer holding community lines
+(or the incidents behind one community) is first recorded in the audit stream
+(:mod:`services.protection.audit`); if that write fails, the request fails.
 
 **Errors.** A bad query parameter answers 422 ``{"error": "invalid", "errors": [{"field",
 "message"}]}`` naming the parameter; an unknown incident or projection 404; Redis not
@@ -47,21 +59,25 @@ answering 503 with ``Retry-After``.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Final, Literal
+from typing import Annotated, Any
 
 import msgspec
-import structlog
-from litestar import Request, Router, get
+from litestar import Request, Response, Router, get
 from litestar.exceptions import NotFoundException
 from litestar.params import PathParameter, QueryParameter
 from litestar.response import ServerSentEvent
 
-from events import Grading, Position
+from events import Position
 from projections import PROJECTIONS
 from projections import alignment as alignment_projection
 from projections import country_stance as stance_projection
-from projections import incidents as incidents_projection
-from services.http.errors import QUERY_NAMES, READ_ERRORS, InvalidParameterError
+from services.http.errors import READ_ERRORS, InvalidParameterError
+from services.http.query import (
+    Format,
+    strict_query,
+)
+from services.http.read_incidents import INCIDENT_ROUTES, MAX_LIMIT
+from services.http.read_victims import VICTIMS_ROUTES
 from services.http.schemas import (
     ERRORS,
     ERRORS_404,
@@ -69,105 +85,39 @@ from services.http.schemas import (
     AlignmentBody,
     AsOf,
     Country,
-    DateFrom,
-    DateTo,
-    IncidentBody,
-    IncidentsPage,
     PairItem,
     StanceBody,
     StanceItem,
     TimelineBody,
-    VictimsBody,
+    TimelineItem,
+    cited,
 )
-from services.http.side import require_reader, side_of, token_of
-from services.protection.auth import sees_exact
-from services.protection.reveal import reveal_incident, reveal_timeline
+from services.http.side import require_reader, side_of
+from services.http.tables import answer
+from services.protection.reveal import reveal_timeline
 
 __all__ = ["MAX_LIMIT", "read_router"]
-
-log = structlog.get_logger(__name__)
-
-MAX_LIMIT: Final = 5000
-"""Most incidents one page of ``GET /v1/incidents`` holds."""
-DEFAULT_LIMIT: Final = 50
 
 
 def _iso(position: Position | None) -> str | None:
     return None if position is None else str(position)
 
 
+def _answer(request: Request[Any, Any, Any], body: Any, format_: str | None) -> Response[Any]:
+    """``body`` as JSON, or as CSV when asked for."""
+    return answer(request.headers.get("accept"), body, format_)
+
+
 # --- handlers ---------------------------------------------------------------------------------
-
-
-@get(
-    "/v1/projections/community-victims",
-    summary="Victims by community",
-    description=(
-        "The dead of the live incidents under the filters, by community (low/best/high), "
-        "with the total and the part no community line accounts for."
-    ),
-    responses=ERRORS,
-    tags=["read"],
-)
-async def community_victims(
-    request: Request[Any, Any, Any],
-    *,
-    country: Country = None,
-    adm1: Annotated[str | None, QueryParameter(description="first-order division")] = None,
-    week: Annotated[str | None, QueryParameter(description="ISO week, e.g. 2025-W10")] = None,
-    date_from: DateFrom = None,
-    date_to: DateTo = None,
-    status: Annotated[
-        Literal["civilian", "combatant", "unknown"] | None,
-        QueryParameter(description="only the community lines of this victim status"),
-    ] = None,
-    min_grading: Annotated[
-        Grading | None,
-        QueryParameter(description="weakest Airwars grading counted (default: all but discounted)"),
-    ] = None,
-    as_of: AsOf = None,
-) -> VictimsBody:
-    """The dead by community, sorted by ``best`` descending (suppressed for readers)."""
-    side = side_of(request)
-    token = token_of(request)
-    cleared = sees_exact(token)
-    filters: dict[str, Any] = {
-        "country": country,
-        "adm1": adm1,
-        "week": week,
-        "date_from": date_from,
-        "date_to": date_to,
-        "status": status,
-        "min_grading": min_grading,
-    }
-    answer, position, lag, at = await side.victims(filters, cleared=cleared, as_of=as_of)
-    if cleared and answer.communities:
-        await side.audit(
-            token,
-            "GET /v1/projections/community-victims",
-            {**{QUERY_NAMES.get(n, n): v for n, v in filters.items()}, "as_of": as_of},
-            position=position,
-            as_of=as_of,
-            lines=len(answer.communities),
-        )
-    return VictimsBody(
-        position=_iso(position),
-        lag=lag,
-        as_of=at,
-        total=answer.total,
-        unattributed=answer.unattributed,
-        unattributed_suppressed=answer.unattributed_suppressed,
-        incidents=answer.incidents,
-        communities=answer.communities,
-        suppression_k=None if cleared else side.suppression_k,
-    )
 
 
 @get(
     "/v1/projections/country-stance",
     summary="Country stances",
-    description="Per (country, subject): latest stance, statement count, mean Goldstein "
-    "score, first and latest statement, and reaction latency in hours.",
+    description="Per (country, subject): the stance of the highest-ranked speaker's latest "
+    "statement (`mixed` when statements of that rank disagree), the statements it rests on "
+    "(`basis`), statement count, mean Goldstein score, first and latest statement, and "
+    "reaction latency in hours.",
     responses=ERRORS,
     tags=["read"],
 )
@@ -176,14 +126,17 @@ async def country_stance(
     subject: Annotated[str | None, QueryParameter(description="the subject slug")] = None,
     country: Country = None,
     as_of: AsOf = None,
-) -> StanceBody:
+    format: Format = None,  # the query parameter's name
+) -> Response[StanceBody]:
     """Every (country, subject) stance under the filters."""
     side = side_of(request)
     state, position, lag, at = await side.answer_state(
         PROJECTIONS[stance_projection.NAME], ("stance",), as_of
     )
-    rows = stance_projection.stances(state, subject=subject, country=country)
-    return StanceBody(
+    rows = stance_projection.stances(
+        state, subject=subject, country=None if country is None else country.upper()
+    )
+    body = StanceBody(
         position=_iso(position),
         lag=lag,
         as_of=at,
@@ -192,6 +145,10 @@ async def country_stance(
                 country=row.country,
                 subject=row.subject,
                 stance=row.stance,
+                family=row.family,
+                stances=list(row.stances),
+                role=row.role,
+                basis=list(row.basis),
                 statements=row.statements,
                 goldstein_mean=row.mean_goldstein,
                 first_statement_at=row.first_at,
@@ -202,12 +159,14 @@ async def country_stance(
             for row in rows
         ],
     )
+    return _answer(request, body, format)
 
 
 @get(
     "/v1/projections/country-stance/{country:str}/timeline",
     summary="A country's statements",
-    description="The country's live statements (on one subject, or all), in order.",
+    description="The country's live statements (on one subject, or all), in order, each "
+    "with its feed and sources.",
     responses=ERRORS,
     tags=["read"],
 )
@@ -216,8 +175,10 @@ async def country_timeline(
     country: Annotated[str, PathParameter(description="ISO 3166-1 alpha-3 country code")],
     subject: Annotated[str | None, QueryParameter(description="the subject slug")] = None,
     as_of: AsOf = None,
-) -> TimelineBody:
+    format: Format = None,  # the query parameter's name
+) -> Response[TimelineBody]:
     """A country's live statements by (issued_at, position)."""
+    country = country.upper()
     if not re.match(ISO3, country):
         raise InvalidParameterError(
             "country", f"must be an ISO 3166-1 alpha-3 code, got {country!r}"
@@ -227,23 +188,31 @@ async def country_timeline(
         PROJECTIONS[stance_projection.NAME], ("timeline",), as_of
     )
     entries = stance_projection.timeline(state, country, subject=subject)
-    entries = await reveal_timeline(side.sealing, country, entries)
-    return TimelineBody(
+    said = await reveal_timeline(side.sealing, country, entries)
+    body = TimelineBody(
         position=_iso(position),
         lag=lag,
         as_of=at,
         country=country,
         subject=subject,
-        entries=entries,
+        entries=[
+            TimelineItem(
+                **msgspec.structs.asdict(one.entry),
+                feed=one.feed,
+                sources=cited(one.sources, one.feed),
+            )
+            for one in said
+        ],
     )
+    return _answer(request, body, format)
 
 
 @get(
     "/v1/projections/alignment",
     summary="Alignment of countries",
-    description="Pairs of countries (a < b) and how alike they speak: 1 for the same latest "
-    "stance or a joint statement, 0.5 when one is neutral, else 0, averaged over the "
-    "subjects both spoke on.",
+    description="Pairs of countries (a < b) and how alike they speak: 1 for stances of one "
+    "family or a joint statement, 0.5 when one side is procedural or mixed, else 0, averaged "
+    "over the subjects both spoke on; `thin` when fewer than 3.",
     responses=ERRORS,
     tags=["read"],
 )
@@ -251,112 +220,24 @@ async def alignment(
     request: Request[Any, Any, Any],
     subject: Annotated[str | None, QueryParameter(description="only this subject")] = None,
     as_of: AsOf = None,
-) -> AlignmentBody:
+    format: Format = None,  # the query parameter's name
+) -> Response[AlignmentBody]:
     """Every pair with a shared subject, sorted by (a, b)."""
     side = side_of(request)
     state, position, lag, at = await side.answer_state(
         PROJECTIONS[alignment_projection.NAME], ("pair",), as_of
     )
     rows = alignment_projection.pairs(state, subject=subject)
-    return AlignmentBody(
+    body = AlignmentBody(
         position=_iso(position),
         lag=lag,
         as_of=at,
         pairs=[
-            PairItem(a=r.a, b=r.b, score=r.score, shared_subjects=r.shared_subjects) for r in rows
+            PairItem(a=r.a, b=r.b, score=r.score, shared_subjects=r.shared_subjects, thin=r.thin)
+            for r in rows
         ],
     )
-
-
-@get(
-    "/v1/incidents",
-    summary="Incidents",
-    description="The reported incidents under the filters, newest occurrence first, paged "
-    "like ACLED's API: `page` from 1, `limit` up to 5,000.",
-    responses=ERRORS,
-    tags=["read"],
-)
-async def list_incidents(
-    request: Request[Any, Any, Any],
-    *,
-    country: Country = None,
-    adm1: Annotated[str | None, QueryParameter(description="first-order division")] = None,
-    date_from: DateFrom = None,
-    date_to: DateTo = None,
-    status: Annotated[
-        Literal["live", "retracted", "merged"] | None, QueryParameter(description="incident status")
-    ] = None,
-    page: Annotated[int, QueryParameter(ge=1, description="page number, from 1")] = 1,
-    limit: Annotated[
-        int, QueryParameter(ge=1, le=MAX_LIMIT, description="incidents per page (at most 5000)")
-    ] = DEFAULT_LIMIT,
-) -> IncidentsPage:
-    """One page of incidents and how many match in all."""
-    side = side_of(request)
-    state, position, lag = await side.current(PROJECTIONS[incidents_projection.NAME], ("incident",))
-    rows, total = incidents_projection.listing(
-        state,
-        country=country,
-        adm1=adm1,
-        date_from=date_from,
-        date_to=date_to,
-        status=status,
-        page=page,
-        limit=limit,
-    )
-    return IncidentsPage(
-        position=_iso(position),
-        lag=lag,
-        page=page,
-        limit=limit,
-        count=len(rows),
-        total_count=total,
-        data=rows,
-    )
-
-
-@get(
-    "/v1/incidents/{incident_id:str}",
-    summary="One incident",
-    description="The incident as it stands, with every event that touched it.",
-    responses=ERRORS_404,
-    tags=["read"],
-)
-async def get_incident(
-    request: Request[Any, Any, Any],
-    incident_id: Annotated[str, PathParameter(description="the incident's id")],
-) -> IncidentBody:
-    """The incident and its history; 404 when no event named it.
-
-    A reader gets it without the incident's community lines.
-    """
-    side = side_of(request)
-    token = token_of(request)
-    state, position, lag = await side.current(PROJECTIONS[incidents_projection.NAME], ("incident",))
-    view = incidents_projection.get(state, incident_id)
-    if view is None:
-        raise NotFoundException(f"no incident {incident_id!r}")
-    view = await reveal_incident(side.sealing, view)
-    lines = len(view.victims) + sum(len(h.victims or ()) for h in view.history)
-    if not sees_exact(token):
-        history = tuple(
-            msgspec.structs.replace(h, victims=None) if h.victims is not None else h
-            for h in view.history
-        )
-        view = msgspec.structs.replace(view, victims=(), history=history)
-        return IncidentBody(
-            position=_iso(position), lag=lag, incident=view, victims_suppressed=True
-        )
-    if lines:
-        await side.audit(
-            token,
-            "GET /v1/incidents/{incident_id}",
-            {"incident_id": incident_id},
-            position=position,
-            as_of=None,
-            lines=lines,
-        )
-    return IncidentBody(position=_iso(position), lag=lag, incident=view)
+    return _answer(request, body, format)
 
 
 @get(
@@ -384,18 +265,18 @@ async def live(
 
 
 def read_router() -> Router:
-    """The router of the read endpoints (guarded: reader or operator token)."""
+    """The router of the read endpoints (guarded: reader or operator token, then strict
+    query parameters)."""
     return Router(
         path="/",
         route_handlers=[
-            community_victims,
+            *VICTIMS_ROUTES,
             country_stance,
             country_timeline,
             alignment,
-            list_incidents,
-            get_incident,
+            *INCIDENT_ROUTES,
             live,
         ],
-        guards=[require_reader],
+        guards=[require_reader, strict_query],
         exception_handlers=READ_ERRORS,
     )

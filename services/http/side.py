@@ -25,7 +25,7 @@ from litestar.exceptions import NotFoundException
 from litestar.handlers.base import BaseRouteHandler
 
 from events import Position, recorded_at_of
-from projections import PROJECTIONS, Projection, Readable
+from projections import PROJECTIONS, Projection, Readable, VictimsFilter
 from projections import community_victims as victims_projection
 from projections.common import docs_of
 from projections.community_victims import Cell
@@ -36,9 +36,9 @@ from services.metrics import ReadMetrics
 from services.projector.pool import ProjectorPool
 from services.protection.audit import record_read
 from services.protection.auth import READ_ROLES, PermissionDeniedError
+from services.protection.reveal import Sources
 from services.settings import Token
 from services.store.keys import Keys
-from services.store.sealing import SealingStore
 from services.views.asof import AsOfReader, parse_as_of
 from services.views.cache import ANSWERS_PER_VIEW, ViewReader
 from services.views.freshness import lag_after
@@ -78,7 +78,7 @@ class ReadSide:
         live: LiveHub | None = None,
         suppression_k: int = DEFAULT_K,
         views: ViewStore | None = None,
-        sealing: SealingStore | None = None,
+        sealing: Sources = None,
     ) -> None:
         if suppression_k < 1:
             raise ValueError(f"suppression_k must be at least 1, got {suppression_k}")
@@ -88,7 +88,7 @@ class ReadSide:
         self.suppression_k = suppression_k
         store = views or RedisViewStore(client, self.keys)
         self.views = ViewReader(store)
-        self.victims_sums: dict[tuple[Any, ...], VictimsSums] = {}
+        self.victims_sums: dict[VictimsFilter, VictimsSums] = {}
         """Kept sums of the community-victims queries asked of the view now, by filters."""
         self.asof = AsOfReader(client, self.keys)
         self.projector_state = projector_state
@@ -96,7 +96,8 @@ class ReadSide:
         self.live = live or LiveHub(store, PROJECTIONS.values())
         self.live.on_clients = self._on_clients
         self.sealing = sealing
-        """The sealing store private text is revealed through (``None``: shown as stored)."""
+        """The store private text and sources are revealed through: the sealing store, or
+        the plain event store (``None``: documents shown as stored)."""
 
     def attach_metrics(self, metrics: ReadMetrics) -> None:
         """Report into ``metrics`` (the app's registry)."""
@@ -127,15 +128,15 @@ class ReadSide:
         projection: Projection,
         state: Readable,
         checkpoint: Position,
-        filters: Mapping[str, Any],
+        where: VictimsFilter,
     ) -> VictimsSums:
-        """The :class:`VictimsSums` of ``filters`` at ``checkpoint`` (moved or rebuilt)."""
-        key = tuple(filters.items())
-        sums = self.victims_sums.get(key)
+        """The :class:`VictimsSums` of ``where`` at ``checkpoint`` (moved or rebuilt)."""
+        sums = self.victims_sums.get(where)
         if sums is None:
             if len(self.victims_sums) >= ANSWERS_PER_VIEW:
                 self.victims_sums.clear()
-            sums = self.victims_sums[key] = VictimsSums(self.suppression_k, filters)
+            sums = VictimsSums(self.suppression_k, where)  # checks the filter first
+            self.victims_sums[where] = sums
         if sums.checkpoint == checkpoint:
             return sums
         changed = (
@@ -150,9 +151,9 @@ class ReadSide:
         return sums
 
     async def victims(
-        self, filters: Mapping[str, Any], *, cleared: bool, as_of: str | None
+        self, where: VictimsFilter, *, cleared: bool, as_of: str | None
     ) -> tuple[ProtectedAnswer, Position | None, int, dt.datetime | None]:
-        """The community-victims answer under ``filters``: exact for a ``cleared`` token, else
+        """The community-victims answer under ``where``: exact for a ``cleared`` token, else
         with small counts withheld; of the view now (kept per checkpoint and query, moved by
         the changed cells) or of the fold as of ``as_of``. With its position, lag and time."""
         projection = PROJECTIONS[victims_projection.NAME]
@@ -160,14 +161,14 @@ class ReadSide:
 
         def compute() -> ProtectedAnswer:
             if at is None and position is not None:
-                sums = self.kept_sums(projection, state, position, filters)
+                sums = self.kept_sums(projection, state, position, where)
                 return exact(sums.answer()) if cleared else sums.protected()
             if cleared:
-                return exact(victims_projection.query(state, **filters))
-            return protected_query(state, self.suppression_k, **filters)
+                return exact(victims_projection.query(state, where))
+            return protected_query(state, self.suppression_k, where)
 
         if at is None:  # the view now: the same answer for every poll until the view moves
-            key = (cleared, self.suppression_k, *filters.values())
+            key = (cleared, self.suppression_k, where)
             answer: ProtectedAnswer = self.views.answer(projection, position, key, compute)
         else:
             answer = compute()

@@ -5,87 +5,151 @@ source urls; :mod:`services.store.sealing`). The read API shows the text by read
 events through the :class:`~services.store.sealing.SealingStore` when it answers:
 
 - ``GET /v1/incidents/{id}``: the incident's ``notes`` and its sources' ``url`` from its
-  report; ``"[erased]"`` for each once the incident was erased (also where a url was).
+  report, and the urls of the sources of every history entry (revisions, disputes) from
+  the event at the entry's position; ``"[erased]"`` for each once the incident was erased
+  (also where a url was).
 - ``GET /v1/projections/country-stance/{country}/timeline``: each entry's ``speaker``, the
-  name the statement (the issue at the entry's position) gives for that country. The
-  statements are read concurrently, a bounded number at a time.
+  name the statement (the issue at the entry's position) gives for that country, and the
+  statement's feed and sources (urls restored). The statements are read concurrently, a
+  bounded number at a time.
 
-When the process's store does not seal (``None``: a store without keys), documents are
-shown as stored.
+With a store that does not seal (an :class:`~services.store.base.EventStore` without
+keys) the events are read as stored; without a store (``None``) documents are shown as
+stored, and timeline entries without sources.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from typing import Final
+from typing import Final, NamedTuple
 
 import msgspec
 
-from events import ERASED, IncidentReported, StatementIssued
+from events import ERASED, IncidentReported, Source, StatementIssued
 from projections.country_stance import TimelineEntry
-from projections.incidents import IncidentView
+from projections.incidents import HistoryEntry, IncidentView
+from services.store.base import EventStore
 from services.store.sealing import SealingStore, Unsealed
 
-__all__ = ["reveal_incident", "reveal_timeline"]
+__all__ = ["Said", "Sources", "reveal_incident", "reveal_timeline"]
 
 CONCURRENT_READS: Final = 32
 """Statements read at once while a timeline's speaker names are restored."""
+
+Sources = SealingStore | EventStore | None
+"""Where private text is read from (see the module docstring)."""
+
+
+class Said(NamedTuple):
+    """A timeline entry as revealed: the entry (speaker restored), and the feed and sources
+    of its statement (empty when they could not be read)."""
+
+    entry: TimelineEntry
+    feed: str | None
+    sources: tuple[Source, ...]
+
+
+async def _opened(store: SealingStore | EventStore, entity: str) -> list[Unsealed]:
+    if isinstance(store, SealingStore):
+        return await store.open_entity(entity)
+    return [Unsealed(recorded) for recorded in await store.read_entity(entity)]
 
 
 def _url_erased(unsealed: Unsealed, index: int) -> bool:
     return f"sources[{index}].url" in unsealed.erased
 
 
-async def reveal_incident(store: SealingStore | None, view: IncidentView) -> IncidentView:
-    """``view`` with the notes and source urls of its report restored (or ``"[erased]"``)."""
-    if store is None or not view.reported:
+def _sources_of(unsealed: Unsealed) -> tuple[Source, ...] | None:
+    """The event's sources, urls restored (``"[erased]"`` where erased); ``None`` if it has
+    none."""
+    sources: list[Source] | None = getattr(unsealed.recorded.event, "sources", None)
+    if sources is None:
+        return None
+    return tuple(
+        msgspec.structs.replace(source, url=ERASED) if _url_erased(unsealed, i) else source
+        for i, source in enumerate(sources)
+    )
+
+
+def _entry(entry: HistoryEntry, opened: dict[str, Unsealed]) -> HistoryEntry:
+    found = opened.get(entry.position)
+    if entry.sources is None or found is None:
+        return entry
+    sources = _sources_of(found)
+    return entry if sources is None else msgspec.structs.replace(entry, sources=sources)
+
+
+async def reveal_incident(store: Sources, view: IncidentView) -> IncidentView:
+    """``view`` with the notes and source urls of its report and the source urls of every
+    history entry restored (or ``"[erased]"``)."""
+    if store is None:
         return view
-    opened = await store.open_entity(f"incident:{view.incident_id}")
+    opened = await _opened(store, f"incident:{view.incident_id}")
+    by_position: dict[str, Unsealed] = {u.recorded.position: u for u in opened}
+    history = tuple(_entry(entry, by_position) for entry in view.history)
+    view = msgspec.structs.replace(view, history=history)
     reports = [
         u
         for u in opened
         if isinstance(u.recorded.event, IncidentReported)
         and u.recorded.event.incident_id == view.incident_id
     ]
-    if not reports:
+    if not view.reported or not reports:
         return view
     report = reports[-1]
     event = report.recorded.event
     assert isinstance(event, IncidentReported)  # noqa: S101  # filtered just above
-    sources = tuple(
-        msgspec.structs.replace(source, url=ERASED) if _url_erased(report, i) else source
-        for i, source in enumerate(event.sources)
-    )
-    return msgspec.structs.replace(view, notes=event.notes, sources=sources)
+    return msgspec.structs.replace(view, notes=event.notes, sources=_sources_of(report) or ())
 
 
-async def _speakers(store: SealingStore, statement_id: str) -> dict[str, dict[str, str]]:
-    """Per issue position of the statement: speaker country → name (as readable now)."""
-    found: dict[str, dict[str, str]] = {}
-    for unsealed in await store.open_entity(f"statement:{statement_id}"):
+class _Statement(NamedTuple):
+    feed: str
+    speakers: dict[str, str]
+    sources: tuple[Source, ...]
+
+
+async def _statements(store: SealingStore | EventStore, statement_id: str) -> dict[str, _Statement]:
+    """Per issue position of the statement: its feed, speaker country → name (as readable
+    now) and sources."""
+    found: dict[str, _Statement] = {}
+    for unsealed in await _opened(store, f"statement:{statement_id}"):
         event = unsealed.recorded.event
         if isinstance(event, StatementIssued):
-            found[unsealed.recorded.position] = {s.country: s.name for s in event.speakers}
+            found[unsealed.recorded.position] = _Statement(
+                event.source,
+                {s.country: s.name for s in event.speakers},
+                _sources_of(unsealed) or (),
+            )
     return found
 
 
 async def reveal_timeline(
-    store: SealingStore | None, country: str, entries: Sequence[TimelineEntry]
-) -> list[TimelineEntry]:
-    """``entries`` of ``country``'s timeline with each speaker's name restored."""
+    store: Sources, country: str, entries: Sequence[TimelineEntry]
+) -> list[Said]:
+    """``entries`` of ``country``'s timeline with each speaker's name restored, and the
+    feed and sources of each statement."""
     if store is None:
-        return list(entries)
-    wanted = sorted({e.statement_id for e in entries if not e.erased})
+        return [Said(entry, None, ()) for entry in entries]
+    wanted = sorted({e.statement_id for e in entries})
     gate = asyncio.Semaphore(CONCURRENT_READS)
 
-    async def one(statement_id: str) -> dict[str, dict[str, str]]:
+    async def one(statement_id: str) -> dict[str, _Statement]:
         async with gate:
-            return await _speakers(store, statement_id)
+            return await _statements(store, statement_id)
 
-    names = dict(zip(wanted, await asyncio.gather(*(one(s) for s in wanted)), strict=True))
-    shown: list[TimelineEntry] = []
+    read = dict(zip(wanted, await asyncio.gather(*(one(s) for s in wanted)), strict=True))
+    shown: list[Said] = []
     for entry in entries:
-        name = names.get(entry.statement_id, {}).get(entry.position, {}).get(country)
-        shown.append(entry if name is None else msgspec.structs.replace(entry, speaker=name))
+        said = read.get(entry.statement_id, {}).get(entry.position)
+        if said is None:
+            shown.append(Said(entry, None, ()))
+            continue
+        name = said.speakers.get(country)
+        if name is not None and not entry.erased:
+            shown.append(
+                Said(msgspec.structs.replace(entry, speaker=name), said.feed, said.sources)
+            )
+        else:
+            shown.append(Said(entry, said.feed, said.sources))
     return shown

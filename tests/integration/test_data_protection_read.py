@@ -52,8 +52,10 @@ WITHHELD = {
     "best": None,
     "high": None,
     "incidents": None,
+    "at_least": None,
     "suppressed": True,
 }
+"""The druze line withheld: no figure, no qualifier, no link to its incidents."""
 
 
 def lines(*given: tuple[str, str, int]) -> list[VictimLine]:
@@ -118,9 +120,31 @@ async def ask(http: Any, role: str, url: str, **params: Any) -> Any:
     return response.json()
 
 
+def exact(community: str, n: int, incidents: int = 1) -> dict[str, Any]:
+    """A shown line of ``n`` dead (low = best = high), without its ``behind`` link."""
+    return {
+        "community": community,
+        "low": n,
+        "best": n,
+        "high": n,
+        "incidents": incidents,
+        "at_least": False,
+    }
+
+
+def numbers(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Community lines without their ``behind`` links."""
+    return [{k: v for k, v in row.items() if k != "behind"} for row in rows]
+
+
+def figures(n: int) -> dict[str, Any]:
+    """Exact figures of ``n`` (low = best = high)."""
+    return {"low": n, "best": n, "high": n, "at_least": False}
+
+
 def druze(answer: Any) -> Any:
-    """The druze line of an answer."""
-    (row,) = [r for r in answer["communities"] if r["community"] == "druze"]
+    """The druze line of an answer (without its ``behind`` link)."""
+    (row,) = numbers([r for r in answer["communities"] if r["community"] == "druze"])
     return row
 
 
@@ -130,14 +154,14 @@ class TestReaderGetsSuppressedFigures:
     ) -> None:
         """Druze (12 in all, a cell of 2 in it) is withheld and last; unattributed too."""
         answer = await ask(http, "reader", VICTIMS)
-        assert answer["communities"] == [
-            {"community": "alawite", "low": 40, "best": 40, "high": 40, "incidents": 1},
-            {"community": "christian", "low": 8, "best": 8, "high": 8, "incidents": 1},
+        assert numbers(answer["communities"]) == [
+            exact("alawite", 40),
+            exact("christian", 8),
             WITHHELD,
         ]
         assert answer["unattributed"] is None
         assert answer["unattributed_suppressed"] is True
-        assert answer["total"] == {"low": 69, "best": 69, "high": 69}
+        assert answer["total"] == figures(69)
         assert answer["suppression_k"] == K
 
     @pytest.mark.parametrize(
@@ -165,7 +189,8 @@ class TestReaderGetsSuppressedFigures:
     async def test_subtracting_across_statuses_recovers_nothing(
         self, http: Any, seeded: dt.datetime
     ) -> None:
-        """Combatants (10) are shown, but neither all statuses nor civilians are: no 12 - 10."""
+        """Combatants (10) are shown, but neither all statuses nor civilians are: no 12 - 10;
+        a status total is its lines' own, so nothing of it is unattributed."""
         every = await ask(http, "reader", VICTIMS)
         combatants = await ask(http, "reader", VICTIMS, status="combatant")
         civilians = await ask(http, "reader", VICTIMS, status="civilian")
@@ -173,17 +198,17 @@ class TestReaderGetsSuppressedFigures:
         assert druze(every) == druze(civilians) == WITHHELD
         assert every["unattributed"] is None
         assert civilians["unattributed"] is None
-        assert combatants["unattributed"] == {"low": 59, "best": 59, "high": 59}
+        assert combatants["unattributed"] == figures(0)
+        assert combatants["total"] == figures(10)
+        assert civilians["total"] is None and civilians["total_suppressed"] is True
 
     async def test_a_query_leaving_the_small_cell_out_is_exact(
         self, http: Any, seeded: dt.datetime
     ) -> None:
         """Aleppo holds no small cell: the christian line and unattributed are exact."""
         answer = await ask(http, "reader", VICTIMS, adm1="Aleppo")
-        assert answer["communities"] == [
-            {"community": "christian", "low": 8, "best": 8, "high": 8, "incidents": 1}
-        ]
-        assert answer["unattributed"] == {"low": 1, "best": 1, "high": 1}
+        assert numbers(answer["communities"]) == [exact("christian", 8)]
+        assert answer["unattributed"] == figures(1)
         assert answer["unattributed_suppressed"] is False
 
     async def test_as_of_answers_are_suppressed_too(self, http: Any, seeded: dt.datetime) -> None:
@@ -222,14 +247,8 @@ class TestClearedRolesGetExactFigures:
     ) -> None:
         """Druze 12 (2 + 10) and unattributed 9, with no threshold named."""
         answer = await ask(http, role, VICTIMS)
-        assert druze(answer) == {
-            "community": "druze",
-            "low": 12,
-            "best": 12,
-            "high": 12,
-            "incidents": 1,
-        }
-        assert answer["unattributed"] == {"low": 9, "best": 9, "high": 9}
+        assert druze(answer) == exact("druze", 12)
+        assert answer["unattributed"] == figures(9)
         assert answer["unattributed_suppressed"] is False
         assert answer["suppression_k"] is None
 
@@ -374,12 +393,16 @@ class TestAuditCommand:
 
 class TestOpenApi:
     async def test_withheld_fields_are_nullable_in_the_schema(self, http: Any) -> None:
-        """The victims body declares unattributed and a line's numbers nullable."""
+        """The victims body declares unattributed, a status total and a line's numbers and
+        qualifier nullable."""
         document = (await http.get("/openapi.json")).json()
         schemas = document["components"]["schemas"]
-        body = json.dumps(schemas[next(n for n in schemas if n.endswith("VictimsBody"))])
-        row = schemas[next(n for n in schemas if n.endswith("ShownRow"))]
-        assert "unattributed_suppressed" in body
-        assert "suppression_k" in body
-        assert "null" in json.dumps(row["properties"]["best"])
+        body = schemas[next(n for n in schemas if n.endswith("VictimsBody"))]
+        row = schemas[next(n for n in schemas if n.endswith("CommunityItem"))]
+        assert {"unattributed_suppressed", "total_suppressed", "suppression_k"} <= set(
+            body["properties"]
+        )
+        assert "null" in json.dumps(body["properties"]["total"])
+        for name in ("best", "incidents", "at_least", "behind"):
+            assert "null" in json.dumps(row["properties"][name]), name
         assert "suppressed" in row["properties"]

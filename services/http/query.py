@@ -1,0 +1,178 @@
+"""The query parameters of the read API, checked strictly, and the answer format asked for.
+
+**Strict.** Every read route takes exactly the parameters its handler declares (the
+OpenAPI document lists them): :func:`strict_query`, a guard of the read router, answers
+422 naming a parameter the route does not take or one given twice, before the handler
+runs; a value outside its domain is 422 naming the parameter too (the framework checks
+types, patterns and enumerations; :mod:`projections.filters` checks the rest). Nothing is
+ever answered as if filtered when it was not.
+
+**The filters that select incidents** (``GET /v1/incidents``, the community-victims
+answer and the incidents behind it; :class:`projections.VictimsFilter`): ``country`` and
+``adm1`` (case-insensitive; the place as reported is what answers show), ``from``/``to``
+(incidents whose window of occurrence, widened by its date precision, overlaps the range),
+``week``, ``grading``, ``min_grading``, ``event_type`` (ACLED), ``violence_type`` (UCDP),
+``perpetrator``, ``feed`` (the reporting feed) and ``civilian_targeting``.
+
+**Format.** ``format=csv`` or ``Accept: text/csv`` asks for CSV
+(:mod:`services.http.tables`); ``format=json`` (the default) for JSON, whatever ``Accept``
+says.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any, Final, Literal
+
+from litestar.connection import ASGIConnection
+from litestar.handlers.base import BaseRouteHandler
+from litestar.params import ParameterKwarg, PathParameter, QueryParameter
+
+from events import Grading
+from events.incidents import AcledEventType, ViolenceType
+from projections import VictimsFilter
+from services.http.errors import InvalidParameterError
+
+__all__ = [
+    "AdmOne",
+    "CivilianTargeting",
+    "DateFrom",
+    "DateTo",
+    "EventType",
+    "Feed",
+    "Format",
+    "GradingParam",
+    "MinGrading",
+    "Perpetrator",
+    "ViolenceTypeParam",
+    "Week",
+    "incident_filter",
+    "strict_query",
+    "wants_csv",
+]
+
+AdmOne = Annotated[
+    str | None,
+    QueryParameter(
+        min_length=1,
+        max_length=200,
+        description="first-order administrative division, case-insensitive (Tartus = tartus)",
+    ),
+]
+Week = Annotated[
+    str | None,
+    QueryParameter(
+        pattern=r"^\d{4}-W\d{2}$",
+        description="ISO week, e.g. 2025-W10: incidents whose window of occurrence overlaps it",
+    ),
+]
+DateFrom = Annotated[
+    dt.date | None,
+    QueryParameter(
+        name="from",
+        description="incidents whose window of occurrence (widened by its date precision) "
+        "ends on or after this date (YYYY-MM-DD)",
+    ),
+]
+DateTo = Annotated[
+    dt.date | None,
+    QueryParameter(
+        name="to",
+        description="incidents whose window of occurrence starts on or before this date",
+    ),
+]
+GradingParam = Annotated[
+    Grading | None, QueryParameter(description="only incidents of this Airwars grading")
+]
+MinGrading = Annotated[
+    Grading | None,
+    QueryParameter(description="this Airwars grading or a stronger one"),
+]
+EventType = Annotated[
+    AcledEventType | None, QueryParameter(description="ACLED event type of the incidents")
+]
+ViolenceTypeParam = Annotated[
+    ViolenceType | None, QueryParameter(description="UCDP type of violence of the incidents")
+]
+Perpetrator = Annotated[
+    str | None,
+    QueryParameter(
+        min_length=1,
+        max_length=200,
+        description="one of the incidents' perpetrators, case-insensitive",
+    ),
+]
+Feed = Annotated[
+    str | None,
+    QueryParameter(
+        pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$", description="the feed that reported the incidents"
+    ),
+]
+CivilianTargeting = Annotated[
+    bool | None, QueryParameter(description="incidents that did (true) or did not target civilians")
+]
+Format = Annotated[
+    Literal["json", "csv"] | None,
+    QueryParameter(
+        description="the answer's format: csv (as with Accept: text/csv) or json (default)"
+    ),
+]
+
+_ALWAYS: Final = frozenset({"access_token"})
+"""Taken by every read route: the live streams' token parameter (see the middleware); on
+other routes a token in the query is refused by the middleware's rules, not here."""
+_ALLOWED: dict[int, frozenset[str]] = {}
+
+
+_RESERVED: Final = frozenset(
+    {"request", "socket", "state", "headers", "cookies", "query", "scope", "body", "data"}
+)
+"""Handler arguments the framework fills in from the request itself, never from the query."""
+
+
+def _declared(handler: BaseRouteHandler) -> frozenset[str]:
+    """The query parameter names ``handler`` declares (aliases as the API names them)."""
+    paths = {
+        part.strip("{}").partition(":")[0]
+        for path in getattr(handler, "paths", ())
+        for part in path.split("/")
+        if part.startswith("{")
+    }
+    names: set[str] = set()
+    for name, field in handler.parsed_fn_signature.parameters.items():
+        kwarg = field.kwarg_definition
+        if name in _RESERVED or name in paths or isinstance(kwarg, PathParameter):
+            continue
+        if isinstance(kwarg, ParameterKwarg) and (kwarg.header or kwarg.cookie):
+            continue
+        names.add(kwarg.name or name if isinstance(kwarg, QueryParameter) else name)
+    return frozenset(names)
+
+
+def strict_query(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
+    """Guard: 422 for a query parameter the route does not take, or one given twice."""
+    allowed = _ALLOWED.get(id(handler))
+    if allowed is None:
+        allowed = _ALLOWED[id(handler)] = _declared(handler) | _ALWAYS
+    for name in connection.query_params:
+        if name not in allowed:
+            takes = ", ".join(sorted(allowed - _ALWAYS)) or "none"
+            raise InvalidParameterError(
+                name, f"is not a parameter of this route (it takes: {takes})"
+            )
+        if len(connection.query_params.getall(name)) > 1:
+            raise InvalidParameterError(name, "is given more than once")
+
+
+def wants_csv(accept: str | None, format_: str | None) -> bool:
+    """Whether the answer is to be CSV: ``format=csv``, or ``Accept`` naming ``text/csv``
+    without ``format=json``."""
+    if format_ is not None:
+        return format_ == "csv"
+    return accept is not None and "text/csv" in accept.lower()
+
+
+def incident_filter(**given: Any) -> VictimsFilter:
+    """The :class:`~projections.VictimsFilter` of a handler's filter arguments (``None``
+    where not given)."""
+    return VictimsFilter(**{name: value for name, value in given.items() if value is not None})
