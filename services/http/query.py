@@ -121,7 +121,9 @@ Format = Annotated[
 _ALWAYS: Final = frozenset({"access_token"})
 """Taken by every read route: the live streams' token parameter (see the middleware); on
 other routes a token in the query is refused by the middleware's rules, not here."""
-_ALLOWED: dict[int, frozenset[str]] = {}
+_ALLOWED: dict[object, frozenset[str]] = {}
+"""The names each handler takes, by its function (an app copies its route handlers; the
+function stays the same)."""
 
 
 _RESERVED: Final = frozenset(
@@ -151,9 +153,9 @@ def _declared(handler: BaseRouteHandler) -> frozenset[str]:
 
 def strict_query(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
     """Guard: 422 for a query parameter the route does not take, or one given twice."""
-    allowed = _ALLOWED.get(id(handler))
+    allowed = _ALLOWED.get(handler.fn)
     if allowed is None:
-        allowed = _ALLOWED[id(handler)] = _declared(handler) | _ALWAYS
+        allowed = _ALLOWED[handler.fn] = _declared(handler) | _ALWAYS
     for name in connection.query_params:
         if name not in allowed:
             takes = ", ".join(sorted(allowed - _ALWAYS)) or "none"

@@ -233,7 +233,9 @@ class TestErasure:
         timeline = (await http.get(TIMELINE, headers=_auth(READER))).json()
         assert [(e["speaker"], e["erased"]) for e in timeline["entries"]] == [(ERASED, True)]
         as_of = dt.datetime.now(dt.UTC).isoformat()
-        past = (await http.get(TIMELINE, params={"as_of": as_of}, headers=_auth(READER))).json()
+        past_answer = await http.get(TIMELINE, params={"as_of": as_of}, headers=_auth(READER))
+        assert past_answer.status_code == 200, past_answer.text
+        past = past_answer.json()
         assert [e["speaker"] for e in past["entries"]] == [ERASED]
 
         # export after erasure

@@ -70,9 +70,9 @@ class TestIndexesBeyondOneChunk:
     ) -> None:
         """Versions, histories and ids of 1,500 entities are read and written in chunks."""
         n = 1500
-        first = await redis_store.append([reported(f"i-{i}") for i in range(n)])
-        replay = reported("i-0")
-        again = msgspec.structs.replace(replay, event_id=first[7].event_id)
+        reports = [reported(f"i-{i}") for i in range(n)]
+        first = await redis_store.append(reports)
+        again = msgspec.structs.replace(reports[7], expected_version=1)  # a retry of it
         revisions = [revised(f"i-{i}") for i in range(n)]
         second = await redis_store.append([*revisions, again, revisions[3]])
         assert [a.status for a in second[:n]] == ["appended"] * n

@@ -355,7 +355,7 @@ class TestPoisonEntries:
         pools: Pools,
     ) -> None:
         """What apply wrote before raising is rolled back, including keys the batch had changed."""
-        poison = f.revised("i-1", 20, source="poison")
+        poison = f.disputed("i-1", feed="poison")  # another feed, so the store accepts it
         await redis_store.append([f.reported("i-1", 10), f.revised("i-1", 12)])
         await redis_store.append([f.reported("i-2", 1), poison, f.revised("i-1", 13)])
         await pools(projections=[HALF], batch_size=10).run_until_caught_up()

@@ -51,7 +51,7 @@ def feed(count: int, poison_at: int | None = None) -> list[AnyEvent]:
     last = "i-0"
     for n in range(1, count):
         if n == poison_at:
-            events.append(f.revised(last, 99, source="poison"))
+            events.append(f.disputed(last, feed="poison"))
         elif n % 7 == 3:
             events.append(f.revised(last, n % 40))
         elif n % 11 == 5:

@@ -37,6 +37,8 @@ EXAMPLES = int(os.environ.get("LEDGER_PROPERTY_EXAMPLES", "25"))
 COUNTRIES = ("FRA", "DEU", "USA", "RUS", "TUR")
 SUBJECTS = ("syria-civilians", "gaza-aid", "sudan-ceasefire")
 STANCES = ("condemn", "support", "neutral", "welcome")
+CAMEO = {"condemn": "111", "support": "051", "neutral": "010", "welcome": "051"}
+"""A CAMEO code each stance goes with (one its root does not contradict)."""
 
 Op = tuple[str, int, int]
 
@@ -101,7 +103,7 @@ def events_of(drawn: list[Op]) -> list[AnyEvent]:
                     speakers=[Speaker(country=c, name="Foreign ministry") for c in speakers],
                     subject=SUBJECTS[b % 3],
                     stance=STANCES[(a + b) % 4],
-                    cameo_code="111" if a % 2 else "051",
+                    cameo_code=CAMEO[STANCES[(a + b) % 4]],
                     incident_ids=[live[b % len(live)]] if live and a % 2 else [],
                 )
             )
