@@ -52,7 +52,8 @@ from services.http.schemas import (
 
 __all__ = ["COLUMNS", "CSV_MEDIA_TYPE", "answer", "as_csv", "cell", "with_csv_answers"]
 
-CSV_MEDIA_TYPE: Final = "text/csv; charset=utf-8"
+CSV_MEDIA_TYPE: Final = "text/csv"
+"""Answered with ``; charset=utf-8`` (the framework adds it to text types)."""
 
 COLUMNS: Final[dict[str, tuple[str, ...]]] = {
     "victims": (
