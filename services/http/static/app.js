@@ -18,6 +18,8 @@
 
   const numberFormat = new Intl.NumberFormat("en-US");
   const fmt = (n) => (n === null || n === undefined ? "–" : numberFormat.format(n));
+  // A figure that includes a lower bound ("at least") is shown with ≥.
+  const atLeast = (n, bound) => (bound && n !== null && n !== undefined ? `≥ ${fmt(n)}` : fmt(n));
   const $ = (id) => document.getElementById(id);
 
   const state = {
@@ -105,8 +107,8 @@
     body.append(...rows);
   }
 
-  function numCell(value) {
-    return el("td", { class: "num", text: fmt(value) });
+  function numCell(value, bound = false) {
+    return el("td", { class: "num", text: atLeast(value, bound) });
   }
 
   function clockTime(date = new Date()) {
@@ -253,9 +255,11 @@
     const unattributed = answer.unattributed || { low: 0, best: 0, high: 0 };
     const communities = answer.communities || [];
     const k = answer.suppression_k;
-    $("victims-total").textContent = fmt(total.best);
+    $("victims-total").textContent = atLeast(total.best, total.at_least);
     $("victims-total-range").textContent = range(total);
-    $("victims-unattributed").textContent = withheldRest ? SUPPRESSED : fmt(unattributed.best);
+    $("victims-unattributed").textContent = withheldRest
+      ? SUPPRESSED
+      : atLeast(unattributed.best, unattributed.at_least);
     $("victims-unattributed-range").textContent = withheldRest ? "" : range(unattributed);
     $("victims-communities").textContent = fmt(communities.length);
 
@@ -281,8 +285,8 @@
           ...(r.suppressed
             ? [el("td", { class: "num suppressed-cell", colspan: 4, title: why, text: `${SUPPRESSED} (< ${fmt(k)})` })]
             : [
-                numCell(r.low),
-                numCell(r.best),
+                numCell(r.low, r.at_least),
+                numCell(r.best, r.at_least),
                 numCell(r.high),
                 el("td", { class: "num", text: r.incidents === null ? "–" : fmt(r.incidents) }),
               ]),
@@ -336,8 +340,8 @@
           "tr",
           { "data-week": r.label },
           el("th", { scope: "row", text: r.label }),
-          numCell(r.low),
-          numCell(r.best),
+          numCell(r.low, r.at_least),
+          numCell(r.best, r.at_least),
           numCell(r.high),
           el("td", { class: "num", text: incidentCount(answers[i], state.weekCounts.get(r.label)) }),
         ),
@@ -376,8 +380,8 @@
           { "data-region": `${country}/${adm1}` },
           el("td", { text: country }),
           el("th", { scope: "row", text: adm1 }),
-          numCell(answer.total?.low),
-          numCell(answer.total?.best),
+          numCell(answer.total?.low, answer.total?.at_least),
+          numCell(answer.total?.best, answer.total?.at_least),
           numCell(answer.total?.high),
           el("td", {
             class: "num",
@@ -494,7 +498,16 @@
             }),
           ),
           el("td", { class: "subject", text: row.subject }),
-          el("td", {}, el("span", { class: "stance", text: words(row.stance) })),
+          el(
+            "td",
+            {},
+            el("span", {
+              class: "stance",
+              text: words(row.stance),
+              title: stanceWhy(row),
+              "data-family": row.family || "",
+            }),
+          ),
           numCell(row.statements),
           el("td", { class: "num", text: goldstein === null || goldstein === undefined ? "–" : goldstein.toFixed(1) }),
           el("td", { class: "num", text: latency === null || latency === undefined ? "–" : latency.toFixed(1) }),
@@ -505,6 +518,15 @@
     );
     setFreshness("panel-stance", answer);
     if (state.selectedCountry) await loadTimeline(state.selectedCountry);
+  }
+
+  // What a stance rests on: the rank it speaks at and its statements.
+  function stanceWhy(row) {
+    const basis = (row.basis || []).map(
+      (b) => `${b.statement_id}: ${words(b.stance)} (${words(b.role)}${b.title ? `, ${b.title}` : ""}, CAMEO ${b.cameo_code})`,
+    );
+    const by = row.role ? `by the ${words(row.role)}` : "";
+    return [`${words(row.stance)} ${by}`.trim(), ...basis].join("\n");
   }
 
   function selectCountry(country) {
@@ -625,10 +647,10 @@
             "td",
             {
               "data-pair": key.replace("|", "-"),
-              title: `${pair.a}–${pair.b}: ${pair.score.toFixed(2)} over ${subjects} shared subject${subjects === 1 ? "" : "s"}`,
-              class: pair.score > 0.55 ? "dark" : "",
+              title: `${pair.a}–${pair.b}: ${pair.score.toFixed(2)} over ${subjects} shared subject${subjects === 1 ? "" : "s"}${pair.thin ? " (thin: fewer than 3)" : ""}`,
+              class: [pair.score > 0.55 ? "dark" : "", pair.thin ? "thin" : ""].join(" ").trim(),
             },
-            pair.score.toFixed(2),
+            pair.thin ? `${pair.score.toFixed(2)}*` : pair.score.toFixed(2),
           );
           cell.style.setProperty("background-color", heatColour(pair.score));
           return cell;
@@ -652,6 +674,7 @@
   async function loadIncidents() {
     const answer = await api("/v1/incidents", {
       country: state.filters.country,
+      status: "all", // merged and retracted ones are listed too, marked by their status
       limit: INCIDENT_LIMIT,
       page: 1,
     });
@@ -700,7 +723,8 @@
       el("span", {}, el("span", { class: `status status-${incident.status}`, text: incident.status })),
       el("span", { class: "opt", text: placeOf(incident) }),
       el("span", { class: "opt", text: incident.occurred_start || "" }),
-      el("span", { class: "num", title: range(f) }, `${fmt(f.best)} killed`),
+      el("span", { class: "num", title: range(f) }, `${atLeast(f.best, f.qualifier === "at_least")} killed`),
+      incident.disputed ? el("span", { class: "status status-disputed", text: "disputed" }) : null,
       el("span", { class: "opt", text: `version ${incident.version ?? "–"}` }),
     );
     const detail = el("div", { class: "incident-detail", id: detailId, hidden: !expanded });
@@ -749,7 +773,7 @@
         el(
           "tr",
           {},
-          ["Recorded", "Event", "Feed", "Killed (low–best–high)", "Reason"].map((h) =>
+          ["Recorded", "Event", "Feed", "Killed (low–best–high)", "Reason", "Sources"].map((h) =>
             el("th", { scope: "col", text: h }),
           ),
         ),
@@ -770,15 +794,27 @@
               h.fatalities ? `${fmt(h.fatalities.low)} – ${fmt(h.fatalities.best)} – ${fmt(h.fatalities.high)}` : "",
             ),
             el("td", { text: h.reason || (h.into ? `into ${h.into}` : h.duplicate ? `absorbed ${h.duplicate}` : "") }),
+            el("td", { class: "sources" }, (h.sources || []).map(sourceLink)),
           ),
         ),
       ),
     );
+    const disputes = (incident.disputes || []).map((d) =>
+      el("p", { class: "dispute", text: `Disputed by ${d.feed}: ${d.reason || ""}` }),
+    );
     item.replaceChildren(
       facts.length ? el("p", { class: "meta", text: facts.join(" · ") }) : null,
+      ...disputes,
       incident.notes ? el("p", { class: "notes", text: incident.notes }) : null,
       table,
     );
+  }
+
+  // A cited source: its publisher, linked to its url when there is one to follow.
+  function sourceLink(source) {
+    const name = source.published_at ? `${source.publisher} (${source.published_at.slice(0, 10)})` : source.publisher;
+    const url = source.url && /^https?:\/\//.test(source.url) ? source.url : null;
+    return el("span", { class: "source" }, url ? el("a", { href: url, rel: "noreferrer noopener", target: "_blank", text: name }) : name, " ");
   }
 
   // Weeks and regions come from the live incidents; when they change, so do their panels.
