@@ -25,6 +25,7 @@ import datetime as dt
 from typing import Annotated, Any, Final, Literal
 
 from litestar.connection import ASGIConnection
+from litestar.di import NamedDependency, Provide
 from litestar.handlers.base import BaseRouteHandler
 from litestar.params import ParameterKwarg, PathParameter, QueryParameter
 
@@ -32,8 +33,10 @@ from events import Grading
 from events.incidents import AcledEventType, ViolenceType
 from projections import VictimsFilter
 from services.http.errors import InvalidParameterError
+from services.http.schemas import Country
 
 __all__ = [
+    "FILTERS",
     "AdmOne",
     "CivilianTargeting",
     "DateFrom",
@@ -46,7 +49,8 @@ __all__ = [
     "Perpetrator",
     "ViolenceTypeParam",
     "Week",
-    "incident_filter",
+    "Where",
+    "incident_filters",
     "strict_query",
     "wants_csv",
 ]
@@ -133,15 +137,26 @@ _RESERVED: Final = frozenset(
 
 
 def _declared(handler: BaseRouteHandler) -> frozenset[str]:
-    """The query parameter names ``handler`` declares (aliases as the API names them)."""
+    """The query parameter names ``handler`` and its dependencies declare (aliases as the
+    API names them)."""
     paths = {
         part.strip("{}").partition(":")[0]
         for path in getattr(handler, "paths", ())
         for part in path.split("/")
         if part.startswith("{")
     }
+    dependencies = handler.resolve_dependencies()
+    fields = [
+        (name, field)
+        for signature in (
+            handler.parsed_fn_signature,
+            *(one.parsed_fn_signature for one in dependencies.values()),
+        )
+        for name, field in signature.parameters.items()
+        if name not in dependencies
+    ]
     names: set[str] = set()
-    for name, field in handler.parsed_fn_signature.parameters.items():
+    for name, field in fields:
         kwarg = field.kwarg_definition
         if name in _RESERVED or name in paths or isinstance(kwarg, PathParameter):
             continue
@@ -174,7 +189,40 @@ def wants_csv(accept: str | None, format_: str | None) -> bool:
     return accept is not None and "text/csv" in accept.lower()
 
 
-def incident_filter(**given: Any) -> VictimsFilter:
-    """The :class:`~projections.VictimsFilter` of a handler's filter arguments (``None``
-    where not given)."""
-    return VictimsFilter(**{name: value for name, value in given.items() if value is not None})
+def incident_filters(
+    *,
+    country: Country = None,
+    adm1: AdmOne = None,
+    week: Week = None,
+    date_from: DateFrom = None,
+    date_to: DateTo = None,
+    min_grading: MinGrading = None,
+    grading: GradingParam = None,
+    event_type: EventType = None,
+    violence_type: ViolenceTypeParam = None,
+    perpetrator: Perpetrator = None,
+    feed: Feed = None,
+    civilian_targeting: CivilianTargeting = None,
+) -> VictimsFilter:
+    """The incident filters of a request, as one :class:`~projections.VictimsFilter` (a
+    dependency: its parameters are the route's, in the OpenAPI document too)."""
+    return VictimsFilter(
+        country=country,
+        adm1=adm1,
+        week=week,
+        date_from=date_from,
+        date_to=date_to,
+        min_grading=min_grading,
+        grading=grading,
+        event_type=event_type,
+        violence_type=violence_type,
+        perpetrator=perpetrator,
+        feed=feed,
+        civilian_targeting=civilian_targeting,
+    )
+
+
+FILTERS: Final = {"where": Provide(incident_filters, sync_to_thread=False)}
+"""The dependency of a route that selects incidents: its handler takes ``where`` (:data:`Where`)."""
+Where = NamedDependency[VictimsFilter]
+"""A handler's argument receiving the incident filters of :data:`FILTERS`."""

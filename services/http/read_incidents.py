@@ -28,25 +28,10 @@ from events import Position
 from projections import PROJECTIONS
 from projections import incidents as incidents_projection
 from projections.incidents import IncidentView
-from services.http.query import (
-    AdmOne,
-    CivilianTargeting,
-    DateFrom,
-    DateTo,
-    EventType,
-    Feed,
-    Format,
-    GradingParam,
-    MinGrading,
-    Perpetrator,
-    ViolenceTypeParam,
-    Week,
-    incident_filter,
-)
+from services.http.query import FILTERS, Format, Where
 from services.http.schemas import (
     ERRORS,
     ERRORS_404,
-    Country,
     Dispute,
     HistoryItem,
     IncidentAnswer,
@@ -112,22 +97,12 @@ def answer_of(view: IncidentView) -> IncidentAnswer:
     "occurrence first, paged like ACLED's API: `page` from 1, `limit` up to 5,000.",
     responses=ERRORS,
     tags=["read"],
+    dependencies=FILTERS,
 )
 async def list_incidents(
     request: Request[Any, Any, Any],
     *,
-    country: Country = None,
-    adm1: AdmOne = None,
-    week: Week = None,
-    date_from: DateFrom = None,
-    date_to: DateTo = None,
-    min_grading: MinGrading = None,
-    grading: GradingParam = None,
-    event_type: EventType = None,
-    violence_type: ViolenceTypeParam = None,
-    perpetrator: Perpetrator = None,
-    feed: Feed = None,
-    civilian_targeting: CivilianTargeting = None,
+    where: Where,
     status: Annotated[
         Literal["live", "retracted", "merged", "all"],
         QueryParameter(description="incident status (default live; all: every status)"),
@@ -139,20 +114,6 @@ async def list_incidents(
     format: Format = None,  # the query parameter's name
 ) -> Response[IncidentsPage]:
     """One page of incidents and how many match in all."""
-    where = incident_filter(
-        country=country,
-        adm1=adm1,
-        week=week,
-        date_from=date_from,
-        date_to=date_to,
-        min_grading=min_grading,
-        grading=grading,
-        event_type=event_type,
-        violence_type=violence_type,
-        perpetrator=perpetrator,
-        feed=feed,
-        civilian_targeting=civilian_targeting,
-    )
     side = side_of(request)
     state, position, lag = await side.current(PROJECTIONS[incidents_projection.NAME], ("incident",))
     rows, total = incidents_projection.listing(state, where, status=status, page=page, limit=limit)

@@ -20,23 +20,9 @@ from litestar.params import QueryParameter
 
 from projections import PROJECTIONS, VictimsFilter
 from projections import incidents as incidents_projection
-from services.http.query import (
-    AdmOne,
-    CivilianTargeting,
-    DateFrom,
-    DateTo,
-    EventType,
-    Feed,
-    Format,
-    GradingParam,
-    MinGrading,
-    Perpetrator,
-    ViolenceTypeParam,
-    Week,
-    incident_filter,
-)
+from services.http.query import FILTERS, Format, Where
 from services.http.read_incidents import DEFAULT_LIMIT, MAX_LIMIT
-from services.http.schemas import ERRORS, AsOf, BehindBody, CommunityItem, Country, VictimsBody
+from services.http.schemas import ERRORS, AsOf, BehindBody, CommunityItem, VictimsBody
 from services.http.side import side_of, token_of
 from services.http.tables import answer
 from services.protection.auth import sees_exact
@@ -122,42 +108,18 @@ def _named(where: VictimsFilter) -> dict[str, Any]:
     ),
     responses=ERRORS,
     tags=["read"],
+    dependencies=FILTERS,
 )
 async def community_victims(
     request: Request[Any, Any, Any],
     *,
-    country: Country = None,
-    adm1: AdmOne = None,
-    week: Week = None,
-    date_from: DateFrom = None,
-    date_to: DateTo = None,
+    where: Where,
     status: VictimStatus = None,
-    min_grading: MinGrading = None,
-    grading: GradingParam = None,
-    event_type: EventType = None,
-    violence_type: ViolenceTypeParam = None,
-    perpetrator: Perpetrator = None,
-    feed: Feed = None,
-    civilian_targeting: CivilianTargeting = None,
     as_of: AsOf = None,
     format: Format = None,  # the query parameter's name
 ) -> Response[VictimsBody]:
     """The dead by community, sorted by ``best`` descending (suppressed for readers)."""
-    where = incident_filter(
-        country=country,
-        adm1=adm1,
-        week=week,
-        date_from=date_from,
-        date_to=date_to,
-        status=status,
-        min_grading=min_grading,
-        grading=grading,
-        event_type=event_type,
-        violence_type=violence_type,
-        perpetrator=perpetrator,
-        feed=feed,
-        civilian_targeting=civilian_targeting,
-    )
+    where = msgspec.structs.replace(where, status=status)
     return answer(
         request.headers.get("accept"), await _victims_answer(request, where, as_of), format
     )
@@ -173,24 +135,14 @@ async def community_victims(
     ),
     responses=ERRORS,
     tags=["read"],
+    dependencies=FILTERS,
 )
 async def victims_behind(
     request: Request[Any, Any, Any],
     *,
     community: Community = None,
-    country: Country = None,
-    adm1: AdmOne = None,
-    week: Week = None,
-    date_from: DateFrom = None,
-    date_to: DateTo = None,
+    where: Where,
     status: VictimStatus = None,
-    min_grading: MinGrading = None,
-    grading: GradingParam = None,
-    event_type: EventType = None,
-    violence_type: ViolenceTypeParam = None,
-    perpetrator: Perpetrator = None,
-    feed: Feed = None,
-    civilian_targeting: CivilianTargeting = None,
     as_of: AsOf = None,
     page: Annotated[int, QueryParameter(ge=1, description="page number, from 1")] = 1,
     limit: Annotated[
@@ -199,21 +151,7 @@ async def victims_behind(
     format: Format = None,  # the query parameter's name
 ) -> Response[BehindBody]:
     """One page of the incident ids behind a line or the total."""
-    where = incident_filter(
-        country=country,
-        adm1=adm1,
-        week=week,
-        date_from=date_from,
-        date_to=date_to,
-        status=status,
-        min_grading=min_grading,
-        grading=grading,
-        event_type=event_type,
-        violence_type=violence_type,
-        perpetrator=perpetrator,
-        feed=feed,
-        civilian_targeting=civilian_targeting,
-    )
+    where = msgspec.structs.replace(where, status=status)
     side = side_of(request)
     token = token_of(request)
     cleared = sees_exact(token)
