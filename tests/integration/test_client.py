@@ -21,6 +21,8 @@ from services.client import (
     LedgerClient,
     PublishAuthError,
     PublishConflictError,
+    PublishIdReusedError,
+    PublishNotOwnerError,
     PublishRejectedError,
     ServiceUnavailableError,
 )
@@ -28,7 +30,7 @@ from services.metrics import IngestMetrics
 from services.settings import Settings, Token
 from services.store.keys import Keys
 from services.store.redis import RedisEventStore
-from tests.support.builders import reported, revised
+from tests.support.builders import reported, retracted, revised
 
 SOHR = "sohr-feed-token-0123456789"
 UN_WATCH = "un-watch-token-0123456789"
@@ -178,6 +180,26 @@ class TestErrors:
                 await ledger.publish([revised("i-1", expected_version=5)])
         assert (caught.value.index, caught.value.entity) == (0, "incident:i-1")
         assert caught.value.current_version == 1
+
+    async def test_another_feed_s_incident_raises_not_owner(self, app: Litestar) -> None:
+        """Given sohr's incident, un-watch's retraction raises PublishNotOwnerError naming
+        sohr, a PublishAuthError of status 403."""
+        async with client_of(app) as ledger:
+            await ledger.publish([reported("i-1")])
+        async with client_of(app, token=UN_WATCH) as ledger:
+            with pytest.raises(PublishNotOwnerError) as caught:
+                await ledger.publish([retracted("i-1", source="un-watch")])
+        assert (caught.value.status, caught.value.owner, caught.value.index) == (403, "sohr", 0)
+
+    async def test_an_id_resent_with_another_body_raises_id_reused(self, app: Litestar) -> None:
+        """The same event id with another toll is never retried: PublishIdReusedError with
+        the original position."""
+        event = reported("i-1", best=5)
+        async with client_of(app) as ledger:
+            (first,) = await ledger.publish([event])
+            with pytest.raises(PublishIdReusedError) as caught:
+                await ledger.publish([reported("i-1", best=50, event_id=event.event_id)])
+        assert (caught.value.reason, caught.value.position) == ("id_reused", first.position)
 
     async def test_an_unknown_token_raises_auth_401(self, app: Litestar) -> None:
         """A token the server does not know is a PublishAuthError with status 401."""

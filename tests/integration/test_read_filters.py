@@ -289,6 +289,7 @@ class TestStrictParameters:
             "/v1/projections/alignment",
             "/v1/incidents",
             "/v1/incidents/a",
+            "/v1/live/community-victims",
         ],
     )
     async def test_an_unknown_parameter_is_refused_on_every_route(
