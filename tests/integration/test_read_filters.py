@@ -13,14 +13,16 @@ The data (:func:`seeded`): three incidents of March 2025 in Syria and one it ret
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 import redis.asyncio as aioredis
 
-from events import AnyEvent, Place, Source
+from events import AnyEvent, Place, Source, recorded_at_of
 from services.bootstrap import http_app
 from services.settings import Settings, Token
 from services.store.keyring import MemoryKeyring
@@ -209,6 +211,37 @@ class TestBehindAFigure:
         assert second["incident_ids"] == ["b"]
         total = await ask(http, answer["behind"], token=ANALYST)
         assert total["incident_ids"] == ["a"]
+
+    async def test_as_of_lists_the_incidents_behind_the_figure_as_it_was_then(
+        self,
+        http: Any,
+        seeded: None,
+        sealing: SealingStore,
+        redis_client: aioredis.Redis,
+        key_prefix: str,
+    ) -> None:
+        """Given a report recorded after a moment, then the incidents behind the alawite
+        line as of that moment leave it out, as the line itself does then."""
+        head = await sealing.head()
+        assert head is not None
+        async with asyncio.timeout(DEADLINE):  # the next entry must get a later millisecond
+            while True:
+                seconds, micros = await redis_client.time()
+                if seconds * 1000 + micros // 1000 > int(head.split("-")[0]):
+                    break
+        await sealing.append([f.reported("e", 7, victims=[f.line("alawite", 7)])])
+        await catch_up(redis_client, key_prefix, within=DEADLINE)
+        then = recorded_at_of(head).isoformat()
+        now = await ask(http, BEHIND, token=ANALYST, community="alawite")
+        past = await ask(http, BEHIND, token=ANALYST, community="alawite", as_of=then)
+        assert (now["total_count"], past["total_count"]) == (3, 2)
+        assert "e" not in past["incident_ids"]
+        line = await ask(http, VICTIMS, token=ANALYST, as_of=then)
+        (alawite,) = [c for c in line["communities"] if c["community"] == "alawite"]
+        assert (alawite["incidents"], alawite["behind"]) == (
+            2,
+            f"{BEHIND}?as_of={quote(then)}&community=alawite",
+        )
 
     async def test_a_withheld_line_withholds_its_incidents_from_a_reader(
         self, http: Any, seeded: None
