@@ -67,7 +67,6 @@ from litestar.exceptions import NotFoundException
 from litestar.params import PathParameter, QueryParameter
 from litestar.response import ServerSentEvent
 
-from events import Position
 from projections import PROJECTIONS
 from projections import alignment as alignment_projection
 from projections import country_stance as stance_projection
@@ -91,16 +90,13 @@ from services.http.schemas import (
     TimelineBody,
     TimelineItem,
     cited,
+    fresh,
 )
 from services.http.side import require_reader, side_of
 from services.http.tables import answer
 from services.protection.reveal import reveal_timeline
 
 __all__ = ["MAX_LIMIT", "read_router"]
-
-
-def _iso(position: Position | None) -> str | None:
-    return None if position is None else str(position)
 
 
 def _answer(request: Request[Any, Any, Any], body: Any, format_: str | None) -> Response[Any]:
@@ -137,8 +133,7 @@ async def country_stance(
         state, subject=subject, country=None if country is None else country.upper()
     )
     body = StanceBody(
-        position=_iso(position),
-        lag=lag,
+        **fresh(position, lag),
         as_of=at,
         countries=[
             StanceItem(
@@ -190,8 +185,7 @@ async def country_timeline(
     entries = stance_projection.timeline(state, country, subject=subject)
     said = await reveal_timeline(side.sealing, country, entries)
     body = TimelineBody(
-        position=_iso(position),
-        lag=lag,
+        **fresh(position, lag),
         as_of=at,
         country=country,
         subject=subject,
@@ -229,8 +223,7 @@ async def alignment(
     )
     rows = alignment_projection.pairs(state, subject=subject)
     body = AlignmentBody(
-        position=_iso(position),
-        lag=lag,
+        **fresh(position, lag),
         as_of=at,
         pairs=[
             PairItem(a=r.a, b=r.b, score=r.score, shared_subjects=r.shared_subjects, thin=r.thin)

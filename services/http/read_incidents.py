@@ -24,7 +24,6 @@ from litestar import Request, Response, get
 from litestar.exceptions import NotFoundException
 from litestar.params import PathParameter, QueryParameter
 
-from events import Position
 from projections import PROJECTIONS
 from projections import incidents as incidents_projection
 from projections.incidents import IncidentView
@@ -38,6 +37,7 @@ from services.http.schemas import (
     IncidentBody,
     IncidentsPage,
     cited,
+    fresh,
 )
 from services.http.side import side_of, token_of
 from services.http.tables import answer
@@ -50,10 +50,6 @@ MAX_LIMIT: Final = 5000
 """Most incidents one page of ``GET /v1/incidents`` holds."""
 DEFAULT_LIMIT: Final = 50
 _DISPUTED: Final = "incident.disputed"
-
-
-def _iso(position: Position | None) -> str | None:
-    return None if position is None else str(position)
 
 
 def answer_of(view: IncidentView) -> IncidentAnswer:
@@ -118,8 +114,7 @@ async def list_incidents(
     state, position, lag = await side.current(PROJECTIONS[incidents_projection.NAME], ("incident",))
     rows, total = incidents_projection.listing(state, where, status=status, page=page, limit=limit)
     body = IncidentsPage(
-        position=_iso(position),
-        lag=lag,
+        **fresh(position, lag),
         page=page,
         limit=limit,
         count=len(rows),
@@ -160,7 +155,7 @@ async def get_incident(
         )
         view = msgspec.structs.replace(view, victims=(), history=history)
         return IncidentBody(
-            position=_iso(position), lag=lag, incident=answer_of(view), victims_suppressed=True
+            **fresh(position, lag), incident=answer_of(view), victims_suppressed=True
         )
     if lines:
         await side.audit(
@@ -171,7 +166,7 @@ async def get_incident(
             as_of=None,
             lines=lines,
         )
-    return IncidentBody(position=_iso(position), lag=lag, incident=answer_of(view))
+    return IncidentBody(**fresh(position, lag), incident=answer_of(view))
 
 
 INCIDENT_ROUTES: Final = (list_incidents, get_incident)

@@ -22,7 +22,7 @@ from projections import PROJECTIONS, VictimsFilter
 from projections import incidents as incidents_projection
 from services.http.query import FILTERS, Format, Where
 from services.http.read_incidents import DEFAULT_LIMIT, MAX_LIMIT
-from services.http.schemas import ERRORS, AsOf, BehindBody, CommunityItem, VictimsBody
+from services.http.schemas import ERRORS, AsOf, BehindBody, CommunityItem, VictimsBody, fresh
 from services.http.side import side_of, token_of
 from services.http.tables import answer
 from services.protection.auth import sees_exact
@@ -70,8 +70,7 @@ async def _victims_answer(
             lines=len(answer.communities),
         )
     return VictimsBody(
-        position=None if position is None else str(position),
-        lag=lag,
+        **fresh(position, lag),
         as_of=at,
         status=where.status,
         total=answer.total,
@@ -177,8 +176,7 @@ async def victims_behind(
             lines=1,
         )
     body = BehindBody(
-        position=None if position is None else str(position),
-        lag=lag,
+        **fresh(position, lag),
         as_of=at,
         community=community,
         page=page,

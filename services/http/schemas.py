@@ -9,13 +9,13 @@ behind a figure, paged) or statements (a stance's ``basis``).
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Final
+from typing import Annotated, Any, Final
 
 import msgspec
 from litestar.openapi import ResponseSpec
 from litestar.params import QueryParameter
 
-from events import Source
+from events import Position, Source
 from projections.community_victims import Figures
 from projections.country_stance import Basis, TimelineEntry
 from projections.incidents import HistoryEntry, IncidentRow, IncidentView
@@ -32,6 +32,7 @@ __all__ = [
     "CommunityItem",
     "Country",
     "Dispute",
+    "Fresh",
     "HistoryItem",
     "IncidentAnswer",
     "IncidentBody",
@@ -43,10 +44,26 @@ __all__ = [
     "TimelineItem",
     "VictimsBody",
     "cited",
+    "fresh",
 ]
 
 ISO3: Final = r"^[A-Z]{3}$"
 """An ISO 3166-1 alpha-3 country code."""
+
+
+class Fresh(msgspec.Struct, frozen=True, kw_only=True):
+    """How fresh an answer is: ``position``, the checkpoint of the view it was read from
+    (``null`` while the view has none; an as-of answer's last position at or before its
+    time), and ``lag``, the log entries not yet applied to that view (0 as of a time)."""
+
+    position: str | None
+    lag: int
+
+
+def fresh(position: Position | None, lag: int) -> dict[str, Any]:
+    """The freshness fields of an answer (:class:`Fresh`) of a view read at ``position`` with
+    ``lag``, to build a body with: ``Body(**fresh(position, lag), ...)``."""
+    return {"position": None if position is None else str(position), "lag": lag}
 
 
 class Citation(Source, frozen=True, kw_only=True):
@@ -82,7 +99,7 @@ class CommunityItem(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=Tru
     behind: str | None = None
 
 
-class VictimsBody(msgspec.Struct, frozen=True, kw_only=True):
+class VictimsBody(Fresh, frozen=True, kw_only=True):
     """The dead by community under the filters, by ``best`` descending.
 
     ``total`` and ``unattributed`` (what no line accounts for, by interval arithmetic) carry
@@ -94,8 +111,6 @@ class VictimsBody(msgspec.Struct, frozen=True, kw_only=True):
     the figures are exact). ``behind`` lists the incidents behind the total.
     """
 
-    position: str | None
-    lag: int
     as_of: dt.datetime | None
     status: str | None = None
     total: Figures | None
@@ -108,13 +123,11 @@ class VictimsBody(msgspec.Struct, frozen=True, kw_only=True):
     behind: str | None = None
 
 
-class BehindBody(msgspec.Struct, frozen=True, kw_only=True):
+class BehindBody(Fresh, frozen=True, kw_only=True):
     """One page of the ids of the incidents a community-victims figure sums (of
     ``community``, or the total), under the same filters; ``total_count`` how many in all.
     ``suppressed`` (ids empty) when the figure is withheld from this reader."""
 
-    position: str | None
-    lag: int
     as_of: dt.datetime | None
     community: str | None
     page: int
@@ -150,11 +163,9 @@ class StanceItem(msgspec.Struct, frozen=True, kw_only=True):
     latest_statement_id: str
 
 
-class StanceBody(msgspec.Struct, frozen=True, kw_only=True):
+class StanceBody(Fresh, frozen=True, kw_only=True):
     """Every (country, subject) under the filters, by (country, subject)."""
 
-    position: str | None
-    lag: int
     as_of: dt.datetime | None
     countries: list[StanceItem]
 
@@ -167,11 +178,9 @@ class TimelineItem(TimelineEntry, frozen=True, kw_only=True):
     sources: tuple[Citation, ...] = ()
 
 
-class TimelineBody(msgspec.Struct, frozen=True, kw_only=True):
+class TimelineBody(Fresh, frozen=True, kw_only=True):
     """A country's live statements, by (issued_at, position)."""
 
-    position: str | None
-    lag: int
     as_of: dt.datetime | None
     country: str
     subject: str | None
@@ -189,20 +198,16 @@ class PairItem(msgspec.Struct, frozen=True, kw_only=True):
     thin: bool
 
 
-class AlignmentBody(msgspec.Struct, frozen=True, kw_only=True):
+class AlignmentBody(Fresh, frozen=True, kw_only=True):
     """Every pair with a shared subject (or sharing ``subject``), by (a, b)."""
 
-    position: str | None
-    lag: int
     as_of: dt.datetime | None
     pairs: list[PairItem]
 
 
-class IncidentsPage(msgspec.Struct, frozen=True, kw_only=True):
+class IncidentsPage(Fresh, frozen=True, kw_only=True):
     """One page of incidents: ``count`` on this page, ``total_count`` under the filters."""
 
-    position: str | None
-    lag: int
     page: int
     limit: int
     count: int
@@ -237,15 +242,13 @@ class IncidentAnswer(IncidentView, frozen=True, kw_only=True):
     disputes: tuple[Dispute, ...] = ()
 
 
-class IncidentBody(msgspec.Struct, frozen=True, kw_only=True):
+class IncidentBody(Fresh, frozen=True, kw_only=True):
     """One incident as it stands, with its history.
 
     ``victims_suppressed`` is true when the incident's community lines were left out (for a
     reader: ``victims`` empty and every history entry's ``victims`` null).
     """
 
-    position: str | None
-    lag: int
     incident: IncidentAnswer
     victims_suppressed: bool = False
 
