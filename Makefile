@@ -1,20 +1,31 @@
 # The two set-up commands of the README: `make run` and `make test`.
-PYTHON ?= python3
-VENV   := .venv
-BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed
+# `make run` installs what running needs; `make test` adds the test extras (pytest,
+# Playwright, schemathesis, mypy, ruff, ...).
+PYTHON    ?= python3
+VENV      := .venv
+BIN       := $(VENV)/bin
+RUN_STAMP := $(VENV)/.installed-run
+STAMP     := $(VENV)/.installed
 
 .PHONY: run test lint typecheck unit soak bench bench-smoke clean
 
-$(STAMP): pyproject.toml
+$(VENV)/bin/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed")'
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(RUN_STAMP): pyproject.toml | $(VENV)/bin/python
+	$(BIN)/python -m pip install --quiet -e .
+	touch $(RUN_STAMP)
+
+$(STAMP): pyproject.toml | $(VENV)/bin/python
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-run: $(STAMP)
-	$(BIN)/ledger serve
+# The deployed shape in the foreground: API, projector and snapshot writer as supervised
+# processes on the embedded Redis (or LEDGER_REDIS_URL); Ctrl-C stops everything.
+run: $(RUN_STAMP)
+	$(BIN)/ledger run
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -6,6 +6,8 @@ One function per process makes every part from the settings, without connecting 
   projectors' loads of whole views), the sealing event store, the HTTP app (with its read
   side and operator routes), the Redis inbox consumer and, unless turned off, the projector
   pool with the as-of snapshot writer beside it;
+- every process also posts its degraded parts to the health board
+  (:mod:`services.runtime.health_board`), where every ``/readyz`` finds them;
 - :func:`projectors` (``ledger project``): the projector pool alone;
 - :func:`snapshots` (``ledger snapshots``): the snapshot writer alone;
 - :func:`ops` (the operator commands): a client with a long timeout and the sealing store.
@@ -19,7 +21,7 @@ processes themselves (signals, uvicorn, the embedded Redis) are run by
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
 import msgspec
@@ -27,9 +29,11 @@ import redis.asyncio as aioredis
 import redis.exceptions as rexc
 import structlog
 from litestar import Litestar
+from redis.exceptions import RedisClusterException
 
 from projections import Projection
 from services.errors import LedgerError, SettingsError
+from services.health import HealthOf
 from services.http.admin import AdminDeps
 from services.http.app import build_http_app
 from services.http.ingest import APPEND_TIMEOUT
@@ -37,13 +41,15 @@ from services.http.live import LiveHub
 from services.http.side import ProjectorState, ReadSide, projector_state_of
 from services.ingest.inbox import asyncapi_json, build_inbox
 from services.metrics import IngestMetrics
+from services.projector.lease import process_name
 from services.projector.pool import ProjectorPool
 from services.projector.snapshots import SnapshotsOffError, snapshotter_for
 from services.protection.auth import Authenticator
 from services.runtime.checks import RedisSetup, check_redis
+from services.runtime.health_board import HealthPoster
 from services.settings import Settings
 from services.store.base import EventStore
-from services.store.connection import BULK_SOCKET_TIMEOUT, connect, learn_slots
+from services.store.connection import BULK_SOCKET_TIMEOUT, connect, describe, learn_slots
 from services.store.keyring import Keyring, keyring_for
 from services.store.redis import RedisEventStore
 from services.store.sealing import SealingStore
@@ -187,6 +193,8 @@ def http_app(
     asyncapi: Callable[[], Mapping[str, Any]] | None = None,
     projector_state: ProjectorState | None = None,
     live: LiveHub | None = None,
+    health: Sequence[HealthOf] = (),
+    process: str | None = None,
 ) -> Litestar:
     """The HTTP app of ``settings`` over ``store`` (authenticating with ``settings.tokens``).
 
@@ -196,8 +204,9 @@ def http_app(
     the process is always ready. ``sealing`` is ``store`` when it seals private text
     (erasure and the private text of read answers need it; without it answers read the
     sources of statements and revisions from ``store`` as stored). ``projector_state`` tells
-    ``/readyz`` how this process's projectors are doing; ``live`` replaces the read side's
-    live hub (tests poll faster).
+    ``/readyz`` how this process's projectors are doing and ``health`` which of its parts
+    are degraded (``process``: the name it posts them under on the health board); ``live``
+    replaces the read side's live hub (tests poll faster).
     """
     read = admin = None
     if client is not None:
@@ -208,6 +217,8 @@ def http_app(
             live=live,
             suppression_k=settings.suppression_k,
             sealing=sealing or store,
+            health=health,
+            process=process,
         )
         admin = AdminDeps(client, settings.keys)
     return build_http_app(
@@ -239,21 +250,26 @@ def api(
     bulk = connect(url, cluster=settings.cluster, socket_timeout=BULK_SOCKET_TIMEOUT)
     store = event_store(settings, client)
     components: dict[str, Component] = {}
+    health: list[HealthOf] = []
     asyncapi = None
     if settings.cluster:
         log.warning("inbox.off", reason="FastStream's Redis broker has no cluster client")
     else:
         inbox = build_inbox(settings, store, url)
         components["inbox"] = inbox
+        health.append(inbox.part.health)
         asyncapi = lambda: asyncapi_json(inbox)  # noqa: E731  # one line reads best here
     state = None
     if settings.projectors if projectors is None else projectors:
         pool = _pool(settings, client, bulk)
         components["projectors"] = pool
+        health.append(pool.health)
         state = projector_state_of(pool)
         writer = snapshotter_for(client, settings)
         if writer is not None:  # as-of snapshots, written where the projectors run
             components["snapshots"] = writer
+            health.append(writer.part.health)
+    process = f"api:{process_name()}"
     http = http_app(
         settings,
         store=store,
@@ -261,7 +277,10 @@ def api(
         sealing=store,
         asyncapi=asyncapi,
         projector_state=state,
+        health=health,
+        process=process,
     )
+    components["health"] = HealthPoster(client, settings.keys, process, health)
     return Service(
         settings=settings,
         client=client,
@@ -307,8 +326,12 @@ def projectors(
         lease_ms=lease_ms,
         batch_size=batch_size,
     )
+    poster = HealthPoster(client, settings.keys, f"projector:{pool.consumer}", [pool.health])
     return Service(
-        settings=settings, client=client, components={"projectors": pool}, bulk_client=bulk
+        settings=settings,
+        client=client,
+        components={"projectors": pool, "health": poster},
+        bulk_client=bulk,
     )
 
 
@@ -326,7 +349,10 @@ def snapshots(settings: Settings, *, redis_url: str | None = None) -> Service:
         raise SnapshotsOffError(
             "as-of snapshots are off: LEDGER_SNAPSHOT_EVERY is 0 or the log is partitioned"
         )
-    return Service(settings=settings, client=client, components={"snapshots": writer})
+    poster = HealthPoster(client, settings.keys, f"snapshots:{writer.owner}", [writer.part.health])
+    return Service(
+        settings=settings, client=client, components={"snapshots": writer, "health": poster}
+    )
 
 
 class Ops(msgspec.Struct, frozen=True, kw_only=True):
@@ -349,12 +375,8 @@ async def ops(settings: Settings, *, redis_url: str | None = None) -> AsyncItera
     try:
         try:
             await client.ping()
-        except (rexc.ConnectionError, rexc.TimeoutError, OSError) as exc:
-            pool = getattr(client, "connection_pool", None)
-            where = pool.connection_kwargs if pool is not None else {}
-            raise LedgerError(
-                f"cannot reach Redis at {where.get('host', url)}:{where.get('port', '')}: {exc}"
-            ) from None
+        except (rexc.ConnectionError, rexc.TimeoutError, OSError, RedisClusterException) as exc:
+            raise LedgerError(f"cannot reach Redis at {describe(url)}: {exc}") from None
         yield Ops(
             client=client, settings=settings, store=event_store(settings, client, strict=False)
         )

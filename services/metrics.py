@@ -12,6 +12,8 @@ several apps in one process count independently. ``GET /metrics`` renders it.
 The read side (:class:`ReadMetrics`, same registry, refreshed on each scrape):
 
 - ``ledger_projection_lag{projection}``: log entries not yet applied to the view;
+- ``ledger_projection_lag_seconds{projection}``: how long ago the oldest of them was
+  recorded (0 when there is none);
 - ``ledger_projection_position_seconds{projection}``: when the view's checkpoint was
   recorded (Unix seconds; absent until the view has one);
 - ``ledger_dead_letters``: entries in the projectors' dead-letter stream;
@@ -86,6 +88,12 @@ class ReadMetrics:
         self.lag = Gauge(
             "ledger_projection_lag",
             "Log entries not yet applied to the projection's view",
+            ("projection",),
+            registry=registry,
+        )
+        self.lag_seconds = Gauge(
+            "ledger_projection_lag_seconds",
+            "Age of the oldest log entry not yet applied to the projection's view (seconds)",
             ("projection",),
             registry=registry,
         )

@@ -2,14 +2,14 @@
 
 | variable | meaning | default |
 |---|---|---|
-| ``LEDGER_REDIS_URL`` | the Redis to use; unset: start an embedded one | unset |
+| ``LEDGER_REDIS_URL`` | the Redis (a cluster's nodes: comma-separated); unset: embedded | unset |
 | ``LEDGER_HTTP_HOST`` / ``LEDGER_HTTP_PORT`` | where the HTTP API listens | 127.0.0.1 / 8000 |
 | ``LEDGER_DATA_DIR`` | embedded Redis data, generated tokens | ``./var`` |
 | ``LEDGER_TOKENS`` | ``role[:feed]=token,…`` (roles feed, reader, analyst, operator) | generated |
 | ``LEDGER_FSYNC`` | embedded Redis AOF fsync: ``everysec`` or ``always`` | everysec |
 | ``LEDGER_KEY_PREFIX`` | prefix of every Redis key the service owns | ``ledger`` |
 | ``LEDGER_PARTITIONS`` | log partitions (hash-tagged key groups) | 1 |
-| ``LEDGER_REDIS_CLUSTER`` | ``1``: ``LEDGER_REDIS_URL`` names a node of a Redis Cluster | 0 |
+| ``LEDGER_REDIS_CLUSTER`` | ``1``: ``LEDGER_REDIS_URL`` names nodes of a Redis Cluster | 0 |
 | ``LEDGER_WAIT_REPLICAS`` | strict mode: appends are acknowledged once on this many replicas | 0 |
 | ``LEDGER_WAIT_TIMEOUT_MS`` | how long strict mode waits for the replicas (under 1 s) | 500 |
 | ``LEDGER_INBOX_FEEDS`` | feeds allowed to submit via the Redis inbox | the feed tokens' feeds |
@@ -33,6 +33,7 @@ from typing import Literal
 import msgspec
 
 from services.errors import SettingsError
+from services.store.connection import node_urls
 from services.store.keys import Keys
 from services.store.rules import OPERATOR_FEED
 
@@ -144,6 +145,16 @@ def _keyring(env: Mapping[str, str]) -> str:
     return value
 
 
+def _nodes(url: str | None) -> list[str]:
+    """The nodes ``LEDGER_REDIS_URL`` names (:func:`services.store.connection.node_urls`)."""
+    if url is None:
+        return []
+    try:
+        return node_urls(url)
+    except ValueError as exc:
+        raise SettingsError(f"LEDGER_REDIS_URL: {exc}") from None
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Read the settings from ``env`` (default: the process environment).
 
@@ -151,8 +162,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """
     env = os.environ if env is None else env
     url = env.get("LEDGER_REDIS_URL") or None
-    if url is not None and not re.match(r"^(redis|rediss|unix)://", url):
+    if url is not None and not re.match(r"^(redis|rediss|unix)://", url.strip()):
         raise SettingsError("LEDGER_REDIS_URL must start with redis://, rediss:// or unix://")
+    nodes = _nodes(url)
     tokens = parse_tokens(env.get("LEDGER_TOKENS", ""))
     prefix = env.get("LEDGER_KEY_PREFIX") or "ledger"
     if not re.match(r"^[A-Za-z0-9_.:-]{1,64}$", prefix) or "{" in prefix:
@@ -170,6 +182,11 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     )
     if cluster and url is None:
         raise SettingsError("LEDGER_REDIS_CLUSTER=1 needs LEDGER_REDIS_URL naming a cluster node")
+    if len(nodes) > 1 and not cluster:
+        raise SettingsError(
+            "LEDGER_REDIS_URL names several nodes, which only a cluster has: "
+            "set LEDGER_REDIS_CLUSTER=1, or name one node"
+        )
     return Settings(
         redis_url=url,
         http_host=env.get("LEDGER_HTTP_HOST") or "127.0.0.1",

@@ -1,6 +1,9 @@
 """The ``ledger`` command line: its apps, and what every command shares.
 
-- ``ledger serve [--no-projectors]`` runs the service (see :mod:`services.bootstrap`).
+- ``ledger run [--projectors N]`` runs the deployed shape, every process under one
+  supervisor in the foreground: the default (``make run``; :mod:`services.cli.supervised`).
+- ``ledger serve [--no-projectors]`` runs the service in one process (see
+  :mod:`services.bootstrap`).
 - ``ledger seed reference [--url URL] [--token TOKEN]`` publishes the reference scenario
   through the public HTTP API, as any feed would.
 - ``ledger project`` runs the projectors only (the projector containers of the deployment).

@@ -108,7 +108,8 @@ def status(
         ),
     ] = None,
 ) -> None:
-    """Views (generation, checkpoint, lag, pending, consumers, dead letters), log and Redis."""
+    """Views (generation, checkpoint, lag in entries and seconds, pending, consumers, dead
+    letters), log and Redis."""
     found = run_ops(lambda tools: ledger_status(tools.client, tools.settings.keys))
     if as_json:
         sys.stdout.write(msgspec.json.encode(found).decode() + "\n")
@@ -120,6 +121,7 @@ def status(
             "gen",
             "position",
             "lag",
+            "lag s",
             "pending",
             "consumers",
             "dead",
@@ -133,6 +135,7 @@ def status(
                 str(row.generation),
                 row.position or "-",
                 str(row.lag),
+                f"{row.lag_seconds:.1f}",
                 str(row.pending),
                 str(len(row.consumers)),
                 str(row.dead_letters),

@@ -4,18 +4,23 @@
   set), then the service of :func:`services.bootstrap.api` (inbox, projectors, snapshot
   writer), then uvicorn; on SIGINT or SIGTERM it stops in the reverse order, uvicorn first
   (in-flight requests finish) and the embedded Redis last.
-- :func:`project` (``ledger project``): the projectors alone; the process exits with
-  :class:`~services.projector.errors.ProjectorFailedError` when a projector stops on an error,
-  for its supervisor to start it again.
+- :func:`project` (``ledger project``): the projectors alone. A projector that meets an
+  unexpected error restarts by itself (:mod:`services.projector.healing`); the process exits
+  with :class:`~services.projector.errors.ProjectorFailedError` only if a worker's task
+  itself dies, for its supervisor to start it again.
 - :func:`write_snapshots` (``ledger snapshots``): the as-of snapshot writer alone.
 
 Each refuses a Redis that may evict keys before it starts any work
-(:func:`services.runtime.checks.check_redis`).
+(:func:`services.runtime.checks.check_redis`); while that Redis cannot be reached at all,
+each waits for it (0.1 s doubling to 5 s, the reason logged) until a signal ends the wait, so
+a process started before its Redis, or beside a Redis being restarted, comes up with it
+instead of dying.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
@@ -26,6 +31,7 @@ import uvicorn
 from projections import Projection
 from services import bootstrap
 from services.bootstrap import Service, api
+from services.health import backoff
 from services.http.server import Server, Stopper, bind, serve_until_stopped
 from services.logging import configure_logging, redactor
 from services.projector.errors import ProjectorFailedError
@@ -35,6 +41,7 @@ from services.reference import REFERENCE_FEEDS
 from services.runtime.embedded import EmbeddedRedis
 from services.settings import Settings
 from services.signals import stop_on_signals
+from services.store.connection import REDIS_DOWN
 
 __all__ = ["project", "run", "serve", "write_snapshots"]
 
@@ -69,7 +76,8 @@ async def serve(
             if read is not None:
                 stopper.on_stop.append(read.live.close)
             try:
-                await service.check()
+                if not await checked(service, stopper.requested):
+                    return
                 await service.start()
                 sock = bind(settings.http_host, settings.http_port)
                 service.address = sock.getsockname()[:2]
@@ -106,16 +114,36 @@ def run(
     asyncio.run(serve(settings, projectors=projectors))
 
 
+async def checked(service: Service, stopped: asyncio.Event) -> bool:
+    """Run the Redis checks of ``service``, waiting while its Redis cannot be reached; whether
+    they passed (``False``: ``stopped`` was set first). A refused setup raises."""
+    wait = 0.0
+    while True:
+        try:
+            await service.check()
+        except REDIS_DOWN as exc:
+            wait = backoff(wait)
+            log.warning("redis.unreachable_at_start", error=str(exc)[:300], retry_in=wait)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopped.wait(), wait)
+            if stopped.is_set():
+                return False
+        else:
+            return True
+
+
 async def _until_stopped(
     service: Service, failing: Callable[[], Awaitable[Any]] | None = None
 ) -> None:
     """Check the Redis, start ``service`` and run it until a signal (or ``failing()`` ends)."""
+    stopped = stop_on_signals()
     try:
-        await service.check()
+        if not await checked(service, stopped):
+            await service.stop()
+            return
     except BaseException:
         await service.stop()
         raise
-    stopped = stop_on_signals()
     await service.start()
     log.info(
         "process.started", components=list(service.components), prefix=service.settings.key_prefix
@@ -142,8 +170,8 @@ async def project(
 ) -> None:
     """Run the projectors until SIGTERM/SIGINT: ``ledger project``.
 
-    :class:`ProjectorFailedError` when a projector stopped on an error (the process exits,
-    for its supervisor to start it again).
+    :class:`ProjectorFailedError` when a worker's task died (the process exits, for its
+    supervisor to start it again); workers restart after the errors they meet by themselves.
     """
     tune_collector()
     service = bootstrap.projectors(
@@ -158,7 +186,7 @@ async def project(
     assert isinstance(pool, ProjectorPool)  # noqa: S101  # what bootstrap.projectors makes
     await _until_stopped(service, pool.wait_failure)
 
-    failure = pool.failure()
+    failure = pool.failure() if pool.crashed() else None
     if failure is not None:  # exit, for the supervisor to start the process again
         raise ProjectorFailedError(
             f"a projector stopped on {type(failure).__name__}: {failure}"

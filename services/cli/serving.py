@@ -1,4 +1,5 @@
-"""The commands that run the ledger's processes: ``serve``, ``project``, ``snapshots``."""
+"""The commands that run the ledger's processes: ``run`` (the default: every process under one
+supervisor), ``serve``, ``project``, ``snapshots``."""
 
 from __future__ import annotations
 
@@ -8,13 +9,13 @@ from typing import Annotated
 
 import typer
 
-from services.cli import processes
+from services.cli import processes, supervised
 from services.cli.app import fail, main, projections_named, redis_url_for, settings_or_exit
 from services.errors import LedgerError, SettingsError
 from services.logging import configure_logging
 from services.projector.snapshots import SnapshotsOffError
 
-__all__ = ["project", "serve", "snapshots"]
+__all__ = ["project", "run", "serve", "snapshots"]
 
 
 @main.command()
@@ -40,6 +41,28 @@ def serve(
         raise fail(exc, 2) from None
     except LedgerError as exc:  # e.g. the embedded Redis would not start
         raise fail(exc, 1) from None
+
+
+@main.command()
+def run(
+    projectors: Annotated[
+        int, typer.Option("--projectors", min=1, max=16, help="Projector processes.")
+    ] = 1,
+    json_logs: Annotated[
+        bool | None,
+        typer.Option("--json-logs/--console-logs", help="Log format (default: JSON unless a TTY)."),
+    ] = None,
+) -> None:
+    """Run the ledger as deployed, in the foreground: API, projectors and snapshot writer as
+    supervised processes (on an embedded Redis by default); Ctrl-C stops everything."""
+    settings = settings_or_exit()
+    try:
+        code = supervised.run_supervised(settings, projectors=projectors, json_logs=json_logs)
+    except SettingsError as exc:
+        raise fail(exc, 2) from None
+    except LedgerError as exc:  # e.g. the embedded Redis would not start
+        raise fail(exc, 1) from None
+    raise typer.Exit(code)
 
 
 @main.command()

@@ -6,7 +6,11 @@ notice::
 
     event: view
     id: <position>
-    data: {"projection": "<name>", "position": "<position>"}
+    data: {"projection": "<name>", "position": "<position>", "lag": <n>, "lag_seconds": <s>}
+
+``lag`` and ``lag_seconds`` are the view's freshness at that position, computed as every
+answer's is (:func:`services.views.freshness.lag_after`), once per position for every
+client; they are left out when Redis cannot say.
 
 Notices are throttled: at most one per :data:`MIN_GAP` seconds (about 4 per second) per
 client; a client that falls behind gets the latest position, never a backlog. A quiet
@@ -29,7 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any, Final
 
 import msgspec
@@ -39,7 +43,9 @@ from litestar.response import ServerSentEventMessage
 
 from events import Position
 from projections import Projection
+from services.health import Part, backoff
 from services.store.positions import newer
+from services.views.freshness import Lag
 from services.views.store import ViewStore
 
 __all__ = ["HEARTBEAT", "MIN_GAP", "POLL_INTERVAL", "LiveHub", "Notice"]
@@ -56,11 +62,17 @@ HEARTBEAT: Final = 15.0
 _POSITION_SHAPE: Final = r"^\d+-\d+$"
 
 
-class Notice(msgspec.Struct, frozen=True):
+class Notice(msgspec.Struct, frozen=True, omit_defaults=True):
     """The data of one ``view`` event."""
 
     projection: str
     position: str
+    lag: int | None = None
+    lag_seconds: float | None = None
+
+
+LagOf = Callable[[Projection, Position], Awaitable[Lag]]
+"""Computes a view's lag at a position (the read side's :func:`lag_after`)."""
 
 
 _newer = newer
@@ -100,6 +112,11 @@ class LiveHub:
         self.heartbeat = heartbeat
         self.on_clients = on_clients
         """Called with the number of connected clients whenever it changes (the gauge)."""
+        self.lag_of: LagOf | None = None
+        """Computes the freshness the notices carry (set by the read side)."""
+        self._lags: dict[str, tuple[Position, Lag]] = {}
+        self.part = Part("live")
+        """The health of the shared poll (``/readyz``)."""
         self.positions: dict[str, Position | None] = {}
         self.clients = 0
         self.polls = 0
@@ -127,11 +144,22 @@ class LiveHub:
         event.set()
 
     async def _poll(self) -> None:
+        """Poll while clients are connected; after any error, log it and poll again after a
+        back-off (the hub is degraded until a poll succeeds)."""
+        wait = 0.0
         while self.clients > 0 and not self._closed:
             try:
                 await self.poll_once()
             except (rexc.RedisError, OSError) as exc:
                 log.warning("live.poll_failed", error=str(exc))
+            except Exception as exc:  # a fault of ours: keep the streams alive regardless
+                self.part.failed(exc)
+                wait = backoff(wait)
+                log.exception("live.poll_restarting", error=str(exc)[:500], retry_in=wait)
+                await asyncio.sleep(wait)  # the back-off of a failed poll
+                continue
+            wait = 0.0
+            self.part.recovered()
             await asyncio.sleep(self.interval)  # the poll cadence itself, not a synchronisation
 
     def _ensure_polling(self) -> None:
@@ -170,7 +198,7 @@ class LiveHub:
                 position = self.positions.get(name)
                 if position is not None and _newer(position, seen):
                     seen = position
-                    notice = Notice(projection=name, position=position)
+                    notice = await self._notice(projection, position)
                     yield ServerSentEventMessage(
                         event="view", id=position, data=msgspec.json.encode(notice).decode()
                     )
@@ -183,6 +211,24 @@ class LiveHub:
                     yield ServerSentEventMessage(data=None, comment="keep-alive")
         finally:
             self._count(-1)
+
+    async def _notice(self, projection: Projection, position: Position) -> Notice:
+        """The notice of ``projection``'s view at ``position``, with its lag (computed once
+        per position for every client)."""
+        name = projection.name
+        known = self._lags.get(name)
+        if self.lag_of is not None and (known is None or known[0] != position):
+            try:
+                known = (position, await self.lag_of(projection, position))
+            except (rexc.RedisError, OSError) as exc:
+                log.warning("live.lag_failed", projection=name, error=str(exc))
+                known = None
+            else:
+                self._lags[name] = known
+        if known is None or known[0] != position:
+            return Notice(projection=name, position=position)
+        lag = known[1]
+        return Notice(projection=name, position=position, lag=lag.entries, lag_seconds=lag.seconds)
 
     async def aclose(self) -> None:
         """Close the streams and end the poll task."""

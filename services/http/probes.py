@@ -1,11 +1,16 @@
 """The operational endpoints: probes, metrics and the API documents.
 
 ``GET /healthz`` answers 200 while the process runs; ``GET /readyz`` 200 when the store's
-Redis answers PING within a second, else 503, and names the state of this process's
-projectors when it runs them. ``GET /metrics`` (reader or operator token) renders the
-Prometheus metrics, refreshing the read side's gauges first. ``GET /openapi.json`` is the
-OpenAPI document, with the request body schema of ``POST /v1/events`` taken from the event
-Structs (the interactive docs at ``/schema`` show the same API without that body schema);
+Redis answers PING within a second, else 503. It names the state of this process's
+projectors when it runs them, lists the parts that are degraded (restarting after an
+unexpected error, with that error: :mod:`services.health`): its own, and those the other
+processes of the deployment posted to the health board
+(:mod:`services.runtime.health_board`), and, where the process reads views, every view's
+lag, as the answers carry it. ``GET /metrics`` (reader or operator
+token) renders the Prometheus metrics, refreshing the read side's gauges first.
+``GET /openapi.json`` is the OpenAPI document, with the request body schema of
+``POST /v1/events`` taken from the event Structs (the interactive docs at ``/schema`` show
+the same API without that body schema);
 ``GET /asyncapi.json`` the AsyncAPI document of the Redis inbox, when it runs here.
 """
 
@@ -20,6 +25,7 @@ from litestar import Request, Response, get
 from litestar.handlers import HTTPRouteHandler
 from litestar.openapi import ResponseSpec
 
+from services.health import PartHealth
 from services.http.deps import deps_of, json_response
 from services.http.errors import ErrorBody
 from services.http.ingest import with_event_schemas
@@ -27,6 +33,7 @@ from services.http.side import ReadSide, refresh_quietly
 from services.http.tables import with_csv_answers
 from services.metrics import CONTENT_TYPE
 from services.protection.auth import PermissionDeniedError
+from services.views.freshness import Lag
 
 __all__ = ["PROBE_ROUTES", "Health"]
 
@@ -36,12 +43,17 @@ log = structlog.get_logger("services.http.app")
 class Health(msgspec.Struct, frozen=True, omit_defaults=True):
     """The answer of the health and readiness probes.
 
-    ``projectors`` (readiness only, when this process runs them): ``running``, ``stopped``
-    or ``failed``.
+    ``projectors`` (readiness only, when this process runs them): ``running``, ``degraded``
+    (a worker restarts after an unexpected error), ``stopped`` or ``failed``. ``degraded``:
+    the parts that failed and have made no progress since, each with its state and last
+    error (another process's as ``<process>/<part>``). ``lag``: per view, its lag in entries
+    and seconds.
     """
 
     status: str
     projectors: str | None = None
+    degraded: dict[str, PartHealth] | None = None
+    lag: dict[str, Lag] | None = None
 
 
 @get("/healthz", summary="Liveness", tags=["operations"])
@@ -61,14 +73,20 @@ async def readyz(request: Request[Any, Any, Any]) -> Response[Health]:
     deps = deps_of(request)
     read: ReadSide | None = request.app.state.get("read")
     projectors = None if read is None or read.projector_state is None else read.projector_state()
+    degraded = None if read is None else (read.degraded() or None)
     if deps.ping is None:
-        return json_response(200, Health("ready", projectors))
+        return json_response(200, Health("ready", projectors, degraded))
     try:
         await asyncio.wait_for(deps.ping(), 1.0)
     except Exception as exc:  # any failure to answer means not ready
         log.warning("readyz.unavailable", error=type(exc).__name__)
-        return json_response(503, Health("unavailable", projectors), headers={"Retry-After": "1"})
-    return json_response(200, Health("ready", projectors))
+        answer = Health("unavailable", projectors, degraded)
+        return json_response(503, answer, headers={"Retry-After": "1"})
+    if read is None:
+        return json_response(200, Health("ready", projectors))
+    everywhere = await read.degraded_everywhere() or None
+    lag = await read.lags_quietly()
+    return json_response(200, Health("ready", projectors, everywhere, lag))
 
 
 @get("/metrics", summary="Prometheus metrics", tags=["operations"], media_type=CONTENT_TYPE)

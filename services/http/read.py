@@ -20,8 +20,9 @@ incidents are the same on ``/v1/incidents``, the community-victims answer and th
 behind it, as-of answers and CSV included.
 
 **Freshness.** Every answer carries ``position``, the checkpoint of the view it was read
-from (``null`` while the view has none), and ``lag``, the log entries not yet applied to that
-view (:mod:`services.views.freshness`). Documents and checkpoint are read consistently, as
+from (``null`` while the view has none), ``lag``, the log entries not yet applied to that
+view, and ``lag_seconds``, how long ago the oldest of them was recorded
+(:mod:`services.views.freshness`). Documents and checkpoint are read consistently, as
 one snapshot of the view, through the read side's cache (:mod:`services.views.cache`): a
 community-victims answer moves with the changed cells alone
 (:class:`~projections.victims_sums.VictimsSums`), and a projection answer is computed once
@@ -30,7 +31,8 @@ side (:mod:`services.http.side`); their answers are :mod:`services.http.schemas`
 
 **As of.** The projection endpoints take ``as_of``, an ISO 8601 date-time with a zone: the
 answer is then the pure fold of the events recorded at or before it (:mod:`services.views.asof`),
-``position`` the last log position at or before it, ``lag`` 0 and ``as_of`` echoes it
+``position`` the last log position at or before it, ``lag`` and ``lag_seconds`` 0 and
+``as_of`` echoes it
 (``null`` otherwise). Date filters (``week``, ``from``, ``to``) act on when incidents
 occurred; ``as_of`` on when the ledger learnt of them.
 

@@ -20,6 +20,7 @@ from projections.community_victims import Figures
 from projections.country_stance import Basis, TimelineEntry
 from projections.incidents import HistoryEntry, IncidentRow, IncidentView
 from services.http.errors import InvalidQuery, NotFound
+from services.views.freshness import Lag
 
 __all__ = [
     "ERRORS",
@@ -54,16 +55,22 @@ ISO3: Final = r"^[A-Z]{3}$"
 class Fresh(msgspec.Struct, frozen=True, kw_only=True):
     """How fresh an answer is: ``position``, the checkpoint of the view it was read from
     (``null`` while the view has none; an as-of answer's last position at or before its
-    time), and ``lag``, the log entries not yet applied to that view (0 as of a time)."""
+    time), ``lag``, the log entries not yet applied to that view (0 as of a time), and
+    ``lag_seconds``, how long ago the oldest of them was recorded (0 when there is none)."""
 
     position: str | None
     lag: int
+    lag_seconds: float
 
 
-def fresh(position: Position | None, lag: int) -> dict[str, Any]:
+def fresh(position: Position | None, lag: Lag) -> dict[str, Any]:
     """The freshness fields of an answer (:class:`Fresh`) of a view read at ``position`` with
     ``lag``, to build a body with: ``Body(**fresh(position, lag), ...)``."""
-    return {"position": None if position is None else str(position), "lag": lag}
+    return {
+        "position": None if position is None else str(position),
+        "lag": lag.entries,
+        "lag_seconds": lag.seconds,
+    }
 
 
 class Citation(Source, frozen=True, kw_only=True):

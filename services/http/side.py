@@ -4,8 +4,10 @@
 (:class:`~services.views.cache.ViewReader`), the community-victims sums kept per query
 (:class:`~projections.victims_sums.VictimsSums`), the as-of reader, the live hub, the read
 metrics and the sealing store private text is revealed through. Every answer carries its
-freshness: ``position``, the checkpoint of the view it was read from, and ``lag``, the log
-entries not yet applied to it (:mod:`services.views.freshness`).
+freshness: ``position``, the checkpoint of the view it was read from, ``lag``, the log
+entries not yet applied to it, and ``lag_seconds``, the age of the oldest of them
+(:func:`services.views.freshness.lag_after`, which the live notices, the gauges and
+``/readyz`` use too).
 """
 
 from __future__ import annotations
@@ -31,17 +33,19 @@ from projections.common import docs_of
 from projections.community_victims import Cell
 from projections.suppression import DEFAULT_K, ProtectedAnswer, exact, protected_query
 from projections.victims_sums import VictimsSums
+from services.health import HealthOf, PartHealth, degraded_of
 from services.http.live import LiveHub
 from services.metrics import ReadMetrics
 from services.projector.pool import ProjectorPool
 from services.protection.audit import record_read
 from services.protection.auth import READ_ROLES, PermissionDeniedError
 from services.protection.reveal import Sources
+from services.runtime.health_board import read_board
 from services.settings import Token
 from services.store.keys import Keys
 from services.views.asof import AsOfReader, parse_as_of
 from services.views.cache import ANSWERS_PER_VIEW, ViewReader
-from services.views.freshness import lag_after
+from services.views.freshness import NO_LAG, Lag, lag_after
 from services.views.redis import RedisViewStore
 from services.views.store import ViewStore
 
@@ -65,8 +69,13 @@ class ReadSide:
     """Everything the read endpoints use, kept in ``app.state.read``.
 
     ``projector_state`` tells ``/readyz`` whether this process's projectors run (``None``:
-    the process does not run them). ``suppression_k`` is the threshold of the community
-    figures readers get (``LEDGER_SUPPRESSION_K``).
+    the process does not run them); ``health`` reports the degraded parts of the process
+    (its inbox, projectors, snapshot writer), to which the live hub's poll is added, and
+    ``process`` is the name the process posts them under on the health board
+    (:mod:`services.runtime.health_board`), where ``/readyz`` also finds the other
+    processes' parts.
+    ``suppression_k`` is the threshold of the community figures readers get
+    (``LEDGER_SUPPRESSION_K``).
     """
 
     def __init__(
@@ -79,6 +88,8 @@ class ReadSide:
         suppression_k: int = DEFAULT_K,
         views: ViewStore | None = None,
         sealing: Sources = None,
+        health: Sequence[HealthOf] = (),
+        process: str | None = None,
     ) -> None:
         if suppression_k < 1:
             raise ValueError(f"suppression_k must be at least 1, got {suppression_k}")
@@ -95,9 +106,45 @@ class ReadSide:
         self.metrics: ReadMetrics | None = None
         self.live = live or LiveHub(store, PROJECTIONS.values())
         self.live.on_clients = self._on_clients
+        self.live.lag_of = self.lag_of
+        self.health: list[HealthOf] = [*health, self.live.part.health]
+        self.process = process
+        """This process's name on the health board (its own parts are reported directly)."""
         self.sealing = sealing
         """The store private text and sources are revealed through: the sealing store, or
         the plain event store (``None``: documents shown as stored)."""
+
+    def degraded(self) -> dict[str, PartHealth]:
+        """The degraded parts of this process (``/readyz``)."""
+        return degraded_of(self.health)
+
+    async def degraded_everywhere(self, seconds: float = 0.5) -> dict[str, PartHealth]:
+        """The degraded parts of this process, and those the other processes of the
+        deployment posted to the health board (``<process>/<part>``; left out when Redis is
+        too slow to say)."""
+        found = self.degraded()
+        mine = f"{self.process}/"
+        with contextlib.suppress(rexc.RedisError, OSError, TimeoutError):
+            async with asyncio.timeout(seconds):
+                board = await read_board(self.client, self.keys)
+            found.update({k: v for k, v in board.items() if not k.startswith(mine)})
+        return found
+
+    async def lags_quietly(self, seconds: float = 1.0) -> dict[str, Lag] | None:
+        """Every view's lag now, by projection (``None`` when Redis is too slow to say)."""
+        try:
+            async with asyncio.timeout(seconds):
+                found = {}
+                for projection in PROJECTIONS.values():
+                    checkpoint = await self.views.views.checkpoint(projection)
+                    found[projection.name] = await self.lag_of(projection, checkpoint)
+                return found
+        except (rexc.RedisError, OSError, TimeoutError):
+            return None
+
+    async def lag_of(self, projection: Projection, checkpoint: Position | None) -> Lag:
+        """The lag of ``projection``'s view at ``checkpoint`` (as every answer has it)."""
+        return await lag_after(self.client, self.keys, projection, checkpoint)
 
     def attach_metrics(self, metrics: ReadMetrics) -> None:
         """Report into ``metrics`` (the app's registry)."""
@@ -115,8 +162,9 @@ class ReadSide:
             return
         for projection in PROJECTIONS.values():
             checkpoint = await self.views.views.checkpoint(projection)
-            lag = await lag_after(self.client, self.keys, projection, checkpoint)
-            metrics.lag.labels(projection.name).set(lag)
+            lag = await self.lag_of(projection, checkpoint)
+            metrics.lag.labels(projection.name).set(lag.entries)
+            metrics.lag_seconds.labels(projection.name).set(lag.seconds)
             if checkpoint is not None:
                 latest = max(recorded_at_of(one) for one in checkpoint.split(","))
                 metrics.position.labels(projection.name).set(latest.timestamp())
@@ -152,7 +200,7 @@ class ReadSide:
 
     async def victims(
         self, where: VictimsFilter, *, cleared: bool, as_of: str | None
-    ) -> tuple[ProtectedAnswer, Position | None, int, dt.datetime | None]:
+    ) -> tuple[ProtectedAnswer, Position | None, Lag, dt.datetime | None]:
         """The community-victims answer under ``where``: exact for a ``cleared`` token, else
         with small counts withheld; of the view now (kept per checkpoint and query, moved by
         the changed cells) or of the fold as of ``as_of``. With its position, lag and time."""
@@ -199,21 +247,21 @@ class ReadSide:
 
     async def current(
         self, projection: Projection, kinds: Sequence[str]
-    ) -> tuple[Readable, Position | None, int]:
+    ) -> tuple[Readable, Position | None, Lag]:
         """The stored documents of ``kinds``, the view's checkpoint and its lag."""
         docs, checkpoint = await self.views.read(projection, kinds)
-        return docs, checkpoint, await lag_after(self.client, self.keys, projection, checkpoint)
+        return docs, checkpoint, await self.lag_of(projection, checkpoint)
 
     async def answer_state(
         self, projection: Projection, kinds: Sequence[str], as_of: str | None
-    ) -> tuple[Readable, Position | None, int, dt.datetime | None]:
+    ) -> tuple[Readable, Position | None, Lag, dt.datetime | None]:
         """What a projection endpoint reads: the view now, or the fold as of ``as_of``."""
         if as_of is None:
             docs, position, lag = await self.current(projection, kinds)
             return docs, position, lag, None
         at = parse_as_of(as_of)
         state, position = await self.asof.state_at(projection, at)
-        return state, position, 0, at
+        return state, position, NO_LAG, at
 
 
 def side_of(request: Request[Any, Any, Any]) -> ReadSide:
@@ -242,8 +290,10 @@ def projector_state_of(pool: ProjectorPool) -> ProjectorState:
     """A ``/readyz`` reporter for a :class:`~services.projector.pool.ProjectorPool`."""
 
     def state() -> str:
-        if pool.failure() is not None:
+        if pool.crashed():
             return "failed"
+        if pool.health():
+            return "degraded"
         return "running" if pool.running else "stopped"
 
     return state

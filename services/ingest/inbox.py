@@ -29,7 +29,9 @@ left pending. A second subscriber of the same group reclaims entries pending lon
 ``settings.claim_idle_ms`` with ``XAUTOCLAIM`` (from start-up on, and then periodically)
 and handles them again; entries a crashed process left pending are reclaimed the same
 way. Nothing is dropped silently: every entry ends appended, rejected with its problems,
-or pending.
+or pending. An entry that keeps failing the inbox itself (an unexpected error, not a refusal)
+is rejected as ``failed`` once delivered :data:`MAX_DELIVERIES` times, rather than reclaimed
+for ever; the inbox shows as degraded in ``/readyz`` until a batch goes through.
 
 The group is created at id ``0`` with ``MKSTREAM`` before the broker starts, so entries
 written before the first start are consumed too (FastStream would create it at ``$``).
@@ -62,6 +64,7 @@ from faststream.specification import AsyncAPI
 
 from events import AnyEvent, Problem
 from services.errors import LedgerError
+from services.health import Part
 from services.ingest.submissions import (
     InboxSubmission,
     RejectedEntry,
@@ -90,6 +93,9 @@ MAX_RECORDS: Final = 100
 
 POLL_MS: Final = 1000
 """How long one ``XREADGROUP`` blocks waiting for new entries."""
+
+MAX_DELIVERIES: Final = 3
+"""Deliveries after which an entry that keeps failing the inbox goes to the rejected stream."""
 
 RETRY_FIRST: Final = 0.05
 RETRY_MAX: Final = 2.0
@@ -138,6 +144,8 @@ class Inbox:
         self.allowed = frozenset(settings.inbox_feeds)
         self.rejected_maxlen = settings.inbox_rejected_maxlen
         self.stats = InboxStats()
+        self.part = Part("inbox")
+        """The inbox's health (``/readyz``)."""
         self._stopping = False
         self._client = connect(redis_url)
         quiet = structlog.get_logger("ledger.inbox.broker")
@@ -231,15 +239,45 @@ class Inbox:
     async def handle(
         self, entry_ids: Sequence[bytes], entries: Sequence[Mapping[bytes, bytes]]
     ) -> None:
-        """Handle a batch of inbox entries: validate, append or reject, acknowledge."""
-        valid: list[tuple[bytes, Mapping[bytes, bytes], AnyEvent]] = []
+        """Handle a batch of inbox entries: validate, append or reject, acknowledge.
+
+        An unexpected error leaves the batch pending (a reclaim handles it again); an entry
+        delivered :data:`MAX_DELIVERIES` times by then goes to the rejected stream as
+        ``failed`` with the error, so it cannot fail the inbox for ever.
+        """
+        try:
+            valid: list[tuple[bytes, Mapping[bytes, bytes], AnyEvent]] = []
+            for entry_id, fields in zip(entry_ids, entries, strict=True):
+                try:
+                    now = dt.datetime.now(dt.UTC)
+                    valid.append((entry_id, fields, validate(fields, self.allowed, now)))
+                except Rejection as rejection:
+                    await self._reject(entry_id, fields, rejection)
+            await self._append(valid)
+        except Exception as exc:
+            self.part.failed(exc)
+            _log.exception("inbox batch failed", entries=len(entry_ids), error=str(exc)[:500])
+            await self._give_up_on(entry_ids, entries, exc)
+        else:
+            self.part.recovered()
+
+    async def _give_up_on(
+        self,
+        entry_ids: Sequence[bytes],
+        entries: Sequence[Mapping[bytes, bytes]],
+        error: Exception,
+    ) -> None:
+        """Reject the entries of a failed batch that were delivered too often already."""
+        problem = Problem("event", f"the inbox failed on it: {type(error).__name__}: {error}")
         for entry_id, fields in zip(entry_ids, entries, strict=True):
             try:
-                now = dt.datetime.now(dt.UTC)
-                valid.append((entry_id, fields, validate(fields, self.allowed, now)))
-            except Rejection as rejection:
-                await self._reject(entry_id, fields, rejection)
-        await self._append(valid)
+                found = await self._client.xpending_range(
+                    self.keys.inbox, GROUP, entry_id, entry_id, 1
+                )
+            except rexc.RedisError:
+                return  # pending still: the next reclaim tries again
+            if found and int(found[0]["times_delivered"]) >= MAX_DELIVERIES:
+                await self._reject(entry_id, fields, Rejection("failed", [problem]))
 
     async def _append(self, batch: list[tuple[bytes, Mapping[bytes, bytes], AnyEvent]]) -> None:
         """Append the valid events in order; a refused one goes to the rejected stream."""

@@ -19,7 +19,9 @@ from events import AnyEvent, InvalidEventError, Problem, parse_submission
 
 __all__ = ["InboxSubmission", "RejectedEntry", "Rejection", "RejectionKind", "parse", "validate"]
 
-RejectionKind = Literal["invalid", "rejected", "conflict", "forbidden", "id_reused", "id_taken"]
+RejectionKind = Literal[
+    "invalid", "rejected", "conflict", "forbidden", "id_reused", "id_taken", "failed"
+]
 
 
 class InboxSubmission(TypedDict):
@@ -39,7 +41,8 @@ class RejectedEntry(TypedDict):
     kind: RejectionKind
     """``invalid`` (failed validation), or refused by the store: ``rejected`` (a rule of the
     log), ``conflict`` (a version), ``forbidden`` (another feed's entity), ``id_reused`` or
-    ``id_taken`` (the event id holds another body, or another feed's event)."""
+    ``id_taken`` (the event id holds another body, or another feed's event); ``failed`` (it
+    kept failing the inbox itself)."""
     errors: str
     """JSON list of ``{"field", "message"}``, one per problem."""
 

@@ -1,10 +1,10 @@
 """``ledger status``: where every view stands, the log, and the Redis server's setup.
 
-Per (projection, partition) view its version, active generation, checkpoint, lag (computed
-as the read side does: :mod:`services.views.freshness`), pending entries, consumers, lease
-holder, dead letters and the state of its latest rebuild; the log's length and ends; the
-Redis server's memory and persistence settings. It reads the stored state only: no
-projector pool is built to ask.
+Per (projection, partition) view its version, active generation, checkpoint, lag in entries
+and seconds (computed as the read side does: :mod:`services.views.freshness`), pending
+entries, consumers, lease holder, dead letters and the state of its latest rebuild; the
+log's length and ends; the Redis server's memory and persistence settings. It reads the
+stored state only: no projector pool is built to ask.
 
 **Partitions.** On several partitions (or a cluster) status has one row per (projection,
 partition) and ``--max-lag`` looks at each projection's lag summed over its partitions.
@@ -48,6 +48,8 @@ class ViewStatus(msgspec.Struct, frozen=True, kw_only=True):
     """The state of the latest rebuild (``building``, ``swapping``, ``done``), if any."""
     partition: int = 0
     """The log partition the view folds (0 on one partition)."""
+    lag_seconds: float = 0.0
+    """How long ago the oldest entry not yet in the view was recorded."""
 
 
 class LogStatus(msgspec.Struct, frozen=True, kw_only=True):
@@ -130,6 +132,7 @@ async def ledger_status(
                     generation=row.generation,
                     position=row.position,
                     lag=row.lag,
+                    lag_seconds=row.lag_seconds,
                     pending=row.pending,
                     consumers=consumers,
                     holder=row.holder,

@@ -5,10 +5,10 @@ reader (:class:`SharedReader`) reads the log once in pages and decodes each entr
 every worker, and each worker applies the pages after its checkpoint (:class:`CatchUp`) and
 commits every ``catch_up_entries`` entries (10,000) or ``catch_up_seconds`` (0.25 s),
 whichever comes first. Those commits also move the group's last-delivered id to the new
-checkpoint (``XGROUP SETID`` with the entries-read count, in the same script:
-:mod:`services.projector.commit`), which leaves the group exactly as delivering and acking
-the entries would have: nothing pending, ``lag`` right. It is only done while nothing is
-pending in the group; an entry that fails is left to the classic path
+checkpoint (``XGROUP SETID`` with the new checkpoint's ordinal as the entries-read count,
+in the same script: :mod:`services.projector.commit`), which leaves the group exactly as
+delivering and acking the entries would have: nothing pending, ``lag`` right. It is only
+done while nothing is pending in the group; an entry that fails is left to the classic path
 (:mod:`services.projector.worker`): the uncommitted step is undone from the stored view and
 redelivered through the group, so deliveries are counted and the dead-letter rule holds.
 Following the live log uses the classic path with its small batches (latency).
@@ -26,7 +26,6 @@ import msgspec
 from events import Position, position_key
 from projections.docs import Docs
 from services.projector.commit import Batch
-from services.resp import text
 from services.store.log import LogEntry, LogReader, decode_page
 from services.store.positions import above
 from services.views.fold import fold, stop
@@ -133,16 +132,6 @@ class CatchUp:
             self.poison_at = None
         if await worker.group.pending():
             return False
-        info = await worker.group.info()
-        if info is None:
-            return False
-        last_delivered = text(info["last-delivered-id"])
-        entries_read = info.get("entries-read")
-        counted: int | None = (
-            int(entries_read)
-            if entries_read is not None and last_delivered == (worker.checkpoint or "0-0")
-            else None
-        )
         pool, apply = worker.pool, worker.projection.apply
         position = worker.checkpoint
         uncommitted, committed, since = 0, False, time.monotonic()
@@ -153,6 +142,7 @@ class CatchUp:
                 not committed and not uncommitted and len(entries) < pool.batch_size
             ):
                 break  # no backlog (any more): the classic path follows the log
+            worker.in_flight = entries[-1][0]
             stopped = fold(apply, docs, entries, stop)
             if stopped is not None:  # a poison entry: the classic path takes it
                 (at, _, _), failure = stopped
@@ -174,37 +164,24 @@ class CatchUp:
                 or uncommitted >= pool.catch_up_entries
                 or time.monotonic() - since >= pool.catch_up_seconds
             ):
-                if counted is not None:
-                    counted += uncommitted
-                moved = await self._commit(docs, position, last_delivered, counted)
+                moved = await self._commit(docs, position, uncommitted)
                 committed, uncommitted, since = True, 0, time.monotonic()
                 if not moved:  # something is pending in the group: the classic path settles it
                     return True
-                last_delivered = position
             if at_end:
                 break
             await asyncio.sleep(0)  # let the other workers and the service run
         if uncommitted and position is not None:
-            if counted is not None:
-                counted += uncommitted
-            await self._commit(docs, position, last_delivered, counted)
+            await self._commit(docs, position, uncommitted)
             committed = True
         return committed
 
-    async def _commit(
-        self,
-        docs: Docs[msgspec.Struct],
-        last: Position,
-        last_delivered: str,
-        entries_read: int | None,
-    ) -> bool:
-        """Commit what the catch-up applied, moving the group; whether the group moved."""
+    async def _commit(self, docs: Docs[msgspec.Struct], last: Position, entries: int) -> bool:
+        """Commit what the catch-up applied (``entries`` log entries), moving the group;
+        whether the group moved."""
         worker = self.worker
-        group = (
-            worker.group.name,
-            last_delivered,
-            "" if entries_read is None else str(entries_read),
-        )
-        result = await worker.commit(Batch(docs.take_changes(), last), last, group=group)
+        batch = Batch(docs.take_changes(), last)
+        batch.moved = entries
+        result = await worker.commit(batch, last, group=worker.group.name)
         worker.log.debug("projector.caught_up_to", checkpoint=last, moved=result == 1)
         return result == 1

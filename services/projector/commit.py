@@ -5,10 +5,12 @@ changed (``HSET``/``HDEL`` on the view's kind hashes, recording them in the view
 stream: :mod:`services.views.scripts`), any dead letters (``XADD`` to ``<prefix>:dlq``), the
 new checkpoint (field ``position`` of the view's meta hash), and only does so when (a) the
 lease is still the worker's, (b) the view's active generation is still the one the worker
-writes and (c) the stored checkpoint is still the one the worker's state was built on. A
+writes and (c) the stored checkpoint is still the one the worker's state was built on.
+Beside the checkpoint it writes the checkpoint's ordinal, the number of log entries at or
+before it, from which the view's lag is computed (:mod:`services.views.freshness`). A
 catch-up commit also moves the projection's consumer group to the new checkpoint (``XGROUP
-SETID`` with the entries-read count), which leaves the group exactly as delivering and
-acking the entries would have.
+SETID`` with the ordinal as its entries-read count), which leaves the group exactly as
+delivering and acking the entries would have.
 
 The script touches the lease and the dead-letter stream besides the view's own keys (which
 share the hash tag ``{view:<name>:v<version>}``); that is fine on one Redis server. In the
@@ -39,10 +41,10 @@ COMMIT_SCRIPT: Final = (
 -- KEYS: lease, meta, dlq, view pointer, log, changes stream, then the view's kind hashes
 --   this commit writes.
 -- ARGV: owner, expected checkpoint ('' for none), new checkpoint, the generation the worker
---   writes to, the consumer group to move ('' to leave it alone), the group's expected
---   last-delivered id and its entries-read count at the new checkpoint ('' when unknown),
---   the number of dead letters D, then per kind hash what write_docs reads (its kind,
---   puts P, deletes R, P (id, json) pairs, R ids), then per dead letter: pairs F, F pairs.
+--   writes to, the consumer group to move ('' to leave it alone), the new checkpoint's
+--   ordinal ('' when unknown: the field is dropped), the number of dead letters D, then per
+--   kind hash what write_docs reads (its kind, puts P, deletes R, P (id, json) pairs, R ids),
+--   then per dead letter: pairs F, F pairs.
 -- Returns 1 when committed, 2 when committed but the group was left where it was (entries
 -- are pending in it, or it is already past the new checkpoint), 0 when the lease is not
 -- the owner's, -1 when the checkpoint moved, -2 when the generation is no longer active.
@@ -50,14 +52,19 @@ if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 if (redis.call('GET', KEYS[4]) or '0') ~= ARGV[4] then return -2 end
 local current = redis.call('HGET', KEYS[2], 'position')
 if (current or '') ~= ARGV[2] then return -1 end
-local i, listed = write_docs(7, 9, {})
+local i, listed = write_docs(7, 8, {})
 record_changes(KEYS[6], ARGV[2], ARGV[3], listed)
-for _ = 1, tonumber(ARGV[8]) do
+for _ = 1, tonumber(ARGV[7]) do
   local npairs = tonumber(ARGV[i])
   redis.call('XADD', KEYS[3], '*', unpack(ARGV, i + 1, i + 2 * npairs))
   i = i + 1 + 2 * npairs
 end
-redis.call('HSET', KEYS[2], 'position', ARGV[3])
+if ARGV[6] == '' then
+  redis.call('HSET', KEYS[2], 'position', ARGV[3])
+  redis.call('HDEL', KEYS[2], 'ordinal')
+else
+  redis.call('HSET', KEYS[2], 'position', ARGV[3], 'ordinal', ARGV[6])
+end
 if ARGV[5] == '' then return 1 end
 local function newer(a, b)
   local am, as = string.match(a, '^(%d+)-(%d+)$')
@@ -69,10 +76,9 @@ for _, group in ipairs(redis.call('XINFO', 'GROUPS', KEYS[5])) do
   local info = {}
   for x = 1, #group, 2 do info[group[x]] = group[x + 1] end
   if info['name'] == ARGV[5] then
-    local last = info['last-delivered-id']
-    if info['pending'] ~= 0 or not newer(ARGV[3], last) then return 2 end
-    if ARGV[7] ~= '' and last == ARGV[6] then
-      redis.call('XGROUP', 'SETID', KEYS[5], ARGV[5], ARGV[3], 'ENTRIESREAD', ARGV[7])
+    if info['pending'] ~= 0 or not newer(ARGV[3], info['last-delivered-id']) then return 2 end
+    if ARGV[6] ~= '' then
+      redis.call('XGROUP', 'SETID', KEYS[5], ARGV[5], ARGV[3], 'ENTRIESREAD', ARGV[6])
     else
       redis.call('XGROUP', 'SETID', KEYS[5], ARGV[5], ARGV[3])
     end
@@ -85,15 +91,17 @@ return 2
 
 
 class Batch:
-    """What one batch leaves to commit: changed documents, dead letters, entries to ack."""
+    """What one batch leaves to commit: changed documents, dead letters, entries to ack, and
+    how many log entries it moves the checkpoint past (``moved``)."""
 
-    __slots__ = ("acks", "changes", "dead", "last")
+    __slots__ = ("acks", "changes", "dead", "last", "moved")
 
     def __init__(self, changes: dict[Key, msgspec.Struct | None], last: Position | None) -> None:
         self.changes = changes
         self.dead: list[list[bytes | str]] = []
         self.acks: list[str] = []
         self.last = last
+        self.moved = 0
 
 
 def dead_letter(
@@ -136,26 +144,26 @@ class Committer:
         expected: Position | None,
         last: Position,
         *,
-        group: tuple[str, str, str] | None = None,
+        ordinal: int | None,
+        group: str | None = None,
     ) -> int:
-        """Write the batch's documents, dead letters and checkpoint ``last`` in one step.
+        """Write the batch's documents, dead letters, checkpoint ``last`` and its ``ordinal``
+        (``None``: unknown, the field is dropped) in one step.
 
-        ``expected`` is the checkpoint the worker's state is built on. ``group`` (name,
-        expected last-delivered id, entries read or ``''``) also moves the consumer group to
-        ``last``. Returns the script's answer (1, or 2 when the group was to move and did
-        not); raises :class:`LeaseLostError`, :class:`GenerationMovedError` or
+        ``expected`` is the checkpoint the worker's state is built on. ``group`` (its name)
+        also moves the consumer group to ``last``, with ``ordinal`` as its entries-read count.
+        Returns the script's answer (1, or 2 when the group was to move and did not); raises
+        :class:`LeaseLostError`, :class:`GenerationMovedError` or
         :class:`CheckpointMovedError` when it refused.
         """
         script_keys = [keys.lease, keys.meta, keys.dlq, keys.pointer, keys.log, keys.changes]
-        name, last_delivered, entries_read = group or ("", "", "")
         args: list[bytes | str | int] = [
             self.consumer,
             expected or "",
             last,
             str(keys.generation),
-            name,
-            last_delivered,
-            entries_read,
+            group or "",
+            "" if ordinal is None else str(ordinal),
             str(len(batch.dead)),
         ]
         doc_keys, doc_args = doc_change_args(batch.changes, keys.kinds)

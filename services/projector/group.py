@@ -12,6 +12,19 @@ what was just read: the worker takes such entries over at once (``XCLAIM … JUS
 whatever their idle time: their consumer can no longer commit) and re-reads its own pending
 entries from ``0`` in log order; entries at or below the checkpoint pending elsewhere are
 simply acked (:meth:`ConsumerGroup.take_over`).
+
+**Repair.** The lag the service reports never comes from the group
+(:mod:`services.views.freshness`), but an operator reading ``XINFO GROUPS`` or Redis's own
+``lag`` should see the truth too, and the group's counters can drift from it: an ``XGROUP
+SETID`` without ``ENTRIESREAD``, a crash between a delivery and its commit, an AOF rewrite or
+a failover. When a worker's term starts it therefore sets the group from the view's
+checkpoint (:meth:`ConsumerGroup.repair`): the last-delivered id to the checkpoint, or to the
+highest entry still pending when that is further on (those entries stay delivered; they are
+settled from the pending list in order), and entries-read to that id's ordinal. An idle
+worker checks the group again (:meth:`ConsumerGroup.settle_counters`): with nothing
+pending, its last-delivered id must be the checkpoint and its entries-read the ordinal. After
+an AOF reload Redis restores a group's last-delivered id from the deliveries it logged but
+not its entries-read count, and a client that reconnected by itself never ended the term.
 """
 
 from __future__ import annotations
@@ -25,7 +38,8 @@ import structlog
 
 from events import Position
 from services.resp import stream_entries, text
-from services.store.positions import above
+from services.store.log import LogReader
+from services.store.positions import START, above
 from services.views.freshness import group_info
 
 __all__ = ["ConsumerGroup", "Entries", "ensure_group"]
@@ -74,6 +88,42 @@ class ConsumerGroup:
         await ensure_group(self.client, self.log_key, self.name)
         await self._forget_idle_consumers()
         self._own_cursor, self._claim_cursor = "0", "0-0"
+
+    async def repair(self, checkpoint: Position | None, ordinal: int) -> None:
+        """Set the group's last-delivered id and entries-read from the view's ``checkpoint``
+        and its ``ordinal`` (see the module docstring)."""
+        summary = await self.client.xpending(self.log_key, self.name)
+        target, entries_read = checkpoint or START, ordinal
+        highest = summary.get("max") if int(summary.get("pending") or 0) else None
+        if highest is not None and above(text(highest), checkpoint):
+            target = Position(text(highest))
+            log = LogReader.at(self.client, self.log_key)
+            entries_read += await log.count_after(checkpoint, until=target)
+        await self.client.xgroup_setid(self.log_key, self.name, target, entries_read=entries_read)
+        self.log.debug("projector.group_repaired", last_delivered=target, entries_read=entries_read)
+
+    async def settle_counters(self, checkpoint: Position | None, ordinal: int) -> bool:
+        """Repair the group when, with nothing pending in it, its last-delivered id or its
+        entries-read count disagrees with the view's ``checkpoint`` and ``ordinal`` (an AOF
+        reload restores the last-delivered id of a delivery but not the count, and a client
+        that reconnects by itself never ends the worker's term); whether it had to."""
+        info = await group_info(self.client, self.log_key, self.name)
+        if info is None or int(info.get("pending") or 0):
+            return False
+        delivered = text(info.get("last-delivered-id") or START)
+        entries_read = info.get("entries-read")
+        agreed = entries_read is not None and int(entries_read) == ordinal
+        if delivered == (checkpoint or START) and agreed:
+            return False
+        self.log.info(
+            "projector.group_disagreed",
+            last_delivered=delivered,
+            entries_read=entries_read,
+            checkpoint=checkpoint,
+            ordinal=ordinal,
+        )
+        await self.repair(checkpoint, ordinal)
+        return True
 
     async def _forget_idle_consumers(self) -> None:
         """Delete other consumers of the group with nothing pending and idle past the threshold."""

@@ -26,6 +26,7 @@ import redis.exceptions as rexc
 
 from events import Position
 from projections import PROJECTIONS, Projection
+from services.health import ERROR_CHARS, PartHealth
 from services.projector.catch_up import SharedReader
 from services.projector.errors import ProjectorFailedError
 from services.projector.lease import Leases, process_name
@@ -88,6 +89,13 @@ class ProjectionStatus(msgspec.Struct, frozen=True, kw_only=True):
     """The active generation of the view (see :mod:`services.views.generations`)."""
     partition: int = 0
     """The log partition the view folds (0 on one partition)."""
+    lag_seconds: float = 0.0
+    """How long ago the oldest entry not yet in the view was recorded."""
+    error: str | None = None
+    """While the worker is degraded (it restarted after an unexpected error and has made
+    no progress since): that error."""
+    restarts: int = 0
+    """Terms of this pool's worker ended by an unexpected error."""
 
 
 class ProjectorPool:
@@ -137,6 +145,8 @@ class ProjectorPool:
         self.logs = [LogReader(redis_client, self.keys, p) for p in range(self.keys.partitions)]
         self.readers = [SharedReader(log, read_size, read_keep) for log in self.logs]
         self.progress = asyncio.Event()
+        self.faulted = asyncio.Event()
+        """Set whenever a worker meets an unexpected error (it restarts by itself)."""
         self._stop = asyncio.Event()
         chosen = PROJECTIONS.values() if projections is None else projections
         self._workers = [
@@ -234,11 +244,32 @@ class ProjectorPool:
         self._tasks = []
 
     def failure(self) -> BaseException | None:
-        """The error a worker stopped on, if one did."""
+        """The last unexpected error a worker met, if one did (it restarted after it)."""
         return next((w.error for w in self._workers if w.error is not None), None)
 
+    def crashed(self) -> bool:
+        """Whether a worker's task itself died (a worker restarts after any error it meets,
+        so only a fault of the restarting itself does this)."""
+        return any(w.state == "failed" for w in self._workers)
+
+    def health(self) -> dict[str, PartHealth]:
+        """The workers that restarted after an unexpected error and have made no progress
+        since (or whose task died), by ``projector:<name>``: a :data:`HealthOf`."""
+        found: dict[str, PartHealth] = {}
+        for worker in self._workers:
+            error = worker.error
+            dead = worker.state == "failed"
+            if error is not None and (dead or worker.healing.degraded):
+                found[f"projector:{worker.name}"] = PartHealth(
+                    state="failed" if dead else "restarting",
+                    error=f"{type(error).__name__}: {error}"[:ERROR_CHARS],
+                    restarts=worker.healing.restarts,
+                )
+        return found
+
     async def wait_failure(self) -> BaseException | None:
-        """Wait until a worker stops on an error (that error) or every worker has ended."""
+        """Wait until every worker task has ended (they end only when the pool stops, or
+        when a task itself dies); the last unexpected error met, if any."""
         if self._tasks:
             await asyncio.wait(self._tasks, return_when=asyncio.FIRST_EXCEPTION)
         return self.failure()
@@ -250,19 +281,21 @@ class ProjectorPool:
         redelivered after a crash are settled). Starts the workers when they are not running
         (and stops them again afterwards). The view may be advanced by another pool holding
         the lease; that counts too. Bound the wait with ``asyncio.timeout``;
-        :class:`ProjectorFailedError` when a worker failed.
+        :class:`ProjectorFailedError` as soon as a worker meets an unexpected error (it
+        restarts by itself, but a caller waiting for the views wants to know).
         """
         started_here = not self.running
         if started_here:
             await self.start()
+        self.faulted.clear()
         try:
             heads = [await log.head() for log in self.logs]
             if all(head is None for head in heads):
                 return
             while not await self._caught_up(heads):
                 error = self.failure()
-                if error is not None:
-                    raise ProjectorFailedError(str(error)) from error
+                if error is not None and self.faulted.is_set():
+                    raise ProjectorFailedError(f"{type(error).__name__}: {error}") from error
                 self.progress.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.progress.wait(), 0.05)
@@ -286,6 +319,10 @@ class ProjectorPool:
                 return False
         return True
 
+    def _error_of(self, worker: Worker) -> str | None:
+        found = self.health().get(f"projector:{worker.name}")
+        return None if found is None else found.error
+
     async def status(self) -> list[ProjectionStatus]:
         """Checkpoint, lag, pending count and lease holder of every projection of the pool
         (:func:`services.views.freshness.view_state`), and the state of its worker here."""
@@ -301,10 +338,13 @@ class ProjectorPool:
                     version=found.version,
                     position=found.position,
                     lag=found.lag,
+                    lag_seconds=found.lag_seconds,
                     pending=found.pending,
                     holder=found.holder,
                     state=worker.state,
                     generation=found.generation,
+                    error=self._error_of(worker),
+                    restarts=worker.healing.restarts,
                 )
             )
         return rows

@@ -6,7 +6,7 @@ while the live generation keeps serving, then swaps it in:
 
 1. **Build.** A reader of its own (``XRANGE`` in batches, no consumer group) folds the log
    from position 0 in memory and, per batch, flushes the documents the batch changed together
-   with the new generation's own checkpoint in one Lua script
+   with the new generation's own checkpoint and its ordinal in one Lua script
    (:data:`~services.projector.replay_scripts.BUILD_SCRIPT`), which
    also records the progress in ``<prefix>:replay:<name>:v<version>``. Entries the
    projection cannot apply are dead-lettered in the same script (unless the dead-letter
@@ -86,6 +86,7 @@ from services.resp import text
 from services.store.keys import Keys
 from services.store.log import LogReader, decode_page
 from services.views.fold import FoldRun
+from services.views.freshness import checked_ordinal
 from services.views.generations import ViewKeys, active_generation, view_keys
 from services.views.redis import RedisViewStore
 
@@ -150,6 +151,8 @@ class Replay:
         self.total = 0
         """Events in the current partition's log when the last batch was read."""
         self.batches = 0
+        self.ordinal = 0
+        """The log entries at or before the new generation's checkpoint."""
 
     def _select(self, partition: int) -> None:
         """Work on ``partition`` from here on (its record, lock and dead letters)."""
@@ -277,6 +280,7 @@ class Replay:
         docs, checkpoint = await self.views.load_paged(
             projection, generation=generation, partition=partition
         )
+        self.ordinal = await checked_ordinal(self.client, new, checkpoint)
         fold = FoldRun(projection, docs, fresh=checkpoint is None)
         log = LogReader(self.client, self.keys, partition)
         checkpoint = await self._fold(new, fold, checkpoint, upper=await log.head(), progress=True)
@@ -329,6 +333,7 @@ class Replay:
         try:
             keys = view_keys(self.keys, self.projection, name)
             docs, checkpoint = await self.views.load_paged(self.projection, generation=name)
+            self.ordinal = await checked_ordinal(self.client, keys, checkpoint)
             fold = FoldRun(self.projection, docs, fresh=checkpoint is None)
             if bound is not None:
                 checkpoint = await self._fold(keys, fold, checkpoint, upper=bound, progress=False)
@@ -369,7 +374,7 @@ class Replay:
         self._length_by[self.partition] = self.total
         if fold.pending and checkpoint is None:  # initial documents of a fresh view
             record = self._record_fields(None, progress)
-            await self.flusher.flush(keys, fold, None, None, record=record, page=[])
+            await self.flusher.flush(keys, fold, None, None, ordinal=0, record=record, page=[])
         if upper is None:  # an empty log
             return checkpoint
         while True:
@@ -384,8 +389,11 @@ class Replay:
             self._done_by[self.partition] = self.done
             self._length_by[self.partition] = self.total
             record = self._record_fields(last, progress)
-            await self.flusher.flush(keys, fold, checkpoint, last, record=record, page=page)
-            checkpoint = last
+            ordinal = self.ordinal + len(page)
+            await self.flusher.flush(
+                keys, fold, checkpoint, last, ordinal=ordinal, record=record, page=page
+            )
+            checkpoint, self.ordinal = last, ordinal
             self.batches += 1
             if self.progress is not None:
                 done = sum(self._done_by)

@@ -59,11 +59,13 @@ class Flusher:
         expected: Position | None,
         last: Position | None,
         *,
+        ordinal: int | None,
         record: list[str],
         page: list[RawEntry],
     ) -> None:
-        """Write what ``fold`` changed, the checkpoint ``last`` (expected at ``expected``),
-        the ``record`` fields and the dead letters of the batch ``page`` in one script.
+        """Write what ``fold`` changed, the checkpoint ``last`` (expected at ``expected``)
+        with its ``ordinal``, the ``record`` fields and the dead letters of the batch
+        ``page`` in one script.
 
         :class:`ReplayRunningError` when the lock was taken over or another writer moved
         the new generation's checkpoint.
@@ -75,6 +77,7 @@ class Flusher:
             self.owner,
             expected or "",
             last or "",
+            "" if ordinal is None else str(ordinal),
             len(dead),
             len(record) // 2,
             *record,

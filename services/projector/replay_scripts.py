@@ -1,9 +1,11 @@
 """The scripts of a rebuild: flushing a batch into the new generation, and the swap.
 
 :data:`BUILD_SCRIPT` writes what a batch of the fold changed, the new generation's own
-checkpoint, the rebuild's progress in its record and any dead letters, while the rebuild
-holds its lock. :data:`SWAP_SCRIPT` swaps the new generation in once the live projector is
-paused (the rebuild holds the view's lease) and the new checkpoint is at or past the live one.
+checkpoint with its ordinal, the rebuild's progress in its record and any dead letters,
+while the rebuild holds its lock. :data:`SWAP_SCRIPT` swaps the new generation in once the
+live projector is paused (the rebuild holds the view's lease) and the new checkpoint is at or
+past the live one; it sets the consumer group to the new checkpoint, with its ordinal as the
+entries-read count.
 """
 
 from __future__ import annotations
@@ -18,29 +20,35 @@ BUILD_SCRIPT: Final = (
     LUA_WRITE_DOCS
     + """
 -- KEYS: lock, meta (of the generation being built), dlq, record ('' ok), then kind hashes.
--- ARGV: lock owner, expected checkpoint ('' none), new checkpoint, dead letters D,
---   record fields N, then N pairs (field, value), then per kind hash: its kind, puts P,
---   deletes R,
---   P pairs, R ids, then per dead letter: pairs F, F pairs.
+-- ARGV: lock owner, expected checkpoint ('' none), new checkpoint, its ordinal ('' unknown),
+--   dead letters D, record fields N, then N pairs (field, value), then per kind hash: its
+--   kind, puts P, deletes R, P pairs, R ids, then per dead letter: pairs F, F pairs.
 -- Returns 1 when flushed, 0 when the lock is not the owner's, -1 when the checkpoint moved.
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 local current = redis.call('HGET', KEYS[2], 'position')
 if (current or '') ~= ARGV[2] then return -1 end
-local i = 6
-local nrec = tonumber(ARGV[5])
+local i = 7
+local nrec = tonumber(ARGV[6])
 for _ = 1, nrec do
   redis.call('HSET', KEYS[4], ARGV[i], ARGV[i + 1])
   i = i + 2
 end
 i = write_docs(5, i, nil)
-for _ = 1, tonumber(ARGV[4]) do
+for _ = 1, tonumber(ARGV[5]) do
   local npairs = tonumber(ARGV[i])
   local fields = {}
   for j = 1, 2 * npairs do fields[j] = ARGV[i + j] end
   i = i + 1 + 2 * npairs
   redis.call('XADD', KEYS[3], '*', unpack(fields))
 end
-if ARGV[3] ~= '' then redis.call('HSET', KEYS[2], 'position', ARGV[3]) end
+if ARGV[3] ~= '' then
+  redis.call('HSET', KEYS[2], 'position', ARGV[3])
+  if ARGV[4] ~= '' then
+    redis.call('HSET', KEYS[2], 'ordinal', ARGV[4])
+  else
+    redis.call('HDEL', KEYS[2], 'ordinal')
+  end
+end
 return 1
 """
 )
@@ -61,7 +69,14 @@ local new = redis.call('HGET', KEYS[4], 'position')
 local lms, lseq = key(live)
 local nms, nseq = key(new)
 if lms > nms or (lms == nms and lseq > nseq) then return -2 end
-redis.call('XGROUP', 'SETID', KEYS[5], ARGV[4], new or '0')
+local ordinal = redis.call('HGET', KEYS[4], 'ordinal')
+if new and ordinal then
+  redis.call('XGROUP', 'SETID', KEYS[5], ARGV[4], new, 'ENTRIESREAD', ordinal)
+elseif new then
+  redis.call('XGROUP', 'SETID', KEYS[5], ARGV[4], new)
+else
+  redis.call('XGROUP', 'SETID', KEYS[5], ARGV[4], '0', 'ENTRIESREAD', 0)
+end
 redis.call('SET', KEYS[1], ARGV[3])
 redis.call('HSET', KEYS[6], 'state', 'done', 'finished_at', ARGV[5], 'error', '')
 return 1

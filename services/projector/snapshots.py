@@ -22,6 +22,7 @@ import redis.exceptions as rexc
 import structlog
 
 from projections import PROJECTIONS, Projection
+from services.health import Part
 from services.projector.lease import Leases, process_name
 from services.settings import Settings
 from services.store.connection import REDIS_DOWN
@@ -78,6 +79,8 @@ class Snapshotter:
         self.leases = Leases(client)
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self.part = Part("snapshots")
+        """The writer's health (``/readyz``)."""
 
     async def start(self) -> None:
         """Start the background task."""
@@ -97,16 +100,21 @@ class Snapshotter:
                 await self.leases.release(self._lease(projection), self.owner)
 
     async def _run(self) -> None:
+        """Rounds until stopped; after an error, the next round waits longer (doubling to
+        30 s), the reason logged and, for an unexpected one, the writer degraded until a
+        round succeeds (``/readyz``)."""
         backoff = self.interval
         while not self._stop.is_set():
             try:
                 await self.run_once()
                 backoff = self.interval
+                self.part.recovered()
             except (*REDIS_DOWN, rexc.RedisError) as exc:
                 log.warning("snapshotter.redis_error", error=str(exc), retry_in=backoff)
                 backoff = min(backoff * 2, 30.0)
-            except Exception:
-                log.exception("snapshotter.failed")
+            except Exception as exc:
+                self.part.failed(exc)
+                log.exception("snapshotter.restarting", error=str(exc)[:500], retry_in=backoff)
                 backoff = min(backoff * 2, 30.0)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), backoff)

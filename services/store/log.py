@@ -107,6 +107,13 @@ class LogReader:
         self.client = client
         self.key = Keys.of(keys).log_of(partition)
 
+    @classmethod
+    def at(cls, client: aioredis.Redis, key: str) -> LogReader:
+        """The reader of the log partition stored under ``key``."""
+        reader = cls(client, "ledger")
+        reader.key = key
+        return reader
+
     async def raw(
         self, after: Position | None = None, *, until: str | None = None, count: int = PAGE
     ) -> list[RawEntry]:
@@ -159,11 +166,22 @@ class LogReader:
         """How many entries the log holds."""
         return int(await self.client.xlen(self.key))
 
-    async def count_after(self, after: Position | None, page: int = 10_000) -> int:
-        """The entries after ``after`` (all of them for ``None``), counted page by page."""
-        if after is None:
+    async def length_and_head(self) -> tuple[int, Position | None]:
+        """How many entries the log holds and its last position, read in one ``MULTI``."""
+        async with self.client.pipeline(transaction=True) as pipe:
+            pipe.xlen(self.key)
+            pipe.xrevrange(self.key, "+", "-", count=1)
+            length, last = await pipe.execute()
+        return int(length), Position(text(last[0][0])) if last else None
+
+    async def count_after(
+        self, after: Position | None, *, until: Position | None = None, page: int = 10_000
+    ) -> int:
+        """The entries after ``after`` (from the start for ``None``) up to ``until`` (included;
+        ``None``: the head), counted page by page (only ids are kept, never the fields)."""
+        if after is None and until is None:
             return await self.length()
         count = 0
-        async for found in self.pages(after, size=page):
+        async for found in self.pages(after, until=until, size=page):
             count += len(found)
         return count

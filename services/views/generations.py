@@ -28,6 +28,7 @@ from services.views.errors import CorruptViewError, ViewError
 
 __all__ = [
     "CHECKPOINT_FIELD",
+    "ORDINAL_FIELD",
     "Generation",
     "ViewKeys",
     "active_generation",
@@ -41,6 +42,9 @@ __all__ = [
 
 CHECKPOINT_FIELD: Final = "position"
 """The field of a view's meta hash holding its checkpoint."""
+ORDINAL_FIELD: Final = "ordinal"
+"""The field of a view's meta hash holding its checkpoint's ordinal: how many entries of the
+log partition are at or before the checkpoint (written with it, in the same script)."""
 
 _POINTER_RETRIES: Final = 50
 
@@ -57,7 +61,7 @@ class ViewKeys(msgspec.Struct, frozen=True):
     kinds: dict[str, str]
     """Document kind → the hash holding that kind's documents."""
     meta: str
-    """The meta hash (field ``position`` is the checkpoint)."""
+    """The meta hash (field ``position`` is the checkpoint, ``ordinal`` its ordinal)."""
     changes: str
     """The stream of commits and the documents each changed (readers follow it)."""
     lease: str

@@ -126,8 +126,10 @@ if (redis.call('HGET', KEYS[2], 'position') or '') ~= ARGV[2] then return -1 end
 local _, listed = write_docs(4, 4, {})
 record_changes(KEYS[3], ARGV[2], ARGV[3], listed)
 redis.call('HSET', KEYS[2], 'position', ARGV[3])
+redis.call('HDEL', KEYS[2], 'ordinal')
 return 1
 """
 )
 """A plain commit of documents and checkpoint, checked against the writer's checkpoint and
-generation (:meth:`services.views.redis.RedisViewStore.write`)."""
+generation (:meth:`services.views.redis.RedisViewStore.write`). It knows no ordinal, so it
+drops the stored one: the view's lag is counted until its projector stores one again."""

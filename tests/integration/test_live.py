@@ -100,7 +100,8 @@ class TestNotices:
     async def test_a_moved_checkpoint_is_announced_with_its_position(
         self, served: Served, redis_store: RedisEventStore, redis_client: Any, key_prefix: str
     ) -> None:
-        """Connected first, the client gets a ``view`` event once the pool applies an event."""
+        """Connected first, the client gets a ``view`` event once the pool applies an event,
+        with the view's lag at that position (none left: the pool caught up)."""
         async with (
             httpx.AsyncClient(base_url=served.url, headers=AUTH) as http,
             http.stream("GET", "/v1/live/community-victims") as response,
@@ -117,7 +118,12 @@ class TestNotices:
         )
         assert event.event == "view"
         assert event.id == checkpoint
-        assert notice(event) == {"projection": "community-victims", "position": checkpoint}
+        assert notice(event) == {
+            "projection": "community-victims",
+            "position": checkpoint,
+            "lag": 0,
+            "lag_seconds": 0.0,
+        }
 
     async def test_each_move_is_announced_in_order(
         self, served: Served, redis_store: RedisEventStore, redis_client: Any, key_prefix: str

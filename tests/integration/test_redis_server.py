@@ -13,6 +13,7 @@ import redis
 import redis.exceptions as rexc
 from redis.backoff import NoBackoff
 from redis.retry import Retry
+from structlog.testing import capture_logs
 
 from services.runtime import binaries
 from services.runtime.redis_server import (
@@ -266,6 +267,38 @@ class TestDurability:
             entries: list[tuple[bytes, dict[bytes, bytes]]] = client.xrange("log")  # type: ignore[assignment]
             client.close()
             assert [fields[b"n"] for _, fields in entries] == [str(n).encode() for n in range(200)]
+        finally:
+            server.kill()
+
+    def test_a_torn_transaction_at_the_aof_tail_is_cut_whole_and_stays_cut(
+        self, tmp_path: Path
+    ) -> None:
+        """A kill that tears a script's MULTI/EXEC block in the AOF: the next start cuts the
+        whole block (not just its EXEC), so neither a later write is lost nor the torn
+        block applied after a further restart."""
+        server = RedisProcess(data_dir=tmp_path, fsync="always")
+        server.start()
+        try:
+            client = _client(server)
+            client.set("before", "1")
+            client.eval("redis.call('SET', 'torn-a', 1); redis.call('SET', 'torn-b', 1)", 0)
+            client.close()
+            server.kill()
+            (incr,) = (tmp_path / "appendonlydir").glob("*.incr.aof")
+            written = incr.read_bytes()
+            incr.write_bytes(written[: written.rindex(b"EXEC") - 2])  # torn inside the EXEC
+            with capture_logs() as seen:
+                server.start()
+            assert [e["event"] for e in seen] == ["redis.aof_tail_repaired"]
+            client = _client(server)
+            assert client.mget("before", "torn-a", "torn-b") == [b"1", None, None]
+            client.set("after", "1")
+            client.close()
+            server.kill()
+            server.start()
+            client = _client(server)
+            assert client.mget("before", "torn-a", "torn-b", "after") == [b"1", None, None, b"1"]
+            client.close()
         finally:
             server.kill()
 

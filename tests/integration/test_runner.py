@@ -8,12 +8,15 @@ a batch) or by aborting the pool, never by sleeping.
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import msgspec
 import pytest
 import redis.asyncio as aioredis
+from structlog.testing import capture_logs
 
 from events import (
     AnyEvent,
@@ -23,7 +26,6 @@ from events import (
 from projections import PROJECTIONS, Projection, State, fold
 from projections.docs import Docs
 from services.cli.processes import project
-from services.projector.errors import ProjectorFailedError
 from services.projector.pool import ProjectorPool
 from services.projector.worker import MAX_DELIVERIES
 from services.runtime.redis_server import RedisProcess
@@ -569,19 +571,46 @@ class TestRedisOutage:
 
 
 class TestTheProjectorProcess:
-    """``ledger project`` exits when a worker fails, for its supervisor to start it again."""
+    """``ledger project`` stays up when a worker fails: the worker restarts by itself."""
 
-    async def test_a_worker_failing_ends_the_process_with_its_error(
+    async def test_a_failing_worker_restarts_until_its_view_is_repaired_and_the_process_stays_up(
         self, redis_url: str, redis_client: aioredis.Redis, key_prefix: str
     ) -> None:
+        """A view that does not decode fails every term; the process keeps running and the
+        worker catches up once the view is repaired; SIGTERM then ends it without an error."""
         incidents = view_keys(key_prefix, PROJECTIONS["incidents"])
-        await redis_client.hset(incidents.kinds["incident"], "i-1", "not a document")
+        store = RedisEventStore(redis_client, prefix=key_prefix)
+        await store.append([f.reported("i-1")])
+        await redis_client.hset(incidents.kinds["incident"], "i-0", "not a document")
         await redis_client.hset(incidents.meta, "position", "1-0")
         settings = Settings(key_prefix=key_prefix, claim_idle_ms=1000)
-        running = project(
-            settings, redis_url=redis_url, consumer="failing", lease_ms=1000, batch_size=10
-        )
+        with capture_logs() as seen:
+            running = asyncio.create_task(
+                project(
+                    settings, redis_url=redis_url, consumer="failing", lease_ms=1000, batch_size=10
+                )
+            )
 
-        with pytest.raises(ProjectorFailedError, match="CorruptViewError"):
+            def restarts() -> int:
+                return sum(e["event"] == "projector.restarting" for e in seen)
+
+            await until(lambda: restarts() >= 2, "the worker to restart twice", within=DEADLINE)
+            assert not running.done()
+            assert all(
+                e["error_type"] == "CorruptViewError"
+                for e in seen
+                if e["event"] == "projector.restarting"
+            )
+            await redis_client.delete(incidents.kinds["incident"], incidents.meta)  # repaired
+
+            async def caught_up() -> bool:
+                checkpoint = await load_checkpoint(
+                    redis_client, key_prefix, PROJECTIONS["incidents"]
+                )
+                return checkpoint == await store.head()
+
+            await until(caught_up, "the repaired view to catch up", within=DEADLINE)
+            assert not running.done()
+            os.kill(os.getpid(), signal.SIGTERM)
             async with asyncio.timeout(DEADLINE):
                 await running

@@ -11,7 +11,11 @@
 - :mod:`~tests.support.seeds`: the seeds of random tests, named in their failures;
 - :mod:`~tests.support.http`: the HTTP app as an in-process client or on a local port;
 - :mod:`~tests.support.tokens`: the reader, operator and feed tokens of the HTTP tests;
-- :mod:`~tests.support.processes`: ``ledger serve`` and ``ledger project`` as child processes;
+- :mod:`~tests.support.processes`: ``ledger serve``, ``ledger project`` and ``ledger run`` as
+  child processes, and what a process started (from ``/proc``);
+- :mod:`~tests.support.faults`: feeds that retry with the same event ids, the views' lag read
+  through the API, the log and the views checked against the acknowledged events, the
+  groups' ``XINFO``;
 - :mod:`~tests.support.scenarios`: whole scenarios run by more than one test module;
 - :mod:`~tests.support.service`: the wired service served in the test's event loop, and
   ``ledger serve`` with nothing configured;

@@ -27,7 +27,7 @@ from services.views.generations import current_view_keys
 from services.views.redis import load_view
 from tests.support.builders import reported
 from tests.support.streams import added
-from tests.support.waiting import DEADLINE, until
+from tests.support.waiting import DEADLINE
 
 __all__ = [
     "COUNTING",
@@ -104,14 +104,13 @@ class Pools:
 
 
 async def crash(pool: ProjectorPool, *, within: float = DEADLINE) -> None:
-    """Start the pool, wait until its step hook has made it fail and abort it: a projector
-    process dying at that point (the hook of :func:`crash_at`)."""
-
-    async def failed() -> bool:
-        return pool.failure() is not None
-
+    """Start the pool, wait until its step hook has made a worker fail and abort the pool at
+    once: a projector process dying at that point (the hook of :func:`crash_at`). The worker,
+    which would start a new term after its back-off, is cancelled while it waits."""
+    pool.faulted.clear()
     await pool.start()
-    await until(failed, "the simulated crash", within=within)
+    async with asyncio.timeout(within):
+        await pool.faulted.wait()
     await pool.abort()
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -10,6 +11,7 @@ from typer.testing import CliRunner
 from services.cli import main
 from services.errors import SettingsError
 from services.settings import Settings, load_settings
+from services.store.connection import connect, describe, node_urls
 
 FEED = "feed-sohr-secret-0123456789abcdef"
 EVERYWHERE = "0.0.0.0"  # noqa: S104  # a setting under test, nothing binds it
@@ -61,6 +63,8 @@ class TestErrors:
         ("variable", "value"),
         [
             ("LEDGER_REDIS_URL", "http://localhost:6379"),
+            ("LEDGER_REDIS_URL", "redis://a:6379,b:6380"),  # several nodes, no cluster
+            ("LEDGER_REDIS_URL", "redis://a:6379,b"),  # a further node without a port
             ("LEDGER_HTTP_PORT", "eighty"),
             ("LEDGER_HTTP_PORT", "70000"),
             ("LEDGER_FSYNC", "sometimes"),
@@ -97,3 +101,32 @@ class TestErrors:
         )
         assert result.exit_code == 2
         assert "LEDGER_SEED_TOKEN" in result.stderr
+
+
+class TestSeedNodes:
+    """LEDGER_REDIS_URL may name several nodes of a cluster, comma-separated."""
+
+    def test_further_nodes_take_the_first_one_s_scheme_and_credentials(self) -> None:
+        """``host:port`` after the first URL becomes a URL with its scheme, user, password."""
+        url = "rediss://ledger:s%2Cecret@10.0.0.1:7000/0, 10.0.0.2:7001,redis://10.0.0.3:7002"
+        assert node_urls(url) == [
+            "rediss://ledger:s%2Cecret@10.0.0.1:7000/0",
+            "rediss://ledger:s%2Cecret@10.0.0.2:7001/0",
+            "redis://10.0.0.3:7002",
+        ]
+        assert describe(url) == "10.0.0.1:7000,10.0.0.2:7001,10.0.0.3:7002"
+
+    def test_a_cluster_setting_takes_several_nodes_and_its_client_is_seeded_with_all(
+        self,
+    ) -> None:
+        """Every node is a startup node of the cluster client (nothing connects yet)."""
+        url = "redis://:pw@127.0.0.1:7000,127.0.0.1:7001,127.0.0.1:7002"
+        settings = load_settings({"LEDGER_REDIS_URL": url, "LEDGER_REDIS_CLUSTER": "1"})
+        assert settings.redis_url == url
+        client: Any = connect(url, cluster=True)
+        assert [(n.host, n.port) for n in client.startup_nodes] == [
+            ("127.0.0.1", 7000),
+            ("127.0.0.1", 7001),
+            ("127.0.0.1", 7002),
+        ]
+        assert client.connection_kwargs["password"] == "pw"
