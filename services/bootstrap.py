@@ -49,6 +49,7 @@ from services.runtime.checks import RedisSetup, check_redis
 from services.runtime.health_board import HealthPoster
 from services.settings import Settings
 from services.store.base import EventStore
+from services.store.compaction import RedisFiles
 from services.store.connection import BULK_SOCKET_TIMEOUT, connect, describe, learn_slots
 from services.store.keyring import Keyring, keyring_for
 from services.store.redis import RedisEventStore
@@ -169,6 +170,8 @@ def event_store(settings: Settings, client: aioredis.Redis, *, strict: bool = Tr
     (``LEDGER_WAIT_REPLICAS``); the service does, the operator tools need not.
     """
     keyring: Keyring = keyring_for(settings.keyring, client, settings.key_prefix)
+    # erasure rewrites Redis's files (one server; a cluster's nodes: README, Security)
+    files = None if settings.cluster else RedisFiles(client)
     return SealingStore(
         RedisEventStore(
             client,
@@ -179,6 +182,7 @@ def event_store(settings: Settings, client: aioredis.Redis, *, strict: bool = Tr
             wait_timeout_ms=settings.wait_timeout_ms,
         ),
         keyring,
+        files,
     )
 
 

@@ -17,7 +17,7 @@
 | ``LEDGER_CLAIM_IDLE_MS`` | idle time after which a pending entry is reclaimed | 30000 |
 | ``LEDGER_SNAPSHOT_EVERY`` | log entries between two as-of snapshots (``0`` turns off) | 20000 |
 | ``LEDGER_SNAPSHOT_KEEP`` | as-of snapshots kept per projection | 16 |
-| ``LEDGER_KEYRING`` | data keys of private text: ``redis`` or ``file:<dir>`` | ``redis`` |
+| ``LEDGER_KEYRING`` | data keys: ``file:<dir>``, ``redis`` | ``file:<data dir>/keyring/<prefix>`` |
 | ``LEDGER_INBOX_REJECTED_MAXLEN`` | about how many entries the rejected stream keeps | 10000 |
 | ``LEDGER_SUPPRESSION_K`` | community lines below it are withheld from readers (1-1000) | 5 |
 """
@@ -138,8 +138,8 @@ def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str,
     return value
 
 
-def _keyring(env: Mapping[str, str]) -> str:
-    value = env.get("LEDGER_KEYRING") or "redis"
+def _keyring(env: Mapping[str, str], data_dir: Path, prefix: str) -> str:
+    value = env.get("LEDGER_KEYRING") or f"file:{data_dir / 'keyring' / prefix}"
     if value != "redis" and not (value.startswith("file:") and len(value) > len("file:")):
         raise SettingsError(f"LEDGER_KEYRING must be redis or file:<dir>, got {value!r}")
     return value
@@ -165,6 +165,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     if url is not None and not re.match(r"^(redis|rediss|unix)://", url.strip()):
         raise SettingsError("LEDGER_REDIS_URL must start with redis://, rediss:// or unix://")
     nodes = _nodes(url)
+    data_dir = Path(env.get("LEDGER_DATA_DIR") or "var")
     tokens = parse_tokens(env.get("LEDGER_TOKENS", ""))
     prefix = env.get("LEDGER_KEY_PREFIX") or "ledger"
     if not re.match(r"^[A-Za-z0-9_.:-]{1,64}$", prefix) or "{" in prefix:
@@ -191,7 +192,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         redis_url=url,
         http_host=env.get("LEDGER_HTTP_HOST") or "127.0.0.1",
         http_port=_int(env, "LEDGER_HTTP_PORT", 8000, 0, 65535),
-        data_dir=Path(env.get("LEDGER_DATA_DIR") or "var"),
+        data_dir=data_dir,
         tokens=tokens,
         fsync=_choice(env, "LEDGER_FSYNC", "everysec", ("everysec", "always")),  # type: ignore[arg-type]
         key_prefix=prefix,
@@ -204,7 +205,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         claim_idle_ms=_int(env, "LEDGER_CLAIM_IDLE_MS", 30_000, 100, 86_400_000),
         snapshot_every=_int(env, "LEDGER_SNAPSHOT_EVERY", 20_000, 0, 100_000_000),
         snapshot_keep=_int(env, "LEDGER_SNAPSHOT_KEEP", 16, 1, 10_000),
-        keyring=_keyring(env),
+        keyring=_keyring(env, data_dir, prefix),
         inbox_rejected_maxlen=_int(env, "LEDGER_INBOX_REJECTED_MAXLEN", 10_000, 1, 100_000_000),
         suppression_k=_int(env, "LEDGER_SUPPRESSION_K", 5, 1, 1000),
     )

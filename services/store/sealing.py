@@ -36,7 +36,7 @@ import binascii
 import secrets
 import uuid
 from collections.abc import Sequence
-from typing import Final, Protocol
+from typing import Final, Protocol, runtime_checkable
 
 import msgspec
 from cryptography.exceptions import InvalidTag
@@ -62,6 +62,7 @@ from services.store.rules import OPERATOR_FEED, digest_part
 
 __all__ = [
     "NONCE_BYTES",
+    "Files",
     "SealableStore",
     "SealingStore",
     "TamperedError",
@@ -229,16 +230,28 @@ def _is_redaction(event: AnyEvent) -> bool:
     return isinstance(event, IncidentRedacted | StatementRedacted)
 
 
+@runtime_checkable
+class Files(Protocol):
+    """The files a store keeps its data in, rewritten so deleted data leaves them
+    (:class:`services.store.compaction.RedisFiles`)."""
+
+    async def compact(self) -> None:
+        """Rewrite the files; what was deleted before the call is in none of them after."""
+        ...
+
+
 class SealingStore:
     """An :class:`~services.store.base.EventStore` that seals private text on its way in.
 
     See the module docstring. ``inner`` is the Redis or in-memory store; ``keyring`` holds
-    the data keys.
+    the data keys; ``files``, when given, are rewritten by erasure after a key is destroyed
+    (Redis's AOF and RDB: the deleted key, and deleted inbox submissions, leave the disk).
     """
 
-    def __init__(self, inner: SealableStore, keyring: Keyring) -> None:
+    def __init__(self, inner: SealableStore, keyring: Keyring, files: Files | None = None) -> None:
         self.inner = inner
         self.keyring = keyring
+        self.files = files
 
     async def _sealed(
         self, events: Sequence[AnyEvent]

@@ -19,9 +19,10 @@ EVERYWHERE = "0.0.0.0"  # noqa: S104  # a setting under test, nothing binds it
 
 class TestDefaults:
     def test_empty_environment_gives_the_embedded_default(self) -> None:
-        """No variables: embedded Redis, loopback on 8000, ./var, no tokens yet."""
+        """No variables: embedded Redis, loopback on 8000, ./var, no tokens yet, and data
+        keys in files under ./var, outside Redis's AOF and RDB."""
         settings = load_settings({})
-        assert settings == Settings()
+        assert settings == Settings(keyring="file:var/keyring/ledger")
         assert settings.embedded
         assert (settings.http_host, settings.http_port) == ("127.0.0.1", 8000)
         assert settings.data_dir == Path("var")

@@ -1,0 +1,105 @@
+"""Redis's own files rewritten, so that what was deleted is gone from the disk as well.
+
+Deleting a key (a data key ``HDEL``\\ed from the Redis keyring, an inbox submission ``XDEL``\\ed
+after it was appended) removes it from memory only: the append-only file still holds the
+command that wrote it until the AOF is rewritten, and the last RDB snapshot holds it until the
+next one. :class:`RedisFiles` forces both, the way erasure needs
+(:mod:`services.protection.erasure`):
+
+1. waits for a rewrite or save already under way to end (it may have copied the key);
+2. ``BGREWRITEAOF`` when the server keeps an AOF, and waits until a rewrite that began after
+   the deletion has finished (Redis 7 then deletes the old base and incremental files);
+3. ``BGSAVE SCHEDULE`` and waits for that save: the RDB file is replaced by one taken after
+   the deletion (a stale ``dump.rdb`` from an earlier configuration included).
+
+It waits on ``INFO persistence`` (``aof_rewrites``, ``rdb_saves``), so it works on a server
+whose files it cannot see. What it cannot reach: copies of those files made before (backups,
+a replica's own files until its next rewrite). The commands need the ``@admin`` rights of
+``BGREWRITEAOF``/``BGSAVE`` (and ``INFO``) for the service's Redis user.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any, Final
+
+import redis.asyncio as aioredis
+import redis.exceptions as rexc
+
+from services.store.base import StoreError
+
+__all__ = ["COMPACTION_TIMEOUT", "CompactionError", "RedisFiles"]
+
+COMPACTION_TIMEOUT: Final = 300.0
+"""Seconds to wait for the rewrite and the save together."""
+_POLL: Final = 0.05
+
+
+class CompactionError(StoreError):
+    """Raised when Redis's files could not be rewritten: a command was refused (no rights,
+    a failed fork, a full disk) or the rewrite and save did not end within the timeout.
+    What was deleted is gone from memory but may still be in the AOF or the RDB file; running
+    the erasure again retries."""
+
+
+class RedisFiles:
+    """Rewrites the AOF and the RDB file of one Redis server (see the module docstring)."""
+
+    def __init__(self, client: aioredis.Redis, *, timeout: float = COMPACTION_TIMEOUT) -> None:
+        self.client = client
+        self.timeout = timeout
+
+    async def _info(self) -> dict[str, Any]:
+        try:
+            info: dict[str, Any] = await self.client.info("persistence")
+        except rexc.RedisError as exc:
+            raise CompactionError(f"INFO persistence: {exc}") from exc
+        return info
+
+    async def _until(self, done: Callable[[dict[str, Any]], bool], what: str, end: float) -> None:
+        while True:
+            info = await self._info()
+            if done(info):
+                return
+            if time.monotonic() > end:
+                raise CompactionError(f"{what} did not end within {self.timeout:g} s")
+            await asyncio.sleep(_POLL)
+
+    @staticmethod
+    def _idle(info: dict[str, Any]) -> bool:
+        return not (
+            int(info.get("aof_rewrite_in_progress", 0))
+            or int(info.get("aof_rewrite_scheduled", 0))
+            or int(info.get("rdb_bgsave_in_progress", 0))
+        )
+
+    async def compact(self) -> None:
+        """Rewrite the AOF (when on) and write a fresh RDB, each begun after this call."""
+        end = time.monotonic() + self.timeout
+        await self._until(self._idle, "a rewrite or save already under way", end)
+        before = await self._info()
+        if int(before.get("aof_enabled", 0)):
+            rewrites = int(before.get("aof_rewrites", 0))
+            await self._command("BGREWRITEAOF")
+            await self._until(
+                lambda i: int(i.get("aof_rewrites", 0)) > rewrites and self._idle(i),
+                "the AOF rewrite",
+                end,
+            )
+            if (await self._info()).get("aof_last_bgrewrite_status") != "ok":
+                raise CompactionError("the AOF rewrite failed (see the Redis log)")
+        saves = int((await self._info()).get("rdb_saves", 0))
+        await self._command("BGSAVE", "SCHEDULE")
+        await self._until(
+            lambda i: int(i.get("rdb_saves", 0)) > saves and self._idle(i), "the RDB save", end
+        )
+        if (await self._info()).get("rdb_last_bgsave_status") != "ok":
+            raise CompactionError("the RDB save failed (see the Redis log)")
+
+    async def _command(self, *args: str) -> None:
+        try:
+            await self.client.execute_command(*args)  # type: ignore[no-untyped-call]
+        except rexc.RedisError as exc:
+            raise CompactionError(f"{' '.join(args)}: {exc}") from exc
