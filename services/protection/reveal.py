@@ -5,8 +5,9 @@ source urls; :mod:`services.store.sealing`). The read API shows the text by read
 events through the :class:`~services.store.sealing.SealingStore` when it answers:
 
 - ``GET /v1/incidents/{id}``: the incident's ``notes`` and its sources' ``url`` from its
-  report, and the urls of the sources of every history entry (revisions, disputes) from
-  the event at the entry's position; ``"[erased]"`` for each once the incident was erased
+  report, and the urls of the sources and the ``reason`` of every history entry
+  (revisions, retractions, merges, disputes, redactions) from the event at the entry's
+  position; ``"[erased]"`` for each once the incident was erased
   (also where a url was).
 - ``GET /v1/projections/country-stance/{country}/timeline``: each entry's ``speaker``, the
   name the statement (the issue at the entry's position) gives for that country, and the
@@ -73,11 +74,18 @@ def _sources_of(unsealed: Unsealed) -> tuple[Source, ...] | None:
 
 
 def _entry(entry: HistoryEntry, opened: dict[str, Unsealed]) -> HistoryEntry:
+    """``entry`` with its sources' urls and its reason restored from its event."""
     found = opened.get(entry.position)
-    if entry.sources is None or found is None:
+    if found is None:
         return entry
-    sources = _sources_of(found)
-    return entry if sources is None else msgspec.structs.replace(entry, sources=sources)
+    changes: dict[str, object] = {}
+    sources = None if entry.sources is None else _sources_of(found)
+    if sources is not None:
+        changes["sources"] = sources
+    reason = getattr(found.recorded.event, "reason", None)
+    if entry.reason is not None and isinstance(reason, str):
+        changes["reason"] = reason
+    return msgspec.structs.replace(entry, **changes) if changes else entry
 
 
 async def reveal_incident(store: Sources, view: IncidentView) -> IncidentView:
