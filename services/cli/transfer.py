@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -15,6 +16,7 @@ from services.cli.app import err, fail, main, out, run_ops
 from services.cli.progress import progress_display
 from services.errors import LedgerError, SettingsError
 from services.ops.acled import acled_rows, import_acled
+from services.ops.pads import DEFAULT_WINDOW, read_quick_withdrawals
 from services.ops.transfer import ImportReport, OnError, count_lines, export_events, import_lines
 from services.protection.audit import parse_since, read_audit
 from services.protection.erasure import Erasure
@@ -158,8 +160,36 @@ def audit(
         typer.Option(help="From this ISO 8601 date-time (UTC if no zone) or stream position."),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object a line.")] = False,
+    pads: Annotated[
+        bool,
+        typer.Option(
+            "--pads",
+            help="Instead: incidents whose figures were retracted or revised down soon after "
+            "being recorded (a pad read and taken back), with the feed.",
+        ),
+    ] = False,
+    within: Annotated[int, typer.Option(min=1, help="With --pads: how soon, in seconds.")] = int(
+        DEFAULT_WINDOW.total_seconds()
+    ),
 ) -> None:
     """Who read exact community figures: token, endpoint, filters, when (oldest first)."""
+    if pads:
+        found = run_ops(
+            lambda tools: read_quick_withdrawals(tools.store.inner, dt.timedelta(seconds=within))
+        )
+        for w in found:
+            line = (
+                msgspec.json.encode(w).decode()
+                if as_json
+                else (
+                    f"{w.position}  {w.withdrawn_at:%Y-%m-%dT%H:%M:%S}Z  {w.feed}  {w.kind}  "
+                    f"incident={w.incident_id}  best {w.best_before}->{w.best_after}  "
+                    f"after {w.seconds:.0f}s"
+                )
+            )
+            out.print(line, highlight=False, soft_wrap=True, markup=False)
+        err.print(f"{len(found)} figures taken back within {within} s")
+        return
     if since is not None:
         try:
             parse_since(since)
