@@ -718,6 +718,9 @@ async def as_of(
                 )
             except httpx.TimeoutException:
                 raise RuntimeError(f"as_of={value} did not answer within {limit_s:.0f} s") from None
+            if response.status_code == 429:  # over the reader's rate: wait it out, ask again
+                await asyncio.sleep(float(response.headers.get("retry-after", "1")))
+                continue
             timings.append(time.perf_counter() - started)
             if response.status_code != 200:
                 break

@@ -45,6 +45,7 @@ from services.projector.lease import process_name
 from services.projector.pool import ProjectorPool
 from services.projector.snapshots import SnapshotsOffError, snapshotter_for
 from services.protection.auth import Authenticator
+from services.protection.limits import limits_of
 from services.runtime.checks import RedisSetup, check_redis
 from services.runtime.health_board import HealthPoster
 from services.settings import Settings
@@ -235,6 +236,7 @@ def http_app(
         read=read,
         admin=admin,
         sealing=sealing,
+        limits=limits_of(settings),
     )
 
 

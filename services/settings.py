@@ -20,6 +20,13 @@
 | ``LEDGER_KEYRING`` | data keys: ``file:<dir>``, ``redis`` | ``file:<data dir>/keyring/<prefix>`` |
 | ``LEDGER_INBOX_REJECTED_MAXLEN`` | about how many entries the rejected stream keeps | 10000 |
 | ``LEDGER_SUPPRESSION_K`` | community lines below it are withheld from readers (1-1000) | 5 |
+| ``LEDGER_READ_RATE`` / ``LEDGER_READ_BURST`` | requests/s, burst per reader/analyst | 50 / 100 |
+| ``LEDGER_FEED_RATE`` / ``LEDGER_FEED_BURST`` | batches/s and burst per feed token | 20 / 50 |
+| ``LEDGER_FEED_EVENTS_PER_HOUR`` | events a feed may publish per clock hour | 10000000 |
+| ``LEDGER_LIVE_STREAMS_PER_TOKEN`` | open live (SSE) streams per token | 20 |
+
+A limit of 0 is off; the Struct's own defaults are all off (limits are set from the
+environment: :mod:`services.protection.limits`).
 """
 
 from __future__ import annotations
@@ -80,6 +87,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     keyring: str = "redis"
     inbox_rejected_maxlen: int = 10_000
     suppression_k: int = 5
+    read_rate: int = 0
+    read_burst: int = 0
+    feed_rate: int = 0
+    feed_burst: int = 0
+    feed_events_per_hour: int = 0
+    live_streams_per_token: int = 0
 
     @property
     def keys(self) -> Keys:
@@ -208,4 +221,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         keyring=_keyring(env, data_dir, prefix),
         inbox_rejected_maxlen=_int(env, "LEDGER_INBOX_REJECTED_MAXLEN", 10_000, 1, 100_000_000),
         suppression_k=_int(env, "LEDGER_SUPPRESSION_K", 5, 1, 1000),
+        read_rate=_int(env, "LEDGER_READ_RATE", 50, 0, 1_000_000),
+        read_burst=_int(env, "LEDGER_READ_BURST", 100, 0, 1_000_000),
+        feed_rate=_int(env, "LEDGER_FEED_RATE", 20, 0, 1_000_000),
+        feed_burst=_int(env, "LEDGER_FEED_BURST", 50, 0, 1_000_000),
+        feed_events_per_hour=_int(env, "LEDGER_FEED_EVENTS_PER_HOUR", 10_000_000, 0, 10**12),
+        live_streams_per_token=_int(env, "LEDGER_LIVE_STREAMS_PER_TOKEN", 20, 0, 100_000),
     )

@@ -27,12 +27,14 @@ from services.http.deps import HttpDeps, Ping
 from services.http.erase import ERASE_ROUTES
 from services.http.errors import APP_ERRORS, MAX_BODY_BYTES
 from services.http.ingest import APPEND_TIMEOUT, submit_events
+from services.http.limits import on_limited, rate_limited
 from services.http.middleware import live_query_token, request_context
 from services.http.probes import PROBE_ROUTES
 from services.http.read import read_router
 from services.http.side import ReadSide
 from services.metrics import IngestMetrics, ReadMetrics
 from services.protection.auth import Authenticator
+from services.protection.limits import LimitedError, Limits
 from services.store.base import EventStore
 from services.store.sealing import SealingStore
 
@@ -51,6 +53,7 @@ def build_http_app(
     read: ReadSide | None = None,
     admin: AdminDeps | None = None,
     sealing: SealingStore | None = None,
+    limits: Limits | None = None,
     debug: bool = False,
 ) -> Litestar:
     """The Litestar app of the API over ``store``, authenticating with ``auth``.
@@ -59,8 +62,9 @@ def build_http_app(
     service is always ready. ``asyncapi`` renders the inbox's AsyncAPI document. ``read`` is
     the read side (:mod:`services.http.side`; without it the read endpoints answer 404).
     ``admin`` adds the operator routes (:mod:`services.http.admin`). ``sealing`` is ``store``
-    again when it seals private text (erasure needs it). The parts are made by the wiring,
-    :func:`services.bootstrap.http_app`.
+    again when it seals private text (erasure needs it). ``limits`` are the rates, quotas
+    and stream counts it enforces (:mod:`services.http.limits`; none without). The parts
+    are made by the wiring, :func:`services.bootstrap.http_app`.
     """
     deps = HttpDeps(
         store=store,
@@ -70,6 +74,7 @@ def build_http_app(
         append_timeout=append_timeout,
         asyncapi=asyncapi,
         sealing=sealing,
+        limits=limits,
     )
     if read is not None:
         read.attach_metrics(ReadMetrics(deps.metrics.registry))
@@ -83,8 +88,8 @@ def build_http_app(
             *(ERASE_ROUTES if admin is not None else []),
         ],
         state=State({"ledger": deps, "read": read, "ledger_admin": admin}),
-        middleware=[request_context, live_query_token],
-        exception_handlers=APP_ERRORS,
+        middleware=[request_context, live_query_token, rate_limited],
+        exception_handlers={**APP_ERRORS, LimitedError: on_limited},
         openapi_config=OpenAPIConfig(
             title="incident-ledger",
             version="1",

@@ -61,17 +61,19 @@ answering 503 with ``Retry-After``.
 from __future__ import annotations
 
 import re
+from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any
 
 import msgspec
 from litestar import Request, Response, Router, get
 from litestar.exceptions import NotFoundException
 from litestar.params import PathParameter, QueryParameter
-from litestar.response import ServerSentEvent
+from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from projections import PROJECTIONS
 from projections import alignment as alignment_projection
 from projections import country_stance as stance_projection
+from services.http.deps import deps_of
 from services.http.errors import READ_ERRORS, InvalidParameterError
 from services.http.query import (
     Format,
@@ -94,7 +96,7 @@ from services.http.schemas import (
     cited,
     fresh,
 )
-from services.http.side import require_reader, side_of
+from services.http.side import require_reader, side_of, token_of
 from services.http.tables import answer
 from services.protection.reveal import reveal_timeline
 
@@ -256,7 +258,22 @@ async def live(
     if projection not in side.live.projections:
         raise NotFoundException(f"no projection {projection!r}")
     last = request.headers.get("last-event-id")
-    return ServerSentEvent(side.live.stream(projection, last))
+    limits = deps_of(request).limits
+    if limits is None:
+        return ServerSentEvent(side.live.stream(projection, last))
+    close = limits.streams.open(token_of(request))  # 429 past the token's open streams
+    return ServerSentEvent(_closing(side.live.stream(projection, last), close))
+
+
+async def _closing(
+    stream: AsyncIterator[ServerSentEventMessage], close: Callable[[], None]
+) -> AsyncIterator[ServerSentEventMessage]:
+    """``stream``, counted open until it ends (the client went away, the service stops)."""
+    try:
+        async for message in stream:
+            yield message
+    finally:
+        close()
 
 
 def read_router() -> Router:

@@ -20,6 +20,7 @@ from projections.community_victims import Figures
 from projections.country_stance import Basis, TimelineEntry
 from projections.incidents import HistoryEntry, IncidentRow, IncidentView
 from services.http.errors import InvalidQuery, NotFound
+from services.http.limits import LimitedBody
 from services.views.freshness import Lag
 
 __all__ = [
@@ -267,6 +268,10 @@ ERRORS: Final = {
         InvalidQuery,
         description="a query parameter is invalid, out of its domain, unknown to the route or "
         "given twice",
+    ),
+    429: ResponseSpec(
+        LimitedBody,
+        description="over the token's rate, or (live streams) its open streams; Retry-After",
     ),
     503: ResponseSpec(NotFound, description="Redis does not answer; retry (Retry-After)"),
 }
