@@ -50,19 +50,23 @@ _FEED = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 
 
 class Token(msgspec.Struct, frozen=True):
-    """One bearer token and what it may do. ``feed`` is set for role ``feed`` only."""
+    """One bearer token and what it may do. ``feed`` is set for role ``feed`` only;
+    ``label`` names a token of another role (``analyst:alice=…``)."""
 
     role: Role
     secret: str
     feed: str | None = None
+    label: str | None = None
 
     @property
     def name(self) -> str:
-        """How the token is named in logs and audits (never the secret)."""
-        return f"{self.role}:{self.feed}" if self.feed else self.role
+        """How the token is named in logs and audits (never the secret): ``feed:sohr``,
+        ``analyst:alice``, or the bare role of an unnamed token."""
+        given = self.feed or self.label
+        return f"{self.role}:{given}" if given else self.role
 
     def __repr__(self) -> str:  # keep secrets out of tracebacks and logs
-        return f"Token(role={self.role!r}, feed={self.feed!r}, secret=<hidden>)"
+        return f"Token(role={self.role!r}, name={self.name!r}, secret=<hidden>)"
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
@@ -106,7 +110,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def parse_tokens(text: str, variable: str = "LEDGER_TOKENS") -> tuple[Token, ...]:
-    """Parse ``role[:feed]=token,…``; a bad entry names its place, never its secret."""
+    """Parse ``role[:name]=token,…`` (a feed token's name is its feed; any other token's a
+    name for the audit trail); a bad entry names its place, never its secret."""
     tokens: list[Token] = []
     for i, entry in enumerate(filter(None, (e.strip() for e in text.split(",")))):
         who, sep, secret = entry.partition("=")
@@ -120,11 +125,19 @@ def parse_tokens(text: str, variable: str = "LEDGER_TOKENS") -> tuple[Token, ...
             raise SettingsError(f"{where}: a feed token needs a feed name, as feed:NAME=token")
         if role == "feed" and feed == OPERATOR_FEED:
             raise SettingsError(f"{where}: {OPERATOR_FEED} is reserved for operators' events")
-        if role != "feed" and feed:
-            raise SettingsError(f"{where}: only feed tokens name a feed")
+        if role != "feed" and feed and not _FEED.match(feed):
+            raise SettingsError(f"{where}: a token's name must be 1-64 chars of a-z0-9_.-")
         if len(secret.strip()) < 16:
             raise SettingsError(f"{where}: a token must be at least 16 characters")
-        tokens.append(Token(role=role, secret=secret.strip(), feed=feed or None))
+        named = feed or None
+        tokens.append(
+            Token(
+                role=role,
+                secret=secret.strip(),
+                feed=named if role == "feed" else None,
+                label=None if role == "feed" else named,
+            )
+        )
     secrets = [t.secret for t in tokens]
     if len(set(secrets)) != len(secrets):
         raise SettingsError(f"{variable}: two entries share one token")

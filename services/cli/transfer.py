@@ -15,10 +15,11 @@ from services.bootstrap import Ops
 from services.cli.app import err, fail, main, out, run_ops
 from services.cli.progress import progress_display
 from services.errors import LedgerError, SettingsError
+from services.files import open_private
 from services.ops.acled import acled_rows, import_acled
 from services.ops.pads import DEFAULT_WINDOW, read_quick_withdrawals
 from services.ops.transfer import ImportReport, OnError, count_lines, export_events, import_lines
-from services.protection.audit import parse_since, read_audit
+from services.protection.audit import parse_since, read_audit, record_command
 from services.protection.erasure import Erasure
 from services.protection.erasure import erase as erase_text
 from services.store.base import AppendRejectedError
@@ -38,11 +39,21 @@ def export(
         typer.Option("--to", help="Last position (included; per partition: joined by ',')."),
     ] = None,
 ) -> None:
-    """Export the log as JSON lines (position, recorded_at, type, v, event)."""
+    """Export the log as JSON lines (position, recorded_at, type, v, event).
+
+    The file holds decrypted private text: it is written with mode 0600, and the export is
+    recorded in the audit trail first (named by LEDGER_OPERATOR_TOKEN's name, else cli:<user>).
+    """
 
     async def work(tools: Ops) -> int:
         keyring = tools.store.keyring
-        with out.open("wb") as handle, progress_display("export", stream=sys.stderr) as progress:
+        await record_command(
+            tools.client, tools.settings, "ledger export", {"from": start, "to": end, "out": out}
+        )
+        with (
+            open_private(out) as handle,
+            progress_display("export", stream=sys.stderr) as progress,
+        ):
             return await export_events(
                 tools.client,
                 tools.settings.keys,

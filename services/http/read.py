@@ -98,7 +98,7 @@ from services.http.schemas import (
 )
 from services.http.side import require_reader, side_of, token_of
 from services.http.tables import answer
-from services.protection.reveal import reveal_timeline
+from services.protection.reveal import reveal_timeline, shows_text
 
 __all__ = ["MAX_LIMIT", "read_router"]
 
@@ -188,6 +188,17 @@ async def country_timeline(
     )
     entries = stance_projection.timeline(state, country, subject=subject)
     said = await reveal_timeline(side.sealing, country, entries)
+    if shows_text(
+        side.sealing, said
+    ):  # decrypted speaker names or urls: recorded before they are sent
+        await side.audit(
+            token_of(request),
+            "GET /v1/projections/country-stance/{country}/timeline",
+            {"country": country, "subject": subject, "as_of": as_of},
+            position=position,
+            as_of=as_of,
+            lines=0,
+        )
     body = TimelineBody(
         **fresh(position, lag),
         as_of=at,

@@ -42,7 +42,7 @@ from services.http.schemas import (
 from services.http.side import side_of, token_of
 from services.http.tables import answer
 from services.protection.auth import sees_exact
-from services.protection.reveal import reveal_incident
+from services.protection.reveal import reveal_incident, text_in
 
 __all__ = ["DEFAULT_LIMIT", "INCIDENT_ROUTES", "MAX_LIMIT", "answer_of"]
 
@@ -154,10 +154,10 @@ async def get_incident(
             for h in view.history
         )
         view = msgspec.structs.replace(view, victims=(), history=history)
-        return IncidentBody(
-            **fresh(position, lag), incident=answer_of(view), victims_suppressed=True
-        )
-    if lines:
+        lines = 0
+    if lines or text_in(
+        side.sealing, view
+    ):  # exact figures, or decrypted text: recorded before sent
         await side.audit(
             token,
             "GET /v1/incidents/{incident_id}",
@@ -165,6 +165,10 @@ async def get_incident(
             position=position,
             as_of=None,
             lines=lines,
+        )
+    if not sees_exact(token):
+        return IncidentBody(
+            **fresh(position, lag), incident=answer_of(view), victims_suppressed=True
         )
     return IncidentBody(**fresh(position, lag), incident=answer_of(view))
 

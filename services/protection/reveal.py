@@ -27,13 +27,13 @@ from typing import Final, NamedTuple
 
 import msgspec
 
-from events import ERASED, IncidentReported, Source, StatementIssued
+from events import ERASED, SEALED, IncidentReported, Source, StatementIssued
 from projections.country_stance import TimelineEntry
 from projections.incidents import HistoryEntry, IncidentView
 from services.store.base import EventStore
 from services.store.sealing import SealingStore, Unsealed
 
-__all__ = ["Said", "Sources", "reveal_incident", "reveal_timeline"]
+__all__ = ["Said", "Sources", "reveal_incident", "reveal_timeline", "shows_text", "text_in"]
 
 CONCURRENT_READS: Final = 32
 """Statements read at once while a timeline's speaker names are restored."""
@@ -161,3 +161,34 @@ async def reveal_timeline(
         else:
             shown.append(Said(entry, said.feed, said.sources))
     return shown
+
+
+_HIDDEN: Final = frozenset({SEALED, ERASED})
+
+
+def _shown(text: str | None) -> bool:
+    return text is not None and text not in _HIDDEN
+
+
+def text_in(store: Sources, view: IncidentView) -> bool:
+    """Whether ``view``, revealed from ``store``, carries decrypted private text: ``store``
+    seals, and notes, a url or a reason is not a placeholder. Such an answer is audited,
+    whoever reads it."""
+    if not isinstance(store, SealingStore):
+        return False
+    sources = [*view.sources, *(s for h in view.history for s in h.sources or ())]
+    return (
+        _shown(view.notes)
+        or any(_shown(s.url) for s in sources)
+        or any(_shown(h.reason) for h in view.history)
+    )
+
+
+def shows_text(store: Sources, said: Sequence[Said]) -> bool:
+    """Whether timeline entries revealed from ``store`` carry decrypted private text (a
+    speaker's name, a url)."""
+    return isinstance(store, SealingStore) and any(
+        (one.feed is not None and not one.entry.erased and _shown(one.entry.speaker))
+        or any(_shown(s.url) for s in one.sources)
+        for one in said
+    )
