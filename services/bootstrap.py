@@ -52,6 +52,7 @@ from services.settings import Settings
 from services.store.base import EventStore
 from services.store.compaction import RedisFiles
 from services.store.connection import BULK_SOCKET_TIMEOUT, connect, describe, learn_slots
+from services.store.headroom import Headroom
 from services.store.keyring import Keyring, keyring_for
 from services.store.redis import RedisEventStore
 from services.store.sealing import SealingStore
@@ -237,6 +238,9 @@ def http_app(
         admin=admin,
         sealing=sealing,
         limits=limits_of(settings),
+        headroom=None
+        if client is None or settings.cluster
+        else Headroom(client, settings.ingest_memory_percent),
     )
 
 

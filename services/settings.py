@@ -24,6 +24,8 @@
 | ``LEDGER_FEED_RATE`` / ``LEDGER_FEED_BURST`` | batches/s and burst per feed token | 20 / 50 |
 | ``LEDGER_FEED_EVENTS_PER_HOUR`` | events a feed may publish per clock hour | 10000000 |
 | ``LEDGER_LIVE_STREAMS_PER_TOKEN`` | open live (SSE) streams per token | 20 |
+| ``LEDGER_REDIS_MAXMEMORY`` | embedded Redis ``maxmemory`` (``512mb``, ``2gb``) | half the RAM |
+| ``LEDGER_INGEST_MEMORY_PERCENT`` | ingest answers 507 past this share of ``maxmemory`` | 90 |
 
 A limit of 0 is off; the Struct's own defaults are all off (limits are set from the
 environment: :mod:`services.protection.limits`).
@@ -35,7 +37,7 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Final, Literal
 
 import msgspec
 
@@ -97,6 +99,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     feed_burst: int = 0
     feed_events_per_hour: int = 0
     live_streams_per_token: int = 0
+    redis_maxmemory: int = 0
+    ingest_memory_percent: int = 90
 
     @property
     def keys(self) -> Keys:
@@ -155,6 +159,19 @@ def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -
     if not low <= value <= high:
         raise SettingsError(f"{name} must be between {low} and {high}, got {value}")
     return value
+
+
+_UNITS: Final = {"": 1, "b": 1, "kb": 1024, "mb": 1024**2, "gb": 1024**3}
+
+
+def _bytes(env: Mapping[str, str], name: str) -> int:
+    raw = (env.get(name) or "").strip().lower()
+    if not raw:
+        return 0
+    match = re.match(r"^(\d{1,15})\s*(b|kb|mb|gb)?$", raw)
+    if match is None or int(match[1]) == 0:
+        raise SettingsError(f"{name} must be a size such as 512mb or 2gb, got {raw!r}")
+    return int(match[1]) * _UNITS[match[2] or ""]
 
 
 def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
@@ -240,4 +257,6 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         feed_burst=_int(env, "LEDGER_FEED_BURST", 50, 0, 1_000_000),
         feed_events_per_hour=_int(env, "LEDGER_FEED_EVENTS_PER_HOUR", 10_000_000, 0, 10**12),
         live_streams_per_token=_int(env, "LEDGER_LIVE_STREAMS_PER_TOKEN", 20, 0, 100_000),
+        redis_maxmemory=_bytes(env, "LEDGER_REDIS_MAXMEMORY"),
+        ingest_memory_percent=_int(env, "LEDGER_INGEST_MEMORY_PERCENT", 90, 1, 100),
     )

@@ -27,7 +27,7 @@ from services.http.deps import HttpDeps, Ping
 from services.http.erase import ERASE_ROUTES
 from services.http.errors import APP_ERRORS, MAX_BODY_BYTES
 from services.http.ingest import APPEND_TIMEOUT, submit_events
-from services.http.limits import on_limited, rate_limited
+from services.http.limits import on_limited, on_memory_full, rate_limited
 from services.http.middleware import live_query_token, request_context
 from services.http.probes import PROBE_ROUTES
 from services.http.read import read_router
@@ -36,6 +36,7 @@ from services.metrics import IngestMetrics, ReadMetrics
 from services.protection.auth import Authenticator
 from services.protection.limits import LimitedError, Limits
 from services.store.base import EventStore
+from services.store.headroom import Headroom, MemoryFullError
 from services.store.sealing import SealingStore
 
 __all__ = ["MAX_BODY_BYTES", "build_http_app"]
@@ -54,6 +55,7 @@ def build_http_app(
     admin: AdminDeps | None = None,
     sealing: SealingStore | None = None,
     limits: Limits | None = None,
+    headroom: Headroom | None = None,
     debug: bool = False,
 ) -> Litestar:
     """The Litestar app of the API over ``store``, authenticating with ``auth``.
@@ -63,7 +65,8 @@ def build_http_app(
     the read side (:mod:`services.http.side`; without it the read endpoints answer 404).
     ``admin`` adds the operator routes (:mod:`services.http.admin`). ``sealing`` is ``store``
     again when it seals private text (erasure needs it). ``limits`` are the rates, quotas
-    and stream counts it enforces (:mod:`services.http.limits`; none without). The parts
+    and stream counts it enforces (:mod:`services.http.limits`; none without), ``headroom``
+    ingest's memory check (507 before Redis refuses writes). The parts
     are made by the wiring, :func:`services.bootstrap.http_app`.
     """
     deps = HttpDeps(
@@ -75,6 +78,7 @@ def build_http_app(
         asyncapi=asyncapi,
         sealing=sealing,
         limits=limits,
+        headroom=headroom,
     )
     if read is not None:
         read.attach_metrics(ReadMetrics(deps.metrics.registry))
@@ -89,7 +93,11 @@ def build_http_app(
         ],
         state=State({"ledger": deps, "read": read, "ledger_admin": admin}),
         middleware=[request_context, live_query_token, rate_limited],
-        exception_handlers={**APP_ERRORS, LimitedError: on_limited},
+        exception_handlers={
+            **APP_ERRORS,
+            LimitedError: on_limited,
+            MemoryFullError: on_memory_full,
+        },
         openapi_config=OpenAPIConfig(
             title="incident-ledger",
             version="1",

@@ -174,6 +174,9 @@ class ConflictBody(msgspec.Struct, frozen=True):
             "nothing written",
         ),
         503: ResponseSpec(ErrorBody, description="store unavailable; retry (Retry-After)"),
+        507: ResponseSpec(
+            ErrorBody, description="Redis's memory is nearly full: nothing written; the reason"
+        ),
     },
     tags=["ingest"],
 )
@@ -202,6 +205,8 @@ async def submit_events(request: Request[Any, Any, Any]) -> Response[SubmitResul
         raise
     if deps.limits is not None and token.feed is not None:
         deps.limits.quota.take(token.feed, len(batch))  # 429 over the feed's hourly quota
+    if deps.headroom is not None:
+        await deps.headroom.check()  # 507 before Redis itself refuses writes
     return await _append(deps, batch, types, principal=token.name)
 
 

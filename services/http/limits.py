@@ -7,7 +7,8 @@ once (after :func:`~services.http.middleware.live_query_token`, so a live stream
 request without a valid token passes on, to be refused 401 by its handler. The hourly quota
 of feeds (``POST /v1/events``) and the open live streams raise
 :class:`~services.protection.limits.LimitedError` in their handlers, answered the same way
-by :func:`on_limited`.
+by :func:`on_limited`. Ingest past its share of Redis's memory answers 507
+(:func:`on_memory_full`, :mod:`services.store.headroom`).
 """
 
 from __future__ import annotations
@@ -28,8 +29,9 @@ from litestar.types import (
 
 from services.http.deps import HttpDeps
 from services.protection.limits import LimitedError
+from services.store.headroom import MemoryFullError
 
-__all__ = ["LimitedBody", "on_limited", "rate_limited"]
+__all__ = ["LimitedBody", "on_limited", "on_memory_full", "rate_limited"]
 
 
 class LimitedBody(msgspec.Struct, frozen=True):
@@ -57,6 +59,12 @@ def on_limited(_: Request[Any, Any, Any], exc: LimitedError) -> Response[Any]:
         media_type=MediaType.JSON,
         headers={"Retry-After": exc.retry_after_header},
     )
+
+
+def on_memory_full(_: Request[Any, Any, Any], exc: MemoryFullError) -> Response[Any]:
+    """The exception handler of ingest's memory check: 507, with the reason."""
+    body = {"error": "insufficient_storage", "message": str(exc)}
+    return Response(_encode(body), status_code=507, media_type=MediaType.JSON)
 
 
 def _bearer(scope: Scope) -> str | None:

@@ -123,6 +123,7 @@ class RedisProcess:
         cluster: bool = False,
         cluster_node_timeout_ms: int = 15000,
         preexec: Callable[[], None] | None = None,
+        maxmemory: int | None = None,
     ) -> None:
         if fsync not in ("always", "everysec", "no"):
             raise ValueError(f"fsync must be always, everysec or no, not {fsync!r}")
@@ -138,6 +139,8 @@ class RedisProcess:
         self.cluster = cluster
         self.cluster_node_timeout_ms = cluster_node_timeout_ms
         self.preexec = preexec
+        self.maxmemory = maxmemory
+        """``maxmemory`` in bytes (with ``noeviction``: writes are refused past it), or none."""
         """Run in the child before the server starts (a supervisor asks to be outlived by
         none of its children: :func:`services.runtime.supervisor.die_with_parent`)."""
         self._process: subprocess.Popen[bytes] | None = None
@@ -188,6 +191,8 @@ class RedisProcess:
             "protected-mode yes",
             "maxmemory-policy noeviction",
         ]
+        if self.maxmemory:
+            lines.append(f"maxmemory {self.maxmemory}")
         if self.password:
             quoted = self.password.replace("\\", "\\\\").replace('"', '\\"')
             if self.username:

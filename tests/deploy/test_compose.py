@@ -90,6 +90,7 @@ class TestCompose:
             if line.strip() and not line.startswith("#")
         }
         assert settings["maxmemory-policy"] == "noeviction"
+        assert settings["maxmemory"] == "2gb"
         assert settings["appendonly"] == "yes"
 
 

@@ -203,3 +203,34 @@ class TestLiveStreams:
                 await until(one_more, "a new stream once one closed", within=10, every=0.1)
         finally:
             await side.live.aclose()
+
+
+class TestRedisMemory:
+    async def test_ingest_answers_507_before_redis_refuses_writes(self, tmp_path: Any) -> None:
+        """A Redis with maxmemory 64 MB (noeviction): under 90% ingest appends; with the
+        share set below what is used, ingest answers 507 with the reason and writes nothing,
+        while Redis itself would still accept writes."""
+        from services.runtime.redis_server import RedisProcess
+
+        with RedisProcess(data_dir=tmp_path / "redis", maxmemory=64 * 1024**2) as server:
+            client = aioredis.Redis.from_url(server.url)
+            try:
+                assert await client.config_get("maxmemory") == {"maxmemory": str(64 * 1024**2)}
+                store = RedisEventStore(client, prefix="mem")
+                body = msgspec.json.encode([f.reported("i-1")])
+                headers = {**auth(FEED), "content-type": "application/json"}
+                for percent, expected in ((90, 202), (1, 507)):
+                    settings = Settings(
+                        tokens=TOKENS, key_prefix="mem", ingest_memory_percent=percent
+                    )
+                    app = http_app(settings, store=store, client=client)
+                    async with client_of(app) as http:
+                        answer = await http.post("/v1/events", content=body, headers=headers)
+                    assert answer.status_code == expected, answer.text
+                full = answer.json()
+                assert full["error"] == "insufficient_storage"
+                assert "maxmemory" in full["message"]
+                assert await store.length() == 1
+                assert await client.set("mem:still-writable", "1")
+            finally:
+                await client.aclose()
