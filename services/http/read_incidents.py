@@ -26,13 +26,15 @@ from litestar.params import PathParameter, QueryParameter
 
 from projections import PROJECTIONS
 from projections import incidents as incidents_projection
-from projections.incidents import IncidentView
+from projections.incidents import HistoryEntry, IncidentView
 from services.http.query import FILTERS, Format, Where
 from services.http.schemas import (
     ERRORS,
     ERRORS_404,
     Dispute,
+    Fresh,
     HistoryItem,
+    HistoryPage,
     IncidentAnswer,
     IncidentBody,
     IncidentsPage,
@@ -49,21 +51,29 @@ __all__ = ["DEFAULT_LIMIT", "INCIDENT_ROUTES", "MAX_LIMIT", "answer_of"]
 MAX_LIMIT: Final = 5000
 """Most incidents one page of ``GET /v1/incidents`` holds."""
 DEFAULT_LIMIT: Final = 50
+HISTORY_PAGE: Final = 50
+"""History entries in an incident's answer (the latest ones), and a history page's default."""
+MAX_HISTORY_LIMIT: Final = 500
 _DISPUTED: Final = "incident.disputed"
 
 
-def answer_of(view: IncidentView) -> IncidentAnswer:
-    """The incident as answered: its sources and its history's cited by their feeds, and
-    its disputes gathered from its history."""
-    history = tuple(
+def _items(entries: tuple[HistoryEntry, ...]) -> tuple[HistoryItem, ...]:
+    """History entries as answered: each one's sources cited by its feed."""
+    return tuple(
         HistoryItem(
             **{
                 **msgspec.structs.asdict(entry),
                 "sources": None if entry.sources is None else cited(entry.sources, entry.source),
             }
         )
-        for entry in view.history
+        for entry in entries
     )
+
+
+def answer_of(view: IncidentView) -> IncidentAnswer:
+    """The incident as answered: its sources cited by its feed, the latest
+    :data:`HISTORY_PAGE` history entries (``history_total`` counts them all; the rest are
+    paged by ``/v1/incidents/{id}/history``), and its disputes gathered from its history."""
     disputes = tuple(
         Dispute(
             feed=entry.source,
@@ -79,7 +89,8 @@ def answer_of(view: IncidentView) -> IncidentAnswer:
     fields = msgspec.structs.asdict(view)
     fields.update(
         sources=cited(view.sources, view.feed),
-        history=history,
+        history=_items(view.history[-HISTORY_PAGE:]),
+        history_total=len(view.history),
         disputed=view.disputed,
         disputes=disputes,
     )
@@ -124,22 +135,12 @@ async def list_incidents(
     return answer(request.headers.get("accept"), body, format)
 
 
-@get(
-    "/v1/incidents/{incident_id:str}",
-    summary="One incident",
-    description="The incident as it stands, with every event that touched it (each with "
-    "its sources), the sources of its report and the disputes of other feeds.",
-    responses=ERRORS_404,
-    tags=["read"],
-)
-async def get_incident(
-    request: Request[Any, Any, Any],
-    incident_id: Annotated[str, PathParameter(description="the incident's id")],
-) -> IncidentBody:
-    """The incident and its history; 404 when no event named it.
-
-    A reader gets it without the incident's community lines.
-    """
+async def _incident(
+    request: Request[Any, Any, Any], incident_id: str, endpoint: str, filters: dict[str, Any]
+) -> tuple[IncidentView, Fresh]:
+    """The incident as this token may see it (a reader: no community lines), its private
+    text restored; the answer audited first when it carries exact figures or decrypted
+    text. 404 when no event named it."""
     side = side_of(request)
     token = token_of(request)
     state, position, lag = await side.current(PROJECTIONS[incidents_projection.NAME], ("incident",))
@@ -155,23 +156,77 @@ async def get_incident(
         )
         view = msgspec.structs.replace(view, victims=(), history=history)
         lines = 0
-    if lines or text_in(
-        side.sealing, view
-    ):  # exact figures, or decrypted text: recorded before sent
+    if lines or text_in(side.sealing, view):  # exact figures or decrypted text: audited
         await side.audit(
             token,
-            "GET /v1/incidents/{incident_id}",
-            {"incident_id": incident_id},
+            endpoint,
+            {"incident_id": incident_id, **filters},
             position=position,
             as_of=None,
             lines=lines,
         )
-    if not sees_exact(token):
-        return IncidentBody(
-            **fresh(position, lag), incident=answer_of(view), victims_suppressed=True
-        )
-    return IncidentBody(**fresh(position, lag), incident=answer_of(view))
+    return view, Fresh(**fresh(position, lag))
 
 
-INCIDENT_ROUTES: Final = (list_incidents, get_incident)
+@get(
+    "/v1/incidents/{incident_id:str}",
+    summary="One incident",
+    description="The incident as it stands, with the latest 50 events that touched it "
+    "(`history`, each with its sources; `history_total` counts them all, "
+    "`/v1/incidents/{id}/history` pages the rest), the sources of its report and the "
+    "disputes of other feeds.",
+    responses=ERRORS_404,
+    tags=["read"],
+)
+async def get_incident(
+    request: Request[Any, Any, Any],
+    incident_id: Annotated[str, PathParameter(description="the incident's id")],
+) -> IncidentBody:
+    """The incident and the latest page of its history; 404 when no event named it.
+
+    A reader gets it without the incident's community lines.
+    """
+    view, fresh_ = await _incident(request, incident_id, "GET /v1/incidents/{incident_id}", {})
+    return IncidentBody(
+        **msgspec.structs.asdict(fresh_),
+        incident=answer_of(view),
+        victims_suppressed=not sees_exact(token_of(request)),
+    )
+
+
+@get(
+    "/v1/incidents/{incident_id:str}/history",
+    summary="An incident's history, paged",
+    description="The events that touched the incident in log order, `limit` (up to 500, "
+    "default 50) from `offset` (from 0), in the shape of the incident answer's `history`.",
+    responses=ERRORS_404,
+    tags=["read"],
+)
+async def get_incident_history(
+    request: Request[Any, Any, Any],
+    incident_id: Annotated[str, PathParameter(description="the incident's id")],
+    offset: Annotated[int, QueryParameter(ge=0, description="the first entry, from 0")] = 0,
+    limit: Annotated[
+        int, QueryParameter(ge=1, le=MAX_HISTORY_LIMIT, description="entries (at most 500)")
+    ] = HISTORY_PAGE,
+) -> HistoryPage:
+    """One page of the incident's history; 404 when no event named it."""
+    view, fresh_ = await _incident(
+        request,
+        incident_id,
+        "GET /v1/incidents/{incident_id}/history",
+        {"offset": offset, "limit": limit},
+    )
+    return HistoryPage(
+        **msgspec.structs.asdict(fresh_),
+        incident_id=incident_id,
+        offset=offset,
+        limit=limit,
+        history_total=len(view.history),
+        history=_items(view.history[offset : offset + limit]),
+        victims_suppressed=not sees_exact(token_of(request)),
+    )
+
+
+INCIDENT_ROUTES: Final = (list_incidents, get_incident, get_incident_history)
 """The incident routes of the read router."""

@@ -246,6 +246,9 @@ class IncidentAnswer(IncidentView, frozen=True, kw_only=True):
 
     sources: tuple[Citation, ...] = ()
     history: tuple[HistoryItem, ...] = ()
+    """The latest 50 entries, in log order (``/v1/incidents/{id}/history`` pages them all)."""
+    history_total: int = 0
+    """How many entries the whole history has."""
     disputed: bool = False
     disputes: tuple[Dispute, ...] = ()
 
@@ -258,6 +261,18 @@ class IncidentBody(Fresh, frozen=True, kw_only=True):
     """
 
     incident: IncidentAnswer
+    victims_suppressed: bool = False
+
+
+class HistoryPage(Fresh, frozen=True, kw_only=True):
+    """A page of an incident's history: ``limit`` entries from ``offset``, in log order,
+    shaped as the incident answer's ``history``; ``history_total`` counts them all."""
+
+    incident_id: str
+    offset: int
+    limit: int
+    history_total: int
+    history: tuple[HistoryItem, ...]
     victims_suppressed: bool = False
 
 
