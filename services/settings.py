@@ -26,6 +26,8 @@
 | ``LEDGER_LIVE_STREAMS_PER_TOKEN`` | open live (SSE) streams per token | 20 |
 | ``LEDGER_REDIS_MAXMEMORY`` | embedded Redis ``maxmemory`` (``512mb``, ``2gb``) | half the RAM |
 | ``LEDGER_INGEST_MEMORY_PERCENT`` | ingest answers 507 past this share of ``maxmemory`` | 90 |
+| ``LEDGER_REDIS_PASSWORD_FILE`` | a file holding the Redis password, put into the URL | unset |
+| ``LEDGER_TOKENS_FILE`` | a file of ``LEDGER_TOKENS`` entries (one a line), instead of it | unset |
 
 A limit of 0 is off; the Struct's own defaults are all off (limits are set from the
 environment: :mod:`services.protection.limits`).
@@ -38,6 +40,7 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Final, Literal
+from urllib.parse import quote
 
 import msgspec
 
@@ -161,6 +164,27 @@ def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -
     return value
 
 
+def _secret(path: str, name: str) -> str:
+    """The text of a secret file (a compose or Kubernetes secret), stripped."""
+    try:
+        text = Path(path).read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise SettingsError(f"LEDGER_{name}_FILE: cannot read {path}: {exc.strerror}") from None
+    if not text:
+        raise SettingsError(f"LEDGER_{name}_FILE: {path} is empty")
+    return text
+
+
+def _with_password(url: str, password: str) -> str:
+    """``url`` with ``password`` put into its (first node's) credentials, unless it has one."""
+    scheme, sep, rest = url.partition("://")
+    netloc, slash, path = rest.partition("/")
+    user, _, hosts = netloc.rpartition("@")
+    if ":" in user:
+        raise SettingsError("LEDGER_REDIS_URL holds a password already: leave it out of the URL")
+    return f"{scheme}{sep}{user}:{quote(password, safe='')}@{hosts}{slash}{path}"
+
+
 _UNITS: Final = {"": 1, "b": 1, "kb": 1024, "mb": 1024**2, "gb": 1024**3}
 
 
@@ -205,11 +229,20 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """
     env = os.environ if env is None else env
     url = env.get("LEDGER_REDIS_URL") or None
+    if env.get("LEDGER_REDIS_PASSWORD_FILE"):
+        if url is None:
+            raise SettingsError("LEDGER_REDIS_PASSWORD_FILE needs LEDGER_REDIS_URL")
+        url = _with_password(url, _secret(env["LEDGER_REDIS_PASSWORD_FILE"], "REDIS_PASSWORD"))
     if url is not None and not re.match(r"^(redis|rediss|unix)://", url.strip()):
         raise SettingsError("LEDGER_REDIS_URL must start with redis://, rediss:// or unix://")
     nodes = _nodes(url)
     data_dir = Path(env.get("LEDGER_DATA_DIR") or "var")
-    tokens = parse_tokens(env.get("LEDGER_TOKENS", ""))
+    tokens_file = env.get("LEDGER_TOKENS_FILE")
+    tokens = (
+        parse_tokens(",".join(_secret(tokens_file, "TOKENS").splitlines()), "LEDGER_TOKENS_FILE")
+        if tokens_file and not env.get("LEDGER_TOKENS")
+        else parse_tokens(env.get("LEDGER_TOKENS", ""))
+    )
     prefix = env.get("LEDGER_KEY_PREFIX") or "ledger"
     if not re.match(r"^[A-Za-z0-9_.:-]{1,64}$", prefix) or "{" in prefix:
         raise SettingsError("LEDGER_KEY_PREFIX must be 1-64 chars of A-Za-z0-9_.:-")

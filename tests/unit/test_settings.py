@@ -164,3 +164,41 @@ class TestNamedTokens:
         with pytest.raises(SettingsError, match="entry 1") as raised:
             parse_tokens("analyst:Alice Smith=analyst-token-0123456789")
         assert "analyst-token" not in str(raised.value)
+
+
+class TestSecretFiles:
+    """Secrets from files (compose secrets), never on a command line or in the URL given."""
+
+    def test_the_redis_password_file_goes_into_the_url(self, tmp_path: Path) -> None:
+        """The password is read, quoted and put into the first node's credentials."""
+        secret = tmp_path / "redis_password"
+        secret.write_text("p@ss:word/1\n")
+        settings = load_settings(
+            {
+                "LEDGER_REDIS_URL": "redis://ledger@redis:6379/0",
+                "LEDGER_REDIS_PASSWORD_FILE": str(secret),
+            }
+        )
+        assert settings.redis_url == "redis://ledger:p%40ss%3Aword%2F1@redis:6379/0"
+        plain = load_settings(
+            {"LEDGER_REDIS_URL": "rediss://redis:6379/0", "LEDGER_REDIS_PASSWORD_FILE": str(secret)}
+        )
+        assert plain.redis_url == "rediss://:p%40ss%3Aword%2F1@redis:6379/0"
+
+    def test_tokens_come_from_a_file_one_entry_a_line(self, tmp_path: Path) -> None:
+        """LEDGER_TOKENS_FILE holds the entries a line each."""
+        secret = tmp_path / "tokens"
+        secret.write_text(f"feed:sohr={FEED}\nanalyst:alice=analyst-token-0123456789\n")
+        settings = load_settings({"LEDGER_TOKENS_FILE": str(secret)})
+        assert [t.name for t in settings.tokens] == ["feed:sohr", "analyst:alice"]
+
+    def test_a_missing_or_empty_secret_file_is_named(self, tmp_path: Path) -> None:
+        """The variable and the path are named; nothing starts."""
+        with pytest.raises(SettingsError, match="LEDGER_TOKENS_FILE"):
+            load_settings({"LEDGER_TOKENS_FILE": str(tmp_path / "absent")})
+        empty = tmp_path / "empty"
+        empty.write_text("\n")
+        with pytest.raises(SettingsError, match="empty"):
+            load_settings(
+                {"LEDGER_REDIS_URL": "redis://r:1", "LEDGER_REDIS_PASSWORD_FILE": str(empty)}
+            )
