@@ -15,11 +15,12 @@ when it runs them, and ``/metrics`` refreshes the read side's gauges before rend
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Final
 
 from litestar import Litestar
 from litestar.datastructures import State
 from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import JsonRenderPlugin, RedocRenderPlugin
 
 from services.http.admin import ADMIN_ROUTES, AdminDeps
 from services.http.dashboard import dashboard_routes
@@ -39,7 +40,10 @@ from services.store.base import EventStore
 from services.store.headroom import Headroom, MemoryFullError
 from services.store.sealing import SealingStore
 
-__all__ = ["MAX_BODY_BYTES", "build_http_app"]
+__all__ = ["MAX_BODY_BYTES", "REDOC_JS", "build_http_app"]
+
+REDOC_JS: Final = "/static/vendor/redoc.standalone.js"
+"""ReDoc's bundle, served by the dashboard's static route (``static/vendor/README.md``)."""
 
 
 def build_http_app(
@@ -103,6 +107,12 @@ def build_http_app(
             version="1",
             description="Event-sourced ledger of conflict incidents and diplomatic statements.",
             path="/schema",
+            # ReDoc from the package (static/vendor), no fonts from elsewhere: the page shares
+            # the dashboard's origin, where a token lives in sessionStorage
+            render_plugins=[
+                RedocRenderPlugin(js_url=REDOC_JS, google_fonts=False, favicon="", path="/"),
+                JsonRenderPlugin(path="/openapi.json"),
+            ],
         ),
         request_max_body_size=max_body_size,
         debug=debug,
