@@ -3,8 +3,9 @@
 Same service and browser as ``test_dashboard.py`` (the fixtures of ``conftest.py``): the reference
 scenario with its revision naming alawite (1,000) and christian (25) civilians, plus one small
 incident in Tartus naming 2 druze civilians. The reader's victims
-panel must list druze as "suppressed (< 5)", with the "not attributed" line withheld too and
-a note saying why, while the large lines stay exact.
+panel must list the druze line as "suppressed (< 5)" — unnamed, as the only line withheld —
+with the total and the "not attributed" line withheld too and a note saying why, while the
+large lines stay exact.
 """
 
 from __future__ import annotations
@@ -37,7 +38,8 @@ class TestSuppressedCellsInTheBrowser:
         service: str,
         browser: Browser,
     ) -> None:
-        """Druze (2) reads "suppressed (< 5)"; alawite stays exact; unattributed withheld."""
+        """Druze (2) reads "suppressed (< 5)" without its name; alawite stays exact; the
+        total and unattributed are withheld."""
         from playwright.async_api import expect
 
         page, watch = await open_dashboard(browser, service)
@@ -47,8 +49,8 @@ class TestSuppressedCellsInTheBrowser:
         )
         await publish(service, [*scenario(), one_more_revision(), SMALL])
 
-        await expect(page.locator("#victims-total")).to_have_text("1,523", timeout=DEADLINE_MS)
-        druze = page.locator("#victims-table tr[data-community='druze']")
+        await expect(page.locator("#victims-total")).to_have_text("suppressed", timeout=DEADLINE_MS)
+        druze = page.locator("#victims-table tr[data-community='[withheld]']")
         await expect(druze).to_have_attribute("data-suppressed", "true", timeout=DEADLINE_MS)
         await expect(druze.locator("td")).to_have_text(["suppressed (< 5)"])
         alawite = page.locator("#victims-table tr[data-community='alawite'] td")

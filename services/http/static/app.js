@@ -255,8 +255,10 @@
     const unattributed = answer.unattributed || { low: 0, best: 0, high: 0 };
     const communities = answer.communities || [];
     const k = answer.suppression_k;
-    $("victims-total").textContent = atLeast(total.best, total.at_least);
-    $("victims-total-range").textContent = range(total);
+    // withheld with any line for a reader (it would bound the line): shown as withheld
+    const withheldTotal = Boolean(answer.total_suppressed);
+    $("victims-total").textContent = withheldTotal ? SUPPRESSED : atLeast(total.best, total.at_least);
+    $("victims-total-range").textContent = withheldTotal ? "" : range(total);
     $("victims-unattributed").textContent = withheldRest
       ? SUPPRESSED
       : atLeast(unattributed.best, unattributed.at_least);
