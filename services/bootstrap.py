@@ -22,13 +22,14 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import msgspec
 import redis.asyncio as aioredis
 import redis.exceptions as rexc
 import structlog
 from litestar import Litestar
+from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import RedisClusterException
 
 from projections import Projection
@@ -50,12 +51,12 @@ from services.runtime.checks import RedisSetup, check_redis
 from services.runtime.health_board import HealthPoster
 from services.settings import Settings
 from services.store.base import EventStore
-from services.store.compaction import RedisFiles
+from services.store.compaction import ClusterFiles, RedisFiles
 from services.store.connection import BULK_SOCKET_TIMEOUT, connect, describe, learn_slots
 from services.store.headroom import Headroom
 from services.store.keyring import Keyring, keyring_for
 from services.store.redis import RedisEventStore
-from services.store.sealing import SealingStore
+from services.store.sealing import Files, SealingStore
 
 __all__ = [
     "Component",
@@ -172,8 +173,10 @@ def event_store(settings: Settings, client: aioredis.Redis, *, strict: bool = Tr
     (``LEDGER_WAIT_REPLICAS``); the service does, the operator tools need not.
     """
     keyring: Keyring = keyring_for(settings.keyring, client, settings.key_prefix)
-    # erasure rewrites Redis's files (one server; a cluster's nodes: README, Security)
-    files = None if settings.cluster else RedisFiles(client)
+    # erasure rewrites Redis's files: the server's, or every node's of a cluster
+    files: Files = (
+        ClusterFiles(cast("RedisCluster", client)) if settings.cluster else RedisFiles(client)
+    )
     return SealingStore(
         RedisEventStore(
             client,

@@ -13,9 +13,10 @@ next one. :class:`RedisFiles` forces both, the way erasure needs
    the deletion (a stale ``dump.rdb`` from an earlier configuration included).
 
 It waits on ``INFO persistence`` (``aof_rewrites``, ``rdb_saves``), so it works on a server
-whose files it cannot see. What it cannot reach: copies of those files made before (backups,
-a replica's own files until its next rewrite). The commands need the ``@admin`` rights of
-``BGREWRITEAOF``/``BGSAVE`` (and ``INFO``) for the service's Redis user.
+whose files it cannot see. :class:`ClusterFiles` does the same on every node of a Redis
+Cluster, masters and replicas, at once. What it cannot reach: copies of those files made
+before (backups, the files of a server it does not know of). The commands need the
+``@admin`` rights of ``BGREWRITEAOF``/``BGSAVE`` (and ``INFO``) for the service's Redis user.
 """
 
 from __future__ import annotations
@@ -23,14 +24,15 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 import redis.asyncio as aioredis
 import redis.exceptions as rexc
+from redis.asyncio.cluster import ClusterNode, RedisCluster
 
 from services.store.base import StoreError
 
-__all__ = ["COMPACTION_TIMEOUT", "CompactionError", "RedisFiles"]
+__all__ = ["COMPACTION_TIMEOUT", "ClusterFiles", "CompactionError", "Node", "RedisFiles"]
 
 COMPACTION_TIMEOUT: Final = 300.0
 """Seconds to wait for the rewrite and the save together."""
@@ -44,18 +46,28 @@ class CompactionError(StoreError):
     the erasure again retries."""
 
 
+class Node(Protocol):
+    """One server to send commands to: a client of it, or a cluster's node."""
+
+    async def execute_command(self, *args: Any, **options: Any) -> Any:
+        """Send one command; its parsed reply."""
+        ...
+
+
 class RedisFiles:
     """Rewrites the AOF and the RDB file of one Redis server (see the module docstring)."""
 
-    def __init__(self, client: aioredis.Redis, *, timeout: float = COMPACTION_TIMEOUT) -> None:
+    def __init__(self, client: Node, *, timeout: float = COMPACTION_TIMEOUT) -> None:
         self.client = client
         self.timeout = timeout
 
     async def _info(self) -> dict[str, Any]:
         try:
-            info: dict[str, Any] = await self.client.info("persistence")
+            info = await self.client.execute_command("INFO", "persistence")
         except rexc.RedisError as exc:
             raise CompactionError(f"INFO persistence: {exc}") from exc
+        if not isinstance(info, dict):
+            raise CompactionError(f"INFO persistence answered {type(info).__name__}")
         return info
 
     async def _until(self, done: Callable[[dict[str, Any]], bool], what: str, end: float) -> None:
@@ -100,6 +112,45 @@ class RedisFiles:
 
     async def _command(self, *args: str) -> None:
         try:
-            await self.client.execute_command(*args)  # type: ignore[no-untyped-call]
+            await self.client.execute_command(*args)
         except rexc.RedisError as exc:
             raise CompactionError(f"{' '.join(args)}: {exc}") from exc
+
+
+class ClusterFiles:
+    """Rewrites the AOF and RDB files of every node of a Redis Cluster, all at once: the
+    masters the client knows, and the replicas each master reports (``INFO replication``),
+    reached with the same credentials."""
+
+    def __init__(self, client: RedisCluster, *, timeout: float = COMPACTION_TIMEOUT) -> None:
+        self.client = client
+        self.timeout = timeout
+
+    async def compact(self) -> None:
+        """:meth:`RedisFiles.compact` on every master and replica."""
+        try:
+            await self.client.initialize()
+            masters = self.client.get_nodes()
+            replicas = [r for node in masters for r in await _replicas(node)]
+        except rexc.RedisError as exc:
+            raise CompactionError(f"the cluster's nodes: {exc}") from exc
+        nodes: list[Node] = [*masters, *replicas]
+        try:
+            await asyncio.gather(*(RedisFiles(n, timeout=self.timeout).compact() for n in nodes))
+        finally:
+            for replica in replicas:
+                await replica.aclose()
+
+
+_CREDENTIALS: Final = ("username", "password", "socket_timeout", "socket_connect_timeout")
+
+
+async def _replicas(node: ClusterNode) -> list[aioredis.Redis]:
+    """Clients of the replicas ``node`` reports, with its credentials."""
+    info = await node.execute_command("INFO", "replication")
+    kwargs = {k: v for k, v in node.connection_kwargs.items() if k in _CREDENTIALS}
+    return [
+        aioredis.Redis(host=str(value["ip"]), port=int(value["port"]), **kwargs)
+        for name, value in info.items()
+        if name.startswith("slave") and isinstance(value, dict) and "ip" in value
+    ]
