@@ -51,7 +51,7 @@ from services.runtime.checks import RedisSetup, check_redis
 from services.runtime.health_board import HealthPoster
 from services.settings import Settings
 from services.store.base import EventStore
-from services.store.compaction import ClusterFiles, RedisFiles
+from services.store.compaction import ClusterFiles, ServerFiles
 from services.store.connection import BULK_SOCKET_TIMEOUT, connect, describe, learn_slots
 from services.store.headroom import Headroom
 from services.store.keyring import Keyring, keyring_for
@@ -175,7 +175,7 @@ def event_store(settings: Settings, client: aioredis.Redis, *, strict: bool = Tr
     keyring: Keyring = keyring_for(settings.keyring, client, settings.key_prefix)
     # erasure rewrites Redis's files: the server's, or every node's of a cluster
     files: Files = (
-        ClusterFiles(cast("RedisCluster", client)) if settings.cluster else RedisFiles(client)
+        ClusterFiles(cast("RedisCluster", client)) if settings.cluster else ServerFiles(client)
     )
     return SealingStore(
         RedisEventStore(

@@ -13,8 +13,9 @@ next one. :class:`RedisFiles` forces both, the way erasure needs
    the deletion (a stale ``dump.rdb`` from an earlier configuration included).
 
 It waits on ``INFO persistence`` (``aof_rewrites``, ``rdb_saves``), so it works on a server
-whose files it cannot see. :class:`ClusterFiles` does the same on every node of a Redis
-Cluster, masters and replicas, at once. What it cannot reach: copies of those files made
+whose files it cannot see. :class:`ServerFiles` does it on a server and the replicas it
+reports (``INFO replication``), :class:`ClusterFiles` on every node of a Redis Cluster,
+masters and replicas, all at once. What it cannot reach: copies of those files made
 before (backups, the files of a server it does not know of). The commands need the
 ``@admin`` rights of ``BGREWRITEAOF``/``BGSAVE`` (and ``INFO``) for the service's Redis user.
 """
@@ -23,7 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final, Protocol
 
 import redis.asyncio as aioredis
@@ -32,7 +33,14 @@ from redis.asyncio.cluster import ClusterNode, RedisCluster
 
 from services.store.base import StoreError
 
-__all__ = ["COMPACTION_TIMEOUT", "ClusterFiles", "CompactionError", "Node", "RedisFiles"]
+__all__ = [
+    "COMPACTION_TIMEOUT",
+    "ClusterFiles",
+    "CompactionError",
+    "Node",
+    "RedisFiles",
+    "ServerFiles",
+]
 
 COMPACTION_TIMEOUT: Final = 300.0
 """Seconds to wait for the rewrite and the save together."""
@@ -117,6 +125,25 @@ class RedisFiles:
             raise CompactionError(f"{' '.join(args)}: {exc}") from exc
 
 
+class ServerFiles:
+    """Rewrites the files of one Redis server and of the replicas it reports, all at once."""
+
+    def __init__(self, client: aioredis.Redis, *, timeout: float = COMPACTION_TIMEOUT) -> None:
+        self.client = client
+        self.timeout = timeout
+
+    async def compact(self) -> None:
+        """:meth:`RedisFiles.compact` on the server and each replica it reports."""
+        try:
+            info = await self.client.execute_command(  # type: ignore[no-untyped-call]
+                "INFO", "replication"
+            )
+        except rexc.RedisError as exc:
+            raise CompactionError(f"INFO replication: {exc}") from exc
+        replicas = _clients_of(info, self.client.connection_pool.connection_kwargs)
+        await _compact_all([self.client, *replicas], replicas, self.timeout)
+
+
 class ClusterFiles:
     """Rewrites the AOF and RDB files of every node of a Redis Cluster, all at once: the
     masters the client knows, and the replicas each master reports (``INFO replication``),
@@ -134,23 +161,35 @@ class ClusterFiles:
             replicas = [r for node in masters for r in await _replicas(node)]
         except rexc.RedisError as exc:
             raise CompactionError(f"the cluster's nodes: {exc}") from exc
-        nodes: list[Node] = [*masters, *replicas]
-        try:
-            await asyncio.gather(*(RedisFiles(n, timeout=self.timeout).compact() for n in nodes))
-        finally:
-            for replica in replicas:
-                await replica.aclose()
+        await _compact_all([*masters, *replicas], replicas, self.timeout)
+
+
+async def _compact_all(
+    nodes: Sequence[Node], opened: Sequence[aioredis.Redis], wait: float
+) -> None:
+    """:meth:`RedisFiles.compact` on ``nodes`` at once (each waiting up to ``wait`` s); then
+    close the clients ``opened``."""
+    try:
+        await asyncio.gather(*(RedisFiles(n, timeout=wait).compact() for n in nodes))
+    finally:
+        for client in opened:
+            await client.aclose()
 
 
 _CREDENTIALS: Final = ("username", "password", "socket_timeout", "socket_connect_timeout")
 
 
-async def _replicas(node: ClusterNode) -> list[aioredis.Redis]:
-    """Clients of the replicas ``node`` reports, with its credentials."""
-    info = await node.execute_command("INFO", "replication")
-    kwargs = {k: v for k, v in node.connection_kwargs.items() if k in _CREDENTIALS}
+def _clients_of(info: Mapping[str, Any], connection: Mapping[str, Any]) -> list[aioredis.Redis]:
+    """Clients of the replicas an ``INFO replication`` reply lists, with the credentials of
+    ``connection``."""
+    kwargs = {k: v for k, v in connection.items() if k in _CREDENTIALS}
     return [
         aioredis.Redis(host=str(value["ip"]), port=int(value["port"]), **kwargs)
         for name, value in info.items()
         if name.startswith("slave") and isinstance(value, dict) and "ip" in value
     ]
+
+
+async def _replicas(node: ClusterNode) -> list[aioredis.Redis]:
+    """Clients of the replicas a cluster's ``node`` reports."""
+    return _clients_of(await node.execute_command("INFO", "replication"), node.connection_kwargs)

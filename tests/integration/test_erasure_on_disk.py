@@ -12,7 +12,7 @@ stored form), no copy of the text, and the text reads ``"[erased]"``.
 from __future__ import annotations
 
 import base64
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -69,6 +69,11 @@ def needles_of(key: DataKey) -> list[bytes]:
         NOTES.encode(),
         b"Dunstable",
     ]
+
+
+def nothing_of(key: DataKey, where: Path) -> Callable[[], bool]:
+    """A condition: no file under ``where`` holds the key or the text."""
+    return lambda: not copies(where, needles_of(key))
 
 
 async def publish(store: SealingStore, client: aioredis.Redis) -> DataKey:
@@ -147,3 +152,33 @@ class TestErasureOnDisk:
             context=lambda: "; ".join(copies(server.data_dir, needles_of(key))),
         )
         assert await erased(store)
+
+    async def test_a_replica_s_files_are_rewritten_too(
+        self, server: RedisProcess, client: aioredis.Redis, tmp_path: Path
+    ) -> None:
+        """A replica of the server (its own AOF, a copy of the key after the sync): after
+        the erasure neither the server's files nor the replica's hold the key."""
+        with RedisProcess(data_dir=tmp_path / "replica", appendonly=True) as replica:
+            follower = aioredis.Redis.from_url(replica.url)
+            try:
+                await follower.config_set("rdbcompression", "no")
+                await follower.replicaof("127.0.0.1", server.port)
+                settings = Settings(redis_url=server.url, key_prefix=PREFIX, keyring="redis")
+                store = event_store(settings, client)
+                key = await publish(store, client)
+                await until(
+                    lambda: bool(copies(replica.data_dir, needles_of(key)[:3])),
+                    "the key in the replica's files",
+                    within=20,
+                    every=0.05,
+                )
+                await erase(store, "incident", "i-1", "a request under GDPR Art. 17")
+                for where in (server.data_dir, replica.data_dir):
+                    await until(
+                        nothing_of(key, where),
+                        f"no copy of the key under {where.name}",
+                        within=20,
+                        every=0.05,
+                    )
+            finally:
+                await follower.aclose()
