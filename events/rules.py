@@ -34,7 +34,7 @@ from .base import Estimate, Event, Source
 from .errors import Problem
 from .incidents import CasualtiesRevised, IncidentDisputed, IncidentMerged, IncidentReported
 from .statements import StatementIssued
-from .tables import cameo_root, goldstein, iso3_countries
+from .tables import cameo_root, country_codes, goldstein
 
 _COMPONENTS = ("low", "best", "high")
 
@@ -58,9 +58,9 @@ def _estimate_problems(estimate: Estimate, field: str) -> list[Problem]:
 
 
 def _country_problems(code: str | None, field: str) -> list[Problem]:
-    if code is None or code in iso3_countries():
+    if code is None or code in country_codes():
         return []
-    return [Problem(field, f"{code!r} is not an ISO 3166-1 alpha-3 country code")]
+    return [Problem(field, f"{code!r} is not an ISO 3166-1 alpha-3 country code (nor XKX, Kosovo)")]
 
 
 def _figures_valid(event: IncidentReported | CasualtiesRevised) -> bool:
@@ -243,7 +243,7 @@ def problems(event: Event, *, now: dt.datetime | None = None) -> list[Problem]:
     if isinstance(event, IncidentReported | CasualtiesRevised):
         found += _figures_problems(event)
     if isinstance(event, IncidentReported):
-        if event.country not in iso3_countries():
+        if event.country not in country_codes():
             found += _country_problems(event.country, "country")
         if event.occurred_end is not None and event.occurred_end < event.occurred_start:
             found.append(Problem("occurred_end", "must not be before occurred_start"))
