@@ -136,7 +136,6 @@ async def _plan_export(
             assert isinstance(event, CasualtiesRevised)  # noqa: S101  # the revision's type
             fold(held, event)
             plan.events.append((line, event))
-    plan.events.sort(key=lambda one: one[0])
     return plan
 
 
