@@ -22,7 +22,9 @@ REVISED = DATA / "acled_syria_2025_03_revised.csv"
 DELETED = DATA / "acled_deleted.csv"
 
 
-async def run(store: InMemoryEventStore, path: Path, feed: str = "acled", **options: object) -> Summary:
+async def run(
+    store: InMemoryEventStore, path: Path, feed: str = "acled", **options: object
+) -> Summary:
     """Plan and publish one file."""
     plan = await plan_acled(store, read_text(path), feed)
     return await publish(store, plan, **options)  # type: ignore[arg-type]
@@ -47,13 +49,16 @@ class TestExport:
         await run(memory_store, EXPORT)
         (report,) = await incident(memory_store, "SYR351003")
         assert isinstance(report, IncidentReported)
-        assert report.sides is not None and report.sides.side_b is not None
+        assert report.sides is not None
+        assert report.sides.side_b is not None
         assert report.sides.side_b.name == "Civilians (Syria)"
         assert report.sides.side_b.associates == ["Alawite Muslim Group (Syria)"]
         assert report.sides.side_b.kind == "Civilians"
         assert report.sides.interaction == "State forces-Civilians"
-        assert report.victims == [] and report.parties == []
-        assert report.source_time is not None and report.source_time.year == 2025
+        assert report.victims == []
+        assert report.parties == []
+        assert report.source_time is not None
+        assert report.source_time.year == 2025
 
     @pytest.mark.parametrize(
         ("cnty", "violence"),
@@ -103,14 +108,17 @@ class TestRevisions:
         reported, the newer revises it, and the incident ends on 72 with its new notes."""
         await run(memory_store, REVISED)
         report, revision = await incident(memory_store, "SYR351004")
-        assert isinstance(report, IncidentReported) and report.fatalities.best == 60
+        assert isinstance(report, IncidentReported)
+        assert report.fatalities.best == 60
         assert isinstance(revision, CasualtiesRevised)
         assert revision.fatalities.best == 72
         assert revision.fatalities.qualifier == "at_least"
-        assert revision.notes is not None and "at least 60" in revision.notes
+        assert revision.notes is not None
+        assert "at least 60" in revision.notes
         assert revision.place is not None
         assert revision.place.name == "Baniyas Al-Qusour, Al-Qusour"
-        assert revision.source_time is not None and report.source_time is not None
+        assert revision.source_time is not None
+        assert report.source_time is not None
         assert revision.source_time > report.source_time
         assert revision.event_type is None  # unchanged fields are left out
 
@@ -130,7 +138,8 @@ class TestRevisions:
         """Only the owner revises: the row is refused naming the owner, nothing written."""
         await run(memory_store, EXPORT)
         summary = await run(memory_store, REVISED, "other-feed")
-        assert summary.stopped and summary.written == 0
+        assert summary.stopped
+        assert summary.written == 0
         assert all("reported by feed 'acled'" in p.message for p in summary.refused)
         assert len(summary.refused) == 2
 
@@ -185,9 +194,11 @@ class TestRefused:
         broken = tmp_path / "atlantis.csv"
         broken.write_text("\n".join(text) + "\n", encoding="utf-8")
         summary = await run(memory_store, broken)
-        assert summary.stopped and await memory_store.length() == 0
+        assert summary.stopped
+        assert await memory_store.length() == 0
         (problem,) = summary.refused
-        assert problem.line == 5 and "column country" in problem.message
+        assert problem.line == 5
+        assert "column country" in problem.message
         skipping = await run(memory_store, broken, on_error="skip")
         assert skipping.written == 19
 
@@ -203,4 +214,5 @@ class TestRefused:
         summary = await run(memory_store, kosovo)
         assert summary.written == 1
         (report,) = await incident(memory_store, "SYR351001")
-        assert isinstance(report, IncidentReported) and report.country == "XKX"
+        assert isinstance(report, IncidentReported)
+        assert report.country == "XKX"

@@ -60,7 +60,8 @@ class TestUcdp:
         assert report.sides is not None
         assert report.sides.dyad == "Government of Syria - Civilians"
         assert (report.geo_precision, report.date_precision, report.event_clarity) == (1, 1, 1)
-        assert report.notes is not None and "Agence France Presse" in report.notes
+        assert report.notes is not None
+        assert "Agence France Presse" in report.notes
         assert report.country == "SYR"
 
     async def test_a_summary_event_keeps_its_range_and_clarity(
@@ -71,7 +72,8 @@ class TestUcdp:
         (report,) = await events_of(memory_store, "incident:ucdp:560103")
         assert isinstance(report, IncidentReported)
         assert (report.occurred_start.day, report.occurred_end) == (6, report.occurred_end)
-        assert report.occurred_end is not None and report.occurred_end.day == 10
+        assert report.occurred_end is not None
+        assert report.occurred_end.day == 10
         assert (report.date_precision, report.event_clarity, report.geo_precision) == (3, 2, 4)
 
     async def test_a_later_release_revises_reports_gone_ids_and_adds_new(
@@ -83,12 +85,14 @@ class TestUcdp:
         known = [f"ucdp:{i}" for i in (560101, 560102, 560103, 560104)]
         summary = await ucdp(memory_store, APRIL, known=known)
         assert (summary.written, summary.skipped) == (2, {UNCHANGED: 2})
-        assert len(summary.reported) == 1 and summary.reported[0].startswith("ucdp:560104")
+        assert len(summary.reported) == 1
+        assert summary.reported[0].startswith("ucdp:560104")
         _, revision = await events_of(memory_store, "incident:ucdp:560101")
         assert isinstance(revision, CasualtiesRevised)
         assert revision.fatalities.best == 72
         assert {p.party: p.best for p in revision.parties}["civilians"] == 70
-        assert revision.notes is not None and "Amnesty" in revision.notes
+        assert revision.notes is not None
+        assert "Amnesty" in revision.notes
         assert len(await events_of(memory_store, "incident:ucdp:560104")) == 1
         again = await ucdp(memory_store, APRIL, known=known)
         assert (again.written, again.skipped) == (0, {UNCHANGED: 4})
@@ -111,17 +115,17 @@ class TestUcdp:
         broken.write_bytes(b"\r\n".join(lines))
         summary = await ucdp(memory_store, broken)
         (problem,) = summary.refused
-        assert problem.line == 2 and "parties.best" in problem.message
-        assert summary.stopped and await memory_store.length() == 0
+        assert problem.line == 2
+        assert "parties.best" in problem.message
+        assert summary.stopped
+        assert await memory_store.length() == 0
 
     async def test_a_file_without_ged_columns_is_not_ged(
         self, memory_store: InMemoryEventStore
     ) -> None:
         """An ACLED file given as UCDP: the missing columns are named, at line 1."""
         with pytest.raises(MalformedFileError, match="line 1: not a UCDP GED file"):
-            await plan_ucdp(
-                memory_store, read_text(DATA / "acled_syria_2025_03.csv"), "ucdp"
-            )
+            await plan_ucdp(memory_store, read_text(DATA / "acled_syria_2025_03.csv"), "ucdp")
 
 
 class TestGdelt:
@@ -154,7 +158,8 @@ class TestGdelt:
         await publish(memory_store, await plan_gdelt(memory_store, read_text(EVENTS), SUBJECT))
         plan = await plan_gdelt(memory_store, read_text(EVENTS), "another-subject")
         summary = await publish(memory_store, plan)
-        assert summary.written == 0 and summary.skipped[gdelt.HELD] == 5
+        assert summary.written == 0
+        assert summary.skipped[gdelt.HELD] == 5
 
     async def test_roots_and_countries_narrow_the_import(
         self, memory_store: InMemoryEventStore
@@ -163,9 +168,9 @@ class TestGdelt:
         plan = await plan_gdelt(
             memory_store, read_text(EVENTS), SUBJECT, roots=["11"], countries=["USA", "FRA"]
         )
-        assert [e.statement_id for _, e in plan.events] == [  # type: ignore[attr-defined]
-            "gdelt:1230000001",
-            "gdelt:1230000008",
+        assert [e.entity for _, e in plan.events] == [
+            "statement:gdelt:1230000001",
+            "statement:gdelt:1230000008",
         ]
 
     async def test_a_row_short_of_61_columns_names_line_and_column(
