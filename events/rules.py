@@ -60,7 +60,7 @@ def _estimate_problems(estimate: Estimate, field: str) -> list[Problem]:
 def _country_problems(code: str | None, field: str) -> list[Problem]:
     if code is None or code in country_codes():
         return []
-    return [Problem(field, f"{code!r} is not an ISO 3166-1 alpha-3 country code (nor XKX, Kosovo)")]
+    return [Problem(field, f"{code!r} is not an ISO 3166-1 alpha-3 country code")]
 
 
 def _figures_valid(event: IncidentReported | CasualtiesRevised) -> bool:

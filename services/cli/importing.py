@@ -53,7 +53,7 @@ def _print_summary(summary: Summary) -> None:
         err.print(note, soft_wrap=True, highlight=False)
     skipped = sum(summary.skipped.values())
     reasons = "; ".join(f"{n} {why}" for why, n in summary.skipped.items())
-    verb = "would write" if summary.dry_run else "written"
+    verb = "would be written" if summary.dry_run else "written"
     err.print(
         f"read {summary.read} rows: {summary.written} {verb}, {summary.already} already there, "
         f"{skipped} skipped" + (f" ({reasons})" if reasons else "") + f", "
