@@ -61,7 +61,7 @@ from .common import Readable, State, grouped
 from .docs import Docs
 from .errors import InconsistentStateError, MergeConflictError
 from .incident_docs import HistoryEntry, IncidentRow, IncidentView, Status
-from .incident_queries import LISTED, behind, get, listing
+from .incident_queries import LISTED, behind, get, listing, said_at
 
 NAME: Final = "incidents"
 VERSION: Final = 3
@@ -390,4 +390,5 @@ __all__ = [
     "initial",
     "listing",
     "merge",
+    "said_at",
 ]
