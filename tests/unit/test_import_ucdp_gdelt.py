@@ -105,6 +105,24 @@ class TestUcdp:
         again = await ucdp(memory_store, MARCH, "other-feed")
         assert (again.written, again.refused) == (0, [])
 
+    async def test_the_rows_order_in_a_release_does_not_matter(
+        self, memory_store: InMemoryEventStore, tmp_path: Path
+    ) -> None:
+        """The release with its rows reversed plans the same events (ids and all)."""
+        header, *rows = MARCH.read_bytes().rstrip(b"\r\n").split(b"\r\n")
+        reversed_file = tmp_path / "reversed.csv"
+        reversed_file.write_bytes(b"\r\n".join([header, *rows[::-1]]) + b"\r\n")
+        forward = await plan_ucdp(memory_store, read_text(MARCH), "ucdp")
+        backward = await plan_ucdp(memory_store, read_text(reversed_file), "ucdp")
+        assert sorted(str(e.event_id) for _, e in forward.events) == sorted(
+            str(e.event_id) for _, e in backward.events
+        )
+        await publish(memory_store, forward)
+        again = await publish(
+            memory_store, await plan_ucdp(memory_store, read_text(reversed_file), "ucdp")
+        )
+        assert again.written == 0
+
     async def test_deaths_per_side_that_exceed_best_are_refused(
         self, memory_store: InMemoryEventStore, tmp_path: Path
     ) -> None:
@@ -157,6 +175,20 @@ class TestGdelt:
         """Idempotent by GLOBALEVENTID."""
         await publish(memory_store, await plan_gdelt(memory_store, read_text(EVENTS), SUBJECT))
         plan = await plan_gdelt(memory_store, read_text(EVENTS), "another-subject")
+        summary = await publish(memory_store, plan)
+        assert summary.written == 0
+        assert summary.skipped[gdelt.HELD] == 5
+
+    async def test_the_same_rows_in_another_order_write_nothing_more(
+        self, memory_store: InMemoryEventStore, tmp_path: Path
+    ) -> None:
+        """GDELT files overlap and arrive in any order: reversed rows after the file add
+        nothing."""
+        await publish(memory_store, await plan_gdelt(memory_store, read_text(EVENTS), SUBJECT))
+        lines = EVENTS.read_text(encoding="utf-8").splitlines()
+        reversed_file = tmp_path / "reversed.CSV"
+        reversed_file.write_text("\n".join(lines[::-1]) + "\n", encoding="utf-8")
+        plan = await plan_gdelt(memory_store, read_text(reversed_file), SUBJECT)
         summary = await publish(memory_store, plan)
         assert summary.written == 0
         assert summary.skipped[gdelt.HELD] == 5
