@@ -17,6 +17,7 @@ from typing import Annotated, Final
 
 import typer
 
+from events import cameo_root, country_codes
 from services.bootstrap import Ops
 from services.cli.app import err, fail, main, run_ops
 from services.cli.progress import progress_display
@@ -32,6 +33,7 @@ from services.store.rules import OPERATOR_FEED
 __all__ = ["check_feed", "import_command"]
 
 _FEED: Final = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
+_SLUG: Final = re.compile(r"[a-z0-9][a-z0-9-]{0,127}")
 
 
 def check_feed(name: str) -> str:
@@ -217,9 +219,22 @@ def _planner(
         return ucdp_plan
     if not subject:
         raise SettingsError("--gdelt needs --subject SLUG (what the statements are on)")
+    if not _SLUG.fullmatch(subject):
+        raise SettingsError(
+            f"--subject {subject!r} is not a slug: lowercase letters, digits and '-', "
+            "starting with a letter or digit, at most 128"
+        )
     topic = subject
-    roots = [r.strip() for r in (root or "").split(",") if r.strip()]
+    roots = [r.strip().zfill(2) for r in (root or "").split(",") if r.strip()]
+    unknown = [r for r in roots if cameo_root(r) is None]
+    if unknown:
+        raise SettingsError(f"--root {','.join(unknown)}: CAMEO roots are 01 to 20")
     countries = [c.strip().upper() for c in (actor_country or "").split(",") if c.strip()]
+    unknown = [c for c in countries if c not in country_codes()]
+    if unknown:
+        raise SettingsError(
+            f"--actor-country {','.join(unknown)}: not ISO 3166-1 alpha-3 country codes"
+        )
     name = check_feed(feed) if feed else GDELT_FEED
     return lambda tools, text, progress: plan_gdelt(
         tools.store, text, topic, feed=name, roots=roots, countries=countries, progress=progress

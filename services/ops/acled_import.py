@@ -119,7 +119,7 @@ async def _plan_export(
                 if held is not None:
                     owned(held, ident, feed)
                 if held is not None and not held.live:
-                    plan.summary.skip("incident retracted in the ledger")
+                    plan.summary.skip("incident retracted or merged in the ledger")
                     continue
                 revision = None if held is None else _revision(report, held, row)
             except RowRefusedError as exc:

@@ -14,6 +14,7 @@ events in batches through the validated, idempotent path of every other publishe
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import datetime as dt
 import io
@@ -27,6 +28,7 @@ from events import (
     AMENDABLE,
     AnyEvent,
     CasualtiesRevised,
+    IncidentMerged,
     IncidentReported,
     IncidentRetracted,
     InvalidEventError,
@@ -129,6 +131,8 @@ def read_text(path: Path) -> str:
 
 
 _MAX_FIELD: Final = 1 << 20
+CONCURRENT_READS: Final = 32
+"""Incidents whose events planning reads at once."""
 
 
 def csv_table(
@@ -206,15 +210,21 @@ class Held(msgspec.Struct, kw_only=True):
 
 
 def held_of(events: Sequence[AnyEvent]) -> Held:
-    """What ``events`` (an incident's, in log order) hold."""
+    """What ``events`` (an incident's, in log order) hold; a retracted incident, or one
+    merged into another as its duplicate, is no longer live."""
     held = Held()
+    reported: str | None = None
     for event in events:
         if isinstance(event, IncidentReported | CasualtiesRevised):
             fold(held, event)
-        elif isinstance(event, IncidentRetracted):
+            if event.source_time is None:
+                held.legacy_ids.add(str(event.event_id))
+            if isinstance(event, IncidentReported):
+                reported = event.incident_id
+        elif isinstance(event, IncidentRetracted) or (
+            isinstance(event, IncidentMerged) and event.incident_id == reported
+        ):
             held.live = False
-        if isinstance(event, IncidentReported | CasualtiesRevised) and event.source_time is None:
-            held.legacy_ids.add(str(event.event_id))
     return held
 
 
@@ -272,13 +282,17 @@ def revision_of(
 async def holdings(
     store: EventStore, ids: Sequence[str], progress: ProgressCallback | None
 ) -> dict[str, Held | None]:
-    """What the log holds of each incident id (``None``: not reported), read one by one."""
+    """What the log holds of each incident id (``None``: not reported), read
+    :data:`CONCURRENT_READS` at a time."""
     found: dict[str, Held | None] = {}
-    for done, ident in enumerate(ids, start=1):
-        events = await held_events(store, f"incident:{ident}")
-        found[ident] = held_of(events) if events else None
-        if progress is not None and (done % 100 == 0 or done == len(ids)):
-            progress(done, len(ids))
+    for start in range(0, len(ids), CONCURRENT_READS):
+        chunk = ids[start : start + CONCURRENT_READS]
+        read = await asyncio.gather(*(held_events(store, f"incident:{i}") for i in chunk))
+        for ident, events in zip(chunk, read, strict=True):
+            held = held_of(events)
+            found[ident] = held if held.owner is not None else None
+        if progress is not None:
+            progress(start + len(chunk), len(ids))
     return found
 
 

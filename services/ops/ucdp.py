@@ -310,7 +310,7 @@ async def plan_ucdp(
             held_by[ident] = held_of([report])
             plan.events.append((line, report))
         elif not held.live:
-            plan.summary.skip("incident retracted in the ledger")
+            plan.summary.skip("incident retracted or merged in the ledger")
         elif revision is None:
             plan.summary.skip(UNCHANGED)
         else:

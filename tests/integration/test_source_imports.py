@@ -179,3 +179,18 @@ class TestUcdpAndGdeltCommands:
         again = await ledger(redis_url, key_prefix, *args)
         assert "0 written" in again.output
         assert await redis_client.xlen(Keys(key_prefix).log) == 5
+
+    async def test_gdelt_options_are_checked_before_anything_is_read(
+        self, redis_url: str, key_prefix: str
+    ) -> None:
+        """A bad subject, root or country is named, exit 2."""
+        path = str(DATA / "gdelt_20250310151500.export.CSV")
+        for option, value, named in (
+            ("--subject", "Syria Coast", "is not a slug"),
+            ("--root", "21", "CAMEO roots are 01 to 20"),
+            ("--actor-country", "ZZZ", "not ISO 3166-1 alpha-3"),
+        ):
+            args = ["import", "--gdelt", path, "--subject", "syria-coast", option, value]
+            result = await ledger(redis_url, key_prefix, *args)
+            assert result.exit_code == 2, result.output
+            assert named in result.output

@@ -7,11 +7,12 @@ place names; the deletions list is ``event_id_cnty,deleted_timestamp``.
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 
 import pytest
 
-from events import CasualtiesRevised, IncidentReported, IncidentRetracted
+from events import CasualtiesRevised, IncidentMerged, IncidentReported, IncidentRetracted
 from services.ops.acled_import import NOT_NEWER, plan_acled
 from services.ops.importer import MalformedFileError, Summary, publish, read_text
 from services.store.memory import InMemoryEventStore
@@ -142,6 +143,23 @@ class TestRevisions:
         assert summary.written == 0
         assert all("reported by feed 'acled'" in p.message for p in summary.refused)
         assert len(summary.refused) == 2
+
+    async def test_a_newer_row_of_a_merged_duplicate_is_skipped(
+        self, memory_store: InMemoryEventStore
+    ) -> None:
+        """SYR351004 merged into SYR351003: its newer row writes nothing, 351003's revises."""
+        await run(memory_store, EXPORT)
+        merge = IncidentMerged(
+            event_id=uuid.uuid4(),
+            source="acled",
+            incident_id="acled:SYR351004",
+            into="acled:SYR351003",
+            reason="the same killings",
+        )
+        await memory_store.append([merge])
+        summary = await run(memory_store, REVISED)
+        assert summary.written == 1
+        assert summary.skipped == {NOT_NEWER: 2, "incident retracted or merged in the ledger": 1}
 
 
 class TestDeletions:
