@@ -228,9 +228,15 @@ def held_of(events: Sequence[AnyEvent]) -> Held:
     return held
 
 
+def _fields(event: IncidentReported | CasualtiesRevised) -> dict[str, Any]:
+    """Every field of ``event`` as JSON builtins, defaults included (``None`` when not
+    given), so that a field set back to its default is seen to change."""
+    return {k: msgspec.to_builtins(v) for k, v in msgspec.structs.asdict(event).items()}
+
+
 def fold(held: Held, event: IncidentReported | CasualtiesRevised) -> None:
     """Take one report or revision into ``held``."""
-    fields: dict[str, Any] = msgspec.to_builtins(event)
+    fields = _fields(event)
     if isinstance(event, IncidentReported):
         held.owner = event.source
         held.fields = {k: fields.get(k) for k in (*AMENDABLE, *FIGURES)}
@@ -256,7 +262,7 @@ def revision_of(
     """The ``incident.casualties_revised`` a newer version of a source's row means: its
     figures, sources and source time, and every other field of the report that changed
     from what ``held`` holds; ``None`` when it changes nothing the ledger keeps."""
-    now: dict[str, Any] = msgspec.to_builtins(report)
+    now = _fields(report)
     changed = {
         k: now[k] for k in AMENDABLE if now.get(k) is not None and now.get(k) != held.fields.get(k)
     }
