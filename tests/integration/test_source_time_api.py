@@ -10,11 +10,15 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
+from events import ERASED
 from services.bootstrap import http_app
 from services.ops.acled_import import plan_acled
 from services.ops.importer import publish, read_text
+from services.protection.erasure import erase
 from services.settings import Settings, Token
+from services.store.keyring import RedisKeyring
 from services.store.redis import RedisEventStore
+from services.store.sealing import SealingStore
 from tests.support.http import client_of
 from tests.support.runner import catch_up
 from tests.support.tokens import OPERATOR
@@ -26,17 +30,24 @@ AUTH = {"authorization": f"Bearer {OPERATOR}"}
 
 
 @pytest.fixture
+def sealing(redis_client: aioredis.Redis, key_prefix: str) -> SealingStore:
+    """The sealing store (notes sealed in the log) over this test's Redis."""
+    return SealingStore(
+        RedisEventStore(redis_client, prefix=key_prefix), RedisKeyring(redis_client, key_prefix)
+    )
+
+
+@pytest.fixture
 async def http(
-    redis_store: RedisEventStore, redis_client: aioredis.Redis, key_prefix: str
+    sealing: SealingStore, redis_client: aioredis.Redis, key_prefix: str
 ) -> AsyncIterator[Any]:
     """The export, then the revised file (SYR351004: 60 at 17 March, 72 at 22 March)."""
     for name in ("acled_syria_2025_03.csv", "acled_syria_2025_03_revised.csv"):
-        plan = await plan_acled(redis_store, read_text(DATA / name), "acled")
-        await publish(redis_store, plan)
+        plan = await plan_acled(sealing, read_text(DATA / name), "acled")
+        await publish(sealing, plan)
     await catch_up(redis_client, key_prefix, within=20.0)
-    app = http_app(
-        Settings(tokens=TOKENS, key_prefix=key_prefix), store=redis_store, client=redis_client
-    )
+    settings = Settings(tokens=TOKENS, key_prefix=key_prefix)
+    app = http_app(settings, store=sealing, client=redis_client, sealing=sealing)
     async with client_of(app) as client:
         yield client
 
@@ -68,6 +79,15 @@ class TestSourceTime:
         assert "at least 60" in incident["notes"]
         assert "notes" in incident["history"][-1]["changed"]
         assert body["said"] is None
+
+    async def test_a_revisions_notes_are_erased_with_the_incidents(
+        self, http: Any, sealing: SealingStore, redis_client: aioredis.Redis, key_prefix: str
+    ) -> None:
+        """The revised notes are sealed text like a report's: erasure makes them [erased]."""
+        await erase(sealing, "incident", "acled:SYR351004", "erasure request")
+        await catch_up(redis_client, key_prefix, within=20.0)
+        incident = (await http.get(URL, headers=AUTH)).json()["incident"]
+        assert incident["notes"] == ERASED
 
     async def test_a_malformed_moment_is_refused_naming_the_parameter(self, http: Any) -> None:
         """422 naming source_as_of."""
