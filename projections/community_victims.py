@@ -50,7 +50,7 @@ from events import (
     VictimLine,
 )
 
-from .common import Readable, State, grouped, union
+from .common import Readable, State, joined, union
 from .docs import Docs
 from .errors import InconsistentStateError
 from .filters import (
@@ -412,11 +412,7 @@ def merge(parts: Sequence[Readable]) -> State:
         "incident": union(parts, "incident", Contribution)
     }
     for kind in ("total", "community", "line"):
-        cells: dict[str, Cell] = {}
-        single, shared = grouped(parts, kind, Cell)
-        cells.update(single)
-        for ident, group in shared.items():
-            cells[ident] = _sum_cells(group)
+        cells: dict[str, Cell] = joined(parts, kind, Cell, lambda _, group: _sum_cells(group))
         kinds[kind] = cells
     return Docs(kinds)
 
