@@ -57,7 +57,7 @@ from events import (
     position_key,
 )
 
-from .common import Readable, State, grouped
+from .common import Readable, State, joined
 from .docs import Docs
 from .errors import InconsistentStateError, MergeConflictError
 from .incident_docs import HistoryEntry, IncidentRow, IncidentView, Status
@@ -367,11 +367,7 @@ def merge(parts: Sequence[Readable]) -> State:
     parts are left as they are; the result is new, with no change pending, and the same
     whatever the order of ``parts``.
     """
-    views: dict[str, IncidentView] = {}
-    single, shared = grouped(parts, "incident", IncidentView)
-    views.update(single)
-    for ident, group in shared.items():
-        views[ident] = _combined(ident, group)
+    views: dict[str, IncidentView] = joined(parts, "incident", IncidentView, _combined)
     return Docs({"incident": views})
 
 

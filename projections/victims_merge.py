@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 
 import msgspec
 
-from .common import Readable, State, grouped, union
+from .common import Readable, State, joined, union
 from .docs import Docs
 from .victims_cells import Cell, Contribution, Sums
 
@@ -70,10 +70,6 @@ def merge(parts: Sequence[Readable]) -> State:
         "incident": union(parts, "incident", Contribution)
     }
     for kind in ("total", "community", "line"):
-        cells: dict[str, Cell] = {}
-        single, shared = grouped(parts, kind, Cell)
-        cells.update(single)
-        for ident, group in shared.items():
-            cells[ident] = _sum_cells(group)
+        cells: dict[str, Cell] = joined(parts, kind, Cell, lambda _, group: _sum_cells(group))
         kinds[kind] = cells
     return Docs(kinds)
