@@ -1,8 +1,8 @@
 """The free text of events that can hold personal data, listed and replaced by path.
 
-Four fields are free text that can name or point at people: an incident report's
-``notes``, a source's ``url`` (of reports, revisions, disputes and statements), a statement
-speaker's ``name`` and the ``reason`` of a revision, retraction, merge, dispute or
+Four fields are free text that can name or point at people: an incident report's (or
+revision's) ``notes``, a source's ``url`` (of reports, revisions, disputes and statements), a
+statement speaker's ``name`` and the ``reason`` of a revision, retraction, merge, dispute or
 redaction. Everything else (places, codes, figures, dates, publishers, titles) is plain
 data the projections read. Paths name a field inside one event: ``notes``, ``reason``,
 ``sources[0].url``, ``speakers[1].name``.
@@ -52,7 +52,7 @@ def _sources(event: Event) -> list[Source]:
 def private_fields(event: Event) -> dict[str, str]:
     """Every private text field of ``event`` that holds a value, by path, in field order."""
     found: dict[str, str] = {}
-    if isinstance(event, IncidentReported) and event.notes is not None:
+    if isinstance(event, IncidentReported | CasualtiesRevised) and event.notes is not None:
         found["notes"] = event.notes
     if isinstance(event, StatementIssued):
         for i, speaker in enumerate(event.speakers):
@@ -94,7 +94,7 @@ def with_private(event: _E, values: Mapping[str, str | None]) -> _E:
         if match is None:
             raise CodecError(f"{path!r} is not a private field path")
         if path == "notes":
-            if not isinstance(event, IncidentReported):
+            if not isinstance(event, IncidentReported | CasualtiesRevised):
                 raise CodecError(f"a {event.type} event has no notes")
             changes["notes"] = value
             continue

@@ -17,6 +17,7 @@ operator's answer holding lines is audited first.
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Annotated, Any, Final, Literal
 
 import msgspec
@@ -27,6 +28,7 @@ from litestar.params import PathParameter, QueryParameter
 from projections import PROJECTIONS
 from projections import incidents as incidents_projection
 from projections.incidents import HistoryEntry, IncidentView
+from services.http.errors import InvalidParameterError
 from services.http.query import FILTERS, Format, Where
 from services.http.schemas import (
     ERRORS,
@@ -45,6 +47,7 @@ from services.http.side import side_of, token_of
 from services.http.tables import answer
 from services.protection.auth import sees_exact
 from services.protection.reveal import reveal_incident, text_in
+from services.views.asof import InvalidAsOfError, parse_as_of
 
 __all__ = ["DEFAULT_LIMIT", "INCIDENT_ROUTES", "MAX_LIMIT", "answer_of"]
 
@@ -181,17 +184,51 @@ async def _incident(
 async def get_incident(
     request: Request[Any, Any, Any],
     incident_id: Annotated[str, PathParameter(description="the incident's id")],
+    source_as_of: Annotated[
+        str | None,
+        QueryParameter(
+            description=(
+                "Also answer `said`: the figures the source itself had published at this "
+                "moment, by its own time (ACLED's row timestamp), an ISO 8601 date-time "
+                "with a zone"
+            )
+        ),
+    ] = None,
 ) -> IncidentBody:
     """The incident and the latest page of its history; 404 when no event named it.
 
     A reader gets it without the incident's community lines.
     """
-    view, fresh_ = await _incident(request, incident_id, "GET /v1/incidents/{incident_id}", {})
-    return IncidentBody(
+    said_at = None if source_as_of is None else _moment(source_as_of)
+    view, fresh_ = await _incident(
+        request,
+        incident_id,
+        "GET /v1/incidents/{incident_id}",
+        {} if source_as_of is None else {"source_as_of": source_as_of},
+    )
+    body = IncidentBody(
         **msgspec.structs.asdict(fresh_),
         incident=answer_of(view),
         victims_suppressed=not sees_exact(token_of(request)),
     )
+    return body if said_at is None else _said(body, view, said_at)
+
+
+def _moment(text: str) -> dt.datetime:
+    try:
+        return parse_as_of(text)
+    except InvalidAsOfError:
+        raise InvalidParameterError(
+            "source_as_of", f"must be an ISO 8601 date-time with a zone, got {text!r}"
+        ) from None
+
+
+def _said(body: IncidentBody, view: IncidentView, at: dt.datetime) -> IncidentBody:
+    """``body`` with ``said``: the history item of the entry in force at ``at`` (from the
+    whole history, not only the page the answer holds)."""
+    entry = incidents_projection.said_at(view, at)
+    said = None if entry is None else _items((entry,))[0]
+    return msgspec.structs.replace(body, said=said)
 
 
 @get(
