@@ -66,7 +66,9 @@ class PageWatch:
         page.on("console", self._console)
 
     def _request(self, url: str, base_url: str) -> None:
-        if not (url.startswith(f"{base_url}/") or url.startswith("data:")):
+        # a CSV download is a blob of the page's own origin
+        own = (f"{base_url}/", f"blob:{base_url}/", "data:")
+        if not url.startswith(own):
             self.foreign.append(url)
 
     def _console(self, message: Any) -> None:
@@ -75,12 +77,16 @@ class PageWatch:
             self.errors.append(f"console {message.type}: {text}")
 
 
-async def open_dashboard(browser: Browser, base_url: str) -> tuple[Page, PageWatch]:
-    """A fresh page (its own session storage) on the dashboard, watched."""
-    context = await browser.new_context(viewport={"width": 1400, "height": 1000})
+async def open_dashboard(
+    browser: Browser, base_url: str, path: str = "/", width: int = 1400
+) -> tuple[Page, PageWatch]:
+    """A fresh page (its own session storage) on the dashboard at ``path``, watched."""
+    context = await browser.new_context(
+        viewport={"width": width, "height": 1000}, accept_downloads=True
+    )
     page = await context.new_page()
     watch = PageWatch(page, base_url)
-    await page.goto(f"{base_url}/")
+    await page.goto(f"{base_url}{path}")
     return page, watch
 
 

@@ -1,0 +1,354 @@
+"""The dashboard's views in a real browser, on the reference scenario (issue 19).
+
+The reference scenario with its revision naming alawite (1,000) and christian (25)
+civilians, a small Tartus incident naming 2 druze civilians (withheld from a reader) and a
+Homs incident a month later (so the series has empty days between). Each test proves one
+thing the analysts asked for: the map draws the incidents, the series shows the gap, a
+suppressed line is marked and not numbered for a reader, a panel's CSV download is the
+API's CSV, a shared URL reproduces the filters, retracted incidents are hidden by default,
+and the drill-down shows the owner, sources, merges and disputes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import TYPE_CHECKING, Any
+
+import httpx
+import pytest
+
+from events import Place, Source, VictimLine
+from services.reference import (
+    DUPLICATE_FEED,
+    DUPLICATE_INCIDENT,
+    MAIN_INCIDENT,
+    MONITOR_FEED,
+    UNVERIFIED_INCIDENT,
+    scenario,
+)
+from tests.support import builders as f
+from tests.support.browser import DEADLINE_MS, open_dashboard, sign_in
+from tests.support.service import ANALYST, READER, one_more_revision, publish
+from tests.support.waiting import until
+
+if TYPE_CHECKING:
+    from playwright.async_api import Browser, Page
+
+SMALL = f.reported(
+    "e2e-small-1",
+    best=3,
+    source=MONITOR_FEED,
+    occurred_start=dt.date(2025, 3, 7),
+    place=Place(adm1="Tartus"),
+    victims=[VictimLine(community="druze", status="civilian", low=2, best=2, high=2)],
+)
+LATER = f.reported(
+    "e2e-homs-april",
+    best=40,
+    source=MONITOR_FEED,
+    occurred_start=dt.date(2025, 4, 10),
+    place=Place(adm1="Homs", name="Homs city", lat=34.73, lon=36.71),
+    geo_precision=1,
+    violence_type="state_based",
+    event_type="Battles",
+    sources=[
+        Source(
+            publisher="Homs field report",
+            url="https://example.org/homs/1",
+            published_at=dt.datetime(2025, 4, 11, 9, tzinfo=dt.UTC),
+        )
+    ],
+)
+DISPUTE = f.disputed("e2e-homs-april", feed=DUPLICATE_FEED)
+EVENTS = [*scenario(), one_more_revision(), SMALL, LATER, DISPUTE]
+LIVE = [MAIN_INCIDENT, "e2e-small-1", "e2e-homs-april"]
+
+
+async def api(service: str, path: str, token: str = READER, **params: Any) -> httpx.Response:
+    """The service's answer to ``path`` with ``params`` as ``token``."""
+    async with httpx.AsyncClient(base_url=service, timeout=30) as client:
+        answer = await client.get(path, params=params, headers={"Authorization": f"Bearer {token}"})
+    answer.raise_for_status()
+    return answer
+
+
+async def ready(
+    browser: Browser, service: str, token: str = READER, path: str = "/", width: int = 1400
+) -> Page:
+    """A signed-in dashboard at ``path``, its live streams open."""
+    from playwright.async_api import expect
+
+    page, watch = await open_dashboard(browser, service, path, width)
+    page.watch = watch  # type: ignore[attr-defined]
+    await sign_in(page, token)
+    await expect(page.locator("#live-status")).to_have_attribute(
+        "data-state", "live", timeout=DEADLINE_MS
+    )
+    return page
+
+
+@pytest.fixture
+async def published(service: str) -> str:
+    """The service with :data:`EVENTS` published and folded into every view."""
+    await publish(service, EVENTS)
+    await caught_up(service)
+    return service
+
+
+async def caught_up(service: str, within: float = 30) -> None:
+    """Wait until every view the dashboard reads has applied the whole log."""
+
+    async def done() -> bool:
+        paths = ("/v1/incidents", "/v1/projections/community-victims", "/v1/projections/alignment")
+        return all([(await api(service, path)).json()["lag"] == 0 for path in paths])
+
+    await until(done, "every view at the head of the log", within=within, every=0.1)
+
+
+PROBE = "the server responded with a status of 422"
+"""What chromium logs of the page's by=party probe when the API does not split by party."""
+
+
+def no_trouble(page: Page) -> None:
+    """The page asked no other host for anything and raised no error (the probe's 422
+    apart)."""
+    watch = page.watch  # type: ignore[attr-defined]
+    assert watch.foreign == []
+    assert [e for e in watch.errors if PROBE not in e] == []
+
+
+class TestMap:
+    async def test_map_draws_each_live_incident_with_its_place_precision(
+        self, published: str, browser: Browser
+    ) -> None:
+        """One mark per live incident; an ADM1-precision one is a ring on its shaded area."""
+        from playwright.async_api import expect
+
+        page = await ready(browser, published)
+        dots = page.locator("#map-box circle.dot")
+        await expect(dots).to_have_count(len(LIVE), timeout=DEADLINE_MS)
+        main = page.locator(f"#map-box circle[data-incident='{MAIN_INCIDENT}']")
+        await expect(main).to_have_attribute("data-precision", "adm1")
+        homs = page.locator("#map-box circle[data-incident='e2e-homs-april']")
+        await expect(homs).to_have_attribute("data-precision", "exact")
+        await expect(page.locator("#map-box path[data-adm1='SY.LA']")).to_have_class("shaded")
+        await expect(page.locator("#map-summary")).to_contain_text("3 incidents on the map")
+        no_trouble(page)
+
+
+class TestSeries:
+    async def test_series_lies_on_a_time_axis_with_the_empty_days_as_a_gap(
+        self, published: str, browser: Browser
+    ) -> None:
+        """March and April are a month apart on the axis; the days between read as a gap."""
+        from playwright.async_api import expect
+
+        page = await ready(browser, published)
+        gap = page.locator("#series-table tr.gap")
+        await expect(gap).to_have_count(1, timeout=DEADLINE_MS)
+        await expect(gap.last).to_have_attribute("data-gap", "2025-03-08/2025-04-09")
+        await expect(page.locator("#series-unit")).to_have_text("per day")
+        await expect(page.locator("#series-table tr[data-period='2025-04-10'] td").nth(1)).to_have_text("40")
+        xs = await page.evaluate(
+            "Chart.getChart(document.getElementById('series-chart'))"
+            ".data.datasets[0].data.filter(p => p.y !== null).map(p => p.x)"
+        )
+        day = 86_400_000
+        assert (xs[-1] - xs[-2]) / day == 34  # 7 March to 10 April, not one slot apart
+        no_trouble(page)
+
+    async def test_brushing_the_series_sets_the_range_of_every_panel(
+        self, published: str, browser: Browser
+    ) -> None:
+        """A drag across April filters the map and the victims to the April incident."""
+        from playwright.async_api import expect
+
+        page = await ready(browser, published)
+        await expect(page.locator("#map-box circle.dot")).to_have_count(3, timeout=DEADLINE_MS)
+        await page.locator("#series-chart").scroll_into_view_if_needed()
+        box = await page.locator("#series-chart").bounding_box()
+        assert box is not None
+        x = await page.evaluate(
+            "(() => { const s = Chart.getChart(document.getElementById('series-chart')).scales.x;"
+            " return [s.getPixelForValue(Date.UTC(2025, 3, 3)), s.right + 40]; })()"  # past the end: the brush holds on
+        )
+        await page.mouse.move(box["x"] + x[0], box["y"] + box["height"] / 2)
+        await page.mouse.down()
+        await page.mouse.move(box["x"] + x[1], box["y"] + box["height"] / 2, steps=4)
+        await page.mouse.up()
+        await expect(page.locator("#f-from")).to_have_value(re.compile(r"^2025-04-0[234]$"))
+        await expect(page.locator("#map-box circle.dot")).to_have_count(1, timeout=DEADLINE_MS)
+        await expect(page.locator("#victims-total")).to_have_text("40", timeout=DEADLINE_MS)
+        assert "from=2025-04" in page.url
+
+
+class TestSuppression:
+    async def test_reader_sees_a_small_line_marked_and_never_numbered(
+        self, published: str, browser: Browser
+    ) -> None:
+        """Druze reads "fewer than 5" with no figure, in the table and in the chart."""
+        from playwright.async_api import expect
+
+        page = await ready(browser, published)
+        druze = page.locator("#victims-table tr[data-community='druze']")
+        await expect(druze).to_have_attribute("data-suppressed", "true", timeout=DEADLINE_MS)
+        await expect(druze.locator("td")).to_have_text(["fewer than 5"])
+        chart = await page.evaluate(
+            "(() => { const c = Chart.getChart(document.getElementById('victims-chart'));"
+            " return {labels: c.data.labels, best: c.data.datasets[0].data}; })()"
+        )
+        index = next(i for i, label in enumerate(chart["labels"]) if label.startswith("druze"))
+        assert chart["labels"][index] == "druze (fewer than 5)"
+        assert chart["best"][index] is None
+        # the bars still add up to the total: the withheld lines together are drawn
+        assert sum(b for b in chart["best"] if b is not None) == 1520 + 3 + 40
+        no_trouble(page)
+
+    async def test_analyst_sees_every_line_numbered(
+        self, published: str, browser: Browser
+    ) -> None:
+        """With an analyst token druze is 2 and nothing is withheld."""
+        from playwright.async_api import expect
+
+        page = await ready(browser, published, ANALYST)
+        druze = page.locator("#victims-table tr[data-community='druze'] td")
+        await expect(druze.nth(1)).to_have_text("2", timeout=DEADLINE_MS)
+        await expect(page.locator("#victims-table tr[data-suppressed]")).to_have_count(0)
+        await expect(page.locator("#victims-unattributed")).to_have_text("536")  # 1,563 - 1,027
+
+
+class TestCsv:
+    @pytest.mark.parametrize(
+        ("panel", "path", "params"),
+        [
+            ("victims", "/v1/projections/community-victims", {"min_grading": "contested"}),
+            ("incidents", "/v1/incidents", {"status": "live", "limit": "50", "page": "1", "min_grading": "contested"}),
+            ("stance", "/v1/projections/country-stance", {}),
+        ],
+    )
+    async def test_a_panel_download_is_the_api_csv_of_what_it_shows(
+        self, published: str, browser: Browser, panel: str, path: str, params: dict[str, str]
+    ) -> None:
+        """The downloaded file holds the API's CSV rows of the same request, row for row."""
+        from playwright.async_api import expect
+
+        page = await ready(browser, published)
+        await expect(page.locator(f"#panel-{panel} [data-freshness]")).to_have_attribute(
+            "data-lag", "0", timeout=DEADLINE_MS
+        )
+        async with page.expect_download() as info:
+            await page.locator(f"button[data-csv='{panel}']").click()
+        download = await info.value
+        saved = await download.path()
+        got = saved.read_bytes().decode("utf-8").split("\r\n")
+        expected = (await api(published, path, format="csv", **params)).text.split("\r\n")
+        assert got[0].startswith("#ledger,position=")
+        assert got[0].split(",")[1] == expected[0].split(",")[1]  # the same position read
+        assert got[1:] == expected[1:]
+        assert len(got) > 3
+        no_trouble(page)
+
+
+class TestSharedUrl:
+    async def test_a_link_reproduces_the_filters_of_the_view(
+        self, published: str, browser: Browser
+    ) -> None:
+        """Filters applied go into the URL; that URL opened afresh shows the same view."""
+        from playwright.async_api import expect
+
+        page = await ready(browser, published)
+        await page.locator("#f-adm1").fill("Tartus")
+        await page.locator("#f-from").fill("2025-03-01")
+        await page.locator("#f-event-type").select_option("Violence against civilians")
+        await page.locator("#f-status").select_option("all")
+        await page.get_by_role("button", name="Apply").click()
+        await expect(page).to_have_url(re.compile(r"adm1=Tartus"))
+        url = page.url
+        for part in ("from=2025-03-01", "event_type=Violence", "status=all"):
+            assert part in url
+        expected = (
+            await api(published, "/v1/projections/community-victims", adm1="Tartus",
+                      **{"from": "2025-03-01"}, event_type="Violence against civilians")
+        ).json()["total"]["best"]
+
+        again = await ready(browser, published, path="/" + url.split("/", 3)[3])
+        await expect(again.locator("#f-adm1")).to_have_value("Tartus")
+        await expect(again.locator("#f-from")).to_have_value("2025-03-01")
+        await expect(again.locator("#f-status")).to_have_value("all")
+        await expect(again.locator("#f-event-type")).to_have_value("Violence against civilians")
+        await expect(again.locator("#victims-total")).to_have_text(f"{expected:,}", timeout=DEADLINE_MS)
+        listed = await api(published, "/v1/incidents", adm1="Tartus", status="all",
+                           **{"from": "2025-03-01"}, event_type="Violence against civilians")
+        rows = again.locator("#incident-list > li")
+        await expect(rows).to_have_count(listed.json()["total_count"], timeout=DEADLINE_MS)
+        no_trouble(again)
+
+
+class TestIncidents:
+    async def test_retracted_and_merged_incidents_are_hidden_until_asked_for(
+        self, published: str, browser: Browser
+    ) -> None:
+        """Live only by default; "all" lists the others, styled and never bold as a toll."""
+        from playwright.async_api import expect
+
+        page = await ready(browser, published)
+        rows = page.locator("#incident-list > li")
+        await expect(rows).to_have_count(len(LIVE), timeout=DEADLINE_MS)
+        await expect(page.locator(f"li[data-incident-row='{UNVERIFIED_INCIDENT}']")).to_have_count(0)
+        await page.locator("#f-status").select_option("all")
+        await page.get_by_role("button", name="Apply").click()
+        await expect(rows).to_have_count(len(LIVE) + 2, timeout=DEADLINE_MS)
+        gone = page.locator(f"button[data-incident='{UNVERIFIED_INCIDENT}']")
+        await expect(gone).to_have_class(re.compile(r"\bgone\b"))
+        await expect(gone).to_contain_text("retracted")
+        killed = gone.locator(".killed")
+        assert await killed.evaluate("e => getComputedStyle(e).fontWeight") == "400"
+        await expect(killed).to_contain_text("was ")
+        dup = page.locator(f"button[data-incident='{DUPLICATE_INCIDENT}']")
+        await expect(dup).to_contain_text("merged")
+
+    async def test_drill_down_shows_owner_sources_with_dates_and_the_merge(
+        self, published: str, browser: Browser
+    ) -> None:
+        """The main incident names its feed, each revision's sources and its duplicate."""
+        from playwright.async_api import expect
+
+        page = await ready(browser, published)
+        button = page.locator(f"button[data-incident='{MAIN_INCIDENT}']")
+        await expect(button).to_contain_text("1,520 killed", timeout=DEADLINE_MS)
+        await button.focus()
+        await page.keyboard.press("Enter")  # keyboard reachable
+        detail = page.locator(f"li[data-incident-row='{MAIN_INCIDENT}'] .incident-detail")
+        await expect(detail.locator(".history tbody tr")).to_have_count(5, timeout=DEADLINE_MS)
+        await expect(detail.locator(".meta")).to_contain_text(f"reported by feed {MONITOR_FEED}")
+        await expect(detail.locator(".merge")).to_contain_text(DUPLICATE_INCIDENT)
+
+        later = page.locator("button[data-incident='e2e-homs-april']")
+        await later.click()
+        detail = page.locator("li[data-incident-row='e2e-homs-april'] .incident-detail")
+        source = detail.locator(".history tbody tr").first.locator(".source")
+        await expect(source).to_contain_text("Homs field report 2025-04-11", timeout=DEADLINE_MS)
+        await expect(source).to_contain_text(f"via {MONITOR_FEED}")
+        await expect(source.locator("a")).to_have_attribute("href", "https://example.org/homs/1")
+        dispute = detail.locator(".dispute")
+        await expect(dispute).to_contain_text(f"Disputed by feed {DUPLICATE_FEED}")
+        await expect(dispute.locator("a")).to_have_text("ACLED")
+
+
+class TestStance:
+    async def test_stance_lists_the_statements_it_rests_on_and_thin_in_words(
+        self, published: str, browser: Browser
+    ) -> None:
+        """Each stance shows its basis (role, title, code, time); thin pairs say so."""
+        from playwright.async_api import expect
+
+        page = await ready(browser, published)
+        usa = page.locator("#stance-table tr[data-country='USA']").filter(has_text="syria-coastal")
+        basis = usa.locator(".basis li")
+        await expect(basis.first).to_contain_text("CAMEO 111", timeout=DEADLINE_MS)
+        await expect(basis.first).to_contain_text("foreign minister")
+        await expect(basis.first).to_contain_text("Secretary of State")
+        warning = page.locator("#stance-table tr[data-country='USA']").filter(has_text="extremism")
+        await expect(warning.locator(".basis li").first).to_contain_text("(a range)")
+        await expect(page.locator("#heatmap td[data-pair='RUS-USA']").first).to_have_text("1.00 thin")
