@@ -61,6 +61,9 @@ class PageWatch:
     def __init__(self, page: Page, base_url: str) -> None:
         self.foreign: list[str] = []
         self.errors: list[str] = []
+        self.refused: list[str] = []
+        """Chromium's log of 422 answers: the page's by=party probe expects one where the
+        API does not split by party (a panel refused shows its error in the page)."""
         page.on("request", lambda r: self._request(r.url, base_url))
         page.on("pageerror", lambda e: self.errors.append(f"page error: {e}"))
         page.on("console", self._console)
@@ -73,7 +76,9 @@ class PageWatch:
 
     def _console(self, message: Any) -> None:
         text = str(message.text)
-        if message.type == "error" or "Content Security Policy" in text:
+        if "the server responded with a status of 422" in text:
+            self.refused.append(text)
+        elif message.type == "error" or "Content Security Policy" in text:
             self.errors.append(f"console {message.type}: {text}")
 
 

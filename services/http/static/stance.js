@@ -18,7 +18,7 @@
 
   const basisItem = (b) =>
     el("li", { "data-statement": b.statement_id },
-      el("span", { class: "stance", text: words(b.stance) }), " ",
+      el("span", { class: "chip", text: words(b.stance) }), " ",
       `${words(b.role)}${b.title ? ` (${b.title})` : ""} · CAMEO ${b.cameo_code}`,
       b.goldstein === null || b.goldstein === undefined ? "" : ` · Goldstein ${Number(b.goldstein).toFixed(1)}`,
       ` · ${when(b)}`);
