@@ -48,8 +48,10 @@ def incidents(seed: int = 19) -> list[AnyEvent]:
     for n in range(COUNT):
         iraq = n % 5 == 0
         exact = n % 2 == 0
-        lat, lon = (rng.uniform(31.5, 36.5), rng.uniform(40.5, 46.0)) if iraq else (
-            rng.uniform(32.8, 36.8), rng.uniform(36.0, 40.5)
+        lat, lon = (
+            (rng.uniform(31.5, 36.5), rng.uniform(40.5, 46.0))
+            if iraq
+            else (rng.uniform(32.8, 36.8), rng.uniform(36.0, 40.5))
         )
         adm1 = rng.choice(IRAQ if iraq else SYRIA)
         best = rng.randint(1, 60)

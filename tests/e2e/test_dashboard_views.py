@@ -28,7 +28,7 @@ from services.reference import (
     scenario,
 )
 from tests.support import builders as f
-from tests.support.browser import DEADLINE_MS, open_dashboard, sign_in
+from tests.support.browser import ARTIFACTS, DEADLINE_MS, open_dashboard, sign_in
 from tests.support.service import ANALYST, READER, one_more_revision, publish
 from tests.support.waiting import until
 
@@ -144,7 +144,9 @@ class TestSeries:
         await expect(gap).to_have_count(1, timeout=DEADLINE_MS)
         await expect(gap.last).to_have_attribute("data-gap", "2025-03-08/2025-04-09")
         await expect(page.locator("#series-unit")).to_have_text("per day")
-        await expect(page.locator("#series-table tr[data-period='2025-04-10'] td").nth(1)).to_have_text("40")
+        await expect(
+            page.locator("#series-table tr[data-period='2025-04-10'] td").nth(1)
+        ).to_have_text("40")
         xs = await page.evaluate(
             "Chart.getChart(document.getElementById('series-chart'))"
             ".data.datasets[0].data.filter(p => p.y !== null).map(p => p.x)"
@@ -164,9 +166,10 @@ class TestSeries:
         await page.locator("#series-chart").scroll_into_view_if_needed()
         box = await page.locator("#series-chart").bounding_box()
         assert box is not None
+        # from 3 April to past the chart's right edge (the brush holds on past it)
         x = await page.evaluate(
             "(() => { const s = Chart.getChart(document.getElementById('series-chart')).scales.x;"
-            " return [s.getPixelForValue(Date.UTC(2025, 3, 3)), s.right + 40]; })()"  # past the end: the brush holds on
+            " return [s.getPixelForValue(Date.UTC(2025, 3, 3)), s.right + 40]; })()"
         )
         await page.mouse.move(box["x"] + x[0], box["y"] + box["height"] / 2)
         await page.mouse.down()
@@ -206,9 +209,7 @@ class TestSuppression:
         assert sum(b for b in chart["best"] if b is not None) == 1520 + 3 + 40
         no_trouble(page)
 
-    async def test_analyst_sees_every_line_numbered(
-        self, published: str, browser: Browser
-    ) -> None:
+    async def test_analyst_sees_every_line_numbered(self, published: str, browser: Browser) -> None:
         """With an analyst token druze is 2 and nothing is withheld."""
         from playwright.async_api import expect
 
@@ -224,7 +225,11 @@ class TestCsv:
         ("panel", "path", "params"),
         [
             ("victims", "/v1/projections/community-victims", {"min_grading": "contested"}),
-            ("incidents", "/v1/incidents", {"status": "live", "limit": "50", "page": "1", "min_grading": "contested"}),
+            (
+                "incidents",
+                "/v1/incidents",
+                {"status": "live", "limit": "50", "page": "1", "min_grading": "contested"},
+            ),
             ("stance", "/v1/projections/country-stance", {}),
         ],
     )
@@ -269,8 +274,13 @@ class TestSharedUrl:
         for part in ("from=2025-03-01", "event_type=Violence", "status=all"):
             assert part in url
         expected = (
-            await api(published, "/v1/projections/community-victims", adm1="Tartus",
-                      **{"from": "2025-03-01"}, event_type="Violence against civilians")
+            await api(
+                published,
+                "/v1/projections/community-victims",
+                adm1="Tartus",
+                **{"from": "2025-03-01"},
+                event_type="Violence against civilians",
+            )
         ).json()["total"]["best"]
 
         again = await ready(browser, published, path="/" + url.split("/", 3)[3])
@@ -278,9 +288,17 @@ class TestSharedUrl:
         await expect(again.locator("#f-from")).to_have_value("2025-03-01")
         await expect(again.locator("#f-status")).to_have_value("all")
         await expect(again.locator("#f-event-type")).to_have_value("Violence against civilians")
-        await expect(again.locator("#victims-total")).to_have_text(f"{expected:,}", timeout=DEADLINE_MS)
-        listed = await api(published, "/v1/incidents", adm1="Tartus", status="all",
-                           **{"from": "2025-03-01"}, event_type="Violence against civilians")
+        await expect(again.locator("#victims-total")).to_have_text(
+            f"{expected:,}", timeout=DEADLINE_MS
+        )
+        listed = await api(
+            published,
+            "/v1/incidents",
+            adm1="Tartus",
+            status="all",
+            **{"from": "2025-03-01"},
+            event_type="Violence against civilians",
+        )
         rows = again.locator("#incident-list > li")
         await expect(rows).to_have_count(listed.json()["total_count"], timeout=DEADLINE_MS)
         no_trouble(again)
@@ -296,7 +314,9 @@ class TestIncidents:
         page = await ready(browser, published)
         rows = page.locator("#incident-list > li")
         await expect(rows).to_have_count(len(LIVE), timeout=DEADLINE_MS)
-        await expect(page.locator(f"li[data-incident-row='{UNVERIFIED_INCIDENT}']")).to_have_count(0)
+        await expect(page.locator(f"li[data-incident-row='{UNVERIFIED_INCIDENT}']")).to_have_count(
+            0
+        )
         await page.locator("#f-status").select_option("all")
         await page.get_by_role("button", name="Apply").click()
         await expect(rows).to_have_count(len(LIVE) + 2, timeout=DEADLINE_MS)
@@ -352,4 +372,50 @@ class TestStance:
         await expect(basis.first).to_contain_text("Secretary of State")
         warning = page.locator("#stance-table tr[data-country='USA']").filter(has_text="extremism")
         await expect(warning.locator(".basis li").first).to_contain_text("(a range)")
-        await expect(page.locator("#heatmap td[data-pair='RUS-USA']").first).to_have_text("1.00 thin")
+        await expect(page.locator("#heatmap td[data-pair='RUS-USA']").first).to_have_text(
+            "1.00 thin"
+        )
+
+
+class TestLayout:
+    @pytest.mark.parametrize(("token", "name"), [(READER, "reader"), (ANALYST, "analyst")])
+    async def test_the_page_fits_1280_px_and_a_phone(
+        self, published: str, browser: Browser, token: str, name: str
+    ) -> None:
+        """At 1,280 px and at 390 px the page never scrolls sideways; screenshots of both."""
+        from playwright.async_api import expect
+
+        ARTIFACTS.mkdir(exist_ok=True)
+        for width in (1280, 390):
+            page = await ready(browser, published, token, width=width)
+            await expect(page.locator("#map-box circle.dot")).to_have_count(
+                len(LIVE), timeout=DEADLINE_MS
+            )
+            await expect(page.locator("#incident-list > li")).to_have_count(len(LIVE))
+            await page.locator(f"button[data-incident='{MAIN_INCIDENT}']").click()
+            await expect(page.locator(".history tbody tr")).to_have_count(5, timeout=DEADLINE_MS)
+            overflow = await page.evaluate(
+                "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+            )
+            assert overflow <= 0, f"{width} px: the page scrolls sideways by {overflow} px"
+            await page.screenshot(
+                path=str(ARTIFACTS / f"dashboard-{name}-{width}.png"), full_page=True
+            )
+            no_trouble(page)
+
+    async def test_every_control_is_reached_by_the_keyboard(
+        self, published: str, browser: Browser
+    ) -> None:
+        """Tabbing from the top reaches the filters, a CSV button and an incident."""
+        page = await ready(browser, published)
+        await page.locator("#f-country").focus()
+        reached: set[str] = set()
+        for _ in range(60):
+            await page.keyboard.press("Tab")
+            reached.add(
+                await page.evaluate(
+                    "(() => { const e = document.activeElement;"
+                    " return e.dataset.csv ? 'csv' : e.dataset.incident ? 'incident' : e.id; })()"
+                )
+            )
+        assert {"f-status", "csv", "series-reset"} <= reached

@@ -163,11 +163,13 @@
       )),
     );
     item.replaceChildren(
-      el("p", { class: "meta", text: facts.join(" · ") }),
-      ...merges,
-      ...disputes,
-      incident.notes ? el("p", { class: "notes", text: incident.notes }) : null,
-      table,
+      ...[
+        el("p", { class: "meta", text: facts.join(" · ") }),
+        ...merges,
+        ...disputes,
+        incident.notes ? el("p", { class: "notes", text: incident.notes }) : null,
+        table,
+      ].filter(Boolean),
     );
   }
 

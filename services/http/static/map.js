@@ -70,43 +70,64 @@
     return country ? { at: country.centre, precision: "country" } : null;
   }
 
+  // The part of the map the incidents are in (padded, 16:10, at least MIN_SPAN wide).
+  function frame(points) {
+    const MIN_SPAN = 160;
+    if (!points.length) return [0, 0, WIDTH, geo.height];
+    const xs = points.map((p) => p[0]);
+    const ys = points.map((p) => p[1]);
+    const cx = (Math.min(...xs) + Math.max(...xs)) / 2;
+    const cy = (Math.min(...ys) + Math.max(...ys)) / 2;
+    let w = Math.max(MIN_SPAN, (Math.max(...xs) - Math.min(...xs)) * 1.3, (Math.max(...ys) - Math.min(...ys)) * 1.3 * 1.6);
+    w = Math.min(w, WIDTH, geo.height * 1.6);
+    const h = w / 1.6;
+    const x = Math.min(Math.max(0, cx - w / 2), WIDTH - w);
+    const y = Math.min(Math.max(0, cy - h / 2), geo.height - h);
+    return [x, y, w, h];
+  }
+
   L.drawMap = async (answers, incidents) => {
     await boundaries();
-    const root = svg("svg", { viewBox: `0 0 ${WIDTH} ${geo.height}`, role: "img", "aria-labelledby": "map-summary", id: "map-svg" });
+    const marks = [];
+    let unplaced = 0;
+    const sorted = [...incidents].sort((a, b) => (b.fatalities?.best || 0) - (a.fatalities?.best || 0));
+    for (const incident of sorted) {
+      const where = placeOf(incident);
+      if (where) marks.push({ incident, where, xy: project(where.at).map(Number) });
+      else unplaced += 1;
+    }
+    const [vx, vy, vw, vh] = frame(marks.map((m) => m.xy));
+    const zoom = vw / WIDTH; // map units per pixel of the full-width map
+    const root = svg("svg", { viewBox: `${vx} ${vy} ${vw} ${vh}`, role: "img", "aria-labelledby": "map-summary", id: "map-svg" });
     const land = svg("g", { class: "land" });
     for (const c of geo.countries.values()) land.append(svg("path", { d: pathOf(c.rings), "data-country": c.id }));
     const divisions = svg("g", { class: "adm1" });
     const shaded = new Set();
     const dots = svg("g", { class: "incidents" });
-    let unplaced = 0;
-    const sorted = [...incidents].sort((a, b) => (b.fatalities?.best || 0) - (a.fatalities?.best || 0));
-    for (const incident of sorted) {
-      const where = placeOf(incident);
-      if (!where) {
-        unplaced += 1;
-        continue;
-      }
+    const near = (incident, precision) => ({
+      exact: "exact place", near: "within about 25 km",
+      adm1: `somewhere in ${incident.adm1}`, country: `somewhere in ${incident.country}`,
+    })[precision];
+    for (const { incident, where, xy } of marks) {
       if (where.area) shaded.add(where.area.id);
-      const [x, y] = project(where.at);
       const best = incident.fatalities?.best || 0;
       const dot = svg("circle", {
-        cx: x, cy: y, r: (2.5 + Math.sqrt(best) * 0.9).toFixed(1),
+        cx: xy[0], cy: xy[1], r: ((2.5 + Math.sqrt(best) * 0.9) * zoom).toFixed(2),
         class: `dot v-${incident.violence_type || "unknown"} p-${where.precision} s-${incident.status}`,
         "data-incident": incident.incident_id,
         "data-precision": where.precision,
       });
       const title = svg("title");
-      const near = { exact: "exact place", near: "within about 25 km", adm1: `somewhere in ${incident.adm1}`, country: `somewhere in ${incident.country}` };
-      title.textContent = `${incident.incident_id}: ${L.atLeast(best, incident.fatalities?.qualifier === "at_least")} killed, ${VIOLENCE[incident.violence_type] || "type unknown"}, ${near[where.precision]}${incident.status === "live" ? "" : ` (${incident.status})`}`;
+      title.textContent = `${incident.incident_id}: ${L.atLeast(best, incident.fatalities?.qualifier === "at_least")} killed, ${VIOLENCE[incident.violence_type] || "type unknown"}, ${near(incident, where.precision)}${incident.status === "live" ? "" : ` (${incident.status})`}`;
       dot.append(title);
       dots.append(dot);
     }
+    const placed = marks.length;
     for (const area of geo.adm1) {
       divisions.append(svg("path", { d: pathOf(area.rings), class: shaded.has(area.id) ? "shaded" : null, "data-adm1": area.id }));
     }
     root.append(land, divisions, dots);
     $("map-box").replaceChildren(root);
-    const placed = incidents.length - unplaced;
     $("map-summary").textContent =
       `${fmt(placed)} incident${placed === 1 ? "" : "s"} on the map` +
       (unplaced ? `, ${fmt(unplaced)} without a place the map knows` : "") +
