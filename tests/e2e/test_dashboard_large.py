@@ -2,8 +2,8 @@
 
 Incidents over 2024 in Syria and Iraq, half at exact coordinates and half known only to
 their first-level division, all three UCDP types of violence, no incident at all in ISO
-weeks 20 to 25 (the gap), every 400th naming one druze civilian (a line withheld from a
-reader), and the last 25 retracted. The page must draw every live incident on the map,
+weeks 20 to 25 (the gap), every 400th naming one druze or ismaili civilian (lines withheld
+from a reader), and the last 25 retracted. The page must draw every live incident on the map,
 show the gap, mark the druze line without a number, hide the retracted, download the API's
 CSV and reproduce a view from its URL, at this size too.
 """
@@ -33,6 +33,8 @@ LOADED_MS = 90_000
 SYRIA = ["Aleppo", "Idlib", "Homs", "Hama", "Latakia", "Tartus", "Daraa", "Deir ez-Zor", "Raqqa"]
 IRAQ = ["Baghdad", "Ninawa", "Al-Anbar", "Basrah", "Kirkuk"]
 VIOLENCE = ["state_based", "non_state", "one_sided"]
+SMALL = ("druze", "ismaili")
+"""Communities named by every 400th incident, one civilian each: withheld from a reader."""
 GAP = (20, 25)  # ISO weeks of 2024 with no incident
 
 
@@ -66,7 +68,15 @@ def incidents(seed: int = 19) -> list[AnyEvent]:
                 geo_precision=1 if exact else 4,
                 violence_type=VIOLENCE[n % 3],
                 victims=(
-                    [VictimLine(community="druze", status="civilian", low=1, best=1, high=1)]
+                    [
+                        VictimLine(
+                            community=SMALL[n % 800 // 400],
+                            status="civilian",
+                            low=1,
+                            best=1,
+                            high=1,
+                        )
+                    ]
                     if n % 400 == 0
                     else None
                 ),

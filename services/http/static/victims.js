@@ -21,6 +21,8 @@
   };
 
   const lineName = (line) => line.community ?? line.party ?? line.line ?? "";
+  // A lone withheld line may come without its name (the API says "[withheld]").
+  const lineLabel = (name) => (name === "[withheld]" ? "one line, name withheld" : L.words(name));
   const linesOf = (answer) => answer.communities || answer.parties || answer.lines || [];
 
   // Why a line is withheld from this token (readers get small counts suppressed).
@@ -36,7 +38,7 @@
     const k = answer.suppression_k;
     const rows = linesOf(answer).map((line) => ({
       key: lineName(line),
-      label: L.words(lineName(line)),
+      label: lineLabel(lineName(line)),
       ...line,
       text: line.suppressed ? `fewer than ${fmt(k)}` : null,
     }));
