@@ -492,3 +492,60 @@ class TestParties:
         )
         await expect(page).to_have_url(re.compile(r"by=party"))
         no_trouble(page)
+
+
+CONTRAST = """
+(() => {
+  const rgb = (text) => (text.match(/[\\d.]+/g) || []).map(Number);
+  const lum = ([r, g, b]) => {
+    const c = [r, g, b].map((v) => {
+      v /= 255;
+      return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4;
+    });
+    return 0.2126 * c[0] + 0.7152 * c[1] + 0.0722 * c[2];
+  };
+  const background = (node) => {
+    for (let e = node; e; e = e.parentElement) {
+      const [r, g, b, a = 1] = rgb(getComputedStyle(e).backgroundColor);
+      if (a > 0.5) return [r, g, b];
+    }
+    return [255, 255, 255];
+  };
+  const low = [];
+  for (const node of document.querySelectorAll("body *")) {
+    const own = [...node.childNodes].some((c) => c.nodeType === 3 && c.textContent.trim());
+    if (!own || !node.getClientRects().length || node.closest(".sr-only, svg")) continue;
+    const style = getComputedStyle(node);
+    if (style.visibility === "hidden") continue;
+    const [l1, l2] = [lum(rgb(style.color)), lum(background(node))].sort((a, b) => b - a);
+    const ratio = (l1 + 0.05) / (l2 + 0.05);
+    const size = parseFloat(style.fontSize);
+    const large = size >= 24 || (size >= 18.66 && Number(style.fontWeight) >= 700);
+    const what = `${node.tagName}.${node.className} "${node.textContent.trim().slice(0, 30)}"`;
+    if (ratio < (large ? 3 : 4.5)) low.push(`${what}: ${ratio.toFixed(2)}`);
+  }
+  return low;
+})()
+"""
+"""Every visible text's contrast with its background (WCAG 2 formula), listing the low."""
+
+
+class TestContrast:
+    @pytest.mark.parametrize("token", [READER, ANALYST])
+    async def test_every_text_meets_wcag_aa_contrast(
+        self, published: str, browser: Browser, token: str
+    ) -> None:
+        """4.5:1 for text, 3:1 for large text, on every panel with data and a drill-down."""
+        from playwright.async_api import expect
+
+        page = await ready(browser, published, token)
+        await page.locator("#f-status").select_option("all")
+        await page.get_by_role("button", name="Apply").click()
+        await expect(page.locator("#incident-list > li")).to_have_count(
+            len(LIVE) + 2, timeout=DEADLINE_MS
+        )
+        await page.locator(f"button[data-incident='{MAIN_INCIDENT}']").click()
+        await expect(page.locator(".history tbody tr")).to_have_count(5, timeout=DEADLINE_MS)
+        await page.get_by_role("button", name="Timeline of USA").first.click()
+        await expect(page.locator("#timeline li").first).to_be_visible()
+        assert await page.evaluate(CONTRAST) == []

@@ -86,7 +86,8 @@
 
   // --- alignment heat map -----------------------------------------------------------------
 
-  const HEAT = [[0, [253, 236, 234]], [0.33, [245, 185, 113]], [0.66, [111, 177, 160]], [1, [27, 110, 90]]];
+  // light tints only, so the dark ink on every cell keeps AA contrast
+  const HEAT = [[0, [253, 236, 234]], [0.33, [253, 228, 184]], [0.66, [191, 227, 214]], [1, [124, 196, 168]]];
   function heatColour(score) {
     const s = Math.min(1, Math.max(0, score));
     for (let i = 1; i < HEAT.length; i += 1) {
@@ -94,7 +95,7 @@
       const [x0, c0] = HEAT[i - 1];
       if (s <= x1) return `rgb(${c0.map((v, k) => Math.round(v + (c1[k] - v) * ((s - x0) / (x1 - x0)))).join(", ")})`;
     }
-    return "rgb(27, 110, 90)";
+    return "rgb(124, 196, 168)";
   }
 
   async function loadAlignment() {
@@ -115,7 +116,7 @@
       if (!pair) return el("td", { "aria-label": `${row} and ${col}: no shared subject` }, "–");
       const n = pair.shared_subjects;
       const td = el("td",
-        { "data-pair": k.replace("|", "-"), class: [pair.score > 0.55 ? "dark" : "", pair.thin ? "thin" : ""].join(" ").trim(),
+        { "data-pair": k.replace("|", "-"), class: pair.thin ? "thin" : null,
           title: `${pair.a}–${pair.b}: ${pair.score.toFixed(2)} over ${n} shared subject${n === 1 ? "" : "s"}${pair.thin ? " (thin: fewer than 3)" : ""}` },
         pair.score.toFixed(2), pair.thin ? el("span", { class: "thin-word", text: " thin" }) : null);
       td.style.setProperty("background-color", heatColour(pair.score));
