@@ -64,7 +64,18 @@ LATER = f.reported(
     ],
 )
 DISPUTE = f.disputed("e2e-homs-april", feed=DUPLICATE_FEED)
-EVENTS = [*scenario(), one_more_revision(), SMALL, LATER, DISPUTE]
+MIXED = [
+    f.statement(
+        f"e2e-fra-{stance}",
+        "FRA",
+        stance=stance,
+        role="foreign_minister",
+        title="Minister for Europe and Foreign Affairs",
+    )
+    for stance in ("condemn", "support")
+]
+"""Two statements of one rank at one moment, of different families: a mixed stance."""
+EVENTS = [*scenario(), one_more_revision(), SMALL, LATER, DISPUTE, *MIXED]
 LIVE = [MAIN_INCIDENT, "e2e-small-1", "e2e-homs-april"]
 
 
@@ -383,6 +394,9 @@ class TestStance:
         await expect(page.locator("#heatmap td[data-pair='RUS-USA']").first).to_have_text(
             "1.00 thin"
         )
+        france = page.locator("#stance-table tr[data-country='FRA']")
+        await expect(france.locator(".stance")).to_have_text("mixed: condemn / support")
+        await expect(france.locator(".basis li")).to_have_count(2)
 
 
 class TestLayout:

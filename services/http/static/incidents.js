@@ -153,12 +153,12 @@
       el("thead", {}, el("tr", {}, ["Recorded", "Event", "Feed", "Killed (low–best–high)", "Reason", "Sources"].map((h) => el("th", { scope: "col", text: h })))),
       el("tbody", {}, history.map((h) =>
         el("tr", { "data-position": h.position },
-          el("td", { text: L.utcStamp(h.recorded_at) }),
-          el("td", { text: h.type }),
-          el("td", { text: h.source }),
-          el("td", { class: "num" }, h.fatalities ? `${fmt(h.fatalities.low)} – ${L.atLeast(h.fatalities.best, h.fatalities.qualifier === "at_least")} – ${fmt(h.fatalities.high)}` : ""),
-          el("td", { text: h.reason || (h.into ? `into ${h.into}` : h.duplicate ? `absorbed ${h.duplicate}` : "") }),
-          el("td", { class: "sources" }, (h.sources || []).map(sourceLink)),
+          el("td", { "data-label": "Recorded", text: L.utcStamp(h.recorded_at) }),
+          el("td", { "data-label": "Event", text: h.type }),
+          el("td", { "data-label": "Feed", text: h.source }),
+          el("td", { class: "num", "data-label": "Killed" }, h.fatalities ? `${fmt(h.fatalities.low)} – ${L.atLeast(h.fatalities.best, h.fatalities.qualifier === "at_least")} – ${fmt(h.fatalities.high)}` : ""),
+          el("td", { "data-label": "Reason", text: h.reason || (h.into ? `into ${h.into}` : h.duplicate ? `absorbed ${h.duplicate}` : "") }),
+          el("td", { class: "sources", "data-label": "Sources" }, (h.sources || []).map(sourceLink)),
         ),
       )),
     );

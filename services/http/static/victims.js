@@ -164,7 +164,7 @@
   // suppressed row keeps its label ("fewer than K") and has no bar and no number.
   L.drawRangeChart = (key, canvasId, rows) => {
     if (typeof window.Chart !== "function") return; // the table carries the same figures
-    const labels = rows.map((r) => (r.suppressed ? `${r.label} (${r.text})` : r.label));
+    const labels = rows.map((r) => (r.suppressed ? `${r.label} (${r.text})` : r.at_least ? `${r.label} (at least)` : r.label));
     const best = rows.map((r) => (r.suppressed ? null : r.best));
     const whiskers = rows.map((r) => (r.suppressed ? null : [r.low, r.high]));
     const colours = rows.map((r) => (r.withheld ? COLOURS.withheld : r.key === "" ? COLOURS.rest : COLOURS.line));
