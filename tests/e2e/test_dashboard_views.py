@@ -443,10 +443,11 @@ class TestLayout:
 
 
 class TestParties:
-    async def test_the_party_switch_is_hidden_where_the_api_refuses_by_party(
+    async def test_the_party_switch_follows_what_the_api_answers(
         self, published: str, browser: Browser
     ) -> None:
-        """The page asks once with by=party; a 422 keeps the switch out of the view."""
+        """The page asks once with by=party: a 422 keeps the switch out of the view; an
+        answer brings it, and choosing parties shows that answer's lines."""
         from playwright.async_api import expect
 
         page = await ready(browser, published)
@@ -454,15 +455,24 @@ class TestParties:
             "data-lag", "0", timeout=DEADLINE_MS
         )
         async with httpx.AsyncClient(base_url=published) as client:
-            refused = await client.get(
+            answer = await client.get(
                 "/v1/projections/community-victims",
                 params={"by": "party"},
                 headers={"Authorization": f"Bearer {READER}"},
             )
-        if refused.status_code != 422:
-            pytest.skip("this API splits the dead by party: the next test covers it")
-        await expect(page.locator("#victims-by")).to_be_hidden()
-        assert len(page.watch.refused) == 1  # type: ignore[attr-defined]
+        if answer.status_code == 422:
+            await expect(page.locator("#victims-by")).to_be_hidden()
+            assert len(page.watch.refused) == 1  # type: ignore[attr-defined]
+            return
+        await expect(page.locator("#victims-by")).to_be_visible()
+        await page.get_by_label("party (civilians").check()
+        await expect(page).to_have_url(re.compile(r"by=party"))
+        names = [line["community"] for line in answer.json()["communities"]]
+        for name in names:
+            row = page.locator(f"#victims-table tr[data-community='{name}']")
+            await expect(row).to_have_count(1, timeout=DEADLINE_MS)
+        await expect(page.locator("#victims-table tr[data-community='alawite']")).to_have_count(0)
+        no_trouble(page)
 
     async def test_the_switch_shows_party_lines_where_the_api_has_them(
         self, published: str, browser: Browser
