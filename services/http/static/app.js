@@ -161,8 +161,9 @@
     try {
       await L.probeParties();
     } catch (_) {
-      // an unreadable token is handled by L.api; the switch stays hidden
+      // the switch stays hidden; a refused token was forgotten by L.api
     }
+    if (L.state.token !== token) return; // refused (or replaced) meanwhile
     writeForm();
     for (const projection of PROJECTIONS) openStream(projection);
     refreshAll();
