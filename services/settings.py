@@ -34,7 +34,7 @@ import msgspec
 
 from services.errors import SettingsError
 from services.store.connection import node_urls
-from services.store.keys import Keys
+from services.store.keys import RESERVED_INBOX_NAMES, Keys
 from services.store.rules import OPERATOR_FEED
 
 Role = Literal["feed", "reader", "analyst", "operator"]
@@ -118,6 +118,11 @@ def parse_tokens(text: str, variable: str = "LEDGER_TOKENS") -> tuple[Token, ...
     return tuple(tokens)
 
 
+def inbox_feeds_of(tokens: tuple[Token, ...]) -> tuple[str, ...]:
+    """The feeds of the feed tokens that may use the inbox (all but reserved stream names)."""
+    return tuple(t.feed for t in tokens if t.feed and t.feed not in RESERVED_INBOX_NAMES)
+
+
 def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
     raw = env.get(name)
     if raw is None or raw == "":
@@ -175,6 +180,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             raise SettingsError(f"LEDGER_INBOX_FEEDS: {feed!r} is not a feed name")
         if feed == OPERATOR_FEED:
             raise SettingsError(f"LEDGER_INBOX_FEEDS: {OPERATOR_FEED} is reserved for operators")
+        if feed in RESERVED_INBOX_NAMES:
+            raise SettingsError(f"LEDGER_INBOX_FEEDS: {feed!r} names the inbox's own stream")
     projectors = _choice(env, "LEDGER_PROJECTORS", "1", ("0", "1", "true", "false"))
     cluster = _choice(env, "LEDGER_REDIS_CLUSTER", "0", ("0", "1", "true", "false")) in (
         "1",
@@ -199,7 +206,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         cluster=cluster,
         wait_replicas=_int(env, "LEDGER_WAIT_REPLICAS", 0, 0, 16),
         wait_timeout_ms=_int(env, "LEDGER_WAIT_TIMEOUT_MS", 500, 1, 800),
-        inbox_feeds=inbox or tuple(t.feed for t in tokens if t.feed),
+        inbox_feeds=inbox or inbox_feeds_of(tokens),
         projectors=projectors in ("1", "true"),
         claim_idle_ms=_int(env, "LEDGER_CLAIM_IDLE_MS", 30_000, 100, 86_400_000),
         snapshot_every=_int(env, "LEDGER_SNAPSHOT_EVERY", 20_000, 0, 100_000_000),

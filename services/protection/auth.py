@@ -42,7 +42,7 @@ import structlog
 
 from services.errors import LedgerError, SettingsError
 from services.files import read_private, write_private
-from services.settings import Settings, Token, parse_tokens
+from services.settings import Settings, Token, inbox_feeds_of, parse_tokens
 from services.store.rules import OPERATOR_FEED
 
 log = structlog.get_logger(__name__)
@@ -208,7 +208,7 @@ def ensure_tokens(settings: Settings, *, feeds: Iterable[str] = ()) -> Settings:
         log.info("tokens.generated", path=str(path), names=missing)
     else:
         log.info("tokens.loaded", path=str(path))
-    inbox = settings.inbox_feeds or tuple(t.feed for t in tokens if t.feed)
+    inbox = settings.inbox_feeds or inbox_feeds_of(tuple(tokens))
     return msgspec.structs.replace(settings, tokens=tuple(tokens), inbox_feeds=inbox)
 
 
