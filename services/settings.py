@@ -118,6 +118,15 @@ def parse_tokens(text: str, variable: str = "LEDGER_TOKENS") -> tuple[Token, ...
     return tuple(tokens)
 
 
+def feed_name_problem(name: str) -> str | None:
+    """Why ``name`` cannot be a feed's name (``None`` when it can)."""
+    if not _FEED.match(name):
+        return f"{name!r} is not a feed name: 1-64 of a-z 0-9 _ . - starting with a letter or digit"
+    if name == OPERATOR_FEED:
+        return f"{OPERATOR_FEED} is reserved for operators' events"
+    return None
+
+
 def inbox_feeds_of(tokens: tuple[Token, ...]) -> tuple[str, ...]:
     """The feeds of the feed tokens that may use the inbox (all but reserved stream names)."""
     return tuple(t.feed for t in tokens if t.feed and t.feed not in RESERVED_INBOX_NAMES)
