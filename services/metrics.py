@@ -30,10 +30,12 @@ from collections import Counter as Tally
 from collections.abc import Iterable, Sequence
 from typing import Final
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import generate_latest
 
-CONTENT_TYPE: Final = CONTENT_TYPE_LATEST
+MEDIA_TYPE: Final = "text/plain; version=0.0.4"
+"""The Prometheus text format :func:`generate_latest` writes; the HTTP app adds the charset
+once: ``text/plain; version=0.0.4; charset=utf-8``."""
 _LATENCY_BUCKETS: Final = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
 

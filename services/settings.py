@@ -5,7 +5,7 @@
 | ``LEDGER_REDIS_URL`` | the Redis (a cluster's nodes: comma-separated); unset: embedded | unset |
 | ``LEDGER_HTTP_HOST`` / ``LEDGER_HTTP_PORT`` | where the HTTP API listens | 127.0.0.1 / 8000 |
 | ``LEDGER_DATA_DIR`` | embedded Redis data, generated tokens | ``./var`` |
-| ``LEDGER_TOKENS`` | ``role[:feed]=token,…`` (roles feed, reader, analyst, operator) | generated |
+| ``LEDGER_TOKENS`` | ``role[:feed]=token,…`` (roles: see services.protection.auth) | generated |
 | ``LEDGER_FSYNC`` | embedded Redis AOF fsync: ``everysec`` or ``always`` | everysec |
 | ``LEDGER_KEY_PREFIX`` | prefix of every Redis key the service owns | ``ledger`` |
 | ``LEDGER_PARTITIONS`` | log partitions (hash-tagged key groups) | 1 |
@@ -37,8 +37,8 @@ from services.store.connection import node_urls
 from services.store.keys import RESERVED_INBOX_NAMES, Keys
 from services.store.rules import OPERATOR_FEED
 
-Role = Literal["feed", "reader", "analyst", "operator"]
-ROLES: tuple[Role, ...] = ("feed", "reader", "analyst", "operator")
+Role = Literal["feed", "reader", "analyst", "operator", "metrics"]
+ROLES: tuple[Role, ...] = ("feed", "reader", "analyst", "operator", "metrics")
 _FEED = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 
 

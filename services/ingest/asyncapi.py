@@ -38,11 +38,25 @@ _BODY = (
 )
 
 
+def _asyncapi_schema(schema: Any) -> Any:
+    """``schema`` (JSON Schema as msgspec writes it for OpenAPI) in AsyncAPI's dialect, where
+    ``discriminator`` is the name of the property, not an object."""
+    if isinstance(schema, list):
+        return [_asyncapi_schema(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    found = {key: _asyncapi_schema(value) for key, value in schema.items()}
+    if isinstance(found.get("discriminator"), dict):
+        found["discriminator"] = found["discriminator"]["propertyName"]
+    return found
+
+
 def _schemas() -> dict[str, Any]:
     (body,), components = msgspec.json.schema_components(
         [AnyEvent | list[AnyEvent]], ref_template="#/components/schemas/{name}"
     )
-    return {**components, "SubmissionBody": {**body, "description": _BODY}}
+    schemas: dict[str, Any] = _asyncapi_schema(components)
+    return {**schemas, "SubmissionBody": {**_asyncapi_schema(body), "description": _BODY}}
 
 
 def _rejected_schema() -> dict[str, Any]:
