@@ -11,7 +11,7 @@ Redis itself, not the ledger, decides who may write what (``ACL SETUSER`` rules)
   prefix only (``~<prefix>:*``; channels ``&<prefix>:*``), with the commands of the data types
   it uses (streams, hashes, sets, sorted sets, strings, scripts and transactions), ``WAIT``
   (strict mode), ``INFO`` and ``CONFIG GET`` (the start-up checks and ``ledger status``), and
-  ``BGREWRITEAOF``/``BGSAVE`` (rewriting the files after an erasure); never the
+  ``BGREWRITEAOF``/``BGSAVE`` (rewriting the files after an erasure) and ``ACL WHOAMI``; never the
   ``@dangerous`` and ``@admin`` commands otherwise: no ``FLUSHALL``, ``FLUSHDB``, ``KEYS``,
   ``CONFIG SET``, ``ACL``, ``DEBUG``, ``SHUTDOWN``, ``MONITOR``, ``MODULE``, ``REPLICAOF``
   or ``FUNCTION``.
@@ -107,6 +107,7 @@ def service_rules(prefix: str) -> list[str]:
         "+bgrewriteaof",
         "+bgsave",
         "+client|setname",
+        "+acl|whoami",
     ]
 
 
