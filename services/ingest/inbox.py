@@ -278,6 +278,8 @@ class Inbox:
                     await self.add_feed(feed)
             except (rexc.RedisError, OSError, InboxError) as exc:
                 _log.warning("inbox feeds unread", error=str(exc))
+            except Exception:  # the watcher outlives any fault: it tries again next round
+                _log.exception("inbox feed watcher failed")
 
     # --- handling ------------------------------------------------------------------------
 
