@@ -10,9 +10,10 @@ data and AOF under ``<data_dir>/redis`` with the configured fsync policy, bound 
 - ``ledger-admin``, for ``ledger feeds add``: ``<data_dir>/redis-admin.password`` (0600);
 - ``feed-<name>`` for every inbox feed of the settings: passwords generated once into
   ``<data_dir>/redis-feeds`` (0600, a ``feed=password`` line each), for the local feeds to
-  write their inbox stream with. A feed added by ``ledger feeds add`` is kept by Redis in the
-  ACL file itself (``ACL SAVE``); the file is written again at every start with the lines of
-  such feeds carried over.
+  write their inbox stream with. Redis keeps the feed users in the ACL file itself
+  (``ACL SAVE``, which ``ledger feeds add`` runs); the file is written again at every start with
+  the feed users it holds carried over as they are (a password ``ledger feeds add`` gave a
+  feed stays its password), and a user added for each configured feed it does not hold yet.
 
 The Redis is stopped after everything that uses it (``SIGTERM`` when the service user may
 not ``SHUTDOWN``: the AOF is flushed either way).
@@ -119,17 +120,17 @@ def write_acl_file(settings: Settings, service_password: str, admin_password: st
     """Write the embedded Redis's ACL file (module docstring); returns its path."""
     path = settings.data_dir / REDIS_DIR / ACL_FILE
     saved = read_private(path).splitlines() if path.exists() else []
-    feeds = tuple(settings.inbox_feeds or inbox_feeds_of(settings.tokens))
-    passwords = _feed_passwords(settings.data_dir / FEEDS_FILE, feeds)
-    configured = {feed_user_of(f) for f in feeds}
-    kept = [
-        line
-        for line in saved
-        if line.startswith(f"user {FEED_USER_PREFIX}") and line.split()[1] not in configured
+    kept = [line for line in saved if line.startswith(f"user {FEED_USER_PREFIX}")]
+    have = {line.split()[1] for line in kept}
+    feeds = [
+        f
+        for f in settings.inbox_feeds or inbox_feeds_of(settings.tokens)
+        if feed_user_of(f) not in have
     ]
+    passwords = _feed_passwords(settings.data_dir / FEEDS_FILE, tuple(feeds))
     lines = [
-        *(acl_line(feed_user_of(f), passwords[f], feed_rules(settings.keys, f)) for f in feeds),
         *kept,
+        *(acl_line(feed_user_of(f), passwords[f], feed_rules(settings.keys, f)) for f in feeds),
     ]
     redactor().add(list(passwords.values()))
     write_private(path, acl_file(settings.key_prefix, service_password, admin_password, lines))

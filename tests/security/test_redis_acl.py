@@ -131,6 +131,23 @@ class TestFeedsAdd:
         with as_user(embedded, "feed-new-feed", password) as feed:
             assert feed.xadd(KEYS.inbox_of("new-feed"), {"event": "{}"})
 
+    def test_feeds_add_gives_a_configured_feed_a_new_password_that_lasts(
+        self, embedded: EmbeddedRedis, tmp_path: Path
+    ) -> None:
+        """Run for sohr, the printed password replaces the generated one, across a restart."""
+        old = feed_password(tmp_path, "sohr")
+        env = {"LEDGER_DATA_DIR": str(tmp_path), "LEDGER_REDIS_URL": "", "LEDGER_TOKENS": ""}
+        result = CliRunner().invoke(main, ["feeds", "add", "sohr"], env=env)
+        assert result.exit_code == 0, result.output
+        found = re.search(r"password \(shown once[^)]*\): (\S+)", result.output)
+        assert found is not None
+        embedded.stop()
+        embedded.start()
+        with as_user(embedded, "feed-sohr", found.group(1)) as feed:
+            assert feed.xadd(KEYS.inbox_of("sohr"), {"event": "{}"})
+        with as_user(embedded, "feed-sohr", old) as stale, pytest.raises(redis.RedisError):
+            stale.ping()
+
     def test_a_bad_or_reserved_name_is_refused_with_status_2(
         self, embedded: EmbeddedRedis, tmp_path: Path
     ) -> None:
