@@ -13,17 +13,22 @@ from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
 
+import msgspec
 import pytest
 import redis
 import redis.exceptions
 from faststream.redis import RedisBroker
 from typer.testing import CliRunner
 
+from events import encode
 from services.cli import main
 from services.files import read_private
 from services.runtime.embedded import ACL_FILE, FEEDS_FILE, REDIS_DIR, EmbeddedRedis
 from services.settings import Settings, Token
 from services.store.keys import Keys
+from tests.support.builders import reported
+from tests.support.service import serve_defaults
+from tests.support.waiting import until
 
 KEYS = Keys("ledger")
 TOKENS = (
@@ -90,6 +95,28 @@ class TestFeedUser:
             await broker.publish({"type": "incident.reported"}, stream=KEYS.inbox_of("sohr"))
         with redis.Redis.from_url(embedded.url) as service:
             assert service.xlen(KEYS.inbox_of("sohr")) == 1
+
+
+class TestAsDeployed:
+    async def test_a_feed_user_publishing_with_faststream_reaches_the_log(
+        self, tmp_path: Path
+    ) -> None:
+        """``ledger serve`` on the embedded default: the local feed's Redis user publishes with
+        FastStream, the service (as its own, restricted user) appends the event."""
+        data_dir = tmp_path / "var"
+        async with serve_defaults(data_dir) as (service, _):
+            assert service.embedded is not None
+            port = service.embedded.process.port
+            password = quote(feed_password(data_dir, "local"), safe="")
+            url = f"redis://feed-local:{password}@127.0.0.1:{port}/0"
+            event = msgspec.json.decode(encode(reported("i-acl", source="local")))
+            async with RedisBroker(url) as broker:
+                await broker.publish(event, stream=KEYS.inbox_of("local"))
+
+            async def appended() -> bool:
+                return await service.store.length() == 1
+
+            await until(appended, "the feed's event in the log", within=15)
 
 
 class TestServiceUser:
