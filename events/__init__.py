@@ -5,13 +5,18 @@ Imports nothing else of this project; every other package builds on it.
 
 from .base import (
     GRADING_ORDER,
+    PARTIES,
     Estimate,
     Event,
     Fatalities,
     Grading,
+    Party,
+    PartyLine,
     Place,
     Position,
     Recorded,
+    Side,
+    Sides,
     Source,
     VictimLine,
     position_key,
@@ -34,6 +39,7 @@ from .codec import (
 )
 from .errors import CodecError, EventsError, InvalidEventError, Problem
 from .incidents import (
+    AMENDABLE,
     CasualtiesRevised,
     IncidentDisputed,
     IncidentEvent,
@@ -41,6 +47,7 @@ from .incidents import (
     IncidentRedacted,
     IncidentReported,
     IncidentRetracted,
+    amendments,
 )
 from .private import ERASED, SEALED, masked, private_fields, private_paths, with_private
 from .rules import CLOCK_SKEW, future_problems, normalise, problems
@@ -64,6 +71,7 @@ from .tables import (
     CameoRoot,
     cameo_root,
     cameo_roots,
+    country_codes,
     goldstein,
     goldstein_table,
     iso3_countries,
@@ -72,11 +80,13 @@ from .tables import (
 )
 
 __all__ = [
+    "AMENDABLE",
     "CLOCK_SKEW",
     "ERASED",
     "EVENT_TYPES",
     "GRADING_ORDER",
     "MAX_BATCH",
+    "PARTIES",
     "ROLE_RANK",
     "SEALED",
     "SPEAKER_ROLES",
@@ -100,10 +110,14 @@ __all__ = [
     "InvalidBatchError",
     "InvalidEventError",
     "IssuedPrecision",
+    "Party",
+    "PartyLine",
     "Place",
     "Position",
     "Problem",
     "Recorded",
+    "Side",
+    "Sides",
     "Source",
     "Speaker",
     "SpeakerRole",
@@ -115,8 +129,10 @@ __all__ = [
     "StatementRetracted",
     "Target",
     "VictimLine",
+    "amendments",
     "cameo_root",
     "cameo_roots",
+    "country_codes",
     "current_version",
     "decode",
     "encode",

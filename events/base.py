@@ -41,6 +41,10 @@ Position = NewType("Position", str)
 
 Qualifier = Literal["exact", "at_least", "approximately", "range"]
 VictimStatus = Literal["civilian", "combatant", "unknown"]
+Party = Literal["civilians", "side_a", "side_b", "unknown"]
+"""Whose dead a party line counts, as UCDP GED splits an event's deaths: civilians, the
+fighters of side A, of side B, or dead of unknown status."""
+PARTIES: tuple[Party, ...] = ("civilians", "side_a", "side_b", "unknown")
 Grading = Literal["confirmed", "fair", "weak", "contested", "discounted"]
 """Airwars grading, strongest first."""
 GRADING_ORDER: tuple[Grading, ...] = ("confirmed", "fair", "weak", "contested", "discounted")
@@ -89,6 +93,35 @@ class VictimLine(Estimate, frozen=True):
     community: Slug
     status: VictimStatus = "unknown"
     qualifier: Qualifier = "exact"
+
+
+class PartyLine(Estimate, frozen=True):
+    """The dead of one party within one incident (UCDP GED's ``deaths_a``, ``deaths_b``,
+    ``deaths_civilians``, ``deaths_unknown``), with how the source phrased the number."""
+
+    party: Party
+    qualifier: Qualifier = "exact"
+
+
+class Side(Value, frozen=True):
+    """One side of an incident as its source names it (ACLED's ``actor1`` with
+    ``assoc_actor_1`` and ``inter1``; UCDP GED's ``side_a``). Kept as data: a side named
+    "Civilians (Syria)" with an associated group is never turned into community counts."""
+
+    name: ShortText
+    associates: Annotated[list[ShortText], Meta(max_length=50)] = []
+    kind: ShortText | None = None
+    """The actor type as the source codes it (ACLED ``inter1``: "State forces", …)."""
+
+
+class Sides(Value, frozen=True):
+    """The two sides of an incident and how they met (ACLED ``interaction``, UCDP dyad)."""
+
+    side_a: Side | None = None
+    side_b: Side | None = None
+    interaction: ShortText | None = None
+    dyad: ShortText | None = None
+    """UCDP's dyad name (``Government of Syria - IS``)."""
 
 
 class Place(Value, frozen=True):

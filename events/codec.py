@@ -97,10 +97,20 @@ def _statement_issued_v2_to_v3(raw: dict[str, Any]) -> dict[str, Any]:
     return raw
 
 
+def _figures_gain_parties(raw: dict[str, Any]) -> dict[str, Any]:
+    """``incident.reported`` v3 → v4 and ``incident.casualties_revised`` v2 → v3: figures may
+    now carry deaths by party, a source time and (revisions) the fields a source changed;
+    an older event has none of them (no party line: its dead are not split by party), so
+    the payload is unchanged."""
+    return raw
+
+
 UPCASTERS: Final[dict[tuple[str, int], Upcaster]] = {
     ("incident.reported", 1): _incident_reported_v1_to_v2,
     ("incident.reported", 2): _victim_lines_gain_a_qualifier,
+    ("incident.reported", 3): _figures_gain_parties,
     ("incident.casualties_revised", 1): _victim_lines_gain_a_qualifier,
+    ("incident.casualties_revised", 2): _figures_gain_parties,
     ("statement.issued", 1): _statement_issued_v1_to_v2,
     ("statement.issued", 2): _statement_issued_v2_to_v3,
 }

@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from msgspec import Meta
 
 from .base import (
+    AwareDatetime,
     Country,
     EntityId,
     Estimate,
     Event,
     Fatalities,
     Grading,
+    PartyLine,
     Place,
     Reason,
     ShortText,
+    Sides,
     Source,
     VictimLine,
 )
@@ -36,6 +39,15 @@ AcledEventType = Literal[
 
 Sources = Annotated[list[Source], Meta(min_length=1, max_length=100)]
 Victims = Annotated[list[VictimLine], Meta(max_length=500)]
+PartyLines = Annotated[list[PartyLine], Meta(max_length=4)]
+SourceTime = Annotated[
+    AwareDatetime,
+    Meta(description="when the source published these figures (ACLED's row timestamp)"),
+]
+Clarity = Annotated[int, Meta(ge=1, le=2, description="UCDP: 1 clear event, 2 a summary")]
+DatePrecision = Annotated[int, Meta(ge=1, le=5, description="UCDP: 1 day … 5 year")]
+GeoPrecision = Annotated[int, Meta(ge=1, le=7, description="UCDP: 1 exact … 7 water/air")]
+Actors = Annotated[list[ShortText], Meta(max_length=50)]
 
 
 class IncidentEvent(Event, frozen=True, kw_only=True):
@@ -52,27 +64,35 @@ class IncidentReported(IncidentEvent, frozen=True, kw_only=True, tag="incident.r
     """A feed reports an incident for the first time.
 
     v3: a victim line may carry a qualifier (``at_least``, …) like ``fatalities`` does.
+    v4: the deaths by party (``parties``: civilians, side A, side B, unknown, as UCDP GED
+    splits them), the sides, the source's own time of the figures (``source_time``) and
+    UCDP's ``event_clarity``; ``violence_type`` and ``event_type`` may be left out (an ACLED
+    protest is no organised violence; a UCDP event has no ACLED type).
     """
 
-    SCHEMA_VERSION: ClassVar[int] = 3
+    SCHEMA_VERSION: ClassVar[int] = 4
 
     occurred_start: dt.date
     occurred_end: dt.date | None = None
-    date_precision: Annotated[int, Meta(ge=1, le=5, description="UCDP: 1 day … 5 year")] = 1
+    date_precision: DatePrecision = 1
     country: Country
     place: Place
-    geo_precision: Annotated[int, Meta(ge=1, le=7, description="UCDP: 1 exact … 7 water/air")]
-    violence_type: ViolenceType
-    event_type: AcledEventType
+    geo_precision: GeoPrecision
+    violence_type: ViolenceType | None = None
+    event_type: AcledEventType | None = None
     sub_event_type: ShortText | None = None
-    perpetrators: Annotated[list[ShortText], Meta(max_length=50)] = []
+    perpetrators: Actors = []
     civilian_targeting: bool
     fatalities: Fatalities
     victims: Victims = []
+    parties: PartyLines = []
     injured: Estimate | None = None
     sources: Sources
     grading: Grading = "weak"
     notes: Annotated[str, Meta(max_length=4000)] | None = None
+    sides: Sides | None = None
+    source_time: SourceTime | None = None
+    event_clarity: Clarity | None = None
 
 
 class CasualtiesRevised(
@@ -81,15 +101,55 @@ class CasualtiesRevised(
     """New figures for an incident; they replace the previous ones, never add to them.
 
     v2: a victim line may carry a qualifier, as in ``incident.reported`` v3.
+    v3: the deaths by party and ``source_time`` as in ``incident.reported`` v4, and the
+    report's other fields a source changed with the figures (a revised ACLED row: its notes,
+    place, actors, types), each given only when it changed; a field left out keeps its value.
     """
 
-    SCHEMA_VERSION: ClassVar[int] = 2
+    SCHEMA_VERSION: ClassVar[int] = 3
 
     fatalities: Fatalities
     victims: Victims = []
+    parties: PartyLines = []
     injured: Estimate | None = None
     sources: Sources
     reason: Reason
+    source_time: SourceTime | None = None
+    occurred_start: dt.date | None = None
+    date_precision: DatePrecision | None = None
+    place: Place | None = None
+    geo_precision: GeoPrecision | None = None
+    violence_type: ViolenceType | None = None
+    event_type: AcledEventType | None = None
+    sub_event_type: ShortText | None = None
+    perpetrators: Actors | None = None
+    civilian_targeting: bool | None = None
+    sides: Sides | None = None
+    event_clarity: Clarity | None = None
+    notes: Annotated[str, Meta(max_length=4000)] | None = None
+
+
+AMENDABLE: tuple[str, ...] = (
+    "occurred_start",
+    "date_precision",
+    "place",
+    "geo_precision",
+    "violence_type",
+    "event_type",
+    "sub_event_type",
+    "perpetrators",
+    "civilian_targeting",
+    "sides",
+    "event_clarity",
+    "notes",
+)
+"""The report's fields a revision may change beside the figures (``incident.casualties_revised``
+v3)."""
+
+
+def amendments(event: CasualtiesRevised) -> dict[str, Any]:
+    """The report's fields ``event`` changes, by name (those it gives; see :data:`AMENDABLE`)."""
+    return {name: value for name in AMENDABLE if (value := getattr(event, name)) is not None}
 
 
 class IncidentRetracted(IncidentEvent, frozen=True, kw_only=True, tag="incident.retracted"):

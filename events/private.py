@@ -1,6 +1,6 @@
 """The free text of events that can hold personal data, listed and replaced by path.
 
-Three fields can name or point at people: an incident report's ``notes``, a source's
+Three fields can name or point at people: an incident report's (or revision's) ``notes``, a source's
 ``url`` (of reports, revisions, disputes and statements) and a statement speaker's
 ``name``. Everything else is plain data the projections read. Paths name a field inside
 one event: ``notes``, ``sources[0].url``, ``speakers[1].name``.
@@ -50,7 +50,7 @@ def _sources(event: Event) -> list[Source]:
 def private_fields(event: Event) -> dict[str, str]:
     """Every private text field of ``event`` that holds a value, by path, in field order."""
     found: dict[str, str] = {}
-    if isinstance(event, IncidentReported) and event.notes is not None:
+    if isinstance(event, IncidentReported | CasualtiesRevised) and event.notes is not None:
         found["notes"] = event.notes
     if isinstance(event, StatementIssued):
         for i, speaker in enumerate(event.speakers):
@@ -88,7 +88,7 @@ def with_private(event: _E, values: Mapping[str, str | None]) -> _E:
         if match is None:
             raise CodecError(f"{path!r} is not a private field path")
         if path == "notes":
-            if not isinstance(event, IncidentReported):
+            if not isinstance(event, IncidentReported | CasualtiesRevised):
                 raise CodecError(f"a {event.type} event has no notes")
             changes["notes"] = value
             continue

@@ -34,7 +34,7 @@ from .base import Estimate, Event, Source
 from .errors import Problem
 from .incidents import CasualtiesRevised, IncidentDisputed, IncidentMerged, IncidentReported
 from .statements import StatementIssued
-from .tables import cameo_root, goldstein, iso3_countries
+from .tables import cameo_root, country_codes, goldstein
 
 _COMPONENTS = ("low", "best", "high")
 
@@ -58,7 +58,7 @@ def _estimate_problems(estimate: Estimate, field: str) -> list[Problem]:
 
 
 def _country_problems(code: str | None, field: str) -> list[Problem]:
-    if code is None or code in iso3_countries():
+    if code is None or code in country_codes():
         return []
     return [Problem(field, f"{code!r} is not an ISO 3166-1 alpha-3 country code")]
 
@@ -91,7 +91,36 @@ def _figures_valid(event: IncidentReported | CasualtiesRevised) -> bool:
 
 
 def _figures_problems(event: IncidentReported | CasualtiesRevised) -> list[Problem]:
-    return [] if _figures_valid(event) else _each_figures_problem(event)
+    found = [] if _figures_valid(event) else _each_figures_problem(event)
+    return found + _party_problems(event) if event.parties else found
+
+
+def _party_problems(event: IncidentReported | CasualtiesRevised) -> list[Problem]:
+    """A party once; each line low ≤ best ≤ high; the lines' ``best`` summing to no more
+    than the toll's ``best`` (UCDP's per-side deaths split ``best``), none above ``high``."""
+    found: list[Problem] = []
+    seen: set[str] = set()
+    for i, line in enumerate(event.parties):
+        found += _estimate_problems(line, f"parties[{i}]")
+        if line.party in seen:
+            found.append(Problem(f"parties[{i}]", f"a second line for {line.party}"))
+        seen.add(line.party)
+        if line.high > event.fatalities.high:
+            found.append(
+                Problem(
+                    f"parties[{i}].high",
+                    f"{line.high} is more than fatalities.high={event.fatalities.high}",
+                )
+            )
+    best = sum(line.best for line in event.parties)
+    if best > event.fatalities.best:
+        found.append(
+            Problem(
+                "parties.best",
+                f"party lines sum to {best}, more than fatalities.best={event.fatalities.best}",
+            )
+        )
+    return found
 
 
 def _each_figures_problem(event: IncidentReported | CasualtiesRevised) -> list[Problem]:
@@ -147,11 +176,15 @@ def future_problems(event: Event, now: dt.datetime) -> list[Problem]:
     if isinstance(event, IncidentReported):
         found += _future_date(event.occurred_start, "occurred_start", now)
         found += _future_date(event.occurred_end, "occurred_end", now)
+    elif isinstance(event, CasualtiesRevised):
+        found += _future_date(event.occurred_start, "occurred_start", now)
     elif isinstance(event, StatementIssued):
         found += _future_time(event.issued_at, "issued_at", now)
         found += _future_time(event.issued_end, "issued_end", now)
     if isinstance(event, IncidentReported | CasualtiesRevised | StatementIssued | IncidentDisputed):
         found += _sources_future(event.sources, now)
+    if isinstance(event, IncidentReported | CasualtiesRevised):
+        found += _future_time(event.source_time, "source_time", now)
     return found
 
 
@@ -210,10 +243,13 @@ def problems(event: Event, *, now: dt.datetime | None = None) -> list[Problem]:
     if isinstance(event, IncidentReported | CasualtiesRevised):
         found += _figures_problems(event)
     if isinstance(event, IncidentReported):
-        if event.country not in iso3_countries():
+        if event.country not in country_codes():
             found += _country_problems(event.country, "country")
         if event.occurred_end is not None and event.occurred_end < event.occurred_start:
             found.append(Problem("occurred_end", "must not be before occurred_start"))
+        if (event.place.lat is None) != (event.place.lon is None):
+            found.append(Problem("place", "lat and lon come together or not at all"))
+    elif isinstance(event, CasualtiesRevised) and event.place is not None:
         if (event.place.lat is None) != (event.place.lon is None):
             found.append(Problem("place", "lat and lon come together or not at all"))
     elif isinstance(event, IncidentMerged):

@@ -44,6 +44,17 @@ def iso3_countries() -> dict[str, str]:
     return dict(_rows("iso3166_alpha3.tsv"))
 
 
+USER_ASSIGNED: Final[dict[str, str]] = {"XKX": "Kosovo"}
+"""Codes from ISO 3166-1's user-assigned range (``XAA``-``XZZ``) that sources use for
+places ISO gives no code: ``XKX`` for Kosovo, as ACLED, the EU and the World Bank write it.
+Accepted wherever a country code is."""
+
+
+def country_codes() -> dict[str, str]:
+    """Every country code an event may carry: ISO 3166-1 alpha-3 and :data:`USER_ASSIGNED`."""
+    return {**iso3_countries(), **USER_ASSIGNED}
+
+
 def goldstein(cameo_code: str) -> float | None:
     """The Goldstein score of a CAMEO code, or ``None`` when the code is not in the table."""
     return goldstein_table().get(cameo_code)

@@ -44,7 +44,7 @@ import msgspec
 from events import Recorded, StatementIssued, StatementRetracted, position_key
 
 from . import stance_rule
-from .common import Readable, State, docs_of, get_doc, grouped, union
+from .common import Readable, State, docs_of, get_doc, joined, union
 from .docs import Doc, Docs
 from .errors import InconsistentStateError
 
@@ -293,7 +293,7 @@ def apply(state: State, recorded: Recorded) -> State:
 # --- merging partitions --------------------------------------------------------------------
 
 
-def _merged_voice(group: Sequence[Voice]) -> Voice:
+def _merged_voice(_: str, group: Sequence[Voice]) -> Voice:
     """One key's voices from several parts as one: statements in :func:`_order`, co-signers
     joined."""
     first = group[0]
@@ -311,17 +311,13 @@ def merge(parts: Sequence[Readable]) -> State:
     ``parts``.
     """
     statements = union(parts, "statement", StatementRef)
-    voices: dict[str, Voice] = {}
-    single, shared = grouped(parts, "voice", Voice)
-    voices.update(single)
-    for ident, group in shared.items():
-        voices[ident] = _merged_voice(group)
-    speakers: dict[str, Speakers] = {}
-    single_s, shared_s = grouped(parts, "speakers", Speakers)
-    speakers.update(single_s)
-    for subject, group_s in shared_s.items():
-        countries = sorted({c for one in group_s for c in one.countries})
-        speakers[subject] = Speakers(countries=tuple(countries))
+    voices = joined(parts, "voice", Voice, _merged_voice)
+    speakers = joined(
+        parts,
+        "speakers",
+        Speakers,
+        lambda _, group: Speakers(countries=tuple(sorted({c for g in group for c in g.countries}))),
+    )
     scores: dict[str, PairScore] = {}
     for subject, spoken in speakers.items():
         heard = []

@@ -2,13 +2,13 @@
 
 A query function reads either the live :class:`~projections.docs.Docs` of a fold or the
 documents the read side loaded from a stored view, kind by kind; :data:`Readable` is both.
-The merge helpers gather the documents of several partition states by id (:func:`grouped`,
+The merge helpers gather the documents of several partition states by id (:func:`joined`,
 :func:`union`), for the modules' ``merge`` functions.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TypeAlias, TypeVar
 
 import msgspec
@@ -52,13 +52,12 @@ def get_doc(state: Readable, kind: str, ident: str, cls: type[T]) -> T | None:
 # --- merging the states of partitions -------------------------------------------------------
 
 
-def grouped(
-    parts: Sequence[Readable], kind: str, cls: type[T]
-) -> tuple[dict[str, T], dict[str, list[T]]]:
-    """The documents of ``kind`` over every part: those only one part holds, by id, and those
-    several parts hold, by id with every part's document (in the order of ``parts``).
-
-    The two dicts have no id in common. Nothing of ``parts`` is changed.
+def joined(
+    parts: Sequence[Readable], kind: str, cls: type[T], join: Callable[[str, Sequence[T]], T]
+) -> dict[str, T]:
+    """The documents of ``kind`` over every part, by id: a document only one part holds as it
+    is, the documents several parts hold under one id combined by ``join(ident, group)``
+    (``group`` in the order of ``parts``). Nothing of ``parts`` is changed.
     """
     single: dict[str, T] = {}
     shared: dict[str, list[T]] = {}
@@ -71,9 +70,9 @@ def grouped(
             else:
                 group.append(docs[ident])
         single.update(docs)
-    for ident in shared:
-        del single[ident]
-    return single, shared
+    for ident, group in shared.items():
+        single[ident] = join(ident, group)
+    return single
 
 
 def union(parts: Sequence[Readable], kind: str, cls: type[T]) -> dict[str, T]:

@@ -35,7 +35,7 @@ under a :class:`~projections.filters.VictimsFilter`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 import msgspec
@@ -47,10 +47,9 @@ from events import (
     IncidentReported,
     IncidentRetracted,
     Recorded,
-    VictimLine,
 )
 
-from .common import Readable, State, grouped, union
+from .common import State
 from .docs import Docs
 from .errors import InconsistentStateError
 from .filters import (
@@ -61,7 +60,17 @@ from .filters import (
     occurrence_window,
     week_range,
 )
-from .victims_cells import Cell, Contribution, Line, Sums, cell_id
+from .victims_cells import (
+    Cell,
+    Contribution,
+    Line,
+    Sums,
+    amended,
+    cell_id,
+    party_shares,
+    victim_lines,
+)
+from .victims_merge import merge
 from .victims_query import (
     ZERO,
     CommunityRow,
@@ -74,7 +83,7 @@ from .victims_query import (
 )
 
 NAME: Final = "community-victims"
-VERSION: Final = 3
+VERSION: Final = 4
 
 DOC_TYPES: Final[Mapping[str, type[msgspec.Struct]]] = {
     "incident": Contribution,
@@ -149,7 +158,7 @@ def _shift(ident: str, c: Contribution, sign: int, sums: tuple[dict[str, Sums], 
     """Add (sign 1) or take away (sign -1) the victim lines of ``c``, in place: each line
     under ``<community>|<status>``, each community and each status once, its lines added up,
     in the order they first appear in its lines."""
-    communities, lines, statuses = sums
+    communities, lines, statuses = sums[:3]
     c_lines = c.lines
     if len(c_lines) == 1:  # the common case: no summing needed
         line = c_lines[0]
@@ -181,17 +190,25 @@ def _updated(
         _SHARED.clear()
     if cell is None:
         low = best = high = incidents = at_least = 0
-        sums: tuple[dict[str, Sums], ...] = ({}, {}, {})
+        sums: tuple[dict[str, Sums], ...] = ({}, {}, {}, {})
     else:
         low, best, high = cell.low, cell.best, cell.high
         incidents, at_least = cell.incidents, cell.at_least
-        sums = (cell.communities.copy(), cell.lines.copy(), cell.statuses.copy())
+        sums = (
+            cell.communities.copy(),
+            cell.lines.copy(),
+            cell.statuses.copy(),
+            cell.parties.copy(),
+        )
     for c, sign in changes:
         t_low, t_best, t_high = c.total
         low, best, high = low + sign * t_low, best + sign * t_best, high + sign * t_high
         incidents += sign
         at_least += sign * c.at_least
         _shift(ident, c, sign, sums)
+        for share in c.parties:  # one line per party: nothing to gather
+            part = (share.low, share.best, share.high, int(share.at_least))
+            _move(sums[3], share.party, part, sign, ident)
     if min(incidents, low, best, high, at_least) < 0:
         raise InconsistentStateError(f"total cell {ident!r} would fall below zero")
     if incidents == 0:
@@ -261,15 +278,6 @@ def _replace(state: State, old: Contribution | None, new: Contribution) -> None:
     state.put("incident", new.incident_id, new)
 
 
-def _lines(victims: Iterable[VictimLine]) -> tuple[Line, ...]:
-    return tuple(
-        [
-            Line(v.community, v.status, v.low, v.best, v.high, v.qualifier == "at_least")
-            for v in victims
-        ]
-    )
-
-
 def _stored(state: State, ident: str) -> Contribution | None:
     """The incident's stored contribution, checked, or ``None``."""
     old = state.get("incident", ident)
@@ -301,7 +309,8 @@ def _reported(state: State, event: IncidentReported) -> None:
         perpetrators=tuple(event.perpetrators),
         total=(f.low, f.best, f.high),
         at_least=f.qualifier == "at_least",
-        lines=_lines(event.victims),
+        lines=victim_lines(event.victims),
+        parties=party_shares(event.parties),
     )
     _replace(state, old, new)
 
@@ -315,7 +324,9 @@ def _revised(state: State, event: CasualtiesRevised) -> None:
         current,
         total=(f.low, f.best, f.high),
         at_least=f.qualifier == "at_least",
-        lines=_lines(event.victims),
+        lines=victim_lines(event.victims),
+        parties=party_shares(event.parties),
+        **amended(current, event),
     )
     _replace(state, old, new)
 
@@ -354,71 +365,6 @@ def apply(state: State, recorded: Recorded) -> State:
     if fold is not None:
         fold(state, event)
     return state
-
-
-# --- merging partitions --------------------------------------------------------------------
-
-
-def _add_sums(into: dict[str, Sums], sums: Mapping[str, Sums]) -> None:
-    get = into.get
-    for key, one in sums.items():
-        was = get(key)
-        into[key] = (
-            one
-            if was is None
-            else (
-                was[0] + one[0],
-                was[1] + one[1],
-                was[2] + one[2],
-                was[3] + one[3],
-                was[4] + one[4],
-            )
-        )
-
-
-def _sum_cells(cells: Sequence[Cell]) -> Cell:
-    """One cell summing cells of the same id (of disjoint sets of incidents)."""
-    first = cells[0]
-    communities, lines, statuses = (
-        dict(first.communities),
-        dict(first.lines),
-        dict(first.statuses),
-    )
-    for cell in cells[1:]:
-        _add_sums(communities, cell.communities)
-        _add_sums(lines, cell.lines)
-        _add_sums(statuses, cell.statuses)
-    return msgspec.structs.replace(
-        first,
-        low=sum(cell.low for cell in cells),
-        best=sum(cell.best for cell in cells),
-        high=sum(cell.high for cell in cells),
-        incidents=sum(cell.incidents for cell in cells),
-        at_least=sum(cell.at_least for cell in cells),
-        communities=communities,
-        lines=lines,
-        statuses=statuses,
-    )
-
-
-def merge(parts: Sequence[Readable]) -> State:
-    """The state of a whole log from the states of its partitions, each folded on its own.
-
-    Contributions are gathered (an incident is in one part only; :class:`MergeConflictError`
-    otherwise) and cells of the same id summed. The parts are left as they are; the result
-    is new, with no change pending. Integer sums: the order of ``parts`` does not matter.
-    """
-    kinds: dict[str, Mapping[str, msgspec.Struct]] = {
-        "incident": union(parts, "incident", Contribution)
-    }
-    for kind in ("total", "community", "line"):
-        cells: dict[str, Cell] = {}
-        single, shared = grouped(parts, kind, Cell)
-        cells.update(single)
-        for ident, group in shared.items():
-            cells[ident] = _sum_cells(group)
-        kinds[kind] = cells
-    return Docs(kinds)
 
 
 __all__ = [

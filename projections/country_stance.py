@@ -19,16 +19,7 @@ describes, so it keeps counting). ``None`` when no such incident is known, or wh
 statement's time is known only within a range. It can be negative when a statement predates
 the incident it names.
 
-Documents, by kind (``<pair>`` is ``<country>|<subject>``):
-
-- ``timeline``: a :class:`Timeline` per pair, its live statements in order;
-- ``stance``: the :class:`StanceRow` per pair, derived from its timeline;
-- ``subject``: a :class:`Subject` per subject: countries that spoke, incidents named (with
-  the number of live statements naming each) and the earliest date among them;
-- ``statement``: a :class:`StatementRef` per live statement, to find its entries again;
-- ``incident``: an :class:`IncidentDate` per reported, unretracted incident;
-- ``mention``: a :class:`Mention` per incident named: the subjects naming it, so a late
-  report or a retraction of the incident recomputes exactly the rows it dates.
+The documents, by kind, are described in :mod:`projections.stance_docs`.
 
 A statement costs constant work per speaker (the timelines keep running Goldstein sums and
 the subject its named incidents and earliest date), plus one row per speaking country when
@@ -64,7 +55,7 @@ from events import (
     StatementRetracted,
 )
 
-from .common import Readable, State, docs_of, get_doc, grouped, union
+from .common import Readable, State, get_doc, joined, union
 from .docs import Docs
 from .stance_docs import (
     Basis,
@@ -79,6 +70,8 @@ from .stance_docs import (
     order,
     pair_id,
     row_of,
+    stances,
+    timeline,
     timeline_of,
 )
 
@@ -336,14 +329,14 @@ def apply(state: State, recorded: Recorded) -> State:
 # --- merging partitions --------------------------------------------------------------------
 
 
-def _merged_timeline(group: Sequence[Timeline]) -> Timeline:
+def _merged_timeline(_: str, group: Sequence[Timeline]) -> Timeline:
     """One key's timelines from several parts as one, entries in timeline order."""
     first = group[0]
     entries = tuple(sorted((e for one in group for e in one.entries), key=order))
     return timeline_of(first.country, first.subject, entries)
 
 
-def _merged_subject(group: Sequence[Subject]) -> Subject:
+def _merged_subject(_: str, group: Sequence[Subject]) -> Subject:
     """One subject's documents from several parts: countries joined, named counts summed
     (``earliest`` is re-derived by the caller)."""
     countries: set[str] = set()
@@ -365,23 +358,15 @@ def merge(parts: Sequence[Readable]) -> State:
     """
     statements = union(parts, "statement", StatementRef)
     dates = union(parts, "incident", IncidentDate)
-    timelines: dict[str, Timeline] = {}
-    single, shared = grouped(parts, "timeline", Timeline)
-    timelines.update(single)
-    for ident, group in shared.items():
-        timelines[ident] = _merged_timeline(group)
-    mentions: dict[str, Mention] = {}
-    single_m, shared_m = grouped(parts, "mention", Mention)
-    mentions.update(single_m)
-    for ident, group_m in shared_m.items():
-        subjects = sorted({s for one in group_m for s in one.subjects})
-        mentions[ident] = Mention(subjects=tuple(subjects))
-    single_s, shared_s = grouped(parts, "subject", Subject)
-    joined = dict(single_s)
-    for name, group_s in shared_s.items():
-        joined[name] = _merged_subject(group_s)
+    timelines = joined(parts, "timeline", Timeline, _merged_timeline)
+    mentions = joined(
+        parts,
+        "mention",
+        Mention,
+        lambda _, group: Mention(subjects=tuple(sorted({s for g in group for s in g.subjects}))),
+    )
     subjects_by_name: dict[str, Subject] = {}
-    for name, subject in joined.items():
+    for name, subject in joined(parts, "subject", Subject, _merged_subject).items():
         starts = [dates[i].occurred_start for i in subject.named if i in dates]
         earliest = min(starts) if starts else None
         subjects_by_name[name] = (
@@ -404,32 +389,6 @@ def merge(parts: Sequence[Readable]) -> State:
             "mention": mentions,
         }
     )
-
-
-# --- queries -------------------------------------------------------------------------------
-
-
-def stances(
-    state: Readable, *, subject: str | None = None, country: str | None = None
-) -> list[StanceRow]:
-    """Every (country, subject) row under the filters, sorted by (country, subject)."""
-    rows = [
-        row
-        for row in docs_of(state, "stance", StanceRow).values()
-        if (subject is None or row.subject == subject)
-        and (country is None or row.country == country)
-    ]
-    return sorted(rows, key=lambda row: (row.country, row.subject))
-
-
-def timeline(state: Readable, country: str, *, subject: str | None = None) -> list[TimelineEntry]:
-    """A country's live statements (on one subject, or all), by (issued_at, position)."""
-    docs = docs_of(state, "timeline", Timeline)
-    if subject is not None:
-        one = docs.get(pair_id(country, subject))
-        return list(one.entries) if one else []
-    entries = [e for t in docs.values() if t.country == country for e in t.entries]
-    return sorted(entries, key=order)
 
 
 __all__ = [

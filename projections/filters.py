@@ -15,7 +15,9 @@ community, the incidents behind one of its lines, the incident listing):
 - ``event_type`` (ACLED), ``violence_type`` (UCDP), ``civilian_targeting``, ``feed`` (the
   feed that reported the incident), ``perpetrator`` (one of the incident's perpetrators,
   case-insensitively);
-- ``status``: a victim status; it selects community lines, not incidents.
+- ``status``: a victim status; it selects community lines, not incidents;
+- ``by``: ``community`` (default) or ``party``: what the lines split the dead by (not a
+  filter of incidents; ``status`` does not apply to party lines).
 
 Every value outside its domain raises :class:`~projections.errors.InvalidQueryError`
 naming the parameter as the HTTP API names it (``from``/``to`` for the dates). Pure.
@@ -37,6 +39,8 @@ from events.incidents import AcledEventType, ViolenceType
 from .errors import InvalidQueryError
 
 VICTIM_STATUSES: Final = ("civilian", "combatant", "unknown")
+SPLITS: Final = ("community", "party")
+"""What the dead may be split by (``by``)."""
 EVENT_TYPES: Final[tuple[str, ...]] = get_args(AcledEventType)
 VIOLENCE_TYPES: Final[tuple[str, ...]] = get_args(ViolenceType)
 DEFAULT_MIN_GRADING: Final[Grading] = "contested"
@@ -66,6 +70,9 @@ class VictimsFilter(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     perpetrator: str | None = None
     feed: str | None = None
     civilian_targeting: bool | None = None
+    by: str | None = None
+    """What the dead are split by: ``community`` (the default) or ``party`` (civilians,
+    side A, side B, unknown)."""
 
 
 def iso_week(day: dt.date) -> str:
@@ -127,6 +134,7 @@ class Selection:
 
     __slots__ = (
         "adm1",
+        "by_party",
         "civilian_targeting",
         "country",
         "event_type",
@@ -141,6 +149,12 @@ class Selection:
 
     def __init__(self, where: VictimsFilter, default_floor: str | None) -> None:
         _one_of("status", where.status, VICTIM_STATUSES)
+        _one_of("by", where.by, SPLITS)
+        if where.by == "party" and where.status is not None:
+            raise InvalidQueryError(
+                "status selects community lines; it does not apply with by=party",
+                parameter="status",
+            )
         _one_of("min_grading", where.min_grading, GRADING_ORDER)
         _one_of("grading", where.grading, GRADING_ORDER)
         _one_of("event_type", where.event_type, EVENT_TYPES)
@@ -170,6 +184,7 @@ class Selection:
         self.feed = where.feed
         self.perpetrator = _fold(where.perpetrator)
         self.status = where.status
+        self.by_party = where.by == "party"
 
     def keeps(
         self,

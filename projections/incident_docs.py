@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Literal
 
-from events import Estimate, Fatalities, Grading, Place, Source, VictimLine
+from events import Estimate, Fatalities, Grading, PartyLine, Place, Sides, Source, VictimLine
 
 from .docs import Doc
 
@@ -34,6 +34,12 @@ class HistoryEntry(Doc, frozen=True, kw_only=True):
     injured: Estimate | None = None
     duplicate: str | None = None
     into: str | None = None
+    parties: tuple[PartyLine, ...] | None = None
+    """The deaths by party of a report or revision that gives them."""
+    source_time: dt.datetime | None = None
+    """When the source published what the event says (ACLED's row timestamp)."""
+    changed: tuple[str, ...] = ()
+    """The report's fields a revision changed besides the figures (``notes``, ``place``, …)."""
 
 
 class IncidentView(Doc, frozen=True, kw_only=True):
@@ -74,6 +80,13 @@ class IncidentView(Doc, frozen=True, kw_only=True):
     """An operator erased the incident's private text (``incident.redacted``)."""
     disputed_by: tuple[str, ...] = ()
     """The feeds that dispute the incident, in the order of their first dispute."""
+    parties: tuple[PartyLine, ...] = ()
+    """The current deaths by party (civilians, side A, side B, unknown), when a source
+    splits them."""
+    sides: Sides | None = None
+    source_time: dt.datetime | None = None
+    """When the source published the current figures (ACLED's row timestamp)."""
+    event_clarity: int | None = None
 
     @property
     def disputed(self) -> bool:

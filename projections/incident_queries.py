@@ -16,7 +16,7 @@ from .filters import (
     occurrence_window,
     select,
 )
-from .incident_docs import IncidentRow, IncidentView
+from .incident_docs import HistoryEntry, IncidentRow, IncidentView
 
 LISTED: Final = ("live", "retracted", "merged", "all")
 """The statuses a listing may ask for (``all``: every status)."""
@@ -183,3 +183,19 @@ def behind(
     ]
     start = (page - 1) * limit
     return [view.incident_id for view in _newest_first(kept)[start : start + limit]], len(kept)
+
+
+def said_at(view: IncidentView, at: dt.datetime) -> HistoryEntry | None:
+    """The report or revision in force at ``at`` on the source's own time axis: the latest
+    (by ``source_time``, else by when it was recorded) whose time is not after ``at``;
+    ``None`` when the source had said nothing yet. Beside the log's axis (``as_of``: what the
+    ledger knew then), this answers what the source (ACLED, UCDP) said then."""
+    found: HistoryEntry | None = None
+    found_at: dt.datetime | None = None
+    for entry in view.history:
+        if entry.type not in (_REPORTED, _REVISED):
+            continue
+        when = entry.source_time or entry.recorded_at
+        if when <= at and (found_at is None or when >= found_at):
+            found, found_at = entry, when
+    return found

@@ -53,17 +53,18 @@ from events import (
     IncidentReported,
     IncidentRetracted,
     Recorded,
+    amendments,
     position_key,
 )
 
-from .common import Readable, State, grouped
+from .common import Readable, State, joined
 from .docs import Docs
 from .errors import InconsistentStateError, MergeConflictError
 from .incident_docs import HistoryEntry, IncidentRow, IncidentView, Status
-from .incident_queries import LISTED, behind, get, listing
+from .incident_queries import LISTED, behind, get, listing, said_at
 
 NAME: Final = "incidents"
-VERSION: Final = 2
+VERSION: Final = 3
 
 
 DOC_TYPES: Final[Mapping[str, type[msgspec.Struct]]] = {"incident": IncidentView}
@@ -123,6 +124,8 @@ def _reported(state: State, recorded: Recorded, event: IncidentReported) -> None
         fatalities=fatalities,
         victims=victims,
         injured=injured,
+        parties=tuple(event.parties) or None,
+        source_time=event.source_time,
     )
     new = msgspec.structs.replace(
         view,
@@ -130,6 +133,10 @@ def _reported(state: State, recorded: Recorded, event: IncidentReported) -> None
         updated_at=at,
         version=view.version + 1,
         reported=True,
+        parties=tuple(event.parties),
+        sides=event.sides,
+        source_time=event.source_time,
+        event_clarity=event.event_clarity,
         feed=event.source,
         occurred_start=event.occurred_start,
         occurred_end=event.occurred_end,
@@ -157,6 +164,9 @@ def _revised(state: State, recorded: Recorded, event: CasualtiesRevised) -> None
     ident = event.incident_id
     view = _view(state, ident)
     at = recorded.recorded_at
+    amended = amendments(event)
+    if "perpetrators" in amended:
+        amended["perpetrators"] = tuple(amended["perpetrators"])
     fatalities, victims, injured = event.fatalities, tuple(event.victims), event.injured
     entry = HistoryEntry(
         type=_REVISED,
@@ -169,6 +179,9 @@ def _revised(state: State, recorded: Recorded, event: CasualtiesRevised) -> None
         fatalities=fatalities,
         victims=victims,
         injured=injured,
+        parties=tuple(event.parties) or None,
+        source_time=event.source_time,
+        changed=tuple(amended),
     )
     new = msgspec.structs.replace(
         view,
@@ -178,6 +191,9 @@ def _revised(state: State, recorded: Recorded, event: CasualtiesRevised) -> None
         fatalities=fatalities,
         victims=victims,
         injured=injured,
+        parties=tuple(event.parties),
+        source_time=event.source_time or view.source_time,
+        **amended,
     )
     state.put("incident", ident, new)
 
@@ -351,11 +367,7 @@ def merge(parts: Sequence[Readable]) -> State:
     parts are left as they are; the result is new, with no change pending, and the same
     whatever the order of ``parts``.
     """
-    views: dict[str, IncidentView] = {}
-    single, shared = grouped(parts, "incident", IncidentView)
-    views.update(single)
-    for ident, group in shared.items():
-        views[ident] = _combined(ident, group)
+    views: dict[str, IncidentView] = joined(parts, "incident", IncidentView, _combined)
     return Docs({"incident": views})
 
 
@@ -374,4 +386,5 @@ __all__ = [
     "initial",
     "listing",
     "merge",
+    "said_at",
 ]

@@ -1,7 +1,19 @@
 """The documents of country-stance, and how a stance row is derived from a timeline.
 
-See :mod:`projections.country_stance` for what each kind holds and how the fold keeps
-them; :func:`row_of` applies the rule of :mod:`projections.stance_rule` to a timeline.
+See :mod:`projections.country_stance` for how the fold keeps them; :func:`row_of` applies
+the rule of :mod:`projections.stance_rule` to a timeline; :func:`stances` and
+:func:`timeline` are the queries.
+
+Documents, by kind (``<pair>`` is ``<country>|<subject>``):
+
+- ``timeline``: a :class:`Timeline` per pair, its live statements in order;
+- ``stance``: the :class:`StanceRow` per pair, derived from its timeline;
+- ``subject``: a :class:`Subject` per subject: countries that spoke, incidents named (with
+  the number of live statements naming each) and the earliest date among them;
+- ``statement``: a :class:`StatementRef` per live statement, to find its entries again;
+- ``incident``: an :class:`IncidentDate` per reported, unretracted incident;
+- ``mention``: a :class:`Mention` per incident named: the subjects naming it, so a late
+  report or a retraction of the incident recomputes exactly the rows it dates.
 """
 
 from __future__ import annotations
@@ -13,6 +25,7 @@ from collections.abc import Iterable
 from events import Target, position_key
 
 from . import stance_rule
+from .common import Readable, docs_of
 from .docs import Doc
 
 
@@ -217,3 +230,29 @@ def row_of(timeline: Timeline | None, subject: Subject | None) -> StanceRow | No
         latest_at=latest.issued_at,
         latency_hours=stance_rule.latency_hours(first, subject.earliest),
     )
+
+
+# --- queries -------------------------------------------------------------------------------
+
+
+def stances(
+    state: Readable, *, subject: str | None = None, country: str | None = None
+) -> list[StanceRow]:
+    """Every (country, subject) row under the filters, sorted by (country, subject)."""
+    rows = [
+        row
+        for row in docs_of(state, "stance", StanceRow).values()
+        if (subject is None or row.subject == subject)
+        and (country is None or row.country == country)
+    ]
+    return sorted(rows, key=lambda row: (row.country, row.subject))
+
+
+def timeline(state: Readable, country: str, *, subject: str | None = None) -> list[TimelineEntry]:
+    """A country's live statements (on one subject, or all), by (issued_at, position)."""
+    docs = docs_of(state, "timeline", Timeline)
+    if subject is not None:
+        one = docs.get(pair_id(country, subject))
+        return list(one.entries) if one else []
+    entries = [e for t in docs.values() if t.country == country for e in t.entries]
+    return sorted(entries, key=order)

@@ -84,7 +84,7 @@ from typing import Final
 from .common import Readable
 from .docs import Doc
 from .filters import DEFAULT_MIN_GRADING, Selection, VictimsFilter, filter_of, select
-from .victims_cells import Cell, cell_kept, community_of, status_of
+from .victims_cells import Cell, cell_kept, small_lines
 from .victims_query import Figures, VictimsAnswer, cells_of, query
 
 DEFAULT_K: Final = 5
@@ -129,12 +129,7 @@ def small_in_cell(cell: Cell, selection: Selection, k: int) -> set[str]:
     keeps (of its status, when it has one)."""
     if not cell_kept(selection, cell):
         return set()
-    status = selection.status
-    return {
-        community_of(key)
-        for key, one in cell.lines.items()
-        if one[1] < k and (status is None or status_of(key) == status)
-    }
+    return small_lines(selection, cell, k)
 
 
 def small_communities(

@@ -12,14 +12,15 @@ give it as a lower bound (qualifier ``at_least``), so the qualifier travels into
 from __future__ import annotations
 
 import datetime as dt
-from typing import Final, Literal
+from collections.abc import Iterable
+from typing import Any, Final, Literal
 
 import msgspec
 
-from events import Grading
+from events import CasualtiesRevised, Grading, PartyLine, VictimLine
 
 from .docs import Doc
-from .filters import Selection
+from .filters import Selection, occurrence_window
 
 VictimStatus = Literal["civilian", "combatant", "unknown"]
 
@@ -32,6 +33,16 @@ class Line(Doc, frozen=True, array_like=True):
 
     community: str
     status: VictimStatus
+    low: int
+    best: int
+    high: int
+    at_least: bool = False
+
+
+class PartyShare(Doc, frozen=True, array_like=True):
+    """One party line of an incident's current figures (deaths of civilians, side A, …)."""
+
+    party: str
     low: int
     best: int
     high: int
@@ -62,6 +73,8 @@ class Contribution(Doc, frozen=True, kw_only=True, array_like=True):
     at_least: bool = False
     """The fatalities are a lower bound."""
     lines: tuple[Line, ...] = ()
+    parties: tuple[PartyShare, ...] = ()
+    """The incident's deaths by party (none when no source splits them)."""
 
     @property
     def counts(self) -> bool:
@@ -100,6 +113,8 @@ class Cell(Doc, frozen=True, array_like=True):
     communities: dict[str, Sums] = {}
     lines: dict[str, Sums] = {}
     statuses: dict[str, Sums] = {}
+    parties: dict[str, Sums] = {}
+    """A :data:`Sums` per party (``civilians``, ``side_a``, ``side_b``, ``unknown``)."""
 
 
 _DAYS: dict[dt.date, str] = {}
@@ -165,6 +180,31 @@ def cell_kept(selection: Selection, cell: Cell) -> bool:
     )
 
 
+def answer_lines(selection: Selection, cell: Cell) -> Iterable[tuple[str, Sums]]:
+    """The lines of ``cell`` a query answers with, by name: its party lines (``by=party``),
+    its lines of the query's victim status, or its communities over every status."""
+    if selection.by_party:
+        return cell.parties.items()
+    status = selection.status
+    if status is None:
+        return cell.communities.items()
+    return ((community_of(k), one) for k, one in cell.lines.items() if status_of(k) == status)
+
+
+def small_lines(selection: Selection, cell: Cell, k: int) -> set[str]:
+    """The names of the lines of ``cell`` a query shows that are small (``best`` < ``k``):
+    the cells of the finest unit, each ``<community>|<status>`` line (of the query's
+    status), or each party line."""
+    if selection.by_party:
+        return {party for party, one in cell.parties.items() if one[1] < k}
+    status = selection.status
+    return {
+        community_of(key)
+        for key, one in cell.lines.items()
+        if one[1] < k and (status is None or status_of(key) == status)
+    }
+
+
 def status_of(line_key: str) -> str:
     """The victim status of a ``<community>|<status>`` line key."""
     return line_key.rpartition("|")[2]
@@ -173,3 +213,39 @@ def status_of(line_key: str) -> str:
 def community_of(line_key: str) -> str:
     """The community of a ``<community>|<status>`` line key."""
     return line_key.rpartition("|")[0]
+
+
+def party_shares(parties: Iterable[PartyLine]) -> tuple[PartyShare, ...]:
+    """An event's party lines as a contribution holds them."""
+    return tuple(
+        [PartyShare(p.party, p.low, p.best, p.high, p.qualifier == "at_least") for p in parties]
+    )
+
+
+def victim_lines(victims: Iterable[VictimLine]) -> tuple[Line, ...]:
+    """An event's victim lines as a contribution holds them."""
+    return tuple(
+        [
+            Line(v.community, v.status, v.low, v.best, v.high, v.qualifier == "at_least")
+            for v in victims
+        ]
+    )
+
+
+def amended(current: Contribution, event: CasualtiesRevised) -> dict[str, Any]:
+    """What a revision changes of what selects the incident (its place, window, types,
+    perpetrators, targeting), as :class:`Contribution` fields."""
+    changes: dict[str, Any] = {}
+    if event.place is not None:
+        changes["adm1"] = event.place.adm1
+    if event.occurred_start is not None:
+        changes["window_start"], changes["window_end"] = occurrence_window(
+            event.occurred_start, None, event.date_precision or 1
+        )
+    for name in ("event_type", "violence_type", "civilian_targeting"):
+        value = getattr(event, name)
+        if value is not None and value != getattr(current, name):
+            changes[name] = value
+    if event.perpetrators is not None:
+        changes["perpetrators"] = tuple(event.perpetrators)
+    return changes

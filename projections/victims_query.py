@@ -28,7 +28,7 @@ from collections.abc import Iterable, Mapping
 from .common import Readable, docs_of
 from .docs import Doc
 from .filters import DEFAULT_MIN_GRADING, Selection, VictimsFilter, filter_of, select
-from .victims_cells import Cell, Sums, cell_kept, community_of, status_of
+from .victims_cells import Cell, Sums, answer_lines, cell_kept
 
 
 class Figures(Doc, frozen=True):
@@ -119,17 +119,12 @@ class Tally:
         if not cell_kept(self.selection, cell):
             return
         status = self.selection.status
-        parts: Iterable[tuple[str, Sums]]
-        if status is None:
-            whole: Sums = (cell.low, cell.best, cell.high, cell.incidents, cell.at_least)
-            parts = cell.communities.items()
-        else:
-            whole = cell.statuses.get(status) or (0, 0, 0, 0, 0)
-            parts = (
-                (community_of(key), one)
-                for key, one in cell.lines.items()
-                if status_of(key) == status
-            )
+        parts = answer_lines(self.selection, cell)
+        whole: Sums = (
+            (cell.low, cell.best, cell.high, cell.incidents, cell.at_least)
+            if status is None
+            else cell.statuses.get(status) or (0, 0, 0, 0, 0)
+        )
         total = self.total
         total[0] += sign * whole[0]
         total[1] += sign * whole[1]

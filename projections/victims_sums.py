@@ -64,7 +64,8 @@ class VictimsSums:
         if not isinstance(cell, Cell):
             return
         self.tally.add(cell, sign)
-        if not any(one[1] < self.k for one in cell.lines.values()):
+        lines = cell.parties if self.selection.by_party else cell.lines
+        if not any(one[1] < self.k for one in lines.values()):
             return  # no small line: nothing to withhold (the common case, checked first)
         for community in small_in_cell(cell, self.selection, self.k):
             count = self.small.get(community, 0) + sign

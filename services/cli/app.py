@@ -10,7 +10,8 @@
 - Operator commands talk to Redis directly (``LEDGER_REDIS_URL``, or the embedded Redis a
   ``ledger serve`` on the same data directory runs): ``replay <projection>|all [--until]``,
   ``status [--json] [--max-lag N]``, ``verify <projection>|all``, ``dlq list|show|retry|drop``,
-  ``export --out FILE``, ``import FILE`` / ``import --acled FILE.csv --feed NAME``,
+  ``export --out FILE``, ``import FILE`` / ``import --acled|--ucdp FILE --feed NAME`` /
+  ``import --gdelt FILE --subject SLUG`` (:mod:`services.cli.importing`),
   ``audit [--since ISO|position] [--json]`` (who read exact community figures).
 
 Seeding and feed tokens: a feed token publishes only its own feed's events, and the

@@ -1,4 +1,5 @@
-"""Operator commands on the log: ``export``, ``import``, ``erase`` and ``audit``."""
+"""Operator commands on the log: ``export``, ``erase`` and ``audit`` (``import``:
+:mod:`services.cli.importing`)."""
 
 from __future__ import annotations
 
@@ -14,14 +15,13 @@ from services.bootstrap import Ops
 from services.cli.app import err, fail, main, out, run_ops
 from services.cli.progress import progress_display
 from services.errors import LedgerError, SettingsError
-from services.ops.acled import acled_rows, import_acled
-from services.ops.transfer import ImportReport, OnError, count_lines, export_events, import_lines
+from services.ops.transfer import export_events
 from services.protection.audit import parse_since, read_audit
 from services.protection.erasure import Erasure
 from services.protection.erasure import erase as erase_text
 from services.store.base import AppendRejectedError
 
-__all__ = ["audit", "erase", "export", "import_command"]
+__all__ = ["audit", "erase", "export"]
 
 
 @main.command()
@@ -53,72 +53,6 @@ def export(
 
     written = run_ops(work)
     err.print(f"exported {written} events to {out}")
-
-
-@main.command("import")
-def import_command(
-    path: Annotated[
-        Path | None, typer.Argument(help="A JSON-lines file (from `ledger export`).")
-    ] = None,
-    acled: Annotated[
-        Path | None, typer.Option(help="An ACLED CSV export to import instead.")
-    ] = None,
-    feed: Annotated[str | None, typer.Option(help="The feed ACLED rows are published as.")] = None,
-    on_error: Annotated[
-        str, typer.Option(help="stop: write nothing after a bad line; skip: leave it out.")
-    ] = "stop",
-    batch_size: Annotated[int, typer.Option(help="Events per append.")] = 500,
-) -> None:
-    """Append events from a file through the validated, idempotent path; re-imports add nothing."""
-    if on_error not in ("stop", "skip"):
-        raise fail(SettingsError("--on-error must be stop or skip"), 2)
-    if (path is None) == (acled is None):
-        raise fail(SettingsError("give a JSON-lines file or --acled FILE.csv (one of them)"), 2)
-    if acled is not None and not feed:
-        raise fail(
-            SettingsError("--acled needs --feed NAME (the feed the rows are published as)"), 2
-        )
-
-    mode: OnError = "skip" if on_error == "skip" else "stop"
-
-    async def work(tools: Ops) -> ImportReport:
-        store = tools.store
-        with progress_display("import", stream=sys.stderr) as progress:
-            if acled is not None:
-                with acled.open(encoding="utf-8", newline="") as handle:
-                    rows = list(acled_rows(handle))
-                return await import_acled(
-                    store,
-                    rows,
-                    feed or "",
-                    on_error=mode,
-                    batch_size=batch_size,
-                    progress=progress,
-                )
-            assert path is not None  # noqa: S101  # checked above
-            with path.open("rb") as handle:
-                total = count_lines(handle)
-                return await import_lines(
-                    store,
-                    handle,
-                    on_error=mode,
-                    batch_size=batch_size,
-                    progress=progress,
-                    total=total,
-                )
-
-    report = run_ops(work)
-    for problem in report.problems:
-        err.print(f"line {problem.line}: {problem.message}", soft_wrap=True, highlight=False)
-    err.print(
-        f"imported {report.lines} lines: {report.appended} appended, "
-        f"{report.duplicates} already there"
-        + (f", {len(report.problems)} not imported" if report.problems else "")
-        + (f"; stopped at line {report.stopped_at}" if report.stopped_at is not None else ""),
-        soft_wrap=True,
-    )
-    if report.problems:
-        raise typer.Exit(1)
 
 
 @main.command()

@@ -17,6 +17,7 @@ operator's answer holding lines is audited first.
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Annotated, Any, Final, Literal
 
 import msgspec
@@ -24,9 +25,11 @@ from litestar import Request, Response, get
 from litestar.exceptions import NotFoundException
 from litestar.params import PathParameter, QueryParameter
 
+from events import Position
 from projections import PROJECTIONS
 from projections import incidents as incidents_projection
 from projections.incidents import IncidentView
+from services.http.errors import InvalidParameterError
 from services.http.query import FILTERS, Format, Where
 from services.http.schemas import (
     ERRORS,
@@ -43,6 +46,8 @@ from services.http.side import side_of, token_of
 from services.http.tables import answer
 from services.protection.auth import sees_exact
 from services.protection.reveal import reveal_incident
+from services.views.asof import InvalidAsOfError, parse_as_of
+from services.views.freshness import Lag
 
 __all__ = ["DEFAULT_LIMIT", "INCIDENT_ROUTES", "MAX_LIMIT", "answer_of"]
 
@@ -135,18 +140,58 @@ async def list_incidents(
 async def get_incident(
     request: Request[Any, Any, Any],
     incident_id: Annotated[str, PathParameter(description="the incident's id")],
+    source_as_of: Annotated[
+        str | None,
+        QueryParameter(
+            description=(
+                "Also answer `said`: the figures the source itself had published at this "
+                "moment, by its own time (ACLED's row timestamp), an ISO 8601 date-time "
+                "with a zone"
+            )
+        ),
+    ] = None,
 ) -> IncidentBody:
     """The incident and its history; 404 when no event named it.
 
     A reader gets it without the incident's community lines.
     """
+    said_at = None if source_as_of is None else _moment(source_as_of)
     side = side_of(request)
-    token = token_of(request)
     state, position, lag = await side.current(PROJECTIONS[incidents_projection.NAME], ("incident",))
     view = incidents_projection.get(state, incident_id)
     if view is None:
         raise NotFoundException(f"no incident {incident_id!r}")
     view = await reveal_incident(side.sealing, view)
+    if said_at is not None:
+        return _said(await _incident_body(request, view, position, lag), view, said_at)
+    return await _incident_body(request, view, position, lag)
+
+
+def _moment(text: str) -> dt.datetime:
+    try:
+        return parse_as_of(text)
+    except InvalidAsOfError:
+        raise InvalidParameterError(
+            "source_as_of", f"must be an ISO 8601 date-time with a zone, got {text!r}"
+        ) from None
+
+
+def _said(body: IncidentBody, view: IncidentView, at: dt.datetime) -> IncidentBody:
+    """``body`` with ``said``: the history item of the entry in force at ``at``."""
+    entry = incidents_projection.said_at(view, at)
+    said = None
+    if entry is not None:
+        said = next(h for h in body.incident.history if h.position == entry.position)
+    return msgspec.structs.replace(body, said=said)
+
+
+async def _incident_body(
+    request: Request[Any, Any, Any], view: IncidentView, position: Position | None, lag: Lag
+) -> IncidentBody:
+    """The answer of one incident, the community lines left out for a reader."""
+    incident_id = view.incident_id
+    token = token_of(request)
+    side = side_of(request)
     lines = len(view.victims) + sum(len(h.victims or ()) for h in view.history)
     if not sees_exact(token):
         history = tuple(

@@ -42,7 +42,16 @@ Community = Annotated[
         description="the community whose line's incidents to list (none: the total's)",
     ),
 ]
-_NOT_FILTERS = frozenset({"format", "page", "limit", "community", "access_token"})
+Split = Annotated[
+    Literal["community", "party"] | None,
+    QueryParameter(
+        description=(
+            "what the lines split the dead by: `community` (default) or `party` (lines "
+            "`civilians`, `side_a`, `side_b`, `unknown`, as UCDP GED splits deaths)"
+        )
+    ),
+]
+_NOT_FILTERS = frozenset({"format", "page", "limit", "community", "access_token", "by"})
 
 
 def _behind_link(request: Request[Any, Any, Any], community: str | None) -> str:
@@ -60,7 +69,8 @@ async def _victims_answer(
     token = token_of(request)
     cleared = sees_exact(token)
     answer, position, lag, at = await side.victims(where, cleared=cleared, as_of=as_of)
-    if cleared and answer.communities:
+    by_party = where.by == "party"
+    if cleared and answer.communities and not by_party:  # party lines name no community
         await side.audit(
             token,
             f"GET {VICTIMS_PATH}",
@@ -81,7 +91,7 @@ async def _victims_answer(
         communities=[
             CommunityItem(
                 **msgspec.structs.asdict(row),
-                behind=None if row.suppressed else _behind_link(request, row.community),
+                behind=None if row.suppressed or by_party else _behind_link(request, row.community),
             )
             for row in answer.communities
         ],
@@ -103,7 +113,9 @@ def _named(where: VictimsFilter) -> dict[str, Any]:
     description=(
         "The dead of the live incidents under the filters, by community (low/best/high, "
         "`at_least` for lower bounds), with the total and the part no community line "
-        "accounts for (interval arithmetic); `behind` links each line to its incidents."
+        "accounts for (interval arithmetic); `behind` links each line to its incidents. "
+        "`by=party` answers the same shape with the lines `civilians`, `side_a`, `side_b` "
+        "and `unknown` (deaths by party) instead of communities."
     ),
     responses=ERRORS,
     tags=["read"],
@@ -114,11 +126,13 @@ async def community_victims(
     *,
     where: Where,
     status: VictimStatus = None,
+    by: Split = None,
     as_of: AsOf = None,
     format: Format = None,  # the query parameter's name
 ) -> Response[VictimsBody]:
-    """The dead by community, sorted by ``best`` descending (suppressed for readers)."""
-    where = msgspec.structs.replace(where, status=status)
+    """The dead by community (or by party), sorted by ``best`` descending (suppressed for
+    readers)."""
+    where = msgspec.structs.replace(where, status=status, by=by)
     return answer(
         request.headers.get("accept"), await _victims_answer(request, where, as_of), format
     )

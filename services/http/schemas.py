@@ -258,6 +258,9 @@ class IncidentBody(Fresh, frozen=True, kw_only=True):
 
     incident: IncidentAnswer
     victims_suppressed: bool = False
+    said: HistoryItem | None = None
+    """With ``source_as_of``: the report or revision the source had published by then (by
+    its own ``source_time``), ``null`` when it had said nothing yet."""
 
 
 ERRORS: Final = {

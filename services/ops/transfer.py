@@ -13,7 +13,8 @@ nothing the second time. An import appends at new positions (the file's ``positi
 informational). A bad line is reported with its line number; with ``on_error="stop"`` (the
 default) nothing after it is written, with ``"skip"`` it is left out and the import goes on.
 
-ACLED exports are imported through the same path (:mod:`services.ops.acled`).
+The sources' own files (ACLED, UCDP GED, GDELT) are planned whole and then appended through
+the same path (:mod:`services.ops.importer`).
 """
 
 from __future__ import annotations

@@ -26,7 +26,7 @@ from typing import Final, NamedTuple
 
 import msgspec
 
-from events import ERASED, IncidentReported, Source, StatementIssued
+from events import ERASED, CasualtiesRevised, IncidentReported, Source, StatementIssued
 from projections.country_stance import TimelineEntry
 from projections.incidents import HistoryEntry, IncidentView
 from services.store.base import EventStore
@@ -100,7 +100,12 @@ async def reveal_incident(store: Sources, view: IncidentView) -> IncidentView:
     report = reports[-1]
     event = report.recorded.event
     assert isinstance(event, IncidentReported)  # noqa: S101  # filtered just above
-    return msgspec.structs.replace(view, notes=event.notes, sources=_sources_of(report) or ())
+    notes = event.notes
+    for u in opened[opened.index(report) + 1 :]:  # a later revision's notes replace them
+        later = u.recorded.event
+        if isinstance(later, CasualtiesRevised) and later.notes is not None:
+            notes = later.notes
+    return msgspec.structs.replace(view, notes=notes, sources=_sources_of(report) or ())
 
 
 class _Statement(NamedTuple):

@@ -44,12 +44,13 @@ def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
 
 
 async def views_caught_up(server: LedgerServer, head_count: int) -> bool:
-    """Whether the served incidents listing has every incident and lags by nothing."""
+    """Whether the served incidents listing has every incident, of every status, and lags by
+    nothing."""
     async with httpx.AsyncClient(
         base_url=server.base_url, timeout=2.0, headers={"authorization": f"Bearer {READER}"}
     ) as http:
         try:
-            answer = (await http.get("/v1/incidents", params={"limit": 1})).json()
+            answer = (await http.get("/v1/incidents", params={"limit": 1, "status": "all"})).json()
         except (httpx.TransportError, ValueError):
             return False
     return bool(answer.get("lag") == 0 and answer.get("total_count") == head_count)

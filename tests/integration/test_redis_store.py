@@ -68,7 +68,7 @@ class TestWireFormat:
         assert set(fields) == {b"type", b"event_id", b"v", b"data"}
         assert fields[b"type"] == b"incident.reported"
         assert fields[b"event_id"].decode() == str(event.event_id)
-        assert fields[b"v"] == b"3"
+        assert fields[b"v"] == b"4"
         data = json.loads(fields[b"data"])
         assert data["type"] == "incident.reported"
         assert data["incident_id"] == "i-1"

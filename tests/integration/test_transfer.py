@@ -1,4 +1,4 @@
-"""Export and import of the log, and ACLED imports, against a real Redis.
+"""Export and import of the log against a real Redis (sources' files: test_source_imports).
 
 The copy of a log is imported under ``<key_prefix>:copy``, which the ``key_prefix`` fixture
 cleans up with the test's own keys.
@@ -7,17 +7,14 @@ cleans up with the test's own keys.
 from __future__ import annotations
 
 import asyncio
-import csv
 import io
 import json
-from pathlib import Path
 
 import msgspec
 import redis.asyncio as aioredis
 
 from events import IncidentReported, Recorded
 from projections import PROJECTIONS, fold
-from services.ops.acled import acled_rows, import_acled
 from services.ops.transfer import export_events, import_lines
 from services.projector.pool import ProjectorPool
 from services.store.keys import Keys
@@ -28,7 +25,6 @@ from tests.support.runner import FAST
 from tests.support.streams import entries as stream_entries
 
 DEADLINE = 30.0
-SAMPLE = Path(__file__).parent.parent / "data" / "acled_sample.csv"
 
 
 async def history(store: RedisEventStore) -> None:
@@ -142,68 +138,3 @@ class TestExportImport:
         assert [p.line for p in report.problems] == [2, 3]
         assert report.appended == 2
         assert await redis_client.xlen(Keys(key_prefix).log) == 2
-
-
-class TestAcledImport:
-    """ACLED rows become incident events; re-imports write nothing; changed rows revise."""
-
-    async def test_sample_imports_every_row_and_a_reimport_writes_nothing(
-        self, redis_client: aioredis.Redis, redis_store: RedisEventStore, key_prefix: str
-    ) -> None:
-        """Twelve rows, twelve reports; the same file again: twelve duplicates."""
-        with SAMPLE.open(encoding="utf-8", newline="") as handle:
-            rows = list(acled_rows(handle))
-        report = await import_acled(redis_store, rows, "acled", batch_size=5)
-        assert (report.lines, report.appended, report.problems) == (12, 12, [])
-        again = await import_acled(redis_store, rows, "acled")
-        assert (again.appended, again.duplicates) == (0, 12)
-        assert await redis_client.xlen(Keys(key_prefix).log) == 12
-        state = await redis_store.entity("incident:acled:SYR900002")
-        assert state is not None
-        assert state.version == 1
-
-    async def test_a_changed_row_becomes_a_casualties_revision(
-        self, redis_client: aioredis.Redis, redis_store: RedisEventStore, key_prefix: str
-    ) -> None:
-        """Same event_id_cnty with a newer timestamp and new fatalities revises the incident."""
-        with SAMPLE.open(encoding="utf-8", newline="") as handle:
-            rows = list(acled_rows(handle))
-        await import_acled(redis_store, rows, "acled")
-        _, row = rows[1]
-        changed = {**row, "fatalities": "25", "timestamp": str(int(row["timestamp"]) + 86_400)}
-        report = await import_acled(redis_store, [*rows, (99, changed)], "acled")
-        assert (report.appended, report.duplicates) == (1, 12)
-        (revision,) = await redis_store.read(
-            (await redis_store.read(count=12))[-1].position, count=10
-        )
-        assert revision.event.type == "incident.casualties_revised"
-        assert revision.event.entity == "incident:acled:SYR900002"
-        assert revision.event.fatalities.best == 25  # type: ignore[attr-defined]
-        again = await import_acled(redis_store, [*rows, (99, changed)], "acled")
-        assert again.appended == 0
-
-    async def test_the_cli_imports_an_acled_file(
-        self, redis_url: str, redis_client: aioredis.Redis, key_prefix: str, tmp_path: Path
-    ) -> None:
-        """``ledger import --acled FILE --feed NAME`` imports and reports a bad row's line."""
-        from typer.testing import CliRunner
-
-        from services.cli import main
-
-        with SAMPLE.open(encoding="utf-8", newline="") as handle:
-            reader = csv.reader(handle)
-            header, *body = list(reader)
-        broken = tmp_path / "broken.csv"
-        with broken.open("w", encoding="utf-8", newline="") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(header)
-            writer.writerows(body[:3])
-            writer.writerow([*body[3][:17], "Atlantis", *body[3][18:]])
-            writer.writerows(body[4:])
-        env = {"LEDGER_REDIS_URL": redis_url, "LEDGER_KEY_PREFIX": key_prefix, "LEDGER_TOKENS": ""}
-        args = ["import", "--acled", str(broken), "--feed", "acled", "--on-error", "skip"]
-        result = await asyncio.to_thread(CliRunner().invoke, main, args, env=env)
-        assert result.exit_code == 1, result.output
-        assert "line 5" in result.output
-        assert "Atlantis" in result.output
-        assert await redis_client.xlen(Keys(key_prefix).log) == 11

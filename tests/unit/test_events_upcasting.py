@@ -29,7 +29,10 @@ from events import (
     IncidentReported,
     IncidentRetracted,
     InvalidEventError,
+    PartyLine,
     Place,
+    Side,
+    Sides,
     Source,
     Speaker,
     StatementIssued,
@@ -55,10 +58,61 @@ def _tag_and_version(path: Path) -> tuple[str, int]:
 
 # What each golden payload decodes into, in the current version of its type.
 EXPECTED: dict[str, Event] = {
+    "incident.reported.v4.json": IncidentReported(
+        event_id=uuid.UUID("5b1f3f0e-8f3a-4c55-9a57-0d6a1c2b3e0d"),
+        source="ucdp",
+        schema_version=4,
+        incident_id="ucdp:golden-0006",
+        occurred_start=dt.date(2025, 3, 7),
+        date_precision=2,
+        country="SYR",
+        place=Place(adm1="Latakia governorate", name="Village C", lat=35.5, lon=35.9),
+        geo_precision=2,
+        violence_type="one_sided",
+        civilian_targeting=True,
+        fatalities=Fatalities(low=40, best=52, high=70),
+        parties=[
+            PartyLine(low=45, best=45, high=45, party="civilians"),
+            PartyLine(low=2, best=2, high=2, party="side_a"),
+            PartyLine(low=5, best=5, high=5, party="unknown"),
+        ],
+        sources=[Source(publisher="UCDP GED Candidate", url="https://ucdp.example.org/ged/0006")],
+        sides=Sides(
+            side_a=Side(name="Government of Syria"),
+            side_b=Side(name="Civilians"),
+            dyad="Government of Syria - civilians",
+        ),
+        source_time=dt.datetime(2025, 4, 1, tzinfo=dt.UTC),
+        event_clarity=1,
+    ),
+    "incident.casualties_revised.v3.json": CasualtiesRevised(
+        event_id=uuid.UUID("5b1f3f0e-8f3a-4c55-9a57-0d6a1c2b3e0e"),
+        source="ucdp",
+        schema_version=3,
+        incident_id="ucdp:golden-0006",
+        fatalities=Fatalities(low=50, best=61, high=80),
+        parties=[
+            PartyLine(low=54, best=54, high=54, party="civilians"),
+            PartyLine(low=2, best=2, high=2, party="side_a"),
+            PartyLine(low=5, best=5, high=5, party="unknown"),
+        ],
+        sources=[Source(publisher="UCDP GED Candidate", url="https://ucdp.example.org/ged/0006")],
+        reason="UCDP Candidate release of 2025-05 revised the event",
+        source_time=dt.datetime(2025, 5, 1, tzinfo=dt.UTC),
+        place=Place(adm1="Latakia governorate", name="Village D", lat=35.52, lon=35.91),
+        sides=Sides(
+            side_a=Side(
+                name="Government of Syria", associates=["Allied militia"], kind="State forces"
+            ),
+            side_b=Side(name="Civilians (Syria)"),
+            interaction="State forces-Civilians",
+        ),
+        notes="At least 61 dead after the second count.",
+    ),
     "incident.reported.v2.json": IncidentReported(
         event_id=uuid.UUID("5b1f3f0e-8f3a-4c55-9a57-0d6a1c2b3e01"),
         source="acled",
-        schema_version=3,
+        schema_version=4,
         incident_id="syr-golden-0001",
         occurred_start=dt.date(2025, 3, 6),
         occurred_end=dt.date(2025, 3, 8),
@@ -99,7 +153,7 @@ EXPECTED: dict[str, Event] = {
     "incident.reported.v1.json": IncidentReported(
         event_id=uuid.UUID("5b1f3f0e-8f3a-4c55-9a57-0d6a1c2b3e02"),
         source="ucdp-ged",
-        schema_version=3,
+        schema_version=4,
         incident_id="syr-golden-0002",
         occurred_start=dt.date(2024, 11, 20),
         country="SYR",
@@ -115,7 +169,7 @@ EXPECTED: dict[str, Event] = {
     "incident.casualties_revised.v1.json": CasualtiesRevised(
         event_id=uuid.UUID("5b1f3f0e-8f3a-4c55-9a57-0d6a1c2b3e03"),
         source="acled",
-        schema_version=2,
+        schema_version=3,
         incident_id="syr-golden-0001",
         fatalities=Fatalities(low=100, best=131, high=170, qualifier="range"),
         victims=[
@@ -207,7 +261,7 @@ EXPECTED: dict[str, Event] = {
     "incident.reported.v3.json": IncidentReported(
         event_id=uuid.UUID("5b1f3f0e-8f3a-4c55-9a57-0d6a1c2b3e0b"),
         source="acled",
-        schema_version=3,
+        schema_version=4,
         incident_id="syr-golden-0005",
         occurred_start=dt.date(2025, 3, 1),
         date_precision=4,
@@ -251,7 +305,7 @@ EXPECTED: dict[str, Event] = {
     "incident.casualties_revised.v2.json": CasualtiesRevised(
         event_id=uuid.UUID("5b1f3f0e-8f3a-4c55-9a57-0d6a1c2b3e0c"),
         source="acled",
-        schema_version=2,
+        schema_version=3,
         incident_id="syr-golden-0005",
         fatalities=Fatalities(low=41, best=41, high=41, qualifier="at_least"),
         victims=[

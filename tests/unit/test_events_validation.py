@@ -32,6 +32,7 @@ def valid(tag: str, **changes: Any) -> dict[str, Any]:
     """A valid payload of the current version of ``tag``, with ``changes`` applied."""
     name = f"{tag}.v{events.current_version(tag)}.json"
     payload: dict[str, Any] = json.loads((GOLDEN / name).read_bytes())
+    payload.pop("parties", None)  # the tests below change the toll alone (parties: own tests)
     payload.update(changes)
     return payload
 
