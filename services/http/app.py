@@ -20,6 +20,7 @@ from typing import Any
 from litestar import Litestar
 from litestar.datastructures import State
 from litestar.openapi import OpenAPIConfig
+from litestar.openapi.spec import Components, SecurityScheme
 
 from services.http.admin import ADMIN_ROUTES, AdminDeps
 from services.http.dashboard import dashboard_routes
@@ -28,7 +29,7 @@ from services.http.erase import ERASE_ROUTES
 from services.http.errors import APP_ERRORS, MAX_BODY_BYTES
 from services.http.ingest import APPEND_TIMEOUT, submit_events
 from services.http.middleware import live_query_token, request_context
-from services.http.probes import PROBE_ROUTES
+from services.http.probes import BEARER, PROBE_ROUTES
 from services.http.read import read_router
 from services.http.side import ReadSide
 from services.metrics import IngestMetrics, ReadMetrics
@@ -90,6 +91,11 @@ def build_http_app(
             version="1",
             description="Event-sourced ledger of conflict incidents and diplomatic statements.",
             path="/schema",
+            # the docs page sends the token too (/openapi.json also sets it per route)
+            components=Components(
+                security_schemes={BEARER: SecurityScheme(type="http", scheme="bearer")}
+            ),
+            security=[{BEARER: []}],
         ),
         request_max_body_size=max_body_size,
         debug=debug,

@@ -122,6 +122,7 @@ class RedisProcess:
         binary: str | None = None,
         cluster: bool = False,
         cluster_node_timeout_ms: int = 15000,
+        acl_file: Path | None = None,
         preexec: Callable[[], None] | None = None,
     ) -> None:
         if fsync not in ("always", "everysec", "no"):
@@ -137,6 +138,9 @@ class RedisProcess:
         self._binary = binary
         self.cluster = cluster
         self.cluster_node_timeout_ms = cluster_node_timeout_ms
+        self.acl_file = acl_file
+        """The server's ACL file (written by the caller, holding ``username``) instead of the
+        one all-commands user of ``username``."""
         self.preexec = preexec
         """Run in the child before the server starts (a supervisor asks to be outlived by
         none of its children: :func:`services.runtime.supervisor.die_with_parent`)."""
@@ -190,7 +194,9 @@ class RedisProcess:
         ]
         if self.password:
             quoted = self.password.replace("\\", "\\\\").replace('"', '\\"')
-            if self.username:
+            if self.acl_file is not None:
+                lines.append(f'aclfile "{self.acl_file.resolve()}"')
+            elif self.username:
                 # an ACL user of its own; the default user (no name) is switched off
                 lines.append("user default off resetpass nocommands")
                 lines.append(f'user {self.username} on ">{quoted}" ~* &* +@all')

@@ -92,6 +92,18 @@ class TestCompose:
         assert settings["maxmemory-policy"] == "noeviction"
         assert settings["appendonly"] == "yes"
 
+    def test_redis_starts_with_the_acl_users_and_no_password_argument(self) -> None:
+        """Redis runs through redis-acl.sh (ACL users); no password on its command line; the
+        services connect as the ledger user."""
+        env = {**os.environ, "REDIS_PASSWORD": PASSWORD, "LEDGER_TOKENS": "operator=compose-token"}
+        done = _render(DEPLOY / "docker-compose.yml", env)
+        assert done.returncode == 0, done.stderr
+        services = yaml.safe_load(done.stdout)["services"]
+        redis = services["redis"]
+        assert redis["entrypoint"][-1].endswith("redis-acl.sh")
+        assert PASSWORD not in " ".join(redis["entrypoint"] + redis["command"])
+        assert services["api"]["environment"]["LEDGER_REDIS_URL"].startswith("redis://ledger:")
+
 
 def _render(path: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     """``<compose> -f path config`` with exactly ``env``; skips when no client is installed

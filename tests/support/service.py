@@ -31,6 +31,7 @@ from tests.support.http import served
 __all__ = [
     "ANALYST",
     "FEED_TOKENS",
+    "METRICS",
     "READER",
     "one_more_revision",
     "publish",
@@ -40,6 +41,7 @@ __all__ = [
 
 READER = "reader-token-e2e-0123456789"
 ANALYST = "analyst-token-e2e-0123456789"
+METRICS = "metrics-token-e2e-0123456789"
 FEED_TOKENS = {feed: f"feed-{feed}-e2e-0123456789" for feed in REFERENCE_FEEDS}
 
 
@@ -54,6 +56,7 @@ async def serving(
     tokens = (
         Token(role="reader", secret=READER),
         Token(role="analyst", secret=ANALYST),
+        Token(role="metrics", secret=METRICS),
         *(Token(role="feed", secret=secret, feed=feed) for feed, secret in FEED_TOKENS.items()),
     )
     settings = Settings(
