@@ -116,6 +116,8 @@ class IncidentRow(Doc, frozen=True, kw_only=True):
     event_type: str | None = None
     violence_type: str | None = None
     place: Place | None = None
+    geo_precision: int | None = None
+    """UCDP's precision of the place: 1 exact, 4 the first-order division, 6 the country."""
     injured: Estimate | None = None
     feed: str | None = None
     sources: int = 0

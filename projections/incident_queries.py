@@ -139,6 +139,7 @@ def _row(view: IncidentView) -> IncidentRow | None:
         event_type=view.event_type,
         violence_type=view.violence_type,
         place=place,
+        geo_precision=view.geo_precision,
         injured=view.injured,
         feed=view.feed,
         sources=_sources_count(view),

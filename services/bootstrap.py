@@ -40,7 +40,8 @@ from services.http.app import build_http_app
 from services.http.ingest import APPEND_TIMEOUT
 from services.http.live import LiveHub
 from services.http.side import ProjectorState, ReadSide, projector_state_of
-from services.ingest.inbox import asyncapi_json, build_inbox
+from services.ingest.asyncapi import asyncapi_document
+from services.ingest.inbox import build_inbox
 from services.metrics import IngestMetrics
 from services.projector.lease import process_name
 from services.projector.pool import ProjectorPool
@@ -264,14 +265,15 @@ def api(
     store = event_store(settings, client)
     components: dict[str, Component] = {}
     health: list[HealthOf] = []
+    metrics = IngestMetrics()
     asyncapi = None
     if settings.cluster:
         log.warning("inbox.off", reason="FastStream's Redis broker has no cluster client")
     else:
-        inbox = build_inbox(settings, store, url)
+        inbox = build_inbox(settings, store, url, metrics=metrics)
         components["inbox"] = inbox
         health.append(inbox.part.health)
-        asyncapi = lambda: asyncapi_json(inbox)  # noqa: E731  # one line reads best here
+        asyncapi = lambda: asyncapi_document(settings.keys)  # noqa: E731  # reads best here
     state = None
     if settings.projectors if projectors is None else projectors:
         pool = _pool(settings, client, bulk)
@@ -288,6 +290,7 @@ def api(
         store=store,
         client=client,
         sealing=store,
+        metrics=metrics,
         asyncapi=asyncapi,
         projector_state=state,
         health=health,

@@ -8,6 +8,10 @@ several apps in one process count independently. ``GET /metrics`` renders it.
   ``unavailable``); events that did not decode count under type ``unknown``.
 - ``ledger_submissions_total{status}``: ``POST /v1/events`` answers by HTTP status.
 - ``ledger_append_seconds``: latency of the store's append, per batch.
+- ``ledger_inbox_entries_total{feed, result}``: Redis inbox entries by feed (the stream they
+  came on; empty for the retired shared stream) and what became of them: ``accepted`` (its
+  events appended, or in the log already), ``invalid`` (refused by validation) or
+  ``rejected`` (refused by the store, or failing the inbox), counted where the inbox runs.
 
 The read side (:class:`ReadMetrics`, same registry, refreshed on each scrape):
 
@@ -26,10 +30,12 @@ from collections import Counter as Tally
 from collections.abc import Iterable, Sequence
 from typing import Final
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import generate_latest
 
-CONTENT_TYPE: Final = CONTENT_TYPE_LATEST
+MEDIA_TYPE: Final = "text/plain; version=0.0.4"
+"""The Prometheus text format :func:`generate_latest` writes; the HTTP app adds the charset
+once: ``text/plain; version=0.0.4; charset=utf-8``."""
 _LATENCY_BUCKETS: Final = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
 
@@ -48,6 +54,12 @@ class IngestMetrics:
             "ledger_submissions",
             "Answers of POST /v1/events by HTTP status",
             ("status",),
+            registry=self.registry,
+        )
+        self.inbox = Counter(
+            "ledger_inbox_entries",
+            "Redis inbox entries by feed and result (accepted, invalid, rejected)",
+            ("feed", "result"),
             registry=self.registry,
         )
         self.append_seconds = Histogram(

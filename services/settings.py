@@ -5,7 +5,7 @@
 | ``LEDGER_REDIS_URL`` | the Redis (a cluster's nodes: comma-separated); unset: embedded | unset |
 | ``LEDGER_HTTP_HOST`` / ``LEDGER_HTTP_PORT`` | where the HTTP API listens | 127.0.0.1 / 8000 |
 | ``LEDGER_DATA_DIR`` | embedded Redis data, generated tokens | ``./var`` |
-| ``LEDGER_TOKENS`` | ``role[:feed]=token,…`` (roles feed, reader, analyst, operator) | generated |
+| ``LEDGER_TOKENS`` | ``role[:feed]=token,…`` (roles: see services.protection.auth) | generated |
 | ``LEDGER_FSYNC`` | embedded Redis AOF fsync: ``everysec`` or ``always`` | everysec |
 | ``LEDGER_KEY_PREFIX`` | prefix of every Redis key the service owns | ``ledger`` |
 | ``LEDGER_PARTITIONS`` | log partitions (hash-tagged key groups) | 1 |
@@ -46,11 +46,11 @@ import msgspec
 
 from services.errors import SettingsError
 from services.store.connection import node_urls
-from services.store.keys import Keys
+from services.store.keys import RESERVED_INBOX_NAMES, Keys
 from services.store.rules import OPERATOR_FEED
 
-Role = Literal["feed", "reader", "analyst", "operator"]
-ROLES: tuple[Role, ...] = ("feed", "reader", "analyst", "operator")
+Role = Literal["feed", "reader", "analyst", "operator", "metrics"]
+ROLES: tuple[Role, ...] = ("feed", "reader", "analyst", "operator", "metrics")
 _FEED = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 
 
@@ -149,6 +149,20 @@ def parse_tokens(text: str, variable: str = "LEDGER_TOKENS") -> tuple[Token, ...
     if len(set(secrets)) != len(secrets):
         raise SettingsError(f"{variable}: two entries share one token")
     return tuple(tokens)
+
+
+def feed_name_problem(name: str) -> str | None:
+    """Why ``name`` cannot be a feed's name (``None`` when it can)."""
+    if not _FEED.match(name):
+        return f"{name!r} is not a feed name: 1-64 of a-z 0-9 _ . - starting with a letter or digit"
+    if name == OPERATOR_FEED:
+        return f"{OPERATOR_FEED} is reserved for operators' events"
+    return None
+
+
+def inbox_feeds_of(tokens: tuple[Token, ...]) -> tuple[str, ...]:
+    """The feeds of the feed tokens that may use the inbox (all but reserved stream names)."""
+    return tuple(t.feed for t in tokens if t.feed and t.feed not in RESERVED_INBOX_NAMES)
 
 
 def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
@@ -252,6 +266,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             raise SettingsError(f"LEDGER_INBOX_FEEDS: {feed!r} is not a feed name")
         if feed == OPERATOR_FEED:
             raise SettingsError(f"LEDGER_INBOX_FEEDS: {OPERATOR_FEED} is reserved for operators")
+        if feed in RESERVED_INBOX_NAMES:
+            raise SettingsError(f"LEDGER_INBOX_FEEDS: {feed!r} names the inbox's own stream")
     projectors = _choice(env, "LEDGER_PROJECTORS", "1", ("0", "1", "true", "false"))
     cluster = _choice(env, "LEDGER_REDIS_CLUSTER", "0", ("0", "1", "true", "false")) in (
         "1",
@@ -276,7 +292,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         cluster=cluster,
         wait_replicas=_int(env, "LEDGER_WAIT_REPLICAS", 0, 0, 16),
         wait_timeout_ms=_int(env, "LEDGER_WAIT_TIMEOUT_MS", 500, 1, 800),
-        inbox_feeds=inbox or tuple(t.feed for t in tokens if t.feed),
+        inbox_feeds=inbox or inbox_feeds_of(tokens),
         projectors=projectors in ("1", "true"),
         claim_idle_ms=_int(env, "LEDGER_CLAIM_IDLE_MS", 30_000, 100, 86_400_000),
         snapshot_every=_int(env, "LEDGER_SNAPSHOT_EVERY", 20_000, 0, 100_000_000),

@@ -1,6 +1,6 @@
 """The ``ledger`` command line: every command registered on :data:`main`."""
 
-from services.cli import importing, operating, seeding, serving, transfer
+from services.cli import feeds, importing, operating, seeding, serving, transfer
 from services.cli.app import main
 
-__all__ = ["importing", "main", "operating", "seeding", "serving", "transfer"]
+__all__ = ["feeds", "importing", "main", "operating", "seeding", "serving", "transfer"]

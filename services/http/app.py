@@ -21,6 +21,7 @@ from litestar import Litestar
 from litestar.datastructures import State
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin, RedocRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
 
 from services.http.admin import ADMIN_ROUTES, AdminDeps
 from services.http.dashboard import dashboard_routes
@@ -30,7 +31,7 @@ from services.http.errors import APP_ERRORS, MAX_BODY_BYTES
 from services.http.ingest import APPEND_TIMEOUT, submit_events
 from services.http.limits import on_limited, on_memory_full, rate_limited
 from services.http.middleware import live_query_token, request_context
-from services.http.probes import PROBE_ROUTES
+from services.http.probes import BEARER, PROBE_ROUTES
 from services.http.read import read_router
 from services.http.side import ReadSide
 from services.metrics import IngestMetrics, ReadMetrics
@@ -113,6 +114,11 @@ def build_http_app(
                 RedocRenderPlugin(js_url=REDOC_JS, google_fonts=False, favicon="", path="/"),
                 JsonRenderPlugin(path="/openapi.json"),
             ],
+            # the docs page sends the token too (/openapi.json also sets it per route)
+            components=Components(
+                security_schemes={BEARER: SecurityScheme(type="http", scheme="bearer")}
+            ),
+            security=[{BEARER: []}],
         ),
         request_max_body_size=max_body_size,
         debug=debug,

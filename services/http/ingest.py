@@ -139,6 +139,11 @@ class ConflictBody(msgspec.Struct, frozen=True):
     written: list[Appended] | msgspec.UnsetType = msgspec.UNSET
 
 
+_FORBIDDEN_BODY: Any = ErrorBody | NotOwnerBody
+_CONFLICT_BODY: Any = ConflictBody | IdReusedBody
+"""The answers of 403 and 409, unions the response spec documents as ``oneOf``."""
+
+
 @post(
     "/v1/events",
     status_code=202,
@@ -156,12 +161,12 @@ class ConflictBody(msgspec.Struct, frozen=True):
     responses={
         401: ResponseSpec(ErrorBody, description="missing or unknown bearer token"),
         403: ResponseSpec(
-            ErrorBody | NotOwnerBody,
+            _FORBIDDEN_BODY,
             description="the token may not publish these events (`forbidden`), or an event "
             "changes another feed's incident (`not_owner`, naming the owner); nothing written",
         ),
         409: ResponseSpec(
-            ConflictBody | IdReusedBody,
+            _CONFLICT_BODY,
             description="version conflict (`conflict`), or an event id held by another "
             "body (`id_reused`) or another feed's event (`id_taken`); nothing written",
         ),

@@ -3,7 +3,7 @@
 Roles (``Settings.tokens``, from ``LEDGER_TOKENS=role[:feed]=token,…``):
 
 - ``feed:<name>`` publishes events whose ``source`` is ``<name>``, and nothing else;
-- ``reader`` reads (views, metrics); it never publishes, and gets community figures with
+- ``reader`` reads (views); it never publishes, and gets community figures with
   small counts withheld (:mod:`projections.suppression`);
 - ``analyst`` reads like a reader but is cleared for exact community figures; every answer
   that carries them to it is audited (:mod:`services.protection.audit`);
@@ -14,6 +14,7 @@ Roles (``Settings.tokens``, from ``LEDGER_TOKENS=role[:feed]=token,…``):
   dispute or a redaction (erasure has its own route, which destroys the key too). Every
   event in the log is thus attributable to one feed or to the operators. It sees exact
   community figures, audited like an analyst's.
+- ``metrics`` reads ``GET /metrics`` (what Prometheus scrapes with) and nothing else.
 
 :class:`Authenticator` resolves an ``Authorization: Bearer …`` header in constant time: the
 presented token is hashed and compared with :func:`hmac.compare_digest` against the hash of
@@ -42,13 +43,15 @@ import structlog
 
 from services.errors import LedgerError, SettingsError
 from services.files import read_private, write_private
-from services.settings import Settings, Token, parse_tokens
+from services.settings import Settings, Token, inbox_feeds_of, parse_tokens
 from services.store.rules import OPERATOR_FEED
 
 log = structlog.get_logger(__name__)
 
 READ_ROLES: Final = frozenset({"reader", "analyst", "operator"})
-"""The roles that may read: the query API, the live streams, the metrics."""
+"""The roles that may read: the query API and the live streams."""
+METRICS_ROLES: Final = frozenset({"metrics", "operator"})
+"""The roles that may read ``GET /metrics``."""
 EXACT_ROLES: Final = frozenset({"analyst", "operator"})
 """The roles cleared for exact community figures (each such answer is audited)."""
 PUBLISH_ROLES: Final = frozenset({"feed", "operator"})
@@ -170,7 +173,7 @@ def tokens_path(data_dir: Path) -> Path:
 
 def wanted_names(feeds: Iterable[str] = ()) -> list[str]:
     """The token names the embedded default generates: every role, feed ``local`` and ``feeds``."""
-    names = [f"feed:{LOCAL_FEED}", "reader", "analyst", "operator"]
+    names = [f"feed:{LOCAL_FEED}", "reader", "analyst", "operator", "metrics"]
     names += [f"feed:{f}" for f in feeds if f"feed:{f}" not in names]
     return names
 
@@ -208,7 +211,7 @@ def ensure_tokens(settings: Settings, *, feeds: Iterable[str] = ()) -> Settings:
         log.info("tokens.generated", path=str(path), names=missing)
     else:
         log.info("tokens.loaded", path=str(path))
-    inbox = settings.inbox_feeds or tuple(t.feed for t in tokens if t.feed)
+    inbox = settings.inbox_feeds or inbox_feeds_of(tuple(tokens))
     return msgspec.structs.replace(settings, tokens=tuple(tokens), inbox_feeds=inbox)
 
 

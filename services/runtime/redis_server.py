@@ -122,6 +122,7 @@ class RedisProcess:
         binary: str | None = None,
         cluster: bool = False,
         cluster_node_timeout_ms: int = 15000,
+        acl_file: Path | None = None,
         preexec: Callable[[], None] | None = None,
         maxmemory: int | None = None,
     ) -> None:
@@ -138,6 +139,9 @@ class RedisProcess:
         self._binary = binary
         self.cluster = cluster
         self.cluster_node_timeout_ms = cluster_node_timeout_ms
+        self.acl_file = acl_file
+        """The server's ACL file (written by the caller, holding ``username``) instead of the
+        one all-commands user of ``username``."""
         self.preexec = preexec
         self.maxmemory = maxmemory
         """``maxmemory`` in bytes (with ``noeviction``: writes are refused past it), or none."""
@@ -195,7 +199,9 @@ class RedisProcess:
             lines.append(f"maxmemory {self.maxmemory}")
         if self.password:
             quoted = self.password.replace("\\", "\\\\").replace('"', '\\"')
-            if self.username:
+            if self.acl_file is not None:
+                lines.append(f'aclfile "{self.acl_file.resolve()}"')
+            elif self.username:
                 # an ACL user of its own; the default user (no name) is switched off
                 lines.append("user default off resetpass nocommands")
                 lines.append(f'user {self.username} on ">{quoted}" ~* &* +@all')

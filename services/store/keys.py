@@ -10,7 +10,9 @@ partition stays on one cluster slot:
 | ``<prefix>:{p0}:ids`` | hash | event_id → position (the idempotency index) |
 | ``<prefix>:{p0}:entities`` | hash | entity → ``version|status[|into]`` |
 | ``<prefix>:{p0}:history`` | hash | entity → space-separated positions of its events |
-| ``<prefix>:inbox`` | stream | raw submissions of Redis-native feeds |
+| ``<prefix>:inbox:<feed>`` | stream | one feed's submissions, written by its own ACL user only |
+| ``<prefix>:inbox`` | stream | the retired shared inbox: every entry is rejected |
+| ``<prefix>:feeds`` | set | feeds registered for the inbox by ``ledger feeds add`` |
 | ``<prefix>:inbox:rejected`` | stream | invalid submissions with their problems |
 | ``<prefix>:dlq`` | stream | entries the projectors could not apply |
 | ``<prefix>:audit`` | stream | who read exact community figures, where, when (never trimmed) |
@@ -30,8 +32,8 @@ partition stays on one cluster slot:
 | ``<prefix>:snapshot:{<name>:v<version>}:lease`` | string | the snapshot writer working on it |
 
 Consumer groups on the streams: ``projector:<name>:v<version>`` on the log (one per
-projection version, :meth:`Keys.group`) and ``ledger-inbox`` on the inbox
-(:data:`INBOX_GROUP`).
+projection version, :meth:`Keys.group`) and ``ledger-inbox`` on every inbox
+stream (:data:`INBOX_GROUP`).
 
 Generation 0 of a view keeps the keys without a generation part; a rebuilt generation ``g``
 has ``:g<g>`` inside the hash tag, a view built up to a position ``:until-<position>``.
@@ -60,6 +62,10 @@ import zlib
 from typing import Final
 
 import msgspec
+
+RESERVED_INBOX_NAMES: Final = frozenset({"rejected"})
+"""Names no feed may submit through the inbox as: ``<prefix>:inbox:rejected`` is the inbox's
+own stream of refused submissions."""
 
 INBOX_GROUP: Final = "ledger-inbox"
 """The consumer group every inbox process reads the inbox stream in."""
@@ -149,8 +155,21 @@ class Keys(msgspec.Struct, frozen=True):
 
     @property
     def inbox(self) -> str:
-        """The stream of raw submissions from Redis-native feeds."""
+        """The retired shared inbox stream: its entries are rejected (the feed is the stream
+        an entry arrives on, :meth:`inbox_of`)."""
         return f"{self.prefix}:inbox"
+
+    def inbox_of(self, feed: str) -> str:
+        """The inbox stream of ``feed``: only its own Redis user may ``XADD`` to it."""
+        if feed in RESERVED_INBOX_NAMES:
+            raise ValueError(f"{feed!r} names a stream of the inbox itself, not a feed's inbox")
+        return f"{self.prefix}:inbox:{feed}"
+
+    @property
+    def inbox_feeds(self) -> str:
+        """The set of feeds registered for the inbox by ``ledger feeds add`` (beside the
+        configured ones)."""
+        return f"{self.prefix}:feeds"
 
     @property
     def inbox_rejected(self) -> str:

@@ -77,11 +77,18 @@ class TestCompose:
         assert "ports" not in redis
         assert list(redis["networks"]) == ["backend"]
         assert config["networks"]["backend"]["internal"] is True
-        assert "--requirepass" not in redis["command"]
-        assert "/run/secrets/redis_password" in redis["command"][-1]
+        assert redis["entrypoint"] == ["sh", "/usr/local/etc/redis/redis-acl.sh"]
+        assert redis["environment"] == {
+            "REDIS_PASSWORD_FILE": "/run/secrets/redis_password",
+            "REDIS_ADMIN_PASSWORD_FILE": "/run/secrets/redis_admin_password",
+        }
+        assert {s["source"] for s in redis["secrets"]} == {
+            "redis_password",
+            "redis_admin_password",
+        }
         for name in ("api", "projector-1", "projector-2", "snapshots"):
             env = services[name]["environment"]
-            assert env["LEDGER_REDIS_URL"] == "redis://redis:6379/0"
+            assert env["LEDGER_REDIS_URL"] == "redis://ledger@redis:6379/0"
             assert env["LEDGER_REDIS_PASSWORD_FILE"] == "/run/secrets/redis_password"
             assert env["LEDGER_TOKENS_FILE"] == "/run/secrets/ledger_tokens"
             assert "LEDGER_TOKENS" not in env
@@ -106,12 +113,13 @@ class TestCompose:
             DEPLOY / "docker-compose.tls.yml",
         )
         services = config["services"]
-        script = services["redis"]["command"][-1]
+        script = " ".join(services["redis"]["command"])
         for flag in ("--port 0", "--tls-port 6379", "--tls-cert-file /run/secrets/redis_tls_cert"):
             assert flag in script
+        assert services["redis"]["entrypoint"] == ["sh", "/usr/local/etc/redis/redis-acl.sh"]
         for name in ("api", "projector-1", "projector-2", "snapshots"):
             env = services[name]["environment"]
-            assert env["LEDGER_REDIS_URL"].startswith("rediss://redis:6379/0?ssl_ca_certs=")
+            assert env["LEDGER_REDIS_URL"].startswith("rediss://ledger@redis:6379/0?ssl_ca_certs=")
             assert "redis_tls_ca" in {s["source"] for s in services[name]["secrets"]}
         https = services["https"]
         assert [_published(p) for p in https["ports"]] == ["443"]
@@ -137,6 +145,18 @@ class TestCompose:
         assert settings["maxmemory-policy"] == "noeviction"
         assert settings["maxmemory"] == "2gb"
         assert settings["appendonly"] == "yes"
+
+    def test_redis_starts_with_the_acl_users_and_no_password_argument(self) -> None:
+        """Redis runs through redis-acl.sh (ACL users); no password on its command line; the
+        services connect as the ledger user."""
+        env = {**os.environ, "REDIS_PASSWORD": PASSWORD, "LEDGER_TOKENS": "operator=compose-token"}
+        done = _render(DEPLOY / "docker-compose.yml", env)
+        assert done.returncode == 0, done.stderr
+        services = yaml.safe_load(done.stdout)["services"]
+        redis = services["redis"]
+        assert redis["entrypoint"][-1].endswith("redis-acl.sh")
+        assert PASSWORD not in " ".join(redis["entrypoint"] + redis["command"])
+        assert services["api"]["environment"]["LEDGER_REDIS_URL"].startswith("redis://ledger:")
 
 
 def _host_ip(port: str | dict[str, Any]) -> str:

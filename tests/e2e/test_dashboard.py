@@ -13,6 +13,7 @@ fixtures are in ``conftest.py``; the browser helpers in :mod:`tests.support.brow
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
@@ -42,7 +43,7 @@ class TestDashboardInTheBrowser:
         from playwright.async_api import expect
 
         page, watch = await open_dashboard(browser, service)
-        await expect(page.get_by_role("heading", name="Victims per community")).to_be_visible()
+        await expect(page.get_by_role("heading", name="Victims", exact=True)).to_be_visible()
         await sign_in(page, READER)
         live = page.locator("#live-status")
         await expect(live).to_have_attribute("data-state", "live", timeout=DEADLINE_MS)
@@ -61,7 +62,7 @@ class TestDashboardInTheBrowser:
         await expect(usa.filter(has_text="extremism").locator(".stance")).to_have_text("warn")
         await expect(stance.locator("tr[data-country='RUS']")).to_be_visible()
         cell = page.locator("#heatmap td[data-pair='RUS-USA']").first
-        await expect(cell).to_have_text("1.00*")  # one shared subject: thin
+        await expect(cell).to_have_text("1.00 thin")  # one shared subject
         incident = page.locator(f"button[data-incident='{MAIN_INCIDENT}']")
         await expect(incident).to_contain_text("≥ 1,476 killed")
         await incident.click()
@@ -118,6 +119,9 @@ class TestDashboardInTheBrowser:
 
 # --- the page as served (no browser) ------------------------------------------------------------
 
+SCRIPTS = ("core.js", "victims.js", "series.js", "map.js", "incidents.js", "stance.js", "app.js")
+"""The page's own scripts, in the order it loads them."""
+_SVG_NAMESPACE = "http://www.w3.org/2000/svg"
 _OTHER_HOST = re.compile(r"""(?:https?:)?//[A-Za-z0-9.-]+\.[A-Za-z]{2,}""")
 
 
@@ -138,10 +142,12 @@ class TestPageServing:
         assert page.headers["content-type"].startswith("text/html")
         assets = re.findall(r'(?:src|href)="(/static/[^"]+)"', page.text)
         assert set(assets) >= {
-            "/static/app.js",
+            *(f"/static/{name}" for name in SCRIPTS),
             "/static/app.css",
             "/static/vendor/chart.umd.min.js",
         }
+        outlines = await http.get("/static/vendor/boundaries.json")
+        assert outlines.status_code == 200
         for asset in assets:
             answer = await http.get(asset)
             assert answer.status_code == 200, asset
@@ -160,9 +166,10 @@ class TestPageServing:
             assert answer.headers["x-content-type-options"] == "nosniff"
 
     def test_own_files_name_no_other_host(self) -> None:
-        """index.html, app.js and app.css reference no URL of another host (no CDN)."""
-        for name in ("index.html", "app.js", "app.css"):
+        """index.html, the scripts and app.css reference no URL of another host (no CDN)."""
+        for name in ("index.html", "app.css", *SCRIPTS):
             text = (STATIC_DIR / name).read_text(encoding="utf-8")
+            text = text.replace(_SVG_NAMESPACE, "")  # a namespace's name, never fetched
             assert _OTHER_HOST.findall(text) == [], name
 
     async def test_unknown_asset_is_a_json_404(self, http: httpx.AsyncClient) -> None:
@@ -181,6 +188,17 @@ class TestPageServing:
         )
         assert "MIT License" in (vendor / "LICENSE.md").read_text(encoding="utf-8")
         assert "npm" in (vendor / "README.md").read_text(encoding="utf-8")
+
+    def test_map_outlines_ship_with_their_origin_and_stay_small(self) -> None:
+        """The Natural Earth outlines are in the package, under 2 MB, their origin noted."""
+        outlines = STATIC_DIR / "vendor" / "boundaries.json"
+        assert outlines.stat().st_size < 2_000_000
+        body = json.loads(outlines.read_text(encoding="utf-8"))
+        assert {c["id"] for c in body["countries"]} >= {"SYR", "IRQ", "TUR", "LBN"}
+        assert {a["id"] for a in body["adm1"] if a["country"] == "SYR"} >= {"SY.LA", "SY.TA"}
+        note = (STATIC_DIR / "vendor" / "README.md").read_text(encoding="utf-8")
+        assert "Natural Earth" in note
+        assert "public domain" in note
 
 
 class TestLiveTokenInQuery:

@@ -188,7 +188,7 @@ class TestBackgroundWorkResumes:
             await pool.start()
             async with asyncio.timeout(DEADLINE):
                 await pool.run_until_caught_up()
-            await feeder.xadd(keys.inbox, {"feed": "sohr", "event": events.encode(
+            await feeder.xadd(keys.inbox_of("sohr"), {"event": events.encode(
                 f.reported("i-2", 4))})  # fmt: skip
             await until(
                 lambda: _logged(client, keys, 2),
@@ -207,7 +207,7 @@ class TestBackgroundWorkResumes:
                 )
 
             head = (await store.append([f.revised("i-1", 9)]))[0].position
-            await feeder.xadd(keys.inbox, {"feed": "sohr", "event": events.encode(
+            await feeder.xadd(keys.inbox_of("sohr"), {"event": events.encode(
                 f.revised("i-2", 8))})  # fmt: skip
             await until(
                 lambda: _logged(client, keys, 4),

@@ -45,7 +45,7 @@ class TestEmbeddedRedis:
             assert pid is not None
             with redis.Redis.from_url(url) as client:
                 assert client.ping()
-                client.set("probe", "1")
+                client.set("ledger:probe", "1")  # the service user writes its own keys only
             with (
                 redis.Redis(host="127.0.0.1", port=embedded.process.port) as anonymous,
                 pytest.raises(redis.exceptions.AuthenticationError),
@@ -60,12 +60,12 @@ class TestEmbeddedRedis:
         """The password file and the AOF under the data directory survive a restart."""
         with EmbeddedRedis(Settings(data_dir=tmp_path)) as first:
             with redis.Redis.from_url(first.url) as client:
-                client.set("kept", "yes")
+                client.set("ledger:kept", "yes")
             first_password = first.process.password
         with EmbeddedRedis(Settings(data_dir=tmp_path)) as second:
             assert second.process.password == first_password
             with redis.Redis.from_url(second.url) as client:
-                assert client.get("kept") == b"yes"
+                assert client.get("ledger:kept") == b"yes"
 
 
 @pytest.fixture

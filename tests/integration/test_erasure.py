@@ -330,11 +330,12 @@ class TestInboxLeavesNoText:
         settings = Settings(key_prefix=key_prefix, inbox_feeds=("sohr",))
         inbox = build_inbox(settings, sealing, redis_url)
         try:
-            await inbox.ensure_group()
-            entry = await redis_client.xadd(keys.inbox, {"feed": "sohr", "event": NOTES})
-            await inbox._ack(
-                [entry if isinstance(entry, bytes) else entry.encode()]
+            await inbox.ensure_group("sohr")
+            stream = keys.inbox_of("sohr")
+            entry = await redis_client.xadd(stream, {"event": NOTES})
+            await inbox.outcomes.ack(
+                stream, [entry if isinstance(entry, bytes) else entry.encode()]
             )  # the step every handled entry ends with
-            assert await redis_client.xlen(keys.inbox) == 0
+            assert await redis_client.xlen(stream) == 0
         finally:
             await inbox._client.aclose()

@@ -22,10 +22,14 @@ from services.store.connection import connect
 from services.store.redis import RedisEventStore
 from tests.support.builders import reported, revised
 from tests.support.http import client_of
-from tests.support.tokens import FEED, READER
+from tests.support.tokens import FEED, METRICS, READER
 
 START = Position("0-0")
-TOKENS = (Token(role="feed", secret=FEED, feed="sohr"), Token(role="reader", secret=READER))
+TOKENS = (
+    Token(role="feed", secret=FEED, feed="sohr"),
+    Token(role="reader", secret=READER),
+    Token(role="metrics", secret=METRICS),
+)
 AUTH = {"authorization": f"Bearer {FEED}", "content-type": "application/json"}
 
 Client = httpx.AsyncClient
@@ -358,7 +362,7 @@ class TestMetrics:
         event = reported("i-1")
         await post(client, body(event))
         await post(client, body(event))
-        response = await client.get("/metrics", headers={"authorization": f"Bearer {READER}"})
+        response = await client.get("/metrics", headers={"authorization": f"Bearer {METRICS}"})
         assert response.status_code == 200
         text = response.text
         assert (
@@ -370,11 +374,12 @@ class TestMetrics:
         assert 'ledger_submissions_total{status="202"} 2.0' in text
         assert "ledger_append_seconds_count 2.0" in text
 
-    async def test_metrics_need_a_reader_or_operator_token(self, client: Client) -> None:
-        """Without a token 401; a feed token 403."""
+    async def test_metrics_need_a_metrics_or_operator_token(self, client: Client) -> None:
+        """Without a token 401; a feed or a reader token 403."""
         assert (await client.get("/metrics")).status_code == 401
-        feed = await client.get("/metrics", headers={"authorization": f"Bearer {FEED}"})
-        assert feed.status_code == 403
+        for token in (FEED, READER):
+            refused = await client.get("/metrics", headers={"authorization": f"Bearer {token}"})
+            assert refused.status_code == 403
 
 
 class TestDocuments:

@@ -26,11 +26,16 @@ from services.views.redis import RedisViewStore, load_checkpoint
 from tests.support import builders as f
 from tests.support.http import served as serve_app
 from tests.support.runner import catch_up
-from tests.support.tokens import FEED, READER
+from tests.support.tokens import FEED, METRICS, READER
 from tests.support.waiting import until
 
-TOKENS = (Token(role="reader", secret=READER), Token(role="feed", secret=FEED, feed="sohr"))
+TOKENS = (
+    Token(role="reader", secret=READER),
+    Token(role="feed", secret=FEED, feed="sohr"),
+    Token(role="metrics", secret=METRICS),
+)
 AUTH = {"authorization": f"Bearer {READER}"}
+SCRAPE = {"authorization": f"Bearer {METRICS}"}
 DEADLINE = 10.0
 
 
@@ -190,10 +195,10 @@ class TestClients:
                 http.stream("GET", "/v1/live/alignment"),
             ):
                 await until(lambda: served.side.live.clients == 2, "two clients")
-                metrics = (await http.get("/metrics")).text
+                metrics = (await http.get("/metrics", headers=SCRAPE)).text
                 assert "ledger_sse_clients 2.0" in metrics
             await until(lambda: served.side.live.clients == 0, "the clients to leave")
-            assert "ledger_sse_clients 0.0" in (await http.get("/metrics")).text
+            assert "ledger_sse_clients 0.0" in (await http.get("/metrics", headers=SCRAPE)).text
 
     async def test_unknown_projection_is_404(self, served: Served) -> None:
         """A projection that does not exist answers 404 before any stream starts."""

@@ -29,7 +29,10 @@ from services.views.redis import load_checkpoint
 from tests.support import builders as f
 from tests.support.http import client_of
 from tests.support.runner import catch_up
-from tests.support.tokens import FEED, OPERATOR, READER, TOKENS
+from tests.support.tokens import FEED, METRICS, OPERATOR, READER, TOKENS
+
+SCRAPE = {"authorization": f"Bearer {METRICS}"}
+"""What Prometheus sends: the metrics token."""
 
 DEADLINE = 20.0
 
@@ -461,7 +464,7 @@ class TestOperations:
         await publish(redis_store, f.reported("i-1"))
         await catch_up(redis_client, key_prefix, within=DEADLINE)
         await publish(redis_store, f.reported("i-2"))
-        text = (await client.get("/metrics")).text
+        text = (await client.get("/metrics", headers=SCRAPE)).text
         assert 'ledger_projection_lag{projection="incidents"} 1.0' in text
         assert 'ledger_projection_position_seconds{projection="alignment"}' in text
         assert "ledger_dead_letters 0.0" in text

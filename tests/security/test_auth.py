@@ -26,14 +26,16 @@ SOHR = "feed-sohr-secret-0123456789abcdef"
 ACLED = "feed-acled-secret-0123456789abcde"
 READER = "reader-secret-0123456789abcdefgh"
 OPERATOR = "operator-secret-0123456789abcdef"
+METRICS = "metrics-secret-0123456789abcdefg"
 UNKNOWN = "unknown-secret-0123456789abcdefg"
 TOKENS = (
     Token(role="feed", secret=SOHR, feed="sohr"),
     Token(role="feed", secret=ACLED, feed="acled"),
     Token(role="reader", secret=READER),
     Token(role="operator", secret=OPERATOR),
+    Token(role="metrics", secret=METRICS),
 )
-SECRETS = (SOHR, ACLED, READER, OPERATOR, UNKNOWN)
+SECRETS = (SOHR, ACLED, READER, OPERATOR, METRICS, UNKNOWN)
 
 
 @pytest.fixture
@@ -116,13 +118,21 @@ class TestAuthorization:
         assert response.status_code == 403
         assert await memory_store.length() == 0
 
-    @pytest.mark.parametrize("token", [READER, OPERATOR], ids=["reader", "operator"])
-    async def test_reader_and_operator_tokens_read_metrics(
+    @pytest.mark.parametrize("token", [METRICS, OPERATOR], ids=["metrics", "operator"])
+    async def test_metrics_and_operator_tokens_read_metrics(
         self, client: httpx.AsyncClient, token: str
     ) -> None:
-        """Metrics are for readers and operators."""
+        """Metrics are for the metrics role (what Prometheus scrapes with) and operators."""
         response = await client.get("/metrics", headers={"authorization": f"Bearer {token}"})
         assert response.status_code == 200
+
+    @pytest.mark.parametrize("token", [READER, SOHR], ids=["reader", "feed"])
+    async def test_reader_and_feed_tokens_may_not_read_metrics(
+        self, client: httpx.AsyncClient, token: str
+    ) -> None:
+        """A reader or feed token is refused: metrics have a role of their own."""
+        response = await client.get("/metrics", headers={"authorization": f"Bearer {token}"})
+        assert response.status_code == 403
 
 
 class TestLogsNeverHoldTokens:
@@ -139,7 +149,7 @@ class TestLogsNeverHoldTokens:
             await publish(client, UNKNOWN, reported("i-6"))
             await publish(client, None, reported("i-7"))
             await client.post("/v1/events", content=b"{", headers={"authorization": SOHR})
-            await client.get("/metrics", headers={"authorization": f"Bearer {READER}"})
+            await client.get("/metrics", headers={"authorization": f"Bearer {METRICS}"})
             await client.get("/metrics", headers={"authorization": f"Bearer {UNKNOWN}"})
         assert len(entries) >= 10  # the requests were logged at all
         text = repr(entries)

@@ -94,8 +94,8 @@ class TestEmbeddedRedisAccess:
         assert f"//{REDIS_USER}:" in embedded.url
         with redis.Redis.from_url(embedded.url) as client:
             assert client.acl_whoami() == REDIS_USER
-            client.xadd("probe:log", {"k": "v"})
-            assert client.xlen("probe:log") == 1
+            client.xadd("ledger:probe:log", {"k": "v"})  # its own prefix's keys
+            assert client.xlen("ledger:probe:log") == 1
 
     def test_an_unauthenticated_connection_is_refused(self, embedded: EmbeddedRedis) -> None:
         """No user, no password: every command is refused."""

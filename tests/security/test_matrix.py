@@ -3,12 +3,15 @@
 The routes are enumerated from the Litestar app that :func:`services.bootstrap.api` wires,
 so a route added without an entry in :data:`POLICY` fails :class:`TestPolicyCoversEveryRoute`.
 Each (route, method) is then called with no token, an unknown token, a feed token, a reader
-token, an analyst token and an operator token, and must answer what its policy says:
+token, an analyst token, an operator token and a metrics token, and must answer what its
+policy says:
 
 - ``public``: never 401/403, whoever asks;
-- ``publish``: feed tokens only (reader, analyst and operator 403, no or unknown token 401);
-- ``read``: reader, analyst or operator (feed 403, no or unknown token 401);
-- ``operator``: operator only (feed, reader and analyst 403, no or unknown token 401).
+- ``publish``: feed tokens (and operators' corrections); others 403, no or unknown token 401;
+- ``read``: reader, analyst or operator (feed and metrics 403, no or unknown token 401);
+- ``metrics``: metrics or operator (the others 403, no or unknown token 401);
+- ``token``: any valid token (no or unknown token 401);
+- ``operator``: operator only (the others 403, no or unknown token 401).
 
 Allowed callers must not get 401/403 (the handler may still answer 404 for an unknown id or
 422 for a missing query parameter: that is past authorisation). Refused callers must get
@@ -39,9 +42,17 @@ from services.store.rules import OPERATOR_FEED
 from tests.support.builders import reported, retracted
 from tests.support.http import client_of
 
-Access = Literal["public", "publish", "read", "operator"]
-Caller = Literal["none", "wrong", "feed", "reader", "analyst", "operator"]
-CALLERS: tuple[Caller, ...] = ("none", "wrong", "feed", "reader", "analyst", "operator")
+Access = Literal["public", "publish", "read", "metrics", "token", "operator"]
+Caller = Literal["none", "wrong", "feed", "reader", "analyst", "operator", "metrics"]
+CALLERS: tuple[Caller, ...] = (
+    "none",
+    "wrong",
+    "feed",
+    "reader",
+    "analyst",
+    "operator",
+    "metrics",
+)
 
 SECRETS: dict[Caller, str] = {
     "wrong": "wrong-token-0123456789abcdefghij",
@@ -49,6 +60,7 @@ SECRETS: dict[Caller, str] = {
     "reader": "reader-token-0123456789abcdef012",
     "analyst": "analyst-token-0123456789abcdef01",
     "operator": "operator-token-0123456789abcdef0",
+    "metrics": "metrics-token-0123456789abcdef01",
 }
 OTHER_FEED = "feed-acled-token-0123456789abcde"
 TOKENS = (
@@ -57,15 +69,17 @@ TOKENS = (
     Token(role="reader", secret=SECRETS["reader"]),
     Token(role="analyst", secret=SECRETS["analyst"]),
     Token(role="operator", secret=SECRETS["operator"]),
+    Token(role="metrics", secret=SECRETS["metrics"]),
 )
 
 POLICY: list[tuple[str, str, Access]] = [
     # (methods regex, path regex, access): the first matching entry applies
     (r"POST", r"/v1/events", "publish"),
     (r"GET|HEAD", r"/healthz|/readyz", "public"),
-    (r"GET|HEAD", r"/metrics", "read"),
+    (r"GET|HEAD", r"/metrics", "metrics"),
     (r"GET|HEAD", r"/openapi\.json|/schema(/.*)?", "public"),
-    (r"GET|HEAD", r"/asyncapi\.json", "public"),  # the inbox's document, like /openapi.json
+    (r"GET|HEAD", r"/asyncapi\.json", "token"),  # how to write the inbox, for token holders
+    (r"GET|HEAD", r"/asyncapi", "public"),  # the page; it asks for a token
     (r"GET|HEAD", r"/|/static/.*", "public"),
     (r"GET|HEAD", r"/v1/(projections|incidents|live)(/.*)?", "read"),
     (r".*", r"/v1/admin(/.*)?", "operator"),
@@ -76,6 +90,8 @@ ALLOWED: dict[Access, set[Caller]] = {
     "public": set(CALLERS),
     "publish": {"feed", "operator"},
     "read": {"reader", "analyst", "operator"},
+    "metrics": {"metrics", "operator"},
+    "token": {"feed", "reader", "analyst", "operator", "metrics"},
     "operator": {"operator"},
 }
 
@@ -253,7 +269,7 @@ class TestPublishing:
         assert response.json()["index"] == 1
         assert await service.store.length() == 0
 
-    @pytest.mark.parametrize("caller", ["reader", "analyst", "operator"])
+    @pytest.mark.parametrize("caller", ["reader", "analyst", "operator", "metrics"])
     async def test_readers_cannot_publish_even_valid_events_nor_operators_reports(
         self, http: httpx.AsyncClient, service: Service, caller: Caller
     ) -> None:

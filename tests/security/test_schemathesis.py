@@ -5,7 +5,8 @@ runs under uvicorn in a thread; its ``/openapi.json`` is loaded with
 ``schemathesis.openapi.from_url`` and every operation is called with generated requests,
 both valid by the schema (positive) and invalid (negative), with the token its role needs:
 a feed token for ``POST /v1/events`` (generated events get that feed as their ``source``
-so that valid ones reach the store), the operator token under ``/v1/admin``, and the reader
+so that valid ones reach the store), the operator token under ``/v1/admin`` and for
+``/metrics``, and the reader
 token elsewhere. Every response must not be a server error and must conform to the
 documented responses (status code and body schema).
 
@@ -132,7 +133,7 @@ def token_for(method: str, path: str) -> str:
     """The token whose role the operation needs."""
     if method == "POST" and path == "/v1/events":
         return FEED
-    if path.startswith("/v1/admin"):
+    if path.startswith("/v1/admin") or path == "/metrics":
         return OPERATOR
     return READER
 

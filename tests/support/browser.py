@@ -61,26 +61,37 @@ class PageWatch:
     def __init__(self, page: Page, base_url: str) -> None:
         self.foreign: list[str] = []
         self.errors: list[str] = []
+        self.refused: list[str] = []
+        """Chromium's log of 422 answers: the page's by=party probe expects one where the
+        API does not split by party (a panel refused shows its error in the page)."""
         page.on("request", lambda r: self._request(r.url, base_url))
         page.on("pageerror", lambda e: self.errors.append(f"page error: {e}"))
         page.on("console", self._console)
 
     def _request(self, url: str, base_url: str) -> None:
-        if not (url.startswith(f"{base_url}/") or url.startswith("data:")):
+        # a CSV download is a blob of the page's own origin
+        own = (f"{base_url}/", f"blob:{base_url}/", "data:")
+        if not url.startswith(own):
             self.foreign.append(url)
 
     def _console(self, message: Any) -> None:
         text = str(message.text)
-        if message.type == "error" or "Content Security Policy" in text:
+        if "the server responded with a status of 422" in text:
+            self.refused.append(text)
+        elif message.type == "error" or "Content Security Policy" in text:
             self.errors.append(f"console {message.type}: {text}")
 
 
-async def open_dashboard(browser: Browser, base_url: str) -> tuple[Page, PageWatch]:
-    """A fresh page (its own session storage) on the dashboard, watched."""
-    context = await browser.new_context(viewport={"width": 1400, "height": 1000})
+async def open_dashboard(
+    browser: Browser, base_url: str, path: str = "/", width: int = 1400
+) -> tuple[Page, PageWatch]:
+    """A fresh page (its own session storage) on the dashboard at ``path``, watched."""
+    context = await browser.new_context(
+        viewport={"width": width, "height": 1000}, accept_downloads=True
+    )
     page = await context.new_page()
     watch = PageWatch(page, base_url)
-    await page.goto(f"{base_url}/")
+    await page.goto(f"{base_url}{path}")
     return page, watch
 
 

@@ -1,8 +1,8 @@
 """The wired service served in the test's own event loop, and publishing to it.
 
 :func:`serving` runs what ``ledger serve`` wires (:func:`services.bootstrap.api`: the Redis
-event store, inbox, projector pool) on a free port, with a reader token and a feed token per
-reference feed; :func:`publish` sends events with the token of each one's feed.
+event store, inbox, projector pool) on a free port, with a reader and an analyst token and a feed
+token per reference feed; :func:`publish` sends events with the token of each one's feed.
 :func:`serve_defaults` runs ``ledger serve`` itself with nothing configured (embedded Redis)
 until SIGTERM, as an operator would start it.
 """
@@ -29,7 +29,9 @@ from services.settings import Settings, Token
 from tests.support.http import served
 
 __all__ = [
+    "ANALYST",
     "FEED_TOKENS",
+    "METRICS",
     "READER",
     "one_more_revision",
     "publish",
@@ -38,6 +40,8 @@ __all__ = [
 ]
 
 READER = "reader-token-e2e-0123456789"
+ANALYST = "analyst-token-e2e-0123456789"
+METRICS = "metrics-token-e2e-0123456789"
 FEED_TOKENS = {feed: f"feed-{feed}-e2e-0123456789" for feed in REFERENCE_FEEDS}
 
 
@@ -51,6 +55,8 @@ async def serving(
     """
     tokens = (
         Token(role="reader", secret=READER),
+        Token(role="analyst", secret=ANALYST),
+        Token(role="metrics", secret=METRICS),
         *(Token(role="feed", secret=secret, feed=feed) for feed, secret in FEED_TOKENS.items()),
     )
     settings = Settings(

@@ -176,8 +176,16 @@ class TestEnsureTokens:
         data_dir = tmp_path / "var"
         settings = ensure_tokens(Settings(data_dir=data_dir), feeds=["sohr", "acled"])
         names = [t.name for t in settings.tokens]
-        assert names == ["feed:local", "reader", "analyst", "operator", "feed:sohr", "feed:acled"]
-        assert len({t.secret for t in settings.tokens}) == 6
+        assert names == [
+            "feed:local",
+            "reader",
+            "analyst",
+            "operator",
+            "metrics",
+            "feed:sohr",
+            "feed:acled",
+        ]
+        assert len({t.secret for t in settings.tokens}) == 7
         assert all(len(t.secret) >= 40 for t in settings.tokens)
         path = tokens_path(data_dir)
         assert mode_of(path) == 0o600

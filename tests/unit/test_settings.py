@@ -66,6 +66,16 @@ class TestDefaults:
         given = load_settings({"LEDGER_TOKENS": f"feed:sohr={FEED}", "LEDGER_INBOX_FEEDS": "a,b"})
         assert given.inbox_feeds == ("a", "b")
 
+    def test_a_feed_token_named_rejected_gets_no_inbox(self) -> None:
+        """``<prefix>:inbox:rejected`` is the inbox's own stream: no feed reads from it."""
+        tokens = f"feed:sohr={FEED},feed:rejected=feed-rejected-token-0123"
+        assert load_settings({"LEDGER_TOKENS": tokens}).inbox_feeds == ("sohr",)
+
+    def test_a_metrics_token_is_a_role_of_its_own(self) -> None:
+        """``metrics=…`` parses as the metrics role, naming no feed."""
+        [token] = load_settings({"LEDGER_TOKENS": "metrics=metrics-token-0123456789"}).tokens
+        assert (token.role, token.feed) == ("metrics", None)
+
 
 class TestErrors:
     @pytest.mark.parametrize(
@@ -86,6 +96,8 @@ class TestErrors:
             ("LEDGER_TOKENS", "reader=short"),
             ("LEDGER_TOKENS", "feed:ledger-operator=a-long-enough-token-1"),
             ("LEDGER_INBOX_FEEDS", "ledger-operator"),
+            ("LEDGER_INBOX_FEEDS", "rejected"),  # the inbox's own stream
+            ("LEDGER_TOKENS", "metric=a-long-enough-token-1"),
         ],
     )
     def test_bad_value_names_its_variable(self, variable: str, value: str) -> None:

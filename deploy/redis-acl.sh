@@ -1,0 +1,37 @@
+#!/bin/sh
+# Starts Redis with incident-ledger's ACL users (deploy/users.acl.in): writes the server's ACL
+# file from the template with the password hashes filled in, keeps the feed users that
+# `ledger feeds add` saved there before (ACL SAVE), then runs the given command with
+# `--aclfile`. Passwords come from secret files (REDIS_PASSWORD_FILE,
+# REDIS_ADMIN_PASSWORD_FILE) or, failing those, the environment (REDIS_PASSWORD,
+# REDIS_ADMIN_PASSWORD); never from a command line, and only their SHA-256 is written.
+# Without an admin password the ledger-admin user is off (no `ledger feeds add`).
+set -eu
+ACL_FILE="${ACL_FILE:-/data/users.acl}"
+ACL_TEMPLATE="${ACL_TEMPLATE:-/usr/local/etc/redis/users.acl.in}"
+
+secret() {  # the secret named $1: the file $1_FILE names, else the variable $1
+    eval "file=\${${1}_FILE:-}"
+    if [ -n "$file" ]; then cat "$file"; else eval "printf '%s' \"\${${1}:-}\""; fi
+}
+hash() { printf '%s' "$1" | sha256sum | cut -d' ' -f1; }
+
+service="$(secret REDIS_PASSWORD)"
+admin="$(secret REDIS_ADMIN_PASSWORD)"
+if [ -z "$service" ]; then
+    echo "redis-acl.sh: set REDIS_PASSWORD_FILE (or REDIS_PASSWORD) for the ledger user" >&2
+    exit 1
+fi
+umask 077
+tmp="$ACL_FILE.tmp"
+grep -v '^#' "$ACL_TEMPLATE" | sed -e "s/#@SERVICE_HASH@/#$(hash "$service")/" > "$tmp"
+if [ -n "$admin" ]; then
+    sed -i -e "s/#@ADMIN_HASH@/#$(hash "$admin")/" "$tmp"
+else
+    sed -i -e 's/^user ledger-admin on #@ADMIN_HASH@/user ledger-admin off resetpass/' "$tmp"
+fi
+if [ -f "$ACL_FILE" ]; then
+    grep '^user feed-' "$ACL_FILE" >> "$tmp" || true
+fi
+mv "$tmp" "$ACL_FILE"
+exec "$@" --aclfile "$ACL_FILE"
