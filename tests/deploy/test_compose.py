@@ -148,7 +148,7 @@ class TestCompose:
 
     def test_redis_starts_with_the_acl_users_and_no_password_argument(self) -> None:
         """Redis runs through redis-acl.sh (ACL users); no password on its command line; the
-        services connect as the ledger user."""
+        services connect as the ledger user (its password from a secret file)."""
         env = {**os.environ, "REDIS_PASSWORD": PASSWORD, "LEDGER_TOKENS": "operator=compose-token"}
         done = _render(DEPLOY / "docker-compose.yml", env)
         assert done.returncode == 0, done.stderr
@@ -156,7 +156,7 @@ class TestCompose:
         redis = services["redis"]
         assert redis["entrypoint"][-1].endswith("redis-acl.sh")
         assert PASSWORD not in " ".join(redis["entrypoint"] + redis["command"])
-        assert services["api"]["environment"]["LEDGER_REDIS_URL"].startswith("redis://ledger:")
+        assert services["api"]["environment"]["LEDGER_REDIS_URL"].startswith("redis://ledger@")
 
 
 def _host_ip(port: str | dict[str, Any]) -> str:
