@@ -126,3 +126,31 @@ class TestNamedAudit:
         assert refused.exit_code != 0
         assert not other.exists()
         assert len(await read_audit(redis_client, key_prefix)) == 1
+
+    async def test_a_dead_letter_listing_on_the_command_line_is_audited(
+        self,
+        http: httpx.AsyncClient,
+        redis_client: aioredis.Redis,
+        redis_url: str,
+        key_prefix: str,
+    ) -> None:
+        """ledger dlq list leaves an entry naming LEDGER_OPERATOR_TOKEN's token, or, without
+        it, the OS user as cli:<user>."""
+        from services.cli import main
+
+        env = {
+            "LEDGER_REDIS_URL": redis_url,
+            "LEDGER_KEY_PREFIX": key_prefix,
+            "LEDGER_TOKENS": TOKENS_ENV,
+            "LEDGER_OPERATOR_TOKEN": OPS,
+        }
+        runner = CliRunner()
+        named = await asyncio.to_thread(runner.invoke, main, ["dlq", "list"], env=env)
+        assert named.exit_code == 0, named.output
+        plain = await asyncio.to_thread(
+            runner.invoke, main, ["dlq", "list"], env={**env, "LEDGER_OPERATOR_TOKEN": ""}
+        )
+        assert plain.exit_code == 0, plain.output
+        first, second = await read_audit(redis_client, key_prefix)
+        assert (first.token, first.endpoint) == ("operator:ops-1", "ledger dlq list")
+        assert second.token.startswith("cli:")
