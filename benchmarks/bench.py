@@ -229,6 +229,11 @@ class Server:
             "LEDGER_DATA_DIR": str(workdir / f"serve-{prefix}"),
             "LEDGER_TOKENS": f"feed:{FEED}={self.feed_token},reader={self.reader_token}",
             "LEDGER_INBOX_FEEDS": FEED,
+            # the rates measured are the service's, not the per-token limits' (a limited
+            # service is waited out: the client on 429, the as_of loop too)
+            "LEDGER_READ_RATE": os.environ.get("LEDGER_READ_RATE", "0"),
+            "LEDGER_FEED_RATE": os.environ.get("LEDGER_FEED_RATE", "0"),
+            "LEDGER_FEED_EVENTS_PER_HOUR": os.environ.get("LEDGER_FEED_EVENTS_PER_HOUR", "0"),
         }
         self.profile = profile
         self.process: subprocess.Popen[bytes] | None = None
@@ -718,6 +723,9 @@ async def as_of(
                 )
             except httpx.TimeoutException:
                 raise RuntimeError(f"as_of={value} did not answer within {limit_s:.0f} s") from None
+            if response.status_code == 429:  # over the reader's rate: wait it out, ask again
+                await asyncio.sleep(float(response.headers.get("retry-after", "1")))
+                continue
             timings.append(time.perf_counter() - started)
             if response.status_code != 200:
                 break

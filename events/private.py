@@ -1,13 +1,15 @@
 """The free text of events that can hold personal data, listed and replaced by path.
 
-Three fields can name or point at people: an incident report's (or revision's) ``notes``, a source's
-``url`` (of reports, revisions, disputes and statements) and a statement speaker's
-``name``. Everything else is plain data the projections read. Paths name a field inside
-one event: ``notes``, ``sources[0].url``, ``speakers[1].name``.
+Four fields are free text that can name or point at people: an incident report's (or
+revision's) ``notes``, a source's ``url`` (of reports, revisions, disputes and statements), a
+statement speaker's ``name`` and the ``reason`` of a revision, retraction, merge, dispute or
+redaction. Everything else (places, codes, figures, dates, publishers, titles) is plain
+data the projections read. Paths name a field inside one event: ``notes``, ``reason``,
+``sources[0].url``, ``speakers[1].name``.
 
 :func:`private_fields` lists an event's private text by path; :func:`with_private` rebuilds
 the event with some of them replaced; :func:`masked` gives the replacements that hide them
-(``"[sealed]"`` or ``"[erased]"`` for notes and names, ``None`` for urls: a url is optional
+(``"[sealed]"`` or ``"[erased]"`` for notes, reasons and names, ``None`` for urls: a url is optional
 and ``None`` is the only value that hides it while keeping the event valid). Pure functions.
 """
 
@@ -33,7 +35,7 @@ ERASED: Final = "[erased]"
 
 _E = TypeVar("_E", bound=Event)
 _PATH: Final = re.compile(
-    r"^(?:notes|(?P<list>sources|speakers)\[(?P<index>\d+)\]\.(?P<leaf>url|name))$"
+    r"^(?:notes|reason|(?P<list>sources|speakers)\[(?P<index>\d+)\]\.(?P<leaf>url|name))$"
 )
 
 
@@ -58,6 +60,9 @@ def private_fields(event: Event) -> dict[str, str]:
     for i, source in enumerate(_sources(event)):
         if source.url is not None:
             found[f"sources[{i}].url"] = source.url
+    reason = getattr(event, "reason", None)
+    if isinstance(reason, str):
+        found["reason"] = reason
     return found
 
 
@@ -67,7 +72,8 @@ def private_paths(event: Event) -> list[str]:
 
 
 def masked(paths: Iterable[str], text: str) -> dict[str, str | None]:
-    """Replacements hiding ``paths``: ``text`` for notes and names, ``None`` for urls."""
+    """Replacements hiding ``paths``: ``text`` for notes, reasons and names, ``None`` for
+    urls."""
     return {path: None if path.endswith(".url") else text for path in paths}
 
 
@@ -91,6 +97,11 @@ def with_private(event: _E, values: Mapping[str, str | None]) -> _E:
             if not isinstance(event, IncidentReported | CasualtiesRevised):
                 raise CodecError(f"a {event.type} event has no notes")
             changes["notes"] = value
+            continue
+        if path == "reason":
+            if not isinstance(getattr(event, "reason", None), str) or value is None:
+                raise CodecError(f"a {event.type} event has no reason to set")
+            changes["reason"] = value
             continue
         index = int(match["index"])
         if match["list"] == "sources" and match["leaf"] == "url" and index < len(sources):

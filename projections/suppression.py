@@ -22,17 +22,20 @@ when its ``best`` is below ``K`` (``LEDGER_SUPPRESSION_K``, default 5).
    small cell of that community (with a ``status`` filter: its cells of that status; without
    one: its cells of every status), however large the line is;
 3. *unattributed*: when any line is withheld, ``unattributed`` is withheld too;
-4. *status totals*: with a ``status`` filter, ``total`` and ``incidents`` are the lines' own
-   (their sum, and the incidents with a line of that status), so when any line is withheld
-   they are withheld too (``total_suppressed``);
+4. *totals*: when any line is withheld, ``total`` and the answer's ``incidents`` are withheld
+   too (``total_suppressed``), with a ``status`` filter (where they are the lines' own sum)
+   and without one (where a total of 2 over 1 incident beside one withheld line bounds that
+   line for whoever reads this answer alone);
 5. withheld lines come after the shown ones, by name, so their place in the ``best``-ordered
    list says nothing about their size; a withheld line's ``at_least`` is withheld with its
-   numbers.
+   numbers;
+6. *a lone withheld line*: when exactly one line is withheld its name is withheld too
+   (:data:`WITHHELD_NAME`): the answer says that some community's figure is withheld, not
+   which community has a small count here.
 
-Without a ``status`` filter, ``total`` and the answer's ``incidents`` are always shown: they
-are the fatalities and the count of the incidents under the filters, which
-``GET /v1/incidents`` lists one by one with their place, dates, figures and grading, so
-withholding them would protect nothing; the proof below treats them as public.
+Without a ``status`` filter the total and incidents are also what ``GET /v1/incidents``
+lists one by one, so rule 4 protects the answer read on its own; the proof below treats
+them as public all the same.
 
 (1) follows from (2): a line below ``K`` has every one of its cells below ``K`` (cells are
 non-negative), so it contains a small cell; (1) is kept as its own check all the same.
@@ -81,6 +84,8 @@ import datetime as dt
 from collections.abc import Collection
 from typing import Final
 
+import msgspec
+
 from .common import Readable
 from .docs import Doc
 from .filters import DEFAULT_MIN_GRADING, Selection, VictimsFilter, filter_of, select
@@ -89,6 +94,8 @@ from .victims_query import Figures, VictimsAnswer, cells_of, query
 
 DEFAULT_K: Final = 5
 """The default threshold: a cell with ``best`` below it is small."""
+WITHHELD_NAME: Final = "[withheld]"
+"""The name a lone withheld line carries (rule 6): no community slug looks like it."""
 
 
 class ShownRow(Doc, frozen=True, kw_only=True, omit_defaults=True):
@@ -195,8 +202,8 @@ def suppress(
     answer: VictimsAnswer, k: int, small: Collection[str] = frozenset()
 ) -> ProtectedAnswer:
     """``answer`` with the lines below ``k`` or in ``small`` withheld, and ``unattributed``
-    (and a status answer's ``total`` and ``incidents``) withheld whenever a line is (rules
-    1, 3, 4 and 5 of the module docstring; ``small`` is rule 2, from
+    ``total`` and ``incidents`` withheld whenever a line is, and a lone withheld line's name
+    (rules 1, 3, 4, 5 and 6 of the module docstring; ``small`` is rule 2, from
     :func:`small_communities`)."""
     _check_k(k)
     shown: list[ShownRow] = []
@@ -226,7 +233,9 @@ def suppress(
                 )
             )
     withheld.sort(key=lambda row: row.community)
-    hide_total = bool(withheld) and answer.status is not None
+    if len(withheld) == 1:
+        withheld = [msgspec.structs.replace(withheld[0], community=WITHHELD_NAME)]
+    hide_total = bool(withheld)
     return ProtectedAnswer(
         total=None if hide_total else answer.total,
         unattributed=None if withheld else answer.unattributed,

@@ -22,13 +22,14 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import msgspec
 import redis.asyncio as aioredis
 import redis.exceptions as rexc
 import structlog
 from litestar import Litestar
+from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import RedisClusterException
 
 from projections import Projection
@@ -46,14 +47,17 @@ from services.projector.lease import process_name
 from services.projector.pool import ProjectorPool
 from services.projector.snapshots import SnapshotsOffError, snapshotter_for
 from services.protection.auth import Authenticator
+from services.protection.limits import limits_of
 from services.runtime.checks import RedisSetup, check_redis
 from services.runtime.health_board import HealthPoster
 from services.settings import Settings
 from services.store.base import EventStore
+from services.store.compaction import ClusterFiles, ServerFiles
 from services.store.connection import BULK_SOCKET_TIMEOUT, connect, describe, learn_slots
+from services.store.headroom import Headroom
 from services.store.keyring import Keyring, keyring_for
 from services.store.redis import RedisEventStore
-from services.store.sealing import SealingStore
+from services.store.sealing import Files, SealingStore
 
 __all__ = [
     "Component",
@@ -170,6 +174,10 @@ def event_store(settings: Settings, client: aioredis.Redis, *, strict: bool = Tr
     (``LEDGER_WAIT_REPLICAS``); the service does, the operator tools need not.
     """
     keyring: Keyring = keyring_for(settings.keyring, client, settings.key_prefix)
+    # erasure rewrites Redis's files: the server's, or every node's of a cluster
+    files: Files = (
+        ClusterFiles(cast("RedisCluster", client)) if settings.cluster else ServerFiles(client)
+    )
     return SealingStore(
         RedisEventStore(
             client,
@@ -180,6 +188,7 @@ def event_store(settings: Settings, client: aioredis.Redis, *, strict: bool = Tr
             wait_timeout_ms=settings.wait_timeout_ms,
         ),
         keyring,
+        files,
     )
 
 
@@ -232,6 +241,10 @@ def http_app(
         read=read,
         admin=admin,
         sealing=sealing,
+        limits=limits_of(settings),
+        headroom=None
+        if client is None or settings.cluster
+        else Headroom(client, settings.ingest_memory_percent),
     )
 
 

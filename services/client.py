@@ -11,7 +11,10 @@ event in order. An answer of 503, or no answer at all (connection refused, reset
 out), is retried with the *same* events, so the same event ids: appends are idempotent by
 event id, and an event that was written before the answer got lost comes back as
 ``duplicate`` with its original position. Between attempts the client waits the longer of
-the server's ``Retry-After`` and an exponential backoff.
+the server's ``Retry-After`` and an exponential backoff. An answer of 429 (the token over
+its rate) is waited out for as long as its ``Retry-After`` says, without counting against
+the retries; a 429 asking for longer than ``max_wait`` (a feed's hourly quota spent) raises
+:class:`PublishLimitedError`.
 
 Every error derives from :class:`PublishError`; each carries ``published``, the results of
 the batches accepted before the failing one (a batch is all or nothing on the server).
@@ -179,6 +182,15 @@ def _retry_after(response: httpx.Response) -> float:
         return 0.0
 
 
+class PublishLimitedError(PublishError):
+    """Raised on a 429 whose ``Retry-After`` is longer than the client waits (``max_wait``):
+    the feed's hourly quota is spent. ``retry_after`` is the seconds the ledger asked for."""
+
+    def __init__(self, message: str, retry_after: float, published: list[Appended]) -> None:
+        self.retry_after = retry_after
+        super().__init__(message, published)
+
+
 class LedgerClient:
     """Publishes events to one ledger with one bearer token (a feed token).
 
@@ -256,6 +268,10 @@ class LedgerClient:
             except httpx.TransportError as exc:
                 reason = f"{type(exc).__name__}: {exc}"
             else:
+                if response.status_code == 429:
+                    await self._wait_out(response, published)
+                    attempt -= 1  # a rate limit is no failure: it spends no retry
+                    continue
                 if response.status_code != 503:
                     return self._answer(response, offset, published)
                 reason = "503: " + _message(response)
@@ -267,6 +283,15 @@ class LedgerClient:
                     list(published),
                 )
             await asyncio.sleep(wait)
+
+    async def _wait_out(self, response: httpx.Response, published: list[Appended]) -> None:
+        """Sleep the ``Retry-After`` of a 429, or raise when it is longer than ``max_wait``."""
+        wait = max(_retry_after(response), self.backoff)
+        if wait > self.max_wait:
+            raise PublishLimitedError(
+                f"429: {_message(response)}", _retry_after(response), list(published)
+            )
+        await asyncio.sleep(wait)
 
     @staticmethod
     def _answer(response: httpx.Response, offset: int, published: list[Appended]) -> list[Appended]:

@@ -1,14 +1,16 @@
-"""Files only their owner may read: generated tokens, the embedded Redis's password."""
+"""Files only their owner may read: generated tokens, the embedded Redis's password,
+exports."""
 
 from __future__ import annotations
 
 import os
 import stat
 from pathlib import Path
+from typing import BinaryIO
 
 import structlog
 
-__all__ = ["read_private", "write_private"]
+__all__ = ["open_private", "read_private", "write_private"]
 
 log = structlog.get_logger(__name__)
 
@@ -33,3 +35,11 @@ def read_private(path: Path) -> str:
         log.warning("file.mode_tightened", path=str(path), mode=oct(mode))
         path.chmod(0o600)
     return path.read_text(encoding="utf-8")
+
+
+def open_private(path: Path) -> BinaryIO:
+    """``path`` opened for writing (truncated) with mode 0600, also when it existed with a
+    looser mode: it is made 0600 before anything is written."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)
+    return os.fdopen(fd, "wb")

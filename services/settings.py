@@ -17,9 +17,20 @@
 | ``LEDGER_CLAIM_IDLE_MS`` | idle time after which a pending entry is reclaimed | 30000 |
 | ``LEDGER_SNAPSHOT_EVERY`` | log entries between two as-of snapshots (``0`` turns off) | 20000 |
 | ``LEDGER_SNAPSHOT_KEEP`` | as-of snapshots kept per projection | 16 |
-| ``LEDGER_KEYRING`` | data keys of private text: ``redis`` or ``file:<dir>`` | ``redis`` |
+| ``LEDGER_KEYRING`` | data keys: ``file:<dir>``, ``redis`` | ``file:<data dir>/keyring/<prefix>`` |
 | ``LEDGER_INBOX_REJECTED_MAXLEN`` | about how many entries the rejected stream keeps | 10000 |
 | ``LEDGER_SUPPRESSION_K`` | community lines below it are withheld from readers (1-1000) | 5 |
+| ``LEDGER_READ_RATE`` / ``LEDGER_READ_BURST`` | requests/s, burst per reader/analyst | 50 / 100 |
+| ``LEDGER_FEED_RATE`` / ``LEDGER_FEED_BURST`` | batches/s and burst per feed token | 20 / 50 |
+| ``LEDGER_FEED_EVENTS_PER_HOUR`` | events a feed may publish per clock hour | 10000000 |
+| ``LEDGER_LIVE_STREAMS_PER_TOKEN`` | open live (SSE) streams per token | 20 |
+| ``LEDGER_REDIS_MAXMEMORY`` | embedded Redis ``maxmemory`` (``512mb``, ``2gb``) | half the RAM |
+| ``LEDGER_INGEST_MEMORY_PERCENT`` | ingest answers 507 past this share of ``maxmemory`` | 90 |
+| ``LEDGER_REDIS_PASSWORD_FILE`` | a file holding the Redis password, put into the URL | unset |
+| ``LEDGER_TOKENS_FILE`` | a file of ``LEDGER_TOKENS`` entries (one a line), instead of it | unset |
+
+A limit of 0 is off; the Struct's own defaults are all off (limits are set from the
+environment: :mod:`services.protection.limits`).
 """
 
 from __future__ import annotations
@@ -28,7 +39,8 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Final, Literal
+from urllib.parse import quote
 
 import msgspec
 
@@ -43,19 +55,23 @@ _FEED = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 
 
 class Token(msgspec.Struct, frozen=True):
-    """One bearer token and what it may do. ``feed`` is set for role ``feed`` only."""
+    """One bearer token and what it may do. ``feed`` is set for role ``feed`` only;
+    ``label`` names a token of another role (``analyst:alice=…``)."""
 
     role: Role
     secret: str
     feed: str | None = None
+    label: str | None = None
 
     @property
     def name(self) -> str:
-        """How the token is named in logs and audits (never the secret)."""
-        return f"{self.role}:{self.feed}" if self.feed else self.role
+        """How the token is named in logs and audits (never the secret): ``feed:sohr``,
+        ``analyst:alice``, or the bare role of an unnamed token."""
+        given = self.feed or self.label
+        return f"{self.role}:{given}" if given else self.role
 
     def __repr__(self) -> str:  # keep secrets out of tracebacks and logs
-        return f"Token(role={self.role!r}, feed={self.feed!r}, secret=<hidden>)"
+        return f"Token(role={self.role!r}, name={self.name!r}, secret=<hidden>)"
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
@@ -80,6 +96,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     keyring: str = "redis"
     inbox_rejected_maxlen: int = 10_000
     suppression_k: int = 5
+    read_rate: int = 0
+    read_burst: int = 0
+    feed_rate: int = 0
+    feed_burst: int = 0
+    feed_events_per_hour: int = 0
+    live_streams_per_token: int = 0
+    redis_maxmemory: int = 0
+    ingest_memory_percent: int = 90
 
     @property
     def keys(self) -> Keys:
@@ -93,7 +117,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def parse_tokens(text: str, variable: str = "LEDGER_TOKENS") -> tuple[Token, ...]:
-    """Parse ``role[:feed]=token,…``; a bad entry names its place, never its secret."""
+    """Parse ``role[:name]=token,…`` (a feed token's name is its feed; any other token's a
+    name for the audit trail); a bad entry names its place, never its secret."""
     tokens: list[Token] = []
     for i, entry in enumerate(filter(None, (e.strip() for e in text.split(",")))):
         who, sep, secret = entry.partition("=")
@@ -107,11 +132,19 @@ def parse_tokens(text: str, variable: str = "LEDGER_TOKENS") -> tuple[Token, ...
             raise SettingsError(f"{where}: a feed token needs a feed name, as feed:NAME=token")
         if role == "feed" and feed == OPERATOR_FEED:
             raise SettingsError(f"{where}: {OPERATOR_FEED} is reserved for operators' events")
-        if role != "feed" and feed:
-            raise SettingsError(f"{where}: only feed tokens name a feed")
+        if role != "feed" and feed and not _FEED.match(feed):
+            raise SettingsError(f"{where}: a token's name must be 1-64 chars of a-z0-9_.-")
         if len(secret.strip()) < 16:
             raise SettingsError(f"{where}: a token must be at least 16 characters")
-        tokens.append(Token(role=role, secret=secret.strip(), feed=feed or None))
+        named = feed or None
+        tokens.append(
+            Token(
+                role=role,
+                secret=secret.strip(),
+                feed=named if role == "feed" else None,
+                label=None if role == "feed" else named,
+            )
+        )
     secrets = [t.secret for t in tokens]
     if len(set(secrets)) != len(secrets):
         raise SettingsError(f"{variable}: two entries share one token")
@@ -145,6 +178,40 @@ def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -
     return value
 
 
+def _secret(path: str, name: str) -> str:
+    """The text of a secret file (a compose or Kubernetes secret), stripped."""
+    try:
+        text = Path(path).read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise SettingsError(f"LEDGER_{name}_FILE: cannot read {path}: {exc.strerror}") from None
+    if not text:
+        raise SettingsError(f"LEDGER_{name}_FILE: {path} is empty")
+    return text
+
+
+def _with_password(url: str, password: str) -> str:
+    """``url`` with ``password`` put into its (first node's) credentials, unless it has one."""
+    scheme, sep, rest = url.partition("://")
+    netloc, slash, path = rest.partition("/")
+    user, _, hosts = netloc.rpartition("@")
+    if ":" in user:
+        raise SettingsError("LEDGER_REDIS_URL holds a password already: leave it out of the URL")
+    return f"{scheme}{sep}{user}:{quote(password, safe='')}@{hosts}{slash}{path}"
+
+
+_UNITS: Final = {"": 1, "b": 1, "kb": 1024, "mb": 1024**2, "gb": 1024**3}
+
+
+def _bytes(env: Mapping[str, str], name: str) -> int:
+    raw = (env.get(name) or "").strip().lower()
+    if not raw:
+        return 0
+    match = re.match(r"^(\d{1,15})\s*(b|kb|mb|gb)?$", raw)
+    if match is None or int(match[1]) == 0:
+        raise SettingsError(f"{name} must be a size such as 512mb or 2gb, got {raw!r}")
+    return int(match[1]) * _UNITS[match[2] or ""]
+
+
 def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
     value = env.get(name) or default
     if value not in choices:
@@ -152,8 +219,8 @@ def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str,
     return value
 
 
-def _keyring(env: Mapping[str, str]) -> str:
-    value = env.get("LEDGER_KEYRING") or "redis"
+def _keyring(env: Mapping[str, str], data_dir: Path, prefix: str) -> str:
+    value = env.get("LEDGER_KEYRING") or f"file:{data_dir / 'keyring' / prefix}"
     if value != "redis" and not (value.startswith("file:") and len(value) > len("file:")):
         raise SettingsError(f"LEDGER_KEYRING must be redis or file:<dir>, got {value!r}")
     return value
@@ -176,10 +243,20 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """
     env = os.environ if env is None else env
     url = env.get("LEDGER_REDIS_URL") or None
+    if env.get("LEDGER_REDIS_PASSWORD_FILE"):
+        if url is None:
+            raise SettingsError("LEDGER_REDIS_PASSWORD_FILE needs LEDGER_REDIS_URL")
+        url = _with_password(url, _secret(env["LEDGER_REDIS_PASSWORD_FILE"], "REDIS_PASSWORD"))
     if url is not None and not re.match(r"^(redis|rediss|unix)://", url.strip()):
         raise SettingsError("LEDGER_REDIS_URL must start with redis://, rediss:// or unix://")
     nodes = _nodes(url)
-    tokens = parse_tokens(env.get("LEDGER_TOKENS", ""))
+    data_dir = Path(env.get("LEDGER_DATA_DIR") or "var")
+    tokens_file = env.get("LEDGER_TOKENS_FILE")
+    tokens = (
+        parse_tokens(",".join(_secret(tokens_file, "TOKENS").splitlines()), "LEDGER_TOKENS_FILE")
+        if tokens_file and not env.get("LEDGER_TOKENS")
+        else parse_tokens(env.get("LEDGER_TOKENS", ""))
+    )
     prefix = env.get("LEDGER_KEY_PREFIX") or "ledger"
     if not re.match(r"^[A-Za-z0-9_.:-]{1,64}$", prefix) or "{" in prefix:
         raise SettingsError("LEDGER_KEY_PREFIX must be 1-64 chars of A-Za-z0-9_.:-")
@@ -207,7 +284,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         redis_url=url,
         http_host=env.get("LEDGER_HTTP_HOST") or "127.0.0.1",
         http_port=_int(env, "LEDGER_HTTP_PORT", 8000, 0, 65535),
-        data_dir=Path(env.get("LEDGER_DATA_DIR") or "var"),
+        data_dir=data_dir,
         tokens=tokens,
         fsync=_choice(env, "LEDGER_FSYNC", "everysec", ("everysec", "always")),  # type: ignore[arg-type]
         key_prefix=prefix,
@@ -220,7 +297,15 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         claim_idle_ms=_int(env, "LEDGER_CLAIM_IDLE_MS", 30_000, 100, 86_400_000),
         snapshot_every=_int(env, "LEDGER_SNAPSHOT_EVERY", 20_000, 0, 100_000_000),
         snapshot_keep=_int(env, "LEDGER_SNAPSHOT_KEEP", 16, 1, 10_000),
-        keyring=_keyring(env),
+        keyring=_keyring(env, data_dir, prefix),
         inbox_rejected_maxlen=_int(env, "LEDGER_INBOX_REJECTED_MAXLEN", 10_000, 1, 100_000_000),
         suppression_k=_int(env, "LEDGER_SUPPRESSION_K", 5, 1, 1000),
+        read_rate=_int(env, "LEDGER_READ_RATE", 50, 0, 1_000_000),
+        read_burst=_int(env, "LEDGER_READ_BURST", 100, 0, 1_000_000),
+        feed_rate=_int(env, "LEDGER_FEED_RATE", 20, 0, 1_000_000),
+        feed_burst=_int(env, "LEDGER_FEED_BURST", 50, 0, 1_000_000),
+        feed_events_per_hour=_int(env, "LEDGER_FEED_EVENTS_PER_HOUR", 10_000_000, 0, 10**12),
+        live_streams_per_token=_int(env, "LEDGER_LIVE_STREAMS_PER_TOKEN", 20, 0, 100_000),
+        redis_maxmemory=_bytes(env, "LEDGER_REDIS_MAXMEMORY"),
+        ingest_memory_percent=_int(env, "LEDGER_INGEST_MEMORY_PERCENT", 90, 1, 100),
     )

@@ -27,11 +27,12 @@ from services.cli.app import (
 )
 from services.cli.progress import progress_display
 from services.errors import LedgerError
-from services.ops.dead_letters import dlq_drop, dlq_list, dlq_retry, dlq_show
+from services.ops.dead_letters import DeadLetter, dlq_drop, dlq_list, dlq_retry, dlq_show
 from services.ops.status import ledger_status
 from services.ops.verify import VerifyResult, verify_all
 from services.projector.replay import Replay
 from services.projector.replay_records import parse_until, refuse_until_partitioned
+from services.protection.audit import record_command
 from services.views.generations import view_keys
 
 __all__ = [
@@ -203,7 +204,12 @@ def dlq_list_command(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """List dead letters, oldest first."""
-    letters = run_ops(lambda tools: dlq_list(tools.client, tools.settings.keys, count=limit))
+
+    async def work(tools: Ops) -> list[DeadLetter]:
+        await record_command(tools.client, tools.settings, "ledger dlq list", {"limit": limit})
+        return await dlq_list(tools.client, tools.settings.keys, count=limit)
+
+    letters = run_ops(work)
     if as_json:
         sys.stdout.write(msgspec.json.encode(letters).decode() + "\n")
         return
@@ -221,7 +227,12 @@ def dlq_list_command(
 @dlq_app.command("show")
 def dlq_show_command(ident: Annotated[str, typer.Argument(help="The dead letter's id.")]) -> None:
     """Show one dead letter with its entry."""
-    letter = run_ops(lambda tools: dlq_show(tools.client, tools.settings.keys, ident))
+
+    async def work(tools: Ops) -> DeadLetter:
+        await record_command(tools.client, tools.settings, "ledger dlq show", {"id": ident})
+        return await dlq_show(tools.client, tools.settings.keys, ident)
+
+    letter = run_ops(work)
     sys.stdout.write(msgspec.json.format(msgspec.json.encode(letter)).decode() + "\n")
 
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -15,8 +16,10 @@ from services.bootstrap import Ops
 from services.cli.app import err, fail, main, out, run_ops
 from services.cli.progress import progress_display
 from services.errors import LedgerError, SettingsError
+from services.files import open_private
+from services.ops.pads import DEFAULT_WINDOW, read_quick_withdrawals
 from services.ops.transfer import export_events
-from services.protection.audit import parse_since, read_audit
+from services.protection.audit import parse_since, read_audit, record_command
 from services.protection.erasure import Erasure
 from services.protection.erasure import erase as erase_text
 from services.store.base import AppendRejectedError
@@ -36,11 +39,21 @@ def export(
         typer.Option("--to", help="Last position (included; per partition: joined by ',')."),
     ] = None,
 ) -> None:
-    """Export the log as JSON lines (position, recorded_at, type, v, event)."""
+    """Export the log as JSON lines (position, recorded_at, type, v, event).
+
+    The file holds decrypted private text: it is written with mode 0600, and the export is
+    recorded in the audit trail first (named by LEDGER_OPERATOR_TOKEN's name, else cli:<user>).
+    """
 
     async def work(tools: Ops) -> int:
         keyring = tools.store.keyring
-        with out.open("wb") as handle, progress_display("export", stream=sys.stderr) as progress:
+        await record_command(
+            tools.client, tools.settings, "ledger export", {"from": start, "to": end, "out": out}
+        )
+        with (
+            open_private(out) as handle,
+            progress_display("export", stream=sys.stderr) as progress,
+        ):
             return await export_events(
                 tools.client,
                 tools.settings.keys,
@@ -92,8 +105,36 @@ def audit(
         typer.Option(help="From this ISO 8601 date-time (UTC if no zone) or stream position."),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object a line.")] = False,
+    pads: Annotated[
+        bool,
+        typer.Option(
+            "--pads",
+            help="Instead: incidents whose figures were retracted or revised down soon after "
+            "being recorded (a pad read and taken back), with the feed.",
+        ),
+    ] = False,
+    within: Annotated[int, typer.Option(min=1, help="With --pads: how soon, in seconds.")] = int(
+        DEFAULT_WINDOW.total_seconds()
+    ),
 ) -> None:
     """Who read exact community figures: token, endpoint, filters, when (oldest first)."""
+    if pads:
+        found = run_ops(
+            lambda tools: read_quick_withdrawals(tools.store.inner, dt.timedelta(seconds=within))
+        )
+        for w in found:
+            line = (
+                msgspec.json.encode(w).decode()
+                if as_json
+                else (
+                    f"{w.position}  {w.withdrawn_at:%Y-%m-%dT%H:%M:%S}Z  {w.feed}  {w.kind}  "
+                    f"incident={w.incident_id}  best {w.best_before}->{w.best_after}  "
+                    f"after {w.seconds:.0f}s"
+                )
+            )
+            out.print(line, highlight=False, soft_wrap=True, markup=False)
+        err.print(f"{len(found)} figures taken back within {within} s")
+        return
     if since is not None:
         try:
             parse_since(since)

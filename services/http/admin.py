@@ -45,6 +45,7 @@ from services.projector.replay_records import (
     projections_named,
     replay_status,
 )
+from services.protection.audit import record_read
 from services.protection.auth import PermissionDeniedError
 from services.store.keys import Keys
 
@@ -226,6 +227,16 @@ async def admin_dlq_list(request: Request[Any, Any, Any], limit: Limit = None) -
         count = 0
     if not 1 <= count <= 10_000:
         return _error(422, "invalid", "limit must be a whole number from 1 to 10000")
+    token = deps_of(request).auth.authenticate(request.headers.get("authorization"))
+    await record_read(  # dead letters hold what feeds sent: the read is audited first
+        admin.client,
+        admin.keys.prefix,
+        token=token,
+        endpoint="GET /v1/admin/dlq",
+        filters={"limit": count},
+        position=None,
+        lines=0,
+    )
     letters = await dlq_list(admin.client, admin.keys, count=count)
     return _json(200, {"dead_letters": letters})
 

@@ -9,7 +9,9 @@ from litestar import MediaType, Request, Response
 
 from services.metrics import IngestMetrics
 from services.protection.auth import Authenticator
+from services.protection.limits import Limits
 from services.store.base import EventStore
+from services.store.headroom import Headroom
 from services.store.sealing import SealingStore
 
 __all__ = ["HttpDeps", "Ping", "deps_of", "json_response"]
@@ -36,10 +38,16 @@ class HttpDeps:
         append_timeout: float,
         asyncapi: Callable[[], Mapping[str, Any]] | None,
         sealing: SealingStore | None = None,
+        limits: Limits | None = None,
+        headroom: Headroom | None = None,
     ) -> None:
         self.store, self.auth, self.metrics = store, auth, metrics
         self.ping, self.append_timeout, self.asyncapi = ping, append_timeout, asyncapi
         self.sealing = sealing
+        self.limits = limits
+        """Rates, quotas and open streams (:mod:`services.protection.limits`); ``None``: none."""
+        self.headroom = headroom
+        """Ingest's check of Redis's memory (507 before Redis refuses writes); ``None``: none."""
 
 
 def deps_of(request: Request[Any, Any, Any]) -> HttpDeps:

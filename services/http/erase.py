@@ -24,6 +24,7 @@ from services.http.deps import deps_of
 from services.protection.auth import PermissionDeniedError
 from services.protection.erasure import Erasure, erase
 from services.store.base import AppendRejectedError
+from services.store.compaction import CompactionError
 
 __all__ = ["ERASE_ROUTES", "EraseBody"]
 
@@ -69,6 +70,7 @@ def _error(status: int, code: str, message: str) -> Response[Any]:
             404: "no such incident or statement",
             409: "this process's store does not seal private text",
             422: "unknown kind, malformed id, or no reason",
+            503: "the key was destroyed but Redis's files could not be rewritten: erase again",
         }.items()
     },
 )
@@ -96,6 +98,9 @@ async def admin_erase(
         return _error(422, "invalid", str(exc))
     except AppendRejectedError as exc:
         return _error(404, "not_found", exc.message)
+    except CompactionError as exc:  # the key is destroyed; Redis's files are not rewritten yet
+        log.warning("erase.files_not_rewritten", error=str(exc), by=token.name)
+        return _error(503, "files_not_rewritten", f"the key was destroyed, but {exc}; erase again")
     log.info("erase.done", entity=done.entity, event_id=done.event_id, by=token.name)
     return _json(200, done)
 

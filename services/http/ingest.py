@@ -47,6 +47,7 @@ import events
 from events import AnyEvent, InvalidBatchError
 from services.http.deps import HttpDeps, deps_of, json_response
 from services.http.errors import ErrorBody, UnsupportedMediaTypeError
+from services.http.limits import LimitedBody
 from services.logging import bind_event_ids
 from services.protection.auth import PermissionDeniedError, authorize_publish
 from services.store.base import (
@@ -172,7 +173,15 @@ _CONFLICT_BODY: Any = ConflictBody | IdReusedBody
         413: ResponseSpec(ErrorBody, description="body over 5 MiB"),
         415: ResponseSpec(ErrorBody, description="Content-Type is not application/json"),
         422: ResponseSpec(InvalidBody, description="invalid events; nothing written"),
+        429: ResponseSpec(
+            LimitedBody,
+            description="over the token's rate or the feed's hourly quota (Retry-After); "
+            "nothing written",
+        ),
         503: ResponseSpec(ErrorBody, description="store unavailable; retry (Retry-After)"),
+        507: ResponseSpec(
+            ErrorBody, description="Redis's memory is nearly full: nothing written; the reason"
+        ),
     },
     tags=["ingest"],
 )
@@ -199,6 +208,10 @@ async def submit_events(request: Request[Any, Any, Any]) -> Response[SubmitResul
     except PermissionDeniedError:
         deps.metrics.count(types, "forbidden")
         raise
+    if deps.limits is not None and token.feed is not None:
+        deps.limits.quota.take(token.feed, len(batch))  # 429 over the feed's hourly quota
+    if deps.headroom is not None:
+        await deps.headroom.check()  # 507 before Redis itself refuses writes
     return await _append(deps, batch, types, principal=token.name)
 
 

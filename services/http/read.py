@@ -61,17 +61,19 @@ answering 503 with ``Retry-After``.
 from __future__ import annotations
 
 import re
+from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any
 
 import msgspec
 from litestar import Request, Response, Router, get
 from litestar.exceptions import NotFoundException
 from litestar.params import PathParameter, QueryParameter
-from litestar.response import ServerSentEvent
+from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from projections import PROJECTIONS
 from projections import alignment as alignment_projection
 from projections import country_stance as stance_projection
+from services.http.deps import deps_of
 from services.http.errors import READ_ERRORS, InvalidParameterError
 from services.http.query import (
     Format,
@@ -94,9 +96,9 @@ from services.http.schemas import (
     cited,
     fresh,
 )
-from services.http.side import require_reader, side_of
+from services.http.side import require_reader, side_of, token_of
 from services.http.tables import answer
-from services.protection.reveal import reveal_timeline
+from services.protection.reveal import reveal_timeline, shows_text
 
 __all__ = ["MAX_LIMIT", "read_router"]
 
@@ -186,6 +188,17 @@ async def country_timeline(
     )
     entries = stance_projection.timeline(state, country, subject=subject)
     said = await reveal_timeline(side.sealing, country, entries)
+    if shows_text(
+        side.sealing, said
+    ):  # decrypted speaker names or urls: recorded before they are sent
+        await side.audit(
+            token_of(request),
+            "GET /v1/projections/country-stance/{country}/timeline",
+            {"country": country, "subject": subject, "as_of": as_of},
+            position=position,
+            as_of=as_of,
+            lines=0,
+        )
     body = TimelineBody(
         **fresh(position, lag),
         as_of=at,
@@ -256,7 +269,22 @@ async def live(
     if projection not in side.live.projections:
         raise NotFoundException(f"no projection {projection!r}")
     last = request.headers.get("last-event-id")
-    return ServerSentEvent(side.live.stream(projection, last))
+    limits = deps_of(request).limits
+    if limits is None:
+        return ServerSentEvent(side.live.stream(projection, last))
+    close = limits.streams.open(token_of(request))  # 429 past the token's open streams
+    return ServerSentEvent(_closing(side.live.stream(projection, last), close))
+
+
+async def _closing(
+    stream: AsyncIterator[ServerSentEventMessage], close: Callable[[], None]
+) -> AsyncIterator[ServerSentEventMessage]:
+    """``stream``, counted open until it ends (the client went away, the service stops)."""
+    try:
+        async for message in stream:
+            yield message
+    finally:
+        close()
 
 
 def read_router() -> Router:

@@ -25,17 +25,18 @@ from litestar import Request, Response, get
 from litestar.exceptions import NotFoundException
 from litestar.params import PathParameter, QueryParameter
 
-from events import Position
 from projections import PROJECTIONS
 from projections import incidents as incidents_projection
-from projections.incidents import IncidentView
+from projections.incidents import HistoryEntry, IncidentView
 from services.http.errors import InvalidParameterError
 from services.http.query import FILTERS, Format, Where
 from services.http.schemas import (
     ERRORS,
     ERRORS_404,
     Dispute,
+    Fresh,
     HistoryItem,
+    HistoryPage,
     IncidentAnswer,
     IncidentBody,
     IncidentsPage,
@@ -45,30 +46,37 @@ from services.http.schemas import (
 from services.http.side import side_of, token_of
 from services.http.tables import answer
 from services.protection.auth import sees_exact
-from services.protection.reveal import reveal_incident
+from services.protection.reveal import reveal_incident, text_in
 from services.views.asof import InvalidAsOfError, parse_as_of
-from services.views.freshness import Lag
 
 __all__ = ["DEFAULT_LIMIT", "INCIDENT_ROUTES", "MAX_LIMIT", "answer_of"]
 
 MAX_LIMIT: Final = 5000
 """Most incidents one page of ``GET /v1/incidents`` holds."""
 DEFAULT_LIMIT: Final = 50
+HISTORY_PAGE: Final = 50
+"""History entries in an incident's answer (the latest ones), and a history page's default."""
+MAX_HISTORY_LIMIT: Final = 500
 _DISPUTED: Final = "incident.disputed"
 
 
-def answer_of(view: IncidentView) -> IncidentAnswer:
-    """The incident as answered: its sources and its history's cited by their feeds, and
-    its disputes gathered from its history."""
-    history = tuple(
+def _items(entries: tuple[HistoryEntry, ...]) -> tuple[HistoryItem, ...]:
+    """History entries as answered: each one's sources cited by its feed."""
+    return tuple(
         HistoryItem(
             **{
                 **msgspec.structs.asdict(entry),
                 "sources": None if entry.sources is None else cited(entry.sources, entry.source),
             }
         )
-        for entry in view.history
+        for entry in entries
     )
+
+
+def answer_of(view: IncidentView) -> IncidentAnswer:
+    """The incident as answered: its sources cited by its feed, the latest
+    :data:`HISTORY_PAGE` history entries (``history_total`` counts them all; the rest are
+    paged by ``/v1/incidents/{id}/history``), and its disputes gathered from its history."""
     disputes = tuple(
         Dispute(
             feed=entry.source,
@@ -84,7 +92,8 @@ def answer_of(view: IncidentView) -> IncidentAnswer:
     fields = msgspec.structs.asdict(view)
     fields.update(
         sources=cited(view.sources, view.feed),
-        history=history,
+        history=_items(view.history[-HISTORY_PAGE:]),
+        history_total=len(view.history),
         disputed=view.disputed,
         disputes=disputes,
     )
@@ -129,11 +138,46 @@ async def list_incidents(
     return answer(request.headers.get("accept"), body, format)
 
 
+async def _incident(
+    request: Request[Any, Any, Any], incident_id: str, endpoint: str, filters: dict[str, Any]
+) -> tuple[IncidentView, Fresh]:
+    """The incident as this token may see it (a reader: no community lines), its private
+    text restored; the answer audited first when it carries exact figures or decrypted
+    text. 404 when no event named it."""
+    side = side_of(request)
+    token = token_of(request)
+    state, position, lag = await side.current(PROJECTIONS[incidents_projection.NAME], ("incident",))
+    view = incidents_projection.get(state, incident_id)
+    if view is None:
+        raise NotFoundException(f"no incident {incident_id!r}")
+    view = await reveal_incident(side.sealing, view)
+    lines = len(view.victims) + sum(len(h.victims or ()) for h in view.history)
+    if not sees_exact(token):
+        history = tuple(
+            msgspec.structs.replace(h, victims=None) if h.victims is not None else h
+            for h in view.history
+        )
+        view = msgspec.structs.replace(view, victims=(), history=history)
+        lines = 0
+    if lines or text_in(side.sealing, view):  # exact figures or decrypted text: audited
+        await side.audit(
+            token,
+            endpoint,
+            {"incident_id": incident_id, **filters},
+            position=position,
+            as_of=None,
+            lines=lines,
+        )
+    return view, Fresh(**fresh(position, lag))
+
+
 @get(
     "/v1/incidents/{incident_id:str}",
     summary="One incident",
-    description="The incident as it stands, with every event that touched it (each with "
-    "its sources), the sources of its report and the disputes of other feeds.",
+    description="The incident as it stands, with the latest 50 events that touched it "
+    "(`history`, each with its sources; `history_total` counts them all, "
+    "`/v1/incidents/{id}/history` pages the rest), the sources of its report and the "
+    "disputes of other feeds.",
     responses=ERRORS_404,
     tags=["read"],
 )
@@ -151,20 +195,23 @@ async def get_incident(
         ),
     ] = None,
 ) -> IncidentBody:
-    """The incident and its history; 404 when no event named it.
+    """The incident and the latest page of its history; 404 when no event named it.
 
     A reader gets it without the incident's community lines.
     """
     said_at = None if source_as_of is None else _moment(source_as_of)
-    side = side_of(request)
-    state, position, lag = await side.current(PROJECTIONS[incidents_projection.NAME], ("incident",))
-    view = incidents_projection.get(state, incident_id)
-    if view is None:
-        raise NotFoundException(f"no incident {incident_id!r}")
-    view = await reveal_incident(side.sealing, view)
-    if said_at is not None:
-        return _said(await _incident_body(request, view, position, lag), view, said_at)
-    return await _incident_body(request, view, position, lag)
+    view, fresh_ = await _incident(
+        request,
+        incident_id,
+        "GET /v1/incidents/{incident_id}",
+        {} if source_as_of is None else {"source_as_of": source_as_of},
+    )
+    body = IncidentBody(
+        **msgspec.structs.asdict(fresh_),
+        incident=answer_of(view),
+        victims_suppressed=not sees_exact(token_of(request)),
+    )
+    return body if said_at is None else _said(body, view, said_at)
 
 
 def _moment(text: str) -> dt.datetime:
@@ -177,42 +224,46 @@ def _moment(text: str) -> dt.datetime:
 
 
 def _said(body: IncidentBody, view: IncidentView, at: dt.datetime) -> IncidentBody:
-    """``body`` with ``said``: the history item of the entry in force at ``at``."""
+    """``body`` with ``said``: the history item of the entry in force at ``at`` (from the
+    whole history, not only the page the answer holds)."""
     entry = incidents_projection.said_at(view, at)
-    said = None
-    if entry is not None:
-        said = next(h for h in body.incident.history if h.position == entry.position)
+    said = None if entry is None else _items((entry,))[0]
     return msgspec.structs.replace(body, said=said)
 
 
-async def _incident_body(
-    request: Request[Any, Any, Any], view: IncidentView, position: Position | None, lag: Lag
-) -> IncidentBody:
-    """The answer of one incident, the community lines left out for a reader."""
-    incident_id = view.incident_id
-    token = token_of(request)
-    side = side_of(request)
-    lines = len(view.victims) + sum(len(h.victims or ()) for h in view.history)
-    if not sees_exact(token):
-        history = tuple(
-            msgspec.structs.replace(h, victims=None) if h.victims is not None else h
-            for h in view.history
-        )
-        view = msgspec.structs.replace(view, victims=(), history=history)
-        return IncidentBody(
-            **fresh(position, lag), incident=answer_of(view), victims_suppressed=True
-        )
-    if lines:
-        await side.audit(
-            token,
-            "GET /v1/incidents/{incident_id}",
-            {"incident_id": incident_id},
-            position=position,
-            as_of=None,
-            lines=lines,
-        )
-    return IncidentBody(**fresh(position, lag), incident=answer_of(view))
+@get(
+    "/v1/incidents/{incident_id:str}/history",
+    summary="An incident's history, paged",
+    description="The events that touched the incident in log order, `limit` (up to 500, "
+    "default 50) from `offset` (from 0), in the shape of the incident answer's `history`.",
+    responses=ERRORS_404,
+    tags=["read"],
+)
+async def get_incident_history(
+    request: Request[Any, Any, Any],
+    incident_id: Annotated[str, PathParameter(description="the incident's id")],
+    offset: Annotated[int, QueryParameter(ge=0, description="the first entry, from 0")] = 0,
+    limit: Annotated[
+        int, QueryParameter(ge=1, le=MAX_HISTORY_LIMIT, description="entries (at most 500)")
+    ] = HISTORY_PAGE,
+) -> HistoryPage:
+    """One page of the incident's history; 404 when no event named it."""
+    view, fresh_ = await _incident(
+        request,
+        incident_id,
+        "GET /v1/incidents/{incident_id}/history",
+        {"offset": offset, "limit": limit},
+    )
+    return HistoryPage(
+        **msgspec.structs.asdict(fresh_),
+        incident_id=incident_id,
+        offset=offset,
+        limit=limit,
+        history_total=len(view.history),
+        history=_items(view.history[offset : offset + limit]),
+        victims_suppressed=not sees_exact(token_of(request)),
+    )
 
 
-INCIDENT_ROUTES: Final = (list_incidents, get_incident)
+INCIDENT_ROUTES: Final = (list_incidents, get_incident, get_incident_history)
 """The incident routes of the read router."""

@@ -171,8 +171,14 @@ async def victims_behind(
     withheld = False
     if not cleared:  # what the reader's answer withholds, the incidents behind it too
         figures, _, _, _ = await side.victims(where, cleared=False, as_of=as_of)
-        withheld = figures.total_suppressed or any(
-            row.suppressed for row in figures.communities if row.community == community
+        # the total's incidents when the total is withheld; a line's unless it is shown (a
+        # lone withheld line goes unnamed, so a line not shown by name is withheld)
+        withheld = (
+            figures.total_suppressed
+            if community is None
+            else not any(
+                row.community == community and not row.suppressed for row in figures.communities
+            )
         )
     projection = PROJECTIONS[incidents_projection.NAME]
     state, position, lag, at = await side.answer_state(projection, ("incident",), as_of)

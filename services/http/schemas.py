@@ -20,6 +20,7 @@ from projections.community_victims import Figures
 from projections.country_stance import Basis, TimelineEntry
 from projections.incidents import HistoryEntry, IncidentRow, IncidentView
 from services.http.errors import InvalidQuery, NotFound
+from services.http.limits import LimitedBody
 from services.views.freshness import Lag
 
 __all__ = [
@@ -245,6 +246,9 @@ class IncidentAnswer(IncidentView, frozen=True, kw_only=True):
 
     sources: tuple[Citation, ...] = ()
     history: tuple[HistoryItem, ...] = ()
+    """The latest 50 entries, in log order (``/v1/incidents/{id}/history`` pages them all)."""
+    history_total: int = 0
+    """How many entries the whole history has."""
     disputed: bool = False
     disputes: tuple[Dispute, ...] = ()
 
@@ -263,6 +267,18 @@ class IncidentBody(Fresh, frozen=True, kw_only=True):
     its own ``source_time``), ``null`` when it had said nothing yet."""
 
 
+class HistoryPage(Fresh, frozen=True, kw_only=True):
+    """A page of an incident's history: ``limit`` entries from ``offset``, in log order,
+    shaped as the incident answer's ``history``; ``history_total`` counts them all."""
+
+    incident_id: str
+    offset: int
+    limit: int
+    history_total: int
+    history: tuple[HistoryItem, ...]
+    victims_suppressed: bool = False
+
+
 ERRORS: Final = {
     401: ResponseSpec(NotFound, description="missing or unknown bearer token"),
     403: ResponseSpec(NotFound, description="a feed token may not read"),
@@ -270,6 +286,10 @@ ERRORS: Final = {
         InvalidQuery,
         description="a query parameter is invalid, out of its domain, unknown to the route or "
         "given twice",
+    ),
+    429: ResponseSpec(
+        LimitedBody,
+        description="over the token's rate, or (live streams) its open streams; Retry-After",
     ),
     503: ResponseSpec(NotFound, description="Redis does not answer; retry (Retry-After)"),
 }

@@ -1,4 +1,5 @@
-"""The audit trail of exact community figures: who read them, through which endpoint, when.
+"""The audit trail: who read exact community figures or private text, exported the log or
+read dead letters, through which endpoint, when.
 
 Exact counts of the dead by community are special-category data (GDPR Art. 9). Every answer
 that carries them to a cleared role (``analyst`` or ``operator``; readers get them
@@ -16,12 +17,20 @@ object of the query and path parameters that were given), ``position`` (the log 
 answered from, empty when none), ``as_of`` (empty unless asked) and ``lines`` (how many
 exact community lines the answer held). The entry id gives the time to the millisecond.
 
+The same stream records every answer that carries decrypted private text (an incident's
+notes and urls, a timeline's speaker names; any role), every ``ledger export`` (before the
+file is written; ``lines`` 0) and every read of dead letters (``GET /v1/admin/dlq``,
+``ledger dlq list|show``). Operator commands are named by :func:`cli_principal`.
+
 ``ledger audit [--since ISO|position] [--json]`` lists the trail (:func:`read_audit`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import getpass
+import hmac
+import os
 import re
 from collections.abc import Mapping
 from typing import Final
@@ -32,11 +41,20 @@ import redis.asyncio as aioredis
 from events import recorded_at_of
 from services.errors import LedgerError
 from services.resp import field, text
-from services.settings import Token
+from services.settings import Settings, Token
 from services.store.keys import Keys
 from services.store.log import stream_pages
 
-__all__ = ["AuditEntry", "InvalidSinceError", "parse_since", "read_audit", "record_read"]
+__all__ = [
+    "AuditEntry",
+    "InvalidSinceError",
+    "cli_principal",
+    "parse_since",
+    "read_audit",
+    "record_access",
+    "record_command",
+    "record_read",
+]
 
 PAGE: Final = 1000
 """Entries read per ``XRANGE`` call."""
@@ -72,11 +90,38 @@ async def record_read(
     as_of: str | None = None,
     lines: int,
 ) -> str:
-    """Append the record of one answer with exact figures; its entry id."""
+    """Append the record of one answer with exact figures or private text; its entry id."""
+    return await record_access(
+        client,
+        prefix,
+        principal=token.name,
+        role=token.role,
+        endpoint=endpoint,
+        filters=filters,
+        position=position,
+        as_of=as_of,
+        lines=lines,
+    )
+
+
+async def record_access(
+    client: aioredis.Redis,
+    prefix: str,
+    *,
+    principal: str,
+    role: str,
+    endpoint: str,
+    filters: Mapping[str, object],
+    position: str | None = None,
+    as_of: str | None = None,
+    lines: int = 0,
+) -> str:
+    """Append the record of one access by ``principal`` (a token's name, or ``cli:<user>``
+    for an operator command); its entry id."""
     given = {name: str(value) for name, value in filters.items() if value is not None}
     fields = {
-        "token": token.name,
-        "role": token.role,
+        "token": principal,
+        "role": role,
         "endpoint": endpoint,
         "filters": msgspec.json.encode(given).decode(),
         "position": position or "",
@@ -85,6 +130,39 @@ async def record_read(
     }
     ident = await client.xadd(Keys(prefix).audit, fields)  # type: ignore[arg-type]
     return ident.decode() if isinstance(ident, bytes) else str(ident)
+
+
+async def record_command(
+    client: aioredis.Redis, settings: Settings, endpoint: str, filters: Mapping[str, object]
+) -> str:
+    """Append the record of an operator command (named by :func:`cli_principal`)."""
+    return await record_access(
+        client,
+        settings.key_prefix,
+        principal=cli_principal(settings),
+        role="operator",
+        endpoint=endpoint,
+        filters=filters,
+    )
+
+
+def cli_principal(settings: Settings, environ: Mapping[str, str] | None = None) -> str:
+    """Who runs an operator command, for the audit trail: the name of the operator token in
+    ``LEDGER_OPERATOR_TOKEN`` (one of ``LEDGER_TOKENS``), else ``cli:<OS user>``.
+
+    Raises :class:`~services.errors.LedgerError` when ``LEDGER_OPERATOR_TOKEN`` is set but is
+    not an operator token of the settings.
+    """
+    env = os.environ if environ is None else environ
+    presented = env.get("LEDGER_OPERATOR_TOKEN")
+    if not presented:
+        return f"cli:{getpass.getuser()}"
+    for token in settings.tokens:
+        if token.role == "operator" and hmac.compare_digest(
+            token.secret.encode(), presented.encode()
+        ):
+            return token.name
+    raise LedgerError("LEDGER_OPERATOR_TOKEN is not an operator token of LEDGER_TOKENS")
 
 
 def parse_since(text: str) -> str:

@@ -5,7 +5,11 @@
 reserved feed :data:`~services.store.rules.OPERATOR_FEED` and destroys the entity's key in the
 keyring: the log stays append-only and replayable, and the sealed text of every earlier
 event of the entity is unreadable for good (:mod:`services.store.sealing`), in the log, its
-replicas and backups alike.
+replicas and backups alike. Then the store's files are rewritten
+(:class:`~services.store.compaction.RedisFiles`: ``BGREWRITEAOF`` and a fresh RDB, waited
+for), so no file under Redis's data directory keeps the key (with the Redis keyring) or an
+inbox submission's plain text. A key file of the file keyring is unlinked and its directory
+synced (:class:`~services.store.keyring.FileKeyring`).
 """
 
 from __future__ import annotations
@@ -41,7 +45,9 @@ async def erase(store: SealingStore, kind: ErasableKind, ident: str, reason: str
     Raises :class:`~events.InvalidEventError` for a malformed id or reason,
     :class:`AppendRejectedError` when no such incident or statement was ever recorded
     (nothing is destroyed then), and the store's other errors. Running it again is harmless
-    (a second redaction event; no key left to destroy).
+    (a second redaction event; no key left to destroy), and the way to retry when the files
+    could not be rewritten (:class:`~services.store.compaction.CompactionError`, raised after
+    the key was destroyed).
     """
     draft: AnyEvent
     event_id = uuid.uuid4()
@@ -64,4 +70,6 @@ async def erase(store: SealingStore, kind: ErasableKind, ident: str, reason: str
     event = parse_submission(msgspec.json.encode(draft))  # the schema's checks, or raises
     appended = await store.append_redaction(event)
     destroyed = await store.keyring.destroy(event.entity)
+    if store.files is not None:
+        await store.files.compact()
     return Erasure(event.entity, str(event_id), appended.position, destroyed)

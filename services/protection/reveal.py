@@ -5,8 +5,9 @@ source urls; :mod:`services.store.sealing`). The read API shows the text by read
 events through the :class:`~services.store.sealing.SealingStore` when it answers:
 
 - ``GET /v1/incidents/{id}``: the incident's ``notes`` and its sources' ``url`` from its
-  report, and the urls of the sources of every history entry (revisions, disputes) from
-  the event at the entry's position; ``"[erased]"`` for each once the incident was erased
+  report, and the urls of the sources and the ``reason`` of every history entry
+  (revisions, retractions, merges, disputes, redactions) from the event at the entry's
+  position; ``"[erased]"`` for each once the incident was erased
   (also where a url was).
 - ``GET /v1/projections/country-stance/{country}/timeline``: each entry's ``speaker``, the
   name the statement (the issue at the entry's position) gives for that country, and the
@@ -26,13 +27,13 @@ from typing import Final, NamedTuple
 
 import msgspec
 
-from events import ERASED, CasualtiesRevised, IncidentReported, Source, StatementIssued
+from events import ERASED, SEALED, CasualtiesRevised, IncidentReported, Source, StatementIssued
 from projections.country_stance import TimelineEntry
 from projections.incidents import HistoryEntry, IncidentView
 from services.store.base import EventStore
 from services.store.sealing import SealingStore, Unsealed
 
-__all__ = ["Said", "Sources", "reveal_incident", "reveal_timeline"]
+__all__ = ["Said", "Sources", "reveal_incident", "reveal_timeline", "shows_text", "text_in"]
 
 CONCURRENT_READS: Final = 32
 """Statements read at once while a timeline's speaker names are restored."""
@@ -73,11 +74,18 @@ def _sources_of(unsealed: Unsealed) -> tuple[Source, ...] | None:
 
 
 def _entry(entry: HistoryEntry, opened: dict[str, Unsealed]) -> HistoryEntry:
+    """``entry`` with its sources' urls and its reason restored from its event."""
     found = opened.get(entry.position)
-    if entry.sources is None or found is None:
+    if found is None:
         return entry
-    sources = _sources_of(found)
-    return entry if sources is None else msgspec.structs.replace(entry, sources=sources)
+    changes: dict[str, object] = {}
+    sources = None if entry.sources is None else _sources_of(found)
+    if sources is not None:
+        changes["sources"] = sources
+    reason = getattr(found.recorded.event, "reason", None)
+    if entry.reason is not None and isinstance(reason, str):
+        changes["reason"] = reason
+    return msgspec.structs.replace(entry, **changes) if changes else entry
 
 
 async def reveal_incident(store: Sources, view: IncidentView) -> IncidentView:
@@ -158,3 +166,34 @@ async def reveal_timeline(
         else:
             shown.append(Said(entry, said.feed, said.sources))
     return shown
+
+
+_HIDDEN: Final = frozenset({SEALED, ERASED})
+
+
+def _shown(text: str | None) -> bool:
+    return text is not None and text not in _HIDDEN
+
+
+def text_in(store: Sources, view: IncidentView) -> bool:
+    """Whether ``view``, revealed from ``store``, carries decrypted private text: ``store``
+    seals, and notes, a url or a reason is not a placeholder. Such an answer is audited,
+    whoever reads it."""
+    if not isinstance(store, SealingStore):
+        return False
+    sources = [*view.sources, *(s for h in view.history for s in h.sources or ())]
+    return (
+        _shown(view.notes)
+        or any(_shown(s.url) for s in sources)
+        or any(_shown(h.reason) for h in view.history)
+    )
+
+
+def shows_text(store: Sources, said: Sequence[Said]) -> bool:
+    """Whether timeline entries revealed from ``store`` carry decrypted private text (a
+    speaker's name, a url)."""
+    return isinstance(store, SealingStore) and any(
+        (one.feed is not None and not one.entry.erased and _shown(one.entry.speaker))
+        or any(_shown(s.url) for s in one.sources)
+        for one in said
+    )

@@ -21,6 +21,7 @@ not ``SHUTDOWN``: the AOF is flushed either way).
 
 from __future__ import annotations
 
+import os
 import secrets
 from collections.abc import Callable
 from pathlib import Path
@@ -67,6 +68,12 @@ def running_url(data_dir: Path) -> str | None:
     return RedisProcess(
         data_dir=data_dir / REDIS_DIR, port=int(port), password=password, username=REDIS_USER
     ).url
+
+
+def half_of_memory() -> int:
+    """Half of this machine's physical memory in bytes: the embedded Redis's ``maxmemory``
+    unless ``LEDGER_REDIS_MAXMEMORY`` says otherwise."""
+    return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 2
 
 
 def password_path(data_dir: Path) -> Path:
@@ -162,6 +169,7 @@ class EmbeddedRedis:
             username=REDIS_USER,
             acl_file=settings.data_dir / REDIS_DIR / ACL_FILE,
             preexec=preexec,
+            maxmemory=settings.redis_maxmemory or half_of_memory(),
         )
 
     @property

@@ -124,6 +124,7 @@ class RedisProcess:
         cluster_node_timeout_ms: int = 15000,
         acl_file: Path | None = None,
         preexec: Callable[[], None] | None = None,
+        maxmemory: int | None = None,
     ) -> None:
         if fsync not in ("always", "everysec", "no"):
             raise ValueError(f"fsync must be always, everysec or no, not {fsync!r}")
@@ -142,6 +143,8 @@ class RedisProcess:
         """The server's ACL file (written by the caller, holding ``username``) instead of the
         one all-commands user of ``username``."""
         self.preexec = preexec
+        self.maxmemory = maxmemory
+        """``maxmemory`` in bytes (with ``noeviction``: writes are refused past it), or none."""
         """Run in the child before the server starts (a supervisor asks to be outlived by
         none of its children: :func:`services.runtime.supervisor.die_with_parent`)."""
         self._process: subprocess.Popen[bytes] | None = None
@@ -192,6 +195,8 @@ class RedisProcess:
             "protected-mode yes",
             "maxmemory-policy noeviction",
         ]
+        if self.maxmemory:
+            lines.append(f"maxmemory {self.maxmemory}")
         if self.password:
             quoted = self.password.replace("\\", "\\\\").replace('"', '\\"')
             if self.acl_file is not None:

@@ -1,13 +1,15 @@
 """Where the data keys of sealed private text live, apart from the log.
 
 One key per entity (``incident:<id>``, ``statement:<id>``), AES-256, with a random id that
-every blob it seals names (:mod:`services.store.sealing`). ``LEDGER_KEYRING=redis`` (the
-default) keeps the keys in the hash ``<prefix>:keys`` (:class:`RedisKeyring`): apart from
-the stream, but on the same server and in its backups until they age out.
-``LEDGER_KEYRING=file:<dir>`` keeps one file per key in a directory (:class:`FileKeyring`,
-mode 0600), for a volume that is backed up apart from Redis or not at all; a KMS would
-implement the same :class:`Keyring` protocol. Deleting a file unlinks it; whether its blocks
-are overwritten depends on the file system and device. Destroying a key is what erasure
+every blob it seals names (:mod:`services.store.sealing`). ``LEDGER_KEYRING=file:<dir>``
+(the default, ``<LEDGER_DATA_DIR>/keyring/<prefix>``) keeps one file per key in a directory
+(:class:`FileKeyring`, mode 0600), outside Redis's AOF and RDB, for a volume of its own that
+is backed up apart from Redis or not at all; a KMS would implement the same :class:`Keyring`
+protocol. ``LEDGER_KEYRING=redis`` keeps the keys in the hash ``<prefix>:keys``
+(:class:`RedisKeyring`): apart from the stream, but on the same server, so erasure has Redis
+rewrite its AOF and RDB after the ``HDEL`` (:mod:`services.store.compaction`). Deleting a
+file unlinks it and syncs its directory; whether its blocks are overwritten depends on the
+file system and device. Destroying a key is what erasure
 does (:mod:`services.protection.erasure`).
 """
 
@@ -310,6 +312,7 @@ class FileKeyring:
                 pass  # another creator won: use its key
             finally:
                 temp.unlink()
+            self._sync_directory()
         except OSError as exc:
             raise KeyringError(f"cannot write a key file in {self.directory}: {exc}") from exc
         found = self._read(path)
@@ -317,14 +320,26 @@ class FileKeyring:
             raise KeyringError(f"the key of {entity} was destroyed while it was created")
         return found
 
+    def _sync_directory(self) -> None:
+        """fsync the directory, so a link or an unlink survives a crash of the machine."""
+        fd = os.open(self.directory, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
     async def destroy(self, entity: str) -> bool:
-        """Unlink the entity's key file; whether there was one."""
+        """Unlink the entity's key file and sync the directory; whether there was one."""
         try:
             self._path(entity).unlink()
         except FileNotFoundError:
             return False
         except OSError as exc:
             raise KeyringError(f"cannot delete a key file in {self.directory}: {exc}") from exc
+        try:
+            self._sync_directory()
+        except OSError as exc:
+            raise KeyringError(f"cannot sync the key directory {self.directory}: {exc}") from exc
         return True
 
     async def get_many(self, entities: Sequence[str]) -> dict[str, DataKey]:

@@ -1,14 +1,15 @@
 """Private text sealed at the store's edge.
 
-Three fields can hold personal data: an incident's ``notes``, a source's ``url`` and a
-statement speaker's ``name`` (:mod:`events.private`). :class:`SealingStore` wraps the event
-store: on append it encrypts them and the log keeps only placeholders; on read it decrypts
-them again. Everything else stays plain, so projections and the runner never need a key.
+Four fields can hold personal data: an incident's ``notes``, a source's ``url``, a
+statement speaker's ``name`` and an event's ``reason`` (:mod:`events.private`).
+:class:`SealingStore` wraps the event store: on append it encrypts them and the log keeps
+only placeholders; on read it decrypts them again. Everything else stays plain, so
+projections and the runner never need a key.
 
 **Sealing.** Each incident and statement has its own data key (AES-256-GCM), created on the
 first event that carries private text and held by a :class:`Keyring`, apart from the log.
-An event's private fields become placeholders that still pass the schema (notes and names
-``"[sealed]"``, urls ``None``) and the entry gets a fifth field, ``sealed``: the JSON
+An event's private fields become placeholders that still pass the schema (notes, reasons and
+names ``"[sealed]"``, urls ``None``) and the entry gets a fifth field, ``sealed``: the JSON
 ``{"k": key id, "p": [paths], "c": base64(nonce ‖ ciphertext)}`` where the ciphertext is the
 JSON map path → text, the nonce 96 random bits and the associated data the event id (a blob
 moved to another entry does not decrypt). The paths stay readable: they name fields, never
@@ -36,7 +37,7 @@ import binascii
 import secrets
 import uuid
 from collections.abc import Sequence
-from typing import Final, Protocol
+from typing import Final, Protocol, runtime_checkable
 
 import msgspec
 from cryptography.exceptions import InvalidTag
@@ -46,6 +47,7 @@ from events import (
     ERASED,
     SEALED,
     AnyEvent,
+    Event,
     IncidentRedacted,
     Position,
     Recorded,
@@ -62,12 +64,14 @@ from services.store.rules import OPERATOR_FEED, digest_part
 
 __all__ = [
     "NONCE_BYTES",
+    "Files",
     "SealableStore",
     "SealingStore",
     "TamperedError",
     "Unsealed",
     "blob_key_id",
     "blob_paths",
+    "key_entity",
     "open_records",
     "private_digest",
     "seal",
@@ -183,7 +187,7 @@ def _open(recorded: Recorded, keys: dict[str, DataKey]) -> Unsealed:
     if blob is None:
         return Unsealed(recorded)
     event = recorded.event
-    key = keys.get(event.entity)
+    key = keys.get(key_entity(event))
     parsed = _parse(blob)
     if key is None or key.key_id != parsed.k:
         erased = tuple(parsed.p)
@@ -206,7 +210,7 @@ async def open_records(keyring: Keyring, records: Sequence[Recorded]) -> list[Un
     Text whose key is gone reads ``"[erased]"`` (urls ``None``, listed in ``erased``); a
     blob that does not authenticate raises :class:`TamperedError`.
     """
-    keys = await keyring.get_many([r.event.entity for r in records if r.sealed is not None])
+    keys = await keyring.get_many([key_entity(r.event) for r in records if r.sealed is not None])
     return [_open(r, keys) for r in records]
 
 
@@ -225,20 +229,41 @@ class SealableStore(EventStore, Protocol):
         ...
 
 
-def _is_redaction(event: AnyEvent) -> bool:
+def _is_redaction(event: Event) -> bool:
     return isinstance(event, IncidentRedacted | StatementRedacted)
+
+
+def key_entity(event: Event) -> str:
+    """Whose data key seals ``event``'s text: its entity's, but a redaction's reason has a
+    key of its own (``<entity>#redaction:<event id>``) that erasing the entity does not
+    destroy, so the reason outlives the erasure it explains and is never in the clear."""
+    if _is_redaction(event):
+        return f"{event.entity}#redaction:{event.event_id}"
+    return event.entity
+
+
+@runtime_checkable
+class Files(Protocol):
+    """The files a store keeps its data in, rewritten so deleted data leaves them
+    (:class:`services.store.compaction.RedisFiles`)."""
+
+    async def compact(self) -> None:
+        """Rewrite the files; what was deleted before the call is in none of them after."""
+        ...
 
 
 class SealingStore:
     """An :class:`~services.store.base.EventStore` that seals private text on its way in.
 
     See the module docstring. ``inner`` is the Redis or in-memory store; ``keyring`` holds
-    the data keys.
+    the data keys; ``files``, when given, are rewritten by erasure after a key is destroyed
+    (Redis's AOF and RDB: the deleted key, and deleted inbox submissions, leave the disk).
     """
 
-    def __init__(self, inner: SealableStore, keyring: Keyring) -> None:
+    def __init__(self, inner: SealableStore, keyring: Keyring, files: Files | None = None) -> None:
         self.inner = inner
         self.keyring = keyring
+        self.files = files
 
     async def _sealed(
         self, events: Sequence[AnyEvent]
@@ -248,7 +273,7 @@ class SealingStore:
         digests: list[str] = []
         private = [private_fields(event) for event in events]
         keys = await self.keyring.get_or_create_many(
-            [event.entity for event, fields in zip(events, private, strict=True) if fields]
+            [key_entity(event) for event, fields in zip(events, private, strict=True) if fields]
         )
         for event, fields in zip(events, private, strict=True):
             if not fields:
@@ -256,7 +281,7 @@ class SealingStore:
                 blobs.append(None)
                 digests.append("")
                 continue
-            key = keys[event.entity]
+            key = keys[key_entity(event)]
             blobs.append(seal(key, event.event_id, fields))
             digests.append(private_digest(key, fields))
             stored.append(with_private(event, masked(fields, SEALED)))
@@ -309,5 +334,6 @@ class SealingStore:
         """Append one redaction event (of any source); :func:`erase` uses it."""
         if not _is_redaction(event):
             raise SealingError(f"{event.type} is not a redaction")
-        (appended,) = await self.inner.append([event], sealed=[None], private=[""])
+        stored, blobs, digests = await self._sealed([event])
+        (appended,) = await self.inner.append(stored, sealed=blobs, private=digests)
         return appended

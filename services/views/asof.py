@@ -190,7 +190,10 @@ class AsOfReader:
     """Answers a projection's state as of a time: the latest snapshot plus the log's tail.
 
     Decoded snapshots are kept in a small LRU cache (``cache_size`` states); each request
-    folds on a shallow copy (documents are frozen), so the cached state never changes.
+    folds on a shallow copy (documents are frozen), so the cached state never changes. The
+    folded states are kept the same way per (projection, position): the log up to a position
+    never changes, so every query as of a time that lands on a position answered before is
+    computed on the kept fold, without reading the log again (``folded_size`` states).
 
     On several partitions (``prefix`` a :class:`~services.store.keys.Keys` with
     ``partitions > 1``) each partition's events recorded at or before the time are folded
@@ -200,7 +203,11 @@ class AsOfReader:
     """
 
     def __init__(
-        self, client: aioredis.Redis, prefix: Keys | str = "ledger", cache_size: int = 3
+        self,
+        client: aioredis.Redis,
+        prefix: Keys | str = "ledger",
+        cache_size: int = 3,
+        folded_size: int = 8,
     ) -> None:
         self.client = client
         self.keys = Keys.of(prefix)
@@ -208,7 +215,11 @@ class AsOfReader:
         self.store = SnapshotStore(client, self.keys)
         self.logs = [LogReader(client, self.keys, p) for p in range(self.keys.partitions)]
         self.cache_size = cache_size
-        self._cache: OrderedDict[tuple[str, str], State] = OrderedDict()
+        self._cache: _Lru = _Lru(cache_size)
+        self._folded: _Lru = _Lru(folded_size)
+        self.folds = 0
+        """How many folds of the log this reader ran (the rest were answered from the kept
+        folds)."""
 
     @property
     def partitions(self) -> int:
@@ -231,10 +242,20 @@ class AsOfReader:
         return await self.state_until(projection, target), target
 
     async def state_until(self, projection: Projection, target: Position) -> State:
-        """The state of ``projection`` folded up to and including ``target``.
+        """The state of ``projection`` folded up to and including ``target`` (a copy of the
+        kept fold when this position was folded before).
 
         On several partitions ``target`` names every partition's position (joined).
         """
+        key = (projection.view, str(target))
+        found = self._folded.get(key)
+        if found is None:
+            found = await self._fold_until(projection, target)
+            self.folds += 1
+            self._folded.put(key, found)
+        return Docs(found.kinds())
+
+    async def _fold_until(self, projection: Projection, target: Position) -> State:
         if self.partitions > 1:
             return await self._merged_until(projection, target)
         base = latest_before(await self.store.refs(projection), target)
@@ -261,15 +282,30 @@ class AsOfReader:
         return projection.merge(parts)
 
     async def _snapshot(self, projection: Projection, position: Position) -> State | None:
-        key = (projection.view, position)
+        key = (projection.view, str(position))
         cached = self._cache.get(key)
         if cached is None:
             cached = await self.store.load(projection, position)
             if cached is None:  # removed by the retention meanwhile
                 return None
-            self._cache[key] = cached
-            while len(self._cache) > self.cache_size:
-                self._cache.popitem(last=False)
-        else:
-            self._cache.move_to_end(key)
+            self._cache.put(key, cached)
         return Docs(cached.kinds())
+
+
+class _Lru:
+    """At most ``size`` states by (view, position), the least recently used dropped first."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._items: OrderedDict[tuple[str, str], State] = OrderedDict()
+
+    def get(self, key: tuple[str, str]) -> State | None:
+        found = self._items.get(key)
+        if found is not None:
+            self._items.move_to_end(key)
+        return found
+
+    def put(self, key: tuple[str, str], state: State) -> None:
+        self._items[key] = state
+        while len(self._items) > self.size:
+            self._items.popitem(last=False)

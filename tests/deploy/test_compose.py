@@ -65,21 +65,74 @@ class TestCompose:
         for service in ("redis:", "api:", "projector-1:", "projector-2:", "snapshots:"):
             assert service in done.stdout
 
-    def test_compose_without_the_password_fails(self) -> None:
-        """Without REDIS_PASSWORD the file refuses to render (no Redis without a password)."""
-        command = _compose()
-        if command is None:
-            missing("no docker compose client installed")
-        env = {k: v for k, v in os.environ.items() if k not in ("REDIS_PASSWORD", "LEDGER_TOKENS")}
-        done = subprocess.run(
-            [*command, "-f", str(DEPLOY / "docker-compose.yml"), "config"],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            env=env,
-            check=False,
+    def test_no_secret_on_a_command_line_and_redis_on_an_internal_network(self) -> None:
+        """Rendered: Redis publishes no port and sits on the internal network alone; the
+        ledger reads its Redis password and tokens from secret files; no command or
+        environment holds a secret; data keys have a volume of their own."""
+        config = _rendered(
+            DEPLOY / "docker-compose.yml", {"LEDGER_TOKENS": "x", "REDIS_PASSWORD": "y"}
         )
-        assert done.returncode != 0
+        services = config["services"]
+        redis = services["redis"]
+        assert "ports" not in redis
+        assert list(redis["networks"]) == ["backend"]
+        assert config["networks"]["backend"]["internal"] is True
+        assert redis["entrypoint"] == ["sh", "/usr/local/etc/redis/redis-acl.sh"]
+        assert redis["environment"] == {
+            "REDIS_PASSWORD_FILE": "/run/secrets/redis_password",
+            "REDIS_ADMIN_PASSWORD_FILE": "/run/secrets/redis_admin_password",
+        }
+        assert {s["source"] for s in redis["secrets"]} == {
+            "redis_password",
+            "redis_admin_password",
+        }
+        for name in ("api", "projector-1", "projector-2", "snapshots"):
+            env = services[name]["environment"]
+            assert env["LEDGER_REDIS_URL"] == "redis://ledger@redis:6379/0"
+            assert env["LEDGER_REDIS_PASSWORD_FILE"] == "/run/secrets/redis_password"
+            assert env["LEDGER_TOKENS_FILE"] == "/run/secrets/ledger_tokens"
+            assert "LEDGER_TOKENS" not in env
+            assert env["LEDGER_KEYRING"] == "file:/keyring"
+            assert {s["source"] for s in services[name]["secrets"]} == {
+                "redis_password",
+                "ledger_tokens",
+            }
+        assert [_host_ip(p) for p in services["api"]["ports"]] == ["127.0.0.1"]
+        assert "keyring" in config["volumes"]
+        rendered = yaml.safe_dump(config)
+        assert "REDIS_PASSWORD:" not in rendered  # no password variable anywhere
+        assert "--requirepass" not in rendered
+
+    def test_the_tls_override_renders_tls_for_redis_and_https_in_front(self) -> None:
+        """With docker-compose.tls.yml: Redis only on its TLS port with its certificate, the
+        ledger on rediss:// checking the CA, and Caddy terminating HTTPS on 443 for
+        LEDGER_PUBLIC_HOST with the certificate from secrets."""
+        config = _rendered(
+            DEPLOY / "docker-compose.yml",
+            {"LEDGER_PUBLIC_HOST": "ledger.example.org"},
+            DEPLOY / "docker-compose.tls.yml",
+        )
+        services = config["services"]
+        script = " ".join(services["redis"]["command"])
+        for flag in ("--port 0", "--tls-port 6379", "--tls-cert-file /run/secrets/redis_tls_cert"):
+            assert flag in script
+        assert services["redis"]["entrypoint"] == ["sh", "/usr/local/etc/redis/redis-acl.sh"]
+        for name in ("api", "projector-1", "projector-2", "snapshots"):
+            env = services[name]["environment"]
+            assert env["LEDGER_REDIS_URL"].startswith("rediss://ledger@redis:6379/0?ssl_ca_certs=")
+            assert "redis_tls_ca" in {s["source"] for s in services[name]["secrets"]}
+        https = services["https"]
+        assert [_published(p) for p in https["ports"]] == ["443"]
+        assert https["environment"]["LEDGER_PUBLIC_HOST"] == "ledger.example.org"
+        assert {s["source"] for s in https["secrets"]} == {"http_tls_cert", "http_tls_key"}
+        caddyfile = (DEPLOY / "Caddyfile").read_text(encoding="utf-8")
+        assert "reverse_proxy api:8000" in caddyfile
+        assert "tls /run/secrets/http_tls_cert /run/secrets/http_tls_key" in caddyfile
+        missing_host = _render_files(
+            [DEPLOY / "docker-compose.yml", DEPLOY / "docker-compose.tls.yml"],
+            {k: v for k, v in os.environ.items() if k != "LEDGER_PUBLIC_HOST"},
+        )
+        assert missing_host.returncode != 0
 
     def test_redis_conf_never_evicts_and_persists(self) -> None:
         """The production Redis configuration passes the start-up checks by construction."""
@@ -90,11 +143,12 @@ class TestCompose:
             if line.strip() and not line.startswith("#")
         }
         assert settings["maxmemory-policy"] == "noeviction"
+        assert settings["maxmemory"] == "2gb"
         assert settings["appendonly"] == "yes"
 
     def test_redis_starts_with_the_acl_users_and_no_password_argument(self) -> None:
         """Redis runs through redis-acl.sh (ACL users); no password on its command line; the
-        services connect as the ledger user."""
+        services connect as the ledger user (its password from a secret file)."""
         env = {**os.environ, "REDIS_PASSWORD": PASSWORD, "LEDGER_TOKENS": "operator=compose-token"}
         done = _render(DEPLOY / "docker-compose.yml", env)
         assert done.returncode == 0, done.stderr
@@ -102,7 +156,41 @@ class TestCompose:
         redis = services["redis"]
         assert redis["entrypoint"][-1].endswith("redis-acl.sh")
         assert PASSWORD not in " ".join(redis["entrypoint"] + redis["command"])
-        assert services["api"]["environment"]["LEDGER_REDIS_URL"].startswith("redis://ledger:")
+        assert services["api"]["environment"]["LEDGER_REDIS_URL"].startswith("redis://ledger@")
+
+
+def _host_ip(port: str | dict[str, Any]) -> str:
+    """The host address of a rendered port (short form of compose v1, long form of v2)."""
+    return port.rsplit(":", 2)[0] if isinstance(port, str) else str(port.get("host_ip", ""))
+
+
+def _published(port: str | dict[str, Any]) -> str:
+    """The published port of a rendered port, either form."""
+    return port.split(":")[-2] if isinstance(port, str) else str(port["published"])
+
+
+def _render_files(paths: list[Path], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """``<compose> -f a -f b … config`` with exactly ``env``."""
+    command = _compose()
+    if command is None:
+        missing("no docker compose client installed")
+    files = [arg for path in paths for arg in ("-f", str(path))]
+    return subprocess.run(
+        [*command, *files, "config"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        check=False,
+    )
+
+
+def _rendered(path: Path, extra: dict[str, str], *more: Path) -> dict[str, Any]:
+    """The files as ``config`` renders them with the process environment plus ``extra``."""
+    done = _render_files([path, *more], {**os.environ, **extra})
+    assert done.returncode == 0, done.stderr
+    rendered: dict[str, Any] = yaml.safe_load(done.stdout)
+    return rendered
 
 
 def _render(path: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:

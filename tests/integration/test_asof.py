@@ -179,6 +179,27 @@ class TestAsOfEqualsThePureFold:
             assert state == fold(projection, known), at
             assert position == (known[-1].position if known else None)
 
+    async def test_a_position_folded_once_answers_again_without_a_fold(
+        self, redis_client: aioredis.Redis, key_prefix: str, recorded: list[Recorded]
+    ) -> None:
+        """Every time asked twice in a row: one fold per position,
+        the kept fold's answers equal to the pure fold's, and a change to an answer's state
+        never reaches the kept one."""
+        projection = PROJECTIONS[victims.NAME]
+        reader = AsOfReader(redis_client, key_prefix)
+        moments = times(recorded)
+        for at in (at for moment in moments for at in (moment, moment)):
+            state, _ = await reader.state_at(projection, at)
+            assert state == fold(projection, known_at(recorded, at)), at
+        positions = {
+            known_at(recorded, at)[-1].position for at in moments if known_at(recorded, at)
+        }
+        assert reader.folds == len(positions)
+        state, _ = await reader.state_at(projection, moments[-1])
+        state.put("total", "tampered", next(iter(state.kinds()["total"].values())))
+        again, _ = await reader.state_at(projection, moments[-1])
+        assert "tampered" not in again.kinds()["total"]
+
     @pytest.mark.parametrize("name", ASOF_PROJECTIONS)
     async def test_with_snapshots_and_after_retention(
         self, redis_client: aioredis.Redis, key_prefix: str, recorded: list[Recorded], name: str

@@ -18,6 +18,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from events import Place
+from projections.suppression import WITHHELD_NAME
 from services.bootstrap import http_app
 from services.settings import Settings, Token
 from services.store.redis import RedisEventStore
@@ -252,9 +253,13 @@ class TestCsvEqualsJson:
         assert rows  # each case has rows to compare
 
     async def test_a_reader_s_csv_withholds_what_its_json_withholds(self, http: Any) -> None:
-        """Christian 3 is withheld from a reader, unattributed too: empty cells, flagged."""
+        """Christian 3 is withheld from a reader (unnamed: the only line withheld),
+        unattributed and the total too: empty cells, flagged."""
         answer, rows, _, header = await both(http, VICTIMS)
-        line = dict(zip(header, next(r for r in rows if r[1] == "christian"), strict=True))
+        line = dict(zip(header, next(r for r in rows if r[1] == WITHHELD_NAME), strict=True))
+        assert "christian" not in {r[1] for r in rows}
+        total = dict(zip(header, rows[0], strict=True))
+        assert (total["line"], total["best"], total["incidents"]) == ("total", "", "")
         assert (line["best"], line["incidents"], line["suppressed"]) == ("", "", "true")
         unattributed = dict(zip(header, rows[1], strict=True))
         assert (unattributed["best"], unattributed["suppressed"]) == ("", "true")

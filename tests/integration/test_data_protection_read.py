@@ -22,6 +22,7 @@ import redis.asyncio as aioredis
 from typer.testing import CliRunner, Result
 
 from events import Place, VictimLine, recorded_at_of
+from projections.suppression import WITHHELD_NAME
 from services.bootstrap import http_app
 from services.protection.audit import read_audit
 from services.settings import Settings, Token
@@ -47,7 +48,7 @@ K = 5
 DEADLINE = 20.0
 VICTIMS = "/v1/projections/community-victims"
 WITHHELD = {
-    "community": "druze",
+    "community": WITHHELD_NAME,
     "low": None,
     "best": None,
     "high": None,
@@ -55,7 +56,8 @@ WITHHELD = {
     "at_least": None,
     "suppressed": True,
 }
-"""The druze line withheld: no figure, no qualifier, no link to its incidents."""
+"""The druze line withheld: no figure, no qualifier, no link to its incidents, and, as the
+only line withheld, no name."""
 
 
 def lines(*given: tuple[str, str, int]) -> list[VictimLine]:
@@ -143,8 +145,10 @@ def figures(n: int) -> dict[str, Any]:
 
 
 def druze(answer: Any) -> Any:
-    """The druze line of an answer (without its ``behind`` link)."""
-    (row,) = numbers([r for r in answer["communities"] if r["community"] == "druze"])
+    """The druze line of an answer (without its ``behind`` link): by name, or the one line
+    withheld without a name."""
+    named = ("druze", WITHHELD_NAME)
+    (row,) = numbers([r for r in answer["communities"] if r["community"] in named])
     return row
 
 
@@ -152,7 +156,8 @@ class TestReaderGetsSuppressedFigures:
     async def test_small_line_and_unattributed_are_withheld(
         self, http: Any, seeded: dt.datetime
     ) -> None:
-        """Druze (12 in all, a cell of 2 in it) is withheld and last; unattributed too."""
+        """Druze (12 in all, a cell of 2 in it) is withheld, last and unnamed; unattributed,
+        the total and its incidents too."""
         answer = await ask(http, "reader", VICTIMS)
         assert numbers(answer["communities"]) == [
             exact("alawite", 40),
@@ -161,7 +166,12 @@ class TestReaderGetsSuppressedFigures:
         ]
         assert answer["unattributed"] is None
         assert answer["unattributed_suppressed"] is True
-        assert answer["total"] == figures(69)
+        assert (answer["total"], answer["incidents"], answer["total_suppressed"]) == (
+            None,
+            None,
+            True,
+        )
+        assert "druze" not in json.dumps(answer)
         assert answer["suppression_k"] == K
 
     @pytest.mark.parametrize(
@@ -214,10 +224,10 @@ class TestReaderGetsSuppressedFigures:
     async def test_as_of_answers_are_suppressed_too(self, http: Any, seeded: dt.datetime) -> None:
         """As of before ``i-2``: alawite shown, druze and unattributed withheld."""
         answer = await ask(http, "reader", VICTIMS, as_of=seeded.isoformat())
-        assert [r["community"] for r in answer["communities"]] == ["alawite", "druze"]
+        assert [r["community"] for r in answer["communities"]] == ["alawite", WITHHELD_NAME]
         assert druze(answer) == WITHHELD
         assert answer["unattributed"] is None
-        assert answer["total"]["best"] == 60
+        assert answer["total"] is None
         assert answer["suppression_k"] == K
 
     async def test_incident_detail_leaves_out_community_lines(

@@ -167,6 +167,7 @@ def erase_with_cli(redis_url: str, prefix: str, kind: str, ident: str) -> str:
         "LEDGER_REDIS_URL": redis_url,
         "LEDGER_KEY_PREFIX": prefix,
         "LEDGER_TOKENS": "",
+        "LEDGER_KEYRING": "redis",  # the keyring of the test's sealing store
     }
     done = subprocess.run(
         [sys.executable, "-m", "services.cli", "erase", kind, ident, "--reason", "request"],

@@ -17,6 +17,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from events import PartyLine
+from projections.suppression import WITHHELD_NAME
 from services.bootstrap import http_app
 from services.settings import Settings, Token
 from services.store.redis import RedisEventStore
@@ -79,16 +80,17 @@ class TestByParty:
         assert default.json()["communities"] == []  # by=community is the default
 
     async def test_readers_get_small_party_lines_withheld(self, http: Any) -> None:
-        """Side lines under K stay shown (16); unknown (3) is withheld, unattributed too."""
+        """Side lines under K stay shown (16); unknown (3) is withheld, unnamed as the only
+        line withheld, and unattributed and the total with it."""
         body = (await http.get(VICTIMS, params={"by": "party"}, headers=auth(READER))).json()
         withheld = {c["community"]: c.get("suppressed", False) for c in body["communities"]}
         assert withheld == {
             "civilians": False,
             "side_a": False,
             "side_b": False,
-            "unknown": True,
+            WITHHELD_NAME: True,
         }
-        assert body["unattributed"] is None
+        assert (body["unattributed"], body["total"], body["incidents"]) == (None, None, None)
 
     async def test_the_csv_answer_takes_by_too(self, http: Any) -> None:
         """CSV rows: total, unattributed, then the party lines."""

@@ -111,7 +111,7 @@ async def http_publisher(
                 if 200 <= status < 300:
                     feeds.ack(batch)
                     break
-                assert status in (0, 503), f"unexpected {status}: {response.text[:500]}"
+                assert status in (0, 429, 503), f"unexpected {status}: {response.text[:500]}"
                 feeds.failures += 1
                 if time.monotonic() > deadline:
                     pytest.fail(f"{feed}: no 2xx within {RETRY_WITHIN} s")

@@ -29,6 +29,7 @@ __all__ = [
     "READER",
     "ROOT",
     "TOKENS",
+    "UNLIMITED",
     "LedgerRun",
     "LedgerServer",
     "Projector",
@@ -45,6 +46,11 @@ TOKENS = {feed: f"feed-{feed}-{'k' * 24}" for feed in FEEDS}
 """A feed token per feed of :data:`FEEDS`."""
 READER = "reader-" + "r" * 26
 OPERATOR = "operator-" + "o" * 24
+
+
+UNLIMITED: dict[str, str] = {"LEDGER_READ_RATE": "0", "LEDGER_FEED_RATE": "0"}
+"""Rate limits off for the processes these tests start: they poll and publish as fast as
+they can to load the service (the limits have tests of their own: tests/security)."""
 
 
 def tokens_env() -> str:
@@ -79,6 +85,7 @@ class LedgerServer:
             "LEDGER_KEY_PREFIX": PREFIX,
             "LEDGER_PROJECTORS": "1" if self.projectors else "0",
             "LEDGER_CLAIM_IDLE_MS": "1000",
+            **UNLIMITED,
             **(extra_env or {}),
         }
         with self.log_path.open("ab") as out:
@@ -265,6 +272,7 @@ class LedgerRun:
             "LEDGER_HTTP_HOST": "127.0.0.1",
             "LEDGER_HTTP_PORT": str(self.port),
             "LEDGER_CLAIM_IDLE_MS": "1000",
+            **UNLIMITED,
             **self.env,
         }
         with self.log_path.open("ab") as out:

@@ -52,7 +52,7 @@ class TestParseTokens:
             pytest.param(f"admin={SOHR}", "role must be one of", id="unknown-role"),
             pytest.param(f"feed={SOHR}", "needs a feed name", id="feed-without-name"),
             pytest.param(f"feed:SOHR={SOHR}", "needs a feed name", id="bad-feed-name"),
-            pytest.param(f"reader:sohr={SOHR}", "only feed tokens", id="reader-with-feed"),
+            pytest.param(f"reader:Bad Name={SOHR}", "a token's name", id="reader-bad-name"),
             pytest.param("reader=short-secret", "at least 16", id="short"),
             pytest.param("reader", "role[:feed]=token", id="no-equals"),
             pytest.param("reader=   ", "role[:feed]=token", id="empty-secret"),

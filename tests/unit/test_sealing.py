@@ -101,15 +101,24 @@ class TestPrivateFields:
             reason="fewer dead by our count",
             sources=[Source(publisher="Local radio"), Source(publisher="ACLED", url=URL)],
         )
-        assert private_fields(dispute) == {"sources[1].url": URL}
+        assert private_fields(dispute) == {
+            "sources[1].url": URL,
+            "reason": "fewer dead by our count",
+        }
         hidden = with_private(dispute, masked(private_fields(dispute), SEALED))
         assert [s.url for s in hidden.sources] == [None, None]
+        assert hidden.reason == SEALED
         assert with_private(hidden, private_fields(dispute)) == dispute
 
+    def test_every_reason_is_private_text(self) -> None:
+        """Retractions, merges and redactions carry free text in ``reason``: it is private."""
+        for event in (f.retracted(), f.merged(), _redacted()):
+            reason = event.reason
+            assert private_fields(event) == {"reason": reason}
+            assert with_private(event, masked(["reason"], SEALED)).reason == SEALED
+
     def test_events_without_text_have_no_private_fields(self) -> None:
-        """Retractions, merges and reports without notes or urls list nothing."""
-        assert private_fields(f.retracted()) == {}
-        assert private_fields(f.merged()) == {}
+        """Reports without notes or urls list nothing: places and codes stay clear."""
         assert private_fields(f.reported(sources=[Source(publisher="P")])) == {}
 
     def test_with_private_puts_each_value_at_its_path(self) -> None:
@@ -210,6 +219,21 @@ class TestSealingStore:
         assert isinstance(issued.event, StatementIssued)
         assert [s.name for s in issued.event.speakers] == [ERASED, ERASED]
         assert await sealing.length() == 4
+
+    async def test_a_reason_rests_sealed_and_reads_back(self, sealing: SealingStore) -> None:
+        """A retraction's reason is a placeholder in the log and restored on reading; after
+        an erasure it reads [erased], while the redaction's own reason stays readable."""
+        retraction = f.retracted(reason="the witness Hortensia Example recanted")
+        await sealing.append([_report(), retraction])
+        stored = [r.event for r in await sealing.inner.read()]
+        assert [getattr(e, "reason", None) for e in stored] == [None, SEALED]
+        assert (await sealing.read())[1].event == retraction
+        await erase(sealing, "incident", "i-1", "an erasure request of 2025-03-12")
+        stored = [r.event for r in await sealing.inner.read()]
+        assert getattr(stored[2], "reason", None) == SEALED
+        _, retracted, redaction = await sealing.read_entity("incident:i-1")
+        assert getattr(retracted.event, "reason", None) == ERASED
+        assert getattr(redaction.event, "reason", None) == "an erasure request of 2025-03-12"
 
     async def test_erasing_an_unknown_incident_is_rejected(self, sealing: SealingStore) -> None:
         """Nothing is appended for an incident that was never reported."""

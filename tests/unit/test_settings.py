@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from services.cli import main
 from services.errors import SettingsError
-from services.settings import Settings, load_settings
+from services.settings import Settings, load_settings, parse_tokens
 from services.store.connection import connect, describe, node_urls
 
 FEED = "feed-sohr-secret-0123456789abcdef"
@@ -19,9 +19,18 @@ EVERYWHERE = "0.0.0.0"  # noqa: S104  # a setting under test, nothing binds it
 
 class TestDefaults:
     def test_empty_environment_gives_the_embedded_default(self) -> None:
-        """No variables: embedded Redis, loopback on 8000, ./var, no tokens yet."""
+        """No variables: embedded Redis, loopback on 8000, ./var, no tokens yet, and data
+        keys in files under ./var, outside Redis's AOF and RDB; the default limits."""
         settings = load_settings({})
-        assert settings == Settings()
+        assert settings == Settings(
+            keyring="file:var/keyring/ledger",
+            read_rate=50,
+            read_burst=100,
+            feed_rate=20,
+            feed_burst=50,
+            feed_events_per_hour=10_000_000,
+            live_streams_per_token=20,
+        )
         assert settings.embedded
         assert (settings.http_host, settings.http_port) == ("127.0.0.1", 8000)
         assert settings.data_dir == Path("var")
@@ -142,3 +151,66 @@ class TestSeedNodes:
             ("127.0.0.1", 7002),
         ]
         assert client.connection_kwargs["password"] == "pw"
+
+
+class TestNamedTokens:
+    """Tokens of every role may carry a name, which audits and logs show."""
+
+    def test_a_name_after_the_role_names_the_token(self) -> None:
+        """analyst:alice is named so; an unnamed reader is its role; a feed is its feed."""
+        tokens = parse_tokens(
+            "analyst:alice=analyst-token-0123456789,reader=reader-token-0123456789ab,"
+            "feed:sohr=feed-token-0123456789abcd,operator:ops-1=operator-token-012345678"
+        )
+        assert [t.name for t in tokens] == [
+            "analyst:alice",
+            "reader",
+            "feed:sohr",
+            "operator:ops-1",
+        ]
+        assert [t.feed for t in tokens] == [None, None, "sohr", None]
+        assert "analyst-token" not in repr(tokens[0])
+
+    def test_a_malformed_name_is_refused_naming_the_entry(self) -> None:
+        """A name outside a-z0-9_.- is refused, naming the entry, never the secret."""
+        with pytest.raises(SettingsError, match="entry 1") as raised:
+            parse_tokens("analyst:Alice Smith=analyst-token-0123456789")
+        assert "analyst-token" not in str(raised.value)
+
+
+class TestSecretFiles:
+    """Secrets from files (compose secrets), never on a command line or in the URL given."""
+
+    def test_the_redis_password_file_goes_into_the_url(self, tmp_path: Path) -> None:
+        """The password is read, quoted and put into the first node's credentials."""
+        secret = tmp_path / "redis_password"
+        secret.write_text("p@ss:word/1\n")
+        settings = load_settings(
+            {
+                "LEDGER_REDIS_URL": "redis://ledger@redis:6379/0",
+                "LEDGER_REDIS_PASSWORD_FILE": str(secret),
+            }
+        )
+        assert settings.redis_url == "redis://ledger:p%40ss%3Aword%2F1@redis:6379/0"
+        plain = load_settings(
+            {"LEDGER_REDIS_URL": "rediss://redis:6379/0", "LEDGER_REDIS_PASSWORD_FILE": str(secret)}
+        )
+        assert plain.redis_url == "rediss://:p%40ss%3Aword%2F1@redis:6379/0"
+
+    def test_tokens_come_from_a_file_one_entry_a_line(self, tmp_path: Path) -> None:
+        """LEDGER_TOKENS_FILE holds the entries a line each."""
+        secret = tmp_path / "tokens"
+        secret.write_text(f"feed:sohr={FEED}\nanalyst:alice=analyst-token-0123456789\n")
+        settings = load_settings({"LEDGER_TOKENS_FILE": str(secret)})
+        assert [t.name for t in settings.tokens] == ["feed:sohr", "analyst:alice"]
+
+    def test_a_missing_or_empty_secret_file_is_named(self, tmp_path: Path) -> None:
+        """The variable and the path are named; nothing starts."""
+        with pytest.raises(SettingsError, match="LEDGER_TOKENS_FILE"):
+            load_settings({"LEDGER_TOKENS_FILE": str(tmp_path / "absent")})
+        empty = tmp_path / "empty"
+        empty.write_text("\n")
+        with pytest.raises(SettingsError, match="empty"):
+            load_settings(
+                {"LEDGER_REDIS_URL": "redis://r:1", "LEDGER_REDIS_PASSWORD_FILE": str(empty)}
+            )

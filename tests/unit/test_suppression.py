@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from fractions import Fraction
 from typing import Any
 
@@ -41,6 +41,7 @@ from projections.community_victims import (
 from projections.filters import VictimsFilter
 from projections.suppression import (
     DEFAULT_K,
+    WITHHELD_NAME,
     ProtectedAnswer,
     ShownRow,
     exact,
@@ -143,10 +144,13 @@ def numbers(answer: VictimsAnswer) -> dict[str, int]:
     return found
 
 
-def shown_and_withheld(protected: ProtectedAnswer) -> tuple[set[str], set[str]]:
-    """The names of the numbers a protected answer shows and withholds."""
+def shown_and_withheld(
+    protected: ProtectedAnswer, every: Collection[str]
+) -> tuple[set[str], set[str]]:
+    """The names of the numbers a protected answer shows and withholds (of ``every`` name
+    of the exact answer: a lone withheld line is shown without its name)."""
     shown = {f"line:{r.community}" for r in protected.communities if not r.suppressed}
-    withheld = {f"line:{r.community}" for r in protected.communities if r.suppressed}
+    withheld = {name for name in every if name.startswith("line:") and name not in shown}
     (withheld if protected.unattributed_suppressed else shown).add("unattributed")
     (withheld if protected.total_suppressed else shown).add("total")
     return shown, withheld
@@ -212,7 +216,7 @@ def disclosures(
     shown_vectors: list[list[int]] = []
     withheld: list[tuple[int, str]] = []
     for i, q in enumerate(queries):
-        shown, hidden_names = shown_and_withheld(rule(docs, k, q))
+        shown, hidden_names = shown_and_withheld(rule(docs, k, q), raw[i])
         shown_vectors += [vector(i, name) for name in sorted(shown)]
         withheld += [(i, name) for name in sorted(hidden_names)]
     return [
@@ -237,12 +241,15 @@ def lines_only_rule(state: Readable, k: int, filters: Mapping[str, Any]) -> Prot
 
 class TestPrimarySuppression:
     def test_line_below_k_is_withheld_with_every_number(self) -> None:
-        """A line with best below K keeps its name; its numbers become None, suppressed."""
+        """A line with best below K: its numbers become None, suppressed; alone withheld,
+        it loses its name too; beside another withheld line it keeps it."""
         result = suppress(answer_of(("alawite", 40), ("druze", 2)), 5)
         assert result.communities == [
             shown("alawite", 40),
-            hidden("druze"),
+            hidden(WITHHELD_NAME),
         ]
+        two = suppress(answer_of(("alawite", 40), ("druze", 2), ("yazidi", 1)), 5)
+        assert two.communities == [shown("alawite", 40), hidden("druze"), hidden("yazidi")]
 
     def test_line_at_k_is_shown(self) -> None:
         """K itself is not below K."""
@@ -255,11 +262,11 @@ class TestPrimarySuppression:
         row = CommunityRow(community="druze", low=1, best=3, high=40, incidents=1)
         base = answer_of()
         answer = msgspec.structs.replace(base, communities=[row])
-        assert suppress(answer, 5).communities == [hidden("druze")]
+        assert suppress(answer, 5).communities == [hidden(WITHHELD_NAME)]
 
     def test_zero_best_line_is_withheld(self) -> None:
         """A line of best 0 (a possible death, none certain) is below every K."""
-        assert suppress(answer_of(("druze", 0)), 1).communities == [hidden("druze")]
+        assert suppress(answer_of(("druze", 0)), 1).communities == [hidden(WITHHELD_NAME)]
 
     def test_threshold_must_be_positive(self) -> None:
         """K below 1 is refused."""
@@ -269,11 +276,21 @@ class TestPrimarySuppression:
 
 class TestSecondarySuppression:
     def test_unattributed_is_withheld_with_any_line(self) -> None:
-        """One withheld line withholds unattributed (else line = total - unattributed - rest)."""
+        """One withheld line withholds unattributed (else line = total - unattributed - rest),
+        and the total and its incidents with it (a total of 2 over 1 incident beside one
+        withheld line would bound the line)."""
         result = suppress(answer_of(("alawite", 40), ("druze", 2)), 5)
         assert result.unattributed is None
         assert result.unattributed_suppressed is True
-        assert result.total == Figures(100, 100, 100)
+        assert (result.total, result.incidents, result.total_suppressed) == (None, None, True)
+
+    def test_the_issue_s_inference_case_is_withheld(self) -> None:
+        """One incident of 2 dead with one small druze line: the reader sees neither the
+        total, nor the incidents count, nor the line's name."""
+        state = folded(NAME, COAST.reported("i-1", 2, victims=[line("druze", 2)]))
+        result = protected_query(state, 5)
+        assert (result.total, result.incidents, result.unattributed) == (None, None, None)
+        assert result.communities == [hidden(WITHHELD_NAME)]
 
     def test_a_status_total_is_withheld_with_any_line(self) -> None:
         """With a status filter the total is the lines' own sum: withheld with any line,
@@ -288,10 +305,9 @@ class TestSecondarySuppression:
         )
         result = protected_query(state, 5, VictimsFilter(status="combatant"))
         assert (result.total, result.incidents, result.total_suppressed) == (None, None, True)
-        assert result.communities == [shown("alawite", 30), hidden("druze")]
+        assert result.communities == [shown("alawite", 30), hidden(WITHHELD_NAME)]
         whole = protected_query(state, 5)
-        assert (whole.total, whole.incidents) == (Figures(40, 40, 40), 1)
-        assert whole.total_suppressed is False
+        assert (whole.total, whole.incidents, whole.total_suppressed) == (None, None, True)
 
     def test_a_status_total_without_withheld_lines_is_shown(self) -> None:
         """Every combatant line shown: their total and incidents are shown too."""
@@ -322,7 +338,7 @@ class TestSecondarySuppression:
         result = suppress(answer_of(("druze", 12), ("alawite", 40)), 5, small={"druze"})
         assert result.communities == [
             shown("alawite", 40),
-            hidden("druze"),
+            hidden(WITHHELD_NAME),
         ]
 
     def test_exact_keeps_every_figure(self) -> None:
@@ -367,7 +383,8 @@ class TestSmallCommunities:
         assert small_communities(state, 5, min_grading="weak") == {"druze"}
 
     def test_protected_query_applies_the_whole_rule(self) -> None:
-        """Druze 12 in all (a 2 among it) is withheld; alawite 40 shown; unattributed withheld."""
+        """Druze 12 in all (a 2 among it) is withheld (unnamed, alone); alawite 40 shown;
+        unattributed and the total withheld."""
         state = folded(
             NAME,
             COAST.reported("i-1", 60, victims=[line("druze", 10), line("alawite", 40)]),
@@ -376,10 +393,10 @@ class TestSmallCommunities:
         result = protected_query(state, 5)
         assert [(r.community, r.best) for r in result.communities] == [
             ("alawite", 40),
-            ("druze", None),
+            (WITHHELD_NAME, None),
         ]
         assert result.unattributed is None
-        assert result.total == Figures(62, 62, 62)
+        assert (result.total, result.incidents) == (None, None)
         narrowed = protected_query(state, 5, adm1="Latakia")
         assert [(r.community, r.best) for r in narrowed.communities] == [
             ("alawite", 40),
