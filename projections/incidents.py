@@ -76,6 +76,7 @@ from .incident_docs import (
     Status,
     add_entry,
     cite,
+    history_key,
 )
 from .incident_merge import merge
 from .incident_queries import LISTED, behind, document, entries, get, listing, said_at
@@ -378,6 +379,7 @@ __all__ = [
     "document",
     "entries",
     "get",
+    "history_key",
     "initial",
     "listing",
     "merge",
