@@ -28,8 +28,8 @@ INCIDENT: Final = "incident"
 HISTORY: Final = "history"
 """The kind of one history entry's document (a :class:`HistoryEntry`, :func:`history_key`)."""
 SOURCE: Final = "source"
-"""The kind that marks a source cited by an incident's report or revisions, once per
-distinct source (the :class:`~events.Source` itself, keyed by :func:`source_key`)."""
+"""The kind that marks a source an incident's revisions cite beside those of its report,
+once per distinct source (the :class:`~events.Source` itself, keyed by :func:`source_key`)."""
 
 
 def history_key(incident_id: str, n: int) -> str:
@@ -40,7 +40,9 @@ def history_key(incident_id: str, n: int) -> str:
 def source_key(incident_id: str, source: Source) -> str:
     """The id under which ``source`` is marked as cited by the incident: its publisher, url
     and publication date, the identity by which a listing counts distinct sources."""
-    cited = _key_encoder.encode((source.publisher, source.url, source.published_at))
+    published = source.published_at
+    at = None if published is None else published.astimezone(dt.UTC)
+    cited = _key_encoder.encode((source.publisher, source.url, at))
     return f"{incident_id}|{cited.decode()}"
 
 
@@ -178,11 +180,26 @@ def add_entry(state: State, view: IncidentView, entry: HistoryEntry) -> int:
     return count + 1
 
 
+def _identity(source: Source) -> tuple[str, str | None, dt.datetime | None]:
+    """What makes two cited sources the same: publisher, url and publication date."""
+    return source.publisher, source.url, source.published_at
+
+
+def report_sources(sources: Sequence[Source]) -> int:
+    """How many distinct sources a report cites (they stay in its document's ``sources``)."""
+    return len({_identity(source) for source in sources})
+
+
 def cite(state: State, view: IncidentView, sources: Sequence[Source]) -> int:
-    """Mark the ``sources`` of a report or revision as cited by the incident; the count of
-    distinct sources it cites now."""
+    """Mark each source of a revision that neither its report nor an earlier revision cites
+    (kind ``source``); the count of distinct sources the incident cites now."""
     count = view.source_count
+    if not sources:
+        return count
+    reported = {_identity(source) for source in view.sources}
     for source in sources:
+        if _identity(source) in reported:
+            continue
         key = source_key(view.incident_id, source)
         if state.get(SOURCE, key) is None:
             state.put(SOURCE, key, source)

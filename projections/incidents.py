@@ -9,10 +9,10 @@ per event in log order, with the feed that published it and its own sources) is 
 beside it, one document per entry (kind ``history``, ``<incident>|<n>``): a commit writes
 the new entry and the incident's document, whose size does not grow with the history, and
 a reader reads the page it shows (:func:`entries`; :func:`get`: with the whole history).
-Each distinct source of its report and revisions is marked once (kind ``source``), so the
-document counts them (a listing's ``sources``). A merge is in the history of both
-incidents. A dispute (``incident.disputed``, by a feed that does not own the incident)
-appears in its history and flags it (``disputed``); it changes no figure.
+Each distinct source its revisions cite beside its report's is marked once (kind
+``source``), so the document counts them all (a listing's ``sources``). A merge is in the
+history of both incidents. A dispute (``incident.disputed``, by a feed that does not own
+the incident) appears in its history and flags it (``disputed``); it changes no figure.
 
 ``version`` counts the events of the incident's owner and operators that change it (its
 report, revisions, retraction, redaction and its own merge into another), as the event
@@ -77,6 +77,7 @@ from .incident_docs import (
     add_entry,
     cite,
     history_key,
+    report_sources,
 )
 from .incident_merge import merge
 from .incident_queries import LISTED, behind, document, entries, get, listing, said_at
@@ -157,7 +158,7 @@ def _reported(state: State, recorded: Recorded, event: IncidentReported) -> None
         updated_at=at,
         version=view.version + 1,
         reported=True,
-        source_count=cite(state, view, event.sources),
+        source_count=report_sources(event.sources),
         parties=tuple(event.parties),
         sides=event.sides,
         source_time=event.source_time,
