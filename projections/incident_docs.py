@@ -187,6 +187,8 @@ def _identity(source: Source) -> tuple[str, str | None, dt.datetime | None]:
 
 def report_sources(sources: Sequence[Source]) -> int:
     """How many distinct sources a report cites (they stay in its document's ``sources``)."""
+    if len(sources) < 2:  # most reports: nothing to compare
+        return len(sources)
     return len({_identity(source) for source in sources})
 
 
