@@ -21,7 +21,11 @@ through a FastStream :class:`~faststream.redis.RedisBroker`, up to :data:`MAX_RE
 entries at a time. For each entry:
 
 1. the feed must be allowed and every event's ``source`` must equal it; the body must pass
-   :func:`events.parse_batch`;
+   :func:`events.parse_batch`; the feed's limits apply as over HTTP, counted in the same
+   Redis budgets (:mod:`services.protection.limits`): the entry waits for the feed's rate
+   (``LEDGER_FEED_RATE`` entries/s, bursts of ``LEDGER_FEED_BURST``, shared with the feed's
+   HTTP batches), and its events must fit the feed's hourly quota
+   (``LEDGER_FEED_EVENTS_PER_HOUR``), else it is rejected whole as ``rate_limited``;
 2. valid events are appended to the store (a known ``event_id`` with the same body is a
    harmless duplicate);
 3. an invalid entry (dates after now included), or one with an event the store refuses
@@ -79,6 +83,7 @@ from services.health import Part
 from services.ingest.outcomes import MAX_DELIVERIES, InboxStats, Outcomes
 from services.ingest.submissions import Rejection, parse, validate
 from services.metrics import IngestMetrics
+from services.protection.limits import LimitedError, limits_of
 from services.settings import Settings, inbox_feeds_of
 from services.store.base import (
     AppendRejectedError,
@@ -152,6 +157,8 @@ class Inbox:
             self._client, self.keys, GROUP, settings.inbox_rejected_maxlen, metrics
         )
         self.stats = self.outcomes.stats
+        self.limits = limits_of(settings, self._client)
+        """The feed rate and hourly quota, counted with the API's (:meth:`_within_limits`)."""
         self._poll_ms = poll_ms
         self._claim_idle_ms = settings.claim_idle_ms
         self._feeds_every = feeds_every
@@ -302,7 +309,9 @@ class Inbox:
             for entry_id, fields in zip(entry_ids, entries, strict=True):
                 try:
                     now = dt.datetime.now(dt.UTC)
-                    valid.append((entry_id, fields, validate(fields, feed, self.allowed, now)))
+                    events = validate(fields, feed, self.allowed, now)
+                    await self._within_limits(feed or "", len(events))
+                    valid.append((entry_id, fields, events))
                 except Rejection as rejection:
                     await self.outcomes.reject(stream, feed, entry_id, fields, rejection)
             await self._append(stream, feed or "", valid)
@@ -312,6 +321,24 @@ class Inbox:
             await self.outcomes.give_up_on(stream, feed, entry_ids, entries, exc)
         else:
             self.part.recovered()
+
+    async def _within_limits(self, feed: str, events: int) -> None:
+        """Wait for ``feed``'s rate to allow one more entry, then count its ``events`` in the
+        feed's hourly quota: :class:`Rejection` (``rate_limited``, field ``quota``) when they
+        would pass it. The rate paces the reading (an entry waits its turn, none is refused
+        for it); the quota refuses, as a 429 would over HTTP."""
+        while True:
+            try:
+                await self.limits.rate.take_feed(feed)
+                break
+            except LimitedError as exc:
+                self.stats.paced += 1
+                await asyncio.sleep(exc.retry_after)
+        try:
+            await self.limits.quota.take(feed, events)
+        except LimitedError as exc:
+            message = f"{exc}; retry after {exc.retry_after_header} s"
+            raise Rejection("rate_limited", [Problem("quota", message)]) from exc
 
     async def _append(self, stream: str, feed: str, batch: list[Entry]) -> None:
         """Append the valid entries' events in order; an entry with a refused event goes
