@@ -77,13 +77,14 @@ from faststream import AckPolicy, Context
 from faststream.redis import RedisBroker, StreamSub
 from faststream.redis.message import RedisBatchStreamMessage
 
-from events import AnyEvent, Problem
+from events import AnyEvent
 from services.errors import LedgerError
 from services.health import Part
+from services.ingest.admission import admit, refusal
 from services.ingest.outcomes import MAX_DELIVERIES, InboxStats, Outcomes
 from services.ingest.submissions import Rejection, parse, validate
 from services.metrics import IngestMetrics
-from services.protection.limits import LimitedError, limits_of
+from services.protection.limits import limits_of
 from services.settings import Settings, inbox_feeds_of
 from services.store.base import (
     AppendRejectedError,
@@ -158,7 +159,7 @@ class Inbox:
         )
         self.stats = self.outcomes.stats
         self.limits = limits_of(settings, self._client)
-        """The feed rate and hourly quota, counted with the API's (:meth:`_within_limits`)."""
+        """The feed rate and hourly quota, counted with the API's (:func:`admit`)."""
         self._poll_ms = poll_ms
         self._claim_idle_ms = settings.claim_idle_ms
         self._feeds_every = feeds_every
@@ -310,7 +311,7 @@ class Inbox:
                 try:
                     now = dt.datetime.now(dt.UTC)
                     events = validate(fields, feed, self.allowed, now)
-                    await self._within_limits(feed or "", len(events))
+                    await admit(self.limits, feed or "", len(events), self.stats)
                     valid.append((entry_id, fields, events))
                 except Rejection as rejection:
                     await self.outcomes.reject(stream, feed, entry_id, fields, rejection)
@@ -321,24 +322,6 @@ class Inbox:
             await self.outcomes.give_up_on(stream, feed, entry_ids, entries, exc)
         else:
             self.part.recovered()
-
-    async def _within_limits(self, feed: str, events: int) -> None:
-        """Wait for ``feed``'s rate to allow one more entry, then count its ``events`` in the
-        feed's hourly quota: :class:`Rejection` (``rate_limited``, field ``quota``) when they
-        would pass it. The rate paces the reading (an entry waits its turn, none is refused
-        for it); the quota refuses, as a 429 would over HTTP."""
-        while True:
-            try:
-                await self.limits.rate.take_feed(feed)
-                break
-            except LimitedError as exc:
-                self.stats.paced += 1
-                await asyncio.sleep(exc.retry_after)
-        try:
-            await self.limits.quota.take(feed, events)
-        except LimitedError as exc:
-            message = f"{exc}; retry after {exc.retry_after_header} s"
-            raise Rejection("rate_limited", [Problem("quota", message)]) from exc
 
     async def _append(self, stream: str, feed: str, batch: list[Entry]) -> None:
         """Append the valid entries' events in order; an entry with a refused event goes
@@ -351,7 +334,7 @@ class Inbox:
             except (AppendRejectedError, ConflictError, NotOwnerError, IdReusedError) as exc:
                 owner, event = flat[exc.index]
                 entry_id, fields, _ = batch.pop(owner)
-                await self.outcomes.reject(stream, feed, entry_id, fields, _refusal(exc, event))
+                await self.outcomes.reject(stream, feed, entry_id, fields, refusal(exc, event))
                 continue
             except StoreError as exc:
                 # StoreUnavailableError, or a store fault: nothing is acked; retry in order.
@@ -375,21 +358,6 @@ class Inbox:
                 else:
                     self.stats.duplicates += 1
             return
-
-
-def _refusal(
-    exc: AppendRejectedError | ConflictError | NotOwnerError | IdReusedError, event: AnyEvent
-) -> Rejection:
-    """The rejection of an entry whose ``event`` the store refused with ``exc``."""
-    if isinstance(exc, AppendRejectedError):
-        return Rejection("rejected", [Problem(exc.field, exc.message)])
-    if isinstance(exc, ConflictError):
-        field = "expected_version" if event.expected_version is not None else "type"
-        message = f"{exc.message} ({exc.entity} is at version {exc.current})"
-        return Rejection("conflict", [Problem(field, message)])
-    if isinstance(exc, NotOwnerError):
-        return Rejection("forbidden", [Problem("source", exc.message)])
-    return Rejection(exc.reason, [Problem("event_id", exc.message)])
 
 
 def build_inbox(
