@@ -104,7 +104,7 @@ GROUP: Final = INBOX_GROUP
 """The consumer group every inbox process reads in."""
 
 MAX_RECORDS: Final = 100
-"""Most entries read (and appended) in one batch."""
+"""Most entries read (and appended) in one batch (fewer under a low feed rate)."""
 
 POLL_MS: Final = 1000
 """How long one ``XREADGROUP`` blocks waiting for new entries."""
@@ -162,6 +162,7 @@ class Inbox:
         """The feed rate and hourly quota, counted with the API's (:func:`admit`)."""
         self._poll_ms = poll_ms
         self._claim_idle_ms = settings.claim_idle_ms
+        self._max_records = _batch_size(settings)
         self._feeds_every = feeds_every
         self._watcher: asyncio.Task[None] | None = None
         self._subscribers: dict[str, list[Any]] = {}
@@ -201,7 +202,7 @@ class Inbox:
             group=GROUP,
             consumer=self.consumer,
             batch=True,
-            max_records=MAX_RECORDS,
+            max_records=self._max_records,
             polling_interval=self._poll_ms,
         )
         reclaimer = StreamSub(
@@ -358,6 +359,16 @@ class Inbox:
                 else:
                     self.stats.duplicates += 1
             return
+
+
+def _batch_size(settings: Settings) -> int:
+    """Entries read at once: :data:`MAX_RECORDS`, fewer under a low feed rate, so that the
+    entries of one batch waiting their turn are handled within about half the reclaim time
+    (no other reader takes them as abandoned meanwhile)."""
+    if settings.feed_rate <= 0 or settings.feed_burst <= 0:
+        return MAX_RECORDS
+    waited = settings.feed_rate * settings.claim_idle_ms / 2000
+    return max(1, min(MAX_RECORDS, int(settings.feed_burst + waited)))
 
 
 def build_inbox(

@@ -94,7 +94,7 @@ class TestInboxRate:
         """Rate 5 entries/s with bursts of 2: 6 entries are all appended, none rejected, and
         not sooner than the rate allows (the 4 past the burst need 0.8 s)."""
         paced = msgspec.structs.replace(
-            limited, feed_rate=5, feed_burst=2, feed_events_per_hour=1_000
+            limited, feed_rate=5, feed_burst=2, feed_events_per_hour=1_000, claim_idle_ms=5_000
         )
         for n in range(6):
             await submit(redis_client, keys, reported(f"i-{n}"))
