@@ -210,7 +210,7 @@ async def submit_events(request: Request[Any, Any, Any]) -> Response[SubmitResul
         deps.metrics.count(types, "forbidden")
         raise
     if deps.limits is not None and token.feed is not None:
-        deps.limits.quota.take(token.feed, len(batch))  # 429 over the feed's hourly quota
+        await deps.limits.quota.take(token.feed, len(batch))  # 429 over the feed's hourly quota
     if deps.headroom is not None:
         await deps.headroom.check()  # 507 before Redis itself refuses writes
     return await _append(deps, batch, types, principal=token.name)
