@@ -241,7 +241,7 @@ def http_app(
         read=read,
         admin=admin,
         sealing=sealing,
-        limits=limits_of(settings),
+        limits=limits_of(settings, client),
         headroom=None
         if client is None or settings.cluster
         else Headroom(client, settings.ingest_memory_percent),

@@ -53,6 +53,7 @@ from services.protection.auth import PermissionDeniedError, authorize_publish
 from services.store.base import (
     Appended,
     AppendRejectedError,
+    BatchError,
     ConflictError,
     IdReusedError,
     NotOwnerError,
@@ -209,7 +210,7 @@ async def submit_events(request: Request[Any, Any, Any]) -> Response[SubmitResul
         deps.metrics.count(types, "forbidden")
         raise
     if deps.limits is not None and token.feed is not None:
-        deps.limits.quota.take(token.feed, len(batch))  # 429 over the feed's hourly quota
+        await deps.limits.quota.take(token.feed, len(batch))  # 429 over the feed's hourly quota
     if deps.headroom is not None:
         await deps.headroom.check()  # 507 before Redis itself refuses writes
     return await _append(deps, batch, types, principal=token.name)
@@ -221,61 +222,12 @@ async def _append(
     started = time.perf_counter()
     try:
         results = await asyncio.wait_for(deps.store.append(batch), deps.append_timeout)
-    except AppendRejectedError as exc:
-        deps.metrics.count(types, "rejected")
-        deps.metrics.submissions.labels("422").inc()
-        log.info("submission.rejected", index=exc.index, field=exc.field, principal=principal)
-        return json_response(
-            422,
-            InvalidBody(
-                errors=[ErrorItem(exc.index, exc.field, exc.message)],
-                written=list(exc.written) if exc.written else msgspec.UNSET,
-            ),
-        )
-    except ConflictError as exc:
-        deps.metrics.count(types, "conflict")
-        deps.metrics.submissions.labels("409").inc()
-        log.info("submission.conflict", index=exc.index, entity=exc.entity, current=exc.current)
-        return json_response(
-            409,
-            ConflictBody(
-                index=exc.index,
-                entity=exc.entity,
-                current_version=exc.current,
-                message=exc.message,
-                written=list(exc.written) if exc.written else msgspec.UNSET,
-            ),
-        )
-    except NotOwnerError as exc:
-        deps.metrics.count(types, "forbidden")
-        deps.metrics.submissions.labels("403").inc()
-        log.info("submission.not_owner", index=exc.index, entity=exc.entity, owner=exc.owner)
-        return json_response(
-            403,
-            NotOwnerBody(
-                index=exc.index,
-                entity=exc.entity,
-                owner=exc.owner,
-                message=exc.message,
-                written=list(exc.written) if exc.written else msgspec.UNSET,
-            ),
-        )
-    except IdReusedError as exc:
-        deps.metrics.count(types, "conflict")
-        deps.metrics.submissions.labels("409").inc()
-        log.info("submission.id_reused", index=exc.index, reason=exc.reason)
-        return json_response(
-            409,
-            IdReusedBody(
-                error=exc.reason,
-                index=exc.index,
-                event_id=exc.event_id,
-                position=exc.position,
-                earlier=exc.earlier,
-                message=exc.message,
-                written=list(exc.written) if exc.written else msgspec.UNSET,
-            ),
-        )
+    except BatchError as exc:
+        status, result, body = _refusal(exc)
+        deps.metrics.count(types, result)
+        deps.metrics.submissions.labels(str(status)).inc()
+        log.info("submission.refused", status=status, error=type(exc).__name__, principal=principal)
+        return json_response(status, body)
     except (StoreUnavailableError, TimeoutError) as exc:
         deps.metrics.count(types, "unavailable")
         reason = str(exc) or f"no answer within {deps.append_timeout:g} s"
@@ -286,6 +238,44 @@ async def _append(
     deps.metrics.submissions.labels("202").inc()
     log.info("submission.accepted", appended=appended, duplicates=len(results) - appended)
     return json_response(202, SubmitResult(results=results))
+
+
+def _refusal(exc: BatchError) -> tuple[int, str, msgspec.Struct]:
+    """The status, the metrics result and the body answering a batch the store refused."""
+    written = list(exc.written) if exc.written else msgspec.UNSET
+    if isinstance(exc, ConflictError):
+        body: msgspec.Struct = ConflictBody(
+            index=exc.index,
+            entity=exc.entity,
+            current_version=exc.current,
+            message=exc.message,
+            written=written,
+        )
+        return 409, "conflict", body
+    if isinstance(exc, NotOwnerError):
+        body = NotOwnerBody(
+            index=exc.index,
+            entity=exc.entity,
+            owner=exc.owner,
+            message=exc.message,
+            written=written,
+        )
+        return 403, "forbidden", body
+    if isinstance(exc, IdReusedError):
+        body = IdReusedBody(
+            error=exc.reason,
+            index=exc.index,
+            event_id=exc.event_id,
+            position=exc.position,
+            earlier=exc.earlier,
+            message=exc.message,
+            written=written,
+        )
+        return 409, "conflict", body
+    if isinstance(exc, AppendRejectedError):
+        errors = [ErrorItem(exc.index, exc.field, exc.message)]
+        return 422, "rejected", InvalidBody(errors=errors, written=written)
+    raise exc
 
 
 def with_event_schemas(document: dict[str, Any]) -> dict[str, Any]:

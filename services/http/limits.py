@@ -84,7 +84,7 @@ def rate_limited(app: ASGIApp) -> ASGIApp:
             token = None if deps.limits is None else deps.auth.resolve(_bearer(scope))
             if token is not None and deps.limits is not None:
                 try:
-                    deps.limits.rate.take(token)
+                    await deps.limits.rate.take(token)
                 except LimitedError as exc:
                     start: HTTPResponseStartEvent = {
                         "type": "http.response.start",

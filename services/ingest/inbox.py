@@ -21,7 +21,11 @@ through a FastStream :class:`~faststream.redis.RedisBroker`, up to :data:`MAX_RE
 entries at a time. For each entry:
 
 1. the feed must be allowed and every event's ``source`` must equal it; the body must pass
-   :func:`events.parse_batch`;
+   :func:`events.parse_batch`; the feed's limits apply as over HTTP, counted in the same
+   Redis budgets (:mod:`services.protection.limits`): the entry waits for the feed's rate
+   (``LEDGER_FEED_RATE`` entries/s, bursts of ``LEDGER_FEED_BURST``, shared with the feed's
+   HTTP batches), and its events must fit the feed's hourly quota
+   (``LEDGER_FEED_EVENTS_PER_HOUR``), else it is rejected whole as ``rate_limited``;
 2. valid events are appended to the store (a known ``event_id`` with the same body is a
    harmless duplicate);
 3. an invalid entry (dates after now included), or one with an event the store refuses
@@ -73,12 +77,14 @@ from faststream import AckPolicy, Context
 from faststream.redis import RedisBroker, StreamSub
 from faststream.redis.message import RedisBatchStreamMessage
 
-from events import AnyEvent, Problem
+from events import AnyEvent
 from services.errors import LedgerError
 from services.health import Part
+from services.ingest.admission import admit, refusal
 from services.ingest.outcomes import MAX_DELIVERIES, InboxStats, Outcomes
 from services.ingest.submissions import Rejection, parse, validate
 from services.metrics import IngestMetrics
+from services.protection.limits import limits_of
 from services.settings import Settings, inbox_feeds_of
 from services.store.base import (
     AppendRejectedError,
@@ -98,7 +104,7 @@ GROUP: Final = INBOX_GROUP
 """The consumer group every inbox process reads in."""
 
 MAX_RECORDS: Final = 100
-"""Most entries read (and appended) in one batch."""
+"""Most entries read (and appended) in one batch (fewer under a low feed rate)."""
 
 POLL_MS: Final = 1000
 """How long one ``XREADGROUP`` blocks waiting for new entries."""
@@ -152,8 +158,11 @@ class Inbox:
             self._client, self.keys, GROUP, settings.inbox_rejected_maxlen, metrics
         )
         self.stats = self.outcomes.stats
+        self.limits = limits_of(settings, self._client)
+        """The feed rate and hourly quota, counted with the API's (:func:`admit`)."""
         self._poll_ms = poll_ms
         self._claim_idle_ms = settings.claim_idle_ms
+        self._max_records = _batch_size(settings)
         self._feeds_every = feeds_every
         self._watcher: asyncio.Task[None] | None = None
         self._subscribers: dict[str, list[Any]] = {}
@@ -193,7 +202,7 @@ class Inbox:
             group=GROUP,
             consumer=self.consumer,
             batch=True,
-            max_records=MAX_RECORDS,
+            max_records=self._max_records,
             polling_interval=self._poll_ms,
         )
         reclaimer = StreamSub(
@@ -302,7 +311,9 @@ class Inbox:
             for entry_id, fields in zip(entry_ids, entries, strict=True):
                 try:
                     now = dt.datetime.now(dt.UTC)
-                    valid.append((entry_id, fields, validate(fields, feed, self.allowed, now)))
+                    events = validate(fields, feed, self.allowed, now)
+                    await admit(self.limits, feed or "", len(events), self.stats)
+                    valid.append((entry_id, fields, events))
                 except Rejection as rejection:
                     await self.outcomes.reject(stream, feed, entry_id, fields, rejection)
             await self._append(stream, feed or "", valid)
@@ -324,7 +335,7 @@ class Inbox:
             except (AppendRejectedError, ConflictError, NotOwnerError, IdReusedError) as exc:
                 owner, event = flat[exc.index]
                 entry_id, fields, _ = batch.pop(owner)
-                await self.outcomes.reject(stream, feed, entry_id, fields, _refusal(exc, event))
+                await self.outcomes.reject(stream, feed, entry_id, fields, refusal(exc, event))
                 continue
             except StoreError as exc:
                 # StoreUnavailableError, or a store fault: nothing is acked; retry in order.
@@ -350,19 +361,14 @@ class Inbox:
             return
 
 
-def _refusal(
-    exc: AppendRejectedError | ConflictError | NotOwnerError | IdReusedError, event: AnyEvent
-) -> Rejection:
-    """The rejection of an entry whose ``event`` the store refused with ``exc``."""
-    if isinstance(exc, AppendRejectedError):
-        return Rejection("rejected", [Problem(exc.field, exc.message)])
-    if isinstance(exc, ConflictError):
-        field = "expected_version" if event.expected_version is not None else "type"
-        message = f"{exc.message} ({exc.entity} is at version {exc.current})"
-        return Rejection("conflict", [Problem(field, message)])
-    if isinstance(exc, NotOwnerError):
-        return Rejection("forbidden", [Problem("source", exc.message)])
-    return Rejection(exc.reason, [Problem("event_id", exc.message)])
+def _batch_size(settings: Settings) -> int:
+    """Entries read at once: :data:`MAX_RECORDS`, fewer under a low feed rate, so that the
+    entries of one batch waiting their turn are handled within about half the reclaim time
+    (no other reader takes them as abandoned meanwhile)."""
+    if settings.feed_rate <= 0 or settings.feed_burst <= 0:
+        return MAX_RECORDS
+    waited = settings.feed_rate * settings.claim_idle_ms / 2000
+    return max(1, min(MAX_RECORDS, int(settings.feed_burst + waited)))
 
 
 def build_inbox(

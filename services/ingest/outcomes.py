@@ -43,6 +43,8 @@ class InboxStats(msgspec.Struct):
     """Entries written to the rejected stream."""
     deferred: int = 0
     """Entries whose append or rejected-write failed (counted per failed attempt)."""
+    paced: int = 0
+    """Times an entry waited for its feed's rate (``LEDGER_FEED_RATE``)."""
 
 
 class Outcomes:

@@ -43,7 +43,14 @@ __all__ = [
 ]
 
 RejectionKind = Literal[
-    "invalid", "rejected", "conflict", "forbidden", "id_reused", "id_taken", "failed"
+    "invalid",
+    "rejected",
+    "conflict",
+    "forbidden",
+    "id_reused",
+    "id_taken",
+    "rate_limited",
+    "failed",
 ]
 
 EVENT_FIELD: Final = b"event"
@@ -63,7 +70,8 @@ class RejectedEntry(TypedDict):
     """``invalid`` (failed validation, a feed not allowed, the retired shared inbox), or
     refused by the store: ``rejected`` (a rule of the log), ``conflict`` (a version),
     ``forbidden`` (another feed's entity), ``id_reused`` or ``id_taken`` (the event id holds
-    another body, or another feed's event); ``failed`` (it kept failing the inbox itself)."""
+    another body, or another feed's event); ``rate_limited`` (over the feed's hourly quota,
+    the problem's field ``quota``); ``failed`` (it kept failing the inbox itself)."""
     errors: str
     """JSON list of ``{"field", "message"}``, one per problem."""
 

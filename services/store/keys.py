@@ -15,6 +15,8 @@ partition stays on one cluster slot:
 | ``<prefix>:feeds`` | set | feeds registered for the inbox by ``ledger feeds add`` |
 | ``<prefix>:inbox:rejected`` | stream | invalid submissions with their problems |
 | ``<prefix>:dlq`` | stream | entries the projectors could not apply |
+| ``<prefix>:limits:rate:<subject>`` | hash | a token bucket (``t``, ``s``), gone once full |
+| ``<prefix>:limits:quota:<feed>:<hour>`` | string | a feed's events in one clock hour |
 | ``<prefix>:audit`` | stream | who read exact community figures, where, when (never trimmed) |
 | ``<prefix>:keys`` | hash | entity → data key (``LEDGER_KEYRING=redis``; see sealing) |
 | ``<prefix>:{view:<name>:v<version>}:<kind>`` | hash | document id → JSON document |
@@ -193,6 +195,17 @@ class Keys(msgspec.Struct, frozen=True):
         if self.partitioned:
             return tuple(self.dlq_of(p) for p in range(self.partitions))
         return (self.dlq,)
+
+    # --- limits (services.protection.limits) ----------------------------------------------
+
+    def rate_bucket(self, subject: str) -> str:
+        """The token bucket of ``subject``: ``feed:<name>`` (HTTP and inbox alike), or
+        ``token:<digest>`` for a token of another role (a digest, never the secret)."""
+        return f"{self.prefix}:limits:rate:{subject}"
+
+    def quota_count(self, feed: str, hour: int) -> str:
+        """The count of ``feed``'s events in the clock hour ``hour`` (hours since the epoch)."""
+        return f"{self.prefix}:limits:quota:{feed}:{hour}"
 
     @property
     def audit(self) -> str:

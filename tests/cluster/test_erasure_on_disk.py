@@ -21,16 +21,13 @@ from services.settings import Settings
 from services.store.connection import connect
 from services.store.keyring import DataKey
 from tests.support import builders as f
+from tests.support.disk import holding
 from tests.support.waiting import until
 
 
 def copies(directory: Path, needles: list[bytes]) -> list[str]:
     """``node/file`` for every file under ``directory`` holding any of ``needles``."""
-    return [
-        f"{path.parent.name}/{path.name}"
-        for path in sorted(p for p in directory.rglob("*") if p.is_file())
-        if any(needle in path.read_bytes() for needle in needles)
-    ]
+    return sorted({f"{path.parent.name}/{path.name}" for path, _ in holding(directory, needles)})
 
 
 def needles_of(key: DataKey) -> list[bytes]:

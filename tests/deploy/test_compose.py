@@ -2,7 +2,8 @@
 
 Runs ``docker compose config`` (or the v1 ``docker-compose config``) when a client is
 installed (no engine is needed to render a file); skipped otherwise, failed under CI. The
-cluster file's one-shot init script also runs here, against six local redis-server nodes.
+cluster file's one-shot init script also runs here, against six local redis-server nodes (its
+nodes' start script: ``test_redis_node_auth.py``).
 """
 
 from __future__ import annotations
@@ -228,10 +229,12 @@ def _after(command: list[str], flag: str) -> str:
 class TestClusterCompose:
     """``deploy/docker-compose.cluster.yml``: six cluster nodes, an init job, the ledger."""
 
-    def test_six_cluster_enabled_nodes_with_a_password_and_their_own_data(
+    def test_six_cluster_enabled_nodes_with_the_password_from_a_secret_file(
         self, cluster_config: dict[str, Any]
     ) -> None:
-        """Each node runs deploy/redis.conf with cluster-enabled, the password, its own volume."""
+        """Each node runs deploy/redis.conf with cluster-enabled and its own volume, started by
+        redis-node-auth.sh with the password's file (never the password) in its
+        environment, and the redis_password secret mounted."""
         services = cluster_config["services"]
         assert sorted(name for name in services if name.startswith("redis-")) == sorted(
             [*CLUSTER_NODES, "redis-cluster-init"]
@@ -240,14 +243,22 @@ class TestClusterCompose:
         addresses = set()
         for name in CLUSTER_NODES:
             node = services[name]
+            assert node["entrypoint"] == ["sh", "/usr/local/etc/redis/redis-node-auth.sh"]
             command = node["command"]
-            assert command[:2] == ["redis-server", "/usr/local/etc/redis/redis.conf"]
+            assert command[:3] == [
+                "docker-entrypoint.sh",
+                "redis-server",
+                "/usr/local/etc/redis/redis.conf",
+            ]
             assert _after(command, "--cluster-enabled") == "yes"
             assert _after(command, "--cluster-config-file") == "nodes.conf"
-            assert _after(command, "--requirepass") == PASSWORD
-            assert _after(command, "--masterauth") == PASSWORD
+            assert "--requirepass" not in command
+            assert "--masterauth" not in command
+            assert node["environment"] == {"REDIS_PASSWORD_FILE": "/run/secrets/redis_password"}
+            assert [s["source"] for s in node["secrets"]] == ["redis_password"]
             volumes = [str(v) for v in node["volumes"]]
             assert any("redis.conf:/usr/local/etc/redis/redis.conf" in v for v in volumes)
+            assert any("redis-node-auth.sh:/usr/local/etc/redis/" in v for v in volumes)
             data_volumes |= {v.split(":")[0] for v in volumes if v.endswith(":/data:rw")}
             addresses.add(node["networks"]["default"]["ipv4_address"])
         assert len(data_volumes) == 6
@@ -258,7 +269,8 @@ class TestClusterCompose:
     def test_init_job_creates_the_cluster_once_all_nodes_are_healthy(
         self, cluster_config: dict[str, Any]
     ) -> None:
-        """redis-cli --cluster create over the six node addresses, one replica per master."""
+        """redis-cli --cluster create over the six node addresses, one replica per master,
+        authenticating with the secret file read inside its own shell."""
         init = cluster_config["services"]["redis-cluster-init"]
         script = init["command"][-1]
         assert "redis-cli --cluster create" in script
@@ -267,33 +279,48 @@ class TestClusterCompose:
         for name in CLUSTER_NODES:
             assert f"{nodes[name]['networks']['default']['ipv4_address']}:6379" in script
             assert init["depends_on"][name]["condition"] == "service_healthy"
-        assert init["environment"]["REDISCLI_AUTH"] == PASSWORD
-        assert PASSWORD not in script  # the password stays out of the process list
+        assert init["environment"] == {"REDIS_PASSWORD_FILE": "/run/secrets/redis_password"}
+        assert [s["source"] for s in init["secrets"]] == ["redis_password"]
+        unescaped = script.replace("$$", "$")  # compose's escape for a literal $
+        assert 'REDISCLI_AUTH="$(cat "$REDIS_PASSWORD_FILE")"' in unescaped
         assert init["restart"] == "no"
 
-    def test_ledger_services_run_in_cluster_mode_after_the_init_job(
+    def test_ledger_services_run_in_cluster_mode_with_secret_files(
         self, cluster_config: dict[str, Any]
     ) -> None:
-        """API and projectors: LEDGER_REDIS_CLUSTER=1, 16 partitions, a node's URL."""
+        """API and projectors: LEDGER_REDIS_CLUSTER=1, 16 partitions, a node's URL without a
+        password, the password and the tokens from secret files, after the init job."""
         for name in LEDGER_SERVICES:
             service = cluster_config["services"][name]
             env = service["environment"]
             assert env["LEDGER_REDIS_CLUSTER"] == "1"
             assert env["LEDGER_PARTITIONS"] == "16"
-            assert env["LEDGER_REDIS_URL"] == f"redis://:{PASSWORD}@redis-1:6379/0"
+            assert env["LEDGER_REDIS_URL"] == "redis://redis-1:6379/0"
+            assert env["LEDGER_REDIS_PASSWORD_FILE"] == "/run/secrets/redis_password"
+            assert env["LEDGER_TOKENS_FILE"] == "/run/secrets/ledger_tokens"
+            assert "LEDGER_TOKENS" not in env
+            assert {s["source"] for s in service["secrets"]} == {"redis_password", "ledger_tokens"}
             condition = service["depends_on"]["redis-cluster-init"]["condition"]
             assert condition == "service_completed_successfully"
+
+    def test_no_secret_on_a_command_line_or_in_the_environment(
+        self, cluster_config: dict[str, Any]
+    ) -> None:
+        """Rendered with REDIS_PASSWORD and LEDGER_TOKENS set in the shell (as the old file
+        took them): neither value appears anywhere, nor any password flag or variable; the
+        secrets are files."""
+        rendered = yaml.safe_dump(cluster_config)
+        assert PASSWORD not in rendered
+        assert "compose-token" not in rendered
+        for leak in ("--requirepass", "--masterauth", "REDIS_PASSWORD:", "REDISCLI_AUTH:"):
+            assert leak not in rendered
+        assert set(cluster_config["secrets"]) == {"redis_password", "ledger_tokens"}
 
     def test_cluster_file_has_no_top_level_name(self) -> None:
         """No ``name:`` key, which the v1 docker-compose refuses to render."""
         source = yaml.safe_load(CLUSTER_FILE.read_text(encoding="utf-8"))
         assert "name" not in source
         assert "version" not in source
-
-    def test_cluster_compose_without_the_password_fails(self) -> None:
-        """Without REDIS_PASSWORD the cluster file refuses to render."""
-        env = {k: v for k, v in os.environ.items() if k not in ("REDIS_PASSWORD", "LEDGER_TOKENS")}
-        assert _render(CLUSTER_FILE, env).returncode != 0
 
 
 def _local_init_script(nodes: list[RedisProcess]) -> str:
@@ -322,7 +349,10 @@ class TestClusterInitScript:
             for n in range(6)
         ]
         cli_dir = os.path.dirname(find_redis_cli())  # the image has redis-cli on PATH
-        env = {**os.environ, "REDISCLI_AUTH": PASSWORD}
+        secret = tmp_path / "redis_password"
+        secret.write_text(PASSWORD + "\n", encoding="utf-8")
+        env = {k: v for k, v in os.environ.items() if k != "REDISCLI_AUTH"}
+        env["REDIS_PASSWORD_FILE"] = str(secret)
         env["PATH"] = f"{cli_dir}{os.pathsep}{env.get('PATH', '')}"
         try:
             for node in nodes:

@@ -26,6 +26,7 @@ from services.settings import Settings
 from services.store.keyring import DataKey
 from services.store.sealing import SealingStore
 from tests.support import builders as f
+from tests.support.disk import holding
 from tests.support.waiting import until
 
 NOTES = "Victim Philomena Dunstable-Example, 12 Main St"
@@ -53,11 +54,7 @@ async def client(server: RedisProcess) -> AsyncIterator[aioredis.Redis]:
 
 def copies(directory: Path, needles: list[bytes]) -> list[str]:
     """``file: needle`` for every needle found in any file under ``directory``."""
-    found: list[str] = []
-    for path in sorted(p for p in directory.rglob("*") if p.is_file()):
-        content = path.read_bytes()
-        found += [f"{path.name}: {needle[:24]!r}" for needle in needles if needle in content]
-    return found
+    return [f"{path.name}: {needle[:24]!r}" for path, needle in holding(directory, needles)]
 
 
 def needles_of(key: DataKey) -> list[bytes]:

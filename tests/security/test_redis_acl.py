@@ -16,6 +16,7 @@ from urllib.parse import quote
 import msgspec
 import pytest
 import redis
+import redis.asyncio as aioredis
 import redis.exceptions
 from faststream.redis import RedisBroker
 from typer.testing import CliRunner
@@ -23,8 +24,10 @@ from typer.testing import CliRunner
 from events import encode
 from services.cli import main
 from services.files import read_private
+from services.protection.limits import FeedQuota, LimitedError, RateLimiter
 from services.runtime.embedded import ACL_FILE, FEEDS_FILE, REDIS_DIR, EmbeddedRedis
 from services.settings import Settings, Token
+from services.store.budgets import RedisBudgets
 from services.store.keys import Keys
 from tests.support.builders import reported
 from tests.support.service import serve_defaults
@@ -130,6 +133,31 @@ class TestServiceUser:
             refused(lambda: service.acl_setuser("intruder", enabled=True))
             assert service.config_get("maxmemory-policy")  # the start-up check still reads it
             assert service.info("persistence")
+
+
+class TestLimitsUnderTheAcl:
+    async def test_the_service_counts_limits_and_a_feed_cannot_reset_its_own(
+        self, embedded: EmbeddedRedis, tmp_path: Path
+    ) -> None:
+        """As the service's user the rate and quota scripts run (no NOPERM) and spend the
+        budget; as the feed's user, deleting or rewriting its own bucket or count is
+        NOPERM."""
+        client = aioredis.Redis.from_url(embedded.url)
+        try:
+            budgets = RedisBudgets(client)
+            rate = RateLimiter({"feed": (1, 1)}, budgets, KEYS)
+            quota = FeedQuota(5, budgets, KEYS)
+            await rate.take_feed("sohr")
+            with pytest.raises(LimitedError):
+                await rate.take_feed("sohr")
+            await quota.take("sohr", 5)
+        finally:
+            await client.aclose()
+        feed = as_user(embedded, "feed-sohr", feed_password(tmp_path, "sohr"))
+        bucket = KEYS.rate_bucket("feed:sohr")
+        refused(lambda: feed.delete(bucket))
+        refused(lambda: feed.hset(bucket, "t", "50"))
+        refused(lambda: feed.eval("return redis.call('DEL', KEYS[1])", 1, bucket))
 
 
 class TestFeedsAdd:

@@ -26,7 +26,17 @@ import msgspec
 import pytest
 import redis.asyncio as aioredis
 
-from events import AnyEvent, Position, Recorded, Source, recorded_at_of
+from events import (
+    SEALED,
+    AnyEvent,
+    Position,
+    Recorded,
+    Source,
+    masked,
+    private_fields,
+    recorded_at_of,
+    with_private,
+)
 from projections import PROJECTIONS, Docs, fold
 from services.client import LedgerClient
 from services.resp import text
@@ -40,6 +50,7 @@ __all__ = [
     "READ_ENDPOINTS",
     "Feeds",
     "api_caught_up",
+    "as_logged",
     "client_publisher",
     "fold_differences",
     "groups_disagreeing",
@@ -172,6 +183,11 @@ async def log_ids(client: aioredis.Redis, keys: Keys) -> list[list[tuple[Positio
     return found
 
 
+def as_logged(event: AnyEvent) -> AnyEvent:
+    """``event`` as the log holds it: its private text sealed away, placeholders in its place."""
+    return with_private(event, masked(private_fields(event), SEALED))
+
+
 async def fold_differences(
     client: aioredis.Redis,
     keys: Keys,
@@ -180,14 +196,18 @@ async def fold_differences(
 ) -> dict[str, int]:
     """Per projection, the documents in which the stored view (merged over partitions)
     differs from the fold of the acknowledged events in their log order (the test's own
-    event objects, not the log's)."""
+    event objects, not the log's, with their private text replaced by the placeholder the
+    log keeps in its place, as the projectors see it)."""
     reader = ViewReader(RedisViewStore(client, keys))
     differences: dict[str, int] = {}
     for projection in PROJECTIONS.values():
         parts = [
             fold(
                 projection,
-                [Recorded(pos, recorded_at_of(pos), acked[ident]) for pos, ident in part],
+                [
+                    Recorded(pos, recorded_at_of(pos), as_logged(acked[ident]))
+                    for pos, ident in part
+                ],
             )
             for part in logged
         ]
