@@ -1,16 +1,52 @@
-"""The documents of the incidents projection: an incident as it stands, with its history,
-and the row a listing shows of it. See :mod:`projections.incidents`."""
+"""The documents of the incidents projection: an incident as it stands, each entry of its
+history, and the row a listing shows of it. See :mod:`projections.incidents`.
+
+An incident's history is not inside its document: each entry is a document of its own
+(kind ``history``, keyed ``<incident>|<n>``, ``n`` its ordinal from 0), so a commit writes
+the new entry and the incident's small document, never the whole history again, and a
+reader takes only the entries it shows. The incident's document counts them
+(``history_total``).
+"""
 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal
+from collections.abc import Sequence
+from typing import Final, Literal
+
+import msgspec
 
 from events import Estimate, Fatalities, Grading, PartyLine, Place, Sides, Source, VictimLine
 
+from .common import State
 from .docs import Doc
 
 Status = Literal["live", "retracted", "merged"]
+
+INCIDENT: Final = "incident"
+"""The kind of an incident's document (an :class:`IncidentView`)."""
+HISTORY: Final = "history"
+"""The kind of one history entry's document (a :class:`HistoryEntry`, :func:`history_key`)."""
+SOURCE: Final = "source"
+"""The kind that marks a source an incident's revisions cite beside those of its report,
+once per distinct source (the :class:`~events.Source` itself, keyed by :func:`source_key`)."""
+
+
+def history_key(incident_id: str, n: int) -> str:
+    """The id of the ``n``-th entry (from 0) of an incident's history."""
+    return f"{incident_id}|{n}"
+
+
+def source_key(incident_id: str, source: Source) -> str:
+    """The id under which ``source`` is marked as cited by the incident: its publisher, url
+    and publication date, the identity by which a listing counts distinct sources."""
+    published = source.published_at
+    at = None if published is None else published.astimezone(dt.UTC)
+    cited = _key_encoder.encode((source.publisher, source.url, at))
+    return f"{incident_id}|{cited.decode()}"
+
+
+_key_encoder: Final = msgspec.json.Encoder()
 
 
 class HistoryEntry(Doc, frozen=True, kw_only=True):
@@ -42,8 +78,12 @@ class HistoryEntry(Doc, frozen=True, kw_only=True):
     """The report's fields a revision changed besides the figures (``notes``, ``place``, …)."""
 
 
-class IncidentView(Doc, frozen=True, kw_only=True):
-    """An incident as it stands now, with its history."""
+class IncidentFields(Doc, frozen=True, kw_only=True):
+    """An incident as it stands now, as stored and as answered.
+
+    ``history`` is empty in the stored document (its entries are documents of their own);
+    :func:`projections.incidents.get` fills it in.
+    """
 
     incident_id: str
     status: Status = "live"
@@ -94,6 +134,15 @@ class IncidentView(Doc, frozen=True, kw_only=True):
         return bool(self.disputed_by)
 
 
+class IncidentView(IncidentFields, frozen=True, kw_only=True):
+    """An incident's document: its fields and the counts that stand for what is kept apart."""
+
+    history_total: int = 0
+    """How many entries its history has (documents ``<incident>|0`` … of kind ``history``)."""
+    source_count: int = 0
+    """How many distinct sources its report and revisions cite (kind ``source``)."""
+
+
 class IncidentRow(Doc, frozen=True, kw_only=True):
     """One incident in a :func:`listing`: what a list shows, without the history.
 
@@ -122,3 +171,39 @@ class IncidentRow(Doc, frozen=True, kw_only=True):
     feed: str | None = None
     sources: int = 0
     disputed: bool = False
+
+
+def add_entry(state: State, view: IncidentView, entry: HistoryEntry) -> int:
+    """Store ``entry`` as the next entry of the incident's history; the new count."""
+    count = view.history_total
+    state.put(HISTORY, history_key(view.incident_id, count), entry)
+    return count + 1
+
+
+def _identity(source: Source) -> tuple[str, str | None, dt.datetime | None]:
+    """What makes two cited sources the same: publisher, url and publication date."""
+    return source.publisher, source.url, source.published_at
+
+
+def report_sources(sources: Sequence[Source]) -> int:
+    """How many distinct sources a report cites (they stay in its document's ``sources``)."""
+    if len(sources) < 2:  # most reports: nothing to compare
+        return len(sources)
+    return len({_identity(source) for source in sources})
+
+
+def cite(state: State, view: IncidentView, sources: Sequence[Source]) -> int:
+    """Mark each source of a revision that neither its report nor an earlier revision cites
+    (kind ``source``); the count of distinct sources the incident cites now."""
+    count = view.source_count
+    if not sources:
+        return count
+    reported = {_identity(source) for source in view.sources}
+    for source in sources:
+        if _identity(source) in reported:
+            continue
+        key = source_key(view.incident_id, source)
+        if state.get(SOURCE, key) is None:
+            state.put(SOURCE, key, source)
+            count += 1
+    return count

@@ -1,13 +1,16 @@
-"""The queries of the incidents projection: one incident, a listing, the incidents behind a
-community-victims figure. Pure: they read a fold's state or stored documents."""
+"""The queries of the incidents projection: one incident, a part of its history, a listing,
+the incidents behind a community-victims figure. Pure: they read a fold's state or stored
+documents."""
 
 from __future__ import annotations
 
 import datetime as dt
 from typing import Final
 
+import msgspec
+
 from .common import Readable, docs_of, get_doc
-from .errors import InvalidQueryError
+from .errors import InconsistentStateError, InvalidQueryError
 from .filters import (
     DEFAULT_MIN_GRADING,
     Selection,
@@ -16,7 +19,14 @@ from .filters import (
     occurrence_window,
     select,
 )
-from .incident_docs import HistoryEntry, IncidentRow, IncidentView
+from .incident_docs import (
+    HISTORY,
+    INCIDENT,
+    HistoryEntry,
+    IncidentRow,
+    IncidentView,
+    history_key,
+)
 
 LISTED: Final = ("live", "retracted", "merged", "all")
 """The statuses a listing may ask for (``all``: every status)."""
@@ -25,8 +35,29 @@ _REVISED: Final = "incident.casualties_revised"
 
 
 def get(state: Readable, incident_id: str) -> IncidentView | None:
-    """The incident with its history, or ``None`` when no event named it."""
-    return get_doc(state, "incident", incident_id, IncidentView)
+    """The incident with its whole history, or ``None`` when no event named it."""
+    view = document(state, incident_id)
+    if view is None or not view.history_total:
+        return view
+    return msgspec.structs.replace(view, history=entries(state, view, 0, view.history_total))
+
+
+def document(state: Readable, incident_id: str) -> IncidentView | None:
+    """The incident's document as stored (its history counted, not in it), or ``None``."""
+    return get_doc(state, INCIDENT, incident_id, IncidentView)
+
+
+def entries(state: Readable, view: IncidentView, start: int, stop: int) -> tuple[HistoryEntry, ...]:
+    """The entries ``start`` to ``stop`` (excluded, both clipped to the history) of the
+    incident's history, in log order; only those are read."""
+    ident = view.incident_id
+    found: list[HistoryEntry] = []
+    for n in range(max(start, 0), min(stop, view.history_total)):
+        entry = get_doc(state, HISTORY, history_key(ident, n), HistoryEntry)
+        if entry is None:
+            raise InconsistentStateError(f"incident {ident!r} has no history entry {n}")
+        found.append(entry)
+    return tuple(found)
 
 
 def _selected(selection: Selection, view: IncidentView) -> bool:
@@ -49,13 +80,7 @@ def _selected(selection: Selection, view: IncidentView) -> bool:
 
 def _sources_count(view: IncidentView) -> int:
     """The distinct sources of the incident's report and revisions."""
-    seen = {
-        (one.publisher, one.url, one.published_at)
-        for entry in view.history
-        if entry.type in (_REPORTED, _REVISED) and entry.sources
-        for one in entry.sources
-    }
-    return len(seen) or len(view.sources)
+    return view.source_count or len(view.sources)
 
 
 def _paged(page: int, limit: int) -> None:
@@ -107,7 +132,7 @@ def listing(
     selection = select(where, None)
     kept = [
         view
-        for view in docs_of(state, "incident", IncidentView).values()
+        for view in docs_of(state, INCIDENT, IncidentView).values()
         if view.reported
         and view.fatalities is not None
         and wanted in ("all", view.status)
@@ -179,7 +204,7 @@ def behind(
 
     kept = [
         view
-        for view in docs_of(state, "incident", IncidentView).values()
+        for view in docs_of(state, INCIDENT, IncidentView).values()
         if view.reported and view.status == "live" and _selected(selection, view) and has_line(view)
     ]
     start = (page - 1) * limit

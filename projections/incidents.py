@@ -4,11 +4,15 @@ One document per incident (kind ``incident``, an :class:`IncidentView`): every f
 latest report, the feed that reported it, its current figures (those of the latest report
 or revision, with their qualifiers), its status (``live``, ``retracted`` or ``merged``),
 the incident it was merged into, the duplicates merged into it, the feeds that dispute it,
-its version, and its history, one :class:`HistoryEntry` per event in log order, each with
-the feed that published it and its own sources (name, url, publication date). A merge
-appears in the history of both incidents. A dispute (``incident.disputed``, by a feed that
-does not own the incident) appears in its history and flags it (``disputed``); it changes
-no figure.
+its version, and how many entries its history has. The history (one :class:`HistoryEntry`
+per event in log order, with the feed that published it and its own sources) is kept
+beside it, one document per entry (kind ``history``, ``<incident>|<n>``): a commit writes
+the new entry and the incident's document, whose size does not grow with the history, and
+a reader reads the page it shows (:func:`entries`; :func:`get`: with the whole history).
+Each distinct source its revisions cite beside its report's is marked once (kind
+``source``), so the document counts them all (a listing's ``sources``). A merge is in the
+history of both incidents. A dispute (``incident.disputed``, by a feed that does not own
+the incident) appears in its history and flags it (``disputed``); it changes no figure.
 
 ``version`` counts the events of the incident's owner and operators that change it (its
 report, revisions, retraction, redaction and its own merge into another), as the event
@@ -29,16 +33,17 @@ incidents it sums, under the same filter, of one community or all).
 Partitions: every event of an incident is in its own partition, and a merge in the
 duplicate's. The state of one partition therefore holds, for a canonical incident of
 another partition, a *stub*: a document with version 0, not reported, holding only the
-merges into it (their history entries and duplicates). :func:`merge` combines the documents
-that several parts hold under one id: the incident's own document (version 1 or more; at
-most one part has it) with the stubs, histories interleaved by log position (ties by event
-id), duplicates in the order of their merges, ``updated_at`` from the last entry.
+merges into it (their history entries and duplicates). :func:`merge`
+(:mod:`projections.incident_merge`) combines the documents that several parts hold under one
+id: the incident's own document (version 1 or more; at most one part has it) with the stubs,
+histories interleaved by log position (ties by event id) and numbered again, duplicates in
+the order of their merges, ``updated_at`` from the last entry.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 import msgspec
@@ -53,21 +58,41 @@ from events import (
     IncidentReported,
     IncidentRetracted,
     Recorded,
+    Source,
     amendments,
-    position_key,
 )
 
-from .common import Readable, State, joined
+from .common import State
 from .docs import Docs
-from .errors import InconsistentStateError, MergeConflictError
-from .incident_docs import HistoryEntry, IncidentRow, IncidentView, Status
-from .incident_queries import LISTED, behind, get, listing, said_at
+from .errors import InconsistentStateError
+from .incident_docs import (
+    HISTORY,
+    INCIDENT,
+    SOURCE,
+    HistoryEntry,
+    IncidentFields,
+    IncidentRow,
+    IncidentView,
+    Status,
+    add_entry,
+    cite,
+    history_key,
+    report_sources,
+)
+from .incident_merge import merge
+from .incident_queries import LISTED, behind, document, entries, get, listing, said_at
 
 NAME: Final = "incidents"
-VERSION: Final = 3
+VERSION: Final = 4
 
+DOC_TYPES: Final[Mapping[str, type[msgspec.Struct]]] = {
+    INCIDENT: IncidentView,
+    HISTORY: HistoryEntry,
+    SOURCE: Source,
+}
 
-DOC_TYPES: Final[Mapping[str, type[msgspec.Struct]]] = {"incident": IncidentView}
+READ_KINDS: Final = (INCIDENT, HISTORY)
+"""The kinds the read side holds of this view, always together (its answers read both)."""
 
 
 def initial() -> State:
@@ -96,7 +121,7 @@ _DISPUTED: Final = _tag(IncidentDisputed)
 
 def _view(state: State, ident: str) -> IncidentView:
     """The incident's document, or a new unreported one when no event named it yet."""
-    view = state.get("incident", ident)
+    view = state.get(INCIDENT, ident)
     if view is None:
         return IncidentView(incident_id=ident)
     if not isinstance(view, IncidentView):
@@ -129,10 +154,11 @@ def _reported(state: State, recorded: Recorded, event: IncidentReported) -> None
     )
     new = msgspec.structs.replace(
         view,
-        history=(*view.history, entry),
+        history_total=add_entry(state, view, entry),
         updated_at=at,
         version=view.version + 1,
         reported=True,
+        source_count=report_sources(event.sources),
         parties=tuple(event.parties),
         sides=event.sides,
         source_time=event.source_time,
@@ -157,7 +183,7 @@ def _reported(state: State, recorded: Recorded, event: IncidentReported) -> None
         sources=tuple(event.sources),
         reported_at=at,
     )
-    state.put("incident", ident, new)
+    state.put(INCIDENT, ident, new)
 
 
 def _revised(state: State, recorded: Recorded, event: CasualtiesRevised) -> None:
@@ -185,17 +211,18 @@ def _revised(state: State, recorded: Recorded, event: CasualtiesRevised) -> None
     )
     new = msgspec.structs.replace(
         view,
-        history=(*view.history, entry),
+        history_total=add_entry(state, view, entry),
         updated_at=at,
         version=view.version + 1,
         fatalities=fatalities,
         victims=victims,
         injured=injured,
+        source_count=cite(state, view, event.sources),
         parties=tuple(event.parties),
         source_time=event.source_time or view.source_time,
         **amended,
     )
-    state.put("incident", ident, new)
+    state.put(INCIDENT, ident, new)
 
 
 def _retracted(state: State, recorded: Recorded, event: IncidentRetracted) -> None:
@@ -212,12 +239,12 @@ def _retracted(state: State, recorded: Recorded, event: IncidentRetracted) -> No
     )
     new = msgspec.structs.replace(
         view,
-        history=(*view.history, entry),
+        history_total=add_entry(state, view, entry),
         updated_at=at,
         version=view.version + 1,
         status="retracted",
     )
-    state.put("incident", ident, new)
+    state.put(INCIDENT, ident, new)
 
 
 def _merged(state: State, recorded: Recorded, event: IncidentMerged) -> None:
@@ -234,13 +261,13 @@ def _merged(state: State, recorded: Recorded, event: IncidentMerged) -> None:
         duplicate=ident,
         into=into,
     )
-    history, version = (*view.history, entry), view.version + 1
+    total, version = add_entry(state, view, entry), view.version + 1
     if view.status == "retracted":  # a retracted incident stays retracted
-        new = msgspec.structs.replace(view, history=history, updated_at=at, version=version)
+        new = msgspec.structs.replace(view, history_total=total, updated_at=at, version=version)
     else:
         new = msgspec.structs.replace(
             view,
-            history=history,
+            history_total=total,
             updated_at=at,
             version=version,
             status="merged",
@@ -257,12 +284,12 @@ def _merged(state: State, recorded: Recorded, event: IncidentMerged) -> None:
             into,
             msgspec.structs.replace(
                 canonical,
-                history=(*canonical.history, entry),
+                history_total=add_entry(state, canonical, entry),
                 updated_at=at,
                 duplicates=duplicates,
             ),
         )
-    state.put("incident", ident, new)
+    state.put(INCIDENT, ident, new)
 
 
 def _redacted(state: State, recorded: Recorded, event: IncidentRedacted) -> None:
@@ -280,13 +307,13 @@ def _redacted(state: State, recorded: Recorded, event: IncidentRedacted) -> None
     )
     new = msgspec.structs.replace(
         view,
-        history=(*view.history, entry),
+        history_total=add_entry(state, view, entry),
         updated_at=at,
         version=view.version + 1,
         erased=True,
         notes=None if view.notes is None else ERASED,
     )
-    state.put("incident", ident, new)
+    state.put(INCIDENT, ident, new)
 
 
 def _disputed(state: State, recorded: Recorded, event: IncidentDisputed) -> None:
@@ -308,9 +335,9 @@ def _disputed(state: State, recorded: Recorded, event: IncidentDisputed) -> None
     if event.source not in feeds:
         feeds = (*feeds, event.source)
     new = msgspec.structs.replace(
-        view, history=(*view.history, entry), updated_at=at, disputed_by=feeds
+        view, history_total=add_entry(state, view, entry), updated_at=at, disputed_by=feeds
     )
-    state.put("incident", ident, new)
+    state.put(INCIDENT, ident, new)
 
 
 _FOLDS: Final[dict[type[Event], Callable[[State, Recorded, Any], None]]] = {
@@ -334,55 +361,26 @@ def apply(state: State, recorded: Recorded) -> State:
     return state
 
 
-# --- merging partitions --------------------------------------------------------------------
-
-
-def _entry_order(entry: HistoryEntry) -> tuple[tuple[int, int], str]:
-    return position_key(entry.position), entry.event_id
-
-
-def _combined(ident: str, views: Sequence[IncidentView]) -> IncidentView:
-    """One incident's documents from several parts as one (see the module docstring)."""
-    own = [view for view in views if view.version > 0 or view.reported or view.disputed_by]
-    if len(own) > 1:
-        raise MergeConflictError(f"incident {ident!r} has its own events in {len(own)} parts")
-    base = own[0] if own else IncidentView(incident_id=ident)
-    history = tuple(sorted((e for view in views for e in view.history), key=_entry_order))
-    duplicates = tuple(
-        dict.fromkeys(e.duplicate for e in history if e.into == ident and e.duplicate)
-    )
-    return msgspec.structs.replace(
-        base,
-        history=history,
-        duplicates=duplicates,
-        updated_at=history[-1].recorded_at if history else base.updated_at,
-    )
-
-
-def merge(parts: Sequence[Readable]) -> State:
-    """The state of a whole log from the states of its partitions, each folded on its own.
-
-    An id held by one part keeps its document; an id held by several is combined (see the
-    module docstring; :class:`MergeConflictError` when two parts hold its own events). The
-    parts are left as they are; the result is new, with no change pending, and the same
-    whatever the order of ``parts``.
-    """
-    views: dict[str, IncidentView] = joined(parts, "incident", IncidentView, _combined)
-    return Docs({"incident": views})
-
-
 __all__ = [
     "DOC_TYPES",
+    "HISTORY",
+    "INCIDENT",
     "LISTED",
     "NAME",
+    "READ_KINDS",
+    "SOURCE",
     "VERSION",
     "HistoryEntry",
+    "IncidentFields",
     "IncidentRow",
     "IncidentView",
     "Status",
     "apply",
     "behind",
+    "document",
+    "entries",
     "get",
+    "history_key",
     "initial",
     "listing",
     "merge",

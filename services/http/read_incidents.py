@@ -18,6 +18,7 @@ operator's answer holding lines is audited first.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from typing import Annotated, Any, Final, Literal
 
 import msgspec
@@ -25,9 +26,9 @@ from litestar import Request, Response, get
 from litestar.exceptions import NotFoundException
 from litestar.params import PathParameter, QueryParameter
 
-from projections import PROJECTIONS
+from projections import PROJECTIONS, Readable
 from projections import incidents as incidents_projection
-from projections.incidents import HistoryEntry, IncidentView
+from projections.incidents import HistoryEntry, IncidentFields, IncidentView
 from services.http.errors import InvalidParameterError
 from services.http.query import FILTERS, Format, Where
 from services.http.schemas import (
@@ -76,7 +77,10 @@ def _items(entries: tuple[HistoryEntry, ...]) -> tuple[HistoryItem, ...]:
 def answer_of(view: IncidentView) -> IncidentAnswer:
     """The incident as answered: its sources cited by its feed, the latest
     :data:`HISTORY_PAGE` history entries (``history_total`` counts them all; the rest are
-    paged by ``/v1/incidents/{id}/history``), and its disputes gathered from its history."""
+    paged by ``/v1/incidents/{id}/history``), and its disputes gathered from its history.
+
+    ``view.history`` holds the entries the answer shows (:func:`_answered`): the latest page,
+    after any older dispute or ``said`` entry."""
     disputes = tuple(
         Dispute(
             feed=entry.source,
@@ -89,15 +93,39 @@ def answer_of(view: IncidentView) -> IncidentAnswer:
         for entry in view.history
         if entry.type == _DISPUTED
     )
-    fields = msgspec.structs.asdict(view)
+    fields = {name: getattr(view, name) for name in IncidentFields.__struct_fields__}
     fields.update(
         sources=cited(view.sources, view.feed),
         history=_items(view.history[-HISTORY_PAGE:]),
-        history_total=len(view.history),
+        history_total=view.history_total,
         disputed=view.disputed,
         disputes=disputes,
     )
     return IncidentAnswer(**fields)
+
+
+def _answered(
+    state: Readable, view: IncidentView, said_at: dt.datetime | None
+) -> tuple[HistoryEntry, ...]:
+    """The entries of the incident's history its answer shows, in log order: the latest
+    :data:`HISTORY_PAGE`, after the older disputes (the answer lists every dispute) and, with
+    ``said_at``, the older entry in force then. The older entries are read only when the
+    incident is disputed or ``said_at`` is asked."""
+    total = view.history_total
+    first = max(total - HISTORY_PAGE, 0)
+    latest = incidents_projection.entries(state, view, first, total)
+    if not first or (not view.disputed and said_at is None):
+        return latest
+    earlier = incidents_projection.entries(state, view, 0, first)
+    said = (
+        None
+        if said_at is None
+        else incidents_projection.said_at(
+            msgspec.structs.replace(view, history=(*earlier, *latest)), said_at
+        )
+    )
+    older = tuple(entry for entry in earlier if entry.type == _DISPUTED or entry is said)
+    return (*older, *latest)
 
 
 @get(
@@ -125,7 +153,9 @@ async def list_incidents(
 ) -> Response[IncidentsPage]:
     """One page of incidents and how many match in all."""
     side = side_of(request)
-    state, position, lag = await side.current(PROJECTIONS[incidents_projection.NAME], ("incident",))
+    state, position, lag = await side.current(
+        PROJECTIONS[incidents_projection.NAME], incidents_projection.READ_KINDS
+    )
     rows, total = incidents_projection.listing(state, where, status=status, page=page, limit=limit)
     body = IncidentsPage(
         **fresh(position, lag),
@@ -138,18 +168,30 @@ async def list_incidents(
     return answer(request.headers.get("accept"), body, format)
 
 
+Shown = Callable[[Readable, IncidentView], tuple[HistoryEntry, ...]]
+"""Which entries of an incident's history an answer shows, read from the view's documents."""
+
+
 async def _incident(
-    request: Request[Any, Any, Any], incident_id: str, endpoint: str, filters: dict[str, Any]
+    request: Request[Any, Any, Any],
+    incident_id: str,
+    endpoint: str,
+    filters: dict[str, Any],
+    shown: Shown,
 ) -> tuple[IncidentView, Fresh]:
     """The incident as this token may see it (a reader: no community lines), its private
-    text restored; the answer audited first when it carries exact figures or decrypted
-    text. 404 when no event named it."""
+    text restored, ``history`` holding the entries ``shown`` picks (only those are read);
+    the answer audited first when it carries exact figures or decrypted text. 404 when no
+    event named it."""
     side = side_of(request)
     token = token_of(request)
-    state, position, lag = await side.current(PROJECTIONS[incidents_projection.NAME], ("incident",))
-    view = incidents_projection.get(state, incident_id)
+    state, position, lag = await side.current(
+        PROJECTIONS[incidents_projection.NAME], incidents_projection.READ_KINDS
+    )
+    view = incidents_projection.document(state, incident_id)
     if view is None:
         raise NotFoundException(f"no incident {incident_id!r}")
+    view = msgspec.structs.replace(view, history=shown(state, view))
     view = await reveal_incident(side.sealing, view)
     lines = len(view.victims) + sum(len(h.victims or ()) for h in view.history)
     if not sees_exact(token):
@@ -205,6 +247,7 @@ async def get_incident(
         incident_id,
         "GET /v1/incidents/{incident_id}",
         {} if source_as_of is None else {"source_as_of": source_as_of},
+        lambda state, found: _answered(state, found, said_at),
     )
     body = IncidentBody(
         **msgspec.structs.asdict(fresh_),
@@ -224,8 +267,8 @@ def _moment(text: str) -> dt.datetime:
 
 
 def _said(body: IncidentBody, view: IncidentView, at: dt.datetime) -> IncidentBody:
-    """``body`` with ``said``: the history item of the entry in force at ``at`` (from the
-    whole history, not only the page the answer holds)."""
+    """``body`` with ``said``: the history item of the entry in force at ``at`` (of the
+    whole history: :func:`_answered` read the older one in force then, if any)."""
     entry = incidents_projection.said_at(view, at)
     said = None if entry is None else _items((entry,))[0]
     return msgspec.structs.replace(body, said=said)
@@ -253,14 +296,15 @@ async def get_incident_history(
         incident_id,
         "GET /v1/incidents/{incident_id}/history",
         {"offset": offset, "limit": limit},
+        lambda state, found: incidents_projection.entries(state, found, offset, offset + limit),
     )
     return HistoryPage(
         **msgspec.structs.asdict(fresh_),
         incident_id=incident_id,
         offset=offset,
         limit=limit,
-        history_total=len(view.history),
-        history=_items(view.history[offset : offset + limit]),
+        history_total=view.history_total,
+        history=_items(view.history),
         victims_suppressed=not sees_exact(token_of(request)),
     )
 

@@ -181,7 +181,9 @@ async def victims_behind(
             )
         )
     projection = PROJECTIONS[incidents_projection.NAME]
-    state, position, lag, at = await side.answer_state(projection, ("incident",), as_of)
+    state, position, lag, at = await side.answer_state(
+        projection, incidents_projection.READ_KINDS, as_of
+    )
     ids, total = incidents_projection.behind(state, where, community, page=page, limit=limit)
     shown: int | None = total
     if withheld:

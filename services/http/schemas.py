@@ -18,7 +18,7 @@ from litestar.params import QueryParameter
 from events import Position, Source
 from projections.community_victims import Figures
 from projections.country_stance import Basis, TimelineEntry
-from projections.incidents import HistoryEntry, IncidentRow, IncidentView
+from projections.incidents import HistoryEntry, IncidentFields, IncidentRow
 from services.http.errors import InvalidQuery, NotFound
 from services.http.limits import LimitedBody
 from services.views.freshness import Lag
@@ -240,7 +240,7 @@ class Dispute(msgspec.Struct, frozen=True, kw_only=True):
     recorded_at: dt.datetime
 
 
-class IncidentAnswer(IncidentView, frozen=True, kw_only=True):
+class IncidentAnswer(IncidentFields, frozen=True, kw_only=True):
     """An incident as it stands: its report's sources cited by its feed, every history entry
     with its own sources, and the disputes of other feeds (``disputed`` flags them)."""
 

@@ -30,16 +30,6 @@ def at(ms: int) -> Position:
 
 
 @pytest.fixture(params=["memory", "redis"])
-def views(request: pytest.FixtureRequest) -> ViewStore:
-    """Each view store implementation in turn, on one partition."""
-    if request.param == "memory":
-        return InMemoryViewStore()
-    client: aioredis.Redis = request.getfixturevalue("redis_client")
-    prefix: str = request.getfixturevalue("key_prefix")
-    return RedisViewStore(client, Keys(prefix))
-
-
-@pytest.fixture(params=["memory", "redis"])
 def partitioned(request: pytest.FixtureRequest) -> ViewStore:
     """Each view store implementation in turn, on two partitions."""
     if request.param == "memory":

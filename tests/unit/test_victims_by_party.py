@@ -128,4 +128,4 @@ class TestAmendments:
         assert view.notes == "later counts"
         assert view.event_type == "Battles"
         assert view.history[-1].changed == ("event_type", "notes")
-        assert PROJECTIONS["incidents"].version == 3  # the stored view changed shape
+        assert PROJECTIONS["incidents"].version == 4  # the stored view changed shape
