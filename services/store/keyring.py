@@ -15,8 +15,12 @@ does (:mod:`services.protection.erasure`).
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
+import contextlib
+import ctypes
+import functools
 import hashlib
 import os
 import secrets
@@ -293,32 +297,36 @@ class FileKeyring:
 
     async def get_or_create(self, entity: str) -> DataKey:
         """The entity's key, created (atomically, mode 0600) when missing."""
-        path = self._path(entity)
-        found = self._read(path)
-        if found is not None:
-            return found
+        return (await self.get_or_create_many([entity]))[entity]
+
+    def _create(self, entities: Sequence[str]) -> None:
+        """Create the key files of ``entities``, durably, with two syncs for all of them.
+
+        Each key is written to a temporary file; one ``syncfs`` puts every new file's
+        content on disk; each is then linked into place (a creator that lost the race to
+        another keeps the other's key), the temporary names are removed and one fsync of
+        the directory makes the links and removals durable. Runs in a worker thread.
+        """
+        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        temps: list[tuple[Path, Path]] = []
         try:
-            self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-            temp = path.with_name(f"{path.name}.{secrets.token_hex(8)}.tmp")
-            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            try:
-                os.write(fd, DataKey.new().dump().encode())
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            try:
-                os.link(temp, path)
-            except FileExistsError:
-                pass  # another creator won: use its key
-            finally:
-                temp.unlink()
-            self._sync_directory()
-        except OSError as exc:
-            raise KeyringError(f"cannot write a key file in {self.directory}: {exc}") from exc
-        found = self._read(path)
-        if found is None:
-            raise KeyringError(f"the key of {entity} was destroyed while it was created")
-        return found
+            for entity in entities:
+                path = self._path(entity)
+                temp = path.with_name(f"{path.name}.{secrets.token_hex(8)}.tmp")
+                fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                temps.append((temp, path))
+                try:
+                    os.write(fd, DataKey.new().dump().encode())
+                finally:
+                    os.close(fd)
+            _sync_file_system(self.directory)
+            for temp, path in temps:
+                with contextlib.suppress(FileExistsError):  # another creator won: keep its key
+                    os.link(temp, path)
+        finally:
+            for temp, _ in temps:
+                temp.unlink(missing_ok=True)
+        self._sync_directory()
 
     def _sync_directory(self) -> None:
         """fsync the directory, so a link or an unlink survives a crash of the machine."""
@@ -330,8 +338,11 @@ class FileKeyring:
 
     async def destroy(self, entity: str) -> bool:
         """Unlink the entity's key file and sync the directory; whether there was one."""
+        path = self._path(entity)
+        for stray in self.directory.glob(f"{path.name}.*.tmp"):  # left by a crash mid-create
+            stray.unlink(missing_ok=True)
         try:
-            self._path(entity).unlink()
+            path.unlink()
         except FileNotFoundError:
             return False
         except OSError as exc:
@@ -348,8 +359,39 @@ class FileKeyring:
         return {e: k for e, k in found.items() if k is not None}
 
     async def get_or_create_many(self, entities: Sequence[str]) -> dict[str, DataKey]:
-        """The key of every one of ``entities``, created where missing."""
-        return {e: await self.get_or_create(e) for e in dict.fromkeys(entities)}
+        """The key of every one of ``entities``, those missing created together (two disk
+        syncs for the lot, off the event loop)."""
+        wanted = list(dict.fromkeys(entities))
+        found = await self.get_many(wanted)
+        missing = [e for e in wanted if e not in found]
+        if missing:
+            try:
+                await asyncio.to_thread(self._create, missing)
+            except OSError as exc:
+                raise KeyringError(f"cannot write a key file in {self.directory}: {exc}") from exc
+            found |= await self.get_many(missing)
+        lost = [e for e in wanted if e not in found]
+        if lost:
+            raise KeyringError(f"the key of {lost[0]} was destroyed while it was created")
+        return found
+
+
+def _sync_file_system(directory: Path) -> None:
+    """Flush every file of the file system ``directory`` is on (``syncfs``; ``sync`` where
+    the C library has no ``syncfs``)."""
+    syncfs = getattr(_libc(), "syncfs", None)
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        if syncfs is None or syncfs(fd) != 0:
+            os.sync()
+    finally:
+        os.close(fd)
+
+
+@functools.cache
+def _libc() -> ctypes.CDLL:
+    """The C library the process runs with (loaded on first use)."""
+    return ctypes.CDLL(None, use_errno=True)
 
 
 def keyring_for(spec: str, client: aioredis.Redis, prefix: str = "ledger") -> Keyring:

@@ -112,6 +112,26 @@ class TestFileKeyring:
         assert stat.S_IMODE(files[0].stat().st_mode) == 0o600
         assert stat.S_IMODE((tmp_path / "keys").stat().st_mode) == 0o700
 
+    async def test_a_batch_creates_one_file_per_key_and_leaves_no_temporary_file(
+        self, tmp_path: Path
+    ) -> None:
+        """Keys created together each get their own file, readable one by one."""
+        ring = FileKeyring(tmp_path / "keys")
+        made = await ring.get_or_create_many([f"incident:i-{n}" for n in range(50)])
+        assert len({key.secret for key in made.values()}) == 50
+        assert len(list((tmp_path / "keys").iterdir())) == 50
+        assert await ring.get("incident:i-7") == made["incident:i-7"]
+
+    async def test_destroy_also_removes_a_temporary_file_a_crash_left(self, tmp_path: Path) -> None:
+        """A key written to its temporary name before a crash is destroyed with the key."""
+        ring = FileKeyring(tmp_path / "keys")
+        await ring.get_or_create("incident:i-1")
+        (file,) = (tmp_path / "keys").iterdir()
+        stray = file.with_name(f"{file.name}.0123456789abcdef.tmp")
+        stray.write_bytes(file.read_bytes())
+        assert await ring.destroy("incident:i-1")
+        assert list((tmp_path / "keys").iterdir()) == []
+
     async def test_a_damaged_key_file_is_a_keyring_error(self, tmp_path: Path) -> None:
         """A file that is not a key is reported, not used."""
         ring = FileKeyring(tmp_path / "keys")
