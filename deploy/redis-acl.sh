@@ -5,7 +5,8 @@
 # `--aclfile`. Passwords come from secret files (REDIS_PASSWORD_FILE,
 # REDIS_ADMIN_PASSWORD_FILE) or, failing those, the environment (REDIS_PASSWORD,
 # REDIS_ADMIN_PASSWORD); never from a command line, and only their SHA-256 is written.
-# Without an admin password the ledger-admin user is off (no `ledger feeds add`).
+# Without an admin password the ledger-admin user is off (no `ledger feeds add`). The key
+# patterns take LEDGER_KEY_PREFIX (default ledger), as the services do.
 set -eu
 ACL_FILE="${ACL_FILE:-/data/users.acl}"
 ACL_TEMPLATE="${ACL_TEMPLATE:-/usr/local/etc/redis/users.acl.in}"
@@ -22,9 +23,16 @@ if [ -z "$service" ]; then
     echo "redis-acl.sh: set REDIS_PASSWORD_FILE (or REDIS_PASSWORD) for the ledger user" >&2
     exit 1
 fi
+prefix="${LEDGER_KEY_PREFIX:-ledger}"
+case "$prefix" in
+    ''|*[!A-Za-z0-9_-]*)
+        echo "redis-acl.sh: LEDGER_KEY_PREFIX must be letters, digits, - or _" >&2
+        exit 1 ;;
+esac
 umask 077
 tmp="$ACL_FILE.tmp"
-grep -v '^#' "$ACL_TEMPLATE" | sed -e "s/#@SERVICE_HASH@/#$(hash "$service")/" > "$tmp"
+grep -v '^#' "$ACL_TEMPLATE" \
+    | sed -e "s/#@SERVICE_HASH@/#$(hash "$service")/" -e "s/@PREFIX@/$prefix/g" > "$tmp"
 if [ -n "$admin" ]; then
     sed -i -e "s/#@ADMIN_HASH@/#$(hash "$admin")/" "$tmp"
 else

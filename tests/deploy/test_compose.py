@@ -82,6 +82,7 @@ class TestCompose:
         assert redis["environment"] == {
             "REDIS_PASSWORD_FILE": "/run/secrets/redis_password",
             "REDIS_ADMIN_PASSWORD_FILE": "/run/secrets/redis_admin_password",
+            "LEDGER_KEY_PREFIX": "ledger",
         }
         assert {s["source"] for s in redis["secrets"]} == {
             "redis_password",

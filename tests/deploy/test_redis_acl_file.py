@@ -29,16 +29,17 @@ DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 SERVICE, ADMIN = "service-secret-0123456789", "admin-secret-0123456789"
 
 
-def test_the_template_holds_the_rules_the_service_gives_itself() -> None:
-    """users.acl.in, hashes filled in, is what acl_file renders for the prefix ``ledger``."""
+@pytest.mark.parametrize("prefix", ["ledger", "ops-ledger_2"])
+def test_the_template_holds_the_rules_the_service_gives_itself(prefix: str) -> None:
+    """users.acl.in, hashes and prefix filled in, is what acl_file renders for the prefix."""
     template = [
         line
         for line in (DEPLOY / "users.acl.in").read_text(encoding="utf-8").splitlines()
         if not line.startswith("#")
     ]
     filled = "\n".join(template).replace("#@SERVICE_HASH@", password_hash(SERVICE))
-    filled = filled.replace("#@ADMIN_HASH@", password_hash(ADMIN))
-    assert filled + "\n" == acl_file("ledger", SERVICE, ADMIN)
+    filled = filled.replace("#@ADMIN_HASH@", password_hash(ADMIN)).replace("@PREFIX@", prefix)
+    assert filled + "\n" == acl_file(prefix, SERVICE, ADMIN)
 
 
 class Started:
@@ -134,3 +135,39 @@ def test_the_script_starts_redis_with_the_users_and_keeps_added_feeds(started: S
         check=False,
     )
     assert health.stdout.strip() == "PONG"
+
+
+def run_script(root: Path, prefix: str) -> subprocess.CompletedProcess[str]:
+    """deploy/redis-acl.sh with ``prefix`` as LEDGER_KEY_PREFIX, running ``true`` for Redis."""
+    (root / "service").write_text(SERVICE + "\n", encoding="utf-8")
+    env = {
+        **os.environ,
+        "ACL_FILE": str(root / "users.acl"),
+        "ACL_TEMPLATE": str(DEPLOY / "users.acl.in"),
+        "REDIS_PASSWORD_FILE": str(root / "service"),
+        "LEDGER_KEY_PREFIX": prefix,
+    }
+    return subprocess.run(
+        ["sh", str(DEPLOY / "redis-acl.sh"), "true"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def test_the_script_gives_the_service_the_key_prefix_it_is_told(tmp_path: Path) -> None:
+    """LEDGER_KEY_PREFIX replaces the default prefix in the service user's key patterns."""
+    done = run_script(tmp_path, "ops-2")
+    assert done.returncode == 0, done.stderr
+    written = (tmp_path / "users.acl").read_text(encoding="utf-8")
+    assert "~ops-2:* resetchannels &ops-2:*" in written
+    assert "~ledger:*" not in written
+
+
+def test_the_script_refuses_a_prefix_that_is_not_a_plain_name(tmp_path: Path) -> None:
+    """A prefix that would change the rules (here a wildcard) stops the start, naming it."""
+    done = run_script(tmp_path, "*")
+    assert done.returncode == 1
+    assert "LEDGER_KEY_PREFIX" in done.stderr
+    assert not (tmp_path / "users.acl").exists()
