@@ -40,6 +40,7 @@ from .codec import (
 from .errors import CodecError, EventsError, InvalidEventError, Problem
 from .incidents import (
     AMENDABLE,
+    CLEARABLE,
     CasualtiesRevised,
     IncidentDisputed,
     IncidentEvent,
@@ -81,6 +82,7 @@ from .tables import (
 
 __all__ = [
     "AMENDABLE",
+    "CLEARABLE",
     "CLOCK_SKEW",
     "ERASED",
     "EVENT_TYPES",

@@ -105,12 +105,19 @@ def _figures_gain_parties(raw: dict[str, Any]) -> dict[str, Any]:
     return raw
 
 
+def _revisions_may_clear(raw: dict[str, Any]) -> dict[str, Any]:
+    """``incident.casualties_revised`` v3 → v4: a revision may name fields it clears
+    (``cleared``); an older one clears none, so the payload is unchanged."""
+    return raw
+
+
 UPCASTERS: Final[dict[tuple[str, int], Upcaster]] = {
     ("incident.reported", 1): _incident_reported_v1_to_v2,
     ("incident.reported", 2): _victim_lines_gain_a_qualifier,
     ("incident.reported", 3): _figures_gain_parties,
     ("incident.casualties_revised", 1): _victim_lines_gain_a_qualifier,
     ("incident.casualties_revised", 2): _figures_gain_parties,
+    ("incident.casualties_revised", 3): _revisions_may_clear,
     ("statement.issued", 1): _statement_issued_v1_to_v2,
     ("statement.issued", 2): _statement_issued_v2_to_v3,
 }

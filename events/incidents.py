@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, get_args
 
 from msgspec import Meta
 
@@ -95,6 +95,12 @@ class IncidentReported(IncidentEvent, frozen=True, kw_only=True, tag="incident.r
     event_clarity: Clarity | None = None
 
 
+Clearable = Literal[
+    "violence_type", "event_type", "sub_event_type", "sides", "event_clarity", "notes"
+]
+"""A field of an incident's report that may be absent, and so cleared by a revision."""
+
+
 class CasualtiesRevised(
     IncidentEvent, frozen=True, kw_only=True, tag="incident.casualties_revised"
 ):
@@ -104,9 +110,11 @@ class CasualtiesRevised(
     v3: the deaths by party and ``source_time`` as in ``incident.reported`` v4, and the
     report's other fields a source changed with the figures (a revised ACLED row: its notes,
     place, actors, types), each given only when it changed; a field left out keeps its value.
+    v4: ``cleared`` names the report's optional fields the source no longer gives (a row
+    that became a protest has no violence type any more); they are set to none.
     """
 
-    SCHEMA_VERSION: ClassVar[int] = 3
+    SCHEMA_VERSION: ClassVar[int] = 4
 
     fatalities: Fatalities
     victims: Victims = []
@@ -127,6 +135,7 @@ class CasualtiesRevised(
     sides: Sides | None = None
     event_clarity: Clarity | None = None
     notes: Annotated[str, Meta(max_length=4000)] | None = None
+    cleared: tuple[Clearable, ...] = ()
 
 
 AMENDABLE: tuple[str, ...] = (
@@ -147,9 +156,16 @@ AMENDABLE: tuple[str, ...] = (
 v3)."""
 
 
+CLEARABLE: tuple[str, ...] = get_args(Clearable)
+"""The report's optional fields a revision may clear (``cleared``, v4)."""
+
+
 def amendments(event: CasualtiesRevised) -> dict[str, Any]:
-    """The report's fields ``event`` changes, by name (those it gives; see :data:`AMENDABLE`)."""
-    return {name: value for name in AMENDABLE if (value := getattr(event, name)) is not None}
+    """The report's fields ``event`` changes, by name: those it gives (see :data:`AMENDABLE`)
+    and, set to ``None``, those it clears."""
+    found = {name: value for name in AMENDABLE if (value := getattr(event, name)) is not None}
+    found.update(dict.fromkeys(event.cleared))
+    return found
 
 
 class IncidentRetracted(IncidentEvent, frozen=True, kw_only=True, tag="incident.retracted"):

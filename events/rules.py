@@ -249,9 +249,12 @@ def problems(event: Event, *, now: dt.datetime | None = None) -> list[Problem]:
             found.append(Problem("occurred_end", "must not be before occurred_start"))
         if (event.place.lat is None) != (event.place.lon is None):
             found.append(Problem("place", "lat and lon come together or not at all"))
-    elif isinstance(event, CasualtiesRevised) and event.place is not None:
-        if (event.place.lat is None) != (event.place.lon is None):
+    elif isinstance(event, CasualtiesRevised):
+        if event.place is not None and (event.place.lat is None) != (event.place.lon is None):
             found.append(Problem("place", "lat and lon come together or not at all"))
+        for name in dict.fromkeys(event.cleared):
+            if getattr(event, name) is not None:
+                found.append(Problem("cleared", f"{name} is both given and cleared"))
     elif isinstance(event, IncidentMerged):
         if event.into == event.incident_id:
             found.append(Problem("into", "an incident cannot be merged into itself"))

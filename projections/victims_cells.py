@@ -244,7 +244,7 @@ def amended(current: Contribution, event: CasualtiesRevised) -> dict[str, Any]:
         )
     for name in ("event_type", "violence_type", "civilian_targeting"):
         value = getattr(event, name)
-        if value is not None and value != getattr(current, name):
+        if (value is not None or name in event.cleared) and value != getattr(current, name):
             changes[name] = value
     if event.perpetrators is not None:
         changes["perpetrators"] = tuple(event.perpetrators)

@@ -26,6 +26,7 @@ import msgspec
 
 from events import (
     AMENDABLE,
+    CLEARABLE,
     AnyEvent,
     CasualtiesRevised,
     IncidentMerged,
@@ -261,7 +262,8 @@ def revision_of(
 ) -> dict[str, Any] | None:
     """The ``incident.casualties_revised`` a newer version of a source's row means: its
     figures, sources and source time, and every other field of the report that changed
-    from what ``held`` holds; ``None`` when it changes nothing the ledger keeps."""
+    from what ``held`` holds, and the fields it no longer gives (``cleared``); ``None`` when
+    it changes nothing the ledger keeps."""
     now = _fields(report)
     changed = {
         k: now[k] for k in AMENDABLE if now.get(k) is not None and now.get(k) != held.fields.get(k)
@@ -269,7 +271,8 @@ def revision_of(
     if "occurred_start" in changed or "date_precision" in changed:
         changed["occurred_start"] = now["occurred_start"]
         changed["date_precision"] = now.get("date_precision", 1)
-    if not changed and all(now.get(k) == held.fields.get(k) for k in FIGURES):
+    cleared = [k for k in CLEARABLE if now.get(k) is None and held.fields.get(k) is not None]
+    if not changed and not cleared and all(now.get(k) == held.fields.get(k) for k in FIGURES):
         return None
     revision = {
         "type": "incident.casualties_revised",
@@ -280,6 +283,8 @@ def revision_of(
         **{k: now[k] for k in FIGURES if now.get(k) is not None},
         **changed,
     }
+    if cleared:
+        revision["cleared"] = cleared
     if now.get("source_time") is not None:
         revision["source_time"] = now["source_time"]
     return revision

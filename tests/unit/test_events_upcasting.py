@@ -88,7 +88,7 @@ EXPECTED: dict[str, Event] = {
     "incident.casualties_revised.v3.json": CasualtiesRevised(
         event_id=uuid.UUID("5b1f3f0e-8f3a-4c55-9a57-0d6a1c2b3e0e"),
         source="ucdp",
-        schema_version=3,
+        schema_version=4,
         incident_id="ucdp:golden-0006",
         fatalities=Fatalities(low=50, best=61, high=80),
         parties=[
@@ -108,6 +108,19 @@ EXPECTED: dict[str, Event] = {
             interaction="State forces-Civilians",
         ),
         notes="At least 61 dead after the second count.",
+    ),
+    "incident.casualties_revised.v4.json": CasualtiesRevised(
+        event_id=uuid.UUID("5b1f3f0e-8f3a-4c55-9a57-0d6a1c2b3e10"),
+        source="acled",
+        schema_version=4,
+        incident_id="acled:SYR130099",
+        fatalities=Fatalities(low=0, best=0, high=0),
+        sources=[Source(publisher="ACLED")],
+        reason="ACLED updated the row",
+        source_time=dt.datetime(2025, 3, 20, tzinfo=dt.UTC),
+        event_type="Protests",
+        sub_event_type="Peaceful protest",
+        cleared=("violence_type",),
     ),
     "incident.reported.v2.json": IncidentReported(
         event_id=uuid.UUID("5b1f3f0e-8f3a-4c55-9a57-0d6a1c2b3e01"),
@@ -169,7 +182,7 @@ EXPECTED: dict[str, Event] = {
     "incident.casualties_revised.v1.json": CasualtiesRevised(
         event_id=uuid.UUID("5b1f3f0e-8f3a-4c55-9a57-0d6a1c2b3e03"),
         source="acled",
-        schema_version=3,
+        schema_version=4,
         incident_id="syr-golden-0001",
         fatalities=Fatalities(low=100, best=131, high=170, qualifier="range"),
         victims=[
@@ -305,7 +318,7 @@ EXPECTED: dict[str, Event] = {
     "incident.casualties_revised.v2.json": CasualtiesRevised(
         event_id=uuid.UUID("5b1f3f0e-8f3a-4c55-9a57-0d6a1c2b3e0c"),
         source="acled",
-        schema_version=3,
+        schema_version=4,
         incident_id="syr-golden-0005",
         fatalities=Fatalities(low=41, best=41, high=41, qualifier="at_least"),
         victims=[

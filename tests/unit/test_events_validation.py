@@ -659,6 +659,27 @@ class TestMerges:
         assert fields_of(valid("incident.merged", into="not an id")) == ["into"]
 
 
+class TestClearing:
+    """A revision clears only the report's optional fields, and never one it also gives."""
+
+    def test_a_cleared_field_is_set_to_none(self) -> None:
+        """``cleared`` names fields the source no longer gives."""
+        event = accepted(valid("incident.casualties_revised", cleared=["violence_type"]))
+        assert isinstance(event, events.CasualtiesRevised)
+        assert events.amendments(event)["violence_type"] is None
+
+    def test_a_field_both_given_and_cleared_is_refused(self) -> None:
+        """Giving a value and clearing it is a contradiction, refused at ``cleared``."""
+        payload = valid(
+            "incident.casualties_revised", violence_type="one_sided", cleared=["violence_type"]
+        )
+        assert fields_of(payload) == ["cleared"]
+
+    def test_a_required_field_cannot_be_cleared(self) -> None:
+        """Place and dates every incident has: not clearable."""
+        assert fields_of(valid("incident.casualties_revised", cleared=["place"])) == ["cleared[0]"]
+
+
 class TestTextAndSources:
     """Free text has bounds; sources are at least one, with http(s) URLs."""
 

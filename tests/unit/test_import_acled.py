@@ -7,12 +7,15 @@ place names; the deletions list is ``event_id_cnty,deleted_timestamp``.
 
 from __future__ import annotations
 
+import csv
 import uuid
 from pathlib import Path
 
 import pytest
 
 from events import CasualtiesRevised, IncidentMerged, IncidentReported, IncidentRetracted
+from projections import PROJECTIONS, fold
+from projections import incidents as incidents_projection
 from services.ops.acled_import import NOT_NEWER, plan_acled
 from services.ops.importer import MalformedFileError, Summary, publish, read_text
 from services.store.memory import InMemoryEventStore
@@ -122,6 +125,39 @@ class TestRevisions:
         assert report.source_time is not None
         assert revision.source_time > report.source_time
         assert revision.event_type is None  # unchanged fields are left out
+
+    async def test_a_row_that_became_a_protest_clears_its_violence_type(
+        self, memory_store: InMemoryEventStore, tmp_path: Path
+    ) -> None:
+        """SYR351002 (Battles, state-based) comes again, newer, as a peaceful protest: the
+        revision names the new types and clears the violence type, and the incident as the
+        ledger holds it has none."""
+        with EXPORT.open(encoding="utf-8", newline="") as file:
+            reader = csv.DictReader(file)
+            columns = list(reader.fieldnames or [])
+            (row,) = [r for r in reader if r["event_id_cnty"] == "SYR351002"]
+        row |= {
+            "event_type": "Protests",
+            "sub_event_type": "Peaceful protest",
+            "timestamp": str(int(row["timestamp"]) + 86_400),
+        }
+        later = tmp_path / "later.csv"
+        with later.open("w", encoding="utf-8", newline="") as file:
+            writer = csv.DictWriter(file, columns)
+            writer.writeheader()
+            writer.writerow(row)
+        await run(memory_store, EXPORT)
+        summary = await run(memory_store, later)
+        assert summary.written == 1
+        report, revision = await incident(memory_store, "SYR351002")
+        assert isinstance(report, IncidentReported)
+        assert report.violence_type == "state_based"
+        assert isinstance(revision, CasualtiesRevised)
+        assert (revision.event_type, revision.cleared) == ("Protests", ("violence_type",))
+        state = fold(PROJECTIONS["incidents"], await memory_store.read())
+        held = incidents_projection.get(state, "acled:SYR351002")
+        assert held is not None
+        assert (held.event_type, held.violence_type) == ("Protests", None)
 
     async def test_a_revised_row_after_the_export_revises_once(
         self, memory_store: InMemoryEventStore

@@ -116,6 +116,21 @@ class TestAmendments:
         assert query(state, VictimsFilter(adm1="latakia")).incidents == 0
         assert query(state, VictimsFilter(adm1="tartus")).total.best == 12
 
+    def test_a_cleared_violence_type_takes_the_incident_out_of_that_filter(self) -> None:
+        """Revised into a protest: no violence type any more, so no longer one-sided, in
+        the victims view and in the incident view alike."""
+        events = (
+            COAST.reported("a", 10, violence_type="one_sided"),
+            COAST.revised("a", 10, event_type="Protests", cleared=("violence_type",)),
+        )
+        state = folded(NAME, *events)
+        assert query(state, VictimsFilter(violence_type="one_sided")).incidents == 0
+        assert query(state, VictimsFilter()).total.best == 10
+        view = get_incident(folded("incidents", *events), "a")
+        assert view is not None
+        assert (view.event_type, view.violence_type) == ("Protests", None)
+        assert view.history[-1].changed == ("event_type", "violence_type")
+
     def test_the_incident_view_shows_the_revised_fields_and_names_them(self) -> None:
         """notes and event type revised: the view holds them, the history entry lists them."""
         state = folded(
