@@ -209,10 +209,10 @@ async def submit_events(request: Request[Any, Any, Any]) -> Response[SubmitResul
     except PermissionDeniedError:
         deps.metrics.count(types, "forbidden")
         raise
+    if deps.headroom is not None:
+        await deps.headroom.check()  # 507 before Redis itself refuses writes (no quota spent)
     if deps.limits is not None and token.feed is not None:
         await deps.limits.quota.take(token.feed, len(batch))  # 429 over the feed's hourly quota
-    if deps.headroom is not None:
-        await deps.headroom.check()  # 507 before Redis itself refuses writes
     return await _append(deps, batch, types, principal=token.name)
 
 
