@@ -8,8 +8,8 @@ event of the entity is unreadable for good (:mod:`services.store.sealing`), in t
 replicas and backups alike. Then the store's files are rewritten
 (:class:`~services.store.compaction.RedisFiles`: ``BGREWRITEAOF`` and a fresh RDB, waited
 for), so no file under Redis's data directory keeps the key (with the Redis keyring) or an
-inbox submission's plain text. A key file of the file keyring is unlinked and its directory
-synced (:class:`~services.store.keyring.FileKeyring`).
+inbox submission's plain text. A key of the file keyring is overwritten with zeros in its
+page and the page synced (:class:`~services.store.keyring.FileKeyring`).
 """
 
 from __future__ import annotations

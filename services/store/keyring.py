@@ -2,15 +2,16 @@
 
 One key per entity (``incident:<id>``, ``statement:<id>``), AES-256, with a random id that
 every blob it seals names (:mod:`services.store.sealing`). ``LEDGER_KEYRING=file:<dir>``
-(the default, ``<LEDGER_DATA_DIR>/keyring/<prefix>``) keeps one file per key in a directory
-(:class:`FileKeyring`, mode 0600), outside Redis's AOF and RDB, for a volume of its own that
-is backed up apart from Redis or not at all; a KMS would implement the same :class:`Keyring`
-protocol. ``LEDGER_KEYRING=redis`` keeps the keys in the hash ``<prefix>:keys``
-(:class:`RedisKeyring`): apart from the stream, but on the same server, so erasure has Redis
-rewrite its AOF and RDB after the ``HDEL`` (:mod:`services.store.compaction`). Deleting a
-file unlinks it and syncs its directory; whether its blocks are overwritten depends on the
-file system and device. Destroying a key is what erasure
-does (:mod:`services.protection.erasure`).
+(the default, ``<LEDGER_DATA_DIR>/keyring/<prefix>``) keeps the keys in page files of
+fixed-size records in a directory (:class:`FileKeyring`, mode 0600), outside Redis's AOF and
+RDB, for a volume of its own that is backed up apart from Redis or not at all; Redis holds
+only where each key is. A KMS would implement the same :class:`Keyring` protocol.
+``LEDGER_KEYRING=redis`` keeps the keys in the hash ``<prefix>:keys`` (:class:`RedisKeyring`):
+apart from the stream, but on the same server, so erasure has Redis rewrite its AOF and RDB
+after the ``HDEL`` (:mod:`services.store.compaction`). Destroying a file key overwrites its
+record with zeros and syncs the page; whether the old blocks are overwritten on the device
+depends on the file system. Destroying a key is what erasure does
+(:mod:`services.protection.erasure`).
 """
 
 from __future__ import annotations
@@ -19,11 +20,14 @@ import asyncio
 import base64
 import binascii
 import contextlib
-import ctypes
-import functools
 import hashlib
 import os
+import re
 import secrets
+import struct
+import threading
+import weakref
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Final, Protocol, runtime_checkable
@@ -37,6 +41,7 @@ from services.store.keys import Keys
 
 __all__ = [
     "KEY_BYTES",
+    "KEY_SLOT_BYTES",
     "DataKey",
     "FileKeyring",
     "Keyring",
@@ -269,21 +274,175 @@ class RedisKeyring:
         return found
 
 
-class FileKeyring:
-    """A :class:`Keyring` of key files in one directory (0700), one file per key (0600).
+KEY_SLOT_BYTES: Final = 80
+"""The size of one key's record in a key page (:class:`FileKeyring`)."""
+_SLOT: Final = struct.Struct("<4s32s8s32sI")  # magic, SHA-256 of the entity, id, secret, CRC-32
+_SLOT_MAGIC: Final = b"LKS1"
+_EMPTY_SLOT: Final = bytes(KEY_SLOT_BYTES)
+_PAGE_NAME: Final = re.compile(r"[0-9a-f]{16}")
 
-    A file is named by the SHA-256 of its entity (ids may be longer than a file name) and
-    holds ``<id>:<base64>``. A key is created by linking a finished temporary file into
-    place, so concurrent creators agree on one key and no reader sees half a file.
+UNMAP_SCRIPT: Final = """
+-- KEYS[1]: the key slots hash. ARGV: entity, place, entity, place, ...
+-- Removes each entity's place where it is still the one given; returns how many it removed.
+local removed = 0
+for i = 1, #ARGV, 2 do
+  if redis.call('HGET', KEYS[1], ARGV[i]) == ARGV[i + 1] then
+    removed = removed + redis.call('HDEL', KEYS[1], ARGV[i])
+  end
+end
+return removed
+"""
+
+
+def _digest(entity: str) -> bytes:
+    return hashlib.sha256(entity.encode()).digest()
+
+
+def _slot_bytes(entity: str, key: DataKey) -> bytes:
+    body = _SLOT.pack(_SLOT_MAGIC, _digest(entity), bytes.fromhex(key.key_id), key.secret, 0)
+    return body[:-4] + zlib.crc32(body[:-4]).to_bytes(4, "little")
+
+
+class FileKeyring:
+    """A :class:`Keyring` of key pages in one directory (0700, pages 0600).
+
+    **Layout.** Each keyring object appends the keys it creates to a page of its own,
+    ``<16 hex>.page``: fixed-size records of :data:`KEY_SLOT_BYTES` (a magic, the SHA-256 of
+    the entity, the key's id and secret, a CRC-32). Where an entity's key is, ``<page>:<slot>``
+    and no key material, is kept in the Redis hash ``<prefix>:keyslots``
+    (:attr:`~services.store.keys.Keys.key_slots`), so every process sharing the directory
+    finds it with one ``HMGET`` and one ``pread`` per key.
+
+    **Creating** the keys of a batch costs one ``pwrite`` and one ``fdatasync`` of the page
+    (the first batch of a page also creates it and fsyncs the directory), then one script
+    call that stores each entity's place unless it has one: concurrent creators (several API
+    processes) agree on one key per entity, and the loser's record is zeroed. A place is
+    stored only after its record is on disk, so a crash mid-create leaves at most records
+    nothing points to.
+
+    **Destroying** a key overwrites its record in place with zeros, fdatasyncs the page and
+    then removes its place: no file of the directory keeps the key (whether the old blocks
+    are overwritten on the device depends on the file system: copy-on-write ones keep
+    them). A place whose record is zero (a crash between the two steps) or gone (the
+    directory lost) reads as no key, and the next creator replaces it.
+
+    **Earlier layout.** A directory written before pages holds one file per key,
+    ``<sha256 of the entity>.key`` (``<id>:<base64>``); such keys are still read and
+    destroyed (the file unlinked, the directory synced), new keys go to pages.
     """
 
-    def __init__(self, directory: Path | str) -> None:
+    def __init__(
+        self, directory: Path | str, client: aioredis.Redis, prefix: str = "ledger"
+    ) -> None:
         self.directory = Path(directory)
+        self.client = client
+        self.key = Keys(prefix).key_slots
+        self._claim = client.register_script(GET_OR_CREATE_SCRIPT)
+        self._unmap_script = client.register_script(UNMAP_SCRIPT)
+        self._lock = threading.Lock()  # the page and its next slot, between worker threads
+        self._page: str | None = None
+        self._page_fd = -1
+        self._next_slot = 0
+        self._readers: dict[str, int] = {}  # page → descriptor open for reading (event loop)
+        self._has_files: bool | None = None  # whether the earlier layout's files may be here
+        self._fds: list[int] = []
+        weakref.finalize(self, _close_all, self._fds)
 
-    def _path(self, entity: str) -> Path:
+    # --- places --------------------------------------------------------------------------
+
+    async def _places(self, entities: Sequence[str]) -> list[bytes | None]:
+        try:
+            places = await self.client.hmget(self.key, list(entities))
+        except rexc.RedisError as exc:
+            raise StoreUnavailableError(f"file keyring's slots: {exc}") from exc
+        return [_as_bytes(place) for place in places]
+
+    async def _unmap(self, places: dict[str, bytes]) -> int:
+        """Remove each entity's place where it is still the one given."""
+        args: list[str | bytes] = []
+        for entity, place in places.items():
+            args += (entity, place)
+        try:
+            return int(await self._unmap_script(keys=[self.key], args=args))
+        except rexc.RedisError as exc:
+            raise StoreUnavailableError(f"file keyring's slots: {exc}") from exc
+
+    @staticmethod
+    def _parse_place(place: bytes) -> tuple[str, int]:
+        page, _, slot = place.decode(errors="replace").partition(":")
+        if not _PAGE_NAME.fullmatch(page) or not slot.isdigit():
+            raise KeyringError(f"a key's place is not <page>:<slot>: {place!r}")
+        return page, int(slot)
+
+    def _page_path(self, page: str) -> Path:
+        return self.directory / f"{page}.page"
+
+    def _reader(self, page: str) -> int | None:
+        fd = self._readers.get(page)
+        if fd is None:
+            try:
+                fd = os.open(self._page_path(page), os.O_RDONLY)
+            except FileNotFoundError:
+                return None
+            except OSError as exc:
+                raise KeyringError(f"cannot open a key page in {self.directory}: {exc}") from exc
+            self._readers[page] = fd
+            self._fds.append(fd)
+        return fd
+
+    def _load(self, entity: str, place: bytes) -> DataKey | None:
+        """The key at ``place``; ``None`` where its record is zero or gone (destroyed, or the
+        directory lost); :class:`KeyringError` when the record is damaged or another's."""
+        page, slot = self._parse_place(place)
+        fd = self._reader(page)
+        if fd is None:
+            return None
+        try:
+            record = os.pread(fd, KEY_SLOT_BYTES, slot * KEY_SLOT_BYTES)
+        except OSError as exc:
+            raise KeyringError(f"cannot read a key page in {self.directory}: {exc}") from exc
+        if len(record) < KEY_SLOT_BYTES or record == _EMPTY_SLOT:
+            return None
+        magic, digest, key_id, secret, crc = _SLOT.unpack(record)
+        if magic != _SLOT_MAGIC or crc != zlib.crc32(record[:-4]):
+            raise KeyringError(f"a key record of page {page} is damaged (slot {slot})")
+        if digest != _digest(entity):
+            raise KeyringError(f"the key record at {page}:{slot} belongs to another entity")
+        return DataKey(key_id.hex(), secret)
+
+    async def _lookup(self, wanted: Sequence[str]) -> tuple[dict[str, DataKey], dict[str, bytes]]:
+        """The keys of ``wanted`` that have one, and the places that point at no key."""
+        found: dict[str, DataKey] = {}
+        stale: dict[str, bytes] = {}
+        for entity, place in zip(wanted, await self._places(wanted), strict=True):
+            if place is not None:
+                key = self._load(entity, place)
+                if key is None:
+                    stale[entity] = place
+                else:
+                    found[entity] = key
+            elif self._may_have_files():
+                old = self._read_file(self._file(entity))
+                if old is not None:
+                    found[entity] = old
+        return found, stale
+
+    # --- the earlier layout: one file per key ------------------------------------------------
+
+    def _file(self, entity: str) -> Path:
         return self.directory / f"{hashlib.sha256(entity.encode()).hexdigest()}.key"
 
-    def _read(self, path: Path) -> DataKey | None:
+    def _may_have_files(self) -> bool:
+        """Whether the directory holds key files of the earlier layout (looked at once)."""
+        if self._has_files is None:
+            try:
+                with os.scandir(self.directory) as entries:
+                    self._has_files = any(e.name.endswith((".key", ".tmp")) for e in entries)
+            except FileNotFoundError:
+                self._has_files = False
+        return self._has_files
+
+    def _read_file(self, path: Path) -> DataKey | None:
         try:
             return DataKey.load(path.read_bytes())
         except FileNotFoundError:
@@ -291,114 +450,170 @@ class FileKeyring:
         except OSError as exc:
             raise KeyringError(f"cannot read a key file in {self.directory}: {exc}") from exc
 
-    async def get(self, entity: str) -> DataKey | None:
-        """The entity's key, or ``None``."""
-        return self._read(self._path(entity))
-
-    async def get_or_create(self, entity: str) -> DataKey:
-        """The entity's key, created (atomically, mode 0600) when missing."""
-        return (await self.get_or_create_many([entity]))[entity]
-
-    def _create(self, entities: Sequence[str]) -> None:
-        """Create the key files of ``entities``, durably, with two syncs for all of them.
-
-        Each key is written to a temporary file; one ``syncfs`` puts every new file's
-        content on disk; each is then linked into place (a creator that lost the race to
-        another keeps the other's key), the temporary names are removed and one fsync of
-        the directory makes the links and removals durable. Runs in a worker thread.
-        """
-        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        temps: list[tuple[Path, Path]] = []
+    def _destroy_file(self, entity: str) -> bool:
+        """Unlink ``entity``'s key file of the earlier layout (and a temporary one a crash
+        left), then sync the directory; whether there was one."""
+        path = self._file(entity)
+        strays = list(self.directory.glob(f"{path.name}.*.tmp"))
+        for stray in strays:
+            stray.unlink(missing_ok=True)
         try:
-            for entity in entities:
-                path = self._path(entity)
-                temp = path.with_name(f"{path.name}.{secrets.token_hex(8)}.tmp")
-                fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-                temps.append((temp, path))
-                try:
-                    os.write(fd, DataKey.new().dump().encode())
-                finally:
-                    os.close(fd)
-            _sync_file_system(self.directory)
-            for temp, path in temps:
-                with contextlib.suppress(FileExistsError):  # another creator won: keep its key
-                    os.link(temp, path)
-        finally:
-            for temp, _ in temps:
-                temp.unlink(missing_ok=True)
-        self._sync_directory()
+            path.unlink()
+        except FileNotFoundError:
+            existed = False
+        except OSError as exc:
+            raise KeyringError(f"cannot delete a key file in {self.directory}: {exc}") from exc
+        else:
+            existed = True
+        if existed or strays:
+            self._sync_directory()
+        return existed
+
+    # --- writing ---------------------------------------------------------------------------
 
     def _sync_directory(self) -> None:
-        """fsync the directory, so a link or an unlink survives a crash of the machine."""
+        """fsync the directory, so a new page or an unlink survives a crash of the machine."""
         fd = os.open(self.directory, os.O_RDONLY | os.O_DIRECTORY)
         try:
             os.fsync(fd)
         finally:
             os.close(fd)
 
-    async def destroy(self, entity: str) -> bool:
-        """Unlink the entity's key file and sync the directory; whether there was one."""
-        path = self._path(entity)
-        for stray in self.directory.glob(f"{path.name}.*.tmp"):  # left by a crash mid-create
-            stray.unlink(missing_ok=True)
+    def _write(self, entities: Sequence[str]) -> dict[str, tuple[bytes, DataKey]]:
+        """A fresh key per entity, written to this object's page and on disk before it
+        returns (one ``pwrite``, one ``fdatasync``); entity → (place, key). Runs in a worker
+        thread."""
+        with self._lock:
+            if self._page is None:
+                self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+                page = secrets.token_hex(8)
+                flags = os.O_RDWR | os.O_CREAT | os.O_EXCL
+                self._page_fd = os.open(self._page_path(page), flags, 0o600)
+                self._fds.append(self._page_fd)
+                self._sync_directory()  # the page's name is durable before any key in it
+                self._page = page
+            page, fd, first = self._page, self._page_fd, self._next_slot
+            self._next_slot += len(entities)
+        keys = DataKey.new_many(entities)
+        data = b"".join(_slot_bytes(entity, key) for entity, key in keys.items())
+        at = first * KEY_SLOT_BYTES
+        while data:
+            written = os.pwrite(fd, data, at)
+            data, at = data[written:], at + written
+        os.fdatasync(fd)
+        return {e: (f"{page}:{first + i}".encode(), k) for i, (e, k) in enumerate(keys.items())}
+
+    def _zero(self, place: bytes, entity: str | None = None, *, sync: bool) -> None:
+        """Overwrite the record at ``place`` with zeros (``entity``: only if it is that
+        entity's or damaged, never another's), fdatasync'd when ``sync``."""
+        page, slot = self._parse_place(place)
         try:
-            path.unlink()
+            fd = os.open(self._page_path(page), os.O_RDWR)
         except FileNotFoundError:
-            return False
-        except OSError as exc:
-            raise KeyringError(f"cannot delete a key file in {self.directory}: {exc}") from exc
+            return
         try:
-            self._sync_directory()
-        except OSError as exc:
-            raise KeyringError(f"cannot sync the key directory {self.directory}: {exc}") from exc
-        return True
+            at = slot * KEY_SLOT_BYTES
+            record = os.pread(fd, KEY_SLOT_BYTES, at)
+            if len(record) < KEY_SLOT_BYTES or record == _EMPTY_SLOT:
+                return
+            magic, digest, *_, crc = _SLOT.unpack(record)
+            intact = magic == _SLOT_MAGIC and crc == zlib.crc32(record[:-4])
+            if entity is not None and intact and digest != _digest(entity):
+                raise KeyringError(f"the key record at {page}:{slot} belongs to another entity")
+            os.pwrite(fd, _EMPTY_SLOT, at)
+            if sync:
+                os.fdatasync(fd)
+        finally:
+            os.close(fd)
+
+    # --- the Keyring protocol ----------------------------------------------------------------
+
+    async def get(self, entity: str) -> DataKey | None:
+        """The entity's key, or ``None``."""
+        return (await self.get_many([entity])).get(entity)
+
+    async def get_or_create(self, entity: str) -> DataKey:
+        """The entity's key, created (durably, mode 0600) when missing."""
+        return (await self.get_or_create_many([entity]))[entity]
 
     async def get_many(self, entities: Sequence[str]) -> dict[str, DataKey]:
-        """The keys of those ``entities`` that have one."""
-        found = {e: self._read(self._path(e)) for e in dict.fromkeys(entities)}
-        return {e: k for e, k in found.items() if k is not None}
-
-    async def get_or_create_many(self, entities: Sequence[str]) -> dict[str, DataKey]:
-        """The key of every one of ``entities``, those missing created together (two disk
-        syncs for the lot, off the event loop)."""
+        """The keys of those ``entities`` that have one: one ``HMGET``, one read per key."""
         wanted = list(dict.fromkeys(entities))
-        found = await self.get_many(wanted)
-        missing = [e for e in wanted if e not in found]
-        if missing:
-            try:
-                await asyncio.to_thread(self._create, missing)
-            except OSError as exc:
-                raise KeyringError(f"cannot write a key file in {self.directory}: {exc}") from exc
-            found |= await self.get_many(missing)
-        lost = [e for e in wanted if e not in found]
-        if lost:
-            raise KeyringError(f"the key of {lost[0]} was destroyed while it was created")
+        if not wanted:
+            return {}
+        found, _ = await self._lookup(wanted)
         return found
 
+    async def get_or_create_many(self, entities: Sequence[str]) -> dict[str, DataKey]:
+        """The key of every one of ``entities``, those missing created together: one write
+        and one ``fdatasync`` of the page (off the event loop), then one script call that
+        keeps the key another creator stored first."""
+        wanted = list(dict.fromkeys(entities))
+        if not wanted:
+            return {}
+        found, stale = await self._lookup(wanted)
+        if stale:  # destroyed mid-way, or the directory lost: the next key replaces it
+            await self._unmap(stale)
+        missing = [e for e in wanted if e not in found]
+        if not missing:
+            return found
+        try:
+            made = await asyncio.to_thread(self._write, missing)
+        except OSError as exc:
+            raise KeyringError(f"cannot write a key page in {self.directory}: {exc}") from exc
+        offered: list[str] = []
+        for entity in missing:
+            offered += (entity, made[entity][0].decode())
+        try:
+            stored = await self._claim(keys=[self.key], args=[_pack(offered)])
+        except rexc.RedisError as exc:
+            raise StoreUnavailableError(f"file keyring's slots: {exc}") from exc
+        for entity, value in zip(missing, stored, strict=True):
+            mine, key = made[entity]
+            place = _as_bytes(value) or b""
+            if place == mine:
+                found[entity] = key
+                continue
+            self._zero(mine, sync=False)  # another creator won: its key is the entity's
+            other = self._load(entity, place)
+            if other is None:  # destroyed between the two steps: a race with an erasure
+                raise KeyringError(f"the key of {entity} was destroyed while it was created")
+            found[entity] = other
+        return {entity: found[entity] for entity in wanted}
 
-def _sync_file_system(directory: Path) -> None:
-    """Flush every file of the file system ``directory`` is on (``syncfs``; ``sync`` where
-    the C library has no ``syncfs``)."""
-    syncfs = getattr(_libc(), "syncfs", None)
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        if syncfs is None or syncfs(fd) != 0:
-            os.sync()
-    finally:
-        os.close(fd)
+    async def destroy(self, entity: str) -> bool:
+        """Zero the entity's key record in place and fdatasync its page, then remove its
+        place (or unlink its key file of the earlier layout); whether there was a key."""
+        (place,) = await self._places([entity])
+        destroyed = False
+        try:
+            if place is not None:
+                await asyncio.to_thread(self._zero, place, entity, sync=True)
+                destroyed = await self._unmap({entity: place}) > 0
+            if self._may_have_files():
+                destroyed = await asyncio.to_thread(self._destroy_file, entity) or destroyed
+        except OSError as exc:
+            raise KeyringError(f"cannot destroy a key in {self.directory}: {exc}") from exc
+        return destroyed
 
 
-@functools.cache
-def _libc() -> ctypes.CDLL:
-    """The C library the process runs with (loaded on first use)."""
-    return ctypes.CDLL(None, use_errno=True)
+def _as_bytes(value: bytes | str | None) -> bytes | None:
+    return value.encode() if isinstance(value, str) else value
+
+
+def _close_all(fds: list[int]) -> None:
+    for fd in fds:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    fds.clear()
 
 
 def keyring_for(spec: str, client: aioredis.Redis, prefix: str = "ledger") -> Keyring:
-    """The keyring ``LEDGER_KEYRING`` names: ``redis`` or ``file:<dir>``."""
+    """The keyring ``LEDGER_KEYRING`` names: ``redis`` or ``file:<dir>`` (key pages in the
+    directory, their places in Redis under ``prefix``)."""
     if spec == "redis":
         return RedisKeyring(client, prefix)
     kind, _, where = spec.partition(":")
     if kind == "file" and where:
-        return FileKeyring(where)
+        return FileKeyring(where, client, prefix)
     raise KeyringError(f"LEDGER_KEYRING must be redis or file:<dir>, got {spec!r}")

@@ -19,6 +19,7 @@ partition stays on one cluster slot:
 | ``<prefix>:limits:quota:<feed>:<hour>`` | string | a feed's events in one clock hour |
 | ``<prefix>:audit`` | stream | who read exact community figures, where, when (never trimmed) |
 | ``<prefix>:keys`` | hash | entity → data key (``LEDGER_KEYRING=redis``; see sealing) |
+| ``<prefix>:keyslots`` | hash | entity → ``<page>:<slot>`` of its key (``LEDGER_KEYRING=file:…``) |
 | ``<prefix>:{view:<name>:v<version>}:<kind>`` | hash | document id → JSON document |
 | ``<prefix>:{view:<name>:v<version>}:meta`` | hash | ``position`` = the view's checkpoint |
 | ``<prefix>:{view:<name>:v<version>}:changes`` | stream | which documents each commit changed |
@@ -216,6 +217,12 @@ class Keys(msgspec.Struct, frozen=True):
     def keyring(self) -> str:
         """The hash entity → data key of the Redis keyring (kept apart from the log)."""
         return f"{self.prefix}:keys"
+
+    @property
+    def key_slots(self) -> str:
+        """The hash entity → ``<page>:<slot>`` of the file keyring: where in its directory
+        each key is (no key material)."""
+        return f"{self.prefix}:keyslots"
 
     # --- views -------------------------------------------------------------------------------
 

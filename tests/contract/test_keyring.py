@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 import stat
 from pathlib import Path
 
@@ -10,6 +12,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from services.store.keyring import (
+    KEY_SLOT_BYTES,
     DataKey,
     FileKeyring,
     Keyring,
@@ -33,7 +36,7 @@ def keyring(
         return MemoryKeyring()
     if request.param == "redis":
         return RedisKeyring(redis_client, key_prefix)
-    return FileKeyring(tmp_path / "keys")
+    return FileKeyring(tmp_path / "keys", redis_client, key_prefix)
 
 
 class TestKeyringContract:
@@ -100,44 +103,235 @@ class TestRedisKeyring:
         ]
 
 
+def _copies(directory: Path, secret: bytes) -> list[str]:
+    """The files under ``directory`` whose raw bytes hold ``secret`` (raw or as dumped)."""
+    needles = (secret, DataKey("0" * 16, secret).dump().partition(":")[2].encode())
+    return [
+        str(path)
+        for path in directory.rglob("*")
+        if path.is_file() and any(needle in path.read_bytes() for needle in needles)
+    ]
+
+
+def _files(directory: Path) -> list[Path]:
+    return sorted(directory.iterdir())
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def _bytes(path: Path) -> bytes:
+    return path.read_bytes()
+
+
+def _write(path: Path, data: bytes) -> None:
+    path.write_bytes(data)
+
+
+def _legacy_file(directory: Path, entity: str, key: DataKey) -> Path:
+    """Write ``entity``'s key as the earlier layout did: one ``<sha256>.key`` file."""
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path = directory / f"{hashlib.sha256(entity.encode()).hexdigest()}.key"
+    path.write_text(key.dump())
+    path.chmod(0o600)
+    return path
+
+
 class TestFileKeyring:
-    """Key files: private modes, one file per key, nothing left behind."""
+    """Key pages: private modes, a few files for many keys, erasure that leaves no copy."""
 
-    async def test_key_files_are_private(self, tmp_path: Path) -> None:
-        """The directory is 0700 and each key file 0600; no temporary file stays."""
-        ring = FileKeyring(tmp_path / "keys")
+    @pytest.fixture
+    def directory(self, tmp_path: Path) -> Path:
+        """The keyring directory (not created yet)."""
+        return tmp_path / "keys"
+
+    @pytest.fixture
+    def ring(self, directory: Path, redis_client: aioredis.Redis, key_prefix: str) -> FileKeyring:
+        """A file keyring on ``directory``, its places under this test's prefix."""
+        return FileKeyring(directory, redis_client, key_prefix)
+
+    async def test_key_pages_are_private(self, ring: FileKeyring, directory: Path) -> None:
+        """The directory is 0700 and the page 0600."""
         await ring.get_or_create("incident:i-1")
-        files = list((tmp_path / "keys").iterdir())
-        assert len(files) == 1
-        assert stat.S_IMODE(files[0].stat().st_mode) == 0o600
-        assert stat.S_IMODE((tmp_path / "keys").stat().st_mode) == 0o700
+        (page,) = _files(directory)
+        assert _mode(page) == 0o600
+        assert _mode(directory) == 0o700
 
-    async def test_a_batch_creates_one_file_per_key_and_leaves_no_temporary_file(
-        self, tmp_path: Path
+    async def test_a_batch_goes_to_one_page_of_fixed_size_records(
+        self, ring: FileKeyring, directory: Path
     ) -> None:
-        """Keys created together each get their own file, readable one by one."""
-        ring = FileKeyring(tmp_path / "keys")
+        """Keys created together share one page, one record each, readable one by one."""
         made = await ring.get_or_create_many([f"incident:i-{n}" for n in range(50)])
         assert len({key.secret for key in made.values()}) == 50
-        assert len(list((tmp_path / "keys").iterdir())) == 50
+        (page,) = _files(directory)
+        assert page.suffix == ".page"
+        assert len(_bytes(page)) == 50 * KEY_SLOT_BYTES
         assert await ring.get("incident:i-7") == made["incident:i-7"]
 
-    async def test_destroy_also_removes_a_temporary_file_a_crash_left(self, tmp_path: Path) -> None:
-        """A key written to its temporary name before a crash is destroyed with the key."""
-        ring = FileKeyring(tmp_path / "keys")
+    async def test_redis_holds_places_but_never_key_material(
+        self, ring: FileKeyring, redis_client: aioredis.Redis, key_prefix: str
+    ) -> None:
+        """The only key written under the prefix is the places hash, and no value of it
+        holds a key's secret or id."""
+        made = await ring.get_or_create_many(["incident:a", "statement:b"])
+        assert [k async for k in redis_client.scan_iter(match=f"{key_prefix}:*")] == [
+            Keys(key_prefix).key_slots.encode()
+        ]
+        stored = await redis_client.hgetall(Keys(key_prefix).key_slots)
+        assert set(stored) == {b"incident:a", b"statement:b"}
+        for key in made.values():
+            for value in stored.values():
+                assert key.secret not in value
+                assert key.key_id.encode() not in value
+                assert base64.b64encode(key.secret) not in value
+
+    async def test_after_destroy_no_file_of_the_directory_holds_the_secret(
+        self, ring: FileKeyring, directory: Path
+    ) -> None:
+        """Destroy zeroes the record in place: the raw bytes of every file under the
+        directory lack the destroyed secret, while a neighbour's key stays readable."""
+        made = await ring.get_or_create_many(["incident:gone", "incident:kept"])
+        gone, kept = made["incident:gone"], made["incident:kept"]
+        assert _copies(directory, gone.secret)  # the search can fail
+        assert await ring.destroy("incident:gone") is True
+        assert _copies(directory, gone.secret) == []
+        assert await ring.get("incident:gone") is None
+        assert await ring.get("incident:kept") == kept
+        assert _copies(directory, kept.secret)
+
+    async def test_two_processes_creating_at_once_agree_on_one_key_per_entity(
+        self, directory: Path, redis_client: aioredis.Redis, key_prefix: str
+    ) -> None:
+        """Two keyrings on one directory (as two API processes, each with its own page)
+        racing on overlapping batches answer the same keys; the losing records are zeroed."""
+        one = FileKeyring(directory, redis_client, key_prefix)
+        two = FileKeyring(directory, redis_client, key_prefix)
+        entities = [f"incident:r-{n}" for n in range(40)]
+        results = await asyncio.gather(
+            *(
+                ring.get_or_create_many(entities[start:] + entities[:start])
+                for ring in (one, two, one, two)
+                for start in (0, 13)
+            )
+        )
+        for result in results[1:]:
+            assert result == results[0]
+        assert len(_files(directory)) == 2
+        for key in results[0].values():
+            assert len(_copies(directory, key.secret)) == 1
+
+    async def test_a_crash_before_the_place_is_stored_leaves_nothing_in_the_way(
+        self, ring: FileKeyring, directory: Path, redis_client: aioredis.Redis, key_prefix: str
+    ) -> None:
+        """Records written but never given a place (a crash mid-create), and a torn record
+        after them, are not keys: reads answer none, a later create and erasure work."""
+        ring._write(["incident:i-1"])
+        (page,) = _files(directory)
+        _write(page, _bytes(page) + b"LKS1" + b"\x07" * 20)
+        later = FileKeyring(directory, redis_client, key_prefix)
+        assert await later.get("incident:i-1") is None
+        key = await later.get_or_create("incident:i-1")
+        assert await later.get("incident:i-1") == key
+        assert await later.destroy("incident:i-1") is True
+        assert _copies(directory, key.secret) == []
+
+    async def test_a_crash_mid_destroy_reads_as_destroyed_and_is_finished_later(
+        self, ring: FileKeyring, directory: Path, redis_client: aioredis.Redis, key_prefix: str
+    ) -> None:
+        """A record zeroed whose place was not removed yet reads as no key; the next
+        create replaces the place, and a repeated destroy reports the key it removes."""
+        old = await ring.get_or_create("incident:i-1")
+        place = await redis_client.hget(Keys(key_prefix).key_slots, "incident:i-1")
+        assert place is not None
+        ring._zero(place, "incident:i-1", sync=True)
+        assert await ring.get("incident:i-1") is None
+        assert await ring.destroy("incident:i-1") is True
+        assert await ring.destroy("incident:i-1") is False
+        ring._zero(place, sync=True)
+        new = await ring.get_or_create("incident:i-1")
+        assert new.key_id != old.key_id
+        assert _copies(directory, old.secret) == []
+
+    async def test_a_lost_directory_reads_as_no_keys_and_new_keys_replace_them(
+        self, ring: FileKeyring, directory: Path, redis_client: aioredis.Redis, key_prefix: str
+    ) -> None:
+        """Places left in Redis after the keyring volume was lost point at no key: reads
+        answer none (text reads erased) and the next create makes a new key."""
+        old = await ring.get_or_create("incident:i-1")
+        for page in _files(directory):
+            page.unlink()
+        later = FileKeyring(directory, redis_client, key_prefix)
+        assert await later.get("incident:i-1") is None
+        new = await later.get_or_create("incident:i-1")
+        assert new != old
+        assert await later.get("incident:i-1") == new
+
+    async def test_a_damaged_record_is_a_keyring_error(
+        self, ring: FileKeyring, directory: Path
+    ) -> None:
+        """A record that fails its checksum is reported, not used."""
         await ring.get_or_create("incident:i-1")
-        (file,) = (tmp_path / "keys").iterdir()
+        (page,) = _files(directory)
+        data = bytearray(_bytes(page))
+        data[50] ^= 0xFF
+        _write(page, bytes(data))
+        with pytest.raises(KeyringError, match="damaged"):
+            await ring.get("incident:i-1")
+
+    async def test_a_place_naming_another_entity_s_record_is_refused(
+        self, ring: FileKeyring, redis_client: aioredis.Redis, key_prefix: str
+    ) -> None:
+        """A place pointing at another entity's record is an error, and destroy leaves that
+        record alone."""
+        other = await ring.get_or_create("incident:other")
+        hash_key = Keys(key_prefix).key_slots
+        place = await redis_client.hget(hash_key, "incident:other")
+        assert place is not None
+        await redis_client.hset(hash_key, "incident:i-1", place)
+        with pytest.raises(KeyringError, match="another entity"):
+            await ring.get("incident:i-1")
+        with pytest.raises(KeyringError, match="another entity"):
+            await ring.destroy("incident:i-1")
+        assert await ring.get("incident:other") == other
+
+
+class TestEarlierKeyFiles:
+    """A directory written with one ``<sha256>.key`` file per key keeps working."""
+
+    async def test_an_old_key_file_is_read_and_kept(
+        self, tmp_path: Path, redis_client: aioredis.Redis, key_prefix: str
+    ) -> None:
+        """get and get_or_create answer the key of the old file; no new key is made."""
+        old = DataKey.new()
+        _legacy_file(tmp_path / "keys", "incident:i-1", old)
+        ring = FileKeyring(tmp_path / "keys", redis_client, key_prefix)
+        assert await ring.get("incident:i-1") == old
+        made = await ring.get_or_create_many(["incident:i-1", "incident:i-2"])
+        assert made["incident:i-1"] == old
+        assert await ring.get("incident:i-2") == made["incident:i-2"]
+
+    async def test_destroying_an_old_key_file_leaves_no_copy(
+        self, tmp_path: Path, redis_client: aioredis.Redis, key_prefix: str
+    ) -> None:
+        """destroy unlinks the old file and a temporary one a crash left; it reports the key."""
+        old = DataKey.new()
+        file = _legacy_file(tmp_path / "keys", "incident:i-1", old)
         stray = file.with_name(f"{file.name}.0123456789abcdef.tmp")
         stray.write_bytes(file.read_bytes())
-        assert await ring.destroy("incident:i-1")
+        ring = FileKeyring(tmp_path / "keys", redis_client, key_prefix)
+        assert await ring.destroy("incident:i-1") is True
         assert list((tmp_path / "keys").iterdir()) == []
+        assert await ring.get("incident:i-1") is None
+        assert await ring.destroy("incident:i-1") is False
 
-    async def test_a_damaged_key_file_is_a_keyring_error(self, tmp_path: Path) -> None:
-        """A file that is not a key is reported, not used."""
-        ring = FileKeyring(tmp_path / "keys")
-        await ring.get_or_create("incident:i-1")
-        (file,) = (tmp_path / "keys").iterdir()
+    async def test_a_damaged_key_file_is_a_keyring_error(
+        self, tmp_path: Path, redis_client: aioredis.Redis, key_prefix: str
+    ) -> None:
+        """An old file that is not a key is reported, not used."""
+        file = _legacy_file(tmp_path / "keys", "incident:i-1", DataKey.new())
         file.write_text("garbage")
+        ring = FileKeyring(tmp_path / "keys", redis_client, key_prefix)
         with pytest.raises(KeyringError):
             await ring.get("incident:i-1")
 
@@ -153,6 +347,7 @@ class TestKeyringSetting:
         chosen = keyring_for(f"file:{tmp_path}", redis_client, "p")
         assert isinstance(chosen, FileKeyring)
         assert chosen.directory == tmp_path
+        assert chosen.key == Keys("p").key_slots
 
     @pytest.mark.parametrize("spec", ["", "file:", "kms", "vault:x"])
     async def test_other_specs_are_refused(self, redis_client: aioredis.Redis, spec: str) -> None:

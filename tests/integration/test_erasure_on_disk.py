@@ -123,11 +123,12 @@ class TestErasureOnDisk:
         assert await store.keyring.get("incident:i-1") is None
         assert await erased(store)
 
-    async def test_with_the_file_keyring_the_key_file_is_gone_and_redis_never_had_it(
+    async def test_with_the_file_keyring_the_key_record_is_zeroed_and_redis_never_had_it(
         self, server: RedisProcess, client: aioredis.Redis, tmp_path: Path
     ) -> None:
-        """The default keyring (a directory): the key file is unlinked; no file of Redis's
-        ever held the key; the deleted submission leaves Redis's files too."""
+        """The default keyring (a directory of key pages): no file under it holds the key
+        after the erasure; no file of Redis's ever held it; the deleted submission leaves
+        Redis's files too."""
         ring = tmp_path / "keyring"
         settings = Settings(redis_url=server.url, key_prefix=PREFIX, keyring=f"file:{ring}")
         store = event_store(settings, client)
@@ -140,7 +141,7 @@ class TestErasureOnDisk:
 
         assert not copies(ring, needles_of(key))
         assert await store.keyring.get("incident:i-1") is None
-        assert len(list(ring.iterdir())) == 1  # the key of the redaction's own reason
+        assert len(list(ring.iterdir())) == 1  # one page; the redaction's reason has a key
         await until(
             lambda: not copies(server.data_dir, needles_of(key)),
             "no copy of the text under Redis's data directory",

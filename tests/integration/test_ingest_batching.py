@@ -8,6 +8,7 @@ call. These tests hold the wire format and the indexes to what one event at a ti
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -16,7 +17,7 @@ import redis.asyncio as aioredis
 
 from events import AnyEvent, Place, to_fields
 from services.store.base import ConflictError, EntityState
-from services.store.keyring import DataKey, RedisKeyring
+from services.store.keyring import DataKey, FileKeyring, RedisKeyring
 from services.store.keys import Keys
 from services.store.redis import RedisEventStore
 from services.store.rules import stored_form
@@ -103,29 +104,39 @@ class TestIndexesBeyondOneChunk:
         assert await redis_client.exists(keys.ids, keys.entities, keys.history) == 0
 
 
+@pytest.fixture(params=["redis", "file"])
+def ring_and_hash(
+    request: pytest.FixtureRequest, redis_client: aioredis.Redis, key_prefix: str, tmp_path: Path
+) -> tuple[RedisKeyring | FileKeyring, str]:
+    """The Redis keyring and its hash of keys, then the file keyring and its hash of places."""
+    if request.param == "redis":
+        return RedisKeyring(redis_client, key_prefix), Keys(key_prefix).keyring
+    return FileKeyring(tmp_path / "keys", redis_client, key_prefix), Keys(key_prefix).key_slots
+
+
 class TestKeyringBatches:
-    """The Redis keyring creates a batch's keys in one call, beyond one chunk too."""
+    """The keyrings create a batch's keys in one script call, beyond one chunk too."""
 
     async def test_2500_entities_keep_existing_keys_and_get_the_rest(
-        self, redis_client: aioredis.Redis, key_prefix: str
+        self, redis_client: aioredis.Redis, ring_and_hash: tuple[RedisKeyring | FileKeyring, str]
     ) -> None:
         """250 of them have keys already, which are kept; the other 2,250 are created."""
-        ring = RedisKeyring(redis_client, key_prefix)
+        ring, hash_key = ring_and_hash
         old = await ring.get_or_create_many([f"incident:i-{i}" for i in range(0, 3000, 10)])
         wanted = [f"incident:i-{i}" for i in range(2500)]
         made = await ring.get_or_create_many(wanted)
         assert list(made) == wanted
         assert all(made[e] == key for e, key in old.items() if e in made)
-        assert await redis_client.hlen(Keys(key_prefix).keyring) == 2500 + 50
+        assert await redis_client.hlen(hash_key) == 2500 + 50
         stored = await ring.get_many(wanted)
         assert stored == made
         assert len({key.key_id for key in made.values()}) == 2500
 
     async def test_concurrent_batches_agree_on_shared_entities(
-        self, redis_client: aioredis.Redis, key_prefix: str
+        self, ring_and_hash: tuple[RedisKeyring | FileKeyring, str]
     ) -> None:
         """Overlapping batches created at once answer the same key for each shared entity."""
-        ring = RedisKeyring(redis_client, key_prefix)
+        ring, _ = ring_and_hash
         batches = [[f"incident:i-{i}" for i in range(s, s + 600)] for s in range(0, 2000, 200)]
         answers = await asyncio.gather(*(ring.get_or_create_many(b) for b in batches))
         stored = await ring.get_many([e for b in batches for e in b])
