@@ -41,12 +41,28 @@ from services.store.base import AppendRejectedError, IdReusedError
 from services.store.keyring import DataKey, MemoryKeyring
 from services.store.memory import InMemoryEventStore
 from services.store.rules import DIGEST_CHARS, OPERATOR_FEED
-from services.store.sealing import SealingStore, TamperedError, private_digest, seal, unseal
+from services.store.sealing import (
+    NONCE_BYTES,
+    SealingStore,
+    TamperedError,
+    key_entity,
+    private_digest,
+    seal,
+    unseal,
+)
 from tests.support import builders as f
 
 NOTES = "Witness Jane Roe-Example saw the strike"
 URL = "https://example.org/people/jane-roe-example"
 NAME = "Envoy Pierre Exemple"
+
+
+GOLDEN_BLOB = (
+    '{"k":"00112233aabbccdd","p":["notes","sources[0].url"],"c":"+6DkCPGVKwoYQvhrKQ10ediuSWWo'
+    "nhDlcRpukftwDBwwbMdTMdcDOKPZL/VCshJDoLyKUsCUj6qOWCkyB9WeStyjGn/+CYKLJ+flQvl21zAt6io1SNpD"
+    'MLcG/WlUwY86fqGvosfeTSYcymEGvZVokkdhw9lzniiJF56ZnGMZdChpCoyflWX2dLNxidSCrQ=="}'
+)
+"""A blob :func:`seal` made before keys and nonces were shared per batch (key: bytes 0-31)."""
 
 
 def _report(incident_id: str = "i-1") -> IncidentReported:
@@ -178,6 +194,13 @@ class TestSealRoundTrip:
         with pytest.raises(TamperedError):
             unseal(key, event_id, json.dumps(document))
 
+    def test_a_blob_sealed_before_batch_sealing_still_opens(self) -> None:
+        """A blob written by the one-event-at-a-time sealing (kept here as it was stored)
+        opens to its text: the blob format is unchanged."""
+        key = DataKey("00112233aabbccdd", bytes(range(32)))
+        event_id = uuid.UUID("0192f0a4-7c1e-7d2a-9b3c-5d6e7f8091a2")
+        assert unseal(key, event_id, GOLDEN_BLOB) == {"notes": NOTES, "sources[0].url": URL}
+
     @pytest.mark.parametrize("blob", ["", "{}", "not json", '{"k": "a", "p": [], "c": "!!"}'])
     def test_a_malformed_blob_is_tampering(self, blob: str) -> None:
         """A blob that is not a sealed blob at all is refused."""
@@ -202,6 +225,32 @@ class TestSealingStore:
         (restored,) = await sealing.read()
         assert restored.event == event
         assert await sealing.read_entity("incident:i-1") == [restored]
+
+    async def test_a_batch_seals_each_event_under_its_entity_s_key_with_its_own_nonce(
+        self, sealing: SealingStore
+    ) -> None:
+        """Events of one entity in a batch share its key, every blob has a nonce of its own,
+        opens with unseal and carries the digest private_digest gives."""
+        events: list[AnyEvent] = [
+            _report("i-1"),
+            f.revised("i-1", notes="A second witness"),
+            _report("i-2"),
+            _statement(),
+        ]
+        stored, blobs, digests = await sealing._sealed(events)
+        assert [e.event_id for e in stored] == [e.event_id for e in events]
+        nonces = set()
+        for event, blob, digest in zip(events, blobs, digests, strict=True):
+            assert blob is not None
+            fields = private_fields(event)
+            key = await sealing.keyring.get(key_entity(event))
+            assert key is not None
+            assert json.loads(blob)["k"] == key.key_id
+            assert unseal(key, event.event_id, blob) == fields
+            assert digest == private_digest(key, fields)
+            nonces.add(base64.b64decode(json.loads(blob)["c"])[:NONCE_BYTES])
+        assert len(nonces) == len(events)
+        assert json.loads(blobs[0] or "")["k"] == json.loads(blobs[1] or "")["k"]
 
     async def test_erasure_makes_the_text_read_erased(self, sealing: SealingStore) -> None:
         """After erase, notes and names read [erased] and urls are gone, listed as erased."""
