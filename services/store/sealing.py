@@ -245,11 +245,11 @@ class SealableStore(EventStore, Protocol):
         ...
 
 
-_REDACTIONS: Final = (IncidentRedacted, StatementRedacted)
+_REDACTIONS: Final[frozenset[type]] = frozenset((IncidentRedacted, StatementRedacted))
 
 
 def _is_redaction(event: Event) -> bool:
-    return isinstance(event, _REDACTIONS)  # a tuple: cheaper to test than a union
+    return type(event) in _REDACTIONS  # exact types (final): far cheaper than isinstance
 
 
 def key_entity(event: Event) -> str:
