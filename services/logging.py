@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import re
 import sys
-from collections.abc import Iterable, Mapping, MutableMapping
+from collections.abc import Iterable, Mapping, MutableMapping, Sequence
 from typing import Any, Final
 
 import structlog
@@ -160,11 +160,12 @@ def bind_request(request_id: str, **values: Any) -> None:
     structlog.contextvars.bind_contextvars(request_id=request_id, **values)
 
 
-def bind_event_ids(event_ids: Iterable[str]) -> None:
-    """Bind the ids of the events being handled (the first ten, and how many there are)."""
-    ids = list(event_ids)
+def bind_event_ids(event_ids: Sequence[object]) -> None:
+    """Bind the ids of the events being handled (the first ten as text, and how many there
+    are); only those ten are converted to text, not the whole batch's."""
     structlog.contextvars.bind_contextvars(
-        event_ids=ids[:_MAX_CONTEXT_EVENT_IDS], event_count=len(ids)
+        event_ids=[str(event_id) for event_id in event_ids[:_MAX_CONTEXT_EVENT_IDS]],
+        event_count=len(event_ids),
     )
 
 

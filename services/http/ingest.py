@@ -202,7 +202,7 @@ async def submit_events(request: Request[Any, Any, Any]) -> Response[SubmitResul
         errors = [ErrorItem(p.index, p.field, p.message) for p in exc.batch_problems]
         log.info("submission.invalid", problems=len(errors), principal=token.name)
         return json_response(422, InvalidBody(errors=errors))
-    bind_event_ids(str(e.event_id) for e in batch)
+    bind_event_ids([e.event_id for e in batch])
     types = [e.type for e in batch]
     try:
         authorize_publish(token, ((e.source, e.type) for e in batch))
