@@ -6,6 +6,7 @@ import asyncio
 import base64
 import hashlib
 import stat
+import sys
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,8 @@ from services.store.keyring import (
     keyring_for,
 )
 from services.store.keys import Keys
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(params=["memory", "redis", "file"])
@@ -221,6 +224,39 @@ class TestFileKeyring:
         for key in results[0].values():
             assert len(_copies(directory, key.secret)) == 1
 
+    async def test_two_os_processes_agree_on_one_key_per_entity(
+        self, directory: Path, redis_url: str, redis_client: aioredis.Redis, key_prefix: str
+    ) -> None:
+        """Two Python processes creating the same 300 keys at once, each with its own page,
+        print the same key ids; the directory holds one live copy of each key."""
+        script = (
+            "import asyncio, sys, redis.asyncio as r\n"
+            "from services.store.keyring import FileKeyring\n"
+            "async def main():\n"
+            "    client = r.Redis.from_url(sys.argv[1])\n"
+            "    ring = FileKeyring(sys.argv[2], client, sys.argv[3])\n"
+            "    made = await ring.get_or_create_many([f'incident:p-{n}' for n in range(300)])\n"
+            "    print(' '.join(made[f'incident:p-{n}'].key_id for n in range(300)))\n"
+            "    await client.aclose()\n"
+            "asyncio.run(main())\n"
+        )
+        args = ("-c", script, redis_url, str(directory), key_prefix)
+        runs = [
+            await asyncio.create_subprocess_exec(
+                sys.executable, *args, stdout=asyncio.subprocess.PIPE, cwd=ROOT
+            )
+            for _ in range(2)
+        ]
+        outputs = [(await run.communicate())[0].decode().split() for run in runs]
+        assert [run.returncode for run in runs] == [0, 0]
+        assert len(outputs[0]) == 300
+        assert outputs[0] == outputs[1]
+        ring = FileKeyring(directory, redis_client, key_prefix)
+        found = await ring.get_many([f"incident:p-{n}" for n in range(300)])
+        assert [found[f"incident:p-{n}"].key_id for n in range(300)] == outputs[0]
+        for key in found.values():
+            assert len(_copies(directory, key.secret)) == 1
+
     async def test_a_crash_before_the_place_is_stored_leaves_nothing_in_the_way(
         self, ring: FileKeyring, directory: Path, redis_client: aioredis.Redis, key_prefix: str
     ) -> None:
@@ -243,7 +279,7 @@ class TestFileKeyring:
         create replaces the place, and a repeated destroy reports the key it removes."""
         old = await ring.get_or_create("incident:i-1")
         place = await redis_client.hget(Keys(key_prefix).key_slots, "incident:i-1")
-        assert place is not None
+        assert isinstance(place, bytes)
         ring._zero(place, "incident:i-1", sync=True)
         assert await ring.get("incident:i-1") is None
         assert await ring.destroy("incident:i-1") is True
