@@ -58,7 +58,7 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -70,6 +70,7 @@ from projections import Projection
 from services.projector.group import ensure_group
 from services.projector.lease import Leases
 from services.projector.replay_flush import Flusher
+from services.projector.replay_pages import MAX_PAGE, Pages
 from services.projector.replay_records import (
     ReplayRecord,
     ReplayRunningError,
@@ -84,7 +85,7 @@ from services.projector.replay_records import (
 from services.projector.replay_scripts import SWAP_SCRIPT
 from services.resp import text
 from services.store.keys import Keys
-from services.store.log import LogReader, decode_page
+from services.store.log import LogReader
 from services.views.fold import FoldRun
 from services.views.freshness import checked_ordinal
 from services.views.generations import ViewKeys, active_generation, view_keys
@@ -120,6 +121,7 @@ class Replay:
         lock_ms: int = 15_000,
         progress: ProgressCallback | None = None,
         hook: BatchHook | None = None,
+        pages: Pages | None = None,
     ) -> None:
         self.client = client
         self.projection = projection
@@ -129,6 +131,9 @@ class Replay:
         self.lock_ms = lock_ms
         self.progress = progress
         self.hook = hook
+        self.pages = pages
+        """The log's pages, shared with other rebuilds folding beside this one (``None``:
+        read on its own)."""
         name, version = projection.name, projection.version
         self.locks = [self.keys.replay_lock(name, version, p) for p in range(self.keys.partitions)]
         self.partition = 0
@@ -277,13 +282,20 @@ class Replay:
         """Build, catch up and swap in ``generation`` of the current partition's view."""
         projection, partition = self.projection, self.partition
         new = view_keys(self.keys, projection, generation, partition=partition)
+        if await self.client.hget(self.record_key, "flushing"):
+            # killed while writing a batch in chunks: its documents may be ahead of its
+            # checkpoint, so the generation is built again from the start
+            self.log.info("replay.restarting_half_flushed", generation=generation)
+            await self._start_record(partition, generation)
+            self.done = self._done_by[partition] = 0
         docs, checkpoint = await self.views.load_paged(
             projection, generation=generation, partition=partition
         )
         self.ordinal = await checked_ordinal(self.client, new, checkpoint)
         fold = FoldRun(projection, docs, fresh=checkpoint is None)
         log = LogReader(self.client, self.keys, partition)
-        checkpoint = await self._fold(new, fold, checkpoint, upper=await log.head(), progress=True)
+        upper = await log.head() if self.pages is None else await self.pages.head(partition)
+        checkpoint = await self._fold(new, fold, checkpoint, upper=upper, progress=True)
 
         # pause the live projector, catch up to the head as it is now, swap
         live = view_keys(self.keys, projection, live_gen, partition=partition)
@@ -374,34 +386,79 @@ class Replay:
         self._length_by[self.partition] = self.total
         if fold.pending and checkpoint is None:  # initial documents of a fresh view
             record = self._record_fields(None, progress)
-            await self.flusher.flush(keys, fold, None, None, ordinal=0, record=record, page=[])
+            await self.flusher.flush(keys, fold, None, None, ordinal=0, record=record, failed={})
         if upper is None:  # an empty log
             return checkpoint
-        while True:
-            await self._renew_all()
-            page = await log.raw(checkpoint, until=upper, count=self.batch_size)
-            if not page:
-                return checkpoint
-            fold.apply_all(decode_page(page))
-            last = page[-1][0]
-            self.done += len(page)
-            self.total = max(self.total, self.done)
-            self._done_by[self.partition] = self.done
-            self._length_by[self.partition] = self.total
-            record = self._record_fields(last, progress)
-            ordinal = self.ordinal + len(page)
-            await self.flusher.flush(
-                keys, fold, checkpoint, last, ordinal=ordinal, record=record, page=page
-            )
-            checkpoint, self.ordinal = last, ordinal
-            self.batches += 1
-            if self.progress is not None:
-                done = sum(self._done_by)
-                self.progress(done, max(sum(self._length_by), done))
-            if self.hook is not None:
-                await self.hook(self.batches)
-            if len(page) < self.batch_size or last == upper:
-                return checkpoint
+        shared = self.pages is not None
+        pages = self.pages or Pages(self.client, self.keys, keep=2)
+        size = min(self.batch_size, MAX_PAGE)
+        after, folded = checkpoint, 0
+        failed: dict[Position, Mapping[Any, Any]] = {}
+        try:
+            while True:
+                await self._renew_all()
+                page, entries = await pages.page(keys.partition, after, upper, size)
+                if page:
+                    known = len(fold.failures)
+                    fold.apply_all(entries)
+                    if len(fold.failures) > known:  # dead letters keep the entries' fields
+                        stored = dict(page)
+                        for position, _ in fold.failures[known:]:
+                            failed[position] = stored[position]
+                    after = page[-1][0]
+                    folded += len(page)
+                    self.done += len(page)
+                end = len(page) < size or after == upper
+                if folded and (end or folded >= self.batch_size):
+                    assert after is not None  # noqa: S101  # something was folded
+                    checkpoint = await self._flush(
+                        keys,
+                        fold,
+                        checkpoint,
+                        after,
+                        folded=folded,
+                        failed=failed,
+                        progress=progress,
+                    )
+                    folded, failed = 0, {}
+                    await self._after_batch()
+                if end:
+                    return checkpoint
+        finally:
+            if not shared:
+                pages.close()
+
+    async def _flush(
+        self,
+        keys: ViewKeys,
+        fold: FoldRun,
+        checkpoint: Position | None,
+        last: Position,
+        *,
+        folded: int,
+        failed: dict[Position, Mapping[Any, Any]],
+        progress: bool,
+    ) -> Position:
+        """Write what the batch of ``folded`` entries up to ``last`` changed, with the new
+        checkpoint; returns it."""
+        self.total = max(self.total, self.done)
+        self._done_by[self.partition] = self.done
+        self._length_by[self.partition] = self.total
+        record = self._record_fields(last, progress)
+        ordinal = self.ordinal + folded
+        await self.flusher.flush(
+            keys, fold, checkpoint, last, ordinal=ordinal, record=record, failed=failed
+        )
+        self.ordinal = ordinal
+        return last
+
+    async def _after_batch(self) -> None:
+        self.batches += 1
+        if self.progress is not None:
+            done = sum(self._done_by)
+            self.progress(done, max(sum(self._length_by), done))
+        if self.hook is not None:
+            await self.hook(self.batches)
 
     def _record_fields(self, last: Position | None, progress: bool) -> list[str]:
         """The progress a flush records in the rebuild's record (none: ``progress`` off)."""
