@@ -56,10 +56,11 @@ answers there (:mod:`services.views.asof`).
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import secrets
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Final
 
 import redis.asyncio as aioredis
 import redis.exceptions as rexc
@@ -91,12 +92,17 @@ from services.views.freshness import checked_ordinal
 from services.views.generations import ViewKeys, active_generation, view_keys
 from services.views.redis import RedisViewStore
 
-__all__ = ["BatchHook", "ProgressCallback", "Replay"]
+__all__ = ["BatchHook", "ProgressCallback", "Replay", "replay_together"]
 
 log = structlog.get_logger(__name__)
 
 ProgressCallback = Callable[[int, int], None]
 """Called with (events done, events in total) after each batch."""
+
+BATCH: Final = 50_000
+"""Events per batch of a rebuild unless told: each batch's documents are encoded and written
+once, with the new checkpoint (the log is read in pages of up to
+:data:`~services.projector.replay_pages.MAX_PAGE`)."""
 
 BatchHook = Callable[[int], Any]
 """Awaited after each flushed batch with the batch's number (fault tests raise from it)."""
@@ -117,7 +123,7 @@ class Replay:
         projection: Projection,
         *,
         prefix: Keys | str = "ledger",
-        batch_size: int = 1000,
+        batch_size: int = BATCH,
         lock_ms: int = 15_000,
         progress: ProgressCallback | None = None,
         hook: BatchHook | None = None,
@@ -465,3 +471,58 @@ class Replay:
         if not progress:
             return []
         return ["done", str(self.done), "total", str(self.total), "checkpoint", last or ""]
+
+
+async def replay_together(
+    client: aioredis.Redis,
+    projections: list[Projection],
+    *,
+    prefix: Keys | str = "ledger",
+    batch_size: int = BATCH,
+    progress: ProgressCallback | None = None,
+) -> list[ReplayRecord | Exception]:
+    """Rebuild several views side by side from one read of the log: per view, in order, its
+    record or the error its rebuild stopped on.
+
+    Each view is rebuilt as :class:`Replay` does (its own lock, generation, swap), all at
+    once, sharing the pages of the log (:class:`~services.projector.replay_pages.Pages`):
+    each page is read and decoded once for every view. ``progress`` is called with the
+    events done and in total summed over the views. A rebuild that fails does not stop the
+    others; running it again resumes it.
+    """
+    pages = Pages(client, prefix, keep=2 + 2 * len(projections))
+    done = [0] * len(projections)
+    totals = [0] * len(projections)
+
+    def reporter(index: int) -> ProgressCallback | None:
+        if progress is None:
+            return None
+        report = progress
+
+        def update(one_done: int, one_total: int) -> None:
+            done[index], totals[index] = one_done, one_total
+            report(sum(done), sum(totals))
+
+        return update
+
+    jobs = [
+        Replay(
+            client,
+            projection,
+            prefix=prefix,
+            batch_size=batch_size,
+            progress=reporter(index),
+            pages=pages,
+        )
+        for index, projection in enumerate(projections)
+    ]
+    try:
+        results = await asyncio.gather(*(job.run() for job in jobs), return_exceptions=True)
+    finally:
+        pages.close()
+    found: list[ReplayRecord | Exception] = []
+    for result in results:
+        if isinstance(result, BaseException) and not isinstance(result, Exception):
+            raise result  # cancelled, interrupted: not a rebuild's own failure
+        found.append(result)
+    return found
