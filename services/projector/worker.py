@@ -150,6 +150,7 @@ class Worker:
         """Compete for the lease and work while holding it, until the pool stops."""
         pool = self.pool
         try:
+            await pool.built()  # a fresh view far behind is built first, as a rebuild
             while not pool.stopping:
                 try:
                     if not pool.may_take() or not await self._acquire():
