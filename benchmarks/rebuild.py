@@ -5,9 +5,11 @@ alone and of all of them together.
 benchmark workload (:mod:`benchmarks.workload`), then times, in this order: a
 :class:`~services.projector.pool.ProjectorPool` catching every fresh view up
 (``run_until_caught_up``), the rebuild of each view alone, and the rebuild of all of them
-(``ledger replay all``'s path). Run from another checkout's directory (``PYTHONPATH=.``) it
-measures that checkout's code: it only calls what every version has, and runs the views'
-rebuilds one after the other where ``replay_together`` does not exist.
+(``ledger replay all``'s path), each with the CPU time it took here and in Redis (on a
+shared machine the CPU times vary less than the wall times). Run from another checkout's
+directory (``PYTHONPATH=.``) it measures that checkout's code: it only calls what every
+version has, and runs the views' rebuilds one after the other where ``replay_together``
+does not exist.
 """
 
 from __future__ import annotations
@@ -60,21 +62,42 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         for start in range(0, n, APPEND_BATCH):
             await store.append(events[start : start + APPEND_BATCH])
 
-        def timed(name: str, started: float) -> None:
-            seconds = time.perf_counter() - started
-            found[name] = {"seconds": round(seconds, 2), "events_per_s": round(n / seconds)}
-            print(f"[rebuild] {name}: {seconds:.2f} s, {n / seconds:,.0f} ev/s", file=sys.stderr)
+        async def redis_cpu() -> float:
+            info = await client.info("cpu")
+            return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
 
-        started = time.perf_counter()
+        marks: dict[str, float] = {}
+
+        async def start() -> None:
+            marks["wall"], marks["cpu"] = time.perf_counter(), time.process_time()
+            marks["redis"] = await redis_cpu()
+
+        async def timed(name: str) -> None:
+            seconds = time.perf_counter() - marks["wall"]
+            cpu = time.process_time() - marks["cpu"]
+            server = await redis_cpu() - marks["redis"]
+            found[name] = {
+                "seconds": round(seconds, 2),
+                "events_per_s": round(n / seconds),
+                "cpu_s": round(cpu, 2),
+                "redis_cpu_s": round(server, 2),
+            }
+            print(
+                f"[rebuild] {name}: {seconds:.2f} s, {n / seconds:,.0f} ev/s; CPU {cpu:.2f} s "
+                f"here, {server:.2f} s in Redis",
+                file=sys.stderr,
+            )
+
+        await start()
         await ProjectorPool(client, prefix=prefix, consumer="bench").run_until_caught_up()
-        timed("pool catch-up of fresh views", started)
+        await timed("pool catch-up of fresh views")
         for projection in PROJECTIONS.values():
-            started = time.perf_counter()
+            await start()
             await replay_module.Replay(client, projection, prefix=prefix).run()
-            timed(f"replay {projection.name}", started)
-        started = time.perf_counter()
+            await timed(f"replay {projection.name}")
+        await start()
         await _replay_all(client, prefix)
-        timed("replay all", started)
+        await timed("replay all")
         await client.aclose()
     return found
 

@@ -27,11 +27,13 @@ import structlog
 
 from events import Position
 from projections import PROJECTIONS, Projection
+from projections.docs import Docs
 from services.health import ERROR_CHARS, PartHealth
 from services.projector.catch_up import SharedReader
 from services.projector.errors import ProjectorFailedError
 from services.projector.lease import Leases, process_name
-from services.projector.replay import replay_together
+from services.projector.replay import Replay, run_together
+from services.projector.replay_pages import Pages
 from services.projector.worker import Worker, WorkerState
 from services.resp import text
 from services.store.connection import REDIS_DOWN
@@ -168,6 +170,9 @@ class ProjectorPool:
         fair share of the workers over the live pools (:meth:`_heartbeat`)."""
         self._tasks: list[asyncio.Task[None]] = []
         self._built: asyncio.Task[None] | None = None
+        self._preloaded: dict[
+            tuple[str, int], tuple[int, Position | None, Docs[msgspec.Struct]]
+        ] = {}
 
     @staticmethod
     def _block_ms(client: aioredis.Redis, wanted: int) -> int:
@@ -244,6 +249,16 @@ class ProjectorPool:
         if self._built is not None and not self._built.done():
             await asyncio.wait([self._built])
 
+    def preloaded(
+        self, projection: Projection, partition: int, generation: int | str
+    ) -> tuple[Position | None, Docs[msgspec.Struct]] | None:
+        """The checkpoint and documents of ``generation`` of the view as the pool's rebuild
+        of fresh views stored them (once; ``None``: the worker loads the view)."""
+        found = self._preloaded.pop((projection.name, partition), None)
+        if found is None or found[0] != generation:
+            return None
+        return found[1], found[2]
+
     async def _build_fresh(self) -> None:
         """Build the views that have no checkpoint yet as a rebuild does, when the log holds
         at least :attr:`rebuild_from` entries, before the workers start.
@@ -276,14 +291,18 @@ class ProjectorPool:
             if not fresh:
                 return
             _log.info("projector.building_fresh", views=[p.view for p in fresh], entries=entries)
-            results = await replay_together(self.client, fresh, prefix=self.keys)
+            pages = Pages(self.client, self.keys, keep=2 + 2 * len(fresh))
+            jobs = [Replay(self.client, p, prefix=self.keys, pages=pages) for p in fresh]
+            results = await run_together(jobs)
         except (*REDIS_DOWN, rexc.RedisError) as exc:
             _log.warning("projector.build_fresh_failed", error=str(exc))
             return
         except Exception:  # a fault of the rebuild itself: the workers catch the views up
             _log.exception("projector.build_fresh_failed")
             return
-        for projection, result in zip(fresh, results, strict=True):
+        for job, projection, result in zip(jobs, fresh, results, strict=True):
+            for partition, built in job.built.items():
+                self._preloaded[projection.name, partition] = built
             if isinstance(result, Exception):
                 _log.warning(
                     "projector.build_fresh_failed",

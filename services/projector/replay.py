@@ -62,12 +62,14 @@ import secrets
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
+import msgspec
 import redis.asyncio as aioredis
 import redis.exceptions as rexc
 import structlog
 
 from events import Position
 from projections import Projection
+from projections.docs import Docs
 from services.projector.group import ensure_group
 from services.projector.lease import Leases
 from services.projector.replay_flush import Flusher
@@ -92,7 +94,7 @@ from services.views.freshness import checked_ordinal
 from services.views.generations import ViewKeys, active_generation, view_keys
 from services.views.redis import RedisViewStore
 
-__all__ = ["BatchHook", "ProgressCallback", "Replay", "replay_together"]
+__all__ = ["BatchHook", "ProgressCallback", "Replay", "replay_together", "run_together"]
 
 log = structlog.get_logger(__name__)
 
@@ -164,6 +166,10 @@ class Replay:
         self.batches = 0
         self.ordinal = 0
         """The log entries at or before the new generation's checkpoint."""
+        self.built: dict[int, tuple[int, Position | None, Docs[msgspec.Struct]]] = {}
+        """Per partition swapped in by this run: the generation, its checkpoint and its
+        documents as stored (a pool that ran the rebuild starts from them, see
+        :meth:`~services.projector.pool.ProjectorPool.preloaded`)."""
 
     def _select(self, partition: int) -> None:
         """Work on ``partition`` from here on (its record, lock and dead letters)."""
@@ -328,6 +334,7 @@ class Replay:
             "replay.swapped", generation=generation, previous=live_gen, checkpoint=checkpoint
         )
         await self.views.drop(projection, live_gen, partition=partition)
+        self.built[partition] = (generation, checkpoint, Docs(fold.docs.kinds()))
 
     async def _result(self) -> ReplayRecord:
         """The record of the finished rebuild (on several partitions: their combination)."""
@@ -490,7 +497,6 @@ async def replay_together(
     events done and in total summed over the views. A rebuild that fails does not stop the
     others; running it again resumes it.
     """
-    pages = Pages(client, prefix, keep=2 + 2 * len(projections))
     done = [0] * len(projections)
     totals = [0] * len(projections)
 
@@ -505,6 +511,7 @@ async def replay_together(
 
         return update
 
+    pages = Pages(client, prefix, keep=2 + 2 * len(projections))
     jobs = [
         Replay(
             client,
@@ -516,10 +523,17 @@ async def replay_together(
         )
         for index, projection in enumerate(projections)
     ]
+    return await run_together(jobs)
+
+
+async def run_together(jobs: list[Replay]) -> list[ReplayRecord | Exception]:
+    """Run rebuilds side by side (sharing their :attr:`Replay.pages`, if they were given the
+    same): per rebuild, in order, its record or the error it stopped on."""
     try:
         results = await asyncio.gather(*(job.run() for job in jobs), return_exceptions=True)
     finally:
-        pages.close()
+        for pages in {id(job.pages): job.pages for job in jobs if job.pages}.values():
+            pages.close()
     found: list[ReplayRecord | Exception] = []
     for result in results:
         if isinstance(result, BaseException) and not isinstance(result, Exception):

@@ -23,11 +23,10 @@ from projections import Projection
 from projections.docs import Key
 from services.projector.commit import dead_letter
 from services.projector.replay_records import ReplayRunningError, dead_letter_positions
-from services.projector.replay_scripts import BUILD_SCRIPT
+from services.projector.replay_scripts import BUILD_SCRIPT, packed_doc_args
 from services.store.keys import Keys
 from services.views.fold import FoldRun
 from services.views.generations import ViewKeys
-from services.views.scripts import doc_change_args
 
 __all__ = ["CHUNK", "Flusher"]
 
@@ -92,7 +91,7 @@ class Flusher:
             record = [*record, "flushing", ""]
         sent: asyncio.Future[Any] | None = None
         for chunk in chunks[:-1]:
-            doc_keys, doc_args = doc_change_args(chunk, keys.kinds)
+            doc_keys, doc_args = packed_doc_args(chunk, keys.kinds)
             if sent is not None:
                 self._check(keys, await sent)
             args: list[bytes | str | int] = [self.owner, expected or "", "", "", 0, 1]
@@ -103,7 +102,7 @@ class Flusher:
                 )
             )
             await asyncio.sleep(0)  # sent: Redis writes it while the next chunk is encoded
-        doc_keys, doc_args = doc_change_args(chunks[-1], keys.kinds)
+        doc_keys, doc_args = packed_doc_args(chunks[-1], keys.kinds)
         if sent is not None:
             self._check(keys, await sent)
         script_keys = [self.lock_key, keys.meta, keys.dlq, self.record_key]
