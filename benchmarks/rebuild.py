@@ -68,7 +68,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
         marks: dict[str, float] = {}
 
-        async def start() -> None:
+        async def mark() -> None:
             marks["wall"], marks["cpu"] = time.perf_counter(), time.process_time()
             marks["redis"] = await redis_cpu()
 
@@ -88,14 +88,14 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 file=sys.stderr,
             )
 
-        await start()
+        await mark()
         await ProjectorPool(client, prefix=prefix, consumer="bench").run_until_caught_up()
         await timed("pool catch-up of fresh views")
         for projection in PROJECTIONS.values():
-            await start()
+            await mark()
             await replay_module.Replay(client, projection, prefix=prefix).run()
             await timed(f"replay {projection.name}")
-        await start()
+        await mark()
         await _replay_all(client, prefix)
         await timed("replay all")
         await client.aclose()
