@@ -62,7 +62,7 @@ class Pages:
         task = self._pages.get(key)
         if task is None:
             task = self._pages[key] = asyncio.ensure_future(self._read(key))
-            while len(self._pages) > self.keep:  # the oldest first; a task running on is kept
+            while len(self._pages) > self.keep:  # forget the oldest (a rebuild behind reads again)
                 oldest = next(iter(self._pages))
                 self._pages.pop(oldest)
         return task
