@@ -21,7 +21,7 @@ from typing import Final, Protocol
 
 import msgspec
 
-from events import Recorded
+from events import Event, Recorded
 
 from . import alignment, community_victims, country_stance, filters, incidents, stance_rule
 from .common import Readable, State, merge_disjoint
@@ -47,6 +47,9 @@ class Projection(msgspec.Struct, frozen=True, kw_only=True):
     """The state of the whole log from the states of its partitions (each a fold of one
     partition's events): order of the parts free, parts left unchanged, no change pending on
     the result. The default suits a projection whose every document belongs to one entity."""
+    reads: frozenset[type[Event]] | None = None
+    """The event types ``apply`` reads, by exact type (``None``: every type); it must leave
+    the state as it is for any other, so a fold may skip those (rebuilds do)."""
 
     @property
     def view(self) -> str:
@@ -95,6 +98,8 @@ class _Module(Protocol):
     def initial(self) -> State: ...
     def apply(self, state: State, recorded: Recorded, /) -> State: ...
     def merge(self, parts: Sequence[Readable], /) -> State: ...
+    @property
+    def READS(self) -> frozenset[type[Event]]: ...  # noqa: N802
 
 
 def _projection(module: _Module) -> Projection:
@@ -105,6 +110,7 @@ def _projection(module: _Module) -> Projection:
         initial=module.initial,
         apply=module.apply,
         merge=module.merge,
+        reads=module.READS,
     )
 
 

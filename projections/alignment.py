@@ -41,7 +41,7 @@ from typing import Final
 
 import msgspec
 
-from events import Recorded, StatementIssued, StatementRetracted, position_key
+from events import Event, Recorded, StatementIssued, StatementRetracted, position_key
 
 from . import stance_rule
 from .common import Readable, State, docs_of, get_doc, joined, union
@@ -278,6 +278,11 @@ def _retracted(state: State, statement_id: str) -> None:
             state.delete("voice", ident)
     state.delete("statement", statement_id)
     _rescore(state, ref.subject, ref.countries)
+
+
+READS: Final[frozenset[type[Event]]] = frozenset({StatementIssued, StatementRetracted})
+"""The event types ``apply`` reads, by exact type: it leaves the state as it is for any
+other (a rebuild does not hand it those)."""
 
 
 def apply(state: State, recorded: Recorded) -> State:

@@ -358,6 +358,11 @@ _FOLDS: Final[dict[type[Event], Callable[[State, Any], None]]] = {
 events are of these classes, never subclasses)."""
 
 
+READS: Final[frozenset[type[Event]]] = frozenset(_FOLDS)
+"""The event types ``apply`` reads, by exact type: it leaves the state as it is for any
+other (a rebuild does not hand it those)."""
+
+
 def apply(state: State, recorded: Recorded) -> State:
     """Fold one recorded event into ``state`` (in place) and return it."""
     event = recorded.event
@@ -371,6 +376,7 @@ __all__ = [
     "DEFAULT_MIN_GRADING",
     "DOC_TYPES",
     "NAME",
+    "READS",
     "VERSION",
     "VICTIM_STATUSES",
     "ZERO",

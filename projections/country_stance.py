@@ -47,6 +47,7 @@ import msgspec
 
 from events import (
     ERASED,
+    Event,
     IncidentReported,
     IncidentRetracted,
     Recorded,
@@ -306,6 +307,13 @@ def _incident_date(state: State, incident_id: str) -> dt.date | None:
     return doc.occurred_start if doc else None
 
 
+READS: Final[frozenset[type[Event]]] = frozenset(
+    {StatementIssued, StatementRetracted, StatementRedacted, IncidentReported, IncidentRetracted}
+)
+"""The event types ``apply`` reads, by exact type: it leaves the state as it is for any
+other (a rebuild does not hand it those)."""
+
+
 def apply(state: State, recorded: Recorded) -> State:
     """Fold one recorded event into ``state`` (in place) and return it."""
     event = recorded.event
@@ -394,6 +402,7 @@ def merge(parts: Sequence[Readable]) -> State:
 __all__ = [
     "DOC_TYPES",
     "NAME",
+    "READS",
     "VERSION",
     "Basis",
     "IncidentDate",

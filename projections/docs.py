@@ -86,3 +86,62 @@ class Docs(Generic[D]):
 
     def __repr__(self) -> str:
         return f"Docs({ {k: len(v) for k, v in self._kinds.items()} })"
+
+
+class JournalDocs(Docs[D]):
+    """:class:`Docs` that also keep, for the step under way, each changed document's value
+    before it (``None``: there was none), so a step that fails half-way can be undone.
+
+    A long fold (a rebuild) marks each step's end with :meth:`step_done` (cheap: nothing to
+    clear while a step changes nothing) and undoes a failed one with :meth:`undo`; the
+    changes since :meth:`~Docs.take_changes` accumulate over all the steps, so they are taken
+    (and encoded) once per flush rather than once per step.
+    """
+
+    __slots__ = ("_before",)
+
+    def __init__(self, kinds: Mapping[str, Mapping[str, D]] | None = None) -> None:
+        super().__init__(kinds)
+        self._before: dict[Key, D | None] = {}
+
+    def put(self, kind: str, ident: str, doc: D) -> None:
+        """Store ``doc`` as ``ident`` of ``kind``, remembering the value it replaces."""
+        docs = self._kinds.get(kind)
+        if docs is None:
+            docs = self._kinds[kind] = {}
+        key = (kind, ident)
+        before = self._before
+        if key not in before:
+            before[key] = docs.get(ident)
+        docs[ident] = doc
+        self._changed.add(key)
+
+    def delete(self, kind: str, ident: str) -> None:
+        """Remove the document ``ident`` of ``kind``, remembering it."""
+        docs = self._kinds.get(kind)
+        if docs is None:
+            return
+        old = docs.pop(ident, None)
+        if old is not None:
+            key = (kind, ident)
+            self._before.setdefault(key, old)
+            self._changed.add(key)
+
+    def step_done(self) -> None:
+        """The step under way succeeded: forget the values before it."""
+        if self._before:
+            self._before.clear()
+
+    def undo(self) -> None:
+        """Put back every document the step under way changed, as it was before the step.
+
+        The keys stay among the changes: a flush writes them as they are now (as stored, or
+        not there), which is the same as not writing them.
+        """
+        kinds = self._kinds
+        for (kind, ident), doc in self._before.items():
+            if doc is None:
+                kinds[kind].pop(ident, None)
+            else:
+                kinds[kind][ident] = doc
+        self._before.clear()

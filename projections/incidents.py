@@ -352,6 +352,11 @@ _FOLDS: Final[dict[type[Event], Callable[[State, Recorded, Any], None]]] = {
 events are of these classes, never subclasses)."""
 
 
+READS: Final[frozenset[type[Event]]] = frozenset(_FOLDS)
+"""The event types ``apply`` reads, by exact type: it leaves the state as it is for any
+other (a rebuild does not hand it those)."""
+
+
 def apply(state: State, recorded: Recorded) -> State:
     """Fold one recorded event into ``state`` (in place) and return it."""
     event = recorded.event
@@ -367,6 +372,7 @@ __all__ = [
     "INCIDENT",
     "LISTED",
     "NAME",
+    "READS",
     "READ_KINDS",
     "SOURCE",
     "VERSION",

@@ -30,7 +30,7 @@ from services.errors import LedgerError
 from services.ops.dead_letters import DeadLetter, dlq_drop, dlq_list, dlq_retry, dlq_show
 from services.ops.status import ledger_status
 from services.ops.verify import VerifyResult, verify_all
-from services.projector.replay import Replay
+from services.projector.replay import BATCH, Replay, replay_together
 from services.projector.replay_records import parse_until, refuse_until_partitioned
 from services.protection.audit import record_command
 from services.views.generations import view_keys
@@ -53,7 +53,12 @@ def replay(
         str | None,
         typer.Option(help="Build the view as it stood at a log position or ISO datetime."),
     ] = None,
-    batch_size: Annotated[int, typer.Option(help="Events per batch.")] = 1000,
+    batch_size: Annotated[
+        int,
+        typer.Option(
+            help="Events per batch (each batch's documents are written once, with the checkpoint)."
+        ),
+    ] = BATCH,
 ) -> None:
     """Rebuild a view beside the live one and swap it in (resumes an interrupted rebuild)."""
     try:
@@ -66,6 +71,25 @@ def replay(
 
     async def work(tools: Ops) -> None:
         client, settings = tools.client, tools.settings
+        if bound is None:
+            label = ", ".join(f"{one.name} v{one.version}" for one in chosen)
+            with progress_display(label, stream=sys.stderr) as progress:
+                records = await replay_together(
+                    client,
+                    chosen,
+                    prefix=settings.keys,
+                    batch_size=batch_size,
+                    progress=progress,
+                )
+            for one, record in zip(chosen, records, strict=True):
+                if isinstance(record, Exception):
+                    raise record
+                err.print(
+                    f"{one.name} v{one.version}: generation {record.generation} is live "
+                    f"at {record.checkpoint or 'the empty log'} ({record.done} events)",
+                    soft_wrap=True,
+                )
+            return
         for one in chosen:
             with progress_display(f"{one.name} v{one.version}", stream=sys.stderr) as progress:
                 job = Replay(
@@ -75,14 +99,6 @@ def replay(
                     batch_size=batch_size,
                     progress=progress,
                 )
-                if bound is None:
-                    record = await job.run()
-                    err.print(
-                        f"{one.name} v{one.version}: generation {record.generation} is live "
-                        f"at {record.checkpoint or 'the empty log'} ({record.done} events)",
-                        soft_wrap=True,
-                    )
-                    continue
                 name, checkpoint = await job.build_until(bound)
             keys = view_keys(settings.keys, one, name)
             out.print(

@@ -38,7 +38,7 @@ from services.ops.dead_letters import (
     dlq_retry,
 )
 from services.ops.status import ledger_status
-from services.projector.replay import Replay
+from services.projector.replay import replay_together
 from services.projector.replay_records import (
     ReplayError,
     UnknownProjectionError,
@@ -151,13 +151,13 @@ async def admin_status(request: Request[Any, Any, Any]) -> Response[Any]:
 
 
 async def _rebuild(admin: AdminDeps, name: str) -> None:
-    for projection in projections_named(name):
-        try:
-            await Replay(admin.client, projection, prefix=admin.keys).run()
-        except ReplayError as exc:
-            log.warning("replay.failed", projection=projection.name, error=str(exc))
-        except Exception:
-            log.exception("replay.failed", projection=projection.name)
+    chosen = projections_named(name)
+    results = await replay_together(admin.client, chosen, prefix=admin.keys)
+    for projection, result in zip(chosen, results, strict=True):
+        if isinstance(result, ReplayError):
+            log.warning("replay.failed", projection=projection.name, error=str(result))
+        elif isinstance(result, Exception):
+            log.error("replay.failed", projection=projection.name, exc_info=result)
 
 
 @post(

@@ -23,13 +23,17 @@ from typing import Final, Literal
 import msgspec
 import redis.asyncio as aioredis
 import redis.exceptions as rexc
+import structlog
 
 from events import Position
 from projections import PROJECTIONS, Projection
+from projections.docs import Docs
 from services.health import ERROR_CHARS, PartHealth
 from services.projector.catch_up import SharedReader
 from services.projector.errors import ProjectorFailedError
 from services.projector.lease import Leases, process_name
+from services.projector.replay import Replay, run_together
+from services.projector.replay_pages import Pages
 from services.projector.worker import Worker, WorkerState
 from services.resp import text
 from services.store.connection import REDIS_DOWN
@@ -42,6 +46,7 @@ from services.views.redis import VIEW_PAGE, RedisViewStore
 
 __all__ = [
     "COLLECTOR_THRESHOLDS",
+    "REBUILD_FROM",
     "ProjectionStatus",
     "ProjectorPool",
     "Step",
@@ -54,6 +59,12 @@ Step = Literal["before_commit", "after_commit"]
 
 StepHook = Callable[[str, Step], Awaitable[None]]
 """Called with the projection's name at each :data:`Step`; fault tests raise from it."""
+
+_log = structlog.get_logger(__name__)
+
+REBUILD_FROM: Final = 50_000
+"""Log entries from which a pool builds its fresh views as a rebuild before following the
+log (:meth:`ProjectorPool._build_fresh`)."""
 
 COLLECTOR_THRESHOLDS: Final = (50_000, 20, 10)
 """The cyclic garbage collector's thresholds in a process that folds (:func:`tune_collector`)."""
@@ -125,6 +136,7 @@ class ProjectorPool:
         read_keep: int = 8,
         load_page: int = VIEW_PAGE,
         load_client: aioredis.Redis | None = None,
+        rebuild_from: int = REBUILD_FROM,
     ) -> None:
         self.client = redis_client
         self.keys = Keys.of(prefix)
@@ -138,6 +150,7 @@ class ProjectorPool:
         self.hook = hook
         self.catch_up_entries = catch_up_entries
         self.catch_up_seconds = catch_up_seconds
+        self.rebuild_from = rebuild_from
         self.views = RedisViewStore(
             redis_client, self.keys, bulk_client=load_client, page=load_page
         )
@@ -156,6 +169,10 @@ class ProjectorPool:
         """How many leases this pool may hold: all of them on one partition; on several, a
         fair share of the workers over the live pools (:meth:`_heartbeat`)."""
         self._tasks: list[asyncio.Task[None]] = []
+        self._built: asyncio.Task[None] | None = None
+        self._preloaded: dict[
+            tuple[str, int], tuple[int, Position | None, Docs[msgspec.Struct]]
+        ] = {}
 
     @staticmethod
     def _block_ms(client: aioredis.Redis, wanted: int) -> int:
@@ -213,19 +230,93 @@ class ProjectorPool:
             await self.client.zrem(key, self.consumer)
 
     async def start(self) -> None:
-        """Start one worker task per projection (they compete for their leases)."""
+        """Start one worker task per projection (they compete for their leases), after the
+        rebuild of the fresh views with a long log (:meth:`_build_fresh`)."""
         if self._tasks:
             return
         self._stop.clear()
+        self._built = asyncio.create_task(self._build_fresh(), name="projector:build")
         self._tasks = [
-            asyncio.create_task(w.run(), name=f"projector:{w.name}") for w in self._workers
+            self._built,
+            *(asyncio.create_task(w.run(), name=f"projector:{w.name}") for w in self._workers),
         ]
         if self.keys.partitions > 1:
             self._tasks.append(asyncio.create_task(self._heartbeat(), name="projector:beat"))
 
+    async def built(self) -> None:
+        """Wait until the rebuild of fresh views the pool started with has ended (whatever
+        its outcome: a view it did not build is caught up by its worker)."""
+        if self._built is not None and not self._built.done():
+            await asyncio.wait([self._built])
+
+    def preloaded(
+        self, projection: Projection, partition: int, generation: int | str
+    ) -> tuple[Position | None, Docs[msgspec.Struct]] | None:
+        """The checkpoint and documents of ``generation`` of the view as the pool's rebuild
+        of fresh views stored them (once; ``None``: the worker loads the view)."""
+        found = self._preloaded.pop((projection.name, partition), None)
+        if found is None or found[0] != generation:
+            return None
+        return found[1], found[2]
+
+    async def _build_fresh(self) -> None:
+        """Build the views that have no checkpoint yet as a rebuild does, when the log holds
+        at least :attr:`rebuild_from` entries, before the workers start.
+
+        A view far behind is built fastest as a batch job: one read of the log for all of
+        them, documents written once per batch (:func:`~services.projector.replay.
+        replay_together`), then swapped in; the workers then follow the log from there.
+        The rebuild takes the views' rebuild locks, so of several pools starting together
+        one builds, and the others' workers wait for the leases as usual. A rebuild that
+        fails (another one runs, Redis went away) is left: the workers catch the view up
+        the usual way, and the next rebuild resumes it.
+        """
+        if self.rebuild_from <= 0:
+            return
+        try:
+            entries = sum([await log.length() for log in self.logs])
+            if entries < self.rebuild_from:
+                return
+            fresh = []
+            chosen = {w.projection.name: w.projection for w in self._workers}
+            for projection in chosen.values():
+                for partition in range(self.keys.partitions):
+                    keys = await current_view_keys(
+                        self.client, self.keys, projection, partition=partition
+                    )
+                    if await self.client.hget(keys.meta, CHECKPOINT_FIELD) is not None:
+                        break
+                else:
+                    fresh.append(projection)
+            if not fresh:
+                return
+            _log.info("projector.building_fresh", views=[p.view for p in fresh], entries=entries)
+            pages = Pages(self.client, self.keys, keep=2 + 2 * len(fresh))
+            jobs = [Replay(self.client, p, prefix=self.keys, pages=pages) for p in fresh]
+            results = await run_together(jobs)
+        except (*REDIS_DOWN, rexc.RedisError) as exc:
+            _log.warning("projector.build_fresh_failed", error=str(exc))
+            return
+        except Exception:  # a fault of the rebuild itself: the workers catch the views up
+            _log.exception("projector.build_fresh_failed")
+            return
+        for job, projection, result in zip(jobs, fresh, results, strict=True):
+            for partition, built in job.built.items():
+                self._preloaded[projection.name, partition] = built
+            if isinstance(result, Exception):
+                _log.warning(
+                    "projector.build_fresh_failed",
+                    view=projection.view,
+                    error_type=type(result).__name__,
+                    error=str(result)[:500],
+                )
+
     async def stop(self) -> None:
-        """Finish the batches in flight, release the leases, and end the workers."""
+        """Finish the batches in flight, release the leases, and end the workers (a rebuild
+        of fresh views still running is cancelled: the next start resumes it)."""
         self._stop.set()
+        if self._built is not None and not self._built.done():
+            self._built.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
 

@@ -56,20 +56,24 @@ answers there (:mod:`services.views.asof`).
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import secrets
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, Final
 
+import msgspec
 import redis.asyncio as aioredis
 import redis.exceptions as rexc
 import structlog
 
 from events import Position
 from projections import Projection
+from projections.docs import Docs
 from services.projector.group import ensure_group
 from services.projector.lease import Leases
 from services.projector.replay_flush import Flusher
+from services.projector.replay_pages import MAX_PAGE, Pages
 from services.projector.replay_records import (
     ReplayRecord,
     ReplayRunningError,
@@ -84,18 +88,23 @@ from services.projector.replay_records import (
 from services.projector.replay_scripts import SWAP_SCRIPT
 from services.resp import text
 from services.store.keys import Keys
-from services.store.log import LogReader, decode_page
+from services.store.log import LogReader
 from services.views.fold import FoldRun
 from services.views.freshness import checked_ordinal
 from services.views.generations import ViewKeys, active_generation, view_keys
 from services.views.redis import RedisViewStore
 
-__all__ = ["BatchHook", "ProgressCallback", "Replay"]
+__all__ = ["BatchHook", "ProgressCallback", "Replay", "replay_together", "run_together"]
 
 log = structlog.get_logger(__name__)
 
 ProgressCallback = Callable[[int, int], None]
 """Called with (events done, events in total) after each batch."""
+
+BATCH: Final = 50_000
+"""Events per batch of a rebuild unless told: each batch's documents are encoded and written
+once, with the new checkpoint (the log is read in pages of up to
+:data:`~services.projector.replay_pages.MAX_PAGE`)."""
 
 BatchHook = Callable[[int], Any]
 """Awaited after each flushed batch with the batch's number (fault tests raise from it)."""
@@ -116,10 +125,11 @@ class Replay:
         projection: Projection,
         *,
         prefix: Keys | str = "ledger",
-        batch_size: int = 1000,
+        batch_size: int = BATCH,
         lock_ms: int = 15_000,
         progress: ProgressCallback | None = None,
         hook: BatchHook | None = None,
+        pages: Pages | None = None,
     ) -> None:
         self.client = client
         self.projection = projection
@@ -129,6 +139,9 @@ class Replay:
         self.lock_ms = lock_ms
         self.progress = progress
         self.hook = hook
+        self.pages = pages
+        """The log's pages, shared with other rebuilds folding beside this one (``None``:
+        read on its own)."""
         name, version = projection.name, projection.version
         self.locks = [self.keys.replay_lock(name, version, p) for p in range(self.keys.partitions)]
         self.partition = 0
@@ -153,6 +166,10 @@ class Replay:
         self.batches = 0
         self.ordinal = 0
         """The log entries at or before the new generation's checkpoint."""
+        self.built: dict[int, tuple[int, Position | None, Docs[msgspec.Struct]]] = {}
+        """Per partition swapped in by this run: the generation, its checkpoint and its
+        documents as stored (a pool that ran the rebuild starts from them, see
+        :meth:`~services.projector.pool.ProjectorPool.preloaded`)."""
 
     def _select(self, partition: int) -> None:
         """Work on ``partition`` from here on (its record, lock and dead letters)."""
@@ -277,13 +294,20 @@ class Replay:
         """Build, catch up and swap in ``generation`` of the current partition's view."""
         projection, partition = self.projection, self.partition
         new = view_keys(self.keys, projection, generation, partition=partition)
+        if await self.client.hget(self.record_key, "flushing"):
+            # killed while writing a batch in chunks: its documents may be ahead of its
+            # checkpoint, so the generation is built again from the start
+            self.log.info("replay.restarting_half_flushed", generation=generation)
+            await self._start_record(partition, generation)
+            self.done = self._done_by[partition] = 0
         docs, checkpoint = await self.views.load_paged(
             projection, generation=generation, partition=partition
         )
         self.ordinal = await checked_ordinal(self.client, new, checkpoint)
         fold = FoldRun(projection, docs, fresh=checkpoint is None)
         log = LogReader(self.client, self.keys, partition)
-        checkpoint = await self._fold(new, fold, checkpoint, upper=await log.head(), progress=True)
+        upper = await log.head() if self.pages is None else await self.pages.head(partition)
+        checkpoint = await self._fold(new, fold, checkpoint, upper=upper, progress=True)
 
         # pause the live projector, catch up to the head as it is now, swap
         live = view_keys(self.keys, projection, live_gen, partition=partition)
@@ -310,6 +334,7 @@ class Replay:
             "replay.swapped", generation=generation, previous=live_gen, checkpoint=checkpoint
         )
         await self.views.drop(projection, live_gen, partition=partition)
+        self.built[partition] = (generation, checkpoint, Docs(fold.docs.kinds()))
 
     async def _result(self) -> ReplayRecord:
         """The record of the finished rebuild (on several partitions: their combination)."""
@@ -374,37 +399,144 @@ class Replay:
         self._length_by[self.partition] = self.total
         if fold.pending and checkpoint is None:  # initial documents of a fresh view
             record = self._record_fields(None, progress)
-            await self.flusher.flush(keys, fold, None, None, ordinal=0, record=record, page=[])
+            await self.flusher.flush(keys, fold, None, None, ordinal=0, record=record, failed={})
         if upper is None:  # an empty log
             return checkpoint
-        while True:
-            await self._renew_all()
-            page = await log.raw(checkpoint, until=upper, count=self.batch_size)
-            if not page:
-                return checkpoint
-            fold.apply_all(decode_page(page))
-            last = page[-1][0]
-            self.done += len(page)
-            self.total = max(self.total, self.done)
-            self._done_by[self.partition] = self.done
-            self._length_by[self.partition] = self.total
-            record = self._record_fields(last, progress)
-            ordinal = self.ordinal + len(page)
-            await self.flusher.flush(
-                keys, fold, checkpoint, last, ordinal=ordinal, record=record, page=page
-            )
-            checkpoint, self.ordinal = last, ordinal
-            self.batches += 1
-            if self.progress is not None:
-                done = sum(self._done_by)
-                self.progress(done, max(sum(self._length_by), done))
-            if self.hook is not None:
-                await self.hook(self.batches)
-            if len(page) < self.batch_size or last == upper:
-                return checkpoint
+        shared = self.pages is not None
+        pages = self.pages or Pages(self.client, self.keys, keep=2)
+        size = min(self.batch_size, MAX_PAGE)
+        after, folded = checkpoint, 0
+        failed: dict[Position, Mapping[Any, Any]] = {}
+        try:
+            while True:
+                await self._renew_all()
+                page, entries = await pages.page(keys.partition, after, upper, size)
+                if page:
+                    known = len(fold.failures)
+                    fold.apply_all(entries)
+                    if len(fold.failures) > known:  # dead letters keep the entries' fields
+                        stored = dict(page)
+                        for position, _ in fold.failures[known:]:
+                            failed[position] = stored[position]
+                    after = page[-1][0]
+                    folded += len(page)
+                    self.done += len(page)
+                end = len(page) < size or after == upper
+                if folded and (end or folded >= self.batch_size):
+                    assert after is not None  # noqa: S101  # something was folded
+                    checkpoint = await self._flush(
+                        keys,
+                        fold,
+                        checkpoint,
+                        after,
+                        folded=folded,
+                        failed=failed,
+                        progress=progress,
+                    )
+                    folded, failed = 0, {}
+                    await self._after_batch()
+                if end:
+                    return checkpoint
+        finally:
+            if not shared:
+                pages.close()
+
+    async def _flush(
+        self,
+        keys: ViewKeys,
+        fold: FoldRun,
+        checkpoint: Position | None,
+        last: Position,
+        *,
+        folded: int,
+        failed: dict[Position, Mapping[Any, Any]],
+        progress: bool,
+    ) -> Position:
+        """Write what the batch of ``folded`` entries up to ``last`` changed, with the new
+        checkpoint; returns it."""
+        self.total = max(self.total, self.done)
+        self._done_by[self.partition] = self.done
+        self._length_by[self.partition] = self.total
+        record = self._record_fields(last, progress)
+        ordinal = self.ordinal + folded
+        await self.flusher.flush(
+            keys, fold, checkpoint, last, ordinal=ordinal, record=record, failed=failed
+        )
+        self.ordinal = ordinal
+        return last
+
+    async def _after_batch(self) -> None:
+        self.batches += 1
+        if self.progress is not None:
+            done = sum(self._done_by)
+            self.progress(done, max(sum(self._length_by), done))
+        if self.hook is not None:
+            await self.hook(self.batches)
 
     def _record_fields(self, last: Position | None, progress: bool) -> list[str]:
         """The progress a flush records in the rebuild's record (none: ``progress`` off)."""
         if not progress:
             return []
         return ["done", str(self.done), "total", str(self.total), "checkpoint", last or ""]
+
+
+async def replay_together(
+    client: aioredis.Redis,
+    projections: list[Projection],
+    *,
+    prefix: Keys | str = "ledger",
+    batch_size: int = BATCH,
+    progress: ProgressCallback | None = None,
+) -> list[ReplayRecord | Exception]:
+    """Rebuild several views side by side from one read of the log: per view, in order, its
+    record or the error its rebuild stopped on.
+
+    Each view is rebuilt as :class:`Replay` does (its own lock, generation, swap), all at
+    once, sharing the pages of the log (:class:`~services.projector.replay_pages.Pages`):
+    each page is read and decoded once for every view. ``progress`` is called with the
+    events done and in total summed over the views. A rebuild that fails does not stop the
+    others; running it again resumes it.
+    """
+    done = [0] * len(projections)
+    totals = [0] * len(projections)
+
+    def reporter(index: int) -> ProgressCallback | None:
+        if progress is None:
+            return None
+        report = progress
+
+        def update(one_done: int, one_total: int) -> None:
+            done[index], totals[index] = one_done, one_total
+            report(sum(done), sum(totals))
+
+        return update
+
+    pages = Pages(client, prefix, keep=2 + 2 * len(projections))
+    jobs = [
+        Replay(
+            client,
+            projection,
+            prefix=prefix,
+            batch_size=batch_size,
+            progress=reporter(index),
+            pages=pages,
+        )
+        for index, projection in enumerate(projections)
+    ]
+    return await run_together(jobs)
+
+
+async def run_together(jobs: list[Replay]) -> list[ReplayRecord | Exception]:
+    """Run rebuilds side by side (sharing their :attr:`Replay.pages`, if they were given the
+    same): per rebuild, in order, its record or the error it stopped on."""
+    try:
+        results = await asyncio.gather(*(job.run() for job in jobs), return_exceptions=True)
+    finally:
+        for pages in {id(job.pages): job.pages for job in jobs if job.pages}.values():
+            pages.close()
+    found: list[ReplayRecord | Exception] = []
+    for result in results:
+        if isinstance(result, BaseException) and not isinstance(result, Exception):
+            raise result  # cancelled, interrupted: not a rebuild's own failure
+        found.append(result)
+    return found

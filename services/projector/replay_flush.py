@@ -10,23 +10,28 @@ dropped from it) are not dead-lettered again: a resumed rebuild folds them once 
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+from collections.abc import Mapping
+from typing import Any, Final
 
+import msgspec
 import redis.asyncio as aioredis
 import structlog
 
 from events import Position
 from projections import Projection
+from projections.docs import Key
 from services.projector.commit import dead_letter
 from services.projector.replay_records import ReplayRunningError, dead_letter_positions
-from services.projector.replay_scripts import BUILD_SCRIPT
+from services.projector.replay_scripts import BUILD_SCRIPT, packed_doc_args
 from services.store.keys import Keys
-from services.store.log import RawEntry
 from services.views.fold import FoldRun
 from services.views.generations import ViewKeys
-from services.views.scripts import doc_change_args
 
-__all__ = ["Flusher"]
+__all__ = ["CHUNK", "Flusher"]
+
+CHUNK: Final = 5_000
+"""Documents written per script at most when a rebuild's batch changed more."""
 
 
 class Flusher:
@@ -61,19 +66,47 @@ class Flusher:
         *,
         ordinal: int | None,
         record: list[str],
-        page: list[RawEntry],
+        failed: Mapping[Position, Mapping[Any, Any]],
     ) -> None:
         """Write what ``fold`` changed, the checkpoint ``last`` (expected at ``expected``)
-        with its ``ordinal``, the ``record`` fields and the dead letters of the batch
-        ``page`` in one script.
+        with its ``ordinal``, the ``record`` fields and the dead letters of the batch's
+        failed entries (``failed``: their stored fields, by position).
+
+        In one script, unless the batch changed more than :data:`CHUNK` documents and the
+        rebuild keeps a record (``record``): then the documents go in chunks, each chunk's
+        script sent while the next one is encoded, and the last one writes the checkpoint,
+        the record and the dead letters. Meanwhile the record says ``flushing``, so a
+        rebuild killed half-way through knows its documents may be ahead of its checkpoint
+        (it starts that generation again).
 
         :class:`ReplayRunningError` when the lock was taken over or another writer moved
         the new generation's checkpoint.
         """
-        dead = await self._letters(fold, page)
-        doc_keys, doc_args = doc_change_args(fold.take(), keys.kinds)
+        dead = await self._letters(fold, failed)
+        changes = fold.take()
+        chunks: list[dict[Key, msgspec.Struct | None]] = [changes]
+        if record and len(changes) > CHUNK:
+            items = list(changes.items())
+            chunks = [dict(items[at : at + CHUNK]) for at in range(0, len(items), CHUNK)]
+            record = [*record, "flushing", ""]
+        sent: asyncio.Future[Any] | None = None
+        for chunk in chunks[:-1]:
+            doc_keys, doc_args = packed_doc_args(chunk, keys.kinds)
+            if sent is not None:
+                self._check(keys, await sent)
+            args: list[bytes | str | int] = [self.owner, expected or "", "", "", 0, 1]
+            sent = asyncio.ensure_future(
+                self._build(
+                    keys=[self.lock_key, keys.meta, keys.dlq, self.record_key, *doc_keys],
+                    args=[*args, "flushing", "1", *doc_args],
+                )
+            )
+            await asyncio.sleep(0)  # sent: Redis writes it while the next chunk is encoded
+        doc_keys, doc_args = packed_doc_args(chunks[-1], keys.kinds)
+        if sent is not None:
+            self._check(keys, await sent)
         script_keys = [self.lock_key, keys.meta, keys.dlq, self.record_key]
-        args: list[bytes | str | int] = [
+        args = [
             self.owner,
             expected or "",
             last or "",
@@ -86,15 +119,19 @@ class Flusher:
         script_keys += doc_keys
         for letter in dead:
             args += [len(letter) // 2, *letter]
-        result = await self._build(keys=script_keys, args=args)
+        self._check(keys, await self._build(keys=script_keys, args=args))
+
+    def _check(self, keys: ViewKeys, result: Any) -> None:
         if result == 0:
             raise ReplayRunningError(f"the rebuild lock of {self.projection.view} was taken over")
         if result != 1:
             raise ReplayRunningError(f"{keys.meta} moved under the rebuild: another one writes it")
 
-    async def _letters(self, fold: FoldRun, page: list[RawEntry]) -> list[list[bytes | str]]:
+    async def _letters(
+        self, fold: FoldRun, failed: Mapping[Position, Mapping[Any, Any]]
+    ) -> list[list[bytes | str]]:
         """Dead letters for this batch's failed entries the dead-letter stream does not know
-        (``page``: the batch's entries, whose fields the letters keep)."""
+        (``failed``: their fields, which the letters keep)."""
         if not fold.failures:
             return []
         if self._known_dead is None:
@@ -102,7 +139,6 @@ class Flusher:
                 self.client, self.keys, self.projection, partition=self.partition
             )
         letters = []
-        fields = dict(page)
         for position, exc in fold.failures:
             self.log.warning(
                 "replay.entry_failed", position=position, error_type=type(exc).__name__
@@ -113,7 +149,7 @@ class Flusher:
                     self.projection.name,
                     position,
                     exc,
-                    fields[position],
+                    failed[position],
                     deliveries=1,
                     consumer=self.owner,
                 )

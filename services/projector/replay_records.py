@@ -21,7 +21,7 @@ import redis.exceptions as rexc
 from events import Position
 from projections import PROJECTIONS, Projection
 from services.errors import LedgerError
-from services.resp import text
+from services.resp import field, text
 from services.store.keys import Keys
 from services.store.log import stream_pages
 from services.store.positions import joined
@@ -155,7 +155,12 @@ async def dead_letter_positions(
     for stream in (keys.dlq_of(partition), keys.dlq_log):
         async for page in stream_pages(client, stream):
             for _, raw in page:
-                fields = {text(k): text(v) for k, v in raw.items()}
+                # only the fields named here: the letter's copy of the entry may be any bytes
+                fields = {
+                    name: text(value)
+                    for name in ("projection", "version", "action", "dlq_id", "position")
+                    if (value := field(raw, name)) is not None
+                }
                 if (
                     fields.get("projection") == projection.name
                     and fields.get("version") == str(projection.version)

@@ -150,6 +150,7 @@ class Worker:
         """Compete for the lease and work while holding it, until the pool stops."""
         pool = self.pool
         try:
+            await pool.built()  # a fresh view far behind is built first, as a rebuild
             while not pool.stopping:
                 try:
                     if not pool.may_take() or not await self._acquire():
@@ -214,15 +215,19 @@ class Worker:
         self.keys = await current_view_keys(
             self.client, self.pool.keys, self.projection, partition=self.partition
         )
-        try:
-            docs, checkpoint = await self.pool.views.load_paged(
-                self.projection,
-                generation=self.keys.generation,
-                partition=self.partition,
-                on_page=self.renew_if_due,  # a big view loads for longer than a lease
-            )
-        except ViewChangedError as exc:
-            raise CheckpointMovedError(str(exc)) from exc
+        built = self.pool.preloaded(self.projection, self.partition, self.keys.generation)
+        if built is not None:  # just built by the pool's rebuild: as stored, no need to load
+            checkpoint, docs = built
+        else:
+            try:
+                docs, checkpoint = await self.pool.views.load_paged(
+                    self.projection,
+                    generation=self.keys.generation,
+                    partition=self.partition,
+                    on_page=self.renew_if_due,  # a big view loads for longer than a lease
+                )
+            except ViewChangedError as exc:
+                raise CheckpointMovedError(str(exc)) from exc
         if (
             checkpoint is None
         ):  # a new view: its initial documents are written with the first commit

@@ -21,7 +21,7 @@ import msgspec
 
 from events import Position, Recorded
 from projections import Projection, State
-from projections.docs import Docs, Key
+from projections.docs import Docs, JournalDocs, Key
 from services.store.log import LogEntry, decode_entry
 
 __all__ = ["Failed", "FoldRun", "Stopped", "fold", "stop"]
@@ -69,49 +69,54 @@ class FoldRun:
     """A fold in memory that isolates entries the projection cannot apply (module docstring).
 
     :meth:`take` hands out the documents changed since the last call, for a flush;
-    ``failures`` lists the entries that could not be applied, with their errors.
+    ``failures`` lists the entries that could not be applied, with their errors. The state
+    is a :class:`~projections.docs.JournalDocs` (a copy of the documents given): each entry
+    is one step, undone if it fails, and the changes of all the steps since the last
+    :meth:`take` accumulate there, so nothing is tracked or copied per entry beyond what
+    ``apply`` puts. Entries of types the projection does not read
+    (:attr:`~projections.Projection.reads`) are not handed to ``apply``, which would leave
+    the state as it is; one that did not decode is a failure whatever its type.
     """
 
     def __init__(self, projection: Projection, docs: Docs[msgspec.Struct], *, fresh: bool) -> None:
         self.projection = projection
-        self.docs = docs
-        docs.take_changes()
-        self.known: dict[Key, msgspec.Struct] = {
-            (kind, ident): doc
-            for kind, by_id in docs.kinds().items()
-            for ident, doc in by_id.items()
-        }
+        self.docs: JournalDocs[msgspec.Struct] = JournalDocs(docs.kinds())
         # a fresh view writes its initial documents with its first flush
-        self.pending: dict[Key, msgspec.Struct | None] = dict(self.known) if fresh else {}
+        self.pending: dict[Key, msgspec.Struct | None] = (
+            {
+                (kind, ident): doc
+                for kind, by_id in self.docs.kinds().items()
+                for ident, doc in by_id.items()
+            }
+            if fresh
+            else {}
+        )
         self.failures: list[tuple[Position, Exception]] = []
         self.applied = 0
 
-    def _apply(self, docs: State, recorded: Recorded) -> None:
-        self.projection.apply(docs, recorded)
-        changes = docs.take_changes()
-        for key, doc in changes.items():
-            if doc is None:
-                self.known.pop(key, None)
-            else:
-                self.known[key] = doc
-        self.pending.update(changes)
-        self.applied += 1
-
-    def _isolate(self, entry: LogEntry, error: Exception) -> bool:
-        docs = self.docs
-        for key in docs.take_changes():
-            before = self.known.get(key)
-            if before is None:
-                docs.delete(*key)
-            else:
-                docs.put(*key, before)
-        docs.take_changes()
-        self.failures.append((entry[0], error))
-        return False
-
     def apply_all(self, entries: Iterable[LogEntry]) -> None:
         """Apply decoded entries in order, isolating those that cannot be applied."""
-        fold(self._apply, self.docs, entries, self._isolate)
+        apply, reads = self.projection.apply, self.projection.reads
+        docs = self.docs
+        step_done = docs.step_done
+        applied = 0
+        for position, recorded, decode_error in entries:
+            error = decode_error
+            if recorded is not None:
+                if reads is not None and type(recorded.event) not in reads:
+                    continue
+                try:
+                    apply(docs, recorded)
+                except Exception as exc:  # a poison entry: whatever apply raised, isolate it
+                    error = exc
+                else:
+                    step_done()
+                    applied += 1
+                    continue
+            assert error is not None  # noqa: S101  # an entry is decoded or holds its error
+            docs.undo()
+            self.failures.append((position, error))
+        self.applied += applied
 
     def apply(self, position: Position, fields: Mapping[Any, Any]) -> bool:
         """Apply one entry's fields; ``False`` (and the state unchanged) when it cannot be."""
@@ -122,4 +127,5 @@ class FoldRun:
     def take(self) -> dict[Key, msgspec.Struct | None]:
         """The documents changed since the last call (``None``: deleted)."""
         pending, self.pending = self.pending, {}
+        pending.update(self.docs.take_changes())
         return pending

@@ -184,6 +184,36 @@ class TestResume:
         assert resumed.batches == -(-(total - 60) // 20)  # only what was left
         await assert_exactly_once(redis_client, key_prefix)
 
+    async def test_a_rebuild_killed_while_writing_a_batch_in_chunks_starts_again(
+        self, redis_client: aioredis.Redis, redis_store: RedisEventStore, key_prefix: str
+    ) -> None:
+        """Documents written ahead of the checkpoint (the record says ``flushing``) are not
+        trusted: the resumed rebuild drops them and folds the log from the start."""
+        await seed(redis_store, 60)
+        total = await redis_client.xlen(Keys(key_prefix).log)
+
+        async def kill_at_third(batch: int) -> None:
+            if batch == 3:
+                raise KilledError
+
+        with pytest.raises(KilledError):
+            await Replay(
+                redis_client, COUNTING, prefix=key_prefix, batch_size=20, hook=kill_at_third
+            ).run()
+        # what a kill between two chunks of the next batch leaves: a document ahead of the
+        # checkpoint, and the mark
+        new = view_keys(key_prefix, COUNTING, 1)
+        await redis_client.hset(new.kinds["count"], "all", msgspec.json.encode(Count(10_000)))
+        await redis_client.hset(
+            Keys(key_prefix).replay(COUNTING.name, COUNTING.version), "flushing", "1"
+        )
+
+        resumed = Replay(redis_client, COUNTING, prefix=key_prefix, batch_size=20)
+        done = await resumed.run()
+        assert (done.state, done.generation, done.done) == ("done", 1, total)
+        assert resumed.batches == -(-total // 20)  # all of it again
+        await assert_exactly_once(redis_client, key_prefix)
+
     async def test_a_dead_rebuilds_lock_blocks_until_it_expires(
         self, redis_client: aioredis.Redis, redis_store: RedisEventStore, key_prefix: str
     ) -> None:

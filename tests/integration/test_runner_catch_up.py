@@ -21,7 +21,7 @@ from services.projector.worker import MAX_DELIVERIES
 from services.store.keys import Keys
 from services.store.redis import RedisEventStore
 from services.views import freshness
-from services.views.generations import view_keys
+from services.views.generations import active_generation, view_keys
 from services.views.redis import load_view, load_view_paged
 from tests.support import builders as f
 from tests.support.runner import Pools, assert_views_match_fold, counting, crash, crash_at
@@ -278,3 +278,65 @@ class TestPoisonInABacklog:
         assert checkpoint == await redis_store.head()
         info = await group_info(redis_client, key_prefix, COUNTING)
         assert info["pending"] == 0
+
+
+class TestFreshViewsBuiltAsARebuild:
+    """A pool starting on a long log builds its views that have no checkpoint as a rebuild."""
+
+    async def test_fresh_views_are_built_swapped_in_and_then_followed(
+        self,
+        redis_client: aioredis.Redis,
+        redis_store: RedisEventStore,
+        key_prefix: str,
+        pools: Pools,
+    ) -> None:
+        """Generation 1 of each view holds every entry once, the poison only dead-lettered,
+        the groups at the head with nothing pending, and later events are followed live."""
+        events = feed(400, poison_at=137)
+        await append(redis_store, events[:300])
+        pool = pools(rebuild_from=100)
+        await pool.start()
+        await pool.run_until_caught_up()
+        head = await redis_store.head()
+        for projection in EVERY:
+            assert await active_generation(redis_client, key_prefix, projection) == 1
+            info = await group_info(redis_client, key_prefix, projection)
+            assert (info["last-delivered-id"].decode(), info["pending"], info["lag"]) == (
+                head,
+                0,
+                0,
+            ), projection.name
+        stored: Any = await redis_client.xrange(Keys(key_prefix).dlq)
+        assert [(x[b"projection"], x[b"error_type"]) for _, x in stored] == [
+            (COUNTING.name.encode(), b"PoisonedError")
+        ]
+        await assert_applied_once(redis_client, key_prefix)
+        docs, _ = await load_view(redis_client, key_prefix, COUNTING)
+        assert docs.get("seen", stored[0][1][b"position"].decode()) is None  # undone
+
+        await append(redis_store, events[300:])
+        await pool.run_until_caught_up()
+        await pool.stop()
+        await assert_views_match_fold(redis_client, key_prefix, list(PROJECTIONS.values()))
+        await assert_applied_once(redis_client, key_prefix)
+        docs, checkpoint = await load_view(redis_client, key_prefix, COUNTING)
+        assert len(docs.kind("seen")) == 399
+        assert checkpoint == await redis_store.head()
+
+    async def test_a_view_with_a_checkpoint_is_caught_up_not_rebuilt(
+        self,
+        redis_client: aioredis.Redis,
+        redis_store: RedisEventStore,
+        key_prefix: str,
+        pools: Pools,
+    ) -> None:
+        """Once a view has a checkpoint, a long backlog is the workers' catch-up."""
+        events = feed(400)
+        await append(redis_store, events[:50])
+        await pools(rebuild_from=0).run_until_caught_up()
+        await append(redis_store, events[50:])
+        await pools(rebuild_from=100).run_until_caught_up()
+        for projection in EVERY:
+            assert await active_generation(redis_client, key_prefix, projection) == 0
+        await assert_views_match_fold(redis_client, key_prefix, EVERY)
+        await assert_applied_once(redis_client, key_prefix)
