@@ -25,6 +25,7 @@ import json
 import os
 import platform
 import pstats
+import re
 import secrets
 import signal
 import statistics
@@ -292,6 +293,21 @@ class Server:
                 raise RuntimeError(
                     f"{name} exited with status {process.returncode}: {path.read_text()[-2000:]}"
                 )
+
+    def peak_memory(self) -> dict[str, int]:
+        """Each child's peak resident memory so far (``VmHWM``), bytes, by its log's name."""
+        children = [("serve", self.process)]
+        children += [(path.stem.removesuffix(f"-{self.prefix}"), p) for p, path in self.projectors]
+        peaks: dict[str, int] = {}
+        for name, process in children:
+            if process is None or process.poll() is not None:
+                continue
+            with contextlib.suppress(OSError):
+                status = Path(f"/proc/{process.pid}/status").read_text()
+                kib = re.search(r"^VmHWM:\s+(\d+) kB", status, re.MULTILINE)
+                if kib:
+                    peaks[name] = int(kib[1]) * 1024
+        return peaks
 
     async def __aexit__(self, *exc: object) -> None:
         """SIGTERM to every child still running, then wait (60 s) and kill what remains."""
@@ -707,6 +723,7 @@ async def run(args: argparse.Namespace) -> Results:
                     await as_of(results, visibility, client, keys, limit_s=args.timeout)
                 finally:
                     await visibility.aclose()
+                    results.values["peak_memory"] = server.peak_memory()
 
         await stage(results, "service (live, end to end, as_of)", service)
         await client.aclose()
@@ -941,6 +958,11 @@ def report(results: Results, args: argparse.Namespace, elapsed: float) -> str:
         parts.append(
             f"Views after catch-up: {v['view_bytes_per_event']:.0f} B of Redis per log event."
         )
+    if v.get("peak_memory"):
+        peaks = ", ".join(
+            f"{name} {size / 2**20:,.0f} MiB" for name, size in v["peak_memory"].items()
+        )
+        parts.append(f"Peak resident memory per service process (VmHWM): {peaks}.")
     if results.failures:
         parts.append("Failed stages:")
         parts += [f"- {name}: {error}" for name, error in results.failures.items()]
