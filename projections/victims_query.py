@@ -116,8 +116,11 @@ class Tally:
 
     def add(self, cell: Cell, sign: int = 1) -> None:
         """Add (``sign`` 1) or take away (-1) the part of ``cell`` the filter keeps."""
-        if not cell_kept(self.selection, cell):
-            return
+        if cell_kept(self.selection, cell):
+            self.add_kept(cell, sign)
+
+    def add_kept(self, cell: Cell, sign: int = 1) -> None:
+        """:meth:`add` of a cell already known to be kept by the filter."""
         status = self.selection.status
         parts = answer_lines(self.selection, cell)
         whole: Sums = (

@@ -8,11 +8,13 @@ or before ``T``. Folding a million events per request is out of the question, so
 **Snapshots.** The snapshot writer (:class:`services.projector.snapshots.Snapshotter`:
 ``ledger snapshots``, or ``ledger serve`` beside its projectors) folds the log itself,
 projection by projection, and every ``every`` log entries (``LEDGER_SNAPSHOT_EVERY``,
-default 20,000) stores the whole state at that position. It does not read the stored views,
-so snapshots do not depend on the projectors, on a view's generation, or on a view's
-progress, and it backfills a log that was written before it ran. A lease per projection
-(``SET NX PX``) keeps two processes from doing the same work (writing a snapshot twice would
-be harmless: a snapshot at a position is always the same).
+default 20,000) stores the state at that position: a delta of what changed since the
+previous snapshot, or now and then a base, the whole state (:mod:`services.views.snapshots`).
+It does not read the stored views, so snapshots do not depend on the projectors, on a
+view's generation, or on a view's progress, and it backfills a log that was written before
+it ran. A lease per projection (``SET NX PX``) keeps two processes from doing the same work
+(writing a snapshot twice would be harmless: a snapshot at a position always reads back as
+the same state).
 
 **As-of.** :class:`AsOfReader` finds the last position at or before ``T`` (one
 ``XREVRANGE``), takes the latest snapshot at or before that position, and folds the log
@@ -21,8 +23,9 @@ entries of event types the projection ignores. Folding, encoding and decoding ru
 worker thread, page by page, so the event loop keeps serving meanwhile (the fold holds the
 interpreter lock, but the loop gets it back every few milliseconds instead of waiting for
 the whole fold). The work per request is bounded by one
-snapshot interval plus the decode of one snapshot (kept decoded in a small in-process cache,
-so repeated questions about the same era cost only the tail).
+snapshot interval plus the decode of one snapshot's chain, a base and a few deltas (kept
+decoded in a small in-process cache, so repeated questions about the same era cost only the
+tail, and a later snapshot of a chain whose earlier one is kept costs only its deltas).
 
 **Storage** and retention of the snapshots: :mod:`services.views.snapshots`.
 
@@ -45,7 +48,7 @@ import redis.asyncio as aioredis
 
 from events import CodecError, Position
 from projections import Projection, State
-from projections.docs import Docs
+from projections.docs import Docs, Key
 from services.store.keys import Keys
 from services.store.log import LogEntry, LogReader, RawEntry, decode_page
 from services.store.positions import joined, split
@@ -77,7 +80,13 @@ RELEVANT_TYPES: Final[Mapping[str, frozenset[str]]] = {
         }
     ),
     "country-stance": frozenset(
-        {"statement.issued", "statement.retracted", "incident.reported", "incident.retracted"}
+        {
+            "statement.issued",
+            "statement.retracted",
+            "statement.redacted",
+            "incident.reported",
+            "incident.retracted",
+        }
     ),
     "alignment": frozenset({"statement.issued", "statement.retracted"}),
 }
@@ -143,11 +152,13 @@ async def fold_log(
     after: Position | None,
     until: Position | None = None,
     limit: int | None = None,
+    changed: set[Key] | None = None,
 ) -> tuple[State, Position | None, int]:
     """Fold the log entries after ``after`` (up to ``until``, at most ``limit``) into ``state``.
 
     Returns the state, the last position read and how many entries were read (entries of
     types the projection ignores count, undecoded). Yields to the event loop between pages.
+    The keys of the documents the fold put or deleted are added to ``changed`` if given.
     """
     relevant = RELEVANT_TYPES.get(projection.name)
     last: Position | None = None
@@ -158,7 +169,7 @@ async def fold_log(
         if not entries:
             break
         # in a worker thread: the event loop keeps serving while a page is applied
-        state = await asyncio.to_thread(_apply_page, projection, state, entries, relevant)
+        state = await asyncio.to_thread(_apply_page, projection, state, entries, relevant, changed)
         seen += len(entries)
         last = after = entries[-1][0]
         if len(entries) < count:
@@ -167,12 +178,18 @@ async def fold_log(
 
 
 def _apply_page(
-    projection: Projection, state: State, entries: list[RawEntry], relevant: frozenset[str] | None
+    projection: Projection,
+    state: State,
+    entries: list[RawEntry],
+    relevant: frozenset[str] | None,
+    changed: set[Key] | None = None,
 ) -> State:
     """Apply one page of log entries (the types the projection reacts to) to ``state``."""
     with no_cycle_collection():
         fold(projection.apply, state, decode_page(entries, relevant), _raise)
-    state.take_changes()  # nothing commits these: keep the change set from growing
+    taken = state.take_changes()  # nothing commits these: keep the change set from growing
+    if changed is not None:
+        changed.update(taken)
     return state
 
 
@@ -285,7 +302,12 @@ class AsOfReader:
         key = (projection.view, str(position))
         cached = self._cache.get(key)
         if cached is None:
-            cached = await self.store.load(projection, position)
+
+            def known(at: Position) -> State | None:  # a kept state ends the chain there
+                found = self._cache.get((projection.view, str(at)))
+                return None if found is None else Docs(found.kinds())
+
+            cached = await self.store.load(projection, position, known)
             if cached is None:  # removed by the retention meanwhile
                 return None
             self._cache.put(key, cached)
