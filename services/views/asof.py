@@ -42,13 +42,15 @@ import asyncio
 import datetime as dt
 from collections import OrderedDict
 from collections.abc import Mapping
-from typing import Final
+from typing import Final, Generic, NamedTuple, TypeVar
 
 import redis.asyncio as aioredis
 
 from events import CodecError, Position
 from projections import Projection, State
 from projections.docs import Docs, Key
+from projections.filters import VictimsFilter
+from projections.victims_sums import VictimsSums
 from services.store.keys import Keys
 from services.store.log import LogEntry, LogReader, RawEntry, decode_page
 from services.store.positions import joined, split
@@ -98,6 +100,9 @@ PAGE: Final = 500
 """Log entries read per ``XRANGE`` while folding (and applied between two yields)."""
 
 _EPOCH: Final = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+K = TypeVar("K")
+V = TypeVar("V")
 
 
 class InvalidAsOfError(AsOfError, ValueError):
@@ -225,6 +230,7 @@ class AsOfReader:
         prefix: Keys | str = "ledger",
         cache_size: int = 3,
         folded_size: int = 8,
+        sums_size: int = 16,
     ) -> None:
         self.client = client
         self.keys = Keys.of(prefix)
@@ -232,8 +238,9 @@ class AsOfReader:
         self.store = SnapshotStore(client, self.keys)
         self.logs = [LogReader(client, self.keys, p) for p in range(self.keys.partitions)]
         self.cache_size = cache_size
-        self._cache: _Lru = _Lru(cache_size)
-        self._folded: _Lru = _Lru(folded_size)
+        self._cache: _Lru[tuple[str, str], State] = _Lru(cache_size)
+        self._folded: _Lru[tuple[str, str], _Folded] = _Lru(folded_size)
+        self._sums: _Lru[tuple[str, str, int, VictimsFilter], VictimsSums] = _Lru(sums_size)
         self.folds = 0
         """How many folds of the log this reader ran (the rest were answered from the kept
         folds)."""
@@ -264,17 +271,53 @@ class AsOfReader:
 
         On several partitions ``target`` names every partition's position (joined).
         """
+        return Docs((await self._folded_until(projection, target)).state.kinds())
+
+    async def victims_sums(
+        self, projection: Projection, target: Position, k: int, where: VictimsFilter
+    ) -> VictimsSums:
+        """The :class:`~projections.victims_sums.VictimsSums` of ``where`` (threshold ``k``)
+        over the ``total`` cells of ``projection`` folded up to ``target`` (a copy: the
+        caller may move it).
+
+        The sums of the snapshot the fold started from are computed once (kept per snapshot,
+        filter and ``k``) and moved by the cells the tail changed, so a question costs the
+        tail, not a pass over every cell; equal to summing every cell afresh
+        (:class:`VictimsSums` is exact by construction).
+        """
+        fresh = VictimsSums(k, where)  # checks the filter before any work
+        folded = await self._folded_until(projection, target)
+        cells = folded.state.kind("total")
+        base = None if folded.base is None else await self._cached(projection, folded.base)
+        if base is None or folded.base is None or folded.changed is None:  # every cell
+            await asyncio.to_thread(fresh.rebuild, cells, target)
+            return fresh
+        key = (projection.view, str(folded.base), k, where)
+        start = self._sums.get(key)
+        if start is None:
+            start = fresh
+            await asyncio.to_thread(start.rebuild, base.kind("total"), folded.base)
+            self._sums.put(key, start)
+        sums = start.copy()
+        before = base.kind("total")
+        sums.move(
+            {i: (before.get(i), cells.get(i)) for kind, i in folded.changed if kind == "total"},
+            target,
+        )
+        return sums
+
+    async def _folded_until(self, projection: Projection, target: Position) -> _Folded:
         key = (projection.view, str(target))
         found = self._folded.get(key)
         if found is None:
             found = await self._fold_until(projection, target)
             self.folds += 1
             self._folded.put(key, found)
-        return Docs(found.kinds())
+        return found
 
-    async def _fold_until(self, projection: Projection, target: Position) -> State:
+    async def _fold_until(self, projection: Projection, target: Position) -> _Folded:
         if self.partitions > 1:
-            return await self._merged_until(projection, target)
+            return _Folded(await self._merged_until(projection, target), None, None)
         base = latest_before(await self.store.refs(projection), target)
         state: State | None = None
         if base is not None:
@@ -282,8 +325,11 @@ class AsOfReader:
         after = None if state is None or base is None else base.position
         if state is None:
             state = projection.initial()
-        state, _, _ = await fold_log(self.logs[0], projection, state, after=after, until=target)
-        return state
+        changed: set[Key] = set()
+        state, _, _ = await fold_log(
+            self.logs[0], projection, state, after=after, until=target, changed=changed
+        )
+        return _Folded(state, after, changed if after is not None else None)
 
     async def _merged_until(self, projection: Projection, target: Position) -> State:
         try:
@@ -299,6 +345,12 @@ class AsOfReader:
         return projection.merge(parts)
 
     async def _snapshot(self, projection: Projection, position: Position) -> State | None:
+        """A copy of the snapshot at ``position`` (``None``: it is gone)."""
+        cached = await self._cached(projection, position)
+        return None if cached is None else Docs(cached.kinds())
+
+    async def _cached(self, projection: Projection, position: Position) -> State | None:
+        """The kept snapshot at ``position``, read and kept if it was not (never change it)."""
         key = (projection.view, str(position))
         cached = self._cache.get(key)
         if cached is None:
@@ -311,23 +363,32 @@ class AsOfReader:
             if cached is None:  # removed by the retention meanwhile
                 return None
             self._cache.put(key, cached)
-        return Docs(cached.kinds())
+        return cached
 
 
-class _Lru:
-    """At most ``size`` states by (view, position), the least recently used dropped first."""
+class _Folded(NamedTuple):
+    """A kept fold: the state, the snapshot it started from and the keys the fold changed
+    since (``None``: it started from nothing)."""
+
+    state: State
+    base: Position | None
+    changed: set[Key] | None
+
+
+class _Lru(Generic[K, V]):
+    """At most ``size`` values by key, the least recently used dropped first."""
 
     def __init__(self, size: int) -> None:
         self.size = size
-        self._items: OrderedDict[tuple[str, str], State] = OrderedDict()
+        self._items: OrderedDict[K, V] = OrderedDict()
 
-    def get(self, key: tuple[str, str]) -> State | None:
+    def get(self, key: K) -> V | None:
         found = self._items.get(key)
         if found is not None:
             self._items.move_to_end(key)
         return found
 
-    def put(self, key: tuple[str, str], state: State) -> None:
-        self._items[key] = state
+    def put(self, key: K, value: V) -> None:
+        self._items[key] = value
         while len(self._items) > self.size:
             self._items.popitem(last=False)

@@ -6,8 +6,9 @@ after each part runs the snapshot writer with a drawn interval, chain length and
 (so chains are resumed, bases and deltas alternate, and retention leaves removed snapshots'
 blobs that kept chains need). Then, for every as-of projection and at positions in a drawn
 order (so the reader's kept states end chains at random places), the state as of each
-position equals the pure fold up to it (documents in the same order), and every answer the
-query API computes from it encodes to the same bytes. Each example has its own key prefix.
+position equals the pure fold up to it (documents in the same order), every answer the
+query API computes from it encodes to the same bytes, and so do the victims answers from the
+snapshot's kept sums moved by the tail's cells. Each example has its own key prefix.
 """
 
 from __future__ import annotations
@@ -29,18 +30,25 @@ from projections.country_stance import stances, timeline
 from projections.filters import VictimsFilter
 from projections.suppression import protected_query
 from services.projector.snapshots import Snapshotter
+from services.resp import text
+from services.store.keys import Keys
 from services.store.redis import RedisEventStore
 from services.views.asof import ASOF_PROJECTIONS, AsOfReader
-from services.views.snapshots import SnapshotStore
+from services.views.snapshots import SnapshotStore, encode_snapshot
+from tests.support import builders as f
 from tests.support.strategies import PARTITIONED, histories
 
 EXAMPLES = int(os.environ.get("LEDGER_PROPERTY_EXAMPLES", "25"))
 """Examples per run: modest for CI; raise it locally to search harder."""
 
 
+encode = msgspec.json.encode
+SUMS = ((5, VictimsFilter()), (2, VictimsFilter(status="civilian")), (3, VictimsFilter(by="party")))
+"""The (threshold, filter) pairs whose as-of victims sums are compared with the fold's."""
+
+
 def answers(name: str, state: State) -> list[bytes]:
     """Every answer the query API computes from a state of ``name``, encoded."""
-    encode = msgspec.json.encode
     if name == "community-victims":
         return [
             encode(query(state)),
@@ -110,6 +118,13 @@ async def _scenario(url: str, events: list[Event], plan: Plan) -> None:
                 whole = fold(projection, log[: i + 1])
                 assert ordered(state) == ordered(whole), (name, i)
                 assert answers(name, state) == answers(name, whole), (name, i)
+                if name == "community-victims":
+                    for k, where in SUMS:
+                        sums = await reader.victims_sums(projection, log[i].position, k, where)
+                        assert encode(sums.protected()) == encode(
+                            protected_query(whole, k, where)
+                        ), (i, k, where)
+                        assert encode(sums.answer()) == encode(query(whole, where)), (i, where)
     finally:
         keys = [k async for k in client.scan_iter(match=f"{prefix}:*", count=1000)]
         if keys:
@@ -130,3 +145,90 @@ class TestAsOfFromDeltasEqualsTheFold:
         """At every position, in any order, base + deltas + tail give the fold's answers."""
         assume(events)
         asyncio.run(_scenario(redis_url, events, plan))
+
+
+class TestChainsInRedis:
+    async def test_retention_keeps_exactly_the_blobs_of_kept_chains(
+        self, redis_client: aioredis.Redis, redis_store: RedisEventStore, key_prefix: str
+    ) -> None:
+        """With a snapshot per entry, chains of at most 3 deltas and 2 kept: the data holds
+        the blobs the two kept snapshots' chains pass through (each back to a base), and
+        nothing else."""
+        await redis_store.append([f.reported(f"i-{n}", n + 1) for n in range(10)])
+        projection = PROJECTIONS["community-victims"]
+        writer = Snapshotter(
+            redis_client, prefix=key_prefix, every=1, keep=2, chain=3, projections=[projection]
+        )
+        assert await writer.run_once() == 10
+        refs = await SnapshotStore(redis_client, key_prefix).refs(projection)
+        assert [r.ordinal for r in refs] == [2, 10]
+        keys = Keys(key_prefix)
+        stored = {
+            text(k)
+            for k in await redis_client.hkeys(
+                keys.snapshot_data(projection.name, projection.version)
+            )
+        }
+        links = {
+            text(k): text(v)
+            for k, v in (
+                await redis_client.hgetall(keys.snapshot_links(projection.name, projection.version))
+            ).items()
+        }
+        needed: set[str] = set()
+        for ref in refs:
+            chain = [ref.position]
+            while links[chain[-1]]:
+                chain.append(links[chain[-1]])
+            assert len(chain) <= 4, chain
+            needed.update(chain)
+        assert stored == needed
+        assert links.keys() == needed
+        assert len(needed) < 10  # the removed snapshots no chain needs are gone
+
+    async def test_snapshots_written_before_deltas_read_and_continue(
+        self, redis_client: aioredis.Redis, redis_store: RedisEventStore, key_prefix: str
+    ) -> None:
+        """A whole-state snapshot without a link (the stored format before deltas) reads as
+        a base, and the writer continues it with deltas."""
+        await redis_store.append([f.reported(f"i-{n}", n + 1) for n in range(6)])
+        log = await redis_store.read(count=10)
+        projection = PROJECTIONS["community-victims"]
+        keys = Keys(key_prefix)
+        old = encode_snapshot(fold(projection, log[:2]), log[1].position, 2)
+        await redis_client.hset(
+            keys.snapshot_data(projection.name, projection.version), log[1].position, old
+        )
+        await redis_client.zadd(
+            keys.snapshot_index(projection.name, projection.version), {log[1].position: 2}
+        )
+        writer = Snapshotter(
+            redis_client, prefix=key_prefix, every=2, chain=8, projections=[projection]
+        )
+        assert await writer.run_once() == 2
+        links = await redis_client.hgetall(keys.snapshot_links(projection.name, projection.version))
+        assert text(links[log[3].position.encode()]) == log[1].position
+        reader = AsOfReader(redis_client, key_prefix)
+        for i in range(6):
+            state = await reader.state_until(projection, log[i].position)
+            assert ordered(state) == ordered(fold(projection, log[: i + 1])), i
+
+    async def test_a_chain_missing_a_blob_answers_from_the_log(
+        self, redis_client: aioredis.Redis, redis_store: RedisEventStore, key_prefix: str
+    ) -> None:
+        """A delta whose previous blob is gone is no snapshot: the answer is folded from
+        the start of the log and still equals the fold."""
+        await redis_store.append([f.reported(f"i-{n}", n + 1) for n in range(4)])
+        log = await redis_store.read(count=10)
+        projection = PROJECTIONS["community-victims"]
+        writer = Snapshotter(
+            redis_client, prefix=key_prefix, every=2, chain=8, projections=[projection]
+        )
+        assert await writer.run_once() == 2
+        store = SnapshotStore(redis_client, key_prefix)
+        await redis_client.hdel(
+            Keys(key_prefix).snapshot_data(projection.name, projection.version), log[1].position
+        )
+        assert await store.load(projection, log[3].position) is None
+        state = await AsOfReader(redis_client, key_prefix).state_until(projection, log[3].position)
+        assert ordered(state) == ordered(fold(projection, log))
