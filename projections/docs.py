@@ -81,6 +81,12 @@ class Docs(Generic[D]):
             docs.pop(ident, None)
             docs[ident] = doc
 
+    def take_changed_keys(self) -> set[Key]:
+        """The keys changed since the last take, without their documents (cheaper than
+        :meth:`take_changes` when only the keys matter)."""
+        changed, self._changed = self._changed, set()
+        return changed
+
     def take_changes(self) -> dict[Key, D | None]:
         """The keys changed since the last call, each with its document or ``None`` if deleted."""
         kinds = self._kinds

@@ -192,9 +192,9 @@ def _apply_page(
     """Apply one page of log entries (the types the projection reacts to) to ``state``."""
     with no_cycle_collection():
         fold(projection.apply, state, decode_page(entries, relevant), _raise)
-    taken = state.take_changes()  # nothing commits these: keep the change set from growing
+    taken = state.take_changed_keys()  # nothing commits these: keep the set from growing
     if changed is not None:
-        changed.update(taken)
+        changed |= taken
     return state
 
 
@@ -216,6 +216,10 @@ class AsOfReader:
     folded states are kept the same way per (projection, position): the log up to a position
     never changes, so every query as of a time that lands on a position answered before is
     computed on the kept fold, without reading the log again (``folded_size`` states).
+    Reading a snapshot whose chain passes through a kept one reads only the deltas after it.
+    The community-victims sums of a snapshot (per filter and threshold, ``sums_size`` of
+    them) are kept too, and an answer moves them by the cells the tail changed
+    (:meth:`victims_sums`).
 
     On several partitions (``prefix`` a :class:`~services.store.keys.Keys` with
     ``partitions > 1``) each partition's events recorded at or before the time are folded

@@ -123,3 +123,18 @@ class TestRelevantTypes:
             relevant = RELEVANT_TYPES[name]
             kept = [r for r in records if r.event.__struct_config__.tag in relevant]
             assert ordered(fold(projection, kept)) == ordered(fold(projection, records)), name
+
+
+class TestDocsPatch:
+    def test_patch_records_no_change_and_moves_the_tail_to_the_end(self) -> None:
+        """``patch`` puts in place, deletes, and moves the tail to the end, recording none of
+        it; ``take_changed_keys`` gives the keys put or deleted since the last take once."""
+        state: State = Docs()
+        for ident in ("a", "b", "c"):
+            state.put("k", ident, COAST.reported(ident, 1))  # any frozen struct will do
+        assert state.take_changed_keys() == {("k", "a"), ("k", "b"), ("k", "c")}
+        assert state.take_changed_keys() == set()
+        doc = COAST.reported("z", 2)
+        state.patch("k", {"b": doc}, ["c"], {"a": doc, "d": doc})
+        assert list(state.kind("k").items()) == [("b", doc), ("a", doc), ("d", doc)]
+        assert state.take_changes() == {}
