@@ -35,13 +35,15 @@ doubling as the log grows: a question about any era folds at most about
 ``2 * length / keep`` entries (or ``every``, whichever is larger). The newest snapshot is
 always kept. An as-of before the oldest kept snapshot folds from the start of the log. A
 removed snapshot leaves the index at once; its blob stays while the chain of a kept one
-passes through it (so the blobs kept are at most ``keep`` chains).
+passes through it (so the blobs kept are at most ``keep`` chains). A reader that meets a
+chain missing a blob (the retention ran between its two reads) takes it for no snapshot and
+folds from the start of the log: slower, never wrong.
 
 Sizes, to tune the settings: on the benchmark workload a community-victims base is about
-100 bytes compressed per log entry folded (6 MB at 60,000 entries), a delta of 20,000
-entries a fraction of that (BENCHMARKS.md), so ``keep`` bounds the Redis memory the
-snapshots take, and ``every`` (with ``keep`` once the log is long) bounds the tail a cold
-question folds. The snapshots are written by
+50 bytes compressed per log entry folded (9.5 MB at 200,000 entries) and a delta about 90
+bytes per entry since the previous snapshot (1.8 MB for 20,000; BENCHMARKS.md), so ``keep``
+bounds the Redis memory the snapshots take, and ``every`` (with ``keep`` once the log is
+long) bounds the tail a cold question folds. The snapshots are written by
 :class:`services.projector.snapshots.Snapshotter` and read by
 :class:`services.views.asof.AsOfReader`.
 """

@@ -177,7 +177,7 @@ class TestChainsInRedis:
         }
         needed: set[str] = set()
         for ref in refs:
-            chain = [ref.position]
+            chain: list[str] = [ref.position]
             while links[chain[-1]]:
                 chain.append(links[chain[-1]])
             assert len(chain) <= 4, chain
