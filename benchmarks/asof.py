@@ -129,8 +129,10 @@ def summary(writes: list[tuple[str, Written, float]]) -> list[str]:
 
 
 async def run(args: argparse.Namespace) -> None:
-    work = Path(tempfile.mkdtemp(prefix="ledger-asof-"))
-    with RedisProcess(data_dir=work, fsync="everysec") as redis_proc:
+    with (
+        tempfile.TemporaryDirectory(prefix="ledger-asof-") as work,
+        RedisProcess(data_dir=Path(work), fsync="everysec") as redis_proc,
+    ):
         client = connect(redis_proc.url, socket_timeout=120, socket_connect_timeout=5)
         store = RedisEventStore(client)
         events = Workload(seed=args.seed).take(args.events)
