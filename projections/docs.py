@@ -9,7 +9,7 @@ checkpoint, in one atomic step; the read side loads one kind at a time.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Generic, TypeVar
 
 import msgspec
@@ -64,6 +64,28 @@ class Docs(Generic[D]):
     def kinds(self) -> Mapping[str, Mapping[str, D]]:
         """Every kind with its documents (read-only view)."""
         return self._kinds
+
+    def patch(
+        self, kind: str, put: Mapping[str, D], deleted: Iterable[str], tail: Mapping[str, D]
+    ) -> None:
+        """Change ``kind`` without recording the changes (a stored delta read back): each of
+        ``put`` replaced in place (or added), each of ``deleted`` removed, then each of
+        ``tail`` removed and put at the end, in order."""
+        docs = self._kinds.get(kind)
+        if docs is None:
+            docs = self._kinds[kind] = {}
+        docs.update(put)
+        for ident in deleted:
+            docs.pop(ident, None)
+        for ident, doc in tail.items():
+            docs.pop(ident, None)
+            docs[ident] = doc
+
+    def take_changed_keys(self) -> set[Key]:
+        """The keys changed since the last take, without their documents (cheaper than
+        :meth:`take_changes` when only the keys matter)."""
+        changed, self._changed = self._changed, set()
+        return changed
 
     def take_changes(self) -> dict[Key, D | None]:
         """The keys changed since the last call, each with its document or ``None`` if deleted."""

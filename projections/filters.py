@@ -139,6 +139,7 @@ class Selection:
         "country",
         "event_type",
         "feed",
+        "grading_only",
         "gradings",
         "high",
         "low",
@@ -185,6 +186,18 @@ class Selection:
         self.perpetrator = _fold(where.perpetrator)
         self.status = where.status
         self.by_party = where.by == "party"
+        self.grading_only = (
+            low is None
+            and high is None
+            and self.country is None
+            and self.adm1 is None
+            and self.event_type is None
+            and self.violence_type is None
+            and self.civilian_targeting is None
+            and self.feed is None
+            and self.perpetrator is None
+        )
+        """Whether only the grading selects (then :meth:`keeps` is ``grading in gradings``)."""
 
     def keeps(
         self,

@@ -86,11 +86,12 @@ from typing import Final
 
 import msgspec
 
-from .common import Readable
+from .common import Readable, kinds_of
 from .docs import Doc
+from .errors import InconsistentStateError
 from .filters import DEFAULT_MIN_GRADING, Selection, VictimsFilter, filter_of, select
 from .victims_cells import Cell, cell_kept, small_lines
-from .victims_query import Figures, VictimsAnswer, cells_of, query
+from .victims_query import Figures, VictimsAnswer, cells_of, tally
 
 DEFAULT_K: Final = 5
 """The default threshold: a cell with ``best`` below it is small."""
@@ -261,7 +262,8 @@ def protected_query(
 ) -> ProtectedAnswer:
     """The community-victims answer a reader gets: :func:`query`, then the full rule.
 
-    ``state`` is what :func:`query` reads (the ``total`` documents).
+    ``state`` is what :func:`query` reads (the ``total`` documents). One pass over the cells
+    sums the answer and finds the small communities (:func:`small_communities`) together.
     """
     where = filter_of(
         where,
@@ -273,4 +275,26 @@ def protected_query(
         status=status,
         min_grading=min_grading,
     )
-    return suppress(query(state, where), k, small_communities(state, k, where))
+    sums = tally(where)
+    _check_k(k)
+    selection = sums.selection
+    by_party, status = selection.by_party, selection.status
+    grading_only, gradings = selection.grading_only, selection.gradings
+    small: set[str] = set()
+    for ident, cell in kinds_of(state).get("total", {}).items():
+        if not isinstance(cell, Cell):
+            raise InconsistentStateError(f"total {ident!r} is a {type(cell).__name__}")
+        if not (cell.grading in gradings if grading_only else cell_kept(selection, cell)):
+            continue
+        sums.add_kept(cell)
+        if by_party:
+            for party, one in cell.parties.items():
+                if one[1] < k:
+                    small.add(party)
+            continue
+        for key, one in cell.lines.items():  # small_lines, inlined: the hot loop of a read
+            if one[1] < k:
+                community, _, line_status = key.rpartition("|")
+                if status is None or line_status == status:
+                    small.add(community)
+    return suppress(sums.answer(), k, small)

@@ -167,6 +167,8 @@ def cell_id(c: Contribution) -> str | None:
 
 def cell_kept(selection: Selection, cell: Cell) -> bool:
     """Whether a query's selection keeps the incidents of ``cell`` (all or none of them)."""
+    if selection.grading_only:
+        return cell.grading in selection.gradings
     return selection.keeps(
         country=cell.country,
         adm1=cell.adm1,

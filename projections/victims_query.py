@@ -28,7 +28,7 @@ from collections.abc import Iterable, Mapping
 from .common import Readable, docs_of
 from .docs import Doc
 from .filters import DEFAULT_MIN_GRADING, Selection, VictimsFilter, filter_of, select
-from .victims_cells import Cell, Sums, answer_lines, cell_kept
+from .victims_cells import Cell, answer_lines, cell_kept
 
 
 class Figures(Doc, frozen=True):
@@ -114,30 +114,47 @@ class Tally:
         self.rows: dict[str, list[int]] = {}
         """community → [low, best, high, incidents, at_least]."""
 
+    def copy(self) -> Tally:
+        """An independent copy (adding to one leaves the other as it was)."""
+        other = Tally(self.selection)
+        other.total = list(self.total)
+        other.incidents, other.at_least = self.incidents, self.at_least
+        other.rows = {community: list(held) for community, held in self.rows.items()}
+        return other
+
     def add(self, cell: Cell, sign: int = 1) -> None:
         """Add (``sign`` 1) or take away (-1) the part of ``cell`` the filter keeps."""
-        if not cell_kept(self.selection, cell):
-            return
+        if cell_kept(self.selection, cell):
+            self.add_kept(cell, sign)
+
+    def add_kept(self, cell: Cell, sign: int = 1) -> None:
+        """:meth:`add` of a cell already known to be kept by the filter."""
         status = self.selection.status
-        parts = answer_lines(self.selection, cell)
-        whole: Sums = (
-            (cell.low, cell.best, cell.high, cell.incidents, cell.at_least)
-            if status is None
-            else cell.statuses.get(status) or (0, 0, 0, 0, 0)
-        )
         total = self.total
-        total[0] += sign * whole[0]
-        total[1] += sign * whole[1]
-        total[2] += sign * whole[2]
-        self.incidents += sign * whole[3]
-        self.at_least += sign * whole[4]
+        if status is None:
+            total[0] += sign * cell.low
+            total[1] += sign * cell.best
+            total[2] += sign * cell.high
+            self.incidents += sign * cell.incidents
+            self.at_least += sign * cell.at_least
+        else:
+            whole = cell.statuses.get(status)
+            if whole is not None:
+                total[0] += sign * whole[0]
+                total[1] += sign * whole[1]
+                total[2] += sign * whole[2]
+                self.incidents += sign * whole[3]
+                self.at_least += sign * whole[4]
         rows = self.rows
-        for community, one in parts:
+        for community, (low, best, high, incidents, at_least) in answer_lines(self.selection, cell):
             held = rows.get(community)
             if held is None:
                 held = rows[community] = [0, 0, 0, 0, 0]
-            for i in range(5):
-                held[i] += sign * one[i]
+            held[0] += sign * low
+            held[1] += sign * best
+            held[2] += sign * high
+            held[3] += sign * incidents
+            held[4] += sign * at_least
             if held[3] == 0:  # no kept cell has the community any more
                 del rows[community]
 

@@ -40,6 +40,14 @@ class VictimsSums:
         self.small: dict[str, int] = {}
         """community → how many kept cells make it small."""
 
+    def copy(self) -> VictimsSums:
+        """An independent copy (moving one leaves the other as it was)."""
+        other = VictimsSums(self.k, self.where)
+        other.checkpoint = self.checkpoint
+        other.tally = self.tally.copy()
+        other.small = dict(self.small)
+        return other
+
     def rebuild(self, cells: Mapping[str, msgspec.Struct], checkpoint: Position) -> None:
         """Sum every cell afresh (:meth:`move` keeps the sums after that)."""
         self.tally, self.small = tally(self.where), {}

@@ -205,6 +205,13 @@ class ReadSide:
         with small counts withheld; of the view now (kept per checkpoint and query, moved by
         the changed cells) or of the fold as of ``as_of``. With its position, lag and time."""
         projection = PROJECTIONS[victims_projection.NAME]
+        if as_of is not None:  # the kept sums of the snapshot, moved by the tail's cells
+            moment = parse_as_of(as_of)
+            target = await self.asof.position_at(moment)
+            if target is not None:
+                sums = await self.asof.victims_sums(projection, target, self.suppression_k, where)
+                shown = exact(sums.answer()) if cleared else sums.protected()
+                return shown, target, NO_LAG, moment
         state, position, lag, at = await self.answer_state(projection, ("total",), as_of)
 
         def compute() -> ProtectedAnswer:

@@ -1,7 +1,9 @@
-"""The snapshot writer: every ``every`` log entries, each as-of projection's whole state.
+"""The snapshot writer: every ``every`` log entries, each as-of projection's state.
 
 It folds the log itself, projection by projection (:func:`services.views.asof.fold_log`),
-and stores the state at that position (:class:`services.views.snapshots.SnapshotStore`);
+and stores the state at that position (:class:`services.views.snapshots.SnapshotStore`):
+a delta of the documents the fold changed since the previous snapshot, or a base (the whole
+state) after ``chain`` deltas or once the deltas weigh half their base;
 it does not read the stored views, so snapshots do not depend on the projectors, on a
 view's generation or progress, and it backfills a log that was written before it ran. A
 lease per projection (:mod:`services.projector.lease`) keeps two processes from doing the
@@ -22,6 +24,7 @@ import redis.exceptions as rexc
 import structlog
 
 from projections import PROJECTIONS, Projection
+from projections.docs import Key
 from services.health import Part
 from services.projector.lease import Leases, process_name
 from services.settings import Settings
@@ -30,7 +33,14 @@ from services.store.keys import Keys
 from services.store.log import LogReader
 from services.views.asof import ASOF_PROJECTIONS, fold_log
 from services.views.errors import AsOfError
-from services.views.snapshots import DEFAULT_EVERY, DEFAULT_KEEP, SnapshotStore
+from services.views.snapshots import (
+    CHAIN_SHARE,
+    DEFAULT_CHAIN,
+    DEFAULT_EVERY,
+    DEFAULT_KEEP,
+    Chain,
+    SnapshotStore,
+)
 
 __all__ = ["SnapshotsOffError", "Snapshotter", "snapshotter_for"]
 
@@ -56,6 +66,7 @@ class Snapshotter:
         prefix: Keys | str = "ledger",
         every: int = DEFAULT_EVERY,
         keep: int = DEFAULT_KEEP,
+        chain: int = DEFAULT_CHAIN,
         projections: Iterable[Projection] | None = None,
         interval: float = 1.0,
         lease_ms: int = 60_000,
@@ -68,6 +79,7 @@ class Snapshotter:
         self.prefix = self.keys.prefix
         self.every = every
         self.keep = keep
+        self.chain = chain
         self.store = SnapshotStore(client, self.keys)
         self.log = LogReader(client, self.keys)
         chosen = (PROJECTIONS[n] for n in ASOF_PROJECTIONS) if projections is None else projections
@@ -148,25 +160,56 @@ class Snapshotter:
             return 0
         position = last.position if last else None
         state = None if last is None else await self.store.load(projection, last.position)
+        chain: Chain | None = None
         if state is None:  # no snapshot yet (or it vanished): from the start of the log
             state, position, ordinal = projection.initial(), None, 0
+        elif last is not None:
+            chain = await self.store.chain(projection, last.position)
         written = 0
         while length - ordinal >= self.every and not self._stop.is_set():
+            changed: set[Key] = set()
             state, reached, seen = await fold_log(
-                self.log, projection, state, after=position, limit=self.every
+                self.log, projection, state, after=position, limit=self.every, changed=changed
             )
             if seen < self.every or reached is None:
                 break
+            previous = position if self._delta_due(chain) else None
             position, ordinal = reached, ordinal + seen
-            await self.store.save(projection, state, position, ordinal, keep=self.keep)
+            done = await self.store.write(
+                projection,
+                state,
+                position,
+                ordinal,
+                keep=self.keep,
+                previous=previous,
+                changed=changed,
+            )
+            chain = (
+                Chain(chain.deltas + 1, chain.base_bytes, chain.delta_bytes + done.size)
+                if done.delta and chain is not None
+                else Chain(0, done.size, 0)
+            )
             written += 1
             self.written += 1
             log.info(
-                "snapshot.written", projection=projection.name, position=position, ordinal=ordinal
+                "snapshot.written",
+                projection=projection.name,
+                position=position,
+                ordinal=ordinal,
+                delta=done.delta,
+                bytes=done.size,
             )
             if not await self._hold(projection):
                 break
         return written
+
+    def _delta_due(self, chain: Chain | None) -> bool:
+        """Whether the next snapshot after one standing at ``chain`` is a delta (else a base)."""
+        return (
+            chain is not None
+            and chain.deltas < self.chain
+            and chain.delta_bytes < CHAIN_SHARE * chain.base_bytes
+        )
 
 
 def snapshotter_for(client: aioredis.Redis, settings: Settings) -> Snapshotter | None:
@@ -175,5 +218,9 @@ def snapshotter_for(client: aioredis.Redis, settings: Settings) -> Snapshotter |
     if settings.snapshot_every <= 0 or settings.keys.partitioned:
         return None
     return Snapshotter(
-        client, prefix=settings.keys, every=settings.snapshot_every, keep=settings.snapshot_keep
+        client,
+        prefix=settings.keys,
+        every=settings.snapshot_every,
+        keep=settings.snapshot_keep,
+        chain=settings.snapshot_chain,
     )

@@ -32,6 +32,7 @@ partition stays on one cluster slot:
 | ``<prefix>:dlq:log`` | stream | what operators did with dead letters (retry, drop) |
 | ``<prefix>:snapshot:{<name>:v<version>}:index`` | sorted set | snapshot positions by ordinal |
 | ``<prefix>:snapshot:{<name>:v<version>}:data`` | hash | position → compressed snapshot |
+| ``<prefix>:snapshot:{<name>:v<version>}:links`` | hash | position → a delta's previous position |
 | ``<prefix>:snapshot:{<name>:v<version>}:lease`` | string | the snapshot writer working on it |
 
 Consumer groups on the streams: ``projector:<name>:v<version>`` on the log (one per
@@ -323,6 +324,11 @@ class Keys(msgspec.Struct, frozen=True):
     def snapshot_data(self, name: str, version: int) -> str:
         """The hash position → compressed snapshot of one view version."""
         return f"{self._snapshot_base(name, version)}:data"
+
+    def snapshot_links(self, name: str, version: int) -> str:
+        """The hash position → previous snapshot's position (``""``: a base) of one view
+        version's snapshots."""
+        return f"{self._snapshot_base(name, version)}:links"
 
     def snapshot_lease(self, name: str, version: int) -> str:
         """The lease of the snapshot writer working on one view version."""

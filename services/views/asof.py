@@ -8,11 +8,13 @@ or before ``T``. Folding a million events per request is out of the question, so
 **Snapshots.** The snapshot writer (:class:`services.projector.snapshots.Snapshotter`:
 ``ledger snapshots``, or ``ledger serve`` beside its projectors) folds the log itself,
 projection by projection, and every ``every`` log entries (``LEDGER_SNAPSHOT_EVERY``,
-default 20,000) stores the whole state at that position. It does not read the stored views,
-so snapshots do not depend on the projectors, on a view's generation, or on a view's
-progress, and it backfills a log that was written before it ran. A lease per projection
-(``SET NX PX``) keeps two processes from doing the same work (writing a snapshot twice would
-be harmless: a snapshot at a position is always the same).
+default 20,000) stores the state at that position: a delta of what changed since the
+previous snapshot, or now and then a base, the whole state (:mod:`services.views.snapshots`).
+It does not read the stored views, so snapshots do not depend on the projectors, on a
+view's generation, or on a view's progress, and it backfills a log that was written before
+it ran. A lease per projection (``SET NX PX``) keeps two processes from doing the same work
+(writing a snapshot twice would be harmless: a snapshot at a position always reads back as
+the same state).
 
 **As-of.** :class:`AsOfReader` finds the last position at or before ``T`` (one
 ``XREVRANGE``), takes the latest snapshot at or before that position, and folds the log
@@ -21,8 +23,9 @@ entries of event types the projection ignores. Folding, encoding and decoding ru
 worker thread, page by page, so the event loop keeps serving meanwhile (the fold holds the
 interpreter lock, but the loop gets it back every few milliseconds instead of waiting for
 the whole fold). The work per request is bounded by one
-snapshot interval plus the decode of one snapshot (kept decoded in a small in-process cache,
-so repeated questions about the same era cost only the tail).
+snapshot interval plus the decode of one snapshot's chain, a base and a few deltas (kept
+decoded in a small in-process cache, so repeated questions about the same era cost only the
+tail, and a later snapshot of a chain whose earlier one is kept costs only its deltas).
 
 **Storage** and retention of the snapshots: :mod:`services.views.snapshots`.
 
@@ -39,13 +42,15 @@ import asyncio
 import datetime as dt
 from collections import OrderedDict
 from collections.abc import Mapping
-from typing import Final
+from typing import Final, Generic, NamedTuple, TypeVar
 
 import redis.asyncio as aioredis
 
 from events import CodecError, Position
 from projections import Projection, State
-from projections.docs import Docs
+from projections.docs import Docs, Key
+from projections.filters import VictimsFilter
+from projections.victims_sums import VictimsSums
 from services.store.keys import Keys
 from services.store.log import LogEntry, LogReader, RawEntry, decode_page
 from services.store.positions import joined, split
@@ -77,7 +82,13 @@ RELEVANT_TYPES: Final[Mapping[str, frozenset[str]]] = {
         }
     ),
     "country-stance": frozenset(
-        {"statement.issued", "statement.retracted", "incident.reported", "incident.retracted"}
+        {
+            "statement.issued",
+            "statement.retracted",
+            "statement.redacted",
+            "incident.reported",
+            "incident.retracted",
+        }
     ),
     "alignment": frozenset({"statement.issued", "statement.retracted"}),
 }
@@ -89,6 +100,9 @@ PAGE: Final = 500
 """Log entries read per ``XRANGE`` while folding (and applied between two yields)."""
 
 _EPOCH: Final = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+K = TypeVar("K")
+V = TypeVar("V")
 
 
 class InvalidAsOfError(AsOfError, ValueError):
@@ -143,11 +157,13 @@ async def fold_log(
     after: Position | None,
     until: Position | None = None,
     limit: int | None = None,
+    changed: set[Key] | None = None,
 ) -> tuple[State, Position | None, int]:
     """Fold the log entries after ``after`` (up to ``until``, at most ``limit``) into ``state``.
 
     Returns the state, the last position read and how many entries were read (entries of
     types the projection ignores count, undecoded). Yields to the event loop between pages.
+    The keys of the documents the fold put or deleted are added to ``changed`` if given.
     """
     relevant = RELEVANT_TYPES.get(projection.name)
     last: Position | None = None
@@ -158,7 +174,7 @@ async def fold_log(
         if not entries:
             break
         # in a worker thread: the event loop keeps serving while a page is applied
-        state = await asyncio.to_thread(_apply_page, projection, state, entries, relevant)
+        state = await asyncio.to_thread(_apply_page, projection, state, entries, relevant, changed)
         seen += len(entries)
         last = after = entries[-1][0]
         if len(entries) < count:
@@ -167,12 +183,18 @@ async def fold_log(
 
 
 def _apply_page(
-    projection: Projection, state: State, entries: list[RawEntry], relevant: frozenset[str] | None
+    projection: Projection,
+    state: State,
+    entries: list[RawEntry],
+    relevant: frozenset[str] | None,
+    changed: set[Key] | None = None,
 ) -> State:
     """Apply one page of log entries (the types the projection reacts to) to ``state``."""
     with no_cycle_collection():
         fold(projection.apply, state, decode_page(entries, relevant), _raise)
-    state.take_changes()  # nothing commits these: keep the change set from growing
+    taken = state.take_changed_keys()  # nothing commits these: keep the set from growing
+    if changed is not None:
+        changed |= taken
     return state
 
 
@@ -194,6 +216,10 @@ class AsOfReader:
     folded states are kept the same way per (projection, position): the log up to a position
     never changes, so every query as of a time that lands on a position answered before is
     computed on the kept fold, without reading the log again (``folded_size`` states).
+    Reading a snapshot whose chain passes through a kept one reads only the deltas after it.
+    The community-victims sums of a snapshot (per filter and threshold, ``sums_size`` of
+    them) are kept too, and an answer moves them by the cells the tail changed
+    (:meth:`victims_sums`).
 
     On several partitions (``prefix`` a :class:`~services.store.keys.Keys` with
     ``partitions > 1``) each partition's events recorded at or before the time are folded
@@ -208,6 +234,7 @@ class AsOfReader:
         prefix: Keys | str = "ledger",
         cache_size: int = 3,
         folded_size: int = 8,
+        sums_size: int = 16,
     ) -> None:
         self.client = client
         self.keys = Keys.of(prefix)
@@ -215,8 +242,9 @@ class AsOfReader:
         self.store = SnapshotStore(client, self.keys)
         self.logs = [LogReader(client, self.keys, p) for p in range(self.keys.partitions)]
         self.cache_size = cache_size
-        self._cache: _Lru = _Lru(cache_size)
-        self._folded: _Lru = _Lru(folded_size)
+        self._cache: _Lru[tuple[str, str], State] = _Lru(cache_size)
+        self._folded: _Lru[tuple[str, str], _Folded] = _Lru(folded_size)
+        self._sums: _Lru[tuple[str, str, int, VictimsFilter], VictimsSums] = _Lru(sums_size)
         self.folds = 0
         """How many folds of the log this reader ran (the rest were answered from the kept
         folds)."""
@@ -247,17 +275,53 @@ class AsOfReader:
 
         On several partitions ``target`` names every partition's position (joined).
         """
+        return Docs((await self._folded_until(projection, target)).state.kinds())
+
+    async def victims_sums(
+        self, projection: Projection, target: Position, k: int, where: VictimsFilter
+    ) -> VictimsSums:
+        """The :class:`~projections.victims_sums.VictimsSums` of ``where`` (threshold ``k``)
+        over the ``total`` cells of ``projection`` folded up to ``target`` (a copy: the
+        caller may move it).
+
+        The sums of the snapshot the fold started from are computed once (kept per snapshot,
+        filter and ``k``) and moved by the cells the tail changed, so a question costs the
+        tail, not a pass over every cell; equal to summing every cell afresh
+        (:class:`VictimsSums` is exact by construction).
+        """
+        fresh = VictimsSums(k, where)  # checks the filter before any work
+        folded = await self._folded_until(projection, target)
+        cells = folded.state.kind("total")
+        base = None if folded.base is None else await self._cached(projection, folded.base)
+        if base is None or folded.base is None or folded.changed is None:  # every cell
+            await asyncio.to_thread(fresh.rebuild, cells, target)
+            return fresh
+        key = (projection.view, str(folded.base), k, where)
+        start = self._sums.get(key)
+        if start is None:
+            start = fresh
+            await asyncio.to_thread(start.rebuild, base.kind("total"), folded.base)
+            self._sums.put(key, start)
+        sums = start.copy()
+        before = base.kind("total")
+        sums.move(
+            {i: (before.get(i), cells.get(i)) for kind, i in folded.changed if kind == "total"},
+            target,
+        )
+        return sums
+
+    async def _folded_until(self, projection: Projection, target: Position) -> _Folded:
         key = (projection.view, str(target))
         found = self._folded.get(key)
         if found is None:
             found = await self._fold_until(projection, target)
             self.folds += 1
             self._folded.put(key, found)
-        return Docs(found.kinds())
+        return found
 
-    async def _fold_until(self, projection: Projection, target: Position) -> State:
+    async def _fold_until(self, projection: Projection, target: Position) -> _Folded:
         if self.partitions > 1:
-            return await self._merged_until(projection, target)
+            return _Folded(await self._merged_until(projection, target), None, None)
         base = latest_before(await self.store.refs(projection), target)
         state: State | None = None
         if base is not None:
@@ -265,8 +329,11 @@ class AsOfReader:
         after = None if state is None or base is None else base.position
         if state is None:
             state = projection.initial()
-        state, _, _ = await fold_log(self.logs[0], projection, state, after=after, until=target)
-        return state
+        changed: set[Key] = set()
+        state, _, _ = await fold_log(
+            self.logs[0], projection, state, after=after, until=target, changed=changed
+        )
+        return _Folded(state, after, changed if after is not None else None)
 
     async def _merged_until(self, projection: Projection, target: Position) -> State:
         try:
@@ -282,30 +349,50 @@ class AsOfReader:
         return projection.merge(parts)
 
     async def _snapshot(self, projection: Projection, position: Position) -> State | None:
+        """A copy of the snapshot at ``position`` (``None``: it is gone)."""
+        cached = await self._cached(projection, position)
+        return None if cached is None else Docs(cached.kinds())
+
+    async def _cached(self, projection: Projection, position: Position) -> State | None:
+        """The kept snapshot at ``position``, read and kept if it was not (never change it)."""
         key = (projection.view, str(position))
         cached = self._cache.get(key)
         if cached is None:
-            cached = await self.store.load(projection, position)
+
+            def known(at: Position) -> State | None:  # a kept state ends the chain there
+                found = self._cache.get((projection.view, str(at)))
+                return None if found is None else Docs(found.kinds())
+
+            cached = await self.store.load(projection, position, known)
             if cached is None:  # removed by the retention meanwhile
                 return None
             self._cache.put(key, cached)
-        return Docs(cached.kinds())
+        return cached
 
 
-class _Lru:
-    """At most ``size`` states by (view, position), the least recently used dropped first."""
+class _Folded(NamedTuple):
+    """A kept fold: the state, the snapshot it started from and the keys the fold changed
+    since (``None``: it started from nothing)."""
+
+    state: State
+    base: Position | None
+    changed: set[Key] | None
+
+
+class _Lru(Generic[K, V]):
+    """At most ``size`` values by key, the least recently used dropped first."""
 
     def __init__(self, size: int) -> None:
         self.size = size
-        self._items: OrderedDict[tuple[str, str], State] = OrderedDict()
+        self._items: OrderedDict[K, V] = OrderedDict()
 
-    def get(self, key: tuple[str, str]) -> State | None:
+    def get(self, key: K) -> V | None:
         found = self._items.get(key)
         if found is not None:
             self._items.move_to_end(key)
         return found
 
-    def put(self, key: tuple[str, str], state: State) -> None:
-        self._items[key] = state
+    def put(self, key: K, value: V) -> None:
+        self._items[key] = value
         while len(self._items) > self.size:
             self._items.popitem(last=False)

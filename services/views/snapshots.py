@@ -1,4 +1,4 @@
-"""As-of snapshots: a projection's whole state at a log position, stored for as-of reads.
+"""As-of snapshots: a projection's state at a log position, stored for as-of reads.
 
 Per projection version, under the hash tag ``{<name>:v<version>}`` (every key built by
 :class:`services.store.keys.Keys`):
@@ -7,11 +7,25 @@ Per projection version, under the hash tag ``{<name>:v<version>}`` (every key bu
 |---|---|---|
 | ``<prefix>:snapshot:{<name>:v<version>}:index`` | sorted set | position, scored by ordinal |
 | ``<prefix>:snapshot:{<name>:v<version>}:data`` | hash | position → compressed snapshot |
+| ``<prefix>:snapshot:{<name>:v<version>}:links`` | hash | position → previous position |
 | ``<prefix>:snapshot:{<name>:v<version>}:lease`` | string | the snapshot writer working on it |
 
-A snapshot's *ordinal* is the number of log entries at or before its position. Its blob is
-zlib over msgpack (format 1): the position, the ordinal and each document kind as a msgpack
-map id → document.
+A snapshot's *ordinal* is the number of log entries at or before its position. A snapshot
+is a *base* or a *delta*. A base's blob is zlib over msgpack (format 1): the position, the
+ordinal and each document kind as a msgpack map id → document. A delta (format 2) holds
+only what changed since the previous snapshot, whose position it names: per kind, the
+documents changed in place, the ids deleted, and the documents that now end the kind (new
+ones, or removed and put again), in their order; so base + deltas give the very state a
+fold gives, documents in the same order. ``links`` names each delta's previous snapshot
+(``""`` for a base; a snapshot without a link, as written before deltas existed, is a
+base). Reading a snapshot reads its chain: the base and the deltas up to it
+(:meth:`SnapshotStore.load`).
+
+The writer (:class:`services.projector.snapshots.Snapshotter`) writes a delta of the
+documents its fold changed since the previous snapshot, and a base when the chain holds
+``chain`` deltas (``LEDGER_SNAPSHOT_CHAIN``, default 8) or its deltas weigh half their base:
+writing a snapshot costs what changed, and reading one costs a base and at most ``chain``
+deltas.
 
 **Retention.** At most ``keep`` snapshots per projection (``LEDGER_SNAPSHOT_KEEP``, default
 16). When one more is written, the oldest-but-newest snapshot whose removal leaves the
@@ -19,10 +33,15 @@ smallest gap (in log entries, counting the start of the log as a snapshot of not
 removed, repeatedly, so the kept snapshots stay spread over the whole history, the spacing
 doubling as the log grows: a question about any era folds at most about
 ``2 * length / keep`` entries (or ``every``, whichever is larger). The newest snapshot is
-always kept. An as-of before the oldest kept snapshot folds from the start of the log.
+always kept. An as-of before the oldest kept snapshot folds from the start of the log. A
+removed snapshot leaves the index at once; its blob stays while the chain of a kept one
+passes through it (so the blobs kept are at most ``keep`` chains). A reader that meets a
+chain missing a blob (the retention ran between its two reads) takes it for no snapshot and
+folds from the start of the log: slower, never wrong.
 
-Sizes, to tune the two settings: on the benchmark workload a community-victims snapshot is
-about 100 bytes compressed per log entry folded (6 MB at 60,000 entries), so ``keep``
+Sizes, to tune the settings: on the benchmark workload a community-victims base is about
+50 bytes compressed per log entry folded (9.5 MB at 200,000 entries) and a delta about 90
+bytes per entry since the previous snapshot (1.8 MB for 20,000; BENCHMARKS.md), so ``keep``
 bounds the Redis memory the snapshots take, and ``every`` (with ``keep`` once the log is
 long) bounds the tail a cold question folds. The snapshots are written by
 :class:`services.projector.snapshots.Snapshotter` and read by
@@ -35,7 +54,7 @@ import asyncio
 import contextlib
 import gc
 import zlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Final
 
 import msgspec
@@ -43,18 +62,25 @@ import redis.asyncio as aioredis
 
 from events import Position, position_key
 from projections import Projection, State
-from projections.docs import Docs
+from projections.docs import Docs, Key
 from services.resp import text
 from services.store.keys import Keys
 from services.views.errors import AsOfError
 
 __all__ = [
+    "CHAIN_SHARE",
+    "DEFAULT_CHAIN",
     "DEFAULT_EVERY",
     "DEFAULT_KEEP",
+    "Chain",
     "CorruptSnapshotError",
     "SnapshotRef",
     "SnapshotStore",
+    "Written",
+    "apply_delta",
+    "decode_delta",
     "decode_snapshot",
+    "encode_delta",
     "encode_snapshot",
     "latest_before",
     "no_cycle_collection",
@@ -65,8 +91,15 @@ DEFAULT_EVERY: Final = 20_000
 """Log entries between two snapshots of a projection."""
 DEFAULT_KEEP: Final = 16
 """Snapshots kept per projection."""
+DEFAULT_CHAIN: Final = 8
+"""Deltas written after a base before the next base (at most)."""
+CHAIN_SHARE: Final = 0.5
+"""A base is written instead of a delta once the chain's deltas weigh this share of their
+base (compressed bytes)."""
 FORMAT: Final = 1
-"""The format of a snapshot blob."""
+"""The format of a whole state (a base)."""
+DELTA_FORMAT: Final = 2
+"""The format of a delta: what changed since the previous snapshot."""
 
 
 class CorruptSnapshotError(AsOfError):
@@ -102,48 +135,196 @@ class SnapshotRef(msgspec.Struct, frozen=True):
     ordinal: int
 
 
+class Chain(msgspec.Struct, frozen=True):
+    """Where a snapshot stands in its chain: how many deltas lead to it from its base, and
+    the compressed bytes of the base and of those deltas."""
+
+    deltas: int
+    base_bytes: int
+    delta_bytes: int
+
+
+class Written(msgspec.Struct, frozen=True):
+    """What :meth:`SnapshotStore.write` stored: a delta or a base, its compressed bytes, and
+    the snapshots the retention removed."""
+
+    delta: bool
+    size: int
+    dropped: list[SnapshotRef]
+
+
 class _Blob(msgspec.Struct, frozen=True, array_like=True):
     format: int
     position: str
     ordinal: int
     kinds: dict[str, msgspec.Raw]
+    previous: str | None = None
+    """A delta's previous snapshot (format 2)."""
+
+
+class _KindDelta(msgspec.Struct, frozen=True, array_like=True):
+    """What changed of one kind: documents changed in place (``put``), ids deleted, and the
+    documents that end the kind now, in order (``tail``: each removed, then put at the end)."""
+
+    put: msgspec.Raw
+    deleted: list[str]
+    tail: msgspec.Raw
 
 
 _msgpack: Final = msgspec.msgpack.Encoder()
 _blob_decoder: Final = msgspec.msgpack.Decoder(_Blob)
+_kind_delta_decoder: Final = msgspec.msgpack.Decoder(_KindDelta)
 _kind_decoders: dict[type[msgspec.Struct], msgspec.msgpack.Decoder[Any]] = {}
+
+Delta = dict[str, tuple[dict[str, msgspec.Struct], list[str], dict[str, msgspec.Struct]]]
+"""A decoded delta: per kind, (documents changed in place, ids deleted, the kind's end)."""
 
 
 def encode_snapshot(state: State, position: Position, ordinal: int) -> bytes:
-    """A state as a snapshot blob (zlib over msgpack)."""
+    """A state as a base snapshot blob (zlib over msgpack)."""
     with no_cycle_collection():
         kinds = {k: msgspec.Raw(_msgpack.encode(docs)) for k, docs in state.kinds().items()}
         return zlib.compress(_msgpack.encode(_Blob(FORMAT, position, ordinal, kinds)), 1)
 
 
-def decode_snapshot(projection: Projection, blob: bytes) -> State:
-    """A snapshot blob back as the projection's state; :class:`CorruptSnapshotError` if not."""
+def encode_delta(
+    state: State, changed: Iterable[Key], position: Position, ordinal: int, previous: Position
+) -> bytes:
+    """The change from the snapshot at ``previous`` to ``state`` as a delta blob.
+
+    ``changed`` are the keys of every document put or deleted since ``previous`` (more is
+    harmless). The documents that end a kind and all changed form its *tail*: applied by
+    removing each and putting it at the end, they leave the kind in the order the fold left
+    it (a document new since ``previous``, or deleted and put again, ends the kind; one
+    changed in place keeps its place, and moving one that already ended it changes nothing).
+    """
     with no_cycle_collection():
-        return _decode_snapshot(projection, blob)
+        by_kind: dict[str, set[str]] = {}
+        for kind, ident in changed:
+            by_kind.setdefault(kind, set()).add(ident)
+        kinds: dict[str, msgspec.Raw] = {}
+        for kind, docs in state.kinds().items():  # in the state's order of kinds
+            idents = by_kind.get(kind)
+            if idents:
+                kinds[kind] = msgspec.Raw(_msgpack.encode(_kind_delta(docs, idents)))
+        blob = _Blob(DELTA_FORMAT, position, ordinal, kinds, previous)
+        return zlib.compress(_msgpack.encode(blob), 1)
 
 
-def _decode_snapshot(projection: Projection, blob: bytes) -> State:
-    try:
-        outer = _blob_decoder.decode(zlib.decompress(blob))
+def _kind_delta(docs: Mapping[str, msgspec.Struct], idents: set[str]) -> _KindDelta:
+    tail: list[str] = []
+    ordered = docs if isinstance(docs, dict) else dict(docs)
+    for ident in reversed(ordered):  # the changed documents that end the kind
+        if ident not in idents:
+            break
+        tail.append(ident)
+    tail.reverse()
+    ending = set(tail)
+    put: dict[str, msgspec.Struct] = {}
+    deleted: list[str] = []
+    for ident in idents:
+        if ident in ending:
+            continue
+        doc = docs.get(ident)
+        if doc is None:
+            deleted.append(ident)
+        else:
+            put[ident] = doc
+    deleted.sort()
+    return _KindDelta(
+        msgspec.Raw(_msgpack.encode(put)),
+        deleted,
+        msgspec.Raw(_msgpack.encode({ident: docs[ident] for ident in tail})),
+    )
+
+
+def decode_snapshot(projection: Projection, blob: bytes) -> State:
+    """A base snapshot blob back as the projection's state; :class:`CorruptSnapshotError`
+    if not (a delta included: it is no state by itself)."""
+    with no_cycle_collection():
+        outer = _outer(projection, blob)
         if outer.format != FORMAT:
             raise CorruptSnapshotError(f"snapshot format {outer.format} is not {FORMAT}")
-        kinds: dict[str, dict[str, msgspec.Struct]] = {}
-        for kind, raw in outer.kinds.items():
-            doc_type = projection.doc_types.get(kind)
-            if doc_type is None:
-                raise CorruptSnapshotError(f"{projection.name} has no document kind {kind!r}")
-            decoder = _kind_decoders.get(doc_type)
-            if decoder is None:
-                decoder = _kind_decoders[doc_type] = msgspec.msgpack.Decoder(dict[str, doc_type])  # type: ignore[valid-type]
-            kinds[kind] = decoder.decode(raw)
+        return _base_of(projection, outer)
+
+
+def decode_delta(projection: Projection, blob: bytes) -> tuple[Position, Delta]:
+    """A delta blob as its previous snapshot's position and its changes."""
+    with no_cycle_collection():
+        outer = _outer(projection, blob)
+        if outer.format != DELTA_FORMAT or outer.previous is None:
+            raise CorruptSnapshotError(f"snapshot format {outer.format} is no delta")
+        return Position(outer.previous), _delta_of(projection, outer)
+
+
+def apply_delta(state: State, delta: Delta) -> State:
+    """``state`` (changed in place, not recorded as changes) moved by ``delta``."""
+    with no_cycle_collection():
+        for kind, (put, deleted, tail) in delta.items():
+            state.patch(kind, put, deleted, tail)
+    return state
+
+
+def _outer(projection: Projection, blob: bytes) -> _Blob:
+    try:
+        return _blob_decoder.decode(zlib.decompress(blob))
     except (zlib.error, msgspec.DecodeError) as exc:
         raise CorruptSnapshotError(f"{projection.view} snapshot: {exc}") from exc
+
+
+def _decoder_of(projection: Projection, kind: str) -> msgspec.msgpack.Decoder[Any]:
+    doc_type = projection.doc_types.get(kind)
+    if doc_type is None:
+        raise CorruptSnapshotError(f"{projection.name} has no document kind {kind!r}")
+    decoder = _kind_decoders.get(doc_type)
+    if decoder is None:
+        decoder = _kind_decoders[doc_type] = msgspec.msgpack.Decoder(dict[str, doc_type])  # type: ignore[valid-type]
+    return decoder
+
+
+def _base_of(projection: Projection, outer: _Blob) -> State:
+    try:
+        kinds = {
+            kind: _decoder_of(projection, kind).decode(raw) for kind, raw in outer.kinds.items()
+        }
+    except msgspec.DecodeError as exc:
+        raise CorruptSnapshotError(f"{projection.view} snapshot: {exc}") from exc
     return Docs(kinds)
+
+
+def _delta_of(projection: Projection, outer: _Blob) -> Delta:
+    delta: Delta = {}
+    try:
+        for kind, raw in outer.kinds.items():
+            decoder = _decoder_of(projection, kind)
+            one = _kind_delta_decoder.decode(raw)
+            delta[kind] = (decoder.decode(one.put), one.deleted, decoder.decode(one.tail))
+    except msgspec.DecodeError as exc:
+        raise CorruptSnapshotError(f"{projection.view} snapshot: {exc}") from exc
+    return delta
+
+
+def _state_of(
+    projection: Projection, start: State | None, blobs: Sequence[bytes], positions: Sequence[str]
+) -> State:
+    """The state a chain's blobs give (``start``: a copy of the state before the first)."""
+    state = start
+    for position, blob in zip(positions, blobs, strict=True):
+        with no_cycle_collection():
+            outer = _outer(projection, blob)
+        if state is None:
+            if outer.format != FORMAT:
+                raise CorruptSnapshotError(f"{projection.view} chain at {position}: no base")
+            with no_cycle_collection():
+                state = _base_of(projection, outer)
+            continue
+        if outer.format != DELTA_FORMAT:
+            raise CorruptSnapshotError(f"{projection.view} chain at {position}: no delta")
+        with no_cycle_collection():
+            apply_delta(state, _delta_of(projection, outer))
+    if state is None:
+        raise CorruptSnapshotError(f"{projection.view}: an empty chain")
+    return state
 
 
 def to_drop(refs: Sequence[SnapshotRef], keep: int) -> list[SnapshotRef]:
@@ -166,6 +347,18 @@ def to_drop(refs: Sequence[SnapshotRef], keep: int) -> list[SnapshotRef]:
     return dropped
 
 
+def _chain(links: Mapping[str, str], position: str) -> list[str]:
+    """The positions from ``position`` back to its base (``position`` first)."""
+    chain = [position]
+    previous = links.get(position)
+    while previous:
+        if previous in chain:  # a loop: no base; the read finds a delta where a base belongs
+            break
+        chain.append(previous)
+        previous = links.get(previous)
+    return chain
+
+
 class SnapshotStore:
     """Reads and writes the snapshots of projections under one key prefix."""
 
@@ -173,6 +366,14 @@ class SnapshotStore:
         self.client = client
         self.keys = Keys.of(prefix)
         self.prefix = self.keys.prefix
+
+    def _keys(self, projection: Projection) -> tuple[str, str, str]:
+        name, version = projection.name, projection.version
+        return (
+            self.keys.snapshot_index(name, version),
+            self.keys.snapshot_data(name, version),
+            self.keys.snapshot_links(name, version),
+        )
 
     async def refs(self, projection: Projection) -> list[SnapshotRef]:
         """Every stored snapshot of ``projection``, in log order."""
@@ -182,14 +383,49 @@ class SnapshotStore:
         refs.sort(key=lambda r: position_key(r.position))
         return refs
 
-    async def load(self, projection: Projection, position: Position) -> State | None:
-        """The snapshot of ``projection`` at ``position``, or ``None`` when none is stored."""
-        data_key = self.keys.snapshot_data(projection.name, projection.version)
-        blob = await self.client.hget(data_key, position)
-        if blob is None:
+    async def _links(self, projection: Projection) -> dict[str, str]:
+        raw: Mapping[Any, Any] = await self.client.hgetall(self._keys(projection)[2])
+        return {text(k): text(v) for k, v in raw.items()}
+
+    async def load(
+        self,
+        projection: Projection,
+        position: Position,
+        known: Callable[[Position], State | None] | None = None,
+    ) -> State | None:
+        """The snapshot of ``projection`` at ``position``, or ``None`` when none is stored
+        (or its chain lost a link to a concurrent retention).
+
+        ``known`` gives a state already at hand for a position (a copy it may change), which
+        ends the chain there: only the deltas after it are read.
+        """
+        data_key = self._keys(projection)[1]
+        chain = _chain(await self._links(projection), position)
+        start: State | None = None
+        if known is not None:
+            for i, at in enumerate(chain):
+                start = known(Position(at))
+                if start is not None:
+                    chain = chain[:i]
+                    break
+        chain.reverse()
+        if not chain:
+            return start
+        found: list[Any] = await self.client.hmget(data_key, chain)
+        if any(blob is None for blob in found):
             return None
-        data = blob if isinstance(blob, bytes) else blob.encode()
-        return await asyncio.to_thread(decode_snapshot, projection, data)
+        blobs = [b if isinstance(b, bytes) else b.encode() for b in found]
+        return await asyncio.to_thread(_state_of, projection, start, blobs, chain)
+
+    async def chain(self, projection: Projection, position: Position) -> Chain:
+        """Where the snapshot at ``position`` stands in its chain (sizes of what is stored)."""
+        data_key = self._keys(projection)[1]
+        chain = _chain(await self._links(projection), position)
+        async with self.client.pipeline(transaction=False) as pipe:
+            for at in chain:
+                pipe.hstrlen(data_key, at)
+            sizes: list[int] = await pipe.execute()
+        return Chain(len(chain) - 1, sizes[-1], sum(sizes[:-1]))
 
     async def save(
         self,
@@ -200,23 +436,56 @@ class SnapshotStore:
         *,
         keep: int = DEFAULT_KEEP,
     ) -> list[SnapshotRef]:
-        """Store the state at ``position`` and apply the retention; returns what it removed."""
-        name, version = projection.name, projection.version
-        index, data = (
-            self.keys.snapshot_index(name, version),
-            self.keys.snapshot_data(name, version),
-        )
-        blob = await asyncio.to_thread(encode_snapshot, state, position, ordinal)
+        """Store the state at ``position`` as a base and apply the retention; returns what
+        it removed."""
+        return (await self.write(projection, state, position, ordinal, keep=keep)).dropped
+
+    async def write(
+        self,
+        projection: Projection,
+        state: State,
+        position: Position,
+        ordinal: int,
+        *,
+        keep: int = DEFAULT_KEEP,
+        previous: Position | None = None,
+        changed: Iterable[Key] = (),
+    ) -> Written:
+        """Store the state at ``position`` (a delta from the snapshot at ``previous`` of the
+        ``changed`` keys when ``previous`` is given, else a base) and apply the retention."""
+        index, data, links = self._keys(projection)
+        if previous is None:
+            blob = await asyncio.to_thread(encode_snapshot, state, position, ordinal)
+        else:
+            blob = await asyncio.to_thread(
+                encode_delta, state, list(changed), position, ordinal, previous
+            )
         async with self.client.pipeline(transaction=True) as pipe:
             pipe.hset(data, position, blob)
+            pipe.hset(links, position, previous or "")
             pipe.zadd(index, {position: ordinal})
             await pipe.execute()
-        dropped = to_drop(await self.refs(projection), keep)
-        if dropped:
-            async with self.client.pipeline(transaction=True) as pipe:
-                pipe.zrem(index, *(r.position for r in dropped))
-                pipe.hdel(data, *(r.position for r in dropped))
-                await pipe.execute()
+        dropped = await self._retain(projection, keep)
+        return Written(previous is not None, len(blob), dropped)
+
+    async def _retain(self, projection: Projection, keep: int) -> list[SnapshotRef]:
+        """Remove the snapshots beyond ``keep`` from the index, and the blobs no kept
+        snapshot's chain passes through."""
+        refs = await self.refs(projection)
+        dropped = to_drop(refs, keep)
+        if not dropped:
+            return dropped
+        index, data, links_key = self._keys(projection)
+        links = await self._links(projection)
+        gone = {r.position for r in dropped}
+        needed = {at for r in refs if r.position not in gone for at in _chain(links, r.position)}
+        unused = sorted((gone | links.keys()) - needed)
+        async with self.client.pipeline(transaction=True) as pipe:
+            pipe.zrem(index, *gone)
+            if unused:
+                pipe.hdel(data, *unused)
+                pipe.hdel(links_key, *unused)
+            await pipe.execute()
         return dropped
 
 

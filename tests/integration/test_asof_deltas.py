@@ -1,0 +1,234 @@
+"""Property: as-of answers from base + deltas + tail equal the fold of the log, byte for byte.
+
+Hypothesis draws a history (reports, revisions, retractions, merges, redactions, statements
+and their retractions, from several feeds), appends it to a real Redis in a few parts, and
+after each part runs the snapshot writer with a drawn interval, chain length and retention
+(so chains are resumed, bases and deltas alternate, and retention leaves removed snapshots'
+blobs that kept chains need). Then, for every as-of projection and at positions in a drawn
+order (so the reader's kept states end chains at random places), the state as of each
+position equals the pure fold up to it (documents in the same order), every answer the
+query API computes from it encodes to the same bytes, and so do the victims answers from the
+snapshot's kept sums moved by the tail's cells. Each example has its own key prefix.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+
+import hypothesis.strategies as st
+import msgspec
+import redis.asyncio as aioredis
+from hypothesis import HealthCheck, assume, given, settings
+
+from events import Event, Recorded
+from projections import PROJECTIONS, State, fold
+from projections.alignment import pairs
+from projections.community_victims import query
+from projections.country_stance import stances, timeline
+from projections.filters import VictimsFilter
+from projections.suppression import protected_query
+from services.projector.snapshots import Snapshotter
+from services.resp import text
+from services.store.keys import Keys
+from services.store.redis import RedisEventStore
+from services.views.asof import ASOF_PROJECTIONS, AsOfReader
+from services.views.snapshots import SnapshotStore, encode_snapshot
+from tests.support import builders as f
+from tests.support.strategies import PARTITIONED, histories
+
+EXAMPLES = int(os.environ.get("LEDGER_PROPERTY_EXAMPLES", "25"))
+"""Examples per run: modest for CI; raise it locally to search harder."""
+
+
+encode = msgspec.json.encode
+SUMS = ((5, VictimsFilter()), (2, VictimsFilter(status="civilian")), (3, VictimsFilter(by="party")))
+"""The (threshold, filter) pairs whose as-of victims sums are compared with the fold's."""
+
+
+def answers(name: str, state: State) -> list[bytes]:
+    """Every answer the query API computes from a state of ``name``, encoded."""
+    if name == "community-victims":
+        return [
+            encode(query(state)),
+            encode(protected_query(state, 5)),
+            encode(protected_query(state, 2, VictimsFilter(status="civilian"))),
+        ]
+    if name == "country-stance":
+        return [
+            encode(stances(state)),
+            *(encode(timeline(state, c)) for c in PARTITIONED.countries),
+        ]
+    return [encode(pairs(state))]
+
+
+def ordered(state: State) -> dict[str, list[tuple[str, object]]]:
+    """Every kind's documents as a list, in the state's order (empty kinds left out)."""
+    return {kind: list(docs.items()) for kind, docs in state.kinds().items() if docs}
+
+
+class Plan(msgspec.Struct, frozen=True):
+    """Where the history is cut into appends, how the snapshots are written, and in what
+    order the positions are asked (``order``: the rotation, and reversed when odd)."""
+
+    cuts: list[int]
+    every: int
+    chain: int
+    keep: int
+    order: int
+
+
+plans = st.builds(
+    Plan,
+    cuts=st.lists(st.integers(0, 60), max_size=3).map(sorted),
+    every=st.integers(1, 5),
+    chain=st.sampled_from([0, 1, 2, 3, 8]),
+    keep=st.integers(1, 6),
+    order=st.integers(0, 1000),
+)
+
+
+async def _scenario(url: str, events: list[Event], plan: Plan) -> None:
+    client = aioredis.Redis.from_url(url)
+    prefix = f"t-asof-{uuid.uuid4().hex[:12]}"
+    store = RedisEventStore(client, prefix=prefix)
+    try:
+        writer = Snapshotter(
+            client, prefix=prefix, every=plan.every, keep=plan.keep, chain=plan.chain
+        )
+        start = 0
+        for cut in [*(min(c, len(events)) for c in plan.cuts), len(events)]:
+            if events[start:cut]:
+                await store.append(events[start:cut])  # type: ignore[arg-type]
+                start = cut
+            await writer.run_once()
+        log: list[Recorded] = await store.read(count=10_000)
+        snapshots = SnapshotStore(client, prefix)
+        for name in ASOF_PROJECTIONS:
+            projection = PROJECTIONS[name]
+            assert len(await snapshots.refs(projection)) <= plan.keep
+            reader = AsOfReader(client, prefix, cache_size=1 + plan.order % 3)
+            positions = list(range(len(log)))
+            positions = positions[plan.order % len(log) :] + positions[: plan.order % len(log)]
+            if plan.order % 2:
+                positions.reverse()
+            for i in positions:
+                state = await reader.state_until(projection, log[i].position)
+                whole = fold(projection, log[: i + 1])
+                assert ordered(state) == ordered(whole), (name, i)
+                assert answers(name, state) == answers(name, whole), (name, i)
+                if name == "community-victims":
+                    for k, where in SUMS:
+                        sums = await reader.victims_sums(projection, log[i].position, k, where)
+                        assert encode(sums.protected()) == encode(
+                            protected_query(whole, k, where)
+                        ), (i, k, where)
+                        assert encode(sums.answer()) == encode(query(whole, where)), (i, where)
+    finally:
+        keys = [k async for k in client.scan_iter(match=f"{prefix}:*", count=1000)]
+        if keys:
+            await client.unlink(*keys)
+        await client.aclose()
+
+
+class TestAsOfFromDeltasEqualsTheFold:
+    @settings(
+        max_examples=EXAMPLES,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+    )
+    @given(events=histories(PARTITIONED), plan=plans)
+    def test_as_of_answers_from_snapshots_equal_the_fold(
+        self, redis_url: str, events: list[Event], plan: Plan
+    ) -> None:
+        """At every position, in any order, base + deltas + tail give the fold's answers."""
+        assume(events)
+        asyncio.run(_scenario(redis_url, events, plan))
+
+
+class TestChainsInRedis:
+    async def test_retention_keeps_exactly_the_blobs_of_kept_chains(
+        self, redis_client: aioredis.Redis, redis_store: RedisEventStore, key_prefix: str
+    ) -> None:
+        """With a snapshot per entry, chains of at most 3 deltas and 2 kept: the data holds
+        the blobs the two kept snapshots' chains pass through (each back to a base), and
+        nothing else."""
+        await redis_store.append([f.reported(f"i-{n}", n + 1) for n in range(10)])
+        projection = PROJECTIONS["community-victims"]
+        writer = Snapshotter(
+            redis_client, prefix=key_prefix, every=1, keep=2, chain=3, projections=[projection]
+        )
+        assert await writer.run_once() == 10
+        refs = await SnapshotStore(redis_client, key_prefix).refs(projection)
+        assert [r.ordinal for r in refs] == [2, 10]
+        keys = Keys(key_prefix)
+        stored = {
+            text(k)
+            for k in await redis_client.hkeys(
+                keys.snapshot_data(projection.name, projection.version)
+            )
+        }
+        links = {
+            text(k): text(v)
+            for k, v in (
+                await redis_client.hgetall(keys.snapshot_links(projection.name, projection.version))
+            ).items()
+        }
+        needed: set[str] = set()
+        for ref in refs:
+            chain: list[str] = [ref.position]
+            while links[chain[-1]]:
+                chain.append(links[chain[-1]])
+            assert len(chain) <= 4, chain
+            needed.update(chain)
+        assert stored == needed
+        assert links.keys() == needed
+        assert len(needed) < 10  # the removed snapshots no chain needs are gone
+
+    async def test_snapshots_written_before_deltas_read_and_continue(
+        self, redis_client: aioredis.Redis, redis_store: RedisEventStore, key_prefix: str
+    ) -> None:
+        """A whole-state snapshot without a link (the stored format before deltas) reads as
+        a base, and the writer continues it with deltas."""
+        await redis_store.append([f.reported(f"i-{n}", n + 1) for n in range(6)])
+        log = await redis_store.read(count=10)
+        projection = PROJECTIONS["community-victims"]
+        keys = Keys(key_prefix)
+        old = encode_snapshot(fold(projection, log[:2]), log[1].position, 2)
+        await redis_client.hset(
+            keys.snapshot_data(projection.name, projection.version), log[1].position, old
+        )
+        await redis_client.zadd(
+            keys.snapshot_index(projection.name, projection.version), {log[1].position: 2}
+        )
+        writer = Snapshotter(
+            redis_client, prefix=key_prefix, every=2, chain=8, projections=[projection]
+        )
+        assert await writer.run_once() == 2
+        links = await redis_client.hgetall(keys.snapshot_links(projection.name, projection.version))
+        assert text(links[log[3].position.encode()]) == log[1].position
+        reader = AsOfReader(redis_client, key_prefix)
+        for i in range(6):
+            state = await reader.state_until(projection, log[i].position)
+            assert ordered(state) == ordered(fold(projection, log[: i + 1])), i
+
+    async def test_a_chain_missing_a_blob_answers_from_the_log(
+        self, redis_client: aioredis.Redis, redis_store: RedisEventStore, key_prefix: str
+    ) -> None:
+        """A delta whose previous blob is gone is no snapshot: the answer is folded from
+        the start of the log and still equals the fold."""
+        await redis_store.append([f.reported(f"i-{n}", n + 1) for n in range(4)])
+        log = await redis_store.read(count=10)
+        projection = PROJECTIONS["community-victims"]
+        writer = Snapshotter(
+            redis_client, prefix=key_prefix, every=2, chain=8, projections=[projection]
+        )
+        assert await writer.run_once() == 2
+        store = SnapshotStore(redis_client, key_prefix)
+        await redis_client.hdel(
+            Keys(key_prefix).snapshot_data(projection.name, projection.version), log[1].position
+        )
+        assert await store.load(projection, log[3].position) is None
+        state = await AsOfReader(redis_client, key_prefix).state_until(projection, log[3].position)
+        assert ordered(state) == ordered(fold(projection, log))

@@ -1,0 +1,140 @@
+"""Snapshot deltas: a base plus the deltas after it reads back as the very state of the fold.
+
+A random history (reports, revisions, retractions, merges, redactions, statements and their
+retractions, from several feeds) is folded and cut at random positions; the state at the
+first cut is encoded as a base, the change to each later cut as a delta of the keys the fold
+changed since the cut before. Decoding the base and applying the deltas gives, at every
+cut, the state of the pure fold: the same documents, in the same order in every kind (so
+every answer computed from it is the same, byte for byte).
+"""
+
+from __future__ import annotations
+
+import hypothesis.strategies as st
+from hypothesis import HealthCheck, assume, given, settings
+
+from events import Event
+from projections import PROJECTIONS, Docs, State, fold
+from projections.docs import Key
+from services.views.asof import ASOF_PROJECTIONS, RELEVANT_TYPES
+from services.views.snapshots import (
+    CorruptSnapshotError,
+    apply_delta,
+    decode_delta,
+    decode_snapshot,
+    encode_delta,
+    encode_snapshot,
+)
+from tests.support.builders import COAST, Log, line
+from tests.support.strategies import PARTITIONED, histories
+
+
+def ordered(state: State) -> dict[str, list[tuple[str, object]]]:
+    """Every kind's documents as a list, in the state's order (empty kinds left out)."""
+    return {kind: list(docs.items()) for kind, docs in state.kinds().items() if docs}
+
+
+class TestBasePlusDeltas:
+    @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(events=histories(PARTITIONED), data=st.data())
+    def test_base_and_deltas_read_back_as_the_fold_in_its_order(
+        self, events: list[Event], data: st.DataObject
+    ) -> None:
+        """At every cut, decoded base + applied deltas equal the fold, order included."""
+        records = Log().records(events)
+        assume(records)
+        cuts = sorted(data.draw(st.sets(st.integers(1, len(records)), min_size=1, max_size=6)))
+        for name in ASOF_PROJECTIONS:
+            projection = PROJECTIONS[name]
+            live = projection.initial()
+            read: State | None = None
+            done = 0
+            previous = None
+            for cut in cuts:
+                changed: set[Key] = set()
+                for one in records[done:cut]:
+                    projection.apply(live, one)
+                    changed.update(live.take_changes())
+                done, position = cut, records[cut - 1].position
+                if read is None or previous is None:
+                    read = decode_snapshot(projection, encode_snapshot(live, position, cut))
+                else:
+                    blob = encode_delta(live, changed, position, cut, previous)
+                    back, delta = decode_delta(projection, blob)
+                    assert back == previous
+                    read = apply_delta(read, delta)
+                previous = position
+                whole = fold(projection, records[:cut])
+                assert read == whole, (name, cut)
+                assert ordered(read) == ordered(whole), (name, cut)
+
+    def test_a_document_deleted_and_put_again_moves_to_the_end_as_in_the_fold(self) -> None:
+        """An incident retracted (its cell gone) then a like one reported: the cell ends the
+        kind after the delta, as it ends the fold's."""
+        projection = PROJECTIONS["community-victims"]
+        log = Log()
+        first = log.records([COAST.reported("i-1", 5, victims=[line("druze", 5)])])
+        second = log.records(
+            [
+                COAST.reported("i-2", 7, adm1="Tartus", victims=[line("alawite", 7)]),
+                COAST.retracted("i-1"),
+                COAST.reported("i-3", 5, victims=[line("druze", 5)]),
+            ]
+        )
+        live = fold(projection, first)
+        base = decode_snapshot(projection, encode_snapshot(live, first[-1].position, 1))
+        live.take_changes()
+        for one in second:
+            projection.apply(live, one)
+        changed = set(live.take_changes())
+        blob = encode_delta(live, changed, second[-1].position, 4, first[-1].position)
+        read = apply_delta(base, decode_delta(projection, blob)[1])
+        assert ordered(read) == ordered(fold(projection, first + second))
+        assert list(read.kind("total")) == list(live.kind("total"))
+
+    def test_a_delta_is_no_base_and_a_base_no_delta(self) -> None:
+        """Each decoder refuses the other format (a chain never starts on a delta)."""
+        projection = PROJECTIONS["alignment"]
+        state: State = Docs()
+        base = encode_snapshot(state, "2-0", 2)  # type: ignore[arg-type]
+        delta = encode_delta(state, [], "2-0", 2, "1-0")  # type: ignore[arg-type]
+        try:
+            decode_snapshot(projection, delta)
+        except CorruptSnapshotError:
+            pass
+        else:
+            raise AssertionError("a delta decoded as a base")
+        try:
+            decode_delta(projection, base)
+        except CorruptSnapshotError:
+            pass
+        else:
+            raise AssertionError("a base decoded as a delta")
+
+
+class TestRelevantTypes:
+    @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(events=histories(PARTITIONED))
+    def test_folding_only_the_relevant_types_gives_the_fold(self, events: list[Event]) -> None:
+        """The entries an as-of fold skips undecoded change nothing (a redaction included)."""
+        records = Log().records(events)
+        for name in ASOF_PROJECTIONS:
+            projection = PROJECTIONS[name]
+            relevant = RELEVANT_TYPES[name]
+            kept = [r for r in records if r.event.__struct_config__.tag in relevant]
+            assert ordered(fold(projection, kept)) == ordered(fold(projection, records)), name
+
+
+class TestDocsPatch:
+    def test_patch_records_no_change_and_moves_the_tail_to_the_end(self) -> None:
+        """``patch`` puts in place, deletes, and moves the tail to the end, recording none of
+        it; ``take_changed_keys`` gives the keys put or deleted since the last take once."""
+        state: State = Docs()
+        for ident in ("a", "b", "c"):
+            state.put("k", ident, COAST.reported(ident, 1))  # any frozen struct will do
+        assert state.take_changed_keys() == {("k", "a"), ("k", "b"), ("k", "c")}
+        assert state.take_changed_keys() == set()
+        doc = COAST.reported("z", 2)
+        state.patch("k", {"b": doc}, ["c"], {"a": doc, "d": doc})
+        assert list(state.kind("k").items()) == [("b", doc), ("a", doc), ("d", doc)]
+        assert state.take_changes() == {}
