@@ -1,8 +1,9 @@
 -- KEYS: log, ids, entities, history of one partition.
--- ARGV[1]: a MessagePack array with one array per event: type, event_id, v, data, entity,
---   expected_version ('' for none), op (create|revise|retract|merge|redact|dispute), into
---   entity ('' unless a merge), into id, sealed (the sealed private text, '' for none: the
---   entry then has no sealed field), source (the feed), digest (of the body, see
+-- ARGV[1]: a MessagePack array with one array per event: the entry's fields (a flat list of
+--   names and values, events.to_fields), event_id, entity, expected_version ('' for none),
+--   op (create|revise|retract|merge|redact|dispute), into entity ('' unless a merge), into
+--   id, sealed (the sealed private text, '' for none: the entry then has no sealed field),
+--   source (the feed), digest (of the body, see
 --   services/store/rules.py), named (the incident entities a statement names, in order),
 --   elsewhere (a map: named entity held by another partition -> whether it was reported,
 --   read by the client before the call). One argument for the whole batch keeps the
@@ -70,12 +71,12 @@ end
 for i = 1, n do
   local e = batch[i]
   id_list[i] = e[2]
-  name(e[5])
-  if e[7] == 'merge' and foreign[i] == nil then
-    name(e[8])
+  name(e[3])
+  if e[5] == 'merge' and foreign[i] == nil then
+    name(e[6])
   end
-  for _, incident in ipairs(e[13]) do
-    if e[14][incident] == nil then
+  for _, incident in ipairs(e[11]) do
+    if e[12][incident] == nil then
       name(incident)
     end
   end
@@ -112,7 +113,10 @@ local function feed_at(pos)
   local entry = redis.call('XRANGE', log, pos, pos)[1]
   local fields = entry[2]
   for j = 1, #fields, 2 do
-    if fields[j] == 'data' then
+    if fields[j] == 'source' then  -- entries of codec 1 and later
+      return fields[j + 1]
+    end
+    if fields[j] == 'data' then  -- the JSON of an entry written before them
       return cjson.decode(fields[j + 1])['source']
     end
   end
@@ -127,9 +131,9 @@ local dirty_order = {}
 for i = 1, n do
   local e = batch[i]
   local id = e[2]
-  local source, digest = e[11], e[12]
+  local source, digest = e[9], e[10]
   if seen[id] then
-    if not same_body(batch[seen[id]][12], digest) then
+    if not same_body(batch[seen[id]][10], digest) then
       return {'reused', i - 1, '', seen[id] - 1}
     end
     dup[i] = seen[id]
@@ -144,7 +148,7 @@ for i = 1, n do
     dup[i] = pos
   else
     seen[id] = i
-    local entity, expected, op = e[5], e[6], e[7]
+    local entity, expected, op = e[3], e[4], e[5]
     local s = states[entity]
     if expected ~= '' and tonumber(expected) ~= s[1] then
       return {'conflict', i - 1, entity, s[1], 'version'}
@@ -155,8 +159,8 @@ for i = 1, n do
         return {'conflict', i - 1, entity, s[1], 'exists'}
       end
       local unknown = {}
-      for _, incident in ipairs(e[13]) do
-        local reported = e[14][incident]
+      for _, incident in ipairs(e[11]) do
+        local reported = e[12][incident]
         if reported == nil then
           reported = states[incident][2] ~= 'missing'
         end
@@ -186,7 +190,7 @@ for i = 1, n do
         return {'rejected', i - 1, 'self', s[2], s[3]}
       end
       if op == 'merge' then
-        local into = e[8]
+        local into = e[6]
         if into == entity then
           return {'rejected', i - 1, 'into', 'self', ''}
         end
@@ -198,7 +202,7 @@ for i = 1, n do
           return {'rejected', i - 1, 'into', t[2], t[3]}
         end
         s[2] = 'merged'
-        s[3] = e[9]
+        s[3] = e[7]
       elseif op == 'retract' then
         s[2] = 'retracted'
       end
@@ -238,18 +242,17 @@ for i = 1, n do
   local d = dup[i]
   local pos
   if d == nil then
-    if e[10] == '' then
-      pos = redis.call('XADD', log, '*', 'type', e[1], 'event_id', e[2], 'v', e[3],
-        'data', e[4])
-    else
-      pos = redis.call('XADD', log, '*', 'type', e[1], 'event_id', e[2], 'v', e[3],
-        'data', e[4], 'sealed', e[10])
+    local fields = e[1]
+    if e[8] ~= '' then
+      fields[#fields + 1] = 'sealed'
+      fields[#fields + 1] = e[8]
     end
+    pos = redis.call('XADD', log, '*', unpack(fields))
     new_ids[#new_ids + 1] = e[2]
-    new_ids[#new_ids + 1] = pos .. ' ' .. e[12]
-    remember(e[5], pos)
-    if e[7] == 'merge' then
-      remember(e[8], pos)
+    new_ids[#new_ids + 1] = pos .. ' ' .. e[10]
+    remember(e[3], pos)
+    if e[5] == 'merge' then
+      remember(e[6], pos)
     end
     flags[i] = 'a'
   else

@@ -23,7 +23,7 @@ from typing import Any, Final, Literal, cast
 
 import msgspec
 
-from events import EVENT_TYPES, AnyEvent, IncidentMerged, Position, encode
+from events import AnyEvent, IncidentMerged, Position, encode, to_fields
 from services.resp import text
 from services.store.base import Appended
 from services.store.rules import (
@@ -43,9 +43,6 @@ __all__ = ["APPEND_SCRIPT", "Part", "answers", "pack", "pack_batch"]
 
 pack = msgspec.msgpack.Encoder().encode
 """MessagePack, as the script's ``cmsgpack.unpack`` reads it."""
-
-_TAGS: dict[type, str] = {cls: tag for tag, cls in EVENT_TYPES.items()}
-_VERSIONS: dict[type, str] = {cls: str(cls.SCHEMA_VERSION) for cls in EVENT_TYPES.values()}
 
 APPEND_SCRIPT: Final = resources.files(__package__).joinpath("append.lua").read_text("utf-8")
 """The append script (``services/store/append.lua``): its header says what it takes and
@@ -70,6 +67,19 @@ class Part(msgspec.Struct):
 _NOWHERE: dict[str, bool] = {}
 
 
+def _as_str(value: bytes) -> msgspec.Raw:
+    """Bytes packed as a MessagePack string: the script's ``cmsgpack`` (Redis 7.0) refuses
+    the bin type, and a Lua string holds any bytes."""
+    size = len(value)
+    if size < 256:
+        head = b"\xd9" + bytes((size,))
+    elif size < 65536:
+        head = b"\xda" + size.to_bytes(2, "big")
+    else:
+        head = b"\xdb" + size.to_bytes(4, "big")
+    return msgspec.Raw(head + value)
+
+
 def pack_batch(
     events: Sequence[AnyEvent],
     sealed: Sequence[str | None] | None = None,
@@ -78,7 +88,7 @@ def pack_batch(
 ) -> tuple[bytes, list[str]]:
     """The script's one argument (see :data:`APPEND_SCRIPT`) and the events' ids.
 
-    The four entry fields are those of :func:`events.to_fields` of the stored form;
+    The entry's fields are those of :func:`events.to_fields` of the stored form;
     ``private`` gives the keyed digests of private text (:func:`~services.store.rules.body_digest`)
     and ``elsewhere`` per event the named incidents held by other partitions.
     """
@@ -96,14 +106,13 @@ def pack_batch(
             into_entity, into = event.into_entity, event.into
         else:
             into_entity = into = ""
-        cls = type(stored)
-        data = encode(stored)
+        entry: list[str | msgspec.Raw] = []
+        for name, value in to_fields(stored).items():
+            entry += (name, _as_str(value) if isinstance(value, bytes) else value)
         rows.append(
             (
-                _TAGS[cls],
+                entry,
                 event_id,
-                _VERSIONS[cls],
-                data.decode(),
                 event.entity,
                 "" if expected is None else str(expected),
                 op_of(event),
@@ -111,7 +120,7 @@ def pack_batch(
                 into,
                 blob or "",
                 event.source,
-                body_digest(data, secret),
+                body_digest(encode(stored), secret),  # the JSON, as for entries before codecs
                 named_incidents(event),
                 others.get(at, _NOWHERE),
             )

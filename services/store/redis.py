@@ -29,7 +29,7 @@ from services.store.append import APPEND_SCRIPT, Part, answers, pack, pack_batch
 from services.store.base import Appended, BatchError, EntityState, StoreUnavailableError
 from services.store.connection import UNAVAILABLE, unavailable
 from services.store.keys import Keys
-from services.store.log import LogReader, recorded_of
+from services.store.log import RAW, LogReader, recorded_of, xrange_args
 from services.store.positions import START
 from services.store.rules import (
     OPERATOR_FEED,
@@ -342,7 +342,9 @@ class RedisEventStore:
         wanted = 0
         for partition, raw in zip(spots, lists, strict=True):
             for position in text(raw).split() if raw else ():
-                pipe.xrange(keys.log_of(partition), min=position, max=position)
+                pipe.execute_command(
+                    *xrange_args(keys.log_of(partition), position, position), **RAW
+                )
                 wanted += 1
         if not wanted:
             return []
@@ -367,7 +369,7 @@ class RedisEventStore:
         """The last position of every partition, in partition order."""
         pipe = self.client.pipeline(transaction=False)
         for log in self.keys.logs:
-            pipe.xrevrange(log, "+", "-", count=1)
+            pipe.execute_command("XREVRANGE", log, "+", "-", "COUNT", 1, **RAW)
         return [
             Position(text(entries[0][0])) if entries else None
             for entries in await self._call(pipe.execute)

@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import uuid
+from pathlib import Path
 
+import msgspec
 import pytest
 import redis.asyncio as aioredis
+import zstandard
 
-from events import MAX_BATCH, CodecError, Position
+import events
+from events import ENTRY_JSON, MAX_BATCH, CodecError, Position, to_fields
 from services.runtime.redis_server import free_port
 from services.store.base import (
     Appended,
     ConflictError,
     EntityState,
+    IdReusedError,
     StoreUnavailableError,
 )
 from services.store.connection import SOCKET_TIMEOUT, connect
@@ -52,25 +56,70 @@ class TestIndexesWrittenBeforeOwnersAndDigests:
         assert (again.status, again.position) == ("duplicate", first.position)
 
 
+DICTIONARY = Path(events.__file__).parent / "data" / "entries-2.zdict"
+
+
+class TestEntriesWrittenBeforeCodecs:
+    """A log whose older entries are codec 0 (``data`` JSON, no ``c``) reads and checks on."""
+
+    async def test_a_log_of_old_and_new_entries_reads_in_order(
+        self, redis_store: RedisEventStore, redis_client: aioredis.Redis, key_prefix: str
+    ) -> None:
+        """Given an entry written as before codecs, when new ones follow, then the store reads
+        all of them, each as its event, in log order."""
+        old = reported("i-1", best=3)
+        await added(redis_client, Keys(key_prefix).log, to_fields(old, ENTRY_JSON))
+        new = [reported("i-2"), reported("i-3")]
+        await redis_store.append(new)
+        assert [r.event for r in await redis_store.read()] == [old, *new]
+
+    @pytest.mark.parametrize("codec", [ENTRY_JSON, events.ENTRY_ZSTD])
+    async def test_an_id_held_by_another_feeds_entry_is_taken_in_either_codec(
+        self,
+        redis_store: RedisEventStore,
+        redis_client: aioredis.Redis,
+        key_prefix: str,
+        codec: int,
+    ) -> None:
+        """The script reads the feed of the entry holding an id from ``source`` (codec 2)
+        or from the JSON ``data`` (codec 0): another feed gets id_taken, the same feed
+        with another body id_reused."""
+        keys = Keys(key_prefix)
+        squat = reported("i-9", source="acled")
+        position = (await added(redis_client, keys.log, to_fields(squat, codec))).decode()
+        await redis_client.hset(keys.ids, str(squat.event_id), f"{position} xxxxxxxx")
+        with pytest.raises(IdReusedError) as taken:
+            await redis_store.append([reported("i-1", event_id=squat.event_id)])
+        assert taken.value.reason == "id_taken"
+        with pytest.raises(IdReusedError) as reused:
+            await redis_store.append([reported("i-1", source="acled", event_id=squat.event_id)])
+        assert (reused.value.reason, reused.value.position) == ("id_reused", position)
+
+
 class TestWireFormat:
     """What the store writes is plain Redis data any client can read."""
 
     async def test_log_entries_are_plain_fields(
         self, redis_store: RedisEventStore, redis_client: aioredis.Redis, key_prefix: str
     ) -> None:
-        """A raw XRANGE shows type, event_id, v and data (the event as JSON)."""
+        """A raw XRANGE shows c, type, v, source and d, the rest of the event, which plain
+        zstandard (with the shipped dictionary) and MessagePack decode."""
         event = reported("i-1", best=7)
         (appended,) = await redis_store.append([event])
         entries = await stream_entries(redis_client, Keys(key_prefix).log)
         assert len(entries) == 1
         entry_id, fields = entries[0]
         assert entry_id.decode() == appended.position
-        assert set(fields) == {b"type", b"event_id", b"v", b"data"}
+        assert set(fields) == {b"c", b"type", b"v", b"source", b"d"}
+        assert fields[b"c"] == b"2"
         assert fields[b"type"] == b"incident.reported"
-        assert fields[b"event_id"].decode() == str(event.event_id)
         assert fields[b"v"] == b"4"
-        data = json.loads(fields[b"data"])
-        assert data["type"] == "incident.reported"
+        assert fields[b"source"] == event.source.encode()
+        dictionary = zstandard.ZstdCompressionDict(DICTIONARY.read_bytes())
+        data = msgspec.msgpack.decode(
+            zstandard.ZstdDecompressor(dict_data=dictionary).decompress(fields[b"d"])
+        )
+        assert uuid.UUID(bytes=data["event_id"]) == event.event_id
         assert data["incident_id"] == "i-1"
         assert data["fatalities"]["best"] == 7
         assert "expected_version" not in data
