@@ -83,16 +83,19 @@ for i = 1, n do
 end
 local known_ids = hmget(ids, id_list)
 local stored = hmget(entities, names)
--- 'version|status[|into[|owner]]' -> {version, status, into, owner}
+-- 'version|status[|into[|owner[|created]]]' -> {version, status, into, owner, created}
+-- (created: the position of the entity's first event; the history hash holds the later
+-- ones only, and no entry at all for an entity of one event. An entity recorded before
+-- has no created part and its history holds every position.)
 local function parsed(raw)
   if not raw or raw == '' then
-    return {0, 'missing', '', ''}
+    return {0, 'missing', '', '', ''}
   end
   local parts = {}
   for part in string.gmatch(raw .. '|', '([^|]*)|') do
     parts[#parts + 1] = part
   end
-  return {tonumber(parts[1]), parts[2], parts[3] or '', parts[4] or ''}
+  return {tonumber(parts[1]), parts[2], parts[3] or '', parts[4] or '', parts[5] or ''}
 end
 local states = {}
 for j = 1, #names do
@@ -250,7 +253,11 @@ for i = 1, n do
     pos = redis.call('XADD', log, '*', unpack(fields))
     new_ids[#new_ids + 1] = e[2]
     new_ids[#new_ids + 1] = pos .. ' ' .. e[10]
-    remember(e[3], pos)
+    if e[5] == 'create' then
+      states[e[3]][5] = pos  -- kept in the entity's state: no history entry for it
+    else
+      remember(e[3], pos)
+    end
     if e[5] == 'merge' then
       remember(e[6], pos)
     end
@@ -272,7 +279,9 @@ local changed = {}
 for _, entity in ipairs(dirty_order) do
   local s = states[entity]
   local value = s[1] .. '|' .. s[2]
-  if s[4] ~= '' then
+  if s[5] ~= '' then
+    value = value .. '|' .. s[3] .. '|' .. s[4] .. '|' .. s[5]
+  elseif s[4] ~= '' then
     value = value .. '|' .. s[3] .. '|' .. s[4]
   elseif s[3] ~= '' then
     value = value .. '|' .. s[3]

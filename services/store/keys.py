@@ -2,14 +2,16 @@
 
 Everything lives under one prefix (default ``ledger``). The log is split into partitions;
 the keys of one partition share the hash tag ``{p<N>}`` so that a Lua script touching one
-partition stays on one cluster slot:
+partition stays on one cluster slot (the log's entries: :mod:`events.codec`; ``created`` is
+the position of an entity's first event, so an entity of one event has no ``history`` entry,
+and an entity recorded before ``created`` was kept has every position in its history):
 
 | key | type | holds |
 |---|---|---|
-| ``<prefix>:{p0}:log`` | stream | events: ``type``, ``event_id``, ``v``, ``data`` [, ``sealed``] |
-| ``<prefix>:{p0}:ids`` | hash | event_id → position (the idempotency index) |
-| ``<prefix>:{p0}:entities`` | hash | entity → ``version|status[|into]`` |
-| ``<prefix>:{p0}:history`` | hash | entity → space-separated positions of its events |
+| ``<prefix>:{p0}:log`` | stream | events: ``c``, ``type``, ``v``, ``source``, ``d`` [, sealed] |
+| ``<prefix>:{p0}:ids`` | hash | event_id → ``position digest`` (the idempotency index) |
+| ``<prefix>:{p0}:entities`` | hash | entity → ``version|status|into|owner|created`` |
+| ``<prefix>:{p0}:history`` | hash | entity → positions of its events after ``created`` |
 | ``<prefix>:inbox:<feed>`` | stream | one feed's submissions, written by its own ACL user only |
 | ``<prefix>:inbox`` | stream | the retired shared inbox: every entry is rejected |
 | ``<prefix>:feeds`` | set | feeds registered for the inbox by ``ledger feeds add`` |
@@ -121,11 +123,11 @@ class Keys(msgspec.Struct, frozen=True):
         return f"{self.prefix}:{self.tag(partition)}:ids"
 
     def entities_of(self, partition: int) -> str:
-        """The hash entity → ``version|status[|into]`` of ``partition``."""
+        """The hash entity → ``version|status|into|owner|created`` of ``partition``."""
         return f"{self.prefix}:{self.tag(partition)}:entities"
 
     def history_of(self, partition: int) -> str:
-        """The hash entity → space-separated positions of ``partition``."""
+        """The hash entity → space-separated positions of its later events, of ``partition``."""
         return f"{self.prefix}:{self.tag(partition)}:history"
 
     @property

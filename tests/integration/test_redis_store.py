@@ -127,8 +127,9 @@ class TestWireFormat:
     async def test_index_hashes_follow_the_documented_layout(
         self, redis_store: RedisEventStore, redis_client: aioredis.Redis, key_prefix: str
     ) -> None:
-        """ids, entities and history hold ``position digest``, ``version|status|into|owner``
-        and positions."""
+        """ids, entities and history hold ``position digest``,
+        ``version|status|into|owner|created`` and the positions after the first: an entity
+        of one event has no history entry."""
         one, two, merge = reported("i-1"), reported("i-2"), merged("i-2", "i-1")
         answers = await redis_store.append([one, two, merge])
         keys = Keys(key_prefix)
@@ -138,13 +139,34 @@ class TestWireFormat:
         assert {k: v[0] for k, v in held.items()} == {a.event_id: a.position for a in answers}
         assert {len(v[1]) for v in held.values()} == {DIGEST_CHARS}  # no private text
         entities = await redis_client.hgetall(keys.entities)
+        first, second, third = (a.position.encode() for a in answers)
         assert entities == {
-            b"incident:i-1": b"1|live||sohr",
-            b"incident:i-2": b"2|merged|i-1|sohr",
+            b"incident:i-1": b"1|live||sohr|" + first,
+            b"incident:i-2": b"2|merged|i-1|sohr|" + second,
         }
-        history: bytes | None = await redis_client.hget(keys.history, "incident:i-1")  # type: ignore[assignment]
-        assert history is not None
-        assert history.decode().split() == [answers[0].position, answers[2].position]
+        history = await redis_client.hgetall(keys.history)
+        assert history == {b"incident:i-1": third, b"incident:i-2": third}
+        assert [r.position for r in await redis_store.read_entity("incident:i-1")] == [
+            answers[0].position,
+            answers[2].position,
+        ]
+
+    async def test_entities_recorded_before_created_positions_read_their_whole_history(
+        self, redis_store: RedisEventStore, redis_client: aioredis.Redis, key_prefix: str
+    ) -> None:
+        """Given an entity whose state has no created part and whose history holds every
+        position (as written before), its events read the same, and a later event is added
+        to that history."""
+        keys = Keys(key_prefix)
+        (first,) = await redis_store.append([reported("i-1")])
+        await redis_client.hset(keys.entities, "incident:i-1", "1|live||sohr")
+        await redis_client.hset(keys.history, "incident:i-1", first.position)
+        (second,) = await redis_store.append([revised("i-1")])
+        held = await redis_client.hget(keys.history, "incident:i-1")
+        assert held == f"{first.position} {second.position}".encode()
+        assert await redis_client.hget(keys.entities, "incident:i-1") == b"2|live||sohr"
+        read = await redis_store.read_entity("incident:i-1")
+        assert [r.position for r in read] == [first.position, second.position]
 
     async def test_store_works_on_a_client_that_decodes_responses(
         self, redis_url: str, key_prefix: str
