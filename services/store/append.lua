@@ -1,12 +1,14 @@
 -- KEYS: log, ids, entities, history of one partition.
 -- ARGV[1]: a MessagePack array with one array per event: the entry's fields (a flat list of
---   names and values, events.to_fields), event_id, entity, expected_version ('' for none),
---   op (create|revise|retract|merge|redact|dispute), into entity ('' unless a merge), into
+--   names and values, events.to_fields), event_id (16 bytes), entity, expected_version,
+--   ('' for none), op (create|revise|retract|merge|redact|dispute), into entity ('' unless
+--   a merge), into
 --   id, sealed (the sealed private text, '' for none: the entry then has no sealed field),
 --   source (the feed), digest (of the body, see
 --   services/store/rules.py), named (the incident entities a statement names, in order),
 --   elsewhere (a map: named entity held by another partition -> whether it was reported,
---   read by the client before the call). One argument for the whole batch keeps the
+--   read by the client before the call), the bucket of the id (services/store/keys.py),
+--   the event_id as text (the event_id before it is its 16 bytes). One argument for the whole batch keeps the
 --   client's command packing to one string; the index hashes are read and written with
 --   one command per hash (in chunks), so the per-event commands are the XADDs alone.
 -- ARGV[2] (optional): a MessagePack map from the batch index of a merge into an incident
@@ -59,7 +61,6 @@ end
 
 -- what the hashes know already: every id, and every entity named (merge targets, the
 -- incidents statements name here)
-local id_list = {}
 local names = {}
 local named = {}
 local function name(entity)
@@ -70,7 +71,6 @@ local function name(entity)
 end
 for i = 1, n do
   local e = batch[i]
-  id_list[i] = e[2]
   name(e[3])
   if e[5] == 'merge' and foreign[i] == nil then
     name(e[6])
@@ -81,7 +81,47 @@ for i = 1, n do
     end
   end
 end
-local known_ids = hmget(ids, id_list)
+-- ids are held in buckets (ids .. ':' .. bucket, small hashes Redis keeps as listpacks),
+-- each id under its 16 bytes; an id indexed before buckets is in the hash ids itself,
+-- under its text
+local by_bucket, buckets = {}, {}
+for i = 1, n do
+  local bucket = batch[i][13]
+  local list = by_bucket[bucket]
+  if list == nil then
+    list = {}
+    by_bucket[bucket] = list
+    buckets[#buckets + 1] = bucket
+  end
+  list[#list + 1] = i
+end
+local known_ids = {}
+for _, bucket in ipairs(buckets) do
+  local list = by_bucket[bucket]
+  local fields = {}
+  for j, i in ipairs(list) do
+    fields[j] = batch[i][2]
+  end
+  local got = hmget(ids .. ':' .. bucket, fields)
+  for j, i in ipairs(list) do
+    known_ids[i] = got[j]
+  end
+end
+if redis.call('EXISTS', ids) == 1 then
+  local older, at = {}, {}
+  for i = 1, n do
+    if not known_ids[i] then
+      older[#older + 1] = batch[i][14]
+      at[#at + 1] = i
+    end
+  end
+  if #older > 0 then
+    local got = hmget(ids, older)
+    for j = 1, #at do
+      known_ids[at[j]] = got[j]
+    end
+  end
+end
 local stored = hmget(entities, names)
 -- 'version|status[|into[|owner[|created]]]' -> {version, status, into, owner, created}
 -- (created: the position of the entity's first event; the history hash holds the later
@@ -228,7 +268,7 @@ end
 local result = {'ok', ''}
 local flags = {}
 local positions = {}
-local new_ids = {}
+local new_ids, new_buckets = {}, {}
 local touched = {}
 local order = {}
 local function remember(entity, pos)
@@ -251,8 +291,14 @@ for i = 1, n do
       fields[#fields + 1] = e[8]
     end
     pos = redis.call('XADD', log, '*', unpack(fields))
-    new_ids[#new_ids + 1] = e[2]
-    new_ids[#new_ids + 1] = pos .. ' ' .. e[10]
+    local held = new_ids[e[13]]
+    if held == nil then
+      held = {}
+      new_ids[e[13]] = held
+      new_buckets[#new_buckets + 1] = e[13]
+    end
+    held[#held + 1] = e[2]
+    held[#held + 1] = pos .. ' ' .. e[10]
     if e[5] == 'create' then
       states[e[3]][5] = pos  -- kept in the entity's state: no history entry for it
     else
@@ -274,7 +320,9 @@ for i = 1, n do
   result[i + 2] = pos
 end
 result[2] = table.concat(flags)
-hset(ids, new_ids)
+for _, bucket in ipairs(new_buckets) do
+  hset(ids .. ':' .. bucket, new_ids[bucket])
+end
 local changed = {}
 for _, entity in ipairs(dirty_order) do
   local s = states[entity]

@@ -26,6 +26,7 @@ import msgspec
 from events import AnyEvent, IncidentMerged, Position, encode, to_fields
 from services.resp import text
 from services.store.base import Appended
+from services.store.keys import id_bucket
 from services.store.rules import (
     body_digest,
     conflict,
@@ -112,7 +113,7 @@ def pack_batch(
         rows.append(
             (
                 entry,
-                event_id,
+                _as_str(stored.event_id.bytes),
                 event.entity,
                 "" if expected is None else str(expected),
                 op_of(event),
@@ -123,6 +124,8 @@ def pack_batch(
                 body_digest(encode(stored), secret),  # the JSON, as for entries before codecs
                 named_incidents(event),
                 others.get(at, _NOWHERE),
+                id_bucket(stored.event_id),
+                event_id,
             )
         )
     return pack(rows), event_ids

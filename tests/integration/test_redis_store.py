@@ -51,7 +51,9 @@ class TestIndexesWrittenBeforeOwnersAndDigests:
         answers duplicate as it did then (there is no digest to compare)."""
         event = reported("i-1", best=5)
         (first,) = await redis_store.append([event])
-        await redis_client.hset(Keys(key_prefix).ids, str(event.event_id), first.position)
+        keys = Keys(key_prefix)  # as an id indexed before digests and buckets:
+        await redis_client.hdel(keys.id_bucket_of(0, event.event_id), event.event_id.bytes)
+        await redis_client.hset(keys.ids, str(event.event_id), first.position)
         (again,) = await redis_store.append([reported("i-1", best=50, event_id=event.event_id)])
         assert (again.status, again.position) == ("duplicate", first.position)
 
@@ -127,14 +129,24 @@ class TestWireFormat:
     async def test_index_hashes_follow_the_documented_layout(
         self, redis_store: RedisEventStore, redis_client: aioredis.Redis, key_prefix: str
     ) -> None:
-        """ids, entities and history hold ``position digest``,
+        """ids (in buckets, under the id's 16 bytes), entities and history hold
+        ``position digest``,
         ``version|status|into|owner|created`` and the positions after the first: an entity
         of one event has no history entry."""
         one, two, merge = reported("i-1"), reported("i-2"), merged("i-2", "i-1")
         answers = await redis_store.append([one, two, merge])
         keys = Keys(key_prefix)
         assert keys.log == f"{key_prefix}:{{p0}}:log"
-        ids: dict[bytes, bytes] = await redis_client.hgetall(keys.ids)  # type: ignore[assignment]
+        assert await redis_client.exists(keys.ids) == 0  # only buckets are written
+        ids: dict[bytes, bytes] = {}
+        for answer in answers:
+            event_id = uuid.UUID(answer.event_id)
+            bucket: dict[bytes, bytes] = await redis_client.hgetall(keys.id_bucket_of(0, event_id))  # type: ignore[assignment]
+            assert await redis_client.object("encoding", keys.id_bucket_of(0, event_id)) in {
+                b"listpack",
+                "listpack",
+            }
+            ids[str(event_id).encode()] = bucket[event_id.bytes]
         held = {k.decode(): v.decode().split(" ") for k, v in ids.items()}
         assert {k: v[0] for k, v in held.items()} == {a.event_id: a.position for a in answers}
         assert {len(v[1]) for v in held.values()} == {DIGEST_CHARS}  # no private text
