@@ -264,51 +264,11 @@ def _str(text: str) -> bytes:
     return b"\xda" + len(raw).to_bytes(2, "big") + raw
 
 
-def _str_span(data: bytes, at: int) -> tuple[int, int]:
-    """Where the text of the MessagePack string at ``at`` starts and ends."""
-    first = data[at]
-    if 0xA0 <= first <= 0xBF:
-        return at + 1, at + 1 + (first & 0x1F)
-    if first == 0xD9:
-        return at + 2, at + 2 + data[at + 1]
-    if first == 0xDA:
-        return at + 3, at + 3 + int.from_bytes(data[at + 1 : at + 3], "big")
-    raise CodecError("entry data holds no string where one belongs")
-
-
 _TYPE_KEY: Final = _str("type")
 _ID_KEY: Final = _str("event_id")
 _SOURCE_KEY: Final = _str("source")
 _VERSION_KEY: Final = _str("schema_version")
 _UUID_BYTES: Final = 18  # bin8 header, length, 16 bytes
-
-
-def _split(packed: bytes, version: int) -> tuple[str, bytes]:
-    """The event's feed and its MessagePack map without ``type``, ``source`` and a
-    ``schema_version`` equal to ``version`` (msgspec writes the tag, then the envelope
-    fields, first)."""
-    count, at = _read_map_header(packed)
-    if packed[at : at + len(_TYPE_KEY)] != _TYPE_KEY:
-        raise CodecError("an event encodes with its tag first")
-    _, at = _str_span(packed, at + len(_TYPE_KEY))
-    if packed[at : at + len(_ID_KEY)] != _ID_KEY:
-        raise CodecError("an event encodes with its event_id second")
-    id_end = at + len(_ID_KEY) + _UUID_BYTES
-    ident = packed[at:id_end]
-    if packed[id_end : id_end + len(_SOURCE_KEY)] != _SOURCE_KEY:
-        raise CodecError("an event encodes with its source third")
-    at = id_end + len(_SOURCE_KEY)
-    start, end = _str_span(packed, at)
-    source = packed[start:end].decode()
-    left = count - 2
-    if packed[end : end + len(_VERSION_KEY) + 1] == _VERSION_KEY + bytes((version,)):
-        end += len(_VERSION_KEY) + 1  # the entry's ``v`` says it
-        left -= 1
-    elif packed[end : end + len(_VERSION_KEY)] != _VERSION_KEY:
-        # 0, the default, is left out by msgspec: kept, so that it is not read as ``v``
-        ident += _VERSION_KEY + b"\x00"
-        left += 1
-    return source, _map_header(left) + ident + packed[end:]
 
 
 def _joined(data: bytes, head: bytes, added: int, source: bytes) -> bytes:
@@ -368,15 +328,21 @@ def to_fields(event: Event, codec: int | None = None) -> dict[str, str | bytes]:
     version = type(event).SCHEMA_VERSION
     # through builtins: msgspec's MessagePack would write a datetime as a UTC timestamp and
     # lose its offset, JSON's text keeps it (a UUID stays 16 bytes)
-    packed = _mp_encoder.encode(msgspec.to_builtins(event, builtin_types=_KEPT))
-    source, data = _split(packed, version)
+    rest = msgspec.to_builtins(event, builtin_types=_KEPT)
+    tag, source = rest.pop("type"), rest.pop("source")
+    held = rest.get("schema_version", 0)
+    if held == version:
+        del rest["schema_version"]  # the entry's ``v`` says it
+    elif not held:  # left out as the default: kept (after the id), not to be read as ``v``
+        rest = {"event_id": rest.pop("event_id"), "schema_version": 0, **rest}
+    data = _mp_encoder.encode(rest)
     if codec == ENTRY_ZSTD:
         data = _zstd().compress(data)
     elif codec != ENTRY_MSGPACK:
         raise CodecError(f"no entry codec {codec}")
     return {
         "c": str(codec),
-        "type": event.type,
+        "type": tag,
         "v": str(version),
         "source": source,
         "d": data,

@@ -385,6 +385,8 @@ class TestWireFields:
         event = MINIMAL["incident.retracted"]
         assert event.schema_version == 0
         assert events.from_fields(events.to_fields(event)).schema_version == 0
+        data = events.to_fields(event, events.ENTRY_MSGPACK)["d"]
+        assert list(msgspec.msgpack.decode(data))[:2] == ["event_id", "schema_version"]
 
     def test_compressed_data_is_much_smaller_than_the_json(self) -> None:
         """The shipped dictionary makes a full report's ``d`` under half its JSON."""
