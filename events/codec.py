@@ -317,15 +317,26 @@ _HELD_VERSION: Final = len(_ID_KEY) + _UUID_BYTES
 def to_fields(event: Event, codec: int | None = None) -> dict[str, str | bytes]:
     """The stream entry fields for an event in ``codec`` (default :data:`ENTRY_CODEC`; see the
     module docstring)."""
+    flat = entry_values(event, codec)
+    return dict(zip(flat[::2], flat[1::2], strict=True))  # type: ignore[arg-type]
+
+
+def entry_values(event: Event, codec: int | None = None) -> list[str | bytes]:
+    """:func:`to_fields` as the flat list ``XADD`` takes (names and values), the data last."""
     codec = ENTRY_CODEC if codec is None else codec
+    cls = type(event)
     if codec == ENTRY_JSON:
-        return {
-            "type": event.type,
-            "event_id": str(event.event_id),
-            "v": str(type(event).SCHEMA_VERSION),
-            "data": encode(event),
-        }
-    version = type(event).SCHEMA_VERSION
+        return [
+            "type",
+            event.type,
+            "event_id",
+            str(event.event_id),
+            "v",
+            _VERSION_TEXT[cls],
+            "data",
+            _encoder.encode(event),
+        ]
+    version = cls.SCHEMA_VERSION
     # through builtins: msgspec's MessagePack would write a datetime as a UTC timestamp and
     # lose its offset, JSON's text keeps it (a UUID stays 16 bytes)
     rest = msgspec.to_builtins(event, builtin_types=_KEPT)
@@ -340,13 +351,22 @@ def to_fields(event: Event, codec: int | None = None) -> dict[str, str | bytes]:
         data = _zstd().compress(data)
     elif codec != ENTRY_MSGPACK:
         raise CodecError(f"no entry codec {codec}")
-    return {
-        "c": str(codec),
-        "type": tag,
-        "v": str(version),
-        "source": source,
-        "d": data,
-    }
+    return [
+        "c",
+        _CODEC_TEXT[codec],
+        "type",
+        tag,
+        "v",
+        _VERSION_TEXT[cls],
+        "source",
+        source,
+        "d",
+        data,
+    ]
+
+
+_CODEC_TEXT: Final = {codec: str(codec) for codec in ENTRY_CODECS}
+_VERSION_TEXT: Final = {cls: str(cls.SCHEMA_VERSION) for cls in EVENT_TYPES.values()}
 
 
 def _field(fields: Mapping[Any, Any], name: str) -> Any:

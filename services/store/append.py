@@ -23,7 +23,7 @@ from typing import Any, Final, Literal, cast
 
 import msgspec
 
-from events import AnyEvent, IncidentMerged, Position, encode, to_fields
+from events import AnyEvent, IncidentMerged, Position, encode, entry_values
 from services.resp import text
 from services.store.base import Appended
 from services.store.keys import id_bucket
@@ -68,6 +68,10 @@ class Part(msgspec.Struct):
 _NOWHERE: dict[str, bool] = {}
 
 
+_ID_HEAD: Final = b"\xd9\x10"
+"""A MessagePack string of 16 bytes: an event id (see :func:`_as_str`)."""
+
+
 def _as_str(value: bytes) -> msgspec.Raw:
     """Bytes packed as a MessagePack string: the script's ``cmsgpack`` (Redis 7.0) refuses
     the bin type, and a Lua string holds any bytes."""
@@ -89,7 +93,7 @@ def pack_batch(
 ) -> tuple[bytes, list[str]]:
     """The script's one argument (see :data:`APPEND_SCRIPT`) and the events' ids.
 
-    The entry's fields are those of :func:`events.to_fields` of the stored form;
+    The entry's fields are those of :func:`events.entry_values` of the stored form;
     ``private`` gives the keyed digests of private text (:func:`~services.store.rules.body_digest`)
     and ``elsewhere`` per event the named incidents held by other partitions.
     """
@@ -107,13 +111,12 @@ def pack_batch(
             into_entity, into = event.into_entity, event.into
         else:
             into_entity = into = ""
-        entry: list[str | msgspec.Raw] = []
-        for name, value in to_fields(stored).items():
-            entry += (name, _as_str(value) if isinstance(value, bytes) else value)
+        entry: list[str | bytes | msgspec.Raw] = entry_values(stored)
+        entry[-1] = _as_str(entry[-1])  # type: ignore[arg-type]  # the data, the only bytes
         rows.append(
             (
                 entry,
-                _as_str(stored.event_id.bytes),
+                msgspec.Raw(_ID_HEAD + stored.event_id.bytes),
                 event.entity,
                 "" if expected is None else str(expected),
                 op_of(event),
