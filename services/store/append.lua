@@ -98,13 +98,17 @@ end
 local known_ids = {}
 for _, bucket in ipairs(buckets) do
   local list = by_bucket[bucket]
-  local fields = {}
-  for j, i in ipairs(list) do
-    fields[j] = batch[i][2]
-  end
-  local got = hmget(ids .. ':' .. bucket, fields)
-  for j, i in ipairs(list) do
-    known_ids[i] = got[j]
+  if #list == 1 then  -- most buckets of a batch: one id
+    known_ids[list[1]] = redis.call('HGET', ids .. ':' .. bucket, batch[list[1]][2])
+  else
+    local fields = {}
+    for j, i in ipairs(list) do
+      fields[j] = batch[i][2]
+    end
+    local got = hmget(ids .. ':' .. bucket, fields)
+    for j, i in ipairs(list) do
+      known_ids[i] = got[j]
+    end
   end
 end
 if redis.call('EXISTS', ids) == 1 then
@@ -321,7 +325,12 @@ for i = 1, n do
 end
 result[2] = table.concat(flags)
 for _, bucket in ipairs(new_buckets) do
-  hset(ids .. ':' .. bucket, new_ids[bucket])
+  local held = new_ids[bucket]
+  if #held == 2 then
+    redis.call('HSET', ids .. ':' .. bucket, held[1], held[2])
+  else
+    hset(ids .. ':' .. bucket, held)
+  end
 end
 local changed = {}
 for _, entity in ipairs(dirty_order) do
