@@ -386,6 +386,7 @@ class TestWireFields:
         assert event.schema_version == 0
         assert events.from_fields(events.to_fields(event)).schema_version == 0
         data = events.to_fields(event, events.ENTRY_MSGPACK)["d"]
+        assert isinstance(data, bytes)
         assert list(msgspec.msgpack.decode(data))[:2] == ["event_id", "schema_version"]
 
     def test_compressed_data_is_much_smaller_than_the_json(self) -> None:
