@@ -80,7 +80,10 @@ keep working. Never changed: the bucket of an id must stay where it was written.
 
 def id_bucket(event_id: uuid.UUID) -> str:
     """The bucket (hex) of an event id in the idempotency index."""
-    return f"{zlib.crc32(event_id.bytes) % ID_BUCKETS:x}"
+    return _BUCKET_NAMES[zlib.crc32(event_id.bytes) % ID_BUCKETS]
+
+
+_BUCKET_NAMES: Final = [f"{bucket:x}" for bucket in range(ID_BUCKETS)]
 
 
 RESERVED_INBOX_NAMES: Final = frozenset({"rejected"})
