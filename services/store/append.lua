@@ -8,9 +8,10 @@
 --   services/store/rules.py), named (the incident entities a statement names, in order),
 --   elsewhere (a map: named entity held by another partition -> whether it was reported,
 --   read by the client before the call), the bucket of the id (services/store/keys.py),
---   the event_id as text (the event_id before it is its 16 bytes). One argument for the whole batch keeps the
---   client's command packing to one string; the index hashes are read and written with
---   one command per hash (in chunks), so the per-event commands are the XADDs alone.
+--   the event_id as text (as ids were indexed before buckets). One argument for the whole
+--   batch keeps the client's command packing to one string; the entities and history
+--   hashes are read and written with one command per hash (in chunks), each id bucket the
+--   batch touches with one command, and each event is one XADD.
 -- ARGV[2] (optional): a MessagePack map from the batch index of a merge into an incident
 --   held by another partition to that incident's state at that point ('version|status
 --   [|into[|owner]]', '' for missing), read by the client before the call; the merge is

@@ -10,9 +10,11 @@ a batch is all-or-nothing and no other client sees half of it. The rules are tho
 
 The batch travels as one MessagePack argument (:func:`pack_batch`, unpacked by the script
 with ``cmsgpack``), not as ten arguments per event: packing a command's arguments one by one
-was most of the client's time. The script reads and writes each index hash with one command
-per 1,000 fields, so the only per-event commands are the ``XADD`` s. What an entry holds is
-exactly :func:`events.to_fields` of the event's stored form.
+was most of the client's time. The script reads and writes the entities and history hashes
+with one command per 1,000 fields, and each bucket of the idempotency index the batch
+touches with one command (about one per event: ids are spread over 8,192 buckets, see
+:mod:`services.store.keys`), besides one ``XADD`` per event. What an entry holds is exactly
+:func:`events.to_fields` of the event's stored form.
 """
 
 from __future__ import annotations
