@@ -43,7 +43,17 @@ import httpx
 import msgspec
 import redis.asyncio as aioredis
 
-from events import AnyEvent, Position, from_fields, position_key, recorded_at_of, to_fields
+from events import (
+    ENTRY_CODECS,
+    AnyEvent,
+    Position,
+    codec,
+    encode,
+    from_fields,
+    position_key,
+    recorded_at_of,
+    to_fields,
+)
 from projections import PROJECTIONS
 from services.client import LedgerClient
 from services.logging import configure_logging
@@ -546,8 +556,10 @@ async def run(args: argparse.Namespace) -> Results:
         check(events[: min(n, 20_000)])
         results.values["generate_s"] = time.perf_counter() - t
         results.values["mix"] = dict(main_workload.counts)
-        mean_json = statistics.mean(len(to_fields(e)["data"]) for e in events[:10_000])
+        mean_json = statistics.mean(len(encode(e)) for e in events[:10_000])
         results.values["mean_event_json_bytes"] = mean_json
+        entry_bytes = (sum(map(len, to_fields(e).values())) for e in events[:10_000])
+        results.values["mean_entry_field_bytes"] = statistics.mean(entry_bytes)
 
         # --- limit: raw write, raw read + decode
         async def raw() -> None:
@@ -595,6 +607,10 @@ async def run(args: argparse.Namespace) -> Results:
                 ("history", keys.history),
             ):
                 per_key[name] = int(await client.memory_usage(key, samples=0) or 0) / n
+            buckets = 0  # the idempotency index's buckets (services/store/keys.py)
+            async for key in client.scan_iter(match=f"{keys.ids}:*", count=1000):
+                buckets += int(await client.memory_usage(key, samples=0) or 0)
+            per_key["ids"] += buckets / n
             results.values["bytes_per_event"] = per_key
 
         await stage(results, "store append", store_append)
@@ -928,7 +944,9 @@ def report(results: Results, args: argparse.Namespace, elapsed: float) -> str:
         f"(AOF everysec), {elapsed:.0f} s.",
         f"Command: `python -m benchmarks.bench {' '.join(sys.argv[1:])}`",
         f"Events: {args.events:,} (mix {v.get('mix')}; mean event JSON "
-        f"{v.get('mean_event_json_bytes', 0):.0f} B); peer {args.peer_events:,}; HTTP "
+        f"{v.get('mean_event_json_bytes', 0):.0f} B; its entry's field values "
+        f"{v.get('mean_entry_field_bytes', 0):.0f} B in codec {args.entry_codec}); "
+        f"peer {args.peer_events:,}; HTTP "
         f"{args.http_events:,}; end to end {args.e2e_events:,}.",
         f"Visible measured through: {v.get('visibility', 'n/a')}.",
         "Service stages (live, end to end, as_of) ran as: "
@@ -987,6 +1005,14 @@ def parser() -> argparse.ArgumentParser:
         help="`ledger project` processes beside the API in the service stages, as deployed "
         "(0: the projectors inside `ledger serve`)",
     )
+    p.add_argument(
+        "--entry-codec",
+        type=int,
+        choices=ENTRY_CODECS,
+        default=codec.ENTRY_CODEC,
+        help="the log entries' codec in the in-process stages (limit, store append, catch-up; "
+        "0: JSON as before codecs, 1: MessagePack, 2: with the zstd dictionary)",
+    )
     p.add_argument("--profile", action="store_true", help="cProfile the in-process stages")
     p.add_argument("--out", type=Path, help="write the report and raw numbers here (JSON)")
     return p
@@ -995,6 +1021,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     p = parser()
     args = p.parse_args(argv)
+    codec.ENTRY_CODEC = args.entry_codec
     if args.projector_processes < 0:
         p.error("--projector-processes must be 0 or more")
     configure_logging(level="WARNING")

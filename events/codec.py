@@ -1,8 +1,26 @@
 """Encoding, decoding, upcasting and the wire format of the log.
 
-Wire format of one stream entry (plain fields, readable by ``redis-cli XRANGE`` and by any
-language): ``type`` (the event's tag), ``event_id`` (UUID), ``v`` (schema version) and
-``data`` (the whole event as JSON, including ``type`` and ``event_id``).
+Wire format of one stream entry: plain fields, readable by ``redis-cli XRANGE`` and by any
+language. Every entry written now says its codec in ``c``; an entry without ``c`` is codec 0,
+as written before codecs, and reads on unchanged.
+
+- **codec 0** (no ``c``): ``type`` (the event's tag), ``event_id`` (UUID), ``v`` (schema
+  version) and ``data`` (the whole event as JSON, including ``type`` and ``event_id``).
+- **codec 1** (``c`` = ``1``): ``type``, ``v``, ``source`` (the publishing feed) and ``d``: the
+  rest of the event as a MessagePack map with the same keys and values as its JSON, less
+  ``type`` and ``source`` (the entry says them) and less ``schema_version`` when it equals
+  ``v``; ``event_id`` is its 16 bytes (bin), dates and times are ISO 8601 text as in JSON.
+  Nothing is said twice.
+- **codec 2** (``c`` = ``2``, written by default, :data:`ENTRY_CODEC`): as codec 1, ``d``
+  compressed as one zstd frame with the dictionary ``events/data/entries-2.zdict`` (id 2,
+  named in the frame's header; trained by ``tools/train_entry_dictionary.py`` on a corpus
+  other than the benchmark's). A dictionary once shipped never changes: a new one is a new
+  codec.
+
+To read ``d`` anywhere: decompress with the dictionary (codec 2), decode the MessagePack map,
+then add ``type``, ``source`` and (unless present) ``schema_version`` = ``v`` from the entry;
+the README shows it in a few lines. An entry may carry a fifth field, ``sealed``
+(:mod:`services.store.sealing`), kept as written whatever the codec.
 
 Schemas only grow. A breaking change bumps a type's ``SCHEMA_VERSION`` and registers an
 upcaster ``(tag, N) -> dict -> dict`` that turns the raw version-N dict into version N+1;
@@ -12,12 +30,16 @@ old entries are upcast step by step before the typed decode, on every read.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import gc
 import re
+import uuid
 from collections.abc import Callable, Mapping
+from importlib import resources
 from typing import Any, Final
 
 import msgspec
+import zstandard
 
 from .base import Event
 from .errors import CodecError, InvalidEventError, Problem
@@ -173,43 +195,346 @@ def decode(data: bytes | str) -> AnyEvent:
 
 # --- the wire format of the log ------------------------------------------------------------
 
+ENTRY_JSON: Final = 0
+"""Codec of an entry without a ``c`` field: ``type``, ``event_id``, ``v``, ``data`` (JSON)."""
+ENTRY_MSGPACK: Final = 1
+"""``c`` = 1: ``type``, ``v``, ``source``, ``d`` (the rest of the event as MessagePack)."""
+ENTRY_ZSTD: Final = 2
+"""``c`` = 2: as 1, ``d`` compressed by zstd with the shipped dictionary
+(``events/data/entries-2.zdict``)."""
+ENTRY_CODECS: Final = (ENTRY_JSON, ENTRY_MSGPACK, ENTRY_ZSTD)
 
-def to_fields(event: Event) -> dict[str, str | bytes]:
-    """The stream entry fields for an event (see the module docstring)."""
-    return {
-        "type": event.type,
-        "event_id": str(event.event_id),
-        "v": str(type(event).SCHEMA_VERSION),
-        "data": encode(event),
-    }
+ENTRY_CODEC: int = ENTRY_ZSTD
+"""The codec new entries are written with (the benchmark sets it to compare them)."""
+
+DICTIONARY: Final = "entries-2.zdict"
+"""The zstd dictionary of codec 2, in ``events/data`` (``tools/train_entry_dictionary.py``)."""
+DICTIONARY_ID: Final = 2
+"""The id in that dictionary's header (and in every frame compressed with it)."""
+_LEVEL: Final = 3
+
+_mp_encoder: Final = msgspec.msgpack.Encoder(uuid_format="bytes")
+_KEPT: Final = (uuid.UUID,)
+_mp_decoder: Final = msgspec.msgpack.Decoder(AnyEvent)
+_mp_raw_decoder: Final = msgspec.msgpack.Decoder(dict[str, Any])
 
 
-def from_fields(fields: Mapping[bytes, bytes] | Mapping[str, Any]) -> AnyEvent:
-    """Decode a stream entry, upcasting an old schema version first."""
-    get = fields.get
-    data = get(b"data") or get("data")  # type: ignore[call-overload]
-    tag = get(b"type") or get("type")  # type: ignore[call-overload]
-    v = get(b"v") or get("v")  # type: ignore[call-overload]
-    if data is None or tag is None:
-        raise CodecError("entry has no data or type field")
-    tag = tag.decode() if isinstance(tag, bytes) else str(tag)
+class _Zstd:
+    """The compressor and decompressor of codec 2, made once on first use."""
+
+    def __init__(self) -> None:
+        raw = resources.files(__package__).joinpath("data", DICTIONARY).read_bytes()
+        dictionary = zstandard.ZstdCompressionDict(raw, dict_type=zstandard.DICT_TYPE_FULLDICT)
+        if dictionary.dict_id() != DICTIONARY_ID:
+            raise CodecError(f"{DICTIONARY} has id {dictionary.dict_id()}, not {DICTIONARY_ID}")
+        dictionary.precompute_compress(level=_LEVEL)
+        self.compress = zstandard.ZstdCompressor(
+            level=_LEVEL, dict_data=dictionary, write_checksum=False, write_content_size=True
+        ).compress
+        self.decompress = zstandard.ZstdDecompressor(dict_data=dictionary).decompress
+
+
+@functools.cache
+def _zstd() -> _Zstd:
+    return _Zstd()
+
+
+def _map_header(count: int) -> bytes:
+    if count < 16:
+        return bytes((0x80 | count,))
+    return b"\xde" + count.to_bytes(2, "big")
+
+
+def _read_map_header(data: bytes) -> tuple[int, int]:
+    """A MessagePack map's size and where its first key starts."""
+    first = data[0] if data else 0
+    if 0x80 <= first <= 0x8F:
+        return first & 0x0F, 1
+    if first == 0xDE and len(data) >= 3:
+        return int.from_bytes(data[1:3], "big"), 3
+    raise CodecError("entry data is not a MessagePack map")
+
+
+def _str(text: str) -> bytes:
+    raw = text.encode()
+    if len(raw) < 32:
+        return bytes((0xA0 | len(raw),)) + raw
+    if len(raw) < 256:
+        return b"\xd9" + bytes((len(raw),)) + raw
+    return b"\xda" + len(raw).to_bytes(2, "big") + raw
+
+
+_TYPE_KEY: Final = _str("type")
+_ID_KEY: Final = _str("event_id")
+_SOURCE_KEY: Final = _str("source")
+_VERSION_KEY: Final = _str("schema_version")
+_UUID_BYTES: Final = 18  # bin8 header, length, 16 bytes
+
+
+def _joined(data: bytes, head: bytes, added: int, source: bytes) -> bytes:
+    """The MessagePack of the whole event again: ``data`` with ``head`` (its tag, and its
+    version unless ``data`` keeps one) and its feed (``added`` keys in all)."""
+    first = data[0] if data else 0
+    if 0x80 <= first <= 0x8F:
+        count, at = first & 0x0F, 1
+    else:
+        count, at = _read_map_header(data)
+    held = at + _HELD_VERSION  # where a schema_version kept in ``d`` is
+    if data[held : held + len(_VERSION_KEY)] == _VERSION_KEY:
+        head, added = head[: -len(_VERSION_KEY) - 1], added - 1
+    size = len(source)
+    if size < 32:
+        feed = _SOURCE_KEY + bytes((0xA0 | size,)) + source
+    else:
+        feed = _SOURCE_KEY + _str(source.decode("utf-8", "replace"))
+    return _map_header(count + added) + head + feed + data[at:]
+
+
+class _Kind(msgspec.Struct, frozen=True):
+    """What decoding an entry of one event type needs, worked out once."""
+
+    tag: str
+    version: bytes
+    """The current schema version as the entry's ``v`` spells it."""
+    head: bytes
+    """The MessagePack of ``type`` and of ``schema_version`` at the current version."""
+
+
+def _kinds() -> dict[Any, _Kind]:
+    kinds: dict[Any, _Kind] = {}
+    for tag, cls in EVENT_TYPES.items():
+        version = cls.SCHEMA_VERSION
+        head = _TYPE_KEY + _str(tag) + _VERSION_KEY + _mp_encoder.encode(version)
+        kind = _Kind(tag, str(version).encode(), head)
+        kinds[tag] = kinds[tag.encode()] = kind
+    return kinds
+
+
+_KINDS: Final = _kinds()
+_HELD_VERSION: Final = len(_ID_KEY) + _UUID_BYTES
+
+
+def to_fields(event: Event, codec: int | None = None) -> dict[str, str | bytes]:
+    """The stream entry fields for an event in ``codec`` (default :data:`ENTRY_CODEC`; see the
+    module docstring)."""
+    flat = entry_values(event, codec)
+    return dict(zip(flat[::2], flat[1::2], strict=True))  # type: ignore[arg-type]
+
+
+def entry_values(event: Event, codec: int | None = None) -> list[str | bytes]:
+    """:func:`to_fields` as the flat list ``XADD`` takes (names and values), the data last."""
+    codec = ENTRY_CODEC if codec is None else codec
+    cls = type(event)
+    if codec == ENTRY_JSON:
+        return [
+            "type",
+            event.type,
+            "event_id",
+            str(event.event_id),
+            "v",
+            _VERSION_TEXT[cls],
+            "data",
+            _encoder.encode(event),
+        ]
+    version = cls.SCHEMA_VERSION
+    # through builtins: msgspec's MessagePack would write a datetime as a UTC timestamp and
+    # lose its offset, JSON's text keeps it (a UUID stays 16 bytes)
+    rest = msgspec.to_builtins(event, builtin_types=_KEPT)
+    tag, source = rest.pop("type"), rest.pop("source")
+    held = rest.get("schema_version", 0)
+    if held == version:
+        del rest["schema_version"]  # the entry's ``v`` says it
+    elif not held:  # left out as the default: kept (after the id), not to be read as ``v``
+        rest = {"event_id": rest.pop("event_id"), "schema_version": 0, **rest}
+    data = _mp_encoder.encode(rest)
+    if codec == ENTRY_ZSTD:
+        data = _zstd().compress(data)
+    elif codec != ENTRY_MSGPACK:
+        raise CodecError(f"no entry codec {codec}")
+    return [
+        "c",
+        _CODEC_TEXT[codec],
+        "type",
+        tag,
+        "v",
+        _VERSION_TEXT[cls],
+        "source",
+        source,
+        "d",
+        data,
+    ]
+
+
+_CODEC_TEXT: Final = {codec: str(codec) for codec in ENTRY_CODECS}
+_VERSION_TEXT: Final = {cls: str(cls.SCHEMA_VERSION) for cls in EVENT_TYPES.values()}
+
+
+def _field(fields: Mapping[Any, Any], name: str) -> Any:
+    value = fields.get(name.encode())
+    return fields.get(name) if value is None else value
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def entry_codec(fields: Mapping[bytes, bytes] | Mapping[str, Any]) -> int:
+    """The codec an entry was written with (0 for one without a ``c`` field)."""
+    c = _field(fields, "c")
+    if c is None:
+        return ENTRY_JSON
+    try:
+        codec = int(c)
+    except ValueError as exc:
+        raise CodecError(f"bad entry codec {c!r}") from exc
+    if codec not in ENTRY_CODECS:
+        raise CodecError(f"entry codec {codec} is not one this code reads")
+    return codec
+
+
+def _packed(fields: Mapping[Any, Any], codec: int, tag: str, version: int) -> bytes:
+    """The whole event of a codec 1 or 2 entry as MessagePack."""
+    data, source = _field(fields, "d"), _field(fields, "source")
+    if data is None or source is None:
+        raise CodecError("entry has no d or source field")
+    head = _TYPE_KEY + _str(tag) + _VERSION_KEY + _mp_encoder.encode(version)
+    return _whole(codec, _bytes(data), head, _bytes(source))
+
+
+def _bytes(value: Any) -> bytes:
+    return value if isinstance(value, bytes) else str(value).encode()
+
+
+def _whole(codec: int, data: bytes, head: bytes, source: bytes) -> bytes:
+    if codec == ENTRY_ZSTD:
+        try:
+            data = _zstd().decompress(data)
+        except zstandard.ZstdError as exc:
+            raise CodecError(f"entry data does not decompress: {exc}") from exc
+    try:
+        return _joined(data, head, 3, source)
+    except IndexError as exc:
+        raise CodecError("entry data is truncated") from exc
+
+
+def entry_data(fields: Mapping[bytes, bytes] | Mapping[str, Any]) -> bytes:
+    """The event of an entry as JSON, at the schema version it was written with (what an
+    entry of codec 0 holds in ``data``); :class:`CodecError` when it has none."""
+    codec = entry_codec(fields)
+    if codec == ENTRY_JSON:
+        data = _field(fields, "data")
+        if data is None:
+            raise CodecError("entry has no data field")
+        return data if isinstance(data, bytes) else str(data).encode()
+    tag, version = _tag_and_version(fields)
+    if version == current_version(tag):
+        return encode(from_fields(fields))  # the same bytes a codec 0 entry would hold
+    return _encoder.encode(_raw_of(_packed(fields, codec, tag, version)))
+
+
+def json_fields(fields: Mapping[bytes, bytes] | Mapping[str, Any]) -> dict[str, str]:
+    """An entry of any codec as text fields in codec 0's form (``type``, ``event_id``, ``v``,
+    ``data`` as JSON), its other fields (``sealed``) kept: what operators are shown.
+
+    :class:`CodecError` when its event does not decode (a codec 0 entry is only decoded as
+    text, never checked).
+    """
+    as_text = {_text(k): v for k, v in fields.items()}
+    if entry_codec(fields) == ENTRY_JSON:
+        return {k: _text(v) for k, v in as_text.items()}
+    tag, version = _tag_and_version(fields)
+    data = entry_data(fields)
+    ident = _header_decoder_id.decode(data).event_id
+    shown = {"type": tag, "event_id": ident, "v": str(version), "data": data.decode()}
+    for name in ("c", "type", "v", "source", "d"):
+        as_text.pop(name, None)
+    return shown | {k: _text(v) for k, v in as_text.items()}
+
+
+class _Ident(msgspec.Struct):
+    event_id: str = ""
+
+
+_header_decoder_id: Final = msgspec.json.Decoder(_Ident)
+
+
+def _tag_and_version(fields: Mapping[Any, Any]) -> tuple[str, int]:
+    tag, v = _field(fields, "type"), _field(fields, "v")
+    if tag is None:
+        raise CodecError("entry has no type field")
+    tag = _text(tag)
     if tag not in EVENT_TYPES:
         raise CodecError(f"unknown event type {tag!r}")
     try:
         version = int(v) if v is not None else current_version(tag)
     except ValueError as exc:
         raise CodecError(f"bad schema version {v!r}") from exc
-    if version == current_version(tag):
-        event = decode(data)
+    return tag, version
+
+
+def _raw_of(packed: bytes) -> dict[str, Any]:
+    """A MessagePack event as the dict its JSON form decodes to (the id as text)."""
+    try:
+        raw = _mp_raw_decoder.decode(packed)
+    except msgspec.DecodeError as exc:
+        raise CodecError(str(exc)) from exc
+    ident = raw.get("event_id")
+    if isinstance(ident, bytes) and len(ident) == 16:
+        raw["event_id"] = str(uuid.UUID(bytes=ident))
+    return raw
+
+
+def from_fields(fields: Mapping[bytes, bytes] | Mapping[str, Any]) -> AnyEvent:
+    """Decode a stream entry of any codec, upcasting an old schema version first."""
+    get = fields.get
+    c = get(b"c")  # type: ignore[call-overload]
+    if c is None:
+        c = get("c")  # type: ignore[call-overload]
+    if c in _FAST:  # a current-version entry of codec 1 or 2, as redis-py returns it
+        kind = _KINDS.get(get(b"type"))  # type: ignore[call-overload]
+        data, source = get(b"d"), get(b"source")  # type: ignore[call-overload]
+        if kind is not None and get(b"v") == kind.version and data and source is not None:  # type: ignore[call-overload]
+            packed = _whole(_FAST[c], data, kind.head, source)
+            try:
+                event: AnyEvent = _mp_decoder.decode(packed)
+            except msgspec.DecodeError as exc:
+                raise CodecError(str(exc)) from exc
+            if event.type != kind.tag:
+                raise CodecError(f"entry of type {kind.tag!r} holds a {event.type!r} event")
+            return event
+    codec = entry_codec(fields)
+    if _field(fields, "type") is None or (codec == ENTRY_JSON and _field(fields, "data") is None):
+        raise CodecError("entry has no data or type field")
+    tag, version = _tag_and_version(fields)
+    current = version == current_version(tag)
+    if codec == ENTRY_JSON:
+        data = _field(fields, "data")
+        event = decode(data) if current else _upcast_raw(_raw_decoder.decode, data, tag, version)
     else:
-        try:
-            raw = _raw_decoder.decode(data)
-            event = msgspec.convert(upcast(raw, tag, version), AnyEvent)
-        except (msgspec.DecodeError, msgspec.ValidationError, KeyError, TypeError) as exc:
-            raise CodecError(f"{tag} v{version}: {exc}") from exc
+        packed = _packed(fields, codec, tag, version)
+        if current:
+            try:
+                event = _mp_decoder.decode(packed)
+            except msgspec.DecodeError as exc:
+                raise CodecError(str(exc)) from exc
+        else:
+            event = _upcast_raw(_raw_of, packed, tag, version)
     if event.type != tag:
         raise CodecError(f"entry of type {tag!r} holds a {event.type!r} event")
     return event
+
+
+_FAST: Final = {b"1": ENTRY_MSGPACK, b"2": ENTRY_ZSTD}
+
+
+def _upcast_raw(
+    decoder: Callable[[Any], dict[str, Any]], data: Any, tag: str, version: int
+) -> AnyEvent:
+    try:
+        converted: AnyEvent = msgspec.convert(upcast(decoder(data), tag, version), AnyEvent)
+    except (msgspec.DecodeError, msgspec.ValidationError, KeyError, TypeError) as exc:
+        raise CodecError(f"{tag} v{version}: {exc}") from exc
+    return converted
 
 
 # --- submissions: validation with every field at fault named --------------------------------

@@ -30,7 +30,7 @@ import msgspec
 import redis.asyncio as aioredis
 import redis.exceptions as rexc
 
-from events import Position, position_key
+from events import CodecError, Position, json_fields, position_key
 from projections import PROJECTIONS
 from services.errors import LedgerError
 from services.projector.lease import Leases
@@ -92,7 +92,8 @@ class DeadLetter(msgspec.Struct, frozen=True, kw_only=True):
     deliveries: int
     consumer: str
     entry: dict[str, str]
-    """The log entry's own fields (``type``, ``event_id``, ``v``, ``data``)."""
+    """The log entry's own fields in codec 0's form (``type``, ``event_id``, ``v``, ``data``:
+    the event's JSON, whatever codec the log entry has; see :func:`events.json_fields`)."""
     partition: int = 0
     """The partition whose dead-letter stream holds the letter."""
     entry_id: str = ""
@@ -121,9 +122,26 @@ def parse_letter_id(keys: Keys, ident: str) -> tuple[int, str]:
     )
 
 
+def _is_entry_field(name: Any) -> bool:
+    return text(name).startswith("entry.")
+
+
+def _entry_of(raw: Mapping[Any, Any]) -> dict[str, str]:
+    """The letter's copy of the log entry as text, in codec 0's form (the JSON of its event)
+    when it decodes; a compact entry that does not is shown with its bytes escaped."""
+    entry = {text(k)[len("entry.") :]: v for k, v in raw.items() if _is_entry_field(k)}
+    try:
+        return json_fields(entry)
+    except CodecError:
+        return {
+            name: value.decode("utf-8", "backslashreplace") if isinstance(value, bytes) else value
+            for name, value in entry.items()
+        }
+
+
 def _letter(keys: Keys, partition: int, ident: Any, raw: Mapping[Any, Any] | None) -> DeadLetter:
-    fields = {text(k): text(v) for k, v in (raw or {}).items()}
-    entry = {k[len("entry.") :]: v for k, v in fields.items() if k.startswith("entry.")}
+    entry = _entry_of(raw or {})
+    fields = {text(k): text(v) for k, v in (raw or {}).items() if not _is_entry_field(k)}
 
     def number(name: str) -> int:
         try:

@@ -33,6 +33,7 @@ from events import (
     InvalidEventError,
     Problem,
     encode,
+    entry_data,
     parse_submission,
     position_key,
     recorded_at_of,
@@ -188,9 +189,9 @@ async def export_events(
     since = 0
     async for position, raw in _merged(client, keys, lows, highs):
         fields = {text(k): v for k, v in raw.items()}
-        data = fields.get("data")
-        if data is None:
+        if "data" not in fields and "d" not in fields:
             continue
+        data = entry_data(fields)
         blob = fields.get("sealed")
         if keyring is not None and blob is not None:
             data = await _unsealed_data(keyring, position, fields)
@@ -199,7 +200,7 @@ async def export_events(
             recorded_at=recorded_at_of(position),
             type=text(fields.get("type", "")),
             v=int(text(fields.get("v", "0")) or 0),
-            event=msgspec.Raw(data if isinstance(data, bytes) else data.encode()),
+            event=msgspec.Raw(data),
         )
         out.write(_line_encoder.encode(line) + b"\n")
         written += 1

@@ -1,13 +1,17 @@
 -- KEYS: log, ids, entities, history of one partition.
--- ARGV[1]: a MessagePack array with one array per event: type, event_id, v, data, entity,
---   expected_version ('' for none), op (create|revise|retract|merge|redact|dispute), into
---   entity ('' unless a merge), into id, sealed (the sealed private text, '' for none: the
---   entry then has no sealed field), source (the feed), digest (of the body, see
+-- ARGV[1]: a MessagePack array with one array per event: the entry's fields (a flat list of
+--   names and values, events.to_fields), event_id (16 bytes), entity, expected_version,
+--   ('' for none), op (create|revise|retract|merge|redact|dispute), into entity ('' unless
+--   a merge), into
+--   id, sealed (the sealed private text, '' for none: the entry then has no sealed field),
+--   source (the feed), digest (of the body, see
 --   services/store/rules.py), named (the incident entities a statement names, in order),
 --   elsewhere (a map: named entity held by another partition -> whether it was reported,
---   read by the client before the call). One argument for the whole batch keeps the
---   client's command packing to one string; the index hashes are read and written with
---   one command per hash (in chunks), so the per-event commands are the XADDs alone.
+--   read by the client before the call), the bucket of the id (services/store/keys.py),
+--   the event_id as text (as ids were indexed before buckets). One argument for the whole
+--   batch keeps the client's command packing to one string; the entities and history
+--   hashes are read and written with one command per hash (in chunks), each id bucket the
+--   batch touches with one command, and each event is one XADD.
 -- ARGV[2] (optional): a MessagePack map from the batch index of a merge into an incident
 --   held by another partition to that incident's state at that point ('version|status
 --   [|into[|owner]]', '' for missing), read by the client before the call; the merge is
@@ -58,7 +62,6 @@ end
 
 -- what the hashes know already: every id, and every entity named (merge targets, the
 -- incidents statements name here)
-local id_list = {}
 local names = {}
 local named = {}
 local function name(entity)
@@ -69,29 +72,75 @@ local function name(entity)
 end
 for i = 1, n do
   local e = batch[i]
-  id_list[i] = e[2]
-  name(e[5])
-  if e[7] == 'merge' and foreign[i] == nil then
-    name(e[8])
+  name(e[3])
+  if e[5] == 'merge' and foreign[i] == nil then
+    name(e[6])
   end
-  for _, incident in ipairs(e[13]) do
-    if e[14][incident] == nil then
+  for _, incident in ipairs(e[11]) do
+    if e[12][incident] == nil then
       name(incident)
     end
   end
 end
-local known_ids = hmget(ids, id_list)
+-- ids are held in buckets (ids .. ':' .. bucket, small hashes Redis keeps as listpacks),
+-- each id under its 16 bytes; an id indexed before buckets is in the hash ids itself,
+-- under its text
+local by_bucket, buckets = {}, {}
+for i = 1, n do
+  local bucket = batch[i][13]
+  local list = by_bucket[bucket]
+  if list == nil then
+    list = {}
+    by_bucket[bucket] = list
+    buckets[#buckets + 1] = bucket
+  end
+  list[#list + 1] = i
+end
+local known_ids = {}
+for _, bucket in ipairs(buckets) do
+  local list = by_bucket[bucket]
+  if #list == 1 then  -- most buckets of a batch: one id
+    known_ids[list[1]] = redis.call('HGET', ids .. ':' .. bucket, batch[list[1]][2])
+  else
+    local fields = {}
+    for j, i in ipairs(list) do
+      fields[j] = batch[i][2]
+    end
+    local got = hmget(ids .. ':' .. bucket, fields)
+    for j, i in ipairs(list) do
+      known_ids[i] = got[j]
+    end
+  end
+end
+if redis.call('EXISTS', ids) == 1 then
+  local older, at = {}, {}
+  for i = 1, n do
+    if not known_ids[i] then
+      older[#older + 1] = batch[i][14]
+      at[#at + 1] = i
+    end
+  end
+  if #older > 0 then
+    local got = hmget(ids, older)
+    for j = 1, #at do
+      known_ids[at[j]] = got[j]
+    end
+  end
+end
 local stored = hmget(entities, names)
--- 'version|status[|into[|owner]]' -> {version, status, into, owner}
+-- 'version|status[|into[|owner[|created]]]' -> {version, status, into, owner, created}
+-- (created: the position of the entity's first event; the history hash holds the later
+-- ones only, and no entry at all for an entity of one event. An entity recorded before
+-- has no created part and its history holds every position.)
 local function parsed(raw)
   if not raw or raw == '' then
-    return {0, 'missing', '', ''}
+    return {0, 'missing', '', '', ''}
   end
   local parts = {}
   for part in string.gmatch(raw .. '|', '([^|]*)|') do
     parts[#parts + 1] = part
   end
-  return {tonumber(parts[1]), parts[2], parts[3] or '', parts[4] or ''}
+  return {tonumber(parts[1]), parts[2], parts[3] or '', parts[4] or '', parts[5] or ''}
 end
 local states = {}
 for j = 1, #names do
@@ -112,7 +161,10 @@ local function feed_at(pos)
   local entry = redis.call('XRANGE', log, pos, pos)[1]
   local fields = entry[2]
   for j = 1, #fields, 2 do
-    if fields[j] == 'data' then
+    if fields[j] == 'source' then  -- entries of codec 1 and later
+      return fields[j + 1]
+    end
+    if fields[j] == 'data' then  -- the JSON of an entry written before them
       return cjson.decode(fields[j + 1])['source']
     end
   end
@@ -127,9 +179,9 @@ local dirty_order = {}
 for i = 1, n do
   local e = batch[i]
   local id = e[2]
-  local source, digest = e[11], e[12]
+  local source, digest = e[9], e[10]
   if seen[id] then
-    if not same_body(batch[seen[id]][12], digest) then
+    if not same_body(batch[seen[id]][10], digest) then
       return {'reused', i - 1, '', seen[id] - 1}
     end
     dup[i] = seen[id]
@@ -144,7 +196,7 @@ for i = 1, n do
     dup[i] = pos
   else
     seen[id] = i
-    local entity, expected, op = e[5], e[6], e[7]
+    local entity, expected, op = e[3], e[4], e[5]
     local s = states[entity]
     if expected ~= '' and tonumber(expected) ~= s[1] then
       return {'conflict', i - 1, entity, s[1], 'version'}
@@ -155,8 +207,8 @@ for i = 1, n do
         return {'conflict', i - 1, entity, s[1], 'exists'}
       end
       local unknown = {}
-      for _, incident in ipairs(e[13]) do
-        local reported = e[14][incident]
+      for _, incident in ipairs(e[11]) do
+        local reported = e[12][incident]
         if reported == nil then
           reported = states[incident][2] ~= 'missing'
         end
@@ -186,7 +238,7 @@ for i = 1, n do
         return {'rejected', i - 1, 'self', s[2], s[3]}
       end
       if op == 'merge' then
-        local into = e[8]
+        local into = e[6]
         if into == entity then
           return {'rejected', i - 1, 'into', 'self', ''}
         end
@@ -198,7 +250,7 @@ for i = 1, n do
           return {'rejected', i - 1, 'into', t[2], t[3]}
         end
         s[2] = 'merged'
-        s[3] = e[9]
+        s[3] = e[7]
       elseif op == 'retract' then
         s[2] = 'retracted'
       end
@@ -221,7 +273,7 @@ end
 local result = {'ok', ''}
 local flags = {}
 local positions = {}
-local new_ids = {}
+local new_ids, new_buckets = {}, {}
 local touched = {}
 local order = {}
 local function remember(entity, pos)
@@ -238,18 +290,27 @@ for i = 1, n do
   local d = dup[i]
   local pos
   if d == nil then
-    if e[10] == '' then
-      pos = redis.call('XADD', log, '*', 'type', e[1], 'event_id', e[2], 'v', e[3],
-        'data', e[4])
-    else
-      pos = redis.call('XADD', log, '*', 'type', e[1], 'event_id', e[2], 'v', e[3],
-        'data', e[4], 'sealed', e[10])
+    local fields = e[1]
+    if e[8] ~= '' then
+      fields[#fields + 1] = 'sealed'
+      fields[#fields + 1] = e[8]
     end
-    new_ids[#new_ids + 1] = e[2]
-    new_ids[#new_ids + 1] = pos .. ' ' .. e[12]
-    remember(e[5], pos)
-    if e[7] == 'merge' then
-      remember(e[8], pos)
+    pos = redis.call('XADD', log, '*', unpack(fields))
+    local held = new_ids[e[13]]
+    if held == nil then
+      held = {}
+      new_ids[e[13]] = held
+      new_buckets[#new_buckets + 1] = e[13]
+    end
+    held[#held + 1] = e[2]
+    held[#held + 1] = pos .. ' ' .. e[10]
+    if e[5] == 'create' then
+      states[e[3]][5] = pos  -- kept in the entity's state: no history entry for it
+    else
+      remember(e[3], pos)
+    end
+    if e[5] == 'merge' then
+      remember(e[6], pos)
     end
     flags[i] = 'a'
   else
@@ -264,12 +325,21 @@ for i = 1, n do
   result[i + 2] = pos
 end
 result[2] = table.concat(flags)
-hset(ids, new_ids)
+for _, bucket in ipairs(new_buckets) do
+  local held = new_ids[bucket]
+  if #held == 2 then
+    redis.call('HSET', ids .. ':' .. bucket, held[1], held[2])
+  else
+    hset(ids .. ':' .. bucket, held)
+  end
+end
 local changed = {}
 for _, entity in ipairs(dirty_order) do
   local s = states[entity]
   local value = s[1] .. '|' .. s[2]
-  if s[4] ~= '' then
+  if s[5] ~= '' then
+    value = value .. '|' .. s[3] .. '|' .. s[4] .. '|' .. s[5]
+  elseif s[4] ~= '' then
     value = value .. '|' .. s[3] .. '|' .. s[4]
   elseif s[3] ~= '' then
     value = value .. '|' .. s[3]

@@ -10,9 +10,11 @@ a batch is all-or-nothing and no other client sees half of it. The rules are tho
 
 The batch travels as one MessagePack argument (:func:`pack_batch`, unpacked by the script
 with ``cmsgpack``), not as ten arguments per event: packing a command's arguments one by one
-was most of the client's time. The script reads and writes each index hash with one command
-per 1,000 fields, so the only per-event commands are the ``XADD`` s. What an entry holds is
-exactly :func:`events.to_fields` of the event's stored form.
+was most of the client's time. The script reads and writes the entities and history hashes
+with one command per 1,000 fields, and each bucket of the idempotency index the batch
+touches with one command (about one per event: ids are spread over 8,192 buckets, see
+:mod:`services.store.keys`), besides one ``XADD`` per event. What an entry holds is exactly
+:func:`events.to_fields` of the event's stored form.
 """
 
 from __future__ import annotations
@@ -23,9 +25,10 @@ from typing import Any, Final, Literal, cast
 
 import msgspec
 
-from events import EVENT_TYPES, AnyEvent, IncidentMerged, Position, encode
+from events import AnyEvent, IncidentMerged, Position, encode, entry_values
 from services.resp import text
 from services.store.base import Appended
+from services.store.keys import id_bucket
 from services.store.rules import (
     body_digest,
     conflict,
@@ -43,9 +46,6 @@ __all__ = ["APPEND_SCRIPT", "Part", "answers", "pack", "pack_batch"]
 
 pack = msgspec.msgpack.Encoder().encode
 """MessagePack, as the script's ``cmsgpack.unpack`` reads it."""
-
-_TAGS: dict[type, str] = {cls: tag for tag, cls in EVENT_TYPES.items()}
-_VERSIONS: dict[type, str] = {cls: str(cls.SCHEMA_VERSION) for cls in EVENT_TYPES.values()}
 
 APPEND_SCRIPT: Final = resources.files(__package__).joinpath("append.lua").read_text("utf-8")
 """The append script (``services/store/append.lua``): its header says what it takes and
@@ -70,6 +70,23 @@ class Part(msgspec.Struct):
 _NOWHERE: dict[str, bool] = {}
 
 
+_ID_HEAD: Final = b"\xd9\x10"
+"""A MessagePack string of 16 bytes: an event id (see :func:`_as_str`)."""
+
+
+def _as_str(value: bytes) -> msgspec.Raw:
+    """Bytes packed as a MessagePack string: the script's ``cmsgpack`` (Redis 7.0) refuses
+    the bin type, and a Lua string holds any bytes."""
+    size = len(value)
+    if size < 256:
+        head = b"\xd9" + bytes((size,))
+    elif size < 65536:
+        head = b"\xda" + size.to_bytes(2, "big")
+    else:
+        head = b"\xdb" + size.to_bytes(4, "big")
+    return msgspec.Raw(head + value)
+
+
 def pack_batch(
     events: Sequence[AnyEvent],
     sealed: Sequence[str | None] | None = None,
@@ -78,7 +95,7 @@ def pack_batch(
 ) -> tuple[bytes, list[str]]:
     """The script's one argument (see :data:`APPEND_SCRIPT`) and the events' ids.
 
-    The four entry fields are those of :func:`events.to_fields` of the stored form;
+    The entry's fields are those of :func:`events.entry_values` of the stored form;
     ``private`` gives the keyed digests of private text (:func:`~services.store.rules.body_digest`)
     and ``elsewhere`` per event the named incidents held by other partitions.
     """
@@ -96,14 +113,12 @@ def pack_batch(
             into_entity, into = event.into_entity, event.into
         else:
             into_entity = into = ""
-        cls = type(stored)
-        data = encode(stored)
+        entry: list[str | bytes | msgspec.Raw] = entry_values(stored)
+        entry[-1] = _as_str(entry[-1])  # type: ignore[arg-type]  # the data, the only bytes
         rows.append(
             (
-                _TAGS[cls],
-                event_id,
-                _VERSIONS[cls],
-                data.decode(),
+                entry,
+                msgspec.Raw(_ID_HEAD + stored.event_id.bytes),
                 event.entity,
                 "" if expected is None else str(expected),
                 op_of(event),
@@ -111,9 +126,11 @@ def pack_batch(
                 into,
                 blob or "",
                 event.source,
-                body_digest(data, secret),
+                body_digest(encode(stored), secret),  # the JSON, as for entries before codecs
                 named_incidents(event),
                 others.get(at, _NOWHERE),
+                id_bucket(stored.event_id),
+                event_id,
             )
         )
     return pack(rows), event_ids

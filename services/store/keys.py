@@ -2,14 +2,18 @@
 
 Everything lives under one prefix (default ``ledger``). The log is split into partitions;
 the keys of one partition share the hash tag ``{p<N>}`` so that a Lua script touching one
-partition stays on one cluster slot:
+partition stays on one cluster slot. The log's entries: :mod:`events.codec`. The
+idempotency index is split into :data:`ID_BUCKETS` buckets (:func:`id_bucket`); ids indexed
+before buckets stay in ``<prefix>:{p0}:ids`` under their text, and are read there.
+``created`` is the position of an entity's first event, so an entity of one event has no
+``history`` entry; one recorded before ``created`` was kept has every position there.
 
 | key | type | holds |
 |---|---|---|
-| ``<prefix>:{p0}:log`` | stream | events: ``type``, ``event_id``, ``v``, ``data`` [, ``sealed``] |
-| ``<prefix>:{p0}:ids`` | hash | event_id → position (the idempotency index) |
-| ``<prefix>:{p0}:entities`` | hash | entity → ``version|status[|into]`` |
-| ``<prefix>:{p0}:history`` | hash | entity → space-separated positions of its events |
+| ``<prefix>:{p0}:log`` | stream | events: ``c``, ``type``, ``v``, ``source``, ``d`` [, sealed] |
+| ``<prefix>:{p0}:ids:<bucket>`` | hash | event_id (16 bytes) → ``position digest`` |
+| ``<prefix>:{p0}:entities`` | hash | entity → ``version|status|into|owner|created`` |
+| ``<prefix>:{p0}:history`` | hash | entity → positions of its events after ``created`` |
 | ``<prefix>:inbox:<feed>`` | stream | one feed's submissions, written by its own ACL user only |
 | ``<prefix>:inbox`` | stream | the retired shared inbox: every entry is rejected |
 | ``<prefix>:feeds`` | set | feeds registered for the inbox by ``ledger feeds add`` |
@@ -62,10 +66,27 @@ unchanged, so existing installations read on.
 
 from __future__ import annotations
 
+import uuid
 import zlib
 from typing import Final
 
 import msgspec
+
+ID_BUCKETS: Final = 8192
+"""Buckets of the idempotency index per partition. A bucket is a small hash that Redis keeps
+as a listpack (about 50 B per id against 115 B in one big hash) while it holds at most
+``hash-max-listpack-entries`` ids (128 by default, 512 in the shipped redis.conf): about a
+million ids per partition; past that, buckets turn into ordinary hashes, one by one, and
+keep working. Never changed: the bucket of an id must stay where it was written."""
+
+
+def id_bucket(event_id: uuid.UUID) -> str:
+    """The bucket (hex) of an event id in the idempotency index."""
+    return _BUCKET_NAMES[zlib.crc32(event_id.bytes) % ID_BUCKETS]
+
+
+_BUCKET_NAMES: Final = [f"{bucket:x}" for bucket in range(ID_BUCKETS)]
+
 
 RESERVED_INBOX_NAMES: Final = frozenset({"rejected"})
 """Names no feed may submit through the inbox as: ``<prefix>:inbox:rejected`` is the inbox's
@@ -119,15 +140,21 @@ class Keys(msgspec.Struct, frozen=True):
         return f"{self.prefix}:{self.tag(partition)}:log"
 
     def ids_of(self, partition: int) -> str:
-        """The hash event_id → position of ``partition``."""
+        """The hash event_id → ``position digest`` of ``partition`` as written before
+        buckets (read, never written); its buckets are named after it
+        (:meth:`id_bucket_of`)."""
         return f"{self.prefix}:{self.tag(partition)}:ids"
 
+    def id_bucket_of(self, partition: int, event_id: uuid.UUID) -> str:
+        """The bucket of the idempotency index holding ``event_id`` in ``partition``."""
+        return f"{self.ids_of(partition)}:{id_bucket(event_id)}"
+
     def entities_of(self, partition: int) -> str:
-        """The hash entity → ``version|status[|into]`` of ``partition``."""
+        """The hash entity → ``version|status|into|owner|created`` of ``partition``."""
         return f"{self.prefix}:{self.tag(partition)}:entities"
 
     def history_of(self, partition: int) -> str:
-        """The hash entity → space-separated positions of ``partition``."""
+        """The hash entity → space-separated positions of its later events, of ``partition``."""
         return f"{self.prefix}:{self.tag(partition)}:history"
 
     @property

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import Any, Final
 
 import redis.asyncio as aioredis
+from redis.client import NEVER_DECODE
 
 from events import CodecError, Position, Recorded, from_fields, recorded_at_of
 from services.resp import field, text
@@ -22,6 +23,7 @@ from services.store.positions import START
 
 __all__ = [
     "PAGE",
+    "RAW",
     "LogEntry",
     "LogReader",
     "RawEntry",
@@ -29,6 +31,8 @@ __all__ = [
     "decode_page",
     "recorded_of",
     "stream_pages",
+    "xrange",
+    "xrange_args",
 ]
 
 PAGE: Final = 1000
@@ -75,6 +79,27 @@ def decode_page(entries: Iterable[RawEntry], types: frozenset[str] | None = None
     ]
 
 
+def xrange_args(key: str, low: str, high: str, count: int | None = None) -> list[Any]:
+    """The ``XRANGE`` command for :func:`xrange`, to queue on a pipeline with
+    ``execute_command(*args, **RAW)``."""
+    bounds = ["XRANGE", key, low, high]
+    return bounds if count is None else [*bounds, "COUNT", count]
+
+
+RAW: Final[dict[str, Any]] = {NEVER_DECODE: True}
+"""The option that keeps a reply as bytes, whatever the client's ``decode_responses``: the
+entries' ``d`` is binary (:mod:`events.codec`)."""
+
+
+async def xrange(
+    client: aioredis.Redis, key: str, low: str, high: str, count: int | None = None
+) -> list[Any]:
+    """``XRANGE`` with the entries' fields as stored (bytes) on any client."""
+    command = xrange_args(key, low, high, count)
+    page: list[Any] = await client.execute_command(*command, **RAW) or []  # type: ignore[no-untyped-call]
+    return page
+
+
 async def stream_pages(
     client: aioredis.Redis,
     key: str,
@@ -89,7 +114,7 @@ async def stream_pages(
     seen = 0
     while limit is None or seen < limit:
         count = size if limit is None else min(size, limit - seen)
-        page: list[Any] = await client.xrange(key, low, high, count=count) or []
+        page = await xrange(client, key, low, high, count)
         if not page:
             return
         found = [(Position(text(ident)), fields or {}) for ident, fields in page]
@@ -120,10 +145,7 @@ class LogReader:
         """Up to ``count`` entries after ``after`` (``None``: from the start) and up to
         ``until`` (included; ``None``: the head), as stored."""
         start = "-" if after is None else f"({after}"
-        page: list[Any] = (
-            await self.client.xrange(self.key, start, "+" if until is None else until, count=count)
-            or []
-        )
+        page = await xrange(self.client, self.key, start, "+" if until is None else until, count)
         return [(Position(text(ident)), fields or {}) for ident, fields in page]
 
     async def read(
@@ -153,13 +175,14 @@ class LogReader:
 
     async def first(self) -> Position | None:
         """The first position of the log, or ``None`` while it is empty."""
-        found: list[Any] = await self.client.xrange(self.key, "-", "+", count=1) or []
+        found = await xrange(self.client, self.key, "-", "+", 1)
         return Position(text(found[0][0])) if found else None
 
     async def last_at(self, top: str) -> Position | None:
         """The last position at or before ``top`` (an entry id, or ``<ms>`` for any entry of
         that millisecond), or ``None`` when there is none."""
-        found: list[Any] = await self.client.xrevrange(self.key, top, "-", count=1) or []
+        command = ("XREVRANGE", self.key, top, "-", "COUNT", 1)
+        found: list[Any] = await self.client.execute_command(*command, **RAW) or []  # type: ignore[no-untyped-call]
         return Position(text(found[0][0])) if found else None
 
     async def length(self) -> int:
@@ -170,7 +193,7 @@ class LogReader:
         """How many entries the log holds and its last position, read in one ``MULTI``."""
         async with self.client.pipeline(transaction=True) as pipe:
             pipe.xlen(self.key)
-            pipe.xrevrange(self.key, "+", "-", count=1)
+            pipe.execute_command("XREVRANGE", self.key, "+", "-", "COUNT", 1, **RAW)
             length, last = await pipe.execute()
         return int(length), Position(text(last[0][0])) if last else None
 

@@ -5,8 +5,9 @@ partition's keys: all-or-nothing, idempotent by event id, version-checked, with 
 :mod:`services.store.rules` (see :mod:`services.store.append`). Reads are plain stream
 commands through the log's one reader (:class:`~services.store.log.LogReader`): ``XRANGE``
 with an exclusive start, ``XREVRANGE`` for the head, ``XLEN``; an entity's events are found
-through its ``history`` field and fetched with one pipelined ``XRANGE pos pos`` per position
-(one round trip).
+through its state (the first event's position) and its ``history`` field (the later ones;
+none for an entity of one event), and fetched with one pipelined ``XRANGE pos pos`` per
+position (one round trip).
 
 Redis errors become :class:`~services.store.base.StoreUnavailableError`: the connection
 failed, timed out, or the server answered with an error (loading, out of memory, read-only).
@@ -29,10 +30,11 @@ from services.store.append import APPEND_SCRIPT, Part, answers, pack, pack_batch
 from services.store.base import Appended, BatchError, EntityState, StoreUnavailableError
 from services.store.connection import UNAVAILABLE, unavailable
 from services.store.keys import Keys
-from services.store.log import LogReader, recorded_of
+from services.store.log import RAW, LogReader, recorded_of, xrange_args
 from services.store.positions import START
 from services.store.rules import (
     OPERATOR_FEED,
+    created_at,
     named_incidents,
     parse_state,
     reused,
@@ -334,15 +336,23 @@ class RedisEventStore:
         """
         keys = self.keys
         spots = range(self.partitions)
+        home = keys.partition_of(entity)
         pipe = self.client.pipeline(transaction=False)
         for partition in spots:
             pipe.hget(keys.history_of(partition), entity)
-        lists = await self._call(pipe.execute)
+        pipe.hget(keys.entities_of(home), entity)
+        *lists, state = await self._call(pipe.execute)
+        created = created_at(state)
         pipe = self.client.pipeline(transaction=False)
         wanted = 0
         for partition, raw in zip(spots, lists, strict=True):
-            for position in text(raw).split() if raw else ():
-                pipe.xrange(keys.log_of(partition), min=position, max=position)
+            held = text(raw).split() if raw else []
+            if created is not None and partition == home:
+                held.insert(0, created)  # the first event's position is kept in its state
+            for position in held:
+                pipe.execute_command(
+                    *xrange_args(keys.log_of(partition), position, position), **RAW
+                )
                 wanted += 1
         if not wanted:
             return []
@@ -367,7 +377,7 @@ class RedisEventStore:
         """The last position of every partition, in partition order."""
         pipe = self.client.pipeline(transaction=False)
         for log in self.keys.logs:
-            pipe.xrevrange(log, "+", "-", count=1)
+            pipe.execute_command("XREVRANGE", log, "+", "-", "COUNT", 1, **RAW)
         return [
             Position(text(entries[0][0])) if entries else None
             for entries in await self._call(pipe.execute)

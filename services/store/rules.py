@@ -67,6 +67,7 @@ __all__ = [
     "Op",
     "body_digest",
     "conflict",
+    "created_at",
     "digest_part",
     "may_change",
     "named_incidents",
@@ -179,11 +180,21 @@ def state_text(state: EntityState | None) -> str:
     return f"{written}|{state.merged_into}" if state.merged_into else written
 
 
+def created_at(raw: Any) -> str | None:
+    """The position of the event that created an entity, from its ``entities`` value: its
+    fifth part, written since the ``history`` hash stopped keeping that first position
+    (``None`` for an entity recorded before, whose history holds every position)."""
+    if not raw:
+        return None
+    parts = text(raw).split("|", 4)
+    return parts[4] or None if len(parts) == 5 else None
+
+
 def parse_state(raw: Any) -> EntityState | None:
     """An entity state from the ``entities`` hash (``None`` for none)."""
     if not raw:
         return None
-    version, status, *rest = text(raw).split("|", 3)
+    version, status, *rest = text(raw).split("|", 4)
     return EntityState(
         int(version),
         cast("Literal['live', 'retracted', 'merged']", status),

@@ -31,6 +31,7 @@ import msgspec
 import pytest
 import redis.asyncio as aioredis
 
+from events import from_fields
 from services.runtime.redis_server import RedisProcess
 from services.store.connection import connect
 from services.store.keys import Keys
@@ -222,7 +223,7 @@ class TestRedisKilledEverysec:
                     redis_server.kill()
                     redis_server.start()
                     entries = await log_entries(client, PREFIX)
-                    logged = {fields[b"event_id"].decode() for _, fields in entries}
+                    logged = {str(from_fields(fields).event_id) for _, fields in entries}
                     losses.append(sum(1 for ident in acked if ident not in logged))
                     stale.append(len(survived - logged))
                     survived |= logged & set(acked)

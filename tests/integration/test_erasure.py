@@ -11,6 +11,7 @@ log grew by exactly one redaction per erasure.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import io
 import json
@@ -26,7 +27,7 @@ import msgspec
 import pytest
 import redis.asyncio as aioredis
 
-from events import ERASED, Source, Speaker
+from events import ERASED, CodecError, Source, Speaker, entry_data
 from projections import PROJECTIONS
 from services.bootstrap import http_app
 from services.ingest.inbox import build_inbox
@@ -139,7 +140,11 @@ async def everything_in_redis(client: aioredis.Redis, prefix: str) -> bytes:
         elif kind == "zset":
             add(await client.zrange(key, 0, -1, withscores=True))
         elif kind == "stream":
-            add(await client.xrange(key, "-", "+"))
+            entries: Any = await client.xrange(key, "-", "+")
+            add(entries)
+            for _, fields in entries:  # compressed entries: their events' JSON too
+                with contextlib.suppress(CodecError):
+                    add(entry_data(fields))
         else:
             pytest.fail(f"unexpected key type {kind} of {key!r}")
         add(await client.dump(key))

@@ -15,7 +15,7 @@ import msgspec
 import pytest
 import redis.asyncio as aioredis
 
-from events import Recorded
+from events import Recorded, from_fields
 from projections import PROJECTIONS, Projection, State
 from projections.docs import Docs
 from services import bootstrap
@@ -149,7 +149,10 @@ class TestAnEntryThatKeepsFailing:
         keys = Keys(key_prefix)
         letters: Any = await redis_client.xrange(keys.dlq)
         assert len(letters) == 1
-        letter = {text(k): text(v) for k, v in letters[0][1].items()}
+        letter = {text(k): v for k, v in letters[0][1].items()}
+        entry = {k[len("entry.") :]: v for k, v in letter.items() if k.startswith("entry.")}
+        assert from_fields(entry) == bad  # the log entry's own fields, whole
+        letter = {k: text(v) for k, v in letter.items() if not k.startswith("entry.")}
         assert letter["position"] == poison.position
         assert letter["projection"] == BOXING.name
         assert letter["error_type"] == "TypeError"

@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import uuid
+from pathlib import Path
 
+import msgspec
 import pytest
 import redis.asyncio as aioredis
+import zstandard
 
-from events import MAX_BATCH, CodecError, Position
+import events
+from events import ENTRY_JSON, MAX_BATCH, CodecError, Position, to_fields
 from services.runtime.redis_server import free_port
 from services.store.base import (
     Appended,
     ConflictError,
     EntityState,
+    IdReusedError,
     StoreUnavailableError,
 )
 from services.store.connection import SOCKET_TIMEOUT, connect
@@ -47,9 +51,51 @@ class TestIndexesWrittenBeforeOwnersAndDigests:
         answers duplicate as it did then (there is no digest to compare)."""
         event = reported("i-1", best=5)
         (first,) = await redis_store.append([event])
-        await redis_client.hset(Keys(key_prefix).ids, str(event.event_id), first.position)
+        keys = Keys(key_prefix)  # as an id indexed before digests and buckets:
+        await redis_client.hdel(keys.id_bucket_of(0, event.event_id), event.event_id.bytes)
+        await redis_client.hset(keys.ids, str(event.event_id), first.position)
         (again,) = await redis_store.append([reported("i-1", best=50, event_id=event.event_id)])
         assert (again.status, again.position) == ("duplicate", first.position)
+
+
+DICTIONARY = Path(events.__file__).parent / "data" / "entries-2.zdict"
+
+
+class TestEntriesWrittenBeforeCodecs:
+    """A log whose older entries are codec 0 (``data`` JSON, no ``c``) reads and checks on."""
+
+    async def test_a_log_of_old_and_new_entries_reads_in_order(
+        self, redis_store: RedisEventStore, redis_client: aioredis.Redis, key_prefix: str
+    ) -> None:
+        """Given an entry written as before codecs, when new ones follow, then the store reads
+        all of them, each as its event, in log order."""
+        old = reported("i-1", best=3)
+        await added(redis_client, Keys(key_prefix).log, to_fields(old, ENTRY_JSON))
+        new = [reported("i-2"), reported("i-3")]
+        await redis_store.append(new)
+        assert [r.event for r in await redis_store.read()] == [old, *new]
+
+    @pytest.mark.parametrize("codec", [ENTRY_JSON, events.ENTRY_ZSTD])
+    async def test_an_id_held_by_another_feeds_entry_is_taken_in_either_codec(
+        self,
+        redis_store: RedisEventStore,
+        redis_client: aioredis.Redis,
+        key_prefix: str,
+        codec: int,
+    ) -> None:
+        """The script reads the feed of the entry holding an id from ``source`` (codec 2)
+        or from the JSON ``data`` (codec 0): another feed gets id_taken, the same feed
+        with another body id_reused."""
+        keys = Keys(key_prefix)
+        squat = reported("i-9", source="acled")
+        position = (await added(redis_client, keys.log, to_fields(squat, codec))).decode()
+        await redis_client.hset(keys.ids, str(squat.event_id), f"{position} xxxxxxxx")
+        with pytest.raises(IdReusedError) as taken:
+            await redis_store.append([reported("i-1", event_id=squat.event_id)])
+        assert taken.value.reason == "id_taken"
+        with pytest.raises(IdReusedError) as reused:
+            await redis_store.append([reported("i-1", source="acled", event_id=squat.event_id)])
+        assert (reused.value.reason, reused.value.position) == ("id_reused", position)
 
 
 class TestWireFormat:
@@ -58,19 +104,24 @@ class TestWireFormat:
     async def test_log_entries_are_plain_fields(
         self, redis_store: RedisEventStore, redis_client: aioredis.Redis, key_prefix: str
     ) -> None:
-        """A raw XRANGE shows type, event_id, v and data (the event as JSON)."""
+        """A raw XRANGE shows c, type, v, source and d, the rest of the event, which plain
+        zstandard (with the shipped dictionary) and MessagePack decode."""
         event = reported("i-1", best=7)
         (appended,) = await redis_store.append([event])
         entries = await stream_entries(redis_client, Keys(key_prefix).log)
         assert len(entries) == 1
         entry_id, fields = entries[0]
         assert entry_id.decode() == appended.position
-        assert set(fields) == {b"type", b"event_id", b"v", b"data"}
+        assert set(fields) == {b"c", b"type", b"v", b"source", b"d"}
+        assert fields[b"c"] == b"2"
         assert fields[b"type"] == b"incident.reported"
-        assert fields[b"event_id"].decode() == str(event.event_id)
         assert fields[b"v"] == b"4"
-        data = json.loads(fields[b"data"])
-        assert data["type"] == "incident.reported"
+        assert fields[b"source"] == event.source.encode()
+        dictionary = zstandard.ZstdCompressionDict(DICTIONARY.read_bytes())
+        data = msgspec.msgpack.decode(
+            zstandard.ZstdDecompressor(dict_data=dictionary).decompress(fields[b"d"])
+        )
+        assert uuid.UUID(bytes=data["event_id"]) == event.event_id
         assert data["incident_id"] == "i-1"
         assert data["fatalities"]["best"] == 7
         assert "expected_version" not in data
@@ -78,24 +129,56 @@ class TestWireFormat:
     async def test_index_hashes_follow_the_documented_layout(
         self, redis_store: RedisEventStore, redis_client: aioredis.Redis, key_prefix: str
     ) -> None:
-        """ids, entities and history hold ``position digest``, ``version|status|into|owner``
-        and positions."""
+        """ids (in buckets, under the id's 16 bytes), entities and history hold
+        ``position digest``,
+        ``version|status|into|owner|created`` and the positions after the first: an entity
+        of one event has no history entry."""
         one, two, merge = reported("i-1"), reported("i-2"), merged("i-2", "i-1")
         answers = await redis_store.append([one, two, merge])
         keys = Keys(key_prefix)
         assert keys.log == f"{key_prefix}:{{p0}}:log"
-        ids: dict[bytes, bytes] = await redis_client.hgetall(keys.ids)  # type: ignore[assignment]
+        assert await redis_client.exists(keys.ids) == 0  # only buckets are written
+        ids: dict[bytes, bytes] = {}
+        for answer in answers:
+            event_id = uuid.UUID(answer.event_id)
+            bucket: dict[bytes, bytes] = await redis_client.hgetall(keys.id_bucket_of(0, event_id))  # type: ignore[assignment]
+            assert await redis_client.object("encoding", keys.id_bucket_of(0, event_id)) in {
+                b"listpack",
+                "listpack",
+            }
+            ids[str(event_id).encode()] = bucket[event_id.bytes]
         held = {k.decode(): v.decode().split(" ") for k, v in ids.items()}
         assert {k: v[0] for k, v in held.items()} == {a.event_id: a.position for a in answers}
         assert {len(v[1]) for v in held.values()} == {DIGEST_CHARS}  # no private text
         entities = await redis_client.hgetall(keys.entities)
+        first, second, third = (a.position.encode() for a in answers)
         assert entities == {
-            b"incident:i-1": b"1|live||sohr",
-            b"incident:i-2": b"2|merged|i-1|sohr",
+            b"incident:i-1": b"1|live||sohr|" + first,
+            b"incident:i-2": b"2|merged|i-1|sohr|" + second,
         }
-        history: bytes | None = await redis_client.hget(keys.history, "incident:i-1")  # type: ignore[assignment]
-        assert history is not None
-        assert history.decode().split() == [answers[0].position, answers[2].position]
+        history = await redis_client.hgetall(keys.history)
+        assert history == {b"incident:i-1": third, b"incident:i-2": third}
+        assert [r.position for r in await redis_store.read_entity("incident:i-1")] == [
+            answers[0].position,
+            answers[2].position,
+        ]
+
+    async def test_entities_recorded_before_created_positions_read_their_whole_history(
+        self, redis_store: RedisEventStore, redis_client: aioredis.Redis, key_prefix: str
+    ) -> None:
+        """Given an entity whose state has no created part and whose history holds every
+        position (as written before), its events read the same, and a later event is added
+        to that history."""
+        keys = Keys(key_prefix)
+        (first,) = await redis_store.append([reported("i-1")])
+        await redis_client.hset(keys.entities, "incident:i-1", "1|live||sohr")
+        await redis_client.hset(keys.history, "incident:i-1", first.position)
+        (second,) = await redis_store.append([revised("i-1")])
+        held = await redis_client.hget(keys.history, "incident:i-1")
+        assert held == f"{first.position} {second.position}".encode()
+        assert await redis_client.hget(keys.entities, "incident:i-1") == b"2|live||sohr"
+        read = await redis_store.read_entity("incident:i-1")
+        assert [r.position for r in read] == [first.position, second.position]
 
     async def test_store_works_on_a_client_that_decodes_responses(
         self, redis_url: str, key_prefix: str

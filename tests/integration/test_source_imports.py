@@ -11,7 +11,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from typer.testing import CliRunner, Result
 
-from events import CasualtiesRevised
+from events import CasualtiesRevised, entry_data
 from services.cli import main
 from services.store.keys import Keys
 from services.store.redis import RedisEventStore
@@ -74,7 +74,7 @@ class TestAcledCommand:
             fields for _, fields in entries if fields[b"type"] == b"incident.casualties_revised"
         ]
         assert all(b"sealed" in fields for fields in revisions)
-        assert all(b"at least 60" not in fields[b"data"] for fields in revisions)
+        assert all(b"at least 60" not in entry_data(fields) for fields in revisions)
         store = RedisEventStore(redis_client, prefix=key_prefix)
         events = await store.read_entity("incident:acled:SYR351004")
         assert isinstance(events[-1].event, CasualtiesRevised)

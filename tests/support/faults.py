@@ -32,6 +32,7 @@ from events import (
     Position,
     Recorded,
     Source,
+    from_fields,
     masked,
     private_fields,
     recorded_at_of,
@@ -177,8 +178,7 @@ async def log_ids(client: aioredis.Redis, keys: Keys) -> list[list[tuple[Positio
         part: list[tuple[Position, str]] = []
         async for page in LogReader(client, keys, partition).pages(size=5000):
             for position, fields in page:
-                raw = fields.get(b"event_id") or fields.get("event_id")
-                part.append((position, text(raw)))
+                part.append((position, str(from_fields(fields).event_id)))
         found.append(part)
     return found
 

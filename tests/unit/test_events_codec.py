@@ -5,10 +5,12 @@ from __future__ import annotations
 import datetime as dt
 import json
 import uuid
+from pathlib import Path
 from typing import Any
 
 import msgspec
 import pytest
+import zstandard
 
 import events
 from events import (
@@ -33,6 +35,7 @@ from events import (
 )
 
 PARIS = dt.timezone(dt.timedelta(hours=1))
+DICTIONARY = Path(events.__file__).parent / "data" / "entries-2.zdict"
 
 # One event of every type with every optional field set, and one with only what is required.
 FULL: dict[str, Event] = {
@@ -329,10 +332,73 @@ class TestWireFields:
         }
         assert events.from_fields(fields) == event
 
+    @pytest.mark.parametrize("codec", events.ENTRY_CODECS)
     @pytest.mark.parametrize("event", SAMPLES)
-    def test_wire_fields_are_exactly_type_event_id_v_data(self, event: Event) -> None:
-        """An entry carries four fields, and the small ones are readable without parsing data."""
+    def test_every_codec_decodes_back_to_the_event(self, event: Event, codec: int) -> None:
+        """Entries of each codec, as redis-py returns them, decode to the same event."""
+        fields = {
+            k.encode(): v if isinstance(v, bytes) else v.encode()
+            for k, v in events.to_fields(event, codec).items()
+        }
+        assert events.from_fields(fields) == event
+
+    @pytest.mark.parametrize("event", SAMPLES)
+    def test_new_entries_carry_their_codec_type_version_feed_and_compressed_data(
+        self, event: Event
+    ) -> None:
+        """An entry written now is codec 2: ``c``, ``type``, ``v``, ``source`` and ``d``."""
         fields = events.to_fields(event)
+        assert set(fields) == {"c", "type", "v", "source", "d"}
+        assert fields["c"] == str(events.ENTRY_ZSTD)
+        assert fields["type"] == event.type
+        assert fields["v"] == str(type(event).SCHEMA_VERSION)
+        assert fields["source"] == event.source
+
+    @pytest.mark.parametrize("codec", [events.ENTRY_MSGPACK, events.ENTRY_ZSTD])
+    @pytest.mark.parametrize("event", SAMPLES)
+    def test_no_field_is_repeated_between_the_entry_and_its_data(
+        self, event: Event, codec: int
+    ) -> None:
+        """``d`` holds the event less what the entry's own fields say (type, feed and the
+        version when ``v`` says it), and decodes with plain zstandard and MessagePack (the
+        README's few lines)."""
+        fields = events.to_fields(event, codec)
+        data = fields["d"]
+        assert isinstance(data, bytes)
+        if codec == events.ENTRY_ZSTD:
+            dictionary = zstandard.ZstdCompressionDict(DICTIONARY.read_bytes())
+            data = zstandard.ZstdDecompressor(dict_data=dictionary).decompress(data)
+        document = msgspec.msgpack.decode(data)
+        assert not {"type", "source"} & set(document)
+        said = event.schema_version == type(event).SCHEMA_VERSION  # by the entry's ``v``
+        assert ("schema_version" in document) is not said
+        assert document["event_id"] == event.event_id.bytes
+        expected = {**msgspec.to_builtins(event), "event_id": event.event_id.bytes}
+        if said:
+            del expected["schema_version"]
+        elif event.schema_version == 0:
+            expected["schema_version"] = 0  # kept, or it would be read as ``v``
+        assert {**document, "type": event.type, "source": event.source} == expected
+
+    def test_a_schema_version_left_at_zero_survives_the_entry(self) -> None:
+        """An event whose ``schema_version`` is 0 (not normalised) is not read back as ``v``."""
+        event = MINIMAL["incident.retracted"]
+        assert event.schema_version == 0
+        assert events.from_fields(events.to_fields(event)).schema_version == 0
+        data = events.to_fields(event, events.ENTRY_MSGPACK)["d"]
+        assert isinstance(data, bytes)
+        assert list(msgspec.msgpack.decode(data))[:2] == ["event_id", "schema_version"]
+
+    def test_compressed_data_is_much_smaller_than_the_json(self) -> None:
+        """The shipped dictionary makes a full report's ``d`` under half its JSON."""
+        event = FULL["incident.reported"]
+        assert len(events.to_fields(event)["d"]) * 2 < len(events.encode(event))
+
+    @pytest.mark.parametrize("event", SAMPLES)
+    def test_codec_0_fields_are_exactly_type_event_id_v_data(self, event: Event) -> None:
+        """A codec 0 entry (as written before codecs) has four fields, readable without
+        parsing data."""
+        fields = events.to_fields(event, events.ENTRY_JSON)
         assert set(fields) == {"type", "event_id", "v", "data"}
         assert fields["type"] == event.type
         assert fields["event_id"] == str(event.event_id)
@@ -340,27 +406,35 @@ class TestWireFields:
 
     @pytest.mark.parametrize("event", SAMPLES)
     def test_data_is_plain_json_with_type_and_event_id(self, event: Event) -> None:
-        """``data`` parses with the standard json module into plain JSON types only."""
-        data = events.to_fields(event)["data"]
+        """Codec 0's ``data`` parses with the standard json module into plain JSON types."""
+        data = events.to_fields(event, events.ENTRY_JSON)["data"]
         document = json.loads(data)
         assert _only_json_types(document)
         assert document["type"] == event.type
         assert document["event_id"] == str(event.event_id)
         assert document == msgspec.to_builtins(event)
 
+    @pytest.mark.parametrize("codec", events.ENTRY_CODECS)
+    def test_entry_data_is_the_json_a_codec_0_entry_holds(self, codec: int) -> None:
+        """``entry_data`` gives the same JSON whatever the entry's codec (exports use it)."""
+        event = FULL["incident.reported"]
+        assert events.entry_data(events.to_fields(event, codec)) == events.encode(event)
+
     def test_data_spells_dates_and_datetimes_in_iso_8601(self) -> None:
         """Dates and datetimes appear as ISO 8601 strings any language parses."""
-        document = json.loads(events.to_fields(FULL["incident.reported"])["data"])
+        data = events.to_fields(FULL["incident.reported"], events.ENTRY_JSON)["data"]
+        document = json.loads(data)
         assert document["occurred_start"] == "2025-03-06"
         published = document["sources"][0]["published_at"]
         assert dt.datetime.fromisoformat(published) == dt.datetime(
             2025, 3, 9, 8, 15, 30, 250, tzinfo=PARIS
         )
 
-    def test_missing_v_means_the_current_version(self) -> None:
+    @pytest.mark.parametrize("codec", events.ENTRY_CODECS)
+    def test_missing_v_means_the_current_version(self, codec: int) -> None:
         """An entry without ``v`` is read as the type's current schema version."""
         event = FULL["incident.reported"]
-        fields = events.to_fields(event)
+        fields = events.to_fields(event, codec)
         del fields["v"]
         assert events.from_fields(fields) == event
 
@@ -396,12 +470,35 @@ class TestDecodeErrors:
         with pytest.raises(CodecError, match="unknown event type"):
             events.from_fields(fields)
 
-    @pytest.mark.parametrize("missing", ["type", "data"])
-    def test_entry_without_type_or_data_raises_codec_error(self, missing: str) -> None:
-        """An entry lacking its ``type`` or ``data`` field is not an event."""
-        fields = events.to_fields(MINIMAL["incident.retracted"])
+    @pytest.mark.parametrize(
+        ("codec", "missing"),
+        [(0, "type"), (0, "data"), (2, "type"), (2, "d"), (2, "source"), (1, "d")],
+    )
+    def test_entry_without_type_or_data_raises_codec_error(self, codec: int, missing: str) -> None:
+        """An entry lacking its ``type`` or its data (``data``; ``d`` and ``source``) is not
+        an event."""
+        fields = events.to_fields(MINIMAL["incident.retracted"], codec)
         del fields[missing]
-        with pytest.raises(CodecError, match="no data or type"):
+        with pytest.raises(CodecError, match=r"no (data|d) or (type|source)"):
+            events.from_fields(fields)
+
+    @pytest.mark.parametrize("c", ["9", "x", "-1"])
+    def test_entry_of_an_unknown_codec_raises_codec_error(self, c: str) -> None:
+        """An entry whose ``c`` names no codec this code reads is refused, not guessed."""
+        fields = {**events.to_fields(MINIMAL["incident.retracted"]), "c": c}
+        with pytest.raises(CodecError, match="codec"):
+            events.from_fields(fields)
+
+    @pytest.mark.parametrize(
+        "d",
+        [b"", b"\x28\xb5\x2f\xfd", b"\xff" * 20, b"\x90"],
+        ids=["empty", "truncated-frame", "garbage", "not-a-map"],
+    )
+    @pytest.mark.parametrize("codec", [events.ENTRY_MSGPACK, events.ENTRY_ZSTD])
+    def test_entry_with_corrupt_d_raises_codec_error(self, codec: int, d: bytes) -> None:
+        """Bytes in ``d`` that do not decompress or decode are a CodecError, never a crash."""
+        fields = {**events.to_fields(MINIMAL["incident.retracted"], codec), "d": d}
+        with pytest.raises(CodecError):
             events.from_fields(fields)
 
     @pytest.mark.parametrize("v", ["x", "1.0", "two"])
@@ -427,13 +524,22 @@ class TestDecodeErrors:
 
     def test_entry_whose_type_disagrees_with_its_data_raises_codec_error(self) -> None:
         """A corrupt entry whose ``type`` field and data's type differ is refused."""
-        fields = {**events.to_fields(MINIMAL["incident.retracted"]), "type": "incident.merged"}
+        entry = events.to_fields(MINIMAL["incident.retracted"], events.ENTRY_JSON)
+        fields = {**entry, "type": "incident.merged"}
         with pytest.raises(CodecError, match=r"holds a 'incident\.retracted' event"):
+            events.from_fields(fields)
+
+    def test_data_that_does_not_fit_the_entrys_type_raises_codec_error(self) -> None:
+        """Codec 2 keeps the type in the entry alone: a retraction's data under the type
+        ``incident.merged`` is refused, not read as a merge."""
+        fields = {**events.to_fields(MINIMAL["incident.retracted"]), "type": "incident.merged"}
+        with pytest.raises(CodecError, match="missing required field `into`"):
             events.from_fields(fields)
 
     def test_entry_with_invalid_data_raises_codec_error(self) -> None:
         """Stored data that no longer satisfies the schema is a CodecError, not a crash."""
-        fields = {**events.to_fields(MINIMAL["incident.retracted"]), "data": b'{"type": 1}'}
+        entry = events.to_fields(MINIMAL["incident.retracted"], events.ENTRY_JSON)
+        fields = {**entry, "data": b'{"type": 1}'}
         with pytest.raises(CodecError):
             events.from_fields(fields)
 

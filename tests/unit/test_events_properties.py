@@ -353,11 +353,13 @@ class TestRoundTrips:
         assert events.decode(events.encode(event)) == event
 
     @PROPERTY
-    @given(any_event)
-    def test_from_fields_of_to_fields_is_the_event(self, event: Event) -> None:
-        """The stream entry decodes to an equal event, with str or bytes keys."""
-        fields = events.to_fields(event)
+    @given(any_event, st.sampled_from(events.ENTRY_CODECS))
+    def test_from_fields_of_to_fields_is_the_event(self, event: Event, codec: int) -> None:
+        """The stream entry of every codec decodes to an equal event, with str or bytes
+        keys, and its JSON (what exports write) is that of the event."""
+        fields = events.to_fields(event, codec)
         assert events.from_fields(fields) == event
+        assert events.entry_data(fields) == events.encode(event)
         as_bytes = {
             k.encode(): v if isinstance(v, bytes) else v.encode() for k, v in fields.items()
         }
@@ -366,8 +368,9 @@ class TestRoundTrips:
     @PROPERTY
     @given(any_event)
     def test_data_field_is_plain_json(self, event: Event) -> None:
-        """The ``data`` field parses with the standard json module to the event's builtins."""
-        assert json.loads(events.to_fields(event)["data"]) == msgspec.to_builtins(event)
+        """Codec 0's ``data`` parses with the standard json module to the event's builtins."""
+        data = events.to_fields(event, events.ENTRY_JSON)["data"]
+        assert json.loads(data) == msgspec.to_builtins(event)
 
     @PROPERTY
     @given(any_event)
@@ -410,6 +413,25 @@ class TestGarbage:
     ) -> None:
         """A stream entry with garbage data fails as CodecError, whatever its version."""
         fields = {b"type": tag.encode(), b"data": data}
+        if v is not None:
+            fields[b"v"] = v
+        with pytest.raises(CodecError):
+            events.from_fields(fields)
+
+    @GARBAGE
+    @given(
+        st.sampled_from(sorted(events.EVENT_TYPES)),
+        st.sampled_from([b"1", b"2", b"3", b"x"]),
+        st.sampled_from([b"1", b"2", b"4", None]),
+        st.binary(max_size=256),
+        st.binary(max_size=40),
+    )
+    def test_random_compact_entries_to_from_fields_raise_codec_error(
+        self, tag: str, c: bytes, v: bytes | None, data: bytes, source: bytes
+    ) -> None:
+        """An entry of codec 1 or 2 (or an unknown one) with garbage ``d`` or ``source``
+        fails as CodecError, never as a zstd, MessagePack or index error."""
+        fields = {b"c": c, b"type": tag.encode(), b"source": source, b"d": data}
         if v is not None:
             fields[b"v"] = v
         with pytest.raises(CodecError):

@@ -744,3 +744,54 @@ class TestVersionBounds:
         assert events.parse_submission(json.dumps(payload).encode()) == EXPECTED[path.name]
         del payload["schema_version"]
         assert events.parse_submission(json.dumps(payload).encode()) == EXPECTED[path.name]
+
+
+ENTRIES = GOLDEN / "entries"
+ENTRY_FILES = [pytest.param(p, id=p.name) for p in sorted(ENTRIES.glob("*.json"))]
+
+
+def _golden_entry(path: Path) -> dict[bytes, bytes]:
+    """A golden entry of codec 1 or 2 as redis-py returns it (``d`` is kept in hex)."""
+    document = json.loads(path.read_bytes())
+    return {
+        name.encode(): bytes.fromhex(value) if name == "d" else value.encode()
+        for name, value in document.items()
+    }
+
+
+class TestGoldenEntries:
+    """Entries written by codecs 1 and 2 (``tests/golden/entries``) keep decoding: the
+    MessagePack layout and the shipped zstd dictionary are as permanent as the schemas."""
+
+    @pytest.mark.parametrize("path", ENTRY_FILES)
+    def test_golden_entry_decodes_to_its_golden_payload(self, path: Path) -> None:
+        """Each entry holds the event of the JSON golden payload of its type and version."""
+        name, _, codec = path.name.removesuffix(".json").rpartition(".c")
+        fields = _golden_entry(path)
+        assert fields[b"c"] == codec.encode()
+        assert events.from_fields(fields) == EXPECTED[f"{name}.json"]
+
+    @pytest.mark.parametrize("path", ENTRY_FILES)
+    def test_golden_entry_is_what_this_code_writes(self, path: Path) -> None:
+        """The code writes those very bytes today (a change of layout or dictionary shows
+        here, and then needs a new codec number)."""
+        fields = _golden_entry(path)
+        codec = int(fields[b"c"])
+        written = events.to_fields(events.from_fields(fields), codec)
+        assert {
+            k.encode(): v if isinstance(v, bytes) else v.encode() for k, v in written.items()
+        } == fields
+
+    @pytest.mark.parametrize("codec", [events.ENTRY_MSGPACK, events.ENTRY_ZSTD])
+    @pytest.mark.parametrize(("tag", "cls"), sorted(events.EVENT_TYPES.items()))
+    def test_every_current_version_has_a_golden_entry_of_each_codec(
+        self, tag: str, cls: type[events.Event], codec: int
+    ) -> None:
+        """A new schema version or codec without its golden entry fails here."""
+        assert (ENTRIES / f"{tag}.v{cls.SCHEMA_VERSION}.c{codec}.json").is_file()
+
+    @pytest.mark.parametrize("path", ENTRY_FILES)
+    def test_golden_entry_exports_as_its_json(self, path: Path) -> None:
+        """``entry_data`` gives the JSON an entry of codec 0 would hold for the same event."""
+        fields = _golden_entry(path)
+        assert events.decode(events.entry_data(fields)) == events.from_fields(fields)
