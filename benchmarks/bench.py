@@ -307,7 +307,7 @@ class Server:
     def peak_memory(self) -> dict[str, int]:
         """Each child's peak resident memory so far (``VmHWM``), bytes, by its log's name."""
         children = [("serve", self.process)]
-        children += [(path.stem.removesuffix(f"-{self.prefix}"), p) for p, path in self.projectors]
+        children += [(path.stem.replace(f"-{self.prefix}", ""), p) for p, path in self.projectors]
         peaks: dict[str, int] = {}
         for name, process in children:
             if process is None or process.poll() is not None:
