@@ -626,10 +626,17 @@ async def run(args: argparse.Namespace) -> Results:
                 with Profiled(results, "catch-up", profile_on):
                     await asyncio.wait_for(pool.run_until_caught_up(), timeout=args.timeout)
                 results.values["catch_up"] = rate(n, time.perf_counter() - started)
-                view_bytes = 0
+                per_kind: dict[str, float] = {}  # "<view>:<kind>" → bytes per log event
                 async for key in client.scan_iter(match=f"{prefix}:{{view:*", count=1000):
-                    view_bytes += int(await client.memory_usage(key, samples=0) or 0)
-                results.values["view_bytes_per_event"] = view_bytes / n
+                    name = key.decode() if isinstance(key, bytes) else str(key)
+                    tag, _, kind = name.partition("}:")
+                    view = tag.split(":")[2]  # <prefix>:{view:<name>:v<version>[:<gen>]
+                    size = int(await client.memory_usage(key, samples=0) or 0) / n
+                    per_kind[f"{view}:{kind}"] = per_kind.get(f"{view}:{kind}", 0.0) + size
+                results.values["view_bytes_per_event"] = sum(per_kind.values())
+                results.values["view_bytes_by_kind"] = dict(
+                    sorted(per_kind.items(), key=lambda item: -item[1])
+                )
             finally:
                 await pool_client.aclose()
 
@@ -976,6 +983,11 @@ def report(results: Results, args: argparse.Namespace, elapsed: float) -> str:
         parts.append(
             f"Views after catch-up: {v['view_bytes_per_event']:.0f} B of Redis per log event."
         )
+    if v.get("view_bytes_by_kind"):
+        kinds = ", ".join(
+            f"{name} {size:,.0f}" for name, size in v["view_bytes_by_kind"].items() if size >= 1
+        )
+        parts.append(f"Views by kind, B per log event: {kinds}.")
     if v.get("peak_memory"):
         peaks = ", ".join(
             f"{name} {size / 2**20:,.0f} MiB" for name, size in v["peak_memory"].items()
