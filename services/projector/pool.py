@@ -115,7 +115,8 @@ class ProjectorPool:
     ``consumer`` names this process in the consumer groups and as the lease owner (default:
     host, pid and a random suffix). ``hook`` is for fault tests: it is awaited before and after
     each commit and may raise to simulate a crash there. ``load_client`` loads views at the
-    start of a term (a long timeout: big views).
+    start of a term (a long timeout: big views). ``follow=False`` keeps the live log on the
+    consumer groups' path (:attr:`follow`).
     """
 
     def __init__(
@@ -137,6 +138,7 @@ class ProjectorPool:
         load_page: int = VIEW_PAGE,
         load_client: aioredis.Redis | None = None,
         rebuild_from: int = REBUILD_FROM,
+        follow: bool = True,
     ) -> None:
         self.client = redis_client
         self.keys = Keys.of(prefix)
@@ -151,6 +153,10 @@ class ProjectorPool:
         self.catch_up_entries = catch_up_entries
         self.catch_up_seconds = catch_up_seconds
         self.rebuild_from = rebuild_from
+        self.follow = follow
+        """Whether workers follow the live log through the shared reader (one read for the
+        pool, one script a batch: :meth:`~services.projector.catch_up.CatchUp.follow`);
+        ``False``: through their consumer groups, delivered, committed, then acked."""
         self.views = RedisViewStore(
             redis_client, self.keys, bulk_client=load_client, page=load_page
         )

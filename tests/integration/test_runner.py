@@ -250,15 +250,47 @@ class TestRedelivery:
         key_prefix: str,
         pools: Pools,
     ) -> None:
-        """Entries committed but not acked come back to the same consumer and are only acked."""
+        """Entries committed but not acked (the consumer group's path) come back to the same
+        consumer and are only acked."""
         for batch in history():
             await redis_store.append(batch)
-        await crash(pools(consumer="c-1", hook=crash_at("after_commit")), within=DEADLINE)
+        await crash(
+            pools(consumer="c-1", hook=crash_at("after_commit"), follow=False), within=DEADLINE
+        )
         committed = await load_checkpoint(redis_client, key_prefix, COUNTING)
         assert committed is not None
         assert await pending_count(redis_client, key_prefix, COUNTING) > 0
 
         await pools(consumer="c-1").run_until_caught_up()
+        await assert_views_match_fold(redis_client, key_prefix)
+        seen = await load_kind(redis_client, key_prefix, COUNTING, "seen")
+        assert {s.times for s in seen.values()} == {1}  # type: ignore[attr-defined]
+        assert await pending_count(redis_client, key_prefix, COUNTING) == 0
+
+    async def test_a_crash_after_a_followed_commit_leaves_nothing_to_redeliver(
+        self,
+        redis_client: aioredis.Redis,
+        redis_store: RedisEventStore,
+        key_prefix: str,
+        pools: Pools,
+    ) -> None:
+        """Following the log, the commit moves the group with the checkpoint: a crash right
+        after it leaves nothing pending, the group at the checkpoint, and the successor
+        applies each entry once."""
+        for batch in history():
+            await redis_store.append(batch)
+        await crash(
+            pools(consumer="c-dead", hook=crash_at("after_commit"), lease_ms=300), within=DEADLINE
+        )
+        committed = await load_checkpoint(redis_client, key_prefix, COUNTING)
+        assert committed is not None
+        assert await pending_count(redis_client, key_prefix, COUNTING) == 0
+        keys = view_keys(key_prefix, COUNTING)
+        groups = await redis_client.xinfo_groups(keys.log)
+        (group,) = [g for g in groups if g["name"] in (keys.group, keys.group.encode())]
+        assert group["last-delivered-id"] in (committed, committed.encode())
+
+        await pools(consumer="c-next").run_until_caught_up()
         await assert_views_match_fold(redis_client, key_prefix)
         seen = await load_kind(redis_client, key_prefix, COUNTING, "seen")
         assert {s.times for s in seen.values()} == {1}  # type: ignore[attr-defined]
@@ -275,8 +307,10 @@ class TestRedelivery:
         for batch in history():
             await redis_store.append(batch)
         await crash(
-            pools(consumer="c-dead", hook=crash_at("after_commit"), lease_ms=300), within=DEADLINE
+            pools(consumer="c-dead", hook=crash_at("after_commit"), lease_ms=300, follow=False),
+            within=DEADLINE,
         )
+        assert await pending_count(redis_client, key_prefix, COUNTING) > 0
 
         await pools(consumer="c-next").run_until_caught_up()
         await assert_views_match_fold(redis_client, key_prefix)
