@@ -81,7 +81,8 @@ class SharedReader:
         self.keep = keep
         self._chunks: list[_Chunk] = []
         self._lock = asyncio.Lock()
-        self._tail = asyncio.Lock()
+        self._reading: dict[tuple[int, int], asyncio.Future[tuple[list[LogEntry], bool]]] = {}
+        """The read waiting at the head of the log, by the place it reads after."""
         self._head_key = _START
         """The last entry any read found (the log holds at least up to it)."""
 
@@ -124,9 +125,10 @@ class SharedReader:
         """As :meth:`after`, but at the head of the log waits up to ``block_ms`` for new
         entries (``XREAD BLOCK``); empty when none came.
 
-        One worker waits at the head at a time; the others at the same place wait for its
-        read and find its page, so a pool reads each new stretch of the log once. A worker
-        behind what was already read is not held up by the wait: it reads at once.
+        One read waits at the head at a time: the workers at the same place wait for the
+        same read and all resume together when it answers (so their commits can go to Redis
+        together: :class:`~services.projector.commit.Commits`); a pool reads each new
+        stretch of the log once. A worker behind what was already read reads at once.
         """
         key = _START if position is None else position_key(position)
         found = self._cached(key)
@@ -134,22 +136,34 @@ class SharedReader:
             return found
         if key < self._head_key:
             return await self.after(position)
-        async with self._tail:
-            found = self._cached(key)
-            if found is not None:
-                return found
-            if key < self._head_key:
-                return await self.after(position)
-            reply = await self.log.client.xread(
-                {self.log.key: position or "0-0"}, count=self.size, block=block_ms
-            )
-            page = stream_entries(reply)
-            entries = decode_page((Position(ident), fields) for ident, fields in page)
-            if not entries:
-                return [], False
-            chunk = _Chunk(key, entries, len(page) >= self.size)
-            self._keep(chunk)
-            return chunk.entries, chunk.full
+        reading = self._reading.get(key)
+        if reading is None:
+            reading = asyncio.ensure_future(self._read_head(position, key, block_ms))
+            self._reading[key] = reading
+            reading.add_done_callback(lambda done: self._read_done(key, done))
+        # shielded: a worker cancelled while it waits does not cancel the others' read
+        return await asyncio.shield(reading)
+
+    def _read_done(
+        self, key: tuple[int, int], done: asyncio.Future[tuple[list[LogEntry], bool]]
+    ) -> None:
+        self._reading.pop(key, None)
+        if not done.cancelled():
+            done.exception()  # its waiters may all be gone (a pool stopped): not an orphan
+
+    async def _read_head(
+        self, position: Position | None, key: tuple[int, int], block_ms: int
+    ) -> tuple[list[LogEntry], bool]:
+        reply = await self.log.client.xread(
+            {self.log.key: position or "0-0"}, count=self.size, block=block_ms
+        )
+        page = stream_entries(reply)
+        entries = decode_page((Position(ident), fields) for ident, fields in page)
+        if not entries:
+            return [], False
+        chunk = _Chunk(key, entries, len(page) >= self.size)
+        self._keep(chunk)
+        return chunk.entries, chunk.full
 
 
 class CatchUp:
@@ -271,18 +285,21 @@ class CatchUp:
             self.clean = False
             return "classic"
         worker.applied += len(applied)
-        if not await self._commit(docs, last, len(entries)):
+        if not await self._commit(docs, last, len(entries), together=True):
             self.clean = False
         if more:
             worker.fast_due = True  # a backlog: catch up in larger commits
         return "applied"
 
-    async def _commit(self, docs: Docs[msgspec.Struct], last: Position, entries: int) -> bool:
-        """Commit what the catch-up applied (``entries`` log entries), moving the group;
-        whether the group moved."""
+    async def _commit(
+        self, docs: Docs[msgspec.Struct], last: Position, entries: int, *, together: bool = False
+    ) -> bool:
+        """Commit what the catch-up applied (``entries`` log entries), moving the group
+        (``together``: in one call with the other workers' commits of this turn); whether
+        the group moved."""
         worker = self.worker
         batch = Batch(docs.take_changes(), last)
         batch.moved = entries
-        result = await worker.commit(batch, last, group=worker.group.name)
+        result = await worker.commit(batch, last, group=worker.group.name, together=together)
         worker.log.debug("projector.caught_up_to", checkpoint=last, moved=result == 1)
         return result == 1

@@ -30,6 +30,7 @@ from projections import PROJECTIONS, Projection
 from projections.docs import Docs
 from services.health import ERROR_CHARS, PartHealth
 from services.projector.catch_up import SharedReader
+from services.projector.commit import Commits
 from services.projector.errors import ProjectorFailedError
 from services.projector.lease import Leases, process_name
 from services.projector.replay import Replay, run_together
@@ -163,6 +164,8 @@ class ProjectorPool:
         self.leases = Leases(redis_client)
         self.logs = [LogReader(redis_client, self.keys, p) for p in range(self.keys.partitions)]
         self.readers = [SharedReader(log, read_size, read_keep) for log in self.logs]
+        self.commits = [Commits(redis_client) for _ in self.logs]
+        """Per log partition: the workers' commits following the log, sent together."""
         self.progress = asyncio.Event()
         self.faulted = asyncio.Event()
         """Set whenever a worker meets an unexpected error (it restarts by itself)."""

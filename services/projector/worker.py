@@ -370,19 +370,29 @@ class Worker:
         """Undo the uncommitted changes (:func:`services.projector.poison.put_back`)."""
         await put_back(self, docs, changes)
 
-    async def commit(self, batch: Batch, last: Position, *, group: str | None = None) -> int:
+    async def commit(
+        self, batch: Batch, last: Position, *, group: str | None = None, together: bool = False
+    ) -> int:
         """Write the batch's documents, dead letters and checkpoint ``last`` (with its
         ordinal: the batch moved it past ``batch.moved`` entries) in one step.
 
-        ``group`` (its name) also moves the consumer group to ``last`` (a catch-up). Returns
-        the script's answer (1, or 2 when the group was to move and did not).
+        ``group`` (its name) also moves the consumer group to ``last`` (a catch-up).
+        ``together`` sends it in one script call with the other workers' commits of this
+        turn (:class:`~services.projector.commit.Commits`). Returns the script's answer (1,
+        or 2 when the group was to move and did not).
         """
         hook = self.pool.hook
         if hook is not None:
             await hook(self.name, "before_commit")
         ordinal = None if self.ordinal is None else self.ordinal + batch.moved
         result = await self._committer.commit(
-            self.keys, batch, self.checkpoint, last, ordinal=ordinal, group=group
+            self.keys,
+            batch,
+            self.checkpoint,
+            last,
+            ordinal=ordinal,
+            group=group,
+            together=self.pool.commits[self.partition] if together else None,
         )
         self.checkpoint, self.ordinal = last, ordinal
         self.healing.recovered()

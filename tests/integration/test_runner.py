@@ -20,12 +20,15 @@ from structlog.testing import capture_logs
 
 from events import (
     AnyEvent,
+    Position,
     Recorded,
     Speaker,
 )
 from projections import PROJECTIONS, Projection, State, fold
 from projections.docs import Docs
 from services.cli.processes import project
+from services.projector.commit import Batch, Commits, Committer
+from services.projector.errors import CheckpointMovedError, LeaseLostError
 from services.projector.pool import ProjectorPool
 from services.projector.worker import MAX_DELIVERIES
 from services.runtime.redis_server import RedisProcess
@@ -648,3 +651,39 @@ class TestTheProjectorProcess:
             os.kill(os.getpid(), signal.SIGTERM)
             async with asyncio.timeout(DEADLINE):
                 await running
+
+
+class TestCommitsTogether:
+    """Commits of several views sent in one script call are each checked on their own."""
+
+    async def test_a_refused_commit_leaves_the_others_sent_with_it_committed(
+        self, redis_client: aioredis.Redis, key_prefix: str
+    ) -> None:
+        """Of three commits sent together, the one whose lease is another's is refused, the
+        one built on a stale checkpoint is refused, and the third is written."""
+        ours, lost, stale = (
+            view_keys(key_prefix, projection)
+            for projection in (COUNTING, PROJECTIONS["alignment"], PROJECTIONS["incidents"])
+        )
+        await redis_client.set(ours.lease, "me")
+        await redis_client.set(lost.lease, "another")
+        await redis_client.set(stale.lease, "me")
+        await redis_client.hset(stale.meta, "position", "5-0")
+        committer, together = Committer(redis_client, "me"), Commits(redis_client)
+        answers = await asyncio.gather(
+            *(
+                committer.commit(
+                    keys, Batch({}, None), None, Position("7-0"), ordinal=7, together=together
+                )
+                for keys in (ours, lost, stale)
+            ),
+            return_exceptions=True,
+        )
+        assert answers[0] == 1
+        assert isinstance(answers[1], LeaseLostError)
+        assert isinstance(answers[2], CheckpointMovedError)
+        assert await load_checkpoint(redis_client, key_prefix, COUNTING) == "7-0"
+        assert await redis_client.hget(ours.meta, "ordinal") in (b"7", "7")
+        alignment = PROJECTIONS["alignment"]
+        assert await load_checkpoint(redis_client, key_prefix, alignment) is None
+        assert await load_checkpoint(redis_client, key_prefix, PROJECTIONS["incidents"]) == "5-0"
