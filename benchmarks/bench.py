@@ -457,6 +457,7 @@ async def live_latency(
     rate_per_s: int,
     seconds: float,
     tick: float = 0.01,
+    breakdown: dict[str, list[float]] | None = None,
 ) -> tuple[list[float], float, int]:
     """Offer ``rate_per_s`` events/s (a batch due every ``tick``, open loop) for ``seconds``.
 
@@ -466,6 +467,10 @@ async def live_latency(
     as a feed's client would. Returns every batch's latency publish → visible (seconds), the
     worst lag seen (the age of the oldest published batch not yet visible) and the events
     offered. Every batch becomes visible in the end, so the worst lag is the worst latency.
+
+    ``breakdown`` (when given) receives, per batch, when its publish was answered
+    (``published``) and when the stored community-victims checkpoint included it
+    (``stored``, polled in Redis every 2 ms beside the API), both counted from when it was due.
     """
     per_tick = max(1, round(rate_per_s * tick))
     ticks = round(seconds / tick)
@@ -485,12 +490,31 @@ async def live_latency(
                 events = [e for _, batch in batches for e in batch]
                 results = await ledger.publish(events, batch_size=BATCH)
                 end = 0
+                answered = time.perf_counter()
                 for due, batch in batches:
                     end += len(batch)
                     sent.append((due, results[end - 1].position))
+                    stored_wait.append(sent[-1])
+                    if breakdown is not None:
+                        breakdown.setdefault("published", []).append(answered - due)
             if None in items:
                 finished = True
                 return
+
+    stored_wait: list[tuple[float, Position]] = []
+
+    async def watch_stored() -> None:
+        view = PROJECTIONS["community-victims"]
+        while breakdown is not None and (not finished or stored_wait):
+            seen = await load_checkpoint(visibility.client, visibility.prefix, view)
+            now = time.perf_counter()
+            while (
+                stored_wait
+                and seen is not None
+                and position_key(stored_wait[0][1]) <= position_key(seen)
+            ):
+                breakdown.setdefault("stored", []).append(now - stored_wait.pop(0)[0])
+            await asyncio.sleep(0.002)
 
     async def watch() -> None:
         while not finished or sent:
@@ -505,6 +529,7 @@ async def live_latency(
     async with server.client() as ledger:
         sending = asyncio.create_task(publisher(ledger))
         watcher = asyncio.create_task(watch())
+        stored_watcher = asyncio.create_task(watch_stored())
         started = time.perf_counter()
         for i in range(ticks):
             due = started + i * tick
@@ -515,6 +540,7 @@ async def live_latency(
         queue.put_nowait(None)
         await sending
         await watcher
+        await stored_watcher
     if len(latencies) != ticks:
         raise RuntimeError(f"{len(latencies)} of {ticks} live batches were seen")
     return latencies, max(latencies), ticks * per_tick
@@ -714,13 +740,21 @@ async def run(args: argparse.Namespace) -> Results:
                 visibility = Visibility(client, server, prefix)
                 try:
                     results.values["visibility"] = await visibility.probe()
+                    breakdown: dict[str, list[float]] = {}
                     latencies, lag, sent = await live_latency(
                         server,
                         visibility,
                         Workload(seed=args.seed + 3, namespace="live-"),
                         rate_per_s=args.live_rate,
                         seconds=args.live_seconds,
+                        breakdown=breakdown,
                     )
+                    for what, found in breakdown.items():
+                        print(
+                            f"[bench] live {what}: p50 {percentile(found, 0.5) * 1000:.1f} ms, "
+                            f"p99 {percentile(found, 0.99) * 1000:.1f} ms",
+                            file=sys.stderr,
+                        )
                     results.values["live_p50_ms"] = percentile(latencies, 0.50) * 1000
                     results.values["live_p99_ms"] = percentile(latencies, 0.99) * 1000
                     results.values["live_max_ms"] = max(latencies) * 1000

@@ -11,7 +11,12 @@ delivering and acking the entries would have: nothing pending, ``lag`` right. It
 done while nothing is pending in the group; an entry that fails is left to the classic path
 (:mod:`services.projector.worker`): the uncommitted step is undone from the stored view and
 redelivered through the group, so deliveries are counted and the dead-letter rule holds.
-Following the live log uses the classic path with its small batches (latency).
+Following the live log goes the same way, batch by batch (:meth:`CatchUp.follow`): one
+blocking ``XREAD`` at the head of the log for every worker of the pool (the others find its
+page), each worker's batch committed in one script that moves the group too, so a live batch
+costs a worker one script call instead of a group read, a pending check, a script and an
+ack. The classic path keeps what it is for: entries pending in the group, poison entries
+(their deliveries are counted there), and a worker going carefully after an error.
 """
 
 from __future__ import annotations
@@ -19,13 +24,14 @@ from __future__ import annotations
 import asyncio
 import bisect
 import time
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, Literal
 
 import msgspec
 
 from events import Position, position_key
 from projections.docs import Docs
 from services.projector.commit import Batch
+from services.resp import stream_entries
 from services.store.log import LogEntry, LogReader, decode_page
 from services.store.positions import above
 from services.views.fold import fold, stop
@@ -33,7 +39,11 @@ from services.views.fold import fold, stop
 if TYPE_CHECKING:
     from services.projector.worker import Worker
 
-__all__ = ["CatchUp", "SharedReader"]
+__all__ = ["CatchUp", "Followed", "SharedReader"]
+
+Followed = Literal["applied", "idle", "classic"]
+"""What :meth:`CatchUp.follow` did: applied and committed new entries, found none within the
+block time, or left them to the group's classic path."""
 
 _START: Final = (-1, -1)
 """Sorts before every position: the place before the first entry of the log."""
@@ -71,6 +81,15 @@ class SharedReader:
         self.keep = keep
         self._chunks: list[_Chunk] = []
         self._lock = asyncio.Lock()
+        self._reading: dict[tuple[int, int], asyncio.Future[tuple[list[LogEntry], bool]]] = {}
+        """The read waiting at the head of the log, by the place it reads after."""
+        self._head_key = _START
+        """The last entry any read found (the log holds at least up to it)."""
+
+    def _keep(self, chunk: _Chunk) -> None:
+        self._chunks.append(chunk)
+        del self._chunks[: -self.keep]
+        self._head_key = max(self._head_key, chunk.last_key)
 
     def _cached(self, key: tuple[int, int]) -> tuple[list[LogEntry], bool] | None:
         for index, chunk in enumerate(self._chunks):
@@ -99,9 +118,52 @@ class SharedReader:
             if not entries:
                 return [], False
             chunk = _Chunk(key, entries, len(page) >= self.size)
-            self._chunks.append(chunk)
-            del self._chunks[: -self.keep]
+            self._keep(chunk)
             return chunk.entries, chunk.full
+
+    async def follow(self, position: Position | None, block_ms: int) -> tuple[list[LogEntry], bool]:
+        """As :meth:`after`, but at the head of the log waits up to ``block_ms`` for new
+        entries (``XREAD BLOCK``); empty when none came.
+
+        One read waits at the head at a time: the workers at the same place wait for the
+        same read and all resume together when it answers (so their commits can go to Redis
+        together: :class:`~services.projector.commit.Commits`); a pool reads each new
+        stretch of the log once. A worker behind what was already read reads at once.
+        """
+        key = _START if position is None else position_key(position)
+        found = self._cached(key)
+        if found is not None:
+            return found
+        if key < self._head_key:
+            return await self.after(position)
+        reading = self._reading.get(key)
+        if reading is None:
+            reading = asyncio.ensure_future(self._read_head(position, key, block_ms))
+            self._reading[key] = reading
+            reading.add_done_callback(lambda done: self._read_done(key, done))
+        # shielded: a worker cancelled while it waits does not cancel the others' read
+        return await asyncio.shield(reading)
+
+    def _read_done(
+        self, key: tuple[int, int], done: asyncio.Future[tuple[list[LogEntry], bool]]
+    ) -> None:
+        self._reading.pop(key, None)
+        if not done.cancelled():
+            done.exception()  # its waiters may all be gone (a pool stopped): not an orphan
+
+    async def _read_head(
+        self, position: Position | None, key: tuple[int, int], block_ms: int
+    ) -> tuple[list[LogEntry], bool]:
+        reply = await self.log.client.xread(
+            {self.log.key: position or "0-0"}, count=self.size, block=block_ms
+        )
+        page = stream_entries(reply)
+        entries = decode_page((Position(ident), fields) for ident, fields in page)
+        if not entries:
+            return [], False
+        chunk = _Chunk(key, entries, len(page) >= self.size)
+        self._keep(chunk)
+        return chunk.entries, chunk.full
 
 
 class CatchUp:
@@ -112,6 +174,9 @@ class CatchUp:
         self.poison_at: Position | None = None
         """A poison entry the last catch-up stopped at: no catch-up until it is behind the
         checkpoint (the classic path handles it)."""
+        self.clean = False
+        """Known to have had nothing pending in the group since the last check: a commit that
+        moved the group found it so (:meth:`follow`)."""
 
     async def run(self, docs: Docs[msgspec.Struct]) -> bool:
         """Apply a backlog through the pool's shared reader; whether anything was committed.
@@ -176,12 +241,65 @@ class CatchUp:
             committed = True
         return committed
 
-    async def _commit(self, docs: Docs[msgspec.Struct], last: Position, entries: int) -> bool:
-        """Commit what the catch-up applied (``entries`` log entries), moving the group;
-        whether the group moved."""
+    async def follow(self, docs: Docs[msgspec.Struct]) -> Followed:
+        """Apply the next new entries of the log through the pool's shared reader and commit
+        them with the group moved, as a catch-up commit does (one read for the pool, one
+        script a batch, nothing to ack).
+
+        ``"idle"``: no new entry came within the pool's block time; ``"classic"``: this
+        path does not apply, the group's is taken (entries are pending in the group, or a
+        poison entry lies ahead: its deliveries are counted there). Whether the group holds
+        pending entries is asked once, then known from each commit: a commit that moved the
+        group found nothing pending, atomically with the checkpoint it wrote. Entries of
+        types the projection does not read are not handed to ``apply``; one that did not
+        decode stops the fold whatever its type.
+        """
+        worker = self.worker
+        if self.poison_at is not None:
+            if above(self.poison_at, worker.checkpoint):
+                return "classic"
+            self.poison_at = None
+        if not self.clean:
+            if await worker.group.pending():
+                return "classic"
+            self.clean = True
+        entries, more = await worker.reader.follow(worker.checkpoint, worker.pool.block_ms)
+        if not entries:
+            return "idle"
+        last = entries[-1][0]
+        worker.in_flight = last
+        reads = worker.projection.reads
+        applied = (
+            entries
+            if reads is None
+            else [e for e in entries if e[1] is None or type(e[1].event) in reads]
+        )
+        stopped = fold(worker.projection.apply, docs, applied, stop)
+        if stopped is not None:  # a poison entry: the classic path takes it
+            (at, _, _), failure = stopped
+            worker.log.info(
+                "projector.follow_failed", position=at, error_type=type(failure).__name__
+            )
+            await worker.put_back(docs)
+            self.poison_at = at
+            self.clean = False
+            return "classic"
+        worker.applied += len(applied)
+        if not await self._commit(docs, last, len(entries), together=True):
+            self.clean = False
+        if more:
+            worker.fast_due = True  # a backlog: catch up in larger commits
+        return "applied"
+
+    async def _commit(
+        self, docs: Docs[msgspec.Struct], last: Position, entries: int, *, together: bool = False
+    ) -> bool:
+        """Commit what the catch-up applied (``entries`` log entries), moving the group
+        (``together``: in one call with the other workers' commits of this turn); whether
+        the group moved."""
         worker = self.worker
         batch = Batch(docs.take_changes(), last)
         batch.moved = entries
-        result = await worker.commit(batch, last, group=worker.group.name)
+        result = await worker.commit(batch, last, group=worker.group.name, together=together)
         worker.log.debug("projector.caught_up_to", checkpoint=last, moved=result == 1)
         return result == 1

@@ -12,6 +12,11 @@ catch-up commit also moves the projection's consumer group to the new checkpoint
 SETID`` with the ordinal as its entries-read count), which leaves the group exactly as
 delivering and acking the entries would have.
 
+**Together.** The workers of a pool following the live log resume together from one read
+of it; their commits of that turn go to Redis in one call (:class:`Commits`,
+:data:`COMMIT_MANY_SCRIPT`), each checked and written exactly as alone, so a pool pays one
+round trip a live batch, not one a view.
+
 The script touches the lease and the dead-letter stream besides the view's own keys (which
 share the hash tag ``{view:<name>:v<version>}``); that is fine on one Redis server. In the
 partitioned layout every one of them is under the partition's hash tag.
@@ -19,6 +24,7 @@ partitioned layout every one of them is under the partition's hash tag.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from typing import Any, Final
 
@@ -33,11 +39,9 @@ from services.resp import text
 from services.views.generations import ViewKeys
 from services.views.scripts import LUA_WRITE_DOCS, doc_change_args
 
-__all__ = ["COMMIT_SCRIPT", "Batch", "Committer", "dead_letter"]
+__all__ = ["COMMIT_MANY_SCRIPT", "COMMIT_SCRIPT", "Batch", "Commits", "Committer", "dead_letter"]
 
-COMMIT_SCRIPT: Final = (
-    LUA_WRITE_DOCS
-    + """
+_COMMIT_BODY: Final = """
 -- KEYS: lease, meta, dlq, view pointer, log, changes stream, then the view's kind hashes
 --   this commit writes.
 -- ARGV: owner, expected checkpoint ('' for none), new checkpoint, the generation the worker
@@ -86,6 +90,41 @@ for _, group in ipairs(redis.call('XINFO', 'GROUPS', KEYS[5])) do
   end
 end
 return 2
+"""
+
+COMMIT_SCRIPT: Final = LUA_WRITE_DOCS + _COMMIT_BODY
+
+
+def _on_section(lua: str) -> str:
+    """``lua`` reading the tables ``K`` and ``A`` (one section's keys and arguments)
+    instead of ``KEYS`` and ``ARGV``."""
+    return lua.replace("KEYS", "K").replace("ARGV", "A")
+
+
+COMMIT_MANY_SCRIPT: Final = (
+    """
+-- The commits of several views in one call, each exactly as COMMIT_SCRIPT does it, checked
+-- and written on its own (one refused leaves the others committed).
+-- ARGV: the number of sections S, then per section: its key count, its argument count,
+--   then its arguments; KEYS: the sections' keys one after the other.
+-- Returns each section's answer, in order.
+local K, A = {}, {}
+"""
+    + _on_section(LUA_WRITE_DOCS)
+    + "local function commit_one()\n"
+    + _on_section(_COMMIT_BODY)
+    + """end
+local out, k, a = {}, 1, 2
+for s = 1, tonumber(ARGV[1]) do
+  local nk, na = tonumber(ARGV[a]), tonumber(ARGV[a + 1])
+  a = a + 2
+  K, A = {}, {}
+  for x = 1, nk do K[x] = KEYS[k + x - 1] end
+  for x = 1, na do A[x] = ARGV[a + x - 1] end
+  k, a = k + nk, a + na
+  out[s] = commit_one()
+end
+return out
 """
 )
 
@@ -146,12 +185,15 @@ class Committer:
         *,
         ordinal: int | None,
         group: str | None = None,
+        together: Commits | None = None,
     ) -> int:
         """Write the batch's documents, dead letters, checkpoint ``last`` and its ``ordinal``
         (``None``: unknown, the field is dropped) in one step.
 
         ``expected`` is the checkpoint the worker's state is built on. ``group`` (its name)
         also moves the consumer group to ``last``, with ``ordinal`` as its entries-read count.
+        ``together`` sends the commit with the other workers' made in the same turn of the
+        event loop, in one script call (:class:`Commits`).
         Returns the script's answer (1, or 2 when the group was to move and did not); raises
         :class:`LeaseLostError`, :class:`GenerationMovedError` or
         :class:`CheckpointMovedError` when it refused.
@@ -171,7 +213,10 @@ class Committer:
         args += doc_args
         for letter in batch.dead:
             args += [str(len(letter) // 2), *letter]
-        result = await self._commit(keys=script_keys, args=args)
+        if together is None:
+            result = await self._commit(keys=script_keys, args=args)
+        else:
+            result = await together.commit(script_keys, args)
         if result == 0:
             raise LeaseLostError(keys.lease)
         if result == -2:
@@ -179,3 +224,55 @@ class Committer:
         if result not in (1, 2):
             raise CheckpointMovedError(f"{keys.meta} is not at {expected}")
         return int(result)
+
+
+class Commits:
+    """Sends the commits the workers of a pool make in one turn of the event loop in one
+    script call (:data:`COMMIT_MANY_SCRIPT`): one round trip a batch for the pool instead
+    of one a worker.
+
+    The workers following the log wait for the same read of it and resume together
+    (:meth:`~services.projector.catch_up.SharedReader.follow`), each folds its batch and
+    hands its commit here without waiting for anything else; the call goes out at the next
+    turn, with every commit handed in meanwhile. Each commit is checked and written on its
+    own, exactly as alone; each worker gets its own answer. Only commits of one log
+    partition go together (in the partitioned layout their keys share its hash tag).
+    """
+
+    def __init__(self, client: aioredis.Redis) -> None:
+        self._script = client.register_script(COMMIT_MANY_SCRIPT)
+        self._queued: list[tuple[list[str], list[bytes | str | int], asyncio.Future[int]]] = []
+        self._sending: asyncio.Task[None] | None = None
+
+    async def commit(self, keys: list[str], args: list[bytes | str | int]) -> int:
+        """Send one commit's keys and arguments with the others of this turn; its answer."""
+        answer: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._queued.append((keys, args, answer))
+        if self._sending is None or self._sending.done():
+            self._sending = asyncio.create_task(self._send())
+        return await answer
+
+    async def _send(self) -> None:
+        """Send what is queued; then what was queued meanwhile, until nothing is."""
+        while self._queued:
+            queued, self._queued = self._queued, []
+            keys: list[str] = []
+            args: list[bytes | str | int] = [len(queued)]
+            for section_keys, section_args, _ in queued:
+                keys += section_keys
+                args += [len(section_keys), len(section_args), *section_args]
+            try:
+                results = await self._script(keys=keys, args=args)
+            except asyncio.CancelledError:
+                for _, _, answer in [*queued, *self._queued]:
+                    answer.cancel()
+                self._queued = []
+                raise
+            except Exception as exc:  # each worker meets it as if its own call had failed
+                for _, _, answer in queued:
+                    if not answer.done():
+                        answer.set_exception(exc)
+                continue
+            for (_, _, answer), result in zip(queued, results, strict=True):
+                if not answer.done():
+                    answer.set_result(int(result))

@@ -30,6 +30,7 @@ from projections import PROJECTIONS, Projection
 from projections.docs import Docs
 from services.health import ERROR_CHARS, PartHealth
 from services.projector.catch_up import SharedReader
+from services.projector.commit import Commits
 from services.projector.errors import ProjectorFailedError
 from services.projector.lease import Leases, process_name
 from services.projector.replay import Replay, run_together
@@ -115,7 +116,8 @@ class ProjectorPool:
     ``consumer`` names this process in the consumer groups and as the lease owner (default:
     host, pid and a random suffix). ``hook`` is for fault tests: it is awaited before and after
     each commit and may raise to simulate a crash there. ``load_client`` loads views at the
-    start of a term (a long timeout: big views).
+    start of a term (a long timeout: big views). ``follow=False`` keeps the live log on the
+    consumer groups' path (:attr:`follow`).
     """
 
     def __init__(
@@ -137,6 +139,7 @@ class ProjectorPool:
         load_page: int = VIEW_PAGE,
         load_client: aioredis.Redis | None = None,
         rebuild_from: int = REBUILD_FROM,
+        follow: bool = True,
     ) -> None:
         self.client = redis_client
         self.keys = Keys.of(prefix)
@@ -151,12 +154,18 @@ class ProjectorPool:
         self.catch_up_entries = catch_up_entries
         self.catch_up_seconds = catch_up_seconds
         self.rebuild_from = rebuild_from
+        self.follow = follow
+        """Whether workers follow the live log through the shared reader (one read for the
+        pool, one script a batch: :meth:`~services.projector.catch_up.CatchUp.follow`);
+        ``False``: through their consumer groups, delivered, committed, then acked."""
         self.views = RedisViewStore(
             redis_client, self.keys, bulk_client=load_client, page=load_page
         )
         self.leases = Leases(redis_client)
         self.logs = [LogReader(redis_client, self.keys, p) for p in range(self.keys.partitions)]
         self.readers = [SharedReader(log, read_size, read_keep) for log in self.logs]
+        self.commits = [Commits(redis_client) for _ in self.logs]
+        """Per log partition: the workers' commits following the log, sent together."""
         self.progress = asyncio.Event()
         self.faulted = asyncio.Event()
         """Set whenever a worker meets an unexpected error (it restarts by itself)."""

@@ -20,11 +20,16 @@ would reload for ever. The worker keeps the whole view in memory while it holds 
 measured at about 2.5 kB per incidents document, 0.9 kB per community-victims document,
 0.5 kB per alignment document and 0.2 kB per country-stance document (so about 2 GB for the
 incidents view of a 1M-event log). A backlog is applied through the pool's shared reader
-(:mod:`services.projector.catch_up`); the live log through the consumer group
-(:mod:`services.projector.group`) in batches, each committed in one script
-(:mod:`services.projector.commit`) and acked afterwards. An entry at or below the checkpoint
-changes nothing and is only acked, so a redelivery never counts an event twice; an entry is
-acked only once the checkpoint covers it, so a crash never loses one.
+(:mod:`services.projector.catch_up`), and so is the live log: one blocking read of the log
+for every worker of the pool, each batch committed in one script
+(:mod:`services.projector.commit`) that also moves the consumer group to the new checkpoint,
+so nothing is delivered and nothing is left to ack (:meth:`CatchUp.follow
+<services.projector.catch_up.CatchUp.follow>`). While entries are pending in the group, a
+poison entry lies ahead or the worker goes carefully, the live log goes through the
+consumer group (:mod:`services.projector.group`) in batches, each committed in one script
+and acked afterwards. An entry at or below the checkpoint changes nothing and is only
+acked, so a redelivery never counts an event twice; an entry is acked only once the
+checkpoint covers it, so a crash never loses one.
 
 **Poison entries** (``apply`` refuses an entry, or it does not decode) are undone, redelivered
 and, after 3 deliveries, dead-lettered (:mod:`services.projector.poison`).
@@ -134,7 +139,7 @@ class Worker:
         self.applied = 0
         self.dead_lettered = 0
         self.catch_up = CatchUp(self)
-        self._fast_due = True
+        self.fast_due = True
         self._renewed_at = 0.0
         self._backoff = BACKOFF_START
         self._committer = Committer(self.client, pool.consumer)
@@ -238,7 +243,7 @@ class Worker:
         self.ordinal = await checked_ordinal(self.client, self.keys, checkpoint)
         await self.group.start()
         await self.group.repair(checkpoint, self.ordinal)
-        self._fast_due = True
+        self.fast_due = True
         self.log.info(
             "projector.term_started",
             checkpoint=checkpoint,
@@ -259,7 +264,7 @@ class Worker:
             self.state = "running"
             if entries:
                 if len(entries) >= self.pool.batch_size:
-                    self._fast_due = True  # a backlog: catch up through the shared reader
+                    self.fast_due = True  # a backlog: catch up through the shared reader
                 await self._process(docs, entries)
             elif entries is not None:  # idle: settle what earlier holders left pending
                 self.healing.recovered()
@@ -271,15 +276,26 @@ class Worker:
         """Own pending entries first, then reclaimed ones, then new ones (blocking briefly).
 
         Before new ones, when a backlog is likely, the worker catches up through the
-        pool's shared reader (never while ``careful``); ``None`` then says it did.
+        pool's shared reader, and otherwise follows the log through it (never while
+        ``careful``, nor while entries are pending in the group or a poison entry lies
+        ahead); ``None`` then says it applied entries that way, ``[]`` that none came.
         """
         entries = await self.group.settled()
         if entries:
+            self.catch_up.clean = False
             return entries
-        if self._fast_due and not careful:
-            self._fast_due = False
+        if careful or not self.pool.follow:
+            self.catch_up.clean = False
+            return await self.group.new()
+        if self.fast_due:
+            self.fast_due = False
             if await self.catch_up.run(docs):
                 return None
+        followed = await self.catch_up.follow(docs)
+        if followed == "applied":
+            return None
+        if followed == "idle":
+            return []
         return await self.group.new()
 
     # --- the lease --------------------------------------------------------------------------
@@ -354,19 +370,29 @@ class Worker:
         """Undo the uncommitted changes (:func:`services.projector.poison.put_back`)."""
         await put_back(self, docs, changes)
 
-    async def commit(self, batch: Batch, last: Position, *, group: str | None = None) -> int:
+    async def commit(
+        self, batch: Batch, last: Position, *, group: str | None = None, together: bool = False
+    ) -> int:
         """Write the batch's documents, dead letters and checkpoint ``last`` (with its
         ordinal: the batch moved it past ``batch.moved`` entries) in one step.
 
-        ``group`` (its name) also moves the consumer group to ``last`` (a catch-up). Returns
-        the script's answer (1, or 2 when the group was to move and did not).
+        ``group`` (its name) also moves the consumer group to ``last`` (a catch-up).
+        ``together`` sends it in one script call with the other workers' commits of this
+        turn (:class:`~services.projector.commit.Commits`). Returns the script's answer (1,
+        or 2 when the group was to move and did not).
         """
         hook = self.pool.hook
         if hook is not None:
             await hook(self.name, "before_commit")
         ordinal = None if self.ordinal is None else self.ordinal + batch.moved
         result = await self._committer.commit(
-            self.keys, batch, self.checkpoint, last, ordinal=ordinal, group=group
+            self.keys,
+            batch,
+            self.checkpoint,
+            last,
+            ordinal=ordinal,
+            group=group,
+            together=self.pool.commits[self.partition] if together else None,
         )
         self.checkpoint, self.ordinal = last, ordinal
         self.healing.recovered()

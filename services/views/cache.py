@@ -21,6 +21,7 @@ from projections import Projection, Readable
 from projections.common import kinds_of
 from services.store.positions import joined
 from services.views.codec import decode_doc
+from services.views.layered import Layered
 from services.views.store import KindsRead, ViewStore
 
 __all__ = ["ANSWERS_PER_VIEW", "ViewReader"]
@@ -146,21 +147,29 @@ class ViewReader:
         if read.checkpoint == old.checkpoint and not stored:
             old.seen = read.seen  # nothing of this kind moved
             return old
-        # copies, not updates in place: a handler may still hold the documents it was given
-        docs, raw = dict(old.docs), dict(old.raw)
+        # new mappings, not updates in place: a handler may still hold the documents it was
+        # given; the changes are laid over the old ones instead of copying them (Layered)
+        docs: dict[str, msgspec.Struct | None] = {}
+        raw: dict[str, bytes | str | None] = {}
         changed: dict[str, tuple[msgspec.Struct | None, msgspec.Struct | None]] = {}
         for ident, text in stored.items():
-            before = docs.get(ident)
+            before = old.docs.get(ident)
             if text is None:
-                raw.pop(ident, None)
+                raw[ident] = None
                 if before is not None:
-                    del docs[ident]
+                    docs[ident] = None
                     changed[ident] = (before, None)
                 continue
             doc = decode_doc(projection, kind, text)
             docs[ident], raw[ident] = doc, text
             changed[ident] = (before, doc)
-        return _Kind(read, raw, docs, previous=old.checkpoint, changed=changed)
+        return _Kind(
+            read,
+            Layered.moved(old.raw, raw),
+            Layered.moved(old.docs, docs),
+            previous=old.checkpoint,
+            changed=changed,
+        )
 
     @staticmethod
     def _whole(

@@ -20,6 +20,7 @@ from structlog.testing import capture_logs
 
 from events import (
     AnyEvent,
+    Position,
     Recorded,
     Speaker,
     from_fields,
@@ -27,6 +28,8 @@ from events import (
 from projections import PROJECTIONS, Projection, State, fold
 from projections.docs import Docs
 from services.cli.processes import project
+from services.projector.commit import Batch, Commits, Committer
+from services.projector.errors import CheckpointMovedError, LeaseLostError
 from services.projector.pool import ProjectorPool
 from services.projector.worker import MAX_DELIVERIES
 from services.runtime.redis_server import RedisProcess
@@ -251,15 +254,47 @@ class TestRedelivery:
         key_prefix: str,
         pools: Pools,
     ) -> None:
-        """Entries committed but not acked come back to the same consumer and are only acked."""
+        """Entries committed but not acked (the consumer group's path) come back to the same
+        consumer and are only acked."""
         for batch in history():
             await redis_store.append(batch)
-        await crash(pools(consumer="c-1", hook=crash_at("after_commit")), within=DEADLINE)
+        await crash(
+            pools(consumer="c-1", hook=crash_at("after_commit"), follow=False), within=DEADLINE
+        )
         committed = await load_checkpoint(redis_client, key_prefix, COUNTING)
         assert committed is not None
         assert await pending_count(redis_client, key_prefix, COUNTING) > 0
 
         await pools(consumer="c-1").run_until_caught_up()
+        await assert_views_match_fold(redis_client, key_prefix)
+        seen = await load_kind(redis_client, key_prefix, COUNTING, "seen")
+        assert {s.times for s in seen.values()} == {1}  # type: ignore[attr-defined]
+        assert await pending_count(redis_client, key_prefix, COUNTING) == 0
+
+    async def test_a_crash_after_a_followed_commit_leaves_nothing_to_redeliver(
+        self,
+        redis_client: aioredis.Redis,
+        redis_store: RedisEventStore,
+        key_prefix: str,
+        pools: Pools,
+    ) -> None:
+        """Following the log, the commit moves the group with the checkpoint: a crash right
+        after it leaves nothing pending, the group at the checkpoint, and the successor
+        applies each entry once."""
+        for batch in history():
+            await redis_store.append(batch)
+        await crash(
+            pools(consumer="c-dead", hook=crash_at("after_commit"), lease_ms=300), within=DEADLINE
+        )
+        committed = await load_checkpoint(redis_client, key_prefix, COUNTING)
+        assert committed is not None
+        assert await pending_count(redis_client, key_prefix, COUNTING) == 0
+        keys = view_keys(key_prefix, COUNTING)
+        groups = await redis_client.xinfo_groups(keys.log)
+        (group,) = [g for g in groups if g["name"] in (keys.group, keys.group.encode())]
+        assert group["last-delivered-id"] in (committed, committed.encode())
+
+        await pools(consumer="c-next").run_until_caught_up()
         await assert_views_match_fold(redis_client, key_prefix)
         seen = await load_kind(redis_client, key_prefix, COUNTING, "seen")
         assert {s.times for s in seen.values()} == {1}  # type: ignore[attr-defined]
@@ -276,8 +311,10 @@ class TestRedelivery:
         for batch in history():
             await redis_store.append(batch)
         await crash(
-            pools(consumer="c-dead", hook=crash_at("after_commit"), lease_ms=300), within=DEADLINE
+            pools(consumer="c-dead", hook=crash_at("after_commit"), lease_ms=300, follow=False),
+            within=DEADLINE,
         )
+        assert await pending_count(redis_client, key_prefix, COUNTING) > 0
 
         await pools(consumer="c-next").run_until_caught_up()
         await assert_views_match_fold(redis_client, key_prefix)
@@ -616,3 +653,39 @@ class TestTheProjectorProcess:
             os.kill(os.getpid(), signal.SIGTERM)
             async with asyncio.timeout(DEADLINE):
                 await running
+
+
+class TestCommitsTogether:
+    """Commits of several views sent in one script call are each checked on their own."""
+
+    async def test_a_refused_commit_leaves_the_others_sent_with_it_committed(
+        self, redis_client: aioredis.Redis, key_prefix: str
+    ) -> None:
+        """Of three commits sent together, the one whose lease is another's is refused, the
+        one built on a stale checkpoint is refused, and the third is written."""
+        ours, lost, stale = (
+            view_keys(key_prefix, projection)
+            for projection in (COUNTING, PROJECTIONS["alignment"], PROJECTIONS["incidents"])
+        )
+        await redis_client.set(ours.lease, "me")
+        await redis_client.set(lost.lease, "another")
+        await redis_client.set(stale.lease, "me")
+        await redis_client.hset(stale.meta, "position", "5-0")
+        committer, together = Committer(redis_client, "me"), Commits(redis_client)
+        answers = await asyncio.gather(
+            *(
+                committer.commit(
+                    keys, Batch({}, None), None, Position("7-0"), ordinal=7, together=together
+                )
+                for keys in (ours, lost, stale)
+            ),
+            return_exceptions=True,
+        )
+        assert answers[0] == 1
+        assert isinstance(answers[1], LeaseLostError)
+        assert isinstance(answers[2], CheckpointMovedError)
+        assert await load_checkpoint(redis_client, key_prefix, COUNTING) == "7-0"
+        assert await redis_client.hget(ours.meta, "ordinal") in (b"7", "7")
+        alignment = PROJECTIONS["alignment"]
+        assert await load_checkpoint(redis_client, key_prefix, alignment) is None
+        assert await load_checkpoint(redis_client, key_prefix, PROJECTIONS["incidents"]) == "5-0"
