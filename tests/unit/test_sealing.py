@@ -391,6 +391,7 @@ class TestProjectionsOfRedactions:
 
     def test_incidents_marks_the_incident_erased_in_its_history(self) -> None:
         """erased is set, notes read [erased], the redaction is in the history."""
+        history = incidents_projection.history_of("i-1", self._log())
         state = fold(PROJECTIONS[incidents_projection.NAME], self._log())
         view = incidents_projection.get(state, "i-1")
         assert view is not None
@@ -398,8 +399,9 @@ class TestProjectionsOfRedactions:
         assert view.notes == ERASED
         assert view.status == "live"
         assert view.version == 2
-        assert [h.type for h in view.history] == ["incident.reported", "incident.redacted"]
-        assert view.history[-1].reason == "erasure request"
+        assert len(history) == view.history_total
+        assert [h.type for h in history] == ["incident.reported", "incident.redacted"]
+        assert history[-1].reason == "erasure request"
 
     def test_country_stance_marks_the_timeline_entries_erased(self) -> None:
         """Each speaker's entry shows [erased]; the stance row still counts the statement."""
