@@ -126,8 +126,13 @@ class IncidentFields(Doc, frozen=True, kw_only=True):
         return bool(self.disputed_by)
 
 
-class IncidentView(IncidentFields, frozen=True, kw_only=True):
-    """An incident's document: its fields and the counts that stand for what is kept apart."""
+class IncidentView(IncidentFields, frozen=True, kw_only=True, omit_defaults=True):
+    """An incident's document: its fields and the counts that stand for what is kept apart.
+
+    As the view stores it (a row), the fields only the single answer shows are left at their
+    defaults (:data:`projections.incidents.ROW_LEAVES`), and no field at its default is
+    written; the answer folds the incident's events (:func:`projections.incidents.incident_of`).
+    """
 
     history_total: int = 0
     """How many entries its history has (the log holds them)."""
@@ -180,10 +185,10 @@ class Traced(Docs[msgspec.Struct]):
         """The entries of each incident's history, in the order they were folded."""
 
 
-def add_entry(state: State, view: IncidentView, entry: HistoryEntry) -> int:
-    """Count ``entry`` as the next entry of the incident's history (kept only in a
-    :class:`Traced` state); the new count."""
-    if type(state) is Traced:
+def add_entry(state: State, view: IncidentView, entry: HistoryEntry | None) -> int:
+    """Count the next entry of the incident's history, kept when given (a fold builds it in
+    a :class:`Traced` state only); the new count."""
+    if entry is not None and type(state) is Traced:
         state.history.setdefault(view.incident_id, []).append(entry)
     return view.history_total + 1
 

@@ -91,6 +91,12 @@ DOC_TYPES: Final[Mapping[str, type[msgspec.Struct]]] = {
     SOURCE: Source,
 }
 
+ROW_LEAVES: Final = frozenset(
+    ("notes", "sub_event_type", "parties", "sides", "source_time", "event_clarity", "reported_at")
+)
+"""The fields of an incident that only its single answer shows: the view's row leaves them
+at their defaults (the answer folds the incident's events from the log, :func:`incident_of`)."""
+
 READ_KINDS: Final = (INCIDENT,)
 """The kinds the read side holds of this view (its answers read the incidents only)."""
 
@@ -139,18 +145,22 @@ def _reported(state: State, recorded: Recorded, event: IncidentReported) -> None
     view = _view(state, ident)
     at = recorded.recorded_at
     fatalities, victims, injured = event.fatalities, tuple(event.victims), event.injured
-    entry = HistoryEntry(
-        type=_REPORTED,
-        event_id=_uuid_text(event.event_id),
-        position=recorded.position,
-        recorded_at=at,
-        source=event.source,
-        sources=tuple(event.sources),
-        fatalities=fatalities,
-        victims=victims,
-        injured=injured,
-        parties=tuple(event.parties) or None,
-        source_time=event.source_time,
+    entry = (
+        HistoryEntry(
+            type=_REPORTED,
+            event_id=_uuid_text(event.event_id),
+            position=recorded.position,
+            recorded_at=at,
+            source=event.source,
+            sources=tuple(event.sources),
+            fatalities=fatalities,
+            victims=victims,
+            injured=injured,
+            parties=tuple(event.parties) or None,
+            source_time=event.source_time,
+        )
+        if type(state) is Traced
+        else None
     )
     new = msgspec.structs.replace(
         view,
@@ -159,10 +169,6 @@ def _reported(state: State, recorded: Recorded, event: IncidentReported) -> None
         version=view.version + 1,
         reported=True,
         source_count=report_sources(event.sources),
-        parties=tuple(event.parties),
-        sides=event.sides,
-        source_time=event.source_time,
-        event_clarity=event.event_clarity,
         feed=event.source,
         occurred_start=event.occurred_start,
         occurred_end=event.occurred_end,
@@ -172,17 +178,25 @@ def _reported(state: State, recorded: Recorded, event: IncidentReported) -> None
         geo_precision=event.geo_precision,
         violence_type=event.violence_type,
         event_type=event.event_type,
-        sub_event_type=event.sub_event_type,
         perpetrators=tuple(event.perpetrators),
         civilian_targeting=event.civilian_targeting,
         grading=event.grading,
-        notes=event.notes,
         fatalities=fatalities,
         victims=victims,
         injured=injured,
         sources=tuple(event.sources),
-        reported_at=at,
     )
+    if entry is not None:  # the whole incident, as an answer shows it
+        new = msgspec.structs.replace(
+            new,
+            parties=tuple(event.parties),
+            sides=event.sides,
+            source_time=event.source_time,
+            event_clarity=event.event_clarity,
+            sub_event_type=event.sub_event_type,
+            notes=event.notes,
+            reported_at=at,
+        )
     state.put(INCIDENT, ident, new)
 
 
@@ -193,21 +207,29 @@ def _revised(state: State, recorded: Recorded, event: CasualtiesRevised) -> None
     amended = amendments(event)
     if "perpetrators" in amended:
         amended["perpetrators"] = tuple(amended["perpetrators"])
+    changed = tuple(amended)
+    if type(state) is not Traced:  # the view's row keeps what listings read
+        for name in ROW_LEAVES.intersection(changed):
+            del amended[name]
     fatalities, victims, injured = event.fatalities, tuple(event.victims), event.injured
-    entry = HistoryEntry(
-        type=_REVISED,
-        event_id=_uuid_text(event.event_id),
-        position=recorded.position,
-        recorded_at=at,
-        source=event.source,
-        sources=tuple(event.sources),
-        reason=event.reason,
-        fatalities=fatalities,
-        victims=victims,
-        injured=injured,
-        parties=tuple(event.parties) or None,
-        source_time=event.source_time,
-        changed=tuple(amended),
+    entry = (
+        HistoryEntry(
+            type=_REVISED,
+            event_id=_uuid_text(event.event_id),
+            position=recorded.position,
+            recorded_at=at,
+            source=event.source,
+            sources=tuple(event.sources),
+            reason=event.reason,
+            fatalities=fatalities,
+            victims=victims,
+            injured=injured,
+            parties=tuple(event.parties) or None,
+            source_time=event.source_time,
+            changed=changed,
+        )
+        if type(state) is Traced
+        else None
     )
     new = msgspec.structs.replace(
         view,
@@ -218,10 +240,14 @@ def _revised(state: State, recorded: Recorded, event: CasualtiesRevised) -> None
         victims=victims,
         injured=injured,
         source_count=cite(state, view, event.sources),
-        parties=tuple(event.parties),
-        source_time=event.source_time or view.source_time,
         **amended,
     )
+    if entry is not None:  # the whole incident, as an answer shows it
+        new = msgspec.structs.replace(
+            new,
+            parties=tuple(event.parties),
+            source_time=event.source_time or view.source_time,
+        )
     state.put(INCIDENT, ident, new)
 
 
@@ -229,13 +255,17 @@ def _retracted(state: State, recorded: Recorded, event: IncidentRetracted) -> No
     ident = event.incident_id
     view = _view(state, ident)
     at = recorded.recorded_at
-    entry = HistoryEntry(
-        type=_RETRACTED,
-        event_id=_uuid_text(event.event_id),
-        position=recorded.position,
-        recorded_at=at,
-        source=event.source,
-        reason=event.reason,
+    entry = (
+        HistoryEntry(
+            type=_RETRACTED,
+            event_id=_uuid_text(event.event_id),
+            position=recorded.position,
+            recorded_at=at,
+            source=event.source,
+            reason=event.reason,
+        )
+        if type(state) is Traced
+        else None
     )
     new = msgspec.structs.replace(
         view,
@@ -251,15 +281,19 @@ def _merged(state: State, recorded: Recorded, event: IncidentMerged) -> None:
     ident, into = event.incident_id, event.into
     view = _view(state, ident)
     at = recorded.recorded_at
-    entry = HistoryEntry(
-        type=_MERGED,
-        event_id=_uuid_text(event.event_id),
-        position=recorded.position,
-        recorded_at=at,
-        source=event.source,
-        reason=event.reason,
-        duplicate=ident,
-        into=into,
+    entry = (
+        HistoryEntry(
+            type=_MERGED,
+            event_id=_uuid_text(event.event_id),
+            position=recorded.position,
+            recorded_at=at,
+            source=event.source,
+            reason=event.reason,
+            duplicate=ident,
+            into=into,
+        )
+        if type(state) is Traced
+        else None
     )
     total, version = add_entry(state, view, entry), view.version + 1
     if view.status == "retracted":  # a retracted incident stays retracted
@@ -279,7 +313,7 @@ def _merged(state: State, recorded: Recorded, event: IncidentMerged) -> None:
         duplicates, merges = canonical.duplicates, canonical.merges
         if ident not in duplicates:
             duplicates = (*duplicates, ident)
-            merges = (*merges, (entry.position, entry.event_id))
+            merges = (*merges, (recorded.position, _uuid_text(event.event_id)))
         state.put(
             "incident",
             into,
@@ -299,13 +333,17 @@ def _redacted(state: State, recorded: Recorded, event: IncidentRedacted) -> None
     ident = event.incident_id
     view = _view(state, ident)
     at = recorded.recorded_at
-    entry = HistoryEntry(
-        type=_REDACTED,
-        event_id=_uuid_text(event.event_id),
-        position=recorded.position,
-        recorded_at=at,
-        source=event.source,
-        reason=event.reason,
+    entry = (
+        HistoryEntry(
+            type=_REDACTED,
+            event_id=_uuid_text(event.event_id),
+            position=recorded.position,
+            recorded_at=at,
+            source=event.source,
+            reason=event.reason,
+        )
+        if type(state) is Traced
+        else None
     )
     new = msgspec.structs.replace(
         view,
@@ -324,14 +362,18 @@ def _disputed(state: State, recorded: Recorded, event: IncidentDisputed) -> None
     ident = event.incident_id
     view = _view(state, ident)
     at = recorded.recorded_at
-    entry = HistoryEntry(
-        type=_DISPUTED,
-        event_id=_uuid_text(event.event_id),
-        position=recorded.position,
-        recorded_at=at,
-        source=event.source,
-        sources=tuple(event.sources),
-        reason=event.reason,
+    entry = (
+        HistoryEntry(
+            type=_DISPUTED,
+            event_id=_uuid_text(event.event_id),
+            position=recorded.position,
+            recorded_at=at,
+            source=event.source,
+            sources=tuple(event.sources),
+            reason=event.reason,
+        )
+        if type(state) is Traced
+        else None
     )
     feeds = view.disputed_by
     if event.source not in feeds:
@@ -388,6 +430,22 @@ def history_of(incident_id: str, recorded: Iterable[Recorded]) -> tuple[HistoryE
     return tuple(state.history.get(incident_id, ()))
 
 
+def incident_of(
+    incident_id: str, recorded: Iterable[Recorded], entries: int | None = None
+) -> IncidentView | None:
+    """The whole incident, as its single answer shows it (every field of its latest report,
+    its whole history), from the events that touched it (as :func:`history_of` takes them):
+    this projection's fold applied to them alone, in log order, stopping once its history
+    holds ``entries`` (the count of the view's row, so the answer stands where the view
+    does); ``None`` when no event named it."""
+    state = Traced()
+    for one in sorted(recorded, key=_log_order):
+        if entries is not None and len(state.history.get(incident_id, ())) >= entries:
+            break
+        apply(state, one)
+    return get(state, incident_id)
+
+
 def get(state: Readable, incident_id: str) -> IncidentView | None:
     """The incident with the history a :class:`~projections.incident_docs.Traced` state
     kept of it (none in a view's state: :func:`history_of`), or ``None`` when no event named
@@ -405,6 +463,7 @@ __all__ = [
     "NAME",
     "READS",
     "READ_KINDS",
+    "ROW_LEAVES",
     "SOURCE",
     "VERSION",
     "HistoryEntry",
@@ -418,6 +477,7 @@ __all__ = [
     "document",
     "get",
     "history_of",
+    "incident_of",
     "initial",
     "listing",
     "merge",

@@ -179,10 +179,11 @@ async def _incident(
     shown: Shown,
 ) -> tuple[IncidentView, Fresh]:
     """The incident as this token may see it (a reader: no community lines), its private
-    text restored, ``history`` holding the entries ``shown`` picks of its history (read from
-    the log: its events folded by :func:`projections.incidents.history_of`, as many as the
-    view counts, so the history stands where the view does); the answer audited first when
-    it carries exact figures or decrypted text. 404 when no event named it."""
+    text restored, ``history`` holding the entries ``shown`` picks of its history; the answer
+    audited first when it carries exact figures or decrypted text. 404 when the view has no
+    row of it. The view holds a row of the incident; the whole incident and its history are
+    its events read from the log and folded by :func:`projections.incidents.incident_of`, up
+    to the entries the row counts (so the answer stands where the view does)."""
     side = side_of(request)
     token = token_of(request)
     state, position, lag = await side.current(
@@ -192,8 +193,11 @@ async def _incident(
     if view is None:
         raise NotFoundException(f"no incident {incident_id!r}")
     opened = await opened_incident(side.sealing, incident_id)
-    history = incidents_projection.history_of(incident_id, (u.recorded for u in opened))
-    view = msgspec.structs.replace(view, history=shown(history[: view.history_total], view))
+    whole = incidents_projection.incident_of(
+        incident_id, (u.recorded for u in opened), view.history_total
+    )
+    if whole is not None:  # None without a store: the row as stored, no history
+        view = msgspec.structs.replace(whole, history=shown(whole.history, whole))
     view = await reveal_incident(side.sealing, view, opened)
     lines = len(view.victims) + sum(len(h.victims or ()) for h in view.history)
     if not sees_exact(token):

@@ -12,13 +12,24 @@ import asyncio
 import datetime as dt
 from typing import cast
 
+import msgspec
 from hypothesis import HealthCheck, given, settings
 
 from events import AnyEvent, Event, Recorded, Source
 from projections import PROJECTIONS, State, fold
-from projections.incidents import IncidentView, Traced, apply, document, get, history_of, listing
+from projections.incidents import (
+    ROW_LEAVES,
+    IncidentView,
+    Traced,
+    apply,
+    document,
+    get,
+    history_of,
+    incident_of,
+    listing,
+)
 from services.store.memory import InMemoryEventStore
-from tests.support.builders import COAST, folded
+from tests.support.builders import COAST, Log, folded
 from tests.support.strategies import PARTITIONED, histories
 
 NAME = "incidents"
@@ -79,7 +90,9 @@ class TestGeneratedHistories:
     ) -> None:
         """Given any accepted history, then each incident's events as the store lists them,
         folded alone, are the entries the fold of the whole log makes for it, as many as its
-        document counts, and its listing row counts the distinct sources they cite."""
+        document counts, and the whole incident; the view's row is that incident without
+        its history and the fields only an answer shows; its listing row counts the distinct
+        sources they cite."""
         log, listed = by_incident(events)
         state: State = fold(PROJECTIONS[NAME], log)
         whole = traced(log)
@@ -93,8 +106,24 @@ class TestGeneratedHistories:
             history = history_of(ident, reversed(records))  # in any order given
             assert history == view.history
             assert len(history) == doc.history_total
+            assert incident_of(ident, reversed(records)) == view
+            leaves = {name: getattr(IncidentView(incident_id=ident), name) for name in ROW_LEAVES}
+            assert msgspec.structs.replace(view, history=(), **leaves) == doc
             if ident in rows:
                 assert rows[ident].sources == distinct_sources(view)
+
+    def test_the_incident_stands_where_the_count_of_entries_says(self) -> None:
+        """Given a report and two revisions in the log, when the incident is folded up to 2
+        entries (a view that has not seen the last revision), then it is the incident after
+        the first revision: version 2, its figures, two entries."""
+        records = Log().records(
+            [COAST.reported("a", 10), COAST.revised("a", 12), COAST.revised("a", 14)]
+        )
+        found = incident_of("a", records, 2)
+        assert found is not None
+        assert found.fatalities is not None
+        assert (found.version, found.fatalities.best, len(found.history)) == (2, 12, 2)
+        assert incident_of("b", records) is None
 
     def test_a_view_state_keeps_no_history(self) -> None:
         """Given a report and a revision folded as the view folds them, then the document

@@ -390,18 +390,21 @@ class TestProjectionsOfRedactions:
         ]
 
     def test_incidents_marks_the_incident_erased_in_its_history(self) -> None:
-        """erased is set, notes read [erased], the redaction is in the history."""
-        history = incidents_projection.history_of("i-1", self._log())
+        """erased is set, notes read [erased], the redaction is in the history (the
+        incident as its answer folds it from the log; the view's row marks it erased)."""
         state = fold(PROJECTIONS[incidents_projection.NAME], self._log())
-        view = incidents_projection.get(state, "i-1")
+        row = incidents_projection.document(state, "i-1")
+        view = incidents_projection.incident_of("i-1", self._log())
+        assert row is not None
         assert view is not None
+        assert row.erased
+        assert (row.notes, row.history_total) == (None, 2)  # an answer's field: not in the row
         assert view.erased
         assert view.notes == ERASED
         assert view.status == "live"
         assert view.version == 2
-        assert len(history) == view.history_total
-        assert [h.type for h in history] == ["incident.reported", "incident.redacted"]
-        assert history[-1].reason == "erasure request"
+        assert [h.type for h in view.history] == ["incident.reported", "incident.redacted"]
+        assert view.history[-1].reason == "erasure request"
 
     def test_country_stance_marks_the_timeline_entries_erased(self) -> None:
         """Each speaker's entry shows [erased]; the stance row still counts the statement."""
