@@ -126,14 +126,91 @@ class IncidentFields(Doc, frozen=True, kw_only=True):
         return bool(self.disputed_by)
 
 
-class IncidentView(IncidentFields, frozen=True, kw_only=True, omit_defaults=True):
+ROW_NAMES: Final = {
+    "incident_id": "i",
+    "status": "s",
+    "reported": "r",
+    "feed": "f",
+    "merged_into": "m",
+    "duplicates": "d",
+    "version": "v",
+    "occurred_start": "os",
+    "occurred_end": "oe",
+    "date_precision": "dp",
+    "country": "c",
+    "place": "p",
+    "geo_precision": "gp",
+    "violence_type": "vt",
+    "event_type": "et",
+    "sub_event_type": "st",
+    "perpetrators": "pe",
+    "civilian_targeting": "ct",
+    "grading": "g",
+    "notes": "n",
+    "fatalities": "fa",
+    "victims": "vi",
+    "injured": "in",
+    "sources": "so",
+    "reported_at": "ra",
+    "updated_at": "u",
+    "history": "h",
+    "erased": "e",
+    "disputed_by": "db",
+    "parties": "pa",
+    "sides": "si",
+    "source_time": "t",
+    "event_clarity": "ec",
+    "history_total": "ht",
+    "source_count": "sc",
+    "merges": "mg",
+}
+"""The short name under which the view stores each field of an incident's row (its JSON
+keys were a third of it); answers keep the full names."""
+
+
+class IncidentView(IncidentFields, frozen=True, kw_only=True, omit_defaults=True, rename=ROW_NAMES):
     """An incident's document: its fields and the counts that stand for what is kept apart.
 
     As the view stores it (a row), the fields only the single answer shows are left at their
-    defaults (:data:`projections.incidents.ROW_LEAVES`), and no field at its default is
-    written; the answer folds the incident's events (:func:`projections.incidents.incident_of`).
+    defaults (:data:`projections.incidents.ROW_LEAVES`), no field at its default is written
+    and the others are written under short names (:data:`ROW_NAMES`); the answer folds the
+    incident's events (:func:`projections.incidents.incident_of`).
     """
 
+    # Every field of IncidentFields declared again: a rename applies to a class's own fields.
+    incident_id: str
+    status: Status = "live"
+    reported: bool = False
+    feed: str | None = None
+    merged_into: str | None = None
+    duplicates: tuple[str, ...] = ()
+    version: int = 0
+    occurred_start: dt.date | None = None
+    occurred_end: dt.date | None = None
+    date_precision: int | None = None
+    country: str | None = None
+    place: Place | None = None
+    geo_precision: int | None = None
+    violence_type: str | None = None
+    event_type: str | None = None
+    sub_event_type: str | None = None
+    perpetrators: tuple[str, ...] = ()
+    civilian_targeting: bool | None = None
+    grading: Grading | None = None
+    notes: str | None = None
+    fatalities: Fatalities | None = None
+    victims: tuple[VictimLine, ...] = ()
+    injured: Estimate | None = None
+    sources: tuple[Source, ...] = ()
+    reported_at: dt.datetime | None = None
+    updated_at: dt.datetime | None = None
+    history: tuple[HistoryEntry, ...] = ()
+    erased: bool = False
+    disputed_by: tuple[str, ...] = ()
+    parties: tuple[PartyLine, ...] = ()
+    sides: Sides | None = None
+    source_time: dt.datetime | None = None
+    event_clarity: int | None = None
     history_total: int = 0
     """How many entries its history has (the log holds them)."""
     source_count: int = 0

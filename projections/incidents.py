@@ -92,7 +92,16 @@ DOC_TYPES: Final[Mapping[str, type[msgspec.Struct]]] = {
 }
 
 ROW_LEAVES: Final = frozenset(
-    ("notes", "sub_event_type", "parties", "sides", "source_time", "event_clarity", "reported_at")
+    (
+        "notes",
+        "sub_event_type",
+        "parties",
+        "sides",
+        "source_time",
+        "event_clarity",
+        "reported_at",
+        "updated_at",
+    )
 )
 """The fields of an incident that only its single answer shows: the view's row leaves them
 at their defaults (the answer folds the incident's events from the log, :func:`incident_of`)."""
@@ -165,7 +174,7 @@ def _reported(state: State, recorded: Recorded, event: IncidentReported) -> None
     new = msgspec.structs.replace(
         view,
         history_total=add_entry(state, view, entry),
-        updated_at=at,
+        updated_at=at if entry else None,
         version=view.version + 1,
         reported=True,
         source_count=report_sources(event.sources),
@@ -234,7 +243,7 @@ def _revised(state: State, recorded: Recorded, event: CasualtiesRevised) -> None
     new = msgspec.structs.replace(
         view,
         history_total=add_entry(state, view, entry),
-        updated_at=at,
+        updated_at=at if entry else None,
         version=view.version + 1,
         fatalities=fatalities,
         victims=victims,
@@ -270,7 +279,7 @@ def _retracted(state: State, recorded: Recorded, event: IncidentRetracted) -> No
     new = msgspec.structs.replace(
         view,
         history_total=add_entry(state, view, entry),
-        updated_at=at,
+        updated_at=at if entry else None,
         version=view.version + 1,
         status="retracted",
     )
@@ -297,12 +306,14 @@ def _merged(state: State, recorded: Recorded, event: IncidentMerged) -> None:
     )
     total, version = add_entry(state, view, entry), view.version + 1
     if view.status == "retracted":  # a retracted incident stays retracted
-        new = msgspec.structs.replace(view, history_total=total, updated_at=at, version=version)
+        new = msgspec.structs.replace(
+            view, history_total=total, updated_at=at if entry else None, version=version
+        )
     else:
         new = msgspec.structs.replace(
             view,
             history_total=total,
-            updated_at=at,
+            updated_at=at if entry else None,
             version=version,
             status="merged",
             merged_into=into,
@@ -320,7 +331,7 @@ def _merged(state: State, recorded: Recorded, event: IncidentMerged) -> None:
             msgspec.structs.replace(
                 canonical,
                 history_total=add_entry(state, canonical, entry),
-                updated_at=at,
+                updated_at=at if entry else None,
                 duplicates=duplicates,
                 merges=merges,
             ),
@@ -348,7 +359,7 @@ def _redacted(state: State, recorded: Recorded, event: IncidentRedacted) -> None
     new = msgspec.structs.replace(
         view,
         history_total=add_entry(state, view, entry),
-        updated_at=at,
+        updated_at=at if entry else None,
         version=view.version + 1,
         erased=True,
         notes=None if view.notes is None else ERASED,
@@ -379,7 +390,10 @@ def _disputed(state: State, recorded: Recorded, event: IncidentDisputed) -> None
     if event.source not in feeds:
         feeds = (*feeds, event.source)
     new = msgspec.structs.replace(
-        view, history_total=add_entry(state, view, entry), updated_at=at, disputed_by=feeds
+        view,
+        history_total=add_entry(state, view, entry),
+        updated_at=at if entry else None,
+        disputed_by=feeds,
     )
     state.put(INCIDENT, ident, new)
 

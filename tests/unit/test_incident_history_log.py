@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 
 from events import AnyEvent, Event, Recorded, Source
 from projections import PROJECTIONS, State, fold
+from projections.incident_docs import ROW_NAMES
 from projections.incidents import (
     ROW_LEAVES,
     IncidentView,
@@ -124,6 +125,17 @@ class TestGeneratedHistories:
         assert found.fatalities is not None
         assert (found.version, found.fatalities.best, len(found.history)) == (2, 12, 2)
         assert incident_of("b", records) is None
+
+    def test_the_row_is_stored_under_one_short_name_a_field(self) -> None:
+        """Every field of a row has its own short name, and a row loaded back from its
+        stored JSON is the row folded."""
+        assert set(ROW_NAMES) == set(IncidentView.__struct_fields__)
+        assert len(set(ROW_NAMES.values())) == len(ROW_NAMES)
+        state = folded(NAME, COAST.reported("a", 10), COAST.revised("a", 12))
+        row = document(state, "a")
+        stored = msgspec.json.encode(row)
+        assert b"occurred_start" not in stored
+        assert msgspec.json.decode(stored, type=IncidentView) == row
 
     def test_a_view_state_keeps_no_history(self) -> None:
         """Given a report and a revision folded as the view folds them, then the document

@@ -48,7 +48,7 @@ from projections import (
 from projections.alignment import pairs
 from projections.community_victims import query
 from projections.country_stance import stances
-from projections.incidents import get, history_of, listing
+from projections.incidents import get, history_of, incident_of, listing
 from services.store.memory import InMemoryEventStore
 from tests.support.builders import COAST, LOG_START_MS, Log, line
 from tests.support.strategies import PARTITIONED, STATUSES, histories
@@ -549,7 +549,10 @@ class TestEqualPositionsOfTwoStreams:
         tied = history[1:]
         assert [e.position for e in tied] == [tied[0].position] * 2
         assert [e.event_id for e in tied] == sorted(e.event_id for e in tied)
-        assert canon.updated_at == tied[-1].recorded_at
+        whole = incident_of("canon", records)
+        assert whole is not None
+        assert whole.updated_at == tied[-1].recorded_at
+        assert canon.updated_at is None  # a row keeps no time: the answer folds the log
 
 
 class TestRegistry:
