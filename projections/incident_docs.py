@@ -1,11 +1,10 @@
-"""The documents of the incidents projection: an incident as it stands, each entry of its
+"""The documents of the incidents projection: an incident as it stands, the entries of its
 history, and the row a listing shows of it. See :mod:`projections.incidents`.
 
-An incident's history is not inside its document: each entry is a document of its own
-(kind ``history``, keyed ``<incident>|<n>``, ``n`` its ordinal from 0), so a commit writes
-the new entry and the incident's small document, never the whole history again, and a
-reader takes only the entries it shows. The incident's document counts them
-(``history_total``).
+An incident's history is not stored in the view: the log holds it (every event that touched
+the incident, read through the store's per-entity index), and the same fold applied to
+those events alone gives its entries (:func:`projections.incidents.history_of`, which folds
+into a :class:`Traced` state). The incident's document counts them (``history_total``).
 """
 
 from __future__ import annotations
@@ -19,22 +18,15 @@ import msgspec
 from events import Estimate, Fatalities, Grading, PartyLine, Place, Sides, Source, VictimLine
 
 from .common import State
-from .docs import Doc
+from .docs import Doc, Docs
 
 Status = Literal["live", "retracted", "merged"]
 
 INCIDENT: Final = "incident"
 """The kind of an incident's document (an :class:`IncidentView`)."""
-HISTORY: Final = "history"
-"""The kind of one history entry's document (a :class:`HistoryEntry`, :func:`history_key`)."""
 SOURCE: Final = "source"
 """The kind that marks a source an incident's revisions cite beside those of its report,
 once per distinct source (the :class:`~events.Source` itself, keyed by :func:`source_key`)."""
-
-
-def history_key(incident_id: str, n: int) -> str:
-    """The id of the ``n``-th entry (from 0) of an incident's history."""
-    return f"{incident_id}|{n}"
 
 
 def source_key(incident_id: str, source: Source) -> str:
@@ -81,8 +73,8 @@ class HistoryEntry(Doc, frozen=True, kw_only=True):
 class IncidentFields(Doc, frozen=True, kw_only=True):
     """An incident as it stands now, as stored and as answered.
 
-    ``history`` is empty in the stored document (its entries are documents of their own);
-    :func:`projections.incidents.get` fills it in.
+    ``history`` is empty in the stored document (the log holds it);
+    :func:`projections.incidents.history_of` gives it.
     """
 
     incident_id: str
@@ -134,13 +126,98 @@ class IncidentFields(Doc, frozen=True, kw_only=True):
         return bool(self.disputed_by)
 
 
-class IncidentView(IncidentFields, frozen=True, kw_only=True):
-    """An incident's document: its fields and the counts that stand for what is kept apart."""
+ROW_NAMES: Final = {
+    "incident_id": "i",
+    "status": "s",
+    "reported": "r",
+    "feed": "f",
+    "merged_into": "m",
+    "duplicates": "d",
+    "version": "v",
+    "occurred_start": "os",
+    "occurred_end": "oe",
+    "date_precision": "dp",
+    "country": "c",
+    "place": "p",
+    "geo_precision": "gp",
+    "violence_type": "vt",
+    "event_type": "et",
+    "sub_event_type": "st",
+    "perpetrators": "pe",
+    "civilian_targeting": "ct",
+    "grading": "g",
+    "notes": "n",
+    "fatalities": "fa",
+    "victims": "vi",
+    "injured": "in",
+    "sources": "so",
+    "reported_at": "ra",
+    "updated_at": "u",
+    "history": "h",
+    "erased": "e",
+    "disputed_by": "db",
+    "parties": "pa",
+    "sides": "si",
+    "source_time": "t",
+    "event_clarity": "ec",
+    "history_total": "ht",
+    "source_count": "sc",
+    "merges": "mg",
+}
+"""The short name under which the view stores each field of an incident's row (its JSON
+keys were a third of it); answers keep the full names."""
 
+
+class IncidentView(IncidentFields, frozen=True, kw_only=True, omit_defaults=True, rename=ROW_NAMES):
+    """An incident's document: its fields and the counts that stand for what is kept apart.
+
+    As the view stores it (a row), the fields only the single answer shows are left at their
+    defaults (:data:`projections.incidents.ROW_LEAVES`), no field at its default is written
+    and the others are written under short names (:data:`ROW_NAMES`); the answer folds the
+    incident's events (:func:`projections.incidents.incident_of`).
+    """
+
+    # Every field of IncidentFields declared again: a rename applies to a class's own fields.
+    incident_id: str
+    status: Status = "live"
+    reported: bool = False
+    feed: str | None = None
+    merged_into: str | None = None
+    duplicates: tuple[str, ...] = ()
+    version: int = 0
+    occurred_start: dt.date | None = None
+    occurred_end: dt.date | None = None
+    date_precision: int | None = None
+    country: str | None = None
+    place: Place | None = None
+    geo_precision: int | None = None
+    violence_type: str | None = None
+    event_type: str | None = None
+    sub_event_type: str | None = None
+    perpetrators: tuple[str, ...] = ()
+    civilian_targeting: bool | None = None
+    grading: Grading | None = None
+    notes: str | None = None
+    fatalities: Fatalities | None = None
+    victims: tuple[VictimLine, ...] = ()
+    injured: Estimate | None = None
+    sources: tuple[Source, ...] = ()
+    reported_at: dt.datetime | None = None
+    updated_at: dt.datetime | None = None
+    history: tuple[HistoryEntry, ...] = ()
+    erased: bool = False
+    disputed_by: tuple[str, ...] = ()
+    parties: tuple[PartyLine, ...] = ()
+    sides: Sides | None = None
+    source_time: dt.datetime | None = None
+    event_clarity: int | None = None
     history_total: int = 0
-    """How many entries its history has (documents ``<incident>|0`` … of kind ``history``)."""
+    """How many entries its history has (the log holds them)."""
     source_count: int = 0
     """How many distinct sources its report and revisions cite (kind ``source``)."""
+    merges: tuple[tuple[str, str], ...] = ()
+    """The log position and event id of each merge into it, beside ``duplicates`` (what
+    orders the duplicates when partitions are merged)."""
 
 
 class IncidentRow(Doc, frozen=True, kw_only=True):
@@ -173,11 +250,24 @@ class IncidentRow(Doc, frozen=True, kw_only=True):
     disputed: bool = False
 
 
-def add_entry(state: State, view: IncidentView, entry: HistoryEntry) -> int:
-    """Store ``entry`` as the next entry of the incident's history; the new count."""
-    count = view.history_total
-    state.put(HISTORY, history_key(view.incident_id, count), entry)
-    return count + 1
+class Traced(Docs[msgspec.Struct]):
+    """A fold's state that also keeps the history entries the fold makes, by incident
+    (:func:`projections.incidents.history_of`); the view's state keeps only their count."""
+
+    __slots__ = ("history",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.history: dict[str, list[HistoryEntry]] = {}
+        """The entries of each incident's history, in the order they were folded."""
+
+
+def add_entry(state: State, view: IncidentView, entry: HistoryEntry | None) -> int:
+    """Count the next entry of the incident's history, kept when given (a fold builds it in
+    a :class:`Traced` state only); the new count."""
+    if entry is not None and type(state) is Traced:
+        state.history.setdefault(view.incident_id, []).append(entry)
+    return view.history_total + 1
 
 
 def _identity(source: Source) -> tuple[str, str | None, dt.datetime | None]:

@@ -1,16 +1,14 @@
-"""The queries of the incidents projection: one incident, a part of its history, a listing,
-the incidents behind a community-victims figure. Pure: they read a fold's state or stored
-documents."""
+"""The queries of the incidents projection: one incident's document, a listing, the
+incidents behind a community-victims figure, what a source said at a moment. Pure: they
+read a fold's state or stored documents."""
 
 from __future__ import annotations
 
 import datetime as dt
 from typing import Final
 
-import msgspec
-
 from .common import Readable, docs_of, get_doc
-from .errors import InconsistentStateError, InvalidQueryError
+from .errors import InvalidQueryError
 from .filters import (
     DEFAULT_MIN_GRADING,
     Selection,
@@ -19,14 +17,7 @@ from .filters import (
     occurrence_window,
     select,
 )
-from .incident_docs import (
-    HISTORY,
-    INCIDENT,
-    HistoryEntry,
-    IncidentRow,
-    IncidentView,
-    history_key,
-)
+from .incident_docs import INCIDENT, HistoryEntry, IncidentRow, IncidentView
 
 LISTED: Final = ("live", "retracted", "merged", "all")
 """The statuses a listing may ask for (``all``: every status)."""
@@ -34,30 +25,9 @@ _REPORTED: Final = "incident.reported"
 _REVISED: Final = "incident.casualties_revised"
 
 
-def get(state: Readable, incident_id: str) -> IncidentView | None:
-    """The incident with its whole history, or ``None`` when no event named it."""
-    view = document(state, incident_id)
-    if view is None or not view.history_total:
-        return view
-    return msgspec.structs.replace(view, history=entries(state, view, 0, view.history_total))
-
-
 def document(state: Readable, incident_id: str) -> IncidentView | None:
     """The incident's document as stored (its history counted, not in it), or ``None``."""
     return get_doc(state, INCIDENT, incident_id, IncidentView)
-
-
-def entries(state: Readable, view: IncidentView, start: int, stop: int) -> tuple[HistoryEntry, ...]:
-    """The entries ``start`` to ``stop`` (excluded, both clipped to the history) of the
-    incident's history, in log order; only those are read."""
-    ident = view.incident_id
-    found: list[HistoryEntry] = []
-    for n in range(max(start, 0), min(stop, view.history_total)):
-        entry = get_doc(state, HISTORY, history_key(ident, n), HistoryEntry)
-        if entry is None:
-            raise InconsistentStateError(f"incident {ident!r} has no history entry {n}")
-        found.append(entry)
-    return tuple(found)
 
 
 def _selected(selection: Selection, view: IncidentView) -> bool:

@@ -1,15 +1,15 @@
-"""incidents: the current state of every incident and the full history of what touched it.
+"""incidents: the current state of every incident; its history read from the log.
 
 One document per incident (kind ``incident``, an :class:`IncidentView`): every field of its
 latest report, the feed that reported it, its current figures (those of the latest report
 or revision, with their qualifiers), its status (``live``, ``retracted`` or ``merged``),
 the incident it was merged into, the duplicates merged into it, the feeds that dispute it,
-its version, and how many entries its history has. The history (one :class:`HistoryEntry`
-per event in log order, with the feed that published it and its own sources) is kept
-beside it, one document per entry (kind ``history``, ``<incident>|<n>``): a commit writes
-the new entry and the incident's document, whose size does not grow with the history, and
-a reader reads the page it shows (:func:`entries`; :func:`get`: with the whole history).
-Each distinct source its revisions cite beside its report's is marked once (kind
+its version, and how many entries its history has. The history itself (one
+:class:`HistoryEntry` per event in log order, with the feed that published it and its own
+sources) is not stored in the view: the log holds the incident's events, the store reads
+them by its per-entity index, and :func:`history_of` folds them with this same fold into a
+:class:`~projections.incident_docs.Traced` state, which keeps the entries the view only
+counts. Each distinct source its revisions cite beside its report's is marked once (kind
 ``source``), so the document counts them all (a listing's ``sources``). A merge is in the
 history of both incidents. A dispute (``incident.disputed``, by a feed that does not own
 the incident) appears in its history and flags it (``disputed``); it changes no figure.
@@ -33,17 +33,17 @@ incidents it sums, under the same filter, of one community or all).
 Partitions: every event of an incident is in its own partition, and a merge in the
 duplicate's. The state of one partition therefore holds, for a canonical incident of
 another partition, a *stub*: a document with version 0, not reported, holding only the
-merges into it (their history entries and duplicates). :func:`merge`
+merges into it (counted in its history, its duplicates). :func:`merge`
 (:mod:`projections.incident_merge`) combines the documents that several parts hold under one
 id: the incident's own document (version 1 or more; at most one part has it) with the stubs,
-histories interleaved by log position (ties by event id) and numbered again, duplicates in
-the order of their merges, ``updated_at`` from the last entry.
+histories counted together, duplicates in the order of their merges, ``updated_at`` the
+latest.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final
 
 import msgspec
@@ -60,13 +60,13 @@ from events import (
     Recorded,
     Source,
     amendments,
+    position_key,
 )
 
-from .common import State
+from .common import Readable, State
 from .docs import Docs
 from .errors import InconsistentStateError
 from .incident_docs import (
-    HISTORY,
     INCIDENT,
     SOURCE,
     HistoryEntry,
@@ -74,25 +74,40 @@ from .incident_docs import (
     IncidentRow,
     IncidentView,
     Status,
+    Traced,
     add_entry,
     cite,
-    history_key,
     report_sources,
 )
 from .incident_merge import merge
-from .incident_queries import LISTED, behind, document, entries, get, listing, said_at
+from .incident_queries import LISTED, behind, document, listing, said_at
 
 NAME: Final = "incidents"
-VERSION: Final = 4
+VERSION: Final = 5
+"""5: the history is no longer stored in the view (read from the log, :func:`history_of`)."""
 
 DOC_TYPES: Final[Mapping[str, type[msgspec.Struct]]] = {
     INCIDENT: IncidentView,
-    HISTORY: HistoryEntry,
     SOURCE: Source,
 }
 
-READ_KINDS: Final = (INCIDENT, HISTORY)
-"""The kinds the read side holds of this view, always together (its answers read both)."""
+ROW_LEAVES: Final = frozenset(
+    (
+        "notes",
+        "sub_event_type",
+        "parties",
+        "sides",
+        "source_time",
+        "event_clarity",
+        "reported_at",
+        "updated_at",
+    )
+)
+"""The fields of an incident that only its single answer shows: the view's row leaves them
+at their defaults (the answer folds the incident's events from the log, :func:`incident_of`)."""
+
+READ_KINDS: Final = (INCIDENT,)
+"""The kinds the read side holds of this view (its answers read the incidents only)."""
 
 
 def initial() -> State:
@@ -139,30 +154,30 @@ def _reported(state: State, recorded: Recorded, event: IncidentReported) -> None
     view = _view(state, ident)
     at = recorded.recorded_at
     fatalities, victims, injured = event.fatalities, tuple(event.victims), event.injured
-    entry = HistoryEntry(
-        type=_REPORTED,
-        event_id=_uuid_text(event.event_id),
-        position=recorded.position,
-        recorded_at=at,
-        source=event.source,
-        sources=tuple(event.sources),
-        fatalities=fatalities,
-        victims=victims,
-        injured=injured,
-        parties=tuple(event.parties) or None,
-        source_time=event.source_time,
+    entry = (
+        HistoryEntry(
+            type=_REPORTED,
+            event_id=_uuid_text(event.event_id),
+            position=recorded.position,
+            recorded_at=at,
+            source=event.source,
+            sources=tuple(event.sources),
+            fatalities=fatalities,
+            victims=victims,
+            injured=injured,
+            parties=tuple(event.parties) or None,
+            source_time=event.source_time,
+        )
+        if type(state) is Traced
+        else None
     )
     new = msgspec.structs.replace(
         view,
         history_total=add_entry(state, view, entry),
-        updated_at=at,
+        updated_at=at if entry else None,
         version=view.version + 1,
         reported=True,
         source_count=report_sources(event.sources),
-        parties=tuple(event.parties),
-        sides=event.sides,
-        source_time=event.source_time,
-        event_clarity=event.event_clarity,
         feed=event.source,
         occurred_start=event.occurred_start,
         occurred_end=event.occurred_end,
@@ -172,17 +187,25 @@ def _reported(state: State, recorded: Recorded, event: IncidentReported) -> None
         geo_precision=event.geo_precision,
         violence_type=event.violence_type,
         event_type=event.event_type,
-        sub_event_type=event.sub_event_type,
         perpetrators=tuple(event.perpetrators),
         civilian_targeting=event.civilian_targeting,
         grading=event.grading,
-        notes=event.notes,
         fatalities=fatalities,
         victims=victims,
         injured=injured,
         sources=tuple(event.sources),
-        reported_at=at,
     )
+    if entry is not None:  # the whole incident, as an answer shows it
+        new = msgspec.structs.replace(
+            new,
+            parties=tuple(event.parties),
+            sides=event.sides,
+            source_time=event.source_time,
+            event_clarity=event.event_clarity,
+            sub_event_type=event.sub_event_type,
+            notes=event.notes,
+            reported_at=at,
+        )
     state.put(INCIDENT, ident, new)
 
 
@@ -193,35 +216,47 @@ def _revised(state: State, recorded: Recorded, event: CasualtiesRevised) -> None
     amended = amendments(event)
     if "perpetrators" in amended:
         amended["perpetrators"] = tuple(amended["perpetrators"])
+    changed = tuple(amended)
+    if type(state) is not Traced:  # the view's row keeps what listings read
+        for name in ROW_LEAVES.intersection(changed):
+            del amended[name]
     fatalities, victims, injured = event.fatalities, tuple(event.victims), event.injured
-    entry = HistoryEntry(
-        type=_REVISED,
-        event_id=_uuid_text(event.event_id),
-        position=recorded.position,
-        recorded_at=at,
-        source=event.source,
-        sources=tuple(event.sources),
-        reason=event.reason,
-        fatalities=fatalities,
-        victims=victims,
-        injured=injured,
-        parties=tuple(event.parties) or None,
-        source_time=event.source_time,
-        changed=tuple(amended),
+    entry = (
+        HistoryEntry(
+            type=_REVISED,
+            event_id=_uuid_text(event.event_id),
+            position=recorded.position,
+            recorded_at=at,
+            source=event.source,
+            sources=tuple(event.sources),
+            reason=event.reason,
+            fatalities=fatalities,
+            victims=victims,
+            injured=injured,
+            parties=tuple(event.parties) or None,
+            source_time=event.source_time,
+            changed=changed,
+        )
+        if type(state) is Traced
+        else None
     )
     new = msgspec.structs.replace(
         view,
         history_total=add_entry(state, view, entry),
-        updated_at=at,
+        updated_at=at if entry else None,
         version=view.version + 1,
         fatalities=fatalities,
         victims=victims,
         injured=injured,
         source_count=cite(state, view, event.sources),
-        parties=tuple(event.parties),
-        source_time=event.source_time or view.source_time,
         **amended,
     )
+    if entry is not None:  # the whole incident, as an answer shows it
+        new = msgspec.structs.replace(
+            new,
+            parties=tuple(event.parties),
+            source_time=event.source_time or view.source_time,
+        )
     state.put(INCIDENT, ident, new)
 
 
@@ -229,18 +264,22 @@ def _retracted(state: State, recorded: Recorded, event: IncidentRetracted) -> No
     ident = event.incident_id
     view = _view(state, ident)
     at = recorded.recorded_at
-    entry = HistoryEntry(
-        type=_RETRACTED,
-        event_id=_uuid_text(event.event_id),
-        position=recorded.position,
-        recorded_at=at,
-        source=event.source,
-        reason=event.reason,
+    entry = (
+        HistoryEntry(
+            type=_RETRACTED,
+            event_id=_uuid_text(event.event_id),
+            position=recorded.position,
+            recorded_at=at,
+            source=event.source,
+            reason=event.reason,
+        )
+        if type(state) is Traced
+        else None
     )
     new = msgspec.structs.replace(
         view,
         history_total=add_entry(state, view, entry),
-        updated_at=at,
+        updated_at=at if entry else None,
         version=view.version + 1,
         status="retracted",
     )
@@ -251,24 +290,30 @@ def _merged(state: State, recorded: Recorded, event: IncidentMerged) -> None:
     ident, into = event.incident_id, event.into
     view = _view(state, ident)
     at = recorded.recorded_at
-    entry = HistoryEntry(
-        type=_MERGED,
-        event_id=_uuid_text(event.event_id),
-        position=recorded.position,
-        recorded_at=at,
-        source=event.source,
-        reason=event.reason,
-        duplicate=ident,
-        into=into,
+    entry = (
+        HistoryEntry(
+            type=_MERGED,
+            event_id=_uuid_text(event.event_id),
+            position=recorded.position,
+            recorded_at=at,
+            source=event.source,
+            reason=event.reason,
+            duplicate=ident,
+            into=into,
+        )
+        if type(state) is Traced
+        else None
     )
     total, version = add_entry(state, view, entry), view.version + 1
     if view.status == "retracted":  # a retracted incident stays retracted
-        new = msgspec.structs.replace(view, history_total=total, updated_at=at, version=version)
+        new = msgspec.structs.replace(
+            view, history_total=total, updated_at=at if entry else None, version=version
+        )
     else:
         new = msgspec.structs.replace(
             view,
             history_total=total,
-            updated_at=at,
+            updated_at=at if entry else None,
             version=version,
             status="merged",
             merged_into=into,
@@ -276,17 +321,19 @@ def _merged(state: State, recorded: Recorded, event: IncidentMerged) -> None:
         # The canonical incident lists the merge (created unreported if not folded yet);
         # a merge into it does not bump its version.
         canonical = _view(state, into)
-        duplicates = canonical.duplicates
+        duplicates, merges = canonical.duplicates, canonical.merges
         if ident not in duplicates:
             duplicates = (*duplicates, ident)
+            merges = (*merges, (recorded.position, _uuid_text(event.event_id)))
         state.put(
             "incident",
             into,
             msgspec.structs.replace(
                 canonical,
                 history_total=add_entry(state, canonical, entry),
-                updated_at=at,
+                updated_at=at if entry else None,
                 duplicates=duplicates,
+                merges=merges,
             ),
         )
     state.put(INCIDENT, ident, new)
@@ -297,18 +344,22 @@ def _redacted(state: State, recorded: Recorded, event: IncidentRedacted) -> None
     ident = event.incident_id
     view = _view(state, ident)
     at = recorded.recorded_at
-    entry = HistoryEntry(
-        type=_REDACTED,
-        event_id=_uuid_text(event.event_id),
-        position=recorded.position,
-        recorded_at=at,
-        source=event.source,
-        reason=event.reason,
+    entry = (
+        HistoryEntry(
+            type=_REDACTED,
+            event_id=_uuid_text(event.event_id),
+            position=recorded.position,
+            recorded_at=at,
+            source=event.source,
+            reason=event.reason,
+        )
+        if type(state) is Traced
+        else None
     )
     new = msgspec.structs.replace(
         view,
         history_total=add_entry(state, view, entry),
-        updated_at=at,
+        updated_at=at if entry else None,
         version=view.version + 1,
         erased=True,
         notes=None if view.notes is None else ERASED,
@@ -322,20 +373,27 @@ def _disputed(state: State, recorded: Recorded, event: IncidentDisputed) -> None
     ident = event.incident_id
     view = _view(state, ident)
     at = recorded.recorded_at
-    entry = HistoryEntry(
-        type=_DISPUTED,
-        event_id=_uuid_text(event.event_id),
-        position=recorded.position,
-        recorded_at=at,
-        source=event.source,
-        sources=tuple(event.sources),
-        reason=event.reason,
+    entry = (
+        HistoryEntry(
+            type=_DISPUTED,
+            event_id=_uuid_text(event.event_id),
+            position=recorded.position,
+            recorded_at=at,
+            source=event.source,
+            sources=tuple(event.sources),
+            reason=event.reason,
+        )
+        if type(state) is Traced
+        else None
     )
     feeds = view.disputed_by
     if event.source not in feeds:
         feeds = (*feeds, event.source)
     new = msgspec.structs.replace(
-        view, history_total=add_entry(state, view, entry), updated_at=at, disputed_by=feeds
+        view,
+        history_total=add_entry(state, view, entry),
+        updated_at=at if entry else None,
+        disputed_by=feeds,
     )
     state.put(INCIDENT, ident, new)
 
@@ -366,14 +424,60 @@ def apply(state: State, recorded: Recorded) -> State:
     return state
 
 
+def _log_order(recorded: Recorded) -> tuple[tuple[int, int], str]:
+    return position_key(recorded.position), _uuid_text(recorded.event.event_id)
+
+
+def history_of(incident_id: str, recorded: Iterable[Recorded]) -> tuple[HistoryEntry, ...]:
+    """The history of an incident from the events that touched it (its own and the merges
+    into it, as the store's per-entity index lists them, in any order): this projection's
+    fold applied to them alone, in log order (position, then event id, as :func:`merge`
+    orders the entries of several partitions).
+
+    It equals the history the fold of the whole log makes for the incident: each entry
+    depends only on its event. (A merge of a retracted duplicate, which the store refuses,
+    would be listed here though the whole fold leaves it out of the canonical's history.)
+    """
+    state = Traced()
+    for one in sorted(recorded, key=_log_order):
+        apply(state, one)
+    return tuple(state.history.get(incident_id, ()))
+
+
+def incident_of(
+    incident_id: str, recorded: Iterable[Recorded], entries: int | None = None
+) -> IncidentView | None:
+    """The whole incident, as its single answer shows it (every field of its latest report,
+    its whole history), from the events that touched it (as :func:`history_of` takes them):
+    this projection's fold applied to them alone, in log order, stopping once its history
+    holds ``entries`` (the count of the view's row, so the answer stands where the view
+    does); ``None`` when no event named it."""
+    state = Traced()
+    for one in sorted(recorded, key=_log_order):
+        if entries is not None and len(state.history.get(incident_id, ())) >= entries:
+            break
+        apply(state, one)
+    return get(state, incident_id)
+
+
+def get(state: Readable, incident_id: str) -> IncidentView | None:
+    """The incident with the history a :class:`~projections.incident_docs.Traced` state
+    kept of it (none in a view's state: :func:`history_of`), or ``None`` when no event named
+    it."""
+    view = document(state, incident_id)
+    if view is None or not isinstance(state, Traced):
+        return view
+    return msgspec.structs.replace(view, history=tuple(state.history.get(incident_id, ())))
+
+
 __all__ = [
     "DOC_TYPES",
-    "HISTORY",
     "INCIDENT",
     "LISTED",
     "NAME",
     "READS",
     "READ_KINDS",
+    "ROW_LEAVES",
     "SOURCE",
     "VERSION",
     "HistoryEntry",
@@ -381,12 +485,13 @@ __all__ = [
     "IncidentRow",
     "IncidentView",
     "Status",
+    "Traced",
     "apply",
     "behind",
     "document",
-    "entries",
     "get",
-    "history_key",
+    "history_of",
+    "incident_of",
     "initial",
     "listing",
     "merge",

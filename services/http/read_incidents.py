@@ -26,7 +26,7 @@ from litestar import Request, Response, get
 from litestar.exceptions import NotFoundException
 from litestar.params import PathParameter, QueryParameter
 
-from projections import PROJECTIONS, Readable
+from projections import PROJECTIONS
 from projections import incidents as incidents_projection
 from projections.incidents import HistoryEntry, IncidentFields, IncidentView
 from services.http.errors import InvalidParameterError
@@ -47,7 +47,7 @@ from services.http.schemas import (
 from services.http.side import side_of, token_of
 from services.http.tables import answer
 from services.protection.auth import sees_exact
-from services.protection.reveal import reveal_incident, text_in
+from services.protection.reveal import opened_incident, reveal_incident, text_in
 from services.views.asof import InvalidAsOfError, parse_as_of
 
 __all__ = ["DEFAULT_LIMIT", "INCIDENT_ROUTES", "MAX_LIMIT", "answer_of"]
@@ -105,18 +105,17 @@ def answer_of(view: IncidentView) -> IncidentAnswer:
 
 
 def _answered(
-    state: Readable, view: IncidentView, said_at: dt.datetime | None
+    history: tuple[HistoryEntry, ...], view: IncidentView, said_at: dt.datetime | None
 ) -> tuple[HistoryEntry, ...]:
     """The entries of the incident's history its answer shows, in log order: the latest
     :data:`HISTORY_PAGE`, after the older disputes (the answer lists every dispute) and, with
-    ``said_at``, the older entry in force then. The older entries are read only when the
-    incident is disputed or ``said_at`` is asked."""
+    ``said_at``, the older entry in force then."""
     total = view.history_total
     first = max(total - HISTORY_PAGE, 0)
-    latest = incidents_projection.entries(state, view, first, total)
+    latest = history[first:total]
     if not first or (not view.disputed and said_at is None):
         return latest
-    earlier = incidents_projection.entries(state, view, 0, first)
+    earlier = history[:first]
     said = (
         None
         if said_at is None
@@ -168,8 +167,8 @@ async def list_incidents(
     return answer(request.headers.get("accept"), body, format)
 
 
-Shown = Callable[[Readable, IncidentView], tuple[HistoryEntry, ...]]
-"""Which entries of an incident's history an answer shows, read from the view's documents."""
+Shown = Callable[[tuple[HistoryEntry, ...], IncidentView], tuple[HistoryEntry, ...]]
+"""Which entries of an incident's whole history (as the view counts it) an answer shows."""
 
 
 async def _incident(
@@ -180,9 +179,11 @@ async def _incident(
     shown: Shown,
 ) -> tuple[IncidentView, Fresh]:
     """The incident as this token may see it (a reader: no community lines), its private
-    text restored, ``history`` holding the entries ``shown`` picks (only those are read);
-    the answer audited first when it carries exact figures or decrypted text. 404 when no
-    event named it."""
+    text restored, ``history`` holding the entries ``shown`` picks of its history; the answer
+    audited first when it carries exact figures or decrypted text. 404 when the view has no
+    row of it. The view holds a row of the incident; the whole incident and its history are
+    its events read from the log and folded by :func:`projections.incidents.incident_of`, up
+    to the entries the row counts (so the answer stands where the view does)."""
     side = side_of(request)
     token = token_of(request)
     state, position, lag = await side.current(
@@ -191,8 +192,13 @@ async def _incident(
     view = incidents_projection.document(state, incident_id)
     if view is None:
         raise NotFoundException(f"no incident {incident_id!r}")
-    view = msgspec.structs.replace(view, history=shown(state, view))
-    view = await reveal_incident(side.sealing, view)
+    opened = await opened_incident(side.sealing, incident_id)
+    whole = incidents_projection.incident_of(
+        incident_id, (u.recorded for u in opened), view.history_total
+    )
+    if whole is not None:  # None without a store: the row as stored, no history
+        view = msgspec.structs.replace(whole, history=shown(whole.history, whole))
+    view = await reveal_incident(side.sealing, view, opened)
     lines = len(view.victims) + sum(len(h.victims or ()) for h in view.history)
     if not sees_exact(token):
         history = tuple(
@@ -247,7 +253,7 @@ async def get_incident(
         incident_id,
         "GET /v1/incidents/{incident_id}",
         {} if source_as_of is None else {"source_as_of": source_as_of},
-        lambda state, found: _answered(state, found, said_at),
+        lambda history, found: _answered(history, found, said_at),
     )
     body = IncidentBody(
         **msgspec.structs.asdict(fresh_),
@@ -296,7 +302,7 @@ async def get_incident_history(
         incident_id,
         "GET /v1/incidents/{incident_id}/history",
         {"offset": offset, "limit": limit},
-        lambda state, found: incidents_projection.entries(state, found, offset, offset + limit),
+        lambda history, _: history[offset : offset + limit],
     )
     return HistoryPage(
         **msgspec.structs.asdict(fresh_),

@@ -33,7 +33,15 @@ from projections.incidents import HistoryEntry, IncidentView
 from services.store.base import EventStore
 from services.store.sealing import SealingStore, Unsealed
 
-__all__ = ["Said", "Sources", "reveal_incident", "reveal_timeline", "shows_text", "text_in"]
+__all__ = [
+    "Said",
+    "Sources",
+    "opened_incident",
+    "reveal_incident",
+    "reveal_timeline",
+    "shows_text",
+    "text_in",
+]
 
 CONCURRENT_READS: Final = 32
 """Statements read at once while a timeline's speaker names are restored."""
@@ -88,12 +96,24 @@ def _entry(entry: HistoryEntry, opened: dict[str, Unsealed]) -> HistoryEntry:
     return msgspec.structs.replace(entry, **changes) if changes else entry
 
 
-async def reveal_incident(store: Sources, view: IncidentView) -> IncidentView:
+async def opened_incident(store: Sources, incident_id: str) -> list[Unsealed]:
+    """Every event that touched the incident (its own and the merges into it), in log order,
+    its private text restored; none without a store."""
+    if store is None:
+        return []
+    return await _opened(store, f"incident:{incident_id}")
+
+
+async def reveal_incident(
+    store: Sources, view: IncidentView, opened: list[Unsealed] | None = None
+) -> IncidentView:
     """``view`` with the notes and source urls of its report and the source urls of every
-    history entry restored (or ``"[erased]"``)."""
+    history entry restored (or ``"[erased]"``), from ``opened`` (:func:`opened_incident`,
+    read here when not given)."""
     if store is None:
         return view
-    opened = await _opened(store, f"incident:{view.incident_id}")
+    if opened is None:
+        opened = await _opened(store, f"incident:{view.incident_id}")
     by_position: dict[str, Unsealed] = {u.recorded.position: u for u in opened}
     history = tuple(_entry(entry, by_position) for entry in view.history)
     view = msgspec.structs.replace(view, history=history)

@@ -17,6 +17,7 @@ import redis.asyncio as aioredis
 from typer.testing import CliRunner, Result
 
 from projections import PROJECTIONS, fold
+from projections.incident_docs import ROW_NAMES
 from services.bootstrap import http_app
 from services.ops.dead_letters import (
     DeadLetterError,
@@ -132,7 +133,7 @@ class TestVerify:
         await caught_up(redis_client, key_prefix)
         kind_key = view_keys(key_prefix, INCIDENTS).kinds["incident"]
         stored = json.loads(await redis_client.hget(kind_key, "i-1") or b"")
-        tampered = json.dumps({**stored, "notes": "edited by hand"})
+        tampered = json.dumps({**stored, ROW_NAMES["notes"]: "edited by hand"})
         await redis_client.hset(kind_key, "i-1", tampered)
 
         result = await verify(redis_client, key_prefix, INCIDENTS)

@@ -46,7 +46,8 @@ from events import (
     problems,
     recorded_at_of,
 )
-from projections import PROJECTIONS, State, fold
+from projections import PROJECTIONS, State, fold, incidents
+from projections.incidents import Traced
 
 __all__ = [
     "ALAWITE_VICTIMS",
@@ -421,6 +422,15 @@ class Log:
 def folded(name: str, *events: Event, log: Log | None = None) -> State:
     """The state of projection ``name`` after the events, recorded in order."""
     return fold(PROJECTIONS[name], (log or Log()).records(events))
+
+
+def traced(*events: Event, log: Log | None = None) -> Traced:
+    """The incidents fold of the events, recorded in order, into a state that also keeps
+    each incident's history (the view's state only counts it)."""
+    state = Traced()
+    for one in (log or Log()).records(events):
+        incidents.apply(state, one)
+    return state
 
 
 def roundtrip(name: str, state: State) -> State:

@@ -17,7 +17,7 @@ from projections import InvalidQueryError, State
 from projections.community_victims import query
 from projections.filters import VictimsFilter
 from projections.incidents import IncidentView, behind, get, listing
-from tests.support.builders import COAST, fatalities, folded, line
+from tests.support.builders import COAST, fatalities, folded, line, traced
 
 NAME = "incidents"
 MONITOR = Source(
@@ -29,7 +29,7 @@ WIRE = Source(publisher="Wire", url="https://wire.example.org/2")
 
 
 def state_of(*events: Event) -> State:
-    return folded(NAME, *events)
+    return traced(*events)
 
 
 def view(state: State, incident_id: str) -> IncidentView:

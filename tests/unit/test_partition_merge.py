@@ -48,7 +48,7 @@ from projections import (
 from projections.alignment import pairs
 from projections.community_victims import query
 from projections.country_stance import stances
-from projections.incidents import get, listing
+from projections.incidents import get, history_of, incident_of, listing
 from services.store.memory import InMemoryEventStore
 from tests.support.builders import COAST, LOG_START_MS, Log, line
 from tests.support.strategies import PARTITIONED, STATUSES, histories
@@ -386,7 +386,9 @@ class TestCrossPartitionCases:
         canon = get(result, "canon")
         assert canon is not None
         assert (canon.status, canon.version, canon.duplicates) == ("retracted", 3, ("dup", "dup2"))
-        assert [e.type for e in canon.history] == [
+        history = history_of("canon", Log().records(events))  # read from the log
+        assert len(history) == canon.history_total
+        assert [e.type for e in history] == [
             "incident.reported",
             "incident.merged",
             "incident.casualties_revised",
@@ -477,16 +479,21 @@ class TestCrossPartitionCases:
         ]
 
 
-def streams(
-    projection: Projection, events: Sequence[Event], where: Mapping[str, int]
-) -> list[State]:
-    """The partition folds when each partition is a stream of its own (positions collide)."""
+def stream_records(events: Sequence[Event], where: Mapping[str, int]) -> list[list[Recorded]]:
+    """The records of each partition when each is a stream of its own (positions collide)."""
     logs: dict[int, Log] = {}
     parts: dict[int, list[Recorded]] = {}
     for event in events:
         p = where[event.entity]
         parts.setdefault(p, []).append(logs.setdefault(p, Log()).record(event))
-    return [fold(projection, parts[p]) for p in sorted(parts)]
+    return [parts[p] for p in sorted(parts)]
+
+
+def streams(
+    projection: Projection, events: Sequence[Event], where: Mapping[str, int]
+) -> list[State]:
+    """The partition folds when each partition is a stream of its own (positions collide)."""
+    return [fold(projection, part) for part in stream_records(events, where)]
 
 
 class TestEqualPositionsOfTwoStreams:
@@ -529,15 +536,23 @@ class TestEqualPositionsOfTwoStreams:
             COAST.revised("canon", 12),
             COAST.merged("dup", "canon"),
         ]
-        parts = streams(PROJECTIONS["incidents"], events, {"incident:canon": 0, "incident:dup": 1})
+        where = {"incident:canon": 0, "incident:dup": 1}
+        parts = streams(PROJECTIONS["incidents"], events, where)
         one, other = incidents.merge(parts), incidents.merge(parts[::-1])
         assert one == other
         canon = get(one, "canon")
         assert canon is not None
-        tied = canon.history[1:]
+        records = [r for part in stream_records(events, where) for r in part]
+        history = history_of("canon", records)
+        assert history == history_of("canon", records[::-1])
+        assert len(history) == canon.history_total == 3
+        tied = history[1:]
         assert [e.position for e in tied] == [tied[0].position] * 2
         assert [e.event_id for e in tied] == sorted(e.event_id for e in tied)
-        assert canon.updated_at == tied[-1].recorded_at
+        whole = incident_of("canon", records)
+        assert whole is not None
+        assert whole.updated_at == tied[-1].recorded_at
+        assert canon.updated_at is None  # a row keeps no time: the answer folds the log
 
 
 class TestRegistry:

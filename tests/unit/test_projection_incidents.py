@@ -8,14 +8,14 @@ import pytest
 
 from events import Event
 from projections import InvalidQueryError, State
-from projections.incidents import IncidentView, get, listing
-from tests.support.builders import COAST, Log, fatalities, folded, line, roundtrip
+from projections.incidents import IncidentView, document, get, listing
+from tests.support.builders import COAST, Log, fatalities, line, roundtrip, traced
 
 NAME = "incidents"
 
 
 def state_of(*events: Event) -> State:
-    return folded(NAME, *events)
+    return traced(*events)
 
 
 def view(state: State, incident_id: str) -> IncidentView:
@@ -35,7 +35,7 @@ class TestReport:
             notes="illustrative",
         )
         log = Log()
-        state = folded(NAME, event, log=log)
+        state = traced(event, log=log)
         found = view(state, "a")
         assert (found.status, found.reported, found.version) == ("live", True, 1)
         assert (found.country, found.place, found.grading) == ("SYR", event.place, "fair")
@@ -218,4 +218,4 @@ class TestListing:
         """The listing reads documents loaded back from JSON the same way."""
         stored = roundtrip(NAME, state)
         assert listing(stored.kinds()) == listing(state)
-        assert get(stored.kinds(), "a") == get(state, "a")
+        assert get(stored.kinds(), "a") == document(state, "a")

@@ -390,10 +390,15 @@ class TestProjectionsOfRedactions:
         ]
 
     def test_incidents_marks_the_incident_erased_in_its_history(self) -> None:
-        """erased is set, notes read [erased], the redaction is in the history."""
+        """erased is set, notes read [erased], the redaction is in the history (the
+        incident as its answer folds it from the log; the view's row marks it erased)."""
         state = fold(PROJECTIONS[incidents_projection.NAME], self._log())
-        view = incidents_projection.get(state, "i-1")
+        row = incidents_projection.document(state, "i-1")
+        view = incidents_projection.incident_of("i-1", self._log())
+        assert row is not None
         assert view is not None
+        assert row.erased
+        assert (row.notes, row.history_total) == (None, 2)  # an answer's field: not in the row
         assert view.erased
         assert view.notes == ERASED
         assert view.status == "live"

@@ -11,7 +11,7 @@ from projections.community_victims import VictimsFilter, query
 from projections.incidents import get as get_incident
 from projections.suppression import protected_query
 from projections.victims_merge import merge
-from tests.support.builders import COAST, folded, roundtrip
+from tests.support.builders import COAST, folded, roundtrip, traced
 
 NAME = "community-victims"
 
@@ -126,15 +126,14 @@ class TestAmendments:
         state = folded(NAME, *events)
         assert query(state, VictimsFilter(violence_type="one_sided")).incidents == 0
         assert query(state, VictimsFilter()).total.best == 10
-        view = get_incident(folded("incidents", *events), "a")
+        view = get_incident(traced(*events), "a")
         assert view is not None
         assert (view.event_type, view.violence_type) == ("Protests", None)
         assert view.history[-1].changed == ("event_type", "violence_type")
 
     def test_the_incident_view_shows_the_revised_fields_and_names_them(self) -> None:
         """notes and event type revised: the view holds them, the history entry lists them."""
-        state = folded(
-            "incidents",
+        state = traced(
             COAST.reported("a", 10),
             COAST.revised("a", 12, notes="later counts", event_type="Battles"),
         )
@@ -143,4 +142,4 @@ class TestAmendments:
         assert view.notes == "later counts"
         assert view.event_type == "Battles"
         assert view.history[-1].changed == ("event_type", "notes")
-        assert PROJECTIONS["incidents"].version == 4  # the stored view changed shape
+        assert PROJECTIONS["incidents"].version == 5  # the stored view changed shape
