@@ -42,7 +42,7 @@ test: lint typecheck
 unit: $(STAMP)
 	$(BIN)/pytest tests/unit -q
 
-# The benchmarks (BENCHMARKS.md): the full run (1M events, ~6 min) and the CI smoke run.
+# The benchmarks (BENCHMARKS.md): the full run (1M events, ~13 min) and the CI smoke run.
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.bench --out var/bench-result.json
 
