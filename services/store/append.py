@@ -92,22 +92,19 @@ def pack_batch(
     sealed: Sequence[str | None] | None = None,
     private: Sequence[str] | None = None,
     elsewhere: Mapping[int, dict[str, bool]] | None = None,
-) -> tuple[bytes, list[str]]:
-    """The script's one argument (see :data:`APPEND_SCRIPT`) and the events' ids.
+) -> bytes:
+    """The script's one argument (see :data:`APPEND_SCRIPT`).
 
     The entry's fields are those of :func:`events.entry_values` of the stored form;
     ``private`` gives the keyed digests of private text (:func:`~services.store.rules.body_digest`)
     and ``elsewhere`` per event the named incidents held by other partitions.
     """
     rows: list[tuple[Any, ...]] = []
-    event_ids: list[str] = []
     blobs = sealed if sealed is not None else [None] * len(events)
     secrets = private if private is not None else [""] * len(events)
     others = elsewhere or {}
     for at, (event, blob, secret) in enumerate(zip(events, blobs, secrets, strict=True)):
         stored = stored_form(event)
-        event_id = str(stored.event_id)
-        event_ids.append(event_id)
         expected = event.expected_version
         if isinstance(event, IncidentMerged):
             into_entity, into = event.into_entity, event.into
@@ -130,10 +127,10 @@ def pack_batch(
                 named_incidents(event),
                 others.get(at, _NOWHERE),
                 id_bucket(stored.event_id),
-                event_id,
+                str(stored.event_id),
             )
         )
-    return pack(rows), event_ids
+    return pack(rows)
 
 
 def answers(part: Part, events: Sequence[AnyEvent], reply: Any) -> list[Appended]:

@@ -257,7 +257,7 @@ class RedisEventStore:
         *,
         check_only: bool = False,
     ) -> Any:
-        packed, _ = pack_batch(
+        packed = pack_batch(
             [events[i] for i in part.indexes],
             [blobs.sealed[i] for i in part.indexes],
             [blobs.private[i] for i in part.indexes],
