@@ -223,8 +223,10 @@ class Server:
         workdir: Path,
         projector_processes: int = 0,
         profile: Path | None = None,
+        root: Path = ROOT,
     ) -> None:
         self.port = free_port()
+        self.root = root  # the source tree whose `services.cli` runs
         self.feed_token = secrets.token_urlsafe(24)
         self.reader_token = secrets.token_urlsafe(24)
         self.url = f"http://127.0.0.1:{self.port}"
@@ -291,7 +293,7 @@ class Server:
     def _spawn(self, command: list[str], log_path: Path) -> subprocess.Popen[bytes]:
         with log_path.open("wb") as log:
             return subprocess.Popen(  # starting it does not block
-                command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
+                command, cwd=self.root, env=self.env, stdout=log, stderr=subprocess.STDOUT
             )
 
     def check(self) -> None:

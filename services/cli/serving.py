@@ -3,7 +3,6 @@ supervisor), ``serve``, ``project``, ``snapshots``."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 from typing import Annotated
 
@@ -98,7 +97,7 @@ def project(
         batch_size=batch_size,
     )
     try:
-        asyncio.run(work)
+        processes.run_loop(work)
     except LedgerError as exc:
         raise fail(exc, 1) from None
 
@@ -124,7 +123,7 @@ def snapshots(
         raise fail(exc, 2) from None
     configure_logging(json=json_logs)
     try:
-        asyncio.run(processes.write_snapshots(settings, redis_url=url))
+        processes.run_loop(processes.write_snapshots(settings, redis_url=url))
     except SnapshotsOffError as exc:
         raise fail(exc, 2) from None
     except LedgerError as exc:
