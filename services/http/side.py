@@ -46,6 +46,7 @@ from services.store.keys import Keys
 from services.views.asof import AsOfReader, parse_as_of
 from services.views.cache import ANSWERS_PER_VIEW, ViewReader
 from services.views.freshness import NO_LAG, Lag, lag_after
+from services.views.generations import Generation
 from services.views.redis import RedisViewStore
 from services.views.store import ViewStore
 
@@ -142,9 +143,18 @@ class ReadSide:
         except (rexc.RedisError, OSError, TimeoutError):
             return None
 
-    async def lag_of(self, projection: Projection, checkpoint: Position | None) -> Lag:
-        """The lag of ``projection``'s view at ``checkpoint`` (as every answer has it)."""
-        return await lag_after(self.client, self.keys, projection, checkpoint)
+    async def lag_of(
+        self,
+        projection: Projection,
+        checkpoint: Position | None,
+        *,
+        generations: Sequence[Generation] | None = None,
+    ) -> Lag:
+        """The lag of ``projection``'s view at ``checkpoint`` (as every answer has it), read
+        from ``generations`` when given (:func:`~services.views.freshness.lag_after`)."""
+        return await lag_after(
+            self.client, self.keys, projection, checkpoint, generations=generations
+        )
 
     def attach_metrics(self, metrics: ReadMetrics) -> None:
         """Report into ``metrics`` (the app's registry)."""
@@ -257,7 +267,8 @@ class ReadSide:
     ) -> tuple[Readable, Position | None, Lag]:
         """The stored documents of ``kinds``, the view's checkpoint and its lag."""
         docs, checkpoint = await self.views.read(projection, kinds)
-        return docs, checkpoint, await self.lag_of(projection, checkpoint)
+        generations = self.views.generations(projection)  # those just read: no pointer read
+        return docs, checkpoint, await self.lag_of(projection, checkpoint, generations=generations)
 
     async def answer_state(
         self, projection: Projection, kinds: Sequence[str], as_of: str | None

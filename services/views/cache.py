@@ -21,6 +21,7 @@ from projections import Projection, Readable
 from projections.common import kinds_of
 from services.store.positions import joined
 from services.views.codec import decode_doc
+from services.views.generations import Generation
 from services.views.layered import Layered
 from services.views.store import KindsRead, ViewStore
 
@@ -28,6 +29,11 @@ __all__ = ["ANSWERS_PER_VIEW", "ViewReader"]
 
 ANSWERS_PER_VIEW: Final = 256
 """Most distinct queries whose answers one view keeps (per checkpoint)."""
+
+
+def _slots(projection: Projection, partitions: int) -> list[str]:
+    """Where the partition views of ``projection`` are cached, one per partition."""
+    return [f"{projection.view}@p{p}" for p in range(partitions)]
 
 
 class _Kind:
@@ -72,6 +78,15 @@ class ViewReader:
         self._locks: dict[str, asyncio.Lock] = {}
         self._answers: dict[str, tuple[Position, dict[Any, Any]]] = {}
         self._merged: dict[str, tuple[Position, Readable]] = {}
+        self._generations: dict[str, Generation] = {}
+
+    def generations(self, projection: Projection) -> list[Generation] | None:
+        """The generation each partition view of ``projection`` was last read from (``None``
+        before every one was read)."""
+        partitions = self.views.partitions
+        slots = [projection.view] if partitions == 1 else _slots(projection, partitions)
+        found = [self._generations.get(slot) for slot in slots]
+        return None if None in found else [g for g in found if g is not None]
 
     async def read(
         self, projection: Projection, kinds: Sequence[str]
@@ -94,8 +109,8 @@ class ViewReader:
         every = list(projection.doc_types)
         found = await asyncio.gather(
             *(
-                self._read(projection, every, f"{projection.view}@p{p}", partition=p)
-                for p in range(self.views.partitions)
+                self._read(projection, every, slot, partition=p)
+                for p, slot in enumerate(_slots(projection, self.views.partitions))
             )
         )
         position = joined([checkpoint for _, checkpoint in found])
@@ -121,6 +136,7 @@ class ViewReader:
             if all(c is not None and (c.checkpoint, c.seen, c.generation) == where for c in cached):
                 held = where
         read = await self.views.read_kinds(projection, kinds, held=held, partition=partition)
+        self._generations[slot] = read.generation
         if read.checkpoint is None:
             return {kind: {} for kind in kinds}, None
         found: dict[str, Mapping[str, msgspec.Struct]] = {}

@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final
 
 import msgspec
@@ -44,8 +44,10 @@ from services.store.positions import above, split
 from services.views.generations import (
     CHECKPOINT_FIELD,
     ORDINAL_FIELD,
+    Generation,
     ViewKeys,
     current_view_keys,
+    view_keys,
 )
 
 __all__ = [
@@ -210,17 +212,27 @@ async def measure(client: aioredis.Redis, view: ViewKeys, checkpoint: Position |
 
 
 async def lag_after(
-    client: aioredis.Redis, prefix: Keys | str, projection: Projection, checkpoint: Position | None
+    client: aioredis.Redis,
+    prefix: Keys | str,
+    projection: Projection,
+    checkpoint: Position | None,
+    *,
+    generations: Sequence[Generation] | None = None,
 ) -> Lag:
     """The lag of ``projection``'s view at ``checkpoint`` (see the module docstring).
 
     On several partitions ``checkpoint`` is one per partition (joined) and the lag is
-    their :func:`total`.
+    their :func:`total`. ``generations`` (one per partition), when the caller read
+    ``checkpoint`` from them, spare reading which generation is active: a generation
+    replaced since leaves no ordinal to carry, and the entries are then counted.
     """
     keys = Keys.of(prefix)
 
     async def one(partition: int, mine: Position | None) -> Lag:
-        view = await current_view_keys(client, keys, projection, partition=partition)
+        if generations is None:
+            view = await current_view_keys(client, keys, projection, partition=partition)
+        else:
+            view = view_keys(keys, projection, generations[partition], partition=partition)
         return await measure(client, view, mine)
 
     parts = split(checkpoint, keys.partitions)

@@ -102,6 +102,25 @@ class TestLag:
         await store.append([f.reported(f"j-{n}") for n in range(7)])
         assert (await lag_now(redis_client, keys)).entries == 7
 
+    async def test_the_generation_an_answer_was_read_from_gives_its_lag_even_once_replaced(
+        self, redis_client: aioredis.Redis, keys: Keys, store: RedisEventStore
+    ) -> None:
+        """Given the generation read (as the read side passes it), the lag is the one read
+        through the pointer; after a rebuild replaced that generation (its ordinal gone with
+        it) the entries after the checkpoint are counted instead."""
+        await store.append([f.reported(f"i-{n}") for n in range(8)])
+        await catch_up(redis_client, keys)
+        checkpoint = await load_checkpoint(redis_client, keys, VICTIMS)
+        read_from = (await current_view_keys(redis_client, keys, VICTIMS)).generation
+        await store.append([f.reported(f"j-{n}") for n in range(3)])
+        given = await lag_after(redis_client, keys, VICTIMS, checkpoint, generations=[read_from])
+        through_pointer = await lag_after(redis_client, keys, VICTIMS, checkpoint)
+        assert given.entries == through_pointer.entries == 3
+        await Replay(redis_client, VICTIMS, prefix=keys, batch_size=5).run()
+        assert (await current_view_keys(redis_client, keys, VICTIMS)).generation != read_from
+        replaced = await lag_after(redis_client, keys, VICTIMS, checkpoint, generations=[read_from])
+        assert replaced.entries == 3
+
 
 class TestOrdinals:
     """Every writer of a checkpoint stores its ordinal; a wrong or missing one is not trusted."""
