@@ -5,7 +5,11 @@ and stores the state at that position (:class:`services.views.snapshots.Snapshot
 a delta of the documents the fold changed since the previous snapshot, or a base (the whole
 state) after ``chain`` deltas or once the deltas weigh half their base;
 it does not read the stored views, so snapshots do not depend on the projectors, on a
-view's generation or progress, and it backfills a log that was written before it ran. A
+view's generation or progress, and it backfills a log that was written before it ran. It
+keeps each state it wrote and folds on from it when its snapshot is still the latest, so a
+round costs the entries folded and what changed; it loads the state from the store only
+when it holds none, or another writer wrote since (at 1M events reloading every round took
+about a fifth of a core and doubled the live stage's p99, ``BENCHMARKS.md``). A
 lease per projection (:mod:`services.projector.lease`) keeps two processes from doing the
 same work (writing a snapshot twice would be harmless: a snapshot at a position is always
 the same). ``ledger snapshots`` runs it in a process of its own; ``ledger serve`` runs it
@@ -19,11 +23,13 @@ import asyncio
 import contextlib
 from collections.abc import Iterable
 
+import msgspec
 import redis.asyncio as aioredis
 import redis.exceptions as rexc
 import structlog
 
-from projections import PROJECTIONS, Projection
+from events import Position
+from projections import PROJECTIONS, Projection, State
 from projections.docs import Key
 from services.health import Part
 from services.projector.lease import Leases, process_name
@@ -50,6 +56,19 @@ log = structlog.get_logger(__name__)
 class SnapshotsOffError(AsOfError):
     """Raised by ``ledger snapshots`` when the settings turn snapshots off
     (``LEDGER_SNAPSHOT_EVERY=0``, or a partitioned log, which snapshots do not cover yet)."""
+
+
+class _Held(msgspec.Struct, frozen=True):
+    """A state the writer wrote, kept for its next round: where it stands and its chain."""
+
+    position: Position
+    ordinal: int
+    state: State
+    chain: Chain
+
+    @property
+    def at(self) -> tuple[Position, int]:
+        return self.position, self.ordinal
 
 
 class Snapshotter:
@@ -89,6 +108,7 @@ class Snapshotter:
         self.owner = owner or process_name()
         self.written = 0
         self.leases = Leases(client)
+        self._held: dict[str, _Held] = {}
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.part = Part("snapshots")
@@ -159,12 +179,19 @@ class Snapshotter:
         if length - ordinal < self.every or not await self._hold(projection):
             return 0
         position = last.position if last else None
-        state = None if last is None else await self.store.load(projection, last.position)
+        # taken out while folding: the fold changes the state in place, so it is kept again
+        # only once it stands at a snapshot written
+        held = self._held.pop(projection.name, None)
         chain: Chain | None = None
+        if last is not None and held is not None and held.at == (last.position, last.ordinal):
+            state: State | None = held.state
+            chain = held.chain
+        else:
+            state = None if last is None else await self.store.load(projection, last.position)
+            if state is not None and last is not None:
+                chain = await self.store.chain(projection, last.position)
         if state is None:  # no snapshot yet (or it vanished): from the start of the log
             state, position, ordinal = projection.initial(), None, 0
-        elif last is not None:
-            chain = await self.store.chain(projection, last.position)
         written = 0
         while length - ordinal >= self.every and not self._stop.is_set():
             changed: set[Key] = set()
@@ -172,7 +199,7 @@ class Snapshotter:
                 self.log, projection, state, after=position, limit=self.every, changed=changed
             )
             if seen < self.every or reached is None:
-                break
+                return written  # the state went past its snapshot: not kept
             previous = position if self._delta_due(chain) else None
             position, ordinal = reached, ordinal + seen
             done = await self.store.write(
@@ -201,6 +228,8 @@ class Snapshotter:
             )
             if not await self._hold(projection):
                 break
+        if position is not None and chain is not None:
+            self._held[projection.name] = _Held(position, ordinal, state, chain)
         return written
 
     def _delta_due(self, chain: Chain | None) -> bool:

@@ -279,6 +279,52 @@ class TestSnapshots:
         refs = await SnapshotStore(redis_client, key_prefix).refs(projection)
         assert [r.ordinal for r in refs] == [2, 4, 6, 8, 10]
 
+    async def test_a_writer_folds_on_from_the_state_it_kept_and_reloads_after_another_wrote(
+        self,
+        redis_client: aioredis.Redis,
+        redis_store: RedisEventStore,
+        key_prefix: str,
+        recorded: list[Recorded],  # the ten events of the history, already in the log
+    ) -> None:
+        """Its next round loads nothing from the store; once another writer wrote since, it
+        loads that writer's snapshot. Every snapshot written is the fold's state there."""
+        projection = PROJECTIONS[victims.NAME]
+        loaded: list[Position] = []
+
+        class Counted(SnapshotStore):
+            async def load(self, *args: Any, **options: Any) -> Any:
+                loaded.append(args[1])
+                return await super().load(*args, **options)
+
+        def writer(owner: str) -> Snapshotter:
+            one = Snapshotter(
+                redis_client, prefix=key_prefix, every=2, projections=[projection], owner=owner
+            )
+            one.store = Counted(redis_client, Keys(key_prefix))
+            return one
+
+        first, second = writer("first"), writer("second")
+        assert await first.run_once() == 5  # 10 entries
+        assert loaded == []  # from the start of the log: nothing to load
+        await redis_store.append([f.reported(f"j-{n}", best=n + 1) for n in range(4)])
+        assert await first.run_once() == 2  # at 12 and 14
+        assert loaded == []  # on from the state it kept
+        lease = Keys(key_prefix).snapshot_lease(projection.name, projection.version)
+        await redis_client.delete(lease)  # as if it expired: the other writer takes a round
+        await redis_store.append([f.reported("k-1", best=3), f.reported("k-2", best=5)])
+        assert await second.run_once() == 1  # at 16, from the first's snapshot at 14
+        await redis_client.delete(lease)
+        await redis_store.append([f.reported("m-1"), f.merged("k-1", into="i-1")])
+        assert await first.run_once() == 1  # at 18: its kept state (at 14) is behind
+        log = await redis_store.read(count=100)
+        assert loaded == [log[13].position, log[15].position]
+        store = SnapshotStore(redis_client, key_prefix)
+        refs = await store.refs(projection)
+        assert [r.ordinal for r in refs][-3:] == [14, 16, 18]
+        for ref in refs:
+            expected = fold(projection, log[: ref.ordinal])
+            assert await store.load(projection, ref.position) == expected, ref.ordinal
+
     async def test_service_task_writes_snapshots_in_the_background(
         self, redis_client: aioredis.Redis, key_prefix: str, recorded: list[Recorded]
     ) -> None:
