@@ -8,8 +8,8 @@ it does not read the stored views, so snapshots do not depend on the projectors,
 view's generation or progress, and it backfills a log that was written before it ran. It
 keeps each state it wrote and folds on from it when its snapshot is still the latest, so a
 round costs the entries folded and what changed; it loads the state from the store only
-when it holds none, or another writer wrote since (at 1M events reloading every round took
-about a fifth of a core and doubled the live stage's p99, ``BENCHMARKS.md``). A
+when it holds none, or another writer wrote since (at 1M events the reload every round was
+half of the writer's CPU, ``BENCHMARKS.md``). A
 lease per projection (:mod:`services.projector.lease`) keeps two processes from doing the
 same work (writing a snapshot twice would be harmless: a snapshot at a position is always
 the same). ``ledger snapshots`` runs it in a process of its own; ``ledger serve`` runs it
