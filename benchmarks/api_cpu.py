@@ -27,7 +27,16 @@ from pathlib import Path
 
 import redis.asyncio as aioredis
 
-from benchmarks.bench import ROOT, Server, Visibility, head_of, publish_all, wait_caught_up
+from benchmarks.bench import (
+    ROOT,
+    Server,
+    Visibility,
+    cpu_seconds,
+    head_of,
+    percentile,
+    publish_all,
+    wait_caught_up,
+)
 from benchmarks.workload import Workload
 from services.client import LedgerClient
 from services.store.keys import Keys
@@ -39,12 +48,6 @@ KINDS: tuple[tuple[str, int], ...] = (
     ("GET community-victims", 200),
 )
 """Each request kind and how many of it a round sends to each API."""
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of process ``pid`` so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def run(args: argparse.Namespace) -> dict[str, dict[str, list[float]]]:
@@ -119,7 +122,7 @@ def _requests(
 
 
 def median(values: Sequence[float]) -> float:
-    return sorted(values)[len(values) // 2]
+    return percentile(values, 0.5)
 
 
 def report(figures: dict[str, dict[str, list[float]]]) -> str:

@@ -33,6 +33,7 @@ from benchmarks.bench import (
     ROOT,
     Server,
     Visibility,
+    cpu_seconds,
     head_of,
     live_latency,
     percentile,
@@ -49,12 +50,6 @@ from services.store.keys import Keys
 from services.store.redis import RedisEventStore
 
 PREFIX = "live"
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of process ``pid`` so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def build(url: str, events: int) -> None:
