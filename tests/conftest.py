@@ -19,10 +19,14 @@ import pytest
 import redis.asyncio as aioredis
 
 from services.runtime.redis_server import RedisProcess
+from services.store.connection import connect
 from services.store.memory import InMemoryEventStore
 from services.store.redis import RedisEventStore
 
 REDIS_IMAGE = "redis:7-alpine"
+
+CLIENT_TIMEOUT = 10.0
+"""Seconds the tests' client waits for a reply or a connection (the service's: 1 s)."""
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -70,8 +74,17 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture
 async def redis_client(redis_url: str) -> AsyncIterator[aioredis.Redis]:
-    """A ``redis.asyncio.Redis`` on the session's Redis, closed after the test."""
-    client = aioredis.Redis.from_url(redis_url)
+    """A client on the session's Redis, closed after the test: the service's own client
+    (:func:`~services.store.connection.connect`) with a longer timeout for a loaded machine.
+
+    Like the service's, it never waits for ever: a reply that does not come within
+    :data:`CLIENT_TIMEOUT` raises ``TimeoutError`` and that connection is dropped, so the
+    store under test meets a lost reply the way it does in service (and answers
+    ``StoreUnavailableError``), and a test's own probe fails instead of hanging.
+    """
+    client = connect(
+        redis_url, socket_timeout=CLIENT_TIMEOUT, socket_connect_timeout=CLIENT_TIMEOUT
+    )
     try:
         yield client
     finally:
