@@ -47,6 +47,10 @@ itself (an unexpected error, not a refusal) is rejected as ``failed`` once deliv
 :data:`MAX_DELIVERIES` times; the inbox shows as degraded in ``/readyz`` until a batch goes
 through.
 
+A read whose reply does not come within :data:`REPLY_MARGIN` seconds beyond its block drops
+its connection and is retried on a new one (FastStream waits a few seconds first): a connection
+gone silent, as after a network fault that left it half-open, delays its stream, never stalls it.
+
 Each group is created at id ``0`` with ``MKSTREAM`` first, so entries written before the
 first start are consumed too (FastStream would create it at ``$``).
 **Private text.** A submission holds its private text (notes, urls, speaker names) in the
@@ -108,6 +112,11 @@ MAX_RECORDS: Final = 100
 
 POLL_MS: Final = 1000
 """How long one ``XREADGROUP`` blocks waiting for new entries."""
+
+REPLY_MARGIN: Final = 5.0
+"""Seconds the broker's client waits for a reply beyond a read's block (and for a
+connection): a connection gone silent (half-open) is then dropped and the read retried on a
+new one, instead of stalling its stream for ever."""
 
 FEEDS_EVERY: Final = 2.0
 """Seconds between two reads of the registered feeds (``<prefix>:feeds``)."""
@@ -172,6 +181,8 @@ class Inbox:
             logger=structlog.get_logger("ledger.inbox.broker"),
             log_level=logging.DEBUG,  # FastStream's per-message lines; errors stay errors
             graceful_timeout=10.0,
+            socket_timeout=poll_ms / 1000 + REPLY_MARGIN,
+            socket_connect_timeout=REPLY_MARGIN,
         )
         self._subscribe(None)
         for feed in sorted(self.allowed):

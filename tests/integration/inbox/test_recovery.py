@@ -5,15 +5,17 @@ Each feed writes to its own stream (``<prefix>:inbox:<feed>``), raw or through F
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 import redis.asyncio as aioredis
 
-from services.ingest.inbox import GROUP, Inbox, build_inbox
+from services.ingest.inbox import GROUP, REPLY_MARGIN, Inbox, build_inbox
 from services.settings import Settings
 from services.store.keys import Keys
 from services.store.redis import RedisEventStore
 from tests.support.builders import reported, revised
 from tests.support.inbox import none_pending, pending, rejected, submit
+from tests.support.proxy import SilentProxy
 from tests.support.waiting import until
 
 
@@ -181,3 +183,29 @@ class TestRecovery:
             assert await redis_store.length() == 2
         finally:
             await second.stop()
+
+    async def test_a_connection_gone_silent_delays_the_inbox_but_does_not_stall_it(
+        self,
+        settings: Settings,
+        redis_store: RedisEventStore,
+        redis_url: str,
+        redis_client: aioredis.Redis,
+        keys: Keys,
+    ) -> None:
+        """Every connection the inbox holds stops answering (half-open): the reads time out,
+        reconnect, and an entry submitted meanwhile is appended."""
+        target = urlsplit(redis_url)
+        async with SilentProxy(target.hostname or "127.0.0.1", target.port or 6379) as proxy:
+            box = build_inbox(settings, redis_store, proxy.url, poll_ms=50)
+            await box.start()
+            try:
+                assert proxy.silence() > 0
+                await submit(redis_client, keys, reported("i-1"))
+
+                async def appended() -> bool:
+                    return await redis_store.length() == 1
+
+                # the read's reply margin, FastStream's pause after a failed read, the read
+                await until(appended, "the append after the reconnect", within=4 * REPLY_MARGIN)
+            finally:
+                await box.stop()
