@@ -1,6 +1,6 @@
 # The two set-up commands of the README: `make run` and `make test`.
 # `make run` installs what running needs; `make test` adds the test extras (pytest,
-# Playwright, schemathesis, mypy, ruff, ...).
+# Playwright, schemathesis, mypy, ruff, ...); both at the tested versions of constraints.txt.
 PYTHON    ?= python3
 VENV      := .venv
 BIN       := $(VENV)/bin
@@ -14,12 +14,12 @@ $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(RUN_STAMP): pyproject.toml | $(VENV)/bin/python
-	$(BIN)/python -m pip install --quiet -e .
+$(RUN_STAMP): pyproject.toml constraints.txt | $(VENV)/bin/python
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e .
 	touch $(RUN_STAMP)
 
-$(STAMP): pyproject.toml | $(VENV)/bin/python
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+$(STAMP): pyproject.toml constraints.txt | $(VENV)/bin/python
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test]'
 	touch $(STAMP)
 
 # The deployed shape in the foreground: API, projector and snapshot writer as supervised

@@ -89,16 +89,18 @@ class TestTheTwoCommands:
     def test_make_run_installs_no_test_extras_and_runs_the_supervised_shape(
         self, tmp_path: Path
     ) -> None:
-        """The plan: a venv, ``pip install -e .`` (no ``[test]``), then ``ledger run``."""
+        """The plan: a venv, ``pip install -e .`` (no ``[test]``, at the tested versions),
+        then ``ledger run``."""
         steps = planned(fresh_clone(tmp_path / "clone"), "run")
         installs = [step for step in steps if "pip install" in step and "-e" in step]
-        assert installs == [".venv/bin/python -m pip install --quiet -e ."]
+        assert installs == [".venv/bin/python -m pip install --quiet -c constraints.txt -e ."]
         assert steps[-1] == ".venv/bin/ledger run"
 
     def test_make_test_installs_the_test_extras(self, tmp_path: Path) -> None:
-        """The plan installs ``.[test]`` before the checks and the suite."""
+        """The plan installs ``.[test]`` at the tested versions before the checks and the
+        suite."""
         steps = planned(fresh_clone(tmp_path / "clone"), "test")
-        assert ".venv/bin/python -m pip install --quiet -e '.[test]'" in steps
+        assert ".venv/bin/python -m pip install --quiet -c constraints.txt -e '.[test]'" in steps
         assert steps[-1] == ".venv/bin/pytest"
 
 
