@@ -56,35 +56,6 @@ class Projection(msgspec.Struct, frozen=True, kw_only=True):
         """The name of its stored view: ``<name>:v<version>``."""
         return f"{self.name}:v{self.version}"
 
-    def encode(self, doc: msgspec.Struct) -> bytes:
-        """One document as the stored view holds it (JSON)."""
-        return _encoder.encode(doc)
-
-    def decode(self, kind: str, data: bytes | str) -> msgspec.Struct:
-        """One stored document of ``kind`` back as its Struct."""
-        doc: msgspec.Struct = _decoder(self.doc_types[kind]).decode(data)
-        return doc
-
-    def load(self, stored: Mapping[str, Mapping[str, bytes | str]]) -> State:
-        """A state from stored documents (JSON) by kind and id; no change is pending on it."""
-        return Docs(
-            {
-                kind: {ident: self.decode(kind, data) for ident, data in docs.items()}
-                for kind, docs in stored.items()
-            }
-        )
-
-
-_encoder: Final = msgspec.json.Encoder()
-_decoders: dict[type[msgspec.Struct], msgspec.json.Decoder[msgspec.Struct]] = {}
-
-
-def _decoder(doc_type: type[msgspec.Struct]) -> msgspec.json.Decoder[msgspec.Struct]:
-    decoder = _decoders.get(doc_type)
-    if decoder is None:
-        decoder = _decoders[doc_type] = msgspec.json.Decoder(doc_type)
-    return decoder
-
 
 class _Module(Protocol):
     """What a projection module exposes."""

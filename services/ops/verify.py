@@ -15,7 +15,7 @@ import redis.asyncio as aioredis
 from projections import Projection
 from services.store.keys import Keys
 from services.store.log import LogReader, decode_page
-from services.views.codec import decode_doc, encode_doc
+from services.views.codec import decode_doc, encode_doc, readable
 from services.views.errors import CorruptViewError
 from services.views.fold import FoldRun
 from services.views.redis import RedisViewStore
@@ -88,8 +88,8 @@ async def verify(
                 Difference(
                     kind=kind,
                     id=ident,
-                    stored=None if raw is None else raw.decode(errors="replace"),
-                    expected=None if want is None else encode_doc(want).decode(),
+                    stored=None if raw is None else readable(projection, kind, raw),
+                    expected=None if want is None else readable(projection, kind, encode_doc(want)),
                 )
             )
     return VerifyResult(

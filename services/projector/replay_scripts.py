@@ -15,14 +15,16 @@ from typing import Final
 
 import msgspec
 
+from services.views.codec import pack_docs
+
 __all__ = ["BUILD_SCRIPT", "SWAP_SCRIPT", "packed_doc_args"]
 
 BUILD_SCRIPT: Final = """
 -- KEYS: lock, meta (of the generation being built), dlq, record ('' ok), then kind hashes.
 -- ARGV: lock owner, expected checkpoint ('' none), new checkpoint, its ordinal ('' unknown),
 --   dead letters D, record fields N, then N pairs (field, value), then per kind hash: a
---   msgpack array of the ids written, their documents one a line (JSON has no raw newline)
---   and a msgpack array of the ids deleted; then per dead letter: pairs F, F pairs.
+--   msgpack array of the ids written, one of their documents (each a msgpack string holding
+--   the document as stored) and one of the ids deleted; then per dead letter: pairs F, F pairs.
 -- Returns 1 when flushed, 0 when the lock is not the owner's, -1 when the checkpoint moved.
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 local current = redis.call('HGET', KEYS[2], 'position')
@@ -35,14 +37,14 @@ for _ = 1, nrec do
 end
 local batch = {}
 for k = 5, #KEYS do
-  local ids, lines, dels = cmsgpack.unpack(ARGV[i]), ARGV[i + 1], cmsgpack.unpack(ARGV[i + 2])
+  local ids, docs = cmsgpack.unpack(ARGV[i]), cmsgpack.unpack(ARGV[i + 1])
+  local dels = cmsgpack.unpack(ARGV[i + 2])
   i = i + 3
-  local n, at = 0, 1
+  local n = 0
   for j = 1, #ids do
-    local stop = string.find(lines, '\\n', at, true)
     batch[n + 1] = ids[j]
-    batch[n + 2] = string.sub(lines, at, stop - 1)
-    n, at = n + 2, stop + 1
+    batch[n + 2] = docs[j]
+    n = n + 2
     if n >= 2000 then
       redis.call('HSET', KEYS[k], unpack(batch, 1, n))
       n = 0
@@ -75,16 +77,15 @@ documents, deleted ids: :func:`packed_doc_args`) rather than two per document: p
 argument costs the client about a microsecond, unpacking them costs Redis (another core)
 less."""
 
-_ids: Final = msgspec.msgpack.Encoder()
-_docs: Final = msgspec.json.Encoder()
+_pack: Final = msgspec.msgpack.Encoder()
 
 
 def packed_doc_args(
     changes: Mapping[tuple[str, str], msgspec.Struct | None], kind_keys: Mapping[str, str]
 ) -> tuple[list[str], list[bytes]]:
     """The kind-hash keys and the arguments :data:`BUILD_SCRIPT` reads for ``changes``: per
-    kind the ids written (msgpack), their documents as the view stores them (JSON, one a
-    line) and the ids deleted (msgpack)."""
+    kind the ids written, their documents as the view stores them
+    (:func:`~services.views.codec.encode_doc`) and the ids deleted, each a msgpack array."""
     per_kind: dict[str, tuple[list[str], list[msgspec.Struct], list[str]]] = {}
     for (kind, ident), doc in changes.items():
         found = per_kind.get(kind)
@@ -99,7 +100,7 @@ def packed_doc_args(
     args: list[bytes] = []
     for kind, (ids, docs, dels) in per_kind.items():
         keys.append(kind_keys[kind])
-        args += [_ids.encode(ids), _docs.encode_lines(docs), _ids.encode(dels)]
+        args += [_pack.encode(ids), pack_docs(docs), _pack.encode(dels)]
     return keys, args
 
 

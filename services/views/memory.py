@@ -16,9 +16,9 @@ import msgspec
 
 from events import Position
 from projections import Projection, State
-from projections.docs import Docs, Key
+from projections.docs import Key
 from services.store.positions import joined
-from services.views.codec import check_kinds, decode_doc, decode_kind, encode_doc
+from services.views.codec import check_kinds, decode_doc, decode_view, encode_doc
 from services.views.errors import ViewChangedError, ViewMovedError
 from services.views.generations import Generation, generation_suffix
 from services.views.scripts import CHANGES_FETCHED, CHANGES_FOLLOWED, CHANGES_KEPT, CHANGES_LISTED
@@ -87,8 +87,7 @@ class InMemoryViewStore:
         view = self._view(projection, chosen, partition)
         if view.checkpoint is None:
             return projection.initial(), None
-        docs = {kind: decode_kind(projection, kind, stored) for kind, stored in view.kinds.items()}
-        return Docs(docs), view.checkpoint
+        return decode_view(projection, view.kinds), view.checkpoint
 
     async def load_paged(
         self,

@@ -1,12 +1,13 @@
 """Stored views on Redis: one hash per document kind, a meta hash, a stream of changes.
 
 A projection ``name`` at ``version`` keeps one hash per document kind,
-``<prefix>:{view:<name>:v<version>}:<kind>`` (document id → the document as JSON), and a meta
-hash ``<prefix>:{view:<name>:v<version>}:meta`` whose field ``position`` is the checkpoint;
-beside them the stream ``…:changes`` records which documents each commit changed
-(:mod:`services.views.scripts`), which readers follow (:mod:`services.views.follow`). Every writer
-writes the changed documents and the checkpoint in one script, so whatever a reader loads in
-one ``MULTI``/``EXEC`` is the fold of the log up to that checkpoint, never half a batch.
+``<prefix>:{view:<name>:v<version>}:<kind>`` (document id → the document as MessagePack,
+:mod:`services.views.codec`), and a meta hash ``<prefix>:{view:<name>:v<version>}:meta`` whose
+field ``position`` is the checkpoint; beside them the stream ``…:changes`` records which
+documents each commit changed (:mod:`services.views.scripts`), which readers follow
+(:mod:`services.views.follow`). Every writer writes the changed documents and the checkpoint
+in one script, so whatever a reader loads in one ``MULTI``/``EXEC`` is the fold of the log up
+to that checkpoint, never half a batch.
 
 The loaders resolve the generation pointer (:mod:`services.views.generations`) and then read
 the pointer again inside the ``MULTI`` with the hashes; when it moved in between they read
@@ -29,7 +30,7 @@ from projections.docs import Docs, Key
 from services.resp import text
 from services.store.keys import Keys
 from services.store.positions import joined
-from services.views.codec import check_kinds, decode_doc, decode_kind, decoder
+from services.views.codec import check_kinds, decode_doc, decode_kind, decode_view, doc_reader
 from services.views.errors import CorruptViewError, ViewChangedError, ViewMovedError
 from services.views.follow import read_kinds
 from services.views.generations import (
@@ -101,11 +102,7 @@ async def load_view(
     )
     if checkpoint is None:
         return projection.initial(), None
-    stored = {
-        kind: decode_kind(projection, kind, reply)
-        for kind, reply in zip(kinds, replies, strict=True)
-    }
-    return Docs(stored), checkpoint
+    return decode_view(projection, dict(zip(kinds, replies, strict=True))), checkpoint
 
 
 async def load_kind(
@@ -179,7 +176,7 @@ async def load_view_paged(
         return projection.initial(), None
     stored: dict[str, dict[str, msgspec.Struct]] = {}
     for kind in projection.doc_types:
-        decode = decoder(projection.doc_types[kind]).decode
+        decode = doc_reader(projection.doc_types[kind])
         found: dict[str, msgspec.Struct] = {}
         cursor: int = 0
         while True:

@@ -10,8 +10,10 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
+from typing import cast
 
 import httpx
+import msgspec
 import pytest
 import redis.asyncio as aioredis
 from typer.testing import CliRunner, Result
@@ -128,20 +130,22 @@ class TestVerify:
         redis_store: RedisEventStore,
         key_prefix: str,
     ) -> None:
-        """A document changed by hand is named with its stored and expected JSON."""
+        """A document changed by hand is named with its stored and expected documents, both
+        as JSON."""
         await redis_store.append([f.reported("i-1", 10), f.reported("i-2", 3)])
         await caught_up(redis_client, key_prefix)
         kind_key = view_keys(key_prefix, INCIDENTS).kinds["incident"]
-        stored = json.loads(await redis_client.hget(kind_key, "i-1") or b"")
-        tampered = json.dumps({**stored, ROW_NAMES["notes"]: "edited by hand"})
-        await redis_client.hset(kind_key, "i-1", tampered)
+        stored = msgspec.msgpack.decode(cast("bytes", await redis_client.hget(kind_key, "i-1")))
+        tampered = {**stored, ROW_NAMES["notes"]: "edited by hand"}
+        await redis_client.hset(kind_key, "i-1", msgspec.msgpack.encode(tampered))
 
         result = await verify(redis_client, key_prefix, INCIDENTS)
-        assert [(d.kind, d.id, d.stored) for d in result.differences] == [
-            ("incident", "i-1", tampered)
-        ]
-        assert result.differences[0].expected is not None
-        assert "edited by hand" not in result.differences[0].expected
+        assert [(d.kind, d.id) for d in result.differences] == [("incident", "i-1")]
+        difference = result.differences[0]
+        assert difference.stored is not None
+        assert difference.expected is not None
+        assert json.loads(difference.stored) == tampered
+        assert json.loads(difference.expected) == stored
 
         run = await asyncio.to_thread(cli, redis_url, key_prefix, "verify", "incidents")
         assert run.exit_code == 1, run.output

@@ -48,6 +48,7 @@ from events import (
 )
 from projections import PROJECTIONS, State, fold, incidents
 from projections.incidents import Traced
+from services.views.codec import decode_view, encode_doc
 
 __all__ = [
     "ALAWITE_VICTIMS",
@@ -434,10 +435,10 @@ def traced(*events: Event, log: Log | None = None) -> Traced:
 
 
 def roundtrip(name: str, state: State) -> State:
-    """The state as the runner would store and load it again (JSON per document)."""
+    """The state as the runner would store and load it again (:mod:`services.views.codec`)."""
     projection = PROJECTIONS[name]
     stored = {
-        kind: {ident: projection.encode(doc) for ident, doc in docs.items()}
+        kind: {ident: encode_doc(doc) for ident, doc in docs.items()}
         for kind, docs in state.kinds().items()
     }
-    return projection.load(stored)
+    return decode_view(projection, stored)

@@ -33,6 +33,7 @@ from projections import PROJECTIONS, Projection, State, fold
 from projections.alignment import PairRow, pairs
 from projections.community_victims import Cell, CommunityRow, Figures, VictimsAnswer, query
 from projections.country_stance import Basis, StanceRow, stances
+from services.views.codec import decode_view, encode_doc
 from tests.support.builders import COAST, Log
 from tests.support.strategies import FOLDS, STATUSES, histories
 
@@ -49,19 +50,19 @@ RANK = {"foreign_minister": 3, "spokesperson": 5, "other_official": 6}
 
 
 def runner_fold(projection: Projection, records: Sequence[Recorded], cuts: Sequence[int]) -> State:
-    """Fold in batches, keeping only the changed documents as JSON between batches."""
+    """Fold in batches, keeping only the changed documents, stored, between batches."""
     stored: dict[str, dict[str, bytes]] = {}
     bounds = [0, *sorted(set(cuts)), len(records)]
     for start, end in itertools.pairwise(bounds):
-        state = projection.load(stored)
+        state = decode_view(projection, stored)
         for one in records[start:end]:
             state = projection.apply(state, one)
         for (kind, ident), doc in state.take_changes().items():
             if doc is None:
                 stored.get(kind, {}).pop(ident, None)
             else:
-                stored.setdefault(kind, {})[ident] = projection.encode(doc)
-    return projection.load(stored)
+                stored.setdefault(kind, {})[ident] = encode_doc(doc)
+    return decode_view(projection, stored)
 
 
 def closing(events: Sequence[Event]) -> list[Event]:
