@@ -556,6 +556,19 @@ async def live_latency(
     return latencies, max(latencies), ticks * per_tick
 
 
+async def view_memory(client: aioredis.Redis, prefix: str, events: int) -> dict[str, float]:
+    """Redis memory of every stored view's keys per log event, by ``<view>:<kind>``, the
+    largest first."""
+    per_kind: dict[str, float] = {}
+    async for key in client.scan_iter(match=f"{prefix}:{{view:*", count=1000):
+        name = key.decode() if isinstance(key, bytes) else str(key)
+        tag, _, kind = name.partition("}:")
+        view = tag.split(":")[2]  # <prefix>:{view:<name>:v<version>[:<gen>]
+        size = int(await client.memory_usage(key, samples=0) or 0) / events
+        per_kind[f"{view}:{kind}"] = per_kind.get(f"{view}:{kind}", 0.0) + size
+    return dict(sorted(per_kind.items(), key=lambda item: -item[1]))
+
+
 async def head_of(client: aioredis.Redis, key: str) -> Position:
     """The last position of a stream that is not empty."""
     last: Any = await client.xrevrange(key, count=1)
@@ -668,17 +681,9 @@ async def run(args: argparse.Namespace) -> Results:
                 with Profiled(results, "catch-up", profile_on):
                     await asyncio.wait_for(pool.run_until_caught_up(), timeout=args.timeout)
                 results.values["catch_up"] = rate(n, time.perf_counter() - started)
-                per_kind: dict[str, float] = {}  # "<view>:<kind>" → bytes per log event
-                async for key in client.scan_iter(match=f"{prefix}:{{view:*", count=1000):
-                    name = key.decode() if isinstance(key, bytes) else str(key)
-                    tag, _, kind = name.partition("}:")
-                    view = tag.split(":")[2]  # <prefix>:{view:<name>:v<version>[:<gen>]
-                    size = int(await client.memory_usage(key, samples=0) or 0) / n
-                    per_kind[f"{view}:{kind}"] = per_kind.get(f"{view}:{kind}", 0.0) + size
+                per_kind = await view_memory(client, prefix, n)
                 results.values["view_bytes_per_event"] = sum(per_kind.values())
-                results.values["view_bytes_by_kind"] = dict(
-                    sorted(per_kind.items(), key=lambda item: -item[1])
-                )
+                results.values["view_bytes_by_kind"] = per_kind
             finally:
                 await pool_client.aclose()
 

@@ -6,7 +6,8 @@ benchmark workload (:mod:`benchmarks.workload`), then times, in this order: a
 :class:`~services.projector.pool.ProjectorPool` catching every fresh view up
 (``run_until_caught_up``), the rebuild of each view alone, and the rebuild of all of them
 (``ledger replay all``'s path), each with the CPU time it took here and in Redis (on a
-shared machine the CPU times vary less than the wall times). Run from another checkout's
+shared machine the CPU times vary less than the wall times); after the catch-up, the Redis
+memory of the views per log event, by kind. Run from another checkout's
 directory (``PYTHONPATH=.``) it measures that checkout's code: it only calls what every
 version has, and runs the views' rebuilds one after the other where ``replay_together``
 does not exist.
@@ -31,6 +32,7 @@ from services.runtime.redis_server import RedisProcess
 from services.store.connection import connect
 from services.store.redis import RedisEventStore
 
+from .bench import view_memory
 from .workload import Workload
 
 APPEND_BATCH = 1000
@@ -91,6 +93,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         await mark()
         await ProjectorPool(client, prefix=prefix, consumer="bench").run_until_caught_up()
         await timed("pool catch-up of fresh views")
+        per_kind = await view_memory(client, prefix, n)
+        found["view_bytes_per_event"] = round(sum(per_kind.values()), 1)
+        found["view_bytes_by_kind"] = {kind: round(size, 1) for kind, size in per_kind.items()}
+        print(f"[rebuild] views: {sum(per_kind.values()):,.1f} B per event", file=sys.stderr)
         for projection in PROJECTIONS.values():
             await mark()
             await replay_module.Replay(client, projection, prefix=prefix).run()
