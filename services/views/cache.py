@@ -2,7 +2,7 @@
 
 Decoded documents are cached per view and kind. When the view's checkpoint moved, a kind
 follows the view's changes (only the changed documents are fetched and decoded) or, when it
-cannot, is read again as stored and only the documents whose stored JSON changed are decoded
+cannot, is read again as stored and only the documents whose stored bytes changed are decoded
 again. A projection answer is computed once per checkpoint and query, however often it is
 asked (:meth:`ViewReader.answer`). Views are only ever read through the view store
 (:class:`~services.views.store.ViewStore`).
@@ -37,7 +37,7 @@ def _slots(projection: Projection, partitions: int) -> list[str]:
 
 
 class _Kind:
-    """One kind's documents as last read: where the view stood, the stored JSON and the decoded."""
+    """One kind's documents as last read: where the view stood, the stored bytes and the decoded."""
 
     __slots__ = ("changed", "checkpoint", "docs", "generation", "previous", "raw", "seen")
 
@@ -53,7 +53,7 @@ class _Kind:
         assert checkpoint is not None  # noqa: S101  # only a written view is cached
         self.checkpoint, self.seen, self.generation = checkpoint, read.seen, read.generation
         self.raw = raw
-        """The stored JSON by id: a read of the whole kind decodes only what differs from it."""
+        """The stored bytes by id: a read of the whole kind decodes only what differs from it."""
         self.docs = docs
         self.previous = previous
         """The checkpoint read before this one, when ``changed`` is the difference from it."""
@@ -67,7 +67,7 @@ class ViewReader:
 
     Once it holds a kind, a read fetches only the documents changed since, by following the
     view's changes (:meth:`~services.views.store.ViewStore.read_kinds`); when it cannot, the
-    kind is read again whole and only the documents whose stored JSON changed are decoded
+    kind is read again whole and only the documents whose stored bytes changed are decoded
     again. ``answers`` holds what handlers computed from the documents at the
     cached checkpoint (:meth:`answer`), dropped when the view moves.
     """
@@ -195,7 +195,7 @@ class ViewReader:
         read: KindsRead,
         raw: Mapping[bytes | str, bytes | str],
     ) -> _Kind:
-        """The kind read whole, decoding only the documents whose stored JSON changed."""
+        """The kind read whole, decoding only the documents whose stored bytes changed."""
         old_raw = {} if old is None else old.raw
         old_docs = {} if old is None else old.docs
         docs: dict[str, msgspec.Struct] = {}

@@ -111,7 +111,7 @@ def decode_view(
 
 def readable(projection: Projection, kind: str, raw: bytes | str) -> str:
     """A stored document as a person reads it: JSON, or, when it does not decode, its bytes
-    with those that are not printable UTF-8 escaped."""
+    with those that are not UTF-8 escaped."""
     try:
         return _json.encode(decode_doc(projection, kind, raw)).decode()
     except CorruptViewError:

@@ -1,6 +1,6 @@
 """The view store in memory, with the semantics of the Redis one.
 
-It keeps what Redis keeps: each view's documents as JSON (so a document that no longer
+It keeps what Redis keeps: each view's documents encoded as stored (so a document that no longer
 decodes fails as it would there), its checkpoint, and the record of which documents each
 commit changed, which a reader holding the view follows as it would follow the changes
 stream, within the same limits (:mod:`services.views.scripts`). For tests of everything
@@ -161,7 +161,7 @@ class InMemoryViewStore:
     async def raw(
         self, projection: Projection, *, generation: Generation | None = None, partition: int = 0
     ) -> tuple[dict[str, dict[str, bytes]], Position | None]:
-        """The documents as stored (JSON) and the checkpoint."""
+        """The documents as stored (encoded) and the checkpoint."""
         chosen = await self._resolved(projection, generation, partition)
         view = self._view(projection, chosen, partition)
         return {kind: dict(stored) for kind, stored in view.kinds.items()}, view.checkpoint

@@ -68,7 +68,7 @@ async def load_kinds_raw(
     generation: Generation | None = None,
     partition: int = 0,
 ) -> tuple[list[dict[bytes | str, bytes | str]], Position | None]:
-    """The stored documents of ``kinds`` as stored (id → JSON, not decoded) and the view's
+    """The stored documents of ``kinds`` as stored (id → stored bytes, not decoded) and the view's
     checkpoint, read as one atomic snapshot of the active (or the given) generation."""
     check_kinds(projection, kinds)
 

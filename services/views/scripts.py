@@ -97,7 +97,8 @@ def doc_change_args(
     changes: Mapping[tuple[str, str], msgspec.Struct | None], kind_keys: Mapping[str, str]
 ) -> tuple[list[str], list[bytes | str | int]]:
     """The kind-hash keys and the arguments ``write_docs`` (:data:`LUA_WRITE_DOCS`) reads
-    for ``changes``: per kind its name, the counts, the (id, JSON) pairs and deleted ids."""
+    for ``changes``: per kind its name, the counts, the (id, stored document) pairs and the
+    deleted ids."""
     per_kind: dict[str, tuple[list[bytes | str], list[str]]] = {}
     for (kind, ident), doc in changes.items():
         puts, dels = per_kind.setdefault(kind, ([], []))

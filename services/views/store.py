@@ -42,7 +42,8 @@ class KindsRead(msgspec.Struct, frozen=True, kw_only=True):
     generation: Generation = 0
     """The generation read."""
     whole: list[dict[Any, bytes | str]] | None = None
-    """Per kind asked for, every stored document (id → JSON); ``None`` when ``changed`` is set."""
+    """Per kind asked for, every stored document (id → its bytes); ``None`` when ``changed``
+    is set."""
     changed: list[dict[str, bytes | None]] | None = None
     """Per kind asked for, the documents changed since the held state (``None``: deleted)."""
 
@@ -106,7 +107,7 @@ class ViewStore(Protocol):
     async def raw(
         self, projection: Projection, *, generation: Generation | None = None, partition: int = 0
     ) -> tuple[dict[str, dict[str, bytes]], Position | None]:
-        """The view's documents as stored (kind → id → JSON) and its checkpoint, atomically;
+        """The view's documents as stored (kind → id → stored bytes) and its checkpoint, atomically;
         for tools that must see a document even when it no longer decodes."""
         ...
 

@@ -58,8 +58,8 @@ class TestTheIncidentDocumentDoesNotGrowWithItsHistory:
         """Given an incident reported and revised 20 times, when it is revised 380 times
         more, then its stored document is as long as before but for the width of its
         version and history count (MessagePack: 21 takes one byte, 401 three), and the view
-        stores no other kind of document
-        (no history entry) while the log's history has 401 entries."""
+        stores no other kind of document (no history entry) while the log's history has 401
+        entries."""
         view = Committed(views)
         await view.commit([COAST.reported("i-1", 10), *revisions(20)])
         few = await view.stored(INCIDENT, "i-1")

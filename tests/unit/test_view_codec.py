@@ -106,5 +106,5 @@ class TestReadable:
         assert json.loads(readable(INCIDENTS, kind, msgspec.json.encode(doc))) == as_json
 
     def test_bytes_that_do_not_decode_are_shown_escaped(self) -> None:
-        """A document that does not decode is shown as its bytes, the unprintable escaped."""
+        """A document that does not decode is shown as its bytes, those not UTF-8 escaped."""
         assert readable(INCIDENTS, "incident", b"\xc1broken") == "\\xc1broken"
