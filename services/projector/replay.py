@@ -410,7 +410,7 @@ class Replay:
         try:
             while True:
                 await self._renew_all()
-                page, entries = await pages.page(keys.partition, after, upper, size)
+                page, entries = await pages.page(keys.partition, after, upper, size, reader=self)
                 if page:
                     known = len(fold.failures)
                     fold.apply_all(entries)
@@ -438,7 +438,9 @@ class Replay:
                 if end:
                     return checkpoint
         finally:
-            if not shared:
+            if shared:
+                pages.leave(self)
+            else:
                 pages.close()
 
     async def _flush(
