@@ -12,6 +12,9 @@ next one. :class:`RedisFiles` forces both, the way erasure needs
 3. ``BGSAVE SCHEDULE`` and waits for that save: the RDB file is replaced by one taken after
    the deletion (a stale ``dump.rdb`` from an earlier configuration included).
 
+Redis refuses either command while another save or rewrite runs (one a replica's full sync
+started after step 1, say): that one is waited out and the command sent again.
+
 It waits on ``INFO persistence`` (``aof_rewrites``, ``rdb_saves``), so it works on a server
 whose files it cannot see. :class:`ServerFiles` does it on a server and the replicas it
 reports (``INFO replication``), :class:`ClusterFiles` on every node of a Redis Cluster,
@@ -99,10 +102,8 @@ class RedisFiles:
         """Rewrite the AOF (when on) and write a fresh RDB, each begun after this call."""
         end = time.monotonic() + self.timeout
         await self._until(self._idle, "a rewrite or save already under way", end)
-        before = await self._info()
-        if int(before.get("aof_enabled", 0)):
-            rewrites = int(before.get("aof_rewrites", 0))
-            await self._command("BGREWRITEAOF")
+        if int((await self._info()).get("aof_enabled", 0)):
+            rewrites = await self._begin("aof_rewrites", end, "BGREWRITEAOF")
             await self._until(
                 lambda i: int(i.get("aof_rewrites", 0)) > rewrites and self._idle(i),
                 "the AOF rewrite",
@@ -110,19 +111,32 @@ class RedisFiles:
             )
             if (await self._info()).get("aof_last_bgrewrite_status") != "ok":
                 raise CompactionError("the AOF rewrite failed (see the Redis log)")
-        saves = int((await self._info()).get("rdb_saves", 0))
-        await self._command("BGSAVE", "SCHEDULE")
+        saves = await self._begin("rdb_saves", end, "BGSAVE", "SCHEDULE")
         await self._until(
             lambda i: int(i.get("rdb_saves", 0)) > saves and self._idle(i), "the RDB save", end
         )
         if (await self._info()).get("rdb_last_bgsave_status") != "ok":
             raise CompactionError("the RDB save failed (see the Redis log)")
 
-    async def _command(self, *args: str) -> None:
-        try:
-            await self.client.execute_command(*args)
-        except rexc.RedisError as exc:
-            raise CompactionError(f"{' '.join(args)}: {exc}") from exc
+    async def _begin(self, counter: str, end: float, *args: str) -> int:
+        """Send ``args`` (a rewrite or a save); the ``counter`` of those done just before.
+
+        Redis refuses one while another is under way (``… already in progress``): a save a
+        replica's full sync started meanwhile, say. That one is waited out and the command
+        sent again, so the files are always rewritten by a command of this call.
+        """
+        while True:
+            done = int((await self._info()).get(counter, 0))
+            try:
+                await self.client.execute_command(*args)
+            except rexc.ResponseError as exc:
+                if "in progress" not in str(exc):
+                    raise CompactionError(f"{' '.join(args)}: {exc}") from exc
+            except rexc.RedisError as exc:
+                raise CompactionError(f"{' '.join(args)}: {exc}") from exc
+            else:
+                return done
+            await self._until(self._idle, f"the save or rewrite that {args[0]} met", end)
 
 
 class ServerFiles:
