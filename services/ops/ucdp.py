@@ -9,8 +9,12 @@ columns, UTF-8) and plans each row against what the log holds:
                       same event, so a re-import writes nothing
 ``occurred_start``    ``date_start`` (``2025-03-07 00:00:00.000`` or ``2025-03-07``);
 ``occurred_end``      ``date_end`` when later; ``date_precision`` ``date_prec`` (1-5)
-``country``           alpha-3 from ``country`` (GED's names, a former name in brackets
-                      dropped: ``DR Congo (Zaire)`` → ``COD``), as ACLED's names map
+``country``           alpha-3 from ``country_id``, GED's Gleditsch-Ward code (``652`` →
+                      ``SYR``; ``data/gleditsch_ward.tsv``), refused when not a code
+                      there; without one (an older or hand-made file) or for a state
+                      with no ISO code, from ``country`` (GED's names, a former name in
+                      brackets dropped: ``DR Congo (Zaire)`` → ``COD``), as ACLED's
+                      names map
 ``place``             ``adm_1`` (the country when empty), ``adm_2``, ``where_coordinates``,
                       ``latitude``/``longitude``; ``geo_precision`` ``where_prec`` (1-7)
 ``violence_type``     ``type_of_violence`` 1 ``state_based``, 2 ``non_state``, 3
@@ -40,6 +44,8 @@ import datetime as dt
 import hashlib
 import uuid
 from collections.abc import Mapping
+from functools import cache
+from importlib import resources
 from typing import Any, Final
 
 import msgspec
@@ -64,7 +70,14 @@ from services.resp import text
 from services.store.base import EventStore
 from services.store.keys import Keys
 
-__all__ = ["UCDP_COLUMNS", "UCDP_NAMESPACE", "plan_ucdp", "ucdp_incidents", "ucdp_report"]
+__all__ = [
+    "UCDP_COLUMNS",
+    "UCDP_NAMESPACE",
+    "gw_countries",
+    "plan_ucdp",
+    "ucdp_incidents",
+    "ucdp_report",
+]
 
 UCDP_NAMESPACE: Final = uuid.UUID("0b6f2a57-3c2d-5f7e-8e0a-6d7f1b9c4a21")
 """The uuid5 namespace of event ids derived from UCDP GED rows."""
@@ -88,7 +101,8 @@ UCDP_COLUMNS: Final = (
     "high",
     "low",
 )
-"""The columns of GED's 49 an import needs."""
+"""The columns of GED's 49 an import needs. ``country_id`` is read when the file has it (GED's
+do); a file without it still imports, by the country's name."""
 
 _VIOLENCE: Final = {"1": "state_based", "2": "non_state", "3": "one_sided"}
 _PARTIES: Final = (
@@ -146,7 +160,33 @@ def _date(row: Mapping[str, str], column: str) -> dt.date:
         raise RowRefusedError(column, f"{text!r} is not a date") from None
 
 
+@cache
+def gw_countries() -> dict[int, str | None]:
+    """Gleditsch-Ward state code → ISO 3166-1 alpha-3 code, or ``None`` for a state with none
+    (``data/gleditsch_ward.tsv``, read on first use)."""
+    table = resources.files(__package__).joinpath("data", "gleditsch_ward.tsv")
+    lines = table.read_text(encoding="utf-8").splitlines()
+    rows = [line.split("\t") for line in lines if line and not line.startswith("#")]
+    return {int(code): None if iso == "-" else iso for code, iso, _ in rows[1:]}  # 1st: names
+
+
 def _country(row: Mapping[str, str]) -> str:
+    """The country of a row: GED's Gleditsch-Ward code decides when the row has one (over a
+    name that maps elsewhere); the name when it has none or the code's state has no ISO code."""
+    gw = _text(row, "country_id")
+    if gw:
+        if not (gw.isascii() and gw.isdigit()):
+            raise RowRefusedError("country_id", f"{gw!r} is not a Gleditsch-Ward code (a number)")
+        number = int(gw)
+        if number not in gw_countries():
+            raise RowRefusedError("country_id", f"{number} is not a Gleditsch-Ward state code")
+        code = gw_countries()[number]
+        if code is not None:
+            return code
+    return _country_name(row)
+
+
+def _country_name(row: Mapping[str, str]) -> str:
     name = _required(row, "country")
     plain = name.split("(", 1)[0].strip()
     code = _GED_NAMES.get(plain.lower())

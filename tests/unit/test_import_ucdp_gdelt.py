@@ -4,15 +4,17 @@ CRLF line ends and quoted source articles; GDELT's 61 tab-separated columns, no 
 
 from __future__ import annotations
 
+import csv
+import io
 from pathlib import Path
 
 import pytest
 
-from events import CasualtiesRevised, IncidentReported, StatementIssued
+from events import CasualtiesRevised, IncidentReported, StatementIssued, country_codes
 from services.ops import gdelt
 from services.ops.gdelt import plan_gdelt
 from services.ops.importer import MalformedFileError, Summary, publish, read_text
-from services.ops.ucdp import UNCHANGED, plan_ucdp
+from services.ops.ucdp import UNCHANGED, gw_countries, plan_ucdp
 from services.store.memory import InMemoryEventStore
 
 DATA = Path(__file__).parent.parent / "data"
@@ -144,6 +146,142 @@ class TestUcdp:
         """An ACLED file given as UCDP: the missing columns are named, at line 1."""
         with pytest.raises(MalformedFileError, match="line 1: not a UCDP GED file"):
             await plan_ucdp(memory_store, read_text(DATA / "acled_syria_2025_03.csv"), "ucdp")
+
+
+def march_with(edit: dict[str, str] | None = None, *, drop: str | None = None) -> str:
+    """The March release as text, its first row (560101, Syria) with the columns of ``edit``
+    set and the column ``drop`` left out of every row."""
+    header, *rows = csv.reader(io.StringIO(read_text(MARCH), newline=""))
+    first = dict(zip(header, rows[0], strict=True))
+    rows[0] = [{**first, **(edit or {})}[column] for column in header]
+    keep = [i for i, column in enumerate(header) if column != drop]
+    out = io.StringIO(newline="")
+    csv.writer(out, lineterminator="\r\n").writerows(
+        [[fields[i] for i in keep] for fields in [header, *rows]]
+    )
+    return out.getvalue()
+
+
+async def country_of_first_row(store: InMemoryEventStore, text: str) -> str:
+    plan = await plan_ucdp(store, text, "ucdp")
+    assert plan.summary.refused == []
+    (report,) = [e for _, e in plan.events if e.entity == "incident:ucdp:560101"]
+    assert isinstance(report, IncidentReported)
+    return report.country
+
+
+GW_KNOWN = {
+    2: "USA",
+    20: "CAN",
+    200: "GBR",
+    220: "FRA",
+    255: "DEU",
+    260: "DEU",
+    340: "SRB",
+    345: "SRB",
+    346: "BIH",
+    347: "XKX",
+    365: "RUS",
+    490: "COD",
+    572: "SWZ",
+    625: "SDN",
+    626: "SSD",
+    630: "IRN",
+    640: "TUR",
+    645: "IRQ",
+    651: "EGY",
+    652: "SYR",
+    660: "LBN",
+    663: "JOR",
+    666: "ISR",
+    670: "SAU",
+    678: "YEM",
+    680: "YEM",
+    700: "AFG",
+    750: "IND",
+    770: "PAK",
+    775: "MMR",
+    816: "VNM",
+}
+"""Gleditsch-Ward codes and the countries they are (Gleditsch and Ward's list; GED's use)."""
+
+
+class TestUcdpCountry:
+    """GED's ``country_id`` (a Gleditsch-Ward code) decides the country; the name is the
+    fallback for files and rows without one."""
+
+    async def test_the_code_decides_where_the_name_maps_nowhere(
+        self, memory_store: InMemoryEventStore
+    ) -> None:
+        """652 with a name no table knows is Syria."""
+        text = march_with({"country_id": "652", "country": "Syrian Republic (renamed)"})
+        assert await country_of_first_row(memory_store, text) == "SYR"
+
+    async def test_the_code_wins_over_a_name_of_another_country(
+        self, memory_store: InMemoryEventStore
+    ) -> None:
+        """652 named Lebanon: GED's key is trusted and the row is not refused."""
+        text = march_with({"country_id": "652", "country": "Lebanon"})
+        assert await country_of_first_row(memory_store, text) == "SYR"
+
+    @pytest.mark.parametrize(
+        ("value", "reason"),
+        [
+            ("Syria", "'Syria' is not a Gleditsch-Ward code"),
+            ("652.5", "'652.5' is not a Gleditsch-Ward code"),
+            ("-652", "'-652' is not a Gleditsch-Ward code"),
+            ("999", "999 is not a Gleditsch-Ward state code"),
+            ("653", "653 is not a Gleditsch-Ward state code"),
+        ],
+    )
+    async def test_a_code_that_is_no_number_or_no_state_is_refused_naming_the_column(
+        self, memory_store: InMemoryEventStore, value: str, reason: str
+    ) -> None:
+        """The row is refused at its line, naming ``country_id`` and the value; the rest
+        plan."""
+        plan = await plan_ucdp(memory_store, march_with({"country_id": value}), "ucdp")
+        (problem,) = plan.summary.refused
+        assert problem.line == 2
+        assert problem.message.startswith("column country_id: ")
+        assert reason in problem.message
+        assert len(plan.events) == 3
+
+    async def test_a_file_without_the_column_maps_by_name(
+        self, memory_store: InMemoryEventStore
+    ) -> None:
+        """An older or hand-made file with no ``country_id`` imports as before."""
+        text = march_with({"country": "DR Congo (Zaire)"}, drop="country_id")
+        assert "country_id" not in text.splitlines()[0]
+        plan = await plan_ucdp(memory_store, text, "ucdp")
+        assert (plan.summary.refused, len(plan.events)) == ([], 4)
+        assert await country_of_first_row(memory_store, text) == "COD"
+
+    async def test_an_empty_code_maps_by_name(self, memory_store: InMemoryEventStore) -> None:
+        """``country_id`` present but empty: the name decides."""
+        text = march_with({"country_id": " ", "country": "Bosnia-Herzegovina"})
+        assert await country_of_first_row(memory_store, text) == "BIH"
+
+    async def test_a_state_without_an_iso_code_maps_by_name(
+        self, memory_store: InMemoryEventStore
+    ) -> None:
+        """396 (Abkhazia) has no ISO code: the name (Georgia) decides."""
+        assert gw_countries()[396] is None
+        text = march_with({"country_id": "396", "country": "Georgia"})
+        assert await country_of_first_row(memory_store, text) == "GEO"
+
+    def test_every_code_of_the_table_is_a_country_the_events_accept(self) -> None:
+        """The shipped table maps to codes the event schema validates against; it holds
+        every state of Gleditsch and Ward's list, those of today each with a code."""
+        table = gw_countries()
+        mapped = {gw: iso for gw, iso in table.items() if iso is not None}
+        assert set(mapped.values()) <= set(country_codes())
+        assert len(table) == 225
+        assert len(mapped) == 216
+        assert len(set(mapped.values())) >= 195
+
+    def test_known_codes_map_to_their_countries(self) -> None:
+        """Spot checks, GED's own codes among them (345 Serbia, 678 Yemen, 365 Russia)."""
+        assert {gw: gw_countries()[gw] for gw in GW_KNOWN} == GW_KNOWN
 
 
 class TestGdelt:
