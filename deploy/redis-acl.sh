@@ -6,7 +6,9 @@
 # REDIS_ADMIN_PASSWORD_FILE) or, failing those, the environment (REDIS_PASSWORD,
 # REDIS_ADMIN_PASSWORD); never from a command line, and only their SHA-256 is written.
 # Without an admin password the ledger-admin user is off (no `ledger feeds add`). The key
-# patterns take LEDGER_KEY_PREFIX (default ledger), as the services do.
+# patterns take LEDGER_KEY_PREFIX (default ledger), as the services do. A template with a
+# replicas' user (deploy/cluster-users.acl.in) takes its password from
+# REDIS_REPLICA_PASSWORD_FILE (or REDIS_REPLICA_PASSWORD) too.
 set -eu
 ACL_FILE="${ACL_FILE:-/data/users.acl}"
 ACL_TEMPLATE="${ACL_TEMPLATE:-/usr/local/etc/redis/users.acl.in}"
@@ -33,6 +35,15 @@ umask 077
 tmp="$ACL_FILE.tmp"
 grep -v '^#' "$ACL_TEMPLATE" \
     | sed -e "s/#@SERVICE_HASH@/#$(hash "$service")/" -e "s/@PREFIX@/$prefix/g" > "$tmp"
+if grep -q '#@REPLICA_HASH@' "$tmp"; then
+    replica="$(secret REDIS_REPLICA_PASSWORD)"
+    if [ -z "$replica" ]; then
+        echo "redis-acl.sh: set REDIS_REPLICA_PASSWORD_FILE (or REDIS_REPLICA_PASSWORD) for ledger-replica" >&2
+        rm -f "$tmp"
+        exit 1
+    fi
+    sed -i -e "s/#@REPLICA_HASH@/#$(hash "$replica")/" "$tmp"
+fi
 if [ -n "$admin" ]; then
     sed -i -e "s/#@ADMIN_HASH@/#$(hash "$admin")/" "$tmp"
 else

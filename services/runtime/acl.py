@@ -20,6 +20,20 @@ Redis itself, not the ledger, decides who may write what (``ACL SETUSER`` rules)
   ``ledger feeds add`` uses it; no running process holds its password.
 - The ``default`` user is off.
 
+On a Redis Cluster (``deploy/docker-compose.cluster.yml``, :func:`cluster_acl_file`) every
+node holds the same users but for the feeds (the inbox is off there):
+
+- **The service** also reads the slot map (``CLUSTER SLOTS``, :func:`cluster_service_rules`),
+  which its cluster client asks any node for; no other ``CLUSTER`` command. It loses ``CONFIG
+  GET``, which would show it the replicas' password (``masterauth``): it reads persistence
+  from ``INFO`` there, so ``ledger status`` cannot show ``appendfsync``.
+- **The administrator** administers the cluster instead of users (:func:`cluster_admin_rules`):
+  every ``CLUSTER`` subcommand, ``INFO`` and ``PING``, and no key, so it can join the nodes
+  (``redis-cli --cluster create``, the compose file's one-shot init job) and fail one over,
+  but neither read nor write the ledger's data. No running service process holds it.
+- **A replica** authenticates to its master as ``ledger-replica`` (:func:`replica_rules`):
+  ``PSYNC``, ``REPLCONF`` and ``PING``, the commands of replication, and nothing else.
+
 Passwords are stored hashed (``#<sha256>``) in ACL files; a clear password is only ever in a
 secret file of the deployment, or printed once by ``ledger feeds add``.
 """
@@ -39,15 +53,20 @@ from services.store.keys import Keys
 __all__ = [
     "ADMIN_USER",
     "FEED_USER_PREFIX",
+    "REPLICA_USER",
     "SERVICE_USER",
     "AclError",
     "acl_file",
     "acl_line",
     "add_feed_user",
     "admin_rules",
+    "cluster_acl_file",
+    "cluster_admin_rules",
+    "cluster_service_rules",
     "feed_rules",
     "feed_user",
     "password_hash",
+    "replica_rules",
     "service_rules",
 ]
 
@@ -56,6 +75,8 @@ SERVICE_USER: Final = "ledger"
 ADMIN_USER: Final = "ledger-admin"
 """The ACL user ``ledger feeds add`` creates feed users as."""
 FEED_USER_PREFIX: Final = "feed-"
+REPLICA_USER: Final = "ledger-replica"
+"""The ACL user a cluster's replicas authenticate to their masters as (``masteruser``)."""
 
 
 class AclError(LedgerError):
@@ -130,6 +151,22 @@ def admin_rules() -> list[str]:
     ]
 
 
+def cluster_service_rules(prefix: str) -> list[str]:
+    """The service's rules (:func:`service_rules`) but ``CONFIG GET``, and the slot map a
+    cluster client reads (module docstring)."""
+    return [rule for rule in service_rules(prefix) if rule != "+config|get"] + ["+cluster|slots"]
+
+
+def cluster_admin_rules() -> list[str]:
+    """Administering a cluster's nodes, no key (module docstring)."""
+    return ["resetkeys", "resetchannels", "-@all", "+cluster", "+info", "+ping", "+hello", "+auth"]
+
+
+def replica_rules() -> list[str]:
+    """What a replica sends its master: the commands of replication alone."""
+    return ["resetkeys", "resetchannels", "-@all", "+psync", "+replconf", "+ping"]
+
+
 def password_hash(password: str) -> str:
     """The SHA-256 of ``password`` as Redis ACLs keep it (``#<hex>``)."""
     return "#" + hashlib.sha256(password.encode()).hexdigest()
@@ -150,6 +187,20 @@ def acl_file(
         acl_line(SERVICE_USER, service_password, service_rules(prefix)),
         acl_line(ADMIN_USER, admin_password, admin_rules()),
         *feeds,
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def cluster_acl_file(
+    prefix: str, service_password: str, admin_password: str, replica_password: str
+) -> str:
+    """The ACL file of every node of a cluster: ``default`` off, the service, the cluster's
+    administrator and the replicas' user (module docstring)."""
+    lines = [
+        "user default off resetpass nocommands resetkeys resetchannels",
+        acl_line(SERVICE_USER, service_password, cluster_service_rules(prefix)),
+        acl_line(ADMIN_USER, admin_password, cluster_admin_rules()),
+        acl_line(REPLICA_USER, replica_password, replica_rules()),
     ]
     return "\n".join(lines) + "\n"
 

@@ -14,12 +14,15 @@ import contextlib
 import os
 import subprocess
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote, urlsplit
 
 import redis.exceptions as rexc
 from redis.crc import key_slot
 
 from services.errors import LedgerError
+from services.runtime.acl import ADMIN_USER, REPLICA_USER, SERVICE_USER, cluster_acl_file
 from services.runtime.binaries import (
     find_redis_cli,
     find_redis_server,
@@ -38,6 +41,7 @@ from services.runtime.redis_server import RedisProcess, RedisStartError
 
 __all__ = [
     "CLUSTER_SLOTS",
+    "ClusterUsers",
     "RedisClusterFailoverError",
     "RedisClusterNotReadyError",
     "RedisClusterProcesses",
@@ -73,6 +77,19 @@ class RedisClusterFailoverError(RedisClusterNotReadyError):
     """
 
 
+@dataclass(frozen=True)
+class ClusterUsers:
+    """The deployment's ACL users on every node (:func:`services.runtime.acl.cluster_acl_file`,
+    ``deploy/cluster-users.acl.in``): the cluster is created and watched as ``ledger-admin``,
+    replicas sync as ``ledger-replica``, and :attr:`RedisClusterProcesses.service_url`
+    connects as ``ledger``, to the keys under ``prefix``."""
+
+    prefix: str
+    service_password: str
+    admin_password: str
+    replica_password: str
+
+
 class RedisClusterProcesses:
     """A Redis Cluster of ``masters`` masters with ``replicas`` replicas each, as child processes.
 
@@ -82,7 +99,9 @@ class RedisClusterProcesses:
     :class:`RedisClusterNotReadyError`). Roles change with failovers, so :meth:`masters`,
     :meth:`master_for_slot` and :meth:`replica_of` ask the running nodes each time.
     ``cluster_node_timeout_ms`` is how long a node may be unreachable before it is failed
-    over; tests use 1000-2000 ms for a quick failover.
+    over; tests use 1000-2000 ms for a quick failover. With ``users`` the nodes hold the
+    deployment's users (:class:`ClusterUsers`) instead of one user of ``username`` and
+    ``password``.
     """
 
     def __init__(
@@ -97,6 +116,7 @@ class RedisClusterProcesses:
         fsync: str = "everysec",
         binary: str | None = None,
         cli: str | None = None,
+        users: ClusterUsers | None = None,
     ) -> None:
         if masters < 3:
             raise ValueError("a Redis Cluster needs at least 3 masters")
@@ -105,10 +125,15 @@ class RedisClusterProcesses:
         self.data_dir = Path(data_dir)
         self.masters_count = masters
         self.replicas_count = replicas
+        self.users = users
+        if users is not None:
+            password, username = users.admin_password, ADMIN_USER
         self.password = password
         self.username = username if password else None
         self._binary = binary
         self._cli = cli
+        self._acl_file = self.data_dir / "users.acl" if users is not None else None
+        replication = None if users is None else (REPLICA_USER, users.replica_password)
         self._nodes = tuple(
             RedisProcess(
                 data_dir=self.data_dir / f"node-{n}",
@@ -118,6 +143,8 @@ class RedisClusterProcesses:
                 binary=binary,
                 cluster=True,
                 cluster_node_timeout_ms=cluster_node_timeout_ms,
+                acl_file=self._acl_file,
+                replication=replication,
             )
             for n in range(1, masters * (1 + replicas) + 1)
         )
@@ -143,6 +170,14 @@ class RedisClusterProcesses:
         if not running:
             raise RedisClusterNotReadyError("no node of the cluster is running")
         return running[0].url
+
+    @property
+    def service_url(self) -> str:
+        """The URL of one running node as the service's user (with ``users``), else :attr:`url`."""
+        if self.users is None:
+            return self.url
+        password = quote(self.users.service_password, safe="")
+        return f"redis://{SERVICE_USER}:{password}@127.0.0.1:{urlsplit(self.url).port}/0"
 
     def node_id(self, node: RedisProcess) -> str:
         """The cluster node id of ``node`` (kept in its ``nodes.conf`` across restarts)."""
@@ -220,6 +255,8 @@ class RedisClusterProcesses:
             # absolute paths: each node runs in its own directory
             binary = os.path.abspath(self._binary or find_redis_server())
             cli = os.path.abspath(self._cli or find_redis_cli())
+            if self.users is not None and self._acl_file is not None:
+                self._write_users(self.users, self._acl_file)
             for node in self._nodes:
                 node._binary = binary
                 node.start(timeout=max(1.0, deadline - time.monotonic()))
@@ -233,6 +270,17 @@ class RedisClusterProcesses:
         except BaseException:
             self._kill_all()
             raise
+
+    @staticmethod
+    def _write_users(users: ClusterUsers, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600, exist_ok=True)
+        path.write_text(
+            cluster_acl_file(
+                users.prefix, users.service_password, users.admin_password, users.replica_password
+            ),
+            encoding="utf-8",
+        )
 
     def _create(self, cli: str, deadline: float) -> None:
         command = [cli, "--cluster", "create"]

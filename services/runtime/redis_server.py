@@ -101,6 +101,11 @@ def _tail(path: Path, lines: int = 20) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
+def _escaped(text: str) -> str:
+    """``text`` for a double-quoted value of redis.conf (backslashes and quotes escaped)."""
+    return text.replace("\\", "\\\\").replace('"', '\\"')
+
+
 class RedisProcess:
     """One redis-server child process with its own data directory.
 
@@ -123,6 +128,7 @@ class RedisProcess:
         cluster: bool = False,
         cluster_node_timeout_ms: int = 15000,
         acl_file: Path | None = None,
+        replication: tuple[str, str] | None = None,
         preexec: Callable[[], None] | None = None,
         maxmemory: int | None = None,
     ) -> None:
@@ -142,6 +148,9 @@ class RedisProcess:
         self.acl_file = acl_file
         """The server's ACL file (written by the caller, holding ``username``) instead of the
         one all-commands user of ``username``."""
+        self.replication = replication
+        """The user and password a cluster replica authenticates to its master with (a user
+        of ``acl_file``), instead of ``username`` and ``password``."""
         self.preexec = preexec
         self.maxmemory = maxmemory
         """``maxmemory`` in bytes (with ``noeviction``: writes are refused past it), or none."""
@@ -198,7 +207,7 @@ class RedisProcess:
         if self.maxmemory:
             lines.append(f"maxmemory {self.maxmemory}")
         if self.password:
-            quoted = self.password.replace("\\", "\\\\").replace('"', '\\"')
+            quoted = _escaped(self.password)
             if self.acl_file is not None:
                 lines.append(f'aclfile "{self.acl_file.resolve()}"')
             elif self.username:
@@ -208,10 +217,12 @@ class RedisProcess:
             else:
                 lines.append(f'requirepass "{quoted}"')
             if self.cluster:
-                # a replica authenticates to its master with the same credentials
-                lines.append(f'masterauth "{quoted}"')
-                if self.username:
-                    lines.append(f"masteruser {self.username}")
+                # a replica authenticates to its master with the same credentials, or those
+                # given for replication
+                user, secret = self.replication or (self.username, self.password)
+                lines.append(f'masterauth "{_escaped(secret)}"')
+                if user:
+                    lines.append(f"masteruser {user}")
         if self.cluster:
             lines += [
                 "cluster-enabled yes",

@@ -24,6 +24,7 @@ from services.reference import (
     SUBJECT,
     scenario,
 )
+from services.runtime.redis_cluster import ClusterUsers
 from services.store.base import StoreUnavailableError
 from services.store.connection import connect
 from services.store.keys import Keys
@@ -138,9 +139,15 @@ class TestFailover:
     async def test_every_acknowledged_event_survives_once_and_views_equal_the_fold(
         self, tmp_path: Path
     ) -> None:
-        """kill -9 the master of a partition mid-ingest; its replica is promoted."""
-        with running_cluster(tmp_path, cluster_node_timeout_ms=FAILOVER_NODE_TIMEOUT_MS) as cluster:
-            client = connect(cluster.url, cluster=True)
+        """kill -9 the master of a partition mid-ingest; its replica is promoted. The nodes
+        hold the deployment's users: the service writes and waits for its replicas as
+        ``ledger``, the replicas sync as ``ledger-replica``, the cluster is watched and
+        failed over as ``ledger-admin``."""
+        users = ClusterUsers("fo", "service-0123456789", "admin-0123456789", "replica-0123456")
+        with running_cluster(
+            tmp_path, cluster_node_timeout_ms=FAILOVER_NODE_TIMEOUT_MS, users=users
+        ) as cluster:
+            client = connect(cluster.service_url, cluster=True)
             keys = Keys("fo", PARTITIONS, cluster=True)
             store = RedisEventStore(
                 client,

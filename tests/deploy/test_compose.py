@@ -8,24 +8,31 @@ nodes' start script: ``test_redis_node_auth.py``).
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import subprocess
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
+import redis.exceptions
 import yaml
 
-from services.runtime.redis_server import RedisProcess, find_redis_cli
+from services.runtime.redis_server import find_redis_cli, free_cluster_port
 from tests.support.cluster import redis_server_or_skip
+from tests.support.deploy import CLUSTER_SECRETS, cluster_node, cluster_node_env
 from tests.support.tools import missing
+from tests.support.waiting import until
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 CLUSTER_FILE = DEPLOY / "docker-compose.cluster.yml"
 CLUSTER_NODES = [f"redis-{n}" for n in range(1, 7)]
 LEDGER_SERVICES = ["api", "projector-1", "projector-2"]
 PASSWORD = "compose-test-password"
+NODE_SECRETS = ("redis_password", "redis_admin_password", "redis_replica_password")
 
 
 def _compose() -> list[str] | None:
@@ -230,12 +237,13 @@ def _after(command: list[str], flag: str) -> str:
 class TestClusterCompose:
     """``deploy/docker-compose.cluster.yml``: six cluster nodes, an init job, the ledger."""
 
-    def test_six_cluster_enabled_nodes_with_the_password_from_a_secret_file(
+    def test_six_cluster_enabled_nodes_with_the_users_from_secret_files(
         self, cluster_config: dict[str, Any]
     ) -> None:
         """Each node runs deploy/redis.conf with cluster-enabled and its own volume, started by
-        redis-node-auth.sh with the password's file (never the password) in its
-        environment, and the redis_password secret mounted."""
+        redis-node-auth.sh (with redis-acl.sh and the cluster's users beside it) with the
+        three passwords' files (never a password) in its environment and those secrets
+        mounted, on the internal network at a fixed address."""
         services = cluster_config["services"]
         assert sorted(name for name in services if name.startswith("redis-")) == sorted(
             [*CLUSTER_NODES, "redis-cluster-init"]
@@ -255,13 +263,22 @@ class TestClusterCompose:
             assert _after(command, "--cluster-config-file") == "nodes.conf"
             assert "--requirepass" not in command
             assert "--masterauth" not in command
-            assert node["environment"] == {"REDIS_PASSWORD_FILE": "/run/secrets/redis_password"}
-            assert [s["source"] for s in node["secrets"]] == ["redis_password"]
+            assert node["environment"] == {
+                "REDIS_PASSWORD_FILE": "/run/secrets/redis_password",
+                "REDIS_ADMIN_PASSWORD_FILE": "/run/secrets/redis_admin_password",
+                "REDIS_REPLICA_PASSWORD_FILE": "/run/secrets/redis_replica_password",
+                "LEDGER_KEY_PREFIX": "ledger",
+            }
+            assert [s["source"] for s in node["secrets"]] == list(NODE_SECRETS)
             volumes = [str(v) for v in node["volumes"]]
-            assert any("redis.conf:/usr/local/etc/redis/redis.conf" in v for v in volumes)
-            assert any("redis-node-auth.sh:/usr/local/etc/redis/" in v for v in volumes)
+            for mounted in ("redis.conf", "redis-node-auth.sh", "redis-acl.sh"):
+                assert any(f"{mounted}:/usr/local/etc/redis/{mounted}" in v for v in volumes)
+            template = "cluster-users.acl.in:/usr/local/etc/redis/cluster-users.acl.in"
+            assert any(template in v for v in volumes)
             data_volumes |= {v.split(":")[0] for v in volumes if v.endswith(":/data:rw")}
-            addresses.add(node["networks"]["default"]["ipv4_address"])
+            assert list(node["networks"]) == ["redis"]
+            assert "ports" not in node
+            addresses.add(node["networks"]["redis"]["ipv4_address"])
         assert len(data_volumes) == 6
         assert len(addresses) == 6
         conf = (DEPLOY / "redis.conf").read_text(encoding="utf-8")
@@ -271,32 +288,37 @@ class TestClusterCompose:
         self, cluster_config: dict[str, Any]
     ) -> None:
         """redis-cli --cluster create over the six node addresses, one replica per master,
-        authenticating with the secret file read inside its own shell."""
+        as ledger-admin with the secret file read inside its own shell."""
         init = cluster_config["services"]["redis-cluster-init"]
         script = init["command"][-1]
-        assert "redis-cli --cluster create" in script
+        assert "redis-cli --user ledger-admin --cluster create" in script
         assert "--cluster-replicas 1 --cluster-yes" in script
         nodes = cluster_config["services"]
         for name in CLUSTER_NODES:
-            assert f"{nodes[name]['networks']['default']['ipv4_address']}:6379" in script
+            assert f"{nodes[name]['networks']['redis']['ipv4_address']}:6379" in script
             assert init["depends_on"][name]["condition"] == "service_healthy"
-        assert init["environment"] == {"REDIS_PASSWORD_FILE": "/run/secrets/redis_password"}
-        assert [s["source"] for s in init["secrets"]] == ["redis_password"]
+        admin_file = "/run/secrets/redis_admin_password"
+        assert init["environment"] == {"REDIS_ADMIN_PASSWORD_FILE": admin_file}
+        assert [s["source"] for s in init["secrets"]] == ["redis_admin_password"]
         unescaped = script.replace("$$", "$")  # compose's escape for a literal $
-        assert 'REDISCLI_AUTH="$(cat "$REDIS_PASSWORD_FILE")"' in unescaped
+        assert 'REDISCLI_AUTH="$(cat "$REDIS_ADMIN_PASSWORD_FILE")"' in unescaped
         assert init["restart"] == "no"
 
     def test_ledger_services_run_in_cluster_mode_with_secret_files(
         self, cluster_config: dict[str, Any]
     ) -> None:
-        """API and projectors: LEDGER_REDIS_CLUSTER=1, 16 partitions, a node's URL without a
-        password, the password and the tokens from secret files, after the init job."""
+        """API and projectors: LEDGER_REDIS_CLUSTER=1, 16 partitions, a node's URL as the user
+        ledger without a password, the password and the tokens from secret files, after the
+        init job; on the internal network, the API alone also on the front one."""
         for name in LEDGER_SERVICES:
             service = cluster_config["services"][name]
             env = service["environment"]
             assert env["LEDGER_REDIS_CLUSTER"] == "1"
             assert env["LEDGER_PARTITIONS"] == "16"
-            assert env["LEDGER_REDIS_URL"] == "redis://redis-1:6379/0"
+            assert env["LEDGER_REDIS_URL"] == "redis://ledger@redis-1:6379/0"
+            assert env["LEDGER_KEY_PREFIX"] == "ledger"
+            expected = ["redis", "frontend"] if name == "api" else ["redis"]
+            assert sorted(service["networks"]) == sorted(expected)
             assert env["LEDGER_REDIS_PASSWORD_FILE"] == "/run/secrets/redis_password"
             assert env["LEDGER_TOKENS_FILE"] == "/run/secrets/ledger_tokens"
             assert "LEDGER_TOKENS" not in env
@@ -315,7 +337,8 @@ class TestClusterCompose:
         assert "compose-token" not in rendered
         for leak in ("--requirepass", "--masterauth", "REDIS_PASSWORD:", "REDISCLI_AUTH:"):
             assert leak not in rendered
-        assert set(cluster_config["secrets"]) == {"redis_password", "ledger_tokens"}
+        assert set(cluster_config["secrets"]) == {*NODE_SECRETS, "ledger_tokens"}
+        assert cluster_config["networks"]["redis"]["internal"] is True
 
     def test_cluster_file_has_no_top_level_name(self) -> None:
         """No ``name:`` key, which the v1 docker-compose refuses to render."""
@@ -324,51 +347,83 @@ class TestClusterCompose:
         assert "version" not in source
 
 
-def _local_init_script(nodes: list[RedisProcess]) -> str:
+def _local_init_script(ports: list[int]) -> str:
     """The init job's script with the six compose addresses swapped for local nodes."""
     source = yaml.safe_load(CLUSTER_FILE.read_text(encoding="utf-8"))
     script: str = source["services"]["redis-cluster-init"]["command"][-1]
     script = script.replace("$$", "$")  # compose's escape for a literal $
     net = "${REDIS_CLUSTER_NET:-172.29.0}"
-    script = script.replace(f"-h {net}.11 ", f"-h 127.0.0.1 -p {nodes[0].port} ")
-    for n, node in enumerate(nodes, start=1):
-        script = script.replace(f"{net}.1{n}:6379", f"127.0.0.1:{node.port}")
+    script = script.replace(f"-h {net}.11 ", f"-h 127.0.0.1 -p {ports[0]} ")
+    for n, port in enumerate(ports, start=1):
+        script = script.replace(f"{net}.1{n}:6379", f"127.0.0.1:{port}")
     assert "REDIS_CLUSTER_NET" not in script
     return script
 
 
-class TestClusterInitScript:
-    """The init job's shell script works: it creates the cluster, and a rerun changes nothing."""
+def _client(port: int, user: str, variable: str) -> redis.Redis:
+    password = CLUSTER_SECRETS[variable]
+    return redis.Redis(port=port, username=user, password=password, socket_timeout=1)
 
-    def test_init_script_creates_the_cluster_and_is_idempotent(self, tmp_path: Path) -> None:
-        """First run joins six nodes (3 masters + 3 replicas); the second only reports it."""
+
+def _answers(client: redis.Redis) -> bool:
+    try:
+        return bool(client.ping())
+    except redis.exceptions.ConnectionError:
+        return False
+
+
+def _synced(client: redis.Redis) -> bool:
+    """A replica whose link to its master is up (it authenticated as ledger-replica)."""
+    info = client.info("replication")
+    return info.get("role") != "slave" or info.get("master_link_status") == "up"
+
+
+class TestClusterInitScript:
+    """The init job's shell script works on nodes started as the compose file starts them: it
+    creates the cluster as ledger-admin, the replicas sync as ledger-replica, the service
+    reads the slot map and nothing of the cluster's administration, and a rerun changes
+    nothing."""
+
+    async def test_init_script_creates_the_cluster_of_least_privileged_users(
+        self, tmp_path: Path
+    ) -> None:
+        """First run joins six nodes (3 masters + 3 replicas) and every replica's link comes
+        up; ``ledger`` may read CLUSTER SLOTS, not CLUSTER NODES or ADDSLOTS; the second run
+        only reports the cluster."""
         binary = redis_server_or_skip()
-        nodes = [
-            RedisProcess(
-                data_dir=tmp_path / f"n{n}", cluster=True, password=PASSWORD, binary=binary
-            )
-            for n in range(6)
-        ]
+        ports = [free_cluster_port() for _ in range(6)]
+        nodes = [cluster_node(binary, tmp_path / f"n{n}", port) for n, port in enumerate(ports)]
         cli_dir = os.path.dirname(find_redis_cli())  # the image has redis-cli on PATH
-        secret = tmp_path / "redis_password"
-        secret.write_text(PASSWORD + "\n", encoding="utf-8")
         env = {k: v for k, v in os.environ.items() if k != "REDISCLI_AUTH"}
-        env["REDIS_PASSWORD_FILE"] = str(secret)
+        env["REDIS_ADMIN_PASSWORD_FILE"] = cluster_node_env(tmp_path / "init")[
+            "REDIS_ADMIN_PASSWORD_FILE"
+        ]
         env["PATH"] = f"{cli_dir}{os.pathsep}{env.get('PATH', '')}"
+        admins = [_client(port, "ledger-admin", "REDIS_ADMIN_PASSWORD_FILE") for port in ports]
+        service = _client(ports[0], "ledger", "REDIS_PASSWORD_FILE")
         try:
-            for node in nodes:
-                node.start()
-            run = ["sh", "-ec", _local_init_script(nodes)]
-            first = subprocess.run(
-                run, capture_output=True, text=True, env=env, timeout=60, check=False
+            for admin in admins:
+                await until(partial(_answers, admin), "a node to answer", every=0.05)
+            run = ["sh", "-ec", _local_init_script(ports)]
+            first = await asyncio.to_thread(
+                subprocess.run, run, capture_output=True, text=True, env=env, timeout=60
             )
             assert first.returncode == 0, first.stdout + first.stderr
             assert "All 16384 slots covered" in first.stdout
-            second = subprocess.run(
-                run, capture_output=True, text=True, env=env, timeout=60, check=False
+            for admin in admins:
+                await until(partial(_synced, admin), "a replica to sync", within=30)
+            assert len(service.execute_command("CLUSTER", "SLOTS")) == 3  # type: ignore[no-untyped-call]
+            for refused in (("CLUSTER", "NODES"), ("CLUSTER", "ADDSLOTS", "1")):
+                with pytest.raises(redis.exceptions.NoPermissionError):
+                    service.execute_command(*refused)  # type: ignore[no-untyped-call]
+            second = await asyncio.to_thread(
+                subprocess.run, run, capture_output=True, text=True, env=env, timeout=60
             )
             assert second.returncode == 0, second.stdout + second.stderr
             assert "the cluster exists (6 nodes)" in second.stdout
         finally:
+            for client in (*admins, service):
+                client.close()
             for node in nodes:
                 node.kill()
+                node.wait(10)

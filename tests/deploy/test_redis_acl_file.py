@@ -20,26 +20,36 @@ import redis
 import redis.asyncio as aioredis
 import redis.exceptions
 
-from services.runtime.acl import acl_file, add_feed_user, password_hash
+from services.runtime.acl import acl_file, add_feed_user, cluster_acl_file, password_hash
 from services.runtime.binaries import find_redis_cli, free_port
 from services.store.keys import Keys
 from tests.support.cluster import redis_server_or_skip
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 SERVICE, ADMIN = "service-secret-0123456789", "admin-secret-0123456789"
+REPLICA = "replica-secret-0123456789"
+
+
+def _filled(template: str, prefix: str) -> str:
+    """A template's rules with the hashes and ``prefix`` filled in, as redis-acl.sh does."""
+    lines = (DEPLOY / template).read_text(encoding="utf-8").splitlines()
+    filled = "\n".join(line for line in lines if not line.startswith("#")) + "\n"
+    for marker, password in (("SERVICE", SERVICE), ("ADMIN", ADMIN), ("REPLICA", REPLICA)):
+        filled = filled.replace(f"#@{marker}_HASH@", password_hash(password))
+    return filled.replace("@PREFIX@", prefix)
 
 
 @pytest.mark.parametrize("prefix", ["ledger", "ops-ledger_2"])
 def test_the_template_holds_the_rules_the_service_gives_itself(prefix: str) -> None:
     """users.acl.in, hashes and prefix filled in, is what acl_file renders for the prefix."""
-    template = [
-        line
-        for line in (DEPLOY / "users.acl.in").read_text(encoding="utf-8").splitlines()
-        if not line.startswith("#")
-    ]
-    filled = "\n".join(template).replace("#@SERVICE_HASH@", password_hash(SERVICE))
-    filled = filled.replace("#@ADMIN_HASH@", password_hash(ADMIN)).replace("@PREFIX@", prefix)
-    assert filled + "\n" == acl_file(prefix, SERVICE, ADMIN)
+    assert _filled("users.acl.in", prefix) == acl_file(prefix, SERVICE, ADMIN)
+
+
+@pytest.mark.parametrize("prefix", ["ledger", "ops-ledger_2"])
+def test_the_cluster_template_holds_the_rules_of_the_cluster_users(prefix: str) -> None:
+    """cluster-users.acl.in, filled in, is what cluster_acl_file renders for the prefix."""
+    expected = cluster_acl_file(prefix, SERVICE, ADMIN, REPLICA)
+    assert _filled("cluster-users.acl.in", prefix) == expected
 
 
 class Started:

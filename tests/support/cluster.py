@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from redis.asyncio.cluster import RedisCluster
 
-from services.runtime.redis_cluster import RedisClusterProcesses
+from services.runtime.redis_cluster import ClusterUsers, RedisClusterProcesses
 from services.runtime.redis_server import RedisBinaryNotFoundError, find_redis_server
 from tests.support.tools import missing
 
@@ -44,8 +44,10 @@ def running_cluster(
     replicas: int = 1,
     cluster_node_timeout_ms: int = FAILOVER_NODE_TIMEOUT_MS,
     password: str | None = None,
+    users: ClusterUsers | None = None,
 ) -> Iterator[RedisClusterProcesses]:
-    """A started cluster in ``data_dir``, stopped (every node) when the block ends."""
+    """A started cluster in ``data_dir``, stopped (every node) when the block ends; with
+    ``users``, its nodes hold the deployment's users (``service_url`` is the service's)."""
     cluster = RedisClusterProcesses(
         data_dir=data_dir,
         masters=masters,
@@ -53,6 +55,7 @@ def running_cluster(
         cluster_node_timeout_ms=cluster_node_timeout_ms,
         password=password,
         binary=redis_server_or_skip(),
+        users=users,
     )
     cluster.start()
     try:
