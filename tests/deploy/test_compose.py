@@ -308,8 +308,9 @@ class TestClusterCompose:
         self, cluster_config: dict[str, Any]
     ) -> None:
         """API and projectors: LEDGER_REDIS_CLUSTER=1, 16 partitions, a node's URL as the user
-        ledger without a password, the password and the tokens from secret files, after the
-        init job; on the internal network, the API alone also on the front one."""
+        ledger without a password, the password and the tokens from secret files, the data
+        keys on the keyring volume, after the init job; on the internal network, the API
+        alone also on the front one."""
         for name in LEDGER_SERVICES:
             service = cluster_config["services"][name]
             env = service["environment"]
@@ -317,6 +318,12 @@ class TestClusterCompose:
             assert env["LEDGER_PARTITIONS"] == "16"
             assert env["LEDGER_REDIS_URL"] == "redis://ledger@redis-1:6379/0"
             assert env["LEDGER_KEY_PREFIX"] == "ledger"
+            # the data keys on a volume of their own, the same for every process: a
+            # container's own disk would lose them (and with them the sealed text) when it
+            # is recreated
+            assert env["LEDGER_KEYRING"] == "file:/keyring"
+            volumes = [str(v) for v in service["volumes"]]
+            assert any(v.startswith("keyring:/keyring") for v in volumes), volumes
             expected = ["redis", "frontend"] if name == "api" else ["redis"]
             assert sorted(service["networks"]) == sorted(expected)
             assert env["LEDGER_REDIS_PASSWORD_FILE"] == "/run/secrets/redis_password"
