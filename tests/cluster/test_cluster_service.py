@@ -141,8 +141,8 @@ class TestFailover:
     ) -> None:
         """kill -9 the master of a partition mid-ingest; its replica is promoted. The nodes
         hold the deployment's users: the service writes and waits for its replicas as
-        ``ledger``, the replicas sync as ``ledger-replica``, the cluster is watched and
-        failed over as ``ledger-admin``."""
+        ``ledger``, the replicas sync as ``ledger-replica`` (the promoted one had to), and
+        the cluster is watched as ``ledger-admin``."""
         users = ClusterUsers("fo", "service-0123456789", "admin-0123456789", "replica-0123456")
         with running_cluster(
             tmp_path, cluster_node_timeout_ms=FAILOVER_NODE_TIMEOUT_MS, users=users
