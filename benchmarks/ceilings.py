@@ -40,7 +40,7 @@ from events import to_fields
 from services.runtime.redis_server import RedisProcess
 from services.store.connection import connect
 
-from .bench import limit_read, limit_write, naive_peer
+from .bench import limit_read, limit_write, naive_peer, redis_cpu
 from .workload import Workload
 
 BATCH = 1000
@@ -51,12 +51,6 @@ def _packed(command: tuple[Any, ...]) -> bytes:
     """One command in Redis's protocol (hiredis's packer: what redis-py sends, packed in C)."""
     packed: bytes = hiredis.pack_command(command)
     return packed
-
-
-async def redis_cpu(client: aioredis.Redis) -> float:
-    """Redis's CPU seconds so far (user + system, main thread and children)."""
-    info = await client.info("cpu")
-    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
 
 
 async def timed(

@@ -32,7 +32,7 @@ from services.runtime.redis_server import RedisProcess
 from services.store.connection import connect
 from services.store.redis import RedisEventStore
 
-from .bench import view_memory
+from .bench import redis_cpu, view_memory
 from .workload import Workload
 
 APPEND_BATCH = 1000
@@ -64,20 +64,16 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         for start in range(0, n, APPEND_BATCH):
             await store.append(events[start : start + APPEND_BATCH])
 
-        async def redis_cpu() -> float:
-            info = await client.info("cpu")
-            return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
-
         marks: dict[str, float] = {}
 
         async def mark() -> None:
             marks["wall"], marks["cpu"] = time.perf_counter(), time.process_time()
-            marks["redis"] = await redis_cpu()
+            marks["redis"] = await redis_cpu(client)
 
         async def timed(name: str) -> None:
             seconds = time.perf_counter() - marks["wall"]
             cpu = time.process_time() - marks["cpu"]
-            server = await redis_cpu() - marks["redis"]
+            server = await redis_cpu(client) - marks["redis"]
             found[name] = {
                 "seconds": round(seconds, 2),
                 "events_per_s": round(n / seconds),

@@ -16,7 +16,7 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import redis.exceptions as rexc
 from redis.crc import key_slot
@@ -163,13 +163,16 @@ class RedisClusterProcesses:
         """The nodes whose process is alive."""
         return tuple(node for node in self._nodes if node.running)
 
-    @property
-    def url(self) -> str:
-        """The ``redis://`` URL of one running node; a cluster client discovers the others."""
+    def _running_node(self) -> RedisProcess:
         running = self.running_nodes
         if not running:
             raise RedisClusterNotReadyError("no node of the cluster is running")
-        return running[0].url
+        return running[0]
+
+    @property
+    def url(self) -> str:
+        """The ``redis://`` URL of one running node; a cluster client discovers the others."""
+        return self._running_node().url
 
     @property
     def service_url(self) -> str:
@@ -177,7 +180,7 @@ class RedisClusterProcesses:
         if self.users is None:
             return self.url
         password = quote(self.users.service_password, safe="")
-        return f"redis://{SERVICE_USER}:{password}@127.0.0.1:{urlsplit(self.url).port}/0"
+        return f"redis://{SERVICE_USER}:{password}@127.0.0.1:{self._running_node().port}/0"
 
     def node_id(self, node: RedisProcess) -> str:
         """The cluster node id of ``node`` (kept in its ``nodes.conf`` across restarts)."""

@@ -23,7 +23,7 @@ import yaml
 
 from services.runtime.redis_server import find_redis_cli, free_cluster_port
 from tests.support.cluster import redis_server_or_skip
-from tests.support.deploy import CLUSTER_SECRETS, cluster_node, cluster_node_env
+from tests.support.deploy import CLUSTER_SECRETS, answers, cluster_node, cluster_node_env
 from tests.support.tools import missing
 from tests.support.waiting import until
 
@@ -372,13 +372,6 @@ def _client(port: int, user: str, variable: str) -> redis.Redis:
     return redis.Redis(port=port, username=user, password=password, socket_timeout=1)
 
 
-def _answers(client: redis.Redis) -> bool:
-    try:
-        return bool(client.ping())
-    except redis.exceptions.ConnectionError:
-        return False
-
-
 def _synced(client: redis.Redis) -> bool:
     """A replica whose link to its master is up (it authenticated as ledger-replica)."""
     info = client.info("replication")
@@ -410,7 +403,7 @@ class TestClusterInitScript:
         service = _client(ports[0], "ledger", "REDIS_PASSWORD_FILE")
         try:
             for admin in admins:
-                await until(partial(_answers, admin), "a node to answer", every=0.05)
+                await until(partial(answers, admin), "a node to answer", every=0.05)
             run = ["sh", "-ec", _local_init_script(ports)]
             first = await asyncio.to_thread(
                 subprocess.run, run, capture_output=True, text=True, env=env, timeout=60

@@ -21,7 +21,7 @@ import redis.exceptions
 
 from services.runtime.redis_server import free_cluster_port
 from tests.support.cluster import redis_server_or_skip
-from tests.support.deploy import CLUSTER_SECRETS, DEPLOY
+from tests.support.deploy import CLUSTER_SECRETS, DEPLOY, answers
 from tests.support.deploy import cluster_node_env as node_env
 from tests.support.waiting import until
 
@@ -59,7 +59,7 @@ class TestNodeAuthScript:
         admin = as_user("ledger-admin", "REDIS_ADMIN_PASSWORD_FILE")
         replica = as_user("ledger-replica", "REDIS_REPLICA_PASSWORD_FILE")
         try:
-            await until(lambda: _answers(service), "the node to answer", every=0.05)
+            await until(lambda: answers(service), "the node to answer", every=0.05)
             with pytest.raises(redis.exceptions.AuthenticationError):
                 as_user(None).ping()
             service.set("ledger:x", "1")
@@ -138,10 +138,3 @@ class TestNodeAuthScript:
         assert done.returncode != 0
         assert "one line" in done.stderr
         assert not (tmp_path / "auth.conf").exists()
-
-
-def _answers(client: redis.Redis) -> bool:
-    try:
-        return bool(client.ping())
-    except redis.exceptions.ConnectionError:
-        return False

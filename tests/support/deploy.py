@@ -6,7 +6,10 @@ import os
 import subprocess
 from pathlib import Path
 
-__all__ = ["CLUSTER_SECRETS", "DEPLOY", "cluster_node", "cluster_node_env"]
+import redis
+import redis.exceptions
+
+__all__ = ["CLUSTER_SECRETS", "DEPLOY", "answers", "cluster_node", "cluster_node_env"]
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 """The deployment files."""
@@ -45,3 +48,11 @@ def cluster_node(binary: str, root: Path, port: int) -> subprocess.Popen[bytes]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+
+
+def answers(client: redis.Redis) -> bool:
+    """Whether the server of ``client`` answers ``PING`` (``False`` while it is not listening)."""
+    try:
+        return bool(client.ping())
+    except redis.exceptions.ConnectionError:
+        return False
