@@ -30,6 +30,7 @@ from services.errors import LedgerError
 from services.ops.dead_letters import DeadLetter, dlq_drop, dlq_list, dlq_retry, dlq_show
 from services.ops.status import ledger_status
 from services.ops.verify import VerifyResult, verify_all
+from services.projector.pool import tune_collector
 from services.projector.replay import BATCH, Replay, replay_together
 from services.projector.replay_records import parse_until, refuse_until_partitioned
 from services.protection.audit import record_command
@@ -68,6 +69,7 @@ def replay(
             refuse_until_partitioned(settings_or_exit().keys)
     except LedgerError as exc:
         raise fail(exc, 2) from None
+    tune_collector()  # a rebuild folds the whole log, as the projectors do
 
     async def work(tools: Ops) -> None:
         client, settings = tools.client, tools.settings
@@ -183,6 +185,7 @@ def verify(
         chosen = projections_named(projection)
     except LedgerError as exc:
         raise fail(exc, 2) from None
+    tune_collector()  # it folds the whole log, as the projectors do
 
     async def work(tools: Ops) -> list[VerifyResult]:
         keys = tools.settings.keys

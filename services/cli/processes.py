@@ -219,6 +219,7 @@ async def write_snapshots(settings: Settings, *, redis_url: str | None = None) -
     sharing a process with it. :class:`~services.projector.snapshots.SnapshotsOffError`
     when ``settings`` turn them off.
     """
+    tune_collector()
     service = bootstrap.snapshots(settings, redis_url=redis_url)
     await _until_stopped(service)
     log.info("snapshotter.stopped")
