@@ -19,6 +19,7 @@ from .base import (
     Sides,
     Source,
     VictimLine,
+    id_texts,
     position_key,
     recorded_at_of,
 )
@@ -58,7 +59,15 @@ from .incidents import (
     IncidentRetracted,
     amendments,
 )
-from .private import ERASED, SEALED, masked, private_fields, private_paths, with_private
+from .private import (
+    ERASED,
+    SEALED,
+    masked,
+    private_fields,
+    private_paths,
+    sealed_form,
+    with_private,
+)
 from .rules import CLOCK_SKEW, future_problems, normalise, problems
 from .statements import (
     ROLE_RANK,
@@ -157,6 +166,7 @@ __all__ = [
     "future_problems",
     "goldstein",
     "goldstein_table",
+    "id_texts",
     "iso3_countries",
     "issued_window",
     "json_fields",
@@ -170,6 +180,7 @@ __all__ = [
     "problems",
     "recorded_at_of",
     "role_of_title",
+    "sealed_form",
     "speaker_titles",
     "to_fields",
     "upcast",

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import Annotated, ClassVar, Literal, NewType
+from collections.abc import Iterable
+from typing import Annotated, ClassVar, Final, Literal, NewType
 
 import msgspec
 from msgspec import Meta
@@ -187,6 +188,17 @@ class Recorded(msgspec.Struct, frozen=True, gc=False):
     recorded_at: dt.datetime
     event: Event
     sealed: str | None = None
+
+
+_ids_json: Final = msgspec.json.Encoder().encode
+_texts_of: Final = msgspec.json.Decoder(list[str]).decode
+
+
+def id_texts(events: Iterable[Event]) -> list[str]:
+    """The events' ids as text (``str(event_id)``), all in one pass through msgspec: about a
+    tenth of the cost of ``str`` on each ``UUID`` (1.6 µs), which ingest paid three times
+    an event."""
+    return _texts_of(_ids_json([event.event_id for event in events]))
 
 
 def recorded_at_of(position: str) -> dt.datetime:

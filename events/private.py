@@ -26,7 +26,15 @@ from .errors import CodecError
 from .incidents import CasualtiesRevised, IncidentDisputed, IncidentReported
 from .statements import Speaker, StatementIssued
 
-__all__ = ["ERASED", "SEALED", "masked", "private_fields", "private_paths", "with_private"]
+__all__ = [
+    "ERASED",
+    "SEALED",
+    "masked",
+    "private_fields",
+    "private_paths",
+    "sealed_form",
+    "with_private",
+]
 
 SEALED: Final = "[sealed]"
 """What the log holds in place of sealed notes and speaker names."""
@@ -75,6 +83,24 @@ def masked(paths: Iterable[str], text: str) -> dict[str, str | None]:
     """Replacements hiding ``paths``: ``text`` for notes, reasons and names, ``None`` for
     urls."""
     return {path: None if path.endswith(".url") else text for path in paths}
+
+
+def sealed_form(event: _E) -> _E:
+    """``event`` as the log stores it once its private text is sealed: what
+    ``with_private(event, masked(private_paths(event), SEALED))`` gives, built directly (a
+    third of the cost: no path to parse)."""
+    changes: dict[str, object] = {}
+    if isinstance(event, IncidentReported | CasualtiesRevised) and event.notes is not None:
+        changes["notes"] = SEALED
+    if isinstance(event, StatementIssued):
+        changes["speakers"] = [msgspec.structs.replace(s, name=SEALED) for s in event.speakers]
+    if isinstance(event, _WITH_SOURCES):
+        changes["sources"] = [
+            s if s.url is None else msgspec.structs.replace(s, url=None) for s in event.sources
+        ]
+    if isinstance(getattr(event, "reason", None), str):
+        changes["reason"] = SEALED
+    return msgspec.structs.replace(event, **changes) if changes else event
 
 
 def with_private(event: _E, values: Mapping[str, str | None]) -> _E:

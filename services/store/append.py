@@ -25,7 +25,7 @@ from typing import Any, Final, Literal, cast
 
 import msgspec
 
-from events import AnyEvent, IncidentMerged, Position, encode, entry_values
+from events import AnyEvent, IncidentMerged, Position, encode, entry_values, id_texts
 from services.resp import text
 from services.store.base import Appended
 from services.store.keys import id_bucket
@@ -91,19 +91,24 @@ def pack_batch(
     events: Sequence[AnyEvent],
     sealed: Sequence[str | None] | None = None,
     private: Sequence[str] | None = None,
+    ids: Sequence[str] | None = None,
     elsewhere: Mapping[int, dict[str, bool]] | None = None,
 ) -> bytes:
     """The script's one argument (see :data:`APPEND_SCRIPT`).
 
     The entry's fields are those of :func:`events.entry_values` of the stored form;
     ``private`` gives the keyed digests of private text (:func:`~services.store.rules.body_digest`)
+    ``ids`` the events' ids as text (:func:`events.id_texts`; worked out here when not given)
     and ``elsewhere`` per event the named incidents held by other partitions.
     """
     rows: list[tuple[Any, ...]] = []
     blobs = sealed if sealed is not None else [None] * len(events)
     secrets = private if private is not None else [""] * len(events)
+    texts = ids if ids is not None else id_texts(events)
     others = elsewhere or {}
-    for at, (event, blob, secret) in enumerate(zip(events, blobs, secrets, strict=True)):
+    for at, (event, blob, secret, ident) in enumerate(
+        zip(events, blobs, secrets, texts, strict=True)
+    ):
         stored = stored_form(event)
         expected = event.expected_version
         if isinstance(event, IncidentMerged):
@@ -127,20 +132,23 @@ def pack_batch(
                 named_incidents(event),
                 others.get(at, _NOWHERE),
                 id_bucket(stored.event_id),
-                str(stored.event_id),
+                ident,
             )
         )
     return pack(rows)
 
 
-def answers(part: Part, events: Sequence[AnyEvent], reply: Any) -> list[Appended]:
-    """The script's answer for ``part``, or its first problem raised with batch indexes."""
+def answers(
+    part: Part, events: Sequence[AnyEvent], reply: Any, ids: Sequence[str]
+) -> list[Appended]:
+    """The script's answer for ``part``, or its first problem raised with batch indexes
+    (``ids``: the batch's event ids as text)."""
     head = text(reply[0])
     if head == "ok":
         flags = text(reply[1])
         return [
             Appended(
-                str(events[index].event_id),
+                ids[index],
                 Position(text(pos)),
                 "appended" if flag == "a" else "duplicate",
                 part.partition,

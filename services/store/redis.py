@@ -24,7 +24,7 @@ import redis.asyncio as aioredis
 import redis.exceptions as rexc
 from redis.asyncio.cluster import RedisCluster
 
-from events import AnyEvent, IncidentMerged, Position, Recorded, position_key
+from events import AnyEvent, IncidentMerged, Position, Recorded, id_texts, position_key
 from services.resp import text
 from services.store.append import APPEND_SCRIPT, Part, answers, pack, pack_batch
 from services.store.base import Appended, BatchError, EntityState, StoreUnavailableError
@@ -49,10 +49,12 @@ _T = TypeVar("_T")
 
 
 class _Blobs(NamedTuple):
-    """What a batch's entries keep beside the events: sealed text, and its keyed digest."""
+    """What a batch's entries keep beside the events: sealed text, its keyed digest, and
+    the events' ids as text."""
 
     sealed: list[str | None]
     private: list[str]
+    ids: list[str]
 
 
 class RedisEventStore:
@@ -141,11 +143,12 @@ class RedisEventStore:
         blobs = _Blobs(
             list(sealed) if sealed is not None else [None] * len(events),
             list(private) if private is not None else [""] * len(events),
+            id_texts(events),
         )
         if self.partitions == 1:
             part = Part(0, list(range(len(events))))
             reply = await self._write(part, events, blobs)
-            return answers(part, events, reply)
+            return answers(part, events, reply, blobs.ids)
         parts = await self._parts(events)
         if len(parts) > 1:  # check every part before writing any (at once: no script
             # in a cluster pipeline)
@@ -156,8 +159,8 @@ class RedisEventStore:
                     for part in parts
                 ),
             )
-            _raise_reuse_across(parts, replies, events)
-            self._raise_first_refusal(parts, replies, events, [])
+            _raise_reuse_across(parts, replies, events, blobs.ids)
+            self._raise_first_refusal(parts, replies, events, blobs.ids, [])
         results: list[Appended | None] = [None] * len(events)
         first = [part for part in parts if part.first]
         for wave in (first, [part for part in parts if not part.first]):
@@ -165,10 +168,10 @@ class RedisEventStore:
             for part, reply in zip(wave, replies, strict=True):
                 if text(reply[0]) == "ok":
                     for index, answer in zip(
-                        part.indexes, answers(part, events, reply), strict=True
+                        part.indexes, answers(part, events, reply, blobs.ids), strict=True
                     ):
                         results[index] = answer
-            self._raise_first_refusal(wave, replies, events, results)
+            self._raise_first_refusal(wave, replies, events, blobs.ids, results)
         return [r for r in results if r is not None]
 
     def _raise_first_refusal(
@@ -176,6 +179,7 @@ class RedisEventStore:
         parts: Sequence[Part],
         replies: Sequence[Any],
         events: Sequence[AnyEvent],
+        ids: Sequence[str],
         results: Sequence[Appended | None],
     ) -> None:
         """Raise the refusal of the earliest event among the parts' replies, if any, with the
@@ -189,7 +193,7 @@ class RedisEventStore:
             return
         _, part, reply = min(refused, key=lambda one: one[0])  # as on one partition
         try:
-            answers(part, events, reply)
+            answers(part, events, reply, ids)
         except BatchError as exc:
             exc.written = tuple(r for r in results if r is not None)
             raise
@@ -261,6 +265,7 @@ class RedisEventStore:
             [events[i] for i in part.indexes],
             [blobs.sealed[i] for i in part.indexes],
             [blobs.private[i] for i in part.indexes],
+            [blobs.ids[i] for i in part.indexes],
             part.elsewhere,
         )
         args: list[bytes | str] = [
@@ -394,14 +399,13 @@ class RedisEventStore:
 
 
 def _raise_reuse_across(
-    parts: Sequence[Part], replies: Sequence[Any], events: Sequence[AnyEvent]
+    parts: Sequence[Part], replies: Sequence[Any], events: Sequence[AnyEvent], ids: Sequence[str]
 ) -> None:
     """Raise ``id_reused`` for an event id used again in another part of the batch (another
     entity, so another body), unless a part refuses an earlier event first."""
     part_of = {index: part.partition for part in parts for index in part.indexes}
     first: dict[str, int] = {}
-    for index, event in enumerate(events):
-        event_id = str(event.event_id)
+    for index, (event, event_id) in enumerate(zip(events, ids, strict=True)):
         earlier = first.setdefault(event_id, index)
         if part_of[earlier] == part_of[index]:
             continue

@@ -45,15 +45,16 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from events import (
     ERASED,
-    SEALED,
     AnyEvent,
     Event,
     IncidentRedacted,
     Position,
     Recorded,
     StatementRedacted,
+    id_texts,
     masked,
     private_fields,
+    sealed_form,
     with_private,
 )
 from events.errors import CodecError
@@ -303,6 +304,7 @@ class SealingStore:
         stored: list[AnyEvent] = []
         blobs: list[str | None] = []
         digests: list[str] = []
+        ids = id_texts(events)
         for index, (event, fields, owner) in enumerate(zip(events, private, owners, strict=True)):
             if not fields:
                 stored.append(event)
@@ -315,10 +317,9 @@ class SealingStore:
                 aead = aeads[key.key_id] = AESGCM(key.secret)
             plain = _encode(fields)
             nonce = nonces[index * NONCE_BYTES : (index + 1) * NONCE_BYTES]
-            event_id = str(event.event_id)
-            blobs.append(_blob(aead, key.key_id, event_id, plain, list(fields), nonce=nonce))
+            blobs.append(_blob(aead, key.key_id, ids[index], plain, list(fields), nonce=nonce))
             digests.append(_private_digest(key.secret, fields, plain))
-            stored.append(with_private(event, masked(fields, SEALED)))
+            stored.append(sealed_form(event))
         return stored, blobs, digests
 
     async def append(self, events: Sequence[AnyEvent]) -> list[Appended]:

@@ -2,7 +2,8 @@
 
 ``parse_batch`` decodes a valid array of current-version events in one go; ``problems``
 checks the figures in one pass before naming each problem; ``normalise`` returns an event
-in its stored form as it is; the ingest metrics count a batch per (type, result).
+in its stored form as it is; ``id_texts`` spells ids as ``str`` does; the ingest metrics
+count a batch per (type, result).
 """
 
 from __future__ import annotations
@@ -132,6 +133,16 @@ _lines = st.lists(
     ),
     max_size=4,
 )
+
+
+class TestIdTexts:
+    """A batch's event ids turned into text at once."""
+
+    @given(st.lists(st.uuids(), max_size=50))
+    def test_each_id_reads_as_str_spells_it(self, ids: list[uuid.UUID]) -> None:
+        """Any UUIDs (any version, the nil one included), in order."""
+        batch = [reported(f"i-{n}", event_id=ident) for n, ident in enumerate(ids)]
+        assert events.id_texts(batch) == [str(ident) for ident in ids]
 
 
 class TestFiguresCheck:
