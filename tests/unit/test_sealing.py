@@ -86,6 +86,16 @@ def _statement(statement_id: str = "s-1") -> StatementIssued:
     )
 
 
+def _dispute() -> IncidentDisputed:
+    return IncidentDisputed(
+        event_id=uuid.uuid4(),
+        source="acled",
+        incident_id="i-1",
+        reason="fewer dead by our count",
+        sources=[Source(publisher="Local radio"), Source(publisher="ACLED", url=URL)],
+    )
+
+
 def _redacted(incident_id: str = "i-1") -> IncidentRedacted:
     return IncidentRedacted(
         event_id=uuid.uuid4(),
@@ -115,13 +125,7 @@ class TestPrivateFields:
 
     def test_a_disputes_source_urls_are_private(self) -> None:
         """incident.disputed carries sources like a report: their urls are private text."""
-        dispute = IncidentDisputed(
-            event_id=uuid.uuid4(),
-            source="acled",
-            incident_id="i-1",
-            reason="fewer dead by our count",
-            sources=[Source(publisher="Local radio"), Source(publisher="ACLED", url=URL)],
-        )
+        dispute = _dispute()
         assert private_fields(dispute) == {
             "sources[1].url": URL,
             "reason": "fewer dead by our count",
@@ -153,15 +157,8 @@ class TestPrivateFields:
     def test_the_sealed_form_is_the_masking_by_paths(self) -> None:
         """:func:`sealed_form`, built directly, is what masking every private path gives,
         for each kind of event that holds private text and for one that holds none."""
-        dispute = IncidentDisputed(
-            event_id=uuid.uuid4(),
-            source="acled",
-            incident_id="i-1",
-            reason="fewer dead by our count",
-            sources=[Source(publisher="Local radio"), Source(publisher="ACLED", url=URL)],
-        )
         plain = f.reported(sources=[Source(publisher="P")])
-        for event in (_report(), _statement(), dispute, f.retracted(), f.merged(), _redacted()):
+        for event in (_report(), _statement(), _dispute(), f.retracted(), f.merged(), _redacted()):
             expected = with_private(event, masked(private_fields(event), SEALED))
             assert sealed_form(event) == expected
             assert private_fields(sealed_form(event)) == private_fields(expected)
