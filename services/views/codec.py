@@ -1,26 +1,44 @@
-"""Documents as a stored view holds them: MessagePack, decoded back into their kind's Struct.
+"""Documents as a stored view holds them: MessagePack, compressed where that pays, decoded
+back into their kind's Struct.
 
 A document is written as MessagePack (msgspec's encoding of its Struct: an array for the
-``array_like`` kinds, a map under the kind's field names otherwise). Views written before
-hold JSON documents; they keep reading, told apart by their first byte (a JSON document
-starts with ``{`` or ``[``, a MessagePack array or map never does), so a view need not be
-rebuilt: each document turns into MessagePack the next time its projector writes it.
+``array_like`` kinds, a map under the kind's field names otherwise). One of at least
+:data:`COMPRESS_FROM` bytes is written as one zstd frame of that MessagePack, compressed with
+the shipped dictionary ``services/views/data/views-3.zdict`` (id 3, named in the frame's
+header; trained by ``tools/train_view_dictionary.py`` on a corpus other than the
+benchmark's), unless the frame is not smaller. A dictionary once shipped never changes: a
+new one gets a new id and file.
+
+The forms are told apart by their first byte, so views written in an earlier form keep
+reading and need no rebuild (each document takes the current form the next time its
+projector writes it): a zstd frame starts with ``(`` (``0x28``, its magic number), a JSON
+document (views written before MessagePack) with ``{`` or ``[``, and a MessagePack map or
+array with none of these.
+
+To read a stored document anywhere: if it starts with the bytes ``28 b5 2f fd``, decompress
+it with the dictionary; decode the MessagePack.
 """
 
 from __future__ import annotations
 
 import struct
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from functools import cache
+from importlib import resources
 from typing import Any, Final
 
 import msgspec
+import zstandard
 
 from projections import Docs, Projection
 from services.resp import text
 from services.views.errors import CorruptViewError, UnknownKindError
 
 __all__ = [
+    "COMPRESS_FROM",
+    "DICTIONARY",
+    "DICTIONARY_ID",
     "check_kinds",
     "decode_doc",
     "decode_kind",
@@ -28,6 +46,7 @@ __all__ = [
     "doc_reader",
     "encode_doc",
     "pack_docs",
+    "packed_doc",
     "readable",
 ]
 
@@ -37,9 +56,62 @@ _JSON_STARTS = frozenset(b"{[")
 """First bytes of a JSON document (a view written before MessagePack)."""
 
 
-def encode_doc(doc: msgspec.Struct) -> bytes:
-    """A document as the view stores it (MessagePack)."""
+COMPRESS_FROM: Final = 48
+"""The size of MessagePack from which a document is stored compressed: below it a frame
+saves nothing (the kinds of a few ids, the pairs' scores), above it a document shrinks to
+a third or less (an incident's row: 335 B to 73 B on average, BENCHMARKS.md)."""
+DICTIONARY: Final = "views-3.zdict"
+"""The zstd dictionary of compressed documents, in ``services/views/data``."""
+DICTIONARY_ID: Final = 3
+"""The id in that dictionary's header and in every frame compressed with it (the log's
+dictionary has id 2)."""
+_LEVEL: Final = 3
+_ZSTD_MAGIC: Final = 0x28
+"""The first byte of every zstd frame."""
+
+
+class _Zstd:
+    """The compressor and decompressor of documents with the shipped dictionary."""
+
+    def __init__(self) -> None:
+        raw = resources.files(__package__).joinpath("data", DICTIONARY).read_bytes()
+        dictionary = zstandard.ZstdCompressionDict(raw, dict_type=zstandard.DICT_TYPE_FULLDICT)
+        if dictionary.dict_id() != DICTIONARY_ID:
+            raise CorruptViewError(
+                f"{DICTIONARY} has id {dictionary.dict_id()}, not {DICTIONARY_ID}"
+            )
+        dictionary.precompute_compress(level=_LEVEL)
+        self.compress = zstandard.ZstdCompressor(
+            level=_LEVEL, dict_data=dictionary, write_checksum=False, write_content_size=True
+        ).compress
+        self.decompress = zstandard.ZstdDecompressor(dict_data=dictionary).decompress
+
+
+_per_thread = threading.local()
+
+
+def _zstd() -> _Zstd:
+    """This thread's compressor and decompressor (one may not be used by two threads at once;
+    folds run in worker threads as well)."""
+    found: _Zstd | None = getattr(_per_thread, "zstd", None)
+    if found is None:
+        found = _per_thread.zstd = _Zstd()
+    return found
+
+
+def packed_doc(doc: msgspec.Struct) -> bytes:
+    """A document's MessagePack, before any compression."""
     return _encoder.encode(doc)
+
+
+def encode_doc(doc: msgspec.Struct) -> bytes:
+    """A document as the view stores it: its MessagePack, as a zstd frame when it is at least
+    :data:`COMPRESS_FROM` bytes and the frame is smaller (module docstring)."""
+    packed = _encoder.encode(doc)
+    if len(packed) < COMPRESS_FROM:
+        return packed
+    framed: bytes = _zstd().compress(packed)
+    return framed if len(framed) < len(packed) else packed
 
 
 _STR32: Final = struct.Struct(">BI")
@@ -47,23 +119,21 @@ _STR32: Final = struct.Struct(">BI")
 
 
 def pack_docs(docs: Sequence[msgspec.Struct]) -> bytes:
-    """A MessagePack array of the documents as the view stores them, each a MessagePack
-    string: a script's ``cmsgpack.unpack`` reads it as a table of Lua strings (Redis 7.0's
-    ``cmsgpack`` refuses the bin type; a Lua string holds any bytes). Each document is
-    encoded straight into the one buffer."""
+    """A MessagePack array of the documents as the view stores them (:func:`encode_doc`),
+    each a MessagePack string: a script's ``cmsgpack.unpack`` reads it as a table of Lua
+    strings (Redis 7.0's ``cmsgpack`` refuses the bin type; a Lua string holds any bytes)."""
     buffer = bytearray(b"\xdd" + len(docs).to_bytes(4, "big"))
-    encode_into, head = _encoder.encode_into, _STR32.pack_into
+    head = _STR32.pack
     for doc in docs:
-        at = len(buffer)
-        buffer += b"\xdb\0\0\0\0"
-        encode_into(doc, buffer, -1)
-        head(buffer, at, 0xDB, len(buffer) - at - 5)
+        stored = encode_doc(doc)
+        buffer += head(0xDB, len(stored))
+        buffer += stored
     return bytes(buffer)
 
 
 @cache
 def doc_reader(doc_type: type[msgspec.Struct]) -> Callable[[bytes | str], Any]:
-    """The one function that decodes a stored document of ``doc_type``, MessagePack or JSON
+    """The one function that decodes a stored document of ``doc_type`` in any of its forms
     (it raises :class:`msgspec.DecodeError` on anything else)."""
     from_msgpack = msgspec.msgpack.Decoder(doc_type).decode
     from_json = msgspec.json.Decoder(doc_type).decode
@@ -71,6 +141,12 @@ def doc_reader(doc_type: type[msgspec.Struct]) -> Callable[[bytes | str], Any]:
     def read(raw: bytes | str) -> Any:
         if isinstance(raw, str) or (raw and raw[0] in _JSON_STARTS):
             return from_json(raw)
+        if raw and raw[0] == _ZSTD_MAGIC:
+            try:
+                raw = _zstd().decompress(raw)
+            except zstandard.ZstdError as exc:
+                message = f"a compressed document does not decompress: {exc}"
+                raise msgspec.DecodeError(message) from exc
         return from_msgpack(raw)
 
     return read

@@ -37,6 +37,7 @@ from services.projector.pool import COLLECTOR_THRESHOLDS, ProjectorPool
 from services.settings import Settings, Token
 from services.store.keys import Keys
 from services.store.redis import RedisEventStore
+from services.views.codec import decode_doc, packed_doc
 from services.views.generations import view_keys
 from services.views.redis import load_view
 from tests.support import builders as f
@@ -136,7 +137,8 @@ class TestVerify:
         await redis_store.append([f.reported("i-1", 10), f.reported("i-2", 3)])
         await caught_up(redis_client, key_prefix)
         kind_key = view_keys(key_prefix, INCIDENTS).kinds["incident"]
-        stored = msgspec.msgpack.decode(cast("bytes", await redis_client.hget(kind_key, "i-1")))
+        raw = cast("bytes", await redis_client.hget(kind_key, "i-1"))
+        stored = msgspec.msgpack.decode(packed_doc(decode_doc(INCIDENTS, "incident", raw)))
         tampered = {**stored, ROW_NAMES["notes"]: "edited by hand"}
         await redis_client.hset(kind_key, "i-1", msgspec.msgpack.encode(tampered))
 

@@ -1,15 +1,28 @@
-"""The stored form of view documents: MessagePack written, JSON of older views still read."""
+"""The stored form of view documents: MessagePack written, compressed with the shipped
+dictionary where that pays, and the forms of older views still read."""
 
 from __future__ import annotations
 
 import json
 import random
+from pathlib import Path
 
 import msgspec
 import pytest
+import zstandard
 
 from projections import PROJECTIONS, Projection
-from services.views.codec import decode_doc, decode_view, encode_doc, pack_docs, readable
+from services.views import codec
+from services.views.codec import (
+    COMPRESS_FROM,
+    DICTIONARY_ID,
+    decode_doc,
+    decode_view,
+    encode_doc,
+    pack_docs,
+    packed_doc,
+    readable,
+)
 from services.views.errors import CorruptViewError
 from tests.support.builders import Log, folded, mixed, opening
 
@@ -23,18 +36,36 @@ def every_document(name: str) -> list[tuple[str, msgspec.Struct]]:
     return [(kind, doc) for kind, docs in state.kinds().items() for doc in docs.values()]
 
 
+MAGIC = b"\x28\xb5\x2f\xfd"
+"""The first bytes of a zstd frame."""
+
+
 @pytest.mark.parametrize("name", sorted(PROJECTIONS))
 class TestEveryKindRoundTrips:
     def test_a_document_comes_back_equal_from_its_stored_form(self, name: str) -> None:
-        """Every document of every type is stored as MessagePack and decodes back equal."""
+        """Every document of every type is stored as its MessagePack or, from
+        :data:`COMPRESS_FROM` bytes, as a smaller zstd frame of it naming the dictionary,
+        and decodes back equal."""
         projection = PROJECTIONS[name]
         documents = every_document(name)
         types = projection.doc_types
         assert {types[kind] for kind, _ in documents} == set(types.values())
         for kind, doc in documents:
-            stored = encode_doc(doc)
-            assert stored[:1] not in (b"{", b"[")  # MessagePack, not JSON
+            stored, packed = encode_doc(doc), packed_doc(doc)
+            if stored != packed:
+                assert len(packed) >= COMPRESS_FROM
+                assert len(stored) < len(packed)
+                assert stored[:4] == MAGIC
+                assert zstandard.get_frame_parameters(stored).dict_id == DICTIONARY_ID
             assert decode_doc(projection, kind, stored) == doc
+
+    def test_a_document_stored_as_messagepack_before_compression_still_reads(
+        self, name: str
+    ) -> None:
+        """A view written before compression holds plain MessagePack; it reads as it is."""
+        projection = PROJECTIONS[name]
+        for kind, doc in every_document(name):
+            assert decode_doc(projection, kind, packed_doc(doc)) == doc
 
     def test_a_document_stored_as_json_before_still_reads(self, name: str) -> None:
         """A view written before MessagePack holds JSON documents; each decodes to the same
@@ -57,6 +88,36 @@ class TestEveryKindRoundTrips:
                 stored.setdefault(kind, {})[ident] = form(doc)
                 expected.setdefault(kind, {})[ident] = doc
         assert decode_view(projection, stored).kinds() == expected
+
+
+class TestCompression:
+    def test_an_incident_row_and_a_victims_cell_are_stored_compressed(self) -> None:
+        """The big kinds (an incident's row, a community's contribution and total) shrink to
+        at most half their MessagePack over a busy log; the small ones are left as they are."""
+        for name, kinds in (
+            ("incidents", ["incident"]),
+            ("community-victims", ["incident", "total"]),
+        ):
+            documents = [(kind, doc) for kind, doc in every_document(name) if kind in kinds]
+            packed = sum(len(packed_doc(doc)) for _, doc in documents)
+            stored = sum(len(encode_doc(doc)) for _, doc in documents)
+            assert stored * 2 <= packed, (name, stored, packed)
+        small = [doc for kind, doc in every_document("country-stance") if kind == "incident"]
+        assert all(encode_doc(doc) == packed_doc(doc) for doc in small)
+
+    def test_the_shipped_dictionary_names_the_codec_s_id(self) -> None:
+        """The dictionary file holds the id every compressed document names."""
+        path = Path(codec.__file__).parent / "data" / codec.DICTIONARY
+        dictionary = zstandard.ZstdCompressionDict(path.read_bytes())
+        assert dictionary.dict_id() == DICTIONARY_ID
+
+    def test_a_frame_that_does_not_decompress_is_a_corrupt_view(self) -> None:
+        """A stored frame cut short raises CorruptViewError, not a zstd error."""
+        kind, doc = next(d for d in every_document("incidents") if d[0] == "incident")
+        stored = encode_doc(doc)
+        assert stored[:4] == MAGIC
+        with pytest.raises(CorruptViewError, match="does not decompress"):
+            decode_doc(INCIDENTS, kind, stored[:-3])
 
 
 class TestPackedForAScript:
