@@ -11,15 +11,17 @@ Per projection version, under the hash tag ``{<name>:v<version>}`` (every key bu
 | ``<prefix>:snapshot:{<name>:v<version>}:lease`` | string | the snapshot writer working on it |
 
 A snapshot's *ordinal* is the number of log entries at or before its position. A snapshot
-is a *base* or a *delta*. A base's blob is zlib over msgpack (format 1): the position, the
-ordinal and each document kind as a msgpack map id → document. A delta (format 2) holds
+is a *base* or a *delta*. A base's blob is a zstd frame of msgpack (format 1): the position,
+the ordinal and each document kind as a msgpack map id → document. A delta (format 2) holds
 only what changed since the previous snapshot, whose position it names: per kind, the
 documents changed in place, the ids deleted, and the documents that now end the kind (new
 ones, or removed and put again), in their order; so base + deltas give the very state a
 fold gives, documents in the same order. ``links`` names each delta's previous snapshot
 (``""`` for a base; a snapshot without a link, as written before deltas existed, is a
 base). Reading a snapshot reads its chain: the base and the deltas up to it
-(:meth:`SnapshotStore.load`).
+(:meth:`SnapshotStore.load`). Blobs written before zstd are zlib streams; they are told
+apart by their first byte (``0x28`` starts every zstd frame, ``0x78`` a zlib stream at the
+level written) and read on.
 
 The writer (:class:`services.projector.snapshots.Snapshotter`) writes a delta of the
 documents its fold changed since the previous snapshot, and a base when the chain holds
@@ -40,8 +42,9 @@ chain missing a blob (the retention ran between its two reads) takes it for no s
 folds from the start of the log: slower, never wrong.
 
 Sizes, to tune the settings: on the benchmark workload a community-victims base is about
-50 bytes compressed per log entry folded (9.5 MB at 200,000 entries) and a delta about 90
-bytes per entry since the previous snapshot (1.8 MB for 20,000; BENCHMARKS.md), so ``keep``
+35 bytes compressed per log entry folded (7 MB at 200,000 entries; 48 with zlib) and a delta
+about 90 bytes per entry since the previous snapshot with zlib (1.8 MB for 20,000;
+BENCHMARKS.md), so ``keep``
 bounds the Redis memory the snapshots take, and ``every`` (with ``keep`` once the log is
 long) bounds the tail a cold question folds. The snapshots are written by
 :class:`services.projector.snapshots.Snapshotter` and read by
@@ -59,6 +62,7 @@ from typing import Any, Final
 
 import msgspec
 import redis.asyncio as aioredis
+import zstandard
 
 from events import Position, position_key
 from projections import Projection, State
@@ -180,11 +184,28 @@ Delta = dict[str, tuple[dict[str, msgspec.Struct], list[str], dict[str, msgspec.
 """A decoded delta: per kind, (documents changed in place, ids deleted, the kind's end)."""
 
 
+_LEVEL: Final = 3
+"""The zstd level of blobs: at 200,000 events a base is a fifth smaller than zlib's level 1
+made it, in half the time (BENCHMARKS.md)."""
+_ZSTD_MAGIC: Final = 0x28
+
+
+def _compressed(packed: bytes) -> bytes:
+    # a compressor of its own per blob: blobs are encoded in worker threads
+    return zstandard.ZstdCompressor(level=_LEVEL).compress(packed)
+
+
+def _decompressed(blob: bytes) -> bytes:
+    if blob[:1] == bytes((_ZSTD_MAGIC,)):
+        return zstandard.ZstdDecompressor().decompress(blob)
+    return zlib.decompress(blob)  # written before zstd
+
+
 def encode_snapshot(state: State, position: Position, ordinal: int) -> bytes:
-    """A state as a base snapshot blob (zlib over msgpack)."""
+    """A state as a base snapshot blob (zstd over msgpack)."""
     with no_cycle_collection():
         kinds = {k: msgspec.Raw(_msgpack.encode(docs)) for k, docs in state.kinds().items()}
-        return zlib.compress(_msgpack.encode(_Blob(FORMAT, position, ordinal, kinds)), 1)
+        return _compressed(_msgpack.encode(_Blob(FORMAT, position, ordinal, kinds)))
 
 
 def encode_delta(
@@ -208,7 +229,7 @@ def encode_delta(
             if idents:
                 kinds[kind] = msgspec.Raw(_msgpack.encode(_kind_delta(docs, idents)))
         blob = _Blob(DELTA_FORMAT, position, ordinal, kinds, previous)
-        return zlib.compress(_msgpack.encode(blob), 1)
+        return _compressed(_msgpack.encode(blob))
 
 
 def _kind_delta(docs: Mapping[str, msgspec.Struct], idents: set[str]) -> _KindDelta:
@@ -267,8 +288,8 @@ def apply_delta(state: State, delta: Delta) -> State:
 
 def _outer(projection: Projection, blob: bytes) -> _Blob:
     try:
-        return _blob_decoder.decode(zlib.decompress(blob))
-    except (zlib.error, msgspec.DecodeError) as exc:
+        return _blob_decoder.decode(_decompressed(blob))
+    except (zlib.error, zstandard.ZstdError, msgspec.DecodeError) as exc:
         raise CorruptSnapshotError(f"{projection.view} snapshot: {exc}") from exc
 
 

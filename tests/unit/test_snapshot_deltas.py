@@ -10,7 +10,11 @@ every answer computed from it is the same, byte for byte).
 
 from __future__ import annotations
 
+import zlib
+
 import hypothesis.strategies as st
+import pytest
+import zstandard
 from hypothesis import HealthCheck, assume, given, settings
 
 from events import Event
@@ -27,6 +31,9 @@ from services.views.snapshots import (
 )
 from tests.support.builders import COAST, Log, line
 from tests.support.strategies import PARTITIONED, histories
+
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+"""The first bytes of a zstd frame."""
 
 
 def ordered(state: State) -> dict[str, list[tuple[str, object]]]:
@@ -110,6 +117,40 @@ class TestBasePlusDeltas:
             pass
         else:
             raise AssertionError("a base decoded as a delta")
+
+
+class TestCompression:
+    def test_blobs_are_zstd_frames_and_those_written_with_zlib_before_still_read(self) -> None:
+        """Bases and deltas are written as zstd frames; the same blobs written before as zlib
+        streams decode to the same state and changes."""
+        projection = PROJECTIONS["community-victims"]
+        log = Log()
+        first = log.records([COAST.reported("i-1", 5, victims=[line("druze", 5)])])
+        later = log.records([COAST.revised("i-1", 3)])
+        live = fold(projection, first)
+        base = encode_snapshot(live, first[-1].position, 1)
+        live.take_changes()
+        projection.apply(live, later[0])
+        delta = encode_delta(
+            live, set(live.take_changes()), later[0].position, 2, first[0].position
+        )
+        assert base[:4] == delta[:4] == ZSTD_MAGIC
+        old_base, old_delta = (
+            zlib.compress(zstandard.ZstdDecompressor().decompress(blob), 1)
+            for blob in (base, delta)
+        )
+        assert ordered(decode_snapshot(projection, old_base)) == ordered(
+            decode_snapshot(projection, base)
+        )
+        assert decode_delta(projection, old_delta) == decode_delta(projection, delta)
+
+    def test_a_blob_cut_short_is_a_corrupt_snapshot(self) -> None:
+        """A frame that does not decompress raises CorruptSnapshotError, not a zstd error."""
+        projection = PROJECTIONS["incidents"]
+        state = fold(projection, Log().records([COAST.reported("i-1", 5)]))
+        blob = encode_snapshot(state, "1-0", 1)  # type: ignore[arg-type]
+        with pytest.raises(CorruptSnapshotError):
+            decode_snapshot(projection, blob[:-4])
 
 
 class TestRelevantTypes:
