@@ -49,6 +49,8 @@ from services.store.sealing import (
     NONCE_BYTES,
     SealingStore,
     TamperedError,
+    blob_key_id,
+    blob_paths,
     key_entity,
     private_digest,
     seal,
@@ -67,7 +69,16 @@ GOLDEN_BLOB = (
     "nhDlcRpukftwDBwwbMdTMdcDOKPZL/VCshJDoLyKUsCUj6qOWCkyB9WeStyjGn/+CYKLJ+flQvl21zAt6io1SNpD"
     'MLcG/WlUwY86fqGvosfeTSYcymEGvZVokkdhw9lzniiJF56ZnGMZdChpCoyflWX2dLNxidSCrQ=="}'
 )
-"""A blob :func:`seal` made before keys and nonces were shared per batch (key: bytes 0-31)."""
+"""A blob :func:`seal` made before keys and nonces were shared per batch (key: bytes 0-31),
+of the JSON form."""
+GOLDEN_KEY = DataKey("00112233aabbccdd", bytes(range(32)))
+GOLDEN_EVENT = uuid.UUID("0192f0a4-7c1e-7d2a-9b3c-5d6e7f8091a2")
+GOLDEN_COMPACT = (
+    "2|00112233aabbccdd|notes,sources[0].url|POkdANGHcFkOgbdVJt4fy+WTFLJBvlO6mvi/U42ADHJ2hVqj"
+    "WskS+9by1qVJw57AA8vCEuBZm36Mm4i6ueNi2RxY9tAqV5TO/wNKgkJ/0vLh+ANOgtXF3qETisIDlQhHP6Ygs0A2"
+    "U5fgxctHdfSH710BnQ=="
+)
+"""The same text sealed in the compact form under the same key and event."""
 
 
 def _report(incident_id: str = "i-1") -> IncidentReported:
@@ -185,12 +196,15 @@ class TestSealRoundTrip:
     """seal/unseal: the text comes back, and any alteration is an error, never garbage."""
 
     def test_unseal_returns_what_was_sealed(self) -> None:
-        """A blob opens under its key and event id to the original map."""
+        """A blob, ``2|key id|paths|base64``, opens under its key and event id to the
+        original map; its key id and paths read without the key, its text does not."""
         key, event_id = DataKey.new(), uuid.uuid4()
         fields = {"notes": NOTES, "sources[0].url": URL}
         blob = seal(key, event_id, fields)
         assert NOTES not in blob
         assert URL not in blob
+        assert blob.startswith(f"2|{key.key_id}|notes,sources[0].url|")
+        assert (blob_key_id(blob), blob_paths(blob)) == (key.key_id, list(fields))
         assert unseal(key, event_id, blob) == fields
 
     def test_two_seals_of_one_text_differ(self) -> None:
@@ -199,14 +213,19 @@ class TestSealRoundTrip:
         assert seal(key, event_id, {"notes": NOTES}) != seal(key, event_id, {"notes": NOTES})
 
     def test_a_flipped_ciphertext_byte_is_tampering(self) -> None:
-        """One bit changed in the ciphertext fails authentication."""
+        """One bit changed in the ciphertext fails authentication, in either form."""
         key, event_id = DataKey.new(), uuid.uuid4()
-        document = json.loads(seal(key, event_id, {"notes": NOTES}))
+        head, _, body = seal(key, event_id, {"notes": NOTES}).rpartition("|")
+        raw = bytearray(base64.b64decode(body))
+        raw[-1] ^= 1
+        with pytest.raises(TamperedError):
+            unseal(key, event_id, f"{head}|{base64.b64encode(bytes(raw)).decode()}")
+        document = json.loads(GOLDEN_BLOB)
         raw = bytearray(base64.b64decode(document["c"]))
         raw[-1] ^= 1
         document["c"] = base64.b64encode(bytes(raw)).decode()
         with pytest.raises(TamperedError):
-            unseal(key, event_id, json.dumps(document))
+            unseal(GOLDEN_KEY, GOLDEN_EVENT, json.dumps(document))
 
     def test_a_blob_moved_to_another_event_is_tampering(self) -> None:
         """The event id is associated data: the blob does not open for another event."""
@@ -216,21 +235,50 @@ class TestSealRoundTrip:
             unseal(key, uuid.uuid4(), blob)
 
     def test_altered_paths_are_tampering(self) -> None:
-        """The readable path list is authenticated too."""
+        """The readable path list is authenticated too, in either form; and a blob of one
+        form does not open as the other."""
         key, event_id = DataKey.new(), uuid.uuid4()
-        document = json.loads(seal(key, event_id, {"notes": NOTES}))
-        document["p"] = ["sources[0].url"]
+        blob = seal(key, event_id, {"notes": NOTES})
         with pytest.raises(TamperedError):
-            unseal(key, event_id, json.dumps(document))
+            unseal(key, event_id, blob.replace("|notes|", "|reason|"))
+        document = json.loads(GOLDEN_BLOB)
+        document["p"] = ["sources[0].url", "notes"]
+        with pytest.raises(TamperedError):
+            unseal(GOLDEN_KEY, GOLDEN_EVENT, json.dumps(document))
+        _, key_id, paths, body = blob.split("|")
+        as_json = json.dumps({"k": key_id, "p": paths.split(","), "c": body})
+        with pytest.raises(TamperedError):
+            unseal(key, event_id, as_json)
 
     def test_a_blob_sealed_before_batch_sealing_still_opens(self) -> None:
-        """A blob written by the one-event-at-a-time sealing (kept here as it was stored)
-        opens to its text: the blob format is unchanged."""
-        key = DataKey("00112233aabbccdd", bytes(range(32)))
-        event_id = uuid.UUID("0192f0a4-7c1e-7d2a-9b3c-5d6e7f8091a2")
-        assert unseal(key, event_id, GOLDEN_BLOB) == {"notes": NOTES, "sources[0].url": URL}
+        """A blob of the JSON form, written by the one-event-at-a-time sealing (kept here as
+        it was stored), opens to its text, and its key id and paths read."""
+        fields = {"notes": NOTES, "sources[0].url": URL}
+        assert unseal(GOLDEN_KEY, GOLDEN_EVENT, GOLDEN_BLOB) == fields
+        assert blob_key_id(GOLDEN_BLOB) == GOLDEN_KEY.key_id
+        assert blob_paths(GOLDEN_BLOB) == list(fields)
 
-    @pytest.mark.parametrize("blob", ["", "{}", "not json", '{"k": "a", "p": [], "c": "!!"}'])
+    def test_a_compact_blob_as_stored_still_opens(self) -> None:
+        """A blob of the compact form, kept here as it was stored, opens to its text."""
+        fields = {"notes": NOTES, "sources[0].url": URL}
+        assert unseal(GOLDEN_KEY, GOLDEN_EVENT, GOLDEN_COMPACT) == fields
+
+    @pytest.mark.parametrize(
+        "blob",
+        [
+            "",
+            "{}",
+            "not json",
+            '{"k": "a", "p": [], "c": "!!"}',
+            "2|",
+            "2|00112233aabbccdd|notes",
+            "2||notes|AAAA",
+            "2|00112233aabbccdd||AAAA",
+            "2|00112233aabbccdd|notes|!!",
+            "2|00112233aabbccdd|notes|AAAA",
+            "2|00112233aabbccdd|notes|AAAA|more",
+        ],
+    )
     def test_a_malformed_blob_is_tampering(self, blob: str) -> None:
         """A blob that is not a sealed blob at all is refused."""
         with pytest.raises(TamperedError):
@@ -274,12 +322,12 @@ class TestSealingStore:
             fields = private_fields(event)
             key = await sealing.keyring.get(key_entity(event))
             assert key is not None
-            assert json.loads(blob)["k"] == key.key_id
+            assert blob_key_id(blob) == key.key_id
             assert unseal(key, event.event_id, blob) == fields
             assert digest == private_digest(key, fields)
-            nonces.add(base64.b64decode(json.loads(blob)["c"])[:NONCE_BYTES])
+            nonces.add(base64.b64decode(blob.rpartition("|")[2])[:NONCE_BYTES])
         assert len(nonces) == len(events)
-        assert json.loads(blobs[0] or "")["k"] == json.loads(blobs[1] or "")["k"]
+        assert blob_key_id(blobs[0] or "") == blob_key_id(blobs[1] or "")
 
     async def test_erasure_makes_the_text_read_erased(self, sealing: SealingStore) -> None:
         """After erase, notes and names read [erased] and urls are gone, listed as erased."""
