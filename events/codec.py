@@ -219,24 +219,32 @@ _mp_decoder: Final = msgspec.msgpack.Decoder(AnyEvent)
 _mp_raw_decoder: Final = msgspec.msgpack.Decoder(dict[str, Any])
 
 
-class _Zstd:
-    """The compressor and decompressor of codec 2, made once on first use."""
+class DictionaryCodec:
+    """A zstd compressor and decompressor with a shipped dictionary (the log's entries of
+    codec 2 here, the views' documents in ``services.views.codec``): frames without a
+    checksum, with their size and the dictionary's id. Not to be used by two threads at
+    once.
 
-    def __init__(self) -> None:
-        raw = resources.files(__package__).joinpath("data", DICTIONARY).read_bytes()
+    ``name`` is the dictionary's file in the package ``package``'s ``data`` folder;
+    :class:`CodecError` when the file does not hold the id ``dict_id``.
+    """
+
+    def __init__(self, package: str, name: str, dict_id: int, level: int = 3) -> None:
+        raw = resources.files(package).joinpath("data", name).read_bytes()
         dictionary = zstandard.ZstdCompressionDict(raw, dict_type=zstandard.DICT_TYPE_FULLDICT)
-        if dictionary.dict_id() != DICTIONARY_ID:
-            raise CodecError(f"{DICTIONARY} has id {dictionary.dict_id()}, not {DICTIONARY_ID}")
-        dictionary.precompute_compress(level=_LEVEL)
+        if dictionary.dict_id() != dict_id:
+            raise CodecError(f"{name} has id {dictionary.dict_id()}, not {dict_id}")
+        dictionary.precompute_compress(level=level)
         self.compress = zstandard.ZstdCompressor(
-            level=_LEVEL, dict_data=dictionary, write_checksum=False, write_content_size=True
+            level=level, dict_data=dictionary, write_checksum=False, write_content_size=True
         ).compress
         self.decompress = zstandard.ZstdDecompressor(dict_data=dictionary).decompress
 
 
 @functools.cache
-def _zstd() -> _Zstd:
-    return _Zstd()
+def _zstd() -> DictionaryCodec:
+    """Codec 2's compressor and decompressor, made once on first use."""
+    return DictionaryCodec(__package__, DICTIONARY, DICTIONARY_ID, _LEVEL)
 
 
 def _map_header(count: int) -> bytes:

@@ -17,6 +17,7 @@ and the old file stays for the entries written with it.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
 
 import zstandard
@@ -35,19 +36,29 @@ def samples(count: int) -> list[bytes | bytearray | memoryview]:
     return [codec.to_fields(event, codec.ENTRY_MSGPACK)["d"] for event in corpus]  # type: ignore[misc]
 
 
-def main() -> None:
-    """Train and write the dictionary."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def train(
+    description: str,
+    samples: Callable[[int], list[bytes | bytearray | memoryview]],
+    dict_id: int,
+    default: Path,
+) -> None:
+    """Parse the command line (``--size``, ``--events``, ``OUT`` else ``default``), train a
+    dictionary of id ``dict_id`` on ``samples(events)`` and write it (the view documents'
+    trainer, ``tools/train_view_dictionary.py``, runs this too)."""
+    parser = argparse.ArgumentParser(description=description.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--size", type=int, default=16384, help="dictionary bytes")
     parser.add_argument("--events", type=int, default=50_000, help="generated events")
-    default = Path(codec.__file__).parent / "data" / codec.DICTIONARY
     parser.add_argument("out", nargs="?", type=Path, default=default)
     args = parser.parse_args()
-    trained = zstandard.train_dictionary(
-        args.size, samples(args.events), dict_id=codec.DICTIONARY_ID, level=19
-    )
+    trained = zstandard.train_dictionary(args.size, samples(args.events), dict_id=dict_id, level=19)
     args.out.write_bytes(trained.as_bytes())
     print(f"{args.out}: {len(trained.as_bytes()):,} bytes, id {trained.dict_id()}")
+
+
+def main() -> None:
+    """Train and write the dictionary."""
+    default = Path(codec.__file__).parent / "data" / codec.DICTIONARY
+    train(__doc__ or "", samples, codec.DICTIONARY_ID, default)
 
 
 if __name__ == "__main__":

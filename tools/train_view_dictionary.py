@@ -17,16 +17,14 @@ documents written with it.
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
-
-import zstandard
 
 from benchmarks.workload import Workload
 from events import Event, Recorded, recorded_at_of
 from projections import PROJECTIONS
 from services.reference import scenario
 from services.views import codec
+from tools.train_entry_dictionary import train
 
 SEED = 1234
 """The corpus's workload seed (the benchmark uses 7 and the seeds just above it)."""
@@ -57,17 +55,8 @@ def samples(count: int) -> list[bytes | bytearray | memoryview]:
 
 def main() -> None:
     """Train and write the dictionary."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--size", type=int, default=16384, help="dictionary bytes")
-    parser.add_argument("--events", type=int, default=50_000, help="generated events")
     default = Path(codec.__file__).parent / "data" / codec.DICTIONARY
-    parser.add_argument("out", nargs="?", type=Path, default=default)
-    args = parser.parse_args()
-    trained = zstandard.train_dictionary(
-        args.size, samples(args.events), dict_id=codec.DICTIONARY_ID, level=19
-    )
-    args.out.write_bytes(trained.as_bytes())
-    print(f"{args.out}: {len(trained.as_bytes()):,} bytes, id {trained.dict_id()}")
+    train(__doc__ or "", samples, codec.DICTIONARY_ID, default)
 
 
 if __name__ == "__main__":

@@ -25,12 +25,12 @@ import struct
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from functools import cache
-from importlib import resources
 from typing import Any, Final
 
 import msgspec
 import zstandard
 
+from events import DictionaryCodec
 from projections import Docs, Projection
 from services.resp import text
 from services.views.errors import CorruptViewError, UnknownKindError
@@ -65,37 +65,19 @@ DICTIONARY: Final = "views-3.zdict"
 DICTIONARY_ID: Final = 3
 """The id in that dictionary's header and in every frame compressed with it (the log's
 dictionary has id 2)."""
-_LEVEL: Final = 3
 _ZSTD_MAGIC: Final = 0x28
 """The first byte of every zstd frame."""
-
-
-class _Zstd:
-    """The compressor and decompressor of documents with the shipped dictionary."""
-
-    def __init__(self) -> None:
-        raw = resources.files(__package__).joinpath("data", DICTIONARY).read_bytes()
-        dictionary = zstandard.ZstdCompressionDict(raw, dict_type=zstandard.DICT_TYPE_FULLDICT)
-        if dictionary.dict_id() != DICTIONARY_ID:
-            raise CorruptViewError(
-                f"{DICTIONARY} has id {dictionary.dict_id()}, not {DICTIONARY_ID}"
-            )
-        dictionary.precompute_compress(level=_LEVEL)
-        self.compress = zstandard.ZstdCompressor(
-            level=_LEVEL, dict_data=dictionary, write_checksum=False, write_content_size=True
-        ).compress
-        self.decompress = zstandard.ZstdDecompressor(dict_data=dictionary).decompress
 
 
 _per_thread = threading.local()
 
 
-def _zstd() -> _Zstd:
+def _zstd() -> DictionaryCodec:
     """This thread's compressor and decompressor (one may not be used by two threads at once;
     folds run in worker threads as well)."""
-    found: _Zstd | None = getattr(_per_thread, "zstd", None)
+    found: DictionaryCodec | None = getattr(_per_thread, "zstd", None)
     if found is None:
-        found = _per_thread.zstd = _Zstd()
+        found = _per_thread.zstd = DictionaryCodec(__package__, DICTIONARY, DICTIONARY_ID)
     return found
 
 
