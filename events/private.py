@@ -87,8 +87,8 @@ def masked(paths: Iterable[str], text: str) -> dict[str, str | None]:
 
 def sealed_form(event: _E) -> _E:
     """``event`` as the log stores it once its private text is sealed: what
-    ``with_private(event, masked(private_paths(event), SEALED))`` gives, built directly (a
-    third of the cost: no path to parse)."""
+    ``with_private(event, masked(private_paths(event), SEALED))`` gives, built directly (about
+    half the cost: no path to parse)."""
     changes: dict[str, object] = {}
     if isinstance(event, IncidentReported | CasualtiesRevised) and event.notes is not None:
         changes["notes"] = SEALED

@@ -97,7 +97,7 @@ def pack_batch(
     """The script's one argument (see :data:`APPEND_SCRIPT`).
 
     The entry's fields are those of :func:`events.entry_values` of the stored form;
-    ``private`` gives the keyed digests of private text (:func:`~services.store.rules.body_digest`)
+    ``private`` gives the keyed digests of private text (:func:`~services.store.rules.body_digest`),
     ``ids`` the events' ids as text (:func:`events.id_texts`; worked out here when not given)
     and ``elsewhere`` per event the named incidents held by other partitions.
     """

@@ -118,7 +118,7 @@ _COMPACT: Final = "2"
 
 def _aad(event_id: uuid.UUID | str, paths: Sequence[str], *, compact: bool = True) -> bytes:
     joined = ",".join(paths)
-    return (f"2|{event_id}|{joined}" if compact else f"{event_id}|{joined}").encode()
+    return (f"{_COMPACT}|{event_id}|{joined}" if compact else f"{event_id}|{joined}").encode()
 
 
 _encode: Final = msgspec.json.Encoder().encode
@@ -202,14 +202,9 @@ def private_digest(key: DataKey, fields: dict[str, str]) -> str:
     (:func:`~services.store.rules.body_digest`): '' when any of it reads ``"[erased]"`` (an
     export taken after an erasure: only the rest of the body can be compared). Keyed with
     the entity's data key, so it tells nothing of the text once the key is destroyed."""
-    return _private_digest(key.secret, fields, _encode(fields))
-
-
-def _private_digest(secret: bytes, fields: dict[str, str], plain: bytes) -> str:
-    """:func:`private_digest` of ``fields`` whose JSON is ``plain``."""
     if ERASED in fields.values():
         return ""
-    return digest_part(plain, secret)
+    return digest_part(_encode(fields), key.secret)
 
 
 # --- the sealing store -------------------------------------------------------------------------
@@ -339,7 +334,7 @@ class SealingStore:
                 aead = aeads[key.key_id] = AESGCM(key.secret)
             nonce = nonces[index * NONCE_BYTES : (index + 1) * NONCE_BYTES]
             blobs.append(_blob(aead, key.key_id, ids[index], fields, nonce=nonce))
-            digests.append(_private_digest(key.secret, fields, _encode(fields)))
+            digests.append(private_digest(key, fields))
             stored.append(sealed_form(event))
         return stored, blobs, digests
 
