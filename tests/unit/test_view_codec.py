@@ -3,6 +3,7 @@ dictionary where that pays, and the forms of older views still read."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 from pathlib import Path
@@ -38,6 +39,34 @@ def every_document(name: str) -> list[tuple[str, msgspec.Struct]]:
 
 MAGIC = b"\x28\xb5\x2f\xfd"
 """The first bytes of a zstd frame."""
+DICTIONARY_SHA256 = "4ed25dec12719975aaf801b08c52c5f03c00a504d3673045c4b47fae6218c250"
+"""The SHA-256 of ``services/views/data/views-3.zdict`` as shipped."""
+GOLDEN_ROW = (
+    "28b52ffd61031400250300f402de0012a169a3692da4736f6872303182a461646d32b14d61617272617420616c"
+    "2d4e75276d616e830a0a0a040606b714fc057a86136cb89299db5abf987dc24ec0ea5c4189068f9ec8fbde9eee"
+    "a6f17b84c25bdfa53d423661926e08341d07498c1d"
+)
+"""An incident's row as stored, compressed with the dictionary (hex)."""
+GOLDEN_ROW_JSON = {
+    "i": "i-1",
+    "r": True,
+    "f": "sohr",
+    "v": 1,
+    "os": "2024-03-01",
+    "dp": 1,
+    "c": "SYR",
+    "p": {"adm1": "Idlib", "adm2": "Maarrat al-Nu'man"},
+    "gp": 2,
+    "vt": "state_based",
+    "et": "Explosions/Remote violence",
+    "ct": True,
+    "g": "weak",
+    "fa": {"low": 10, "best": 10, "high": 10},
+    "vi": [{"low": 4, "best": 6, "high": 6, "community": "alawite", "status": "civilian"}],
+    "so": [{"publisher": "SOHR", "url": "https://example.org/r/1"}],
+    "ht": 1,
+    "sc": 1,
+}
 
 
 @pytest.mark.parametrize("name", sorted(PROJECTIONS))
@@ -105,11 +134,19 @@ class TestCompression:
         small = [doc for kind, doc in every_document("country-stance") if kind == "incident"]
         assert all(encode_doc(doc) == packed_doc(doc) for doc in small)
 
-    def test_the_shipped_dictionary_names_the_codec_s_id(self) -> None:
-        """The dictionary file holds the id every compressed document names."""
+    def test_the_shipped_dictionary_is_the_one_documents_were_written_with(self) -> None:
+        """The dictionary file holds the id every compressed document names, and its bytes
+        never change (documents stored with it would no longer decode): a better dictionary
+        is a new file under a new id."""
         path = Path(codec.__file__).parent / "data" / codec.DICTIONARY
         dictionary = zstandard.ZstdCompressionDict(path.read_bytes())
         assert dictionary.dict_id() == DICTIONARY_ID
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == DICTIONARY_SHA256
+
+    def test_a_document_compressed_as_stored_still_reads(self) -> None:
+        """An incident's row as a view stored it, compressed, decodes to its document."""
+        raw = bytes.fromhex(GOLDEN_ROW)
+        assert json.loads(readable(INCIDENTS, "incident", raw)) == GOLDEN_ROW_JSON
 
     def test_a_frame_that_does_not_decompress_is_a_corrupt_view(self) -> None:
         """A stored frame cut short raises CorruptViewError, not a zstd error."""
