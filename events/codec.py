@@ -33,6 +33,7 @@ import datetime as dt
 import functools
 import gc
 import re
+import threading
 import uuid
 from collections.abc import Callable, Mapping
 from importlib import resources
@@ -222,8 +223,11 @@ _mp_raw_decoder: Final = msgspec.msgpack.Decoder(dict[str, Any])
 class DictionaryCodec:
     """A zstd compressor and decompressor with a shipped dictionary (the log's entries of
     codec 2 here, the views' documents in ``services.views.codec``): frames without a
-    checksum, with their size and the dictionary's id. Not to be used by two threads at
-    once.
+    checksum, with their size and the dictionary's id.
+
+    Safe to share between threads: the dictionary is loaded once, and each thread gets a
+    compressor and a decompressor of its own (zstd's may not be used by two threads at once;
+    as-of folds decode pages in worker threads while the event loop decodes too).
 
     ``name`` is the dictionary's file in the package ``package``'s ``data`` folder;
     :class:`CodecError` when the file does not hold the id ``dict_id``.
@@ -235,10 +239,34 @@ class DictionaryCodec:
         if dictionary.dict_id() != dict_id:
             raise CodecError(f"{name} has id {dictionary.dict_id()}, not {dict_id}")
         dictionary.precompute_compress(level=level)
-        self.compress = zstandard.ZstdCompressor(
-            level=level, dict_data=dictionary, write_checksum=False, write_content_size=True
-        ).compress
-        self.decompress = zstandard.ZstdDecompressor(dict_data=dictionary).decompress
+        self._dictionary, self._level = dictionary, level
+        self._own = threading.local()
+
+    def _mine(self) -> tuple[zstandard.ZstdCompressor, zstandard.ZstdDecompressor]:
+        pair: tuple[zstandard.ZstdCompressor, zstandard.ZstdDecompressor] | None = getattr(
+            self._own, "pair", None
+        )
+        if pair is None:
+            compressor = zstandard.ZstdCompressor(
+                level=self._level,
+                dict_data=self._dictionary,
+                write_checksum=False,
+                write_content_size=True,
+            )
+            pair = self._own.pair = (
+                compressor,
+                zstandard.ZstdDecompressor(dict_data=self._dictionary),
+            )
+        return pair
+
+    def compress(self, data: bytes) -> bytes:
+        """``data`` as one frame."""
+        return self._mine()[0].compress(data)
+
+    def decompress(self, frame: bytes) -> bytes:
+        """A frame's data; :class:`zstandard.ZstdError` when it is not a frame of this
+        dictionary."""
+        return self._mine()[1].decompress(frame)
 
 
 @functools.cache

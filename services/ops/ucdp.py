@@ -177,10 +177,10 @@ def _country(row: Mapping[str, str]) -> str:
     if gw:
         if not (gw.isascii() and gw.isdigit()):
             raise RowRefusedError("country_id", f"{gw!r} is not a Gleditsch-Ward code (a number)")
-        number = int(gw)
-        if number not in gw_countries():
+        number, table = int(gw), gw_countries()
+        if number not in table:
             raise RowRefusedError("country_id", f"{number} is not a Gleditsch-Ward state code")
-        code = gw_countries()[number]
+        code = table[number]
         if code is not None:
             return code
     return _country_name(row)

@@ -22,7 +22,6 @@ it with the dictionary; decode the MessagePack.
 from __future__ import annotations
 
 import struct
-import threading
 from collections.abc import Callable, Mapping, Sequence
 from functools import cache
 from typing import Any, Final
@@ -69,16 +68,10 @@ _ZSTD_MAGIC: Final = 0x28
 """The first byte of every zstd frame."""
 
 
-_per_thread = threading.local()
-
-
+@cache
 def _zstd() -> DictionaryCodec:
-    """This thread's compressor and decompressor (one may not be used by two threads at once;
-    folds run in worker threads as well)."""
-    found: DictionaryCodec | None = getattr(_per_thread, "zstd", None)
-    if found is None:
-        found = _per_thread.zstd = DictionaryCodec(__package__, DICTIONARY, DICTIONARY_ID)
-    return found
+    """The documents' compressor and decompressor, made once on first use."""
+    return DictionaryCodec(__package__, DICTIONARY, DICTIONARY_ID)
 
 
 def packed_doc(doc: msgspec.Struct) -> bytes:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import threading
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -437,6 +439,26 @@ class TestWireFields:
         fields = events.to_fields(event, codec)
         del fields["v"]
         assert events.from_fields(fields) == event
+
+
+class TestDictionaryCodecAcrossThreads:
+    def test_threads_compressing_and_decompressing_at_once_get_their_own_bytes_back(
+        self,
+    ) -> None:
+        """One :class:`events.DictionaryCodec` shared by threads that compress and decompress
+        at the same time (as-of folds decode in worker threads while the event loop decodes):
+        every frame decompresses to the data it was made of."""
+        codec = events.DictionaryCodec("events", DICTIONARY.name, events.codec.DICTIONARY_ID)
+        datas = [msgspec.msgpack.encode(msgspec.to_builtins(e)) for e in SAMPLES] * 40
+        start = threading.Barrier(4)
+
+        def work(shift: int) -> bool:
+            mine = datas[shift:] + datas[:shift]
+            start.wait()
+            return all(codec.decompress(codec.compress(data)) == data for data in mine)
+
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            assert all(pool.map(work, range(4)))
 
 
 class TestDecodeErrors:
