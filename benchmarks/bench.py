@@ -557,13 +557,14 @@ async def live_latency(
 
 
 async def view_memory(client: aioredis.Redis, prefix: str, events: int) -> dict[str, float]:
-    """Redis memory of every stored view's keys per log event, by ``<view>:<kind>``, the
-    largest first."""
+    """Redis memory of every stored view's keys per log event, by ``<view>:<kind>`` (a bucketed
+    kind's buckets together), the largest first."""
     per_kind: dict[str, float] = {}
     async for key in client.scan_iter(match=f"{prefix}:{{view:*", count=1000):
         name = key.decode() if isinstance(key, bytes) else str(key)
         tag, _, kind = name.partition("}:")
         view = tag.split(":")[2]  # <prefix>:{view:<name>:v<version>[:<gen>]
+        kind = kind.partition(":")[0]  # a bucketed kind's buckets: <kind>:<bucket>
         size = int(await client.memory_usage(key, samples=0) or 0) / events
         per_kind[f"{view}:{kind}"] = per_kind.get(f"{view}:{kind}", 0.0) + size
     return dict(sorted(per_kind.items(), key=lambda item: -item[1]))

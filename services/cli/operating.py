@@ -106,7 +106,12 @@ def replay(
             out.print(
                 f"{one.name} v{one.version} as of {checkpoint or 'the empty log'} is built "
                 f"under generation {name}:\n"
-                + "".join(f"  {kind}: HGETALL {key}\n" for kind, key in keys.kinds.items())
+                + "".join(
+                    f"  {kind}: HGETALL {key}:<bucket> of every bucket 0 to 1fff (hex)\n"
+                    if kind in keys.bucketed
+                    else f"  {kind}: HGETALL {key}\n"
+                    for kind, key in keys.kinds.items()
+                )
                 + f"  checkpoint: HGET {keys.meta} position\n"
                 + f"  in Python: services.views.redis.load_view(client, {settings.key_prefix!r}, "
                 f"PROJECTIONS[{one.name!r}], generation={name!r})",

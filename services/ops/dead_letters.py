@@ -346,7 +346,7 @@ async def dlq_retry(
                 f"{projection.name} still cannot apply {letter.position}: "
                 f"{type(failure).__name__}: {failure}"
             )
-        doc_keys, doc_args = doc_change_args(fold.take(), view.kinds)
+        doc_keys, doc_args = doc_change_args(fold.take(), view)
         record = _log_fields(letter, "retry", by=by)
         head: list[bytes | str | int] = [
             owner,

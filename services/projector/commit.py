@@ -208,7 +208,7 @@ class Committer:
             "" if ordinal is None else str(ordinal),
             str(len(batch.dead)),
         ]
-        doc_keys, doc_args = doc_change_args(batch.changes, keys.kinds)
+        doc_keys, doc_args = doc_change_args(batch.changes, keys)
         script_keys += doc_keys
         args += doc_args
         for letter in batch.dead:

@@ -91,7 +91,7 @@ class Flusher:
             record = [*record, "flushing", ""]
         sent: asyncio.Future[Any] | None = None
         for chunk in chunks[:-1]:
-            doc_keys, doc_args = packed_doc_args(chunk, keys.kinds)
+            doc_keys, doc_args = packed_doc_args(chunk, keys)
             if sent is not None:
                 self._check(keys, await sent)
             args: list[bytes | str | int] = [self.owner, expected or "", "", "", 0, 1]
@@ -102,7 +102,7 @@ class Flusher:
                 )
             )
             await asyncio.sleep(0)  # sent: Redis writes it while the next chunk is encoded
-        doc_keys, doc_args = packed_doc_args(chunks[-1], keys.kinds)
+        doc_keys, doc_args = packed_doc_args(chunks[-1], keys)
         if sent is not None:
             self._check(keys, await sent)
         script_keys = [self.lock_key, keys.meta, keys.dlq, self.record_key]

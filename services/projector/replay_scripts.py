@@ -15,7 +15,9 @@ from typing import Final
 
 import msgspec
 
+from services.store.keys import doc_bucket
 from services.views.codec import pack_docs
+from services.views.generations import ViewKeys
 
 __all__ = ["BUILD_SCRIPT", "SWAP_SCRIPT", "packed_doc_args"]
 
@@ -24,7 +26,9 @@ BUILD_SCRIPT: Final = """
 -- ARGV: lock owner, expected checkpoint ('' none), new checkpoint, its ordinal ('' unknown),
 --   dead letters D, record fields N, then N pairs (field, value), then per kind hash: a
 --   msgpack array of the ids written, one of their documents (each a msgpack string holding
---   the document as stored) and one of the ids deleted; then per dead letter: pairs F, F pairs.
+--   the document as stored), one of the ids deleted and one of the bucket of each of those
+--   ids (empty unless the kind is bucketed: its documents are in KEYS[k] .. ':' .. bucket);
+--   then per dead letter: pairs F, F pairs.
 -- Returns 1 when flushed, 0 when the lock is not the owner's, -1 when the checkpoint moved.
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 local current = redis.call('HGET', KEYS[2], 'position')
@@ -38,21 +42,30 @@ end
 local batch = {}
 for k = 5, #KEYS do
   local ids, docs = cmsgpack.unpack(ARGV[i]), cmsgpack.unpack(ARGV[i + 1])
-  local dels = cmsgpack.unpack(ARGV[i + 2])
-  i = i + 3
-  local n = 0
-  for j = 1, #ids do
-    batch[n + 1] = ids[j]
-    batch[n + 2] = docs[j]
-    n = n + 2
-    if n >= 2000 then
-      redis.call('HSET', KEYS[k], unpack(batch, 1, n))
-      n = 0
+  local dels, buckets = cmsgpack.unpack(ARGV[i + 2]), cmsgpack.unpack(ARGV[i + 3])
+  i = i + 4
+  if #buckets > 0 then
+    for j = 1, #ids do
+      redis.call('HSET', KEYS[k] .. ':' .. buckets[j], ids[j], docs[j])
     end
-  end
-  if n > 0 then redis.call('HSET', KEYS[k], unpack(batch, 1, n)) end
-  for s = 1, #dels, 1000 do
-    redis.call('HDEL', KEYS[k], unpack(dels, s, math.min(s + 999, #dels)))
+    for j = 1, #dels do
+      redis.call('HDEL', KEYS[k] .. ':' .. buckets[#ids + j], dels[j])
+    end
+  else
+    local n = 0
+    for j = 1, #ids do
+      batch[n + 1] = ids[j]
+      batch[n + 2] = docs[j]
+      n = n + 2
+      if n >= 2000 then
+        redis.call('HSET', KEYS[k], unpack(batch, 1, n))
+        n = 0
+      end
+    end
+    if n > 0 then redis.call('HSET', KEYS[k], unpack(batch, 1, n)) end
+    for s = 1, #dels, 1000 do
+      redis.call('HDEL', KEYS[k], unpack(dels, s, math.min(s + 999, #dels)))
+    end
   end
 end
 for _ = 1, tonumber(ARGV[5]) do
@@ -72,8 +85,8 @@ if ARGV[3] ~= '' then
 end
 return 1
 """
-"""Flushes a batch of a rebuild. Its documents come packed, three arguments a kind (ids,
-documents, deleted ids: :func:`packed_doc_args`) rather than two per document: packing an
+"""Flushes a batch of a rebuild. Its documents come packed, four arguments a kind (ids,
+documents, deleted ids, buckets: :func:`packed_doc_args`) rather than two per document: packing an
 argument costs the client about a microsecond, unpacking them costs Redis (another core)
 less."""
 
@@ -81,11 +94,12 @@ _pack: Final = msgspec.msgpack.Encoder()
 
 
 def packed_doc_args(
-    changes: Mapping[tuple[str, str], msgspec.Struct | None], kind_keys: Mapping[str, str]
+    changes: Mapping[tuple[str, str], msgspec.Struct | None], keys: ViewKeys
 ) -> tuple[list[str], list[bytes]]:
-    """The kind-hash keys and the arguments :data:`BUILD_SCRIPT` reads for ``changes``: per
+    """The kind hashes and the arguments :data:`BUILD_SCRIPT` reads for ``changes``: per
     kind the ids written, their documents as the view stores them
-    (:func:`~services.views.codec.encode_doc`) and the ids deleted, each a msgpack array."""
+    (:func:`~services.views.codec.encode_doc`), the ids deleted and, for a bucketed kind, the
+    bucket of each of those ids, each a msgpack array."""
     per_kind: dict[str, tuple[list[str], list[msgspec.Struct], list[str]]] = {}
     for (kind, ident), doc in changes.items():
         found = per_kind.get(kind)
@@ -96,12 +110,11 @@ def packed_doc_args(
         else:
             found[0].append(ident)
             found[1].append(doc)
-    keys: list[str] = []
     args: list[bytes] = []
     for kind, (ids, docs, dels) in per_kind.items():
-        keys.append(kind_keys[kind])
-        args += [_pack.encode(ids), pack_docs(docs), _pack.encode(dels)]
-    return keys, args
+        buckets = [doc_bucket(i) for i in (*ids, *dels)] if kind in keys.bucketed else []
+        args += [_pack.encode(ids), pack_docs(docs), _pack.encode(dels), _pack.encode(buckets)]
+    return [keys.kinds[kind] for kind in per_kind], args
 
 
 SWAP_SCRIPT: Final = """

@@ -24,7 +24,8 @@ before buckets stay in ``<prefix>:{p0}:ids`` under their text, and are read ther
 | ``<prefix>:audit`` | stream | who read exact community figures, where, when (never trimmed) |
 | ``<prefix>:keys`` | hash | entity → data key (``LEDGER_KEYRING=redis``; see sealing) |
 | ``<prefix>:keyslots`` | hash | entity → ``<page>:<slot>`` of its key (``LEDGER_KEYRING=file:…``) |
-| ``<prefix>:{view:<name>:v<version>}:<kind>`` | hash | document id → JSON document |
+| ``<prefix>:{view:<name>:v<version>}:<kind>`` | hash | document id → stored document |
+| ``<prefix>:{view:<name>:v<version>}:<kind>:<bucket>`` | hash | the same, for a bucketed kind |
 | ``<prefix>:{view:<name>:v<version>}:meta`` | hash | ``position`` = the view's checkpoint |
 | ``<prefix>:{view:<name>:v<version>}:changes`` | stream | which documents each commit changed |
 | ``<prefix>:lease:<name>:v<version>`` | string | the projector holding a view's lease |
@@ -73,9 +74,10 @@ from typing import Final
 import msgspec
 
 ID_BUCKETS: Final = 8192
-"""Buckets of the idempotency index per partition. A bucket is a small hash that Redis keeps
-as a listpack (about 50 B per id against 115 B in one big hash) while it holds at most
-``hash-max-listpack-entries`` ids (128 by default, 512 in the shipped redis.conf): about a
+"""Buckets of the idempotency index per partition, and of a bucketed view kind
+(:func:`doc_bucket`). A bucket is a small hash that Redis keeps as a listpack (about 50 B per
+id against 115 B in one big hash) while it holds at most ``hash-max-listpack-entries`` fields
+(128 by default) and none longer than ``hash-max-listpack-value`` (64 by default): about a
 million ids per partition; past that, buckets turn into ordinary hashes, one by one, and
 keep working. Never changed: the bucket of an id must stay where it was written."""
 
@@ -83,6 +85,12 @@ keep working. Never changed: the bucket of an id must stay where it was written.
 def id_bucket(event_id: uuid.UUID) -> str:
     """The bucket (hex) of an event id in the idempotency index."""
     return _BUCKET_NAMES[zlib.crc32(event_id.bytes) % ID_BUCKETS]
+
+
+def doc_bucket(ident: str) -> str:
+    """The bucket (hex) of a document id in a bucketed view kind: the CRC-32 of its UTF-8
+    modulo :data:`ID_BUCKETS` (scripts compute the same, ``services.views.scripts``)."""
+    return _BUCKET_NAMES[zlib.crc32(ident.encode()) % ID_BUCKETS]
 
 
 _BUCKET_NAMES: Final = [f"{bucket:x}" for bucket in range(ID_BUCKETS)]
@@ -277,7 +285,8 @@ class Keys(msgspec.Struct, frozen=True):
     def view(
         self, name: str, version: int, kind: str, generation: str = "", partition: int = 0
     ) -> str:
-        """The hash of one document kind of a view: id → JSON document."""
+        """The hash of one document kind of a view: id → stored document (of a bucketed kind,
+        the prefix of its buckets' hashes, ``<this>:<bucket>``)."""
         return f"{self._view_base(name, version, generation, partition)}:{kind}"
 
     def view_meta(self, name: str, version: int, generation: str = "", partition: int = 0) -> str:

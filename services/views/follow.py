@@ -27,18 +27,24 @@ from services.views.generations import (
     Generation,
     ViewKeys,
     checkpoint_of,
+    read_whole,
     snapshot,
     view_keys,
+    wholes,
 )
-from services.views.scripts import CHANGES_FETCHED, CHANGES_FOLLOWED
+from services.views.scripts import CHANGES_FETCHED, CHANGES_FOLLOWED, LUA_DOC_BUCKET
 from services.views.store import KindsRead
 
 __all__ = ["FOLLOW_SCRIPT", "read_kinds"]
 
-FOLLOW_SCRIPT: Final = """
+FOLLOW_SCRIPT: Final = (
+    (
+        LUA_DOC_BUCKET
+        + """
 -- KEYS: view pointer, meta, changes stream, then the kind hashes asked for.
 -- ARGV: generation, the checkpoint the reader holds, the last changes entry it saw, then
---   the kind of each kind hash.
+--   the kind of each kind hash, then for each '1' when it is bucketed (its documents are in
+--   KEYS[k] .. ':' .. doc_bucket(id)), else '0'.
 -- Returns {} when the reader must read the kinds whole, else {checkpoint, last entry id,
 --   then per kind: the changed ids and their documents (nil: deleted)}.
 if (redis.call('GET', KEYS[1]) or '0') ~= ARGV[1] then return {} end
@@ -70,15 +76,25 @@ for k = 4, #KEYS do
   local ids = {}
   for id in pairs(wanted[ARGV[k]]) do ids[#ids + 1] = id end
   local docs = {}
-  for s = 1, #ids, 1000 do
-    local got = redis.call('HMGET', KEYS[k], unpack(ids, s, math.min(s + 999, #ids)))
-    for x = 1, #got do docs[#docs + 1] = got[x] end
+  if ARGV[k + #KEYS - 3] == '1' then
+    for x = 1, #ids do
+      docs[x] = redis.call('HGET', KEYS[k] .. ':' .. doc_bucket(ids[x]), ids[x])
+    end
+  else
+    for s = 1, #ids, 1000 do
+      local got = redis.call('HMGET', KEYS[k], unpack(ids, s, math.min(s + 999, #ids)))
+      for x = 1, #got do docs[#docs + 1] = got[x] end
+    end
   end
   out[#out + 1] = ids
   out[#out + 1] = docs
 end
 return out
-""".replace("@FOLLOWED@", str(CHANGES_FOLLOWED)).replace("@FETCHED@", str(CHANGES_FETCHED))
+"""
+    )
+    .replace("@FOLLOWED@", str(CHANGES_FOLLOWED))
+    .replace("@FETCHED@", str(CHANGES_FETCHED))
+)
 
 
 async def read_kinds(
@@ -104,7 +120,13 @@ async def read_kinds(
         keys = view_keys(prefix, projection, generation, partition=partition)
         reply = await client.register_script(FOLLOW_SCRIPT)(
             keys=[keys.pointer, keys.meta, keys.changes, *(keys.kinds[kind] for kind in kinds)],
-            args=[str(generation), checkpoint, seen, *kinds],
+            args=[
+                str(generation),
+                checkpoint,
+                seen,
+                *kinds,
+                *("1" if kind in keys.bucketed else "0" for kind in kinds),
+            ],
         )
         if reply:
             changed = [
@@ -119,16 +141,15 @@ async def read_kinds(
             )
 
     def commands(pipe: Any, keys: ViewKeys) -> None:
-        for kind in kinds:
-            pipe.hgetall(keys.kinds[kind])
+        read_whole(pipe, keys, kinds)
         pipe.hget(keys.meta, CHECKPOINT_FIELD)
         pipe.xrevrange(keys.changes, count=1)
 
     keys, replies = await snapshot(client, prefix, projection, None, commands, partition=partition)
-    last = replies[-1]
+    whole, (checkpoint, last) = wholes(replies, keys, kinds)
     return KindsRead(
-        checkpoint=checkpoint_of(replies[-2]),
+        checkpoint=checkpoint_of(checkpoint),
         seen=text(last[0][0]) if last else "0-0",
         generation=keys.generation,
-        whole=list(replies[:-2]),
+        whole=whole,
     )

@@ -18,7 +18,7 @@ again, so a reader never mixes two generations. :class:`RedisViewStore` is the
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, Final
 
 import msgspec
@@ -28,7 +28,7 @@ from events import Position
 from projections import Projection, State
 from projections.docs import Docs, Key
 from services.resp import text
-from services.store.keys import Keys
+from services.store.keys import ID_BUCKETS, Keys
 from services.store.positions import joined
 from services.views.codec import check_kinds, decode_doc, decode_kind, decode_view, doc_reader
 from services.views.errors import CorruptViewError, ViewChangedError, ViewMovedError
@@ -39,8 +39,12 @@ from services.views.generations import (
     ViewKeys,
     active_generation,
     checkpoint_of,
+    paired,
+    read_buckets,
+    read_whole,
     snapshot,
     view_keys,
+    wholes,
 )
 from services.views.scripts import WRITE_SCRIPT, doc_change_args
 from services.views.store import KindsRead, OnPage
@@ -73,14 +77,14 @@ async def load_kinds_raw(
     check_kinds(projection, kinds)
 
     def commands(pipe: Any, keys: ViewKeys) -> None:
-        for kind in kinds:
-            pipe.hgetall(keys.kinds[kind])
+        read_whole(pipe, keys, kinds)
         pipe.hget(keys.meta, CHECKPOINT_FIELD)
 
-    _, replies = await snapshot(
+    keys, replies = await snapshot(
         client, prefix, projection, generation, commands, partition=partition
     )
-    return list(replies[:-1]), checkpoint_of(replies[-1])
+    found, (checkpoint,) = wholes(replies, keys, kinds)
+    return found, checkpoint_of(checkpoint)
 
 
 async def load_view(
@@ -178,10 +182,7 @@ async def load_view_paged(
     for kind in projection.doc_types:
         decode = doc_reader(projection.doc_types[kind])
         found: dict[str, msgspec.Struct] = {}
-        cursor: int = 0
-        while True:
-            cursor, items = await client.hscan(keys.kinds[kind], cursor, count=page)
-            pairs: Mapping[Any, Any] = items  # type: ignore[assignment]  # HSCAN without NOVALUES
+        async for pairs in _pages(client, keys, kind, page):
             try:
                 for ident, raw in pairs.items():
                     found[text(ident)] = decode(raw)
@@ -191,8 +192,6 @@ async def load_view_paged(
                 ) from exc
             if on_page is not None:
                 await on_page()
-            if not cursor:
-                break
         stored[kind] = found
     after = await client.hget(keys.meta, CHECKPOINT_FIELD)
     if checkpoint_of(after) != checkpoint:
@@ -200,6 +199,25 @@ async def load_view_paged(
             f"{keys.meta} moved from {checkpoint} to {checkpoint_of(after)} during the load"
         )
     return Docs(stored), checkpoint
+
+
+async def _pages(
+    client: aioredis.Redis, keys: ViewKeys, kind: str, page: int
+) -> AsyncIterator[Mapping[Any, Any]]:
+    """The stored documents of one kind in pages of about ``page``: ``HSCAN`` of its hash, or
+    for a bucketed kind enough of its buckets at once."""
+    if kind in keys.bucketed:
+        step = max(1, page // 50)  # buckets hold up to about a hundred small documents
+        for first in range(0, ID_BUCKETS, step):
+            last = min(first + step, ID_BUCKETS) - 1
+            yield paired(await read_buckets(client, keys, kind, first, last))
+        return
+    cursor: int = 0
+    while True:
+        cursor, items = await client.hscan(keys.kinds[kind], cursor, count=page)
+        yield items  # type: ignore[misc]  # HSCAN without NOVALUES: a mapping
+        if not cursor:
+            return
 
 
 class RedisViewStore:
@@ -304,13 +322,13 @@ class RedisViewStore:
         partition: int = 0,
     ) -> dict[Key, msgspec.Struct | None]:
         """The stored documents of ``keys``, read in pipelined pages of 1,000."""
-        kinds = view_keys(self.keys, projection, generation, partition=partition).kinds
+        hash_of = view_keys(self.keys, projection, generation, partition=partition).hash_of
         found: dict[Key, msgspec.Struct | None] = {}
         for start in range(0, len(keys), 1000):
             page = keys[start : start + 1000]
             async with self.client.pipeline(transaction=False) as pipe:
                 for kind, ident in page:
-                    pipe.hget(kinds[kind], ident)
+                    pipe.hget(hash_of(kind, ident), ident)
                 replies = await pipe.execute()
             for (kind, ident), raw in zip(page, replies, strict=True):
                 found[(kind, ident)] = None if raw is None else decode_doc(projection, kind, raw)
@@ -328,7 +346,7 @@ class RedisViewStore:
     ) -> None:
         """Documents, changes record and checkpoint in one script (:data:`WRITE_SCRIPT`)."""
         keys = view_keys(self.keys, projection, generation, partition=partition)
-        doc_keys, doc_args = doc_change_args(changes, keys.kinds)
+        doc_keys, doc_args = doc_change_args(changes, keys)
         result = await self._write(
             keys=[keys.pointer, keys.meta, keys.changes, *doc_keys],
             args=[str(generation), expected or "", checkpoint, *doc_args],
@@ -343,6 +361,8 @@ class RedisViewStore:
     ) -> None:
         """``UNLINK`` every key of one generation of a view (freed in the server's background)."""
         keys = view_keys(self.keys, projection, generation, partition=partition)
-        names = [*keys.kinds.values(), keys.meta]
-        for start in range(0, len(names), 100):
-            await self.client.unlink(*names[start : start + 100])
+        names = [*(name for kind in keys.kinds for name in keys.hashes(kind)), keys.meta]
+        async with self.client.pipeline(transaction=False) as pipe:  # one round trip
+            for start in range(0, len(names), 1000):
+                pipe.unlink(*names[start : start + 1000])
+            await pipe.execute()

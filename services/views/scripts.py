@@ -15,13 +15,16 @@ from typing import Final
 
 import msgspec
 
+from services.store.keys import doc_bucket
 from services.views.codec import encode_doc
+from services.views.generations import ViewKeys
 
 __all__ = [
     "CHANGES_FETCHED",
     "CHANGES_FOLLOWED",
     "CHANGES_KEPT",
     "CHANGES_LISTED",
+    "LUA_DOC_BUCKET",
     "LUA_WRITE_DOCS",
     "WRITE_SCRIPT",
     "doc_change_args",
@@ -42,22 +45,66 @@ reader whose last seen entry was trimmed away always finds more than this after 
 CHANGES_FETCHED: Final = 10_000
 """Most changed documents a reader fetches by id at once (more: it reads the kinds whole)."""
 
+LUA_DOC_BUCKET: Final = """
+-- doc_bucket(id): the bucket (hex) of a document id in a bucketed kind, as
+-- services.store.keys.doc_bucket computes it: the CRC-32 of the id modulo 8192.
+local crc_table
+local function doc_bucket(id)
+  if crc_table == nil then
+    crc_table = {}
+    for n = 0, 255 do
+      local c = n
+      for _ = 1, 8 do
+        if bit.band(c, 1) == 1 then
+          c = bit.bxor(bit.rshift(c, 1), 0xEDB88320)
+        else
+          c = bit.rshift(c, 1)
+        end
+      end
+      crc_table[n] = c
+    end
+  end
+  local c = bit.bnot(0)
+  for x = 1, #id do
+    c = bit.bxor(bit.rshift(c, 8), crc_table[bit.band(bit.bxor(c, string.byte(id, x)), 255)])
+  end
+  return string.format('%x', bit.band(bit.bnot(c), 8191))
+end
+"""
+"""A Lua function a script that reads a bucketed kind by id starts with."""
+
 LUA_WRITE_DOCS: Final = """
 -- write_docs(first_key, i, listed): for each kind hash KEYS[first_key..], ARGV from i holds
--- its kind, puts P, deletes R, P (id, document) pairs and R ids. Unless listed is nil, each
--- kind's written and deleted ids are added to it (kind, msgpack array of ids, ...) until it
--- would hold more than @LISTED@ ids, when it becomes nil. Returns the index after them and
--- listed.
+-- its kind, puts P, deletes R, B ('1' when the kind is bucketed, else '0'), P (id,
+-- document) pairs, R ids, and when bucketed the bucket of each of those P + R ids (the
+-- documents are in KEYS[k] .. ':' .. bucket). Unless listed is nil, each kind's written and
+-- deleted ids are added to it (kind, msgpack array of ids, ...) until it would hold more
+-- than @LISTED@ ids, when it becomes nil. Returns the index after them and listed.
 local function write_docs(first_key, i, listed)
   for k = first_key, #KEYS do
     local kind, puts, dels = ARGV[i], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
-    local first_put, first_del = i + 3, i + 3 + 2 * puts
-    i = first_del + dels
-    for s = first_put, first_del - 1, 1000 do
-      redis.call('HSET', KEYS[k], unpack(ARGV, s, math.min(s + 999, first_del - 1)))
-    end
-    for s = first_del, i - 1, 1000 do
-      redis.call('HDEL', KEYS[k], unpack(ARGV, s, math.min(s + 999, i - 1)))
+    local bucketed = ARGV[i + 3] == '1'
+    local first_put, first_del = i + 4, i + 4 + 2 * puts
+    local after = first_del + dels
+    if bucketed then
+      local b = after
+      for x = first_put, first_del - 1, 2 do
+        redis.call('HSET', KEYS[k] .. ':' .. ARGV[b], ARGV[x], ARGV[x + 1])
+        b = b + 1
+      end
+      for x = first_del, after - 1 do
+        redis.call('HDEL', KEYS[k] .. ':' .. ARGV[b], ARGV[x])
+        b = b + 1
+      end
+      i = b
+    else
+      for s = first_put, first_del - 1, 1000 do
+        redis.call('HSET', KEYS[k], unpack(ARGV, s, math.min(s + 999, first_del - 1)))
+      end
+      for s = first_del, after - 1, 1000 do
+        redis.call('HDEL', KEYS[k], unpack(ARGV, s, math.min(s + 999, after - 1)))
+      end
+      i = after
     end
     if listed ~= nil then
       listed.n = (listed.n or 0) + puts + dels
@@ -66,7 +113,7 @@ local function write_docs(first_key, i, listed)
       elseif puts + dels > 0 then
         local ids = {}
         for x = first_put, first_del - 1, 2 do ids[#ids + 1] = ARGV[x] end
-        for x = first_del, i - 1 do ids[#ids + 1] = ARGV[x] end
+        for x = first_del, after - 1 do ids[#ids + 1] = ARGV[x] end
         listed[#listed + 1] = kind
         listed[#listed + 1] = cmsgpack.pack(ids)
       end
@@ -94,24 +141,29 @@ readers follow (:data:`FOLLOW_SCRIPT`)."""
 
 
 def doc_change_args(
-    changes: Mapping[tuple[str, str], msgspec.Struct | None], kind_keys: Mapping[str, str]
+    changes: Mapping[tuple[str, str], msgspec.Struct | None], keys: ViewKeys
 ) -> tuple[list[str], list[bytes | str | int]]:
-    """The kind-hash keys and the arguments ``write_docs`` (:data:`LUA_WRITE_DOCS`) reads
-    for ``changes``: per kind its name, the counts, the (id, stored document) pairs and the
-    deleted ids."""
-    per_kind: dict[str, tuple[list[bytes | str], list[str]]] = {}
+    """The kind hashes and the arguments ``write_docs`` (:data:`LUA_WRITE_DOCS`) reads for
+    ``changes``: per kind its name, the counts, whether it is bucketed, the (id, stored
+    document) pairs, the deleted ids and, for a bucketed kind, the bucket of each."""
+    per_kind: dict[str, tuple[list[bytes | str], list[str], list[str]]] = {}
     for (kind, ident), doc in changes.items():
-        puts, dels = per_kind.setdefault(kind, ([], []))
+        found = per_kind.get(kind)
+        if found is None:
+            found = per_kind[kind] = ([], [], [])
         if doc is None:
-            dels.append(ident)
+            found[2].append(ident)
         else:
-            puts += [ident, encode_doc(doc)]
-    keys: list[str] = []
+            found[0].extend((ident, encode_doc(doc)))
+            found[1].append(ident)
     args: list[bytes | str | int] = []
-    for kind, (puts, dels) in per_kind.items():
-        keys.append(kind_keys[kind])
-        args += [kind, len(puts) // 2, len(dels), *puts, *dels]
-    return keys, args
+    for kind, (pairs, puts, dels) in per_kind.items():
+        if kind in keys.bucketed:
+            buckets = [doc_bucket(ident) for ident in (*puts, *dels)]
+            args += [kind, len(puts), len(dels), "1", *pairs, *dels, *buckets]
+        else:
+            args += [kind, len(puts), len(dels), "0", *pairs, *dels]
+    return [keys.kinds[kind] for kind in per_kind], args
 
 
 WRITE_SCRIPT: Final = (

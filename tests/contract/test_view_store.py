@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 import redis.asyncio as aioredis
 
 from events import Position
 from projections import PROJECTIONS, Projection
 from projections.incidents import IncidentView
+from projections.stance_docs import IncidentDate, StatementRef
 from services.store.keys import Keys
 from services.views.codec import decode_doc
 from services.views.errors import UnknownKindError, ViewChangedError, ViewMovedError
@@ -17,6 +20,8 @@ from services.views.scripts import CHANGES_LISTED
 from services.views.store import ViewStore
 
 INCIDENTS: Projection = PROJECTIONS["incidents"]
+STANCE: Projection = PROJECTIONS["country-stance"]
+"""Its ``incident`` kind is kept in buckets on Redis (services.views.generations.BUCKETED)."""
 
 
 def incident(ident: str, version: int = 1) -> IncidentView:
@@ -177,6 +182,68 @@ class TestFollowing:
         assert then.changed is None
         assert then.whole is not None
         assert len(then.whole[0]) == CHANGES_LISTED + 2
+
+
+def dated(day: int) -> IncidentDate:
+    """An incident's date, as country-stance keeps it in a bucketed kind."""
+    return IncidentDate(occurred_start=dt.date(2025, 3, day))
+
+
+class TestBucketedKind:
+    """A kind kept in buckets reads, follows and deletes like any other, beside plain kinds."""
+
+    async def test_every_path_reads_what_was_written(self, views: ViewStore) -> None:
+        """load(), load_paged(), raw(), documents() and a whole read_kinds() agree."""
+        changes: dict[tuple[str, str], IncidentDate | StatementRef] = {
+            ("incident", f"i-{n}"): dated(n % 28 + 1) for n in range(300)
+        }
+        changes[("statement", "s-1")] = StatementRef(subject="syr-1", countries=("USA",))
+        await views.write(STANCE, changes, expected=None, checkpoint=at(5))
+        docs, checkpoint = await views.load(STANCE)
+        assert checkpoint == at(5)
+        assert {
+            (kind, ident): doc
+            for kind, by_id in docs.kinds().items()
+            for ident, doc in by_id.items()
+        } == changes
+        assert await views.load_paged(STANCE, generation=0) == (docs, checkpoint)
+        stored, _ = await views.raw(STANCE)
+        assert {
+            ident: decode_doc(STANCE, "incident", raw) for ident, raw in stored["incident"].items()
+        } == dict(docs.kinds()["incident"])
+        found = await views.documents(
+            STANCE, [("incident", "i-7"), ("incident", "i-none")], generation=0
+        )
+        assert found == {("incident", "i-7"): dated(8), ("incident", "i-none"): None}
+        whole = await views.read_kinds(STANCE, ["statement", "incident"])
+        assert whole.whole is not None
+        assert [len(kind) for kind in whole.whole] == [1, 300]
+
+    async def test_a_holder_gets_the_changed_documents_of_every_bucket(
+        self, views: ViewStore
+    ) -> None:
+        """Changes and deletions spread over many buckets reach a follower, and only they."""
+        await views.write(
+            STANCE,
+            {("incident", f"i-{n}"): dated(1) for n in range(200)},
+            expected=None,
+            checkpoint=at(5),
+        )
+        first = await views.read_kinds(STANCE, ["incident"])
+        later = {("incident", f"i-{n}"): dated(2) for n in range(0, 200, 7)}
+        gone = {("incident", f"i-{n}"): None for n in range(3, 200, 11)}
+        await views.write(STANCE, {**later, **gone}, expected=at(5), checkpoint=at(6))
+        then = await views.read_kinds(
+            STANCE, ["incident"], held=(at(5), first.seen, first.generation)
+        )
+        assert then.changed is not None
+        (changed,) = then.changed
+        assert set(changed) == {ident for _, ident in [*later, *gone]}
+        for (_, ident), doc in {**later, **gone}.items():
+            raw = changed[ident]
+            assert (raw if raw is None else decode_doc(STANCE, "incident", raw)) == doc
+        docs, _ = await views.load(STANCE)
+        assert len(docs.kinds()["incident"]) == 200 - len(gone)
 
 
 class TestPagedLoad:

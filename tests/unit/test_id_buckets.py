@@ -7,7 +7,7 @@ from collections import Counter
 
 import pytest
 
-from services.store.keys import ID_BUCKETS, Keys, id_bucket
+from services.store.keys import ID_BUCKETS, Keys, doc_bucket, id_bucket
 
 
 class TestIdBuckets:
@@ -41,3 +41,15 @@ class TestIdBuckets:
         keys = Keys("ledger", partitions=4)
         event_id = uuid.UUID("00000000-0000-4000-8000-000000000001")
         assert keys.id_bucket_of(3, event_id) == "ledger:{p3}:ids:19b9"
+
+
+class TestDocumentBuckets:
+    """``doc_bucket`` places the documents of a bucketed view kind: a stored layout too."""
+
+    @pytest.mark.parametrize(
+        ("ident", "bucket"),
+        [("i-1", "1368"), ("incident:i-12345", "19a3"), ("Σ中", "14d5")],
+    )
+    def test_a_document_keeps_its_bucket(self, ident: str, bucket: str) -> None:
+        """Golden buckets: the function is part of every stored bucketed view."""
+        assert doc_bucket(ident) == bucket
