@@ -669,10 +669,11 @@ async def run(args: argparse.Namespace) -> Results:
                 ("history", keys.history),
             ):
                 per_key[name] = int(await client.memory_usage(key, samples=0) or 0) / n
-            buckets = 0  # the idempotency index's buckets (services/store/keys.py)
-            async for key in client.scan_iter(match=f"{keys.ids}:*", count=1000):
-                buckets += int(await client.memory_usage(key, samples=0) or 0)
-            per_key["ids"] += buckets / n
+            for name, key in (("ids", keys.ids), ("entities", keys.entities)):
+                buckets = 0  # the index's buckets (services/store/keys.py)
+                async for bucket in client.scan_iter(match=f"{key}:*", count=1000):
+                    buckets += int(await client.memory_usage(bucket, samples=0) or 0)
+                per_key[name] += buckets / n
             results.values["bytes_per_event"] = per_key
 
         await stage(results, "store append", store_append)

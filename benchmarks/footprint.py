@@ -71,7 +71,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     group = next((g for g, p in GROUPS if name.startswith(p)), "log and indexes")
                     by_group[group] += size
                     if group == "log and indexes":
-                        kind = re.sub(r"\d+", "N", name.removeprefix(f"{PREFIX}:"))
+                        kind = re.sub(r":[0-9a-f]{1,4}$", ":<bucket>", name)  # ids, entities
+                        kind = re.sub(r"\d+", "N", kind.removeprefix(f"{PREFIX}:"))
                         by_key[kind] = by_key.get(kind, 0) + size
                 found["keys_bytes_per_event"] = {g: round(b / n, 1) for g, b in by_group.items()}
                 largest = sorted(by_key.items(), key=lambda item: -item[1])[:8]

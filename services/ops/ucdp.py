@@ -68,7 +68,7 @@ from services.ops.importer import (
 from services.projector.replay import ProgressCallback
 from services.resp import text
 from services.store.base import EventStore
-from services.store.keys import Keys
+from services.store.keys import ID_BUCKETS, Keys
 
 __all__ = [
     "UCDP_COLUMNS",
@@ -295,17 +295,35 @@ def _gone(
     ]
 
 
+_UCDP_MATCH: Final = "incident:ucdp:*"
+
+
 async def ucdp_incidents(client: aioredis.Redis, keys: Keys, feed: str) -> list[str]:
     """The ids of the UCDP incidents ``feed`` reported, from the entities hashes."""
     found: list[str] = []
     for partition in range(keys.partitions):
-        async for entity, state in client.hscan_iter(
-            keys.entities_of(partition), match="incident:ucdp:*", count=1000
-        ):
-            parts = text(state).split("|")
-            if len(parts) > 3 and parts[3] == feed:
-                found.append(text(entity).removeprefix("incident:"))
-    return found
+        older = keys.entities_of(partition)  # the entities recorded before buckets
+        names = [older, *(f"{older}:{bucket:x}" for bucket in range(ID_BUCKETS))]
+        for start in range(0, len(names), 1024):
+            chunk = names[start : start + 1024]
+            async with client.pipeline(transaction=False) as pipe:
+                for name in chunk:
+                    pipe.hscan(name, 0, match=_UCDP_MATCH, count=1000)
+                replies = await pipe.execute()
+            for name, (cursor, pairs) in zip(chunk, replies, strict=True):
+                states = dict(pairs)
+                if cursor:  # a big hash answers in several calls
+                    states.update(
+                        [
+                            pair
+                            async for pair in client.hscan_iter(name, match=_UCDP_MATCH, count=1000)
+                        ]
+                    )
+                for entity, state in states.items():
+                    parts = text(state).split("|")
+                    if len(parts) > 3 and parts[3] == feed:
+                        found.append(text(entity).removeprefix("incident:"))
+    return sorted(set(found))
 
 
 async def plan_ucdp(

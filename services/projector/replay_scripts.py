@@ -15,7 +15,7 @@ from typing import Final
 
 import msgspec
 
-from services.store.keys import doc_bucket
+from services.store.keys import bucket_of
 from services.views.codec import pack_docs
 from services.views.generations import ViewKeys
 
@@ -112,7 +112,7 @@ def packed_doc_args(
             found[1].append(doc)
     args: list[bytes] = []
     for kind, (ids, docs, dels) in per_kind.items():
-        buckets = [doc_bucket(i) for i in (*ids, *dels)] if kind in keys.bucketed else []
+        buckets = [bucket_of(i) for i in (*ids, *dels)] if kind in keys.bucketed else []
         args += [_pack.encode(ids), pack_docs(docs), _pack.encode(dels), _pack.encode(buckets)]
     return [keys.kinds[kind] for kind in per_kind], args
 

@@ -8,7 +8,9 @@
 --   services/store/rules.py), named (the incident entities a statement names, in order),
 --   elsewhere (a map: named entity held by another partition -> whether it was reported,
 --   read by the client before the call), the bucket of the id (services/store/keys.py),
---   the event_id as text (as ids were indexed before buckets). One argument for the whole
+--   the event_id as text (as ids were indexed before buckets), the buckets of the entities
+--   it names (services/store/keys.py: of entity, of into entity ('' unless a merge), of each
+--   named incident in order). One argument for the whole
 --   batch keeps the client's command packing to one string; the entities and history
 --   hashes are read and written with one command per hash (in chunks), each id bucket the
 --   batch touches with one command, and each event is one XADD.
@@ -64,21 +66,24 @@ end
 -- incidents statements name here)
 local names = {}
 local named = {}
-local function name(entity)
+local bucket_of = {}
+local function name(entity, bucket)
   if not named[entity] then
     named[entity] = true
     names[#names + 1] = entity
+    bucket_of[entity] = bucket
   end
 end
 for i = 1, n do
   local e = batch[i]
-  name(e[3])
+  local buckets = e[15]
+  name(e[3], buckets[1])
   if e[5] == 'merge' and foreign[i] == nil then
-    name(e[6])
+    name(e[6], buckets[2])
   end
-  for _, incident in ipairs(e[11]) do
+  for j, incident in ipairs(e[11]) do
     if e[12][incident] == nil then
-      name(incident)
+      name(incident, buckets[2 + j])
     end
   end
 end
@@ -127,7 +132,17 @@ if redis.call('EXISTS', ids) == 1 then
     end
   end
 end
-local stored = hmget(entities, names)
+-- entity states are held in buckets (entities .. ':' .. bucket, small hashes Redis keeps as
+-- listpacks); an entity recorded before buckets is in the hash entities itself until it
+-- changes
+local unbucketed = redis.call('EXISTS', entities) == 1
+local stored = {}
+for j, entity in ipairs(names) do
+  stored[j] = redis.call('HGET', entities .. ':' .. bucket_of[entity], entity)
+  if not stored[j] and unbucketed then
+    stored[j] = redis.call('HGET', entities, entity)
+  end
+end
 -- 'version|status[|into[|owner[|created]]]' -> {version, status, into, owner, created}
 -- (created: the position of the entity's first event; the history hash holds the later
 -- ones only, and no entry at all for an entity of one event. An entity recorded before
@@ -344,10 +359,14 @@ for _, entity in ipairs(dirty_order) do
   elseif s[3] ~= '' then
     value = value .. '|' .. s[3]
   end
+  redis.call('HSET', entities .. ':' .. bucket_of[entity], entity, value)
   changed[#changed + 1] = entity
-  changed[#changed + 1] = value
 end
-hset(entities, changed)
+if unbucketed and #changed > 0 then
+  for first = 1, #changed, CHUNK do
+    redis.call('HDEL', entities, unpack(changed, first, math.min(first + CHUNK - 1, #changed)))
+  end
+end
 if #order > 0 then
   local old = hmget(history, order)
   local lists = {}

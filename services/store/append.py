@@ -28,7 +28,7 @@ import msgspec
 from events import AnyEvent, IncidentMerged, Position, encode, entry_values, id_texts
 from services.resp import text
 from services.store.base import Appended
-from services.store.keys import id_bucket
+from services.store.keys import bucket_of, id_bucket
 from services.store.rules import (
     body_digest,
     conflict,
@@ -117,6 +117,12 @@ def pack_batch(
             into_entity = into = ""
         entry: list[str | bytes | msgspec.Raw] = entry_values(stored)
         entry[-1] = _as_str(entry[-1])  # type: ignore[arg-type]  # the data, the only bytes
+        named = named_incidents(event)
+        buckets = [
+            bucket_of(event.entity),
+            bucket_of(into_entity) if into_entity else "",
+            *map(bucket_of, named),
+        ]
         rows.append(
             (
                 entry,
@@ -129,10 +135,11 @@ def pack_batch(
                 blob or "",
                 event.source,
                 body_digest(encode(stored), secret),  # the JSON, as for entries before codecs
-                named_incidents(event),
+                named,
                 others.get(at, _NOWHERE),
                 id_bucket(stored.event_id),
                 ident,
+                buckets,
             )
         )
     return pack(rows)

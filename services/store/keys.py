@@ -4,7 +4,9 @@ Everything lives under one prefix (default ``ledger``). The log is split into pa
 the keys of one partition share the hash tag ``{p<N>}`` so that a Lua script touching one
 partition stays on one cluster slot. The log's entries: :mod:`events.codec`. The
 idempotency index is split into :data:`ID_BUCKETS` buckets (:func:`id_bucket`); ids indexed
-before buckets stay in ``<prefix>:{p0}:ids`` under their text, and are read there.
+before buckets stay in ``<prefix>:{p0}:ids`` under their text, and are read there. So is the
+entities index (:func:`bucket_of`); entities recorded before its buckets are read in
+``<prefix>:{p0}:entities`` until they change, when they move to their bucket.
 ``created`` is the position of an entity's first event, so an entity of one event has no
 ``history`` entry; one recorded before ``created`` was kept has every position there.
 
@@ -12,7 +14,7 @@ before buckets stay in ``<prefix>:{p0}:ids`` under their text, and are read ther
 |---|---|---|
 | ``<prefix>:{p0}:log`` | stream | events: ``c``, ``type``, ``v``, ``source``, ``d`` [, sealed] |
 | ``<prefix>:{p0}:ids:<bucket>`` | hash | event_id (16 bytes) → ``position digest`` |
-| ``<prefix>:{p0}:entities`` | hash | entity → ``version|status|into|owner|created`` |
+| ``<prefix>:{p0}:entities:<bucket>`` | hash | entity → ``version|status|into|owner|created`` |
 | ``<prefix>:{p0}:history`` | hash | entity → positions of its events after ``created`` |
 | ``<prefix>:inbox:<feed>`` | stream | one feed's submissions, written by its own ACL user only |
 | ``<prefix>:inbox`` | stream | the retired shared inbox: every entry is rejected |
@@ -75,7 +77,7 @@ import msgspec
 
 ID_BUCKETS: Final = 8192
 """Buckets of the idempotency index per partition, and of a bucketed view kind
-(:func:`doc_bucket`). A bucket is a small hash that Redis keeps as a listpack (about 50 B per
+(:func:`bucket_of`). A bucket is a small hash that Redis keeps as a listpack (about 50 B per
 id against 115 B in one big hash) while it holds at most ``hash-max-listpack-entries`` fields
 (128 by default) and none longer than ``hash-max-listpack-value`` (64 by default): about a
 million ids per partition; past that, buckets turn into ordinary hashes, one by one, and
@@ -87,9 +89,10 @@ def id_bucket(event_id: uuid.UUID) -> str:
     return _BUCKET_NAMES[zlib.crc32(event_id.bytes) % ID_BUCKETS]
 
 
-def doc_bucket(ident: str) -> str:
-    """The bucket (hex) of a document id in a bucketed view kind: the CRC-32 of its UTF-8
-    modulo :data:`ID_BUCKETS` (scripts compute the same, ``services.views.scripts``)."""
+def bucket_of(ident: str) -> str:
+    """The bucket (hex) of an entity in the entities index, or of a document id in a bucketed
+    view kind: the CRC-32 of its UTF-8 modulo :data:`ID_BUCKETS` (scripts compute the same,
+    ``services.views.scripts``)."""
     return _BUCKET_NAMES[zlib.crc32(ident.encode()) % ID_BUCKETS]
 
 
@@ -158,8 +161,14 @@ class Keys(msgspec.Struct, frozen=True):
         return f"{self.ids_of(partition)}:{id_bucket(event_id)}"
 
     def entities_of(self, partition: int) -> str:
-        """The hash entity → ``version|status|into|owner|created`` of ``partition``."""
+        """The hash entity → ``version|status|into|owner|created`` of ``partition`` as written
+        before buckets (read, and emptied as its entities change); its buckets are named after
+        it (:meth:`entity_bucket_of`)."""
         return f"{self.prefix}:{self.tag(partition)}:entities"
+
+    def entity_bucket_of(self, partition: int, entity: str) -> str:
+        """The bucket of the entities index holding ``entity`` in ``partition``."""
+        return f"{self.entities_of(partition)}:{bucket_of(entity)}"
 
     def history_of(self, partition: int) -> str:
         """The hash entity → space-separated positions of its later events, of ``partition``."""

@@ -231,8 +231,9 @@ class RedisEventStore:
         )
         pipe = self.client.pipeline(transaction=False)
         for entity in names:
-            pipe.hget(self.keys.entities_of(self.keys.partition_of(entity)), entity)
-        stored = dict(zip(names, map(parse_state, await self._call(pipe.execute)), strict=True))
+            self._read_state(pipe, entity)
+        replies = _states(await self._call(pipe.execute))
+        stored = dict(zip(names, map(parse_state, replies), strict=True))
         states = dict(stored)
         created_in: set[int] = set()
         for index, event in enumerate(events):  # the batch's own earlier events count
@@ -345,8 +346,9 @@ class RedisEventStore:
         pipe = self.client.pipeline(transaction=False)
         for partition in spots:
             pipe.hget(keys.history_of(partition), entity)
-        pipe.hget(keys.entities_of(home), entity)
-        *lists, state = await self._call(pipe.execute)
+        self._read_state(pipe, entity)
+        *lists, bucketed, older = await self._call(pipe.execute)
+        (state,) = _states([bucketed, older])
         created = created_at(state)
         pipe = self.client.pipeline(transaction=False)
         wanted = 0
@@ -369,10 +371,17 @@ class RedisEventStore:
 
     async def entity(self, entity: str) -> EntityState | None:
         """The entity's version and status, or ``None`` when no event created it."""
-        raw = await self._call(
-            self.client.hget, self.keys.entities_of(self.keys.partition_of(entity)), entity
-        )
+        pipe = self.client.pipeline(transaction=False)
+        self._read_state(pipe, entity)
+        (raw,) = _states(await self._call(pipe.execute))
         return parse_state(raw)
+
+    def _read_state(self, pipe: Any, entity: str) -> None:
+        """Queue the reads of ``entity``'s stored state: in its bucket, and in the hash of
+        the entities recorded before buckets (:func:`_states` takes the one found)."""
+        partition = self.keys.partition_of(entity)
+        pipe.hget(self.keys.entity_bucket_of(partition, entity), entity)
+        pipe.hget(self.keys.entities_of(partition), entity)
 
     async def head(self, *, partition: int = 0) -> Position | None:
         """The last position of ``partition``, or ``None`` while it is empty."""
@@ -417,3 +426,12 @@ def _raise_reuse_across(
         if not refused or index < min(refused):
             raise reused(index, event, "id_reused", earlier=earlier)
         return
+
+
+def _states(replies: Sequence[Any]) -> list[Any]:
+    """Per entity the stored state :meth:`RedisEventStore._read_state` found (replies in
+    pairs: its bucket, then the hash of before buckets)."""
+    return [
+        bucketed if bucketed is not None else older
+        for bucketed, older in zip(replies[::2], replies[1::2], strict=True)
+    ]

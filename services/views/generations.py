@@ -13,7 +13,7 @@ Every key is built by :class:`services.store.keys.Keys`; :class:`ViewKeys` gathe
 one view (and one generation and partition).
 
 A kind of small documents named in :data:`BUCKETED` is kept in :data:`ID_BUCKETS` small
-hashes, ``<kind hash>:<bucket>`` (:func:`~services.store.keys.doc_bucket` of the document id),
+hashes, ``<kind hash>:<bucket>`` (:func:`~services.store.keys.bucket_of` of the document id),
 which Redis keeps as listpacks: in one big hash every field costs Redis about 55 bytes of its
 own, more than such a document (an incident's date: 12 bytes).
 """
@@ -29,7 +29,7 @@ import redis.asyncio as aioredis
 from events import Position
 from projections import Projection
 from services.resp import text
-from services.store.keys import ID_BUCKETS, Keys, doc_bucket
+from services.store.keys import ID_BUCKETS, Keys, bucket_of
 from services.views.errors import CorruptViewError, ViewError
 
 __all__ = [
@@ -105,7 +105,7 @@ class ViewKeys(msgspec.Struct, frozen=True):
     def hash_of(self, kind: str, ident: str) -> str:
         """The hash that holds (or would hold) the document ``ident`` of ``kind``."""
         base = self.kinds[kind]
-        return f"{base}:{doc_bucket(ident)}" if kind in self.bucketed else base
+        return f"{base}:{bucket_of(ident)}" if kind in self.bucketed else base
 
     def hashes(self, kind: str) -> list[str]:
         """Every hash of one kind: its one hash, or all its buckets (to drop them)."""

@@ -15,7 +15,7 @@ from typing import Final
 
 import msgspec
 
-from services.store.keys import doc_bucket
+from services.store.keys import bucket_of
 from services.views.codec import encode_doc
 from services.views.generations import ViewKeys
 
@@ -24,7 +24,7 @@ __all__ = [
     "CHANGES_FOLLOWED",
     "CHANGES_KEPT",
     "CHANGES_LISTED",
-    "LUA_DOC_BUCKET",
+    "LUA_BUCKET_OF",
     "LUA_WRITE_DOCS",
     "WRITE_SCRIPT",
     "doc_change_args",
@@ -45,11 +45,11 @@ reader whose last seen entry was trimmed away always finds more than this after 
 CHANGES_FETCHED: Final = 10_000
 """Most changed documents a reader fetches by id at once (more: it reads the kinds whole)."""
 
-LUA_DOC_BUCKET: Final = """
--- doc_bucket(id): the bucket (hex) of a document id in a bucketed kind, as
--- services.store.keys.doc_bucket computes it: the CRC-32 of the id modulo 8192.
+LUA_BUCKET_OF: Final = """
+-- bucket_of(id): the bucket (hex) of a document id in a bucketed kind, as
+-- services.store.keys.bucket_of computes it: the CRC-32 of the id modulo 8192.
 local crc_table
-local function doc_bucket(id)
+local function bucket_of(id)
   if crc_table == nil then
     crc_table = {}
     for n = 0, 255 do
@@ -159,7 +159,7 @@ def doc_change_args(
     args: list[bytes | str | int] = []
     for kind, (pairs, puts, dels) in per_kind.items():
         if kind in keys.bucketed:
-            buckets = [doc_bucket(ident) for ident in (*puts, *dels)]
+            buckets = [bucket_of(ident) for ident in (*puts, *dels)]
             args += [kind, len(puts), len(dels), "1", *pairs, *dels, *buckets]
         else:
             args += [kind, len(puts), len(dels), "0", *pairs, *dels]

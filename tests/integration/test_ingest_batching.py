@@ -112,6 +112,8 @@ class TestIndexesBeyondOneChunk:
         assert await redis_store.length() == 0
         keys = Keys(key_prefix)
         assert await redis_client.exists(keys.ids, keys.entities, keys.history) == 0
+        for index in (keys.ids, keys.entities):  # nor any of their buckets
+            assert not [key async for key in redis_client.scan_iter(f"{index}:*")]
         assert await _indexed_ids(redis_client, keys) == 0
 
 

@@ -19,6 +19,7 @@ from services.store.base import (
     ConflictError,
     EntityState,
     IdReusedError,
+    NotOwnerError,
     StoreUnavailableError,
 )
 from services.store.connection import SOCKET_TIMEOUT, connect
@@ -39,7 +40,9 @@ class TestIndexesWrittenBeforeOwnersAndDigests:
         """Given an incident whose state was written as ``1|live``, when another feed
         revises it, then the revision is appended (there is no owner to check)."""
         await redis_store.append([reported("i-1")])
-        await redis_client.hset(Keys(key_prefix).entities, "incident:i-1", "1|live")
+        keys = Keys(key_prefix)  # as an entity recorded before owners and buckets:
+        await redis_client.hdel(keys.entity_bucket_of(0, "incident:i-1"), "incident:i-1")
+        await redis_client.hset(keys.entities, "incident:i-1", "1|live")
         (answer,) = await redis_store.append([revised("i-1", source="acled")])
         assert answer.status == "appended"
         assert await redis_store.entity("incident:i-1") == EntityState(2, "live")
@@ -150,7 +153,12 @@ class TestWireFormat:
         held = {k.decode(): v.decode().split(" ") for k, v in ids.items()}
         assert {k: v[0] for k, v in held.items()} == {a.event_id: a.position for a in answers}
         assert {len(v[1]) for v in held.values()} == {DIGEST_CHARS}  # no private text
-        entities = await redis_client.hgetall(keys.entities)
+        assert await redis_client.exists(keys.entities) == 0  # only buckets are written
+        entities = {}
+        for entity in ("incident:i-1", "incident:i-2"):
+            holder = keys.entity_bucket_of(0, entity)
+            assert await redis_client.object("encoding", holder) in {b"listpack", "listpack"}
+            entities[entity.encode()] = await redis_client.hget(holder, entity)
         first, second, third = (a.position.encode() for a in answers)
         assert entities == {
             b"incident:i-1": b"1|live||sohr|" + first,
@@ -171,14 +179,42 @@ class TestWireFormat:
         to that history."""
         keys = Keys(key_prefix)
         (first,) = await redis_store.append([reported("i-1")])
+        await redis_client.hdel(keys.entity_bucket_of(0, "incident:i-1"), "incident:i-1")
         await redis_client.hset(keys.entities, "incident:i-1", "1|live||sohr")
         await redis_client.hset(keys.history, "incident:i-1", first.position)
         (second,) = await redis_store.append([revised("i-1")])
         held = await redis_client.hget(keys.history, "incident:i-1")
         assert held == f"{first.position} {second.position}".encode()
-        assert await redis_client.hget(keys.entities, "incident:i-1") == b"2|live||sohr"
+        bucket = keys.entity_bucket_of(0, "incident:i-1")
+        assert await redis_client.hget(bucket, "incident:i-1") == b"2|live||sohr"
         read = await redis_store.read_entity("incident:i-1")
         assert [r.position for r in read] == [first.position, second.position]
+
+    async def test_entities_recorded_before_buckets_read_on_and_move_when_they_change(
+        self, redis_store: RedisEventStore, redis_client: aioredis.Redis, key_prefix: str
+    ) -> None:
+        """Given entity states in the one hash written before buckets, versions, owners and
+        statuses read from there (a stale version is refused, another feed's change too);
+        a change writes the state to its bucket and removes it from the old hash."""
+        keys = Keys(key_prefix)
+        await redis_store.append([reported("i-1"), reported("i-2")])
+        for entity in ("incident:i-1", "incident:i-2"):
+            bucket = keys.entity_bucket_of(0, entity)
+            state = await redis_client.hget(bucket, entity)
+            await redis_client.hdel(bucket, entity)
+            await redis_client.hset(keys.entities, entity, state)
+        assert (await redis_store.entity("incident:i-1")) == EntityState(1, "live", owner="sohr")
+        with pytest.raises(ConflictError):
+            await redis_store.append([revised("i-1", expected_version=5)])
+        with pytest.raises(NotOwnerError):
+            await redis_store.append([revised("i-1", source="acled")])
+        await redis_store.append([revised("i-1", expected_version=1)])
+        bucket = keys.entity_bucket_of(0, "incident:i-1")
+        moved = await redis_client.hget(bucket, "incident:i-1")
+        assert isinstance(moved, bytes)
+        assert moved.startswith(b"2|live||sohr|")
+        assert await redis_client.hkeys(keys.entities) == [b"incident:i-2"]
+        assert (await redis_store.entity("incident:i-2")) == EntityState(1, "live", owner="sohr")
 
     async def test_store_works_on_a_client_that_decodes_responses(
         self, redis_url: str, key_prefix: str

@@ -13,11 +13,11 @@ import redis.asyncio as aioredis
 
 from benchmarks.workload import Workload
 from projections import PROJECTIONS, fold
-from services.store.keys import doc_bucket
+from services.store.keys import bucket_of
 from services.store.redis import RedisEventStore
 from services.views.generations import view_keys
 from services.views.redis import RedisViewStore, load_view
-from services.views.scripts import LUA_DOC_BUCKET
+from services.views.scripts import LUA_BUCKET_OF
 from tests.support.runner import catch_up, read_log
 
 STANCE = PROJECTIONS["country-stance"]
@@ -27,18 +27,18 @@ class TestBucketOfADocument:
     async def test_a_script_computes_the_bucket_the_client_wrote_to(
         self, redis_client: aioredis.Redis
     ) -> None:
-        """The Lua CRC-32 of a follower agrees with ``doc_bucket`` on every id: ASCII,
+        """The Lua CRC-32 of a follower agrees with ``bucket_of`` on every id: ASCII,
         UTF-8 of several bytes, empty, long."""
         rng = random.Random(3)
         alphabet = "abcxyz-|019éΣ中😀"
         ids = ["", "i-1", "incident:i-12345", "x" * 300]
         ids += ["".join(rng.choices(alphabet, k=rng.randint(1, 40))) for _ in range(500)]
         script = redis_client.register_script(
-            LUA_DOC_BUCKET
-            + "local out = {} for x = 1, #ARGV do out[x] = doc_bucket(ARGV[x]) end return out"
+            LUA_BUCKET_OF
+            + "local out = {} for x = 1, #ARGV do out[x] = bucket_of(ARGV[x]) end return out"
         )
         found = await script(keys=[], args=ids)
-        assert [b.decode() for b in found] == [doc_bucket(ident) for ident in ids]
+        assert [b.decode() for b in found] == [bucket_of(ident) for ident in ids]
 
 
 class TestIncidentDatesInBuckets:

@@ -7,7 +7,7 @@ from collections import Counter
 
 import pytest
 
-from services.store.keys import ID_BUCKETS, Keys, doc_bucket, id_bucket
+from services.store.keys import ID_BUCKETS, Keys, bucket_of, id_bucket
 
 
 class TestIdBuckets:
@@ -44,7 +44,7 @@ class TestIdBuckets:
 
 
 class TestDocumentBuckets:
-    """``doc_bucket`` places the documents of a bucketed view kind: a stored layout too."""
+    """``bucket_of`` places the documents of a bucketed view kind: a stored layout too."""
 
     @pytest.mark.parametrize(
         ("ident", "bucket"),
@@ -52,4 +52,4 @@ class TestDocumentBuckets:
     )
     def test_a_document_keeps_its_bucket(self, ident: str, bucket: str) -> None:
         """Golden buckets: the function is part of every stored bucketed view."""
-        assert doc_bucket(ident) == bucket
+        assert bucket_of(ident) == bucket
