@@ -83,7 +83,9 @@ from .victims_query import (
 )
 
 NAME: Final = "community-victims"
-VERSION: Final = 4
+VERSION: Final = 5
+"""5: the same documents; the stored view keeps its incidents' contributions in small hashes
+(a new layout of the stored view, so it is built again)."""
 
 DOC_TYPES: Final[Mapping[str, type[msgspec.Struct]]] = {
     "incident": Contribution,

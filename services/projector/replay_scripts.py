@@ -18,16 +18,19 @@ import msgspec
 from services.store.keys import bucket_of
 from services.views.codec import pack_docs
 from services.views.generations import ViewKeys
+from services.views.scripts import LUA_PUT_DOC
 
 __all__ = ["BUILD_SCRIPT", "SWAP_SCRIPT", "packed_doc_args"]
 
-BUILD_SCRIPT: Final = """
+BUILD_SCRIPT: Final = (
+    LUA_PUT_DOC
+    + """
 -- KEYS: lock, meta (of the generation being built), dlq, record ('' ok), then kind hashes.
 -- ARGV: lock owner, expected checkpoint ('' none), new checkpoint, its ordinal ('' unknown),
 --   dead letters D, record fields N, then N pairs (field, value), then per kind hash: a
 --   msgpack array of the ids written, one of their documents (each a msgpack string holding
 --   the document as stored), one of the ids deleted and one of the bucket of each of those
---   ids (empty unless the kind is bucketed: its documents are in KEYS[k] .. ':' .. bucket);
+--   ids (empty unless the kind is bucketed: its documents go where put_doc puts them);
 --   then per dead letter: pairs F, F pairs.
 -- Returns 1 when flushed, 0 when the lock is not the owner's, -1 when the checkpoint moved.
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
@@ -46,10 +49,11 @@ for k = 5, #KEYS do
   i = i + 4
   if #buckets > 0 then
     for j = 1, #ids do
-      redis.call('HSET', KEYS[k] .. ':' .. buckets[j], ids[j], docs[j])
+      put_doc(KEYS[k], KEYS[k] .. ':' .. buckets[j], ids[j], docs[j])
     end
     for j = 1, #dels do
       redis.call('HDEL', KEYS[k] .. ':' .. buckets[#ids + j], dels[j])
+      redis.call('HDEL', KEYS[k], dels[j])
     end
   else
     local n = 0
@@ -85,10 +89,11 @@ if ARGV[3] ~= '' then
 end
 return 1
 """
+)
 """Flushes a batch of a rebuild. Its documents come packed, four arguments a kind (ids,
-documents, deleted ids, buckets: :func:`packed_doc_args`) rather than two per document: packing an
-argument costs the client about a microsecond, unpacking them costs Redis (another core)
-less."""
+documents, deleted ids, buckets: :func:`packed_doc_args`) rather than two per document:
+packing an argument costs the client about a microsecond, unpacking them costs Redis
+(another core) less."""
 
 _pack: Final = msgspec.msgpack.Encoder()
 

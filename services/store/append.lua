@@ -11,9 +11,9 @@
 --   the event_id as text (as ids were indexed before buckets), the buckets of the entities
 --   it names (services/store/keys.py: of entity, of into entity ('' unless a merge), of each
 --   named incident in order). One argument for the whole
---   batch keeps the client's command packing to one string; the entities and history
---   hashes are read and written with one command per hash (in chunks), each id bucket the
---   batch touches with one command, and each event is one XADD.
+--   batch keeps the client's command packing to one string; the history hash is read and
+--   written with one command (in chunks), each id bucket the batch touches with one
+--   command, each entity's state with one, and each event is one XADD.
 -- ARGV[2] (optional): a MessagePack map from the batch index of a merge into an incident
 --   held by another partition to that incident's state at that point ('version|status
 --   [|into[|owner]]', '' for missing), read by the client before the call; the merge is

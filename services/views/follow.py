@@ -37,14 +37,12 @@ from services.views.store import KindsRead
 
 __all__ = ["FOLLOW_SCRIPT", "read_kinds"]
 
-FOLLOW_SCRIPT: Final = (
-    (
-        LUA_BUCKET_OF
-        + """
+FOLLOW_SCRIPT: Final = LUA_BUCKET_OF + (
+    """
 -- KEYS: view pointer, meta, changes stream, then the kind hashes asked for.
 -- ARGV: generation, the checkpoint the reader holds, the last changes entry it saw, then
---   the kind of each kind hash, then for each '1' when it is bucketed (its documents are in
---   KEYS[k] .. ':' .. bucket_of(id)), else '0'.
+--   the kind of each kind hash, then for each '1' when it is bucketed (a document is in
+--   KEYS[k] .. ':' .. bucket_of(id), or if longer in KEYS[k]), else '0'.
 -- Returns {} when the reader must read the kinds whole, else {checkpoint, last entry id,
 --   then per kind: the changed ids and their documents (nil: deleted)}.
 if (redis.call('GET', KEYS[1]) or '0') ~= ARGV[1] then return {} end
@@ -78,7 +76,8 @@ for k = 4, #KEYS do
   local docs = {}
   if ARGV[k + #KEYS - 3] == '1' then
     for x = 1, #ids do
-      docs[x] = redis.call('HGET', KEYS[k] .. ':' .. bucket_of(ids[x]), ids[x])
+      local doc = redis.call('HGET', KEYS[k] .. ':' .. bucket_of(ids[x]), ids[x])
+      docs[x] = doc or redis.call('HGET', KEYS[k], ids[x])
     end
   else
     for s = 1, #ids, 1000 do
@@ -90,10 +89,7 @@ for k = 4, #KEYS do
   out[#out + 1] = docs
 end
 return out
-"""
-    )
-    .replace("@FOLLOWED@", str(CHANGES_FOLLOWED))
-    .replace("@FETCHED@", str(CHANGES_FETCHED))
+""".replace("@FOLLOWED@", str(CHANGES_FOLLOWED)).replace("@FETCHED@", str(CHANGES_FETCHED))
 )
 
 

@@ -12,10 +12,12 @@ it moved in between they read again, so a reader never mixes two generations
 Every key is built by :class:`services.store.keys.Keys`; :class:`ViewKeys` gathers those of
 one view (and one generation and partition).
 
-A kind of small documents named in :data:`BUCKETED` is kept in :data:`ID_BUCKETS` small
-hashes, ``<kind hash>:<bucket>`` (:func:`~services.store.keys.bucket_of` of the document id),
-which Redis keeps as listpacks: in one big hash every field costs Redis about 55 bytes of its
-own, more than such a document (an incident's date: 12 bytes).
+A kind named in :data:`BUCKETED` keeps each document whose stored bytes and id are at most
+:data:`LISTPACK_VALUE` bytes in one of :data:`ID_BUCKETS` small hashes, ``<kind
+hash>:<bucket>`` (:func:`~services.store.keys.bucket_of` of the document id), which Redis
+keeps as listpacks, and a longer one in the kind's own hash: in one big hash every field
+costs Redis about 55 bytes of its own, as much as such a document (an incident's date: 12
+bytes; its victims' contribution: 54 on average). A document that changes size moves.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ __all__ = [
     "BUCKETED",
     "BUCKETS_SCRIPT",
     "CHECKPOINT_FIELD",
+    "LISTPACK_VALUE",
     "ORDINAL_FIELD",
     "Generation",
     "ViewKeys",
@@ -62,11 +65,14 @@ _POINTER_RETRIES: Final = 50
 
 BUCKETED: Final[dict[tuple[str, int], frozenset[str]]] = {
     ("country-stance", 4): frozenset({"incident"}),
+    ("community-victims", 5): frozenset({"incident"}),
 }
 """The kinds kept in buckets, by view name and version (a version's layout never changes:
-a kind joins this table with its projection's next version). Only kinds whose documents
-stay under Redis's listpack limit of 64 bytes gain: one longer document turns its bucket
-into an ordinary hash."""
+a kind joins this table with its projection's next version): kinds of many documents,
+most of them short."""
+LISTPACK_VALUE: Final = 64
+"""The longest document (and id) kept in a bucket: Redis's default
+``hash-max-listpack-value``, past which a bucket would turn into an ordinary hash."""
 _BUCKET_SUFFIXES: Final = [f":{bucket:x}" for bucket in range(ID_BUCKETS)]
 
 Generation = int | str
@@ -102,15 +108,16 @@ class ViewKeys(msgspec.Struct, frozen=True):
     bucketed: frozenset[str] = frozenset()
     """The kinds kept in buckets (:data:`BUCKETED`)."""
 
-    def hash_of(self, kind: str, ident: str) -> str:
-        """The hash that holds (or would hold) the document ``ident`` of ``kind``."""
+    def holders(self, kind: str, ident: str) -> list[str]:
+        """The hashes that may hold the document ``ident`` of ``kind``: its bucket and the
+        kind's hash, or the kind's hash."""
         base = self.kinds[kind]
-        return f"{base}:{bucket_of(ident)}" if kind in self.bucketed else base
+        return [f"{base}:{bucket_of(ident)}", base] if kind in self.bucketed else [base]
 
     def hashes(self, kind: str) -> list[str]:
-        """Every hash of one kind: its one hash, or all its buckets (to drop them)."""
+        """Every hash of one kind: its one hash, and all its buckets (to drop them)."""
         base = self.kinds[kind]
-        return [base + s for s in _BUCKET_SUFFIXES] if kind in self.bucketed else [base]
+        return [base, *(base + s for s in _BUCKET_SUFFIXES)] if kind in self.bucketed else [base]
 
 
 def generation_suffix(generation: Generation) -> str:
@@ -183,13 +190,12 @@ def paired(flat: Sequence[Any]) -> dict[Any, Any]:
 
 
 def read_whole(pipe: Any, keys: ViewKeys, kinds: Iterable[str]) -> None:
-    """Queue on ``pipe`` the reads of ``kinds`` whole, one command each (:func:`wholes`
-    gathers the replies)."""
+    """Queue on ``pipe`` the reads of ``kinds`` whole: the kind's hash, and the buckets of a
+    bucketed kind in one more command (:func:`wholes` gathers the replies)."""
     for kind in kinds:
+        pipe.hgetall(keys.kinds[kind])
         if kind in keys.bucketed:
             read_buckets(pipe, keys, kind)
-        else:
-            pipe.hgetall(keys.kinds[kind])
 
 
 def wholes(
@@ -197,11 +203,16 @@ def wholes(
 ) -> tuple[list[dict[Any, Any]], list[Any]]:
     """The documents of each of ``kinds`` (id → stored bytes) from the replies of
     :func:`read_whole` at the start of ``replies``, and the replies after them."""
-    found = [
-        paired(reply) if kind in keys.bucketed else reply
-        for kind, reply in zip(kinds, replies, strict=False)
-    ]
-    return found, list(replies[len(kinds) :])
+    found: list[dict[Any, Any]] = []
+    at = 0
+    for kind in kinds:
+        docs = replies[at]
+        at += 1
+        if kind in keys.bucketed:
+            docs = {**paired(replies[at]), **docs}
+            at += 1
+        found.append(docs)
+    return found, list(replies[at:])
 
 
 def parse_generation(raw: bytes | str | None) -> int:

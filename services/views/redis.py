@@ -204,14 +204,13 @@ async def load_view_paged(
 async def _pages(
     client: aioredis.Redis, keys: ViewKeys, kind: str, page: int
 ) -> AsyncIterator[Mapping[Any, Any]]:
-    """The stored documents of one kind in pages of about ``page``: ``HSCAN`` of its hash, or
-    for a bucketed kind enough of its buckets at once."""
+    """The stored documents of one kind in pages of about ``page``: for a bucketed kind
+    enough of its buckets at once, then ``HSCAN`` of the kind's hash."""
     if kind in keys.bucketed:
         step = max(1, page // 50)  # buckets hold up to about a hundred small documents
         for first in range(0, ID_BUCKETS, step):
             last = min(first + step, ID_BUCKETS) - 1
             yield paired(await read_buckets(client, keys, kind, first, last))
-        return
     cursor: int = 0
     while True:
         cursor, items = await client.hscan(keys.kinds[kind], cursor, count=page)
@@ -322,15 +321,22 @@ class RedisViewStore:
         partition: int = 0,
     ) -> dict[Key, msgspec.Struct | None]:
         """The stored documents of ``keys``, read in pipelined pages of 1,000."""
-        hash_of = view_keys(self.keys, projection, generation, partition=partition).hash_of
+        holders = view_keys(self.keys, projection, generation, partition=partition).holders
         found: dict[Key, msgspec.Struct | None] = {}
         for start in range(0, len(keys), 1000):
             page = keys[start : start + 1000]
+            asked: list[int] = []
             async with self.client.pipeline(transaction=False) as pipe:
                 for kind, ident in page:
-                    pipe.hget(hash_of(kind, ident), ident)
-                replies = await pipe.execute()
-            for (kind, ident), raw in zip(page, replies, strict=True):
+                    names = holders(kind, ident)
+                    for name in names:
+                        pipe.hget(name, ident)
+                    asked.append(len(names))
+                replies = iter(await pipe.execute())
+            for (kind, ident), count in zip(page, asked, strict=True):
+                raw = next(
+                    (r for r in [next(replies) for _ in range(count)] if r is not None), None
+                )
                 found[(kind, ident)] = None if raw is None else decode_doc(projection, kind, raw)
         return found
 

@@ -17,7 +17,7 @@ import msgspec
 
 from services.store.keys import bucket_of
 from services.views.codec import encode_doc
-from services.views.generations import ViewKeys
+from services.views.generations import LISTPACK_VALUE, ViewKeys
 
 __all__ = [
     "CHANGES_FETCHED",
@@ -25,6 +25,7 @@ __all__ = [
     "CHANGES_KEPT",
     "CHANGES_LISTED",
     "LUA_BUCKET_OF",
+    "LUA_PUT_DOC",
     "LUA_WRITE_DOCS",
     "WRITE_SCRIPT",
     "doc_change_args",
@@ -73,11 +74,30 @@ end
 """
 """A Lua function a script that reads a bucketed kind by id starts with."""
 
-LUA_WRITE_DOCS: Final = """
+LUA_PUT_DOC: Final = """
+-- put_doc(kind_hash, bucket, id, doc): write a document of a bucketed kind where it belongs
+-- (its bucket when id and doc are at most @LISTPACK@ bytes, else the kind's hash) and remove
+-- it from the other.
+local function put_doc(kind_hash, bucket, id, doc)
+  if #doc <= @LISTPACK@ and #id <= @LISTPACK@ then
+    redis.call('HSET', bucket, id, doc)
+    redis.call('HDEL', kind_hash, id)
+  else
+    redis.call('HSET', kind_hash, id, doc)
+    redis.call('HDEL', bucket, id)
+  end
+end
+""".replace("@LISTPACK@", str(LISTPACK_VALUE))
+"""A Lua function every script that writes a bucketed kind's documents starts with
+(:mod:`services.views.generations`)."""
+
+LUA_WRITE_DOCS: Final = (
+    LUA_PUT_DOC
+    + """
 -- write_docs(first_key, i, listed): for each kind hash KEYS[first_key..], ARGV from i holds
 -- its kind, puts P, deletes R, B ('1' when the kind is bucketed, else '0'), P (id,
 -- document) pairs, R ids, and when bucketed the bucket of each of those P + R ids (the
--- documents are in KEYS[k] .. ':' .. bucket). Unless listed is nil, each kind's written and
+-- documents go where put_doc puts them). Unless listed is nil, each kind's written and
 -- deleted ids are added to it (kind, msgpack array of ids, ...) until it would hold more
 -- than @LISTED@ ids, when it becomes nil. Returns the index after them and listed.
 local function write_docs(first_key, i, listed)
@@ -89,11 +109,12 @@ local function write_docs(first_key, i, listed)
     if bucketed then
       local b = after
       for x = first_put, first_del - 1, 2 do
-        redis.call('HSET', KEYS[k] .. ':' .. ARGV[b], ARGV[x], ARGV[x + 1])
+        put_doc(KEYS[k], KEYS[k] .. ':' .. ARGV[b], ARGV[x], ARGV[x + 1])
         b = b + 1
       end
       for x = first_del, after - 1 do
         redis.call('HDEL', KEYS[k] .. ':' .. ARGV[b], ARGV[x])
+        redis.call('HDEL', KEYS[k], ARGV[x])
         b = b + 1
       end
       i = b
@@ -133,6 +154,7 @@ local function record_changes(key, from, to, listed)
   redis.call('XADD', key, 'MAXLEN', '~', '@KEPT@', '*', unpack(record))
 end
 """.replace("@LISTED@", str(CHANGES_LISTED)).replace("@KEPT@", str(CHANGES_KEPT))
+)
 """Lua functions, prepended to every script that writes a view's documents (the runner's
 commit, rebuilds, dead-letter retries): ``write_docs`` writes what :func:`doc_change_args`
 packs, and ``record_changes`` records the commit in the view's changes stream (``from``,

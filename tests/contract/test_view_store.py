@@ -11,6 +11,7 @@ from events import Position
 from projections import PROJECTIONS, Projection
 from projections.incidents import IncidentView
 from projections.stance_docs import IncidentDate, StatementRef
+from projections.victims_cells import Contribution
 from services.store.keys import Keys
 from services.views.codec import decode_doc
 from services.views.errors import UnknownKindError, ViewChangedError, ViewMovedError
@@ -21,7 +22,8 @@ from services.views.store import ViewStore
 
 INCIDENTS: Projection = PROJECTIONS["incidents"]
 STANCE: Projection = PROJECTIONS["country-stance"]
-"""Its ``incident`` kind is kept in buckets on Redis (services.views.generations.BUCKETED)."""
+VICTIMS: Projection = PROJECTIONS["community-victims"]
+"""Their ``incident`` kinds are kept in buckets on Redis (services.views.generations.BUCKETED)."""
 
 
 def incident(ident: str, version: int = 1) -> IncidentView:
@@ -244,6 +246,36 @@ class TestBucketedKind:
             assert (raw if raw is None else decode_doc(STANCE, "incident", raw)) == doc
         docs, _ = await views.load(STANCE)
         assert len(docs.kinds()["incident"]) == 200 - len(gone)
+
+    async def test_a_document_that_outgrows_a_bucket_moves_and_back(self, views: ViewStore) -> None:
+        """A long document of a bucketed kind, and one with a long id, read back by every
+        path; shortened again, the document reads as the short one."""
+        short = Contribution(incident_id="i-1")
+        long = Contribution(incident_id="i-1", perpetrators=tuple(f"{n:x}" * 9 for n in range(40)))
+        long_id = "i-" + "9" * 80
+        at_first = {("incident", "i-1"): short, ("incident", long_id): short}
+        await views.write(VICTIMS, at_first, expected=None, checkpoint=at(5))
+        first = await views.read_kinds(VICTIMS, ["incident"])
+        for step, (doc, checkpoint) in enumerate([(long, at(6)), (short, at(7))]):
+            await views.write(
+                VICTIMS, {("incident", "i-1"): doc}, expected=at(5 + step), checkpoint=checkpoint
+            )
+            docs, _ = await views.load(VICTIMS)
+            assert dict(docs.kinds()["incident"]) == {"i-1": doc, long_id: short}
+            assert await views.load_paged(VICTIMS, generation=0) == (docs, checkpoint)
+            found = await views.documents(VICTIMS, [("incident", "i-1")], generation=0)
+            assert found == {("incident", "i-1"): doc}
+        then = await views.read_kinds(
+            VICTIMS, ["incident"], held=(at(5), first.seen, first.generation)
+        )
+        assert then.changed is not None
+        (changed,) = then.changed
+        raw = changed["i-1"]
+        assert raw is not None
+        assert decode_doc(VICTIMS, "incident", raw) == short
+        await views.write(VICTIMS, {("incident", long_id): None}, expected=at(7), checkpoint=at(8))
+        docs, _ = await views.load(VICTIMS)
+        assert dict(docs.kinds()["incident"]) == {"i-1": short}
 
 
 class TestPagedLoad:

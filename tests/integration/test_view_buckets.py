@@ -1,5 +1,6 @@
-"""A view kind kept in buckets: country-stance's incident dates live in small hashes that
-Redis keeps as listpacks, and scripts find a document's bucket as the client does.
+"""View kinds kept in buckets: country-stance's incident dates and community-victims' short
+contributions live in small hashes that Redis keeps as listpacks, and scripts find a
+document's bucket as the client does.
 
 Everything runs on the shared Redis under the test's own key prefix; the view is written by
 the real runner (``ProjectorPool.run_until_caught_up``).
@@ -8,6 +9,7 @@ the real runner (``ProjectorPool.run_until_caught_up``).
 from __future__ import annotations
 
 import random
+from typing import Any
 
 import redis.asyncio as aioredis
 
@@ -15,12 +17,13 @@ from benchmarks.workload import Workload
 from projections import PROJECTIONS, fold
 from services.store.keys import bucket_of
 from services.store.redis import RedisEventStore
-from services.views.generations import view_keys
+from services.views.generations import LISTPACK_VALUE, view_keys
 from services.views.redis import RedisViewStore, load_view
 from services.views.scripts import LUA_BUCKET_OF
 from tests.support.runner import catch_up, read_log
 
 STANCE = PROJECTIONS["country-stance"]
+VICTIMS = PROJECTIONS["community-victims"]
 
 
 class TestBucketOfADocument:
@@ -59,6 +62,30 @@ class TestIncidentDatesInBuckets:
         expected = fold(STANCE, await read_log(redis_client, key_prefix))
         assert dict(docs.kinds()["incident"]) == dict(expected.kinds()["incident"])
         assert len(docs.kinds()["incident"]) > 2000
+
+    async def test_contributions_split_between_buckets_and_the_kind_hash(
+        self, redis_store: RedisEventStore, redis_client: aioredis.Redis, key_prefix: str
+    ) -> None:
+        """community-victims keeps its short contributions in listpack buckets and the long
+        ones in the kind's hash, none in both; the view is the fold of the log."""
+        await redis_store.append(list(Workload(seed=13, namespace="bv-").take(3000)))
+        await catch_up(redis_client, key_prefix, catch_up_seconds=600)
+        keys = view_keys(key_prefix, VICTIMS)
+        long = await redis_client.hgetall(keys.kinds["incident"])
+        short: dict[Any, Any] = {}
+        async for name in redis_client.scan_iter(f"{keys.kinds['incident']}:*"):
+            assert await redis_client.object("encoding", name) == b"listpack"
+            short.update(await redis_client.hgetall(name))
+        assert long
+        assert len(short) > len(long)
+        assert not set(long) & set(short)
+        assert all(len(doc) <= LISTPACK_VALUE for doc in short.values())
+        assert all(len(doc) > LISTPACK_VALUE for doc in long.values())
+        docs, _ = await load_view(redis_client, key_prefix, VICTIMS)
+        expected = fold(VICTIMS, await read_log(redis_client, key_prefix))
+        assert {k: dict(v) for k, v in docs.kinds().items() if v} == {
+            k: dict(v) for k, v in expected.kinds().items() if v
+        }
 
     async def test_dropping_a_generation_leaves_no_bucket(
         self, redis_store: RedisEventStore, redis_client: aioredis.Redis, key_prefix: str
