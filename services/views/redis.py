@@ -324,19 +324,18 @@ class RedisViewStore:
         holders = view_keys(self.keys, projection, generation, partition=partition).holders
         found: dict[Key, msgspec.Struct | None] = {}
         for start in range(0, len(keys), 1000):
-            page = keys[start : start + 1000]
-            asked: list[int] = []
+            page = [
+                (kind, ident, holders(kind, ident)) for kind, ident in keys[start : start + 1000]
+            ]
             async with self.client.pipeline(transaction=False) as pipe:
-                for kind, ident in page:
-                    names = holders(kind, ident)
+                for _, ident, names in page:
                     for name in names:
                         pipe.hget(name, ident)
-                    asked.append(len(names))
-                replies = iter(await pipe.execute())
-            for (kind, ident), count in zip(page, asked, strict=True):
-                raw = next(
-                    (r for r in [next(replies) for _ in range(count)] if r is not None), None
-                )
+                replies = await pipe.execute()
+            at = 0
+            for kind, ident, names in page:  # the first of its holders that has it
+                raw = next((r for r in replies[at : at + len(names)] if r is not None), None)
+                at += len(names)
                 found[(kind, ident)] = None if raw is None else decode_doc(projection, kind, raw)
         return found
 
