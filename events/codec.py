@@ -220,6 +220,10 @@ _mp_decoder: Final = msgspec.msgpack.Decoder(AnyEvent)
 _mp_raw_decoder: Final = msgspec.msgpack.Decoder(dict[str, Any])
 
 
+ZSTD_MAGIC: Final = 0x28
+"""The first byte of every zstd frame (stored forms are told apart by it)."""
+
+
 class DictionaryCodec:
     """A zstd compressor and decompressor with a shipped dictionary (the log's entries of
     codec 2 here, the views' documents in ``services.views.codec``): frames without a

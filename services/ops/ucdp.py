@@ -68,7 +68,7 @@ from services.ops.importer import (
 from services.projector.replay import ProgressCallback
 from services.resp import text
 from services.store.base import EventStore
-from services.store.keys import ID_BUCKETS, Keys
+from services.store.keys import Keys
 
 __all__ = [
     "UCDP_COLUMNS",
@@ -302,8 +302,8 @@ async def ucdp_incidents(client: aioredis.Redis, keys: Keys, feed: str) -> list[
     """The ids of the UCDP incidents ``feed`` reported, from the entities hashes."""
     found: list[str] = []
     for partition in range(keys.partitions):
-        older = keys.entities_of(partition)  # the entities recorded before buckets
-        names = [older, *(f"{older}:{bucket:x}" for bucket in range(ID_BUCKETS))]
+        # the entities recorded before buckets, then the buckets
+        names = [keys.entities_of(partition), *keys.entity_buckets(partition)]
         for start in range(0, len(names), 1024):
             chunk = names[start : start + 1024]
             async with client.pipeline(transaction=False) as pipe:

@@ -10,15 +10,13 @@ entries-read count.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Final
 
 import msgspec
 
-from services.store.keys import bucket_of
 from services.views.codec import pack_docs
 from services.views.generations import ViewKeys
-from services.views.scripts import LUA_PUT_DOC
+from services.views.scripts import LUA_PUT_DOC, Changes, by_kind
 
 __all__ = ["BUILD_SCRIPT", "SWAP_SCRIPT", "packed_doc_args"]
 
@@ -98,26 +96,15 @@ packing an argument costs the client about a microsecond, unpacking them costs R
 _pack: Final = msgspec.msgpack.Encoder()
 
 
-def packed_doc_args(
-    changes: Mapping[tuple[str, str], msgspec.Struct | None], keys: ViewKeys
-) -> tuple[list[str], list[bytes]]:
+def packed_doc_args(changes: Changes, keys: ViewKeys) -> tuple[list[str], list[bytes]]:
     """The kind hashes and the arguments :data:`BUILD_SCRIPT` reads for ``changes``: per
     kind the ids written, their documents as the view stores them
     (:func:`~services.views.codec.encode_doc`), the ids deleted and, for a bucketed kind, the
     bucket of each of those ids, each a msgpack array."""
-    per_kind: dict[str, tuple[list[str], list[msgspec.Struct], list[str]]] = {}
-    for (kind, ident), doc in changes.items():
-        found = per_kind.get(kind)
-        if found is None:
-            found = per_kind[kind] = ([], [], [])
-        if doc is None:
-            found[2].append(ident)
-        else:
-            found[0].append(ident)
-            found[1].append(doc)
+    per_kind = by_kind(changes)
     args: list[bytes] = []
     for kind, (ids, docs, dels) in per_kind.items():
-        buckets = [bucket_of(i) for i in (*ids, *dels)] if kind in keys.bucketed else []
+        buckets = keys.buckets_of(kind, (*ids, *dels))
         args += [_pack.encode(ids), pack_docs(docs), _pack.encode(dels), _pack.encode(buckets)]
     return [keys.kinds[kind] for kind in per_kind], args
 

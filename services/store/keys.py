@@ -84,19 +84,20 @@ million ids per partition; past that, buckets turn into ordinary hashes, one by 
 keep working. Never changed: the bucket of an id must stay where it was written."""
 
 
+BUCKETS: Final = tuple(f"{bucket:x}" for bucket in range(ID_BUCKETS))
+"""Every bucket's name (hex), in order: the suffix of its key."""
+
+
 def id_bucket(event_id: uuid.UUID) -> str:
     """The bucket (hex) of an event id in the idempotency index."""
-    return _BUCKET_NAMES[zlib.crc32(event_id.bytes) % ID_BUCKETS]
+    return BUCKETS[zlib.crc32(event_id.bytes) % ID_BUCKETS]
 
 
 def bucket_of(ident: str) -> str:
     """The bucket (hex) of an entity in the entities index, or of a document id in a bucketed
     view kind: the CRC-32 of its UTF-8 modulo :data:`ID_BUCKETS` (scripts compute the same,
     ``services.views.scripts``)."""
-    return _BUCKET_NAMES[zlib.crc32(ident.encode()) % ID_BUCKETS]
-
-
-_BUCKET_NAMES: Final = [f"{bucket:x}" for bucket in range(ID_BUCKETS)]
+    return BUCKETS[zlib.crc32(ident.encode()) % ID_BUCKETS]
 
 
 RESERVED_INBOX_NAMES: Final = frozenset({"rejected"})
@@ -169,6 +170,11 @@ class Keys(msgspec.Struct, frozen=True):
     def entity_bucket_of(self, partition: int, entity: str) -> str:
         """The bucket of the entities index holding ``entity`` in ``partition``."""
         return f"{self.entities_of(partition)}:{bucket_of(entity)}"
+
+    def entity_buckets(self, partition: int) -> list[str]:
+        """Every bucket of the entities index of ``partition``."""
+        older = self.entities_of(partition)
+        return [f"{older}:{bucket}" for bucket in BUCKETS]
 
     def history_of(self, partition: int) -> str:
         """The hash entity → space-separated positions of its later events, of ``partition``."""

@@ -29,7 +29,7 @@ from typing import Any, Final
 import msgspec
 import zstandard
 
-from events import DictionaryCodec
+from events import ZSTD_MAGIC, DictionaryCodec
 from projections import Docs, Projection
 from services.resp import text
 from services.views.errors import CorruptViewError, UnknownKindError
@@ -64,8 +64,6 @@ DICTIONARY: Final = "views-3.zdict"
 DICTIONARY_ID: Final = 3
 """The id in that dictionary's header and in every frame compressed with it (the log's
 dictionary has id 2)."""
-_ZSTD_MAGIC: Final = 0x28
-"""The first byte of every zstd frame."""
 
 
 @cache
@@ -116,7 +114,7 @@ def doc_reader(doc_type: type[msgspec.Struct]) -> Callable[[bytes | str], Any]:
     def read(raw: bytes | str) -> Any:
         if isinstance(raw, str) or (raw and raw[0] in _JSON_STARTS):
             return from_json(raw)
-        if raw and raw[0] == _ZSTD_MAGIC:
+        if raw and raw[0] == ZSTD_MAGIC:
             try:
                 raw = _zstd().decompress(raw)
             except zstandard.ZstdError as exc:

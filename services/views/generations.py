@@ -31,7 +31,7 @@ import redis.asyncio as aioredis
 from events import Position
 from projections import Projection
 from services.resp import text
-from services.store.keys import ID_BUCKETS, Keys, bucket_of
+from services.store.keys import BUCKETS, ID_BUCKETS, Keys, bucket_of
 from services.views.errors import CorruptViewError, ViewError
 
 __all__ = [
@@ -73,7 +73,6 @@ most of them short."""
 LISTPACK_VALUE: Final = 64
 """The longest document (and id) kept in a bucket: Redis's default
 ``hash-max-listpack-value``, past which a bucket would turn into an ordinary hash."""
-_BUCKET_SUFFIXES: Final = [f":{bucket:x}" for bucket in range(ID_BUCKETS)]
 
 Generation = int | str
 """A view generation: a number (0 = the keys without a generation part), or the name of a
@@ -117,7 +116,13 @@ class ViewKeys(msgspec.Struct, frozen=True):
     def hashes(self, kind: str) -> list[str]:
         """Every hash of one kind: its one hash, and all its buckets (to drop them)."""
         base = self.kinds[kind]
-        return [base, *(base + s for s in _BUCKET_SUFFIXES)] if kind in self.bucketed else [base]
+        if kind not in self.bucketed:
+            return [base]
+        return [base, *(f"{base}:{bucket}" for bucket in BUCKETS)]
+
+    def buckets_of(self, kind: str, idents: Iterable[str]) -> list[str]:
+        """The bucket of each of ``idents`` when ``kind`` is bucketed, else none."""
+        return [bucket_of(ident) for ident in idents] if kind in self.bucketed else []
 
 
 def generation_suffix(generation: Generation) -> str:

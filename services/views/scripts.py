@@ -15,7 +15,7 @@ from typing import Final
 
 import msgspec
 
-from services.store.keys import bucket_of
+from projections.docs import Key
 from services.views.codec import encode_doc
 from services.views.generations import LISTPACK_VALUE, ViewKeys
 
@@ -28,6 +28,8 @@ __all__ = [
     "LUA_PUT_DOC",
     "LUA_WRITE_DOCS",
     "WRITE_SCRIPT",
+    "Changes",
+    "by_kind",
     "doc_change_args",
 ]
 
@@ -162,13 +164,14 @@ packs, and ``record_changes`` records the commit in the view's changes stream (`
 readers follow (:data:`FOLLOW_SCRIPT`)."""
 
 
-def doc_change_args(
-    changes: Mapping[tuple[str, str], msgspec.Struct | None], keys: ViewKeys
-) -> tuple[list[str], list[bytes | str | int]]:
-    """The kind hashes and the arguments ``write_docs`` (:data:`LUA_WRITE_DOCS`) reads for
-    ``changes``: per kind its name, the counts, whether it is bucketed, the (id, stored
-    document) pairs, the deleted ids and, for a bucketed kind, the bucket of each."""
-    per_kind: dict[str, tuple[list[bytes | str], list[str], list[str]]] = {}
+Changes = Mapping[Key, msgspec.Struct | None]
+"""What a commit writes: (kind, id) → the document, or ``None`` to delete it."""
+
+
+def by_kind(changes: Changes) -> dict[str, tuple[list[str], list[msgspec.Struct], list[str]]]:
+    """``changes`` per kind, in the order kinds first come: the ids written, their
+    documents, the ids deleted."""
+    per_kind: dict[str, tuple[list[str], list[msgspec.Struct], list[str]]] = {}
     for (kind, ident), doc in changes.items():
         found = per_kind.get(kind)
         if found is None:
@@ -176,15 +179,23 @@ def doc_change_args(
         if doc is None:
             found[2].append(ident)
         else:
-            found[0].extend((ident, encode_doc(doc)))
-            found[1].append(ident)
+            found[0].append(ident)
+            found[1].append(doc)
+    return per_kind
+
+
+def doc_change_args(changes: Changes, keys: ViewKeys) -> tuple[list[str], list[bytes | str | int]]:
+    """The kind hashes and the arguments ``write_docs`` (:data:`LUA_WRITE_DOCS`) reads for
+    ``changes``: per kind its name, the counts, whether it is bucketed, the (id, stored
+    document) pairs, the deleted ids and, for a bucketed kind, the bucket of each."""
+    per_kind = by_kind(changes)
     args: list[bytes | str | int] = []
-    for kind, (pairs, puts, dels) in per_kind.items():
-        if kind in keys.bucketed:
-            buckets = [bucket_of(ident) for ident in (*puts, *dels)]
-            args += [kind, len(puts), len(dels), "1", *pairs, *dels, *buckets]
-        else:
-            args += [kind, len(puts), len(dels), "0", *pairs, *dels]
+    for kind, (ids, docs, dels) in per_kind.items():
+        buckets = keys.buckets_of(kind, (*ids, *dels))
+        args += [kind, len(ids), len(dels), "1" if buckets else "0"]
+        for ident, doc in zip(ids, docs, strict=True):
+            args += (ident, encode_doc(doc))
+        args += [*dels, *buckets]
     return [keys.kinds[kind] for kind in per_kind], args
 
 

@@ -64,7 +64,7 @@ import msgspec
 import redis.asyncio as aioredis
 import zstandard
 
-from events import Position, position_key
+from events import ZSTD_MAGIC, Position, position_key
 from projections import Projection, State
 from projections.docs import Docs, Key
 from services.resp import text
@@ -187,7 +187,6 @@ Delta = dict[str, tuple[dict[str, msgspec.Struct], list[str], dict[str, msgspec.
 _LEVEL: Final = 3
 """The zstd level of blobs: at 200,000 events a base is a fifth smaller than zlib's level 1
 made it, in half the time (BENCHMARKS.md)."""
-_ZSTD_MAGIC: Final = 0x28
 
 
 def _compressed(packed: bytes) -> bytes:
@@ -196,7 +195,7 @@ def _compressed(packed: bytes) -> bytes:
 
 
 def _decompressed(blob: bytes) -> bytes:
-    if blob[:1] == bytes((_ZSTD_MAGIC,)):
+    if blob[:1] == bytes((ZSTD_MAGIC,)):
         return zstandard.ZstdDecompressor().decompress(blob)
     return zlib.decompress(blob)  # written before zstd
 
