@@ -25,7 +25,7 @@ from events import Event, Recorded
 
 from . import alignment, community_victims, country_stance, filters, incidents, stance_rule
 from .common import Readable, State, merge_disjoint
-from .docs import Docs
+from .docs import Doc, Docs
 from .errors import (
     InconsistentStateError,
     InvalidQueryError,
@@ -101,6 +101,7 @@ def fold(projection: Projection, recorded: Iterable[Recorded]) -> State:
 
 __all__ = [
     "PROJECTIONS",
+    "Doc",
     "Docs",
     "InconsistentStateError",
     "InvalidQueryError",

@@ -61,6 +61,8 @@ from .filters import (
     week_range,
 )
 from .victims_cells import (
+    MAX_SHARED,
+    SHARED,
     Cell,
     Contribution,
     Line,
@@ -107,17 +109,6 @@ def _below(ident: str, key: str) -> InconsistentStateError:
     return InconsistentStateError(f"total cell {ident!r}: {key!r} would fall below zero")
 
 
-_SHARED: dict[Sums, Sums] = {}
-"""One shared tuple per distinct :data:`Sums` a cell holds (a pure memo).
-
-Why: the cyclic garbage collector stops tracking a tuple of ints the first time it sees it,
-and a dict whose values are all untracked is not tracked either. Cells whose dicts hold these
-shared tuples therefore stay out of every collection; with a fresh tuple per entry, each
-copy of a cell's dicts was tracked and collections walking them took about a third of the
-fold's time. A few thousand distinct sums cover a million events.
-"""
-_MAX_SHARED: Final = 50_000
-
 _Part = tuple[int, int, int, int]
 """``(low, best, high, at_least)`` of what one incident adds to one entry."""
 
@@ -138,7 +129,7 @@ def _move(sums: dict[str, Sums], key: str, add: _Part, sign: int, ident: str) ->
         del sums[key]
     else:
         moved = (a, b, h, n, q)
-        sums[key] = _SHARED.setdefault(moved, moved)
+        sums[key] = SHARED.setdefault(moved, moved)
 
 
 def _gather(summed: dict[str, _Part], key: str, part: _Part) -> None:
@@ -188,8 +179,8 @@ def _updated(
     """``cell`` with each contribution added (sign 1) or taken away (sign -1), in order;
     ``None`` when no incident is left in it. Nothing of ``cell`` is changed."""
     first = changes[0][0]
-    if len(_SHARED) >= _MAX_SHARED:
-        _SHARED.clear()
+    if len(SHARED) >= MAX_SHARED:
+        SHARED.clear()
     if cell is None:
         low = best = high = incidents = at_least = 0
         sums: tuple[dict[str, Sums], ...] = ({}, {}, {}, {})

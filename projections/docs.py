@@ -10,7 +10,7 @@ checkpoint, in one atomic step; the read side loads one kind at a time.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Generic, TypeVar
+from typing import Generic, Self, TypeVar
 
 import msgspec
 
@@ -21,6 +21,12 @@ class Doc(msgspec.Struct, frozen=True, gc=False):
     cycle; a view of a million tracked documents made every full collection walk them all,
     about a third of a catch-up's time, BENCHMARKS.md).
     """
+
+    def settled(self) -> Self:
+        """The document just decoded from storage, made ready to be kept: itself, unless its
+        type frees what a decoder made fresh (:meth:`projections.victims_cells.Cell.settled`).
+        Readers of stored documents call it; a fold building documents need not."""
+        return self
 
 
 D = TypeVar("D", bound=msgspec.Struct)

@@ -27,6 +27,21 @@ VictimStatus = Literal["civilian", "combatant", "unknown"]
 Sums = tuple[int, int, int, int, int]
 """``(low, best, high, incidents, at_least incidents)`` of a community, line or status."""
 
+SHARED: dict[Sums, Sums] = {}
+"""One shared tuple per distinct :data:`Sums` a cell holds (a pure memo; the fold puts each
+sum it makes here, and a cell read from storage swaps its own for these: :meth:`Cell.settled`).
+
+Why: the cyclic garbage collector stops tracking a tuple of ints the first time it sees it,
+and a dict whose values are all untracked is not tracked either. Cells whose dicts hold these
+shared tuples therefore stay out of every collection. With a fresh tuple per entry, each
+copy of a cell's dicts was tracked and collections walking them took about a third of the
+fold's time; and a process reading cells as a view moves (the API's read side) kept every
+decoded cell's tuples young until a collection walked them, hundreds of thousands at a
+time. A few thousand distinct sums cover a million events.
+"""
+MAX_SHARED: Final = 50_000
+""":data:`SHARED` is emptied when it reaches this many sums."""
+
 
 class Line(Doc, frozen=True, array_like=True):
     """One victim line of an incident's current figures."""
@@ -115,6 +130,15 @@ class Cell(Doc, frozen=True, array_like=True):
     statuses: dict[str, Sums] = {}
     parties: dict[str, Sums] = {}
     """A :data:`Sums` per party (``civilians``, ``side_a``, ``side_b``, ``unknown``)."""
+
+    def settled(self) -> Cell:
+        """The cell with the :data:`SHARED` tuple of each of its sums, in place: the tuples
+        its decoder made are freed at once instead of waiting, tracked, for a collection."""
+        share = SHARED.setdefault
+        for sums in (self.communities, self.lines, self.statuses, self.parties):
+            for key, one in sums.items():
+                sums[key] = share(one, one)
+        return self
 
 
 _DAYS: dict[dt.date, str] = {}

@@ -30,7 +30,7 @@ import msgspec
 import zstandard
 
 from events import ZSTD_MAGIC, DictionaryCodec
-from projections import Docs, Projection
+from projections import Doc, Docs, Projection
 from services.resp import text
 from services.views.errors import CorruptViewError, UnknownKindError
 
@@ -107,7 +107,8 @@ def pack_docs(docs: Sequence[msgspec.Struct]) -> bytes:
 @cache
 def doc_reader(doc_type: type[msgspec.Struct]) -> Callable[[bytes | str], Any]:
     """The one function that decodes a stored document of ``doc_type`` in any of its forms
-    (it raises :class:`msgspec.DecodeError` on anything else)."""
+    (it raises :class:`msgspec.DecodeError` on anything else), then settles it
+    (:meth:`projections.docs.Doc.settled`) where its type says how."""
     from_msgpack = msgspec.msgpack.Decoder(doc_type).decode
     from_json = msgspec.json.Decoder(doc_type).decode
 
@@ -122,7 +123,14 @@ def doc_reader(doc_type: type[msgspec.Struct]) -> Callable[[bytes | str], Any]:
                 raise msgspec.DecodeError(message) from exc
         return from_msgpack(raw)
 
-    return read
+    settle = getattr(doc_type, "settled", Doc.settled)
+    if settle is Doc.settled:
+        return read
+
+    def read_settled(raw: bytes | str) -> Any:
+        return settle(read(raw))
+
+    return read_settled
 
 
 def check_kinds(projection: Projection, kinds: Any) -> None:

@@ -3,6 +3,7 @@ dictionary where that pays, and the forms of older views still read."""
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import random
@@ -13,6 +14,7 @@ import pytest
 import zstandard
 
 from projections import PROJECTIONS, Projection
+from projections.victims_cells import SHARED, Cell
 from services.views import codec
 from services.views.codec import (
     COMPRESS_FROM,
@@ -155,6 +157,60 @@ class TestCompression:
         assert stored[:4] == MAGIC
         with pytest.raises(CorruptViewError, match="does not decompress"):
             decode_doc(INCIDENTS, kind, stored[:-3])
+
+
+def a_cell(seed: int) -> Cell:
+    """A cell of victim sums, its tuples made at run time (no shared constants)."""
+    rng = random.Random(seed)
+
+    def sums() -> tuple[int, int, int, int, int]:
+        low = rng.randrange(50)
+        return (low, low + 2, low + 5, rng.randrange(1, 4), 0)
+
+    return Cell(
+        "SYR",
+        "Latakia",
+        dt.date(2025, 3, 6),
+        dt.date(2025, 3, 7),
+        "weak",
+        "Violence against civilians",
+        "one_sided",
+        True,
+        "sohr",
+        ("Syrian transitional government forces",),
+        communities={"Alawite": sums(), "Christian": sums()},
+        lines={"Alawite|civilian": sums(), "Christian|civilian": sums()},
+        statuses={"civilian": sums()},
+        parties={"civilians": sums()},
+    )
+
+
+class TestDecodedCellsShareTheirSums:
+    """A cell read from storage holds the fold's shared sum tuples, not fresh ones: the
+    collector untracks a shared tuple once, while a reader decoding cells as a view moves
+    kept every fresh tuple young until a collection walked it (BENCHMARKS.md)."""
+
+    @staticmethod
+    def decoded(cell: Cell) -> Cell:
+        read = decode_doc(PROJECTIONS["community-victims"], "total", encode_doc(cell))
+        assert isinstance(read, Cell)
+        return read
+
+    def test_each_sum_of_a_decoded_cell_is_the_shared_tuple_of_its_value(self) -> None:
+        cell = a_cell(1)
+        read = self.decoded(cell)
+        assert read == cell
+        for held in (read.communities, read.lines, read.statuses, read.parties):
+            assert held
+            for one in held.values():
+                assert one is SHARED[one]
+
+    def test_two_decodes_of_one_cell_hold_the_same_tuples(self) -> None:
+        cell = a_cell(2)
+        first, second = self.decoded(cell), self.decoded(cell)
+        assert first is not second
+        for key, one in first.lines.items():
+            assert second.lines[key] is one
 
 
 class TestPackedForAScript:
