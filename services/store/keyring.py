@@ -37,7 +37,7 @@ import redis.asyncio as aioredis
 import redis.exceptions as rexc
 
 from services.store.base import StoreError, StoreUnavailableError
-from services.store.keys import Keys
+from services.store.keys import Keys, bucket_of
 
 __all__ = [
     "KEY_BYTES",
@@ -282,22 +282,55 @@ _EMPTY_SLOT: Final = bytes(KEY_SLOT_BYTES)
 _PAGE_NAME: Final = re.compile(r"[0-9a-f]{16}")
 
 PLACES_SCRIPT: Final = """
--- KEYS[1]: the key slots hash. ARGV[1]: a MessagePack array of entities.
--- Returns each one's place or nil (one HMGET per 1,000: unpack has a stack limit). One
--- packed argument costs the client far less to send than an HMGET of as many arguments.
-local names = cmsgpack.unpack(ARGV[1])
+-- KEYS[1]: a bucket of the key slots (every bucket shares one hash tag). ARGV[1]: the start
+-- of a bucket's key; ARGV[2]: a MessagePack array bucket, entity, bucket, entity, ...
+-- Returns each entity's place or nil. One packed argument costs the client far less to
+-- send than as many commands.
+local base = ARGV[1]
+local asked = cmsgpack.unpack(ARGV[2])
 local found = {}
-for first = 1, #names, 1000 do
-  local values = redis.call('HMGET', KEYS[1], unpack(names, first, math.min(first + 999, #names)))
-  for j = 1, #values do
-    found[#found + 1] = values[j]
+for i = 1, #asked, 2 do
+  found[#found + 1] = redis.call('HGET', base .. asked[i], asked[i + 1])
+end
+return found
+"""
+
+CLAIM_SCRIPT: Final = """
+-- KEYS[1]: a bucket of the key slots. ARGV[1]: the start of a bucket's key; ARGV[2]: a
+-- MessagePack array bucket, entity, place, ... Stores each entity's place unless it has one
+-- (another creator's); returns each entity's stored place.
+local base = ARGV[1]
+local offered = cmsgpack.unpack(ARGV[2])
+local found = {}
+for i = 1, #offered, 3 do
+  local bucket = base .. offered[i]
+  local place = redis.call('HGET', bucket, offered[i + 1])
+  if not place then
+    place = offered[i + 2]
+    redis.call('HSET', bucket, offered[i + 1], place)
   end
+  found[#found + 1] = place
 end
 return found
 """
 
 UNMAP_SCRIPT: Final = """
--- KEYS[1]: the key slots hash. ARGV: entity, place, entity, place, ...
+-- KEYS[1]: a bucket of the key slots. ARGV[1]: the start of a bucket's key; ARGV[2..]:
+-- bucket, entity, place, ... Removes each entity's place where it is still the one given;
+-- returns how many it removed.
+local base = ARGV[1]
+local removed = 0
+for i = 2, #ARGV, 3 do
+  local bucket = base .. ARGV[i]
+  if redis.call('HGET', bucket, ARGV[i + 1]) == ARGV[i + 2] then
+    removed = removed + redis.call('HDEL', bucket, ARGV[i + 1])
+  end
+end
+return removed
+"""
+
+UNMAP_EARLIER_SCRIPT: Final = """
+-- KEYS[1]: the one hash of places written before the buckets. ARGV: entity, place, ...
 -- Removes each entity's place where it is still the one given; returns how many it removed.
 local removed = 0
 for i = 1, #ARGV, 2 do
@@ -324,9 +357,10 @@ class FileKeyring:
     **Layout.** Each keyring object appends the keys it creates to a page of its own,
     ``<16 hex>.page``: fixed-size records of :data:`KEY_SLOT_BYTES` (a magic, the SHA-256 of
     the entity, the key's id and secret, a CRC-32). Where an entity's key is, ``<page>:<slot>``
-    and no key material, is kept in the Redis hash ``<prefix>:keyslots``
-    (:attr:`~services.store.keys.Keys.key_slots`), so every process sharing the directory
-    finds it with one ``HMGET`` and one ``pread`` per key.
+    and no key material, is kept in Redis, in one of 8,192 small hashes
+    ``<prefix>:{keyslots}:<bucket>`` (:meth:`~services.store.keys.Keys.key_slot_bucket`,
+    which Redis keeps as listpacks), so every process sharing the directory finds it with
+    one script call per batch and one ``pread`` per key.
 
     **Creating** the keys of a batch costs one ``pwrite`` and one ``fdatasync`` of the page
     (the first batch of a page also creates it and fsyncs the directory), then one script
@@ -341,9 +375,14 @@ class FileKeyring:
     them). A place whose record is zero (a crash between the two steps) or gone (the
     directory lost) reads as no key, and the next creator replaces it.
 
-    **Earlier layout.** A directory written before pages holds one file per key,
+    **Earlier layouts.** A directory written before pages holds one file per key,
     ``<sha256 of the entity>.key`` (``<id>:<base64>``); such keys are still read and
-    destroyed (the file unlinked, the directory synced), new keys go to pages.
+    destroyed (the file unlinked, the directory synced), new keys go to pages. Places
+    written before the buckets stay in the one hash ``<prefix>:keyslots``
+    (:attr:`~services.store.keys.Keys.key_slots`): read there when a bucket has none, and
+    removed there too; new places go to buckets only. Whether that hash exists is looked
+    at once per keyring object, so a process of the earlier version must not be writing
+    places beside this one (README, *Upgrading*).
     """
 
     def __init__(
@@ -351,10 +390,15 @@ class FileKeyring:
     ) -> None:
         self.directory = Path(directory)
         self.client = client
-        self.key = Keys(prefix).key_slots
-        self._claim = client.register_script(GET_OR_CREATE_SCRIPT)
+        keys = Keys(prefix)
+        self.buckets = keys.key_slot_buckets
+        self.earlier = keys.key_slots
+        self._route = [keys.key_slot_bucket("")]  # any bucket: they share one hash tag
+        self._claim = client.register_script(CLAIM_SCRIPT)
         self._places_script = client.register_script(PLACES_SCRIPT)
         self._unmap_script = client.register_script(UNMAP_SCRIPT)
+        self._unmap_earlier = client.register_script(UNMAP_EARLIER_SCRIPT)
+        self._has_earlier: bool | None = None  # whether the hash of earlier places exists
         self._lock = threading.Lock()  # the page and its next slot, between worker threads
         self._page: str | None = None
         self._page_fd = -1
@@ -366,22 +410,43 @@ class FileKeyring:
 
     # --- places --------------------------------------------------------------------------
 
+    async def _earlier_exists(self) -> bool:
+        """Whether places written before the buckets exist (looked at once)."""
+        if self._has_earlier is None:
+            self._has_earlier = bool(await self.client.exists(self.earlier))
+        return self._has_earlier
+
     async def _places(self, entities: Sequence[str]) -> list[bytes | None]:
+        asked: list[str] = []
+        for entity in entities:
+            asked += (bucket_of(entity), entity)
         try:
-            places = await self._places_script(keys=[self.key], args=[_pack(list(entities))])
+            replies = await self._places_script(keys=self._route, args=[self.buckets, _pack(asked)])
+            places = [_as_bytes(place) for place in replies]
+            missing = [i for i, place in enumerate(places) if place is None]
+            if missing and await self._earlier_exists():
+                earlier = await self.client.hmget(self.earlier, [entities[i] for i in missing])
+                for i, place in zip(missing, earlier, strict=True):
+                    places[i] = _as_bytes(place)
         except rexc.RedisError as exc:
             raise StoreUnavailableError(f"file keyring's slots: {exc}") from exc
-        return [_as_bytes(place) for place in places]
+        return places
 
     async def _unmap(self, places: dict[str, bytes]) -> int:
         """Remove each entity's place where it is still the one given."""
-        args: list[str | bytes] = []
+        args: list[str | bytes] = [self.buckets]
         for entity, place in places.items():
-            args += (entity, place)
+            args += (bucket_of(entity), entity, place)
         try:
-            return int(await self._unmap_script(keys=[self.key], args=args))
+            removed = int(await self._unmap_script(keys=self._route, args=args))
+            if removed < len(places) and await self._earlier_exists():
+                pairs: list[str | bytes] = []
+                for entity, place in places.items():
+                    pairs += (entity, place)
+                removed += int(await self._unmap_earlier(keys=[self.earlier], args=pairs))
         except rexc.RedisError as exc:
             raise StoreUnavailableError(f"file keyring's slots: {exc}") from exc
+        return removed
 
     @staticmethod
     def _parse_place(place: bytes) -> tuple[str, int]:
@@ -579,9 +644,9 @@ class FileKeyring:
             raise KeyringError(f"cannot write a key page in {self.directory}: {exc}") from exc
         offered: list[str] = []
         for entity in missing:
-            offered += (entity, made[entity][0].decode())
+            offered += (bucket_of(entity), entity, made[entity][0].decode())
         try:
-            stored = await self._claim(keys=[self.key], args=[_pack(offered)])
+            stored = await self._claim(keys=self._route, args=[self.buckets, _pack(offered)])
         except rexc.RedisError as exc:
             raise StoreUnavailableError(f"file keyring's slots: {exc}") from exc
         for entity, value in zip(missing, stored, strict=True):

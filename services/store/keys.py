@@ -25,7 +25,8 @@ entities index (:func:`bucket_of`); entities recorded before its buckets are rea
 | ``<prefix>:limits:quota:<feed>:<hour>`` | string | a feed's events in one clock hour |
 | ``<prefix>:audit`` | stream | who read exact community figures, where, when (never trimmed) |
 | ``<prefix>:keys`` | hash | entity → data key (``LEDGER_KEYRING=redis``; see sealing) |
-| ``<prefix>:keyslots`` | hash | entity → ``<page>:<slot>`` of its key (``LEDGER_KEYRING=file:…``) |
+| ``<prefix>:{keyslots}:<bucket>`` | hash | entity → ``<page>:<slot>`` of its key (file keyring) |
+| ``<prefix>:keyslots`` | hash | the same, placed before the buckets (read, never written) |
 | ``<prefix>:{view:<name>:v<version>}:<kind>`` | hash | document id → stored document |
 | ``<prefix>:{view:<name>:v<version>}:<kind>:<bucket>`` | hash | the same, for a bucketed kind |
 | ``<prefix>:{view:<name>:v<version>}:meta`` | hash | ``position`` = the view's checkpoint |
@@ -271,9 +272,20 @@ class Keys(msgspec.Struct, frozen=True):
 
     @property
     def key_slots(self) -> str:
-        """The hash entity → ``<page>:<slot>`` of the file keyring: where in its directory
-        each key is (no key material)."""
+        """The one hash entity → ``<page>:<slot>`` in which the file keyring placed its keys
+        before :meth:`key_slot_bucket`: still read and cleared, never written."""
         return f"{self.prefix}:keyslots"
+
+    @property
+    def key_slot_buckets(self) -> str:
+        """The start of every bucket's key of the file keyring's places (the bucket's name
+        completes it): one hash tag for all, so a script may touch any of them."""
+        return f"{self.prefix}:{{keyslots}}:"
+
+    def key_slot_bucket(self, entity: str) -> str:
+        """The small hash entity → ``<page>:<slot>`` holding where in the file keyring's
+        directory ``entity``'s key is (no key material): its :func:`bucket_of`."""
+        return f"{self.key_slot_buckets}{bucket_of(entity)}"
 
     # --- views -------------------------------------------------------------------------------
 

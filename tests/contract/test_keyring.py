@@ -175,13 +175,16 @@ class TestFileKeyring:
     async def test_redis_holds_places_but_never_key_material(
         self, ring: FileKeyring, redis_client: aioredis.Redis, key_prefix: str
     ) -> None:
-        """The only key written under the prefix is the places hash, and no value of it
-        holds a key's secret or id."""
+        """The only keys written under the prefix are the buckets of places, and no value
+        of them holds a key's secret or id."""
+        keys = Keys(key_prefix)
         made = await ring.get_or_create_many(["incident:a", "statement:b"])
-        assert [k async for k in redis_client.scan_iter(match=f"{key_prefix}:*")] == [
-            Keys(key_prefix).key_slots.encode()
-        ]
-        stored = await redis_client.hgetall(Keys(key_prefix).key_slots)
+        buckets = {keys.key_slot_bucket("incident:a"), keys.key_slot_bucket("statement:b")}
+        written = {k.decode() async for k in redis_client.scan_iter(match=f"{key_prefix}:*")}
+        assert written == buckets
+        stored: dict[bytes | str, bytes | str] = {}
+        for bucket in buckets:
+            stored |= await redis_client.hgetall(bucket)
         assert set(stored) == {b"incident:a", b"statement:b"}
         for key in made.values():
             for value in stored.values():
@@ -278,7 +281,8 @@ class TestFileKeyring:
         """A record zeroed whose place was not removed yet reads as no key; the next
         create replaces the place, and a repeated destroy reports the key it removes."""
         old = await ring.get_or_create("incident:i-1")
-        place = await redis_client.hget(Keys(key_prefix).key_slots, "incident:i-1")
+        bucket = Keys(key_prefix).key_slot_bucket("incident:i-1")
+        place = await redis_client.hget(bucket, "incident:i-1")
         assert isinstance(place, bytes)
         ring._zero(place, "incident:i-1", sync=True)
         assert await ring.get("incident:i-1") is None
@@ -320,11 +324,11 @@ class TestFileKeyring:
     ) -> None:
         """A place pointing at another entity's record is an error, and destroy leaves that
         record alone."""
+        keys = Keys(key_prefix)
         other = await ring.get_or_create("incident:other")
-        hash_key = Keys(key_prefix).key_slots
-        place = await redis_client.hget(hash_key, "incident:other")
+        place = await redis_client.hget(keys.key_slot_bucket("incident:other"), "incident:other")
         assert place is not None
-        await redis_client.hset(hash_key, "incident:i-1", place)
+        await redis_client.hset(keys.key_slot_bucket("incident:i-1"), "incident:i-1", place)
         with pytest.raises(KeyringError, match="another entity"):
             await ring.get("incident:i-1")
         with pytest.raises(KeyringError, match="another entity"):
@@ -372,6 +376,82 @@ class TestEarlierKeyFiles:
             await ring.get("incident:i-1")
 
 
+class TestPlacesWrittenBeforeTheBuckets:
+    """A key placed in the one hash ``<prefix>:keyslots`` (before the buckets) reads on,
+    is destroyed there, and is never placed a second time."""
+
+    @pytest.fixture
+    async def earlier(
+        self, tmp_path: Path, redis_client: aioredis.Redis, key_prefix: str
+    ) -> tuple[FileKeyring, DataKey]:
+        """A key of ``incident:old`` made by a keyring, its place then moved to the one
+        hash as the earlier version kept it; and a fresh keyring object on the same places."""
+        keys = Keys(key_prefix)
+        first = FileKeyring(tmp_path / "keys", redis_client, key_prefix)
+        key = await first.get_or_create("incident:old")
+        bucket = keys.key_slot_bucket("incident:old")
+        place = await redis_client.hget(bucket, "incident:old")
+        assert place is not None
+        await redis_client.hdel(bucket, "incident:old")
+        await redis_client.hset(keys.key_slots, "incident:old", place)
+        return FileKeyring(tmp_path / "keys", redis_client, key_prefix), key
+
+    async def test_a_key_placed_before_reads_and_is_kept_by_a_batch(
+        self,
+        earlier: tuple[FileKeyring, DataKey],
+        redis_client: aioredis.Redis,
+        key_prefix: str,
+    ) -> None:
+        """get and get_or_create_many answer the earlier key, and place only the new one."""
+        ring, old = earlier
+        keys = Keys(key_prefix)
+        assert await ring.get("incident:old") == old
+        made = await ring.get_or_create_many(["incident:old", "incident:new"])
+        assert made["incident:old"] == old
+        assert await redis_client.hget(keys.key_slot_bucket("incident:old"), "incident:old") is None
+        assert await redis_client.hget(keys.key_slot_bucket("incident:new"), "incident:new")
+        assert await redis_client.hlen(keys.key_slots) == 1
+
+    async def test_destroying_a_key_placed_before_removes_its_place(
+        self,
+        earlier: tuple[FileKeyring, DataKey],
+        redis_client: aioredis.Redis,
+        key_prefix: str,
+        tmp_path: Path,
+    ) -> None:
+        """destroy zeroes the record and removes the earlier place; the next key is placed
+        in its bucket."""
+        ring, old = earlier
+        keys = Keys(key_prefix)
+        assert await ring.destroy("incident:old") is True
+        assert await redis_client.exists(keys.key_slots) == 0
+        assert _copies(tmp_path / "keys", old.secret) == []
+        assert await ring.get("incident:old") is None
+        assert await ring.destroy("incident:old") is False
+        new = await ring.get_or_create("incident:old")
+        assert new != old
+        assert await redis_client.hget(keys.key_slot_bucket("incident:old"), "incident:old")
+
+    async def test_a_stale_earlier_place_is_replaced_in_the_bucket(
+        self,
+        earlier: tuple[FileKeyring, DataKey],
+        redis_client: aioredis.Redis,
+        key_prefix: str,
+    ) -> None:
+        """An earlier place whose record was zeroed (a crash mid-destroy) reads as no key;
+        the next create clears it and places a new key in the bucket."""
+        ring, old = earlier
+        keys = Keys(key_prefix)
+        place = await redis_client.hget(keys.key_slots, "incident:old")
+        assert isinstance(place, bytes)
+        ring._zero(place, "incident:old", sync=True)
+        assert await ring.get("incident:old") is None
+        new = await ring.get_or_create("incident:old")
+        assert new != old
+        assert await redis_client.hlen(keys.key_slots) == 0
+        assert await ring.get("incident:old") == new
+
+
 class TestKeyringSetting:
     """LEDGER_KEYRING chooses the keyring."""
 
@@ -383,7 +463,7 @@ class TestKeyringSetting:
         chosen = keyring_for(f"file:{tmp_path}", redis_client, "p")
         assert isinstance(chosen, FileKeyring)
         assert chosen.directory == tmp_path
-        assert chosen.key == Keys("p").key_slots
+        assert chosen.buckets == Keys("p").key_slot_buckets
 
     @pytest.mark.parametrize("spec", ["", "file:", "kms", "vault:x"])
     async def test_other_specs_are_refused(self, redis_client: aioredis.Redis, spec: str) -> None:
