@@ -50,7 +50,7 @@ from events import (
 )
 
 from .common import State
-from .docs import Docs
+from .docs import VALUES, Docs, keep_values_bounded
 from .errors import InconsistentStateError
 from .filters import (
     DEFAULT_MIN_GRADING,
@@ -284,23 +284,27 @@ def _reported(state: State, event: IncidentReported) -> None:
     old = _stored(state, ident)
     f = event.fatalities
     start, end = occurrence_window(event.occurred_start, event.occurred_end, event.date_precision)
+    keep_values_bounded()
+    share = VALUES.setdefault  # one object per value many incidents repeat
+    perpetrators = tuple(event.perpetrators)
+    total = (f.low, f.best, f.high)
     new = Contribution(
         incident_id=ident,
         # a merge or retraction that came first keeps its status
         status="live" if old is None else old.status,
         merged_into=None if old is None else old.merged_into,
         reported=True,
-        country=event.country,
-        adm1=event.place.adm1,
-        window_start=start,
-        window_end=end,
+        country=share(event.country, event.country),
+        adm1=share(event.place.adm1, event.place.adm1),
+        window_start=share(start, start),
+        window_end=share(end, end),
         grading=event.grading,
-        event_type=event.event_type,
-        violence_type=event.violence_type,
+        event_type=share(event.event_type, event.event_type),
+        violence_type=share(event.violence_type, event.violence_type),
         civilian_targeting=event.civilian_targeting,
-        feed=event.source,
-        perpetrators=tuple(event.perpetrators),
-        total=(f.low, f.best, f.high),
+        feed=share(event.source, event.source),
+        perpetrators=share(perpetrators, perpetrators),
+        total=share(total, total),
         at_least=f.qualifier == "at_least",
         lines=victim_lines(event.victims),
         parties=party_shares(event.parties),

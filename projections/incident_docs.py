@@ -18,7 +18,7 @@ import msgspec
 from events import Estimate, Fatalities, Grading, PartyLine, Place, Sides, Source, VictimLine
 
 from .common import State
-from .docs import Doc, Docs
+from .docs import Doc, Docs, share_fields
 
 Status = Literal["live", "retracted", "merged"]
 
@@ -218,6 +218,29 @@ class IncidentView(IncidentFields, frozen=True, kw_only=True, omit_defaults=True
     merges: tuple[tuple[str, str], ...] = ()
     """The log position and event id of each merge into it, beside ``duplicates`` (what
     orders the duplicates when partitions are merged)."""
+
+    def settled(self) -> IncidentView:
+        """The row holding the :data:`~projections.docs.VALUES` object of each value many
+        incidents repeat, in place (its decoder made fresh ones)."""
+        share_fields(self, REPEATED)
+        return self
+
+
+REPEATED: Final = (
+    "feed",
+    "occurred_start",
+    "occurred_end",
+    "country",
+    "place",
+    "violence_type",
+    "event_type",
+    "perpetrators",
+    "fatalities",
+    "victims",
+    "injured",
+)
+"""The fields of an incident's row whose values many incidents repeat (the fold shares them
+as it makes a row, :meth:`IncidentView.settled` as a row is read)."""
 
 
 class IncidentRow(Doc, frozen=True, kw_only=True):

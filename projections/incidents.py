@@ -64,7 +64,7 @@ from events import (
 )
 
 from .common import Readable, State
-from .docs import Docs
+from .docs import VALUES, Docs, keep_values_bounded
 from .errors import InconsistentStateError
 from .incident_docs import (
     INCIDENT,
@@ -153,7 +153,11 @@ def _reported(state: State, recorded: Recorded, event: IncidentReported) -> None
     ident = event.incident_id
     view = _view(state, ident)
     at = recorded.recorded_at
+    keep_values_bounded()
+    share = VALUES.setdefault  # one object per value many incidents repeat (REPEATED)
     fatalities, victims, injured = event.fatalities, tuple(event.victims), event.injured
+    fatalities, victims = share(fatalities, fatalities), share(victims, victims)
+    perpetrators, place = tuple(event.perpetrators), event.place
     entry = (
         HistoryEntry(
             type=_REPORTED,
@@ -178,21 +182,21 @@ def _reported(state: State, recorded: Recorded, event: IncidentReported) -> None
         version=view.version + 1,
         reported=True,
         source_count=report_sources(event.sources),
-        feed=event.source,
-        occurred_start=event.occurred_start,
-        occurred_end=event.occurred_end,
+        feed=share(event.source, event.source),
+        occurred_start=share(event.occurred_start, event.occurred_start),
+        occurred_end=event.occurred_end and share(event.occurred_end, event.occurred_end),
         date_precision=event.date_precision,
-        country=event.country,
-        place=event.place,
+        country=share(event.country, event.country),
+        place=share(place, place),
         geo_precision=event.geo_precision,
-        violence_type=event.violence_type,
-        event_type=event.event_type,
-        perpetrators=tuple(event.perpetrators),
+        violence_type=event.violence_type and share(event.violence_type, event.violence_type),
+        event_type=event.event_type and share(event.event_type, event.event_type),
+        perpetrators=share(perpetrators, perpetrators),
         civilian_targeting=event.civilian_targeting,
         grading=event.grading,
         fatalities=fatalities,
         victims=victims,
-        injured=injured,
+        injured=injured and share(injured, injured),
         sources=tuple(event.sources),
     )
     if entry is not None:  # the whole incident, as an answer shows it
@@ -221,6 +225,8 @@ def _revised(state: State, recorded: Recorded, event: CasualtiesRevised) -> None
         for name in ROW_LEAVES.intersection(changed):
             del amended[name]
     fatalities, victims, injured = event.fatalities, tuple(event.victims), event.injured
+    share = VALUES.setdefault  # as a report's (REPEATED)
+    fatalities, victims = share(fatalities, fatalities), share(victims, victims)
     entry = (
         HistoryEntry(
             type=_REVISED,

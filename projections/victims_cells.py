@@ -19,7 +19,7 @@ import msgspec
 
 from events import CasualtiesRevised, Grading, PartyLine, VictimLine
 
-from .docs import Doc
+from .docs import VALUES, Doc, share_fields
 from .filters import Selection, occurrence_window
 
 VictimStatus = Literal["civilian", "combatant", "unknown"]
@@ -52,6 +52,12 @@ class Line(Doc, frozen=True, array_like=True):
     best: int
     high: int
     at_least: bool = False
+
+    def settled(self) -> Line:
+        """The line holding the :data:`~projections.docs.VALUES` text of its community, in
+        place (its decoder made a fresh one)."""
+        share_fields(self, ("community",))
+        return self
 
 
 class PartyShare(Doc, frozen=True, array_like=True):
@@ -96,6 +102,42 @@ class Contribution(Doc, frozen=True, kw_only=True, array_like=True):
         """Whether the incident contributes: reported, and neither retracted nor merged."""
         return self.status == "live" and self.reported
 
+    def settled(self) -> Contribution:
+        """The contribution holding the :data:`~projections.docs.VALUES` object of each value
+        many incidents repeat and of each line, in place (its decoder made fresh ones)."""
+        share_fields(self, _REPEATED)
+        share = VALUES.setdefault
+        lines = tuple([share(line, line.settled()) for line in self.lines])
+        msgspec.structs.force_setattr(self, "lines", lines)
+        return self
+
+
+_REPEATED: Final = (
+    "country",
+    "adm1",
+    "window_start",
+    "window_end",
+    "event_type",
+    "violence_type",
+    "feed",
+    "perpetrators",
+    "total",
+)
+"""The fields of a :class:`Contribution` whose values many incidents repeat."""
+
+
+_CELL_REPEATED: Final = (
+    "country",
+    "adm1",
+    "occurred_start",
+    "occurred_end",
+    "event_type",
+    "violence_type",
+    "feed",
+    "perpetrators",
+)
+"""The fields of a :class:`Cell` whose values many cells repeat."""
+
 
 class Cell(Doc, frozen=True, array_like=True):
     """Sums over the live incidents alike in every attribute a filter selects by.
@@ -132,8 +174,11 @@ class Cell(Doc, frozen=True, array_like=True):
     """A :data:`Sums` per party (``civilians``, ``side_a``, ``side_b``, ``unknown``)."""
 
     def settled(self) -> Cell:
-        """The cell with the :data:`SHARED` tuple of each of its sums, in place: the tuples
-        its decoder made are freed at once instead of waiting, tracked, for a collection."""
+        """The cell with the :data:`SHARED` tuple of each of its sums and the
+        :data:`~projections.docs.VALUES` object of each value many cells repeat, in place:
+        the tuples its decoder made are freed at once instead of waiting, tracked, for a
+        collection, and its texts and dates are not kept twice."""
+        share_fields(self, _CELL_REPEATED)
         share = SHARED.setdefault
         for sums in (self.communities, self.lines, self.statuses, self.parties):
             for key, one in sums.items():
@@ -250,12 +295,13 @@ def party_shares(parties: Iterable[PartyLine]) -> tuple[PartyShare, ...]:
 
 def victim_lines(victims: Iterable[VictimLine]) -> tuple[Line, ...]:
     """An event's victim lines as a contribution holds them."""
-    return tuple(
-        [
-            Line(v.community, v.status, v.low, v.best, v.high, v.qualifier == "at_least")
-            for v in victims
-        ]
-    )
+    share = VALUES.setdefault
+    lines = []
+    for v in victims:
+        community = share(v.community, v.community)
+        line = Line(community, v.status, v.low, v.best, v.high, v.qualifier == "at_least")
+        lines.append(share(line, line))
+    return tuple(lines)
 
 
 def amended(current: Contribution, event: CasualtiesRevised) -> dict[str, Any]:
