@@ -14,7 +14,7 @@ import pytest
 import zstandard
 
 from projections import PROJECTIONS, Projection
-from projections.victims_cells import SHARED, Cell
+from projections.victims_cells import SHARED, Cell, Contribution, Line
 from services.views import codec
 from services.views.codec import (
     COMPRESS_FROM,
@@ -211,6 +211,47 @@ class TestDecodedCellsShareTheirSums:
         assert first is not second
         for key, one in first.lines.items():
             assert second.lines[key] is one
+
+
+class TestDecodedDocumentsShareRepeatedValues:
+    """Contributions and incident rows read from storage hold one object per repeated value
+    (a country, a feed, an event type, a date, a line): a decoder makes a fresh one of each,
+    which a process holding a view kept once per incident."""
+
+    @pytest.mark.parametrize(
+        ("name", "fields"),
+        [
+            ("community-victims", ("country", "adm1", "event_type", "feed", "window_start")),
+            ("incidents", ("country", "event_type", "feed", "occurred_start", "fatalities")),
+        ],
+    )
+    def test_equal_values_of_two_decoded_documents_are_one_object(
+        self, name: str, fields: tuple[str, ...]
+    ) -> None:
+        projection = PROJECTIONS[name]
+        docs = [doc for kind, doc in every_document(name) if kind == "incident"]
+        read = [decode_doc(projection, "incident", encode_doc(doc)) for doc in docs]
+        assert read == docs
+        for field in fields:
+            values = [getattr(doc, field) for doc in read if getattr(doc, field) is not None]
+            assert len(values) > len(set(values)), field  # the check can fail
+            by_value: dict[object, object] = {}
+            for value in values:
+                assert by_value.setdefault(value, value) is value, field
+
+    def test_the_lines_of_decoded_contributions_share_their_communities(self) -> None:
+        victims = PROJECTIONS["community-victims"]
+        made = [
+            Contribution(
+                incident_id=f"i-{n}",
+                lines=(Line("".join(["Ala", "wite"]), "civilian", n, n, n),),
+            )
+            for n in range(1, 4)
+        ]
+        read = [decode_doc(victims, "incident", encode_doc(doc)) for doc in made]
+        assert read == made
+        communities = [line.community for doc in read for line in doc.lines]  # type: ignore[attr-defined]
+        assert len({id(text) for text in communities}) == 1
 
 
 class TestPackedForAScript:
