@@ -24,8 +24,9 @@ class Doc(msgspec.Struct, frozen=True, gc=False):
 
     def settled(self) -> Self:
         """The document just decoded from storage, made ready to be kept: itself, unless its
-        type frees what a decoder made fresh (:meth:`projections.victims_cells.Cell.settled`).
-        Readers of stored documents call it; a fold building documents need not."""
+        type swaps what a decoder made fresh for shared objects (:data:`VALUES`; a victims
+        cell's sums, :meth:`projections.victims_cells.Cell.settled`). The views' decoder
+        calls it; a fold shares the values of the documents it builds as it builds them."""
         return self
 
 
