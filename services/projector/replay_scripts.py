@@ -50,8 +50,7 @@ for k = 5, #KEYS do
       put_doc(KEYS[k], KEYS[k] .. ':' .. buckets[j], ids[j], docs[j])
     end
     for j = 1, #dels do
-      redis.call('HDEL', KEYS[k] .. ':' .. buckets[#ids + j], dels[j])
-      redis.call('HDEL', KEYS[k], dels[j])
+      del_doc(KEYS[k], KEYS[k] .. ':' .. buckets[#ids + j], dels[j])
     end
   else
     local n = 0

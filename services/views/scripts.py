@@ -89,8 +89,13 @@ local function put_doc(kind_hash, bucket, id, doc)
     redis.call('HDEL', bucket, id)
   end
 end
+-- del_doc(kind_hash, bucket, id): remove a document of a bucketed kind from wherever it is.
+local function del_doc(kind_hash, bucket, id)
+  redis.call('HDEL', bucket, id)
+  redis.call('HDEL', kind_hash, id)
+end
 """.replace("@LISTPACK@", str(LISTPACK_VALUE))
-"""A Lua function every script that writes a bucketed kind's documents starts with
+"""The Lua functions every script that writes a bucketed kind's documents starts with
 (:mod:`services.views.generations`)."""
 
 LUA_WRITE_DOCS: Final = (
@@ -115,8 +120,7 @@ local function write_docs(first_key, i, listed)
         b = b + 1
       end
       for x = first_del, after - 1 do
-        redis.call('HDEL', KEYS[k] .. ':' .. ARGV[b], ARGV[x])
-        redis.call('HDEL', KEYS[k], ARGV[x])
+        del_doc(KEYS[k], KEYS[k] .. ':' .. ARGV[b], ARGV[x])
         b = b + 1
       end
       i = b
