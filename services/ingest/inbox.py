@@ -48,8 +48,12 @@ itself (an unexpected error, not a refusal) is rejected as ``failed`` once deliv
 through.
 
 A read whose reply does not come within :data:`REPLY_MARGIN` seconds beyond its block drops
-its connection and is retried on a new one (FastStream waits a few seconds first): a connection
-gone silent, as after a network fault that left it half-open, delays its stream, never stalls it.
+its connection and is retried at once on a new one; every other connection the broker opened
+before that is renewed too before its next use
+(:func:`~services.store.connection.renewing_connections`). A network fault that left the
+connections half-open so costs each stream one reply margin, not one per connection it meets:
+it delays the inbox, never stalls it.
+(Entries a lost reply carried stay pending, and the reclaimer takes them once idle.)
 
 Each group is created at id ``0`` with ``MKSTREAM`` first, so entries written before the
 first start are consumed too (FastStream would create it at ``$``).
@@ -99,7 +103,7 @@ from services.store.base import (
     StoreError,
     StoreUnavailableError,
 )
-from services.store.connection import connect
+from services.store.connection import connect, renewing_connections
 from services.store.keys import INBOX_GROUP, RESERVED_INBOX_NAMES, Keys
 
 __all__ = ["GROUP", "MAX_DELIVERIES", "Inbox", "InboxError", "InboxStats", "build_inbox"]
@@ -183,6 +187,8 @@ class Inbox:
             graceful_timeout=10.0,
             socket_timeout=poll_ms / 1000 + REPLY_MARGIN,
             socket_connect_timeout=REPLY_MARGIN,
+            connection_class=renewing_connections(redis_url),
+            retry_on_timeout=True,  # the broker only reads: a lost reply is read again
         )
         self._subscribe(None)
         for feed in sorted(self.allowed):
@@ -268,7 +274,10 @@ class Inbox:
             self._watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._watcher
+        subscribers = [sub for subs in self._subscribers.values() for sub in subs]
+        readers = [task for sub in subscribers for task in sub.tasks]
         await self.broker.stop()
+        await _ended(readers)
         await self._client.aclose()
         _log.info("inbox stopped", consumer=self.consumer)
 
@@ -370,6 +379,23 @@ class Inbox:
                 else:
                     self.stats.duplicates += 1
             return
+
+
+async def _ended(tasks: list[asyncio.Task[Any]]) -> None:
+    """Wait until the broker's read loops have ended, cancelling again any that goes on.
+
+    The broker's stop cancels them without waiting; a cancellation that lands while a read
+    is being retried can be lost in the client, and that loop would read on after the stop.
+    Each loop's outcome is collected, so none is reported as never retrieved.
+    """
+    pending = {task for task in tasks if not task.done()}
+    while pending:
+        for task in pending:
+            task.cancel()
+        _, pending = await asyncio.wait(pending, timeout=REPLY_MARGIN)
+    for task in tasks:
+        if not task.cancelled():
+            task.exception()
 
 
 def _batch_size(settings: Settings) -> int:

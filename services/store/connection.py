@@ -14,13 +14,15 @@ another; once connected it follows the cluster's own view of its nodes.
 
 from __future__ import annotations
 
-from typing import Any, Final, cast
+import math
+import time
+from typing import Any, ClassVar, Final, cast
 from urllib.parse import urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
 import redis.exceptions as rexc
 from redis.asyncio.cluster import ClusterNode, RedisCluster
-from redis.asyncio.connection import SSLConnection, parse_url
+from redis.asyncio.connection import AbstractConnection, Connection, SSLConnection, parse_url
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
@@ -35,6 +37,7 @@ __all__ = [
     "describe",
     "learn_slots",
     "node_urls",
+    "renewing_connections",
     "unavailable",
 ]
 
@@ -130,6 +133,52 @@ def connect(url: str, *, cluster: bool = False, **options: Any) -> aioredis.Redi
     if len(nodes) > 1:
         raise ValueError("several Redis nodes are seeds of a cluster: set LEDGER_REDIS_CLUSTER=1")
     return aioredis.Redis.from_url(nodes[0], **settings)
+
+
+class _RenewedTogether:
+    """Mixed into a connection class: a failed read renews every connection of its pool.
+
+    A network fault that leaves connections half-open (a peer gone without a reset, a NAT
+    entry expired) silences every connection opened before it at once, not just the one that
+    noticed. redis-py drops only the connection whose read failed, so a client would meet the
+    others one by one, paying a full reply timeout for each. Here a read that times out or
+    finds its connection closed stamps the time on the class (one class per pool, made by
+    :func:`renewing_connections`), and every connection opened before that is reconnected when
+    the pool next hands it out.
+    """
+
+    lost_at: ClassVar[float] = -math.inf
+    """When a read last failed on a connection of this class (``time.monotonic``)."""
+
+    _opened_at: float = -math.inf
+
+    async def connect(self) -> None:
+        connection = cast("AbstractConnection", self)
+        if connection.is_connected and self._opened_at <= type(self).lost_at:
+            await connection.disconnect()
+        if not connection.is_connected:
+            await cast("Any", super()).connect()
+            self._opened_at = time.monotonic()
+
+    async def read_response(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await cast("Any", super()).read_response(*args, **kwargs)
+        except (rexc.TimeoutError, rexc.ConnectionError):
+            type(self).lost_at = time.monotonic()
+            raise
+
+
+def renewing_connections(url: str) -> type[Connection]:
+    """A connection class for one pool to ``url`` (plain, TLS or a Unix socket, as the URL
+    says) whose connections are renewed together after a failed read (:class:`_RenewedTogether`).
+
+    Pass it as ``connection_class`` to the one pool it is made for: the pool's connections
+    share the time of the last failure through it. (Typed as a TCP connection, as the pools'
+    signatures want; for a ``unix://`` URL it is redis-py's Unix socket connection.)
+    """
+    base: type[AbstractConnection] = parse_url(url).get("connection_class", Connection)
+    made = type(f"Renewing{base.__name__}", (_RenewedTogether, base), {})
+    return cast("type[Connection]", made)
 
 
 def unavailable(exc: rexc.RedisError) -> StoreUnavailableError:

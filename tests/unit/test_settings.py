@@ -6,12 +6,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from redis.asyncio.connection import Connection, SSLConnection, UnixDomainSocketConnection
 from typer.testing import CliRunner
 
 from services.cli import main
 from services.errors import SettingsError
 from services.settings import Settings, load_settings, parse_tokens
-from services.store.connection import connect, describe, node_urls
+from services.store.connection import connect, describe, node_urls, renewing_connections
 
 FEED = "feed-sohr-secret-0123456789abcdef"
 EVERYWHERE = "0.0.0.0"  # noqa: S104  # a setting under test, nothing binds it
@@ -151,6 +152,28 @@ class TestSeedNodes:
             ("127.0.0.1", 7002),
         ]
         assert client.connection_kwargs["password"] == "pw"
+
+
+class TestRenewingConnections:
+    """A pool whose connections are renewed together keeps the URL's kind of connection."""
+
+    @pytest.mark.parametrize(
+        ("url", "kind"),
+        [
+            ("redis://127.0.0.1:6379/0", Connection),
+            ("rediss://127.0.0.1:6380/0", SSLConnection),
+            ("unix:///run/redis.sock", UnixDomainSocketConnection),
+        ],
+    )
+    def test_the_class_is_the_url_s_own_kind(self, url: str, kind: type[Any]) -> None:
+        assert issubclass(renewing_connections(url), kind)
+
+    def test_each_pool_s_class_keeps_its_own_time_of_failure(self) -> None:
+        """A failed read renews the connections of its own pool, not another's."""
+        one: Any = renewing_connections("redis://127.0.0.1:6379/0")
+        other: Any = renewing_connections("redis://127.0.0.1:6379/0")
+        one.lost_at = 1.0
+        assert other.lost_at != 1.0
 
 
 class TestNamedTokens:
