@@ -58,7 +58,8 @@ from events import (
 from projections import PROJECTIONS
 from services.client import LedgerClient
 from services.logging import configure_logging
-from services.projector.pool import REBUILD_FROM, ProjectorPool, tune_collector
+from services.projector.collector import tune_collector
+from services.projector.pool import REBUILD_FROM, ProjectorPool
 from services.projector.replay import Replay, replay_together
 from services.runtime.redis_server import RedisProcess, free_port
 from services.store.connection import connect

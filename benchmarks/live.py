@@ -43,7 +43,8 @@ from benchmarks.bench import (
 )
 from benchmarks.workload import Workload
 from services.logging import configure_logging
-from services.projector.pool import ProjectorPool, tune_collector
+from services.projector.collector import tune_collector
+from services.projector.pool import ProjectorPool
 from services.runtime.redis_server import RedisProcess
 from services.store.connection import connect
 from services.store.keys import Keys

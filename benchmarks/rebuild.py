@@ -27,7 +27,8 @@ from typing import Any
 from projections import PROJECTIONS
 from services.logging import configure_logging
 from services.projector import replay as replay_module
-from services.projector.pool import ProjectorPool, tune_collector
+from services.projector.collector import tune_collector
+from services.projector.pool import ProjectorPool
 from services.runtime.redis_server import RedisProcess
 from services.store.connection import connect
 from services.store.redis import RedisEventStore

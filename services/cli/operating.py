@@ -30,7 +30,7 @@ from services.errors import LedgerError
 from services.ops.dead_letters import DeadLetter, dlq_drop, dlq_list, dlq_retry, dlq_show
 from services.ops.status import ledger_status
 from services.ops.verify import VerifyResult, verify_all
-from services.projector.pool import tune_collector
+from services.projector.collector import tune_collector
 from services.projector.replay import BATCH, Replay, replay_together
 from services.projector.replay_records import parse_until, refuse_until_partitioned
 from services.protection.audit import record_command

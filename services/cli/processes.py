@@ -38,8 +38,9 @@ from services.bootstrap import Service, api
 from services.health import backoff
 from services.http.server import Server, Stopper, bind, serve_until_stopped
 from services.logging import configure_logging, redactor
+from services.projector.collector import tune_collector
 from services.projector.errors import ProjectorFailedError
-from services.projector.pool import ProjectorPool, tune_collector
+from services.projector.pool import ProjectorPool
 from services.protection.auth import ensure_tokens
 from services.reference import REFERENCE_FEEDS
 from services.runtime.embedded import EmbeddedRedis

@@ -30,6 +30,7 @@ import msgspec
 
 from events import Position, position_key
 from projections.docs import Docs
+from services.projector.collector import pace_collector
 from services.projector.commit import Batch
 from services.resp import stream_entries
 from services.store.log import LogEntry, LogReader, decode_page
@@ -207,6 +208,7 @@ class CatchUp:
                 not committed and not uncommitted and len(entries) < pool.batch_size
             ):
                 break  # no backlog (any more): the classic path follows the log
+            pace_collector(following=False)
             worker.in_flight = entries[-1][0]
             stopped = fold(apply, docs, entries, stop)
             if stopped is not None:  # a poison entry: the classic path takes it
@@ -266,6 +268,7 @@ class CatchUp:
         entries, more = await worker.reader.follow(worker.checkpoint, worker.pool.block_ms)
         if not entries:
             return "idle"
+        pace_collector(following=True)
         last = entries[-1][0]
         worker.in_flight = last
         reads = worker.projection.reads

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Final, Literal
@@ -46,13 +45,11 @@ from services.views.generations import CHECKPOINT_FIELD, current_view_keys
 from services.views.redis import VIEW_PAGE, RedisViewStore
 
 __all__ = [
-    "COLLECTOR_THRESHOLDS",
     "REBUILD_FROM",
     "ProjectionStatus",
     "ProjectorPool",
     "Step",
     "StepHook",
-    "tune_collector",
 ]
 
 Step = Literal["before_commit", "after_commit"]
@@ -66,20 +63,6 @@ _log = structlog.get_logger(__name__)
 REBUILD_FROM: Final = 50_000
 """Log entries from which a pool builds its fresh views as a rebuild before following the
 log (:meth:`ProjectorPool._build_fresh`)."""
-
-COLLECTOR_THRESHOLDS: Final = (50_000, 20, 10)
-"""The cyclic garbage collector's thresholds in a process that folds (:func:`tune_collector`)."""
-
-
-def tune_collector() -> None:
-    """Run the cyclic garbage collector's young generation every 50,000 allocations, not 700.
-
-    A fold allocates many short-lived containers (decoded entries, changed keys, a document's
-    dicts) while it keeps a whole view alive: with the default thresholds the collector ran
-    so often that it cost a fifth of a catch-up, even with the documents themselves untracked
-    (``gc=False``, :class:`projections.docs.Doc`). Called once by each process's wiring.
-    """
-    gc.set_threshold(*COLLECTOR_THRESHOLDS)
 
 
 class ProjectionStatus(msgspec.Struct, frozen=True, kw_only=True):

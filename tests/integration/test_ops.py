@@ -33,7 +33,8 @@ from services.ops.dead_letters import (
 )
 from services.ops.status import ledger_status
 from services.ops.verify import verify
-from services.projector.pool import COLLECTOR_THRESHOLDS, ProjectorPool
+from services.projector.collector import COLLECTOR_THRESHOLDS
+from services.projector.pool import ProjectorPool
 from services.settings import Settings, Token
 from services.store.keys import Keys
 from services.store.redis import RedisEventStore

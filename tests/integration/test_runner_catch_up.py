@@ -9,6 +9,7 @@ pages and batches so that a few hundred events cross many of them.
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
@@ -17,6 +18,7 @@ import redis.asyncio as aioredis
 
 from events import AnyEvent
 from projections import PROJECTIONS, Projection
+from services.projector.collector import COLLECTOR_THRESHOLDS, FOLLOWING_THRESHOLDS
 from services.projector.worker import MAX_DELIVERIES
 from services.store.keys import Keys
 from services.store.redis import RedisEventStore
@@ -203,17 +205,25 @@ class TestSharedCatchUp:
         key_prefix: str,
         pools: Pools,
     ) -> None:
-        """A running pool switches from the backlog to following the log, then back."""
+        """A running pool switches from the backlog to following the log, then back, and
+        the collector's pace with it (short young collections while following)."""
         events = feed(500)
         await append(redis_store, events[:200])
         pool = pools()
-        await pool.start()
-        await pool.run_until_caught_up()
-        await redis_store.append(events[200:203])  # a live trickle
-        await pool.run_until_caught_up()
-        await append(redis_store, events[203:])  # a new backlog
-        await pool.run_until_caught_up()
-        await pool.stop()
+        before = gc.get_threshold()
+        try:
+            await pool.start()
+            await pool.run_until_caught_up()
+            assert gc.get_threshold() == COLLECTOR_THRESHOLDS
+            await redis_store.append(events[200:203])  # a live trickle
+            await pool.run_until_caught_up()
+            assert gc.get_threshold() == FOLLOWING_THRESHOLDS
+            await append(redis_store, events[203:])  # a new backlog
+            await pool.run_until_caught_up()
+            assert gc.get_threshold() == COLLECTOR_THRESHOLDS
+            await pool.stop()
+        finally:
+            gc.set_threshold(*before)
         await assert_views_match_fold(redis_client, key_prefix, EVERY)
         await assert_applied_once(redis_client, key_prefix)
 
