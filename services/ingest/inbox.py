@@ -381,20 +381,30 @@ class Inbox:
             return
 
 
+STOP_ROUNDS: Final = 3
+"""How many times :meth:`Inbox.stop` cancels a read loop that goes on, a reply margin apart,
+before it leaves it (logged)."""
+
+
 async def _ended(tasks: list[asyncio.Task[Any]]) -> None:
     """Wait until the broker's read loops have ended, cancelling again any that goes on.
 
     The broker's stop cancels them without waiting; a cancellation that lands while a read
     is being retried can be lost in the client, and that loop would read on after the stop.
-    Each loop's outcome is collected, so none is reported as never retrieved.
+    Each loop's outcome is collected, so none is reported as never retrieved. A loop still
+    running after :data:`STOP_ROUNDS` cancellations is logged and left.
     """
     pending = {task for task in tasks if not task.done()}
-    while pending:
+    for _ in range(STOP_ROUNDS):
+        if not pending:
+            break
         for task in pending:
             task.cancel()
         _, pending = await asyncio.wait(pending, timeout=REPLY_MARGIN)
+    if pending:
+        _log.warning("inbox read loops still running", loops=len(pending))
     for task in tasks:
-        if not task.cancelled():
+        if task.done() and not task.cancelled():
             task.exception()
 
 

@@ -4,6 +4,7 @@ Each feed writes to its own stream (``<prefix>:inbox:<feed>``), raw or through F
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -216,3 +217,5 @@ class TestRecovery:
                 assert proxy.opened > silenced  # it came through a new connection
             finally:
                 await box.stop()
+            # no read loop outlives the stop, not even one cancelled amid a retried read
+            assert [t for t in asyncio.all_tasks() if "_consume" in repr(t.get_coro())] == []
