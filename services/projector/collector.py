@@ -32,8 +32,8 @@ through: the work is the same, in shorter pauses)."""
 
 
 def tune_collector() -> None:
-    """Set the catch-up pace (:data:`COLLECTOR_THRESHOLDS`); see the module docstring."""
-    gc.set_threshold(*COLLECTOR_THRESHOLDS)
+    """Set the catch-up pace (:data:`COLLECTOR_THRESHOLDS`): each process's wiring, once."""
+    pace_collector(following=False)
 
 
 def pace_collector(*, following: bool) -> None:

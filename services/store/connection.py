@@ -1,6 +1,7 @@
 """Clients of the Redis the service uses: the timeouts, the one quick reconnect, a cluster.
 
-Every part of the service connects through :func:`connect`; a Redis error becomes
+Every part of the service connects through :func:`connect`, except the inbox's FastStream
+broker, which builds its own pool with :func:`renewing_connections`; a Redis error becomes
 :class:`~services.store.base.StoreUnavailableError` where the store's callers expect one
 (:func:`unavailable`).
 
