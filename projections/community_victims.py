@@ -121,14 +121,14 @@ def _move(sums: dict[str, Sums], key: str, add: _Part, sign: int, ident: str) ->
     if was is None:
         a, b, h, n, q = sign * add[0], sign * add[1], sign * add[2], sign, sign * add[3]
     else:
-        a, b, h = was[0] + sign * add[0], was[1] + sign * add[1], was[2] + sign * add[2]
-        n, q = was[3] + sign, was[4] + sign * add[3]
+        a, b, h = was.low + sign * add[0], was.best + sign * add[1], was.high + sign * add[2]
+        n, q = was.incidents + sign, was.at_least + sign * add[3]
     if n < 0 or a < 0 or b < 0 or h < 0 or q < 0:
         raise _below(ident, key)
     if n == 0:
         del sums[key]
     else:
-        moved = (a, b, h, n, q)
+        moved = Sums(a, b, h, n, q)
         sums[key] = SHARED.setdefault(moved, moved)
 
 

@@ -289,11 +289,11 @@ def protected_query(
         sums.add_kept(cell)
         if by_party:
             for party, one in cell.parties.items():
-                if one[1] < k:
+                if one.best < k:
                     small.add(party)
             continue
         for key, one in cell.lines.items():  # small_lines, inlined: the hot loop of a read
-            if one[1] < k:
+            if one.best < k:
                 community, _, line_status = key.rpartition("|")
                 if status is None or line_status == status:
                     small.add(community)

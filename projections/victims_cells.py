@@ -4,9 +4,9 @@ A *cell* sums the live incidents that no filter can tell apart: those of one cou
 (as reported), window of occurrence, grading, event type, violence type, civilian
 targeting, reporting feed and set of perpetrators. It holds their fatalities and, per
 community, per ``<community>|<status>`` line and per victim status, the sums of their
-victim lines. Every sum is a :data:`Sums` tuple ``(low, best, high, incidents,
-at_least)``: ``incidents`` counts the incidents behind it, ``at_least`` how many of them
-give it as a lower bound (qualifier ``at_least``), so the qualifier travels into every sum.
+victim lines. Every sum is a :class:`Sums` ``(low, best, high, incidents, at_least)``:
+``incidents`` counts the incidents behind it, ``at_least`` how many of them give it as a
+lower bound (qualifier ``at_least``), so the qualifier travels into every sum.
 """
 
 from __future__ import annotations
@@ -24,20 +24,30 @@ from .filters import Selection, occurrence_window
 
 VictimStatus = Literal["civilian", "combatant", "unknown"]
 
-Sums = tuple[int, int, int, int, int]
-"""``(low, best, high, incidents, at_least incidents)`` of a community, line or status."""
+
+class Sums(Doc, frozen=True, array_like=True):
+    """The sums of a community, line, status or party of a cell: ``incidents`` counts the
+    incidents behind them, ``at_least`` how many give theirs as a lower bound. Stored as an
+    array of five, as a tuple would be.
+
+    A document, so not tracked by the cyclic garbage collector, and a dict holding only
+    these is not tracked either. With tuples, a decoded community-victims state of a million
+    events held 2.8 million tracked objects, and the first collection after decoding one
+    walked them all (715 ms, BENCHMARKS.md).
+    """
+
+    low: int
+    best: int
+    high: int
+    incidents: int
+    at_least: int
+
 
 SHARED: dict[Sums, Sums] = {}
-"""One shared tuple per distinct :data:`Sums` a cell holds (a pure memo; the fold puts each
-sum it makes here, and a cell read from storage swaps its own for these: :meth:`Cell.settled`).
-
-Why: the cyclic garbage collector stops tracking a tuple of ints the first time it sees it,
-and a dict whose values are all untracked is not tracked either. Cells whose dicts hold these
-shared tuples therefore stay out of every collection. With a fresh tuple per entry, each
-copy of a cell's dicts was tracked and collections walking them took about a third of the
-fold's time; and a process reading cells as a view moves (the API's read side) kept every
-decoded cell's tuples young until a collection walked them, hundreds of thousands at a
-time. A few thousand distinct sums cover a million events.
+"""One shared :class:`Sums` per distinct value a cell holds (a pure memo; the fold puts
+each sum it makes here, and a cell read from storage swaps its own for these:
+:meth:`Cell.settled`), so a process holding a view keeps each value once. A few thousand
+distinct sums cover a million events.
 """
 MAX_SHARED: Final = 50_000
 """:data:`SHARED` is emptied when it reaches this many sums."""
@@ -174,10 +184,9 @@ class Cell(Doc, frozen=True, array_like=True):
     """A :data:`Sums` per party (``civilians``, ``side_a``, ``side_b``, ``unknown``)."""
 
     def settled(self) -> Cell:
-        """The cell with the :data:`SHARED` tuple of each of its sums and the
+        """The cell with the :data:`SHARED` object of each of its sums and the
         :data:`~projections.docs.VALUES` object of each value many cells repeat, in place:
-        the tuples its decoder made are freed at once instead of waiting, tracked, for a
-        collection, and its texts and dates are not kept twice."""
+        what its decoder made is freed at once, and no value is kept twice."""
         share_fields(self, _CELL_REPEATED)
         share = SHARED.setdefault
         for sums in (self.communities, self.lines, self.statuses, self.parties):
@@ -267,12 +276,12 @@ def small_lines(selection: Selection, cell: Cell, k: int) -> set[str]:
     the cells of the finest unit, each ``<community>|<status>`` line (of the query's
     status), or each party line."""
     if selection.by_party:
-        return {party for party, one in cell.parties.items() if one[1] < k}
+        return {party for party, one in cell.parties.items() if one.best < k}
     status = selection.status
     return {
         community_of(key)
         for key, one in cell.lines.items()
-        if one[1] < k and (status is None or status_of(key) == status)
+        if one.best < k and (status is None or status_of(key) == status)
     }
 
 

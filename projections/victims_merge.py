@@ -21,12 +21,12 @@ def _add_sums(into: dict[str, Sums], sums: Mapping[str, Sums]) -> None:
         into[key] = (
             one
             if was is None
-            else (
-                was[0] + one[0],
-                was[1] + one[1],
-                was[2] + one[2],
-                was[3] + one[3],
-                was[4] + one[4],
+            else Sums(
+                was.low + one.low,
+                was.best + one.best,
+                was.high + one.high,
+                was.incidents + one.incidents,
+                was.at_least + one.at_least,
             )
         )
 

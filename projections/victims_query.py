@@ -140,21 +140,21 @@ class Tally:
         else:
             whole = cell.statuses.get(status)
             if whole is not None:
-                total[0] += sign * whole[0]
-                total[1] += sign * whole[1]
-                total[2] += sign * whole[2]
-                self.incidents += sign * whole[3]
-                self.at_least += sign * whole[4]
+                total[0] += sign * whole.low
+                total[1] += sign * whole.best
+                total[2] += sign * whole.high
+                self.incidents += sign * whole.incidents
+                self.at_least += sign * whole.at_least
         rows = self.rows
-        for community, (low, best, high, incidents, at_least) in answer_lines(self.selection, cell):
+        for community, one in answer_lines(self.selection, cell):
             held = rows.get(community)
             if held is None:
                 held = rows[community] = [0, 0, 0, 0, 0]
-            held[0] += sign * low
-            held[1] += sign * best
-            held[2] += sign * high
-            held[3] += sign * incidents
-            held[4] += sign * at_least
+            held[0] += sign * one.low
+            held[1] += sign * one.best
+            held[2] += sign * one.high
+            held[3] += sign * one.incidents
+            held[4] += sign * one.at_least
             if held[3] == 0:  # no kept cell has the community any more
                 del rows[community]
 

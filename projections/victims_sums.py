@@ -73,7 +73,7 @@ class VictimsSums:
             return
         self.tally.add(cell, sign)
         lines = cell.parties if self.selection.by_party else cell.lines
-        if not any(one[1] < self.k for one in lines.values()):
+        if not any(one.best < self.k for one in lines.values()):
             return  # no small line: nothing to withhold (the common case, checked first)
         for community in small_in_cell(cell, self.selection, self.k):
             count = self.small.get(community, 0) + sign

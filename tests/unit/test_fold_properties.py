@@ -387,4 +387,6 @@ class TestFoldProperties:
         for cell in victims.kind("total").values():
             assert isinstance(cell, Cell)
             assert cell.incidents > 0
-            assert all(one[3] > 0 for one in (*cell.communities.values(), *cell.lines.values()))
+            assert all(
+                one.incidents > 0 for one in (*cell.communities.values(), *cell.lines.values())
+            )

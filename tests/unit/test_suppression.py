@@ -49,6 +49,7 @@ from projections.suppression import (
     small_communities,
     suppress,
 )
+from projections.victims_cells import Sums
 from services.errors import SettingsError
 from services.protection.auth import sees_exact
 from services.settings import load_settings, parse_tokens
@@ -113,8 +114,8 @@ def kinds(state: Readable) -> Kinds:
     return {kind: dict(docs) for kind, docs in source.items()}
 
 
-def _best_plus_one(sums: tuple[int, ...]) -> tuple[int, ...]:
-    return (sums[0], sums[1] + 1, *sums[2:])
+def _best_plus_one(sums: Sums) -> Sums:
+    return msgspec.structs.replace(sums, best=sums.best + 1)
 
 
 def bumped(state: Kinds, cell_id: str, key: str) -> Kinds:

@@ -94,8 +94,8 @@ class TestAtLeast:
         """Then the cell of the coastal incident counts one lower-bound total and line."""
         cell = next(c for c in docs_of(state, "total", Cell).values() if c.adm1 == "Latakia")
         assert cell.at_least == 1
-        assert cell.lines["alawite|civilian"][4] == 1
-        assert cell.lines["christian|civilian"][4] == 0
+        assert cell.lines["alawite|civilian"].at_least == 1
+        assert cell.lines["christian|civilian"].at_least == 0
 
     def test_a_revision_to_an_exact_figure_drops_the_qualifier(self) -> None:
         """Given the toll revised to an exact count, then the total is no longer a bound."""
