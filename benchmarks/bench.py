@@ -838,6 +838,8 @@ async def as_of(
     The position is tried first, then the ISO time of that position. Each request may take
     up to ``limit_s``; it is asked 5 times, or fewer once the answers took ``budget_s`` in
     all (a slow answer is still a number for the table; five of them would hold up the run).
+    The table shows the median and the first answer, which is cold (the snapshot not yet
+    read), and the target holds only when both are within it.
     """
     results.values["as_of_via_api"] = visibility.via_api
     if not visibility.via_api:
@@ -866,6 +868,7 @@ async def as_of(
         else:
             results.values["as_of_s"] = statistics.median(timings)
             results.values["as_of_max_s"] = max(timings)
+            results.values["as_of_first_s"] = timings[0]  # cold: the snapshot not yet read
             results.values["as_of_runs"] = len(timings)
             results.values["as_of_param"] = value
             return
@@ -986,9 +989,10 @@ def table(results: Results, args: argparse.Namespace) -> str:
             verdict(None if total is None else total <= 300),
         )
     )
-    asof = v.get("as_of_s")
+    asof, first = v.get("as_of_s"), v.get("as_of_first_s")
     if asof is not None:
-        asof_text = f"{asof * 1000:.0f} ms (median of {v.get('as_of_runs')})"
+        asof_text = f"{asof * 1000:.0f} ms (median of {v.get('as_of_runs')}"
+        asof_text += ")" if first is None else f"; the first, cold, {first * 1000:,.0f} ms)"
     elif v.get("as_of_via_api") is False:
         asof_text = "n/a yet (no query API)"
     else:
@@ -1002,7 +1006,7 @@ def table(results: Results, args: argparse.Namespace) -> str:
             "—",
             "—",
             "≤ 1 s",
-            verdict(None if asof is None else asof <= 1),
+            verdict(None if asof is None else max(asof, first or 0) <= 1),
         )
     )
     header = ("measure", "limit", "naive peer", "ours", "ours/limit", "ours/peer", "target", "")

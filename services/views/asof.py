@@ -56,7 +56,7 @@ from services.store.log import LogEntry, LogReader, RawEntry, decode_page
 from services.store.positions import joined, split
 from services.views.errors import AsOfError
 from services.views.fold import fold
-from services.views.snapshots import SnapshotStore, latest_before, no_cycle_collection
+from services.views.snapshots import LazyDocs, SnapshotStore, latest_before, no_cycle_collection
 
 __all__ = [
     "ASOF_PROJECTIONS",
@@ -242,7 +242,7 @@ class AsOfReader:
         self.store = SnapshotStore(client, self.keys)
         self.logs = [LogReader(client, self.keys, p) for p in range(self.keys.partitions)]
         self.cache_size = cache_size
-        self._cache: _Lru[tuple[str, str], State] = _Lru(cache_size)
+        self._cache: _Lru[tuple[str, str], LazyDocs] = _Lru(cache_size)
         self._folded: _Lru[tuple[str, str], _Folded] = _Lru(folded_size)
         self._sums: _Lru[tuple[str, str, int, VictimsFilter], VictimsSums] = _Lru(sums_size)
         self.folds = 0
@@ -351,17 +351,17 @@ class AsOfReader:
     async def _snapshot(self, projection: Projection, position: Position) -> State | None:
         """A copy of the snapshot at ``position`` (``None``: it is gone)."""
         cached = await self._cached(projection, position)
-        return None if cached is None else Docs(cached.kinds())
+        return None if cached is None else cached.copy()
 
-    async def _cached(self, projection: Projection, position: Position) -> State | None:
+    async def _cached(self, projection: Projection, position: Position) -> LazyDocs | None:
         """The kept snapshot at ``position``, read and kept if it was not (never change it)."""
         key = (projection.view, str(position))
         cached = self._cache.get(key)
         if cached is None:
 
-            def known(at: Position) -> State | None:  # a kept state ends the chain there
+            def known(at: Position) -> LazyDocs | None:  # a kept state ends the chain there
                 found = self._cache.get((projection.view, str(at)))
-                return None if found is None else Docs(found.kinds())
+                return None if found is None else found.copy()
 
             cached = await self.store.load(projection, position, known)
             if cached is None:  # removed by the retention meanwhile

@@ -41,6 +41,12 @@ passes through it (so the blobs kept are at most ``keep`` chains). A reader that
 chain missing a blob (the retention ran between its two reads) takes it for no snapshot and
 folds from the start of the log: slower, never wrong.
 
+**Reading lazily.** The kinds of :data:`LAZY_KINDS` (community-victims' contributions, one
+per incident) are read as each document's undecoded bytes, decoded when a document is asked
+for (:class:`LazyDocs`): an as-of fold asks only for the incidents its tail revises,
+retracts or merges, and the victims sums read the cells alone. Reading a whole kind decodes
+it first, so no undecoded document leaves the state.
+
 Sizes, to tune the settings: on the benchmark workload a community-victims base is about
 35 bytes compressed per log entry folded (7 MB at 200,000 entries; 48 with zlib) and a delta
 about 90 bytes per entry since the previous snapshot with zlib (1.8 MB for 20,000;
@@ -76,8 +82,10 @@ __all__ = [
     "DEFAULT_CHAIN",
     "DEFAULT_EVERY",
     "DEFAULT_KEEP",
+    "LAZY_KINDS",
     "Chain",
     "CorruptSnapshotError",
+    "LazyDocs",
     "SnapshotRef",
     "SnapshotStore",
     "Written",
@@ -104,6 +112,13 @@ FORMAT: Final = 1
 """The format of a whole state (a base)."""
 DELTA_FORMAT: Final = 2
 """The format of a delta: what changed since the previous snapshot."""
+LAZY_KINDS: Final[Mapping[str, frozenset[str]]] = {
+    "community-victims": frozenset({"incident"}),
+}
+"""Per projection, the kinds a snapshot read leaves undecoded until a document is asked for
+(:class:`LazyDocs`). Community-victims' contributions: 498,237 at a million events, two thirds
+of its snapshot's bytes and, decoded, 1.5 million tuples for the collector to walk once; no
+as-of answer reads them whole (BENCHMARKS.md)."""
 
 
 class CorruptSnapshotError(AsOfError):
@@ -130,6 +145,85 @@ def no_cycle_collection() -> Iterator[None]:
     finally:
         if enabled:
             gc.enable()
+
+
+class LazyDocs(Docs[msgspec.Struct]):
+    """A state read from a snapshot whose lazy kinds (:data:`LAZY_KINDS`) may hold undecoded
+    documents (:class:`msgspec.Raw`) until they are asked for.
+
+    :meth:`get` decodes the document it returns, and keeps it decoded; :meth:`kind` and
+    :meth:`kinds` decode the whole kind first, so what they give holds only documents. A
+    stored delta's undecoded documents (:func:`apply_delta`) stay undecoded the same way. A
+    document that does not decode raises :class:`CorruptSnapshotError`.
+    """
+
+    __slots__ = ("_lazy", "_pending")
+
+    def __init__(
+        self,
+        kinds: Mapping[str, Mapping[str, msgspec.Struct]],
+        lazy: Mapping[str, Callable[[msgspec.Raw], msgspec.Struct]],
+        pending: Iterable[str] | None = None,
+    ) -> None:
+        super().__init__(kinds)
+        self._lazy = dict(lazy)
+        """Each kind that may hold undecoded documents, with what decodes one."""
+        self._pending = set(self._lazy if pending is None else pending)
+        """The kinds that may hold undecoded documents now."""
+
+    def get(self, kind: str, ident: str) -> msgspec.Struct | None:
+        """The document ``ident`` of ``kind`` (decoded), or ``None``."""
+        doc = super().get(kind, ident)
+        undecoded: Any = doc
+        if type(undecoded) is msgspec.Raw:
+            doc = self._kinds[kind][ident] = self._lazy[kind](undecoded)
+        return doc
+
+    def kind(self, kind: str) -> Mapping[str, msgspec.Struct]:
+        """Every document of one kind, decoded, by id (read-only view)."""
+        self._decode_kind(kind)
+        return super().kind(kind)
+
+    def kinds(self) -> Mapping[str, Mapping[str, msgspec.Struct]]:
+        """Every kind with its documents, decoded (read-only view)."""
+        for kind in list(self._pending):
+            self._decode_kind(kind)
+        return super().kinds()
+
+    def patch(
+        self,
+        kind: str,
+        put: Mapping[str, msgspec.Struct],
+        deleted: Iterable[str],
+        tail: Mapping[str, msgspec.Struct],
+    ) -> None:
+        """:meth:`Docs.patch`; a lazy kind's documents may come undecoded."""
+        super().patch(kind, put, deleted, tail)
+        if kind in self._lazy and (put or tail):
+            self._pending.add(kind)
+
+    def copy(self) -> LazyDocs:
+        """A copy to change, its undecoded documents left undecoded."""
+        return LazyDocs(self._kinds, self._lazy, self._pending)
+
+    def __eq__(self, other: object) -> bool:
+        self.kinds()
+        if isinstance(other, LazyDocs):
+            other.kinds()
+        return super().__eq__(other)
+
+    __hash__ = None
+
+    def _decode_kind(self, kind: str) -> None:
+        if kind not in self._pending:
+            return
+        self._pending.discard(kind)
+        decode = self._lazy[kind]
+        docs: dict[str, Any] = self._kinds.get(kind, {})
+        with no_cycle_collection():
+            for ident, doc in docs.items():  # values replaced in place: the order is kept
+                if type(doc) is msgspec.Raw:
+                    docs[ident] = decode(doc)
 
 
 class SnapshotRef(msgspec.Struct, frozen=True):
@@ -179,9 +273,11 @@ _msgpack: Final = msgspec.msgpack.Encoder()
 _blob_decoder: Final = msgspec.msgpack.Decoder(_Blob)
 _kind_delta_decoder: Final = msgspec.msgpack.Decoder(_KindDelta)
 _kind_decoders: dict[type[msgspec.Struct], msgspec.msgpack.Decoder[Any]] = {}
+_undecoded: Final = msgspec.msgpack.Decoder(dict[str, msgspec.Raw])
 
 Delta = dict[str, tuple[dict[str, msgspec.Struct], list[str], dict[str, msgspec.Struct]]]
-"""A decoded delta: per kind, (documents changed in place, ids deleted, the kind's end)."""
+"""A decoded delta: per kind, (documents changed in place, ids deleted, the kind's end); a
+lazy kind's documents (:data:`LAZY_KINDS`) as their bytes, for :class:`LazyDocs`."""
 
 
 _LEVEL: Final = 3
@@ -258,7 +354,7 @@ def _kind_delta(docs: Mapping[str, msgspec.Struct], idents: set[str]) -> _KindDe
     )
 
 
-def decode_snapshot(projection: Projection, blob: bytes) -> State:
+def decode_snapshot(projection: Projection, blob: bytes) -> LazyDocs:
     """A base snapshot blob back as the projection's state; :class:`CorruptSnapshotError`
     if not (a delta included: it is no state by itself)."""
     with no_cycle_collection():
@@ -277,7 +373,7 @@ def decode_delta(projection: Projection, blob: bytes) -> tuple[Position, Delta]:
         return Position(outer.previous), _delta_of(projection, outer)
 
 
-def apply_delta(state: State, delta: Delta) -> State:
+def apply_delta(state: LazyDocs, delta: Delta) -> LazyDocs:
     """``state`` (changed in place, not recorded as changes) moved by ``delta``."""
     with no_cycle_collection():
         for kind, (put, deleted, tail) in delta.items():
@@ -302,31 +398,55 @@ def _decoder_of(projection: Projection, kind: str) -> msgspec.msgpack.Decoder[An
     return decoder
 
 
-def _base_of(projection: Projection, outer: _Blob) -> State:
+def _kind_reader(projection: Projection, kind: str) -> Callable[[bytes], Any]:
+    """What reads a stored map of ``kind``'s documents: decoded, or for a lazy kind
+    (:data:`LAZY_KINDS`) each document's bytes."""
+    decoder = _decoder_of(projection, kind)  # checks the kind
+    if kind in LAZY_KINDS.get(projection.name, ()):
+        return _undecoded.decode
+    return decoder.decode
+
+
+def _lazy_reader(projection: Projection, kind: str) -> Callable[[msgspec.Raw], msgspec.Struct]:
+    """What decodes one document of a lazy kind when it is asked for."""
+    decode = msgspec.msgpack.Decoder(projection.doc_types[kind]).decode
+
+    def read(raw: msgspec.Raw) -> Any:
+        try:
+            return decode(raw)
+        except msgspec.DecodeError as exc:
+            raise CorruptSnapshotError(f"{projection.view} snapshot: {exc}") from exc
+
+    return read
+
+
+def _base_of(projection: Projection, outer: _Blob) -> LazyDocs:
     try:
-        kinds = {
-            kind: _decoder_of(projection, kind).decode(raw) for kind, raw in outer.kinds.items()
-        }
+        kinds = {kind: _kind_reader(projection, kind)(raw) for kind, raw in outer.kinds.items()}
     except msgspec.DecodeError as exc:
         raise CorruptSnapshotError(f"{projection.view} snapshot: {exc}") from exc
-    return Docs(kinds)
+    lazy = {k: _lazy_reader(projection, k) for k in LAZY_KINDS.get(projection.name, ())}
+    return LazyDocs(kinds, lazy)
 
 
 def _delta_of(projection: Projection, outer: _Blob) -> Delta:
     delta: Delta = {}
     try:
         for kind, raw in outer.kinds.items():
-            decoder = _decoder_of(projection, kind)
+            read = _kind_reader(projection, kind)
             one = _kind_delta_decoder.decode(raw)
-            delta[kind] = (decoder.decode(one.put), one.deleted, decoder.decode(one.tail))
+            delta[kind] = (read(one.put), one.deleted, read(one.tail))
     except msgspec.DecodeError as exc:
         raise CorruptSnapshotError(f"{projection.view} snapshot: {exc}") from exc
     return delta
 
 
 def _state_of(
-    projection: Projection, start: State | None, blobs: Sequence[bytes], positions: Sequence[str]
-) -> State:
+    projection: Projection,
+    start: LazyDocs | None,
+    blobs: Sequence[bytes],
+    positions: Sequence[str],
+) -> LazyDocs:
     """The state a chain's blobs give (``start``: a copy of the state before the first)."""
     state = start
     for position, blob in zip(positions, blobs, strict=True):
@@ -411,8 +531,8 @@ class SnapshotStore:
         self,
         projection: Projection,
         position: Position,
-        known: Callable[[Position], State | None] | None = None,
-    ) -> State | None:
+        known: Callable[[Position], LazyDocs | None] | None = None,
+    ) -> LazyDocs | None:
         """The snapshot of ``projection`` at ``position``, or ``None`` when none is stored
         (or its chain lost a link to a concurrent retention).
 
@@ -421,7 +541,7 @@ class SnapshotStore:
         """
         data_key = self._keys(projection)[1]
         chain = _chain(await self._links(projection), position)
-        start: State | None = None
+        start: LazyDocs | None = None
         if known is not None:
             for i, at in enumerate(chain):
                 start = known(Position(at))

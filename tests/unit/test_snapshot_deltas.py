@@ -10,9 +10,12 @@ every answer computed from it is the same, byte for byte).
 
 from __future__ import annotations
 
+import gc
 import zlib
+from typing import Any
 
 import hypothesis.strategies as st
+import msgspec
 import pytest
 import zstandard
 from hypothesis import HealthCheck, assume, given, settings
@@ -23,6 +26,7 @@ from projections.docs import Key
 from services.views.asof import ASOF_PROJECTIONS, RELEVANT_TYPES
 from services.views.snapshots import (
     CorruptSnapshotError,
+    LazyDocs,
     apply_delta,
     decode_delta,
     decode_snapshot,
@@ -54,7 +58,7 @@ class TestBasePlusDeltas:
         for name in ASOF_PROJECTIONS:
             projection = PROJECTIONS[name]
             live = projection.initial()
-            read: State | None = None
+            read: LazyDocs | None = None
             done = 0
             previous = None
             for cut in cuts:
@@ -151,6 +155,69 @@ class TestCompression:
         blob = encode_snapshot(state, "1-0", 1)  # type: ignore[arg-type]
         with pytest.raises(CorruptSnapshotError):
             decode_snapshot(projection, blob[:-4])
+
+
+class TestLazyKinds:
+    """Community-victims' contributions read from a snapshot stay undecoded until asked for
+    (``LAZY_KINDS``): a fold on the state read asks only for those its events touch, and the
+    victims sums read the cells alone."""
+
+    @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(events=histories(PARTITIONED), data=st.data())
+    def test_a_fold_on_a_state_read_from_a_snapshot_gives_the_fold(
+        self, events: list[Event], data: st.DataObject
+    ) -> None:
+        """Folding the rest of a history onto a snapshot of its start, read lazily, equals
+        the fold of the whole, order included, and so does folding it onto a copy, which
+        leaves the state it was taken from as it was."""
+        records = Log().records(events)
+        assume(records)
+        cut = data.draw(st.integers(1, len(records)))
+        for name in ASOF_PROJECTIONS:
+            projection = PROJECTIONS[name]
+            start = fold(projection, records[:cut])
+            whole = fold(projection, records)
+            blob = encode_snapshot(start, records[cut - 1].position, cut)
+            read, fresh = decode_snapshot(projection, blob), decode_snapshot(projection, blob)
+            copy = read.copy()
+            for state in (copy, fresh):
+                for one in records[cut:]:
+                    projection.apply(state, one)
+                assert ordered(state) == ordered(whole), name
+            assert ordered(read) == ordered(start), name
+
+    def test_reading_contributions_makes_no_tracked_object_per_incident(self) -> None:
+        """A base of 400 incidents read back: fewer new objects tracked by the collector than
+        incidents (decoded, each contribution's tuples would be), and each contribution, once
+        asked for, equal to the fold's."""
+        projection = PROJECTIONS["community-victims"]
+        records = Log().records(
+            [COAST.reported(f"i-{n}", n % 7 + 1, victims=[line("druze", 1)]) for n in range(400)]
+        )
+        live = fold(projection, records)
+        blob = encode_snapshot(live, records[-1].position, len(records))
+        gc.collect()
+        gc.disable()
+        try:
+            before = gc.get_count()[0]
+            read = decode_snapshot(projection, blob)
+            tracked = gc.get_count()[0] - before
+        finally:
+            gc.enable()
+        assert tracked < 400
+        assert read.get("incident", "i-7") == live.get("incident", "i-7")
+        assert list(read.kind("incident").items()) == list(live.kind("incident").items())
+
+    def test_a_contribution_that_does_not_decode_is_a_corrupt_snapshot(self) -> None:
+        """The damage shows when the document is asked for, as a CorruptSnapshotError."""
+        projection = PROJECTIONS["community-victims"]
+        kinds: Any = {"incident": {"i-1": msgspec.Raw(msgspec.msgpack.encode("no contribution"))}}
+        damaged: State = Docs(kinds)
+        read = decode_snapshot(projection, encode_snapshot(damaged, "1-0", 1))  # type: ignore[arg-type]
+        with pytest.raises(CorruptSnapshotError):
+            read.get("incident", "i-1")
+        with pytest.raises(CorruptSnapshotError):
+            read.kinds()
 
 
 class TestRelevantTypes:
