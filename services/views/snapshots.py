@@ -45,7 +45,9 @@ folds from the start of the log: slower, never wrong.
 per incident) are read as each document's undecoded bytes, decoded when a document is asked
 for (:class:`LazyDocs`): an as-of fold asks only for the incidents its tail revises,
 retracts or merges, and the victims sums read the cells alone. Reading a whole kind decodes
-it first, so no undecoded document leaves the state.
+it first, so no undecoded document leaves the state. While a chain is read, every kind's
+documents stay undecoded, and those of the other kinds are decoded once at its end: a
+document a later delta replaces is never decoded.
 
 Sizes, to tune the settings: on the benchmark workload a community-victims base is about
 35 bytes compressed per log entry folded (7 MB at 200,000 entries; 48 with zlib) and a delta
@@ -90,6 +92,7 @@ __all__ = [
     "SnapshotStore",
     "Written",
     "apply_delta",
+    "decode_chain",
     "decode_delta",
     "decode_snapshot",
     "encode_delta",
@@ -148,8 +151,9 @@ def no_cycle_collection() -> Iterator[None]:
 
 
 class LazyDocs(Docs[msgspec.Struct]):
-    """A state read from a snapshot whose lazy kinds (:data:`LAZY_KINDS`) may hold undecoded
-    documents (:class:`msgspec.Raw`) until they are asked for.
+    """A state read from a snapshot that may hold undecoded documents (:class:`msgspec.Raw`)
+    until they are asked for: those of :data:`LAZY_KINDS` once read, any kind's while a
+    chain is applied.
 
     :meth:`get` decodes the document it returns, and keeps it decoded; :meth:`kind` and
     :meth:`kinds` decode the whole kind first, so what they give holds only documents. A
@@ -197,9 +201,9 @@ class LazyDocs(Docs[msgspec.Struct]):
         deleted: Iterable[str],
         tail: Mapping[str, msgspec.Struct],
     ) -> None:
-        """:meth:`Docs.patch`; a lazy kind's documents may come undecoded."""
+        """:meth:`Docs.patch`; the documents may come undecoded."""
         super().patch(kind, put, deleted, tail)
-        if kind in self._lazy and (put or tail):
+        if kind in self._lazy and _any_undecoded(put, tail):
             self._pending.add(kind)
 
     def copy(self) -> LazyDocs:
@@ -215,6 +219,7 @@ class LazyDocs(Docs[msgspec.Struct]):
     __hash__ = None
 
     def _decode_kind(self, kind: str) -> None:
+        """Decode every undecoded document of ``kind``, in place."""
         if kind not in self._pending:
             return
         self._pending.discard(kind)
@@ -224,6 +229,10 @@ class LazyDocs(Docs[msgspec.Struct]):
             for ident, doc in docs.items():  # values replaced in place: the order is kept
                 if type(doc) is msgspec.Raw:
                     docs[ident] = decode(doc)
+
+
+def _any_undecoded(*docs: Mapping[str, object]) -> bool:
+    return any(type(doc) is msgspec.Raw for some in docs for doc in some.values())
 
 
 class SnapshotRef(msgspec.Struct, frozen=True):
@@ -361,7 +370,7 @@ def decode_snapshot(projection: Projection, blob: bytes) -> LazyDocs:
         outer = _outer(projection, blob)
         if outer.format != FORMAT:
             raise CorruptSnapshotError(f"snapshot format {outer.format} is not {FORMAT}")
-        return _base_of(projection, outer)
+        return _base_of(projection, outer, _lazy_kinds(projection))
 
 
 def decode_delta(projection: Projection, blob: bytes) -> tuple[Position, Delta]:
@@ -370,7 +379,7 @@ def decode_delta(projection: Projection, blob: bytes) -> tuple[Position, Delta]:
         outer = _outer(projection, blob)
         if outer.format != DELTA_FORMAT or outer.previous is None:
             raise CorruptSnapshotError(f"snapshot format {outer.format} is no delta")
-        return Position(outer.previous), _delta_of(projection, outer)
+        return Position(outer.previous), _delta_of(projection, outer, _lazy_kinds(projection))
 
 
 def apply_delta(state: LazyDocs, delta: Delta) -> LazyDocs:
@@ -398,18 +407,30 @@ def _decoder_of(projection: Projection, kind: str) -> msgspec.msgpack.Decoder[An
     return decoder
 
 
-def _kind_reader(projection: Projection, kind: str) -> Callable[[bytes], Any]:
-    """What reads a stored map of ``kind``'s documents: decoded, or for a lazy kind
-    (:data:`LAZY_KINDS`) each document's bytes."""
+def _kind_reader(projection: Projection, kind: str, undecoded: bool) -> Callable[[bytes], Any]:
+    """What reads a stored map of ``kind``'s documents: decoded, or (``undecoded``) each
+    document's bytes."""
     decoder = _decoder_of(projection, kind)  # checks the kind
-    if kind in LAZY_KINDS.get(projection.name, ()):
-        return _undecoded.decode
-    return decoder.decode
+    return _undecoded.decode if undecoded else decoder.decode
 
 
-def _lazy_reader(projection: Projection, kind: str) -> Callable[[msgspec.Raw], msgspec.Struct]:
-    """What decodes one document of a lazy kind when it is asked for."""
-    decode = msgspec.msgpack.Decoder(projection.doc_types[kind]).decode
+_doc_readers: dict[str, Mapping[str, Callable[[msgspec.Raw], msgspec.Struct]]] = {}
+
+
+def _readers(projection: Projection) -> Mapping[str, Callable[[msgspec.Raw], msgspec.Struct]]:
+    """Per document kind of ``projection``, what decodes one document of it (made once)."""
+    readers = _doc_readers.get(projection.view)
+    if readers is None:
+        readers = _doc_readers[projection.view] = {
+            kind: _reader(projection, doc_type) for kind, doc_type in projection.doc_types.items()
+        }
+    return readers
+
+
+def _reader(
+    projection: Projection, doc_type: type[msgspec.Struct]
+) -> Callable[[msgspec.Raw], msgspec.Struct]:
+    decode = msgspec.msgpack.Decoder(doc_type).decode
 
     def read(raw: msgspec.Raw) -> Any:
         try:
@@ -420,20 +441,28 @@ def _lazy_reader(projection: Projection, kind: str) -> Callable[[msgspec.Raw], m
     return read
 
 
-def _base_of(projection: Projection, outer: _Blob) -> LazyDocs:
+def _lazy_kinds(projection: Projection) -> frozenset[str]:
+    return LAZY_KINDS.get(projection.name, frozenset())
+
+
+def _base_of(projection: Projection, outer: _Blob, undecoded: frozenset[str]) -> LazyDocs:
+    """A base's state, the kinds named ``undecoded`` left as each document's bytes."""
     try:
-        kinds = {kind: _kind_reader(projection, kind)(raw) for kind, raw in outer.kinds.items()}
+        kinds = {
+            kind: _kind_reader(projection, kind, kind in undecoded)(raw)
+            for kind, raw in outer.kinds.items()
+        }
     except msgspec.DecodeError as exc:
         raise CorruptSnapshotError(f"{projection.view} snapshot: {exc}") from exc
-    lazy = {k: _lazy_reader(projection, k) for k in LAZY_KINDS.get(projection.name, ())}
-    return LazyDocs(kinds, lazy)
+    return LazyDocs(kinds, _readers(projection), undecoded & kinds.keys())
 
 
-def _delta_of(projection: Projection, outer: _Blob) -> Delta:
+def _delta_of(projection: Projection, outer: _Blob, undecoded: frozenset[str]) -> Delta:
+    """A delta's changes, the kinds named ``undecoded`` as each document's bytes."""
     delta: Delta = {}
     try:
         for kind, raw in outer.kinds.items():
-            read = _kind_reader(projection, kind)
+            read = _kind_reader(projection, kind, kind in undecoded)
             one = _kind_delta_decoder.decode(raw)
             delta[kind] = (read(one.put), one.deleted, read(one.tail))
     except msgspec.DecodeError as exc:
@@ -441,14 +470,23 @@ def _delta_of(projection: Projection, outer: _Blob) -> Delta:
     return delta
 
 
-def _state_of(
+def decode_chain(
     projection: Projection,
     start: LazyDocs | None,
     blobs: Sequence[bytes],
     positions: Sequence[str],
 ) -> LazyDocs:
-    """The state a chain's blobs give (``start``: a copy of the state before the first)."""
+    """The state a chain's blobs give, oldest first (``start``: a copy of the state before
+    the first; ``None``: the first is a base); :class:`CorruptSnapshotError` if they are no
+    chain.
+
+    Every document is read as its bytes while the chain is applied and decoded once at the
+    end, in its last version: a delta replaces about a third of the cells of community-victims'
+    base, which would otherwise be decoded and freed again for each delta. The kinds of
+    :data:`LAZY_KINDS` stay undecoded.
+    """
     state = start
+    everything = frozenset(projection.doc_types)
     for position, blob in zip(positions, blobs, strict=True):
         with no_cycle_collection():
             outer = _outer(projection, blob)
@@ -456,14 +494,16 @@ def _state_of(
             if outer.format != FORMAT:
                 raise CorruptSnapshotError(f"{projection.view} chain at {position}: no base")
             with no_cycle_collection():
-                state = _base_of(projection, outer)
+                state = _base_of(projection, outer, everything)
             continue
         if outer.format != DELTA_FORMAT:
             raise CorruptSnapshotError(f"{projection.view} chain at {position}: no delta")
         with no_cycle_collection():
-            apply_delta(state, _delta_of(projection, outer))
+            apply_delta(state, _delta_of(projection, outer, everything))
     if state is None:
         raise CorruptSnapshotError(f"{projection.view}: an empty chain")
+    for kind in everything - _lazy_kinds(projection):
+        state.kind(kind)  # decodes it
     return state
 
 
@@ -555,7 +595,7 @@ class SnapshotStore:
         if any(blob is None for blob in found):
             return None
         blobs = [b if isinstance(b, bytes) else b.encode() for b in found]
-        return await asyncio.to_thread(_state_of, projection, start, blobs, chain)
+        return await asyncio.to_thread(decode_chain, projection, start, blobs, chain)
 
     async def chain(self, projection: Projection, position: Position) -> Chain:
         """Where the snapshot at ``position`` stands in its chain (sizes of what is stored)."""

@@ -28,6 +28,7 @@ from services.views.snapshots import (
     CorruptSnapshotError,
     LazyDocs,
     apply_delta,
+    decode_chain,
     decode_delta,
     decode_snapshot,
     encode_delta,
@@ -51,7 +52,8 @@ class TestBasePlusDeltas:
     def test_base_and_deltas_read_back_as_the_fold_in_its_order(
         self, events: list[Event], data: st.DataObject
     ) -> None:
-        """At every cut, decoded base + applied deltas equal the fold, order included."""
+        """At every cut, decoded base + applied deltas equal the fold, order included, and so
+        does the chain read at once (each document decoded in its last version)."""
         records = Log().records(events)
         assume(records)
         cuts = sorted(data.draw(st.sets(st.integers(1, len(records)), min_size=1, max_size=6)))
@@ -61,6 +63,8 @@ class TestBasePlusDeltas:
             read: LazyDocs | None = None
             done = 0
             previous = None
+            chain: list[bytes] = []
+            positions: list[str] = []
             for cut in cuts:
                 changed: set[Key] = set()
                 for one in records[done:cut]:
@@ -68,16 +72,22 @@ class TestBasePlusDeltas:
                     changed.update(live.take_changes())
                 done, position = cut, records[cut - 1].position
                 if read is None or previous is None:
-                    read = decode_snapshot(projection, encode_snapshot(live, position, cut))
+                    blob = encode_snapshot(live, position, cut)
+                    read = decode_snapshot(projection, blob)
+                    chain, positions = [], []
                 else:
                     blob = encode_delta(live, changed, position, cut, previous)
                     back, delta = decode_delta(projection, blob)
                     assert back == previous
                     read = apply_delta(read, delta)
+                chain.append(blob)
+                positions.append(position)
                 previous = position
                 whole = fold(projection, records[:cut])
                 assert read == whole, (name, cut)
                 assert ordered(read) == ordered(whole), (name, cut)
+                chained = decode_chain(projection, None, chain, positions)
+                assert ordered(chained) == ordered(whole), (name, cut)
 
     def test_a_document_deleted_and_put_again_moves_to_the_end_as_in_the_fold(self) -> None:
         """An incident retracted (its cell gone) then a like one reported: the cell ends the
@@ -121,6 +131,32 @@ class TestBasePlusDeltas:
             pass
         else:
             raise AssertionError("a base decoded as a delta")
+
+    def test_a_chain_decodes_only_the_last_version_of_each_document(self) -> None:
+        """A cell the base holds damaged and a delta replaces: the chain reads back as the
+        fold, because the version replaced is never decoded; the base alone is a corrupt
+        snapshot."""
+        projection = PROJECTIONS["community-victims"]
+        log = Log()
+        first = log.records([COAST.reported("i-1", 5, victims=[line("druze", 5)])])
+        second = log.records([COAST.revised("i-1", 9, victims=[line("druze", 9)])])
+        live = fold(projection, first)
+        [cell] = live.kind("total")
+        kinds: Any = {
+            **live.kinds(),
+            "total": {cell: msgspec.Raw(msgspec.msgpack.encode("no cell"))},
+        }
+        damaged = encode_snapshot(Docs(kinds), first[-1].position, 1)
+        live.take_changes()
+        projection.apply(live, second[0])
+        changed = set(live.take_changes())
+        assert ("total", cell) in changed  # the revision changes the cell in place
+        delta = encode_delta(live, changed, second[-1].position, 2, first[-1].position)
+        positions = [first[-1].position, second[-1].position]
+        read = decode_chain(projection, None, [damaged, delta], positions)
+        assert ordered(read) == ordered(fold(projection, first + second))
+        with pytest.raises(CorruptSnapshotError):
+            decode_chain(projection, None, [damaged], positions[:1])
 
 
 class TestCompression:
