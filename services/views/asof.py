@@ -219,7 +219,7 @@ class AsOfReader:
     Reading a snapshot whose chain passes through a kept one reads only the deltas after it.
     The community-victims sums of a snapshot (per filter and threshold, ``sums_size`` of
     them) are kept too, and an answer moves them by the cells the tail changed
-    (:meth:`victims_sums`).
+    (:meth:`victims_sums`); so are the sums each answer moved (``sums_size`` of them).
 
     On several partitions (``prefix`` a :class:`~services.store.keys.Keys` with
     ``partitions > 1``) each partition's events recorded at or before the time are folded
@@ -245,6 +245,7 @@ class AsOfReader:
         self._cache: _Lru[tuple[str, str], LazyDocs] = _Lru(cache_size)
         self._folded: _Lru[tuple[str, str], _Folded] = _Lru(folded_size)
         self._sums: _Lru[tuple[str, str, int, VictimsFilter], VictimsSums] = _Lru(sums_size)
+        self._answered: _Lru[tuple[str, str, int, VictimsFilter], VictimsSums] = _Lru(sums_size)
         self.folds = 0
         """How many folds of the log this reader ran (the rest were answered from the kept
         folds)."""
@@ -287,16 +288,27 @@ class AsOfReader:
         The sums of the snapshot the fold started from are computed once (kept per snapshot,
         filter and ``k``) and moved by the cells the tail changed, so a question costs the
         tail, not a pass over every cell; equal to summing every cell afresh
-        (:class:`VictimsSums` is exact by construction).
+        (:class:`VictimsSums` is exact by construction). The sums so moved are kept too (per
+        position, filter and ``k``): the same question again costs a copy.
         """
         fresh = VictimsSums(k, where)  # checks the filter before any work
+        key = (projection.view, str(target), k, where)
+        answered = self._answered.get(key)
+        if answered is None:
+            answered = await self._victims_sums(projection, target, fresh)
+            self._answered.put(key, answered)
+        return answered.copy()
+
+    async def _victims_sums(
+        self, projection: Projection, target: Position, fresh: VictimsSums
+    ) -> VictimsSums:
         folded = await self._folded_until(projection, target)
         cells = folded.state.kind("total")
         base = None if folded.base is None else await self._cached(projection, folded.base)
         if base is None or folded.base is None or folded.changed is None:  # every cell
             await asyncio.to_thread(fresh.rebuild, cells, target)
             return fresh
-        key = (projection.view, str(folded.base), k, where)
+        key = (projection.view, str(folded.base), fresh.k, fresh.where)
         start = self._sums.get(key)
         if start is None:
             start = fresh
