@@ -107,11 +107,6 @@ class Docs(Generic[D]):
         """Every kind with its documents (read-only view)."""
         return self._kinds
 
-    def copy(self) -> Docs[D]:
-        """A copy to change: dicts of its own holding the same (frozen) documents, no
-        changes recorded."""
-        return Docs(self._kinds)
-
     def patch(
         self, kind: str, put: Mapping[str, D], deleted: Iterable[str], tail: Mapping[str, D]
     ) -> None:

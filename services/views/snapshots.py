@@ -170,8 +170,9 @@ class LazyDocs(Docs[msgspec.Struct]):
         pending: Iterable[str] | None = None,
     ) -> None:
         super().__init__(kinds)
-        self._lazy = dict(lazy)
-        """Each kind that may hold undecoded documents, with what decodes one."""
+        self._lazy = lazy
+        """Each kind that may hold undecoded documents, with what decodes one (shared by
+        every state of the projection, never changed)."""
         self._pending = set(self._lazy if pending is None else pending)
         """The kinds that may hold undecoded documents now."""
 
