@@ -1,4 +1,4 @@
-"""Operator commands on the views: ``replay``, ``status``, ``verify`` and ``dlq``.
+"""Operator commands on the views: ``replay``, ``status``, ``verify``, ``prune`` and ``dlq``.
 
 They talk to Redis directly (``LEDGER_REDIS_URL``, or the embedded Redis a ``ledger serve``
 on the same data directory runs), through the operator tools' wiring
@@ -28,6 +28,8 @@ from services.cli.app import (
 from services.cli.progress import progress_display
 from services.errors import LedgerError
 from services.ops.dead_letters import DeadLetter, dlq_drop, dlq_list, dlq_retry, dlq_show
+from services.ops.prune import DEFAULT_MAX_LAG, Pruned
+from services.ops.prune import prune as prune_versions
 from services.ops.status import ledger_status
 from services.ops.verify import VerifyResult, verify_all
 from services.projector.collector import tune_collector
@@ -41,6 +43,7 @@ __all__ = [
     "dlq_list_command",
     "dlq_retry_command",
     "dlq_show_command",
+    "prune",
     "replay",
     "status",
     "verify",
@@ -219,6 +222,55 @@ def verify(
                 soft_wrap=True,
             )
     if bad:
+        raise typer.Exit(1)
+
+
+@main.command()
+def prune(
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="List what would be removed; remove nothing.")
+    ] = False,
+    max_lag: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Remove an earlier version only while the current view lags at most this.",
+        ),
+    ] = DEFAULT_MAX_LAG,
+) -> None:
+    """Remove the keys and consumer groups earlier projection versions left (once the current
+    version's view has caught up and no process of the earlier one runs); 1 if any is kept."""
+
+    async def work(tools: Ops) -> list[Pruned]:
+        found = await prune_versions(
+            tools.client, tools.settings.keys, dry_run=dry_run, max_lag=max_lag
+        )
+        removed = [f"{one.name}:v{one.version}" for one in found if one.kept is None]
+        if removed and not dry_run:
+            await record_command(
+                tools.client, tools.settings, "ledger prune", {"removed": ",".join(removed)}
+            )
+        return found
+
+    found = run_ops(work)
+    if not found:
+        out.print("no earlier projection version left anything")
+        return
+    for one in found:
+        what = f"{len(one.keys)} keys, {len(one.groups)} consumer groups"
+        if one.kept is not None:
+            verdict = f"kept: {one.kept}"
+        else:
+            verdict = "would be removed" if dry_run else "removed"
+        out.print(
+            f"{one.name}:v{one.version} (current v{one.current}): {what}: {verdict}",
+            highlight=False,
+            soft_wrap=True,
+        )
+        if dry_run:
+            for name in [*one.keys, *one.groups]:
+                out.print(f"  {name}", highlight=False, soft_wrap=True)
+    if any(one.kept is not None for one in found):
         raise typer.Exit(1)
 
 

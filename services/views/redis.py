@@ -364,9 +364,14 @@ class RedisViewStore:
     async def drop(
         self, projection: Projection, generation: Generation, *, partition: int = 0
     ) -> None:
-        """``UNLINK`` every key of one generation of a view (freed in the server's background)."""
+        """``UNLINK`` every key of one generation of a view, its changes stream too (freed in
+        the server's background)."""
         keys = view_keys(self.keys, projection, generation, partition=partition)
-        names = [*(name for kind in keys.kinds for name in keys.hashes(kind)), keys.meta]
+        names = [
+            *(name for kind in keys.kinds for name in keys.hashes(kind)),
+            keys.meta,
+            keys.changes,
+        ]
         async with self.client.pipeline(transaction=False) as pipe:  # one round trip
             for start in range(0, len(names), 1000):
                 pipe.unlink(*names[start : start + 1000])

@@ -111,9 +111,10 @@ class TestBlueGreenSwap:
         docs, checkpoint = await load_view(redis_client, key_prefix, INCIDENTS)
         assert docs == fold(INCIDENTS, log)
         assert checkpoint == log[-1].position
-        # the old generation's keys are gone
+        # the old generation's keys are gone, its changes stream too
         old = view_keys(key_prefix, COUNTING, 0)
-        assert not await redis_client.exists(old.meta, *old.kinds.values())
+        assert not await redis_client.exists(old.meta, old.changes, *old.kinds.values())
+        assert not [key async for key in redis_client.scan_iter(match=f"{old.meta[:-5]}:*")]
 
         # every reader saw a whole view: the fold of the log up to the checkpoint it read
         assert snapshots
