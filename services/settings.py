@@ -16,7 +16,7 @@
 | ``LEDGER_PROJECTORS`` | run projectors inside ``ledger serve`` (``0`` turns off) | 1 |
 | ``LEDGER_CLAIM_IDLE_MS`` | idle time after which a pending entry is reclaimed | 30000 |
 | ``LEDGER_SNAPSHOT_EVERY`` | log entries between two as-of snapshots (``0`` turns off) | 20000 |
-| ``LEDGER_SNAPSHOT_KEEP`` | as-of snapshots kept per projection | 16 |
+| ``LEDGER_SNAPSHOT_KEEP`` | as-of snapshots kept per projection | 32 |
 | ``LEDGER_SNAPSHOT_CHAIN`` | as-of snapshot deltas between two bases (``0``: bases only) | 8 |
 | ``LEDGER_KEYRING`` | data keys: ``file:<dir>``, ``redis`` | ``file:<data dir>/keyring/<prefix>`` |
 | ``LEDGER_INBOX_REJECTED_MAXLEN`` | about how many entries the rejected stream keeps | 10000 |
@@ -93,7 +93,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     projectors: bool = True
     claim_idle_ms: int = 30_000
     snapshot_every: int = 20_000
-    snapshot_keep: int = 16
+    snapshot_keep: int = 32
     snapshot_chain: int = 8
     keyring: str = "redis"
     inbox_rejected_maxlen: int = 10_000
@@ -298,7 +298,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         projectors=projectors in ("1", "true"),
         claim_idle_ms=_int(env, "LEDGER_CLAIM_IDLE_MS", 30_000, 100, 86_400_000),
         snapshot_every=_int(env, "LEDGER_SNAPSHOT_EVERY", 20_000, 0, 100_000_000),
-        snapshot_keep=_int(env, "LEDGER_SNAPSHOT_KEEP", 16, 1, 10_000),
+        snapshot_keep=_int(env, "LEDGER_SNAPSHOT_KEEP", 32, 1, 10_000),
         snapshot_chain=_int(env, "LEDGER_SNAPSHOT_CHAIN", 8, 0, 1_000),
         keyring=_keyring(env, data_dir, prefix),
         inbox_rejected_maxlen=_int(env, "LEDGER_INBOX_REJECTED_MAXLEN", 10_000, 1, 100_000_000),

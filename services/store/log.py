@@ -10,18 +10,19 @@ can isolate it rather than stop; :meth:`LogReader.recorded` raises instead.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from typing import Any, Final
 
 import redis.asyncio as aioredis
 from redis.client import NEVER_DECODE
 
-from events import CodecError, Position, Recorded, from_fields, recorded_at_of
+from events import CodecError, Position, Recorded, from_fields, position_key, recorded_at_of
 from services.resp import field, text
-from services.store.keys import Keys
+from services.store.keys import Keys, bucket_of
 from services.store.positions import START
 
 __all__ = [
+    "ENTITY_EVENTS_SCRIPT",
     "PAGE",
     "RAW",
     "LogEntry",
@@ -100,6 +101,11 @@ async def xrange(
     return page
 
 
+def _paired(flat: Sequence[Any]) -> dict[Any, Any]:
+    """A stream entry's fields as a script returns them (a flat list) as a mapping."""
+    return dict(zip(flat[::2], flat[1::2], strict=True))
+
+
 async def stream_pages(
     client: aioredis.Redis,
     key: str,
@@ -125,18 +131,89 @@ async def stream_pages(
         low = f"({found[-1][0]}"
 
 
+ENTITY_EVENTS_SCRIPT: Final = """
+-- KEYS: the log, the entities hash (of before buckets) and the history hash of one partition.
+-- ARGV[1]: a position; ARGV[2]: entities and their buckets, 'entity bucket entity bucket ...'
+-- (one argument: the client packs one string, however many entities).
+-- Returns the entries (as XRANGE gives them) of every event of those entities at or before
+-- the position, each once: the entity's first event (the fifth part of its state,
+-- 'version|status|into|owner|created') and the positions its history lists (all of them
+-- for an entity recorded before its state kept the first), in no particular order. An
+-- entity whose first event comes after the position costs one HGET.
+local log, entities, history = KEYS[1], KEYS[2], KEYS[3]
+local function parts(pos)
+  local ms, seq = string.match(pos, '^(%d+)-(%d+)$')
+  return tonumber(ms), tonumber(seq)
+end
+local top_ms, top_seq = parts(ARGV[1])
+local unbucketed = redis.call('EXISTS', entities) == 1
+local seen, out = {}, {}
+local function after_top(pos)
+  local ms, seq = parts(pos)
+  return ms == nil or ms > top_ms or (ms == top_ms and seq > top_seq)
+end
+local function take(pos)
+  if seen[pos] or after_top(pos) then return end
+  seen[pos] = true
+  local got = redis.call('XRANGE', log, pos, pos)
+  if got[1] then out[#out + 1] = got[1] end
+end
+for entity, bucket in string.gmatch(ARGV[2], '(%S+) (%S+)') do
+  local state = redis.call('HGET', entities .. ':' .. bucket, entity)
+  if not state and unbucketed then
+    state = redis.call('HGET', entities, entity)
+  end
+  local created = state and string.match(state, '^[^|]*|[^|]*|[^|]*|[^|]*|([^|]*)$')
+  -- no event at or before the position when the first one is after it
+  if state and not (created and created ~= '' and after_top(created)) then
+    if created and created ~= '' then take(created) end
+    local held = redis.call('HGET', history, entity)
+    if held then
+      for pos in string.gmatch(held, '%S+') do take(pos) end
+    end
+  end
+end
+return out
+"""
+"""Reads the events of many entities up to a position in one call (:meth:`LogReader.upto`)."""
+
+
 class LogReader:
     """Reads one partition of the log (the whole log while there is one partition)."""
 
     def __init__(self, client: aioredis.Redis, keys: Keys | str, partition: int = 0) -> None:
         self.client = client
-        self.key = Keys.of(keys).log_of(partition)
+        keys = Keys.of(keys)
+        self.key = keys.log_of(partition)
+        self._index: tuple[str, str] | None = (
+            keys.entities_of(partition),
+            keys.history_of(partition),
+        )
+
+    async def upto(self, entities: Sequence[str], until: Position) -> list[RawEntry]:
+        """Every entry of an event of ``entities`` (a merge under both incidents) at or before
+        ``until``, each once, in log order: one script call (:data:`ENTITY_EVENTS_SCRIPT`)
+        over the partition's entities and history indexes."""
+        if not entities:
+            return []
+        if self._index is None:
+            raise ValueError(f"a reader made by LogReader.at({self.key!r}) has no indexes")
+        packed = " ".join(f"{entity} {bucket_of(entity)}" for entity in entities)
+        found: list[Any] = await self.client.execute_command(  # type: ignore[no-untyped-call]
+            "EVAL", ENTITY_EVENTS_SCRIPT, 3, self.key, *self._index, until, packed, **RAW
+        )
+        entries: list[RawEntry] = [
+            (Position(text(ident)), _paired(fields)) for ident, fields in found or []
+        ]
+        entries.sort(key=lambda entry: position_key(entry[0]))
+        return entries
 
     @classmethod
     def at(cls, client: aioredis.Redis, key: str) -> LogReader:
         """The reader of the log partition stored under ``key``."""
         reader = cls(client, "ledger")
         reader.key = key
+        reader._index = None  # its indexes are not known: no upto()
         return reader
 
     async def raw(

@@ -19,7 +19,9 @@ the same state).
 **As-of.** :class:`AsOfReader` finds the last position at or before ``T`` (one
 ``XREVRANGE``), takes the latest snapshot at or before that position, and folds the log
 entries between the two with the projection's pure ``apply``, skipping without decoding the
-entries of event types the projection ignores. Folding, encoding and decoding run in a
+entries of event types the projection ignores (community-victims' contributions, which
+snapshots leave out, are read for the incidents the tail touches from their own events,
+through the log's per-entity index). Folding, encoding and decoding run in a
 worker thread, page by page, so the event loop keeps serving meanwhile (the fold holds the
 interpreter lock, but the loop gets it back every few milliseconds instead of waiting for
 the whole fold). The work per request is bounded by one
@@ -46,7 +48,7 @@ from typing import Final, Generic, NamedTuple, TypeVar
 
 import redis.asyncio as aioredis
 
-from events import CodecError, Position
+from events import CodecError, IncidentEvent, IncidentReported, Position
 from projections import Projection, State
 from projections.docs import Docs, Key
 from projections.filters import VictimsFilter
@@ -56,7 +58,14 @@ from services.store.log import LogEntry, LogReader, RawEntry, decode_page
 from services.store.positions import joined, split
 from services.views.errors import AsOfError
 from services.views.fold import fold
-from services.views.snapshots import LazyDocs, SnapshotStore, latest_before, no_cycle_collection
+from services.views.snapshots import (
+    OWN_KINDS,
+    LazyDocs,
+    SnapshotStore,
+    latest_before,
+    no_cycle_collection,
+    own_kinds,
+)
 
 __all__ = [
     "ASOF_PROJECTIONS",
@@ -164,8 +173,17 @@ async def fold_log(
     Returns the state, the last position read and how many entries were read (entries of
     types the projection ignores count, undecoded). Yields to the event loop between pages.
     The keys of the documents the fold put or deleted are added to ``changed`` if given.
+
+    A state read from a snapshot (a :class:`LazyDocs`) lacks the documents snapshots leave
+    out (:data:`~services.views.snapshots.OWN_KINDS`): before a page is applied, each one
+    its events touch and the state does not hold is put in as the fold of that incident's
+    own events up to ``after`` gives it (:meth:`LogReader.upto`: one script call a page). An
+    incident the state does not hold was not touched since the snapshot (a document of that
+    kind, once put, is never deleted), so its events up to ``after`` are those up to the
+    snapshot.
     """
     relevant = RELEVANT_TYPES.get(projection.name)
+    own = OWN_KINDS.get(projection.name) if isinstance(state, LazyDocs) else None
     last: Position | None = None
     seen = 0
     while limit is None or seen < limit:
@@ -174,7 +192,16 @@ async def fold_log(
         if not entries:
             break
         # in a worker thread: the event loop keeps serving while a page is applied
-        state = await asyncio.to_thread(_apply_page, projection, state, entries, relevant, changed)
+        page = await asyncio.to_thread(_decoded, entries, relevant)
+        own_docs: _OwnDocs | None = None
+        if own is not None and after is not None:
+            missing = _missing(state, own, page)
+            if missing:
+                found = await log.upto(list(missing.values()), after)
+                own_docs = _OwnDocs(own, list(missing), found)
+        state = await asyncio.to_thread(
+            _apply_page, projection, state, page, relevant, changed, own=own_docs
+        )
         seen += len(entries)
         last = after = entries[-1][0]
         if len(entries) < count:
@@ -182,16 +209,64 @@ async def fold_log(
     return state, last, seen
 
 
+def _decoded(entries: list[RawEntry], relevant: frozenset[str] | None) -> list[LogEntry]:
+    """A page decoded (the types the projection reacts to), the cycle collector held off."""
+    with no_cycle_collection():
+        return decode_page(entries, relevant)
+
+
+class _OwnDocs(NamedTuple):
+    """Documents of an own kind to put in before a page: ``wanted`` ids of ``kind``, and the
+    raw entries of their incidents' events up to the page."""
+
+    kind: str
+    wanted: list[str]
+    entries: list[RawEntry]
+
+
+def _missing(state: State, kind: str, page: list[LogEntry]) -> dict[str, str]:
+    """Per incident a page touches whose document of ``kind`` the state lacks, and that has
+    events before the page: its entity.
+
+    An incident first met in its report has none: the store appends a report only as its
+    incident's first event (``create`` of a missing entity, :mod:`services.store.append`;
+    anything else about a missing incident is refused), and snapshots are written only for
+    a log of one partition.
+    """
+    missing: dict[str, str] = {}
+    met: set[str] = set()
+    for _, recorded, _ in page:
+        if recorded is None:
+            continue
+        event = recorded.event
+        if isinstance(event, IncidentEvent) and event.incident_id not in met:
+            ident = event.incident_id
+            met.add(ident)
+            if type(event) is not IncidentReported and state.get(kind, ident) is None:
+                missing[ident] = event.entity
+    return missing
+
+
 def _apply_page(
     projection: Projection,
     state: State,
-    entries: list[RawEntry],
+    page: list[LogEntry],
     relevant: frozenset[str] | None,
     changed: set[Key] | None = None,
+    *,
+    own: _OwnDocs | None = None,
 ) -> State:
-    """Apply one page of log entries (the types the projection reacts to) to ``state``."""
+    """Apply one decoded page of log entries to ``state``, the documents ``own`` gives put
+    in first."""
     with no_cycle_collection():
-        fold(projection.apply, state, decode_page(entries, relevant), _raise)
+        if own is not None:
+            scratch = projection.initial()  # the incidents' own events, folded apart
+            fold(projection.apply, scratch, decode_page(own.entries, relevant), _raise)
+            for ident in own.wanted:
+                doc = scratch.get(own.kind, ident)
+                if doc is not None:
+                    state.put(own.kind, ident, doc)
+        fold(projection.apply, state, page, _raise)
     taken = state.take_changed_keys()  # nothing commits these: keep the set from growing
     if changed is not None:
         changed |= taken
@@ -264,19 +339,23 @@ class AsOfReader:
     async def state_at(
         self, projection: Projection, at: dt.datetime
     ) -> tuple[State, Position | None]:
-        """The state of ``projection`` as of ``at`` and the last position at or before it."""
+        """The state of ``projection`` as of ``at`` (as :meth:`state_until` gives it) and the
+        last position at or before it."""
         target = await self.position_at(at)
         if target is None:
-            return projection.initial(), None
+            return _without_own(projection, projection.initial()), None
         return await self.state_until(projection, target), target
 
     async def state_until(self, projection: Projection, target: Position) -> State:
         """The state of ``projection`` folded up to and including ``target`` (a copy of the
-        kept fold when this position was folded before).
+        kept fold when this position was folded before), without the kinds snapshots leave
+        out (:func:`~services.views.snapshots.own_kinds`: community-victims' contributions,
+        which a fold from a snapshot holds only for the incidents its tail touched; answers
+        read its cells).
 
         On several partitions ``target`` names every partition's position (joined).
         """
-        return Docs((await self._folded_until(projection, target)).state.kinds())
+        return _without_own(projection, (await self._folded_until(projection, target)).state)
 
     async def victims_sums(
         self, projection: Projection, target: Position, k: int, where: VictimsFilter
@@ -380,6 +459,12 @@ class AsOfReader:
                 return None
             self._cache.put(key, cached)
         return cached
+
+
+def _without_own(projection: Projection, state: State) -> State:
+    """A copy of ``state`` without the kinds snapshots of ``projection`` leave out."""
+    omit = own_kinds(projection)
+    return Docs({kind: docs for kind, docs in state.kinds().items() if kind not in omit})
 
 
 class _Folded(NamedTuple):

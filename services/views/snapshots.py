@@ -30,7 +30,7 @@ writing a snapshot costs what changed, and reading one costs a base and at most 
 deltas.
 
 **Retention.** At most ``keep`` snapshots per projection (``LEDGER_SNAPSHOT_KEEP``, default
-16). When one more is written, the oldest-but-newest snapshot whose removal leaves the
+32). When one more is written, the oldest-but-newest snapshot whose removal leaves the
 smallest gap (in log entries, counting the start of the log as a snapshot of nothing) is
 removed, repeatedly, so the kept snapshots stay spread over the whole history, the spacing
 doubling as the log grows: a question about any era folds at most about
@@ -41,20 +41,26 @@ passes through it (so the blobs kept are at most ``keep`` chains). A reader that
 chain missing a blob (the retention ran between its two reads) takes it for no snapshot and
 folds from the start of the log: slower, never wrong.
 
-**Reading lazily.** The kinds of :data:`LAZY_KINDS` (community-victims' contributions, one
-per incident) are read as each document's undecoded bytes, decoded when a document is asked
-for (:class:`LazyDocs`): an as-of fold asks only for the incidents its tail revises,
-retracts or merges, and the victims sums read the cells alone. Reading a whole kind decodes
-it first, so no undecoded document leaves the state. While a chain is read, every kind's
-documents stay undecoded, and those of the other kinds are decoded once at its end: a
-document a later delta replaces is never decoded.
+**What a snapshot leaves out.** The kinds of :data:`OWN_KINDS` (community-victims'
+contributions, one per incident, two thirds of its state's bytes) are not written: each
+depends on its incident's events alone, so a fold from a snapshot reads those of the
+incidents its tail touches from the log (:func:`services.views.asof.fold_log`), and the
+victims sums read the cells alone. Snapshots written before hold them; they are read as
+they are.
+
+**Reading lazily.** The kinds of :data:`LAZY_KINDS` (the contributions an earlier snapshot
+holds) are read as each document's undecoded bytes, decoded when a document is asked for
+(:class:`LazyDocs`). Reading a whole kind decodes it first, so no undecoded document leaves
+the state. While a chain is read, every kind's documents stay undecoded, and those of the
+other kinds are decoded once at its end: a document a later delta replaces is never decoded.
 
 Sizes, to tune the settings: on the benchmark workload a community-victims base is about
-35 bytes compressed per log entry folded (7 MB at 200,000 entries; 48 with zlib) and a delta
-about 90 bytes per entry since the previous snapshot with zlib (1.8 MB for 20,000;
-BENCHMARKS.md), so ``keep``
-bounds the Redis memory the snapshots take, and ``every`` (with ``keep`` once the log is
-long) bounds the tail a cold question folds. The snapshots are written by
+16 bytes compressed per log entry folded (3.2 MB at 200,000 entries, 7.8 MB at 1,000,000)
+and a delta about 55 to 115 bytes per entry since the previous snapshot (1.1 MB for 20,000
+at 200,000 entries, 2.3 MB at 1,000,000; BENCHMARKS.md), so ``keep`` bounds the Redis
+memory the snapshots take (all three projections: 155 MB at 1,000,000 entries with 16
+kept, 192 MB with 32), and ``every`` (with ``keep`` once the log is long) bounds the tail a
+cold question folds. The snapshots are written by
 :class:`services.projector.snapshots.Snapshotter` and read by
 :class:`services.views.asof.AsOfReader`.
 """
@@ -65,7 +71,7 @@ import asyncio
 import contextlib
 import gc
 import zlib
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Final
 
 import msgspec
@@ -85,6 +91,7 @@ __all__ = [
     "DEFAULT_EVERY",
     "DEFAULT_KEEP",
     "LAZY_KINDS",
+    "OWN_KINDS",
     "Chain",
     "CorruptSnapshotError",
     "LazyDocs",
@@ -99,12 +106,13 @@ __all__ = [
     "encode_snapshot",
     "latest_before",
     "no_cycle_collection",
+    "own_kinds",
     "to_drop",
 ]
 
 DEFAULT_EVERY: Final = 20_000
 """Log entries between two snapshots of a projection."""
-DEFAULT_KEEP: Final = 16
+DEFAULT_KEEP: Final = 32
 """Snapshots kept per projection."""
 DEFAULT_CHAIN: Final = 8
 """Deltas written after a base before the next base (at most)."""
@@ -119,9 +127,18 @@ LAZY_KINDS: Final[Mapping[str, frozenset[str]]] = {
     "community-victims": frozenset({"incident"}),
 }
 """Per projection, the kinds a snapshot read leaves undecoded until a document is asked for
-(:class:`LazyDocs`). Community-victims' contributions: 498,237 at a million events, two thirds
-of its snapshot's bytes and, decoded, 1.5 million tuples for the collector to walk once; no
-as-of answer reads them whole (BENCHMARKS.md)."""
+(:class:`LazyDocs`): community-victims' contributions, in the snapshots written before
+:data:`OWN_KINDS` left them out (498,237 at a million events and, decoded, 1.5 million tuples
+for the collector to walk once; no as-of answer reads them whole)."""
+
+
+OWN_KINDS: Final[Mapping[str, str]] = {"community-victims": "incident"}
+"""Per projection, the kind whose every document is one incident's own, by its id, and
+depends on that incident's events alone: community-victims' contributions. Snapshots leave
+it out (blobs written before hold it, and read as they are): a fold from a snapshot reads
+such a document from the incident's own events the first time its tail touches the incident
+(:func:`services.views.asof.fold_log`). At 200,000 events a base of community-victims is
+3.2 MB instead of 7.0, a delta 1.1 instead of 1.6 (BENCHMARKS.md)."""
 
 
 class CorruptSnapshotError(AsOfError):
@@ -322,17 +339,30 @@ def _decompressed(blob: bytes) -> bytes:
     return zlib.decompress(blob)  # written before zstd
 
 
-def encode_snapshot(state: State, position: Position, ordinal: int) -> bytes:
-    """A state as a base snapshot blob (zstd over msgpack)."""
+def encode_snapshot(
+    state: State, position: Position, ordinal: int, *, omit: Collection[str] = ()
+) -> bytes:
+    """A state as a base snapshot blob (zstd over msgpack), without the kinds ``omit``."""
     with no_cycle_collection():
-        kinds = {k: msgspec.Raw(_msgpack.encode(docs)) for k, docs in state.kinds().items()}
+        kinds = {
+            k: msgspec.Raw(_msgpack.encode(docs))
+            for k, docs in state.kinds().items()
+            if k not in omit
+        }
         return _compressed(_msgpack.encode(_Blob(FORMAT, position, ordinal, kinds)))
 
 
 def encode_delta(
-    state: State, changed: Iterable[Key], position: Position, ordinal: int, previous: Position
+    state: State,
+    changed: Iterable[Key],
+    position: Position,
+    ordinal: int,
+    previous: Position,
+    *,
+    omit: Collection[str] = (),
 ) -> bytes:
-    """The change from the snapshot at ``previous`` to ``state`` as a delta blob.
+    """The change from the snapshot at ``previous`` to ``state`` as a delta blob, without the
+    kinds ``omit``.
 
     ``changed`` are the keys of every document put or deleted since ``previous`` (more is
     harmless). The documents that end a kind and all changed form its *tail*: applied by
@@ -343,7 +373,8 @@ def encode_delta(
     with no_cycle_collection():
         by_kind: dict[str, set[str]] = {}
         for kind, ident in changed:
-            by_kind.setdefault(kind, set()).add(ident)
+            if kind not in omit:
+                by_kind.setdefault(kind, set()).add(ident)
         kinds: dict[str, msgspec.Raw] = {}
         for kind, docs in state.kinds().items():  # in the state's order of kinds
             idents = by_kind.get(kind)
@@ -451,6 +482,12 @@ def _reader(
             raise CorruptSnapshotError(f"{projection.view} snapshot: {exc}") from exc
 
     return read
+
+
+def own_kinds(projection: Projection) -> frozenset[str]:
+    """The kinds snapshots of ``projection`` leave out (:data:`OWN_KINDS`)."""
+    own = OWN_KINDS.get(projection.name)
+    return frozenset() if own is None else frozenset({own})
 
 
 def _lazy_kinds(projection: Projection) -> frozenset[str]:
@@ -651,11 +688,12 @@ class SnapshotStore:
         """Store the state at ``position`` (a delta from the snapshot at ``previous`` of the
         ``changed`` keys when ``previous`` is given, else a base) and apply the retention."""
         index, data, links = self._keys(projection)
+        omit = own_kinds(projection)
         if previous is None:
-            blob = await asyncio.to_thread(encode_snapshot, state, position, ordinal)
+            blob = await asyncio.to_thread(encode_snapshot, state, position, ordinal, omit=omit)
         else:
             blob = await asyncio.to_thread(
-                encode_delta, state, list(changed), position, ordinal, previous
+                encode_delta, state, list(changed), position, ordinal, previous, omit=omit
             )
         async with self.client.pipeline(transaction=True) as pipe:
             pipe.hset(data, position, blob)

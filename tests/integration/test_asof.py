@@ -48,6 +48,7 @@ from services.views.snapshots import (
 )
 from tests.support import builders as f
 from tests.support.http import client_of
+from tests.support.runner import as_of_fold
 from tests.support.waiting import until
 
 READER = "reader-token-0123456789abcdef01"
@@ -176,7 +177,7 @@ class TestAsOfEqualsThePureFold:
         for at in times(recorded):
             state, position = await reader.state_at(projection, at)
             known = known_at(recorded, at)
-            assert state == fold(projection, known), at
+            assert state == as_of_fold(projection, known), at
             assert position == (known[-1].position if known else None)
 
     async def test_a_position_folded_once_answers_again_without_a_fold(
@@ -190,7 +191,7 @@ class TestAsOfEqualsThePureFold:
         moments = times(recorded)
         for at in (at for moment in moments for at in (moment, moment)):
             state, _ = await reader.state_at(projection, at)
-            assert state == fold(projection, known_at(recorded, at)), at
+            assert state == as_of_fold(projection, known_at(recorded, at)), at
         positions = {
             known_at(recorded, at)[-1].position for at in moments if known_at(recorded, at)
         }
@@ -216,7 +217,7 @@ class TestAsOfEqualsThePureFold:
         reader = AsOfReader(redis_client, key_prefix)
         for at in times(recorded):
             state, _ = await reader.state_at(projection, at)
-            assert state == fold(projection, known_at(recorded, at)), at
+            assert state == as_of_fold(projection, known_at(recorded, at)), at
 
     async def test_answers_change_across_revision_merge_and_retraction(
         self, redis_client: aioredis.Redis, key_prefix: str, recorded: list[Recorded]
@@ -322,7 +323,7 @@ class TestSnapshots:
         refs = await store.refs(projection)
         assert [r.ordinal for r in refs][-3:] == [14, 16, 18]
         for ref in refs:
-            expected = fold(projection, log[: ref.ordinal])
+            expected = as_of_fold(projection, log[: ref.ordinal])
             assert await store.load(projection, ref.position) == expected, ref.ordinal
 
     async def test_service_task_writes_snapshots_in_the_background(

@@ -25,6 +25,7 @@ from services.store.keys import Keys
 from services.store.redis import RedisEventStore
 from services.views.generations import current_view_keys
 from services.views.redis import load_view
+from services.views.snapshots import own_kinds
 from tests.support.builders import reported
 from tests.support.streams import added
 from tests.support.waiting import DEADLINE
@@ -38,6 +39,7 @@ __all__ = [
     "Pools",
     "Seen",
     "SimulatedCrashError",
+    "as_of_fold",
     "assert_views_match_fold",
     "catch_up",
     "counting",
@@ -217,3 +219,11 @@ async def skipped_letter(
         letter[f"entry.{name}"] = value
     ident = await added(client, keys.dlq_of(partition), letter)
     return partition, text(ident)
+
+
+def as_of_fold(projection: Projection, recorded: Sequence[Recorded]) -> State:
+    """The pure fold of ``recorded`` as an as-of read answers it: without the kinds snapshots
+    leave out (:func:`~services.views.snapshots.own_kinds`)."""
+    omit = own_kinds(projection)
+    kinds = fold(projection, recorded).kinds()
+    return Docs({kind: docs for kind, docs in kinds.items() if kind not in omit})
