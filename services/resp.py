@@ -7,15 +7,21 @@ helpers so that no module has to care which.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-__all__ = ["field", "stream_entries", "text"]
+__all__ = ["field", "paired", "stream_entries", "text"]
 
 
 def text(value: Any) -> str:
     """A reply value as text (bytes decoded as UTF-8; anything else through ``str``)."""
     return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def paired(flat: Sequence[Any]) -> dict[Any, Any]:
+    """A flat list of fields and values (``HGETALL`` in RESP2, a stream entry a script
+    returns) as a mapping."""
+    return dict(zip(flat[::2], flat[1::2], strict=True))
 
 
 def field(fields: Mapping[Any, Any], name: str) -> Any:

@@ -17,7 +17,7 @@ import redis.asyncio as aioredis
 from redis.client import NEVER_DECODE
 
 from events import CodecError, Position, Recorded, from_fields, position_key, recorded_at_of
-from services.resp import field, text
+from services.resp import field, paired, text
 from services.store.keys import Keys, bucket_of
 from services.store.positions import START
 
@@ -99,11 +99,6 @@ async def xrange(
     command = xrange_args(key, low, high, count)
     page: list[Any] = await client.execute_command(*command, **RAW) or []  # type: ignore[no-untyped-call]
     return page
-
-
-def _paired(flat: Sequence[Any]) -> dict[Any, Any]:
-    """A stream entry's fields as a script returns them (a flat list) as a mapping."""
-    return dict(zip(flat[::2], flat[1::2], strict=True))
 
 
 async def stream_pages(
@@ -203,7 +198,7 @@ class LogReader:
             "EVAL", ENTITY_EVENTS_SCRIPT, 3, self.key, *self._index, until, packed, **RAW
         )
         entries: list[RawEntry] = [
-            (Position(text(ident)), _paired(fields)) for ident, fields in found or []
+            (Position(text(ident)), paired(fields)) for ident, fields in found or []
         ]
         entries.sort(key=lambda entry: position_key(entry[0]))
         return entries

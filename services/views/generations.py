@@ -30,7 +30,7 @@ import redis.asyncio as aioredis
 
 from events import Position
 from projections import Projection
-from services.resp import text
+from services.resp import paired, text
 from services.store.keys import BUCKETS, ID_BUCKETS, Keys, bucket_of
 from services.views.errors import CorruptViewError, ViewError
 
@@ -46,7 +46,6 @@ __all__ = [
     "checkpoint_of",
     "current_view_keys",
     "generation_suffix",
-    "paired",
     "parse_generation",
     "read_buckets",
     "read_whole",
@@ -187,11 +186,6 @@ def read_buckets(pipe: Any, keys: ViewKeys, kind: str, first: int = 0, last: int
     by default) of a bucketed kind (:data:`BUCKETS_SCRIPT`); its reply is a flat list."""
     last = ID_BUCKETS - 1 if last < 0 else last
     return pipe.eval(BUCKETS_SCRIPT, 1, keys.kinds[kind], first, last)
-
-
-def paired(flat: Sequence[Any]) -> dict[Any, Any]:
-    """A flat list of fields and values as a mapping."""
-    return dict(zip(flat[::2], flat[1::2], strict=True))
 
 
 def read_whole(pipe: Any, keys: ViewKeys, kinds: Iterable[str]) -> None:

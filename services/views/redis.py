@@ -27,7 +27,7 @@ import redis.asyncio as aioredis
 from events import Position
 from projections import Projection, State
 from projections.docs import Docs, Key
-from services.resp import text
+from services.resp import paired, text
 from services.store.keys import ID_BUCKETS, Keys
 from services.store.positions import joined
 from services.views.codec import check_kinds, decode_doc, decode_kind, decode_view, doc_reader
@@ -39,7 +39,6 @@ from services.views.generations import (
     ViewKeys,
     active_generation,
     checkpoint_of,
-    paired,
     read_buckets,
     read_whole,
     snapshot,
