@@ -62,6 +62,12 @@ async def earlier_release(client: aioredis.Redis, store: RedisEventStore, prefix
     )
 
 
+async def upgraded(client: aioredis.Redis, store: RedisEventStore, prefix: str) -> None:
+    """The earlier release's leftovers, and the current version's view caught up."""
+    await earlier_release(client, store, prefix)
+    await project(client, prefix, CURRENT)
+
+
 async def everything(client: aioredis.Redis, prefix: str) -> dict[bytes, Any]:
     """Every key under ``prefix`` with its value: a stream's entries (its consumer groups
     are compared apart), any other key's ``DUMP``."""
@@ -86,8 +92,7 @@ class TestPrune:
     async def test_removes_every_key_and_group_of_the_earlier_version_and_nothing_else(
         self, redis_client: aioredis.Redis, redis_store: RedisEventStore, key_prefix: str
     ) -> None:
-        await earlier_release(redis_client, redis_store, key_prefix)
-        await project(redis_client, key_prefix, CURRENT)
+        await upgraded(redis_client, redis_store, key_prefix)
         log = await read_log(redis_client, key_prefix)
         await SnapshotStore(redis_client, key_prefix).save(
             CURRENT, fold(CURRENT, log), log[-1].position, len(log)
@@ -125,8 +130,7 @@ class TestPrune:
         redis_store: RedisEventStore,
         key_prefix: str,
     ) -> None:
-        await earlier_release(redis_client, redis_store, key_prefix)
-        await project(redis_client, key_prefix, CURRENT)
+        await upgraded(redis_client, redis_store, key_prefix)
         before = await everything(redis_client, key_prefix)
 
         result = await asyncio.to_thread(cli, redis_url, key_prefix, "prune", "--dry-run")
@@ -147,8 +151,7 @@ class TestPrune:
         redis_store: RedisEventStore,
         key_prefix: str,
     ) -> None:
-        await earlier_release(redis_client, redis_store, key_prefix)
-        await project(redis_client, key_prefix, CURRENT)
+        await upgraded(redis_client, redis_store, key_prefix)
 
         result = await asyncio.to_thread(cli, redis_url, key_prefix, "prune")
 
@@ -182,8 +185,7 @@ class TestKept:
     async def test_while_the_current_version_lags_more_than_max_lag_it_is_kept(
         self, redis_client: aioredis.Redis, redis_store: RedisEventStore, key_prefix: str
     ) -> None:
-        await earlier_release(redis_client, redis_store, key_prefix)
-        await project(redis_client, key_prefix, CURRENT)
+        await upgraded(redis_client, redis_store, key_prefix)
         await redis_store.append([f.reported(f"late-{n}") for n in range(20)])  # not projected
 
         (found,) = await prune(redis_client, key_prefix, max_lag=5)
@@ -201,8 +203,7 @@ class TestKept:
         key_prefix: str,
         lock: str,
     ) -> None:
-        await earlier_release(redis_client, redis_store, key_prefix)
-        await project(redis_client, key_prefix, CURRENT)
+        await upgraded(redis_client, redis_store, key_prefix)
         held = getattr(Keys(key_prefix), lock)(EARLIER.name, EARLIER.version)
         await redis_client.set(held, "an earlier process", px=60_000)
         before = await everything(redis_client, key_prefix)
