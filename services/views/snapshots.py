@@ -12,8 +12,9 @@ Per projection version, under the hash tag ``{<name>:v<version>}`` (every key bu
 
 A snapshot's *ordinal* is the number of log entries at or before its position. A snapshot
 is a *base* or a *delta*. A base's blob is a zstd frame of msgpack (format 1): the position,
-the ordinal and each document kind as a msgpack map id → document. A delta (format 2) holds
-only what changed since the previous snapshot, whose position it names: per kind, the
+the ordinal and each document kind as a msgpack map id → document. A delta (format 2, or 3
+when it leaves :data:`OWN_KINDS` out) holds only what changed since the previous snapshot,
+whose position it names: per kind, the
 documents changed in place, the ids deleted, and the documents that now end the kind (new
 ones, or removed and put again), in their order; so base + deltas give the very state a
 fold gives, documents in the same order. ``links`` names each delta's previous snapshot
@@ -92,6 +93,7 @@ __all__ = [
     "DEFAULT_KEEP",
     "LAZY_KINDS",
     "OWN_KINDS",
+    "SLIM_DELTA_FORMAT",
     "Chain",
     "CorruptSnapshotError",
     "LazyDocs",
@@ -122,7 +124,10 @@ base (compressed bytes)."""
 FORMAT: Final = 1
 """The format of a whole state (a base)."""
 DELTA_FORMAT: Final = 2
-"""The format of a delta: what changed since the previous snapshot."""
+"""The format of a delta: what changed since the previous snapshot, of every kind."""
+SLIM_DELTA_FORMAT: Final = 3
+"""The format of a delta that leaves the kinds of :data:`OWN_KINDS` out: a chain read drops
+them from its state there (a base written before holds them, stale past this delta)."""
 LAZY_KINDS: Final[Mapping[str, frozenset[str]]] = {
     "community-victims": frozenset({"incident"}),
 }
@@ -223,6 +228,12 @@ class LazyDocs(Docs[msgspec.Struct]):
         super().patch(kind, put, deleted, tail)
         if kind in self._lazy and _any_undecoded(put, tail):
             self._pending.add(kind)
+
+    def forget(self, kinds: Iterable[str]) -> None:
+        """Drop every document of ``kinds`` (not recorded as changes)."""
+        for kind in kinds:
+            self._kinds.pop(kind, None)
+            self._pending.discard(kind)
 
     def copy(self) -> LazyDocs:
         """A copy to change, its undecoded documents left undecoded."""
@@ -380,7 +391,8 @@ def encode_delta(
             idents = by_kind.get(kind)
             if idents:
                 kinds[kind] = msgspec.Raw(_msgpack.encode(_kind_delta(docs, idents)))
-        blob = _Blob(DELTA_FORMAT, position, ordinal, kinds, previous)
+        form = SLIM_DELTA_FORMAT if omit else DELTA_FORMAT
+        blob = _Blob(form, position, ordinal, kinds, previous)
         return _compressed(_msgpack.encode(blob))
 
 
@@ -426,7 +438,7 @@ def decode_delta(projection: Projection, blob: bytes) -> tuple[Position, Delta]:
     """A delta blob as its previous snapshot's position and its changes."""
     with no_cycle_collection():
         read = _read(projection, blob)
-        if read.format != DELTA_FORMAT or read.previous is None:
+        if read.format not in _DELTA_FORMATS or read.previous is None:
             raise CorruptSnapshotError(f"snapshot format {read.format} is no delta")
         delta = _delta_of(projection, read)
         lazy, readers = _lazy_kinds(projection), _readers(projection)
@@ -542,7 +554,8 @@ def decode_chain(
     end, then one per kind, took a third longer), and each document is decoded once at the
     end, in its last version: a delta replaces about a third of community-victims' cells,
     which would otherwise be decoded and freed again for each delta. The kinds of
-    :data:`LAZY_KINDS` stay undecoded.
+    :data:`LAZY_KINDS` stay undecoded. A delta that leaves :data:`OWN_KINDS` out
+    (:data:`SLIM_DELTA_FORMAT`) drops them from the state: an earlier base's are stale past it.
     """
     state = start
     for position, blob in zip(positions, blobs, strict=True):
@@ -553,12 +566,17 @@ def decode_chain(
                     raise CorruptSnapshotError(f"{projection.view} chain at {position}: no base")
                 state = _base_of(projection, read)
                 continue
-            if read.format != DELTA_FORMAT:
+            if read.format not in _DELTA_FORMATS:
                 raise CorruptSnapshotError(f"{projection.view} chain at {position}: no delta")
+            if read.format == SLIM_DELTA_FORMAT:
+                state.forget(own_kinds(projection))
             apply_delta(state, _delta_of(projection, read))
     if state is None:
         raise CorruptSnapshotError(f"{projection.view}: an empty chain")
     return _settled(projection, state)
+
+
+_DELTA_FORMATS: Final = frozenset({DELTA_FORMAT, SLIM_DELTA_FORMAT})
 
 
 def to_drop(refs: Sequence[SnapshotRef], keep: int) -> list[SnapshotRef]:
