@@ -192,9 +192,10 @@ async def _remove(
     destroy ``groups``, in one round trip per thousand keys."""
     for start in range(0, max(len(names), 1), _UNLINK_CHUNK):
         async with client.pipeline(transaction=False) as pipe:
+            # execute_command: a cluster pipeline's unlink() is a coroutine of its own
             for name in names[start : start + _UNLINK_CHUNK]:
-                pipe.unlink(name)
+                pipe.execute_command("UNLINK", name)
             if start == 0:
                 for log, group in groups:
-                    pipe.xgroup_destroy(log, group)
+                    pipe.execute_command("XGROUP", "DESTROY", log, group)
             await pipe.execute()

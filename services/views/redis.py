@@ -372,6 +372,7 @@ class RedisViewStore:
             keys.changes,
         ]
         async with self.client.pipeline(transaction=False) as pipe:  # one round trip
-            for start in range(0, len(names), 1000):
-                pipe.unlink(*names[start : start + 1000])
+            for start in range(0, len(names), 1000):  # one slot: the view's hash tag
+                # execute_command: a cluster pipeline's unlink() takes one key, and is awaited
+                pipe.execute_command("UNLINK", *names[start : start + 1000])
             await pipe.execute()

@@ -2,36 +2,37 @@
 nothing else; an earlier version is kept while the current one is not ready or one of its
 processes still runs.
 
-The earlier version is the real thing: country-stance under the version before the current
-one, projected by a projector pool, rebuilt once (a second generation and a rebuild record),
-and given an as-of snapshot, as a deployment of the earlier release would have left it.
+The earlier version is the real thing (:mod:`tests.support.upgrades`): country-stance under
+the version before the current one, projected by a projector pool, rebuilt once (a second
+generation and a rebuild record), and given an as-of snapshot, as a deployment of the
+earlier release would have left it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import random
-from typing import Any
 
-import msgspec
 import pytest
 import redis.asyncio as aioredis
 from typer.testing import CliRunner, Result
 
-from projections import PROJECTIONS, Projection, fold
+from projections import fold
 from services.ops.prune import prune
-from services.projector.pool import ProjectorPool
-from services.projector.replay import Replay
 from services.store.keys import Keys
 from services.store.redis import RedisEventStore
 from services.views.snapshots import SnapshotStore
 from tests.support import builders as f
-from tests.support.runner import FAST, read_log
+from tests.support.runner import read_log
 from tests.support.streams import entries
-
-DEADLINE = 30.0
-CURRENT = PROJECTIONS["country-stance"]
-EARLIER = msgspec.structs.replace(CURRENT, version=CURRENT.version - 1)
+from tests.support.upgrades import (
+    CURRENT,
+    EARLIER,
+    earlier_release,
+    everything,
+    groups,
+    of_earlier,
+    upgraded,
+)
 
 
 def cli(redis_url: str, prefix: str, *args: str) -> Result:
@@ -40,50 +41,6 @@ def cli(redis_url: str, prefix: str, *args: str) -> Result:
 
     env = {"LEDGER_REDIS_URL": redis_url, "LEDGER_KEY_PREFIX": prefix, "LEDGER_TOKENS": ""}
     return CliRunner().invoke(main, list(args), env=env)
-
-
-async def project(client: aioredis.Redis, prefix: str, projection: Projection) -> None:
-    """Fold the log into ``projection``'s view and stop, leaving no lease held."""
-    pool = ProjectorPool(client, prefix=prefix, projections=[projection], **FAST)
-    async with asyncio.timeout(DEADLINE):
-        await pool.run_until_caught_up()
-    await pool.stop()
-
-
-async def earlier_release(client: aioredis.Redis, store: RedisEventStore, prefix: str) -> None:
-    """What the earlier release left: its view (rebuilt once), its group, its snapshot."""
-    await store.append(f.mixed(120, random.Random(3)))
-    await project(client, prefix, EARLIER)
-    async with asyncio.timeout(DEADLINE):
-        await Replay(client, EARLIER, prefix=prefix, batch_size=50).run()
-    log = await read_log(client, prefix)
-    await SnapshotStore(client, prefix).save(
-        EARLIER, fold(EARLIER, log), log[-1].position, len(log)
-    )
-
-
-async def upgraded(client: aioredis.Redis, store: RedisEventStore, prefix: str) -> None:
-    """The earlier release's leftovers, and the current version's view caught up."""
-    await earlier_release(client, store, prefix)
-    await project(client, prefix, CURRENT)
-
-
-async def everything(client: aioredis.Redis, prefix: str) -> dict[bytes, Any]:
-    """Every key under ``prefix`` with its value: a stream's entries (its consumer groups
-    are compared apart), any other key's ``DUMP``."""
-    found: dict[bytes, Any] = {}
-    async for key in client.scan_iter(match=f"{prefix}:*"):
-        stream = await client.type(key) == b"stream"
-        found[key] = await client.xrange(key) if stream else await client.dump(key)
-    return found
-
-
-def of_earlier(key: bytes) -> bool:
-    return f"country-stance:v{EARLIER.version}".encode() in key
-
-
-async def groups(client: aioredis.Redis, prefix: str) -> set[str]:
-    return {g["name"].decode() for g in await client.xinfo_groups(Keys(prefix).log)}
 
 
 class TestPrune:
