@@ -19,7 +19,6 @@ from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
-from typer.testing import CliRunner, Result
 
 from events import Place, VictimLine, recorded_at_of
 from projections.suppression import WITHHELD_NAME
@@ -29,6 +28,7 @@ from services.settings import Settings, Token
 from services.store.keys import Keys
 from services.store.redis import RedisEventStore
 from tests.support import builders as f
+from tests.support.cli import ledger
 from tests.support.http import client_of
 from tests.support.runner import catch_up
 
@@ -355,14 +355,6 @@ class TestAuditTrail:
         ]
 
 
-def cli(redis_url: str, prefix: str, *args: str) -> Result:
-    """Run ``ledger <args>`` against the test's Redis and prefix."""
-    from services.cli import main
-
-    env = {"LEDGER_REDIS_URL": redis_url, "LEDGER_KEY_PREFIX": prefix, "LEDGER_TOKENS": ""}
-    return CliRunner().invoke(main, list(args), env=env)
-
-
 class TestAuditCommand:
     async def test_lists_entries_as_json_lines_from_since(
         self, http: Any, seeded: dt.datetime, redis_url: str, key_prefix: str
@@ -370,7 +362,7 @@ class TestAuditCommand:
         """``ledger audit --json --since <id>`` prints the entries from that one on."""
         await ask(http, "analyst", VICTIMS, week="2024-W10")
         await ask(http, "operator", VICTIMS, week="2024-W11")
-        everything = await asyncio.to_thread(cli, redis_url, key_prefix, "audit", "--json")
+        everything = await asyncio.to_thread(ledger, redis_url, key_prefix, "audit", "--json")
         assert everything.exit_code == 0, everything.output
         rows = [json.loads(line) for line in everything.stdout.splitlines()]
         assert [(r["token"], r["filters"]) for r in rows] == [
@@ -378,7 +370,7 @@ class TestAuditCommand:
             ("operator", {"week": "2024-W11"}),
         ]
         later = await asyncio.to_thread(
-            cli, redis_url, key_prefix, "audit", "--json", "--since", rows[1]["id"]
+            ledger, redis_url, key_prefix, "audit", "--json", "--since", rows[1]["id"]
         )
         assert [json.loads(line)["token"] for line in later.stdout.splitlines()] == ["operator"]
 
@@ -387,7 +379,7 @@ class TestAuditCommand:
     ) -> None:
         """The default output is one line per entry with the token name and the endpoint."""
         await ask(http, "analyst", "/v1/incidents/i-1")
-        result = await asyncio.to_thread(cli, redis_url, key_prefix, "audit")
+        result = await asyncio.to_thread(ledger, redis_url, key_prefix, "audit")
         assert result.exit_code == 0, result.output
         assert "analyst" in result.stdout
         assert "/v1/incidents/" in result.stdout
@@ -395,7 +387,7 @@ class TestAuditCommand:
     async def test_bad_since_exits_2(self, redis_url: str, key_prefix: str) -> None:
         """A ``--since`` that is neither a date-time nor a position is refused."""
         result = await asyncio.to_thread(
-            cli, redis_url, key_prefix, "audit", "--since", "last tuesday"
+            ledger, redis_url, key_prefix, "audit", "--since", "last tuesday"
         )
         assert result.exit_code == 2
         assert "--since" in result.output

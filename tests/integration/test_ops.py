@@ -17,7 +17,6 @@ import httpx
 import msgspec
 import pytest
 import redis.asyncio as aioredis
-from typer.testing import CliRunner, Result
 
 from projections import PROJECTIONS, fold
 from projections.incident_docs import ROW_NAMES
@@ -42,6 +41,7 @@ from services.views.codec import decode_doc, packed_doc
 from services.views.generations import view_keys
 from services.views.redis import load_view
 from tests.support import builders as f
+from tests.support.cli import ledger
 from tests.support.http import client_of
 from tests.support.runner import FAST, read_log, skipped_letter
 from tests.support.streams import added
@@ -58,14 +58,6 @@ async def caught_up(client: aioredis.Redis, prefix: str) -> None:
     pool = ProjectorPool(client, prefix=prefix, projections=[INCIDENTS], **FAST)
     async with asyncio.timeout(DEADLINE):
         await pool.run_until_caught_up()
-
-
-def cli(redis_url: str, prefix: str, *args: str) -> Result:
-    """Run ``ledger <args>`` against the test's Redis and prefix."""
-    from services.cli import main
-
-    env = {"LEDGER_REDIS_URL": redis_url, "LEDGER_KEY_PREFIX": prefix, "LEDGER_TOKENS": ""}
-    return CliRunner().invoke(main, list(args), env=env)
 
 
 class TestStatus:
@@ -102,14 +94,14 @@ class TestStatus:
         """With events and no projector the lag is the log's length: --max-lag 1 exits 2."""
         await redis_store.append([f.reported("i-1"), f.reported("i-2"), f.reported("i-3")])
         result = await asyncio.to_thread(
-            cli, redis_url, key_prefix, "status", "--json", "--max-lag", "1"
+            ledger, redis_url, key_prefix, "status", "--json", "--max-lag", "1"
         )
         assert result.exit_code == 2, result.output
         document = json.loads(result.stdout.splitlines()[0])
         lags = {p["name"]: p["lag"] for p in document["projections"]}
         assert lags == dict.fromkeys(PROJECTIONS, 3)
         assert document["log"]["length"] == 3
-        ok = await asyncio.to_thread(cli, redis_url, key_prefix, "status", "--max-lag", "3")
+        ok = await asyncio.to_thread(ledger, redis_url, key_prefix, "status", "--max-lag", "3")
         assert ok.exit_code == 0, ok.output
 
 
@@ -151,7 +143,7 @@ class TestVerify:
         assert json.loads(difference.stored) == tampered
         assert json.loads(difference.expected) == stored
 
-        run = await asyncio.to_thread(cli, redis_url, key_prefix, "verify", "incidents")
+        run = await asyncio.to_thread(ledger, redis_url, key_prefix, "verify", "incidents")
         assert run.exit_code == 1, run.output
         assert "incident/i-1" in run.stdout
 
@@ -183,7 +175,7 @@ class TestFoldingCommands:
         before = gc.get_threshold()
         gc.set_threshold(700, 10, 10)
         try:
-            run = await asyncio.to_thread(cli, redis_url, key_prefix, *command)
+            run = await asyncio.to_thread(ledger, redis_url, key_prefix, *command)
             assert run.exit_code == 0, run.output
             assert gc.get_threshold() == COLLECTOR_THRESHOLDS
         finally:
@@ -275,15 +267,15 @@ class TestDeadLetters:
     ) -> None:
         """``ledger dlq list/show/drop`` work on the letters; an unknown id exits 1."""
         _, ident = await skipped_letter(redis_client, redis_store, key_prefix, "i-5")
-        listed = await asyncio.to_thread(cli, redis_url, key_prefix, "dlq", "list", "--json")
+        listed = await asyncio.to_thread(ledger, redis_url, key_prefix, "dlq", "list", "--json")
         assert [d["id"] for d in json.loads(listed.stdout)] == [ident]
-        shown = await asyncio.to_thread(cli, redis_url, key_prefix, "dlq", "show", ident)
+        shown = await asyncio.to_thread(ledger, redis_url, key_prefix, "dlq", "show", ident)
         assert json.loads(shown.stdout)["entry"]["type"] == "incident.reported"
         dropped = await asyncio.to_thread(
-            cli, redis_url, key_prefix, "dlq", "drop", ident, "--reason", "test data"
+            ledger, redis_url, key_prefix, "dlq", "drop", ident, "--reason", "test data"
         )
         assert dropped.exit_code == 0, dropped.output
-        missing = await asyncio.to_thread(cli, redis_url, key_prefix, "dlq", "retry", ident)
+        missing = await asyncio.to_thread(ledger, redis_url, key_prefix, "dlq", "retry", ident)
         assert missing.exit_code == 1
 
 

@@ -17,7 +17,7 @@ import httpx
 import msgspec
 import pytest
 import redis.asyncio as aioredis
-from typer.testing import CliRunner, Result
+from typer.testing import Result
 
 from events import (
     AnyEvent,
@@ -53,6 +53,7 @@ from services.views.generations import active_generation, current_view_keys, vie
 from services.views.redis import load_view_paged
 from services.views.snapshots import own_kinds
 from tests.support import builders as f
+from tests.support.cli import ledger
 from tests.support.http import client_of
 from tests.support.runner import FAST, skipped_letter
 from tests.support.streams import entries as stream_entries
@@ -336,15 +337,7 @@ class TestAsOf:
 
 def cli(redis_url: str, prefix: str, *args: str) -> Result:
     """Run ``ledger <args>`` against the test's Redis and prefix on three partitions."""
-    from services.cli import main
-
-    env = {
-        "LEDGER_REDIS_URL": redis_url,
-        "LEDGER_KEY_PREFIX": prefix,
-        "LEDGER_TOKENS": "",
-        "LEDGER_PARTITIONS": str(PARTITIONS),
-    }
-    return CliRunner().invoke(main, list(args), env=env)
+    return ledger(redis_url, prefix, *args, LEDGER_PARTITIONS=str(PARTITIONS))
 
 
 class TestCli:

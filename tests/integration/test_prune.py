@@ -14,7 +14,6 @@ import asyncio
 
 import pytest
 import redis.asyncio as aioredis
-from typer.testing import CliRunner, Result
 
 from projections import fold
 from services.ops.prune import prune
@@ -22,6 +21,7 @@ from services.store.keys import Keys
 from services.store.redis import RedisEventStore
 from services.views.snapshots import SnapshotStore
 from tests.support import builders as f
+from tests.support.cli import ledger
 from tests.support.runner import read_log
 from tests.support.streams import entries
 from tests.support.upgrades import (
@@ -33,14 +33,6 @@ from tests.support.upgrades import (
     of_earlier,
     upgraded,
 )
-
-
-def cli(redis_url: str, prefix: str, *args: str) -> Result:
-    """Run ``ledger <args>`` against the test's Redis and prefix."""
-    from services.cli import main
-
-    env = {"LEDGER_REDIS_URL": redis_url, "LEDGER_KEY_PREFIX": prefix, "LEDGER_TOKENS": ""}
-    return CliRunner().invoke(main, list(args), env=env)
 
 
 class TestPrune:
@@ -90,7 +82,7 @@ class TestPrune:
         await upgraded(redis_client, redis_store, key_prefix)
         before = await everything(redis_client, key_prefix)
 
-        result = await asyncio.to_thread(cli, redis_url, key_prefix, "prune", "--dry-run")
+        result = await asyncio.to_thread(ledger, redis_url, key_prefix, "prune", "--dry-run")
 
         assert result.exit_code == 0, result.output
         assert f"country-stance:v{EARLIER.version} (current v{CURRENT.version})" in result.output
@@ -110,7 +102,7 @@ class TestPrune:
     ) -> None:
         await upgraded(redis_client, redis_store, key_prefix)
 
-        result = await asyncio.to_thread(cli, redis_url, key_prefix, "prune")
+        result = await asyncio.to_thread(ledger, redis_url, key_prefix, "prune")
 
         assert result.exit_code == 0, result.output
         assert "removed" in result.output
@@ -133,7 +125,7 @@ class TestKept:
         await earlier_release(redis_client, redis_store, key_prefix)
         before = await everything(redis_client, key_prefix)
 
-        result = await asyncio.to_thread(cli, redis_url, key_prefix, "prune")
+        result = await asyncio.to_thread(ledger, redis_url, key_prefix, "prune")
 
         assert result.exit_code == 1, result.output
         assert f"kept: {CURRENT.view} has no view yet" in result.output
