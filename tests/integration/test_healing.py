@@ -73,7 +73,11 @@ class TestInjectedErrors:
         self, pools: Pools, redis_client: aioredis.Redis, key_prefix: str
     ) -> None:
         """Errors before a commit (nothing written) and after one (written, not acked) end
-        the workers' terms; they restart by themselves and every view equals the fold."""
+        the workers' terms; they restart by themselves and every view equals the fold.
+
+        The log grows in rounds, each caught up before the next, so every projection makes
+        at least one commit a round (30 in all) whether its worker reads a round in batches,
+        follows the log or catches up in one commit; the hook's chosen commits all come."""
         raised: list[tuple[str, Step]] = []
         seen: dict[tuple[str, Step], int] = {}
         chosen = {
@@ -92,12 +96,14 @@ class TestInjectedErrors:
         store = RedisEventStore(redis_client, prefix=key_prefix)
         pool = pools(projections=EVERY, hook=hook, batch_size=20)
         await pool.start()
-        for n in range(30):
+        for n in range(30):  # each round caught up: at least one commit each, however read
             await store.append([f.reported(f"i-{n}-{k}", k + 1) for k in range(10)])
             await store.append([f.revised(f"i-{n}-0", 50)])
-        await until(
-            lambda: caught_up(redis_client, key_prefix), "the views to catch up", within=DEADLINE
-        )
+            await until(
+                lambda: caught_up(redis_client, key_prefix),
+                "the views to catch up",
+                within=DEADLINE,
+            )
         assert sorted(raised) == sorted(key for key, nths in chosen.items() for _ in nths)
         assert pool.running  # no worker stopped
         assert isinstance(pool.failure(), InjectedError)
