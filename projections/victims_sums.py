@@ -3,12 +3,14 @@
 Every part of :func:`projections.community_victims.query`'s answer is a sum over the cells
 the filter keeps (:class:`~projections.community_victims.Tally`), so when some cells change
 the answer moves by their difference alone (:class:`VictimsSums`); the read side keeps one
-per query asked of the view now.
+per query asked of the view now. :class:`KeptSums` is the sums as stored beside an as-of
+snapshot, so a reader starts from them instead of summing every cell.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Final
 
 import msgspec
 
@@ -17,7 +19,27 @@ from projections.community_victims import Cell, VictimsAnswer, tally
 from projections.filters import DEFAULT_MIN_GRADING, VictimsFilter, select
 from projections.suppression import ProtectedAnswer, small_in_cell, suppress
 
-__all__ = ["VictimsSums"]
+__all__ = ["SUMS_FORMAT", "KeptSums", "VictimsSums"]
+
+SUMS_FORMAT: Final = 1
+"""The meaning of a :class:`KeptSums`: raised whenever what a filter selects or how a cell
+adds to an answer changes, so sums stored before are summed afresh rather than read."""
+
+
+class KeptSums(msgspec.Struct, frozen=True, array_like=True, gc=False):
+    """:class:`VictimsSums` as stored: its threshold, filter and checkpoint, the tally
+    (``total`` low/best/high, ``incidents``, ``at_least``, and per community ``[low, best,
+    high, incidents, at_least]``) and how many kept cells make each community small."""
+
+    format: int
+    k: int
+    where: VictimsFilter
+    checkpoint: str | None
+    total: tuple[int, int, int]
+    incidents: int
+    at_least: int
+    rows: dict[str, tuple[int, int, int, int, int]]
+    small: dict[str, int]
 
 
 class VictimsSums:
@@ -47,6 +69,36 @@ class VictimsSums:
         other.tally = self.tally.copy()
         other.small = dict(self.small)
         return other
+
+    def kept(self) -> KeptSums:
+        """The sums as stored (:meth:`of_kept` reads them back)."""
+        held = self.tally
+        low, best, high = held.total
+        return KeptSums(
+            format=SUMS_FORMAT,
+            k=self.k,
+            where=self.where,
+            checkpoint=self.checkpoint,
+            total=(low, best, high),
+            incidents=held.incidents,
+            at_least=held.at_least,
+            rows={c: (r[0], r[1], r[2], r[3], r[4]) for c, r in held.rows.items()},
+            small=dict(self.small),
+        )
+
+    @classmethod
+    def of_kept(cls, kept: KeptSums) -> VictimsSums | None:
+        """The sums ``kept`` stored (``None``: stored with another :data:`SUMS_FORMAT`)."""
+        if kept.format != SUMS_FORMAT:
+            return None
+        sums = cls(kept.k, kept.where)
+        sums.checkpoint = None if kept.checkpoint is None else Position(kept.checkpoint)
+        held = sums.tally
+        held.total = list(kept.total)
+        held.incidents, held.at_least = kept.incidents, kept.at_least
+        held.rows = {community: list(row) for community, row in kept.rows.items()}
+        sums.small = dict(kept.small)
+        return sums
 
     def rebuild(self, cells: Mapping[str, msgspec.Struct], checkpoint: Position) -> None:
         """Sum every cell afresh (:meth:`move` keeps the sums after that)."""

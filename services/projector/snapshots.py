@@ -31,6 +31,7 @@ import structlog
 from events import Position
 from projections import PROJECTIONS, Projection, State
 from projections.docs import Key
+from projections.suppression import DEFAULT_K
 from services.health import Part
 from services.projector.lease import Leases, process_name
 from services.settings import Settings
@@ -90,6 +91,7 @@ class Snapshotter:
         interval: float = 1.0,
         lease_ms: int = 60_000,
         owner: str | None = None,
+        suppression_k: int = DEFAULT_K,
     ) -> None:
         if every < 1:
             raise ValueError(f"every must be at least 1, got {every}")
@@ -99,6 +101,9 @@ class Snapshotter:
         self.every = every
         self.keep = keep
         self.chain = chain
+        self.suppression_k = suppression_k
+        """The threshold of the sums kept beside each snapshot
+        (:func:`~services.views.snapshots.sums_of`): the query API's."""
         self.store = SnapshotStore(client, self.keys)
         self.log = LogReader(client, self.keys)
         chosen = (PROJECTIONS[n] for n in ASOF_PROJECTIONS) if projections is None else projections
@@ -210,6 +215,7 @@ class Snapshotter:
                 keep=self.keep,
                 previous=previous,
                 changed=changed,
+                sums_k=self.suppression_k,
             )
             chain = (
                 Chain(chain.deltas + 1, chain.base_bytes, chain.delta_bytes + done.size)
@@ -252,4 +258,5 @@ def snapshotter_for(client: aioredis.Redis, settings: Settings) -> Snapshotter |
         every=settings.snapshot_every,
         keep=settings.snapshot_keep,
         chain=settings.snapshot_chain,
+        suppression_k=settings.suppression_k,
     )

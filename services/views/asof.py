@@ -294,7 +294,10 @@ class AsOfReader:
     Reading a snapshot whose chain passes through a kept one reads only the deltas after it.
     The community-victims sums of a snapshot (per filter and threshold, ``sums_size`` of
     them) are kept too, and an answer moves them by the cells the tail changed
-    (:meth:`victims_sums`); so are the sums each answer moved (``sums_size`` of them).
+    (:meth:`victims_sums`); so are the sums each answer moved (``sums_size`` of them). The
+    sums of the unfiltered question are read as the snapshot writer stored them beside the
+    snapshot (:func:`~services.views.snapshots.sums_of`), so a cold answer to it decodes only
+    the cells its tail changed, not every cell of the snapshot.
 
     On several partitions (``prefix`` a :class:`~services.store.keys.Keys` with
     ``partitions > 1``) each partition's events recorded at or before the time are folded
@@ -382,24 +385,33 @@ class AsOfReader:
         self, projection: Projection, target: Position, fresh: VictimsSums
     ) -> VictimsSums:
         folded = await self._folded_until(projection, target)
-        cells = folded.state.kind("total")
+        state = folded.state
         base = None if folded.base is None else await self._cached(projection, folded.base)
         if base is None or folded.base is None or folded.changed is None:  # every cell
-            await asyncio.to_thread(fresh.rebuild, cells, target)
+            await asyncio.to_thread(fresh.rebuild, state.kind("total"), target)
             return fresh
         key = (projection.view, str(folded.base), fresh.k, fresh.where)
         start = self._sums.get(key)
         if start is None:
-            start = fresh
-            await asyncio.to_thread(start.rebuild, base.kind("total"), folded.base)
+            start = await self._stored_sums(projection, folded.base, fresh)
+            if start is None:  # none stored for this question: sum every cell of the base
+                start = fresh
+                await asyncio.to_thread(start.rebuild, base.kind("total"), folded.base)
             self._sums.put(key, start)
         sums = start.copy()
-        before = base.kind("total")
-        sums.move(
-            {i: (before.get(i), cells.get(i)) for kind, i in folded.changed if kind == "total"},
-            target,
-        )
+        changed = [i for kind, i in folded.changed if kind == "total"]
+        sums.move({i: (base.get("total", i), state.get("total", i)) for i in changed}, target)
         return sums
+
+    async def _stored_sums(
+        self, projection: Projection, position: Position, fresh: VictimsSums
+    ) -> VictimsSums | None:
+        """The sums of ``fresh``'s question stored beside the snapshot at ``position``
+        (:func:`~services.views.snapshots.sums_of`), if they were."""
+        for kept in await self.store.kept_sums(projection, position):
+            if kept.k == fresh.k and kept.where == fresh.where:
+                return VictimsSums.of_kept(kept)
+        return None
 
     async def _folded_until(self, projection: Projection, target: Position) -> _Folded:
         key = (projection.view, str(target))

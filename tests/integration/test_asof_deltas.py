@@ -29,6 +29,7 @@ from projections.community_victims import query
 from projections.country_stance import stances, timeline
 from projections.filters import VictimsFilter
 from projections.suppression import protected_query
+from projections.victims_sums import SUMS_FORMAT
 from services.projector.snapshots import Snapshotter
 from services.resp import text
 from services.store.keys import Keys
@@ -45,6 +46,7 @@ EXAMPLES = int(os.environ.get("LEDGER_PROPERTY_EXAMPLES", "25"))
 
 
 encode = msgspec.json.encode
+VICTIMS = PROJECTIONS["community-victims"]
 SUMS = ((5, VictimsFilter()), (2, VictimsFilter(status="civilian")), (3, VictimsFilter(by="party")))
 """The (threshold, filter) pairs whose as-of victims sums are compared with the fold's."""
 
@@ -158,8 +160,8 @@ class TestChainsInRedis:
         self, redis_client: aioredis.Redis, redis_store: RedisEventStore, key_prefix: str
     ) -> None:
         """With a snapshot per entry, chains of at most 3 deltas and 2 kept: the data holds
-        the blobs the two kept snapshots' chains pass through (each back to a base), and
-        nothing else."""
+        the blobs the two kept snapshots' chains pass through (each back to a base), the sums
+        kept beside those two, and nothing else."""
         await redis_store.append([f.reported(f"i-{n}", n + 1) for n in range(10)])
         projection = PROJECTIONS["community-victims"]
         writer = Snapshotter(
@@ -188,7 +190,7 @@ class TestChainsInRedis:
                 chain.append(links[chain[-1]])
             assert len(chain) <= 4, chain
             needed.update(chain)
-        assert stored == needed
+        assert stored == needed | {f"sums:{ref.position}" for ref in refs}  # sums: kept ones'
         assert links.keys() == needed
         assert len(needed) < 10  # the removed snapshots no chain needs are gone
 
@@ -338,6 +340,66 @@ class TestOwnDocuments:
         assert sorted(held) == ["a", "b", "c", "e", "n"]  # what the tail touched
         assert held == {ident: whole.get("incident", ident) for ident in held}
         assert ordered(folded)["total"] == ordered(whole)["total"]
+
+
+class TestSumsKeptBesideSnapshots:
+    """The snapshot writer stores the unfiltered victims sums beside each community-victims
+    snapshot; a cold answer to that question starts from them and decodes only the cells its
+    tail changed."""
+
+    REGIONS = ("Latakia", "Tartus", "Hama", "Homs", "Idlib")
+
+    async def _written(
+        self, redis_client: aioredis.Redis, redis_store: RedisEventStore, key_prefix: str
+    ) -> list[Recorded]:
+        """Ten reports over five regions (five cells), a snapshot after them, then a tail
+        that revises one incident of Latakia and retracts one of Tartus."""
+        await redis_store.append(
+            [f.reported(f"i-{n}", n + 1, adm1=self.REGIONS[n % 5]) for n in range(10)]
+        )
+        writer = Snapshotter(redis_client, prefix=key_prefix, every=10, projections=[VICTIMS])
+        assert await writer.run_once() == 1
+        await redis_store.append([f.revised("i-0", 40), f.retracted("i-1")])
+        return await redis_store.read(count=100)
+
+    async def test_a_cold_answer_equals_the_fold_and_leaves_unchanged_cells_undecoded(
+        self, redis_client: aioredis.Redis, redis_store: RedisEventStore, key_prefix: str
+    ) -> None:
+        log = await self._written(redis_client, redis_store, key_prefix)
+        store = SnapshotStore(redis_client, key_prefix)
+        [kept] = await store.kept_sums(VICTIMS, log[9].position)
+        assert (kept.k, kept.where, kept.checkpoint) == (5, VictimsFilter(), log[9].position)
+        for i in (9, 10, 11):
+            reader = AsOfReader(redis_client, key_prefix)  # cold: nothing read before
+            sums = await reader.victims_sums(VICTIMS, log[i].position, 5, VictimsFilter())
+            whole = fold(VICTIMS, log[: i + 1])
+            assert encode(sums.answer()) == encode(query(whole)), i
+            assert encode(sums.protected()) == encode(protected_query(whole, 5)), i
+            base = await reader._cached(VICTIMS, log[9].position)
+            assert base is not None
+            cells: dict[str, object] = dict(base._kinds["total"])
+            undecoded = {ident for ident, doc in cells.items() if type(doc) is msgspec.Raw}
+            assert len(cells) == 5
+            assert len(undecoded) == 5 - (i - 9), i  # only the cells the tail changed
+
+    async def test_other_questions_and_sums_of_another_format_are_summed_from_the_cells(
+        self, redis_client: aioredis.Redis, redis_store: RedisEventStore, key_prefix: str
+    ) -> None:
+        """Another threshold or filter finds no stored sums; stored sums of another format
+        are not read: each answer is summed over every cell, and equals the fold's."""
+        log = await self._written(redis_client, redis_store, key_prefix)
+        whole = fold(VICTIMS, log)
+        reader = AsOfReader(redis_client, key_prefix)
+        for k, where in ((2, VictimsFilter()), (5, VictimsFilter(adm1="Latakia"))):
+            sums = await reader.victims_sums(VICTIMS, log[-1].position, k, where)
+            assert encode(sums.protected()) == encode(protected_query(whole, k, where))
+        data = Keys(key_prefix).snapshot_data(VICTIMS.name, VICTIMS.version)
+        [kept] = await SnapshotStore(redis_client, key_prefix).kept_sums(VICTIMS, log[9].position)
+        wrong = msgspec.structs.replace(kept, format=SUMS_FORMAT + 1, total=(0, 0, 0))
+        await redis_client.hset(data, f"sums:{log[9].position}", msgspec.msgpack.encode([wrong]))
+        cold = AsOfReader(redis_client, key_prefix)
+        sums = await cold.victims_sums(VICTIMS, log[-1].position, 5, VictimsFilter())
+        assert encode(sums.answer()) == encode(query(whole))
 
 
 class TestEventsOfEntities:
