@@ -358,7 +358,8 @@ class AsOfReader:
 
         On several partitions ``target`` names every partition's position (joined).
         """
-        return _without_own(projection, (await self._folded_until(projection, target)).state)
+        folded = await self._folded_until(projection, target)
+        return await asyncio.to_thread(_without_own, projection, folded.state)  # decodes cells
 
     async def victims_sums(
         self, projection: Projection, target: Position, k: int, where: VictimsFilter
@@ -388,7 +389,7 @@ class AsOfReader:
         state = folded.state
         base = None if folded.base is None else await self._cached(projection, folded.base)
         if base is None or folded.base is None or folded.changed is None:  # every cell
-            await asyncio.to_thread(fresh.rebuild, state.kind("total"), target)
+            await asyncio.to_thread(_sum_every_cell, fresh, state, target)
             return fresh
         key = (projection.view, str(folded.base), fresh.k, fresh.where)
         start = self._sums.get(key)
@@ -396,11 +397,15 @@ class AsOfReader:
             start = await self._stored_sums(projection, folded.base, fresh)
             if start is None:  # none stored for this question: sum every cell of the base
                 start = fresh
-                await asyncio.to_thread(start.rebuild, base.kind("total"), folded.base)
+                await asyncio.to_thread(_sum_every_cell, start, base, folded.base)
             self._sums.put(key, start)
         sums = start.copy()
         changed = [i for kind, i in folded.changed if kind == "total"]
-        sums.move({i: (base.get("total", i), state.get("total", i)) for i in changed}, target)
+
+        def move() -> None:  # in a thread: the cells it reads are decoded as they are read
+            sums.move({i: (base.get("total", i), state.get("total", i)) for i in changed}, target)
+
+        await asyncio.to_thread(move)
         return sums
 
     async def _stored_sums(
@@ -471,6 +476,11 @@ class AsOfReader:
                 return None
             self._cache.put(key, cached)
         return cached
+
+
+def _sum_every_cell(sums: VictimsSums, state: State, position: Position) -> None:
+    """``sums`` summed afresh over every cell of ``state`` (decoded first, if read lazily)."""
+    sums.rebuild(state.kind("total"), position)
 
 
 def _without_own(projection: Projection, state: State) -> State:
