@@ -196,16 +196,20 @@ class LazyDocs(Docs[msgspec.Struct]):
     :meth:`get` decodes the document it returns, and keeps it decoded; :meth:`kind` and
     :meth:`kinds` decode the whole kind first, so what they give holds only documents. A
     stored delta's undecoded documents (:func:`apply_delta`) stay undecoded the same way. A
-    document that does not decode raises :class:`CorruptSnapshotError`.
+    document that does not decode raises :class:`CorruptSnapshotError`. A copy
+    (:meth:`copy`) hands each document it decodes back to the state it was copied from
+    while that still holds the same bytes (documents are frozen), so no document is decoded
+    twice: a kept snapshot answers the next question with what folds on its copies decoded.
     """
 
-    __slots__ = ("_lazy", "_pending")
+    __slots__ = ("_lazy", "_origin", "_pending")
 
     def __init__(
         self,
         kinds: Mapping[str, Mapping[str, msgspec.Struct]],
         lazy: Mapping[str, Callable[[msgspec.Raw], msgspec.Struct]],
         pending: Iterable[str] | None = None,
+        origin: LazyDocs | None = None,
     ) -> None:
         super().__init__(kinds)
         self._lazy = lazy
@@ -213,6 +217,8 @@ class LazyDocs(Docs[msgspec.Struct]):
         every state of the projection, never changed)."""
         self._pending = set(self._lazy if pending is None else pending)
         """The kinds that may hold undecoded documents now."""
+        self._origin = origin
+        """The state this one is a copy of (:meth:`copy`)."""
 
     def get(self, kind: str, ident: str) -> msgspec.Struct | None:
         """The document ``ident`` of ``kind`` (decoded), or ``None``."""
@@ -220,7 +226,21 @@ class LazyDocs(Docs[msgspec.Struct]):
         undecoded: Any = doc
         if type(undecoded) is msgspec.Raw:
             doc = self._kinds[kind][ident] = self._lazy[kind](undecoded)
+            self._hand_back(kind, {ident: (undecoded, doc)})
         return doc
+
+    def _hand_back(
+        self, kind: str, decoded: Mapping[str, tuple[msgspec.Raw, msgspec.Struct]]
+    ) -> None:
+        """Put ``decoded`` (id → its bytes, the document) in the states this one was copied
+        from, where each still holds those very bytes."""
+        origin = self._origin
+        while origin is not None:
+            docs: dict[str, Any] = origin._kinds.get(kind, {})
+            for ident, (raw, doc) in decoded.items():
+                if docs.get(ident) is raw:
+                    docs[ident] = doc
+            origin = origin._origin
 
     def kind(self, kind: str) -> Mapping[str, msgspec.Struct]:
         """Every document of one kind, decoded, by id (read-only view)."""
@@ -253,7 +273,7 @@ class LazyDocs(Docs[msgspec.Struct]):
 
     def copy(self) -> LazyDocs:
         """A copy to change, its undecoded documents left undecoded."""
-        return LazyDocs(self._kinds, self._lazy, self._pending)
+        return LazyDocs(self._kinds, self._lazy, self._pending, self)
 
     def __eq__(self, other: object) -> bool:
         self.kinds()
@@ -270,10 +290,15 @@ class LazyDocs(Docs[msgspec.Struct]):
         self._pending.discard(kind)
         decode = self._lazy[kind]
         docs: dict[str, Any] = self._kinds.get(kind, {})
+        decoded: dict[str, tuple[msgspec.Raw, msgspec.Struct]] = {}
         with no_cycle_collection():
             for ident, doc in docs.items():  # values replaced in place: the order is kept
                 if type(doc) is msgspec.Raw:
-                    docs[ident] = decode(doc)
+                    docs[ident] = done = decode(doc)
+                    if self._origin is not None:
+                        decoded[ident] = doc, done
+            if decoded:
+                self._hand_back(kind, decoded)
 
 
 def _any_undecoded(*docs: Mapping[str, object]) -> bool:

@@ -23,6 +23,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from events import Event
 from projections import PROJECTIONS, Docs, State, fold
 from projections.docs import Key
+from projections.victims_query import cells_of
 from services.views.asof import ASOF_PROJECTIONS, RELEVANT_TYPES
 from services.views.snapshots import (
     CorruptSnapshotError,
@@ -244,6 +245,33 @@ class TestLazyKinds:
         assert tracked < 400
         assert read.get("incident", "i-7") == live.get("incident", "i-7")
         assert list(read.kind("incident").items()) == list(live.kind("incident").items())
+
+    def test_a_copy_hands_back_what_it_decodes_unless_it_replaced_those_bytes(self) -> None:
+        """A cell a copy (and a copy of it) decodes is the very document its origins then
+        hold; a cell the copy's delta replaced is decoded in the copy alone, and the origin
+        decodes its own version."""
+        projection = PROJECTIONS["community-victims"]
+        log = Log()
+        first = log.records([COAST.reported("i-1", 5), COAST.reported("i-2", 4, adm1="Hama")])
+        second = log.records([COAST.revised("i-1", 9)])
+        live = fold(projection, first)
+        cells = {cell.adm1: ident for ident, cell in cells_of(live).items()}
+        base = decode_snapshot(projection, encode_snapshot(live, first[-1].position, 2))
+        copy = base.copy()
+        again = copy.copy()
+        hama = again.get("total", cells["Hama"])
+        assert hama is not None
+        assert base._kinds["total"][cells["Hama"]] is hama
+        assert copy._kinds["total"][cells["Hama"]] is hama
+        live.take_changes()
+        projection.apply(live, second[0])
+        delta = encode_delta(live, live.take_changes(), second[-1].position, 3, first[-1].position)
+        apply_delta(copy, decode_delta(projection, delta)[1])
+        coast = cells["Latakia"]
+        assert copy.get("total", coast) == live.get("total", coast)
+        held: object = base._kinds["total"][coast]
+        assert type(held) is msgspec.Raw  # not the copy's version
+        assert base.get("total", coast) == fold(projection, first).get("total", coast)
 
     def test_a_contribution_that_does_not_decode_is_a_corrupt_snapshot(self) -> None:
         """The damage shows when the document is asked for, as a CorruptSnapshotError."""
