@@ -712,14 +712,16 @@ class SnapshotStore:
 
     async def kept_sums(self, projection: Projection, position: Position) -> list[KeptSums]:
         """The sums stored beside the snapshot at ``position`` (:func:`sums_of`; none for a
-        snapshot written before they were, or removed meanwhile)."""
+        snapshot written before they were, or removed meanwhile). Sums that do not decode
+        (written by a version whose filters differ) count as none: they only save work, so
+        the answer sums the cells instead."""
         found: Any = await self.client.hget(self._keys(projection)[1], _sums_field(position))
         if found is None:
             return []
         try:
             return _sums_decoder.decode(found)
-        except msgspec.DecodeError as exc:
-            raise CorruptSnapshotError(f"{projection.view} sums at {position}: {exc}") from exc
+        except msgspec.DecodeError:
+            return []
 
     async def chain(self, projection: Projection, position: Position) -> Chain:
         """Where the snapshot at ``position`` stands in its chain (sizes of what is stored)."""

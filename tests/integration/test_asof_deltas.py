@@ -385,8 +385,9 @@ class TestSumsKeptBesideSnapshots:
     async def test_other_questions_and_sums_of_another_format_are_summed_from_the_cells(
         self, redis_client: aioredis.Redis, redis_store: RedisEventStore, key_prefix: str
     ) -> None:
-        """Another threshold or filter finds no stored sums; stored sums of another format
-        are not read: each answer is summed over every cell, and equals the fold's."""
+        """Another threshold or filter finds no stored sums; stored sums of another format,
+        or that do not decode, are not read: each answer is summed over every cell, and
+        equals the fold's."""
         log = await self._written(redis_client, redis_store, key_prefix)
         whole = fold(VICTIMS, log)
         reader = AsOfReader(redis_client, key_prefix)
@@ -396,10 +397,11 @@ class TestSumsKeptBesideSnapshots:
         data = Keys(key_prefix).snapshot_data(VICTIMS.name, VICTIMS.version)
         [kept] = await SnapshotStore(redis_client, key_prefix).kept_sums(VICTIMS, log[9].position)
         wrong = msgspec.structs.replace(kept, format=SUMS_FORMAT + 1, total=(0, 0, 0))
-        await redis_client.hset(data, f"sums:{log[9].position}", msgspec.msgpack.encode([wrong]))
-        cold = AsOfReader(redis_client, key_prefix)
-        sums = await cold.victims_sums(VICTIMS, log[-1].position, 5, VictimsFilter())
-        assert encode(sums.answer()) == encode(query(whole))
+        for stored in (msgspec.msgpack.encode([wrong]), msgspec.msgpack.encode([[1, "k"]])):
+            await redis_client.hset(data, f"sums:{log[9].position}", stored)
+            cold = AsOfReader(redis_client, key_prefix)
+            sums = await cold.victims_sums(VICTIMS, log[-1].position, 5, VictimsFilter())
+            assert encode(sums.answer()) == encode(query(whole))
 
 
 class TestEventsOfEntities:
