@@ -107,6 +107,10 @@ class Docs(Generic[D]):
         """Every kind with its documents (read-only view)."""
         return self._kinds
 
+    def ids(self, kind: str) -> list[str]:
+        """The ids of one kind's documents, in order (a state read lazily decodes none)."""
+        return list(self._kinds.get(kind, ()))
+
     def patch(
         self, kind: str, put: Mapping[str, D], deleted: Iterable[str], tail: Mapping[str, D]
     ) -> None:

@@ -260,6 +260,44 @@ def cell_kept(selection: Selection, cell: Cell) -> bool:
     )
 
 
+def id_may_be_kept(selection: Selection, ident: str) -> bool:
+    """Whether a query's selection may keep the cell ``ident``, read from its id alone
+    (:func:`cell_id`), so a reader can leave the cells it cannot keep undecoded: ``False``
+    only where :func:`cell_kept` is ``False`` for the cell of that id. An id that does not
+    read as one, and an event type, violence type or feed its id holds as ``None`` (the cell
+    holds ``""``), select nothing out."""
+    parts = ident.split("|", 8)
+    if len(parts) != 9:
+        return True
+    country, start, end, grading, event_type, violence_type, targeting, feed, tail = parts
+    if selection.grading_only:
+        return grading in selection.gradings
+    adm1: str | None = None
+    perpetrators: list[str] = []
+    window: tuple[dt.date, dt.date] | None = None
+    try:
+        if selection.adm1 is not None or selection.perpetrator is not None:
+            adm1, *perpetrators = _tail_decoder.decode(tail)
+        if selection.low is not None or selection.high is not None:
+            window = (dt.date.fromisoformat(start), dt.date.fromisoformat(end))
+    except (msgspec.DecodeError, ValueError):
+        return True
+    return selection.keeps(
+        country=country,
+        adm1=adm1,
+        window=window,
+        grading=grading,
+        event_type=selection.event_type if event_type == "None" else event_type,
+        violence_type=selection.violence_type if violence_type == "None" else violence_type,
+        civilian_targeting=targeting == "1",
+        feed=selection.feed if feed == "None" else feed,
+        perpetrators=perpetrators,
+    )
+
+
+_tail_decoder: Final = msgspec.json.Decoder(list[str])
+
+
 def answer_lines(selection: Selection, cell: Cell) -> Iterable[tuple[str, Sums]]:
     """The lines of ``cell`` a query answers with, by name: its party lines (``by=party``),
     its lines of the query's victim status, or its communities over every status."""

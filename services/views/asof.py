@@ -46,12 +46,14 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Final, Generic, NamedTuple, TypeVar
 
+import msgspec
 import redis.asyncio as aioredis
 
 from events import CodecError, IncidentEvent, IncidentReported, Position
 from projections import Projection, State
 from projections.docs import Docs, Key
 from projections.filters import VictimsFilter
+from projections.victims_cells import id_may_be_kept
 from projections.victims_sums import VictimsSums
 from services.store.keys import Keys
 from services.store.log import LogEntry, LogReader, RawEntry, decode_page
@@ -479,8 +481,17 @@ class AsOfReader:
 
 
 def _sum_every_cell(sums: VictimsSums, state: State, position: Position) -> None:
-    """``sums`` summed afresh over every cell of ``state`` (decoded first, if read lazily)."""
-    sums.rebuild(state.kind("total"), position)
+    """``sums`` summed afresh over every cell of ``state`` its question may keep, read from
+    the cells' ids (:func:`~projections.victims_cells.id_may_be_kept`): a cell read lazily
+    that the question cannot keep is never decoded."""
+    selection = sums.selection
+    cells: dict[str, msgspec.Struct] = {}
+    for ident in state.ids("total"):
+        if id_may_be_kept(selection, ident):
+            cell = state.get("total", ident)
+            if cell is not None:
+                cells[ident] = cell
+    sums.rebuild(cells, position)
 
 
 def _without_own(projection: Projection, state: State) -> State:
