@@ -402,7 +402,10 @@ class AsOfReader:
                 await asyncio.to_thread(_sum_every_cell, start, base, folded.base)
             self._sums.put(key, start)
         sums = start.copy()
-        changed = [i for kind, i in folded.changed if kind == "total"]
+        selection = sums.selection
+        changed = [  # a cell the question cannot keep moves nothing: left undecoded
+            i for kind, i in folded.changed if kind == "total" and id_may_be_kept(selection, i)
+        ]
 
         def move() -> None:  # in a thread: the cells it reads are decoded as they are read
             sums.move({i: (base.get("total", i), state.get("total", i)) for i in changed}, target)

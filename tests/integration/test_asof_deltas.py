@@ -14,6 +14,7 @@ snapshot's kept sums moved by the tail's cells. Each example has its own key pre
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import os
 import uuid
 
@@ -47,7 +48,12 @@ EXAMPLES = int(os.environ.get("LEDGER_PROPERTY_EXAMPLES", "25"))
 
 encode = msgspec.json.encode
 VICTIMS = PROJECTIONS["community-victims"]
-SUMS = ((5, VictimsFilter()), (2, VictimsFilter(status="civilian")), (3, VictimsFilter(by="party")))
+SUMS = (
+    (5, VictimsFilter()),
+    (2, VictimsFilter(status="civilian")),
+    (3, VictimsFilter(by="party")),
+    (5, VictimsFilter(adm1="Latakia", date_to=dt.date(2025, 3, 5))),
+)
 """The (threshold, filter) pairs whose as-of victims sums are compared with the fold's."""
 
 
