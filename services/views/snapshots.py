@@ -58,11 +58,12 @@ changed, and the cells are read undecoded (:data:`LAZY_KINDS`), so a cold answer
 only those: about 0.2 s at a million events instead of 1 s (BENCHMARKS.md). Other questions,
 and snapshots written before, are summed over every cell.
 
-**Reading lazily.** The kinds of :data:`LAZY_KINDS` (the contributions an earlier snapshot
-holds) are read as each document's undecoded bytes, decoded when a document is asked for
-(:class:`LazyDocs`). Reading a whole kind decodes it first, so no undecoded document leaves
-the state. While a chain is read, every kind's documents stay undecoded, and those of the
-other kinds are decoded once at its end: a document a later delta replaces is never decoded.
+**Reading lazily.** The kinds of :data:`LAZY_KINDS` (community-victims' cells, and the
+contributions an earlier snapshot holds) are read as each document's undecoded bytes,
+decoded when a document is asked for (:class:`LazyDocs`). Reading a whole kind decodes it
+first, so no undecoded document leaves the state. While a chain is read, every kind's
+documents stay undecoded, and those of the other kinds are decoded once at its end: a
+document a later delta replaces is never decoded.
 
 Sizes, to tune the settings: on the benchmark workload a community-victims base is about
 16 bytes compressed per log entry folded (3.2 MB at 200,000 entries, 7.8 MB at 1,000,000)
