@@ -71,7 +71,6 @@ and erasure does not reach it; its entries age out as new ones arrive.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import logging
 import os
@@ -270,10 +269,8 @@ class Inbox:
     async def stop(self) -> None:
         """Stop consuming (the batch in hand finishes first) and close the connections."""
         self._stopping = True
-        if self._watcher is not None:
-            self._watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._watcher
+        if self._watcher is not None:  # as the read loops: a cancellation can be lost
+            await _ended([self._watcher])
         subscribers = [sub for subs in self._subscribers.values() for sub in subs]
         readers = [task for sub in subscribers for task in sub.tasks]
         await self.broker.stop()
@@ -299,9 +296,12 @@ class Inbox:
         return True
 
     async def _watch(self) -> None:
-        """Every :data:`FEEDS_EVERY` seconds, start reading the newly registered feeds."""
+        """Every :data:`FEEDS_EVERY` seconds, start reading the newly registered feeds, until
+        the inbox stops (a cancellation lost in the client ends the loop all the same)."""
         while True:
             await asyncio.sleep(self._feeds_every)
+            if self._stopping:
+                return
             try:
                 for feed in sorted(await self._registered() - self.allowed):
                     await self.add_feed(feed)
