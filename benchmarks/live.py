@@ -10,10 +10,12 @@ commit run with this checkout's virtualenv; the order swapped every round), the 
 its deployed shape (API, one ``ledger project``, ``ledger snapshots``) over that log and the
 bench's live stage: 2,000 events/s offered open loop for ``--seconds``, latency from a
 batch's due time until the query API's ``position`` includes it. Printed per run: the
-latency percentiles (visible, publish answered, stored checkpoint) and each process's CPU
-share over the stage (of one core). ``--stop-snapshots`` stops the snapshot process
-(``SIGSTOP``) for the stage, to see what it costs the others. Each round adds the stage's
-events to the log, so rounds are alternated rather than compared one to one.
+latency percentiles (visible, publish answered, stored checkpoint), each process's CPU
+share over the stage (of one core) and the AOF rewrites Redis started during it (each forks
+a child that serializes the whole dataset: one in the stage weighs on its tail).
+``--stop-snapshots`` stops the snapshot process (``SIGSTOP``) for the stage, to see what it
+costs the others. Each round adds the stage's events to the log, so rounds are alternated
+rather than compared one to one.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from benchmarks.bench import (
     live_latency,
     percentile,
     publish_all,
+    redis_forks,
     wait_caught_up,
     wait_snapshots,
 )
@@ -93,6 +96,7 @@ async def one_run(
             visibility = Visibility(client, server, PREFIX)
             await visibility.probe()
             before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+            forks = await redis_forks(client)
             started = time.perf_counter()
             breakdown: dict[str, list[float]] = {}
             try:
@@ -110,6 +114,7 @@ async def one_run(
                 await visibility.aclose()
             spent = time.perf_counter() - started
             shares = {n: (cpu_seconds(p) - before[n]) / spent for n, p in pids.items()}
+            rewrites = await redis_forks(client) - forks
     finally:
         await client.aclose()
     figures = {"visible": latencies, **breakdown}
@@ -118,7 +123,7 @@ async def one_run(
         for what, v in figures.items()
     ]
     cpu = ", ".join(f"{name} {share:.2f}" for name, share in shares.items())
-    return f"| {run} | {root} | " + " | ".join(parts) + f" | {cpu} |"
+    return f"| {run} | {root} | " + " | ".join(parts) + f" | {cpu} | {rewrites} |"
 
 
 async def main_async(args: argparse.Namespace) -> list[str]:
@@ -152,8 +157,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(level="WARNING")
     tune_collector()
     lines = asyncio.run(main_async(args))
-    print("| run | source | visible | publish answered | stored | CPU share per process |")
-    print("|---|---|---|---|---|---|")
+    print(
+        "| run | source | visible | publish answered | stored | CPU share per process "
+        "| AOF rewrites |"
+    )
+    print("|---|---|---|---|---|---|---|")
     print("\n".join(lines))
     return 0
 
