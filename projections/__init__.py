@@ -52,6 +52,14 @@ class Projection(msgspec.Struct, frozen=True, kw_only=True):
     the state as it is for any other, so a fold may skip those (rebuilds do)."""
 
     @property
+    def read_types(self) -> frozenset[str] | None:
+        """The permanent tags of :attr:`reads`, as a log entry's ``type`` field names them
+        (``None``: every type): a fold may leave entries of other types undecoded."""
+        if self.reads is None:
+            return None
+        return frozenset(str(t.__struct_config__.tag) for t in self.reads)
+
+    @property
     def view(self) -> str:
         """The name of its stored view: ``<name>:v<version>``."""
         return f"{self.name}:v{self.version}"

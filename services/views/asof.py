@@ -43,7 +43,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 from collections import OrderedDict
-from collections.abc import Mapping
 from typing import Final, Generic, NamedTuple, TypeVar
 
 import msgspec
@@ -71,7 +70,6 @@ from services.views.snapshots import (
 
 __all__ = [
     "ASOF_PROJECTIONS",
-    "RELEVANT_TYPES",
     "AsOfReader",
     "InvalidAsOfError",
     "fold_log",
@@ -82,30 +80,6 @@ __all__ = [
 
 ASOF_PROJECTIONS: Final = ("community-victims", "country-stance", "alignment")
 """The projections the query API answers as of a time (and the snapshot writer snapshots)."""
-
-RELEVANT_TYPES: Final[Mapping[str, frozenset[str]]] = {
-    "community-victims": frozenset(
-        {
-            "incident.reported",
-            "incident.casualties_revised",
-            "incident.retracted",
-            "incident.merged",
-        }
-    ),
-    "country-stance": frozenset(
-        {
-            "statement.issued",
-            "statement.retracted",
-            "statement.redacted",
-            "incident.reported",
-            "incident.retracted",
-        }
-    ),
-    "alignment": frozenset({"statement.issued", "statement.retracted"}),
-}
-"""Event types each projection's ``apply`` reacts to; entries of other types are skipped
-undecoded (``apply`` returns the state unchanged for them). A projection not listed here
-gets every entry."""
 
 PAGE: Final = 500
 """Log entries read per ``XRANGE`` while folding (and applied between two yields)."""
@@ -184,7 +158,7 @@ async def fold_log(
     kind, once put, is never deleted), so its events up to ``after`` are those up to the
     snapshot.
     """
-    relevant = RELEVANT_TYPES.get(projection.name)
+    relevant = projection.read_types
     own = OWN_KINDS.get(projection.name) if isinstance(state, LazyDocs) else None
     last: Position | None = None
     seen = 0

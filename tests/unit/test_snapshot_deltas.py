@@ -24,7 +24,7 @@ from events import Event
 from projections import PROJECTIONS, Docs, State, fold
 from projections.docs import Key
 from projections.victims_query import cells_of
-from services.views.asof import ASOF_PROJECTIONS, RELEVANT_TYPES
+from services.views.asof import ASOF_PROJECTIONS
 from services.views.snapshots import (
     CorruptSnapshotError,
     LazyDocs,
@@ -293,8 +293,9 @@ class TestRelevantTypes:
         records = Log().records(events)
         for name in ASOF_PROJECTIONS:
             projection = PROJECTIONS[name]
-            relevant = RELEVANT_TYPES[name]
-            kept = [r for r in records if r.event.__struct_config__.tag in relevant]
+            relevant = projection.read_types
+            assert relevant is not None, name
+            kept = [r for r in records if r.event.type in relevant]
             assert ordered(fold(projection, kept)) == ordered(fold(projection, records)), name
 
 
