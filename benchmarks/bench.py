@@ -595,7 +595,7 @@ async def redis_forks(client: aioredis.Redis) -> int:
     """The child processes Redis has forked so far (``INFO stats``): with the AOF on and no
     RDB saves (the bench's Redis), each is an AOF rewrite. A rewrite's child serializes the
     whole dataset on a core of its own, so one that falls inside the live stage weighs on
-    its latency (BENCHMARKS.md, 2026-12-07 20:00-20:45): the stage counts them."""
+    its latency (BENCHMARKS.md, 2026-12-07 20:00-21:05): the stage counts them."""
     return int((await client.info("stats"))["total_forks"])
 
 
