@@ -787,8 +787,9 @@ class SnapshotStore:
         return Written(previous is not None, len(blob), dropped)
 
     async def _retain(self, projection: Projection, keep: int) -> list[SnapshotRef]:
-        """Remove the snapshots beyond ``keep`` from the index, and the blobs no kept
-        snapshot's chain passes through."""
+        """Remove the snapshots beyond ``keep`` from the index, the blobs no kept snapshot's
+        chain passes through, and every sums field but those of the kept snapshots (an
+        earlier version's retention left those of the snapshots it dropped)."""
         refs = await self.refs(projection)
         dropped = to_drop(refs, keep)
         if not dropped:
@@ -796,11 +797,18 @@ class SnapshotStore:
         index, data, links_key = self._keys(projection)
         links = await self._links(projection)
         gone = {r.position for r in dropped}
-        needed = {at for r in refs if r.position not in gone for at in _chain(links, r.position)}
+        kept = {r.position for r in refs} - gone
+        needed = {at for position in kept for at in _chain(links, position)}
         unused = sorted((gone | links.keys()) - needed)
+        sums = sorted(
+            field
+            for field in map(text, await self.client.hkeys(data))
+            if field.startswith(_SUMS) and field.removeprefix(_SUMS) not in kept
+        )
         async with self.client.pipeline(transaction=True) as pipe:
             pipe.zrem(index, *gone)
-            pipe.hdel(data, *unused, *(_sums_field(at) for at in sorted(gone)))
+            if unused or sums:
+                pipe.hdel(data, *unused, *sums)
             if unused:
                 pipe.hdel(links_key, *unused)
             await pipe.execute()
@@ -821,9 +829,12 @@ def sums_of(projection: Projection, state: State, position: Position, k: int) ->
     return [sums.kept()]
 
 
+_SUMS: Final = "sums:"
+
+
 def _sums_field(position: str) -> str:
     """The data hash's field of the sums kept beside the snapshot at ``position``."""
-    return f"sums:{position}"
+    return f"{_SUMS}{position}"
 
 
 _sums_decoder: Final = msgspec.msgpack.Decoder(list[KeptSums])

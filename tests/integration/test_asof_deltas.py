@@ -200,6 +200,29 @@ class TestChainsInRedis:
         assert links.keys() == needed
         assert len(needed) < 10  # the removed snapshots no chain needs are gone
 
+    async def test_retention_removes_the_sums_an_earlier_retention_left(
+        self, redis_client: aioredis.Redis, redis_store: RedisEventStore, key_prefix: str
+    ) -> None:
+        """An earlier version's retention dropped snapshots but left their sums: the next
+        retention removes those, and keeps the sums of the kept snapshots."""
+        await redis_store.append([f.reported(f"i-{n}", n + 1) for n in range(4)])
+        projection = PROJECTIONS["community-victims"]
+        writer = Snapshotter(
+            redis_client, prefix=key_prefix, every=1, keep=2, chain=3, projections=[projection]
+        )
+        assert await writer.run_once() == 4
+        data = Keys(key_prefix).snapshot_data(projection.name, projection.version)
+        left = "sums:1-0"  # at no snapshot: a dropped one's, as an earlier retention left it
+        await redis_client.hset(data, left, b"\x90")
+        await redis_store.append([f.reported("i-4", 5)])
+        assert await writer.run_once() == 1
+        refs = await SnapshotStore(redis_client, key_prefix).refs(projection)
+        stored = {text(k) for k in await redis_client.hkeys(data)}
+        assert {k for k in stored if k.startswith("sums:")} == {
+            f"sums:{ref.position}" for ref in refs
+        }
+        assert len(refs) == 2
+
     async def test_snapshots_written_before_deltas_read_and_continue(
         self, redis_client: aioredis.Redis, redis_store: RedisEventStore, key_prefix: str
     ) -> None:
