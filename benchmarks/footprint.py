@@ -7,7 +7,9 @@ workload over HTTP (4 clients, batches of 1,000), waits until every view include
 and no as-of snapshot is due, and prints Redis's ``used_memory`` growth per event. It splits
 that growth by key prefix (the log and its indexes, the views, the snapshots, the rest) with
 ``MEMORY USAGE``. ``used_memory`` counts what the keys' sum does not: the dictionaries'
-tables, the expiry entries, allocator rounding.
+tables, the expiry entries, allocator rounding. It also prints how much Redis appended to its
+AOF per event (automatic rewrites held off for the run): what the disk takes, and what
+brings the next rewrite closer.
 """
 
 from __future__ import annotations
@@ -50,6 +52,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 projector_processes=1,
             ) as server:
                 before = int((await client.info("memory"))["used_memory"])
+                # no rewrite during the run, so the AOF's size grows by all that is written
+                await client.config_set("auto-aof-rewrite-percentage", 0)
+                aof_before = int((await client.info("persistence"))["aof_current_size"])
                 per_client = n // clients
                 workloads = [
                     Workload(seed=args.seed + c, namespace=f"f{c}-").take(per_client)
@@ -63,6 +68,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 await wait_snapshots(client, PREFIX, args.timeout, server.check)
                 after = int((await client.info("memory"))["used_memory"])
                 found["used_memory_growth_bytes_per_event"] = round((after - before) / n, 1)
+                aof_after = int((await client.info("persistence"))["aof_current_size"])
+                found["aof_growth_bytes_per_event"] = round((aof_after - aof_before) / n, 1)
                 by_group = dict.fromkeys(("log and indexes", "views", "snapshots"), 0)
                 by_key: dict[str, int] = {}
                 async for key in client.scan_iter(match=f"{PREFIX}:*", count=1000):
