@@ -25,7 +25,7 @@ from events import Event, Recorded
 
 from . import alignment, community_victims, country_stance, filters, incidents, stance_rule
 from .common import Readable, State, merge_disjoint
-from .docs import Doc, Docs
+from .docs import Doc, Docs, Key
 from .errors import (
     InconsistentStateError,
     InvalidQueryError,
@@ -33,6 +33,11 @@ from .errors import (
     ProjectionError,
 )
 from .filters import VictimsFilter
+
+
+def no_own_keys(event: Event) -> tuple[Key, ...]:
+    """The :attr:`Projection.own_keys` of a projection without own kinds: none."""
+    return ()
 
 
 class Projection(msgspec.Struct, frozen=True, kw_only=True):
@@ -50,6 +55,15 @@ class Projection(msgspec.Struct, frozen=True, kw_only=True):
     reads: frozenset[type[Event]] | None = None
     """The event types ``apply`` reads, by exact type (``None``: every type); it must leave
     the state as it is for any other, so a fold may skip those (rebuilds do)."""
+    own_kinds: frozenset[str] = frozenset()
+    """The kinds whose documents each belong to one incident (most of a view, one or more
+    documents per incident): ``apply`` reads one of them only for an event that names it
+    (:attr:`own_keys`), and never deletes one. So a runner need not hold them all: it may
+    drop them from memory once they are written, and read back from the stored view, before
+    each event, the ones :attr:`own_keys` names (the projector does, :mod:`projections`'
+    property tests check it)."""
+    own_keys: Callable[[Event], Iterable[Key]] = no_own_keys
+    """The keys of the documents of :attr:`own_kinds` that applying the event may read."""
 
     @property
     def read_types(self) -> frozenset[str] | None:
@@ -90,6 +104,8 @@ def _projection(module: _Module) -> Projection:
         apply=module.apply,
         merge=module.merge,
         reads=module.READS,
+        own_kinds=getattr(module, "OWN_KINDS", frozenset()),
+        own_keys=getattr(module, "own_keys", no_own_keys),
     )
 
 

@@ -43,6 +43,7 @@ import msgspec
 from events import (
     CasualtiesRevised,
     Event,
+    IncidentEvent,
     IncidentMerged,
     IncidentReported,
     IncidentRetracted,
@@ -50,7 +51,7 @@ from events import (
 )
 
 from .common import State
-from .docs import VALUES, Docs, keep_values_bounded
+from .docs import VALUES, Docs, Key, keep_values_bounded
 from .errors import InconsistentStateError
 from .filters import (
     DEFAULT_MIN_GRADING,
@@ -95,6 +96,18 @@ DOC_TYPES: Final[Mapping[str, type[msgspec.Struct]]] = {
     "community": Cell,
     "line": Cell,
 }
+
+OWN_KINDS: Final = frozenset(("incident",))
+"""The kinds of one incident's documents (:attr:`projections.Projection.own_kinds`): its
+contribution, read and written only by the events of that incident."""
+
+
+def own_keys(event: Event) -> tuple[Key, ...]:
+    """The contribution an event may read: its incident's (a merge reads only the
+    duplicate's; the incident it goes into counts on as it is)."""
+    if isinstance(event, IncidentEvent):
+        return (("incident", event.incident_id),)
+    return ()
 
 
 def initial() -> State:
@@ -373,6 +386,7 @@ __all__ = [
     "DEFAULT_MIN_GRADING",
     "DOC_TYPES",
     "NAME",
+    "OWN_KINDS",
     "READS",
     "VERSION",
     "VICTIM_STATUSES",
@@ -389,6 +403,7 @@ __all__ = [
     "initial",
     "iso_week",
     "merge",
+    "own_keys",
     "query",
     "tally",
     "unattributed",

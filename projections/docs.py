@@ -127,6 +127,26 @@ class Docs(Generic[D]):
             docs.pop(ident, None)
             docs[ident] = doc
 
+    def forget(self, kinds: Iterable[str]) -> None:
+        """Drop every document of ``kinds`` from memory, recording no change: they are
+        stored, and a runner reads back those it needs (:meth:`recall`)."""
+        for kind in kinds:
+            self._kinds.pop(kind, None)
+
+    def count(self, kinds: Iterable[str]) -> int:
+        """How many documents of ``kinds`` are held."""
+        return sum(len(self._kinds.get(kind, ())) for kind in kinds)
+
+    def recall(self, found: Mapping[Key, D | None]) -> None:
+        """Hold each document of ``found`` read back from storage (``None``: not stored),
+        recording no change."""
+        for (kind, ident), doc in found.items():
+            if doc is not None:
+                docs = self._kinds.get(kind)
+                if docs is None:
+                    docs = self._kinds[kind] = {}
+                docs[ident] = doc
+
     def take_changed_keys(self) -> set[Key]:
         """The keys changed since the last take, without their documents (cheaper than
         :meth:`take_changes` when only the keys matter)."""

@@ -53,6 +53,7 @@ from events import (
     CasualtiesRevised,
     Event,
     IncidentDisputed,
+    IncidentEvent,
     IncidentMerged,
     IncidentRedacted,
     IncidentReported,
@@ -64,7 +65,7 @@ from events import (
 )
 
 from .common import Readable, State
-from .docs import VALUES, Docs, keep_values_bounded
+from .docs import VALUES, Docs, Key, keep_values_bounded
 from .errors import InconsistentStateError
 from .incident_docs import (
     INCIDENT,
@@ -78,6 +79,7 @@ from .incident_docs import (
     add_entry,
     cite,
     report_sources,
+    source_key,
 )
 from .incident_merge import merge
 from .incident_queries import LISTED, behind, document, listing, said_at
@@ -105,6 +107,24 @@ ROW_LEAVES: Final = frozenset(
 )
 """The fields of an incident that only its single answer shows: the view's row leaves them
 at their defaults (the answer folds the incident's events from the log, :func:`incident_of`)."""
+
+OWN_KINDS: Final = frozenset((INCIDENT, SOURCE))
+"""The kinds of one incident's documents (:attr:`projections.Projection.own_kinds`): its
+row and the sources its revisions cite."""
+
+
+def own_keys(event: Event) -> tuple[Key, ...]:
+    """The documents an event may read: its incident's row, the marks of the sources a
+    revision cites, and for a merge the row of the incident it goes into."""
+    if not isinstance(event, IncidentEvent):
+        return ()
+    ident = event.incident_id
+    if isinstance(event, IncidentMerged):
+        return ((INCIDENT, ident), (INCIDENT, event.into))
+    if isinstance(event, CasualtiesRevised):
+        return ((INCIDENT, ident), *((SOURCE, source_key(ident, s)) for s in event.sources))
+    return ((INCIDENT, ident),)
+
 
 READ_KINDS: Final = (INCIDENT,)
 """The kinds the read side holds of this view (its answers read the incidents only)."""
@@ -481,6 +501,7 @@ __all__ = [
     "INCIDENT",
     "LISTED",
     "NAME",
+    "OWN_KINDS",
     "READS",
     "READ_KINDS",
     "ROW_LEAVES",
@@ -501,5 +522,6 @@ __all__ = [
     "initial",
     "listing",
     "merge",
+    "own_keys",
     "said_at",
 ]
