@@ -36,10 +36,11 @@ from services.errors import LedgerError
 from services.projector.lease import Leases
 from services.resp import text
 from services.store.keys import Keys
-from services.store.log import stream_pages
+from services.store.log import decode_entry, stream_pages
 from services.views.errors import ViewChangedError
 from services.views.fold import FoldRun
 from services.views.generations import current_view_keys
+from services.views.own import OwnDocs
 from services.views.redis import RedisViewStore
 from services.views.scripts import LUA_WRITE_DOCS, doc_change_args
 
@@ -331,16 +332,25 @@ async def dlq_retry(
     leases = Leases(client)
     await leases.seize(view.lease, owner, lease_ms)  # the live projector pauses
     try:
+        views = RedisViewStore(client, keys)
         try:
-            docs, checkpoint = await RedisViewStore(client, keys).load_paged(
-                projection, generation=view.generation, partition=partition
+            docs, checkpoint = await views.load_paged(
+                projection,
+                generation=view.generation,
+                partition=partition,
+                without=projection.own_kinds,
             )
         except ViewChangedError as exc:
             raise DeadLetterError(
                 f"the view of {projection.view} moved ({exc}); try again"
             ) from exc
+        entry = decode_entry(Position(letter.position), letter.entry)
+        own = OwnDocs(projection, views)
+        own.loaded(whole=checkpoint is None)
+        await own.recall(docs, [entry], generation=view.generation, partition=partition)
         fold = FoldRun(projection, docs, fresh=False)
-        if not fold.apply(Position(letter.position), letter.entry):
+        fold.apply_all([entry])
+        if fold.failures:
             _, failure = fold.failures[0]
             raise DeadLetterStillFailsError(
                 f"{projection.name} still cannot apply {letter.position}: "

@@ -210,6 +210,7 @@ class CatchUp:
                 break  # no backlog (any more): the classic path follows the log
             pace_collector(following=False)
             worker.in_flight = entries[-1][0]
+            await worker.recall(docs, entries)
             stopped = fold(apply, docs, entries, stop)
             if stopped is not None:  # a poison entry: the classic path takes it
                 (at, _, _), failure = stopped
@@ -277,6 +278,7 @@ class CatchUp:
             if reads is None
             else [e for e in entries if e[1] is None or type(e[1].event) in reads]
         )
+        await worker.recall(docs, applied)
         stopped = fold(worker.projection.apply, docs, applied, stop)
         if stopped is not None:  # a poison entry: the classic path takes it
             (at, _, _), failure = stopped

@@ -43,7 +43,9 @@ async def apply_entry(
 ) -> None:
     """Apply one entry; on failure undo it, redeliver it, and dead-letter it at the limit."""
     while True:
-        stopped = fold(worker.projection.apply, docs, [decode_entry(position, fields)], stop)
+        entry = decode_entry(position, fields)
+        await worker.recall(docs, [entry])
+        stopped = fold(worker.projection.apply, docs, [entry], stop)
         if stopped is None:
             batch.changes.update(docs.take_changes())
             worker.applied += 1

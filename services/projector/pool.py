@@ -42,6 +42,7 @@ from services.store.log import LogReader
 from services.store.positions import above
 from services.views.freshness import group_info, view_state
 from services.views.generations import CHECKPOINT_FIELD, current_view_keys
+from services.views.own import RESIDENT
 from services.views.redis import VIEW_PAGE, RedisViewStore
 
 __all__ = [
@@ -100,7 +101,8 @@ class ProjectorPool:
     host, pid and a random suffix). ``hook`` is for fault tests: it is awaited before and after
     each commit and may raise to simulate a crash there. ``load_client`` loads views at the
     start of a term (a long timeout: big views). ``follow=False`` keeps the live log on the
-    consumer groups' path (:attr:`follow`).
+    consumer groups' path (:attr:`follow`). ``resident``: the own documents (most of a view)
+    a worker holds at most after a commit (:mod:`services.views.own`).
     """
 
     def __init__(
@@ -123,6 +125,7 @@ class ProjectorPool:
         load_client: aioredis.Redis | None = None,
         rebuild_from: int = REBUILD_FROM,
         follow: bool = True,
+        resident: int = RESIDENT,
     ) -> None:
         self.client = redis_client
         self.keys = Keys.of(prefix)
@@ -138,6 +141,8 @@ class ProjectorPool:
         self.catch_up_seconds = catch_up_seconds
         self.rebuild_from = rebuild_from
         self.follow = follow
+        self.resident = resident
+        """Own documents a worker holds at most after a commit (:mod:`services.views.own`)."""
         """Whether workers follow the live log through the shared reader (one read for the
         pool, one script a batch: :meth:`~services.projector.catch_up.CatchUp.follow`);
         ``False``: through their consumer groups, delivered, committed, then acked."""
@@ -245,7 +250,8 @@ class ProjectorPool:
         self, projection: Projection, partition: int, generation: int | str
     ) -> tuple[Position | None, Docs[msgspec.Struct]] | None:
         """The checkpoint and documents of ``generation`` of the view as the pool's rebuild
-        of fresh views stored them (once; ``None``: the worker loads the view)."""
+        of fresh views left them in memory (once; ``None``: the worker loads the view): every
+        document but own ones it dropped (:mod:`services.views.own`)."""
         found = self._preloaded.pop((projection.name, partition), None)
         if found is None or found[0] != generation:
             return None
@@ -284,7 +290,10 @@ class ProjectorPool:
                 return
             _log.info("projector.building_fresh", views=[p.view for p in fresh], entries=entries)
             pages = Pages(self.client, self.keys, keep=2 + 2 * len(fresh))
-            jobs = [Replay(self.client, p, prefix=self.keys, pages=pages) for p in fresh]
+            jobs = [
+                Replay(self.client, p, prefix=self.keys, pages=pages, resident=self.resident)
+                for p in fresh
+            ]
             results = await run_together(jobs)
         except (*REDIS_DOWN, rexc.RedisError) as exc:
             _log.warning("projector.build_fresh_failed", error=str(exc))

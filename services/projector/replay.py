@@ -8,9 +8,12 @@ while the live generation keeps serving, then swaps it in:
    from position 0 in memory and, per batch, flushes the documents the batch changed together
    with the new generation's own checkpoint and its ordinal in one Lua script
    (:data:`~services.projector.replay_scripts.BUILD_SCRIPT`), which
-   also records the progress in ``<prefix>:replay:<name>:v<version>``. Entries the
-   projection cannot apply are dead-lettered in the same script (unless the dead-letter
-   stream or its log already holds them), as the runner does.
+   also records the progress in ``<prefix>:replay:<name>:v<version>``. Once a flush leaves
+   more than ``resident`` of the view's own documents in memory (most of a view, one or more
+   per incident) they are dropped, and read back from the new generation before a batch that
+   names them (:mod:`services.views.own`), so a rebuild's memory does not grow with the log.
+   Entries the projection cannot apply are dead-lettered in the same script (unless the
+   dead-letter stream or its log already holds them), as the runner does.
 2. **Pause the live projector.** The rebuild takes the live view's lease over (the runner's
    next renewal or commit finds it gone, it drops its state and waits): the live checkpoint
    is frozen from here on.
@@ -92,6 +95,7 @@ from services.store.log import LogReader
 from services.views.fold import FoldRun
 from services.views.freshness import checked_ordinal
 from services.views.generations import ViewKeys, active_generation, view_keys
+from services.views.own import RESIDENT, OwnDocs
 from services.views.redis import RedisViewStore
 
 __all__ = ["BatchHook", "ProgressCallback", "Replay", "replay_together", "run_together"]
@@ -116,7 +120,8 @@ class Replay:
 
     ``progress`` is called with (done, total) over every partition after each batch;
     ``hook`` is awaited after each flushed batch with its number, counted over every
-    partition (fault tests raise from it to kill a rebuild).
+    partition (fault tests raise from it to kill a rebuild). ``resident``: the own documents
+    it holds at most after a flush (:mod:`services.views.own`).
     """
 
     def __init__(
@@ -130,6 +135,7 @@ class Replay:
         progress: ProgressCallback | None = None,
         hook: BatchHook | None = None,
         pages: Pages | None = None,
+        resident: int = RESIDENT,
     ) -> None:
         self.client = client
         self.projection = projection
@@ -153,6 +159,8 @@ class Replay:
         self._swap = client.register_script(SWAP_SCRIPT)
         self.leases = Leases(client)
         self.views = RedisViewStore(client, self.keys)
+        self.own = OwnDocs(projection, self.views, limit=resident)
+        """The new generation's own kinds, held bounded (:mod:`services.views.own`)."""
         self.flusher = Flusher(client, self.keys, projection, self.owner)
         self.flusher.select(0, self.lock_key, self.record_key, self.log)
         self._lease: str | None = None
@@ -301,8 +309,9 @@ class Replay:
             await self._start_record(partition, generation)
             self.done = self._done_by[partition] = 0
         docs, checkpoint = await self.views.load_paged(
-            projection, generation=generation, partition=partition
+            projection, generation=generation, partition=partition, without=projection.own_kinds
         )
+        self.own.loaded(whole=checkpoint is None)
         self.ordinal = await checked_ordinal(self.client, new, checkpoint)
         fold = FoldRun(projection, docs, fresh=checkpoint is None)
         log = LogReader(self.client, self.keys, partition)
@@ -357,7 +366,10 @@ class Replay:
         await self._lock()
         try:
             keys = view_keys(self.keys, self.projection, name)
-            docs, checkpoint = await self.views.load_paged(self.projection, generation=name)
+            docs, checkpoint = await self.views.load_paged(
+                self.projection, generation=name, without=self.projection.own_kinds
+            )
+            self.own.loaded(whole=checkpoint is None)
             self.ordinal = await checked_ordinal(self.client, keys, checkpoint)
             fold = FoldRun(self.projection, docs, fresh=checkpoint is None)
             if bound is not None:
@@ -413,6 +425,9 @@ class Replay:
                 page, entries = await pages.page(keys.partition, after, upper, size, reader=self)
                 if page:
                     known = len(fold.failures)
+                    await self.own.recall(
+                        fold.docs, entries, generation=keys.generation, partition=keys.partition
+                    )
                     fold.apply_all(entries)
                     if len(fold.failures) > known:  # dead letters keep the entries' fields
                         stored = dict(page)
@@ -434,6 +449,7 @@ class Replay:
                         progress=progress,
                     )
                     folded, failed = 0, {}
+                    self.own.trim(fold.docs)
                     await self._after_batch()
                 if end:
                     return checkpoint
@@ -489,9 +505,10 @@ async def replay_together(
     prefix: Keys | str = "ledger",
     batch_size: int = BATCH,
     progress: ProgressCallback | None = None,
+    resident: int = RESIDENT,
 ) -> list[ReplayRecord | Exception]:
     """Rebuild several views side by side from one read of the log: per view, in order, its
-    record or the error its rebuild stopped on.
+    record or the error its rebuild stopped on (``resident``: as :class:`Replay`'s).
 
     Each view is rebuilt as :class:`Replay` does (its own lock, generation, swap), all at
     once, sharing the pages of the log (:class:`~services.projector.replay_pages.Pages`):
@@ -522,6 +539,7 @@ async def replay_together(
             batch_size=batch_size,
             progress=reporter(index),
             pages=pages,
+            resident=resident,
         )
         for index, projection in enumerate(projections)
     ]

@@ -47,6 +47,7 @@ from services.views.snapshots import (
     DEFAULT_KEEP,
     Chain,
     SnapshotStore,
+    own_kinds,
 )
 
 __all__ = ["SnapshotsOffError", "Snapshotter", "snapshotter_for"]
@@ -201,7 +202,13 @@ class Snapshotter:
         while length - ordinal >= self.every and not self._stop.is_set():
             changed: set[Key] = set()
             state, reached, seen = await fold_log(
-                self.log, projection, state, after=position, limit=self.every, changed=changed
+                self.log,
+                projection,
+                state,
+                after=position,
+                limit=self.every,
+                changed=changed,
+                lacks_own=position is not None,  # at a snapshot, the state holds none
             )
             if seen < self.every or reached is None:
                 return written  # the state went past its snapshot: not kept
@@ -222,6 +229,7 @@ class Snapshotter:
                 if done.delta and chain is not None
                 else Chain(0, done.size, 0)
             )
+            state.forget(own_kinds(projection))  # the next fold reads back those it needs
             written += 1
             self.written += 1
             log.info(

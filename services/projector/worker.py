@@ -16,10 +16,12 @@ left pending.
 socket timeout); that load is not one snapshot, which is safe because only the lease holder
 writes the view. The lease is renewed between pages: loading a big view (680,000 incidents
 documents on a 1M-event log) takes longer than a lease lasts, and a lease lost at every load
-would reload for ever. The worker keeps the whole view in memory while it holds the lease,
-measured at about 2.5 kB per incidents document, 0.9 kB per community-victims document,
-0.5 kB per alignment document and 0.2 kB per country-stance document (so about 2 GB for the
-incidents view of a 1M-event log). A backlog is applied through the pool's shared reader
+would reload for ever. The worker keeps the view in memory while it holds the lease, all but
+its own kinds (most of it: one or more documents per incident), which it neither loads nor
+keeps: before entries are applied it reads back those they name, and after a commit it drops
+them once it holds more than the pool's ``resident`` (:mod:`services.views.own`). So its
+memory is the view's aggregates (cells, stances, pairs) and a bounded number of incidents,
+whatever the length of the log. A backlog is applied through the pool's shared reader
 (:mod:`services.projector.catch_up`), and so is the live log: one blocking read of the log
 for every worker of the pool, each batch committed in one script
 (:mod:`services.projector.commit`) that also moves the consumer group to the new checkpoint,
@@ -60,7 +62,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 import msgspec
@@ -82,10 +84,12 @@ from services.projector.group import ConsumerGroup, Entries
 from services.projector.healing import Healing
 from services.projector.poison import MAX_DELIVERIES, apply_entry, put_back
 from services.store.connection import REDIS_DOWN
+from services.store.log import LogEntry
 from services.store.positions import above
-from services.views.errors import ViewChangedError
+from services.views.errors import CorruptViewError, ViewChangedError
 from services.views.freshness import checked_ordinal
 from services.views.generations import ViewKeys, current_view_keys, view_keys
+from services.views.own import OwnDocs
 
 if TYPE_CHECKING:
     from services.projector.pool import ProjectorPool
@@ -139,6 +143,8 @@ class Worker:
         self.applied = 0
         self.dead_lettered = 0
         self.catch_up = CatchUp(self)
+        self.own = OwnDocs(projection, pool.views, limit=pool.resident)
+        """The view's own kinds, held bounded (:mod:`services.views.own`)."""
         self.fast_due = True
         self._renewed_at = 0.0
         self._backoff = BACKOFF_START
@@ -223,6 +229,7 @@ class Worker:
         built = self.pool.preloaded(self.projection, self.partition, self.keys.generation)
         if built is not None:  # just built by the pool's rebuild: as stored, no need to load
             checkpoint, docs = built
+            self.own.loaded(whole=False)  # the rebuild may have dropped own documents
         else:
             try:
                 docs, checkpoint = await self.pool.views.load_paged(
@@ -230,9 +237,11 @@ class Worker:
                     generation=self.keys.generation,
                     partition=self.partition,
                     on_page=self.renew_if_due,  # a big view loads for longer than a lease
+                    without=self.projection.own_kinds,
                 )
             except ViewChangedError as exc:
                 raise CheckpointMovedError(str(exc)) from exc
+            self.own.loaded(whole=checkpoint is None)
         if (
             checkpoint is None
         ):  # a new view: its initial documents are written with the first commit
@@ -362,6 +371,21 @@ class Worker:
         """Apply one entry (:func:`services.projector.poison.apply_entry`)."""
         await apply_entry(self, docs, batch, position, fields)
 
+    async def recall(self, docs: Docs[msgspec.Struct], entries: Iterable[LogEntry]) -> None:
+        """Hold the stored own documents ``entries`` name before they are applied
+        (:meth:`OwnDocs.recall <services.views.own.OwnDocs.recall>`).
+
+        A stored document that does not decode is the view's fault, not the entries': as when
+        the view does not load, the worker restarts until the view is repaired or rebuilt,
+        and no entry is dead-lettered for it (no batch is in hand)."""
+        try:
+            await self.own.recall(
+                docs, entries, generation=self.keys.generation, partition=self.partition
+            )
+        except CorruptViewError:
+            self.in_flight = None
+            raise
+
     async def put_back(
         self,
         docs: Docs[msgspec.Struct],
@@ -395,6 +419,8 @@ class Worker:
             together=self.pool.commits[self.partition] if together else None,
         )
         self.checkpoint, self.ordinal = last, ordinal
+        if self.docs is not None:  # written: the own documents may be dropped
+            self.own.trim(self.docs)
         self.healing.recovered()
         self.pool.progress.set()
         if hook is not None:

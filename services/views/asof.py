@@ -143,6 +143,7 @@ async def fold_log(
     until: Position | None = None,
     limit: int | None = None,
     changed: set[Key] | None = None,
+    lacks_own: bool | None = None,
 ) -> tuple[State, Position | None, int]:
     """Fold the log entries after ``after`` (up to ``until``, at most ``limit``) into ``state``.
 
@@ -156,10 +157,13 @@ async def fold_log(
     own events up to ``after`` gives it (:meth:`LogReader.upto`: one script call a page). An
     incident the state does not hold was not touched since the snapshot (a document of that
     kind, once put, is never deleted), so its events up to ``after`` are those up to the
-    snapshot.
+    snapshot. So does a state that dropped them standing at a snapshot (``lacks_own``; by
+    default, whether it was read from a snapshot).
     """
     relevant = projection.read_types
-    own = OWN_KINDS.get(projection.name) if isinstance(state, LazyDocs) else None
+    if lacks_own is None:
+        lacks_own = isinstance(state, LazyDocs)
+    own = OWN_KINDS.get(projection.name) if lacks_own else None
     last: Position | None = None
     seen = 0
     while limit is None or seen < limit:

@@ -14,7 +14,7 @@ the failed ``apply`` touched, so the state is as if the entry had never been app
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import msgspec
@@ -22,7 +22,7 @@ import msgspec
 from events import Position, Recorded
 from projections import Projection, State
 from projections.docs import Docs, JournalDocs, Key
-from services.store.log import LogEntry, decode_entry
+from services.store.log import LogEntry
 
 __all__ = ["Failed", "FoldRun", "Stopped", "fold", "stop"]
 
@@ -117,12 +117,6 @@ class FoldRun:
             docs.undo()
             self.failures.append((position, error))
         self.applied += applied
-
-    def apply(self, position: Position, fields: Mapping[Any, Any]) -> bool:
-        """Apply one entry's fields; ``False`` (and the state unchanged) when it cannot be."""
-        failures = len(self.failures)
-        self.apply_all([decode_entry(position, fields)])
-        return len(self.failures) == failures
 
     def take(self) -> dict[Key, msgspec.Struct | None]:
         """The documents changed since the last call (``None``: deleted)."""

@@ -9,7 +9,7 @@ that reads views, and runs without Redis.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 import msgspec
@@ -96,16 +96,20 @@ class InMemoryViewStore:
         generation: Generation,
         partition: int = 0,
         on_page: OnPage | None = None,
+        without: Collection[str] = (),
     ) -> tuple[State, Position | None]:
-        """Every document decoded, and the checkpoint (one page, then ``on_page``)."""
+        """Every document decoded (but the kinds ``without``), and the checkpoint (one page,
+        then ``on_page``)."""
         before = self._view(projection, generation, partition).checkpoint
-        found = await self.load(projection, generation=generation, partition=partition)
+        state, checkpoint = await self.load(projection, generation=generation, partition=partition)
         if on_page is not None and before is not None:
             await on_page()
         after = self._view(projection, generation, partition).checkpoint
         if after != before:
             raise ViewChangedError(f"{projection.view} moved from {before} to {after}")
-        return found
+        if checkpoint is not None:
+            state.forget(without)
+        return state, checkpoint
 
     async def read_kinds(
         self,

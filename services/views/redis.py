@@ -18,7 +18,7 @@ again, so a reader never mixes two generations. :class:`RedisViewStore` is the
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from typing import Any, Final
 
 import msgspec
@@ -157,6 +157,7 @@ async def load_view_paged(
     page: int = VIEW_PAGE,
     partition: int = 0,
     on_page: OnPage | None = None,
+    without: Collection[str] = (),
 ) -> tuple[Docs[msgspec.Struct], Position | None]:
     """Every document of one generation of the view and its checkpoint, read in pages.
 
@@ -170,7 +171,8 @@ async def load_view_paged(
     refuse the stale state anyway, as its expected checkpoint no longer matches).
     Readers use :func:`load_view`, which stays one atomic snapshot. ``on_page`` is awaited
     after every page: the holder renews its lease there, as a big view takes longer to load
-    than a lease lasts (it may raise to end the load).
+    than a lease lasts (it may raise to end the load). The kinds ``without`` are not read
+    (the writer reads back those it needs: :mod:`services.views.own`).
     """
     keys = view_keys(prefix, projection, generation, partition=partition)
     before = await client.hget(keys.meta, CHECKPOINT_FIELD)
@@ -179,6 +181,8 @@ async def load_view_paged(
         return projection.initial(), None
     stored: dict[str, dict[str, msgspec.Struct]] = {}
     for kind in projection.doc_types:
+        if kind in without:
+            continue
         decode = doc_reader(projection.doc_types[kind])
         found: dict[str, msgspec.Struct] = {}
         async for pairs in _pages(client, keys, kind, page):
@@ -269,8 +273,10 @@ class RedisViewStore:
         generation: Generation,
         partition: int = 0,
         on_page: OnPage | None = None,
+        without: Collection[str] = (),
     ) -> tuple[State, Position | None]:
-        """Every document and the checkpoint in ``HSCAN`` pages (:func:`load_view_paged`)."""
+        """Every document (but the kinds ``without``) and the checkpoint in ``HSCAN`` pages
+        (:func:`load_view_paged`)."""
         return await load_view_paged(
             self.bulk_client,
             self.keys,
@@ -279,6 +285,7 @@ class RedisViewStore:
             page=self.page,
             partition=partition,
             on_page=on_page,
+            without=without,
         )
 
     async def read_kinds(

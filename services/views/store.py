@@ -16,7 +16,7 @@ is the plain commit, checked against the writer's checkpoint and generation alik
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import msgspec
@@ -83,8 +83,10 @@ class ViewStore(Protocol):
         generation: Generation,
         partition: int = 0,
         on_page: OnPage | None = None,
+        without: Collection[str] = (),
     ) -> tuple[State, Position | None]:
-        """Like :meth:`load`, page by page, for the view's one writer (the lease holder):
+        """Like :meth:`load`, page by page, for the view's one writer (the lease holder),
+        leaving the kinds ``without`` unread (:mod:`services.views.own`):
         :class:`~services.views.errors.ViewChangedError` when the checkpoint moved meanwhile."""
         ...
 

@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 import redis.asyncio as aioredis
 
-from events import Position
+from events import Position, Source
 from projections import PROJECTIONS, Projection
 from projections.incidents import IncidentView
 from projections.stance_docs import IncidentDate, StatementRef
@@ -24,6 +24,10 @@ INCIDENTS: Projection = PROJECTIONS["incidents"]
 STANCE: Projection = PROJECTIONS["country-stance"]
 VICTIMS: Projection = PROJECTIONS["community-victims"]
 """Their ``incident`` kinds are kept in buckets on Redis (services.views.generations.BUCKETED)."""
+
+
+SOURCE_DOC = Source(publisher="SOHR", url="https://example.org/report")
+"""An incidents ``source`` document (a source a revision cites)."""
 
 
 def incident(ident: str, version: int = 1) -> IncidentView:
@@ -88,6 +92,16 @@ class TestWrite:
             INCIDENTS, [("incident", "i-2"), ("incident", "i-9")], generation=0
         )
         assert found == {("incident", "i-2"): incident("i-2"), ("incident", "i-9"): None}
+
+    async def test_a_paged_load_leaves_out_the_kinds_it_is_told(self, views: ViewStore) -> None:
+        """``load_paged(without=...)``: the writer's load without a view's own kinds reads the
+        other kinds and the checkpoint, and none of those kinds' documents."""
+        changes = {("incident", "i-1"): incident("i-1"), ("source", "i-1|s"): SOURCE_DOC}
+        await views.write(INCIDENTS, changes, expected=None, checkpoint=at(5))
+        docs, checkpoint = await views.load_paged(INCIDENTS, generation=0, without={"incident"})
+        assert checkpoint == at(5)
+        assert dict(docs.kind("source")) == {"i-1|s": SOURCE_DOC}
+        assert not docs.kind("incident")
 
     async def test_a_deletion_removes_the_document(self, views: ViewStore) -> None:
         """A change to None deletes the document; the others stay."""

@@ -5,7 +5,9 @@ statements; :func:`tests.support.strategies.histories`) and a poison entry writt
 into the log at a drawn place. The live pool folds it under one key prefix; a copy of the
 same log (same positions) under a second prefix is rebuilt by ``ledger replay all``'s path
 (:func:`~services.projector.replay.replay_together`), with drawn batch sizes and, in some
-examples, documents written in chunks of two. Every stored document (its JSON, as stored),
+examples, documents written in chunks of two; in some, the live workers and the rebuild keep
+no own documents (most of a view) after a commit, reading back each one an event names.
+Every stored document (its JSON, as stored),
 every checkpoint and the dead letters (which projection, which entry, which error, the
 entry's fields) must be the same.
 """
@@ -33,6 +35,7 @@ from services.resp import text
 from services.store.keys import Keys
 from services.store.redis import RedisEventStore
 from services.views.generations import active_generation, view_keys
+from services.views.own import RESIDENT
 from tests.support.strategies import PARTITIONED, histories
 from tests.support.streams import added, entries
 
@@ -74,7 +77,14 @@ async def _stored(client: aioredis.Redis, prefix: str) -> Stored:
 
 
 async def _scenario(
-    url: str, history: list[Event], *, poison: str, at: int, sizes: tuple[int, int], chunked: bool
+    url: str,
+    history: list[Event],
+    *,
+    poison: str,
+    at: int,
+    sizes: tuple[int, int],
+    chunked: bool,
+    resident: int,
 ) -> None:
     client = aioredis.Redis.from_url(url)
     live, rebuilt = (f"t-rebuild-{uuid.uuid4().hex[:12]}" for _ in range(2))
@@ -95,6 +105,7 @@ async def _scenario(
             claim_idle_ms=100,
             lease_ms=1000,
             block_ms=20,
+            resident=resident,
         )
         await asyncio.wait_for(pool.run_until_caught_up(), DEADLINE)
 
@@ -102,7 +113,10 @@ async def _scenario(
             await client.xadd(Keys(rebuilt).log, dict(fields), id=ident)  # type: ignore[arg-type]
         with mock.patch.object(replay_flush, "CHUNK", 2 if chunked else replay_flush.CHUNK):
             records = await asyncio.wait_for(
-                replay_together(client, VIEWS, prefix=rebuilt, batch_size=sizes[1]), DEADLINE
+                replay_together(
+                    client, VIEWS, prefix=rebuilt, batch_size=sizes[1], resident=resident
+                ),
+                DEADLINE,
             )
         assert all(isinstance(record, ReplayRecord) for record in records), records
 
@@ -133,6 +147,7 @@ class TestRebuildEqualsLive:
         place=st.floats(0, 1),
         sizes=st.tuples(st.sampled_from([1, 5, 1000]), st.sampled_from([1, 3, 50_000])),
         chunked=st.booleans(),
+        resident=st.sampled_from([0, RESIDENT]),
     )
     def test_stored_views_checkpoints_and_dead_letters_are_equal(
         self,
@@ -143,11 +158,20 @@ class TestRebuildEqualsLive:
         place: float,
         sizes: tuple[int, int],
         chunked: bool,
+        resident: int,
     ) -> None:
         """Documents (as stored), checkpoints and dead letters: rebuilt equal to live."""
         at = round(place * len(history))
         asyncio.run(
-            _scenario(redis_url, history, poison=poison, at=at, sizes=sizes, chunked=chunked)
+            _scenario(
+                redis_url,
+                history,
+                poison=poison,
+                at=at,
+                sizes=sizes,
+                chunked=chunked,
+                resident=resident,
+            )
         )
 
 

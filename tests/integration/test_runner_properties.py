@@ -4,8 +4,10 @@ Hypothesis draws a valid event sequence, cuts it into appends, and for each appe
 that is crashed at a drawn point: an exception before the commit or between commit and ack, a
 hang there followed by an abrupt cancel, or a cancel once caught up (a batch boundary). Pools
 alternate between consumer names, so both redelivery to the same consumer and take-over by
-another are exercised. A last pool then catches up, and every stored view must equal the pure
-fold of the log, with each position applied exactly once. Each example has its own key prefix.
+another are exercised, and between how many own documents (most of a view) their workers keep
+after a commit (none: each is read back from the view before an event names it). A last pool
+then catches up, and every stored view must equal the pure fold of the log, with each
+position applied exactly once. Each example has its own key prefix.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from services.projector.pool import ProjectorPool, Step
 from services.store.keys import Keys
 from services.store.redis import RedisEventStore
 from services.views.generations import view_keys
+from services.views.own import RESIDENT
 from services.views.redis import load_checkpoint, load_kind, load_view
 from tests.support import builders as f
 from tests.support.runner import COUNTING, EVERY, SimulatedCrashError
@@ -62,6 +65,8 @@ class Plan(msgspec.Struct, frozen=True):
     projection: str
     consumer: str
     batch_size: int
+    resident: int
+    """Own documents a worker holds after a commit (0: it reads every one back)."""
 
 
 plans = st.builds(
@@ -72,6 +77,7 @@ plans = st.builds(
     projection=st.sampled_from([p.name for p in EVERY]),
     consumer=st.sampled_from(["c-a", "c-b"]),
     batch_size=st.sampled_from([1, 2, 5, 1000]),
+    resident=st.sampled_from([0, 1, RESIDENT]),
 )
 
 
@@ -150,6 +156,7 @@ async def _run_segment(client: aioredis.Redis, prefix: str, plan: Plan) -> None:
         projections=EVERY,
         consumer=plan.consumer,
         batch_size=plan.batch_size,
+        resident=plan.resident,
         claim_idle_ms=100,
         lease_ms=200,
         block_ms=20,
@@ -180,7 +187,13 @@ async def _scenario(
         if events[start:]:
             await store.append(events[start:])
         final = ProjectorPool(
-            client, prefix=prefix, projections=EVERY, claim_idle_ms=100, lease_ms=200, block_ms=20
+            client,
+            prefix=prefix,
+            projections=EVERY,
+            claim_idle_ms=100,
+            lease_ms=200,
+            block_ms=20,
+            resident=segments[-1].resident if segments else RESIDENT,
         )
         await asyncio.wait_for(final.run_until_caught_up(), DEADLINE)
 

@@ -1,0 +1,93 @@
+"""A view's own kinds held bounded by the process that writes it.
+
+Most of a view is one or more documents per incident (:attr:`~projections.Projection.
+own_kinds`: community-victims' contributions, the incidents' rows and cited sources), and an
+event reads only those of the incidents it names (:attr:`~projections.Projection.own_keys`).
+So the view's writer (a projector worker, a rebuild) need not hold them all: once a commit
+has written them and it holds more than ``limit`` of them, it drops them from memory
+(:meth:`OwnDocs.trim`), and before applying entries it reads back, in one pipelined call,
+those the entries name that it does not hold (:meth:`OwnDocs.recall`). A writer's memory is
+then its other kinds (aggregates: cells, stances, pairs) plus at most ``limit`` own
+documents and a batch's, whatever the length of the log. It is loaded without them too
+(:meth:`~services.views.store.ViewStore.load_paged` with ``without``).
+
+Only the view's writer reads back, from the generation it writes, so what it reads is what
+it committed last; own documents are never deleted, so one it does not hold is either stored
+or not yet made. While it holds every own document stored (a fresh view, nothing dropped
+yet), nothing is read back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Final
+
+import msgspec
+
+from projections import Projection
+from projections.docs import Docs, Key
+from services.store.log import LogEntry
+from services.views.generations import Generation
+from services.views.store import ViewStore
+
+__all__ = ["RESIDENT", "OwnDocs"]
+
+RESIDENT: Final = 50_000
+"""Own documents a view's writer holds at most after a commit (about 70 MB of
+community-victims' contributions); above it, it drops them all."""
+
+
+class OwnDocs:
+    """The own documents of one view's writer: read back before entries, dropped after
+    commits (module docstring)."""
+
+    def __init__(self, projection: Projection, views: ViewStore, *, limit: int = RESIDENT) -> None:
+        self.projection = projection
+        self.views = views
+        self.limit = limit
+        self.complete = True
+        """Whether the state holds every own document stored (nothing to read back)."""
+        self.recalled = 0
+        """Documents read back so far."""
+
+    def loaded(self, *, whole: bool) -> None:
+        """A state was just loaded: ``whole`` if it holds every own document the view has (a
+        fresh view, or one loaded with them)."""
+        self.complete = whole or not self.projection.own_kinds
+
+    async def recall(
+        self,
+        docs: Docs[msgspec.Struct],
+        entries: Iterable[LogEntry],
+        *,
+        generation: Generation,
+        partition: int,
+    ) -> None:
+        """Hold the stored own documents ``entries`` name that ``docs`` does not."""
+        if self.complete:
+            return
+        projection = self.projection
+        own_keys, reads = projection.own_keys, projection.reads
+        wanted: dict[Key, None] = {}
+        for _, recorded, _ in entries:
+            if recorded is None:
+                continue
+            event = recorded.event
+            if reads is not None and type(event) not in reads:
+                continue
+            for key in own_keys(event):
+                if key not in wanted and docs.get(*key) is None:
+                    wanted[key] = None
+        if wanted:
+            found = await self.views.documents(
+                projection, list(wanted), generation=generation, partition=partition
+            )
+            docs.recall(found)
+            self.recalled += len(found)
+
+    def trim(self, docs: Docs[msgspec.Struct]) -> None:
+        """After a commit: drop the own documents once more than ``limit`` are held."""
+        own = self.projection.own_kinds
+        if own and docs.count(own) > self.limit:
+            docs.forget(own)
+            self.complete = False
