@@ -14,7 +14,11 @@ documents and a batch's, whatever the length of the log. It is loaded without th
 Only the view's writer reads back, from the generation it writes, so what it reads is what
 it committed last; own documents are never deleted, so one it does not hold is either stored
 or not yet made. While it holds every own document stored (a fresh view, nothing dropped
-yet), nothing is read back.
+yet), nothing is read back. Nor is anything for a report: the store appends a report only as
+its incident's first event, and a merge only into a live incident (``create`` and ``merge``,
+:mod:`services.store.rules`), so before its report no event has made a document of that
+incident (the as-of folds rely on the same rule, :func:`services.views.asof.fold_log`). Most
+events of a log are reports: a rebuild reads back for the others only.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from typing import Final
 
 import msgspec
 
+from events import IncidentReported
 from projections import Projection
 from projections.docs import Docs, Key
 from services.store.log import LogEntry
@@ -73,7 +78,7 @@ class OwnDocs:
             if recorded is None:
                 continue
             event = recorded.event
-            if reads is not None and type(event) not in reads:
+            if type(event) is IncidentReported or (reads is not None and type(event) not in reads):
                 continue
             for key in own_keys(event):
                 if key not in wanted and docs.get(*key) is None:
