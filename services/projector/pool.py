@@ -141,11 +141,11 @@ class ProjectorPool:
         self.catch_up_seconds = catch_up_seconds
         self.rebuild_from = rebuild_from
         self.follow = follow
-        self.resident = resident
-        """Own documents a worker holds at most after a commit (:mod:`services.views.own`)."""
         """Whether workers follow the live log through the shared reader (one read for the
         pool, one script a batch: :meth:`~services.projector.catch_up.CatchUp.follow`);
         ``False``: through their consumer groups, delivered, committed, then acked."""
+        self.resident = resident
+        """Own documents a worker holds at most after a commit (:mod:`services.views.own`)."""
         self.views = RedisViewStore(
             redis_client, self.keys, bulk_client=load_client, page=load_page
         )
