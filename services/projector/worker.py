@@ -19,10 +19,10 @@ documents on a 1M-event log) takes longer than a lease lasts, and a lease lost a
 would reload for ever. The worker keeps the view in memory while it holds the lease, all but
 its own kinds (most of it: one or more documents per incident), which it neither loads nor
 keeps: before entries are applied it reads back those they name, and after a commit it drops
-them once it holds more than the pool's ``resident`` (:mod:`services.views.own`). So its
-memory is the view's aggregates (cells, stances, pairs) and a bounded number of incidents,
-whatever the length of the log. A backlog is applied through the pool's shared reader
-(:mod:`services.projector.catch_up`), and so is the live log: one blocking read of the log
+them once it holds more than the pool's ``resident`` (:mod:`services.views.own`): it no
+longer holds a document per incident of community-victims and incidents. A backlog is
+applied through the pool's shared reader (:mod:`services.projector.catch_up`), and so is
+the live log: one blocking read of the log
 for every worker of the pool, each batch committed in one script
 (:mod:`services.projector.commit`) that also moves the consumer group to the new checkpoint,
 so nothing is delivered and nothing is left to ack (:meth:`CatchUp.follow

@@ -6,10 +6,11 @@ event reads only those of the incidents it names (:attr:`~projections.Projection
 So the view's writer (a projector worker, a rebuild) need not hold them all: once a commit
 has written them and it holds more than ``limit`` of them, it drops them from memory
 (:meth:`OwnDocs.trim`), and before applying entries it reads back, in one pipelined call,
-those the entries name that it does not hold (:meth:`OwnDocs.recall`). A writer's memory is
-then its other kinds (aggregates: cells, stances, pairs) plus at most ``limit`` own
-documents and a batch's, whatever the length of the log. It is loaded without them too
-(:meth:`~services.views.store.ViewStore.load_paged` with ``without``).
+those the entries name that it does not hold (:meth:`OwnDocs.recall`). A writer then holds
+its other kinds (the aggregates, and country-stance's small per-incident dates, from which
+its subjects' dates are recomputed) plus at most ``limit`` own documents and a batch's. It
+is loaded without them too (:meth:`~services.views.store.ViewStore.load_paged` with
+``without``).
 
 Only the view's writer reads back, from the generation it writes, so what it reads is what
 it committed last; own documents are never deleted, so one it does not hold is either stored
@@ -52,8 +53,6 @@ class OwnDocs:
         self.limit = limit
         self.complete = True
         """Whether the state holds every own document stored (nothing to read back)."""
-        self.recalled = 0
-        """Documents read back so far."""
 
     def loaded(self, *, whole: bool) -> None:
         """A state was just loaded: ``whole`` if it holds every own document the view has (a
@@ -88,7 +87,6 @@ class OwnDocs:
                 projection, list(wanted), generation=generation, partition=partition
             )
             docs.recall(found)
-            self.recalled += len(found)
 
     def trim(self, docs: Docs[msgspec.Struct]) -> None:
         """After a commit: drop the own documents once more than ``limit`` are held."""
