@@ -66,6 +66,17 @@ def stored_fold(projection: Projection, records: Sequence[Recorded]) -> State:
 OWNING = [p for p in PROJECTIONS.values() if p.own_kinds]
 
 
+def assert_forgetting_folds_as_the_whole_view(events: list[Event], data: st.DataObject) -> None:
+    """For every projection with own kinds, cut the history at drawn places: the forgetting
+    fold stores what the whole fold does."""
+    records = Log().records(events)
+    cuts = data.draw(st.lists(st.integers(0, len(records)), max_size=8))
+    for projection in OWNING:
+        assert forgetting_fold(projection, records, cuts) == stored_fold(projection, records), (
+            projection.name
+        )
+
+
 class TestOwnKinds:
     def test_the_views_that_hold_most_declare_own_kinds(self) -> None:
         """Community-victims' contributions and the incidents' rows and sources are own kinds."""
@@ -80,12 +91,7 @@ class TestOwnKinds:
         self, events: list[Event], data: st.DataObject
     ) -> None:
         """Merges may name incidents not reported yet; every batch drops the own kinds."""
-        records = Log().records(events)
-        cuts = data.draw(st.lists(st.integers(0, len(records)), max_size=8))
-        for projection in OWNING:
-            assert forgetting_fold(projection, records, cuts) == stored_fold(projection, records), (
-                projection.name
-            )
+        assert_forgetting_folds_as_the_whole_view(events, data)
 
     @PROPERTY
     @given(events=histories(PARTITIONED), data=st.data())
@@ -93,12 +99,7 @@ class TestOwnKinds:
         self, events: list[Event], data: st.DataObject
     ) -> None:
         """Valid histories with redactions, disputes and more merges, cut anywhere."""
-        records = Log().records(events)
-        cuts = data.draw(st.lists(st.integers(0, len(records)), max_size=8))
-        for projection in OWNING:
-            assert forgetting_fold(projection, records, cuts) == stored_fold(projection, records), (
-                projection.name
-            )
+        assert_forgetting_folds_as_the_whole_view(events, data)
 
     def test_a_merge_into_a_dropped_incident_lists_it_on_the_stored_one(self) -> None:
         """The merge reads the canonical incident back: without it in ``own_keys`` the
