@@ -100,9 +100,10 @@ class ProjectorPool:
     ``consumer`` names this process in the consumer groups and as the lease owner (default:
     host, pid and a random suffix). ``hook`` is for fault tests: it is awaited before and after
     each commit and may raise to simulate a crash there. ``load_client`` loads views at the
-    start of a term (a long timeout: big views). ``follow=False`` keeps the live log on the
-    consumer groups' path (:attr:`follow`). ``resident``: the own documents (most of a view)
-    a worker holds at most after a commit (:mod:`services.views.own`).
+    start of a term and builds fresh views (a long timeout: big views, batch jobs).
+    ``follow=False`` keeps the live log on the consumer groups' path (:attr:`follow`).
+    ``resident``: the own documents (most of a view) a worker holds at most after a commit
+    (:mod:`services.views.own`).
     """
 
     def __init__(
@@ -146,6 +147,8 @@ class ProjectorPool:
         ``False``: through their consumer groups, delivered, committed, then acked."""
         self.resident = resident
         """Own documents a worker holds at most after a commit (:mod:`services.views.own`)."""
+        self.load_client = load_client or redis_client
+        """The client of long reads and batch jobs: view loads, the rebuild of fresh views."""
         self.views = RedisViewStore(
             redis_client, self.keys, bulk_client=load_client, page=load_page
         )
@@ -289,9 +292,12 @@ class ProjectorPool:
             if not fresh:
                 return
             _log.info("projector.building_fresh", views=[p.view for p in fresh], entries=entries)
-            pages = Pages(self.client, self.keys, keep=2 + 2 * len(fresh))
+            # a batch job, as `ledger replay` is: on the long-timeout client (at 10M events
+            # the service client's 1 s timeout ended one at 2M entries, BENCHMARKS.md)
+            bulk = self.load_client
+            pages = Pages(bulk, self.keys, keep=2 + 2 * len(fresh))
             jobs = [
-                Replay(self.client, p, prefix=self.keys, pages=pages, resident=self.resident)
+                Replay(bulk, p, prefix=self.keys, pages=pages, resident=self.resident)
                 for p in fresh
             ]
             results = await run_together(jobs)
