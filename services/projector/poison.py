@@ -19,10 +19,9 @@ from typing import TYPE_CHECKING, Any, Final
 
 import msgspec
 
-from events import Position
 from projections.docs import Docs, Key
 from services.projector.commit import Batch, dead_letter
-from services.store.log import decode_entry
+from services.store.log import LogEntry, decode_entry
 from services.views.fold import fold, stop
 
 if TYPE_CHECKING:
@@ -38,13 +37,14 @@ async def apply_entry(
     worker: Worker,
     docs: Docs[msgspec.Struct],
     batch: Batch,
-    position: Position,
+    entry: LogEntry,
     fields: Mapping[Any, Any],
 ) -> None:
-    """Apply one entry; on failure undo it, redeliver it, and dead-letter it at the limit."""
+    """Apply one entry (``fields`` decoded, the own documents it names held:
+    :meth:`~services.projector.worker.Worker.recall`); on failure undo it, redeliver it, and
+    dead-letter it at the limit."""
+    position = entry[0]
     while True:
-        entry = decode_entry(position, fields)
-        await worker.recall(docs, [entry])
         stopped = fold(worker.projection.apply, docs, [entry], stop)
         if stopped is None:
             batch.changes.update(docs.take_changes())
@@ -84,6 +84,8 @@ async def apply_entry(
         if again is None:  # deleted from the log meanwhile: nothing left to apply
             break
         fields = again
+        entry = decode_entry(position, fields)
+        await worker.recall(docs, [entry])
     batch.last = position
     batch.moved += 1
     batch.acks.append(position)

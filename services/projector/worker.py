@@ -84,7 +84,7 @@ from services.projector.group import ConsumerGroup, Entries
 from services.projector.healing import Healing
 from services.projector.poison import MAX_DELIVERIES, apply_entry, put_back
 from services.store.connection import REDIS_DOWN
-from services.store.log import LogEntry
+from services.store.log import LogEntry, decode_entry
 from services.store.positions import above
 from services.views.errors import CorruptViewError, ViewChangedError
 from services.views.freshness import checked_ordinal
@@ -341,12 +341,18 @@ class Worker:
             return
         self.in_flight = Position(entries[-1][0])
         batch = Batch(docs.take_changes(), self.checkpoint)
+        todo: list[tuple[LogEntry, Mapping[Any, Any]]] = []
+        last = batch.last
         for ident, fields in entries:
             position = Position(ident)
-            if not fields or not above(position, batch.last):
+            if not fields or not above(position, last):
                 batch.acks.append(ident)  # already in the view, or deleted from the log
                 continue
-            await self._apply_entry(docs, batch, position, fields)
+            todo.append((decode_entry(position, fields), fields))
+            last = position
+        await self.recall(docs, [entry for entry, _ in todo])  # one read for the batch
+        for entry, fields in todo:
+            await self._apply_entry(docs, batch, entry, fields)
         if batch.last is not None and (
             batch.last != self.checkpoint or batch.changes or batch.dead
         ):
@@ -365,11 +371,11 @@ class Worker:
         self,
         docs: Docs[msgspec.Struct],
         batch: Batch,
-        position: Position,
+        entry: LogEntry,
         fields: Mapping[Any, Any],
     ) -> None:
         """Apply one entry (:func:`services.projector.poison.apply_entry`)."""
-        await apply_entry(self, docs, batch, position, fields)
+        await apply_entry(self, docs, batch, entry, fields)
 
     async def recall(self, docs: Docs[msgspec.Struct], entries: Iterable[LogEntry]) -> None:
         """Hold the stored own documents ``entries`` name before they are applied
