@@ -25,7 +25,7 @@ from events import Event, Recorded
 
 from . import alignment, community_victims, country_stance, filters, incidents, stance_rule
 from .common import Readable, State, merge_disjoint
-from .docs import Doc, Docs, Key
+from .docs import Doc, Docs, Key, Listed
 from .errors import (
     InconsistentStateError,
     InvalidQueryError,
@@ -64,6 +64,11 @@ class Projection(msgspec.Struct, frozen=True, kw_only=True):
     property tests check it)."""
     own_keys: Callable[[Event], Iterable[Key]] = no_own_keys
     """The keys of the documents of :attr:`own_kinds` that applying the event may read."""
+    listed: Mapping[str, Callable[[msgspec.Struct], Listed]] = msgspec.field(default_factory=dict)
+    """Per kind kept in a listing index, where a document of it stands there: a store keeps,
+    per group and day, the ids of the kind's documents listed there, so a reader pages them
+    newest day first (then by id) without reading the whole kind. A document's place
+    depends on the document alone, and its day never changes once it is listed."""
 
     @property
     def read_types(self) -> frozenset[str] | None:
@@ -106,6 +111,7 @@ def _projection(module: _Module) -> Projection:
         reads=module.READS,
         own_kinds=getattr(module, "OWN_KINDS", frozenset()),
         own_keys=getattr(module, "own_keys", no_own_keys),
+        listed=getattr(module, "LISTED_KINDS", {}),
     )
 
 
@@ -129,6 +135,7 @@ __all__ = [
     "Docs",
     "InconsistentStateError",
     "InvalidQueryError",
+    "Listed",
     "MergeConflictError",
     "Projection",
     "ProjectionError",

@@ -71,6 +71,17 @@ Key = tuple[str, str]
 """``(kind, id)`` of a document."""
 
 
+class Listed(msgspec.Struct, frozen=True, kw_only=True):
+    """Where a document stands in its kind's listing index (:attr:`Projection.listed`): in
+    ``group`` (``""``: in none) under ``day``, and in none of ``others``."""
+
+    group: str
+    day: int
+    """The day (proleptic Gregorian ordinal) it lists under: the newest day first."""
+    others: tuple[str, ...]
+    """The groups it may have been in before and is not in now."""
+
+
 class Docs(Generic[D]):
     """Documents by kind and id, remembering which changed since :meth:`take_changes`."""
 

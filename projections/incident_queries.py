@@ -7,7 +7,10 @@ from __future__ import annotations
 import datetime as dt
 from typing import Final
 
+from events import GRADING_ORDER
+
 from .common import Readable, docs_of, get_doc
+from .docs import Listed
 from .errors import InvalidQueryError
 from .filters import (
     DEFAULT_MIN_GRADING,
@@ -21,6 +24,8 @@ from .incident_docs import INCIDENT, HistoryEntry, IncidentRow, IncidentView
 
 LISTED: Final = ("live", "retracted", "merged", "all")
 """The statuses a listing may ask for (``all``: every status)."""
+STATUSES: Final = LISTED[:-1]
+"""An incident's statuses."""
 _REPORTED: Final = "incident.reported"
 _REVISED: Final = "incident.casualties_revised"
 
@@ -109,8 +114,47 @@ def listing(
         and _selected(selection, view)
     ]
     first = (page - 1) * limit
-    rows = [row for view in _newest_first(kept)[first : first + limit] if (row := _row(view))]
-    return rows, len(kept)
+    return listing_rows(_newest_first(kept)[first : first + limit]), len(kept)
+
+
+def listed(view: IncidentView) -> Listed:
+    """Where the incident stands in the listing index (:attr:`projections.Projection.listed`):
+    in the group of its status and country (casefolded) under the day its occurrence
+    starts, when a listing without filters may show it, and in no other status's group.
+
+    A store that pages the groups a listing names, newest day first and then by id, answers
+    :func:`listing` for a status and at most a country (:func:`listing_groups`) without
+    reading the whole kind."""
+    country = (view.country or "").casefold()
+    start = view.occurred_start
+    shown = (
+        view.reported
+        and view.fatalities is not None
+        and start is not None
+        and view.place is not None
+        and view.grading in GRADING_ORDER
+    )
+    return Listed(
+        group=f"{view.status}|{country}" if shown else "",
+        day=(start or dt.date.min).toordinal(),
+        others=tuple(f"{s}|{country}" for s in STATUSES if not shown or s != view.status),
+    )
+
+
+def listing_groups(status: str | None, country: str | None) -> tuple[str, ...] | None:
+    """The listing index's groups that hold the incidents :func:`listing` selects for
+    ``status`` and ``country`` alone (a trailing ``*`` stands for any country), or ``None``
+    for a status it does not list."""
+    wanted = "live" if status is None else status
+    if wanted not in LISTED:
+        return None
+    where = "*" if country is None else country.casefold()
+    return tuple(f"{s}|{where}" for s in (STATUSES if wanted == "all" else (wanted,)))
+
+
+def listing_rows(views: list[IncidentView]) -> list[IncidentRow]:
+    """The listing's rows of ``views`` (those a listing shows, in order)."""
+    return [row for view in views if (row := _row(view))]
 
 
 def _row(view: IncidentView) -> IncidentRow | None:

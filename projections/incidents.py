@@ -82,11 +82,12 @@ from .incident_docs import (
     source_key,
 )
 from .incident_merge import merge
-from .incident_queries import LISTED, behind, document, listing, said_at
+from .incident_queries import LISTED, behind, document, listed, listing, said_at
 
 NAME: Final = "incidents"
-VERSION: Final = 5
-"""5: the history is no longer stored in the view (read from the log, :func:`history_of`)."""
+VERSION: Final = 6
+"""5: the history is no longer stored in the view (read from the log, :func:`history_of`);
+6: the rows are kept in a listing index (:data:`LISTED_KINDS`)."""
 
 DOC_TYPES: Final[Mapping[str, type[msgspec.Struct]]] = {
     INCIDENT: IncidentView,
@@ -125,6 +126,10 @@ def own_keys(event: Event) -> tuple[Key, ...]:
         return ((INCIDENT, ident), *((SOURCE, source_key(ident, s)) for s in event.sources))
     return ((INCIDENT, ident),)
 
+
+LISTED_KINDS: Final = {INCIDENT: listed}
+"""The kinds kept in a listing index (:attr:`projections.Projection.listed`): the rows,
+which :func:`listing` pages."""
 
 READ_KINDS: Final = (INCIDENT,)
 """The kinds the read side holds of this view (its answers read the incidents only)."""
@@ -500,6 +505,7 @@ __all__ = [
     "DOC_TYPES",
     "INCIDENT",
     "LISTED",
+    "LISTED_KINDS",
     "NAME",
     "OWN_KINDS",
     "READS",

@@ -6,13 +6,17 @@ disputes). Guarded and answered like the rest of the read side (:mod:`services.h
 ``all`` for the others), under the filters every incident selection takes
 (:mod:`services.http.query`), newest occurrence first; each row has its event type, place
 as reported, dates with their precision, current figures with their qualifier, grading, the
-reporting feed, the number of distinct sources and whether another feed disputes it.
+reporting feed, the number of distinct sources and whether another feed disputes it. With
+no filter but ``country`` it is read from the rows' listing index (one page and its total,
+with the checkpoint: :mod:`services.views.listing`); with any other, the rows are read whole
+through the read side's cache and filtered.
 
-**One incident** carries its report's sources (publisher, url, publication date, feed),
-every history entry with its own sources, and the disputes of other feeds (``disputed``,
-``disputes``). A reader gets it without the incident's community lines (``victims`` empty,
-every history entry's ``victims`` null, ``victims_suppressed`` true); an analyst's or
-operator's answer holding lines is audited first.
+**One incident** is read by its row alone, never the whole kind. It carries its report's
+sources (publisher, url, publication date, feed), every history entry with its own sources,
+and the disputes of other feeds (``disputed``, ``disputes``). A reader gets it without the
+incident's community lines (``victims`` empty, every history entry's ``victims`` null,
+``victims_suppressed`` true); an analyst's or operator's answer holding lines is audited
+first.
 """
 
 from __future__ import annotations
@@ -26,8 +30,10 @@ from litestar import Request, Response, get
 from litestar.exceptions import NotFoundException
 from litestar.params import PathParameter, QueryParameter
 
-from projections import PROJECTIONS
+from projections import PROJECTIONS, VictimsFilter
 from projections import incidents as incidents_projection
+from projections.incident_docs import INCIDENT
+from projections.incident_queries import listing_groups, listing_rows
 from projections.incidents import HistoryEntry, IncidentFields, IncidentView
 from services.http.errors import InvalidParameterError
 from services.http.query import FILTERS, Format, Where
@@ -152,10 +158,26 @@ async def list_incidents(
 ) -> Response[IncidentsPage]:
     """One page of incidents and how many match in all."""
     side = side_of(request)
-    state, position, lag = await side.current(
-        PROJECTIONS[incidents_projection.NAME], incidents_projection.READ_KINDS
+    projection = PROJECTIONS[incidents_projection.NAME]
+    groups = (
+        listing_groups(status, where.country)
+        if where == VictimsFilter(country=where.country)
+        else None
     )
-    rows, total = incidents_projection.listing(state, where, status=status, page=page, limit=limit)
+    found = (
+        None
+        if groups is None
+        else await side.listing(projection, INCIDENT, groups, first=(page - 1) * limit, limit=limit)
+    )
+    if found is not None:  # a status and at most a country: read from the listing index
+        listed, lag = found
+        position, total = listed.checkpoint, listed.total
+        rows = listing_rows([doc for doc in listed.docs if isinstance(doc, IncidentView)])
+    else:  # any other filter: the rows read whole and filtered
+        state, position, lag = await side.current(projection, incidents_projection.READ_KINDS)
+        rows, total = incidents_projection.listing(
+            state, where, status=status, page=page, limit=limit
+        )
     body = IncidentsPage(
         **fresh(position, lag),
         page=page,
@@ -186,10 +208,15 @@ async def _incident(
     to the entries the row counts (so the answer stands where the view does)."""
     side = side_of(request)
     token = token_of(request)
-    state, position, lag = await side.current(
-        PROJECTIONS[incidents_projection.NAME], incidents_projection.READ_KINDS
-    )
-    view = incidents_projection.document(state, incident_id)
+    projection = PROJECTIONS[incidents_projection.NAME]
+    found = await side.documents(projection, [(INCIDENT, incident_id)])
+    if found is not None:  # one row read, not the kind
+        docs, position, lag = found
+        row = docs[(INCIDENT, incident_id)]
+        view = row if isinstance(row, IncidentView) else None
+    else:  # on several partitions: the partition views' rows merged
+        state, position, lag = await side.current(projection, incidents_projection.READ_KINDS)
+        view = incidents_projection.document(state, incident_id)
     if view is None:
         raise NotFoundException(f"no incident {incident_id!r}")
     opened = await opened_incident(side.sealing, incident_id)

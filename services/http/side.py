@@ -18,6 +18,7 @@ import datetime as dt
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import msgspec
 import redis.asyncio as aioredis
 import redis.exceptions as rexc
 import structlog
@@ -31,6 +32,7 @@ from projections import PROJECTIONS, Projection, Readable, VictimsFilter
 from projections import community_victims as victims_projection
 from projections.common import docs_of
 from projections.community_victims import Cell
+from projections.docs import Key
 from projections.suppression import DEFAULT_K, ProtectedAnswer, exact, protected_query
 from projections.victims_sums import VictimsSums
 from services.health import HealthOf, PartHealth, degraded_of
@@ -47,6 +49,7 @@ from services.views.asof import AsOfReader, parse_as_of
 from services.views.cache import ANSWERS_PER_VIEW, ViewReader
 from services.views.freshness import NO_LAG, Lag, lag_after
 from services.views.generations import Generation
+from services.views.listing import Listing
 from services.views.redis import RedisViewStore
 from services.views.store import ViewStore
 
@@ -269,6 +272,31 @@ class ReadSide:
         docs, checkpoint = await self.views.read(projection, kinds)
         generations = self.views.generations(projection)  # those just read: no pointer read
         return docs, checkpoint, await self.lag_of(projection, checkpoint, generations=generations)
+
+    async def documents(
+        self, projection: Projection, keys: Sequence[Key]
+    ) -> tuple[dict[Key, msgspec.Struct | None], Position | None, Lag] | None:
+        """A few stored documents, the view's checkpoint and its lag, read without their
+        whole kinds; ``None`` on several partitions (where a document is the partition
+        views' merged: :meth:`current` reads them)."""
+        store = self.views.views
+        if store.partitions > 1:
+            return None
+        docs, checkpoint, generation = await store.read_documents(projection, keys)
+        return docs, checkpoint, await self.lag_of(projection, checkpoint, generations=[generation])
+
+    async def listing(
+        self, projection: Projection, kind: str, groups: Sequence[str], *, first: int, limit: int
+    ) -> tuple[Listing, Lag] | None:
+        """One page of ``kind``'s listing index (:meth:`ViewStore.listing
+        <services.views.store.ViewStore.listing>`) and the view's lag; ``None`` on several
+        partitions (:meth:`current` reads the kind whole there)."""
+        store = self.views.views
+        if store.partitions > 1:
+            return None
+        found = await store.listing(projection, kind, groups, first=first, limit=limit)
+        lag = await self.lag_of(projection, found.checkpoint, generations=[found.generation])
+        return found, lag
 
     async def answer_state(
         self, projection: Projection, kinds: Sequence[str], as_of: str | None

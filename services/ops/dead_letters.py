@@ -247,7 +247,7 @@ RETRY_SCRIPT: Final = (
     + """
 -- KEYS: lease, meta, view pointer, dlq, dlq log, changes stream, then the kind hashes written.
 -- ARGV: lease owner, expected checkpoint, generation, letter id, log field count N,
---   N pairs, then per kind hash: its kind, puts P, deletes R, P pairs, R ids.
+--   N pairs, then per kind hash what write_docs reads.
 -- Returns 1 done; 0 lease lost; -1 checkpoint moved; -2 generation moved; -3 letter gone."""
     + _RETRY_CHECKS
     + """local n = tonumber(ARGV[5])
@@ -266,8 +266,8 @@ RETRY_PARTITION_SCRIPT: Final = (
 -- The partitioned layout: every key under the partition's hash tag (the record of the
 -- retry in the global dlq log is written by the caller afterwards).
 -- KEYS: lease, meta, view pointer, dlq, changes stream, then the kind hashes written.
--- ARGV: lease owner, expected checkpoint, generation, letter id, then per kind hash:
---   its kind, puts P, deletes R, P pairs, R ids.
+-- ARGV: lease owner, expected checkpoint, generation, letter id, then per kind hash what
+--   write_docs reads.
 -- Returns 1 done; 0 lease lost; -1 checkpoint moved; -2 generation moved; -3 letter gone."""
     + _RETRY_CHECKS
     + """write_docs(6, 5, nil)

@@ -3,21 +3,27 @@
 The log (of the view's partition) is folded up to the stored view's checkpoint with the
 projection's pure ``apply`` (:class:`~services.views.fold.FoldRun`, which sets aside the
 entries it cannot apply, as the projectors dead-letter them) and every document is compared
-with the stored one. On several partitions every partition view is compared with the fold
-of its own partition's log (:func:`verify_all`).
+with the stored one, and so is a listing index (:mod:`services.views.listing`) with the
+places of the fold's documents. On several partitions every partition view is compared with
+the fold of its own partition's log (:func:`verify_all`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from typing import Any
+
 import msgspec
 import redis.asyncio as aioredis
 
-from projections import Projection
+from projections import Listed, Projection
 from services.store.keys import Keys
 from services.store.log import LogReader, decode_page
 from services.views.codec import decode_doc, encode_doc, readable
 from services.views.errors import CorruptViewError
 from services.views.fold import FoldRun
+from services.views.generations import ViewKeys, view_keys
+from services.views.listing import stored_index
 from services.views.redis import RedisViewStore
 
 __all__ = ["Difference", "VerifyResult", "verify", "verify_all"]
@@ -92,6 +98,12 @@ async def verify(
                     expected=None if want is None else readable(projection, kind, encode_doc(want)),
                 )
             )
+    if checkpoint is not None:
+        view = view_keys(keys, projection, generation, partition=partition)
+        for kind, where in projection.listed.items():
+            differences += await _index_differences(
+                client, view, kind=kind, where=where, expected=expected, checkpoint=checkpoint
+            )
     return VerifyResult(
         projection=projection.name,
         version=projection.version,
@@ -102,6 +114,41 @@ async def verify(
         unapplied=[p for p, _ in fold.failures],
         partition=partition,
     )
+
+
+async def _index_differences(
+    client: aioredis.Redis,
+    view: ViewKeys,
+    *,
+    kind: str,
+    where: Callable[[Any], Listed],
+    expected: Mapping[str, Mapping[str, msgspec.Struct]],
+    checkpoint: str,
+) -> list[Difference]:
+    """Where the stored listing index of ``kind`` and the fold's documents disagree: each id
+    listed elsewhere than its document's place (kind ``<kind>:ix``, ``stored`` and
+    ``expected`` as ``<group> <day>``), and the index's own inconsistencies."""
+    entries, problems, at = await stored_index(client, view, kind)
+    if at != checkpoint:  # the view moved since its documents were read: compared next time
+        return [Difference(kind=f"{kind}:ix", id="*", stored=at, expected=checkpoint)]
+    want: dict[str, tuple[str, int]] = {}
+    for ident, doc in expected.get(kind, {}).items():
+        listed = where(doc)
+        if listed.group:
+            want[ident] = (listed.group, listed.day)
+    found = [
+        Difference(
+            kind=f"{kind}:ix",
+            id=ident,
+            stored=None if ident not in entries else "{} {}".format(*entries[ident]),
+            expected=None if ident not in want else "{} {}".format(*want[ident]),
+        )
+        for ident in sorted(set(entries) | set(want))
+        if entries.get(ident) != want.get(ident)
+    ]
+    return found + [
+        Difference(kind=f"{kind}:ix", id="*", stored=problem, expected=None) for problem in problems
+    ]
 
 
 async def verify_all(

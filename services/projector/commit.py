@@ -47,7 +47,8 @@ _COMMIT_BODY: Final = """
 -- ARGV: owner, expected checkpoint ('' for none), new checkpoint, the generation the worker
 --   writes to, the consumer group to move ('' to leave it alone), the new checkpoint's
 --   ordinal ('' when unknown: the field is dropped), the number of dead letters D, then per
---   kind hash what write_docs reads (its kind, puts P, deletes R, P (id, document) pairs, R ids),
+--   kind hash what write_docs reads (its kind, counts and flags, documents, deletions, buckets
+--   and index entries),
 --   then per dead letter: pairs F, F pairs.
 -- Returns 1 when committed, 2 when committed but the group was left where it was (entries
 -- are pending in it, or it is already past the new checkpoint), 0 when the lease is not

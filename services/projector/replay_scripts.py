@@ -16,7 +16,7 @@ import msgspec
 
 from services.views.codec import pack_docs
 from services.views.generations import ViewKeys
-from services.views.scripts import LUA_PUT_DOC, Changes, by_kind
+from services.views.scripts import LUA_PUT_DOC, Changes, by_kind, index_entries
 
 __all__ = ["BUILD_SCRIPT", "SWAP_SCRIPT", "packed_doc_args"]
 
@@ -27,8 +27,10 @@ BUILD_SCRIPT: Final = (
 -- ARGV: lock owner, expected checkpoint ('' none), new checkpoint, its ordinal ('' unknown),
 --   dead letters D, record fields N, then N pairs (field, value), then per kind hash: a
 --   msgpack array of the ids written, one of their documents (each a msgpack string holding
---   the document as stored), one of the ids deleted and one of the bucket of each of those
---   ids (empty unless the kind is bucketed: its documents go where put_doc puts them);
+--   the document as stored), one of the ids deleted, one of the bucket of each of those
+--   ids (empty unless the kind is bucketed: its documents go where put_doc puts them) and
+--   one of the listing index entry of each document written (empty unless the kind is
+--   kept in one: index_doc);
 --   then per dead letter: pairs F, F pairs.
 -- Returns 1 when flushed, 0 when the lock is not the owner's, -1 when the checkpoint moved.
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
@@ -44,7 +46,9 @@ local batch = {}
 for k = 5, #KEYS do
   local ids, docs = cmsgpack.unpack(ARGV[i]), cmsgpack.unpack(ARGV[i + 1])
   local dels, buckets = cmsgpack.unpack(ARGV[i + 2]), cmsgpack.unpack(ARGV[i + 3])
-  i = i + 4
+  local entries = cmsgpack.unpack(ARGV[i + 4])
+  i = i + 5
+  for j = 1, #entries do index_doc(KEYS[k], ids[j], entries[j]) end
   if #buckets > 0 then
     for j = 1, #ids do
       put_doc(KEYS[k], KEYS[k] .. ':' .. buckets[j], ids[j], docs[j])
@@ -87,10 +91,10 @@ end
 return 1
 """
 )
-"""Flushes a batch of a rebuild. Its documents come packed, four arguments a kind (ids,
-documents, deleted ids, buckets: :func:`packed_doc_args`) rather than two per document:
-packing an argument costs the client about a microsecond, unpacking them costs Redis
-(another core) less."""
+"""Flushes a batch of a rebuild. Its documents come packed, five arguments a kind (ids,
+documents, deleted ids, buckets, index entries: :func:`packed_doc_args`) rather than two per
+document: packing an argument costs the client about a microsecond, unpacking them costs
+Redis (another core) less."""
 
 _pack: Final = msgspec.msgpack.Encoder()
 
@@ -99,12 +103,15 @@ def packed_doc_args(changes: Changes, keys: ViewKeys) -> tuple[list[str], list[b
     """The kind hashes and the arguments :data:`BUILD_SCRIPT` reads for ``changes``: per
     kind the ids written, their documents as the view stores them
     (:func:`~services.views.codec.encode_doc`), the ids deleted and, for a bucketed kind, the
-    bucket of each of those ids, each a msgpack array."""
+    bucket of each of those ids and, for a kind kept in a listing index, the entry of each
+    document written (:func:`~services.views.scripts.index_entries`), each a msgpack array."""
     per_kind = by_kind(changes)
     args: list[bytes] = []
     for kind, (ids, docs, dels) in per_kind.items():
         buckets = keys.buckets_of(kind, (*ids, *dels))
+        entries = index_entries(keys, kind, ids, docs, dels)
         args += [_pack.encode(ids), pack_docs(docs), _pack.encode(dels), _pack.encode(buckets)]
+        args.append(_pack.encode(entries))
     return [keys.kinds[kind] for kind in per_kind], args
 
 

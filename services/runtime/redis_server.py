@@ -203,6 +203,8 @@ class RedisProcess:
             "aof-load-truncated no",  # a torn tail is repaired by start(), before MULTI
             "protected-mode yes",
             "maxmemory-policy noeviction",
+            # a listing index's sets stay listpacks up to a dense day (services/views/listing)
+            "zset-max-listpack-entries 1024",
         ]
         if self.maxmemory:
             lines.append(f"maxmemory {self.maxmemory}")

@@ -29,6 +29,9 @@ entities index (:func:`bucket_of`); entities recorded before its buckets are rea
 | ``<prefix>:keyslots`` | hash | the same, placed before the buckets (read, never written) |
 | ``<prefix>:{view:<name>:v<version>}:<kind>`` | hash | document id → stored document |
 | ``<prefix>:{view:<name>:v<version>}:<kind>:<bucket>`` | hash | the same, for a bucketed kind |
+| ``<prefix>:{view:<name>:v<version>}:<kind>:ix`` | set | a listed kind's groups listing any |
+| ``<prefix>:{view:<name>:v<version>}:<kind>:ix:<group>`` | hash | day → documents it lists then |
+| ``<prefix>:{view:<name>:v<version>}:<kind>:ix:<group>:<day>:<part>`` | sorted set | their ids |
 | ``<prefix>:{view:<name>:v<version>}:meta`` | hash | ``position`` = the view's checkpoint |
 | ``<prefix>:{view:<name>:v<version>}:changes`` | stream | which documents each commit changed |
 | ``<prefix>:lease:<name>:v<version>`` | string | the projector holding a view's lease |

@@ -220,6 +220,11 @@ class ViewReader:
             changed=None if old is None else changed,
         )
 
+    def held(self) -> set[tuple[str, str]]:
+        """The (view, kind) pairs this reader holds whole (a partition view's slot names
+        its partition)."""
+        return set(self._cache)
+
     def changes(
         self, projection: Projection, kind: str, since: Position, checkpoint: Position
     ) -> Mapping[str, tuple[msgspec.Struct | None, msgspec.Struct | None]] | None:

@@ -8,6 +8,7 @@ __all__ = [
     "AsOfError",
     "CorruptViewError",
     "UnknownKindError",
+    "UnlistableChangeError",
     "ViewChangedError",
     "ViewError",
     "ViewMovedError",
@@ -28,6 +29,12 @@ class CorruptViewError(ViewError):
     The view was written by another version of the projection (whose fold meaning changed
     without a version bump) or by hand; rebuilding it under a new version is the remedy.
     """
+
+
+class UnlistableChangeError(ViewError):
+    """Raised before a write that would leave a listing index wrong: a document of a kind
+    kept in one deleted (its place there is known only from the document), or a group name
+    holding white space or ``:``. Nothing is written."""
 
 
 class ViewChangedError(ViewError):

@@ -22,14 +22,14 @@ bytes; its victims' contribution: 54 on average). A document that changes size m
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Final
 
 import msgspec
 import redis.asyncio as aioredis
 
 from events import Position
-from projections import Projection
+from projections import Listed, Projection
 from services.resp import paired, text
 from services.store.keys import BUCKETS, ID_BUCKETS, Keys, bucket_of
 from services.views.errors import CorruptViewError, ViewError
@@ -38,8 +38,10 @@ __all__ = [
     "BUCKETED",
     "BUCKETS_SCRIPT",
     "CHECKPOINT_FIELD",
+    "LISTING_PARTS",
     "LISTPACK_VALUE",
     "ORDINAL_FIELD",
+    "POINTER_RETRIES",
     "Generation",
     "ViewKeys",
     "active_generation",
@@ -47,6 +49,7 @@ __all__ = [
     "current_view_keys",
     "generation_suffix",
     "parse_generation",
+    "part_of",
     "read_buckets",
     "read_whole",
     "snapshot",
@@ -60,7 +63,8 @@ ORDINAL_FIELD: Final = "ordinal"
 """The field of a view's meta hash holding its checkpoint's ordinal: how many entries of the
 log partition are at or before the checkpoint (written with it, in the same script)."""
 
-_POINTER_RETRIES: Final = 50
+POINTER_RETRIES: Final = 50
+"""How often a reader reads again when the view's generation moved under it."""
 
 BUCKETED: Final[dict[tuple[str, int], frozenset[str]]] = {
     ("country-stance", 4): frozenset({"incident"}),
@@ -72,6 +76,18 @@ most of them short."""
 LISTPACK_VALUE: Final = 64
 """The longest document (and id) kept in a bucket: Redis's default
 ``hash-max-listpack-value``, past which a bucket would turn into an ordinary hash."""
+
+LISTING_PARTS: Final = 4
+"""Parts a listing index splits one group's ids of one day into, by id (:func:`part_of`),
+so that each part stays a listpack (``zset-max-listpack-entries``, 1,024 in the shipped
+configurations: a dense day of 4,000 ids a group still fits)."""
+
+
+def part_of(ident: str) -> str:
+    """The part of a listing index's day that holds ``ident``: its bucket
+    (:func:`~services.store.keys.bucket_of`) modulo :data:`LISTING_PARTS`."""
+    return str(int(bucket_of(ident), 16) % LISTING_PARTS)
+
 
 Generation = int | str
 """A view generation: a number (0 = the keys without a generation part), or the name of a
@@ -105,6 +121,9 @@ class ViewKeys(msgspec.Struct, frozen=True):
     """The dead-letter stream of the view's projector."""
     bucketed: frozenset[str] = frozenset()
     """The kinds kept in buckets (:data:`BUCKETED`)."""
+    listed: Mapping[str, Callable[[Any], Listed]] = msgspec.field(default_factory=dict)
+    """Per kind kept in a listing index, its documents' places there
+    (:attr:`projections.Projection.listed`)."""
 
     def holders(self, kind: str, ident: str) -> list[str]:
         """The hashes that may hold the document ``ident`` of ``kind``: its bucket and the
@@ -163,6 +182,7 @@ def view_keys(
         log=keys.log_of(p),
         dlq=keys.dlq_of(p),
         bucketed=BUCKETED.get((name, version), frozenset()),
+        listed=projection.listed,
     )
 
 
@@ -259,7 +279,7 @@ async def snapshot(
     With no ``generation`` given the pointer is read inside the same MULTI; when it moved
     since it was resolved the snapshot is taken again on the new generation.
     """
-    for _ in range(_POINTER_RETRIES):
+    for _ in range(POINTER_RETRIES):
         resolved = (
             await active_generation(client, prefix, projection, partition=partition)
             if generation is None

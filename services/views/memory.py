@@ -19,8 +19,14 @@ from projections import Projection, State
 from projections.docs import Key
 from services.store.positions import joined
 from services.views.codec import check_kinds, decode_doc, decode_view, encode_doc
-from services.views.errors import ViewChangedError, ViewMovedError
+from services.views.errors import (
+    UnknownKindError,
+    UnlistableChangeError,
+    ViewChangedError,
+    ViewMovedError,
+)
 from services.views.generations import Generation, generation_suffix
+from services.views.listing import Listing, listed_page
 from services.views.scripts import CHANGES_FETCHED, CHANGES_FOLLOWED, CHANGES_KEPT, CHANGES_LISTED
 from services.views.store import KindsRead, OnPage
 
@@ -186,6 +192,9 @@ class InMemoryViewStore:
         view = self._view(projection, generation, partition)
         if view.checkpoint != expected:
             raise ViewMovedError(f"{projection.view} is not at {expected}")
+        gone = [key for key, doc in changes.items() if doc is None and key[0] in projection.listed]
+        if gone:
+            raise UnlistableChangeError(f"documents of a listed kind are never deleted: {gone[:3]}")
         listed: dict[str, list[str]] | None = {}
         for (kind, ident), doc in changes.items():
             if doc is None:
@@ -200,6 +209,34 @@ class InMemoryViewStore:
         view.commits.append((self._commits, expected, checkpoint, listed))
         del view.commits[:-CHANGES_KEPT]
         view.checkpoint = checkpoint
+
+    async def read_documents(
+        self, projection: Projection, keys: Sequence[Key], *, partition: int = 0
+    ) -> tuple[dict[Key, msgspec.Struct | None], Position | None, Generation]:
+        """The documents of ``keys``, the checkpoint and the active generation."""
+        generation = await self.generation(projection, partition=partition)
+        found = await self.documents(projection, keys, generation=generation, partition=partition)
+        return found, self._view(projection, generation, partition).checkpoint, generation
+
+    async def listing(
+        self,
+        projection: Projection,
+        kind: str,
+        groups: Sequence[str],
+        *,
+        first: int,
+        limit: int,
+        partition: int = 0,
+    ) -> Listing:
+        """One page of a listing index, computed from the kind's documents
+        (:func:`~services.views.listing.listed_page`)."""
+        if kind not in projection.listed:
+            raise UnknownKindError(f"{projection.view} keeps no listing index of {kind!r}")
+        generation = await self.generation(projection, partition=partition)
+        view = self._view(projection, generation, partition)
+        docs = {ident: decode_doc(projection, kind, raw) for ident, raw in view.kinds[kind].items()}
+        page, total = listed_page(projection, kind, docs, groups, first=first, limit=limit)
+        return Listing(checkpoint=view.checkpoint, generation=generation, total=total, docs=page)
 
     async def documents(
         self,

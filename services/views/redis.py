@@ -45,6 +45,7 @@ from services.views.generations import (
     view_keys,
     wholes,
 )
+from services.views.listing import LISTING_SCRIPT, Listing, index_keys, read_listing
 from services.views.scripts import WRITE_SCRIPT, doc_change_args
 from services.views.store import KindsRead, OnPage
 
@@ -242,6 +243,7 @@ class RedisViewStore:
         self.bulk_client = bulk_client or client
         self.page = page
         self._write = client.register_script(WRITE_SCRIPT)
+        self._listing = client.register_script(LISTING_SCRIPT)
 
     @property
     def partitions(self) -> int:
@@ -345,6 +347,52 @@ class RedisViewStore:
                 found[(kind, ident)] = None if raw is None else decode_doc(projection, kind, raw)
         return found
 
+    async def read_documents(
+        self, projection: Projection, keys: Sequence[Key], *, partition: int = 0
+    ) -> tuple[dict[Key, msgspec.Struct | None], Position | None, Generation]:
+        """The documents of ``keys`` and the checkpoint in one ``MULTI``."""
+
+        def commands(pipe: Any, view: ViewKeys) -> None:
+            for kind, ident in keys:
+                for name in view.holders(kind, ident):
+                    pipe.hget(name, ident)
+            pipe.hget(view.meta, CHECKPOINT_FIELD)
+
+        view, replies = await snapshot(
+            self.client, self.keys, projection, None, commands, partition=partition
+        )
+        found: dict[Key, msgspec.Struct | None] = {}
+        at = 0
+        for kind, ident in keys:  # the first of its holders that has it
+            names = len(view.holders(kind, ident))
+            raw = next((r for r in replies[at : at + names] if r is not None), None)
+            at += names
+            found[(kind, ident)] = None if raw is None else decode_doc(projection, kind, raw)
+        return found, checkpoint_of(replies[at]), view.generation
+
+    async def listing(
+        self,
+        projection: Projection,
+        kind: str,
+        groups: Sequence[str],
+        *,
+        first: int,
+        limit: int,
+        partition: int = 0,
+    ) -> Listing:
+        """One page of a listing index in one script (:func:`read_listing`)."""
+        return await read_listing(
+            self._listing,
+            self.client,
+            prefix=self.keys,
+            projection=projection,
+            kind=kind,
+            groups=groups,
+            first=first,
+            limit=limit,
+            partition=partition,
+        )
+
     async def write(
         self,
         projection: Projection,
@@ -375,6 +423,7 @@ class RedisViewStore:
         keys = view_keys(self.keys, projection, generation, partition=partition)
         names = [
             *(name for kind in keys.kinds for name in keys.hashes(kind)),
+            *await index_keys(self.client, keys),
             keys.meta,
             keys.changes,
         ]

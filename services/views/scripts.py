@@ -10,14 +10,15 @@ commit, rebuilds, dead-letter retries, :data:`WRITE_SCRIPT`) starts with
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Final
 
 import msgspec
 
 from projections.docs import Key
 from services.views.codec import encode_doc
-from services.views.generations import LISTPACK_VALUE, ViewKeys
+from services.views.errors import UnlistableChangeError
+from services.views.generations import LISTPACK_VALUE, ViewKeys, part_of
 
 __all__ = [
     "CHANGES_FETCHED",
@@ -31,6 +32,7 @@ __all__ = [
     "Changes",
     "by_kind",
     "doc_change_args",
+    "index_entries",
 ]
 
 CHANGES_KEPT: Final = 256
@@ -94,24 +96,49 @@ local function del_doc(kind_hash, bucket, id)
   redis.call('HDEL', bucket, id)
   redis.call('HDEL', kind_hash, id)
 end
+-- index_doc(kind_hash, id, entry): keep a document's id where the kind's listing index
+-- wants it. entry is '<day> <part> <group> <other> ...' (group '-': in none): the id goes
+-- into the sorted set <kind_hash>:ix:<group>:<day>:<part> (every score 0: ordered by id;
+-- a day's ids are split in parts by id, so each set stays small) and out of each other
+-- group's set of that day and part; the hash <kind_hash>:ix:<group> counts the ids per
+-- day, and the set <kind_hash>:ix names every group that lists one.
+local function index_doc(kind_hash, id, entry)
+  local day, part, group, others = string.match(entry, '^(%d+) (%d+) (%S+)(.*)$')
+  local ix = kind_hash .. ':ix'
+  local at = ':' .. day .. ':' .. part
+  if group ~= '-' and redis.call('ZADD', ix .. ':' .. group .. at, 0, id) == 1 then
+    redis.call('HINCRBY', ix .. ':' .. group, day, 1)
+    redis.call('SADD', ix, group)
+  end
+  for other in string.gmatch(others, '%S+') do
+    local counts = ix .. ':' .. other
+    if redis.call('ZREM', counts .. at, id) == 1
+        and redis.call('HINCRBY', counts, day, -1) <= 0 then
+      redis.call('HDEL', counts, day)
+      if redis.call('EXISTS', counts) == 0 then redis.call('SREM', ix, other) end
+    end
+  end
+end
 """.replace("@LISTPACK@", str(LISTPACK_VALUE))
-"""The Lua functions every script that writes a bucketed kind's documents starts with
-(:mod:`services.views.generations`)."""
+"""The Lua functions every script that writes a bucketed kind's documents, or a kind kept in
+a listing index, starts with (:mod:`services.views.generations`, :mod:`services.views.listing`)."""
 
 LUA_WRITE_DOCS: Final = (
     LUA_PUT_DOC
     + """
 -- write_docs(first_key, i, listed): for each kind hash KEYS[first_key..], ARGV from i holds
--- its kind, puts P, deletes R, B ('1' when the kind is bucketed, else '0'), P (id,
--- document) pairs, R ids, and when bucketed the bucket of each of those P + R ids (the
--- documents go where put_doc puts them). Unless listed is nil, each kind's written and
--- deleted ids are added to it (kind, msgpack array of ids, ...) until it would hold more
--- than @LISTED@ ids, when it becomes nil. Returns the index after them and listed.
+-- its kind, puts P, deletes R, B ('1' when the kind is bucketed, else '0'), X ('1' when it
+-- is kept in a listing index, else '0'), P (id, document) pairs, R ids, when bucketed the
+-- bucket of each of those P + R ids (the documents go where put_doc puts them), and when
+-- indexed the index entry of each of the P documents (index_doc). Unless listed is nil,
+-- each kind's written and deleted ids are added to it (kind, msgpack array of ids, ...)
+-- until it would hold more than @LISTED@ ids, when it becomes nil. Returns the index after
+-- them and listed.
 local function write_docs(first_key, i, listed)
   for k = first_key, #KEYS do
     local kind, puts, dels = ARGV[i], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
-    local bucketed = ARGV[i + 3] == '1'
-    local first_put, first_del = i + 4, i + 4 + 2 * puts
+    local bucketed, indexed = ARGV[i + 3] == '1', ARGV[i + 4] == '1'
+    local first_put, first_del = i + 5, i + 5 + 2 * puts
     local after = first_del + dels
     if bucketed then
       local b = after
@@ -132,6 +159,12 @@ local function write_docs(first_key, i, listed)
         redis.call('HDEL', KEYS[k], unpack(ARGV, s, math.min(s + 999, after - 1)))
       end
       i = after
+    end
+    if indexed then
+      for x = first_put, first_del - 1, 2 do
+        index_doc(KEYS[k], ARGV[x], ARGV[i])
+        i = i + 1
+      end
     end
     if listed ~= nil then
       listed.n = (listed.n or 0) + puts + dels
@@ -190,17 +223,49 @@ def by_kind(changes: Changes) -> dict[str, tuple[list[str], list[msgspec.Struct]
 
 def doc_change_args(changes: Changes, keys: ViewKeys) -> tuple[list[str], list[bytes | str | int]]:
     """The kind hashes and the arguments ``write_docs`` (:data:`LUA_WRITE_DOCS`) reads for
-    ``changes``: per kind its name, the counts, whether it is bucketed, the (id, stored
-    document) pairs, the deleted ids and, for a bucketed kind, the bucket of each."""
+    ``changes``: per kind its name, the counts, whether it is bucketed and whether indexed,
+    the (id, stored document) pairs, the deleted ids, for a bucketed kind the bucket of each
+    and for an indexed kind the index entry of each document written."""
     per_kind = by_kind(changes)
     args: list[bytes | str | int] = []
     for kind, (ids, docs, dels) in per_kind.items():
         buckets = keys.buckets_of(kind, (*ids, *dels))
-        args += [kind, len(ids), len(dels), "1" if buckets else "0"]
+        entries = index_entries(keys, kind, ids, docs, dels)
+        args += [kind, len(ids), len(dels), "1" if buckets else "0", "1" if entries else "0"]
         for ident, doc in zip(ids, docs, strict=True):
             args += (ident, encode_doc(doc))
-        args += [*dels, *buckets]
+        args += [*dels, *buckets, *entries]
     return [keys.kinds[kind] for kind in per_kind], args
+
+
+def index_entries(
+    keys: ViewKeys,
+    kind: str,
+    ids: Sequence[str],
+    docs: Sequence[msgspec.Struct],
+    dels: Sequence[str],
+) -> list[str]:
+    """For a kind kept in a listing index, the entry ``index_doc`` (:data:`LUA_PUT_DOC`) reads
+    for each of ``docs`` (written under ``ids``): ``<day> <part> <group> <other> ...``
+    (:func:`~services.views.listing.part_of`); none for another kind.
+
+    :class:`~services.views.errors.UnlistableChangeError` for a deleted document of such a
+    kind (its place is known only from the document) or a group holding white space or
+    ``:`` (which the index's key names use)."""
+    where = keys.listed.get(kind)
+    if where is None:
+        return []
+    if dels:
+        raise UnlistableChangeError(f"documents of {kind!r} are never deleted: {dels[:3]}")
+    entries = []
+    for ident, doc in zip(ids, docs, strict=True):
+        listed = where(doc)
+        words = [str(listed.day), part_of(ident), listed.group or "-", *listed.others]
+        entry = " ".join(words)
+        if len(entry.split()) != len(words) or ":" in entry:
+            raise UnlistableChangeError(f"a listing group holds white space or ':': {entry!r}")
+        entries.append(entry)
+    return entries
 
 
 WRITE_SCRIPT: Final = (

@@ -25,6 +25,7 @@ from events import Position
 from projections import Projection, State
 from projections.docs import Key
 from services.views.generations import Generation
+from services.views.listing import Listing
 
 __all__ = ["KindsRead", "OnPage", "ViewStore"]
 
@@ -122,6 +123,30 @@ class ViewStore(Protocol):
         partition: int = 0,
     ) -> dict[Key, msgspec.Struct | None]:
         """The stored documents of ``keys`` (``None``: not in the view)."""
+        ...
+
+    async def read_documents(
+        self, projection: Projection, keys: Sequence[Key], *, partition: int = 0
+    ) -> tuple[dict[Key, msgspec.Struct | None], Position | None, Generation]:
+        """The stored documents of ``keys`` (``None``: not in the view), the checkpoint and
+        the generation they were read from: one atomic read of the active generation, for a
+        reader that needs a few documents and not their whole kinds."""
+        ...
+
+    async def listing(
+        self,
+        projection: Projection,
+        kind: str,
+        groups: Sequence[str],
+        *,
+        first: int,
+        limit: int,
+        partition: int = 0,
+    ) -> Listing:
+        """One page of ``kind``'s listing index (:mod:`services.views.listing`): the
+        documents from ``first`` (0-based) that ``groups`` list (a trailing ``*``: every group
+        starting so), newest day first and then by id, how many they list, and the
+        checkpoint, read atomically from the active generation."""
         ...
 
     async def write(

@@ -3,18 +3,25 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any, Final
 
 import pytest
 import redis.asyncio as aioredis
 
-from events import Position, Source
+from events import GRADING_ORDER, Fatalities, Place, Position, Source
 from projections import PROJECTIONS, Projection
+from projections.incident_docs import Status
 from projections.incidents import IncidentView
 from projections.stance_docs import IncidentDate, StatementRef
 from projections.victims_cells import Contribution
 from services.store.keys import Keys
 from services.views.codec import decode_doc
-from services.views.errors import UnknownKindError, ViewChangedError, ViewMovedError
+from services.views.errors import (
+    UnknownKindError,
+    UnlistableChangeError,
+    ViewChangedError,
+    ViewMovedError,
+)
 from services.views.memory import InMemoryViewStore
 from services.views.redis import RedisViewStore
 from services.views.scripts import CHANGES_LISTED
@@ -107,14 +114,32 @@ class TestWrite:
         """A change to None deletes the document; the others stay."""
         await views.write(
             INCIDENTS,
-            {("incident", "i-1"): incident("i-1"), ("incident", "i-2"): incident("i-2")},
+            {("source", "s-1"): SOURCE_DOC, ("source", "s-2"): SOURCE_DOC},
             expected=None,
             checkpoint=at(5),
         )
-        await views.write(INCIDENTS, {("incident", "i-1"): None}, expected=at(5), checkpoint=at(6))
+        await views.write(INCIDENTS, {("source", "s-1"): None}, expected=at(5), checkpoint=at(6))
         docs, checkpoint = await views.load(INCIDENTS)
         assert checkpoint == at(6)
-        assert dict(docs.kinds()["incident"]) == {"i-2": incident("i-2")}
+        assert dict(docs.kinds()["source"]) == {"s-2": SOURCE_DOC}
+
+    async def test_deleting_a_listed_document_is_refused(self, views: ViewStore) -> None:
+        """A listed kind's documents are never deleted (their place in the listing index is
+        known only from them): such a write is refused and writes nothing."""
+        await views.write(
+            INCIDENTS, {("incident", "i-1"): incident("i-1")}, expected=None, checkpoint=at(5)
+        )
+        with pytest.raises(UnlistableChangeError):
+            await views.write(
+                INCIDENTS,
+                {("incident", "i-1"): None, ("source", "s-1"): SOURCE_DOC},
+                expected=at(5),
+                checkpoint=at(6),
+            )
+        docs, checkpoint = await views.load(INCIDENTS)
+        assert checkpoint == at(5)
+        assert dict(docs.kinds()["incident"]) == {"i-1": incident("i-1")}
+        assert not docs.kinds()["source"]
 
     async def test_a_write_from_another_checkpoint_is_refused(self, views: ViewStore) -> None:
         """expected must be the stored checkpoint; otherwise nothing is written."""
@@ -158,7 +183,7 @@ class TestFollowing:
         assert first.checkpoint == at(5)
         await views.write(
             INCIDENTS,
-            {("incident", "i-2"): incident("i-2", 2), ("incident", "i-1"): None},
+            {("incident", "i-2"): incident("i-2", 2), ("incident", "i-3"): incident("i-3")},
             expected=at(5),
             checkpoint=at(7),
         )
@@ -167,10 +192,25 @@ class TestFollowing:
         assert then.checkpoint == at(7)
         assert then.changed is not None
         (changed,) = then.changed
-        assert set(changed) == {"i-1", "i-2"}
-        assert changed["i-1"] is None
-        assert changed["i-2"] is not None
-        assert decode_doc(INCIDENTS, "incident", changed["i-2"]) == incident("i-2", 2)
+        assert set(changed) == {"i-2", "i-3"}
+        stored = changed["i-2"]
+        assert stored is not None
+        assert decode_doc(INCIDENTS, "incident", stored) == incident("i-2", 2)
+
+    async def test_a_holder_learns_of_a_deleted_document(self, views: ViewStore) -> None:
+        """A document deleted since the held state is listed as changed to None."""
+        await views.write(
+            STANCE,
+            {("incident", "i-1"): dated(7), ("incident", "i-2"): dated(8)},
+            expected=None,
+            checkpoint=at(5),
+        )
+        first = await views.read_kinds(STANCE, ["incident"])
+        await views.write(STANCE, {("incident", "i-1"): None}, expected=at(5), checkpoint=at(6))
+        then = await views.read_kinds(
+            STANCE, ["incident"], held=(at(5), first.seen, first.generation)
+        )
+        assert then.changed == [{"i-1": None}]
 
     async def test_a_holder_of_the_current_view_gets_nothing_new(self, views: ViewStore) -> None:
         """Held at the checkpoint now: no document is listed as changed."""
@@ -332,3 +372,97 @@ class TestPartitions:
         assert checkpoint == at(5)
         assert set(docs.kinds()["incident"]) == {"i-1"}
         assert await partitioned.load(INCIDENTS, partition=0) == (INCIDENTS.initial(), None)
+
+
+def listed_row(
+    ident: str, day: int, country: str = "SYR", status: Status = "live", version: int = 1
+) -> IncidentView:
+    """An incident row the listing shows: reported with figures, a place and a grading."""
+    return IncidentView(
+        incident_id=ident,
+        reported=True,
+        version=version,
+        status=status,
+        fatalities=Fatalities(low=3, best=3, high=3),
+        occurred_start=dt.date(2025, 3, day),
+        country=country,
+        place=Place(adm1="Latakia"),
+        grading=GRADING_ORDER[0],
+    )
+
+
+class TestListing:
+    """A listing index pages a kind's documents newest day first, then by id, with their
+    total and the checkpoint, without the whole kind (the incidents' rows)."""
+
+    ROWS: Final = {
+        "i-b": listed_row("i-b", 8),
+        "i-a": listed_row("i-a", 7),
+        "i-c": listed_row("i-c", 7, country="LBN"),
+        "i-d": listed_row("i-d", 9, status="retracted"),
+        "i-e": IncidentView(incident_id="i-e", version=1),  # not reported: never listed
+    }
+
+    async def _written(self, views: ViewStore) -> None:
+        await views.write(
+            INCIDENTS,
+            {("incident", ident): row for ident, row in self.ROWS.items()},
+            expected=None,
+            checkpoint=at(5),
+        )
+
+    async def _ids(self, views: ViewStore, *groups: str, first: int = 0, limit: int = 10) -> Any:
+        found = await views.listing(INCIDENTS, "incident", groups, first=first, limit=limit)
+        ids = [doc.incident_id for doc in found.docs if isinstance(doc, IncidentView)]
+        return ids, found.total, found.checkpoint
+
+    async def test_a_page_is_newest_day_first_then_by_id(self, views: ViewStore) -> None:
+        """Every country's live rows: the 8th, then the 7th's two by id; 3 in all."""
+        await self._written(views)
+        assert await self._ids(views, "live|*") == (["i-b", "i-a", "i-c"], 3, at(5))
+        assert await self._ids(views, "live|*", first=1, limit=1) == (["i-a"], 3, at(5))
+        assert await self._ids(views, "live|*", first=3) == ([], 3, at(5))
+
+    async def test_groups_select_status_and_country(self, views: ViewStore) -> None:
+        """One country's group, another status's, and several groups merged by day and id."""
+        await self._written(views)
+        assert await self._ids(views, "live|syr") == (["i-b", "i-a"], 2, at(5))
+        assert await self._ids(views, "retracted|*") == (["i-d"], 1, at(5))
+        both = await self._ids(views, "live|syr", "retracted|syr", first=0, limit=2)
+        assert both == (["i-d", "i-b"], 3, at(5))
+        assert await self._ids(views, "merged|*") == ([], 0, at(5))
+
+    async def test_a_changed_status_moves_the_row(self, views: ViewStore) -> None:
+        """A row written again as retracted leaves the live group for the retracted one."""
+        await self._written(views)
+        moved = listed_row("i-b", 8, status="retracted", version=2)
+        await views.write(INCIDENTS, {("incident", "i-b"): moved}, expected=at(5), checkpoint=at(6))
+        assert await self._ids(views, "live|*") == (["i-a", "i-c"], 2, at(6))
+        assert await self._ids(views, "retracted|*") == (["i-d", "i-b"], 2, at(6))
+        found = await views.listing(INCIDENTS, "incident", ["retracted|syr"], first=1, limit=1)
+        assert found.docs == [moved]
+
+    async def test_an_unwritten_view_lists_nothing(self, views: ViewStore) -> None:
+        """No checkpoint, no document, a total of 0."""
+        assert await self._ids(views, "live|*") == ([], 0, None)
+
+    async def test_a_kind_without_an_index_is_refused(self, views: ViewStore) -> None:
+        """Only a kind the projection keeps in a listing index is listed."""
+        with pytest.raises(UnknownKindError):
+            await views.listing(INCIDENTS, "source", ["live|*"], first=0, limit=1)
+
+
+class TestReadDocuments:
+    """A few documents read with the checkpoint and generation, without their kinds."""
+
+    async def test_documents_come_with_checkpoint_and_generation(self, views: ViewStore) -> None:
+        """Found documents, None for the others, the checkpoint now and generation 0."""
+        await views.write(
+            INCIDENTS, {("incident", "i-1"): incident("i-1")}, expected=None, checkpoint=at(5)
+        )
+        found = await views.read_documents(INCIDENTS, [("incident", "i-1"), ("incident", "i-2")])
+        assert found == (
+            {("incident", "i-1"): incident("i-1"), ("incident", "i-2"): None},
+            at(5),
+            0,
+        )

@@ -19,7 +19,8 @@ import pytest
 import redis.asyncio as aioredis
 
 from projections import PROJECTIONS, fold
-from projections.incident_docs import ROW_NAMES
+from projections.common import docs_of
+from projections.incident_docs import ROW_NAMES, IncidentView
 from services.bootstrap import http_app
 from services.ops.dead_letters import (
     DeadLetterError,
@@ -38,8 +39,8 @@ from services.settings import Settings, Token
 from services.store.keys import Keys
 from services.store.redis import RedisEventStore
 from services.views.codec import decode_doc, packed_doc
-from services.views.generations import view_keys
-from services.views.redis import load_view
+from services.views.generations import part_of, view_keys
+from services.views.redis import RedisViewStore, load_view
 from tests.support import builders as f
 from tests.support.cli import ledger
 from tests.support.http import client_of
@@ -156,6 +157,27 @@ class TestVerify:
         await redis_client.hdel(view_keys(key_prefix, INCIDENTS).kinds["incident"], "i-1")
         result = await verify(redis_client, key_prefix, INCIDENTS)
         assert [(d.id, d.stored) for d in result.differences] == [("i-1", None)]
+
+    async def test_verify_catches_a_listing_index_that_lost_an_id(
+        self, redis_client: aioredis.Redis, redis_store: RedisEventStore, key_prefix: str
+    ) -> None:
+        """An id taken out of its listing index by hand is named, with where it belongs, and
+        the day whose count no longer matches its ids."""
+        await redis_store.append([f.reported("i-1"), f.reported("i-2")])
+        await caught_up(redis_client, key_prefix)
+        assert (await verify(redis_client, key_prefix, INCIDENTS)).ok
+        state, _ = await RedisViewStore(redis_client, key_prefix).load(INCIDENTS)
+        row = docs_of(state, "incident", IncidentView)["i-1"]
+        place = INCIDENTS.listed["incident"](row)
+        ix = f"{view_keys(key_prefix, INCIDENTS).kinds['incident']}:ix:{place.group}"
+        await redis_client.zrem(f"{ix}:{place.day}:{part_of('i-1')}", "i-1")
+
+        result = await verify(redis_client, key_prefix, INCIDENTS)
+        lost, count = result.differences
+        assert (lost.kind, lost.id, lost.stored) == ("incident:ix", "i-1", None)
+        assert lost.expected == f"{place.group} {place.day}"
+        assert count.id == "*"
+        assert "counts 2, lists 1" in (count.stored or "")
 
 
 class TestFoldingCommands:

@@ -7,9 +7,10 @@ same log (same positions) under a second prefix is rebuilt by ``ledger replay al
 (:func:`~services.projector.replay.replay_together`), with drawn batch sizes and, in some
 examples, documents written in chunks of two; in some, the live workers and the rebuild keep
 no own documents (most of a view) after a commit, reading back each one an event names.
-Every stored document (its JSON, as stored),
-every checkpoint and the dead letters (which projection, which entry, which error, the
-entry's fields) must be the same.
+Every stored document (its JSON, as stored), the listing indexes, every checkpoint and the
+dead letters (which projection, which entry, which error, the entry's fields) must be the
+same; and every incident listing the live index answers must be the pure listing of the
+stored rows.
 """
 
 from __future__ import annotations
@@ -26,7 +27,10 @@ from hypothesis import strategies as st
 
 import events
 from events import AnyEvent, Event
-from projections import PROJECTIONS
+from projections import PROJECTIONS, VictimsFilter
+from projections.common import docs_of
+from projections.incident_docs import INCIDENT, IncidentView
+from projections.incident_queries import LISTED, listing, listing_groups, listing_rows
 from services.projector import replay_flush
 from services.projector.pool import ProjectorPool
 from services.projector.replay import replay_together
@@ -35,7 +39,9 @@ from services.resp import text
 from services.store.keys import Keys
 from services.store.redis import RedisEventStore
 from services.views.generations import active_generation, view_keys
+from services.views.listing import index_keys
 from services.views.own import RESIDENT
+from services.views.redis import RedisViewStore
 from tests.support.strategies import PARTITIONED, histories
 from tests.support.streams import added, entries
 
@@ -44,6 +50,7 @@ EXAMPLES = int(os.environ.get("LEDGER_PROPERTY_EXAMPLES", "25"))
 """Examples per run: modest for CI; raise it locally to search harder."""
 
 VIEWS = list(PROJECTIONS.values())
+INCIDENTS = PROJECTIONS["incidents"]
 
 POISONS: dict[str, dict[str, Any]] = {
     "garbage": {"type": "incident.reported", "event_id": "x", "v": "2", "data": b"\xff{"},
@@ -65,6 +72,18 @@ async def _stored(client: aioredis.Redis, prefix: str) -> Stored:
         view = view_keys(keys, projection, generation)
         for kind, key in view.kinds.items():
             found[f"{projection.name}/{kind}"] = await client.hgetall(key)
+        for name in await index_keys(client, view):  # the listing indexes, as stored
+            held = text(await client.type(name))
+            if held == "none":  # a part of a day that holds no id
+                continue
+            base = next(key for key in view.kinds.values() if name.startswith(f"{key}:"))
+            found[f"{projection.name}/{name.removeprefix(base)}"] = (
+                await client.zrange(name, 0, -1)
+                if held == "zset"
+                else await client.hgetall(name)
+                if held == "hash"
+                else await client.smembers(name)
+            )
         found[f"{projection.name}/checkpoint"] = await client.hget(view.meta, "position")
     letters = set()
     for _, fields in await entries(client, keys.dlq):
@@ -74,6 +93,32 @@ async def _stored(client: aioredis.Redis, prefix: str) -> Stored:
         letters.add((*(letter.get(k) for k in kept), entry))
     found["dead letters"] = letters
     return found
+
+
+async def _listings_are_the_folds(client: aioredis.Redis, prefix: str) -> None:
+    """Every incident listing the index answers (each status, with and without each
+    country, a few pages) is what the pure listing of the stored rows answers."""
+    views = RedisViewStore(client, prefix)
+    state, checkpoint = await views.load(INCIDENTS)
+    countries = {
+        row.country for row in docs_of(state, INCIDENT, IncidentView).values() if row.country
+    }
+    for status in LISTED:
+        for country in (None, *sorted(countries)):
+            for page, limit in ((1, 2), (2, 2), (3, 1), (1, 1000)):
+                groups = listing_groups(status, country)
+                assert groups is not None
+                found = await views.listing(
+                    INCIDENTS, INCIDENT, groups, first=(page - 1) * limit, limit=limit
+                )
+                rows, total = listing(
+                    state, VictimsFilter(country=country), status=status, page=page, limit=limit
+                )
+                assert found.checkpoint == checkpoint
+                assert (found.total, listing_rows(cast("list[IncidentView]", found.docs))) == (
+                    total,
+                    rows,
+                ), (status, country, page, limit)
 
 
 async def _scenario(
@@ -120,6 +165,7 @@ async def _scenario(
             )
         assert all(isinstance(record, ReplayRecord) for record in records), records
 
+        await _listings_are_the_folds(client, live)
         expected, found = await _stored(client, live), await _stored(client, rebuilt)
         assert found.keys() == expected.keys()
         for name, value in expected.items():

@@ -302,7 +302,7 @@ class TestWhatDoesNotDecode:
     )
     def test_a_document_of_the_wrong_shape_is_a_corrupt_view(self, raw: bytes) -> None:
         """Bytes that are no document of the kind raise CorruptViewError naming view and kind."""
-        with pytest.raises(CorruptViewError, match="incidents v5 incident"):
+        with pytest.raises(CorruptViewError, match=f"incidents v{INCIDENTS.version} incident"):
             decode_doc(INCIDENTS, "incident", raw)
 
 
