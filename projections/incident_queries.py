@@ -26,6 +26,10 @@ LISTED: Final = ("live", "retracted", "merged", "all")
 """The statuses a listing may ask for (``all``: every status)."""
 STATUSES: Final = LISTED[:-1]
 """An incident's statuses."""
+_BEFORE: Final = {"live": (), "merged": ("live",), "retracted": ("live", "merged")}
+"""The statuses an incident of each status may have had before: a status only ever moves
+from ``live`` to ``merged`` or ``retracted``, and from ``merged`` to ``retracted``
+(:mod:`projections.incidents`)."""
 _REPORTED: Final = "incident.reported"
 _REVISED: Final = "incident.casualties_revised"
 
@@ -120,7 +124,8 @@ def listing(
 def listed(view: IncidentView) -> Listed:
     """Where the incident stands in the listing index (:attr:`projections.Projection.listed`):
     in the group of its status and country (casefolded) under the day its occurrence
-    starts, when a listing without filters may show it, and in no other status's group.
+    starts, when a listing without filters may show it, and no longer in the groups of the
+    statuses it may have had before (of every status, when a listing may not show it).
 
     A store that pages the groups a listing names, newest day first and then by id, answers
     :func:`listing` for a status and at most a country (:func:`listing_groups`) without
@@ -137,7 +142,7 @@ def listed(view: IncidentView) -> Listed:
     return Listed(
         group=f"{view.status}|{country}" if shown else "",
         day=(start or dt.date.min).toordinal(),
-        others=tuple(f"{s}|{country}" for s in STATUSES if not shown or s != view.status),
+        others=tuple(f"{s}|{country}" for s in (_BEFORE[view.status] if shown else STATUSES)),
     )
 
 

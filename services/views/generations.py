@@ -22,6 +22,7 @@ bytes; its victims' contribution: 54 on average). A document that changes size m
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Final
 
@@ -83,10 +84,14 @@ so that each part stays a listpack (``zset-max-listpack-entries``, 1,024 in the 
 configurations: a dense day of 4,000 ids a group still fits)."""
 
 
+_PARTS: Final = tuple(str(part) for part in range(LISTING_PARTS))
+
+
 def part_of(ident: str) -> str:
-    """The part of a listing index's day that holds ``ident``: its bucket
-    (:func:`~services.store.keys.bucket_of`) modulo :data:`LISTING_PARTS`."""
-    return str(int(bucket_of(ident), 16) % LISTING_PARTS)
+    """The part of a listing index's day that holds ``ident``: the CRC-32 of its UTF-8
+    modulo :data:`LISTING_PARTS` (so its bucket, :func:`~services.store.keys.bucket_of`,
+    modulo :data:`LISTING_PARTS` too)."""
+    return _PARTS[zlib.crc32(ident.encode()) % LISTING_PARTS]
 
 
 Generation = int | str

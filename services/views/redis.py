@@ -223,6 +223,31 @@ async def _pages(
             return
 
 
+Asked = Sequence[tuple[str, str, list[str]]]
+"""Documents asked for: (kind, id, the hashes that may hold it)."""
+
+
+def _ask_holders(pipe: Any, asked: Asked) -> None:
+    """Queue an ``HGET`` of each document asked for in each hash that may hold it."""
+    for _, ident, names in asked:
+        for name in names:
+            pipe.hget(name, ident)
+
+
+def _held(
+    projection: Projection, asked: Asked, replies: Sequence[Any]
+) -> dict[Key, msgspec.Struct | None]:
+    """Each document asked for (:func:`_ask_holders`), from the first of its holders that has
+    it (``None``: none has)."""
+    found: dict[Key, msgspec.Struct | None] = {}
+    at = 0
+    for kind, ident, names in asked:
+        raw = next((r for r in replies[at : at + len(names)] if r is not None), None)
+        at += len(names)
+        found[(kind, ident)] = None if raw is None else decode_doc(projection, kind, raw)
+    return found
+
+
 class RedisViewStore:
     """The :class:`~services.views.store.ViewStore` on Redis (the functions of this module).
 
@@ -336,15 +361,9 @@ class RedisViewStore:
                 (kind, ident, holders(kind, ident)) for kind, ident in keys[start : start + 1000]
             ]
             async with self.client.pipeline(transaction=False) as pipe:
-                for _, ident, names in page:
-                    for name in names:
-                        pipe.hget(name, ident)
+                _ask_holders(pipe, page)
                 replies = await pipe.execute()
-            at = 0
-            for kind, ident, names in page:  # the first of its holders that has it
-                raw = next((r for r in replies[at : at + len(names)] if r is not None), None)
-                at += len(names)
-                found[(kind, ident)] = None if raw is None else decode_doc(projection, kind, raw)
+            found.update(_held(projection, page, replies))
         return found
 
     async def read_documents(
@@ -353,22 +372,14 @@ class RedisViewStore:
         """The documents of ``keys`` and the checkpoint in one ``MULTI``."""
 
         def commands(pipe: Any, view: ViewKeys) -> None:
-            for kind, ident in keys:
-                for name in view.holders(kind, ident):
-                    pipe.hget(name, ident)
+            _ask_holders(pipe, [(kind, ident, view.holders(kind, ident)) for kind, ident in keys])
             pipe.hget(view.meta, CHECKPOINT_FIELD)
 
         view, replies = await snapshot(
             self.client, self.keys, projection, None, commands, partition=partition
         )
-        found: dict[Key, msgspec.Struct | None] = {}
-        at = 0
-        for kind, ident in keys:  # the first of its holders that has it
-            names = len(view.holders(kind, ident))
-            raw = next((r for r in replies[at : at + names] if r is not None), None)
-            at += names
-            found[(kind, ident)] = None if raw is None else decode_doc(projection, kind, raw)
-        return found, checkpoint_of(replies[at]), view.generation
+        asked = [(kind, ident, view.holders(kind, ident)) for kind, ident in keys]
+        return _held(projection, asked, replies[:-1]), checkpoint_of(replies[-1]), view.generation
 
     async def listing(
         self,

@@ -106,9 +106,9 @@ local function index_doc(kind_hash, id, entry)
   local day, part, group, others = string.match(entry, '^(%d+) (%d+) (%S+)(.*)$')
   local ix = kind_hash .. ':ix'
   local at = ':' .. day .. ':' .. part
-  if group ~= '-' and redis.call('ZADD', ix .. ':' .. group .. at, 0, id) == 1 then
-    redis.call('HINCRBY', ix .. ':' .. group, day, 1)
-    redis.call('SADD', ix, group)
+  if group ~= '-' and redis.call('ZADD', ix .. ':' .. group .. at, 0, id) == 1
+      and redis.call('HINCRBY', ix .. ':' .. group, day, 1) == 1 then
+    redis.call('SADD', ix, group)  -- a day new to the group: the group may be new too
   end
   for other in string.gmatch(others, '%S+') do
     local counts = ix .. ':' .. other
@@ -260,12 +260,18 @@ def index_entries(
     entries = []
     for ident, doc in zip(ids, docs, strict=True):
         listed = where(doc)
-        words = [str(listed.day), part_of(ident), listed.group or "-", *listed.others]
-        entry = " ".join(words)
-        if len(entry.split()) != len(words) or ":" in entry:
-            raise UnlistableChangeError(f"a listing group holds white space or ':': {entry!r}")
-        entries.append(entry)
+        groups = " ".join((listed.group or "-", *listed.others))
+        if groups not in _NAMED:
+            if len(groups.split()) != 1 + len(listed.others) or ":" in groups:
+                raise UnlistableChangeError(f"a listing group holds white space or ':': {groups!r}")
+            _NAMED.add(groups)
+        entries.append(f"{listed.day} {part_of(ident)} {groups}")
     return entries
+
+
+_NAMED: Final[set[str]] = set()
+"""Groups (with the groups left) already checked to name keys well: a few per status and
+country."""
 
 
 WRITE_SCRIPT: Final = (
