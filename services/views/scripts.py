@@ -247,7 +247,7 @@ def index_entries(
 ) -> list[str]:
     """For a kind kept in a listing index, the entry ``index_doc`` (:data:`LUA_PUT_DOC`) reads
     for each of ``docs`` (written under ``ids``): ``<day> <part> <group> <other> ...``
-    (:func:`~services.views.listing.part_of`); none for another kind.
+    (:func:`~services.views.generations.part_of`); none for another kind.
 
     :class:`~services.views.errors.UnlistableChangeError` for a deleted document of such a
     kind (its place is known only from the document) or a group holding white space or
