@@ -67,8 +67,9 @@ class Projection(msgspec.Struct, frozen=True, kw_only=True):
     listed: Mapping[str, Callable[[msgspec.Struct], Listed]] = msgspec.field(default_factory=dict)
     """Per kind kept in a listing index, where a document of it stands there: a store keeps,
     per group and day, the ids of the kind's documents listed there, so a reader pages them
-    newest day first (then by id) without reading the whole kind. A document's place
-    depends on the document alone, and its day never changes once it is listed."""
+    newest day first (then by id), and keeps those whose span of days meets a range,
+    without reading the whole kind. A document's place depends on the document alone, and
+    its day never changes once it is listed."""
 
     @property
     def read_types(self) -> frozenset[str] | None:

@@ -71,15 +71,32 @@ Key = tuple[str, str]
 """``(kind, id)`` of a document."""
 
 
+MAX_BEFORE: Final = 1023
+"""The most days before its own a listed document may stand for (:attr:`Listed.before`)."""
+
+
 class Listed(msgspec.Struct, frozen=True, kw_only=True):
     """Where a document stands in its kind's listing index (:attr:`Projection.listed`): in
-    ``group`` (``""``: in none) under ``day``, and in none of ``others``."""
+    ``group`` (``""``: in none) under ``day``, and in none of ``others``.
+
+    It stands for the days from ``day - before`` to ``day + after``: a listing of a range
+    of days keeps it when that span meets the range."""
 
     group: str
     day: int
     """The day (proleptic Gregorian ordinal) it lists under: the newest day first."""
     others: tuple[str, ...]
     """The groups it may have been in before and is not in now."""
+    before: int = 0
+    """The days before ``day`` it also stands for (0 to :data:`MAX_BEFORE`)."""
+    after: int = 0
+    """The days after ``day`` it also stands for (0 or more)."""
+
+    def meets(self, low: int | None, high: int | None) -> bool:
+        """Whether its span meets the days from ``low`` to ``high`` (``None``: unbounded)."""
+        return (low is None or self.day + self.after >= low) and (
+            high is None or self.day - self.before <= high
+        )
 
 
 class Docs(Generic[D]):

@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import datetime as dt
 from typing import Final
+from urllib.parse import quote
+
+import msgspec
 
 from events import GRADING_ORDER
 
@@ -123,38 +126,88 @@ def listing(
 
 def listed(view: IncidentView) -> Listed:
     """Where the incident stands in the listing index (:attr:`projections.Projection.listed`):
-    in the group of its status and country (casefolded) under the day its occurrence
-    starts, when a listing without filters may show it, and no longer in the groups of the
-    statuses it may have had before (of every status, when a listing may not show it).
+    in the group of its status, country and adm1 (casefolded) under the day its
+    occurrence starts, standing for the days of its window of occurrence
+    (:func:`~projections.filters.occurrence_window`), when a listing without filters may
+    show it; and no longer in the groups of the statuses it may have had before (of every
+    status, when a listing may not show it).
 
-    A store that pages the groups a listing names, newest day first and then by id, answers
-    :func:`listing` for a status and at most a country (:func:`listing_groups`) without
-    reading the whole kind."""
-    country = (view.country or "").casefold()
-    start = view.occurred_start
+    A store that pages the groups a listing names, newest day first and then by id, and
+    keeps those whose window meets a range of days, answers :func:`listing` for a status,
+    a country, an adm1 and dates (:func:`index_query`) without reading the whole kind."""
+    start, place = view.occurred_start, view.place
+    where = _place_key(view.country, None if place is None else place.adm1)
     shown = (
         view.reported
         and view.fatalities is not None
         and start is not None
-        and view.place is not None
+        and place is not None
         and view.grading in GRADING_ORDER
     )
+    if not shown or start is None:
+        others = tuple(f"{s}|{where}" for s in STATUSES)
+        return Listed(group="", day=(start or dt.date.min).toordinal(), others=others)
+    low, high = occurrence_window(start, view.occurred_end, view.date_precision)
     return Listed(
-        group=f"{view.status}|{country}" if shown else "",
-        day=(start or dt.date.min).toordinal(),
-        others=tuple(f"{s}|{country}" for s in (_BEFORE[view.status] if shown else STATUSES)),
+        group=f"{view.status}|{where}",
+        day=start.toordinal(),
+        others=tuple(f"{s}|{where}" for s in _BEFORE[view.status]),
+        before=(start - low).days,
+        after=(high - start).days,
     )
 
 
-def listing_groups(status: str | None, country: str | None) -> tuple[str, ...] | None:
-    """The listing index's groups that hold the incidents :func:`listing` selects for
-    ``status`` and ``country`` alone (a trailing ``*`` stands for any country), or ``None``
-    for a status it does not list."""
+class IndexQuery(msgspec.Struct, frozen=True, kw_only=True):
+    """What the listing index is asked for a listing (:func:`index_query`)."""
+
+    groups: tuple[str, ...]
+    """The groups (``*``: any text there; at most one)."""
+    low: int | None
+    """The first day (ordinal) an incident's window must meet, or ``None``."""
+    high: int | None
+    """The last day, or ``None``."""
+
+
+def index_query(where: VictimsFilter | None, status: str | None) -> IndexQuery | None:
+    """What the listing index answers :func:`listing` for ``where`` and ``status`` with,
+    when the filters are at most a country, an adm1 and dates (``week``, ``from``, ``to``);
+    ``None`` when another filter needs the rows, or for a status :func:`listing` refuses.
+    :class:`InvalidQueryError` for a filter it refuses too (a week that does not exist)."""
     wanted = "live" if status is None else status
-    if wanted not in LISTED:
+    where = where or VictimsFilter()
+    indexed = VictimsFilter(
+        country=where.country,
+        adm1=where.adm1,
+        week=where.week,
+        date_from=where.date_from,
+        date_to=where.date_to,
+    )
+    if wanted not in LISTED or where != indexed:
         return None
-    where = "*" if country is None else country.casefold()
-    return tuple(f"{s}|{where}" for s in (STATUSES if wanted == "all" else (wanted,)))
+    selection = select(where, None)
+    country = "*" if where.country is None else _part(where.country)
+    adm1 = "*" if where.adm1 is None else _part(where.adm1)
+    place = "*" if where.country is None and where.adm1 is None else f"{country}|{adm1}"
+    return IndexQuery(
+        groups=tuple(f"{s}|{place}" for s in (STATUSES if wanted == "all" else (wanted,))),
+        low=None if selection.low is None else selection.low.toordinal(),
+        high=None if selection.high is None else selection.high.toordinal(),
+    )
+
+
+_ESCAPED: Final = frozenset("%|:*")
+
+
+def _part(name: str) -> str:
+    """A country or adm1 as a group names it: casefolded, with ``%``, ``|``, ``:``, ``*``
+    and white space percent-encoded (a group is one word of the index's keys)."""
+    return "".join(
+        quote(c, safe="") if c in _ESCAPED or c.isspace() else c for c in name.casefold()
+    )
+
+
+def _place_key(country: str | None, adm1: str | None) -> str:
+    return f"{_part(country or '')}|{_part(adm1 or '')}"
 
 
 def listing_rows(views: list[IncidentView]) -> list[IncidentRow]:

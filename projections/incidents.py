@@ -85,9 +85,10 @@ from .incident_merge import merge
 from .incident_queries import LISTED, behind, document, listed, listing, said_at
 
 NAME: Final = "incidents"
-VERSION: Final = 6
+VERSION: Final = 7
 """5: the history is no longer stored in the view (read from the log, :func:`history_of`);
-6: the rows are kept in a listing index (:data:`LISTED_KINDS`)."""
+6: the rows are kept in a listing index (:data:`LISTED_KINDS`); 7: the index's groups
+name the adm1 too, and each row the days its window of occurrence spans."""
 
 DOC_TYPES: Final[Mapping[str, type[msgspec.Struct]]] = {
     INCIDENT: IncidentView,

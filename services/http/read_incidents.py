@@ -7,9 +7,9 @@ disputes). Guarded and answered like the rest of the read side (:mod:`services.h
 (:mod:`services.http.query`), newest occurrence first; each row has its event type, place
 as reported, dates with their precision, current figures with their qualifier, grading, the
 reporting feed, the number of distinct sources and whether another feed disputes it. With
-no filter but ``country`` it is read from the rows' listing index (one page and its total,
-with the checkpoint: :mod:`services.views.listing`); with any other, the rows are read whole
-through the read side's cache and filtered.
+no filters but ``country``, ``adm1``, ``week``, ``from`` and ``to`` it is read from the rows'
+listing index (one page and its total, with the checkpoint: :mod:`services.views.listing`);
+with any other, the rows are read whole through the read side's cache and filtered.
 
 **One incident** is read by its row alone, never the whole kind. It carries its report's
 sources (publisher, url, publication date, feed), every history entry with its own sources,
@@ -30,10 +30,10 @@ from litestar import Request, Response, get
 from litestar.exceptions import NotFoundException
 from litestar.params import PathParameter, QueryParameter
 
-from projections import PROJECTIONS, VictimsFilter
+from projections import PROJECTIONS
 from projections import incidents as incidents_projection
 from projections.incident_docs import INCIDENT
-from projections.incident_queries import listing_groups, listing_rows
+from projections.incident_queries import index_query, listing_rows
 from projections.incidents import HistoryEntry, IncidentFields, IncidentView
 from services.http.errors import InvalidParameterError
 from services.http.query import FILTERS, Format, Where
@@ -159,17 +159,20 @@ async def list_incidents(
     """One page of incidents and how many match in all."""
     side = side_of(request)
     projection = PROJECTIONS[incidents_projection.NAME]
-    groups = (
-        listing_groups(status, where.country)
-        if where == VictimsFilter(country=where.country)
-        else None
-    )
+    query = index_query(where, status)
     found = (
         None
-        if groups is None
-        else await side.listing(projection, INCIDENT, groups, first=(page - 1) * limit, limit=limit)
+        if query is None
+        else await side.listing(
+            projection,
+            INCIDENT,
+            query.groups,
+            first=(page - 1) * limit,
+            limit=limit,
+            days=(query.low, query.high),
+        )
     )
-    if found is not None:  # a status and at most a country: read from the listing index
+    if found is not None:  # a status, a place and dates at most: read from the listing index
         listed, lag = found
         position, total = listed.checkpoint, listed.total
         rows = listing_rows([doc for doc in listed.docs if isinstance(doc, IncidentView)])

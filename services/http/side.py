@@ -49,7 +49,7 @@ from services.views.asof import AsOfReader, parse_as_of
 from services.views.cache import ANSWERS_PER_VIEW, ViewReader
 from services.views.freshness import NO_LAG, Lag, lag_after
 from services.views.generations import Generation
-from services.views.listing import Listing
+from services.views.listing import Days, Listing
 from services.views.redis import RedisViewStore
 from services.views.store import ViewStore
 
@@ -286,7 +286,14 @@ class ReadSide:
         return docs, checkpoint, await self.lag_of(projection, checkpoint, generations=[generation])
 
     async def listing(
-        self, projection: Projection, kind: str, groups: Sequence[str], *, first: int, limit: int
+        self,
+        projection: Projection,
+        kind: str,
+        groups: Sequence[str],
+        *,
+        first: int,
+        limit: int,
+        days: Days = (None, None),
     ) -> tuple[Listing, Lag] | None:
         """One page of ``kind``'s listing index (:meth:`ViewStore.listing
         <services.views.store.ViewStore.listing>`) and the view's lag; ``None`` on several
@@ -294,7 +301,7 @@ class ReadSide:
         store = self.views.views
         if store.partitions > 1:
             return None
-        found = await store.listing(projection, kind, groups, first=first, limit=limit)
+        found = await store.listing(projection, kind, groups, first=first, limit=limit, days=days)
         lag = await self.lag_of(projection, found.checkpoint, generations=[found.generation])
         return found, lag
 

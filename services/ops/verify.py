@@ -22,7 +22,7 @@ from services.store.log import LogReader, decode_page
 from services.views.codec import decode_doc, encode_doc, readable
 from services.views.errors import CorruptViewError
 from services.views.fold import FoldRun
-from services.views.generations import ViewKeys, view_keys
+from services.views.generations import ViewKeys, span_of, view_keys
 from services.views.listing import stored_index
 from services.views.redis import RedisViewStore
 
@@ -127,21 +127,21 @@ async def _index_differences(
 ) -> list[Difference]:
     """Where the stored listing index of ``kind`` and the fold's documents disagree: each id
     listed elsewhere than its document's place (kind ``<kind>:ix``, ``stored`` and
-    ``expected`` as ``<group> <day>``), and the index's own inconsistencies."""
+    ``expected`` as ``<group> <day> <span>``), and the index's own inconsistencies."""
     entries, problems, at = await stored_index(client, view, kind)
     if at != checkpoint:  # the view moved since its documents were read: compared next time
         return [Difference(kind=f"{kind}:ix", id="*", stored=at, expected=checkpoint)]
-    want: dict[str, tuple[str, int]] = {}
+    want: dict[str, tuple[str, int, int]] = {}
     for ident, doc in expected.get(kind, {}).items():
         listed = where(doc)
         if listed.group:
-            want[ident] = (listed.group, listed.day)
+            want[ident] = (listed.group, listed.day, span_of(listed))
     found = [
         Difference(
             kind=f"{kind}:ix",
             id=ident,
-            stored=None if ident not in entries else "{} {}".format(*entries[ident]),
-            expected=None if ident not in want else "{} {}".format(*want[ident]),
+            stored=None if ident not in entries else "{} {} {}".format(*entries[ident]),
+            expected=None if ident not in want else "{} {} {}".format(*want[ident]),
         )
         for ident in sorted(set(entries) | set(want))
         if entries.get(ident) != want.get(ident)

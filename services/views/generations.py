@@ -31,9 +31,10 @@ import redis.asyncio as aioredis
 
 from events import Position
 from projections import Listed, Projection
+from projections.docs import MAX_BEFORE
 from services.resp import paired, text
 from services.store.keys import BUCKETS, ID_BUCKETS, Keys, bucket_of
-from services.views.errors import CorruptViewError, ViewError
+from services.views.errors import CorruptViewError, UnlistableChangeError, ViewError
 
 __all__ = [
     "BUCKETED",
@@ -43,6 +44,7 @@ __all__ = [
     "LISTPACK_VALUE",
     "ORDINAL_FIELD",
     "POINTER_RETRIES",
+    "SPAN",
     "Generation",
     "ViewKeys",
     "active_generation",
@@ -54,6 +56,7 @@ __all__ = [
     "read_buckets",
     "read_whole",
     "snapshot",
+    "span_of",
     "view_keys",
     "wholes",
 ]
@@ -92,6 +95,21 @@ def part_of(ident: str) -> str:
     modulo :data:`LISTING_PARTS` (so its bucket, :func:`~services.store.keys.bucket_of`,
     modulo :data:`LISTING_PARTS` too)."""
     return _PARTS[zlib.crc32(ident.encode()) % LISTING_PARTS]
+
+
+SPAN: Final = MAX_BEFORE + 1
+"""A listed document's span of days is kept as one number, ``before + SPAN * after``."""
+
+
+def span_of(listed: Listed) -> int:
+    """The span of days ``listed`` stands for, as its listing index keeps it (the score of
+    its id): ``before + SPAN * after``. :class:`UnlistableChangeError` when ``before`` or
+    ``after`` is out of bounds."""
+    if not 0 <= listed.before <= MAX_BEFORE or listed.after < 0:
+        raise UnlistableChangeError(
+            f"a listed span is out of bounds: {listed.before} days before, {listed.after} after"
+        )
+    return listed.before + SPAN * listed.after
 
 
 Generation = int | str

@@ -1,26 +1,33 @@
 """Listing indexes: pages of a kind's documents, newest day first, without reading the kind.
 
 A projection may keep a kind in a listing index (:attr:`projections.Projection.listed`):
-each document stands in one *group* (for the incidents: its status and country) under one
-*day* (when it started). Every script that writes documents keeps, beside the kind's hash
+each document stands in one *group* (for the incidents: its status, country and adm1) under
+one *day* (when it started), and for a *span* of days around it (the incidents: their window
+of occurrence). Every script that writes documents keeps, beside the kind's hash
 ``<kind hash>`` (:data:`~services.views.scripts.LUA_PUT_DOC`'s ``index_doc``):
 
 ========================================= ========== =========================================
 ``<kind hash>:ix``                          set        every group that lists a document
 ``<kind hash>:ix:<group>``                  hash       day (ordinal) → how many ids it lists
-``<kind hash>:ix:<group>:<day>:<part>``     sorted set the ids listed there in that part
-                                                       (every score 0: ordered by id)
+``<kind hash>:ix:<group>:<day>:<part>``     sorted set the ids listed there in that part,
+                                                       scored by their span (``before +
+                                                       1024 * after``; most are 0)
+``<kind hash>:ix-span``                     hash       ``before``, ``after``: the widest span
+                                                       listed (bounds, never narrowed)
 ========================================= ========== =========================================
 
 A day's ids are split by id in :data:`~services.views.generations.LISTING_PARTS` parts
 (:func:`~services.views.generations.part_of`) so that each sorted set stays a listpack (about
 42 bytes an id, against about 146 in a skip list).
 
-So a page of the groups a query names (a trailing ``*``: every group starting so) is, in one
-read-only script (:data:`LISTING_SCRIPT`), atomic with the checkpoint: the day counts summed,
-the days walked newest first to the page's first, the ids of those days' parts merged in id
-order, and the page's documents read by id. It costs the number of days and the page's days,
-not the kind.
+So a page of the groups a query names (one ``*`` in a group: any text there), of the
+documents whose span meets a range of days, is, in one read-only script
+(:data:`LISTING_SCRIPT`), atomic with the checkpoint: the day counts summed (a day inside
+the range counts whole; one outside, as far as the widest span reaches, counts the ids
+whose score says they reach into it), the days walked newest first to the page's first, the
+ids of those days' parts merged in id order (the union of the sets with every score weighed
+0), and the page's documents read by id. It costs the number of days and the page's days,
+and the days the widest span reaches beyond the range; not the kind.
 """
 
 from __future__ import annotations
@@ -42,6 +49,7 @@ from services.views.generations import (
     CHECKPOINT_FIELD,
     LISTING_PARTS,
     POINTER_RETRIES,
+    SPAN,
     Generation,
     ViewKeys,
     active_generation,
@@ -63,34 +71,106 @@ LISTING_SCRIPT: Final = (
     LUA_BUCKET_OF
     + """
 -- KEYS: view pointer, meta, the kind's hash.
--- ARGV: generation, first (0-based), limit, '1' when the kind is bucketed, then the groups
---   (a trailing '*': every group of the index starting with what precedes it).
+-- ARGV: generation, first (0-based), limit, '1' when the kind is bucketed, the first and the
+--   last day a document's span must meet ('': unbounded), then the groups (one '*' stands
+--   for any text there).
 -- Returns {-2} when the generation is not the active one, else {1, checkpoint or false,
 --   total, ids of the page, their documents as stored}.
 if (redis.call('GET', KEYS[1]) or '0') ~= ARGV[1] then return {-2} end
 local position = redis.call('HGET', KEYS[2], 'position')
 local ix = KEYS[3] .. ':ix'
 local first, limit, bucketed = tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4] == '1'
+local low, high = tonumber(ARGV[5]), tonumber(ARGV[6])
 local groups, registry = {}, nil
-for a = 5, #ARGV do
+for a = 7, #ARGV do
   local pattern = ARGV[a]
-  if string.sub(pattern, -1) == '*' then
+  local star = string.find(pattern, '*', 1, true)
+  if star then
     registry = registry or redis.call('SMEMBERS', ix)
-    local prefix = string.sub(pattern, 1, -2)
+    local prefix, suffix = string.sub(pattern, 1, star - 1), string.sub(pattern, star + 1)
     for _, group in ipairs(registry) do
-      if string.sub(group, 1, #prefix) == prefix then groups[#groups + 1] = group end
+      if #group >= #prefix + #suffix and string.sub(group, 1, #prefix) == prefix
+          and string.sub(group, #group - #suffix + 1) == suffix then
+        groups[#groups + 1] = group
+      end
     end
   else
     groups[#groups + 1] = pattern
   end
 end
-local per_day, total = {}, 0
+-- A document under day stands for the days from day - before to day + after (its score:
+-- before + @SPAN@ * after); it is kept when day + after >= low and day - before <= high
+-- (with low > high, when it spans both). Under a day from low to high it is; under another
+-- it may be, as far as the widest span listed reaches.
+local reach_before, reach_after = 0, 0
+if low or high then
+  local widest = redis.call('HMGET', KEYS[3] .. ':ix-span', 'before', 'after')
+  reach_before, reach_after = tonumber(widest[1]) or 0, tonumber(widest[2]) or 0
+end
+local function whole(day)
+  return (not low or day >= low) and (not high or day <= high)
+end
+local function near(day)
+  return (not low or day + reach_after >= low) and (not high or day - reach_before <= high)
+end
+-- the ids of one set (a group's day and part) whose span meets the range: after at least
+-- low - day (a score from @SPAN@ times that), before at least day - high
+local function kept(set, day)
+  local after = (low and day < low) and low - day or 0
+  local before = (high and day > high) and day - high or 0
+  if before == 0 then
+    return redis.call('ZRANGEBYSCORE', set, @SPAN@ * after, '+inf')
+  end
+  local found = {}
+  local scored = redis.call('ZRANGEBYSCORE', set, @SPAN@ * after + before, '+inf', 'WITHSCORES')
+  for x = 1, #scored, 2 do
+    if tonumber(scored[x + 1]) % @SPAN@ >= before then found[#found + 1] = scored[x] end
+  end
+  return found
+end
+local function sets_of(group, day)
+  local sets = {}
+  for part = 0, @PARTS@ - 1 do sets[#sets + 1] = ix .. ':' .. group .. ':' .. day .. ':' .. part end
+  return sets
+end
+-- a < b byte by byte (Lua compares strings by the locale's collation)
+local function bytewise(a, b)
+  for x = 1, math.min(#a, #b) do
+    local ca, cb = string.byte(a, x), string.byte(b, x)
+    if ca ~= cb then return ca < cb end
+  end
+  return #a < #b
+end
+-- the members of sets in id order: each score weighed 0, ZUNION orders them by member (memcmp)
+local function ordered_union(sets)
+  local found = {}
+  for from = 1, #sets, 1000 do
+    local args = {math.min(#sets, from + 999) - from + 1}
+    for x = from, math.min(#sets, from + 999) do args[#args + 1] = sets[x] end
+    args[#args + 1] = 'WEIGHTS'
+    for _ = 1, args[1] do args[#args + 1] = 0 end
+    for _, id in ipairs(redis.call('ZUNION', unpack(args))) do found[#found + 1] = id end
+  end
+  if #sets > 1000 then table.sort(found, bytewise) end
+  return found
+end
+local per_day, day_groups, total = {}, {}, 0
 for _, group in ipairs(groups) do
   local counts = redis.call('HGETALL', ix .. ':' .. group)
   for x = 1, #counts, 2 do
     local day, n = tonumber(counts[x]), tonumber(counts[x + 1])
-    per_day[day] = (per_day[day] or 0) + n
-    total = total + n
+    if not whole(day) then
+      n = 0
+      if near(day) then
+        for _, set in ipairs(sets_of(group, day)) do n = n + #kept(set, day) end
+      end
+    end
+    if n > 0 then
+      per_day[day] = (per_day[day] or 0) + n
+      day_groups[day] = day_groups[day] or {}
+      table.insert(day_groups[day], group)
+      total = total + n
+    end
   end
 end
 local days = {}
@@ -104,13 +184,20 @@ for _, day in ipairs(days) do
     local skip = math.max(first - seen, 0)
     local want = math.min(limit - #ids, n - skip)
     local sets = {}
-    for _, group in ipairs(groups) do
-      for part = 0, @PARTS@ - 1 do
-        sets[#sets + 1] = ix .. ':' .. group .. ':' .. day .. ':' .. part
-      end
+    for _, group in ipairs(day_groups[day]) do
+      for _, set in ipairs(sets_of(group, day)) do sets[#sets + 1] = set end
     end
-    -- every score 0: the union comes in id order
-    local here = redis.call('ZUNION', #sets, unpack(sets))
+    local here = ordered_union(sets)
+    if not whole(day) then
+      local wanted, only = {}, {}
+      for _, set in ipairs(sets) do
+        for _, id in ipairs(kept(set, day)) do wanted[id] = true end
+      end
+      for _, id in ipairs(here) do
+        if wanted[id] then only[#only + 1] = id end
+      end
+      here = only
+    end
     for x = skip + 1, math.min(skip + want, #here) do ids[#ids + 1] = here[x] end
   end
   seen = seen + n
@@ -122,7 +209,7 @@ for x, id in ipairs(ids) do
   docs[x] = doc or redis.call('HGET', KEYS[3], id) or false
 end
 return {1, position or false, total, ids, docs}
-""".replace("@PARTS@", str(LISTING_PARTS))
+""".replace("@PARTS@", str(LISTING_PARTS)).replace("@SPAN@", str(SPAN))
 )
 """Reads one page of a listing index and its documents, with the view's checkpoint."""
 
@@ -150,11 +237,13 @@ async def read_listing(
     groups: Sequence[str],
     first: int,
     limit: int,
+    days: Days = (None, None),
     partition: int = 0,
 ) -> Listing:
-    """The documents from ``first`` (0-based) to ``first + limit`` that ``groups`` list,
-    newest day first and then by id, with their total and the checkpoint, read atomically
-    from the active generation of the view by ``script`` (:data:`LISTING_SCRIPT`)."""
+    """The documents from ``first`` (0-based) to ``first + limit`` that ``groups`` list and
+    whose span meets ``days``, newest day first and then by id, with their total and the
+    checkpoint, read atomically from the active generation of the view by ``script``
+    (:data:`LISTING_SCRIPT`)."""
     if kind not in projection.listed:
         raise UnknownKindError(f"{projection.view} keeps no listing index of {kind!r}")
     for _ in range(POINTER_RETRIES):
@@ -167,6 +256,7 @@ async def read_listing(
                 first,
                 limit,
                 "1" if kind in keys.bucketed else "0",
+                *("" if day is None else day for day in days),
                 *groups,
             ],
             client=client,
@@ -190,21 +280,35 @@ def listed_page(
     *,
     first: int,
     limit: int,
+    days: Days = (None, None),
 ) -> tuple[list[msgspec.Struct], int]:
     """What a listing index answers for ``docs``, the kind's documents by id: the page from
-    ``first`` of those ``groups`` list (newest day, then id byte by byte) and how many they
-    list. The in-memory store's reading; the Redis one reads the index."""
+    ``first`` of those ``groups`` list whose span meets ``days`` (newest day, then id byte
+    by byte) and how many they list. The in-memory store's reading; the Redis one reads the
+    index."""
     where = projection.listed[kind]
-    exact = {g for g in groups if not g.endswith("*")}
-    prefixes = tuple(g[:-1] for g in groups if g.endswith("*"))
+    patterns = [pattern.partition("*") for pattern in groups]
+    low, high = days
     kept: list[tuple[int, bytes, msgspec.Struct]] = []
     for ident, doc in docs.items():
         listed = where(doc)
         group = listed.group
-        if group and (group in exact or group.startswith(prefixes)):
+        if group and listed.meets(low, high) and any(_matches(group, p) for p in patterns):
             kept.append((-listed.day, ident.encode(), doc))
     kept.sort(key=lambda one: one[:2])
     return [doc for _, _, doc in kept[first : first + limit]], len(kept)
+
+
+def _matches(group: str, pattern: tuple[str, str, str]) -> bool:
+    """Whether ``group`` is what a pattern names (split at its ``*``, if it has one)."""
+    prefix, star, suffix = pattern
+    if not star:
+        return group == prefix
+    return (
+        len(group) >= len(prefix) + len(suffix)
+        and group.startswith(prefix)
+        and group.endswith(suffix)
+    )
 
 
 async def index_keys(client: aioredis.Redis, keys: ViewKeys) -> list[str]:
@@ -213,7 +317,7 @@ async def index_keys(client: aioredis.Redis, keys: ViewKeys) -> list[str]:
     for kind in keys.listed:
         ix = f"{keys.kinds[kind]}:ix"
         groups = [text(g) for g in await client.smembers(ix)]
-        found.append(ix)
+        found += [ix, f"{ix}-span"]
         for group in groups:
             days = [text(d) for d in await client.hkeys(f"{ix}:{group}")]
             found.append(f"{ix}:{group}")
@@ -221,8 +325,11 @@ async def index_keys(client: aioredis.Redis, keys: ViewKeys) -> list[str]:
     return found
 
 
-Entries = dict[str, tuple[str, int]]
-"""Where a listing index lists each id: id → (group, day)."""
+Days = tuple[int | None, int | None]
+"""The first and last day (ordinals; ``None``: unbounded) a listed document's span must meet."""
+
+Entries = dict[str, tuple[str, int, int]]
+"""Where a listing index lists each id: id → (group, day, span)."""
 
 
 async def stored_index(
@@ -230,13 +337,15 @@ async def stored_index(
 ) -> tuple[Entries, list[str], Position | None]:
     """What the listing index of ``kind`` holds in one generation of a view, with the view's
     checkpoint: where it lists each id, and the ways it disagrees with itself (an id listed
-    twice, a day's count that is not its ids', a group named without ids). Read in pages;
+    twice, a day's count that is not its ids', a group named without ids, a span wider than
+    the widest it keeps). Read in pages;
     read again when the view moved meanwhile."""
     for _ in range(POINTER_RETRIES):
         before = await client.hget(keys.meta, CHECKPOINT_FIELD)
         entries: Entries = {}
         problems: list[str] = []
         ix = f"{keys.kinds[kind]}:ix"
+        widest = [0, 0]
         for group in sorted(text(g) for g in await client.smembers(ix)):
             counts = {text(d): int(n) for d, n in (await client.hgetall(f"{ix}:{group}")).items()}
             if not counts:
@@ -244,15 +353,21 @@ async def stored_index(
             for day, count in sorted(counts.items()):
                 async with client.pipeline(transaction=False) as pipe:
                     for part in range(LISTING_PARTS):
-                        pipe.zrange(f"{ix}:{group}:{day}:{part}", 0, -1)
+                        pipe.zrange(f"{ix}:{group}:{day}:{part}", 0, -1, withscores=True)
                     parts = await pipe.execute()
-                found = [text(i) for ids in parts for i in ids]
+                found = [(text(i), int(span)) for ids in parts for i, span in ids]
                 if len(found) != count:
                     problems.append(f"group {group} day {day} counts {count}, lists {len(found)}")
-                for ident in found:
+                for ident, span in found:
                     if ident in entries:
                         problems.append(f"{ident} is listed twice")
-                    entries[ident] = (group, int(day))
+                    entries[ident] = (group, int(day), span)
+                    widest[0] = max(widest[0], span % SPAN)
+                    widest[1] = max(widest[1], span // SPAN)
+        bounds = [int(b or 0) for b in await client.hmget(f"{ix}-span", ["before", "after"])]
+        for name, bound, wide in zip(("before", "after"), bounds, widest, strict=True):
+            if bound < wide:
+                problems.append(f"the widest span {name} is kept as {bound}, one lists {wide}")
         if await client.hget(keys.meta, CHECKPOINT_FIELD) == before:
             return entries, problems, checkpoint_of(before)
     raise ViewMovedError(f"{keys.meta} kept moving while its listing index was read")

@@ -26,7 +26,7 @@ from services.views.errors import (
     ViewMovedError,
 )
 from services.views.generations import Generation, generation_suffix
-from services.views.listing import Listing, listed_page
+from services.views.listing import Days, Listing, listed_page
 from services.views.scripts import CHANGES_FETCHED, CHANGES_FOLLOWED, CHANGES_KEPT, CHANGES_LISTED
 from services.views.store import KindsRead, OnPage
 
@@ -226,6 +226,7 @@ class InMemoryViewStore:
         *,
         first: int,
         limit: int,
+        days: Days = (None, None),
         partition: int = 0,
     ) -> Listing:
         """One page of a listing index, computed from the kind's documents
@@ -235,7 +236,9 @@ class InMemoryViewStore:
         generation = await self.generation(projection, partition=partition)
         view = self._view(projection, generation, partition)
         docs = {ident: decode_doc(projection, kind, raw) for ident, raw in view.kinds[kind].items()}
-        page, total = listed_page(projection, kind, docs, groups, first=first, limit=limit)
+        page, total = listed_page(
+            projection, kind, docs, groups, first=first, limit=limit, days=days
+        )
         return Listing(checkpoint=view.checkpoint, generation=generation, total=total, docs=page)
 
     async def documents(

@@ -45,7 +45,7 @@ from services.views.generations import (
     view_keys,
     wholes,
 )
-from services.views.listing import LISTING_SCRIPT, Listing, index_keys, read_listing
+from services.views.listing import LISTING_SCRIPT, Days, Listing, index_keys, read_listing
 from services.views.scripts import WRITE_SCRIPT, doc_change_args
 from services.views.store import KindsRead, OnPage
 
@@ -389,6 +389,7 @@ class RedisViewStore:
         *,
         first: int,
         limit: int,
+        days: Days = (None, None),
         partition: int = 0,
     ) -> Listing:
         """One page of a listing index in one script (:func:`read_listing`)."""
@@ -401,6 +402,7 @@ class RedisViewStore:
             groups=groups,
             first=first,
             limit=limit,
+            days=days,
             partition=partition,
         )
 

@@ -18,7 +18,7 @@ import msgspec
 from projections.docs import Key
 from services.views.codec import encode_doc
 from services.views.errors import UnlistableChangeError
-from services.views.generations import LISTPACK_VALUE, ViewKeys, part_of
+from services.views.generations import LISTPACK_VALUE, SPAN, ViewKeys, part_of, span_of
 
 __all__ = [
     "CHANGES_FETCHED",
@@ -97,18 +97,28 @@ local function del_doc(kind_hash, bucket, id)
   redis.call('HDEL', kind_hash, id)
 end
 -- index_doc(kind_hash, id, entry): keep a document's id where the kind's listing index
--- wants it. entry is '<day> <part> <group> <other> ...' (group '-': in none): the id goes
--- into the sorted set <kind_hash>:ix:<group>:<day>:<part> (every score 0: ordered by id;
--- a day's ids are split in parts by id, so each set stays small) and out of each other
--- group's set of that day and part; the hash <kind_hash>:ix:<group> counts the ids per
--- day, and the set <kind_hash>:ix names every group that lists one.
+-- wants it. entry is '<day> <part> <span> <group> <other> ...' (group '-': in none): the id
+-- goes into the sorted set <kind_hash>:ix:<group>:<day>:<part> (its score the span of days
+-- it stands for, before + @SPAN@ * after; a day's ids are split in parts by id, so each set
+-- stays small) and out of each other group's set of that day and part; the hash
+-- <kind_hash>:ix:<group> counts the ids per day, the set <kind_hash>:ix names every group
+-- that lists one, and the hash <kind_hash>:ix-span keeps the widest span listed ('before',
+-- 'after': bounds, never narrowed).
 local function index_doc(kind_hash, id, entry)
-  local day, part, group, others = string.match(entry, '^(%d+) (%d+) (%S+)(.*)$')
+  local day, part, span, group, others = string.match(entry, '^(%d+) (%d+) (%d+) (%S+)(.*)$')
   local ix = kind_hash .. ':ix'
   local at = ':' .. day .. ':' .. part
-  if group ~= '-' and redis.call('ZADD', ix .. ':' .. group .. at, 0, id) == 1
-      and redis.call('HINCRBY', ix .. ':' .. group, day, 1) == 1 then
-    redis.call('SADD', ix, group)  -- a day new to the group: the group may be new too
+  if group ~= '-' and redis.call('ZADD', ix .. ':' .. group .. at, span, id) == 1 then
+    if redis.call('HINCRBY', ix .. ':' .. group, day, 1) == 1 then
+      redis.call('SADD', ix, group)  -- a day new to the group: the group may be new too
+    end
+    if span ~= '0' then
+      local widest = kind_hash .. ':ix-span'
+      local now = redis.call('HMGET', widest, 'before', 'after')
+      local before, after = tonumber(span) % @SPAN@, math.floor(tonumber(span) / @SPAN@)
+      if before > (tonumber(now[1]) or 0) then redis.call('HSET', widest, 'before', before) end
+      if after > (tonumber(now[2]) or 0) then redis.call('HSET', widest, 'after', after) end
+    end
   end
   for other in string.gmatch(others, '%S+') do
     local counts = ix .. ':' .. other
@@ -119,7 +129,7 @@ local function index_doc(kind_hash, id, entry)
     end
   end
 end
-""".replace("@LISTPACK@", str(LISTPACK_VALUE))
+""".replace("@LISTPACK@", str(LISTPACK_VALUE)).replace("@SPAN@", str(SPAN))
 """The Lua functions every script that writes a bucketed kind's documents, or a kind kept in
 a listing index, starts with (:mod:`services.views.generations`, :mod:`services.views.listing`)."""
 
@@ -246,12 +256,13 @@ def index_entries(
     dels: Sequence[str],
 ) -> list[str]:
     """For a kind kept in a listing index, the entry ``index_doc`` (:data:`LUA_PUT_DOC`) reads
-    for each of ``docs`` (written under ``ids``): ``<day> <part> <group> <other> ...``
-    (:func:`~services.views.generations.part_of`); none for another kind.
+    for each of ``docs`` (written under ``ids``): ``<day> <part> <span> <group> <other> ...``
+    (:func:`~services.views.generations.part_of`, :func:`~services.views.generations.span_of`);
+    none for another kind.
 
     :class:`~services.views.errors.UnlistableChangeError` for a deleted document of such a
-    kind (its place is known only from the document) or a group holding white space or
-    ``:`` (which the index's key names use)."""
+    kind (its place is known only from the document), a group holding white space or ``:``
+    (which the index's key names use), or a span out of bounds."""
     where = keys.listed.get(kind)
     if where is None:
         return []
@@ -264,14 +275,18 @@ def index_entries(
         if groups not in _NAMED:
             if len(groups.split()) != 1 + len(listed.others) or ":" in groups:
                 raise UnlistableChangeError(f"a listing group holds white space or ':': {groups!r}")
+            if len(_NAMED) > _NAMED_KEPT:
+                _NAMED.clear()
             _NAMED.add(groups)
-        entries.append(f"{listed.day} {part_of(ident)} {groups}")
+        entries.append(f"{listed.day} {part_of(ident)} {span_of(listed)} {groups}")
     return entries
 
 
 _NAMED: Final[set[str]] = set()
 """Groups (with the groups left) already checked to name keys well: a few per status and
-country."""
+place."""
+_NAMED_KEPT: Final = 50_000
+""":data:`_NAMED` is emptied when it holds more."""
 
 
 WRITE_SCRIPT: Final = (

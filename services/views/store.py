@@ -25,7 +25,7 @@ from events import Position
 from projections import Projection, State
 from projections.docs import Key
 from services.views.generations import Generation
-from services.views.listing import Listing
+from services.views.listing import Days, Listing
 
 __all__ = ["KindsRead", "OnPage", "ViewStore"]
 
@@ -141,12 +141,13 @@ class ViewStore(Protocol):
         *,
         first: int,
         limit: int,
+        days: Days = (None, None),
         partition: int = 0,
     ) -> Listing:
         """One page of ``kind``'s listing index (:mod:`services.views.listing`): the
-        documents from ``first`` (0-based) that ``groups`` list (a trailing ``*``: every group
-        starting so), newest day first and then by id, how many they list, and the
-        checkpoint, read atomically from the active generation."""
+        documents from ``first`` (0-based) that ``groups`` list (one ``*`` in a group: any
+        text there) whose span of days meets ``days``, newest day first and then by id, how
+        many they list, and the checkpoint, read atomically from the active generation."""
         ...
 
     async def write(

@@ -375,7 +375,15 @@ class TestPartitions:
 
 
 def listed_row(
-    ident: str, day: int, country: str = "SYR", status: Status = "live", version: int = 1
+    ident: str,
+    day: int,
+    country: str = "SYR",
+    status: Status = "live",
+    version: int = 1,
+    *,
+    adm1: str = "Latakia",
+    end: dt.date | None = None,
+    precision: int = 1,
 ) -> IncidentView:
     """An incident row the listing shows: reported with figures, a place and a grading."""
     return IncidentView(
@@ -385,8 +393,10 @@ def listed_row(
         status=status,
         fatalities=Fatalities(low=3, best=3, high=3),
         occurred_start=dt.date(2025, 3, day),
+        occurred_end=end,
+        date_precision=precision,
         country=country,
-        place=Place(adm1="Latakia"),
+        place=Place(adm1=adm1),
         grading=GRADING_ORDER[0],
     )
 
@@ -397,8 +407,8 @@ class TestListing:
 
     ROWS: Final = {
         "i-b": listed_row("i-b", 8),
-        "i-a": listed_row("i-a", 7),
-        "i-c": listed_row("i-c", 7, country="LBN"),
+        "i-a": listed_row("i-a", 7, adm1="Rif Dimashq"),
+        "i-c": listed_row("i-c", 7, country="LBN", adm1="North"),
         "i-d": listed_row("i-d", 9, status="retracted"),
         "i-e": IncidentView(incident_id="i-e", version=1),  # not reported: never listed
     }
@@ -411,8 +421,17 @@ class TestListing:
             checkpoint=at(5),
         )
 
-    async def _ids(self, views: ViewStore, *groups: str, first: int = 0, limit: int = 10) -> Any:
-        found = await views.listing(INCIDENTS, "incident", groups, first=first, limit=limit)
+    async def _ids(
+        self,
+        views: ViewStore,
+        *groups: str,
+        first: int = 0,
+        limit: int = 10,
+        days: tuple[int | None, int | None] = (None, None),
+    ) -> Any:
+        found = await views.listing(
+            INCIDENTS, "incident", groups, first=first, limit=limit, days=days
+        )
         ids = [doc.incident_id for doc in found.docs if isinstance(doc, IncidentView)]
         return ids, found.total, found.checkpoint
 
@@ -423,14 +442,59 @@ class TestListing:
         assert await self._ids(views, "live|*", first=1, limit=1) == (["i-a"], 3, at(5))
         assert await self._ids(views, "live|*", first=3) == ([], 3, at(5))
 
-    async def test_groups_select_status_and_country(self, views: ViewStore) -> None:
-        """One country's group, another status's, and several groups merged by day and id."""
+    async def test_groups_select_status_country_and_adm1(self, views: ViewStore) -> None:
+        """One country's groups, one adm1's in any country, one place's, another status's,
+        and several groups merged by day and id."""
         await self._written(views)
-        assert await self._ids(views, "live|syr") == (["i-b", "i-a"], 2, at(5))
+        assert await self._ids(views, "live|syr|*") == (["i-b", "i-a"], 2, at(5))
+        assert await self._ids(views, "live|*|north") == (["i-c"], 1, at(5))
+        assert await self._ids(views, "live|syr|rif%20dimashq") == (["i-a"], 1, at(5))
         assert await self._ids(views, "retracted|*") == (["i-d"], 1, at(5))
-        both = await self._ids(views, "live|syr", "retracted|syr", first=0, limit=2)
+        both = await self._ids(views, "live|syr|*", "retracted|syr|*", first=0, limit=2)
         assert both == (["i-d", "i-b"], 3, at(5))
         assert await self._ids(views, "merged|*") == ([], 0, at(5))
+
+    async def test_a_range_of_days_keeps_the_spans_that_meet_it(self, views: ViewStore) -> None:
+        """A row stands for its window: one day, a month (precision 4: March), or up to its
+        end; a range keeps those whose window meets it, counted and paged alike; a first day
+        after the last (a week and a range apart) keeps the windows reaching both."""
+        rows = {
+            "i-day": listed_row("i-day", 7),
+            "i-month": listed_row("i-month", 20, precision=4),
+            "i-long": listed_row("i-long", 2, end=dt.date(2025, 6, 1)),
+        }
+        await views.write(
+            INCIDENTS,
+            {("incident", ident): row for ident, row in rows.items()},
+            expected=None,
+            checkpoint=at(5),
+        )
+
+        def day(month: int, day: int) -> int:
+            return dt.date(2025, month, day).toordinal()
+
+        assert await self._ids(views, "live|*", days=(day(3, 7), day(3, 7))) == (
+            ["i-month", "i-day", "i-long"],
+            3,
+            at(5),
+        )
+        assert await self._ids(views, "live|*", days=(day(3, 8), day(3, 19))) == (
+            ["i-month", "i-long"],
+            2,
+            at(5),
+        )
+        assert await self._ids(views, "live|*", days=(day(4, 1), None), limit=1) == (
+            ["i-long"],
+            1,
+            at(5),
+        )
+        assert await self._ids(views, "live|*", days=(None, day(3, 1))) == (["i-month"], 1, at(5))
+        # a week and a range that do not meet: the windows that meet both
+        assert await self._ids(views, "live|*", days=(day(3, 9), day(3, 8))) == (
+            ["i-month", "i-long"],
+            2,
+            at(5),
+        )
 
     async def test_a_changed_status_moves_the_row(self, views: ViewStore) -> None:
         """A row written again as retracted leaves the live group for the retracted one."""
@@ -439,7 +503,7 @@ class TestListing:
         await views.write(INCIDENTS, {("incident", "i-b"): moved}, expected=at(5), checkpoint=at(6))
         assert await self._ids(views, "live|*") == (["i-a", "i-c"], 2, at(6))
         assert await self._ids(views, "retracted|*") == (["i-d", "i-b"], 2, at(6))
-        found = await views.listing(INCIDENTS, "incident", ["retracted|syr"], first=1, limit=1)
+        found = await views.listing(INCIDENTS, "incident", ["retracted|syr|*"], first=1, limit=1)
         assert found.docs == [moved]
 
     async def test_an_unwritten_view_lists_nothing(self, views: ViewStore) -> None:

@@ -39,7 +39,7 @@ from services.settings import Settings, Token
 from services.store.keys import Keys
 from services.store.redis import RedisEventStore
 from services.views.codec import decode_doc, packed_doc
-from services.views.generations import part_of, view_keys
+from services.views.generations import part_of, span_of, view_keys
 from services.views.redis import RedisViewStore, load_view
 from tests.support import builders as f
 from tests.support.cli import ledger
@@ -175,7 +175,7 @@ class TestVerify:
         result = await verify(redis_client, key_prefix, INCIDENTS)
         lost, count = result.differences
         assert (lost.kind, lost.id, lost.stored) == ("incident:ix", "i-1", None)
-        assert lost.expected == f"{place.group} {place.day}"
+        assert lost.expected == f"{place.group} {place.day} {span_of(place)}"
         assert count.id == "*"
         assert "counts 2, lists 1" in (count.stored or "")
 

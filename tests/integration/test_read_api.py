@@ -290,12 +290,12 @@ class TestIncidents:
             "retracted too": ["i-4", "i-3"],
         }
 
-    async def test_a_page_by_status_and_country_never_reads_the_rows_whole(
+    async def test_a_page_by_status_place_and_dates_never_reads_the_rows_whole(
         self, redis_store: RedisEventStore, redis_client: aioredis.Redis, key_prefix: str
     ) -> None:
-        """A page with at most a country, and one incident, come from the listing index and
-        one row: the read side holds no incident rows after them. Another filter reads the
-        rows whole (and then holds them)."""
+        """A page with at most a country, an adm1 and dates, and one incident, come from the
+        listing index and one row: the read side holds no incident rows after them. Another
+        filter (a grading) reads the rows whole (and then holds them)."""
         await seed_victims(redis_store, redis_client, key_prefix)
         app = http_app(
             Settings(tokens=TOKENS, key_prefix=key_prefix), store=redis_store, client=redis_client
@@ -307,9 +307,14 @@ class TestIncidents:
             assert [r["incident_id"] for r in paged["data"]] == ["i-3"]
             assert (await get(http, "/v1/incidents", limit=1))["total_count"] == 3
             assert (await get(http, "/v1/incidents/i-3"))["incident"]["incident_id"] == "i-3"
+            aleppo = await get(http, "/v1/incidents", adm1="ALEPPO", week="2024-W11")
+            assert [r["incident_id"] for r in aleppo["data"]] == ["i-2"]
+            dated = await get(http, "/v1/incidents", status="all", **{"from": "2024-03-05"})
+            assert [r["incident_id"] for r in dated["data"]] == ["i-2", "i-4", "i-3"]
             assert rows not in side.views.held()
-            await get(http, "/v1/incidents", adm1="Aleppo")
+            graded = await get(http, "/v1/incidents", grading="weak")
             assert rows in side.views.held()
+            assert [r["incident_id"] for r in graded["data"]] == ["i-2"]
 
     async def test_one_incident_has_its_state_and_history(
         self, client: Client, redis_store: RedisEventStore, redis_client: Any, key_prefix: str

@@ -16,11 +16,14 @@ stored rows.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
+import itertools
 import os
 import uuid
-from typing import Any, cast
+from typing import Any, Final, cast
 from unittest import mock
 
+import msgspec
 import redis.asyncio as aioredis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -30,7 +33,7 @@ from events import AnyEvent, Event
 from projections import PROJECTIONS, VictimsFilter
 from projections.common import docs_of
 from projections.incident_docs import INCIDENT, IncidentView
-from projections.incident_queries import LISTED, listing, listing_groups, listing_rows
+from projections.incident_queries import LISTED, index_query, listing, listing_rows
 from services.projector import replay_flush
 from services.projector.pool import ProjectorPool
 from services.projector.replay import replay_together
@@ -95,30 +98,47 @@ async def _stored(client: aioredis.Redis, prefix: str) -> Stored:
     return found
 
 
+RANGES: Final = [
+    (None, None),
+    (dt.date(2025, 3, 10), None),
+    (None, dt.date(2025, 3, 5)),
+    (dt.date(2025, 3, 4), dt.date(2025, 3, 12)),
+    (dt.date(2025, 4, 2), dt.date(2025, 4, 2)),
+    (dt.date(2026, 1, 5), None),
+]
+"""Ranges of days asked of the index: inside the histories' days, at their edges, and past
+them (reached only by windows of a month, a year, or an end)."""
+
+
 async def _listings_are_the_folds(client: aioredis.Redis, prefix: str) -> None:
     """Every incident listing the index answers (each status, with and without each
-    country, a few pages) is what the pure listing of the stored rows answers."""
+    country and adm1, over ranges of days, a few pages) is what the pure listing of the
+    stored rows answers."""
     views = RedisViewStore(client, prefix)
     state, checkpoint = await views.load(INCIDENTS)
-    countries = {
-        row.country for row in docs_of(state, INCIDENT, IncidentView).values() if row.country
-    }
-    for status in LISTED:
-        for country in (None, *sorted(countries)):
-            for page, limit in ((1, 2), (2, 2), (3, 1), (1, 1000)):
-                groups = listing_groups(status, country)
-                assert groups is not None
-                found = await views.listing(
-                    INCIDENTS, INCIDENT, groups, first=(page - 1) * limit, limit=limit
-                )
-                rows, total = listing(
-                    state, VictimsFilter(country=country), status=status, page=page, limit=limit
-                )
-                assert found.checkpoint == checkpoint
-                assert (found.total, listing_rows(cast("list[IncidentView]", found.docs))) == (
-                    total,
-                    rows,
-                ), (status, country, page, limit)
+    rows = docs_of(state, INCIDENT, IncidentView).values()
+    places = sorted({(row.country, row.place.adm1) for row in rows if row.place and row.country})
+    wheres = [
+        VictimsFilter(country=country, adm1=adm1, date_from=low, date_to=high)
+        for country, adm1 in [(None, None), *((c, None) for c, _ in places), *places]
+        for low, high in RANGES
+    ]
+    for status, where in itertools.product(LISTED, dict.fromkeys(wheres)):
+        query = index_query(where, status)
+        assert query is not None
+        for page, limit in ((1, 2), (2, 2), (3, 1), (1, 1000)):
+            found = await views.listing(
+                INCIDENTS,
+                INCIDENT,
+                query.groups,
+                first=(page - 1) * limit,
+                limit=limit,
+                days=(query.low, query.high),
+            )
+            expected = listing(state, where, status=status, page=page, limit=limit)
+            assert found.checkpoint == checkpoint
+            shown = listing_rows(cast("list[IncidentView]", found.docs))
+            assert (shown, found.total) == expected, (status, where, page, limit)
 
 
 async def _scenario(
@@ -188,7 +208,7 @@ class TestRebuildEqualsLive:
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
     )
     @given(
-        history=histories(PARTITIONED),
+        history=histories(msgspec.structs.replace(PARTITIONED, windows=True)),
         poison=st.sampled_from(sorted(POISONS)),
         place=st.floats(0, 1),
         sizes=st.tuples(st.sampled_from([1, 5, 1000]), st.sampled_from([1, 3, 50_000])),

@@ -70,7 +70,7 @@ FEEDS = ("sohr", "acled", "airwars", "ucdp")
 """The feeds incidents of a drawn history come from."""
 STATEMENT_FEEDS = ("gdelt", "un-watch")
 """The feeds statements of a drawn history come from."""
-PLACES = [("SYR", "Latakia"), ("SYR", "Tartus"), ("LBN", "North")]
+PLACES = [("SYR", "Latakia"), ("SYR", "Tartus"), ("SYR", "Rif Dimashq"), ("LBN", "North")]
 GRADINGS = ["confirmed", "fair", "weak", "contested", "discounted"]
 COMMUNITIES = ["alawite", "christian", "druze"]
 STATUSES = ["civilian", "combatant", "unknown"]
@@ -112,6 +112,9 @@ class Shape(msgspec.Struct, frozen=True, kw_only=True):
     spread: bool = False
     """Whether figures spread low and high around the sums of their lines (else lines are
     exact and fatalities at least their sum)."""
+    windows: bool = False
+    """Whether reports draw a date precision and now and then an end (some beyond a year),
+    so that windows of occurrence span days, weeks, months and years; else one day each."""
     ranked: bool = False
     """Whether speakers get a role drawn from :data:`ROLES` and statement times a precision
     (exact, day or a range); else every speaker is another official at an exact time."""
@@ -124,6 +127,7 @@ FOLDS = Shape(
     actions=("report", "revise", "retract", "merge", "state", "unstate"),
     longest=40,
     days=20,
+    windows=True,
     hours=60,
     named=2,
     valid=False,
@@ -208,6 +212,11 @@ def histories(draw: st.DrawFn, shape: Shape = PARTITIONED) -> list[Event]:
             if shape.notes:
                 extra["notes"] = draw(st.sampled_from([None, "[sealed]"]))
             days = dt.timedelta(days=draw(st.integers(0, shape.days)))
+            if shape.windows:
+                extra["date_precision"] = draw(st.sampled_from([1, 1, 2, 3, 4, 5]))
+                spans = st.sampled_from([None, None, 0, 1, 6, 40, 400])
+                if (span := draw(spans)) is not None:
+                    extra["occurred_end"] = dt.date(2025, 3, 1) + days + dt.timedelta(days=span)
             events.append(
                 COAST.reported(
                     ident,

@@ -5,11 +5,12 @@ group (under its day) and takes it out of the groups the row names as left behin
 (:func:`projections.incident_queries.listed`). Over random histories, valid or not (merges
 into incidents not reported yet, retractions of merged incidents), cut into random batches,
 an index kept so lists each incident exactly where its final row says, and pages as the
-pure listing does.
+pure listing does, for every status, place and range of days it answers.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 from collections.abc import Sequence
 
@@ -20,13 +21,17 @@ from events import Event, Recorded
 from projections import PROJECTIONS, VictimsFilter, fold
 from projections.common import docs_of
 from projections.incident_docs import INCIDENT, IncidentView
-from projections.incident_queries import LISTED, listed, listing, listing_groups, listing_rows
+from projections.incident_queries import LISTED, index_query, listed, listing, listing_rows
 from services.views.listing import listed_page
 from tests.support.builders import COAST, Log
 from tests.support.strategies import FOLDS, PARTITIONED, histories
 
 PROPERTY = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 INCIDENTS = PROJECTIONS["incidents"]
+
+DAYS = st.dates(dt.date(2024, 12, 1), dt.date(2026, 6, 30))
+"""Range ends around the histories' days (2025-03-01 and the 20 after; windows up to a
+year and more)."""
 
 Index = dict[tuple[str, int], set[str]]
 """(group, day) → the ids listed there."""
@@ -93,27 +98,70 @@ class TestListingIndex:
             [COAST.reported("i-1"), COAST.reported("i-2"), COAST.merged(), COAST.retracted("i-2")]
         )
         index = kept_index(records, [2, 3])
-        assert {group for (group, _), ids in index.items() if "i-2" in ids} == {"retracted|syr"}
+        assert {group for (group, _), ids in index.items() if "i-2" in ids} == {
+            "retracted|syr|latakia"
+        }
         assert index == final_places(records)
 
     @PROPERTY
-    @given(events=histories(FOLDS), page=st.integers(1, 4), limit=st.integers(1, 5))
+    @given(
+        events=histories(FOLDS),
+        page=st.integers(1, 4),
+        limit=st.integers(1, 5),
+        low=st.none() | DAYS,
+        high=st.none() | DAYS,
+        week=st.none() | st.sampled_from(["2025-W09", "2025-W10", "2025-W12", "2026-W05"]),
+    )
     def test_a_page_of_the_index_is_the_pure_listings(
-        self, events: list[Event], page: int, limit: int
+        self,
+        *,
+        events: list[Event],
+        page: int,
+        limit: int,
+        low: dt.date | None,
+        high: dt.date | None,
+        week: str | None,
     ) -> None:
-        """Every status, with and without each country: the in-memory store's page of the
-        index (:func:`~services.views.listing.listed_page`) is the pure listing's."""
+        """Every status, with and without each country and adm1, over a range of days: the
+        in-memory store's page of the index (:func:`~services.views.listing.listed_page`)
+        is the pure listing's. The reports' windows span days, weeks, months and years."""
+        if low is not None and high is not None and low > high:
+            low, high = high, low
         state = fold(INCIDENTS, Log().records(events))
         rows = dict(docs_of(state, INCIDENT, IncidentView))
-        countries = sorted({row.country for row in rows.values() if row.country})
-        for status, country in itertools.product(LISTED, [None, *countries]):
-            groups = listing_groups(status, country)
-            assert groups is not None
+        places = sorted({(row.country, row.place.adm1) for row in rows.values() if row.place})
+        countries = sorted({country for country, _ in places if country})
+        wheres = [
+            VictimsFilter(country=country, adm1=adm1, date_from=low, date_to=high, week=week)
+            for country, adm1 in [
+                (None, None),
+                *((c.lower(), None) for c in countries),
+                *((None, a.upper()) for _, a in places if a),
+                *places,
+            ]
+        ]
+        for status, where in itertools.product(LISTED, wheres):
+            query = index_query(where, status)
+            assert query is not None
             found, total = listed_page(
-                INCIDENTS, INCIDENT, rows, groups, first=(page - 1) * limit, limit=limit
+                INCIDENTS,
+                INCIDENT,
+                rows,
+                query.groups,
+                first=(page - 1) * limit,
+                limit=limit,
+                days=(query.low, query.high),
             )
             shown = listing_rows([row for row in found if isinstance(row, IncidentView)])
-            expected = listing(
-                state, VictimsFilter(country=country), status=status, page=page, limit=limit
-            )
-            assert (shown, total) == expected, (status, country)
+            expected = listing(state, where, status=status, page=page, limit=limit)
+            assert (shown, total) == expected, (status, where)
+
+    def test_filters_beyond_place_and_dates_are_not_the_indexs(self) -> None:
+        """A grading, a feed or a victim status needs the rows; an unknown status too."""
+        for where, status in [
+            (VictimsFilter(grading="fair"), "live"),
+            (VictimsFilter(country="SYR", feed="acled"), "live"),
+            (VictimsFilter(status="civilian"), "live"),
+            (VictimsFilter(), "deleted"),
+        ]:
+            assert index_query(where, status) is None
