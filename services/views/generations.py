@@ -41,10 +41,12 @@ __all__ = [
     "BUCKETS_SCRIPT",
     "CHECKPOINT_FIELD",
     "LISTING_PARTS",
+    "LISTING_SETS",
     "LISTPACK_VALUE",
     "ORDINAL_FIELD",
     "POINTER_RETRIES",
     "SPAN",
+    "SPANNED_PART",
     "Generation",
     "ViewKeys",
     "active_generation",
@@ -88,13 +90,20 @@ configurations: a dense day of 4,000 ids a group still fits)."""
 
 
 _PARTS: Final = tuple(str(part) for part in range(LISTING_PARTS))
+SPANNED_PART: Final = "s"
+"""The part of a listing index's day holding the ids that stand for more days than their
+own (a span above 0), whatever their id: a range of days asks the days beyond it only for
+these."""
+LISTING_SETS: Final = (*_PARTS, SPANNED_PART)
+"""Every part of a listing index's day."""
 
 
-def part_of(ident: str) -> str:
-    """The part of a listing index's day that holds ``ident``: the CRC-32 of its UTF-8
+def part_of(ident: str, span: int = 0) -> str:
+    """The part of a listing index's day that holds ``ident`` of ``span``
+    (:func:`span_of`): :data:`SPANNED_PART` for a span above 0, else the CRC-32 of its UTF-8
     modulo :data:`LISTING_PARTS` (so its bucket, :func:`~services.store.keys.bucket_of`,
     modulo :data:`LISTING_PARTS` too)."""
-    return _PARTS[zlib.crc32(ident.encode()) % LISTING_PARTS]
+    return SPANNED_PART if span else _PARTS[zlib.crc32(ident.encode()) % LISTING_PARTS]
 
 
 SPAN: Final = MAX_BEFORE + 1

@@ -18,7 +18,8 @@ of occurrence). Every script that writes documents keeps, beside the kind's hash
 
 A day's ids are split by id in :data:`~services.views.generations.LISTING_PARTS` parts
 (:func:`~services.views.generations.part_of`) so that each sorted set stays a listpack (about
-42 bytes an id, against about 146 in a skip list).
+42 bytes an id, against about 146 in a skip list); the ids of a span above 0 go to a part of
+their own (``s``), the only one a day beyond a range of days is asked.
 
 So a page of the groups a query names (one ``*`` in a group: any text there), of the
 documents whose span meets a range of days, is, in one read-only script
@@ -47,9 +48,10 @@ from services.views.codec import decode_doc
 from services.views.errors import UnknownKindError, ViewMovedError
 from services.views.generations import (
     CHECKPOINT_FIELD,
-    LISTING_PARTS,
+    LISTING_SETS,
     POINTER_RETRIES,
     SPAN,
+    SPANNED_PART,
     Generation,
     ViewKeys,
     active_generation,
@@ -128,9 +130,12 @@ local function kept(set, day)
   end
   return found
 end
-local function sets_of(group, day)
+-- the sets of a group's day: every part, or (beyond the range) the spanned ids' alone
+local function sets_of(group, day, spanned)
+  local at = ix .. ':' .. group .. ':' .. day .. ':'
+  if spanned then return {at .. '@SPANNED@'} end
   local sets = {}
-  for part = 0, @PARTS@ - 1 do sets[#sets + 1] = ix .. ':' .. group .. ':' .. day .. ':' .. part end
+  for _, part in ipairs({@SETS@}) do sets[#sets + 1] = at .. part end
   return sets
 end
 -- a < b byte by byte (Lua compares strings by the locale's collation)
@@ -162,7 +167,7 @@ for _, group in ipairs(groups) do
     if not whole(day) then
       n = 0
       if near(day) then
-        for _, set in ipairs(sets_of(group, day)) do n = n + #kept(set, day) end
+        for _, set in ipairs(sets_of(group, day, true)) do n = n + #kept(set, day) end
       end
     end
     if n > 0 then
@@ -185,7 +190,7 @@ for _, day in ipairs(days) do
     local want = math.min(limit - #ids, n - skip)
     local sets = {}
     for _, group in ipairs(day_groups[day]) do
-      for _, set in ipairs(sets_of(group, day)) do sets[#sets + 1] = set end
+      for _, set in ipairs(sets_of(group, day, not whole(day))) do sets[#sets + 1] = set end
     end
     local here = ordered_union(sets)
     if not whole(day) then
@@ -209,7 +214,9 @@ for x, id in ipairs(ids) do
   docs[x] = doc or redis.call('HGET', KEYS[3], id) or false
 end
 return {1, position or false, total, ids, docs}
-""".replace("@PARTS@", str(LISTING_PARTS)).replace("@SPAN@", str(SPAN))
+""".replace("@SETS@", ", ".join(f"'{part}'" for part in LISTING_SETS))
+    .replace("@SPANNED@", SPANNED_PART)
+    .replace("@SPAN@", str(SPAN))
 )
 """Reads one page of a listing index and its documents, with the view's checkpoint."""
 
@@ -321,7 +328,7 @@ async def index_keys(client: aioredis.Redis, keys: ViewKeys) -> list[str]:
         for group in groups:
             days = [text(d) for d in await client.hkeys(f"{ix}:{group}")]
             found.append(f"{ix}:{group}")
-            found += [f"{ix}:{group}:{day}:{part}" for day in days for part in range(LISTING_PARTS)]
+            found += [f"{ix}:{group}:{day}:{part}" for day in days for part in LISTING_SETS]
     return found
 
 
@@ -352,7 +359,7 @@ async def stored_index(
                 problems.append(f"group {group} is named but lists nothing")
             for day, count in sorted(counts.items()):
                 async with client.pipeline(transaction=False) as pipe:
-                    for part in range(LISTING_PARTS):
+                    for part in LISTING_SETS:
                         pipe.zrange(f"{ix}:{group}:{day}:{part}", 0, -1, withscores=True)
                     parts = await pipe.execute()
                 found = [(text(i), int(span)) for ids in parts for i, span in ids]

@@ -105,7 +105,7 @@ end
 -- that lists one, and the hash <kind_hash>:ix-span keeps the widest span listed ('before',
 -- 'after': bounds, never narrowed).
 local function index_doc(kind_hash, id, entry)
-  local day, part, span, group, others = string.match(entry, '^(%d+) (%d+) (%d+) (%S+)(.*)$')
+  local day, part, span, group, others = string.match(entry, '^(%d+) (%w+) (%d+) (%S+)(.*)$')
   local ix = kind_hash .. ':ix'
   local at = ':' .. day .. ':' .. part
   if group ~= '-' and redis.call('ZADD', ix .. ':' .. group .. at, span, id) == 1 then
@@ -278,7 +278,8 @@ def index_entries(
             if len(_NAMED) > _NAMED_KEPT:
                 _NAMED.clear()
             _NAMED.add(groups)
-        entries.append(f"{listed.day} {part_of(ident)} {span_of(listed)} {groups}")
+        span = span_of(listed)
+        entries.append(f"{listed.day} {part_of(ident, span)} {span} {groups}")
     return entries
 
 
