@@ -109,7 +109,7 @@ def packed_doc_args(changes: Changes, keys: ViewKeys) -> tuple[list[str], list[b
     args: list[bytes] = []
     for kind, (ids, docs, dels) in per_kind.items():
         buckets = keys.buckets_of(kind, (*ids, *dels))
-        entries = index_entries(keys, kind, ids, docs, dels)
+        entries = index_entries(keys, kind, docs, dels)
         args += [_pack.encode(ids), pack_docs(docs), _pack.encode(dels), _pack.encode(buckets)]
         args.append(_pack.encode(entries))
     return [keys.kinds[kind] for kind in per_kind], args

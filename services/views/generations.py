@@ -22,7 +22,6 @@ bytes; its victims' contribution: 54 on average). A document that changes size m
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Final
 
@@ -40,8 +39,8 @@ __all__ = [
     "BUCKETED",
     "BUCKETS_SCRIPT",
     "CHECKPOINT_FIELD",
+    "DAY_PART",
     "LISTING_PARTS",
-    "LISTING_SETS",
     "LISTPACK_VALUE",
     "ORDINAL_FIELD",
     "POINTER_RETRIES",
@@ -83,27 +82,21 @@ LISTPACK_VALUE: Final = 64
 """The longest document (and id) kept in a bucket: Redis's default
 ``hash-max-listpack-value``, past which a bucket would turn into an ordinary hash."""
 
-LISTING_PARTS: Final = 4
-"""Parts a listing index splits one group's ids of one day into, by id (:func:`part_of`),
-so that each part stays a listpack (``zset-max-listpack-entries``, 1,024 in the shipped
-configurations: a dense day of 4,000 ids a group still fits)."""
-
-
-_PARTS: Final = tuple(str(part) for part in range(LISTING_PARTS))
+DAY_PART: Final = "0"
+"""The part of a listing index's day holding the ids that stand for their day alone (a span
+of 0: most)."""
 SPANNED_PART: Final = "s"
 """The part of a listing index's day holding the ids that stand for more days than their
-own (a span above 0), whatever their id: a range of days asks the days beyond it only for
-these."""
-LISTING_SETS: Final = (*_PARTS, SPANNED_PART)
-"""Every part of a listing index's day."""
+own (a span above 0): a range of days asks the days beyond it only for these."""
+LISTING_PARTS: Final = (DAY_PART, SPANNED_PART)
+"""Every part of a listing index's day. Each stays a listpack up to
+``zset-max-listpack-entries`` ids (1,024 in the shipped configurations; a group is one
+status, country and adm1, so a day rarely lists that many)."""
 
 
-def part_of(ident: str, span: int = 0) -> str:
-    """The part of a listing index's day that holds ``ident`` of ``span``
-    (:func:`span_of`): :data:`SPANNED_PART` for a span above 0, else the CRC-32 of its UTF-8
-    modulo :data:`LISTING_PARTS` (so its bucket, :func:`~services.store.keys.bucket_of`,
-    modulo :data:`LISTING_PARTS` too)."""
-    return SPANNED_PART if span else _PARTS[zlib.crc32(ident.encode()) % LISTING_PARTS]
+def part_of(span: int) -> str:
+    """The part of a listing index's day that holds an id of ``span`` (:func:`span_of`)."""
+    return SPANNED_PART if span else DAY_PART
 
 
 SPAN: Final = MAX_BEFORE + 1

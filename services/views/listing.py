@@ -16,10 +16,10 @@ of occurrence). Every script that writes documents keeps, beside the kind's hash
                                                        listed (bounds, never narrowed)
 ========================================= ========== =========================================
 
-A day's ids are split by id in :data:`~services.views.generations.LISTING_PARTS` parts
-(:func:`~services.views.generations.part_of`) so that each sorted set stays a listpack (about
-42 bytes an id, against about 146 in a skip list); the ids of a span above 0 go to a part of
-their own (``s``), the only one a day beyond a range of days is asked.
+A day's ids are kept in two parts (:data:`~services.views.generations.LISTING_PARTS`): those
+of a span of 0 (``0``, most), and those of a span above 0 (``s``), the only part a day
+beyond a range of days is asked. Each stays a listpack up to ``zset-max-listpack-entries``
+ids (about 42 bytes an id, against about 146 in a skip list).
 
 So a page of the groups a query names (one ``*`` in a group: any text there), of the
 documents whose span meets a range of days, is, in one read-only script
@@ -48,7 +48,7 @@ from services.views.codec import decode_doc
 from services.views.errors import UnknownKindError, ViewMovedError
 from services.views.generations import (
     CHECKPOINT_FIELD,
-    LISTING_SETS,
+    LISTING_PARTS,
     POINTER_RETRIES,
     SPAN,
     SPANNED_PART,
@@ -214,7 +214,7 @@ for x, id in ipairs(ids) do
   docs[x] = doc or redis.call('HGET', KEYS[3], id) or false
 end
 return {1, position or false, total, ids, docs}
-""".replace("@SETS@", ", ".join(f"'{part}'" for part in LISTING_SETS))
+""".replace("@SETS@", ", ".join(f"'{part}'" for part in LISTING_PARTS))
     .replace("@SPANNED@", SPANNED_PART)
     .replace("@SPAN@", str(SPAN))
 )
@@ -328,7 +328,7 @@ async def index_keys(client: aioredis.Redis, keys: ViewKeys) -> list[str]:
         for group in groups:
             days = [text(d) for d in await client.hkeys(f"{ix}:{group}")]
             found.append(f"{ix}:{group}")
-            found += [f"{ix}:{group}:{day}:{part}" for day in days for part in LISTING_SETS]
+            found += [f"{ix}:{group}:{day}:{part}" for day in days for part in LISTING_PARTS]
     return found
 
 
@@ -359,7 +359,7 @@ async def stored_index(
                 problems.append(f"group {group} is named but lists nothing")
             for day, count in sorted(counts.items()):
                 async with client.pipeline(transaction=False) as pipe:
-                    for part in LISTING_SETS:
+                    for part in LISTING_PARTS:
                         pipe.zrange(f"{ix}:{group}:{day}:{part}", 0, -1, withscores=True)
                     parts = await pipe.execute()
                 found = [(text(i), int(span)) for ids in parts for i, span in ids]

@@ -240,7 +240,7 @@ def doc_change_args(changes: Changes, keys: ViewKeys) -> tuple[list[str], list[b
     args: list[bytes | str | int] = []
     for kind, (ids, docs, dels) in per_kind.items():
         buckets = keys.buckets_of(kind, (*ids, *dels))
-        entries = index_entries(keys, kind, ids, docs, dels)
+        entries = index_entries(keys, kind, docs, dels)
         args += [kind, len(ids), len(dels), "1" if buckets else "0", "1" if entries else "0"]
         for ident, doc in zip(ids, docs, strict=True):
             args += (ident, encode_doc(doc))
@@ -249,14 +249,10 @@ def doc_change_args(changes: Changes, keys: ViewKeys) -> tuple[list[str], list[b
 
 
 def index_entries(
-    keys: ViewKeys,
-    kind: str,
-    ids: Sequence[str],
-    docs: Sequence[msgspec.Struct],
-    dels: Sequence[str],
+    keys: ViewKeys, kind: str, docs: Sequence[msgspec.Struct], dels: Sequence[str]
 ) -> list[str]:
     """For a kind kept in a listing index, the entry ``index_doc`` (:data:`LUA_PUT_DOC`) reads
-    for each of ``docs`` (written under ``ids``): ``<day> <part> <span> <group> <other> ...``
+    for each of ``docs``: ``<day> <part> <span> <group> <other> ...``
     (:func:`~services.views.generations.part_of`, :func:`~services.views.generations.span_of`);
     none for another kind.
 
@@ -269,7 +265,7 @@ def index_entries(
     if dels:
         raise UnlistableChangeError(f"documents of {kind!r} are never deleted: {dels[:3]}")
     entries = []
-    for ident, doc in zip(ids, docs, strict=True):
+    for doc in docs:
         listed = where(doc)
         groups = " ".join((listed.group or "-", *listed.others))
         if groups not in _NAMED:
@@ -279,7 +275,7 @@ def index_entries(
                 _NAMED.clear()
             _NAMED.add(groups)
         span = span_of(listed)
-        entries.append(f"{listed.day} {part_of(ident, span)} {span} {groups}")
+        entries.append(f"{listed.day} {part_of(span)} {span} {groups}")
     return entries
 
 

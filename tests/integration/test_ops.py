@@ -170,7 +170,7 @@ class TestVerify:
         row = docs_of(state, "incident", IncidentView)["i-1"]
         place = INCIDENTS.listed["incident"](row)
         ix = f"{view_keys(key_prefix, INCIDENTS).kinds['incident']}:ix:{place.group}"
-        await redis_client.zrem(f"{ix}:{place.day}:{part_of('i-1')}", "i-1")
+        await redis_client.zrem(f"{ix}:{place.day}:{part_of(span_of(place))}", "i-1")
 
         result = await verify(redis_client, key_prefix, INCIDENTS)
         lost, count = result.differences
