@@ -345,8 +345,8 @@ async def stored_index(
     """What the listing index of ``kind`` holds in one generation of a view, with the view's
     checkpoint: where it lists each id, and the ways it disagrees with itself (an id listed
     twice, a day's count that is not its ids', a group named without ids, a span wider than
-    the widest it keeps). Read in pages;
-    read again when the view moved meanwhile."""
+    the widest it keeps). Read a group at a time; read again when the view moved
+    meanwhile."""
     for _ in range(POINTER_RETRIES):
         before = await client.hget(keys.meta, CHECKPOINT_FIELD)
         entries: Entries = {}
@@ -357,11 +357,14 @@ async def stored_index(
             counts = {text(d): int(n) for d, n in (await client.hgetall(f"{ix}:{group}")).items()}
             if not counts:
                 problems.append(f"group {group} is named but lists nothing")
-            for day, count in sorted(counts.items()):
-                async with client.pipeline(transaction=False) as pipe:
+            days = sorted(counts.items())
+            async with client.pipeline(transaction=False) as pipe:  # a group at a time
+                for day, _ in days:
                     for part in LISTING_PARTS:
                         pipe.zrange(f"{ix}:{group}:{day}:{part}", 0, -1, withscores=True)
-                    parts = await pipe.execute()
+                replies = iter(await pipe.execute())
+            for day, count in days:
+                parts = [next(replies) for _ in LISTING_PARTS]
                 found = [(text(i), int(span)) for ids in parts for i, span in ids]
                 if len(found) != count:
                     problems.append(f"group {group} day {day} counts {count}, lists {len(found)}")
