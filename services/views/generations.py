@@ -53,7 +53,6 @@ __all__ = [
     "current_view_keys",
     "generation_suffix",
     "parse_generation",
-    "part_of",
     "read_buckets",
     "read_whole",
     "snapshot",
@@ -92,11 +91,6 @@ LISTING_PARTS: Final = (DAY_PART, SPANNED_PART)
 """Every part of a listing index's day. Each stays a listpack up to
 ``zset-max-listpack-entries`` ids (1,024 in the shipped configurations; a group is one
 status, country and adm1, so a day rarely lists that many)."""
-
-
-def part_of(span: int) -> str:
-    """The part of a listing index's day that holds an id of ``span`` (:func:`span_of`)."""
-    return SPANNED_PART if span else DAY_PART
 
 
 SPAN: Final = MAX_BEFORE + 1

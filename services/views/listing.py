@@ -324,11 +324,14 @@ async def index_keys(client: aioredis.Redis, keys: ViewKeys) -> list[str]:
     for kind in keys.listed:
         ix = f"{keys.kinds[kind]}:ix"
         groups = [text(g) for g in await client.smembers(ix)]
+        async with client.pipeline(transaction=False) as pipe:  # every group's days at once
+            for group in groups:
+                pipe.hkeys(f"{ix}:{group}")
+            days_of = await pipe.execute()
         found += [ix, f"{ix}-span"]
-        for group in groups:
-            days = [text(d) for d in await client.hkeys(f"{ix}:{group}")]
+        for group, days in zip(groups, days_of, strict=True):
             found.append(f"{ix}:{group}")
-            found += [f"{ix}:{group}:{day}:{part}" for day in days for part in LISTING_PARTS]
+            found += [f"{ix}:{group}:{text(d)}:{part}" for d in days for part in LISTING_PARTS]
     return found
 
 

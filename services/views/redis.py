@@ -371,14 +371,16 @@ class RedisViewStore:
     ) -> tuple[dict[Key, msgspec.Struct | None], Position | None, Generation]:
         """The documents of ``keys`` and the checkpoint in one ``MULTI``."""
 
+        asked: list[tuple[str, str, list[str]]] = []
+
         def commands(pipe: Any, view: ViewKeys) -> None:
-            _ask_holders(pipe, [(kind, ident, view.holders(kind, ident)) for kind, ident in keys])
+            asked[:] = [(kind, ident, view.holders(kind, ident)) for kind, ident in keys]
+            _ask_holders(pipe, asked)
             pipe.hget(view.meta, CHECKPOINT_FIELD)
 
         view, replies = await snapshot(
             self.client, self.keys, projection, None, commands, partition=partition
         )
-        asked = [(kind, ident, view.holders(kind, ident)) for kind, ident in keys]
         return _held(projection, asked, replies[:-1]), checkpoint_of(replies[-1]), view.generation
 
     async def listing(

@@ -18,7 +18,14 @@ import msgspec
 from projections.docs import Key
 from services.views.codec import encode_doc
 from services.views.errors import UnlistableChangeError
-from services.views.generations import LISTPACK_VALUE, SPAN, ViewKeys, part_of, span_of
+from services.views.generations import (
+    DAY_PART,
+    LISTPACK_VALUE,
+    SPAN,
+    SPANNED_PART,
+    ViewKeys,
+    span_of,
+)
 
 __all__ = [
     "CHANGES_FETCHED",
@@ -78,7 +85,8 @@ end
 """
 """A Lua function a script that reads a bucketed kind by id starts with."""
 
-LUA_PUT_DOC: Final = """
+LUA_PUT_DOC: Final = (
+    """
 -- put_doc(kind_hash, bucket, id, doc): write a document of a bucketed kind where it belongs
 -- (its bucket when id and doc are at most @LISTPACK@ bytes, else the kind's hash) and remove
 -- it from the other.
@@ -97,17 +105,17 @@ local function del_doc(kind_hash, bucket, id)
   redis.call('HDEL', kind_hash, id)
 end
 -- index_doc(kind_hash, id, entry): keep a document's id where the kind's listing index
--- wants it. entry is '<day> <part> <span> <group> <other> ...' (group '-': in none): the id
--- goes into the sorted set <kind_hash>:ix:<group>:<day>:<part> (its score the span of days
--- it stands for, before + @SPAN@ * after; a day's ids are split in parts by id, so each set
--- stays small) and out of each other group's set of that day and part; the hash
+-- wants it. entry is '<day> <span> <group> <other> ...' (group '-': in none): the id goes
+-- into the sorted set <kind_hash>:ix:<group>:<day>:<part> (its score the span of days it
+-- stands for, before + @SPAN@ * after; its part '@DAY@' for a span of 0, '@SPANNED@' for
+-- another) and out of each other group's set of that day and part; the hash
 -- <kind_hash>:ix:<group> counts the ids per day, the set <kind_hash>:ix names every group
 -- that lists one, and the hash <kind_hash>:ix-span keeps the widest span listed ('before',
 -- 'after': bounds, never narrowed).
 local function index_doc(kind_hash, id, entry)
-  local day, part, span, group, others = string.match(entry, '^(%d+) (%w+) (%d+) (%S+)(.*)$')
+  local day, span, group, others = string.match(entry, '^(%d+) (%d+) (%S+)(.*)$')
   local ix = kind_hash .. ':ix'
-  local at = ':' .. day .. ':' .. part
+  local at = ':' .. day .. ':' .. (span == '0' and '@DAY@' or '@SPANNED@')
   if group ~= '-' and redis.call('ZADD', ix .. ':' .. group .. at, span, id) == 1 then
     if redis.call('HINCRBY', ix .. ':' .. group, day, 1) == 1 then
       redis.call('SADD', ix, group)  -- a day new to the group: the group may be new too
@@ -129,7 +137,11 @@ local function index_doc(kind_hash, id, entry)
     end
   end
 end
-""".replace("@LISTPACK@", str(LISTPACK_VALUE)).replace("@SPAN@", str(SPAN))
+""".replace("@LISTPACK@", str(LISTPACK_VALUE))
+    .replace("@SPAN@", str(SPAN))
+    .replace("@DAY@", DAY_PART)
+    .replace("@SPANNED@", SPANNED_PART)
+)
 """The Lua functions every script that writes a bucketed kind's documents, or a kind kept in
 a listing index, starts with (:mod:`services.views.generations`, :mod:`services.views.listing`)."""
 
@@ -252,9 +264,8 @@ def index_entries(
     keys: ViewKeys, kind: str, docs: Sequence[msgspec.Struct], dels: Sequence[str]
 ) -> list[str]:
     """For a kind kept in a listing index, the entry ``index_doc`` (:data:`LUA_PUT_DOC`) reads
-    for each of ``docs``: ``<day> <part> <span> <group> <other> ...``
-    (:func:`~services.views.generations.part_of`, :func:`~services.views.generations.span_of`);
-    none for another kind.
+    for each of ``docs``: ``<day> <span> <group> <other> ...``
+    (:func:`~services.views.generations.span_of`); none for another kind.
 
     :class:`~services.views.errors.UnlistableChangeError` for a deleted document of such a
     kind (its place is known only from the document), a group holding white space or ``:``
@@ -274,8 +285,7 @@ def index_entries(
             if len(_NAMED) > _NAMED_KEPT:
                 _NAMED.clear()
             _NAMED.add(groups)
-        span = span_of(listed)
-        entries.append(f"{listed.day} {part_of(span)} {span} {groups}")
+        entries.append(f"{listed.day} {span_of(listed)} {groups}")
     return entries
 
 
